@@ -1,0 +1,778 @@
+#include "llama.h"
+
+#include "fileio.h"
+#include "m2u_error.h"
+#include "rng.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const m2u_linear_names[M2U_N_LINEAR] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                    "gate_proj", "up_proj", "down_proj"};
+
+static const char *linear_parent(int slot) { return slot <= M2U_O ? "self_attn" : "mlp"; }
+
+int m2u_parse_linear_targets(const char *list, unsigned *mask) {
+    *mask = 0;
+    if (strcmp(list, "all") == 0 || strcmp(list, "all-linear") == 0) {
+        *mask = M2U_ALL_LINEARS;
+        return 0;
+    }
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        int found = 0;
+        for (int i = 0; i < M2U_N_LINEAR; i++)
+            if (strlen(m2u_linear_names[i]) == len && strncmp(p, m2u_linear_names[i], len) == 0) {
+                *mask |= 1u << i;
+                found = 1;
+            }
+        if (!found && len) return m2u_fail("unknown linear '%.*s' (expected q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all)", (int)len, p);
+        p += len;
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
+/* ---- parameter table: registered first, then laid out in one buffer ------- */
+
+enum { INIT_ZERO, INIT_KAIMING, INIT_COPY };
+
+typedef struct {
+    m2u_param p;
+    float **data_slot, **grad_slot;
+    int init;
+    const m2u_st_tensor *src; /* INIT_COPY: source tensor, rows from src_row0 */
+    int src_row0;
+} pending_param;
+
+typedef struct {
+    pending_param *v;
+    int n, cap;
+} param_list;
+
+static int add_param(param_list *pl, const char *name, int ndim, int64_t d0, int64_t d1, int decay, float **data_slot,
+                     float **grad_slot, int init, const m2u_st_tensor *src, int src_row0) {
+    if (pl->n == pl->cap) {
+        int cap = pl->cap ? 2 * pl->cap : 64;
+        pending_param *nv = realloc(pl->v, (size_t)cap * sizeof *nv);
+        if (!nv) return m2u_fail("out of memory");
+        pl->v = nv;
+        pl->cap = cap;
+    }
+    pending_param *e = &pl->v[pl->n++];
+    memset(e, 0, sizeof *e);
+    e->p.name = strdup(name);
+    e->p.ndim = ndim;
+    e->p.shape[0] = d0;
+    e->p.shape[1] = ndim > 1 ? d1 : 1;
+    e->p.n = (size_t)d0 * (size_t)(ndim > 1 ? d1 : 1);
+    e->p.decay = decay;
+    e->data_slot = data_slot;
+    e->grad_slot = grad_slot;
+    e->init = init;
+    e->src = src;
+    e->src_row0 = src_row0;
+    return e->p.name ? 0 : m2u_fail("out of memory");
+}
+
+static int finish_params(m2u_llama *m, param_list *pl) {
+    size_t total = 0;
+    for (int i = 0; i < pl->n; i++) total += pl->v[i].p.n;
+    m->n_param_floats = total;
+    m->n_params = pl->n;
+    m->params = calloc(pl->n ? (size_t)pl->n : 1, sizeof(m2u_param));
+    m->param_buf = calloc(total ? total : 1, sizeof(float));
+    m->grad_buf = calloc(total ? total : 1, sizeof(float));
+    if (!m->params || !m->param_buf || !m->grad_buf) return m2u_fail("out of memory for %zu trainable floats", total);
+    m2u_rng rng;
+    m2u_rng_seed(&rng, m->spec.seed);
+    size_t off = 0;
+    for (int i = 0; i < pl->n; i++) {
+        pending_param *e = &pl->v[i];
+        m->params[i] = e->p;
+        e->p.name = NULL; /* ownership moved */
+        m2u_param *p = &m->params[i];
+        p->data = m->param_buf + off;
+        p->grad = m->grad_buf + off;
+        off += p->n;
+        *e->data_slot = p->data;
+        *e->grad_slot = p->grad;
+        if (e->init == INIT_KAIMING) {
+            /* peft: nn.init.kaiming_uniform_(A, a=sqrt(5)) -> U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+            float bound = 1.0f / sqrtf((float)p->shape[1]);
+            for (size_t j = 0; j < p->n; j++) p->data[j] = (2.0f * m2u_rng_uniform(&rng) - 1.0f) * bound;
+        } else if (e->init == INIT_COPY) {
+            size_t es = m2u_dtype_size(e->src->dtype);
+            size_t row = (size_t)(e->src->ndim > 1 ? e->src->shape[1] : 1);
+            const unsigned char *src = (const unsigned char *)e->src->data + (size_t)e->src_row0 * row * es;
+            if (m2u_convert_to_f32(e->src->dtype, src, p->data, p->n) != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+static void free_param_list(param_list *pl) {
+    for (int i = 0; i < pl->n; i++) free(pl->v[i].p.name);
+    free(pl->v);
+}
+
+/* ---- loading ------------------------------------------------------------------- */
+
+static int mat_from(const m2u_st_tensor *t, m2u_mat *mat) {
+    mat->dtype = t->dtype;
+    mat->data = t->data;
+    mat->rows = (int)t->shape[0];
+    mat->cols = (int)t->shape[1];
+    return 0;
+}
+
+typedef struct {
+    float *block; /* frozen norm weights and biases of all layers, fp32 */
+    size_t used, cap;
+} frozen_arena;
+
+static float *arena_copy(frozen_arena *a, const m2u_st_tensor *t) {
+    if (a->used + (size_t)t->numel > a->cap) return NULL;
+    float *p = a->block + a->used;
+    a->used += (size_t)t->numel;
+    if (m2u_st_read_f32(t, p, (size_t)t->numel) != 0) return NULL;
+    return p;
+}
+
+static int load_layer(m2u_llama *m, int l, param_list *pl, frozen_arena *arena, int *n_used) {
+    const m2u_llama_config *c = &m->cfg;
+    m2u_layer *L = &m->layers[l];
+    char name[256];
+    int C = c->hidden_size, FF = c->intermediate_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    int dims[M2U_N_LINEAR][2] = {{qd, C}, {kvd, C}, {kvd, C}, {C, qd}, {FF, C}, {FF, C}, {C, FF}};
+    for (int s = 0; s < M2U_N_LINEAR; s++) {
+        m2u_linear *lin = &L->lin[s];
+        int64_t shape[2] = {dims[s][0], dims[s][1]};
+        snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l, linear_parent(s), m2u_linear_names[s]);
+        const m2u_st_tensor *t = m2u_st_expect(m->st, name, 2, shape);
+        if (!t) return -1;
+        (*n_used)++;
+        mat_from(t, &lin->w);
+        lin->out = dims[s][0];
+        lin->in = dims[s][1];
+        int has_bias = s <= M2U_O ? c->attention_bias : c->mlp_bias;
+        const m2u_st_tensor *bt = NULL;
+        snprintf(name, sizeof name, "model.layers.%d.%s.%s.bias", l, linear_parent(s), m2u_linear_names[s]);
+        if (has_bias) {
+            int64_t bshape[1] = {lin->out};
+            bt = m2u_st_expect(m->st, name, 1, bshape);
+            if (!bt) return -1;
+            (*n_used)++;
+        }
+        if (m->spec.bias_targets & (1u << s)) {
+            if (add_param(pl, name, 1, lin->out, 1, 0, &lin->bias, &lin->dbias, bt ? INIT_COPY : INIT_ZERO, bt, 0)) return -1;
+        } else if (bt) {
+            if (!(lin->bias = arena_copy(arena, bt))) return m2u_fail("internal: frozen arena too small");
+        }
+        if (m->spec.lora_r > 0 && (m->spec.lora_targets & (1u << s))) {
+            int r = m->spec.lora_r;
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", l, linear_parent(s),
+                     m2u_linear_names[s]);
+            if (add_param(pl, name, 2, r, lin->in, 1, &lin->lora_a, &lin->dlora_a, INIT_KAIMING, NULL, 0)) return -1;
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", l, linear_parent(s),
+                     m2u_linear_names[s]);
+            if (add_param(pl, name, 2, lin->out, r, 1, &lin->lora_b, &lin->dlora_b, INIT_ZERO, NULL, 0)) return -1;
+        }
+    }
+    const char *norms[2] = {"input_layernorm", "post_attention_layernorm"};
+    m2u_norm *nm[2] = {&L->ln1, &L->ln2};
+    for (int k = 0; k < 2; k++) {
+        int64_t shape[1] = {C};
+        snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, norms[k]);
+        const m2u_st_tensor *t = m2u_st_expect(m->st, name, 1, shape);
+        if (!t) return -1;
+        (*n_used)++;
+        if (m->spec.train_norms) {
+            if (add_param(pl, name, 1, C, 1, 0, &nm[k]->w, &nm[k]->dw, INIT_COPY, t, 0)) return -1;
+        } else if (!(nm[k]->w = arena_copy(arena, t))) {
+            return m2u_fail("internal: frozen arena too small");
+        }
+    }
+    return 0;
+}
+
+static int validate_spec(const m2u_llama_config *c, const m2u_train_spec *s) {
+    if (s->lora_r < 0) return m2u_fail("lora_r must be >= 0 (got %d)", s->lora_r);
+    if (s->lora_r > 0 && !s->lora_targets) return m2u_fail("lora_r > 0 but no LoRA target modules");
+    if (s->lora_r > 0 && !(s->lora_alpha > 0)) return m2u_fail("lora_alpha must be > 0");
+    if (s->lora_dropout < 0 || s->lora_dropout >= 1) return m2u_fail("lora_dropout must be in [0, 1)");
+    if (s->token_rows_start < 0 || s->token_rows_start >= c->vocab_size)
+        return m2u_fail("token_rows_start %d outside the vocabulary [0, %d)", s->token_rows_start, c->vocab_size);
+    return 0;
+}
+
+static int load_model(m2u_llama *m, const char *dir) {
+    char *cfg_path = m2u_path_join(dir, "config.json");
+    if (!cfg_path) return m2u_fail("out of memory");
+    int rc = m2u_llama_config_load(cfg_path, &m->cfg);
+    free(cfg_path);
+    if (rc) return -1;
+    if (validate_spec(&m->cfg, &m->spec)) return m2u_fail_prefix("%s", dir);
+    if (m2u_st_open(dir, &m->st)) return -1;
+    const m2u_llama_config *c = &m->cfg;
+    int C = c->hidden_size, V = c->vocab_size;
+    int n_used = 0;
+    int64_t eshape[2] = {V, C};
+    const m2u_st_tensor *emb = m2u_st_expect(m->st, "model.embed_tokens.weight", 2, eshape);
+    if (!emb) return -1;
+    n_used++;
+    mat_from(emb, &m->embed);
+    const m2u_st_tensor *head = NULL;
+    if (c->tie_word_embeddings) {
+        m->lm_head = m->embed;
+        if (m2u_st_find(m->st, "lm_head.weight")) n_used++; /* some writers store the tied copy too */
+    } else {
+        head = m2u_st_expect(m->st, "lm_head.weight", 2, eshape);
+        if (!head) return -1;
+        n_used++;
+        mat_from(head, &m->lm_head);
+    }
+    int64_t nshape[1] = {C};
+    const m2u_st_tensor *fn = m2u_st_expect(m->st, "model.norm.weight", 1, nshape);
+    if (!fn) return -1;
+    n_used++;
+
+    m->layers = calloc((size_t)c->n_layers, sizeof(m2u_layer));
+    m->inv_freq = malloc((size_t)(c->head_dim / 2) * sizeof(float));
+    /* frozen fp32 copies: per layer 2 norms + 7 biases at most, plus the final norm */
+    frozen_arena arena = {0};
+    arena.cap = (size_t)c->n_layers * (2 * (size_t)C + 4 * (size_t)C + 3 * (size_t)c->intermediate_size +
+                                       (size_t)(c->n_heads + 2 * c->n_kv_heads) * c->head_dim) + C;
+    arena.block = malloc(arena.cap * sizeof(float));
+    if (!m->layers || !m->inv_freq || !arena.block) {
+        free(arena.block);
+        return m2u_fail("out of memory");
+    }
+    m->owned[m->n_owned++] = arena.block;
+    m2u_rope_inv_freq(m->inv_freq, c->head_dim, c->rope_theta);
+
+    param_list pl = {0};
+    rc = 0;
+    if (m->spec.token_rows_start > 0) {
+        m->rows_start = m->spec.token_rows_start;
+        m->n_rows = V - m->rows_start;
+        rc = add_param(&pl, "model.embed_tokens.weight.rows", 2, m->n_rows, C, 0, &m->embed_rows, &m->dembed_rows,
+                       INIT_COPY, emb, m->rows_start);
+        if (!rc && !c->tie_word_embeddings)
+            rc = add_param(&pl, "lm_head.weight.rows", 2, m->n_rows, C, 0, &m->head_rows, &m->dhead_rows, INIT_COPY,
+                           head, m->rows_start);
+    } else {
+        m->rows_start = V;
+    }
+    for (int l = 0; !rc && l < c->n_layers; l++) rc = load_layer(m, l, &pl, &arena, &n_used);
+    if (!rc) {
+        if (m->spec.train_norms) rc = add_param(&pl, "model.norm.weight", 1, C, 1, 0, &m->norm.w, &m->norm.dw, INIT_COPY, fn, 0);
+        else if (!(m->norm.w = arena_copy(&arena, fn))) rc = m2u_fail("internal: frozen arena too small");
+    }
+    if (!rc) rc = finish_params(m, &pl);
+    free_param_list(&pl);
+    if (rc) return -1;
+    if (m->n_rows && c->tie_word_embeddings) {
+        m->head_rows = m->embed_rows;
+        m->dhead_rows = m->dembed_rows;
+    }
+    /* Every tensor in the checkpoint must have been used: an unexpected weight
+       means this is not the architecture we are computing. */
+    int n_ignored = 0;
+    for (int i = 0; i < m2u_st_count(m->st); i++)
+        if (strstr(m2u_st_at(m->st, i)->name, "rotary_emb.inv_freq")) n_ignored++;
+    if (n_used + n_ignored != m2u_st_count(m->st)) {
+        for (int i = 0; i < m2u_st_count(m->st); i++) {
+            const char *nm = m2u_st_at(m->st, i)->name;
+            /* report the first tensor that is not part of LlamaForCausalLM */
+            if (strncmp(nm, "model.layers.", 13) != 0 && strcmp(nm, "model.embed_tokens.weight") != 0 &&
+                strcmp(nm, "model.norm.weight") != 0 && strcmp(nm, "lm_head.weight") != 0)
+                return m2u_fail("%s: unexpected tensor '%s' (not part of LlamaForCausalLM)", m2u_st_path(m->st), nm);
+        }
+        return m2u_fail("%s: checkpoint has %d tensors, the config accounts for %d (extra layers or biases?)",
+                        m2u_st_path(m->st), m2u_st_count(m->st), n_used + n_ignored);
+    }
+    return 0;
+}
+
+int m2u_llama_load(const char *dir, const m2u_train_spec *spec, m2u_llama **out) {
+    *out = NULL;
+    m2u_llama *m = calloc(1, sizeof *m);
+    if (!m) return m2u_fail("out of memory");
+    if (spec) m->spec = *spec;
+    if (load_model(m, dir)) {
+        m2u_llama_free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+static void free_acts(m2u_llama *m) {
+    if (m->layers)
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            m2u_layer *L = &m->layers[l];
+            free(L->ln1_out); /* one block per layer, see alloc_acts */
+            L->ln1_out = NULL;
+        }
+    free(m->x);
+    m->x = NULL;
+    m->cap_N = 0;
+}
+
+void m2u_llama_free(m2u_llama *m) {
+    if (!m) return;
+    free_acts(m);
+    for (int i = 0; i < m->n_params; i++) free(m->params[i].name);
+    free(m->params);
+    free(m->param_buf);
+    free(m->grad_buf);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->layers);
+    free(m->inv_freq);
+    m2u_st_close(m->st);
+    free(m);
+}
+
+m2u_param *m2u_llama_param(m2u_llama *m, const char *name) {
+    for (int i = 0; i < m->n_params; i++)
+        if (strcmp(m->params[i].name, name) == 0) return &m->params[i];
+    return NULL;
+}
+
+int m2u_llama_load_params(m2u_llama *m, const char *path, int require_all) {
+    m2u_safetensors *st;
+    if (m2u_st_open(path, &st)) return -1;
+    int rc = 0;
+    for (int i = 0; i < m2u_st_count(st) && !rc; i++) {
+        const m2u_st_tensor *t = m2u_st_at(st, i);
+        m2u_param *p = m2u_llama_param(m, t->name);
+        if (!p) {
+            rc = m2u_fail("%s: tensor '%s' is not a trainable parameter of this model (check r, targets and layers)",
+                          path, t->name);
+            break;
+        }
+        if (!m2u_st_expect(st, t->name, p->ndim, p->shape) || m2u_st_read_f32(t, p->data, p->n)) rc = -1;
+    }
+    if (!rc && require_all)
+        for (int i = 0; i < m->n_params; i++)
+            if (strstr(m->params[i].name, ".lora_") && !m2u_st_find(st, m->params[i].name)) {
+                rc = m2u_fail("%s: missing LoRA tensor '%s'", path, m->params[i].name);
+                break;
+            }
+    m2u_st_close(st);
+    return rc;
+}
+
+int m2u_llama_save_params(const m2u_llama *m, const char *path) {
+    m2u_st_entry *e = calloc(m->n_params ? (size_t)m->n_params : 1, sizeof *e);
+    if (!e) return m2u_fail("out of memory");
+    for (int i = 0; i < m->n_params; i++) {
+        e[i].name = m->params[i].name;
+        e[i].dtype = M2U_F32;
+        e[i].ndim = m->params[i].ndim;
+        e[i].shape[0] = m->params[i].shape[0];
+        e[i].shape[1] = m->params[i].shape[1];
+        e[i].data = m->params[i].data;
+    }
+    int rc = m2u_st_write(path, e, m->n_params, NULL, NULL, 0);
+    free(e);
+    return rc;
+}
+
+void m2u_llama_zero_grad(m2u_llama *m) { memset(m->grad_buf, 0, m->n_param_floats * sizeof(float)); }
+
+/* ---- activations ------------------------------------------------------------------ */
+
+static int alloc_acts(m2u_llama *m, int B, int T) {
+    int N = B * T;
+    const m2u_llama_config *c = &m->cfg;
+    if (N <= m->cap_N && T <= m->T) {
+        m->B = B;
+        m->T = T;
+        return 0;
+    }
+    free_acts(m);
+    size_t C = (size_t)c->hidden_size, FF = (size_t)c->intermediate_size, qd = (size_t)c->n_heads * c->head_dim,
+           kvd = (size_t)c->n_kv_heads * c->head_dim, H = (size_t)c->n_heads, r = (size_t)m->spec.lora_r;
+    size_t per_layer = N * (C + 1 + qd + 2 * kvd + qd + C + C + 1 + 3 * FF) + (size_t)B * H * T * T;
+    for (int s = 0; s < M2U_N_LINEAR; s++) per_layer += (size_t)N * r;
+    for (int l = 0; l < c->n_layers; l++) {
+        m2u_layer *L = &m->layers[l];
+        float *p = malloc(per_layer * sizeof(float));
+        if (!p) return m2u_fail("out of memory for activations (B=%d, T=%d)", B, T);
+        L->ln1_out = p; p += N * C;
+        L->rstd1 = p; p += N;
+        L->q = p; p += N * qd;
+        L->k = p; p += N * kvd;
+        L->v = p; p += N * kvd;
+        L->att = p; p += N * qd;
+        L->h = p; p += N * C;
+        L->ln2_out = p; p += N * C;
+        L->rstd2 = p; p += N;
+        L->g = p; p += N * FF;
+        L->u = p; p += N * FF;
+        L->act = p; p += N * FF;
+        L->probs = p; p += (size_t)B * H * T * T;
+        for (int s = 0; s < M2U_N_LINEAR; s++) {
+            L->lin[s].act_u = p;
+            p += N * r;
+        }
+    }
+    size_t V = (size_t)c->vocab_size;
+    size_t wide = C > FF ? C : FF;
+    if (qd > wide) wide = qd;
+    /* scratch for backward: dres, dln, dq, dk, dv, datt, dg, du, dact, lora x/dx, du_lora, dlogits */
+    size_t scratch = N * (2 * C + qd + 2 * kvd + qd + 3 * FF + 2 * wide + r) + N * V;
+    size_t top = (size_t)(c->n_layers + 1) * N * C + N * C + N + N * V + scratch;
+    m->x = malloc(top * sizeof(float) + 3 * (size_t)N * sizeof(int32_t));
+    if (!m->x) return m2u_fail("out of memory for activations (B=%d, T=%d)", B, T);
+    float *p = m->x + (size_t)(c->n_layers + 1) * N * C;
+    m->lnf = p; p += N * C;
+    m->rstdf = p; p += N;
+    m->logits = p; p += N * V;
+    m->scratch = p; p += scratch;
+    m->targets = (int32_t *)p;
+    m->pos = (int *)(m->targets + N);
+    m->ids = m->targets + 2 * (size_t)N;
+    m->cap_N = N;
+    m->B = B;
+    m->T = T;
+    return 0;
+}
+
+/* ---- linear with bias and LoRA ------------------------------------------------------ */
+
+static float lora_scale(const m2u_train_spec *s) {
+    return s->use_rslora ? s->lora_alpha / sqrtf((float)s->lora_r) : s->lora_alpha / (float)s->lora_r;
+}
+
+static uint64_t dropout_tag(int layer, int slot) { return ((uint64_t)layer << 8) | (uint64_t)slot; }
+
+/* y[N, out] = x W^T + b + scale * drop(x) A^T B^T.  u_out [N, r] keeps drop(x) A^T;
+ * xd_scratch [N, in] is needed only when dropout is active. */
+static void linear_fwd(const m2u_llama *m, const m2u_linear *lin, float *y, const float *x, int N, int layer, int slot,
+                       float *u_out, float *xd_scratch) {
+    m2u_matmul_wt(y, lin->out, x, N, &lin->w, 0, lin->out, 0.0f);
+    if (lin->bias) {
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < lin->out; j++) y[(size_t)n * lin->out + j] += lin->bias[j];
+    }
+    if (lin->lora_a) {
+        int r = m->spec.lora_r;
+        const float *xd = x;
+        if (m->training && m->spec.lora_dropout > 0) {
+            m2u_dropout(xd_scratch, x, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed, dropout_tag(layer, slot));
+            xd = xd_scratch;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, lin->in, 1.0f, xd, lin->in, lin->lora_a, lin->in,
+                    0.0f, u_out, r);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, lin->out, r, lora_scale(&m->spec), u_out, r,
+                    lin->lora_b, r, 1.0f, y, lin->out);
+    }
+}
+
+/* dx[N, in] += dy W + (LoRA path); parameter gradients accumulate. */
+static void linear_bwd(const m2u_llama *m, const m2u_linear *lin, float *dx, const float *dy, const float *x, int N,
+                       int layer, int slot, float *xd_scratch, float *du_scratch) {
+    if (lin->dbias) {
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < lin->out; j++) {
+            float acc = 0.0f;
+            for (int n = 0; n < N; n++) acc += dy[(size_t)n * lin->out + j];
+            lin->dbias[j] += acc;
+        }
+    }
+    if (lin->lora_a) {
+        int r = m->spec.lora_r;
+        float s = lora_scale(&m->spec);
+        int drop = m->training && m->spec.lora_dropout > 0;
+        const float *xd = x;
+        if (drop) {
+            m2u_dropout(xd_scratch, x, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed, dropout_tag(layer, slot));
+            xd = xd_scratch;
+        }
+        /* dB += s * dy^T u ; du = s * dy B ; dA += du^T xd ; dx += drop'(du A) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, lin->out, r, N, s, dy, lin->out, lin->act_u, r, 1.0f,
+                    lin->dlora_b, r);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, lin->out, s, dy, lin->out, lin->lora_b, r, 0.0f,
+                    du_scratch, r);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, lin->in, N, 1.0f, du_scratch, r, xd, lin->in, 1.0f,
+                    lin->dlora_a, lin->in);
+        if (drop) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a,
+                        lin->in, 0.0f, xd_scratch, lin->in);
+            m2u_dropout(xd_scratch, xd_scratch, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed,
+                        dropout_tag(layer, slot));
+            cblas_saxpy(N * lin->in, 1.0f, xd_scratch, 1, dx, 1);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a,
+                        lin->in, 1.0f, dx, lin->in);
+        }
+    }
+    m2u_matmul_w_acc(dx, dy, lin->out, N, &lin->w, 0, lin->out);
+}
+
+/* ---- embedding and head --------------------------------------------------------------- */
+
+static void embed_fwd(const m2u_llama *m, float *x, const int32_t *ids, int N) {
+    int C = m->cfg.hidden_size;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        int id = ids[n];
+        if (id >= m->rows_start) memcpy(x + (size_t)n * C, m->embed_rows + (size_t)(id - m->rows_start) * C, C * sizeof(float));
+        else m2u_mat_row(&m->embed, id, x + (size_t)n * C);
+    }
+}
+
+/* logits[N, V] = x @ head^T, rows >= rows_start from the trainable copy. */
+static void head_fwd(const m2u_llama *m, float *logits, const float *x, int N) {
+    int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
+    m2u_matmul_wt(logits, V, x, N, &m->lm_head, 0, m->rows_start, 0.0f);
+    if (m->n_rows)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, m->n_rows, C, 1.0f, x, C, m->head_rows, C, 0.0f,
+                    logits + m->rows_start, V);
+}
+
+static int check_ids(const m2u_llama *m, const int32_t *ids, int N) {
+    for (int n = 0; n < N; n++)
+        if (ids[n] < 0 || ids[n] >= m->cfg.vocab_size)
+            return m2u_fail("token id %d at position %d is outside the vocabulary [0, %d)", ids[n], n, m->cfg.vocab_size);
+    return 0;
+}
+
+/* ---- one decoder layer over N rows of B sequences of length T (training/batched) ---- */
+
+static int layer_fwd(m2u_llama *m, int l, const float *x, float *x_out, int B, int T, float *tmp, float *xd) {
+    const m2u_llama_config *c = &m->cfg;
+    m2u_layer *L = &m->layers[l];
+    int N = B * T, C = c->hidden_size, FF = c->intermediate_size, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
+    int qd = H * hd, kvd = KV * hd;
+    m2u_rmsnorm_fwd(L->ln1_out, L->rstd1, x, L->ln1.w, N, C, c->rms_norm_eps);
+    linear_fwd(m, &L->lin[M2U_Q], L->q, L->ln1_out, N, l, M2U_Q, L->lin[M2U_Q].act_u, xd);
+    linear_fwd(m, &L->lin[M2U_K], L->k, L->ln1_out, N, l, M2U_K, L->lin[M2U_K].act_u, xd);
+    linear_fwd(m, &L->lin[M2U_V], L->v, L->ln1_out, N, l, M2U_V, L->lin[M2U_V].act_u, xd);
+    m2u_rope_fwd(L->q, N, qd, H, hd, m->pos, m->inv_freq);
+    m2u_rope_fwd(L->k, N, kvd, KV, hd, m->pos, m->inv_freq);
+    for (int b = 0; b < B; b++)
+        if (m2u_attention_fwd(L->att + (size_t)b * T * qd, L->probs + (size_t)b * H * T * T, L->q + (size_t)b * T * qd,
+                              qd, L->k + (size_t)b * T * kvd, L->v + (size_t)b * T * kvd, kvd, T, T, 0, H, KV, hd))
+            return -1;
+    linear_fwd(m, &L->lin[M2U_O], tmp, L->att, N, l, M2U_O, L->lin[M2U_O].act_u, xd);
+    for (size_t i = 0; i < (size_t)N * C; i++) L->h[i] = x[i] + tmp[i];
+    m2u_rmsnorm_fwd(L->ln2_out, L->rstd2, L->h, L->ln2.w, N, C, c->rms_norm_eps);
+    linear_fwd(m, &L->lin[M2U_GATE], L->g, L->ln2_out, N, l, M2U_GATE, L->lin[M2U_GATE].act_u, xd);
+    linear_fwd(m, &L->lin[M2U_UP], L->u, L->ln2_out, N, l, M2U_UP, L->lin[M2U_UP].act_u, xd);
+    m2u_swiglu_fwd(L->act, L->g, L->u, (size_t)N * FF);
+    linear_fwd(m, &L->lin[M2U_DOWN], tmp, L->act, N, l, M2U_DOWN, L->lin[M2U_DOWN].act_u, xd);
+    for (size_t i = 0; i < (size_t)N * C; i++) x_out[i] = L->h[i] + tmp[i];
+    return 0;
+}
+
+int m2u_llama_forward(m2u_llama *m, const int32_t *ids, const int32_t *labels, int B, int T, int ignore_index,
+                      float *loss) {
+    const m2u_llama_config *c = &m->cfg;
+    if (B <= 0 || T <= 0) return m2u_fail("forward: empty batch (B=%d, T=%d)", B, T);
+    if (check_ids(m, ids, B * T) || alloc_acts(m, B, T)) return -1;
+    if (labels)
+        for (int i = 0; i < B * T; i++)
+            if (labels[i] != ignore_index && (labels[i] < 0 || labels[i] >= c->vocab_size))
+                return m2u_fail("label %d at position %d is neither the ignore index %d nor a token id", labels[i], i,
+                                ignore_index);
+    int N = B * T, C = c->hidden_size, V = c->vocab_size;
+    m->step_seed = m->step_seed * 6364136223846793005ull + 1442695040888963407ull + m->spec.seed;
+    memcpy(m->ids, ids, (size_t)N * sizeof(int32_t));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            m->pos[b * T + t] = t;
+            /* ignored targets become -1, which m2u_cross_entropy skips whatever the caller's index */
+            int32_t lab = (labels && t + 1 < T) ? labels[b * T + t + 1] : ignore_index;
+            m->targets[b * T + t] = lab == ignore_index ? -1 : lab;
+        }
+    float *tmp = m->scratch, *xd = m->scratch + (size_t)N * C;
+    embed_fwd(m, m->x, ids, N);
+    for (int l = 0; l < c->n_layers; l++)
+        if (layer_fwd(m, l, m->x + (size_t)l * N * C, m->x + (size_t)(l + 1) * N * C, B, T, tmp, xd)) return -1;
+    m2u_rmsnorm_fwd(m->lnf, m->rstdf, m->x + (size_t)c->n_layers * N * C, m->norm.w, N, C, c->rms_norm_eps);
+    head_fwd(m, m->logits, m->lnf, N);
+    m->n_valid = 0;
+    if (labels) {
+        double l = m2u_cross_entropy(m->logits, m->targets, N, V, -1, &m->n_valid, NULL, 0.0f);
+        if (loss) *loss = (float)l;
+    } else if (loss) {
+        *loss = 0.0f;
+    }
+    return 0;
+}
+
+int m2u_llama_backward(m2u_llama *m, float grad_scale) {
+    const m2u_llama_config *c = &m->cfg;
+    if (!m->cap_N) return m2u_fail("backward called before forward");
+    int B = m->B, T = m->T, N = B * T, C = c->hidden_size, FF = c->intermediate_size, V = c->vocab_size;
+    int hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads, qd = H * hd, kvd = KV * hd, r = m->spec.lora_r;
+    size_t wide = (size_t)(C > FF ? C : FF);
+    if ((size_t)qd > wide) wide = (size_t)qd;
+    float *p = m->scratch;
+    float *dres = p; p += (size_t)N * C;
+    float *dln = p; p += (size_t)N * C;
+    float *dq = p; p += (size_t)N * qd;
+    float *dk = p; p += (size_t)N * kvd;
+    float *dv = p; p += (size_t)N * kvd;
+    float *datt = p; p += (size_t)N * qd;
+    float *dg = p; p += (size_t)N * FF;
+    float *du = p; p += (size_t)N * FF;
+    float *dact = p; p += (size_t)N * FF;
+    float *xd = p; p += (size_t)N * wide;
+    p += (size_t)N * wide; /* reserved */
+    float *dul = p; p += (size_t)N * r;
+    float *dlogits = p;
+
+    /* loss -> logits (the ignored rows get zero) */
+    m2u_cross_entropy(m->logits, m->targets, N, V, -1, NULL, dlogits, grad_scale);
+
+    /* head */
+    memset(dln, 0, (size_t)N * C * sizeof(float));
+    m2u_matmul_w_acc(dln, dlogits, V, N, &m->lm_head, 0, m->rows_start);
+    if (m->n_rows) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, m->n_rows, 1.0f, dlogits + m->rows_start, V,
+                    m->head_rows, C, 1.0f, dln, C);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m->n_rows, C, N, 1.0f, dlogits + m->rows_start, V, m->lnf,
+                    C, 1.0f, m->dhead_rows, C);
+    }
+    memset(dres, 0, (size_t)N * C * sizeof(float));
+    m2u_rmsnorm_bwd(dres, m->norm.dw, dln, m->x + (size_t)c->n_layers * N * C, m->norm.w, m->rstdf, N, C);
+
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        m2u_layer *L = &m->layers[l];
+        const float *x = m->x + (size_t)l * N * C;
+        /* MLP branch: x_out = h + down(swiglu(gate(ln2), up(ln2))) */
+        memset(dact, 0, (size_t)N * FF * sizeof(float));
+        linear_bwd(m, &L->lin[M2U_DOWN], dact, dres, L->act, N, l, M2U_DOWN, xd, dul);
+        memset(dg, 0, (size_t)N * FF * sizeof(float));
+        memset(du, 0, (size_t)N * FF * sizeof(float));
+        m2u_swiglu_bwd(dg, du, dact, L->g, L->u, (size_t)N * FF);
+        memset(dln, 0, (size_t)N * C * sizeof(float));
+        linear_bwd(m, &L->lin[M2U_GATE], dln, dg, L->ln2_out, N, l, M2U_GATE, xd, dul);
+        linear_bwd(m, &L->lin[M2U_UP], dln, du, L->ln2_out, N, l, M2U_UP, xd, dul);
+        m2u_rmsnorm_bwd(dres, L->ln2.dw, dln, L->h, L->ln2.w, L->rstd2, N, C);
+        /* attention branch: h = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
+        memset(datt, 0, (size_t)N * qd * sizeof(float));
+        linear_bwd(m, &L->lin[M2U_O], datt, dres, L->att, N, l, M2U_O, xd, dul);
+        memset(dq, 0, (size_t)N * qd * sizeof(float));
+        memset(dk, 0, (size_t)N * kvd * sizeof(float));
+        memset(dv, 0, (size_t)N * kvd * sizeof(float));
+        for (int b = 0; b < B; b++)
+            if (m2u_attention_bwd(dq + (size_t)b * T * qd, dk + (size_t)b * T * kvd, dv + (size_t)b * T * kvd,
+                                  datt + (size_t)b * T * qd, L->probs + (size_t)b * H * T * T, L->q + (size_t)b * T * qd,
+                                  qd, L->k + (size_t)b * T * kvd, L->v + (size_t)b * T * kvd, kvd, T, H, KV, hd))
+                return -1;
+        m2u_rope_bwd(dq, N, qd, H, hd, m->pos, m->inv_freq);
+        m2u_rope_bwd(dk, N, kvd, KV, hd, m->pos, m->inv_freq);
+        memset(dln, 0, (size_t)N * C * sizeof(float));
+        linear_bwd(m, &L->lin[M2U_Q], dln, dq, L->ln1_out, N, l, M2U_Q, xd, dul);
+        linear_bwd(m, &L->lin[M2U_K], dln, dk, L->ln1_out, N, l, M2U_K, xd, dul);
+        linear_bwd(m, &L->lin[M2U_V], dln, dv, L->ln1_out, N, l, M2U_V, xd, dul);
+        m2u_rmsnorm_bwd(dres, L->ln1.dw, dln, x, L->ln1.w, L->rstd1, N, C);
+    }
+    if (m->n_rows)
+        for (int n = 0; n < N; n++) /* serial: two rows may hit the same token */
+            if (m->ids[n] >= m->rows_start)
+                cblas_saxpy(C, 1.0f, dres + (size_t)n * C, 1, m->dembed_rows + (size_t)(m->ids[n] - m->rows_start) * C, 1);
+    return 0;
+}
+
+/* ---- inference with a KV cache --------------------------------------------------------- */
+
+int m2u_kv_cache_init(m2u_kv_cache *kc, const m2u_llama *m, int cap) {
+    size_t n = (size_t)m->cfg.n_layers * cap * m->cfg.n_kv_heads * m->cfg.head_dim;
+    kc->cap = cap;
+    kc->len = 0;
+    kc->k = malloc(n * sizeof(float));
+    kc->v = malloc(n * sizeof(float));
+    if (!kc->k || !kc->v) {
+        m2u_kv_cache_free(kc);
+        return m2u_fail("out of memory for a KV cache of %d positions", cap);
+    }
+    return 0;
+}
+
+void m2u_kv_cache_free(m2u_kv_cache *kc) {
+    free(kc->k);
+    free(kc->v);
+    kc->k = kc->v = NULL;
+    kc->cap = kc->len = 0;
+}
+
+int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids, int n, float *logits_last) {
+    const m2u_llama_config *c = &m->cfg;
+    if (n <= 0) return m2u_fail("forward_cached: no tokens");
+    if (kc->len + n > kc->cap) return m2u_fail("KV cache full: %d + %d tokens > %d positions", kc->len, n, kc->cap);
+    if (check_ids(m, ids, n)) return -1;
+    int C = c->hidden_size, FF = c->intermediate_size, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
+    int qd = H * hd, kvd = KV * hd, r = m->spec.lora_r > 0 ? m->spec.lora_r : 1, pos0 = kc->len;
+    size_t wide = (size_t)(C > FF ? C : FF);
+    if ((size_t)qd > wide) wide = (size_t)qd;
+    size_t need = (size_t)n * (3 * (size_t)C + 2 * (size_t)qd + 2 * (size_t)kvd + 3 * (size_t)FF + (size_t)r + 1) + n;
+    float *buf = malloc(need * sizeof(float));
+    int *pos = malloc((size_t)n * sizeof(int));
+    if (!buf || !pos) {
+        free(buf);
+        free(pos);
+        return m2u_fail("out of memory in forward_cached (%d tokens)", n);
+    }
+    float *p = buf;
+    float *x = p; p += (size_t)n * C;
+    float *ln = p; p += (size_t)n * C;
+    float *tmp = p; p += (size_t)n * C;
+    float *q = p; p += (size_t)n * qd;
+    float *att = p; p += (size_t)n * qd;
+    float *k = p; p += (size_t)n * kvd;
+    float *v = p; p += (size_t)n * kvd;
+    float *g = p; p += (size_t)n * FF;
+    float *u = p; p += (size_t)n * FF;
+    float *act = p; p += (size_t)n * FF;
+    float *ul = p; p += (size_t)n * r;
+    float *rstd = p;
+    for (int i = 0; i < n; i++) pos[i] = pos0 + i;
+    int saved_training = m->training;
+    m->training = 0; /* dropout is a training-time operation */
+    embed_fwd(m, x, ids, n);
+    int rc = 0;
+    for (int l = 0; l < c->n_layers && !rc; l++) {
+        m2u_layer *L = &m->layers[l];
+        float *kcache = kc->k + (size_t)l * kc->cap * kvd, *vcache = kc->v + (size_t)l * kc->cap * kvd;
+        m2u_rmsnorm_fwd(ln, rstd, x, L->ln1.w, n, C, c->rms_norm_eps);
+        linear_fwd(m, &L->lin[M2U_Q], q, ln, n, l, M2U_Q, ul, NULL);
+        linear_fwd(m, &L->lin[M2U_K], k, ln, n, l, M2U_K, ul, NULL);
+        linear_fwd(m, &L->lin[M2U_V], v, ln, n, l, M2U_V, ul, NULL);
+        m2u_rope_fwd(q, n, qd, H, hd, pos, m->inv_freq);
+        m2u_rope_fwd(k, n, kvd, KV, hd, pos, m->inv_freq);
+        memcpy(kcache + (size_t)pos0 * kvd, k, (size_t)n * kvd * sizeof(float));
+        memcpy(vcache + (size_t)pos0 * kvd, v, (size_t)n * kvd * sizeof(float));
+        rc = m2u_attention_fwd(att, NULL, q, qd, kcache, vcache, kvd, n, pos0 + n, pos0, H, KV, hd);
+        linear_fwd(m, &L->lin[M2U_O], tmp, att, n, l, M2U_O, ul, NULL);
+        for (size_t i = 0; i < (size_t)n * C; i++) x[i] += tmp[i];
+        m2u_rmsnorm_fwd(ln, rstd, x, L->ln2.w, n, C, c->rms_norm_eps);
+        linear_fwd(m, &L->lin[M2U_GATE], g, ln, n, l, M2U_GATE, ul, NULL);
+        linear_fwd(m, &L->lin[M2U_UP], u, ln, n, l, M2U_UP, ul, NULL);
+        m2u_swiglu_fwd(act, g, u, (size_t)n * FF);
+        linear_fwd(m, &L->lin[M2U_DOWN], tmp, act, n, l, M2U_DOWN, ul, NULL);
+        for (size_t i = 0; i < (size_t)n * C; i++) x[i] += tmp[i];
+    }
+    m->training = saved_training;
+    if (!rc) {
+        float *last = x + (size_t)(n - 1) * C;
+        m2u_rmsnorm_fwd(ln, rstd, last, m->norm.w, 1, C, c->rms_norm_eps);
+        head_fwd(m, logits_last, ln, 1);
+        kc->len += n;
+    }
+    free(buf);
+    free(pos);
+    return rc;
+}

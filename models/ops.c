@@ -1,0 +1,322 @@
+#include "ops.h"
+
+#include "m2u_error.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- matmuls against frozen weights ------------------------------------ */
+
+/* Rows widened per block: at most ~4 MiB of fp32 scratch, so a 32000 x 4096
+ * bf16 head never needs a 512 MiB fp32 copy. */
+static int block_rows(const m2u_mat *w) {
+    int r = (1 << 20) / (w->cols > 0 ? w->cols : 1);
+    return r < 1 ? 1 : r;
+}
+
+static int direct_f32(const m2u_mat *w) {
+    return w->dtype == M2U_F32 && ((uintptr_t)w->data % sizeof(float)) == 0;
+}
+
+void m2u_mat_row(const m2u_mat *w, int row, float *dst) {
+    size_t es = m2u_dtype_size(w->dtype);
+    m2u_convert_to_f32(w->dtype, (const unsigned char *)w->data + (size_t)row * w->cols * es, dst, (size_t)w->cols);
+}
+
+static void widen_rows(const m2u_mat *w, int row0, int n, float *dst) {
+    size_t es = m2u_dtype_size(w->dtype);
+    const unsigned char *src = (const unsigned char *)w->data + (size_t)row0 * w->cols * es;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++)
+        m2u_convert_to_f32(w->dtype, src + (size_t)r * w->cols * es, dst + (size_t)r * w->cols, (size_t)w->cols);
+}
+
+void m2u_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, int row0, int nrows, float beta) {
+    int K = w->cols;
+    if (N == 0 || nrows == 0) return;
+    if (direct_f32(w)) {
+        const float *W = (const float *)w->data + (size_t)row0 * K;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nrows, K, 1.0f, x, K, W, K, beta, y, ldy);
+        return;
+    }
+    int br = block_rows(w);
+    if (br > nrows) br = nrows;
+    float *buf = malloc((size_t)br * K * sizeof(float));
+    for (int r = 0; r < nrows; r += br) {
+        int n = nrows - r < br ? nrows - r : br;
+        widen_rows(w, row0 + r, n, buf);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, n, K, 1.0f, x, K, buf, K, beta, y + r, ldy);
+    }
+    free(buf);
+}
+
+void m2u_matmul_w_acc(float *dx, const float *dy, int ldy, int N, const m2u_mat *w, int row0, int nrows) {
+    int K = w->cols;
+    if (N == 0 || nrows == 0) return;
+    if (direct_f32(w)) {
+        const float *W = (const float *)w->data + (size_t)row0 * K;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, nrows, 1.0f, dy, ldy, W, K, 1.0f, dx, K);
+        return;
+    }
+    int br = block_rows(w);
+    if (br > nrows) br = nrows;
+    float *buf = malloc((size_t)br * K * sizeof(float));
+    for (int r = 0; r < nrows; r += br) {
+        int n = nrows - r < br ? nrows - r : br;
+        widen_rows(w, row0 + r, n, buf);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, n, 1.0f, dy + r, ldy, buf, K, 1.0f, dx, K);
+    }
+    free(buf);
+}
+
+/* ---- RMSNorm ------------------------------------------------------------- */
+
+void m2u_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float ss = 0.0f;
+        for (int i = 0; i < C; i++) ss += xr[i] * xr[i];
+        float r = 1.0f / sqrtf(ss / (float)C + eps);
+        for (int i = 0; i < C; i++) o[i] = w[i] * (xr[i] * r);
+        rstd[n] = r;
+    }
+}
+
+void m2u_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd, int N,
+                     int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *d = dx + (size_t)n * C;
+        float r = rstd[n], dot = 0.0f;
+        for (int i = 0; i < C; i++) dot += w[i] * dy[i] * xr[i];
+        float c = dot * r * r * r / (float)C;
+        for (int i = 0; i < C; i++) d[i] += w[i] * dy[i] * r - c * xr[i];
+    }
+    if (dw) {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < C; i++) {
+            float acc = 0.0f;
+            for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + i] * x[(size_t)n * C + i] * rstd[n];
+            dw[i] += acc;
+        }
+    }
+}
+
+/* ---- RoPE ---------------------------------------------------------------- */
+
+void m2u_rope_inv_freq(float *inv_freq, int head_dim, float theta) {
+    /* transformers: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), all in fp32 */
+    for (int j = 0; j < head_dim / 2; j++) {
+        float e = (float)(2 * j) / (float)head_dim;
+        inv_freq[j] = 1.0f / powf(theta, e);
+    }
+}
+
+static void rope_apply(float *x, int N, int stride, int n_heads, int hd, const int *pos, const float *inv_freq,
+                       float sign) {
+    int half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *row = x + (size_t)n * stride;
+        for (int j = 0; j < half; j++) {
+            float f = (float)pos[n] * inv_freq[j]; /* fp32 product, as transformers */
+            float c = (float)cos((double)f), s = sign * (float)sin((double)f);
+            for (int h = 0; h < n_heads; h++) {
+                float *v = row + (size_t)h * hd;
+                float a = v[j], b = v[j + half];
+                v[j] = a * c - b * s;
+                v[j + half] = b * c + a * s;
+            }
+        }
+    }
+}
+
+void m2u_rope_fwd(float *x, int N, int stride, int n_heads, int head_dim, const int *pos, const float *inv_freq) {
+    rope_apply(x, N, stride, n_heads, head_dim, pos, inv_freq, 1.0f);
+}
+
+/* The rotation is orthogonal, so its gradient is the rotation by -angle. */
+void m2u_rope_bwd(float *dx, int N, int stride, int n_heads, int head_dim, const int *pos, const float *inv_freq) {
+    rope_apply(dx, N, stride, n_heads, head_dim, pos, inv_freq, -1.0f);
+}
+
+/* ---- attention -------------------------------------------------------------- */
+
+int m2u_attention_fwd(float *out, float *probs, const float *q, int qs, const float *k, const float *v, int ks, int T,
+                      int S, int pos0, int H, int KV, int hd) {
+    int group = H / KV, failed = 0;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel
+    {
+        float *own = probs ? NULL : malloc((size_t)T * S * sizeof(float));
+        if (!probs && !own) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int h = 0; h < H; h++) {
+            if (failed) continue;
+            int g = h / group;
+            float *P = probs ? probs + (size_t)h * T * S : own;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, hd, scale, q + (size_t)h * hd, qs,
+                        k + (size_t)g * hd, ks, 0.0f, P, S);
+            for (int t = 0; t < T; t++) {
+                float *p = P + (size_t)t * S;
+                int last = pos0 + t; /* keys 0..last visible */
+                if (last > S - 1) last = S - 1;
+                float mx = -INFINITY;
+                for (int s = 0; s <= last; s++) mx = p[s] > mx ? p[s] : mx;
+                float sum = 0.0f;
+                for (int s = 0; s <= last; s++) {
+                    p[s] = expf(p[s] - mx);
+                    sum += p[s];
+                }
+                float inv = 1.0f / sum;
+                for (int s = 0; s <= last; s++) p[s] *= inv;
+                for (int s = last + 1; s < S; s++) p[s] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, S, 1.0f, P, S, v + (size_t)g * hd, ks, 0.0f,
+                        out + (size_t)h * hd, H * hd);
+        }
+        free(own);
+    }
+    return failed ? m2u_fail("attention: out of memory for %d x %d scores", T, S) : 0;
+}
+
+int m2u_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q, int qs,
+                      const float *k, const float *v, int ks, int T, int H, int KV, int hd) {
+    int group = H / KV, failed = 0;
+    float scale = 1.0f / sqrtf((float)hd);
+    /* Parallel over kv heads: the heads of one group all add into the same dk/dv columns. */
+#pragma omp parallel
+    {
+        float *dS = malloc((size_t)T * T * sizeof(float));
+        if (!dS) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int g = 0; g < KV; g++) {
+            if (failed) continue;
+            for (int h = g * group; h < (g + 1) * group; h++) {
+                const float *P = probs + (size_t)h * T * T;
+                const float *dO = dout + (size_t)h * hd;
+                /* dP = dO V^T */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, H * hd, v + (size_t)g * hd, ks,
+                            0.0f, dS, T);
+                /* softmax backward: dS = P * (dP - sum_s P dP) */
+                for (int t = 0; t < T; t++) {
+                    float *d = dS + (size_t)t * T;
+                    const float *p = P + (size_t)t * T;
+                    float dot = 0.0f;
+                    for (int s = 0; s <= t; s++) dot += p[s] * d[s];
+                    for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - dot);
+                    for (int s = t + 1; s < T; s++) d[s] = 0.0f;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dS, T, k + (size_t)g * hd, ks,
+                            1.0f, dq + (size_t)h * hd, qs);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dS, T, q + (size_t)h * hd, qs,
+                            1.0f, dk + (size_t)g * hd, ks);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, H * hd, 1.0f,
+                            dv + (size_t)g * hd, ks);
+            }
+        }
+        free(dS);
+    }
+    return failed ? m2u_fail("attention backward: out of memory for %d x %d scores", T, T) : 0;
+}
+
+/* ---- SwiGLU ----------------------------------------------------------------- */
+
+void m2u_swiglu_fwd(float *out, const float *g, const float *u, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float sg = 1.0f / (1.0f + expf(-g[i]));
+        out[i] = g[i] * sg * u[i];
+    }
+}
+
+void m2u_swiglu_bwd(float *dg, float *du, const float *dout, const float *g, const float *u, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float sg = 1.0f / (1.0f + expf(-g[i]));
+        float silu = g[i] * sg;
+        du[i] += dout[i] * silu;
+        dg[i] += dout[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+    }
+}
+
+/* ---- loss -------------------------------------------------------------------- */
+
+double m2u_cross_entropy(const float *logits, const int32_t *targets, int N, int V, int ignore_index, int *n_valid,
+                         float *dlogits, float grad_scale) {
+    double total = 0.0;
+    int count = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total, count)
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * V;
+        float *d = dlogits ? dlogits + (size_t)n * V : NULL;
+        int t = targets[n];
+        if (t == ignore_index || t < 0 || t >= V) {
+            if (d) memset(d, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        float mx = -INFINITY;
+        for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+        double sum = 0.0;
+        for (int i = 0; i < V; i++) sum += exp((double)(l[i] - mx));
+        double lse = (double)mx + log(sum);
+        total += lse - (double)l[t];
+        count++;
+        if (d) {
+            for (int i = 0; i < V; i++) d[i] = (float)(exp((double)l[i] - lse)) * grad_scale;
+            d[t] -= grad_scale;
+        }
+    }
+    if (n_valid) *n_valid = count;
+    return count ? total / count : 0.0;
+}
+
+/* ---- dropout ---------------------------------------------------------------------- */
+
+static inline uint64_t splitmix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void m2u_dropout(float *out, const float *x, size_t n, float p, uint64_t seed, uint64_t tag) {
+    if (p <= 0.0f) {
+        if (out != x) memmove(out, x, n * sizeof(float));
+        return;
+    }
+    uint64_t base = splitmix64(seed ^ splitmix64(tag));
+    uint32_t thresh = (uint32_t)fmin((double)p * 4294967296.0, 4294967295.0);
+    float keep_scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = (uint32_t)(splitmix64(base + i) >> 32);
+        out[i] = r >= thresh ? x[i] * keep_scale : 0.0f;
+    }
+}
+
+void m2u_softmax_rows(float *x, int N, int V) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *r = x + (size_t)n * V;
+        float mx = -INFINITY;
+        for (int i = 0; i < V; i++) mx = r[i] > mx ? r[i] : mx;
+        float sum = 0.0f;
+        for (int i = 0; i < V; i++) {
+            r[i] = expf(r[i] - mx);
+            sum += r[i];
+        }
+        for (int i = 0; i < V; i++) r[i] /= sum;
+    }
+}

@@ -1,0 +1,75 @@
+/* Forward and backward kernels on plain fp32 arrays (llm.c style).
+ *
+ * Conventions: activations are row-major [N, C] with N = batch*time rows.
+ * Backward functions ACCUMULATE (+=) into input gradients, because several
+ * consumers share one input (q/k/v all read the same normed x).  Parameter
+ * gradients are accumulated too, so gradient accumulation over micro-batches
+ * needs no extra buffers.  A NULL parameter-gradient pointer means "frozen":
+ * that gradient is neither computed nor stored. */
+#ifndef M2U_OPS_H
+#define M2U_OPS_H
+
+#include "dtype.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A frozen weight matrix [rows, cols] in its stored type (often a view into a
+ * mapped checkpoint).  fp32 and aligned -> BLAS reads it directly; otherwise
+ * rows are widened to fp32 block by block just before use. */
+typedef struct {
+    m2u_dtype dtype;
+    const void *data;
+    int rows, cols;
+} m2u_mat;
+
+/* y[N, nrows] (leading dim ldy) = beta*y + x[N, cols] @ W[row0:row0+nrows, :]^T */
+void m2u_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, int row0, int nrows, float beta);
+/* dx[N, cols] += dy[N, nrows] (leading dim ldy) @ W[row0:row0+nrows, :] */
+void m2u_matmul_w_acc(float *dx, const float *dy, int ldy, int N, const m2u_mat *w, int row0, int nrows);
+/* One row of W widened to fp32. */
+void m2u_mat_row(const m2u_mat *w, int row, float *dst);
+
+/* RMSNorm as transformers' LlamaRMSNorm: out = w * (x * rsqrt(mean(x^2) + eps)). rstd[N] saved for backward. */
+void m2u_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+void m2u_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd, int N,
+                     int C);
+
+/* RoPE in the Hugging Face layout (rotate_half: dim j pairs with j + hd/2).
+ * x is [N rows][n_heads][hd] with row stride `stride` floats; row r has position pos[r].
+ * inv_freq[hd/2] from m2u_rope_inv_freq. The backward is the inverse rotation. */
+void m2u_rope_inv_freq(float *inv_freq, int head_dim, float theta);
+void m2u_rope_fwd(float *x, int N, int stride, int n_heads, int head_dim, const int *pos, const float *inv_freq);
+void m2u_rope_bwd(float *dx, int N, int stride, int n_heads, int head_dim, const int *pos, const float *inv_freq);
+
+/* Causal grouped-query attention for one sequence.
+ * q [T][H*hd] (row stride qs), k/v [S][KV*hd] (row stride ks), query t sits at
+ * position pos0 + t and sees keys 0..pos0+t.  out [T][H*hd]. probs [H][T][S]
+ * is written when non-NULL (needed for backward).  Returns -1 only on allocation failure. */
+int m2u_attention_fwd(float *out, float *probs, const float *q, int qs, const float *k, const float *v, int ks, int T,
+                       int S, int pos0, int H, int KV, int hd);
+/* Backward of the above with pos0 = 0 and S = T (training).  dq/dk/dv accumulate;
+ * dout has row stride H*hd like out. Returns -1 only if scratch cannot be allocated. */
+int m2u_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q, int qs,
+                      const float *k, const float *v, int ks, int T, int H, int KV, int hd);
+
+/* SiLU-gated unit: out = silu(g) * u. */
+void m2u_swiglu_fwd(float *out, const float *g, const float *u, size_t n);
+void m2u_swiglu_bwd(float *dg, float *du, const float *dout, const float *g, const float *u, size_t n);
+
+/* Mean cross-entropy over rows whose target != ignore_index; the number of
+ * counted rows is returned in *n_valid.  When dlogits is non-NULL it receives
+ * (softmax - onehot) * grad_scale for counted rows and 0 elsewhere (written, not
+ * accumulated); callers pass grad_scale = 1/n_valid for a plain mean. */
+double m2u_cross_entropy(const float *logits, const int32_t *targets, int N, int V, int ignore_index, int *n_valid,
+                         float *dlogits, float grad_scale);
+
+/* Dropout mask from a counter-based hash, so backward regenerates the forward
+ * mask without storing it: element i of stream (seed, tag) is kept iff its hash
+ * is >= p * 2^32.  out = keep ? x / (1 - p) : 0.  Works in place. */
+void m2u_dropout(float *out, const float *x, size_t n, float p, uint64_t seed, uint64_t tag);
+
+/* Softmax over the last dimension of rows [N][V] (in place). */
+void m2u_softmax_rows(float *x, int N, int V);
+
+#endif

@@ -1,0 +1,41 @@
+/* Hugging Face tokenizer.json, BPE model (LLaMA / SentencePiece-converted style).
+ *
+ * Supports what LLaMA-family tokenizer.json files use: added tokens (special and
+ * not) matched before normalisation, the normalizer Sequence[Prepend("▁"),
+ * Replace(" ", "▁")] (legacy) or the Metaspace pre-tokenizer (non-legacy),
+ * BPE with merges by rank, byte fallback to <0xXX> tokens, unk, the
+ * TemplateProcessing post-processor (adds <s>), and the decoder
+ * Sequence[Replace("▁", " "), ByteFallback, Fuse, Strip(left 1)].
+ * Anything else in the file is refused at load with a message naming the field. */
+#ifndef M2U_TOKENIZER_H
+#define M2U_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct m2u_tokenizer m2u_tokenizer;
+
+int m2u_tokenizer_load(const char *tokenizer_json_path, m2u_tokenizer **out);
+void m2u_tokenizer_free(m2u_tokenizer *tok);
+
+/* Encode UTF-8 text (len bytes).  add_special: apply the post-processor (BOS for
+ * LLaMA) exactly as tokenizers' encode(text, add_special_tokens=True) does.
+ * *ids is malloc'ed (caller frees).  Invalid UTF-8 is an error. */
+int m2u_tokenizer_encode(const m2u_tokenizer *tok, const char *text, size_t len, int add_special, int32_t **ids,
+                         size_t *n_ids);
+/* Decode as tokenizers' decode(ids, skip_special_tokens=skip_special); *text malloc'ed, NUL-terminated. */
+int m2u_tokenizer_decode(const m2u_tokenizer *tok, const int32_t *ids, size_t n_ids, int skip_special, char **text);
+
+int m2u_tokenizer_vocab_size(const m2u_tokenizer *tok); /* including added tokens */
+/* Id of a token string (vocab or added), or -1. */
+int m2u_tokenizer_token_to_id(const m2u_tokenizer *tok, const char *token);
+/* Token string of an id, or NULL. */
+const char *m2u_tokenizer_id_to_token(const m2u_tokenizer *tok, int id);
+int m2u_tokenizer_bos_id(const m2u_tokenizer *tok); /* -1 if none */
+int m2u_tokenizer_eos_id(const m2u_tokenizer *tok);
+
+/* Add tokens (as tokenizers' add_tokens / add_special_tokens): new ids follow the
+ * current vocabulary; existing ones keep their id.  Used for [AUD0]..[AUD7]. */
+int m2u_tokenizer_add_tokens(m2u_tokenizer *tok, const char *const *tokens, int n, int special);
+
+#endif
