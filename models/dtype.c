@@ -84,7 +84,9 @@ uint16_t m2u_f32_to_f16(float f) {
 int m2u_convert_to_f32(m2u_dtype src_type, const void *src, float *dst, size_t n) {
     const unsigned char *s = src;
     switch (src_type) {
-    case M2U_F32: memcpy(dst, src, n * 4); return 0;
+    case M2U_F32:
+        if (n) memcpy(dst, src, n * 4); /* empty tensors have data == NULL; memcpy(NULL) is UB */
+        return 0;
     case M2U_BF16:
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
@@ -113,7 +115,9 @@ int m2u_convert_to_f32(m2u_dtype src_type, const void *src, float *dst, size_t n
 int m2u_convert_from_f32(m2u_dtype dst_type, const float *src, void *dst, size_t n) {
     unsigned char *d = dst;
     switch (dst_type) {
-    case M2U_F32: memcpy(dst, src, n * 4); return 0;
+    case M2U_F32:
+        if (n) memcpy(dst, src, n * 4); /* empty tensors have data == NULL; memcpy(NULL) is UB */
+        return 0;
     case M2U_BF16:
         for (size_t i = 0; i < n; i++) {
             uint16_t h = m2u_f32_to_bf16(src[i]);

@@ -235,14 +235,21 @@ int m2u_llama_config_load(const char *path, m2u_llama_config *cfg) {
     return rc;
 }
 
-/* Shortest decimal that reads back as the same float, written as Python's json
- * would write a float (1e-05, 10000.0), so 1e-5f does not come out as 9.99999974737875e-06. */
+/* Shortest decimal that reads back as the same float, laid out as Python's float repr
+ * (what json.dump writes): fixed notation for exponents -4..15 with at least one decimal
+ * ("10000.0", "0.02"), else "1e-05".  So 1e-5f is written 1e-05, not 9.99999974737875e-06. */
 static void fmt_float(char *buf, size_t cap, float f) {
-    for (int p = 1; p <= 9; p++) {
-        snprintf(buf, cap, "%.*g", p, (double)f);
+    int p = 1;
+    for (; p < 9; p++) {
+        snprintf(buf, cap, "%.*e", p - 1, (double)f);
         if (strtof(buf, NULL) == f) break;
     }
-    if (!strpbrk(buf, ".en")) strncat(buf, ".0", cap - strlen(buf) - 1);
+    snprintf(buf, cap, "%.*e", p - 1, (double)f);
+    int exp = atoi(strchr(buf, 'e') + 1);
+    if (exp < -4 || exp >= 16) return;
+    int decimals = p - 1 - exp;
+    snprintf(buf, cap, "%.*f", decimals > 0 ? decimals : 0, (double)f);
+    if (!strchr(buf, '.')) strncat(buf, ".0", cap - strlen(buf) - 1);
 }
 
 static const char *json_bool(int b) { return b ? "true" : "false"; }
