@@ -4,6 +4,8 @@
 #include "m2u_error.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,5 +82,68 @@ int m2u_peft_load_weights(m2u_llama *m, const char *adapter_dir) {
     if (!path) return m2u_fail("out of memory");
     int rc = m2u_llama_load_params(m, path, 1);
     free(path);
+    return rc;
+}
+
+static char *config_json(const m2u_llama *m, const char *base) {
+    const m2u_train_spec *s = &m->spec;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(root, "alpha_pattern", cJSON_CreateObject());
+    cJSON_AddNullToObject(root, "auto_mapping");
+    cJSON_AddStringToObject(root, "base_model_name_or_path", base ? base : "");
+    cJSON_AddStringToObject(root, "bias", "none");
+    cJSON_AddBoolToObject(root, "fan_in_fan_out", 0);
+    cJSON_AddBoolToObject(root, "inference_mode", 1);
+    cJSON_AddBoolToObject(root, "init_lora_weights", 1);
+    cJSON_AddNullToObject(root, "layer_replication");
+    cJSON_AddNullToObject(root, "layers_pattern");
+    cJSON_AddNullToObject(root, "layers_to_transform");
+    cJSON_AddItemToObject(root, "loftq_config", cJSON_CreateObject());
+    cJSON_AddNumberToObject(root, "lora_alpha", s->lora_alpha);
+    cJSON_AddNumberToObject(root, "lora_dropout", s->lora_dropout);
+    cJSON_AddNullToObject(root, "modules_to_save");
+    cJSON_AddStringToObject(root, "peft_type", "LORA");
+    cJSON_AddNumberToObject(root, "r", s->lora_r);
+    cJSON_AddItemToObject(root, "rank_pattern", cJSON_CreateObject());
+    cJSON_AddNullToObject(root, "revision");
+    cJSON *tm = cJSON_AddArrayToObject(root, "target_modules");
+    for (int i = 0; i < M2U_N_LINEAR; i++)
+        if (s->lora_targets & (1u << i)) cJSON_AddItemToArray(tm, cJSON_CreateString(m2u_linear_names[i]));
+    cJSON_AddStringToObject(root, "task_type", "CAUSAL_LM");
+    cJSON_AddBoolToObject(root, "use_dora", 0);
+    cJSON_AddBoolToObject(root, "use_rslora", s->use_rslora != 0);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+int m2u_peft_save(const m2u_llama *m, const char *adapter_dir, const char *base_model_name_or_path) {
+    if (m->spec.lora_r <= 0) return m2u_fail("%s: the model has no LoRA to save", adapter_dir);
+    if (mkdir(adapter_dir, 0755) != 0 && errno != EEXIST)
+        return m2u_fail("%s: cannot create directory: %s", adapter_dir, strerror(errno));
+    m2u_st_entry *e = calloc((size_t)m->n_params + 1, sizeof *e);
+    if (!e) return m2u_fail("out of memory");
+    int n = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const m2u_param *p = &m->params[i];
+        if (!strstr(p->name, ".lora_")) continue;
+        e[n].name = p->name;
+        e[n].dtype = M2U_F32;
+        e[n].ndim = 2;
+        e[n].shape[0] = p->shape[0];
+        e[n].shape[1] = p->shape[1];
+        e[n].data = p->data;
+        n++;
+    }
+    char *path = m2u_path_join(adapter_dir, "adapter_model.safetensors");
+    int rc = path ? m2u_st_write(path, e, n, NULL, NULL, 0) : m2u_fail("out of memory");
+    free(path);
+    free(e);
+    if (rc) return -1;
+    char *text = config_json(m, base_model_name_or_path);
+    path = m2u_path_join(adapter_dir, "adapter_config.json");
+    rc = (text && path) ? m2u_write_file_atomic(path, text, strlen(text)) : m2u_fail("out of memory");
+    free(path);
+    free(text);
     return rc;
 }

@@ -12,4 +12,10 @@ int m2u_peft_read_config(const char *adapter_dir, m2u_train_spec *spec);
 /* Load adapter_model.safetensors of adapter_dir into a model set up with that spec. */
 int m2u_peft_load_weights(m2u_llama *m, const char *adapter_dir);
 
+/* Write a peft-loadable adapter directory: adapter_config.json and
+ * adapter_model.safetensors holding the LoRA tensors only (other trainables are
+ * not part of a LoRA adapter; save them with m2u_llama_save_params).  The
+ * directory is created if needed; each file is written atomically. */
+int m2u_peft_save(const m2u_llama *m, const char *adapter_dir, const char *base_model_name_or_path);
+
 #endif

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install m2u's build and run-time dependencies from Debian 12's packages.
+# Run as root (or with sudo available). Safe to run again: apt-get skips what is there.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config
+  libopenblas-openmp-dev   # BLAS built with OpenMP: one thread pool with our own loops
+  libcjson-dev             # config.json, tokenizer.json, safetensors headers
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root (missing: ${missing[*]})" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install dependencies, build with
+# -Wall -Wextra -Werror, run every test; then again under AddressSanitizer +
+# UndefinedBehaviorSanitizer; then compile the CUDA sources when nvcc exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=$(nproc)
+
+bash launch/install-deps.sh
+
+echo "== release build and tests"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$JOBS"
+ctest --test-dir build --output-on-failure -j "$JOBS"
+
+echo "== AddressSanitizer + UBSan build and tests"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DM2U_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$JOBS"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+
+if command -v nvcc >/dev/null 2>&1 && ls models/cuda/*.cu >/dev/null 2>&1; then
+  echo "== CUDA sources compile"
+  cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build-cuda -j "$JOBS" --target m2u_cuda
+fi
