@@ -1,0 +1,21 @@
+/* SHA-256 (FIPS 180-4), for the dataset manifest's per-shard checksums. */
+#ifndef M2U_SHA256_H
+#define M2U_SHA256_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint32_t h[8];
+    uint64_t len;
+    unsigned char buf[64];
+    size_t n;
+} m2u_sha256;
+
+void m2u_sha256_init(m2u_sha256 *s);
+void m2u_sha256_update(m2u_sha256 *s, const void *data, size_t len);
+void m2u_sha256_final(m2u_sha256 *s, unsigned char out[32]);
+/* Hex digest of a whole file (65 bytes with the NUL). */
+int m2u_sha256_file(const char *path, char hex[65]);
+
+#endif
