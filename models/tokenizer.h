@@ -25,6 +25,9 @@ int m2u_tokenizer_encode(const m2u_tokenizer *tok, const char *text, size_t len,
                          size_t *n_ids);
 /* Decode as tokenizers' decode(ids, skip_special_tokens=skip_special); *text malloc'ed, NUL-terminated. */
 int m2u_tokenizer_decode(const m2u_tokenizer *tok, const int32_t *ids, size_t n_ids, int skip_special, char **text);
+/* The same, also giving the byte length: decoded text can contain U+0000 (e.g. from <0x00>). */
+int m2u_tokenizer_decode_n(const m2u_tokenizer *tok, const int32_t *ids, size_t n_ids, int skip_special, char **text,
+                           size_t *len);
 
 int m2u_tokenizer_vocab_size(const m2u_tokenizer *tok); /* including added tokens */
 /* Id of a token string (vocab or added), or -1. */

@@ -19,9 +19,12 @@ Output format (UTF-8 JSON lines, no compression):
   other lines, one case each, "set" naming the SPEC it uses:
      {"set", "text", "ids", "ids_plain", "dec", "dec_skip"}
         ids = encode(text).ids, ids_plain = encode(text, add_special_tokens=False).ids,
-        dec / dec_skip = decode(ids, skip_special_tokens=False / True)
+        dec / dec_skip = decode(ids, skip_special_tokens=False / True).
+        To keep the file small, a field equal to what it would usually be is left out:
+        no "ids_plain" means it equals ids[1:], no "dec_skip" means it equals text, no "dec"
+        means it equals dec_skip.  (Lossless: the C test compares against the restored values.)
      {"set", "text", "n", "n_plain", "fnv_ids", "fnv_ids_plain", "fnv_dec", "fnv_dec_skip"}
-        the same for very long texts, stored as lengths and FNV-1a 32-bit hashes (of the ids as
+        the same for texts over LONG_TEXT (300) characters, stored as lengths and FNV-1a 32-bit hashes (of the ids as
         little-endian int32 bytes, of the strings' UTF-8 bytes) to keep the file small
      {"set", "decode_ids", "dec", "dec_skip"}   decode-only cases (arbitrary id sequences)
   A string containing U+0000 is written as {"hex": "<utf-8 bytes in hex>"} (cJSON strings end at NUL).
@@ -39,6 +42,7 @@ from tokenizers import Tokenizer
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXDIR = os.path.join(HERE, "fixtures", "tokenizer")
 SEED = 20240611
+LONG_TEXT = 300  # texts longer than this (in characters) are stored with hashed results
 
 if tokenizers.__version__ != "0.20.3":
     sys.exit("make_tokenizer_fixtures.py: needs tokenizers==0.20.3, found %s" % tokenizers.__version__)
@@ -247,9 +251,9 @@ def base_texts():
         a, b = rng.choice(SPECIAL_LIT), rng.choice(SPECIAL_LIT)
         t.append(rng.choice(WORDS) + rng.choice(["", " "]) + a + rng.choice(["", " ", "  "]) + rng.choice(WORDS)
                  + rng.choice(["", " "]) + b)
-    for _ in range(60):  # long words
+    for _ in range(40):  # long words (over LONG_TEXT characters they are stored hashed)
         t.append(rand_word(rng.randrange(50, 3000)))
-    for _ in range(20):
+    for _ in range(10):
         t.append("".join(rand_codepoint() for _ in range(rng.randrange(200, 1500))))
     while len(t) < 2700:
         t.append(mixed_text())
@@ -259,10 +263,10 @@ def base_texts():
 def big_texts():
     # Long single "words" stress the heap-based merge (the legacy tokenizer has no pre-tokenizer, so a
     # whole text between added tokens is one word).
-    word = "".join(rng.choice(WORDS) for _ in range(20000))[:100000]
-    prose = " ".join(rng.choice(WORDS) for _ in range(12000))
-    uni = "".join(rand_codepoint() for _ in range(8000))
-    return [word, prose, uni, "a" * 65536]
+    word = "".join(rng.choice(WORDS) for _ in range(8000))[:30000]
+    prose = " ".join(rng.choice(WORDS) for _ in range(3000))
+    uni = "".join(rand_codepoint() for _ in range(2000))
+    return [word, prose, uni, "a" * 20000]
 
 
 def decode_id_lists(vocab_size):
@@ -398,6 +402,11 @@ def main():
                                                      "prepend_scheme": "always", "split": True}]]},
         "ignore_merges": {"patch": [[["model", "ignore_merges"], True]]},
         "merges_pairs": {"merges_as_pairs": True},
+        # Without byte fallback, unknown characters become <unk> (fused or not) or, with no unk
+        # token at all, are dropped.
+        "unk_fuse": {"patch": [[["model", "byte_fallback"], False]]},
+        "unk_nofuse": {"patch": [[["model", "byte_fallback"], False], [["model", "fuse_unk"], False]]},
+        "no_unk": {"patch": [[["model", "byte_fallback"], False], [["model", "unk_token"], None]]},
     }
     toks = {}
     for name, spec in sets.items():
@@ -410,20 +419,28 @@ def main():
         tok = toks[set_name]
         ids = tok.encode(text).ids
         plain = tok.encode(text, add_special_tokens=False).ids
-        cases.append({"set": set_name, "text": jstr(text), "ids": ids, "ids_plain": plain,
-                      "dec": jstr(tok.decode(ids, skip_special_tokens=False)),
-                      "dec_skip": jstr(tok.decode(ids, skip_special_tokens=True))})
+        if len(text) > LONG_TEXT:
+            cases.append({"set": set_name, "text": jstr(text), "n": len(ids), "n_plain": len(plain),
+                          "fnv_ids": fnv_ids(ids), "fnv_ids_plain": fnv_ids(plain),
+                          "fnv_dec": fnv1a(tok.decode(ids, skip_special_tokens=False).encode("utf-8")),
+                          "fnv_dec_skip": fnv1a(tok.decode(ids, skip_special_tokens=True).encode("utf-8"))})
+            return
+        dec = tok.decode(ids, skip_special_tokens=False)
+        dec_skip = tok.decode(ids, skip_special_tokens=True)
+        c = {"set": set_name, "text": jstr(text), "ids": ids}
+        if plain != ids[1:]:  # elided fields are exact, not approximations (see the format above)
+            c["ids_plain"] = plain
+        if dec_skip != text:
+            c["dec_skip"] = jstr(dec_skip)
+        if dec != dec_skip:
+            c["dec"] = jstr(dec)
+        cases.append(c)
 
     for s in base_texts():
         add("base", s)
     for s in big_texts():
-        tok = toks["base"]
-        ids = tok.encode(s).ids
-        plain = tok.encode(s, add_special_tokens=False).ids
-        cases.append({"set": "base", "text": s, "n": len(ids), "n_plain": len(plain), "fnv_ids": fnv_ids(ids),
-                      "fnv_ids_plain": fnv_ids(plain),
-                      "fnv_dec": fnv1a(tok.decode(ids, skip_special_tokens=False).encode("utf-8")),
-                      "fnv_dec_skip": fnv1a(tok.decode(ids, skip_special_tokens=True).encode("utf-8"))})
+        assert len(s) > LONG_TEXT
+        add("base", s)
     for ids in decode_id_lists(sets["base"]["vocab_size"]):
         tok = toks["base"]
         cases.append({"set": "base", "decode_ids": ids,
@@ -440,6 +457,11 @@ def main():
     for s in general_texts(100):
         add("ignore_merges", s)
         add("merges_pairs", s)
+
+    unk_texts = general_texts(60) + ["".join(rand_codepoint() for _ in range(rng.randrange(1, 12))) for _ in range(40)]
+    for name in ["unk_fuse", "unk_nofuse", "no_unk"]:
+        for s in unk_texts:
+            add(name, s)
 
     # The pair-form merges must not change anything (sanity check of the reference itself).
     for a, b in zip([c for c in cases if c["set"] == "ignore_merges"], [c for c in cases if c["set"] == "merges_pairs"]):
