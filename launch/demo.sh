@@ -20,13 +20,13 @@ mkdir -p "$OUT"
 
 echo "== 1. a random 4-layer LLaMA (GQA, vocab 32000) with the LLaMA-2 tokenizer"
 $BIN init --config configs/tiny_llama.json --tokenizer tests/fixtures/tokenizer/tokenizer.json \
-  --out "$OUT/base" --seed 1
+  --out "$OUT/base" --seed 1 --std 0.05 --embed-std 0.1
 echo "tokens of 'A calm piano melody':"
 $BIN tokenize --model "$OUT/base" "A calm piano melody"
 
 echo "== 2. LoRA fine-tuning on data/demo/captions.txt"
 $BIN finetune --model "$OUT/base" --text data/demo/captions.txt --out "$OUT/adapter" \
-  --steps 300 --batch 4 --seq 48 --lr 1e-2 --lora-r 16 --lora-alpha 32 --seed 1 --log "$OUT/finetune.jsonl"
+  --steps 400 --batch 4 --seq 48 --lr 1e-2 --lora-r 16 --lora-alpha 32 --seed 1 --log "$OUT/finetune.jsonl"
 
 echo "== 3. greedy generation with the adapter"
 $BIN generate --model "$OUT/base" --adapter "$OUT/adapter" --prompt "A gentle piano" --max-new-tokens 24

@@ -33,7 +33,8 @@ static void usage(FILE *f) {
           "  generate  --model DIR --prompt TEXT [--adapter DIR] [--max-new-tokens 64]\n"
           "            [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-stop]\n"
           "  init      --config FILE.json --tokenizer tokenizer.json --out DIR [--seed 0] [--dtype f32|bf16]\n"
-          "                                                write a randomly initialised checkpoint\n"
+          "            [--std 0.02] [--embed-std 0.02]   write a randomly initialised checkpoint\n"
+          "                                                (normal weights, unit norms)\n"
           "  finetune  --model DIR --text FILE --out ADAPTER_DIR [--steps 200] [--batch 4] [--seq 64]\n"
           "            [--lr 3e-3] [--warmup 10] [--lora-r 8] [--lora-alpha 16] [--lora-dropout 0]\n"
           "            [--targets all|q_proj,v_proj,...] [--seed 0] [--log FILE.jsonl]\n"
@@ -54,7 +55,7 @@ static void usage(FILE *f) {
 typedef struct {
     const char *model, *adapter, *text, *ids, *out, *prompt, *config, *tokenizer, *dtype, *targets, *log;
     int no_bos, skip_special, max_new, top_k, no_stop, threads, steps, batch, seq, warmup, lora_r;
-    float temperature, top_p, lr, lora_alpha, lora_dropout;
+    float temperature, top_p, lr, lora_alpha, lora_dropout, std, embed_std;
     unsigned long long seed;
     char **rest;
     int n_rest;
@@ -92,6 +93,8 @@ static int parse_options(int argc, char **argv, options *o) {
     o->lora_alpha = 16.0f;
     o->targets = "all";
     o->dtype = "f32";
+    o->std = 0.02f;
+    o->embed_std = 0.02f;
     o->rest = calloc((size_t)argc + 1, sizeof(char *));
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -123,6 +126,8 @@ static int parse_options(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--lr")) fval = &o->lr;
         else if (!strcmp(a, "--lora-alpha")) fval = &o->lora_alpha;
         else if (!strcmp(a, "--lora-dropout")) fval = &o->lora_dropout;
+        else if (!strcmp(a, "--std")) fval = &o->std;
+        else if (!strcmp(a, "--embed-std")) fval = &o->embed_std;
         else if (!strcmp(a, "--no-bos")) { o->no_bos = 1; continue; }
         else if (!strcmp(a, "--skip-special")) { o->skip_special = 1; continue; }
         else if (!strcmp(a, "--no-stop")) { o->no_stop = 1; continue; }
@@ -280,10 +285,17 @@ static int cmd_generate(const options *o) {
         double t0 = m2u_now();
         rc = m2u_llama_generate(m, ids, (int)n, &sc, out, &n_out, NULL);
         double dt = m2u_now() - t0;
+        /* decode prompt and continuation together: SentencePiece decoding strips the
+           leading space of a sequence, which would glue the first new word to the prompt */
         char *text = NULL;
-        if (!rc) rc = m2u_tokenizer_decode(tok, out, (size_t)n_out, 1, &text);
+        int32_t *all = malloc((n + (size_t)n_out) * sizeof(int32_t));
+        memcpy(all, ids, n * sizeof(int32_t));
+        memcpy(all + n, out, (size_t)n_out * sizeof(int32_t));
+        if (!rc) rc = m2u_tokenizer_decode(tok, all, n + (size_t)n_out, 1, &text);
+        free(all);
         if (!rc) {
-            printf("%s%s\n", o->prompt, text);
+            printf("%s\n", text);
+            fflush(stdout);
             fprintf(stderr, "[%d prompt tokens, %d new tokens, %.1f tokens/s]\n", (int)n, n_out, n_out / dt);
         }
         free(text);
@@ -306,12 +318,12 @@ static int copy_file(const char *src, const char *dst) {
     return rc;
 }
 
-/* One tensor: normal(0, 0.02) weights or ones for a norm (d1 == 0: a vector). */
-static void add_random(m2u_st_entry *e, char **names, void **bufs, int *k, const char *name, int d0, int d1, int is_norm,
+/* One tensor: normal(0, std) weights, or ones for a norm (std 0; d1 == 0: a vector). */
+static void add_random(m2u_st_entry *e, char **names, void **bufs, int *k, const char *name, int d0, int d1, float std,
                        m2u_dtype dt, m2u_rng *rng) {
     size_t cnt = (size_t)d0 * (size_t)(d1 > 0 ? d1 : 1);
     float *w = malloc(cnt * sizeof(float));
-    for (size_t q = 0; q < cnt; q++) w[q] = is_norm ? 1.0f : 0.02f * m2u_rng_normal(rng);
+    for (size_t q = 0; q < cnt; q++) w[q] = std == 0.0f ? 1.0f : std * m2u_rng_normal(rng);
     bufs[*k] = malloc(cnt * m2u_dtype_size(dt));
     m2u_convert_from_f32(dt, w, bufs[*k], cnt);
     free(w);
@@ -327,6 +339,7 @@ static void add_random(m2u_st_entry *e, char **names, void **bufs, int *k, const
 
 static int cmd_init(const options *o) {
     if (need(o->config, "--config") || need(o->tokenizer, "--tokenizer") || need(o->out, "--out")) return -1;
+    if (!(o->std > 0) || !(o->embed_std > 0)) return m2u_fail("--std and --embed-std must be positive");
     m2u_dtype dt;
     if (!strcmp(o->dtype, "f32")) dt = M2U_F32;
     else if (!strcmp(o->dtype, "bf16")) dt = M2U_BF16;
@@ -349,22 +362,22 @@ static int cmd_init(const options *o) {
     m2u_rng_seed(&rng, o->seed);
     int k = 0, rc = 0;
     char nm[128];
-    add_random(e, names, bufs, &k, "model.embed_tokens.weight", c.vocab_size, C, 0, dt, &rng);
+    add_random(e, names, bufs, &k, "model.embed_tokens.weight", c.vocab_size, C, o->embed_std, dt, &rng);
     for (int l = 0; l < c.n_layers; l++) {
         static const char *const lin[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                            "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
         int rows[7] = {qd, kvd, kvd, C, F, F, C}, cols[7] = {C, C, C, qd, C, C, F};
         for (int j = 0; j < 7; j++) {
             snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, lin[j]);
-            add_random(e, names, bufs, &k, nm, rows[j], cols[j], 0, dt, &rng);
+            add_random(e, names, bufs, &k, nm, rows[j], cols[j], o->std, dt, &rng);
         }
         snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
-        add_random(e, names, bufs, &k, nm, C, 0, 1, dt, &rng);
+        add_random(e, names, bufs, &k, nm, C, 0, 0.0f, dt, &rng);
         snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
-        add_random(e, names, bufs, &k, nm, C, 0, 1, dt, &rng);
+        add_random(e, names, bufs, &k, nm, C, 0, 0.0f, dt, &rng);
     }
-    add_random(e, names, bufs, &k, "model.norm.weight", C, 0, 1, dt, &rng);
-    if (!c.tie_word_embeddings) add_random(e, names, bufs, &k, "lm_head.weight", c.vocab_size, C, 0, dt, &rng);
+    add_random(e, names, bufs, &k, "model.norm.weight", C, 0, 0.0f, dt, &rng);
+    if (!c.tie_word_embeddings) add_random(e, names, bufs, &k, "lm_head.weight", c.vocab_size, C, o->embed_std, dt, &rng);
     if (c.attention_bias || c.mlp_bias) rc = m2u_fail("%s: init does not create biased checkpoints", o->config);
     char *path = m2u_path_join(o->out, "model.safetensors");
     if (!rc) rc = m2u_st_write(path, e, k, NULL, NULL, 0);
