@@ -429,7 +429,7 @@ static int alloc_acts(m2u_llama *m, int B, int T) {
     if (qd > wide) wide = qd;
     /* scratch for backward: dres, dln, dq, dk, dv, datt, dg, du, dact, lora x/dx, du_lora, dlogits */
     size_t scratch = N * (2 * C + qd + 2 * kvd + qd + 3 * FF + 2 * wide + r) + N * V;
-    size_t top = (size_t)(c->n_layers + 1) * N * C + N * C + N + N * V + scratch;
+    size_t top = (size_t)(c->n_layers + 1) * N * C + N * C + N + N * V + scratch + N * (size_t)c->head_dim;
     m->x = malloc(top * sizeof(float) + 3 * (size_t)N * sizeof(int32_t));
     if (!m->x) return m2u_fail("out of memory for activations (B=%d, T=%d)", B, T);
     float *p = m->x + (size_t)(c->n_layers + 1) * N * C;
@@ -437,6 +437,8 @@ static int alloc_acts(m2u_llama *m, int B, int T) {
     m->rstdf = p; p += N;
     m->logits = p; p += N * V;
     m->scratch = p; p += scratch;
+    m->rope_cos = p; p += N * (size_t)(c->head_dim / 2);
+    m->rope_sin = p; p += N * (size_t)(c->head_dim / 2);
     m->targets = (int32_t *)p;
     m->pos = (int *)(m->targets + N);
     m->ids = m->targets + 2 * (size_t)N;
@@ -558,8 +560,8 @@ static int layer_fwd(m2u_llama *m, int l, const float *x, float *x_out, int B, i
     linear_fwd(m, &L->lin[M2U_Q], L->q, L->ln1_out, N, l, M2U_Q, L->lin[M2U_Q].act_u, xd);
     linear_fwd(m, &L->lin[M2U_K], L->k, L->ln1_out, N, l, M2U_K, L->lin[M2U_K].act_u, xd);
     linear_fwd(m, &L->lin[M2U_V], L->v, L->ln1_out, N, l, M2U_V, L->lin[M2U_V].act_u, xd);
-    m2u_rope_fwd(L->q, N, qd, H, hd, m->pos, m->inv_freq);
-    m2u_rope_fwd(L->k, N, kvd, KV, hd, m->pos, m->inv_freq);
+    m2u_rope_fwd(L->q, N, qd, H, hd, m->rope_cos, m->rope_sin);
+    m2u_rope_fwd(L->k, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
     for (int b = 0; b < B; b++)
         if (m2u_attention_fwd(L->att + (size_t)b * T * qd, L->probs + (size_t)b * H * T * T, L->q + (size_t)b * T * qd,
                               qd, L->k + (size_t)b * T * kvd, L->v + (size_t)b * T * kvd, kvd, T, T, 0, H, KV, hd))
@@ -596,6 +598,7 @@ int m2u_llama_forward(m2u_llama *m, const int32_t *ids, const int32_t *labels, i
             m->targets[b * T + t] = lab == ignore_index ? -1 : lab;
         }
     float *tmp = m->scratch, *xd = m->scratch + (size_t)N * C;
+    m2u_rope_table(m->rope_cos, m->rope_sin, m->pos, N, c->head_dim, m->inv_freq);
     embed_fwd(m, m->x, ids, N);
     for (int l = 0; l < c->n_layers; l++)
         if (layer_fwd(m, l, m->x + (size_t)l * N * C, m->x + (size_t)(l + 1) * N * C, B, T, tmp, xd)) return -1;
@@ -672,8 +675,8 @@ int m2u_llama_backward(m2u_llama *m, float grad_scale) {
                                   datt + (size_t)b * T * qd, L->probs + (size_t)b * H * T * T, L->q + (size_t)b * T * qd,
                                   qd, L->k + (size_t)b * T * kvd, L->v + (size_t)b * T * kvd, kvd, T, H, KV, hd))
                 return -1;
-        m2u_rope_bwd(dq, N, qd, H, hd, m->pos, m->inv_freq);
-        m2u_rope_bwd(dk, N, kvd, KV, hd, m->pos, m->inv_freq);
+        m2u_rope_bwd(dq, N, qd, H, hd, m->rope_cos, m->rope_sin);
+        m2u_rope_bwd(dk, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
         memset(dln, 0, (size_t)N * C * sizeof(float));
         linear_bwd(m, &L->lin[M2U_Q], dln, dq, L->ln1_out, N, l, M2U_Q, xd, dul);
         linear_bwd(m, &L->lin[M2U_K], dln, dk, L->ln1_out, N, l, M2U_K, xd, dul);
@@ -718,7 +721,7 @@ int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids,
     int qd = H * hd, kvd = KV * hd, r = m->spec.lora_r > 0 ? m->spec.lora_r : 1, pos0 = kc->len;
     size_t wide = (size_t)(C > FF ? C : FF);
     if ((size_t)qd > wide) wide = (size_t)qd;
-    size_t need = (size_t)n * (3 * (size_t)C + 2 * (size_t)qd + 2 * (size_t)kvd + 3 * (size_t)FF + (size_t)r + 1) + n;
+    size_t need = (size_t)n * (3 * (size_t)C + 2 * (size_t)qd + 2 * (size_t)kvd + 3 * (size_t)FF + (size_t)r + 1 + hd);
     float *buf = malloc(need * sizeof(float));
     int *pos = malloc((size_t)n * sizeof(int));
     if (!buf || !pos) {
@@ -738,8 +741,11 @@ int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids,
     float *u = p; p += (size_t)n * FF;
     float *act = p; p += (size_t)n * FF;
     float *ul = p; p += (size_t)n * r;
+    float *rc_cos = p; p += (size_t)n * (hd / 2);
+    float *rc_sin = p; p += (size_t)n * (hd / 2);
     float *rstd = p;
     for (int i = 0; i < n; i++) pos[i] = pos0 + i;
+    m2u_rope_table(rc_cos, rc_sin, pos, n, hd, m->inv_freq);
     int saved_training = m->training;
     m->training = 0; /* dropout is a training-time operation */
     embed_fwd(m, x, ids, n);
@@ -751,8 +757,8 @@ int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids,
         linear_fwd(m, &L->lin[M2U_Q], q, ln, n, l, M2U_Q, ul, NULL);
         linear_fwd(m, &L->lin[M2U_K], k, ln, n, l, M2U_K, ul, NULL);
         linear_fwd(m, &L->lin[M2U_V], v, ln, n, l, M2U_V, ul, NULL);
-        m2u_rope_fwd(q, n, qd, H, hd, pos, m->inv_freq);
-        m2u_rope_fwd(k, n, kvd, KV, hd, pos, m->inv_freq);
+        m2u_rope_fwd(q, n, qd, H, hd, rc_cos, rc_sin);
+        m2u_rope_fwd(k, n, kvd, KV, hd, rc_cos, rc_sin);
         memcpy(kcache + (size_t)pos0 * kvd, k, (size_t)n * kvd * sizeof(float));
         memcpy(vcache + (size_t)pos0 * kvd, v, (size_t)n * kvd * sizeof(float));
         rc = m2u_attention_fwd(att, NULL, q, qd, kcache, vcache, kvd, n, pos0 + n, pos0, H, KV, hd);

@@ -90,6 +90,7 @@ typedef struct {
     float *lnf, *rstdf, *logits;
     int32_t *targets;     /* [N] shifted labels */
     int *pos;             /* [N] positions */
+    float *rope_cos, *rope_sin; /* [N][head_dim/2] angles of pos */
     int32_t *ids;         /* [N] */
     int n_valid;
     float *owned[64];     /* frozen fp32 copies we allocated (norms, biases) */

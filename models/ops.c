@@ -117,17 +117,28 @@ void m2u_rope_inv_freq(float *inv_freq, int head_dim, float theta) {
     }
 }
 
-static void rope_apply(float *x, int N, int stride, int n_heads, int hd, const int *pos, const float *inv_freq,
+void m2u_rope_table(float *cos_t, float *sin_t, const int *pos, int N, int head_dim, const float *inv_freq) {
+    int half = head_dim / 2;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < half; j++) {
+            float f = (float)pos[n] * inv_freq[j]; /* fp32 product, as transformers */
+            cos_t[(size_t)n * half + j] = (float)cos((double)f);
+            sin_t[(size_t)n * half + j] = (float)sin((double)f);
+        }
+}
+
+static void rope_apply(float *x, int N, int stride, int n_heads, int hd, const float *cos_t, const float *sin_t,
                        float sign) {
     int half = hd / 2;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float *row = x + (size_t)n * stride;
-        for (int j = 0; j < half; j++) {
-            float f = (float)pos[n] * inv_freq[j]; /* fp32 product, as transformers */
-            float c = (float)cos((double)f), s = sign * (float)sin((double)f);
-            for (int h = 0; h < n_heads; h++) {
-                float *v = row + (size_t)h * hd;
+        const float *cr = cos_t + (size_t)n * half, *sr = sin_t + (size_t)n * half;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = row + (size_t)h * hd;
+            for (int j = 0; j < half; j++) {
+                float c = cr[j], s = sign * sr[j];
                 float a = v[j], b = v[j + half];
                 v[j] = a * c - b * s;
                 v[j + half] = b * c + a * s;
@@ -136,13 +147,13 @@ static void rope_apply(float *x, int N, int stride, int n_heads, int hd, const i
     }
 }
 
-void m2u_rope_fwd(float *x, int N, int stride, int n_heads, int head_dim, const int *pos, const float *inv_freq) {
-    rope_apply(x, N, stride, n_heads, head_dim, pos, inv_freq, 1.0f);
+void m2u_rope_fwd(float *x, int N, int stride, int n_heads, int head_dim, const float *cos_t, const float *sin_t) {
+    rope_apply(x, N, stride, n_heads, head_dim, cos_t, sin_t, 1.0f);
 }
 
 /* The rotation is orthogonal, so its gradient is the rotation by -angle. */
-void m2u_rope_bwd(float *dx, int N, int stride, int n_heads, int head_dim, const int *pos, const float *inv_freq) {
-    rope_apply(dx, N, stride, n_heads, head_dim, pos, inv_freq, -1.0f);
+void m2u_rope_bwd(float *dx, int N, int stride, int n_heads, int head_dim, const float *cos_t, const float *sin_t) {
+    rope_apply(dx, N, stride, n_heads, head_dim, cos_t, sin_t, -1.0f);
 }
 
 /* ---- attention -------------------------------------------------------------- */

@@ -36,11 +36,14 @@ void m2u_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, co
                      int C);
 
 /* RoPE in the Hugging Face layout (rotate_half: dim j pairs with j + hd/2).
- * x is [N rows][n_heads][hd] with row stride `stride` floats; row r has position pos[r].
- * inv_freq[hd/2] from m2u_rope_inv_freq. The backward is the inverse rotation. */
+ * The angles depend only on positions, so they are tabulated once per forward
+ * (cos/sin [N][hd/2], row r at position pos[r]) and shared by q, k, every layer
+ * and the backward.  x is [N rows][n_heads][hd] with row stride `stride` floats.
+ * The backward is the inverse rotation. */
 void m2u_rope_inv_freq(float *inv_freq, int head_dim, float theta);
-void m2u_rope_fwd(float *x, int N, int stride, int n_heads, int head_dim, const int *pos, const float *inv_freq);
-void m2u_rope_bwd(float *dx, int N, int stride, int n_heads, int head_dim, const int *pos, const float *inv_freq);
+void m2u_rope_table(float *cos_t, float *sin_t, const int *pos, int N, int head_dim, const float *inv_freq);
+void m2u_rope_fwd(float *x, int N, int stride, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
+void m2u_rope_bwd(float *dx, int N, int stride, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
 
 /* Causal grouped-query attention for one sequence.
  * q [T][H*hd] (row stride qs), k/v [S][KV*hd] (row stride ks), query t sits at
