@@ -429,7 +429,7 @@ static int alloc_acts(m2u_llama *m, int B, int T) {
     if (qd > wide) wide = qd;
     /* scratch for backward: dres, dln, dq, dk, dv, datt, dg, du, dact, lora x/dx, du_lora, dlogits */
     size_t scratch = N * (2 * C + qd + 2 * kvd + qd + 3 * FF + 2 * wide + r) + N * V;
-    size_t top = (size_t)(c->n_layers + 1) * N * C + N * C + N + N * V + scratch + N * (size_t)c->head_dim;
+    size_t top = (size_t)(c->n_layers + 1) * N * C + N * C + N + N * V + scratch + N * (size_t)c->head_dim + N;
     m->x = malloc(top * sizeof(float) + 3 * (size_t)N * sizeof(int32_t));
     if (!m->x) return m2u_fail("out of memory for activations (B=%d, T=%d)", B, T);
     float *p = m->x + (size_t)(c->n_layers + 1) * N * C;
@@ -437,6 +437,7 @@ static int alloc_acts(m2u_llama *m, int B, int T) {
     m->rstdf = p; p += N;
     m->logits = p; p += N * V;
     m->scratch = p; p += scratch;
+    m->lse = p; p += N;
     m->rope_cos = p; p += N * (size_t)(c->head_dim / 2);
     m->rope_sin = p; p += N * (size_t)(c->head_dim / 2);
     m->targets = (int32_t *)p;
@@ -549,6 +550,11 @@ static int check_ids(const m2u_llama *m, const int32_t *ids, int N) {
     return 0;
 }
 
+static void add_vec(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
 /* ---- one decoder layer over N rows of B sequences of length T (training/batched) ---- */
 
 static int layer_fwd(m2u_llama *m, int l, const float *x, float *x_out, int B, int T, float *tmp, float *xd) {
@@ -562,18 +568,15 @@ static int layer_fwd(m2u_llama *m, int l, const float *x, float *x_out, int B, i
     linear_fwd(m, &L->lin[M2U_V], L->v, L->ln1_out, N, l, M2U_V, L->lin[M2U_V].act_u, xd);
     m2u_rope_fwd(L->q, N, qd, H, hd, m->rope_cos, m->rope_sin);
     m2u_rope_fwd(L->k, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
-    for (int b = 0; b < B; b++)
-        if (m2u_attention_fwd(L->att + (size_t)b * T * qd, L->probs + (size_t)b * H * T * T, L->q + (size_t)b * T * qd,
-                              qd, L->k + (size_t)b * T * kvd, L->v + (size_t)b * T * kvd, kvd, T, T, 0, H, KV, hd))
-            return -1;
+    if (m2u_attention_fwd(L->att, L->probs, L->q, qd, L->k, L->v, kvd, B, T, T, 0, H, KV, hd)) return -1;
     linear_fwd(m, &L->lin[M2U_O], tmp, L->att, N, l, M2U_O, L->lin[M2U_O].act_u, xd);
-    for (size_t i = 0; i < (size_t)N * C; i++) L->h[i] = x[i] + tmp[i];
+    add_vec(L->h, x, tmp, (size_t)N * C);
     m2u_rmsnorm_fwd(L->ln2_out, L->rstd2, L->h, L->ln2.w, N, C, c->rms_norm_eps);
     linear_fwd(m, &L->lin[M2U_GATE], L->g, L->ln2_out, N, l, M2U_GATE, L->lin[M2U_GATE].act_u, xd);
     linear_fwd(m, &L->lin[M2U_UP], L->u, L->ln2_out, N, l, M2U_UP, L->lin[M2U_UP].act_u, xd);
     m2u_swiglu_fwd(L->act, L->g, L->u, (size_t)N * FF);
     linear_fwd(m, &L->lin[M2U_DOWN], tmp, L->act, N, l, M2U_DOWN, L->lin[M2U_DOWN].act_u, xd);
-    for (size_t i = 0; i < (size_t)N * C; i++) x_out[i] = L->h[i] + tmp[i];
+    add_vec(x_out, L->h, tmp, (size_t)N * C);
     return 0;
 }
 
@@ -593,7 +596,7 @@ int m2u_llama_forward(m2u_llama *m, const int32_t *ids, const int32_t *labels, i
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             m->pos[b * T + t] = t;
-            /* ignored targets become -1, which m2u_cross_entropy skips whatever the caller's index */
+            /* ignored targets become -1, which the cross-entropy skips whatever the caller's index */
             int32_t lab = (labels && t + 1 < T) ? labels[b * T + t + 1] : ignore_index;
             m->targets[b * T + t] = lab == ignore_index ? -1 : lab;
         }
@@ -605,8 +608,9 @@ int m2u_llama_forward(m2u_llama *m, const int32_t *ids, const int32_t *labels, i
     m2u_rmsnorm_fwd(m->lnf, m->rstdf, m->x + (size_t)c->n_layers * N * C, m->norm.w, N, C, c->rms_norm_eps);
     head_fwd(m, m->logits, m->lnf, N);
     m->n_valid = 0;
+    m->has_lse = labels != NULL;
     if (labels) {
-        double l = m2u_cross_entropy(m->logits, m->targets, N, V, -1, &m->n_valid, NULL, 0.0f);
+        double l = m2u_cross_entropy_fwd(m->logits, m->targets, N, V, m->lse, &m->n_valid);
         if (loss) *loss = (float)l;
     } else if (loss) {
         *loss = 0.0f;
@@ -637,7 +641,8 @@ int m2u_llama_backward(m2u_llama *m, float grad_scale) {
     float *dlogits = p;
 
     /* loss -> logits (the ignored rows get zero) */
-    m2u_cross_entropy(m->logits, m->targets, N, V, -1, NULL, dlogits, grad_scale);
+    if (!m->has_lse) return m2u_fail("backward needs a forward with labels");
+    m2u_cross_entropy_bwd(dlogits, m->logits, m->lse, m->targets, N, V, grad_scale);
 
     /* head */
     memset(dln, 0, (size_t)N * C * sizeof(float));
@@ -670,11 +675,7 @@ int m2u_llama_backward(m2u_llama *m, float grad_scale) {
         memset(dq, 0, (size_t)N * qd * sizeof(float));
         memset(dk, 0, (size_t)N * kvd * sizeof(float));
         memset(dv, 0, (size_t)N * kvd * sizeof(float));
-        for (int b = 0; b < B; b++)
-            if (m2u_attention_bwd(dq + (size_t)b * T * qd, dk + (size_t)b * T * kvd, dv + (size_t)b * T * kvd,
-                                  datt + (size_t)b * T * qd, L->probs + (size_t)b * H * T * T, L->q + (size_t)b * T * qd,
-                                  qd, L->k + (size_t)b * T * kvd, L->v + (size_t)b * T * kvd, kvd, T, H, KV, hd))
-                return -1;
+        if (m2u_attention_bwd(dq, dk, dv, datt, L->probs, L->q, qd, L->k, L->v, kvd, B, T, H, KV, hd)) return -1;
         m2u_rope_bwd(dq, N, qd, H, hd, m->rope_cos, m->rope_sin);
         m2u_rope_bwd(dk, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
         memset(dln, 0, (size_t)N * C * sizeof(float));
@@ -761,7 +762,7 @@ int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids,
         m2u_rope_fwd(k, n, kvd, KV, hd, rc_cos, rc_sin);
         memcpy(kcache + (size_t)pos0 * kvd, k, (size_t)n * kvd * sizeof(float));
         memcpy(vcache + (size_t)pos0 * kvd, v, (size_t)n * kvd * sizeof(float));
-        rc = m2u_attention_fwd(att, NULL, q, qd, kcache, vcache, kvd, n, pos0 + n, pos0, H, KV, hd);
+        rc = m2u_attention_fwd(att, NULL, q, qd, kcache, vcache, kvd, 1, n, pos0 + n, pos0, H, KV, hd);
         linear_fwd(m, &L->lin[M2U_O], tmp, att, n, l, M2U_O, ul, NULL);
         for (size_t i = 0; i < (size_t)n * C; i++) x[i] += tmp[i];
         m2u_rmsnorm_fwd(ln, rstd, x, L->ln2.w, n, C, c->rms_norm_eps);

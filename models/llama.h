@@ -91,6 +91,8 @@ typedef struct {
     int32_t *targets;     /* [N] shifted labels */
     int *pos;             /* [N] positions */
     float *rope_cos, *rope_sin; /* [N][head_dim/2] angles of pos */
+    float *lse;           /* [N] log-sum-exp of each row's logits (labels given) */
+    int has_lse;
     int32_t *ids;         /* [N] */
     int n_valid;
     float *owned[64];     /* frozen fp32 copies we allocated (norms, biases) */

@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,9 +159,9 @@ void m2u_rope_bwd(float *dx, int N, int stride, int n_heads, int head_dim, const
 
 /* ---- attention -------------------------------------------------------------- */
 
-int m2u_attention_fwd(float *out, float *probs, const float *q, int qs, const float *k, const float *v, int ks, int T,
-                      int S, int pos0, int H, int KV, int hd) {
-    int group = H / KV, failed = 0;
+int m2u_attention_fwd(float *out, float *probs, const float *q, int qs, const float *k, const float *v, int ks, int B,
+                      int T, int S, int pos0, int H, int KV, int hd) {
+    int group = H / KV, failed = 0, od = H * hd;
     float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel
     {
@@ -170,12 +171,13 @@ int m2u_attention_fwd(float *out, float *probs, const float *q, int qs, const fl
             failed = 1;
         }
 #pragma omp for schedule(dynamic, 1)
-        for (int h = 0; h < H; h++) {
+        for (int bh = 0; bh < B * H; bh++) {
             if (failed) continue;
-            int g = h / group;
-            float *P = probs ? probs + (size_t)h * T * S : own;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, hd, scale, q + (size_t)h * hd, qs,
-                        k + (size_t)g * hd, ks, 0.0f, P, S);
+            int b = bh / H, h = bh % H, g = h / group;
+            const float *qb = q + (size_t)b * T * qs, *kb = k + (size_t)b * S * ks, *vb = v + (size_t)b * S * ks;
+            float *P = probs ? probs + (size_t)bh * T * S : own;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, hd, scale, qb + (size_t)h * hd, qs,
+                        kb + (size_t)g * hd, ks, 0.0f, P, S);
             for (int t = 0; t < T; t++) {
                 float *p = P + (size_t)t * S;
                 int last = pos0 + t; /* keys 0..last visible */
@@ -191,8 +193,8 @@ int m2u_attention_fwd(float *out, float *probs, const float *q, int qs, const fl
                 for (int s = 0; s <= last; s++) p[s] *= inv;
                 for (int s = last + 1; s < S; s++) p[s] = 0.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, S, 1.0f, P, S, v + (size_t)g * hd, ks, 0.0f,
-                        out + (size_t)h * hd, H * hd);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, S, 1.0f, P, S, vb + (size_t)g * hd, ks, 0.0f,
+                        out + (size_t)b * T * od + (size_t)h * hd, od);
         }
         free(own);
     }
@@ -200,10 +202,9 @@ int m2u_attention_fwd(float *out, float *probs, const float *q, int qs, const fl
 }
 
 int m2u_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q, int qs,
-                      const float *k, const float *v, int ks, int T, int H, int KV, int hd) {
-    int group = H / KV, failed = 0;
+                      const float *k, const float *v, int ks, int B, int T, int H, int KV, int hd) {
+    int group = H / KV, failed = 0, od = H * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    /* Parallel over kv heads: the heads of one group all add into the same dk/dv columns. */
 #pragma omp parallel
     {
         float *dS = malloc((size_t)T * T * sizeof(float));
@@ -212,13 +213,15 @@ int m2u_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const 
             failed = 1;
         }
 #pragma omp for schedule(dynamic, 1)
-        for (int g = 0; g < KV; g++) {
+        for (int bg = 0; bg < B * KV; bg++) {
             if (failed) continue;
+            int b = bg / KV, g = bg % KV;
+            size_t qo = (size_t)b * T * qs, ko = (size_t)b * T * ks, oo = (size_t)b * T * od;
             for (int h = g * group; h < (g + 1) * group; h++) {
-                const float *P = probs + (size_t)h * T * T;
-                const float *dO = dout + (size_t)h * hd;
+                const float *P = probs + ((size_t)b * H + h) * T * T;
+                const float *dO = dout + oo + (size_t)h * hd;
                 /* dP = dO V^T */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, H * hd, v + (size_t)g * hd, ks,
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, od, v + ko + (size_t)g * hd, ks,
                             0.0f, dS, T);
                 /* softmax backward: dS = P * (dP - sum_s P dP) */
                 for (int t = 0; t < T; t++) {
@@ -229,12 +232,12 @@ int m2u_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const 
                     for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - dot);
                     for (int s = t + 1; s < T; s++) d[s] = 0.0f;
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dS, T, k + (size_t)g * hd, ks,
-                            1.0f, dq + (size_t)h * hd, qs);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dS, T, q + (size_t)h * hd, qs,
-                            1.0f, dk + (size_t)g * hd, ks);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, H * hd, 1.0f,
-                            dv + (size_t)g * hd, ks);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dS, T, k + ko + (size_t)g * hd, ks,
+                            1.0f, dq + qo + (size_t)h * hd, qs);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dS, T, q + qo + (size_t)h * hd, qs,
+                            1.0f, dk + ko + (size_t)g * hd, ks);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, od, 1.0f,
+                            dv + ko + (size_t)g * hd, ks);
             }
         }
         free(dS);
@@ -264,33 +267,47 @@ void m2u_swiglu_bwd(float *dg, float *du, const float *dout, const float *g, con
 
 /* ---- loss -------------------------------------------------------------------- */
 
-double m2u_cross_entropy(const float *logits, const int32_t *targets, int N, int V, int ignore_index, int *n_valid,
-                         float *dlogits, float grad_scale) {
+double m2u_cross_entropy_fwd(const float *logits, const int32_t *targets, int N, int V, float *lse, int *n_valid) {
     double total = 0.0;
     int count = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total, count)
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * V;
-        float *d = dlogits ? dlogits + (size_t)n * V : NULL;
         int t = targets[n];
-        if (t == ignore_index || t < 0 || t >= V) {
-            if (d) memset(d, 0, (size_t)V * sizeof(float));
+        if (t < 0 || t >= V) {
+            lse[n] = 0.0f;
             continue;
         }
         float mx = -INFINITY;
         for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+        /* float exponentials (each is exact to an ulp), summed in double so that
+           32000 terms do not lose the small ones */
         double sum = 0.0;
-        for (int i = 0; i < V; i++) sum += exp((double)(l[i] - mx));
-        double lse = (double)mx + log(sum);
-        total += lse - (double)l[t];
+        for (int i = 0; i < V; i++) sum += (double)expf(l[i] - mx);
+        double row_lse = (double)mx + log(sum);
+        lse[n] = (float)row_lse;
+        total += row_lse - (double)l[t];
         count++;
-        if (d) {
-            for (int i = 0; i < V; i++) d[i] = (float)(exp((double)l[i] - lse)) * grad_scale;
-            d[t] -= grad_scale;
-        }
     }
     if (n_valid) *n_valid = count;
     return count ? total / count : 0.0;
+}
+
+void m2u_cross_entropy_bwd(float *dlogits, const float *logits, const float *lse, const int32_t *targets, int N, int V,
+                           float grad_scale) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * V;
+        float *d = dlogits + (size_t)n * V;
+        int t = targets[n];
+        if (t < 0 || t >= V) {
+            memset(d, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        float m = lse[n];
+        for (int i = 0; i < V; i++) d[i] = expf(l[i] - m) * grad_scale;
+        d[t] -= grad_scale;
+    }
 }
 
 /* ---- dropout ---------------------------------------------------------------------- */
@@ -315,6 +332,16 @@ void m2u_dropout(float *out, const float *x, size_t n, float p, uint64_t seed, u
         uint32_t r = (uint32_t)(splitmix64(base + i) >> 32);
         out[i] = r >= thresh ? x[i] * keep_scale : 0.0f;
     }
+}
+
+const char *m2u_blas_threading_warning(void) {
+    static char msg[256];
+    if (openblas_get_parallel() == 2) return NULL; /* 0 sequential, 1 pthreads, 2 OpenMP */
+    snprintf(msg, sizeof msg,
+             "the loaded OpenBLAS (%s) is not the OpenMP build; expect oversubscribed threads. "
+             "Install libopenblas0-openmp or run with OPENBLAS_NUM_THREADS=1",
+             openblas_get_config());
+    return msg;
 }
 
 void m2u_softmax_rows(float *x, int N, int V) {

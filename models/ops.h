@@ -45,32 +45,43 @@ void m2u_rope_table(float *cos_t, float *sin_t, const int *pos, int N, int head_
 void m2u_rope_fwd(float *x, int N, int stride, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
 void m2u_rope_bwd(float *dx, int N, int stride, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
 
-/* Causal grouped-query attention for one sequence.
- * q [T][H*hd] (row stride qs), k/v [S][KV*hd] (row stride ks), query t sits at
- * position pos0 + t and sees keys 0..pos0+t.  out [T][H*hd]. probs [H][T][S]
- * is written when non-NULL (needed for backward).  Returns -1 only on allocation failure. */
-int m2u_attention_fwd(float *out, float *probs, const float *q, int qs, const float *k, const float *v, int ks, int T,
-                       int S, int pos0, int H, int KV, int hd);
-/* Backward of the above with pos0 = 0 and S = T (training).  dq/dk/dv accumulate;
- * dout has row stride H*hd like out. Returns -1 only if scratch cannot be allocated. */
+/* Causal grouped-query attention over B sequences.
+ * Sequence b: q [T][H*hd] at q + b*T*qs (row stride qs), k/v [S][KV*hd] at
+ * k + b*S*ks (row stride ks); query t sits at position pos0 + t and sees keys
+ * 0..pos0+t.  out [B*T][H*hd].  probs [B][H][T][S] is written when non-NULL
+ * (needed for backward).  One parallel loop covers all (sequence, head) pairs.
+ * Returns -1 only on allocation failure. */
+int m2u_attention_fwd(float *out, float *probs, const float *q, int qs, const float *k, const float *v, int ks, int B,
+                      int T, int S, int pos0, int H, int KV, int hd);
+/* Backward of the above with pos0 = 0 and S = T (training).  dq/dk/dv
+ * accumulate; dout has the layout of out.  Parallel over (sequence, kv head):
+ * the heads of one group all add into the same dk/dv columns. */
 int m2u_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q, int qs,
-                      const float *k, const float *v, int ks, int T, int H, int KV, int hd);
+                      const float *k, const float *v, int ks, int B, int T, int H, int KV, int hd);
 
 /* SiLU-gated unit: out = silu(g) * u. */
 void m2u_swiglu_fwd(float *out, const float *g, const float *u, size_t n);
 void m2u_swiglu_bwd(float *dg, float *du, const float *dout, const float *g, const float *u, size_t n);
 
-/* Mean cross-entropy over rows whose target != ignore_index; the number of
- * counted rows is returned in *n_valid.  When dlogits is non-NULL it receives
- * (softmax - onehot) * grad_scale for counted rows and 0 elsewhere (written, not
- * accumulated); callers pass grad_scale = 1/n_valid for a plain mean. */
-double m2u_cross_entropy(const float *logits, const int32_t *targets, int N, int V, int ignore_index, int *n_valid,
-                         float *dlogits, float grad_scale);
+/* Cross-entropy over rows [N][V] whose target is in [0, V) (any other target,
+ * e.g. -1, is ignored).  Forward: returns the mean over counted rows, their
+ * count in *n_valid, and each row's log-sum-exp in lse[N] (for the backward).
+ * Backward: dlogits = (softmax - onehot) * grad_scale on counted rows, 0 on
+ * the others (written, not accumulated), in one pass thanks to lse.  dlogits
+ * may alias logits. */
+double m2u_cross_entropy_fwd(const float *logits, const int32_t *targets, int N, int V, float *lse, int *n_valid);
+void m2u_cross_entropy_bwd(float *dlogits, const float *logits, const float *lse, const int32_t *targets, int N, int V,
+                           float grad_scale);
 
 /* Dropout mask from a counter-based hash, so backward regenerates the forward
  * mask without storing it: element i of stream (seed, tag) is kept iff its hash
  * is >= p * 2^32.  out = keep ? x / (1 - p) : 0.  Works in place. */
 void m2u_dropout(float *out, const float *x, size_t n, float p, uint64_t seed, uint64_t tag);
+
+/* NULL when the BLAS in use shares OpenMP's thread pool; otherwise a warning
+ * to show the user (a pthread OpenBLAS next to our OpenMP loops oversubscribes
+ * the cores and runs several times slower). */
+const char *m2u_blas_threading_warning(void);
 
 /* Softmax over the last dimension of rows [N][V] (in place). */
 void m2u_softmax_rows(float *x, int N, int V);

@@ -518,6 +518,8 @@ int main(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
+    const char *warn = m2u_blas_threading_warning();
+    if (warn) fprintf(stderr, "m2u-llm: warning: %s\n", warn);
     options o;
     int rc = parse_options(argc, argv, &o);
     if (!rc) {
