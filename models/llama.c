@@ -198,6 +198,10 @@ static int load_layer(m2u_llama *m, int l, param_list *pl, frozen_arena *arena, 
             return m2u_fail("internal: frozen arena too small");
         }
     }
+    if (l >= c->n_layers - m->spec.adapter_layers) {
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.gate", l);
+        if (add_param(pl, name, 1, c->n_heads, 1, 0, &L->gate, &L->dgate, INIT_ZERO, NULL, 0)) return -1;
+    }
     return 0;
 }
 
@@ -206,6 +210,8 @@ static int validate_spec(const m2u_llama_config *c, const m2u_train_spec *s) {
     if (s->lora_r > 0 && !s->lora_targets) return m2u_fail("lora_r > 0 but no LoRA target modules");
     if (s->lora_r > 0 && !(s->lora_alpha > 0)) return m2u_fail("lora_alpha must be > 0");
     if (s->lora_dropout < 0 || s->lora_dropout >= 1) return m2u_fail("lora_dropout must be in [0, 1)");
+    if (s->adapter_layers < 0 || s->adapter_layers > c->n_layers)
+        return m2u_fail("adapter_layers %d outside [0, %d]", s->adapter_layers, c->n_layers);
     if (s->token_rows_start < 0 || s->token_rows_start >= c->vocab_size)
         return m2u_fail("token_rows_start %d outside the vocabulary [0, %d)", s->token_rows_start, c->vocab_size);
     return 0;
@@ -255,6 +261,7 @@ static int load_model(m2u_llama *m, const char *dir) {
     }
     m->owned[m->n_owned++] = arena.block;
     m2u_rope_inv_freq(m->inv_freq, c->head_dim, c->rope_theta);
+    m->first_adapter_layer = c->n_layers - m->spec.adapter_layers;
 
     param_list pl = {0};
     rc = 0;
@@ -400,7 +407,7 @@ static int alloc_acts(m2u_llama *m, int B, int T) {
     free_acts(m);
     size_t C = (size_t)c->hidden_size, FF = (size_t)c->intermediate_size, qd = (size_t)c->n_heads * c->head_dim,
            kvd = (size_t)c->n_kv_heads * c->head_dim, H = (size_t)c->n_heads, r = (size_t)m->spec.lora_r;
-    size_t per_layer = N * (C + 1 + qd + 2 * kvd + qd + C + C + 1 + 3 * FF) + (size_t)B * H * T * T;
+    size_t per_layer = N * (C + 1 + qd + 2 * kvd + qd + C + C + 1 + 3 * FF) + (size_t)B * H * T * T + (size_t)B * kvd;
     for (int s = 0; s < M2U_N_LINEAR; s++) per_layer += (size_t)N * r;
     for (int l = 0; l < c->n_layers; l++) {
         m2u_layer *L = &m->layers[l];
@@ -419,6 +426,7 @@ static int alloc_acts(m2u_llama *m, int B, int T) {
         L->u = p; p += N * FF;
         L->act = p; p += N * FF;
         L->probs = p; p += (size_t)B * H * T * T;
+        L->adapter_v = p; p += (size_t)B * kvd;
         for (int s = 0; s < M2U_N_LINEAR; s++) {
             L->lin[s].act_u = p;
             p += N * r;
@@ -429,7 +437,8 @@ static int alloc_acts(m2u_llama *m, int B, int T) {
     if (qd > wide) wide = qd;
     /* scratch for backward: dres, dln, dq, dk, dv, datt, dg, du, dact, lora x/dx, du_lora, dlogits */
     size_t scratch = N * (2 * C + qd + 2 * kvd + qd + 3 * FF + 2 * wide + r) + N * V;
-    size_t top = (size_t)(c->n_layers + 1) * N * C + N * C + N + N * V + scratch + N * (size_t)c->head_dim + N;
+    size_t n_adapt = (size_t)m->spec.adapter_layers * B * C;
+    size_t top = (size_t)(c->n_layers + 1) * N * C + N * C + N + N * V + scratch + N * (size_t)c->head_dim + N + n_adapt;
     m->x = malloc(top * sizeof(float) + 3 * (size_t)N * sizeof(int32_t));
     if (!m->x) return m2u_fail("out of memory for activations (B=%d, T=%d)", B, T);
     float *p = m->x + (size_t)(c->n_layers + 1) * N * C;
@@ -438,6 +447,7 @@ static int alloc_acts(m2u_llama *m, int B, int T) {
     m->logits = p; p += N * V;
     m->scratch = p; p += scratch;
     m->lse = p; p += N;
+    m->dadapter_in = p; p += n_adapt;
     m->rope_cos = p; p += N * (size_t)(c->head_dim / 2);
     m->rope_sin = p; p += N * (size_t)(c->head_dim / 2);
     m->targets = (int32_t *)p;
@@ -555,6 +565,59 @@ static void add_vec(float *out, const float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
+/* ---- adapter injection (M2UGen / LLaMA-Adapter, adapter length 1) ------------------------- */
+
+static const float *adapter_rows(const m2u_llama *m, int l, int B) {
+    return m->adapter_in + (size_t)(l - m->first_adapter_layer) * B * m->cfg.hidden_size;
+}
+
+/* att[b, t, head h] += tanh(gate_h) * (W_v a_b)[kv head of h], for every t.
+ * av [B, kv_dim] receives W_v a (kept for the backward). */
+static void adapter_fwd(const m2u_llama *m, const m2u_layer *L, int l, float *att, float *av_out, int B, int T) {
+    const m2u_llama_config *c = &m->cfg;
+    int hd = c->head_dim, H = c->n_heads, group = H / c->n_kv_heads, kvd = c->n_kv_heads * hd, qd = H * hd;
+    m2u_matmul_wt(av_out, kvd, adapter_rows(m, l, B), B, &L->lin[M2U_V].w, 0, kvd, 0.0f);
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < B * T; n++) {
+        const float *av = av_out + (size_t)(n / T) * kvd;
+        float *a = att + (size_t)n * qd;
+        for (int h = 0; h < H; h++) {
+            float tg = tanhf(L->gate[h]);
+            const float *v = av + (size_t)(h / group) * hd;
+            for (int d = 0; d < hd; d++) a[h * hd + d] += tg * v[d];
+        }
+    }
+}
+
+/* From datt (gradient of the attention output including the adapter term):
+ * dgate, and d adapter_in = (sum over heads/positions) W_v^T dav. */
+static void adapter_bwd(m2u_llama *m, m2u_layer *L, int l, const float *datt, int B, int T) {
+    const m2u_llama_config *c = &m->cfg;
+    int hd = c->head_dim, H = c->n_heads, group = H / c->n_kv_heads, kvd = c->n_kv_heads * hd, qd = H * hd;
+    int C = c->hidden_size;
+    float *dav = calloc((size_t)B * kvd, sizeof(float)); /* small: B x kv_dim */
+    for (int h = 0; h < H; h++) {
+        float tg = tanhf(L->gate[h]);
+        double dg = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *av = L->adapter_v + (size_t)b * kvd + (size_t)(h / group) * hd;
+            float *dv = dav + (size_t)b * kvd + (size_t)(h / group) * hd;
+            for (int t = 0; t < T; t++) {
+                const float *d = datt + ((size_t)b * T + t) * qd + (size_t)h * hd;
+                for (int k = 0; k < hd; k++) {
+                    dg += (double)d[k] * av[k];
+                    dv[k] += tg * d[k];
+                }
+            }
+        }
+        L->dgate[h] += (float)((1.0 - (double)tg * tg) * dg);
+    }
+    float *da = m->dadapter_in + (size_t)(l - m->first_adapter_layer) * B * C;
+    memset(da, 0, (size_t)B * C * sizeof(float));
+    m2u_matmul_w_acc(da, dav, kvd, B, &L->lin[M2U_V].w, 0, kvd);
+    free(dav);
+}
+
 /* ---- one decoder layer over N rows of B sequences of length T (training/batched) ---- */
 
 static int layer_fwd(m2u_llama *m, int l, const float *x, float *x_out, int B, int T, float *tmp, float *xd) {
@@ -569,6 +632,7 @@ static int layer_fwd(m2u_llama *m, int l, const float *x, float *x_out, int B, i
     m2u_rope_fwd(L->q, N, qd, H, hd, m->rope_cos, m->rope_sin);
     m2u_rope_fwd(L->k, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
     if (m2u_attention_fwd(L->att, L->probs, L->q, qd, L->k, L->v, kvd, B, T, T, 0, H, KV, hd)) return -1;
+    if (L->gate) adapter_fwd(m, L, l, L->att, L->adapter_v, B, T);
     linear_fwd(m, &L->lin[M2U_O], tmp, L->att, N, l, M2U_O, L->lin[M2U_O].act_u, xd);
     add_vec(L->h, x, tmp, (size_t)N * C);
     m2u_rmsnorm_fwd(L->ln2_out, L->rstd2, L->h, L->ln2.w, N, C, c->rms_norm_eps);
@@ -590,6 +654,9 @@ int m2u_llama_forward(m2u_llama *m, const int32_t *ids, const int32_t *labels, i
             if (labels[i] != ignore_index && (labels[i] < 0 || labels[i] >= c->vocab_size))
                 return m2u_fail("label %d at position %d is neither the ignore index %d nor a token id", labels[i], i,
                                 ignore_index);
+    if (m->spec.adapter_layers && !m->adapter_in)
+        return m2u_fail("forward: the model injects adapters into %d layers but adapter_in is not set",
+                        m->spec.adapter_layers);
     int N = B * T, C = c->hidden_size, V = c->vocab_size;
     m->step_seed = m->step_seed * 6364136223846793005ull + 1442695040888963407ull + m->spec.seed;
     memcpy(m->ids, ids, (size_t)N * sizeof(int32_t));
@@ -618,7 +685,13 @@ int m2u_llama_forward(m2u_llama *m, const int32_t *ids, const int32_t *labels, i
     return 0;
 }
 
-int m2u_llama_backward(m2u_llama *m, float grad_scale) {
+int m2u_llama_backward(m2u_llama *m, float grad_scale) { return m2u_llama_backward_hidden(m, grad_scale, NULL); }
+
+const float *m2u_llama_last_hidden(const m2u_llama *m) {
+    return m->x + (size_t)m->cfg.n_layers * m->B * m->T * m->cfg.hidden_size;
+}
+
+int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidden) {
     const m2u_llama_config *c = &m->cfg;
     if (!m->cap_N) return m2u_fail("backward called before forward");
     int B = m->B, T = m->T, N = B * T, C = c->hidden_size, FF = c->intermediate_size, V = c->vocab_size;
@@ -653,7 +726,8 @@ int m2u_llama_backward(m2u_llama *m, float grad_scale) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m->n_rows, C, N, 1.0f, dlogits + m->rows_start, V, m->lnf,
                     C, 1.0f, m->dhead_rows, C);
     }
-    memset(dres, 0, (size_t)N * C * sizeof(float));
+    if (dhidden) memcpy(dres, dhidden, (size_t)N * C * sizeof(float));
+    else memset(dres, 0, (size_t)N * C * sizeof(float));
     m2u_rmsnorm_bwd(dres, m->norm.dw, dln, m->x + (size_t)c->n_layers * N * C, m->norm.w, m->rstdf, N, C);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
@@ -672,6 +746,7 @@ int m2u_llama_backward(m2u_llama *m, float grad_scale) {
         /* attention branch: h = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
         memset(datt, 0, (size_t)N * qd * sizeof(float));
         linear_bwd(m, &L->lin[M2U_O], datt, dres, L->att, N, l, M2U_O, xd, dul);
+        if (L->gate) adapter_bwd(m, L, l, datt, B, T);
         memset(dq, 0, (size_t)N * qd * sizeof(float));
         memset(dk, 0, (size_t)N * kvd * sizeof(float));
         memset(dv, 0, (size_t)N * kvd * sizeof(float));
@@ -717,12 +792,14 @@ int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids,
     const m2u_llama_config *c = &m->cfg;
     if (n <= 0) return m2u_fail("forward_cached: no tokens");
     if (kc->len + n > kc->cap) return m2u_fail("KV cache full: %d + %d tokens > %d positions", kc->len, n, kc->cap);
+    if (m->spec.adapter_layers && !m->adapter_in)
+        return m2u_fail("forward_cached: the model injects adapters but adapter_in is not set");
     if (check_ids(m, ids, n)) return -1;
     int C = c->hidden_size, FF = c->intermediate_size, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
     int qd = H * hd, kvd = KV * hd, r = m->spec.lora_r > 0 ? m->spec.lora_r : 1, pos0 = kc->len;
     size_t wide = (size_t)(C > FF ? C : FF);
     if ((size_t)qd > wide) wide = (size_t)qd;
-    size_t need = (size_t)n * (3 * (size_t)C + 2 * (size_t)qd + 2 * (size_t)kvd + 3 * (size_t)FF + (size_t)r + 1 + hd);
+    size_t need = (size_t)n * (3 * (size_t)C + 2 * (size_t)qd + 2 * (size_t)kvd + 3 * (size_t)FF + (size_t)r + 1 + hd) + kvd;
     float *buf = malloc(need * sizeof(float));
     int *pos = malloc((size_t)n * sizeof(int));
     if (!buf || !pos) {
@@ -742,6 +819,7 @@ int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids,
     float *u = p; p += (size_t)n * FF;
     float *act = p; p += (size_t)n * FF;
     float *ul = p; p += (size_t)n * r;
+    float *av = p; p += kvd;
     float *rc_cos = p; p += (size_t)n * (hd / 2);
     float *rc_sin = p; p += (size_t)n * (hd / 2);
     float *rstd = p;
@@ -763,6 +841,7 @@ int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids,
         memcpy(kcache + (size_t)pos0 * kvd, k, (size_t)n * kvd * sizeof(float));
         memcpy(vcache + (size_t)pos0 * kvd, v, (size_t)n * kvd * sizeof(float));
         rc = m2u_attention_fwd(att, NULL, q, qd, kcache, vcache, kvd, 1, n, pos0 + n, pos0, H, KV, hd);
+        if (L->gate) adapter_fwd(m, L, l, att, av, 1, n);
         linear_fwd(m, &L->lin[M2U_O], tmp, att, n, l, M2U_O, ul, NULL);
         for (size_t i = 0; i < (size_t)n * C; i++) x[i] += tmp[i];
         m2u_rmsnorm_fwd(ln, rstd, x, L->ln2.w, n, C, c->rms_norm_eps);

@@ -31,6 +31,12 @@ typedef struct {
     int train_norms;        /* every RMSNorm weight trainable */
     int token_rows_start;   /* > 0: rows [start, vocab) of embed_tokens (and an untied lm_head) trainable */
     uint64_t seed;          /* LoRA A init and dropout streams */
+    /* M2UGen / LLaMA-Adapter injection: the last adapter_layers layers each take
+       one vector a [B, hidden] per forward (m2u_llama.adapter_in) and add
+       tanh(gate_h) * (W_v a)_h to every position's attention output of head h,
+       before o_proj.  gate [n_heads] per layer is zero-initialised and trainable
+       (the paper's design; the released code never trains it, see README). */
+    int adapter_layers;
 } m2u_train_spec;
 
 /* Parse a linear name list ("q_proj,v_proj" or "all") into a bit set. */
@@ -61,6 +67,8 @@ typedef struct {
 typedef struct {
     m2u_norm ln1, ln2;
     m2u_linear lin[M2U_N_LINEAR];
+    float *gate, *dgate;  /* [n_heads] adapter gate (adapter layers only) */
+    float *adapter_v;     /* [B, kv_dim] = W_v a, saved for backward */
     /* saved activations, [N = B*T] rows */
     float *ln1_out, *rstd1, *q, *k, *v, *probs, *att, *h, *ln2_out, *rstd2, *g, *u, *act;
 } m2u_layer;
@@ -80,6 +88,10 @@ typedef struct {
     int n_params;
     float *param_buf, *grad_buf;
     size_t n_param_floats;
+
+    const float *adapter_in; /* caller's [adapter_layers][B][hidden] for the next forward, or NULL */
+    float *dadapter_in;      /* written by backward: d loss / d adapter_in, same layout */
+    int first_adapter_layer; /* n_layers - adapter_layers */
 
     int training;        /* dropout active */
     uint64_t step_seed;  /* changes per forward; dropout streams derive from it */
@@ -128,6 +140,12 @@ int m2u_llama_forward(m2u_llama *m, const int32_t *ids, const int32_t *labels, i
  * plain mean. */
 int m2u_llama_backward(m2u_llama *m, float grad_scale);
 void m2u_llama_zero_grad(m2u_llama *m);
+/* The same, plus an outside gradient dhidden [B*T, hidden] on the last layer's
+ * output before the final norm (m->x + n_layers*N*hidden) -- where M2UGen's
+ * output projector reads the [AUD] states.  dhidden may be NULL. */
+int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidden);
+/* Last layer's output before the final norm, [B*T, hidden], from the last forward. */
+const float *m2u_llama_last_hidden(const m2u_llama *m);
 
 /* ---- inference with a KV cache ---- */
 typedef struct {
