@@ -1,0 +1,146 @@
+#include "batch.h"
+
+#include "m2u_error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int m2u_sample_pair(const m2u_sample *s, int stage, const char **instruction, const char **answer, int *wants_music) {
+    const char *kind = s->text[M2U_TEXT_KIND] ? s->text[M2U_TEXT_KIND] : "";
+    const char *caption = s->text[M2U_TEXT_CAPTION] ? s->text[M2U_TEXT_CAPTION] : "";
+    *wants_music = 0;
+    if (stage == 1) {
+        if (!caption[0]) return -1;
+        *instruction = "";
+        *answer = caption;
+        return 0;
+    }
+    if (stage == 2) {
+        if (!caption[0]) return -1;
+        *instruction = caption;
+        *answer = caption;
+        *wants_music = 1;
+        return 0;
+    }
+    if (!strcmp(kind, "musicqa")) {
+        *instruction = s->text[M2U_TEXT_INSTRUCTION];
+        *answer = s->text[M2U_TEXT_ANSWER];
+    } else if (!strcmp(kind, "muedit") || !strcmp(kind, "muimage") || !strcmp(kind, "muvideo")) {
+        *instruction = s->text[M2U_TEXT_INSTRUCTION];
+        *answer = s->text[M2U_TEXT_OUTPUT_TEXT];
+        *wants_music = 1;
+    } else if (!strcmp(kind, "mucaps")) {
+        *instruction = "Describe this music.";
+        *answer = caption;
+    } else {
+        return -1;
+    }
+    return *instruction && *answer && (*answer)[0] ? 0 : -1;
+}
+
+/* template with {instruction} replaced; malloc'ed */
+static char *fill_template(const char *tpl, const char *instruction) {
+    const char *at = strstr(tpl, "{instruction}");
+    size_t a = at ? (size_t)(at - tpl) : strlen(tpl), b = strlen(instruction);
+    const char *rest = at ? at + strlen("{instruction}") : "";
+    char *out = malloc(a + b + strlen(rest) + 1);
+    if (!out) return NULL;
+    memcpy(out, tpl, a);
+    memcpy(out + a, instruction, b);
+    strcpy(out + a + b, rest);
+    return out;
+}
+
+void m2u_batch_free(m2u_batch *b) {
+    free(b->ids);
+    free(b->labels);
+    free(b->length);
+    free(b->aud_pos);
+    memset(b, 0, sizeof *b);
+}
+
+typedef struct {
+    int32_t *ids;
+    size_t n, n_prompt;
+    int aud_pos;
+} seq;
+
+static int build_seq(const m2u_tokenizer *tok, const m2u_batch_options *o, const m2u_sample *s, seq *q) {
+    const char *instruction, *answer;
+    int music;
+    memset(q, 0, sizeof *q);
+    q->aud_pos = -1;
+    if (m2u_sample_pair(s, o->stage, &instruction, &answer, &music))
+        return m2u_fail("sample %s (kind '%s') has nothing to learn at stage %d", s->text[M2U_TEXT_ID],
+                        s->text[M2U_TEXT_KIND], o->stage);
+    char *prompt = fill_template(o->prompt_template, instruction);
+    if (!prompt) return m2u_fail("out of memory");
+    size_t lp = strlen(prompt), la = strlen(answer);
+    char *full = malloc(lp + la + 1);
+    memcpy(full, prompt, lp);
+    memcpy(full + lp, answer, la + 1);
+    int32_t *pids = NULL, *fids = NULL;
+    size_t np = 0, nf = 0;
+    int rc = m2u_tokenizer_encode(tok, prompt, lp, 1, &pids, &np);
+    if (!rc) rc = m2u_tokenizer_encode(tok, full, lp + la, 1, &fids, &nf);
+    free(prompt);
+    free(full);
+    free(pids);
+    if (rc) return m2u_fail_prefix("sample %s", s->text[M2U_TEXT_ID]);
+    int n_aud = music ? o->n_aud : 0;
+    size_t tail = (size_t)n_aud + (o->append_eos ? 1 : 0);
+    size_t keep = nf;
+    if ((size_t)o->max_len < tail + 2) return m2u_fail("max_len %d is too short for the [AUD] block", o->max_len);
+    if (keep + tail > (size_t)o->max_len) keep = (size_t)o->max_len - tail; /* cut the answer's end */
+    q->ids = malloc((keep + tail) * sizeof(int32_t));
+    memcpy(q->ids, fids, keep * sizeof(int32_t));
+    free(fids);
+    q->n = keep;
+    if (n_aud) {
+        q->aud_pos = (int)q->n - 1; /* its hidden state predicts [AUD0] */
+        for (int k = 0; k < n_aud; k++) q->ids[q->n++] = o->aud_id0 + k;
+    }
+    if (o->append_eos) q->ids[q->n++] = m2u_tokenizer_eos_id(tok);
+    q->n_prompt = np < keep ? np : keep;
+    return 0;
+}
+
+int m2u_batch_build(m2u_dataset *ds, const m2u_tokenizer *tok, const m2u_batch_options *o, const int64_t *idx, int B,
+                    m2u_batch *out) {
+    seq *qs = calloc((size_t)B, sizeof *qs);
+    if (!qs) return m2u_fail("out of memory");
+    int rc = 0, T = 1;
+    for (int b = 0; b < B && !rc; b++) {
+        m2u_sample s;
+        rc = m2u_dataset_get(ds, idx[b], &s);
+        if (!rc) {
+            rc = build_seq(tok, o, &s, &qs[b]);
+            m2u_sample_free(&s);
+        }
+        if (!rc && (int)qs[b].n > T) T = (int)qs[b].n;
+    }
+    if (!rc) {
+        m2u_batch_free(out);
+        out->B = B;
+        out->T = T;
+        out->ids = malloc((size_t)B * T * sizeof(int32_t));
+        out->labels = malloc((size_t)B * T * sizeof(int32_t));
+        out->length = malloc((size_t)B * sizeof(int));
+        out->aud_pos = malloc((size_t)B * sizeof(int));
+        out->n_valid = 0;
+        for (int b = 0; b < B; b++) {
+            for (int t = 0; t < T; t++) {
+                int real = t < (int)qs[b].n;
+                int32_t id = real ? qs[b].ids[t] : o->pad_id;
+                out->ids[b * T + t] = id;
+                out->labels[b * T + t] = (real && t >= (int)qs[b].n_prompt) ? id : o->ignore_index;
+                if (t >= 1 && out->labels[b * T + t] != o->ignore_index) out->n_valid++;
+            }
+            out->length[b] = (int)qs[b].n;
+            out->aud_pos[b] = qs[b].aud_pos;
+        }
+    }
+    for (int b = 0; b < B; b++) free(qs[b].ids);
+    free(qs);
+    return rc;
+}
