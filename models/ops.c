@@ -34,9 +34,40 @@ static void widen_rows(const m2u_mat *w, int row0, int n, float *dst) {
         m2u_convert_to_f32(w->dtype, src + (size_t)r * w->cols * es, dst + (size_t)r * w->cols, (size_t)w->cols);
 }
 
+/* Few rows against a 16-bit weight (token-by-token generation): dot products
+ * straight from the stored bf16/f16, so the weight is read once at 2 bytes per
+ * element instead of being widened into a buffer and read again at 4. */
+static void matvec_16(float *y, int ldy, const float *x, int N, const m2u_mat *w, int row0, int nrows, float beta) {
+    int K = w->cols;
+    const uint16_t *W = (const uint16_t *)w->data + (size_t)row0 * K;
+    int bf = w->dtype == M2U_BF16;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < nrows; r++) {
+        const uint16_t *wr = W + (size_t)r * K;
+        for (int n = 0; n < N; n++) {
+            const float *xn = x + (size_t)n * K;
+            float acc = 0.0f;
+            /* omp simd lets the compiler reassociate the sum into vector lanes */
+            if (bf) {
+#pragma omp simd reduction(+ : acc)
+                for (int k = 0; k < K; k++) acc += xn[k] * m2u_bf16_to_f32(wr[k]);
+            } else {
+#pragma omp simd reduction(+ : acc)
+                for (int k = 0; k < K; k++) acc += xn[k] * m2u_f16_to_f32(wr[k]);
+            }
+            float *dst = y + (size_t)n * ldy + r;
+            *dst = (beta == 0.0f ? 0.0f : beta * *dst) + acc;
+        }
+    }
+}
+
 void m2u_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, int row0, int nrows, float beta) {
     int K = w->cols;
     if (N == 0 || nrows == 0) return;
+    if (N <= 4 && (w->dtype == M2U_BF16 || w->dtype == M2U_F16) && ((uintptr_t)w->data % 2) == 0) {
+        matvec_16(y, ldy, x, N, w, row0, nrows, beta);
+        return;
+    }
     if (direct_f32(w)) {
         const float *W = (const float *)w->data + (size_t)row0 * K;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nrows, K, 1.0f, x, K, W, K, beta, y, ldy);
