@@ -42,12 +42,16 @@ int m2u_parse_linear_targets(const char *list, unsigned *mask) {
 
 enum { INIT_ZERO, INIT_KAIMING, INIT_COPY };
 
+enum { FILL_NONE, FILL_ONES, FILL_LINEAR }; /* rows INIT_COPY has no source for (added tokens) */
+
 typedef struct {
     m2u_param p;
     float **data_slot, **grad_slot;
     int init;
     const m2u_st_tensor *src; /* INIT_COPY: source tensor, rows from src_row0 */
     int src_row0;
+    int copy_rows;            /* INIT_COPY: rows taken from src (-1 = all); the rest get `fill` */
+    int fill;
 } pending_param;
 
 typedef struct {
@@ -77,6 +81,8 @@ static int add_param(param_list *pl, const char *name, int ndim, int64_t d0, int
     e->init = init;
     e->src = src;
     e->src_row0 = src_row0;
+    e->copy_rows = -1;
+    e->fill = FILL_NONE;
     return e->p.name ? 0 : m2u_fail("out of memory");
 }
 
@@ -109,8 +115,12 @@ static int finish_params(m2u_llama *m, param_list *pl) {
         } else if (e->init == INIT_COPY) {
             size_t es = m2u_dtype_size(e->src->dtype);
             size_t row = (size_t)(e->src->ndim > 1 ? e->src->shape[1] : 1);
+            size_t n_copy = e->copy_rows < 0 ? p->n : (size_t)e->copy_rows * row;
             const unsigned char *src = (const unsigned char *)e->src->data + (size_t)e->src_row0 * row * es;
-            if (m2u_convert_to_f32(e->src->dtype, src, p->data, p->n) != 0) return -1;
+            if (n_copy && m2u_convert_to_f32(e->src->dtype, src, p->data, n_copy) != 0) return -1;
+            float bound = 1.0f / sqrtf((float)row);
+            for (size_t j = n_copy; j < p->n; j++)
+                p->data[j] = e->fill == FILL_ONES ? 1.0f : (2.0f * m2u_rng_uniform(&rng) - 1.0f) * bound;
         }
     }
     return 0;
@@ -212,6 +222,7 @@ static int validate_spec(const m2u_llama_config *c, const m2u_train_spec *s) {
     if (s->lora_dropout < 0 || s->lora_dropout >= 1) return m2u_fail("lora_dropout must be in [0, 1)");
     if (s->adapter_layers < 0 || s->adapter_layers > c->n_layers)
         return m2u_fail("adapter_layers %d outside [0, %d]", s->adapter_layers, c->n_layers);
+    if (s->extra_vocab < 0) return m2u_fail("extra_vocab must be >= 0");
     if (s->token_rows_start < 0 || s->token_rows_start >= c->vocab_size)
         return m2u_fail("token_rows_start %d outside the vocabulary [0, %d)", s->token_rows_start, c->vocab_size);
     return 0;
@@ -265,14 +276,25 @@ static int load_model(m2u_llama *m, const char *dir) {
 
     param_list pl = {0};
     rc = 0;
-    if (m->spec.token_rows_start > 0) {
-        m->rows_start = m->spec.token_rows_start;
-        m->n_rows = V - m->rows_start;
+    if (m->spec.token_rows_start > 0 || m->spec.extra_vocab > 0) {
+        /* the checkpoint holds rows [0, V); added tokens extend the vocabulary */
+        m->rows_start = m->spec.token_rows_start > 0 ? m->spec.token_rows_start : V;
+        m->cfg.vocab_size = V + m->spec.extra_vocab;
+        m->n_rows = m->cfg.vocab_size - m->rows_start;
         rc = add_param(&pl, "model.embed_tokens.weight.rows", 2, m->n_rows, C, 0, &m->embed_rows, &m->dembed_rows,
                        INIT_COPY, emb, m->rows_start);
-        if (!rc && !c->tie_word_embeddings)
+        if (!rc) {
+            pl.v[pl.n - 1].copy_rows = V - m->rows_start;
+            pl.v[pl.n - 1].fill = FILL_ONES;
+        }
+        if (!rc && !c->tie_word_embeddings) {
             rc = add_param(&pl, "lm_head.weight.rows", 2, m->n_rows, C, 0, &m->head_rows, &m->dhead_rows, INIT_COPY,
                            head, m->rows_start);
+            if (!rc) {
+                pl.v[pl.n - 1].copy_rows = V - m->rows_start;
+                pl.v[pl.n - 1].fill = FILL_LINEAR;
+            }
+        }
     } else {
         m->rows_start = V;
     }

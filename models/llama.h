@@ -30,6 +30,9 @@ typedef struct {
     unsigned bias_targets;  /* trainable biases on these linears (from checkpoint, else zero-init) */
     int train_norms;        /* every RMSNorm weight trainable */
     int token_rows_start;   /* > 0: rows [start, vocab) of embed_tokens (and an untied lm_head) trainable */
+    int extra_vocab;        /* tokens added after the checkpoint's vocabulary (M2UGen's [AUD0..7]):
+                               trainable rows, embeddings initialised to 1.0 as M2UGen does, lm_head
+                               rows like nn.Linear (U(+-1/sqrt(hidden))); vocab_size grows by this */
     uint64_t seed;          /* LoRA A init and dropout streams */
     /* M2UGen / LLaMA-Adapter injection: the last adapter_layers layers each take
        one vector a [B, hidden] per forward (m2u_llama.adapter_in) and add
