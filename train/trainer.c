@@ -1,0 +1,462 @@
+#include "trainer.h"
+
+#include "adamw.h"
+#include "batch.h"
+#include "checkpoint.h"
+#include "fileio.h"
+#include "llama.h"
+#include "m2u_error.h"
+#include "manifest.h"
+#include "progress.h"
+#include "rng.h"
+#include "tokenizer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *const k_kind_names[] = {"mucaps", "musicqa", "muedit", "muimage", "muvideo", ""};
+
+typedef struct {
+    const m2u_train_config *cfg;
+    const m2u_dist *dist;
+    m2u_tokenizer *tok;
+    m2u_llama *model;
+    m2u_dataset *train, *eval;
+    int64_t *eligible, n_eligible;     /* training samples this stage can use */
+    int64_t *eval_idx, n_eval;
+    m2u_batch_options bo;
+    m2u_adamw opt;
+    m2u_adamw_config ac;
+    m2u_train_state st;
+    long total_steps, steps_per_epoch;
+    int64_t *order, n_order;           /* this rank's samples of the current epoch */
+    int order_epoch;
+    FILE *metrics;
+    double t_data, t_fwd, t_bwd, t_opt; /* seconds, summed */
+} trainer;
+
+/* ---- which samples a stage uses -------------------------------------------------------- */
+
+static int kind_allowed(unsigned kinds, const char *kind) {
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(kind, k_kind_names[i])) return (kinds >> i) & 1u;
+    return 0;
+}
+
+/* Indices of the view whose texts give a (question, answer) pair at this stage. */
+static int select_samples(m2u_dataset *ds, int stage, unsigned kinds, int64_t **out, int64_t *n_out) {
+    int64_t n = m2u_dataset_count(ds), k = 0;
+    int64_t *idx = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    if (!idx) return m2u_fail("out of memory");
+    static const m2u_text_col cols[] = {M2U_TEXT_ID, M2U_TEXT_KIND, M2U_TEXT_CAPTION, M2U_TEXT_INSTRUCTION,
+                                        M2U_TEXT_ANSWER, M2U_TEXT_OUTPUT_TEXT};
+    for (int64_t i = 0; i < n; i++) {
+        int shard;
+        int64_t local;
+        m2u_shard_reader *r;
+        if (m2u_dataset_locate(ds, i, &shard, &local) || m2u_dataset_shard(ds, shard, &r)) {
+            free(idx);
+            return -1;
+        }
+        m2u_sample s;
+        memset(&s, 0, sizeof s);
+        int rc = 0;
+        for (size_t c = 0; c < sizeof cols / sizeof *cols && !rc; c++)
+            rc = m2u_shard_get_text(r, cols[c], local, &s.text[cols[c]], NULL);
+        const char *q, *a;
+        int music;
+        if (!rc && kind_allowed(kinds, s.text[M2U_TEXT_KIND]) && m2u_sample_pair(&s, stage, &q, &a, &music) == 0)
+            idx[k++] = i;
+        for (size_t c = 0; c < sizeof cols / sizeof *cols; c++) free(s.text[cols[c]]);
+        if (rc) {
+            free(idx);
+            return -1;
+        }
+    }
+    *out = idx;
+    *n_out = k;
+    return 0;
+}
+
+/* This rank's share of an epoch: a permutation of the eligible samples drawn
+ * from (seed, epoch) alone, dealt to the ranks micro-batch by micro-batch, so a
+ * global step of `world` ranks x batch b holds the same samples as one rank's
+ * `world` accumulated micro-batches of b.  The remainder is dropped,
+ * differently each epoch. */
+static void epoch_order(trainer *t, int epoch) {
+    int64_t n = t->n_eligible, world = t->dist->size, per = n / world;
+    int64_t *perm = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    memcpy(perm, t->eligible, (size_t)n * sizeof(int64_t));
+    if (t->cfg->train.shuffle) {
+        m2u_rng r;
+        m2u_rng_seed(&r, (uint64_t)t->cfg->run.seed * 1000003ull + (uint64_t)epoch);
+        for (int64_t i = n - 1; i > 0; i--) {
+            int64_t j = (int64_t)(m2u_rng_next(&r) % (uint64_t)(i + 1));
+            int64_t x = perm[i];
+            perm[i] = perm[j];
+            perm[j] = x;
+        }
+    }
+    /* micro-batch k of rank r holds global positions (k*world + r)*b .. +b-1, so all
+       ranks' k-th micro-batches cover world*b consecutive positions; samples that
+       do not fill a whole micro-batch are dropped with the remainder */
+    int64_t b = t->cfg->train.batch, blocks = per / b;
+    free(t->order);
+    t->order = malloc((size_t)(blocks > 0 ? blocks * b : 1) * sizeof(int64_t));
+    for (int64_t i = 0; i < blocks * b; i++) t->order[i] = perm[(i / b * world + t->dist->rank) * b + i % b];
+    t->n_order = blocks * b;
+    t->order_epoch = epoch;
+    free(perm);
+}
+
+/* ---- schedule ------------------------------------------------------------------------- */
+
+static double lr_at(const m2u_train_config *c, long step, long total) {
+    double lr = c->train.lr, lo = c->train.min_lr;
+    long w = c->train.warmup_steps;
+    if (step < w) return lr * (double)(step + 1) / (double)w;
+    double p = total > w ? (double)(step - w) / (double)(total - w) : 1.0;
+    if (p > 1) p = 1;
+    switch (c->train.schedule) {
+    case M2U_SCHEDULE_CONSTANT: return lr;
+    case M2U_SCHEDULE_LINEAR: return lo + (lr - lo) * (1.0 - p);
+    default: return lo + (lr - lo) * 0.5 * (1.0 + cos(3.14159265358979323846 * p));
+    }
+}
+
+/* ---- set-up ---------------------------------------------------------------------------------- */
+
+static const char *const k_split_names[] = {"train", "valid", "test"};
+
+static int check_supported(const m2u_train_config *c) {
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } missing[] = {{M2U_TRAIN_ADAPTERS, "adapters"},
+                   {M2U_TRAIN_GATES, "gates"},
+                   {M2U_TRAIN_PREFIX_QUERY, "prefix_query"},
+                   {M2U_TRAIN_PROJECTOR, "projector"}};
+    for (size_t i = 0; i < sizeof missing / sizeof *missing; i++)
+        if (c->train.trainable & missing[i].bit)
+            return m2u_train_config_fail(c, "train.trainable",
+                                         "'%s' needs the modality adapters and output projector, which this "
+                                         "m2u-train does not contain yet; train lora, bias, norm and "
+                                         "aud_embeddings, or wait for them",
+                                         missing[i].name);
+    return 0;
+}
+
+static int setup_model(trainer *t) {
+    const m2u_train_config *c = t->cfg;
+    if (m2u_tokenizer_load(c->model.tokenizer, &t->tok)) return -1;
+    char names[64][16];
+    const char *ptrs[64];
+    int n_aud = c->model.aud_tokens;
+    for (int i = 0; i < n_aud; i++) {
+        snprintf(names[i], sizeof names[i], "[AUD%d]", i);
+        ptrs[i] = names[i];
+    }
+    /* normal added tokens, as M2UGen's LlamaTokenizer.add_tokens */
+    if (n_aud && m2u_tokenizer_add_tokens(t->tok, ptrs, n_aud, 0)) return -1;
+    int aud0 = n_aud ? m2u_tokenizer_token_to_id(t->tok, "[AUD0]") : 0;
+
+    char *cfg_path = m2u_path_join(c->model.llm, "config.json");
+    m2u_llama_config lc;
+    int rc = m2u_llama_config_load(cfg_path, &lc);
+    free(cfg_path);
+    if (rc) return -1;
+    int tok_vocab = m2u_tokenizer_vocab_size(t->tok);
+    m2u_train_spec spec = {0};
+    unsigned tr = c->train.trainable;
+    if (tr & M2U_TRAIN_LORA) {
+        spec.lora_r = c->lora.r;
+        spec.lora_alpha = (float)c->lora.alpha;
+        spec.lora_dropout = (float)c->lora.dropout;
+        spec.lora_targets = c->lora.targets; /* same bit order as M2U_Q..M2U_DOWN */
+    }
+    /* M2UGen's bias tuning: wq, wo, w1 (gate), w2 (down), w3 (up); wk and wv have none */
+    if (tr & M2U_TRAIN_BIAS)
+        spec.bias_targets = (1u << M2U_Q) | (1u << M2U_O) | (1u << M2U_GATE) | (1u << M2U_UP) | (1u << M2U_DOWN);
+    spec.train_norms = (tr & M2U_TRAIN_NORM) != 0;
+    spec.extra_vocab = tok_vocab > lc.vocab_size ? tok_vocab - lc.vocab_size : 0;
+    if (spec.extra_vocab && !(tr & M2U_TRAIN_AUD_EMBEDDINGS))
+        return m2u_train_config_fail(c, "train.trainable",
+                                     "the tokenizer has %d tokens beyond the model's %d ([AUD] tokens): their rows "
+                                     "must be trained, add aud_embeddings",
+                                     spec.extra_vocab, lc.vocab_size);
+    if ((tr & M2U_TRAIN_AUD_EMBEDDINGS) && !spec.extra_vocab && n_aud) spec.token_rows_start = aud0;
+    spec.seed = (uint64_t)c->run.seed;
+    if (m2u_llama_load(c->model.llm, &spec, &t->model)) return -1;
+    if (t->model->n_params == 0) return m2u_train_config_fail(c, "train.trainable", "nothing to train");
+    t->bo = (m2u_batch_options){.stage = c->train.stage,
+                                .prompt_template = c->train.prompt_template,
+                                .max_len = c->train.max_len,
+                                .n_aud = n_aud,
+                                .aud_id0 = aud0,
+                                .append_eos = 0,
+                                .ignore_index = c->train.ignore_index,
+                                .pad_id = 0};
+    return 0;
+}
+
+static int setup_data(trainer *t) {
+    const m2u_train_config *c = t->cfg;
+    m2u_dataset_options o = {.split = k_split_names[c->train.split]};
+    if (m2u_dataset_open(c->train.data, &o, &t->train)) return -1;
+    if (select_samples(t->train, c->train.stage, c->train.kinds, &t->eligible, &t->n_eligible)) return -1;
+    long micro = (long)(t->n_eligible / t->dist->size) / c->train.batch;
+    t->steps_per_epoch = micro / c->train.accum;
+    if (t->steps_per_epoch == 0)
+        return m2u_train_config_fail(c, "train.batch",
+                                     "%s: %lld usable samples in split '%s' at stage %d are too few for %d rank(s) x "
+                                     "batch %d x accum %d",
+                                     c->train.data, (long long)t->n_eligible, o.split, c->train.stage, t->dist->size,
+                                     c->train.batch, c->train.accum);
+    t->total_steps = c->train.max_steps > 0 ? c->train.max_steps : (long)c->train.epochs * t->steps_per_epoch;
+    m2u_dataset_options eo = {.split = k_split_names[c->eval.split]};
+    if (m2u_dataset_open(c->train.data, &eo, &t->eval)) return -1;
+    return select_samples(t->eval, c->train.stage, c->train.kinds, &t->eval_idx, &t->n_eval);
+}
+
+/* ---- evaluation: mean token loss on the eval split (rank 0) ---------------------------------- */
+
+static double eval_loss(trainer *t) {
+    const m2u_train_config *c = t->cfg;
+    int B = c->train.batch;
+    int64_t n = t->n_eval;
+    if (c->eval.batches > 0 && n > (int64_t)c->eval.batches * B) n = (int64_t)c->eval.batches * B;
+    double sum = 0;
+    long tokens = 0;
+    m2u_batch b = {0};
+    int saved = t->model->training;
+    uint64_t seed = t->model->step_seed; /* evaluation must not move the dropout stream */
+    t->model->training = 0;
+    for (int64_t i = 0; i + B <= n; i += B) {
+        float loss;
+        if (m2u_batch_build(t->eval, t->tok, &t->bo, t->eval_idx + i, B, &b) ||
+            m2u_llama_forward(t->model, b.ids, b.labels, b.B, b.T, c->train.ignore_index, &loss))
+            break;
+        sum += (double)loss * t->model->n_valid;
+        tokens += t->model->n_valid;
+    }
+    t->model->training = saved;
+    t->model->step_seed = seed;
+    m2u_batch_free(&b);
+    return tokens ? sum / (double)tokens : NAN;
+}
+
+/* ---- one optimizer step -------------------------------------------------------------------------- */
+
+static int train_step(trainer *t, double *loss_out, double *gnorm_out, double *tokens_out) {
+    const m2u_train_config *c = t->cfg;
+    m2u_llama *m = t->model;
+    m2u_batch b = {0};
+    double sums[2] = {0, 0}; /* token-loss sum, token count */
+    m2u_llama_zero_grad(m);
+    m->training = 1;
+    for (int a = 0; a < c->train.accum; a++) {
+        if (t->order_epoch != t->st.epoch) epoch_order(t, t->st.epoch); /* first step, or resumed */
+        if (t->st.epoch_pos + c->train.batch > t->n_order) {             /* next epoch */
+            t->st.epoch++;
+            t->st.epoch_pos = 0;
+            epoch_order(t, t->st.epoch);
+        }
+        double t0 = m2u_now();
+        int rc = m2u_batch_build(t->train, t->tok, &t->bo, t->order + t->st.epoch_pos, c->train.batch, &b);
+        double t1 = m2u_now();
+        float loss = 0;
+        if (!rc) rc = m2u_llama_forward(m, b.ids, b.labels, b.B, b.T, c->train.ignore_index, &loss);
+        double t2 = m2u_now();
+        /* the SUM of token losses: normalised by the global count after the all-reduce */
+        if (!rc) rc = m2u_llama_backward(m, 1.0f);
+        double t3 = m2u_now();
+        t->t_data += t1 - t0;
+        t->t_fwd += t2 - t1;
+        t->t_bwd += t3 - t2;
+        if (rc) {
+            m2u_batch_free(&b);
+            return -1;
+        }
+        sums[0] += (double)loss * m->n_valid;
+        sums[1] += m->n_valid;
+        t->st.epoch_pos += c->train.batch;
+    }
+    m2u_batch_free(&b);
+    if (t->dist->size > 1 &&
+        (m2u_dist_allreduce_sum_f32(m->grad_buf, m->n_param_floats) || m2u_dist_allreduce_sum_f64(sums, 2)))
+        return -1;
+    double t0 = m2u_now();
+    double tokens = sums[1] > 0 ? sums[1] : 1;
+    float inv = (float)(1.0 / tokens);
+    for (size_t i = 0; i < m->n_param_floats; i++) m->grad_buf[i] *= inv;
+    double gn = m2u_grad_norm(m->grad_buf, m->n_param_floats);
+    *loss_out = sums[0] / tokens;
+    *gnorm_out = gn;
+    *tokens_out = sums[1];
+    if (!isfinite(*loss_out) || !isfinite(gn))
+        return m2u_fail("step %ld: %s is %g; stopping (the last good checkpoint is kept)", t->st.step + 1,
+                        isfinite(*loss_out) ? "gradient norm" : "loss", isfinite(*loss_out) ? gn : *loss_out);
+    if (c->train.clip_grad > 0) m2u_clip_grad(m->grad_buf, m->n_param_floats, gn, (float)c->train.clip_grad);
+    m2u_adamw_step(&t->opt, &t->ac, (float)lr_at(c, t->st.step, t->total_steps), m->params, m->n_params);
+    t->t_opt += m2u_now() - t0;
+    return 0;
+}
+
+static int save(trainer *t) {
+    int rc = 0;
+    if (t->dist->rank == 0) {
+        t->st.model_seed = t->model->step_seed;
+        rc = m2u_ckpt_save(t->cfg->run.out_dir, &t->st, t->model->params, t->model->n_params, &t->opt,
+                           t->cfg->run.keep_last);
+    }
+    if (t->dist->size > 1) {
+        m2u_dist_barrier();
+        rc = m2u_dist_any(rc != 0) ? -1 : 0;
+        if (rc && t->dist->rank != 0) m2u_fail("rank 0 failed to write the checkpoint");
+    }
+    return rc;
+}
+
+static int mkdir_p(const char *path) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) return m2u_fail("%s: path too long", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++)
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char ch = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return m2u_fail("%s: cannot create: %s", buf, strerror(errno));
+            buf[i] = ch;
+        }
+    return 0;
+}
+
+static void free_trainer(trainer *t) {
+    if (t->metrics) fclose(t->metrics);
+    m2u_adamw_free(&t->opt);
+    free(t->order);
+    free(t->eligible);
+    free(t->eval_idx);
+    if (t->train) m2u_dataset_close(t->train);
+    if (t->eval) m2u_dataset_close(t->eval);
+    m2u_llama_free(t->model);
+    m2u_tokenizer_free(t->tok);
+}
+
+int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume) {
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.dist = dist;
+    t.order_epoch = -1;
+    if (cfg->run.threads > 0) omp_set_num_threads(cfg->run.threads);
+    int rc = check_supported(cfg);
+    if (!rc) rc = setup_model(&t);
+    if (!rc) rc = setup_data(&t);
+    if (!rc) rc = m2u_adamw_init(&t.opt, t.model->n_param_floats);
+    t.ac = (m2u_adamw_config){.beta1 = (float)cfg->train.beta1, .beta2 = (float)cfg->train.beta2,
+                              .eps = (float)cfg->train.eps, .weight_decay = (float)cfg->train.weight_decay};
+    m2u_rng rng;
+    m2u_rng_seed(&rng, (uint64_t)cfg->run.seed);
+    memcpy(t.st.rng, rng.s, sizeof t.st.rng);
+    if (!rc && resume) {
+        char *latest = NULL;
+        rc = m2u_ckpt_latest(cfg->run.out_dir, &latest);
+        if (!rc && !latest) rc = m2u_fail("--resume: no complete checkpoint under %s/checkpoints", cfg->run.out_dir);
+        if (!rc) rc = m2u_ckpt_load(latest, &t.st, t.model->params, t.model->n_params, &t.opt);
+        if (!rc) t.model->step_seed = t.st.model_seed;
+        if (!rc && dist->rank == 0) fprintf(stderr, "m2u-train: resuming from %s (step %ld)\n", latest, t.st.step);
+        free(latest);
+    } else if (!rc && cfg->model.init_from[0]) {
+        char *latest = NULL, *p = NULL;
+        rc = m2u_ckpt_latest(cfg->model.init_from, &latest);
+        if (!rc && !latest) rc = m2u_fail("model.init_from: no complete checkpoint under %s", cfg->model.init_from);
+        if (!rc) p = m2u_path_join(latest, "trainable.safetensors");
+        if (!rc) rc = m2u_llama_load_params(t.model, p, 0);
+        free(p);
+        free(latest);
+    }
+    if (!rc && dist->rank == 0) {
+        rc = mkdir_p(cfg->run.out_dir);
+        char *p = rc ? NULL : m2u_path_join(cfg->run.out_dir, "config.yaml");
+        if (p) rc = m2u_train_config_save(cfg, p);
+        free(p);
+        p = rc ? NULL : m2u_path_join(cfg->run.out_dir, "metrics.jsonl");
+        if (p && !(t.metrics = fopen(p, resume ? "a" : "w"))) rc = m2u_fail("%s: cannot open: %s", p, strerror(errno));
+        free(p);
+    }
+    if (dist->size > 1) rc = m2u_dist_any(rc != 0) ? (rc ? rc : m2u_fail("another rank failed to start")) : 0;
+    if (rc) {
+        free_trainer(&t);
+        return -1;
+    }
+    double eval0 = dist->rank == 0 && !resume ? eval_loss(&t) : NAN;
+    if (dist->rank == 0)
+        fprintf(stderr,
+                "m2u-train: %s, stage %d, %d rank(s), %lld samples usable (%ld steps/epoch), %ld steps, %zu trainable "
+                "parameters in %d tensors; held-out loss %.4f\n",
+                cfg->run.name, cfg->train.stage, dist->size, (long long)t.n_eligible, t.steps_per_epoch, t.total_steps,
+                t.model->n_param_floats, t.model->n_params, eval0);
+    if (t.metrics && !resume)
+        fprintf(t.metrics, "{\"event\": \"start\", \"steps\": %ld, \"ranks\": %d, \"eval_loss\": %.6f}\n", t.total_steps,
+                dist->size, isfinite(eval0) ? eval0 : -1.0);
+    m2u_progress pr;
+    m2u_progress_start(&pr, "step", t.total_steps);
+    double t_start = m2u_now(), comm0 = m2u_dist_comm_seconds();
+    long first_step = t.st.step;
+    double loss = 0, gn = 0, tokens = 0;
+    while (!rc && t.st.step < t.total_steps) {
+        double s0 = m2u_now();
+        rc = train_step(&t, &loss, &gn, &tokens);
+        if (rc) break;
+        t.st.step++;
+        t.st.tokens += tokens;
+        t.st.last_loss = loss;
+        double dt = m2u_now() - s0;
+        if (dist->rank == 0) {
+            char extra[128];
+            snprintf(extra, sizeof extra, "loss %.4f lr %.2e %.0f tok/s", loss, lr_at(cfg, t.st.step - 1, t.total_steps),
+                     tokens / dt);
+            m2u_progress_update(&pr, t.st.step, extra);
+            /* every step: the loss curve is what users plot, and the resume test compares it */
+            fprintf(t.metrics,
+                    "{\"step\": %ld, \"epoch\": %d, \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens\": %.0f, "
+                    "\"step_s\": %.4f, \"tokens_per_s\": %.1f}\n",
+                    t.st.step, t.st.epoch, loss, lr_at(cfg, t.st.step - 1, t.total_steps), gn, tokens, dt, tokens / dt);
+            if (t.st.step % cfg->run.log_every == 0) fflush(t.metrics);
+        }
+        if (cfg->run.eval_every > 0 && t.st.step % cfg->run.eval_every == 0 && t.st.step < t.total_steps &&
+            dist->rank == 0) {
+            double e = eval_loss(&t);
+            fprintf(t.metrics, "{\"event\": \"eval\", \"step\": %ld, \"eval_loss\": %.6f}\n", t.st.step, e);
+        }
+        if (cfg->run.save_every > 0 && t.st.step % cfg->run.save_every == 0 && t.st.step < t.total_steps) rc = save(&t);
+    }
+    if (!rc) rc = save(&t);
+    if (!rc && dist->rank == 0) {
+        m2u_progress_end(&pr, t.st.step, NULL);
+        double e = eval_loss(&t), wall = m2u_now() - t_start;
+        long steps = t.st.step - first_step;
+        double per = steps ? 1.0 / (double)steps : 0;
+        fprintf(t.metrics,
+                "{\"event\": \"done\", \"step\": %ld, \"train_loss\": %.6f, \"eval_loss\": %.6f, \"seconds\": %.3f, "
+                "\"step_s\": {\"data\": %.5f, \"forward\": %.5f, \"backward\": %.5f, \"allreduce\": %.5f, "
+                "\"optimizer\": %.5f}}\n",
+                t.st.step, loss, e, wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
+                (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per);
+        fprintf(stderr,
+                "m2u-train: %s done: %ld steps, train loss %.4f, held-out loss %.4f -> %.4f, %.1f s; per step: data "
+                "%.3f s, forward %.3f s, backward %.3f s, all-reduce %.3f s, optimizer %.3f s; checkpoints in "
+                "%s/checkpoints\n",
+                cfg->run.name, t.st.step, loss, eval0, e, wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
+                (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per, cfg->run.out_dir);
+    }
+    free_trainer(&t);
+    return rc;
+}
