@@ -368,12 +368,16 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
     if (!rc && resume) {
         char *latest = NULL;
         rc = m2u_ckpt_latest(cfg->run.out_dir, &latest);
-        if (!rc && !latest) rc = m2u_fail("--resume: no complete checkpoint under %s/checkpoints", cfg->run.out_dir);
-        if (!rc) rc = m2u_ckpt_load(latest, &t.st, t.model->params, t.model->n_params, &t.opt);
-        if (!rc) t.model->step_seed = t.st.model_seed;
-        if (!rc && dist->rank == 0) fprintf(stderr, "m2u-train: resuming from %s (step %ld)\n", latest, t.st.step);
+        if (!rc && !latest && resume == 1)
+            rc = m2u_fail("--resume: no complete checkpoint under %s/checkpoints", cfg->run.out_dir);
+        if (!rc && latest) rc = m2u_ckpt_load(latest, &t.st, t.model->params, t.model->n_params, &t.opt);
+        if (!rc && latest) t.model->step_seed = t.st.model_seed;
+        if (!rc && latest && dist->rank == 0)
+            fprintf(stderr, "m2u-train: resuming from %s (step %ld)\n", latest, t.st.step);
+        if (!latest) resume = 0; /* --resume-auto with nothing to resume: a fresh start */
         free(latest);
-    } else if (!rc && cfg->model.init_from[0]) {
+    }
+    if (!rc && !resume && cfg->model.init_from[0]) {
         char *latest = NULL, *p = NULL;
         rc = m2u_ckpt_latest(cfg->model.init_from, &latest);
         if (!rc && !latest) rc = m2u_fail("model.init_from: no complete checkpoint under %s", cfg->model.init_from);

@@ -17,8 +17,9 @@
 #include "config.h"
 #include "dist.h"
 
-/* Run training as configured.  resume: continue from the newest complete
- * checkpoint in run.out_dir (an error if there is none). */
+/* Run training as configured.  resume = 1: continue from the newest complete
+ * checkpoint in run.out_dir (an error if there is none); 2: the same when one
+ * exists, else start fresh (for requeued batch jobs). */
 int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume);
 
 #endif

@@ -10,7 +10,7 @@
 #include <string.h>
 
 static void usage(FILE *f) {
-    fputs("usage: m2u-train CONFIG.yaml [key=value ...] [--resume] [--dump-config] [--schema]\n"
+    fputs("usage: m2u-train CONFIG.yaml [key=value ...] [--resume | --resume-auto] [--dump-config] [--schema]\n"
           "\n"
           "Train the frozen LLaMA's LoRA, biases, norms and [AUD] rows on an m2u dataset as the\n"
           "recipe says.  key=value overrides any key of the recipe (configs/SCHEMA.md).  The\n"
@@ -18,6 +18,7 @@ static void usage(FILE *f) {
           "run.out_dir.  Under mpirun every rank trains on its share of each global batch.\n"
           "\n"
           "  --resume        continue bit-identically from the newest complete checkpoint\n"
+          "  --resume-auto   the same when a checkpoint exists, else start (requeued jobs)\n"
           "  --dump-config   print the resolved config as YAML and exit\n"
           "  --schema        print every config key as Markdown and exit\n"
           "\n"
@@ -48,6 +49,8 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(argv[i], "--resume")) {
             resume = 1;
+        } else if (!strcmp(argv[i], "--resume-auto")) {
+            resume = 2;
         } else if (!strcmp(argv[i], "--dump-config")) {
             dump = 1;
         } else if (argv[i][0] == '-') {
