@@ -11,6 +11,7 @@
 #include "rng.h"
 #include "tokenizer.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -198,7 +199,9 @@ static int setup_model(trainer *t) {
                                 .max_len = c->train.max_len,
                                 .n_aud = n_aud,
                                 .aud_id0 = aud0,
-                                .append_eos = 0,
+                                /* answers end with EOS so generation stops; the released M2UGen
+                                   code adds none (compat: released keeps that) */
+                                .append_eos = c->model.compat != M2U_COMPAT_RELEASED,
                                 .ignore_index = c->train.ignore_index,
                                 .pad_id = 0};
     return 0;
@@ -248,6 +251,56 @@ static double eval_loss(trainer *t) {
     t->model->step_seed = seed;
     m2u_batch_free(&b);
     return tokens ? sum / (double)tokens : NAN;
+}
+
+/* ---- a few held-out prompts answered greedily, so a run shows what it learned ---------------- */
+
+static void eval_generate(trainer *t, int n_samples) {
+    const m2u_train_config *c = t->cfg;
+    int max_new = c->eval.max_new_tokens;
+    if (max_new <= 0) return;
+    int32_t *out = malloc((size_t)max_new * sizeof(int32_t));
+    for (int64_t k = 0; k < t->n_eval && k < n_samples; k++) {
+        m2u_sample s;
+        if (m2u_dataset_get(t->eval, t->eval_idx[k], &s)) break;
+        const char *q, *a;
+        int music;
+        if (m2u_sample_pair(&s, c->train.stage, &q, &a, &music) == 0) {
+            const char *at = strstr(c->train.prompt_template, "{instruction}");
+            size_t pre = at ? (size_t)(at - c->train.prompt_template) : strlen(c->train.prompt_template);
+            size_t len = pre + strlen(q) + (at ? strlen(at + 13) : 0);
+            char *prompt = malloc(len + 1);
+            memcpy(prompt, c->train.prompt_template, pre);
+            strcpy(prompt + pre, q);
+            if (at) strcat(prompt, at + 13);
+            int32_t *ids;
+            size_t n;
+            int n_out = 0;
+            m2u_sample_config sc = {.max_new_tokens = max_new, .temperature = 0.0f, .top_p = 1.0f, .stop_at_eos = 1};
+            char *text = NULL;
+            if (m2u_tokenizer_encode(t->tok, prompt, len, 1, &ids, &n) == 0) {
+                if (m2u_llama_generate(t->model, ids, (int)n, &sc, out, &n_out, NULL) == 0 &&
+                    m2u_tokenizer_decode(t->tok, out, (size_t)n_out, 1, &text) == 0) {
+                    fprintf(stderr, "  held-out: %s\n    expected: %s\n    model:    %s\n", q[0] ? q : "(no instruction)",
+                            a, text);
+                    cJSON *j = cJSON_CreateObject();
+                    cJSON_AddStringToObject(j, "event", "sample");
+                    cJSON_AddStringToObject(j, "instruction", q);
+                    cJSON_AddStringToObject(j, "expected", a);
+                    cJSON_AddStringToObject(j, "generated", text);
+                    char *line = cJSON_PrintUnformatted(j);
+                    fprintf(t->metrics, "%s\n", line);
+                    free(line);
+                    cJSON_Delete(j);
+                }
+                free(ids);
+            }
+            free(text);
+            free(prompt);
+        }
+        m2u_sample_free(&s);
+    }
+    free(out);
 }
 
 /* ---- one optimizer step -------------------------------------------------------------------------- */
@@ -446,6 +499,7 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
     if (!rc && dist->rank == 0) {
         m2u_progress_end(&pr, t.st.step, NULL);
         double e = eval_loss(&t), wall = m2u_now() - t_start;
+        eval_generate(&t, 3);
         long steps = t.st.step - first_step;
         double per = steps ? 1.0 / (double)steps : 0;
         fprintf(t.metrics,
