@@ -90,7 +90,7 @@ static int select_samples(m2u_dataset *ds, int stage, unsigned kinds, int64_t **
  * `world` accumulated micro-batches of b.  The remainder is dropped,
  * differently each epoch. */
 static void epoch_order(trainer *t, int epoch) {
-    int64_t n = t->n_eligible, world = t->dist->size, per = n / world;
+    int64_t n = t->n_eligible, world = t->dist->size;
     int64_t *perm = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
     memcpy(perm, t->eligible, (size_t)n * sizeof(int64_t));
     if (t->cfg->train.shuffle) {
@@ -106,7 +106,11 @@ static void epoch_order(trainer *t, int epoch) {
     /* micro-batch k of rank r holds global positions (k*world + r)*b .. +b-1, so all
        ranks' k-th micro-batches cover world*b consecutive positions; samples that
        do not fill a whole micro-batch are dropped with the remainder */
-    int64_t b = t->cfg->train.batch, blocks = per / b;
+    /* whole global steps only (world x accum micro-batches of b), so the same data
+       gives the same steps for any split of the global batch into ranks and
+       accumulation */
+    int64_t b = t->cfg->train.batch, accum = t->cfg->train.accum;
+    int64_t blocks = (n / (world * b * accum)) * accum;
     free(t->order);
     t->order = malloc((size_t)(blocks > 0 ? blocks * b : 1) * sizeof(int64_t));
     for (int64_t i = 0; i < blocks * b; i++) t->order[i] = perm[(i / b * world + t->dist->rank) * b + i % b];
@@ -212,8 +216,7 @@ static int setup_data(trainer *t) {
     m2u_dataset_options o = {.split = k_split_names[c->train.split]};
     if (m2u_dataset_open(c->train.data, &o, &t->train)) return -1;
     if (select_samples(t->train, c->train.stage, c->train.kinds, &t->eligible, &t->n_eligible)) return -1;
-    long micro = (long)(t->n_eligible / t->dist->size) / c->train.batch;
-    t->steps_per_epoch = micro / c->train.accum;
+    t->steps_per_epoch = (long)(t->n_eligible / ((int64_t)t->dist->size * c->train.batch * c->train.accum));
     if (t->steps_per_epoch == 0)
         return m2u_train_config_fail(c, "train.batch",
                                      "%s: %lld usable samples in split '%s' at stage %d are too few for %d rank(s) x "
