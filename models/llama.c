@@ -92,8 +92,9 @@ static int finish_params(m2u_llama *m, param_list *pl) {
     m->n_param_floats = total;
     m->n_params = pl->n;
     m->params = calloc(pl->n ? (size_t)pl->n : 1, sizeof(m2u_param));
-    m->param_buf = calloc(total ? total : 1, sizeof(float));
-    m->grad_buf = calloc(total ? total : 1, sizeof(float));
+    size_t alloc = total + m->spec.reserve_floats;
+    m->param_buf = calloc(alloc ? alloc : 1, sizeof(float));
+    m->grad_buf = calloc(alloc ? alloc : 1, sizeof(float));
     if (!m->params || !m->param_buf || !m->grad_buf) return m2u_fail("out of memory for %zu trainable floats", total);
     m2u_rng rng;
     m2u_rng_seed(&rng, m->spec.seed);

@@ -40,6 +40,10 @@ typedef struct {
        before o_proj.  gate [n_heads] per layer is zero-initialised and trainable
        (the paper's design; the released code never trains it, see README). */
     int adapter_layers;
+    /* floats reserved after the LLaMA's own trainables in both flat buffers, for
+       modules trained with it (M2UGen's adapters, projector, prefix queries), so
+       the optimizer, the all-reduce and the checkpoint still see ONE buffer */
+    size_t reserve_floats;
 } m2u_train_spec;
 
 /* Parse a linear name list ("q_proj,v_proj" or "all") into a bit set. */

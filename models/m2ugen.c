@@ -1,0 +1,279 @@
+#include "m2ugen.h"
+
+#include "fileio.h"
+#include "m2u_error.h"
+#include "rng.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const k_prefixes[M2U_N_MODALITIES] = {"mu_mert_", "iu_vit_", "iu_vivit_"};
+
+void m2u_m2ugen_free(m2u_m2ugen *m) {
+    if (!m) return;
+    for (int g = 0; g < M2U_N_MODALITIES; g++)
+        if (m->cfg.use_adapter[g]) m2u_adapter_free(&m->adapter[g]);
+    if (m->cfg.use_projector) m2u_projector_free(&m->proj);
+    m2u_params_free(m->extra_params, m->n_extra);
+    free(m->params);
+    free(m->adapter_in);
+    free(m->vec);
+    free(m->present);
+    free(m->target_rows);
+    free(m->proj_in);
+    free(m->dproj_in);
+    free(m->aud_pos);
+    m2u_llama_free(m->llm);
+    free(m);
+}
+
+int m2u_m2ugen_load(const char *llm_dir, const m2u_m2ugen_config *cfg, m2u_m2ugen **out) {
+    *out = NULL;
+    m2u_m2ugen *m = calloc(1, sizeof *m);
+    if (!m) return m2u_fail("out of memory");
+    m->cfg = *cfg;
+    char *cpath = m2u_path_join(llm_dir, "config.json");
+    m2u_llama_config lc;
+    int rc = m2u_llama_config_load(cpath, &lc);
+    free(cpath);
+    if (rc) {
+        free(m);
+        return -1;
+    }
+    int C = lc.hidden_size, q = cfg->query_layer;
+    if (q < 0 || 3 * q > lc.n_layers) {
+        free(m);
+        return m2u_fail("query_layer %d: 3 groups x %d layers exceed the LLaMA's %d layers", q, q, lc.n_layers);
+    }
+    /* sizes of everything trained alongside the LLaMA, laid out after its own trainables */
+    size_t extra = (size_t)3 * q * C;
+    for (int g = 0; g < M2U_N_MODALITIES; g++)
+        if (cfg->use_adapter[g]) {
+            m->cfg.adapter[g].dim = C;
+            snprintf(m->cfg.adapter[g].prefix, sizeof m->cfg.adapter[g].prefix, "%s", k_prefixes[g]);
+            size_t n = m2u_adapter_size(&m->cfg.adapter[g]);
+            if (!n) {
+                free(m);
+                return -1;
+            }
+            extra += n;
+        }
+    if (cfg->use_projector) {
+        m->cfg.projector.dim = C;
+        m->cfg.projector.n_in = cfg->n_aud;
+        if (!m->cfg.projector.prefix[0]) snprintf(m->cfg.projector.prefix, sizeof m->cfg.projector.prefix, "output_projector.");
+        size_t n = m2u_projector_size(&m->cfg.projector);
+        if (!n) {
+            free(m);
+            return -1;
+        }
+        extra += n;
+    }
+    m2u_train_spec spec = cfg->llm;
+    spec.adapter_layers = 3 * q;
+    spec.reserve_floats = extra;
+    if (m2u_llama_load(llm_dir, &spec, &m->llm)) {
+        free(m);
+        return -1;
+    }
+    float *pb = m->llm->param_buf + m->llm->n_param_floats, *gb = m->llm->grad_buf + m->llm->n_param_floats;
+    m2u_param *tables[2 + M2U_N_MODALITIES];
+    int counts[2 + M2U_N_MODALITIES], n_tables = 0;
+    rc = 0;
+    m2u_param *prefix_tab = NULL;
+    int n_prefix = 0;
+    if (q > 0) {
+        m2u_ptable t = {0};
+        rc = m2u_ptable_add(&t, "", "prefix_query.weight", 2, 3 * q, C, 1, &m->prefix, &m->dprefix);
+        if (!rc) rc = m2u_ptable_finish(&t, pb, gb, &prefix_tab, &n_prefix);
+        if (!rc) {
+            m2u_rng r; /* nn.Embedding: N(0, 1) */
+            m2u_rng_seed(&r, cfg->seed ^ 0x9e3779b9ull);
+            for (size_t i = 0; i < (size_t)3 * q * C; i++) m->prefix[i] = m2u_rng_normal(&r);
+            pb += (size_t)3 * q * C;
+            gb += (size_t)3 * q * C;
+            tables[n_tables] = prefix_tab;
+            counts[n_tables++] = n_prefix;
+        }
+    }
+    for (int g = 0; g < M2U_N_MODALITIES && !rc; g++) {
+        if (!cfg->use_adapter[g]) continue;
+        rc = m2u_adapter_init(&m->adapter[g], &m->cfg.adapter[g], pb, gb);
+        if (rc) {
+            m->cfg.use_adapter[g] = 0;
+            break;
+        }
+        m2u_adapter_reset_params(&m->adapter[g], cfg->seed + 101 * (uint64_t)(g + 1));
+        pb += m->adapter[g].n_floats;
+        gb += m->adapter[g].n_floats;
+        tables[n_tables] = m->adapter[g].params;
+        counts[n_tables++] = m->adapter[g].n_params;
+    }
+    if (!rc && cfg->use_projector) {
+        rc = m2u_projector_init(&m->proj, &m->cfg.projector, pb, gb);
+        if (rc) m->cfg.use_projector = 0;
+        else {
+            m2u_projector_reset_params(&m->proj, cfg->seed + 7919);
+            tables[n_tables] = m->proj.params;
+            counts[n_tables++] = m->proj.n_params;
+        }
+    }
+    m->extra_params = prefix_tab;
+    m->n_extra = n_prefix;
+    if (!rc) {
+        /* one table over the one buffer: the LLaMA's views, then the modules' (names stay theirs) */
+        int total = m->llm->n_params;
+        for (int i = 0; i < n_tables; i++) total += counts[i];
+        m->params = calloc((size_t)total + 1, sizeof(m2u_param));
+        if (!m->params) rc = m2u_fail("out of memory");
+        else {
+            memcpy(m->params, m->llm->params, (size_t)m->llm->n_params * sizeof(m2u_param));
+            int k = m->llm->n_params;
+            for (int i = 0; i < n_tables; i++) {
+                memcpy(m->params + k, tables[i], (size_t)counts[i] * sizeof(m2u_param));
+                k += counts[i];
+            }
+            m->n_params = total;
+            m->n_floats = m->llm->n_param_floats + extra;
+        }
+    }
+    if (rc) {
+        m2u_m2ugen_free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+static const float *embed_row(const m2u_llama *l, int id, float *tmp) {
+    if (id >= l->rows_start) return l->embed_rows + (size_t)(id - l->rows_start) * l->cfg.hidden_size;
+    m2u_mat_row(&l->embed, id, tmp);
+    return tmp;
+}
+
+int m2u_m2ugen_forward(m2u_m2ugen *m, const int32_t *ids, const int32_t *labels, int B, int T, int ignore_index,
+                       const float *const *feats, const int *const *present, const int *aud_pos, const float *target,
+                       const int *has_target, double *ce_sum, double *mse_sum, int *n_mse) {
+    m2u_llama *l = m->llm;
+    int C = l->cfg.hidden_size, q = m->cfg.query_layer, A = 3 * q;
+    m->B = B;
+    free(m->adapter_in);
+    free(m->vec);
+    free(m->present);
+    free(m->aud_pos);
+    m->adapter_in = calloc((size_t)(A ? A : 1) * B * C, sizeof(float));
+    m->vec = calloc((size_t)M2U_N_MODALITIES * B * C, sizeof(float));
+    m->present = calloc((size_t)M2U_N_MODALITIES * B, sizeof(int));
+    m->aud_pos = malloc((size_t)B * sizeof(int));
+    if (!m->adapter_in || !m->vec || !m->present || !m->aud_pos) return m2u_fail("out of memory");
+    memcpy(m->aud_pos, aud_pos, (size_t)B * sizeof(int));
+    for (int g = 0; g < M2U_N_MODALITIES; g++) {
+        if (!feats || !feats[g] || !m->cfg.use_adapter[g]) continue;
+        for (int b = 0; b < B; b++) m->present[g * B + b] = present[g][b] != 0;
+        if (m2u_adapter_forward(&m->adapter[g], feats[g], B, m->vec + (size_t)g * B * C)) return -1;
+    }
+    for (int j = 0; j < A; j++) {
+        int g = j / q;
+        for (int b = 0; b < B; b++) {
+            float *a = m->adapter_in + ((size_t)j * B + b) * C;
+            const float *pq = m->prefix + (size_t)j * C, *v = m->vec + ((size_t)g * B + b) * C;
+            int has = m->present[g * B + b];
+            for (int k = 0; k < C; k++) a[k] = pq[k] + (has ? v[k] : 0.0f);
+        }
+    }
+    l->adapter_in = A ? m->adapter_in : NULL;
+    float loss = 0;
+    if (m2u_llama_forward(l, ids, labels, B, T, ignore_index, &loss)) return -1;
+    *ce_sum = (double)loss * l->n_valid;
+    *mse_sum = 0;
+    *n_mse = 0;
+    m->n_target = 0;
+    if (!m->cfg.use_projector || !target) return 0;
+    int n_aud = m->cfg.n_aud, per = m->cfg.projector.n_out * m->cfg.projector.out_dim;
+    free(m->target_rows);
+    free(m->proj_in);
+    free(m->dproj_in);
+    m->target_rows = malloc((size_t)B * sizeof(int));
+    for (int b = 0; b < B; b++)
+        if (has_target[b] && aud_pos[b] >= 0 && aud_pos[b] + n_aud <= T) m->target_rows[m->n_target++] = b;
+    if (!m->n_target) return 0;
+    int nt = m->n_target;
+    m->proj_in = malloc((size_t)nt * n_aud * C * sizeof(float));
+    m->dproj_in = malloc((size_t)nt * n_aud * C * sizeof(float));
+    float *tgt = malloc((size_t)nt * per * sizeof(float)), *pout = malloc((size_t)nt * per * sizeof(float));
+    float *tmp = malloc((size_t)C * sizeof(float));
+    const float *h = m2u_llama_last_hidden(l);
+    for (int t = 0; t < nt; t++) {
+        int b = m->target_rows[t];
+        for (int k = 0; k < n_aud; k++) {
+            const float *hr = h + ((size_t)b * T + aud_pos[b] + k) * C, *e = embed_row(l, m->cfg.aud_id0 + k, tmp);
+            float *x = m->proj_in + ((size_t)t * n_aud + k) * C;
+            for (int c = 0; c < C; c++) x[c] = hr[c] + e[c];
+        }
+        memcpy(tgt + (size_t)t * per, target + (size_t)b * per, (size_t)per * sizeof(float));
+    }
+    float mse = 0;
+    int rc = m2u_projector_forward(&m->proj, m->proj_in, nt, pout);
+    if (!rc) rc = m2u_projector_loss(&m->proj, tgt, &mse);
+    free(tgt);
+    free(pout);
+    free(tmp);
+    if (rc) return -1;
+    *mse_sum = (double)mse * nt; /* every sample has the same element count */
+    *n_mse = nt;
+    return 0;
+}
+
+int m2u_m2ugen_backward(m2u_m2ugen *m, float ce_scale, float mse_scale) {
+    m2u_llama *l = m->llm;
+    int B = m->B, T = l->T, C = l->cfg.hidden_size, q = m->cfg.query_layer, A = 3 * q, n_aud = m->cfg.n_aud;
+    float *dh = NULL;
+    if (m->n_target) {
+        int nt = m->n_target;
+        memset(m->dproj_in, 0, (size_t)nt * n_aud * C * sizeof(float));
+        /* d(sum of per-sample means) = nt * d(mean over all of them) */
+        if (m2u_projector_backward(&m->proj, NULL, mse_scale * (float)nt, m->dproj_in)) return -1;
+        dh = calloc((size_t)B * T * C, sizeof(float));
+        if (!dh) return m2u_fail("out of memory");
+        for (int t = 0; t < nt; t++) {
+            int b = m->target_rows[t];
+            for (int k = 0; k < n_aud; k++) {
+                const float *d = m->dproj_in + ((size_t)t * n_aud + k) * C;
+                float *dr = dh + ((size_t)b * T + m->aud_pos[b] + k) * C;
+                int id = m->cfg.aud_id0 + k;
+                float *de = id >= l->rows_start ? l->dembed_rows + (size_t)(id - l->rows_start) * C : NULL;
+                for (int c = 0; c < C; c++) {
+                    dr[c] += d[c];
+                    if (de) de[c] += d[c];
+                }
+            }
+        }
+    }
+    int rc = m2u_llama_backward_hidden(l, ce_scale, dh);
+    free(dh);
+    if (rc || !A) return rc;
+    float *dvec = calloc((size_t)B * C, sizeof(float));
+    if (!dvec) return m2u_fail("out of memory");
+    for (int j = 0; j < A; j++)
+        for (int b = 0; b < B; b++) {
+            const float *d = l->dadapter_in + ((size_t)j * B + b) * C;
+            float *dp = m->dprefix + (size_t)j * C;
+            for (int c = 0; c < C; c++) dp[c] += d[c];
+        }
+    for (int g = 0; g < M2U_N_MODALITIES && !rc; g++) {
+        if (!m->cfg.use_adapter[g]) continue;
+        int any = 0;
+        memset(dvec, 0, (size_t)B * C * sizeof(float));
+        for (int b = 0; b < B; b++) {
+            if (!m->present[g * B + b]) continue;
+            any = 1;
+            for (int i = 0; i < q; i++) {
+                const float *d = l->dadapter_in + ((size_t)(g * q + i) * B + b) * C;
+                for (int c = 0; c < C; c++) dvec[(size_t)b * C + c] += d[c];
+            }
+        }
+        if (any) rc = m2u_adapter_backward(&m->adapter[g], dvec);
+    }
+    free(dvec);
+    return rc;
+}
