@@ -5,6 +5,7 @@
 #include "checkpoint.h"
 #include "fileio.h"
 #include "llama.h"
+#include "m2ugen.h"
 #include "m2u_error.h"
 #include "manifest.h"
 #include "progress.h"
@@ -26,7 +27,10 @@ typedef struct {
     const m2u_train_config *cfg;
     const m2u_dist *dist;
     m2u_tokenizer *tok;
+    m2u_m2ugen *mg;                    /* LLaMA + adapters + projector; model = mg->llm */
     m2u_llama *model;
+    const char *feat_name[M2U_N_MODALITIES], *target_name;
+    int has_feat[M2U_N_MODALITIES], has_target_col;
     m2u_dataset *train, *eval;
     int64_t *eligible, n_eligible;     /* training samples this stage can use */
     int64_t *eval_idx, n_eval;
@@ -138,24 +142,6 @@ static double lr_at(const m2u_train_config *c, long step, long total) {
 
 static const char *const k_split_names[] = {"train", "valid", "test"};
 
-static int check_supported(const m2u_train_config *c) {
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } missing[] = {{M2U_TRAIN_ADAPTERS, "adapters"},
-                   {M2U_TRAIN_GATES, "gates"},
-                   {M2U_TRAIN_PREFIX_QUERY, "prefix_query"},
-                   {M2U_TRAIN_PROJECTOR, "projector"}};
-    for (size_t i = 0; i < sizeof missing / sizeof *missing; i++)
-        if (c->train.trainable & missing[i].bit)
-            return m2u_train_config_fail(c, "train.trainable",
-                                         "'%s' needs the modality adapters and output projector, which this "
-                                         "m2u-train does not contain yet; train lora, bias, norm and "
-                                         "aud_embeddings, or wait for them",
-                                         missing[i].name);
-    return 0;
-}
-
 static int setup_model(trainer *t) {
     const m2u_train_config *c = t->cfg;
     if (m2u_tokenizer_load(c->model.tokenizer, &t->tok)) return -1;
@@ -196,8 +182,36 @@ static int setup_model(trainer *t) {
                                      spec.extra_vocab, lc.vocab_size);
     if ((tr & M2U_TRAIN_AUD_EMBEDDINGS) && !spec.extra_vocab && n_aud) spec.token_rows_start = aud0;
     spec.seed = (uint64_t)c->run.seed;
-    if (m2u_llama_load(c->model.llm, &spec, &t->model)) return -1;
-    if (t->model->n_params == 0) return m2u_train_config_fail(c, "train.trainable", "nothing to train");
+    m2u_m2ugen_config mc = {.llm = spec, .aud_id0 = aud0, .n_aud = n_aud, .seed = (uint64_t)c->run.seed};
+    if (tr & (M2U_TRAIN_ADAPTERS | M2U_TRAIN_GATES | M2U_TRAIN_PREFIX_QUERY)) mc.query_layer = c->model.query_layer;
+    const int tokens[3] = {c->model.music_tokens, c->model.image_tokens, c->model.video_tokens};
+    const int dims[3] = {c->model.music_dim, c->model.image_dim, c->model.video_dim};
+    for (int g = 0; g < M2U_N_MODALITIES; g++) {
+        mc.use_adapter[g] = (tr & M2U_TRAIN_ADAPTERS) && (c->model.modalities >> g & 1u);
+        mc.adapter[g] = m2u_adapter_preset((m2u_modality)g, lc.hidden_size);
+        mc.adapter[g].n_tokens = tokens[g];
+        mc.adapter[g].feat_dim = dims[g];
+    }
+    if (tr & M2U_TRAIN_PROJECTOR) {
+        mc.use_projector = 1;
+        mc.projector = c->model.decoder == M2U_DECODER_AUDIOLDM2 ? m2u_projector_preset_audioldm2(lc.hidden_size)
+                                                                 : m2u_projector_preset_musicgen(lc.hidden_size);
+        mc.projector.d_model = c->model.projector.d_model;
+        mc.projector.n_heads = c->model.projector.heads;
+        mc.projector.n_enc = c->model.projector.enc_layers;
+        mc.projector.n_dec = c->model.projector.dec_layers;
+        mc.projector.ffn = c->model.projector.ffn;
+        mc.projector.n_out = c->model.projector.n_out;
+        mc.projector.out_dim = c->model.projector.out_dim;
+        mc.projector.target_scale = (float)c->model.projector.target_scale;
+        if (!n_aud) return m2u_train_config_fail(c, "model.aud_tokens", "the projector needs [AUD] tokens");
+    }
+    if (m2u_m2ugen_load(c->model.llm, &mc, &t->mg)) return -1;
+    t->model = t->mg->llm;
+    /* shard tensor columns (written by m2u-dataset): encoder features and decoder targets */
+    static const char *const feat[3] = {"mert", "vit", "vivit"};
+    for (int g = 0; g < M2U_N_MODALITIES; g++) t->feat_name[g] = feat[g];
+    t->target_name = c->model.decoder == M2U_DECODER_AUDIOLDM2 ? "audioldm2" : "t5";
     t->bo = (m2u_batch_options){.stage = c->train.stage,
                                 .prompt_template = c->train.prompt_template,
                                 .max_len = c->train.max_len,
@@ -229,31 +243,108 @@ static int setup_data(trainer *t) {
     return select_samples(t->eval, c->train.stage, c->train.kinds, &t->eval_idx, &t->n_eval);
 }
 
-/* ---- evaluation: mean token loss on the eval split (rank 0) ---------------------------------- */
+/* ---- features, targets and the model's forward on a batch -------------------------------------- */
+
+static int ds_has_tensor(m2u_dataset *ds, const char *name) {
+    m2u_shard_reader *r;
+    if (m2u_dataset_count(ds) == 0 || m2u_dataset_shard(ds, 0, &r)) return 0;
+    return m2u_shard_tensor_index(r, name) >= 0;
+}
+
+/* One built batch through the model: encoder features of the modalities the
+ * model reads and, when it has a projector, the decoder targets, from the
+ * samples' tensor columns (absent ones are masked). */
+typedef struct {
+    float *feat[M2U_N_MODALITIES], *target;
+    int *present[M2U_N_MODALITIES], *has_target;
+} batch_tensors;
+
+static void free_tensors(batch_tensors *bt) {
+    for (int g = 0; g < M2U_N_MODALITIES; g++) {
+        free(bt->feat[g]);
+        free(bt->present[g]);
+    }
+    free(bt->target);
+    free(bt->has_target);
+    memset(bt, 0, sizeof *bt);
+}
+
+static int load_tensors(trainer *t, m2u_dataset *ds, const int64_t *idx, int B, batch_tensors *bt) {
+    m2u_m2ugen *mg = t->mg;
+    memset(bt, 0, sizeof *bt);
+    for (int g = 0; g < M2U_N_MODALITIES; g++) {
+        if (!mg->cfg.use_adapter[g] || !ds_has_tensor(ds, t->feat_name[g])) continue;
+        size_t per = (size_t)mg->cfg.adapter[g].n_tokens * mg->cfg.adapter[g].feat_dim;
+        bt->feat[g] = calloc((size_t)B * per, sizeof(float));
+        bt->present[g] = calloc((size_t)B, sizeof(int));
+        for (int b = 0; b < B; b++)
+            if (m2u_dataset_get_tensor_f32(ds, idx[b], t->feat_name[g], bt->feat[g] + (size_t)b * per, per,
+                                           &bt->present[g][b]))
+                return m2u_fail_prefix("feature '%s' of sample %lld", t->feat_name[g], (long long)idx[b]);
+    }
+    if (mg->cfg.use_projector && ds_has_tensor(ds, t->target_name)) {
+        size_t per = (size_t)mg->cfg.projector.n_out * mg->cfg.projector.out_dim;
+        bt->target = calloc((size_t)B * per, sizeof(float));
+        bt->has_target = calloc((size_t)B, sizeof(int));
+        for (int b = 0; b < B; b++)
+            if (m2u_dataset_get_tensor_f32(ds, idx[b], t->target_name, bt->target + (size_t)b * per, per,
+                                           &bt->has_target[b]))
+                return m2u_fail_prefix("target '%s' of sample %lld", t->target_name, (long long)idx[b]);
+    }
+    return 0;
+}
+
+static int forward_batch(trainer *t, const m2u_batch *b, const batch_tensors *bt, double *ce, double *mse, int *n_mse) {
+    const float *feats[M2U_N_MODALITIES];
+    const int *present[M2U_N_MODALITIES];
+    for (int g = 0; g < M2U_N_MODALITIES; g++) {
+        feats[g] = bt->feat[g];
+        present[g] = bt->present[g];
+    }
+    return m2u_m2ugen_forward(t->mg, b->ids, b->labels, b->B, b->T, t->cfg->train.ignore_index, feats, present,
+                              b->aud_pos, bt->target, bt->has_target, ce, mse, n_mse);
+}
+
+/* Samples with a projector target in a batch (those the MSE counts). */
+static int count_targets(const m2u_batch *b, const batch_tensors *bt) {
+    int n = 0;
+    for (int i = 0; bt->has_target && i < b->B; i++) n += bt->has_target[i] && b->aud_pos[i] >= 0;
+    return n;
+}
+
+/* ---- evaluation: held-out loss (CE + weighted MSE, as trained) on the eval split (rank 0) ------ */
 
 static double eval_loss(trainer *t) {
     const m2u_train_config *c = t->cfg;
     int B = c->train.batch;
     int64_t n = t->n_eval;
     if (c->eval.batches > 0 && n > (int64_t)c->eval.batches * B) n = (int64_t)c->eval.batches * B;
-    double sum = 0;
-    long tokens = 0;
+    double ce_sum = 0, mse_sum = 0;
+    long tokens = 0, targets = 0;
     m2u_batch b = {0};
+    batch_tensors bt = {0};
     int saved = t->model->training;
     uint64_t seed = t->model->step_seed; /* evaluation must not move the dropout stream */
     t->model->training = 0;
     for (int64_t i = 0; i + B <= n; i += B) {
-        float loss;
+        double ce, mse;
+        int nm;
         if (m2u_batch_build(t->eval, t->tok, &t->bo, t->eval_idx + i, B, &b) ||
-            m2u_llama_forward(t->model, b.ids, b.labels, b.B, b.T, c->train.ignore_index, &loss))
+            load_tensors(t, t->eval, t->eval_idx + i, B, &bt) || forward_batch(t, &b, &bt, &ce, &mse, &nm)) {
+            free_tensors(&bt);
             break;
-        sum += (double)loss * t->model->n_valid;
+        }
+        free_tensors(&bt);
+        ce_sum += ce;
+        mse_sum += mse;
         tokens += t->model->n_valid;
+        targets += nm;
     }
     t->model->training = saved;
     t->model->step_seed = seed;
     m2u_batch_free(&b);
-    return tokens ? sum / (double)tokens : NAN;
+    if (!tokens) return NAN;
+    return ce_sum / (double)tokens + (targets ? c->train.mse_weight * mse_sum / (double)targets : 0.0);
 }
 
 /* ---- a few held-out prompts answered greedily, so a run shows what it learned ---------------- */
@@ -281,8 +372,15 @@ static void eval_generate(trainer *t, int n_samples) {
             int n_out = 0;
             m2u_sample_config sc = {.max_new_tokens = max_new, .temperature = 0.0f, .top_p = 1.0f, .stop_at_eos = 1};
             char *text = NULL;
+            batch_tensors bt = {0};
             if (m2u_tokenizer_encode(t->tok, prompt, len, 1, &ids, &n) == 0) {
-                if (m2u_llama_generate(t->model, ids, (int)n, &sc, out, &n_out, NULL) == 0 &&
+                /* a forward over the prompt alone sets the sample's adapter inputs (B = 1) */
+                m2u_batch one = {.B = 1, .T = (int)n, .ids = ids, .labels = NULL, .aud_pos = (int[]){-1}};
+                double ce, mse;
+                int nm;
+                if (load_tensors(t, t->eval, t->eval_idx + k, 1, &bt) == 0 &&
+                    forward_batch(t, &one, &bt, &ce, &mse, &nm) == 0 &&
+                    m2u_llama_generate(t->model, ids, (int)n, &sc, out, &n_out, NULL) == 0 &&
                     m2u_tokenizer_decode(t->tok, out, (size_t)n_out, 1, &text) == 0) {
                     fprintf(stderr, "  held-out: %s\n    expected: %s\n    model:    %s\n", q[0] ? q : "(no instruction)",
                             a, text);
@@ -296,6 +394,7 @@ static void eval_generate(trainer *t, int n_samples) {
                     free(line);
                     cJSON_Delete(j);
                 }
+                free_tensors(&bt);
                 free(ids);
             }
             free(text);
@@ -308,58 +407,76 @@ static void eval_generate(trainer *t, int n_samples) {
 
 /* ---- one optimizer step -------------------------------------------------------------------------- */
 
+/* The global batch's counts are known before any backward (the micro-batches
+ * are built first and the counts all-reduced), so each micro-batch's gradient is
+ * scaled exactly: CE by 1/global tokens, MSE by mse_weight/global targets. */
 static int train_step(trainer *t, double *loss_out, double *gnorm_out, double *tokens_out) {
     const m2u_train_config *c = t->cfg;
+    m2u_m2ugen *mg = t->mg;
     m2u_llama *m = t->model;
-    m2u_batch b = {0};
-    double sums[2] = {0, 0}; /* token-loss sum, token count */
-    m2u_llama_zero_grad(m);
-    m->training = 1;
-    for (int a = 0; a < c->train.accum; a++) {
+    int A = c->train.accum, rc = 0;
+    m2u_batch *bs = calloc((size_t)A, sizeof *bs);
+    batch_tensors *bts = calloc((size_t)A, sizeof *bts);
+    double counts[4] = {0, 0, 0, 0}; /* tokens, targets, CE sum, MSE sum */
+    double t0 = m2u_now();
+    for (int a = 0; a < A && !rc; a++) {
         if (t->order_epoch != t->st.epoch) epoch_order(t, t->st.epoch); /* first step, or resumed */
         if (t->st.epoch_pos + c->train.batch > t->n_order) {             /* next epoch */
             t->st.epoch++;
             t->st.epoch_pos = 0;
             epoch_order(t, t->st.epoch);
         }
-        double t0 = m2u_now();
-        int rc = m2u_batch_build(t->train, t->tok, &t->bo, t->order + t->st.epoch_pos, c->train.batch, &b);
-        double t1 = m2u_now();
-        float loss = 0;
-        if (!rc) rc = m2u_llama_forward(m, b.ids, b.labels, b.B, b.T, c->train.ignore_index, &loss);
-        double t2 = m2u_now();
-        /* the SUM of token losses: normalised by the global count after the all-reduce */
-        if (!rc) rc = m2u_llama_backward(m, 1.0f);
-        double t3 = m2u_now();
-        t->t_data += t1 - t0;
-        t->t_fwd += t2 - t1;
-        t->t_bwd += t3 - t2;
-        if (rc) {
-            m2u_batch_free(&b);
-            return -1;
+        const int64_t *idx = t->order + t->st.epoch_pos;
+        rc = m2u_batch_build(t->train, t->tok, &t->bo, idx, c->train.batch, &bs[a]);
+        if (!rc) rc = load_tensors(t, t->train, idx, c->train.batch, &bts[a]);
+        if (!rc) {
+            counts[0] += bs[a].n_valid;
+            counts[1] += count_targets(&bs[a], &bts[a]);
         }
-        sums[0] += (double)loss * m->n_valid;
-        sums[1] += m->n_valid;
         t->st.epoch_pos += c->train.batch;
     }
-    m2u_batch_free(&b);
-    if (t->dist->size > 1 &&
-        (m2u_dist_allreduce_sum_f32(m->grad_buf, m->n_param_floats) || m2u_dist_allreduce_sum_f64(sums, 2)))
-        return -1;
-    double t0 = m2u_now();
-    double tokens = sums[1] > 0 ? sums[1] : 1;
-    float inv = (float)(1.0 / tokens);
-    for (size_t i = 0; i < m->n_param_floats; i++) m->grad_buf[i] *= inv;
-    double gn = m2u_grad_norm(m->grad_buf, m->n_param_floats);
-    *loss_out = sums[0] / tokens;
+    t->t_data += m2u_now() - t0;
+    if (!rc && t->dist->size > 1) rc = m2u_dist_allreduce_sum_f64(counts, 2);
+    float ce_scale = (float)(1.0 / (counts[0] > 0 ? counts[0] : 1));
+    float mse_scale = (float)(c->train.mse_weight / (counts[1] > 0 ? counts[1] : 1));
+    memset(m->grad_buf, 0, mg->n_floats * sizeof(float));
+    m->training = 1;
+    for (int a = 0; a < A && !rc; a++) {
+        double t1 = m2u_now(), ce, mse;
+        int nm;
+        rc = forward_batch(t, &bs[a], &bts[a], &ce, &mse, &nm);
+        double t2 = m2u_now();
+        if (!rc) rc = m2u_m2ugen_backward(mg, ce_scale, mse_scale);
+        t->t_fwd += t2 - t1;
+        t->t_bwd += m2u_now() - t2;
+        counts[2] += ce;
+        counts[3] += mse;
+    }
+    for (int a = 0; a < A; a++) {
+        m2u_batch_free(&bs[a]);
+        free_tensors(&bts[a]);
+    }
+    free(bs);
+    free(bts);
+    if (rc) return -1;
+    if (t->dist->size > 1) {
+        double sums[2] = {counts[2], counts[3]};
+        if (m2u_dist_allreduce_sum_f32(m->grad_buf, mg->n_floats) || m2u_dist_allreduce_sum_f64(sums, 2)) return -1;
+        counts[2] = sums[0];
+        counts[3] = sums[1];
+    }
+    double t3 = m2u_now();
+    double gn = m2u_grad_norm(m->grad_buf, mg->n_floats);
+    *loss_out = counts[2] / (counts[0] > 0 ? counts[0] : 1) +
+                (counts[1] > 0 ? c->train.mse_weight * counts[3] / counts[1] : 0.0);
     *gnorm_out = gn;
-    *tokens_out = sums[1];
+    *tokens_out = counts[0];
     if (!isfinite(*loss_out) || !isfinite(gn))
         return m2u_fail("step %ld: %s is %g; stopping (the last good checkpoint is kept)", t->st.step + 1,
                         isfinite(*loss_out) ? "gradient norm" : "loss", isfinite(*loss_out) ? gn : *loss_out);
-    if (c->train.clip_grad > 0) m2u_clip_grad(m->grad_buf, m->n_param_floats, gn, (float)c->train.clip_grad);
-    m2u_adamw_step(&t->opt, &t->ac, (float)lr_at(c, t->st.step, t->total_steps), m->params, m->n_params);
-    t->t_opt += m2u_now() - t0;
+    if (c->train.clip_grad > 0) m2u_clip_grad(m->grad_buf, mg->n_floats, gn, (float)c->train.clip_grad);
+    m2u_adamw_step(&t->opt, &t->ac, (float)lr_at(c, t->st.step, t->total_steps), mg->params, mg->n_params);
+    t->t_opt += m2u_now() - t3;
     return 0;
 }
 
@@ -367,7 +484,7 @@ static int save(trainer *t) {
     int rc = 0;
     if (t->dist->rank == 0) {
         t->st.model_seed = t->model->step_seed;
-        rc = m2u_ckpt_save(t->cfg->run.out_dir, &t->st, t->model->params, t->model->n_params, &t->opt,
+        rc = m2u_ckpt_save(t->cfg->run.out_dir, &t->st, t->mg->params, t->mg->n_params, &t->opt,
                            t->cfg->run.keep_last);
     }
     if (t->dist->size > 1) {
@@ -401,7 +518,7 @@ static void free_trainer(trainer *t) {
     free(t->eval_idx);
     if (t->train) m2u_dataset_close(t->train);
     if (t->eval) m2u_dataset_close(t->eval);
-    m2u_llama_free(t->model);
+    m2u_m2ugen_free(t->mg); /* owns the LLaMA */
     m2u_tokenizer_free(t->tok);
 }
 
@@ -412,10 +529,9 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
     t.dist = dist;
     t.order_epoch = -1;
     if (cfg->run.threads > 0) omp_set_num_threads(cfg->run.threads);
-    int rc = check_supported(cfg);
-    if (!rc) rc = setup_model(&t);
+    int rc = setup_model(&t);
     if (!rc) rc = setup_data(&t);
-    if (!rc) rc = m2u_adamw_init(&t.opt, t.model->n_param_floats);
+    if (!rc) rc = m2u_adamw_init(&t.opt, t.mg->n_floats);
     t.ac = (m2u_adamw_config){.beta1 = (float)cfg->train.beta1, .beta2 = (float)cfg->train.beta2,
                               .eps = (float)cfg->train.eps, .weight_decay = (float)cfg->train.weight_decay};
     m2u_rng rng;
@@ -426,7 +542,7 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         rc = m2u_ckpt_latest(cfg->run.out_dir, &latest);
         if (!rc && !latest && resume == 1)
             rc = m2u_fail("--resume: no complete checkpoint under %s/checkpoints", cfg->run.out_dir);
-        if (!rc && latest) rc = m2u_ckpt_load(latest, &t.st, t.model->params, t.model->n_params, &t.opt);
+        if (!rc && latest) rc = m2u_ckpt_load(latest, &t.st, t.mg->params, t.mg->n_params, &t.opt);
         if (!rc && latest) t.model->step_seed = t.st.model_seed;
         if (!rc && latest && dist->rank == 0)
             fprintf(stderr, "m2u-train: resuming from %s (step %ld)\n", latest, t.st.step);
@@ -438,7 +554,14 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         rc = m2u_ckpt_latest(cfg->model.init_from, &latest);
         if (!rc && !latest) rc = m2u_fail("model.init_from: no complete checkpoint under %s", cfg->model.init_from);
         if (!rc) p = m2u_path_join(latest, "trainable.safetensors");
-        if (!rc) rc = m2u_llama_load_params(t.model, p, 0);
+        m2u_safetensors *st = NULL;
+        int n_loaded = 0;
+        /* what this stage trains and the earlier one saved; the rest keeps its initialisation */
+        if (!rc) rc = m2u_st_open(p, &st);
+        if (!rc) rc = m2u_params_load(t.mg->params, t.mg->n_params, st, 0, &n_loaded);
+        if (st) m2u_st_close(st);
+        if (!rc && dist->rank == 0)
+            fprintf(stderr, "m2u-train: %d of %d trainable tensors from %s\n", n_loaded, t.mg->n_params, p);
         free(p);
         free(latest);
     }
@@ -462,7 +585,7 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
                 "m2u-train: %s, stage %d, %d rank(s), %lld samples usable (%ld steps/epoch), %ld steps, %zu trainable "
                 "parameters in %d tensors; held-out loss %.4f\n",
                 cfg->run.name, cfg->train.stage, dist->size, (long long)t.n_eligible, t.steps_per_epoch, t.total_steps,
-                t.model->n_param_floats, t.model->n_params, eval0);
+                t.mg->n_floats, t.mg->n_params, eval0);
     if (t.metrics && !resume)
         fprintf(t.metrics, "{\"event\": \"start\", \"steps\": %ld, \"ranks\": %d, \"eval_loss\": %.6f}\n", t.total_steps,
                 dist->size, isfinite(eval0) ? eval0 : -1.0);
