@@ -30,7 +30,7 @@ typedef struct {
     m2u_m2ugen *mg;                    /* LLaMA + adapters + projector; model = mg->llm */
     m2u_llama *model;
     const char *feat_name[M2U_N_MODALITIES], *target_name;
-    int has_feat[M2U_N_MODALITIES], has_target_col;
+    int freeze_rows;                   /* [AUD] rows exist but are not trained this stage */
     m2u_dataset *train, *eval;
     int64_t *eligible, n_eligible;     /* training samples this stage can use */
     int64_t *eval_idx, n_eval;
@@ -174,12 +174,11 @@ static int setup_model(trainer *t) {
     if (tr & M2U_TRAIN_BIAS)
         spec.bias_targets = (1u << M2U_Q) | (1u << M2U_O) | (1u << M2U_GATE) | (1u << M2U_UP) | (1u << M2U_DOWN);
     spec.train_norms = (tr & M2U_TRAIN_NORM) != 0;
+    /* rows for the [AUD] tokens beyond the checkpoint's vocabulary live in the
+       trainable buffer (they must be carried from stage to stage); without
+       aud_embeddings in the trainable set their gradient is dropped each step */
     spec.extra_vocab = tok_vocab > lc.vocab_size ? tok_vocab - lc.vocab_size : 0;
-    if (spec.extra_vocab && !(tr & M2U_TRAIN_AUD_EMBEDDINGS))
-        return m2u_train_config_fail(c, "train.trainable",
-                                     "the tokenizer has %d tokens beyond the model's %d ([AUD] tokens): their rows "
-                                     "must be trained, add aud_embeddings",
-                                     spec.extra_vocab, lc.vocab_size);
+    t->freeze_rows = !(tr & M2U_TRAIN_AUD_EMBEDDINGS);
     if ((tr & M2U_TRAIN_AUD_EMBEDDINGS) && !spec.extra_vocab && n_aud) spec.token_rows_start = aud0;
     spec.seed = (uint64_t)c->run.seed;
     m2u_m2ugen_config mc = {.llm = spec, .aud_id0 = aud0, .n_aud = n_aud, .seed = (uint64_t)c->run.seed};
@@ -466,6 +465,10 @@ static int train_step(trainer *t, double *loss_out, double *gnorm_out, double *t
         counts[3] = sums[1];
     }
     double t3 = m2u_now();
+    if (t->freeze_rows && m->n_rows) {
+        memset(m->dembed_rows, 0, (size_t)m->n_rows * m->cfg.hidden_size * sizeof(float));
+        if (m->dhead_rows != m->dembed_rows) memset(m->dhead_rows, 0, (size_t)m->n_rows * m->cfg.hidden_size * sizeof(float));
+    }
     double gn = m2u_grad_norm(m->grad_buf, mg->n_floats);
     *loss_out = counts[2] / (counts[0] > 0 ? counts[0] : 1) +
                 (counts[1] > 0 ? c->train.mse_weight * counts[3] / counts[1] : 0.0);
