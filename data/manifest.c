@@ -257,18 +257,6 @@ struct m2u_dataset {
     int n_open, max_open;
 };
 
-static char *dirname_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) return strdup(".");
-    if (slash == path) return strdup("/");
-    size_t n = (size_t)(slash - path);
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, path, n);
-        d[n] = '\0';
-    }
-    return d;
-}
 
 void m2u_dataset_close(m2u_dataset *ds) {
     if (!ds) return;
@@ -371,7 +359,7 @@ int m2u_dataset_open(const char *manifest_path, const m2u_dataset_options *opt, 
     if (!opt) opt = &none;
     m2u_dataset *ds = calloc(1, sizeof *ds);
     if (!ds) return m2u_fail("%s: out of memory", manifest_path);
-    if (!(ds->manifest_path = strdup(manifest_path)) || !(ds->dir = dirname_of(manifest_path))) {
+    if (!(ds->manifest_path = strdup(manifest_path)) || !(ds->dir = m2u_path_dirname(manifest_path))) {
         m2u_dataset_close(ds);
         return m2u_fail("%s: out of memory", manifest_path);
     }

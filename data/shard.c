@@ -1,6 +1,8 @@
 /* HDF5 shard writer and reader; the schema is documented in shard.h. */
 #include "shard.h"
 
+#include "fileio.h"
+
 #include "m2u_error.h"
 #include "zstd_filter.h"
 
@@ -96,26 +98,7 @@ static hid_t make_f16_type(hid_t base) {
     return t;
 }
 
-static int fsync_path(const char *path, int dir) {
-    int fd = open(path, dir ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
 
-static char *dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) return strdup(".");
-    if (slash == path) return strdup("/");
-    size_t n = (size_t)(slash - path);
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, path, n);
-        d[n] = '\0';
-    }
-    return d;
-}
 
 static int in_list(const char *s, const char *const *list, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -729,13 +712,13 @@ static int shard_close(m2u_shard_writer *w) {
     w->file = H5I_INVALID_HID;
     int rc = 0;
     if (e < 0) rc = h5fail("%s: closing %s failed", w->path, w->tmp_path);
-    if (rc == 0 && fsync_path(w->tmp_path, 0) != 0)
+    if (rc == 0 && m2u_fsync_path(w->tmp_path, 0) != 0)
         rc = m2u_fail("%s: fsync of %s failed: %s", w->path, w->tmp_path, strerror(errno));
     if (rc == 0 && rename(w->tmp_path, w->path) != 0)
         rc = m2u_fail("%s: rename from %s failed: %s", w->path, w->tmp_path, strerror(errno));
     if (rc == 0) {
-        char *dir = dir_of(w->path);
-        if (dir) fsync_path(dir, 1); /* best effort: some filesystems refuse fsync on directories */
+        char *dir = m2u_path_dirname(w->path);
+        if (dir) m2u_fsync_path(dir, 1); /* best effort: some filesystems refuse fsync on directories */
         free(dir);
     }
     writer_free(w, rc != 0);

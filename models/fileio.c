@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -95,15 +94,46 @@ int m2u_atomic_open(m2u_atomic_file *af, const char *path) {
     return 0;
 }
 
-static void fsync_parent_dir(const char *path) {
-    char *copy = strdup(path);
-    if (!copy) return;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd); /* best effort: some filesystems refuse fsync on directories */
-        close(fd);
+int m2u_fsync_path(const char *path, int is_dir) {
+    int fd = open(path, is_dir ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+char *m2u_path_dirname(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    if (slash == path) return strdup("/");
+    size_t n = (size_t)(slash - path);
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, path, n);
+        d[n] = '\0';
     }
-    free(copy);
+    return d;
+}
+
+int m2u_mkdir_p(const char *path) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) return m2u_fail("%s: path too long", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++)
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return m2u_fail("%s: cannot create: %s", buf, strerror(errno));
+            buf[i] = c;
+        }
+    return 0;
+}
+
+static void fsync_parent_dir(const char *path) {
+    char *dir = m2u_path_dirname(path);
+    if (dir) m2u_fsync_path(dir, 1); /* best effort: some filesystems refuse fsync on directories */
+    free(dir);
 }
 
 int m2u_atomic_commit(m2u_atomic_file *af) {

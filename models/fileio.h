@@ -34,6 +34,13 @@ void m2u_atomic_abort(m2u_atomic_file *af); /* close and remove the temp file */
 /* Convenience: write a whole buffer atomically. */
 int m2u_write_file_atomic(const char *path, const void *data, size_t len);
 
+/* fsync a file or a directory by path (a directory: best effort, some filesystems refuse). */
+int m2u_fsync_path(const char *path, int is_dir);
+/* The directory part of a path, malloc'ed ("." when there is none). */
+char *m2u_path_dirname(const char *path);
+/* mkdir -p */
+int m2u_mkdir_p(const char *path);
+
 /* Join a directory and a file name into a malloc'ed path. */
 char *m2u_path_join(const char *dir, const char *name);
 int m2u_is_dir(const char *path);

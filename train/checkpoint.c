@@ -14,20 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int mkdir_p(const char *path) {
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof buf) return m2u_fail("%s: path too long", path);
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++)
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char c = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return m2u_fail("%s: cannot create: %s", buf, strerror(errno));
-            buf[i] = c;
-        }
-    return 0;
-}
 
 static int rm_rf(const char *path) {
     DIR *d = opendir(path);
@@ -158,7 +144,7 @@ int m2u_ckpt_save(const char *out_dir, const m2u_train_state *st, const m2u_para
     snprintf(root, sizeof root, "%s/checkpoints", out_dir);
     snprintf(dir, sizeof dir, "%s/step-%08ld", root, st->step);
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
-    if (mkdir_p(root)) return -1;
+    if (m2u_mkdir_p(root)) return -1;
     rm_rf(tmp); /* a previous attempt killed mid-way */
     if (mkdir(tmp, 0755) != 0) return m2u_fail("%s: cannot create: %s", tmp, strerror(errno));
     const float *base = n_params ? params[0].data : NULL;

@@ -498,20 +498,6 @@ static int save(trainer *t) {
     return rc;
 }
 
-static int mkdir_p(const char *path) {
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof buf) return m2u_fail("%s: path too long", path);
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++)
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char ch = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return m2u_fail("%s: cannot create: %s", buf, strerror(errno));
-            buf[i] = ch;
-        }
-    return 0;
-}
 
 static void free_trainer(trainer *t) {
     if (t->metrics) fclose(t->metrics);
@@ -569,7 +555,7 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         free(latest);
     }
     if (!rc && dist->rank == 0) {
-        rc = mkdir_p(cfg->run.out_dir);
+        rc = m2u_mkdir_p(cfg->run.out_dir);
         char *p = rc ? NULL : m2u_path_join(cfg->run.out_dir, "config.yaml");
         if (p) rc = m2u_train_config_save(cfg, p);
         free(p);
