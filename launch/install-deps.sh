@@ -10,9 +10,6 @@ PKGS=(
   libyaml-dev              # training recipes
   libopenmpi-dev openmpi-bin   # ranks for m2u-train and m2u-dataset
   libhdf5-dev hdf5-tools libzstd-dev   # shards (zstd filter 32015 is built by m2u)
-  libavformat-dev libavcodec-dev libavutil-dev libswresample-dev libswscale-dev libavfilter-dev ffmpeg
-  libaubio-dev libebur128-dev libchromaprint-dev librubberband-dev   # music analysis, edits, dedup
-  fluidsynth fluid-soundfont-gm   # renders MIDI with known tempo/key/instrument (tests, embedded corpus)
   python3-h5py python3-numpy      # tests read shards the way users do
 )
 
