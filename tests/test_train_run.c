@@ -268,7 +268,16 @@ int main(void) {
         CHECK(0, "mpirun not found (apt-get install openmpi-bin)");
     }
 
-    /* 4. refusals before any work */
+    /* 4. a diverging run stops at the first non-finite loss, keeping the last good checkpoint */
+    CHECK(sh("%s %s/run.yaml train.lr=1e30 train.min_lr=1e29 train.clip_grad=0 train.warmup_steps=0 "
+             "run.save_every=1 run.out_dir=%s/N 2> %s/N.log",
+             bin, g_dir, g_dir, g_dir) == 1,
+          "a diverging run did not stop with an error");
+    CHECK(sh("grep -qiE 'step [0-9]+: loss is -?(nan|inf)' %s/N.log", g_dir) == 0, "no clear divergence message");
+    snprintf(pa, sizeof pa, "%s/N/checkpoints/step-00000001/COMPLETE", g_dir);
+    CHECK(access(pa, F_OK) == 0, "the last good checkpoint is gone");
+
+    /* 5. refusals before any work */
     snprintf(pa, sizeof pa, "%s/bad.yaml", g_dir);
     FILE *f = fopen(pa, "w");
     fprintf(f, "run:\n  name: bad\ntrain:\n  stage: 1\n  lrr: 1\n");
