@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "torch_ckpt.h"
+
 #define ST_MAX_HEADER 100000000ull
 /* Integers in the header reach us as cJSON doubles; above 2^53 they are no longer exact.
  * The schema's own limit is 2^48-1, so this refuses nothing a real file holds. */
@@ -32,6 +34,7 @@ typedef struct {
 } st_file;
 
 struct m2u_safetensors {
+    m2u_torch_ckpt *torch; /* set when the file is a torch.save archive instead */
     int n_files;
     st_file *files;
     int n, cap;
@@ -530,6 +533,30 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* A torch.save archive (pytorch_model.bin, *.pth), read by the restricted reader
+ * in torch_ckpt.c, behind the same interface. */
+static int is_zip(const char *path) {
+    FILE *f = fopen(path, "rb");
+    unsigned char m[4] = {0, 0, 0, 0};
+    if (!f) return 0;
+    size_t n = fread(m, 1, 4, f);
+    fclose(f);
+    return n == 4 && m[0] == 'P' && m[1] == 'K' && m[2] == 3 && m[3] == 4;
+}
+
+static int open_torch(m2u_safetensors *st, const char *path) {
+    if (add_file(st, path) || m2u_torch_open(path, &st->torch)) return -1;
+    for (int i = 0; i < m2u_torch_count(st->torch); i++) {
+        m2u_st_tensor t = *m2u_torch_at(st->torch, i);
+        t.name = strdup(t.name);
+        if (!t.name || push_tensor(st, &t)) {
+            free((char *)t.name);
+            return m2u_fail("%s: out of memory", path);
+        }
+    }
+    return build_index(st);
+}
+
 int m2u_st_open(const char *path, m2u_safetensors **out) {
     *out = NULL;
     m2u_safetensors *st = calloc(1, sizeof *st);
@@ -538,14 +565,22 @@ int m2u_st_open(const char *path, m2u_safetensors **out) {
     if (m2u_is_dir(path)) {
         char *ip = m2u_path_join(path, "model.safetensors.index.json");
         char *sp = m2u_path_join(path, "model.safetensors");
-        if (!ip || !sp) rc = m2u_fail("%s: out of memory", path);
+        char *bp = m2u_path_join(path, "pytorch_model.bin");
+        if (!ip || !sp || !bp) rc = m2u_fail("%s: out of memory", path);
         else if (m2u_file_exists(ip)) rc = open_index(st, ip);
         else if (m2u_file_exists(sp)) rc = add_file(st, sp) || load_file(st, 0) || build_index(st) ? -1 : 0;
-        else rc = m2u_fail("%s: directory has neither model.safetensors.index.json nor model.safetensors", path);
+        else if (m2u_file_exists(bp)) rc = open_torch(st, bp);
+        else
+            rc = m2u_fail("%s: directory has none of model.safetensors.index.json, model.safetensors, "
+                          "pytorch_model.bin",
+                          path);
         free(ip);
         free(sp);
+        free(bp);
     } else if (ends_with(path, ".json")) {
         rc = open_index(st, path);
+    } else if (is_zip(path)) {
+        rc = open_torch(st, path);
     } else {
         rc = add_file(st, path) || load_file(st, 0) || build_index(st) ? -1 : 0;
     }
@@ -559,6 +594,7 @@ int m2u_st_open(const char *path, m2u_safetensors **out) {
 
 void m2u_st_close(m2u_safetensors *st) {
     if (!st) return;
+    m2u_torch_close(st->torch);
     for (int i = 0; i < st->n; i++) free((char *)st->tensors[i].name);
     free(st->tensors);
     free(st->by_name);

@@ -33,8 +33,10 @@ typedef struct {
 
 typedef struct m2u_safetensors m2u_safetensors;
 
-/* Open `path`: a .safetensors file, a model.safetensors.index.json, or a directory
- * holding model.safetensors or model.safetensors.index.json (index preferred).
+/* Open `path`: a .safetensors file, a model.safetensors.index.json, a torch.save
+ * archive (pytorch_model.bin, *.pth: read without executing anything, see
+ * torch_ckpt.h), or a directory holding model.safetensors.index.json,
+ * model.safetensors or pytorch_model.bin (in that order of preference).
  * For an index, every weight_map entry must exist in the named shard, and no
  * tensor may appear in two shards. */
 int m2u_st_open(const char *path, m2u_safetensors **out);

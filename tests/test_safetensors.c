@@ -458,7 +458,7 @@ static void test_sharded(void) {
     free(sp);
 
     char *d0 = make_subdir("emptydir");
-    EXPECT_DIR_REFUSED(d0, "neither");
+    EXPECT_DIR_REFUSED(d0, "has none of");
 
     char wm[512];
     /* weight_map entry missing from its shard */

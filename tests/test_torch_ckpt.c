@@ -69,6 +69,17 @@ int main(void) {
         CHECK(m2u_torch_n_other(c) == 1, "non-tensor values: %d", m2u_torch_n_other(c));
         m2u_torch_close(c);
     }
+    /* the same file through the safetensors interface every loader uses */
+    m2u_safetensors *st;
+    CHECK(m2u_st_open(fx("state.pth"), &st) == 0, "%s", m2u_last_error());
+    if (st) {
+        int64_t shape[2] = {2, 3};
+        const m2u_st_tensor *a = m2u_st_expect(st, "a.weight", 2, shape);
+        float v[6] = {0};
+        CHECK(a && m2u_st_read_f32(a, v, 6) == 0 && v[5] == 5.0f, "a.weight through m2u_st_open");
+        CHECK(m2u_st_count(st) == 5, "%d tensors", m2u_st_count(st));
+        m2u_st_close(st);
+    }
     CHECK(m2u_torch_open(fx("strided.pth"), &c) != 0 && strstr(m2u_last_error(), "contiguous"), "strided: %s",
           m2u_last_error());
     CHECK(m2u_torch_open(fx("malicious.pth"), &c) != 0 && strstr(m2u_last_error(), "refusing global") &&
