@@ -277,3 +277,107 @@ int m2u_m2ugen_backward(m2u_m2ugen *m, float ce_scale, float mse_scale) {
     free(dvec);
     return rc;
 }
+
+/* ---- released M2UGen checkpoints --------------------------------------------------------------- */
+
+/* M2UGen's Meta-layout names of the seven linears: (module, weight) */
+static const char *const k_meta_part[M2U_N_LINEAR] = {"attention", "attention", "attention", "attention",
+                                                      "feed_forward", "feed_forward", "feed_forward"};
+static const char *const k_meta_name[M2U_N_LINEAR] = {"wq", "wk", "wv", "wo", "w1", "w3", "w2"};
+
+/* Meta interleaves RoPE pairs (2i, 2i+1) within a head; HF puts them at (i, i + hd/2).
+ * HF row r of a head = Meta row (r < hd/2 ? 2r : 2(r - hd/2) + 1). */
+static void meta_to_hf_rows(const float *src, float *dst, int rows, int cols, int hd) {
+    int half = hd / 2;
+    for (int r = 0; r < rows; r++) {
+        int h = r / hd, i = r % hd, mr = h * hd + (i < half ? 2 * i : 2 * (i - half) + 1);
+        memcpy(dst + (size_t)r * cols, src + (size_t)mr * cols, (size_t)cols * sizeof(float));
+    }
+}
+
+static int slot_of(const char *proj) {
+    for (int s = 0; s < M2U_N_LINEAR; s++)
+        if (!strcmp(proj, m2u_linear_names[s])) return s;
+    return -1;
+}
+
+int m2u_m2ugen_load_released(m2u_m2ugen *m, const char *path, int *n_loaded) {
+    m2u_llama *l = m->llm;
+    const m2u_train_spec *sp = &l->spec;
+    *n_loaded = 0;
+    if (sp->lora_r > 0 && sp->lora_alpha != (float)sp->lora_r)
+        return m2u_fail("%s: M2UGen's LoRA has scale 1; set lora_alpha = lora_r (%d), not %g", path, sp->lora_r,
+                        (double)sp->lora_alpha);
+    m2u_safetensors *st;
+    if (m2u_st_open(path, &st)) return -1;
+    const char *pre = m2u_st_find(st, "llama.norm.weight") ? "" : m2u_st_find(st, "model.llama.norm.weight") ? "model." : NULL;
+    if (!pre) {
+        m2u_st_close(st);
+        return m2u_fail("%s: no llama.norm.weight: not an M2UGen checkpoint", path);
+    }
+    int hd = l->cfg.head_dim, C = l->cfg.hidden_size, rc = 0;
+    for (int i = 0; i < m->n_params && !rc; i++) {
+        m2u_param *p = &m->params[i];
+        char src[512], parent[32], proj[32], ab;
+        int layer, row0 = 0, permute = 0;
+        if (strstr(p->name, ".lora_") &&
+            sscanf(p->name, "base_model.model.model.layers.%d.%31[^.].%31[^.].lora_%c.weight", &layer, parent, proj,
+                   &ab) == 4) {
+            int s = slot_of(proj);
+            if (s < 0) {
+                rc = m2u_fail("%s: unexpected parameter %s", path, p->name);
+                break;
+            }
+            snprintf(src, sizeof src, "%sllama.layers.%d.%s.lora_%s_%s.weight", pre, layer, k_meta_part[s],
+                     k_meta_name[s], ab == 'A' ? "l1" : "l2");
+            permute = ab == 'B' && (s == M2U_Q || s == M2U_K);
+        } else if (strstr(p->name, ".bias") == p->name + strlen(p->name) - 5 &&
+                   sscanf(p->name, "model.layers.%d.%31[^.].%31[^.].bias", &layer, parent, proj) == 3) {
+            int s = slot_of(proj);
+            if (s < 0) {
+                rc = m2u_fail("%s: unexpected parameter %s", path, p->name);
+                break;
+            }
+            snprintf(src, sizeof src, "%sllama.layers.%d.%s.%s.bias", pre, layer, k_meta_part[s], k_meta_name[s]);
+            permute = s == M2U_Q || s == M2U_K;
+        } else if (sscanf(p->name, "model.layers.%d.input_layernorm.weigh%c", &layer, &ab) == 2) {
+            snprintf(src, sizeof src, "%sllama.layers.%d.attention_norm.weight", pre, layer);
+        } else if (sscanf(p->name, "model.layers.%d.post_attention_layernorm.weigh%c", &layer, &ab) == 2) {
+            snprintf(src, sizeof src, "%sllama.layers.%d.ffn_norm.weight", pre, layer);
+        } else if (sscanf(p->name, "model.layers.%d.self_attn.gat%c", &layer, &ab) == 2) {
+            snprintf(src, sizeof src, "%sllama.layers.%d.attention.gate", pre, layer);
+        } else if (!strcmp(p->name, "model.norm.weight")) {
+            snprintf(src, sizeof src, "%sllama.norm.weight", pre);
+        } else if (!strcmp(p->name, "model.embed_tokens.weight.rows")) {
+            snprintf(src, sizeof src, "%sllama.tok_embeddings.weight", pre);
+            row0 = l->rows_start;
+        } else if (!strcmp(p->name, "lm_head.weight.rows")) {
+            snprintf(src, sizeof src, "%sllama.output.weight", pre);
+            row0 = l->rows_start;
+        } else {
+            snprintf(src, sizeof src, "%s%s", pre, p->name); /* prefix_query, adapters, projector: same names */
+        }
+        const m2u_st_tensor *t = m2u_st_find(st, src);
+        if (!t) {
+            rc = m2u_fail("%s: missing %s (for m2u's %s)", path, src, p->name);
+            break;
+        }
+        size_t need = p->n + (size_t)row0 * C;
+        if (row0 ? (t->ndim != 2 || t->shape[1] != C || (size_t)t->numel < need) : (size_t)t->numel != p->n) {
+            rc = m2u_fail("%s: %s has %lld values, m2u's %s needs %zu", path, src, (long long)t->numel, p->name, need);
+            break;
+        }
+        float *buf = malloc((size_t)t->numel * sizeof(float));
+        if (!buf || m2u_st_read_f32(t, buf, (size_t)t->numel)) {
+            free(buf);
+            rc = buf ? -1 : m2u_fail("out of memory");
+            break;
+        }
+        if (permute) meta_to_hf_rows(buf, p->data, (int)p->shape[0], p->ndim > 1 ? (int)p->shape[1] : 1, hd);
+        else memcpy(p->data, buf + (size_t)row0 * C, p->n * sizeof(float));
+        free(buf);
+        (*n_loaded)++;
+    }
+    m2u_st_close(st);
+    return rc;
+}

@@ -66,4 +66,14 @@ int m2u_m2ugen_forward(m2u_m2ugen *m, const int32_t *ids, const int32_t *labels,
 /* Accumulate gradients of ce_scale * CE_sum + mse_scale * MSE_sum of the last forward. */
 int m2u_m2ugen_backward(m2u_m2ugen *m, float ce_scale, float mse_scale);
 
+/* Load the trainables of a checkpoint in the released M2UGen layout
+ * (checkpoint.pth / safetensors, optionally under a "model." prefix): its LLaMA
+ * is in Meta's layout, so LoRA B rows and the wq bias of q/k are permuted to the
+ * Hugging Face rotate_half layout m2u computes in; lora_<w>_l1/_l2 -> lora_A/B
+ * (M2UGen's LoRA has scale 1: lora_alpha must equal lora_r), biases of
+ * wq/wo/w1/w2/w3, attention_norm/ffn_norm/norm, per-layer gates, the added
+ * tok_embeddings (and untied output) rows, prefix_query, the adapters and the
+ * projector.  Every trainable of m must be found; *n_loaded counts them. */
+int m2u_m2ugen_load_released(m2u_m2ugen *m, const char *path, int *n_loaded);
+
 #endif
