@@ -87,8 +87,9 @@ static const field FIELDS[] = {
     {"model.tokenizer", T_PATH, OFF(model.tokenizer), NULL, "`<llm>/tokenizer.json`", NULL, 0, 0, F_FILE,
      "`tokenizer.json` of the LLM; the `[AUD]` tokens are added to it."},
     {"model.init_from", T_PATH, OFF(model.init_from), NULL, "none", NULL, 0, 0, F_EXISTS,
-     "Trainables to start from: an earlier stage's run directory (its newest complete checkpoint) or a "
-     "checkpoint directory; empty = fresh initialisation."},
+     "Trainables to start from: an earlier stage's run directory (its newest complete checkpoint), or a "
+     "file in the released M2UGen layout (`checkpoint.pth` or safetensors; its Meta RoPE layout is "
+     "converted); empty = fresh initialisation."},
     {"model.compat", T_ENUM, OFF(model.compat), "paper", NULL, V_COMPAT, 0, 0, 0,
      "`paper`: the paper's design (gates trained, whole clip encoded, true losses logged). `released`: the "
      "released code's choices where they differ (gates frozen, its per-stage trainable sets, `ignore_index` "

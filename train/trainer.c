@@ -538,7 +538,14 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         if (!latest) resume = 0; /* --resume-auto with nothing to resume: a fresh start */
         free(latest);
     }
-    if (!rc && !resume && cfg->model.init_from[0]) {
+    if (!rc && !resume && cfg->model.init_from[0] && !m2u_is_dir(cfg->model.init_from)) {
+        /* a file: the released M2UGen checkpoint (checkpoint.pth or safetensors) */
+        int n_loaded = 0;
+        rc = m2u_m2ugen_load_released(t.mg, cfg->model.init_from, &n_loaded);
+        if (!rc && dist->rank == 0)
+            fprintf(stderr, "m2u-train: %d trainable tensors from the M2UGen checkpoint %s\n", n_loaded,
+                    cfg->model.init_from);
+    } else if (!rc && !resume && cfg->model.init_from[0]) {
         char *latest = NULL, *p = NULL;
         rc = m2u_ckpt_latest(cfg->model.init_from, &latest);
         if (!rc && !latest) rc = m2u_fail("model.init_from: no complete checkpoint under %s", cfg->model.init_from);
