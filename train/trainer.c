@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -42,6 +43,7 @@ typedef struct {
     int64_t *order, n_order;           /* this rank's samples of the current epoch */
     int order_epoch;
     FILE *metrics;
+    struct prefetcher *pf;             /* builds the next step's batches while this one computes */
     double t_data, t_fwd, t_bwd, t_opt; /* seconds, summed */
 } trainer;
 
@@ -404,6 +406,137 @@ static void eval_generate(trainer *t, int n_samples) {
     free(out);
 }
 
+/* ---- data: the next step's micro-batches, built on a prefetch thread ------------------------- */
+
+/* One optimizer step's worth of data, and where the epoch stands after it. */
+typedef struct {
+    m2u_batch *bs;
+    batch_tensors *bts;
+    double tokens, targets;
+    int epoch;
+    long epoch_pos;
+    int rc;
+    char err[1024];
+} step_data;
+
+static void free_step(step_data *d, int A) {
+    if (!d) return;
+    for (int a = 0; a < A; a++) {
+        m2u_batch_free(&d->bs[a]);
+        free_tensors(&d->bts[a]);
+    }
+    free(d->bs);
+    free(d->bts);
+    free(d);
+}
+
+/* Build a step from the cursor (epoch, pos), advancing it.  Only the prefetch
+ * thread calls this: it alone uses t->train, t->order and the cursor. */
+static step_data *produce_step(trainer *t, int *epoch, long *pos) {
+    const m2u_train_config *c = t->cfg;
+    int A = c->train.accum;
+    step_data *d = calloc(1, sizeof *d);
+    d->bs = calloc((size_t)A, sizeof *d->bs);
+    d->bts = calloc((size_t)A, sizeof *d->bts);
+    for (int a = 0; a < A && !d->rc; a++) {
+        if (t->order_epoch != *epoch) epoch_order(t, *epoch); /* first step, or resumed */
+        if (*pos + c->train.batch > t->n_order) {             /* next epoch */
+            ++*epoch;
+            *pos = 0;
+            epoch_order(t, *epoch);
+        }
+        const int64_t *idx = t->order + *pos;
+        d->rc = m2u_batch_build(t->train, t->tok, &t->bo, idx, c->train.batch, &d->bs[a]);
+        if (!d->rc) d->rc = load_tensors(t, t->train, idx, c->train.batch, &d->bts[a]);
+        if (!d->rc) {
+            d->tokens += d->bs[a].n_valid;
+            d->targets += count_targets(&d->bs[a], &d->bts[a]);
+        }
+        *pos += c->train.batch;
+    }
+    /* the message is thread-local: carry it to the training thread */
+    if (d->rc) snprintf(d->err, sizeof d->err, "%s", m2u_last_error());
+    d->epoch = *epoch;
+    d->epoch_pos = *pos;
+    return d;
+}
+
+typedef struct prefetcher {
+    trainer *t;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    step_data *slot; /* ready, not yet taken */
+    int stop;
+    int epoch;       /* the producer's cursor */
+    long pos, remaining;
+} prefetcher;
+
+static void *prefetch_main(void *arg) {
+    prefetcher *p = arg;
+    while (p->remaining > 0) {
+        step_data *d = produce_step(p->t, &p->epoch, &p->pos);
+        pthread_mutex_lock(&p->mu);
+        while (p->slot && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
+        int stop = p->stop;
+        if (!stop) {
+            p->slot = d;
+            pthread_cond_broadcast(&p->cv);
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (stop) {
+            free_step(d, p->t->cfg->train.accum);
+            break;
+        }
+        if (d->rc) break; /* the consumer reports it */
+        p->remaining--;
+    }
+    return NULL;
+}
+
+static int prefetch_start(trainer *t) {
+    prefetcher *p = calloc(1, sizeof *p);
+    if (!p) return m2u_fail("out of memory");
+    p->t = t;
+    p->epoch = t->st.epoch;
+    p->pos = t->st.epoch_pos;
+    p->remaining = t->total_steps - t->st.step;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    if (pthread_create(&p->thread, NULL, prefetch_main, p) != 0) {
+        free(p);
+        return m2u_fail("cannot start the prefetch thread");
+    }
+    t->pf = p;
+    return 0;
+}
+
+static step_data *prefetch_take(trainer *t) {
+    prefetcher *p = t->pf;
+    pthread_mutex_lock(&p->mu);
+    while (!p->slot) pthread_cond_wait(&p->cv, &p->mu);
+    step_data *d = p->slot;
+    p->slot = NULL;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return d;
+}
+
+static void prefetch_stop(trainer *t) {
+    prefetcher *p = t->pf;
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->thread, NULL);
+    free_step(p->slot, t->cfg->train.accum);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+    t->pf = NULL;
+}
+
 /* ---- one optimizer step -------------------------------------------------------------------------- */
 
 /* The global batch's counts are known before any backward (the micro-batches
@@ -414,27 +547,19 @@ static int train_step(trainer *t, double *loss_out, double *gnorm_out, double *t
     m2u_m2ugen *mg = t->mg;
     m2u_llama *m = t->model;
     int A = c->train.accum, rc = 0;
-    m2u_batch *bs = calloc((size_t)A, sizeof *bs);
-    batch_tensors *bts = calloc((size_t)A, sizeof *bts);
-    double counts[4] = {0, 0, 0, 0}; /* tokens, targets, CE sum, MSE sum */
     double t0 = m2u_now();
-    for (int a = 0; a < A && !rc; a++) {
-        if (t->order_epoch != t->st.epoch) epoch_order(t, t->st.epoch); /* first step, or resumed */
-        if (t->st.epoch_pos + c->train.batch > t->n_order) {             /* next epoch */
-            t->st.epoch++;
-            t->st.epoch_pos = 0;
-            epoch_order(t, t->st.epoch);
-        }
-        const int64_t *idx = t->order + t->st.epoch_pos;
-        rc = m2u_batch_build(t->train, t->tok, &t->bo, idx, c->train.batch, &bs[a]);
-        if (!rc) rc = load_tensors(t, t->train, idx, c->train.batch, &bts[a]);
-        if (!rc) {
-            counts[0] += bs[a].n_valid;
-            counts[1] += count_targets(&bs[a], &bts[a]);
-        }
-        t->st.epoch_pos += c->train.batch;
-    }
+    step_data *d = prefetch_take(t); /* the time spent here is the data wait */
     t->t_data += m2u_now() - t0;
+    if (d->rc) {
+        rc = m2u_fail("%s", d->err);
+        free_step(d, A);
+        return rc;
+    }
+    m2u_batch *bs = d->bs;
+    batch_tensors *bts = d->bts;
+    t->st.epoch = d->epoch;
+    t->st.epoch_pos = d->epoch_pos;
+    double counts[4] = {d->tokens, d->targets, 0, 0}; /* tokens, targets, CE sum, MSE sum */
     if (!rc && t->dist->size > 1) rc = m2u_dist_allreduce_sum_f64(counts, 2);
     float ce_scale = (float)(1.0 / (counts[0] > 0 ? counts[0] : 1));
     float mse_scale = (float)(c->train.mse_weight / (counts[1] > 0 ? counts[1] : 1));
@@ -451,12 +576,7 @@ static int train_step(trainer *t, double *loss_out, double *gnorm_out, double *t
         counts[2] += ce;
         counts[3] += mse;
     }
-    for (int a = 0; a < A; a++) {
-        m2u_batch_free(&bs[a]);
-        free_tensors(&bts[a]);
-    }
-    free(bs);
-    free(bts);
+    free_step(d, A);
     if (rc) return -1;
     if (t->dist->size > 1) {
         double sums[2] = {counts[2], counts[3]};
@@ -500,6 +620,7 @@ static int save(trainer *t) {
 
 
 static void free_trainer(trainer *t) {
+    prefetch_stop(t);
     if (t->metrics) fclose(t->metrics);
     m2u_adamw_free(&t->opt);
     free(t->order);
@@ -585,6 +706,10 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
     if (t.metrics && !resume)
         fprintf(t.metrics, "{\"event\": \"start\", \"steps\": %ld, \"ranks\": %d, \"eval_loss\": %.6f}\n", t.total_steps,
                 dist->size, isfinite(eval0) ? eval0 : -1.0);
+    if (prefetch_start(&t)) {
+        free_trainer(&t);
+        return -1;
+    }
     m2u_progress pr;
     m2u_progress_start(&pr, "step", t.total_steps);
     double t_start = m2u_now(), comm0 = m2u_dist_comm_seconds();
