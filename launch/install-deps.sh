@@ -10,6 +10,7 @@ PKGS=(
   libyaml-dev              # training recipes
   libopenmpi-dev openmpi-bin   # ranks for m2u-train and m2u-dataset
   libhdf5-dev hdf5-tools libzstd-dev   # shards (zstd filter 32015 is built by m2u)
+  libcurl4-openssl-dev     # OpenAI-compatible captioner endpoint (llama.cpp server, vLLM)
   python3-h5py python3-numpy      # tests read shards the way users do
 )
 
