@@ -8,24 +8,13 @@
  * of M2UGen's adapters, default init, and refusals. */
 #include "m2u_error.h"
 #include "mm_adapter.h"
+#include "test_fixture.h"
 #include "test_util.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static float *read_f32(const m2u_safetensors *st, const char *name, size_t *n) {
-    const m2u_st_tensor *t = m2u_st_find(st, name);
-    if (!t) return NULL;
-    float *out = malloc(((size_t)t->numel ? (size_t)t->numel : 1) * sizeof(float));
-    m2u_st_read_f32(t, out, (size_t)t->numel);
-    if (n) *n = (size_t)t->numel;
-    return out;
-}
 
-static int meta_int(const m2u_safetensors *st, const char *key) {
-    const char *v = m2u_st_metadata(st, key);
-    return v ? atoi(v) : -1;
-}
 
 static void check_fixture(const char *name) {
     char path[1024];
@@ -35,14 +24,14 @@ static void check_fixture(const char *name) {
         CHECK(0, "%s", m2u_last_error());
         return;
     }
-    m2u_adapter_config cfg = {.n_tokens = meta_int(ref, "n_tokens"),
-                              .feat_dim = meta_int(ref, "feat_dim"),
-                              .dim = meta_int(ref, "dim"),
-                              .n_blocks = meta_int(ref, "n_blocks"),
+    m2u_adapter_config cfg = {.n_tokens = t_st_meta_int(ref, "n_tokens"),
+                              .feat_dim = t_st_meta_int(ref, "feat_dim"),
+                              .dim = t_st_meta_int(ref, "dim"),
+                              .n_blocks = t_st_meta_int(ref, "n_blocks"),
                               .norm_eps = strtof(m2u_st_metadata(ref, "norm_eps"), NULL),
                               .l2_eps = strtof(m2u_st_metadata(ref, "l2_eps"), NULL)};
     snprintf(cfg.prefix, sizeof cfg.prefix, "%s", m2u_st_metadata(ref, "prefix"));
-    int B = meta_int(ref, "batch");
+    int B = t_st_meta_int(ref, "batch");
     size_t nf = m2u_adapter_size(&cfg);
     CHECK(nf > 0, "%s: %s", name, m2u_last_error());
     float *params = calloc(nf, sizeof(float)), *grads = calloc(nf, sizeof(float));
@@ -58,12 +47,12 @@ static void check_fixture(const char *name) {
     int n_ref = 0;
     for (int i = 0; i < m2u_st_count(ref); i++)
         if (strncmp(m2u_st_at(ref, i)->name, cfg.prefix, strlen(cfg.prefix)) == 0) n_ref++;
-    CHECK(n_loaded == a.n_params && n_ref == a.n_params && a.n_params == meta_int(ref, "n_params"),
+    CHECK(n_loaded == a.n_params && n_ref == a.n_params && a.n_params == t_st_meta_int(ref, "n_params"),
           "%s: loaded %d, module %d, file %d", name, n_loaded, a.n_params, n_ref);
 
     size_t n = 0;
-    float *feats = read_f32(ref, "feats", &n), *dout = read_f32(ref, "dout", NULL);
-    float *want = read_f32(ref, "out", NULL);
+    float *feats = t_st_f32(ref, "feats", &n), *dout = t_st_f32(ref, "dout", NULL);
+    float *want = t_st_f32(ref, "out", NULL);
     CHECK(n == (size_t)B * cfg.n_tokens * cfg.feat_dim, "%s: feats size", name);
     float *out = malloc((size_t)B * cfg.dim * sizeof(float));
     CHECK(m2u_adapter_forward(&a, feats, B, out) == 0, "%s: %s", name, m2u_last_error());
@@ -75,7 +64,7 @@ static void check_fixture(const char *name) {
     for (int i = 0; i < a.n_params; i++) {
         char gname[512];
         snprintf(gname, sizeof gname, "grad.%s", a.params[i].name);
-        float *g = read_f32(ref, gname, &n);
+        float *g = t_st_f32(ref, gname, &n);
         CHECK(g && n == a.params[i].n, "%s: reference %s", name, gname);
         if (!g || n != a.params[i].n) {
             free(g);

@@ -7,32 +7,13 @@
 #include "llama.h"
 #include "m2u_error.h"
 #include "peft.h"
+#include "test_fixture.h"
 #include "test_util.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static int32_t *read_ids(const m2u_safetensors *st, const char *name, int *n) {
-    const m2u_st_tensor *t = m2u_st_find(st, name);
-    if (!t || t->dtype != M2U_I64) return NULL;
-    int32_t *out = malloc((size_t)t->numel * sizeof(int32_t));
-    for (int64_t i = 0; i < t->numel; i++) {
-        int64_t v;
-        memcpy(&v, (const char *)t->data + 8 * i, 8);
-        out[i] = (int32_t)v;
-    }
-    *n = (int)t->numel;
-    return out;
-}
 
-static float *read_f32(const m2u_safetensors *st, const char *name, size_t *n) {
-    const m2u_st_tensor *t = m2u_st_find(st, name);
-    if (!t) return NULL;
-    float *out = malloc(((size_t)t->numel ? (size_t)t->numel : 1) * sizeof(float));
-    m2u_st_read_f32(t, out, (size_t)t->numel);
-    if (n) *n = (size_t)t->numel;
-    return out;
-}
 
 static void check_fixture(const char *name) {
     char dir[1024], path[1200];
@@ -58,18 +39,18 @@ static void check_fixture(const char *name) {
     }
     CHECK(m2u_peft_load_weights(m, path) == 0, "%s", m2u_last_error());
 
-    int n_ids, n_lab;
-    int32_t *ids = read_ids(ref, "input_ids", &n_ids), *labels = read_ids(ref, "labels", &n_lab);
+    int n_ids = 0, n_lab = 0;
+    int32_t *ids = t_st_ids(ref, "input_ids", &n_ids), *labels = t_st_ids(ref, "labels", &n_lab);
     const m2u_st_tensor *it = m2u_st_find(ref, "input_ids");
     int B = (int)it->shape[0], T = (int)it->shape[1], V = m->cfg.vocab_size;
     float loss = 0;
     CHECK(m2u_llama_forward(m, ids, labels, B, T, -100, &loss) == 0, "%s", m2u_last_error());
     size_t n = 0;
-    float *ref_logits = read_f32(ref, "logits", &n);
+    float *ref_logits = t_st_f32(ref, "logits", &n);
     CHECK(n == (size_t)B * T * V, "%s: logits size", name);
     double e = t_max_rel_err(m->logits, ref_logits, n);
     CHECK(e < 1e-5, "%s: logits rel err %.3g", name, e);
-    float *ref_loss = read_f32(ref, "loss", NULL);
+    float *ref_loss = t_st_f32(ref, "loss", NULL);
     CHECK(fabs(loss - ref_loss[0]) / fabs(ref_loss[0]) < 1e-5, "%s: loss %.8f vs %.8f", name, loss, ref_loss[0]);
     printf("%s: logits rel err %.2e, loss %.6f (ref %.6f)\n", name, e, loss, ref_loss[0]);
 
@@ -84,7 +65,7 @@ static void check_fixture(const char *name) {
     for (int i = 0; i < m->n_params; i++) {
         char gname[512];
         snprintf(gname, sizeof gname, "grad.%s", m->params[i].name);
-        float *g = read_f32(ref, gname, &n);
+        float *g = t_st_f32(ref, gname, &n);
         CHECK(g != NULL, "%s: no reference for %s", name, gname);
         if (!g) continue;
         CHECK(n == m->params[i].n, "%s: %s size %zu vs %zu", name, gname, n, m->params[i].n);
@@ -120,9 +101,9 @@ static void check_fixture(const char *name) {
     m2u_kv_cache_free(&kc);
 
     /* greedy generation equals transformers' generate() */
-    int np, ng;
-    int32_t *prompt = read_ids(ref, "gen_prompt", &np), *greedy = read_ids(ref, "gen_greedy", &ng);
-    float *gen_logits = read_f32(ref, "gen_logits", NULL);
+    int np = 0, ng = 0;
+    int32_t *prompt = t_st_ids(ref, "gen_prompt", &np), *greedy = t_st_ids(ref, "gen_greedy", &ng);
+    float *gen_logits = t_st_f32(ref, "gen_logits", NULL);
     int32_t *out = malloc((size_t)ng * sizeof(int32_t));
     float *out_logits = malloc((size_t)ng * V * sizeof(float));
     m2u_sample_config sc = {.max_new_tokens = ng, .temperature = 0.0f, .top_p = 1.0f};

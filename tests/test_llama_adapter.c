@@ -4,30 +4,13 @@
  * logits and loss to 1e-5, gate and adapter-input gradients to 1e-4. */
 #include "llama.h"
 #include "m2u_error.h"
+#include "test_fixture.h"
 #include "test_util.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static float *get_f32(const m2u_safetensors *st, const char *name, size_t *n) {
-    const m2u_st_tensor *t = m2u_st_find(st, name);
-    if (!t) return NULL;
-    float *v = malloc((size_t)t->numel * sizeof(float));
-    m2u_st_read_f32(t, v, (size_t)t->numel);
-    *n = (size_t)t->numel;
-    return v;
-}
 
-static int32_t *get_ids(const m2u_safetensors *st, const char *name) {
-    const m2u_st_tensor *t = m2u_st_find(st, name);
-    int32_t *v = malloc((size_t)t->numel * sizeof(int32_t));
-    for (int64_t i = 0; i < t->numel; i++) {
-        int64_t x;
-        memcpy(&x, (const char *)t->data + 8 * i, 8);
-        v[i] = (int32_t)x;
-    }
-    return v;
-}
 
 int main(void) {
     char dir[1024], path[1200], name[128];
@@ -48,36 +31,36 @@ int main(void) {
     }
     const m2u_st_tensor *it = m2u_st_find(ref, "input_ids");
     int B = (int)it->shape[0], T = (int)it->shape[1], V = m->cfg.vocab_size, L = m->cfg.n_layers;
-    int32_t *ids = get_ids(ref, "input_ids"), *labels = get_ids(ref, "labels");
+    int32_t *ids = t_st_ids(ref, "input_ids", NULL), *labels = t_st_ids(ref, "labels", NULL);
     size_t n;
     for (int l = L - A; l < L; l++) {
         snprintf(name, sizeof name, "model.layers.%d.self_attn.gate", l);
         m2u_param *g = m2u_llama_param(m, name);
         CHECK(g && g->n == (size_t)m->cfg.n_heads, "no gate parameter %s", name);
         snprintf(name, sizeof name, "gate.%d", l);
-        float *v = get_f32(ref, name, &n);
+        float *v = t_st_f32(ref, name, &n);
         if (g && v) memcpy(g->data, v, n * sizeof(float));
         free(v);
     }
-    float *adapter_in = get_f32(ref, "adapter_in", &n), loss = 0;
+    float *adapter_in = t_st_f32(ref, "adapter_in", &n), loss = 0;
     /* without adapter_in the forward is refused, not run with garbage */
     CHECK(m2u_llama_forward(m, ids, labels, B, T, -100, &loss) != 0, "forward without adapter_in accepted");
     m->adapter_in = adapter_in;
     CHECK(m2u_llama_forward(m, ids, labels, B, T, -100, &loss) == 0, "%s", m2u_last_error());
-    float *want = get_f32(ref, "logits", &n);
+    float *want = t_st_f32(ref, "logits", &n);
     double e = t_max_rel_err(m->logits, want, (size_t)B * T * V);
     CHECK(e < 1e-5, "logits rel err %.3g", e);
     free(want);
-    want = get_f32(ref, "loss", &n);
+    want = t_st_f32(ref, "loss", &n);
     CHECK(fabs(loss - want[0]) < 1e-5 * fabs(want[0]), "loss %.7f vs %.7f", loss, want[0]);
     free(want);
-    float *dh = get_f32(ref, "dhidden", &n);
+    float *dh = t_st_f32(ref, "dhidden", &n);
     m2u_llama_zero_grad(m);
     CHECK(m2u_llama_backward_hidden(m, 1.0f / (float)m->n_valid, dh) == 0, "%s", m2u_last_error());
     double worst = 0;
     for (int l = L - A; l < L; l++) {
         snprintf(name, sizeof name, "grad.gate.%d", l);
-        want = get_f32(ref, name, &n);
+        want = t_st_f32(ref, name, &n);
         snprintf(name, sizeof name, "model.layers.%d.self_attn.gate", l);
         m2u_param *g = m2u_llama_param(m, name);
         double ge = g ? t_max_rel_err(g->grad, want, n) : 1.0;
@@ -85,7 +68,7 @@ int main(void) {
         CHECK(ge < 1e-4, "layer %d gate gradient rel err %.3g", l, ge);
         free(want);
     }
-    want = get_f32(ref, "grad.adapter_in", &n);
+    want = t_st_f32(ref, "grad.adapter_in", &n);
     double ae = t_max_rel_err(m->dadapter_in, want, n);
     CHECK(ae < 1e-4, "adapter_in gradient rel err %.3g", ae);
     printf("adapter injection: logits %.2e, gate grads %.2e, adapter_in grad %.2e\n", e, worst, ae);

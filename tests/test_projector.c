@@ -8,24 +8,13 @@
  * path.  Also full-size parameter counts, default init and refusals. */
 #include "m2u_error.h"
 #include "projector.h"
+#include "test_fixture.h"
 #include "test_util.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static float *read_f32(const m2u_safetensors *st, const char *name, size_t *n) {
-    const m2u_st_tensor *t = m2u_st_find(st, name);
-    if (!t) return NULL;
-    float *out = malloc(((size_t)t->numel ? (size_t)t->numel : 1) * sizeof(float));
-    m2u_st_read_f32(t, out, (size_t)t->numel);
-    if (n) *n = (size_t)t->numel;
-    return out;
-}
 
-static int meta_int(const m2u_safetensors *st, const char *key) {
-    const char *v = m2u_st_metadata(st, key);
-    return v ? atoi(v) : -1;
-}
 
 static void check_fixture(const char *name) {
     char path[1024];
@@ -35,18 +24,18 @@ static void check_fixture(const char *name) {
         CHECK(0, "%s", m2u_last_error());
         return;
     }
-    m2u_projector_config cfg = m2u_projector_preset_musicgen(meta_int(ref, "dim"));
-    cfg.n_in = meta_int(ref, "n_in");
-    cfg.d_model = meta_int(ref, "d_model");
-    cfg.n_heads = meta_int(ref, "n_heads");
-    cfg.n_enc = meta_int(ref, "n_enc");
-    cfg.n_dec = meta_int(ref, "n_dec");
-    cfg.ffn = meta_int(ref, "ffn");
-    cfg.n_out = meta_int(ref, "n_out");
-    cfg.out_dim = meta_int(ref, "out_dim");
+    m2u_projector_config cfg = m2u_projector_preset_musicgen(t_st_meta_int(ref, "dim"));
+    cfg.n_in = t_st_meta_int(ref, "n_in");
+    cfg.d_model = t_st_meta_int(ref, "d_model");
+    cfg.n_heads = t_st_meta_int(ref, "n_heads");
+    cfg.n_enc = t_st_meta_int(ref, "n_enc");
+    cfg.n_dec = t_st_meta_int(ref, "n_dec");
+    cfg.ffn = t_st_meta_int(ref, "ffn");
+    cfg.n_out = t_st_meta_int(ref, "n_out");
+    cfg.out_dim = t_st_meta_int(ref, "out_dim");
     cfg.ln_eps = strtof(m2u_st_metadata(ref, "ln_eps"), NULL);
     cfg.target_scale = strtof(m2u_st_metadata(ref, "target_scale"), NULL);
-    int B = meta_int(ref, "batch");
+    int B = t_st_meta_int(ref, "batch");
     size_t nf = m2u_projector_size(&cfg);
     CHECK(nf > 0, "%s: %s", name, m2u_last_error());
     float *params = calloc(nf, sizeof(float)), *grads = calloc(nf, sizeof(float));
@@ -64,12 +53,12 @@ static void check_fixture(const char *name) {
     int n_ref = 0;
     for (int i = 0; i < m2u_st_count(ref); i++)
         if (strncmp(m2u_st_at(ref, i)->name, "output_projector.", 17) == 0) n_ref++;
-    CHECK(n_loaded == p.n_params && n_ref == p.n_params && p.n_params == meta_int(ref, "n_params"),
+    CHECK(n_loaded == p.n_params && n_ref == p.n_params && p.n_params == t_st_meta_int(ref, "n_params"),
           "%s: loaded %d, module %d, file %d", name, n_loaded, p.n_params, n_ref);
 
     size_t n = 0, n_out = (size_t)B * cfg.n_out * cfg.out_dim, n_x = (size_t)B * cfg.n_in * cfg.dim;
-    float *x = read_f32(ref, "x", &n), *target = read_f32(ref, "target", NULL), *want = read_f32(ref, "out", NULL);
-    float *ref_loss = read_f32(ref, "loss", NULL), *ref_dx = read_f32(ref, "grad.x", NULL);
+    float *x = t_st_f32(ref, "x", &n), *target = t_st_f32(ref, "target", NULL), *want = t_st_f32(ref, "out", NULL);
+    float *ref_loss = t_st_f32(ref, "loss", NULL), *ref_dx = t_st_f32(ref, "grad.x", NULL);
     CHECK(n == n_x, "%s: x size", name);
     float *out = malloc(n_out * sizeof(float));
     CHECK(m2u_projector_forward(&p, x, B, out) == 0, "%s: %s", name, m2u_last_error());
@@ -88,7 +77,7 @@ static void check_fixture(const char *name) {
     for (int i = 0; i < p.n_params; i++) {
         char gname[512];
         snprintf(gname, sizeof gname, "grad.%s", p.params[i].name);
-        float *g = read_f32(ref, gname, &n);
+        float *g = t_st_f32(ref, gname, &n);
         CHECK(g && n == p.params[i].n, "%s: reference %s", name, gname);
         if (!g || n != p.params[i].n) {
             free(g);

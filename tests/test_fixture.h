@@ -1,0 +1,40 @@
+/* Reading reference tensors from the safetensors fixtures the Python scripts write. */
+#ifndef M2U_TEST_FIXTURE_H
+#define M2U_TEST_FIXTURE_H
+
+#include "safetensors.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Tensor `name` as a malloc'ed fp32 array (n may be NULL); NULL if absent. */
+static inline float *t_st_f32(const m2u_safetensors *st, const char *name, size_t *n) {
+    const m2u_st_tensor *t = m2u_st_find(st, name);
+    if (!t) return NULL;
+    float *out = malloc(((size_t)t->numel ? (size_t)t->numel : 1) * sizeof(float));
+    m2u_st_read_f32(t, out, (size_t)t->numel);
+    if (n) *n = (size_t)t->numel;
+    return out;
+}
+
+/* An I64 tensor of token ids as a malloc'ed int32 array (n may be NULL); NULL if absent. */
+static inline int32_t *t_st_ids(const m2u_safetensors *st, const char *name, int *n) {
+    const m2u_st_tensor *t = m2u_st_find(st, name);
+    if (!t || t->dtype != M2U_I64) return NULL;
+    int32_t *out = malloc(((size_t)t->numel ? (size_t)t->numel : 1) * sizeof(int32_t));
+    for (int64_t i = 0; i < t->numel; i++) {
+        int64_t v;
+        memcpy(&v, (const char *)t->data + 8 * i, 8);
+        out[i] = (int32_t)v;
+    }
+    if (n) *n = (int)t->numel;
+    return out;
+}
+
+/* Integer __metadata__ value, or -1. */
+static inline int t_st_meta_int(const m2u_safetensors *st, const char *key) {
+    const char *v = m2u_st_metadata(st, key);
+    return v ? atoi(v) : -1;
+}
+
+#endif
