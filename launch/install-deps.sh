@@ -10,6 +10,8 @@ PKGS=(
   libyaml-dev              # training recipes
   libopenmpi-dev openmpi-bin   # ranks for m2u-train and m2u-dataset
   libhdf5-dev hdf5-tools libzstd-dev   # shards (zstd filter 32015 is built by m2u)
+  libavformat-dev libavcodec-dev libavutil-dev libswresample-dev libswscale-dev   # media decoding
+  ffmpeg                   # tests make media files with it (never used by m2u itself)
   libcurl4-openssl-dev     # OpenAI-compatible captioner endpoint (llama.cpp server, vLLM)
   python3-h5py python3-numpy      # tests read shards the way users do
 )
