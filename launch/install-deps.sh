@@ -12,6 +12,8 @@ PKGS=(
   libhdf5-dev hdf5-tools libzstd-dev   # shards (zstd filter 32015 is built by m2u)
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev libswscale-dev   # media decoding
   ffmpeg                   # tests make media files with it (never used by m2u itself)
+  libaubio-dev libebur128-dev   # music analysis: tempo, onsets; loudness (EBU R 128)
+  fluidsynth fluid-soundfont-gm # tests render MIDI with known tempo, key and instrument
   libcurl4-openssl-dev     # OpenAI-compatible captioner endpoint (llama.cpp server, vLLM)
   python3-h5py python3-numpy      # tests read shards the way users do
 )

@@ -1,0 +1,389 @@
+/* Built-in music analysis (see analysis.h for every definition). */
+#include "analysis.h"
+
+#include "m2u_error.h"
+
+#include <aubio/aubio.h>
+#include <ebur128.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_double(const void *pa, const void *pb) {
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return a < b ? -1 : a > b;
+}
+
+/* numpy-style linear-interpolated percentile of a sorted array */
+static double percentile_sorted(const double *v, size_t m, double p) {
+    double idx = p * (double)(m - 1);
+    size_t lo = (size_t)floor(idx), hi = lo + 1 < m ? lo + 1 : lo;
+    return v[lo] + (v[hi] - v[lo]) * (idx - (double)lo);
+}
+
+static int pow2_near(double x) {
+    int p = 16;
+    while (p < 65536 && (double)p * 1.41421356 < x) p *= 2; /* nearest in log2 */
+    return p;
+}
+
+static double clamp1(double x) { return x < -1 ? -1 : x > 1 ? 1 : x; }
+
+/* Onset-strength envelope (spectral flux) from analyze_spectrum, used by the
+ * tempo's metrical-level check. */
+typedef struct {
+    double *v; /* per frame */
+    size_t n;
+    double frame_s, offset_s; /* frame t is centred at offset_s + t * frame_s */
+} odf_env;
+
+/* ---- tempo and beats (aubio) -------------------------------------------------- */
+
+/* Onset strength at time t: the envelope's maximum within +-35 ms (beat times
+ * from aubio are not sample-exact). */
+static double odf_at(const odf_env *o, double t) {
+    long a = (long)floor((t - 0.035 - o->offset_s) / o->frame_s), b = (long)ceil((t + 0.035 - o->offset_s) / o->frame_s);
+    double mx = 0;
+    for (long j = a < 0 ? 0 : a; j <= b && (size_t)j < o->n; j++)
+        if (o->v[j] > mx) mx = o->v[j];
+    return mx;
+}
+
+/* 60 / median inter-beat interval and the share of intervals within 8 % of it;
+ * 0, 0 with fewer than 3 beats. */
+static int tempo_from_beats(const double *beats, size_t n, double *bpm, double *conf) {
+    *bpm = *conf = 0;
+    if (n < 3) return 0;
+    size_t m = 0;
+    double *ibi = malloc(n * sizeof *ibi);
+    if (!ibi) return m2u_fail("analysis: out of memory");
+    for (size_t i = 0; i + 1 < n; i++) ibi[m++] = beats[i + 1] - beats[i];
+    if (m >= 2) {
+        qsort(ibi, m, sizeof *ibi, cmp_double);
+        double med = percentile_sorted(ibi, m, 0.5);
+        size_t steady = 0;
+        for (size_t i = 0; i < m; i++)
+            if (fabs(ibi[i] - med) <= 0.08 * med) steady++;
+        if (med > 0) {
+            *bpm = 60.0 / med;
+            *conf = (double)steady / (double)m;
+        }
+    }
+    free(ibi);
+    return 0;
+}
+
+static int analyze_tempo(const float *pcm, size_t n, int rate, const odf_env *odf, m2u_analysis *out) {
+    /* ~2.9 ms hop: fine beat-time resolution for the inter-beat median */
+    uint_t hop = (uint_t)pow2_near(rate / 344.5);
+    if (hop < 32) hop = 32;
+    aubio_tempo_t *tempo = new_aubio_tempo("default", 4 * hop, hop, (uint_t)rate);
+    fvec_t *in = new_fvec(hop), *res = new_fvec(1);
+    size_t cap = 0;
+    int rc = -1;
+    if (!tempo || !in || !res) {
+        m2u_fail("analysis: aubio tempo tracker could not be created (hop %u, rate %d)", hop, rate);
+        goto done;
+    }
+    for (size_t pos = 0; pos < n; pos += hop) {
+        for (uint_t i = 0; i < hop; i++) in->data[i] = pos + i < n ? pcm[pos + i] : 0.0f;
+        aubio_tempo_do(tempo, in, res);
+        if (res->data[0] == 0) continue;
+        double t = (double)aubio_tempo_get_last(tempo) / rate;
+        if (out->n_beats && t <= out->beat_s[out->n_beats - 1]) continue; /* keep them increasing */
+        if (out->n_beats == cap) {
+            size_t c = cap ? 2 * cap : 256;
+            double *b = realloc(out->beat_s, c * sizeof *b);
+            if (!b) {
+                m2u_fail("analysis: out of memory");
+                goto done;
+            }
+            out->beat_s = b;
+            cap = c;
+        }
+        out->beat_s[out->n_beats++] = t;
+    }
+    if (tempo_from_beats(out->beat_s, out->n_beats, &out->tempo_bpm, &out->tempo_confidence) != 0) goto done;
+    /* Metrical-level check.  aubio's tracker weights beat periods around 120 bpm,
+     * so a slow piece with a running eighth-note pulse (hi-hats, arpeggios) is
+     * often tracked at twice its tempo.  Then every other beat falls on an
+     * off-beat eighth with much weaker onsets; at the notated level the two
+     * alternating beat phases are comparably strong (kick and snare, bass on
+     * every beat).  So when the tempo is above M2U_TEMPO_HALVE_MIN_BPM and one
+     * phase's mean onset strength is at least M2U_TEMPO_HALVE_RATIO times the
+     * other's, keep the strong phase and halve the tempo. */
+    if (out->tempo_bpm > M2U_TEMPO_HALVE_MIN_BPM && out->n_beats >= 8 && odf->n) {
+        double s[2] = {0, 0};
+        size_t c[2] = {0, 0};
+        for (size_t i = 0; i < out->n_beats; i++) {
+            s[i % 2] += odf_at(odf, out->beat_s[i]);
+            c[i % 2]++;
+        }
+        double m0 = s[0] / (double)c[0], m1 = s[1] / (double)c[1];
+        size_t strong = m0 >= m1 ? 0 : 1;
+        double hi = strong ? m1 : m0, lo = strong ? m0 : m1;
+        if (hi > 0 && hi >= M2U_TEMPO_HALVE_RATIO * lo) {
+            size_t k = 0;
+            for (size_t i = strong; i < out->n_beats; i += 2) out->beat_s[k++] = out->beat_s[i];
+            out->n_beats = k;
+            if (tempo_from_beats(out->beat_s, out->n_beats, &out->tempo_bpm, &out->tempo_confidence) != 0) goto done;
+        }
+    }
+    if (out->tempo_bpm == 0) out->tempo_confidence = 0;
+    rc = 0;
+done:
+    if (tempo) del_aubio_tempo(tempo);
+    if (in) del_fvec(in);
+    if (res) del_fvec(res);
+    return rc;
+}
+
+static int analyze_onsets(const float *pcm, size_t n, int rate, m2u_analysis *out) {
+    uint_t hop = (uint_t)pow2_near(rate * 0.0116); /* 256 at 22.05 kHz, 512 at 44.1 kHz */
+    aubio_onset_t *onset = new_aubio_onset("hfc", 2 * hop, hop, (uint_t)rate);
+    fvec_t *in = new_fvec(hop), *res = new_fvec(1);
+    int rc = -1;
+    if (!onset || !in || !res) {
+        m2u_fail("analysis: aubio onset detector could not be created (hop %u, rate %d)", hop, rate);
+        goto done;
+    }
+    aubio_onset_set_minioi_s(onset, 0.05); /* closer onsets are heard as one (flams, strums) */
+    aubio_onset_set_silence(onset, -70.0);
+    size_t count = 0;
+    for (size_t pos = 0; pos < n; pos += hop) {
+        for (uint_t i = 0; i < hop; i++) in->data[i] = pos + i < n ? pcm[pos + i] : 0.0f;
+        aubio_onset_do(onset, in, res);
+        if (res->data[0] != 0) count++;
+    }
+    out->onset_density = (double)count / out->duration_s;
+    rc = 0;
+done:
+    if (onset) del_aubio_onset(onset);
+    if (in) del_fvec(in);
+    if (res) del_fvec(res);
+    return rc;
+}
+
+/* ---- loudness (libebur128) ----------------------------------------------------- */
+
+static int analyze_loudness(const float *pcm, size_t n, int rate, m2u_analysis *out) {
+    ebur128_state *st = ebur128_init(1, (unsigned long)rate, EBUR128_MODE_I | EBUR128_MODE_LRA);
+    if (!st) return m2u_fail("analysis: libebur128 init failed (rate %d)", rate);
+    /* mono: channel 0 is weighted 1 (ebur128's default map is left, right, ...) */
+    int rc = ebur128_add_frames_float(st, pcm, n);
+    double lufs = -HUGE_VAL, lra = 0;
+    if (rc == EBUR128_SUCCESS) rc = ebur128_loudness_global(st, &lufs);
+    if (rc == EBUR128_SUCCESS) rc = ebur128_loudness_range(st, &lra);
+    ebur128_destroy(&st);
+    if (rc != EBUR128_SUCCESS) return m2u_fail("analysis: libebur128 error %d", rc);
+    /* below the absolute gate libebur128 answers -inf: keep fields finite */
+    out->loudness_lufs = isfinite(lufs) && lufs > M2U_LOUDNESS_FLOOR_LUFS ? lufs : M2U_LOUDNESS_FLOOR_LUFS;
+    out->loudness_range_lu = isfinite(lra) && lra > 0 ? lra : 0;
+    return 0;
+}
+
+/* ---- dynamics -------------------------------------------------------------------- */
+
+static int analyze_dynamics(const float *pcm, size_t n, int rate, m2u_analysis *out) {
+    size_t w = (size_t)lround(0.4 * rate), h = (size_t)lround(0.1 * rate);
+    if (w > n) w = n;
+    size_t count = n <= w ? 1 : (n - w) / h + 1;
+    double *lev = malloc(count * sizeof *lev);
+    if (!lev) return m2u_fail("analysis: out of memory");
+    size_t m = 0;
+    for (size_t i = 0; i < count; i++) {
+        double e = 0;
+        for (size_t j = i * h; j < i * h + w; j++) e += (double)pcm[j] * pcm[j];
+        double db = 10.0 * log10(e / (double)w + 1e-30);
+        if (db >= -70.0) lev[m++] = db;
+    }
+    if (m >= 2) {
+        qsort(lev, m, sizeof *lev, cmp_double);
+        out->dynamics_db = percentile_sorted(lev, m, 0.95) - percentile_sorted(lev, m, 0.10);
+    }
+    free(lev);
+    return 0;
+}
+
+/* ---- brightness and percussiveness (one spectrogram, streamed) ------------------ */
+
+#define HPSS_HALF 8 /* medians over 2*8+1 = 17 frames / bins */
+
+/* Sorted sliding windows for the medians: remove the value leaving, insert the
+ * one entering (binary search + memmove of <= 17), ~5x cheaper than sorting
+ * every window.  Equal values are interchangeable, so which copy is removed
+ * does not change any median. */
+static void win_remove(double *w, int *m, double x) {
+    int lo = 0, hi = *m;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (w[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(w + lo, w + lo + 1, (size_t)(*m - lo - 1) * sizeof *w);
+    (*m)--;
+}
+
+static void win_insert(double *w, int *m, double x) {
+    int lo = 0, hi = *m;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (w[mid] <= x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(w + lo + 1, w + lo, (size_t)(*m - lo) * sizeof *w);
+    w[lo] = x;
+    (*m)++;
+}
+
+static int analyze_spectrum(const float *pcm, size_t n, int rate, m2u_analysis *out, odf_env *odf) {
+    const int n_fft = pow2_near(0.046 * rate), hop = n_fft / 4, nb = n_fft / 2 + 1, L = 2 * HPSS_HALF + 1;
+    const size_t T = (n + (size_t)hop - 1) / (size_t)hop;
+    m2u_stft *st = m2u_stft_new(n_fft);
+    double *ring = malloc((size_t)L * (size_t)nb * sizeof(double));
+    double *tw = malloc((size_t)L * (size_t)nb * sizeof(double)); /* per-bin sorted time windows */
+    int *loud = malloc((size_t)L * sizeof(int));
+    odf->v = malloc(T * sizeof(double));
+    odf->n = T;
+    odf->frame_s = (double)hop / rate;
+    odf->offset_s = 0.5 * n_fft / rate;
+    if (!st || !ring || !tw || !loud || !odf->v) {
+        m2u_stft_free(st);
+        free(ring);
+        free(tw);
+        free(loud);
+        free(odf->v);
+        odf->v = NULL;
+        return m2u_fail("analysis: out of memory");
+    }
+    /* flux on log(1 + 1000 x magnitude relative to a full-scale sine): level-independent
+     * above the noise floor */
+    const double gain = 1000.0 / (n_fft / 4.0);
+    double cen_sum = 0, e_perc = 0, e_total = 0;
+    size_t cen_frames = 0;
+    int tcnt = 0;
+    /* frame t goes into ring slot t % L; frame c = t - HPSS_HALF is then processed,
+     * its 17-frame neighbourhood [c-8, c+8] = [t-16, t] being in the ring */
+    for (size_t t = 0; t < T + HPSS_HALF; t++) {
+        const size_t slot = t % (size_t)L;
+        if (t >= (size_t)L) { /* frame t-17 leaves the time windows; its slot is reused */
+            const double *old = ring + slot * (size_t)nb;
+            int m = tcnt;
+            for (int k = 0; k < nb; k++) {
+                m = tcnt;
+                win_remove(tw + (size_t)k * (size_t)L, &m, old[k]);
+            }
+            tcnt = m;
+        }
+        if (t < T) {
+            double *mag = ring + slot * (size_t)nb;
+            long long start = (long long)(t * (size_t)hop);
+            m2u_stft_frame(st, pcm, n, start, mag);
+            double e = 0;
+            for (int i = 0; i < n_fft; i++) {
+                long long j = start + i;
+                double x = (size_t)j < n ? pcm[j] : 0.0;
+                e += x * x;
+            }
+            loud[slot] = 10.0 * log10(e / n_fft + 1e-30) >= -60.0;
+            const double *prev = t ? ring + ((t - 1) % (size_t)L) * (size_t)nb : NULL;
+            double flux = 0;
+            int m = tcnt;
+            for (int k = 0; k < nb; k++) {
+                if (prev) {
+                    double d = log1p(gain * mag[k]) - log1p(gain * prev[k]);
+                    if (d > 0) flux += d;
+                }
+                m = tcnt;
+                win_insert(tw + (size_t)k * (size_t)L, &m, mag[k]);
+            }
+            tcnt = m;
+            odf->v[t] = flux;
+        }
+        if (t < HPSS_HALF) continue;
+        const size_t c = t - HPSS_HALF;
+        const double *mag = ring + (c % (size_t)L) * (size_t)nb;
+        double fw[2 * HPSS_HALF + 1];
+        int fcnt = 0;
+        for (int j = 0; j <= HPSS_HALF && j < nb; j++) win_insert(fw, &fcnt, mag[j]);
+        double num = 0, den = 0;
+        for (int k = 0; k < nb; k++) {
+            double H = tw[(size_t)k * (size_t)L + (size_t)(tcnt - 1) / 2];
+            double P = fw[(fcnt - 1) / 2];
+            if (k - HPSS_HALF >= 0) win_remove(fw, &fcnt, mag[k - HPSS_HALF]);
+            if (k + HPSS_HALF + 1 < nb) win_insert(fw, &fcnt, mag[k + HPSS_HALF + 1]);
+            double e = mag[k] * mag[k], hp = H * H + P * P;
+            e_total += e;
+            if (hp > 0) e_perc += e * (P * P) / hp;
+            num += (double)k * rate / n_fft * mag[k];
+            den += mag[k];
+        }
+        if (loud[c % (size_t)L] && den > 0) {
+            cen_sum += num / den;
+            cen_frames++;
+        }
+    }
+    m2u_stft_free(st);
+    free(ring);
+    free(tw);
+    free(loud);
+    out->centroid_hz = cen_frames ? cen_sum / (double)cen_frames : 0;
+    out->percussiveness = e_total > 0 ? e_perc / e_total : 0;
+    return 0;
+}
+
+/* ---- entry points -------------------------------------------------------------- */
+
+int m2u_analyze(const float *pcm, size_t n, int rate, m2u_analysis *out) {
+    memset(out, 0, sizeof *out);
+    out->key = out->mode = -1;
+    if (rate < 8000 || rate > 192000) return m2u_fail("analysis: sample rate %d out of range 8000..192000", rate);
+    if (!pcm || n == 0) return m2u_fail("analysis: no samples");
+    if (n > (size_t)rate * 86400) return m2u_fail("analysis: %zu samples is more than a day of audio", n);
+    double peak = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(pcm[i])) return m2u_fail("analysis: sample %zu is not finite", i);
+        double a = fabs((double)pcm[i]);
+        if (a > peak) peak = a;
+    }
+    out->duration_s = (double)n / rate;
+    out->peak_dbfs = peak > 0 ? 20.0 * log10(peak) : M2U_LOUDNESS_FLOOR_LUFS;
+    if (out->peak_dbfs < M2U_LOUDNESS_FLOOR_LUFS) out->peak_dbfs = M2U_LOUDNESS_FLOOR_LUFS;
+    odf_env odf = {0};
+    int rc = analyze_spectrum(pcm, n, rate, out, &odf);
+    if (rc == 0) rc = analyze_tempo(pcm, n, rate, &odf, out);
+    free(odf.v);
+    if (rc != 0 || analyze_onsets(pcm, n, rate, out) != 0 || analyze_loudness(pcm, n, rate, out) != 0 ||
+        analyze_dynamics(pcm, n, rate, out) != 0 ||
+        m2u_chroma(pcm, n, rate, out->chroma, &out->tuning_cents) != 0 ||
+        m2u_key_from_chroma(out->chroma, M2U_KEY_PROFILE_KRUMHANSL, &out->key, &out->mode, &out->key_confidence,
+                            NULL) != 0) {
+        m2u_analysis_free(out);
+        out->key = out->mode = -1;
+        return -1;
+    }
+    return 0;
+}
+
+void m2u_analysis_free(m2u_analysis *a) {
+    if (!a) return;
+    free(a->beat_s);
+    memset(a, 0, sizeof *a);
+}
+
+void m2u_mood_from_analysis(const m2u_analysis *a, double *valence, double *arousal) {
+    double M = 0;
+    if (a->key >= 0 && (a->mode == M2U_MODE_MAJOR || a->mode == M2U_MODE_MINOR)) {
+        double s = a->key_confidence / 0.5;
+        M = (a->mode == M2U_MODE_MAJOR ? 1.0 : -1.0) * (s > 1 ? 1 : s < 0 ? 0 : s);
+    }
+    double T = a->tempo_bpm > 0 ? clamp1((a->tempo_bpm - 110.0) / 50.0) : 0;
+    double L = clamp1((a->loudness_lufs + 23.0) / 10.0);
+    double B = a->centroid_hz > 0 ? clamp1(log2(a->centroid_hz / 1500.0) / 1.5) : -1;
+    if (valence) *valence = clamp1(0.50 * M + 0.25 * T + 0.15 * B + 0.10 * L);
+    if (arousal) *arousal = clamp1(0.40 * T + 0.40 * L + 0.20 * B);
+}
