@@ -147,4 +147,12 @@ static inline void m2u_caption_reply_free(m2u_caption_reply *r) {
  * Defined in captioner_http.c (the process back end uses it too). */
 int m2u_caption_template_expand(const char *tmpl, const m2u_caption_request *req, char **out);
 
+/* ---- shared by the back ends (captioner.c) ---- */
+/* Count a failed attempt of status st in the matching counter of s. */
+void m2u_captioner_count_failure(m2u_captioner_stats *s, m2u_caption_status st);
+/* Bounded copy: reasons are truncated, never overflowed. */
+void m2u_captioner_copy_str(char *dst, size_t dstsz, const char *src);
+/* Sleep s seconds (<= 0: not at all), resuming after signals. */
+void m2u_captioner_sleep(double s);
+
 #endif

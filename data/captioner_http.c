@@ -218,19 +218,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
     return h->body.oom ? 0 : n;
 }
 
-static void copy_str(char *dst, size_t dstsz, const char *src) {
-    size_t n = strlen(src);
-    if (n >= dstsz) n = dstsz - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
 
-static void sleep_s(double s) {
-    if (s <= 0) return;
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 static void snippet(const char *s, size_t n, char *out, size_t outsz) {
     size_t k = 0;
@@ -278,7 +266,7 @@ static char *build_body(http_captioner *h, const m2u_caption_request *req, char 
     }
     if ((h->system_t && m2u_caption_template_expand(h->system_t, req, &sys) != 0) ||
         m2u_caption_template_expand(ut, req, &user) != 0) {
-        copy_str(why, whylen, m2u_last_error());
+        m2u_captioner_copy_str(why, whylen, m2u_last_error());
         free(sys);
         return NULL;
     }
@@ -409,17 +397,6 @@ static m2u_caption_status post_once(http_captioner *h, const char *json, m2u_cap
     return M2U_CAPTION_ERR_REFUSED; /* 4xx, or a redirect we do not follow */
 }
 
-static void count_failure(m2u_captioner_stats *s, m2u_caption_status st) {
-    switch (st) {
-    case M2U_CAPTION_ERR_TIMEOUT: s->timeouts++; break;
-    case M2U_CAPTION_ERR_MALFORMED: s->malformed++; break;
-    case M2U_CAPTION_ERR_CRASHED: s->crashes++; break;
-    case M2U_CAPTION_ERR_REFUSED: s->refused++; break;
-    case M2U_CAPTION_ERR_HTTP: s->http_errors++; break;
-    case M2U_CAPTION_ERR_TRANSPORT: s->transport_errors++; break;
-    default: break;
-    }
-}
 
 static int http_caption(m2u_captioner *self, const m2u_caption_request *req, m2u_caption_reply *reply) {
     http_captioner *h = (http_captioner *)self;
@@ -447,11 +424,11 @@ static int http_caption(m2u_captioner *self, const m2u_caption_request *req, m2u
                 return 0;
             }
             reply->status = st;
-            copy_str(reply->error, sizeof reply->error, why);
-            count_failure(&self->stats, st);
+            m2u_captioner_copy_str(reply->error, sizeof reply->error, why);
+            m2u_captioner_count_failure(&self->stats, st);
             if (!retryable || a == h->max_retries) break;
             double w = retry_after > 0 ? retry_after : wait;
-            sleep_s(w < h->backoff_max_s ? w : h->backoff_max_s);
+            m2u_captioner_sleep(w < h->backoff_max_s ? w : h->backoff_max_s);
             wait = wait * 2 < h->backoff_max_s ? wait * 2 : h->backoff_max_s;
         }
     }

@@ -2,6 +2,8 @@
  * pipes, per-attempt deadlines with poll(), restart on death or desync. */
 #include "captioner_process.h"
 
+#include "progress.h"
+
 #include "m2u_error.h"
 
 #include <errno.h>
@@ -127,26 +129,7 @@ typedef struct {
     size_t len, cap;
 } proc_captioner;
 
-/* Bounded copy: reasons are truncated, never overflowed (and gcc's
- * -Wformat-truncation has nothing to say about it). */
-static void copy_str(char *dst, size_t dstsz, const char *src) {
-    size_t n = strlen(src);
-    if (n >= dstsz) n = dstsz - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void sleep_s(double s) {
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 static int set_flags(int fd, int cloexec, int nonblock) {
     if (cloexec) {
@@ -193,11 +176,11 @@ static int child_exited(pid_t pid) {
 }
 
 static int wait_exit(pid_t pid, double seconds) {
-    double end = now_s() + seconds;
+    double end = m2u_now() + seconds;
     for (;;) {
         if (child_exited(pid)) return 1;
-        if (now_s() >= end) return 0;
-        sleep_s(0.005);
+        if (m2u_now() >= end) return 0;
+        m2u_captioner_sleep(0.005);
     }
 }
 
@@ -412,7 +395,7 @@ static m2u_caption_status attempt(proc_captioner *p, const char *line, size_t li
     }
     *sent = 1;
     double timeout = p->fresh ? p->startup_timeout_s : p->timeout_s;
-    double deadline = now_s() + timeout;
+    double deadline = m2u_now() + timeout;
     size_t off = 0;
     for (;;) {
         /* the line limit holds in every phase, so a flood never grows the buffer
@@ -493,7 +476,7 @@ static m2u_caption_status attempt(proc_captioner *p, const char *line, size_t li
                 return st;
             }
         }
-        double left = deadline - now_s();
+        double left = deadline - m2u_now();
         if (left <= 0) {
             snprintf(why, whylen, "no reply within %.3g s%s", timeout,
                      off < line_len ? " (the captioner stopped reading its stdin)" : "");
@@ -559,7 +542,7 @@ static int build_line(proc_captioner *p, const m2u_caption_request *req, char **
     }
     const char *tmpl = req->prompt ? req->prompt : p->prompt;
     if (tmpl && m2u_caption_template_expand(tmpl, req, &prompt) != 0) {
-        copy_str(why, whylen, m2u_last_error());
+        m2u_captioner_copy_str(why, whylen, m2u_last_error());
         goto done;
     }
     cJSON_AddStringToObject(o, "id", req->id);
@@ -598,17 +581,6 @@ done:
     return rc;
 }
 
-static void count_failure(m2u_captioner_stats *s, m2u_caption_status st) {
-    switch (st) {
-    case M2U_CAPTION_ERR_TIMEOUT: s->timeouts++; break;
-    case M2U_CAPTION_ERR_MALFORMED: s->malformed++; break;
-    case M2U_CAPTION_ERR_CRASHED: s->crashes++; break;
-    case M2U_CAPTION_ERR_REFUSED: s->refused++; break;
-    case M2U_CAPTION_ERR_HTTP: s->http_errors++; break;
-    case M2U_CAPTION_ERR_TRANSPORT: s->transport_errors++; break;
-    default: break;
-    }
-}
 
 static int proc_caption(m2u_captioner *self, const m2u_caption_request *req, m2u_caption_reply *reply) {
     proc_captioner *p = (proc_captioner *)self;
@@ -623,7 +595,7 @@ static int proc_caption(m2u_captioner *self, const m2u_caption_request *req, m2u
     } else if (p->unavailable) {
         reply->status = M2U_CAPTION_ERR_UNAVAILABLE;
         reply->fatal = 1;
-        copy_str(reply->error, sizeof reply->error, p->unavailable_why);
+        m2u_captioner_copy_str(reply->error, sizeof reply->error, p->unavailable_why);
     } else if (build_line(p, req, &line, &line_len, reply->error, sizeof reply->error) != 0) {
         reply->status = M2U_CAPTION_ERR_INPUT;
     } else {
@@ -644,18 +616,18 @@ static int proc_caption(m2u_captioner *self, const m2u_caption_request *req, m2u
                 return 0;
             }
             reply->status = st;
-            copy_str(reply->error, sizeof reply->error, why);
+            m2u_captioner_copy_str(reply->error, sizeof reply->error, why);
             if (st == M2U_CAPTION_ERR_UNAVAILABLE) {
                 p->unavailable = 1;
                 reply->fatal = 1;
-                copy_str(p->unavailable_why, sizeof p->unavailable_why, "captioner unavailable: ");
-                copy_str(p->unavailable_why + strlen(p->unavailable_why),
+                m2u_captioner_copy_str(p->unavailable_why, sizeof p->unavailable_why, "captioner unavailable: ");
+                m2u_captioner_copy_str(p->unavailable_why + strlen(p->unavailable_why),
                          sizeof p->unavailable_why - strlen(p->unavailable_why), why);
-                copy_str(reply->error, sizeof reply->error, p->unavailable_why);
+                m2u_captioner_copy_str(reply->error, sizeof reply->error, p->unavailable_why);
                 break;
             }
-            count_failure(&self->stats, st);
-            copy_str(p->last_failure, sizeof p->last_failure, why);
+            m2u_captioner_count_failure(&self->stats, st);
+            m2u_captioner_copy_str(p->last_failure, sizeof p->last_failure, why);
         }
     }
     free(line);
