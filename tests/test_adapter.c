@@ -60,21 +60,7 @@ static void check_fixture(const char *name) {
     CHECK(e < 1e-5, "%s: output rel err %.3g", name, e);
 
     CHECK(m2u_adapter_backward(&a, dout) == 0, "%s: %s", name, m2u_last_error());
-    double worst = 0;
-    for (int i = 0; i < a.n_params; i++) {
-        char gname[512];
-        snprintf(gname, sizeof gname, "grad.%s", a.params[i].name);
-        float *g = t_st_f32(ref, gname, &n);
-        CHECK(g && n == a.params[i].n, "%s: reference %s", name, gname);
-        if (!g || n != a.params[i].n) {
-            free(g);
-            continue;
-        }
-        double ge = t_max_rel_err(a.params[i].grad, g, n);
-        if (ge > worst) worst = ge;
-        CHECK(ge < 1e-4, "%s: %s rel err %.3g", name, gname, ge);
-        free(g);
-    }
+    double worst = t_check_grads(ref, a.params, a.n_params, 1e-4, name);
     printf("%s: B=%d, %d parameters, output rel err %.2e, worst gradient rel err %.2e\n", name, B, a.n_params, e,
            worst);
 

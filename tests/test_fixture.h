@@ -2,7 +2,9 @@
 #ifndef M2U_TEST_FIXTURE_H
 #define M2U_TEST_FIXTURE_H
 
+#include "llama.h"
 #include "safetensors.h"
+#include "test_util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,28 @@ static inline int32_t *t_st_ids(const m2u_safetensors *st, const char *name, int
 static inline int t_st_meta_int(const m2u_safetensors *st, const char *key) {
     const char *v = m2u_st_metadata(st, key);
     return v ? atoi(v) : -1;
+}
+
+/* Every parameter's gradient against the reference tensor "grad.<name>", to tol
+ * relative (t_max_rel_err); a missing or mis-sized reference fails.  Returns the
+ * worst error seen. */
+static inline double t_check_grads(const m2u_safetensors *ref, const m2u_param *params, int n_params, double tol,
+                                   const char *label) {
+    double worst = 0;
+    for (int i = 0; i < n_params; i++) {
+        char gname[512];
+        size_t n = 0;
+        snprintf(gname, sizeof gname, "grad.%s", params[i].name);
+        float *g = t_st_f32(ref, gname, &n);
+        CHECK(g && n == params[i].n, "%s: reference %s missing or of another size", label, gname);
+        if (g && n == params[i].n) {
+            double e = t_max_rel_err(params[i].grad, g, n);
+            if (e > worst) worst = e;
+            CHECK(e < tol, "%s: %s rel err %.3g", label, gname, e);
+        }
+        free(g);
+    }
+    return worst;
 }
 
 #endif

@@ -57,25 +57,7 @@ static void check_fixture(const char *name) {
     /* gradients: every trainable tensor has a reference, and matches it */
     m2u_llama_zero_grad(m);
     CHECK(m2u_llama_backward(m, 1.0f / (float)m->n_valid) == 0, "%s", m2u_last_error());
-    double worst = 0;
-    int n_grad_ref = 0;
-    for (int i = 0; i < m2u_st_count(ref); i++)
-        if (strncmp(m2u_st_at(ref, i)->name, "grad.", 5) == 0) n_grad_ref++;
-    CHECK(n_grad_ref == m->n_params, "%s: %d reference gradients, %d trainable tensors", name, n_grad_ref, m->n_params);
-    for (int i = 0; i < m->n_params; i++) {
-        char gname[512];
-        snprintf(gname, sizeof gname, "grad.%s", m->params[i].name);
-        float *g = t_st_f32(ref, gname, &n);
-        CHECK(g != NULL, "%s: no reference for %s", name, gname);
-        if (!g) continue;
-        CHECK(n == m->params[i].n, "%s: %s size %zu vs %zu", name, gname, n, m->params[i].n);
-        if (n == m->params[i].n) {
-            double ge = t_max_rel_err(m->params[i].grad, g, n);
-            if (ge > worst) worst = ge;
-            CHECK(ge < 1e-4, "%s: %s rel err %.3g", name, gname, ge);
-        }
-        free(g);
-    }
+    double worst = t_check_grads(ref, m->params, m->n_params, 1e-4, name);
     printf("%s: %d trainable tensors, worst gradient rel err %.2e\n", name, m->n_params, worst);
 
     /* batched forward == one sequence at a time */

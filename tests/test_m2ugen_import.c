@@ -4,6 +4,7 @@
  * LLaMA computes (tests/make_m2ugen_import_fixture.py), to 1e-5. */
 #include "m2u_error.h"
 #include "m2ugen.h"
+#include "test_fixture.h"
 #include "test_util.h"
 
 #include <stdlib.h>
@@ -38,14 +39,8 @@ int main(void) {
     CHECK(n_loaded == m->n_params, "loaded %d of %d", n_loaded, m->n_params);
     const m2u_st_tensor *it = m2u_st_find(ref, "input_ids"), *lt = m2u_st_find(ref, "logits");
     int B = (int)it->shape[0], T = (int)it->shape[1];
-    int32_t *ids = malloc((size_t)B * T * sizeof(int32_t));
-    for (int i = 0; i < B * T; i++) {
-        int64_t v;
-        memcpy(&v, (const char *)it->data + 8 * i, 8);
-        ids[i] = (int32_t)v;
-    }
-    float *want = malloc((size_t)lt->numel * sizeof(float));
-    m2u_st_read_f32(lt, want, (size_t)lt->numel);
+    int32_t *ids = t_st_ids(ref, "input_ids", NULL);
+    float *want = t_st_f32(ref, "logits", NULL);
     CHECK(m2u_llama_forward(m->llm, ids, NULL, B, T, -100, NULL) == 0, "%s", m2u_last_error());
     double e = t_max_rel_err(m->llm->logits, want, (size_t)lt->numel);
     printf("released M2UGen checkpoint: %d tensors imported, logits rel err %.2e\n", n_loaded, e);

@@ -73,21 +73,7 @@ static void check_fixture(const char *name) {
     CHECK(m2u_projector_backward(&p, NULL, 1.0f, dx) == 0, "%s: %s", name, m2u_last_error());
     double xe = t_max_rel_err(dx, ref_dx, n_x);
     CHECK(xe < 1e-4, "%s: input gradient rel err %.3g", name, xe);
-    double worst = 0;
-    for (int i = 0; i < p.n_params; i++) {
-        char gname[512];
-        snprintf(gname, sizeof gname, "grad.%s", p.params[i].name);
-        float *g = t_st_f32(ref, gname, &n);
-        CHECK(g && n == p.params[i].n, "%s: reference %s", name, gname);
-        if (!g || n != p.params[i].n) {
-            free(g);
-            continue;
-        }
-        double ge = t_max_rel_err(p.params[i].grad, g, n);
-        if (ge > worst) worst = ge;
-        CHECK(ge < 1e-4, "%s: %s rel err %.3g", name, gname, ge);
-        free(g);
-    }
+    double worst = t_check_grads(ref, p.params, p.n_params, 1e-4, name);
     printf("%s: B=%d, %d parameters, output rel err %.2e, loss rel err %.2e, input gradient rel err %.2e, worst "
            "parameter gradient rel err %.2e\n",
            name, B, p.n_params, e, le, xe, worst);
