@@ -58,6 +58,10 @@ static void check_fixture(const char *name) {
     m2u_llama_zero_grad(m);
     CHECK(m2u_llama_backward(m, 1.0f / (float)m->n_valid) == 0, "%s", m2u_last_error());
     double worst = t_check_grads(ref, m->params, m->n_params, 1e-4, name);
+    int n_grad_ref = 0; /* and no reference gradient lacks its trainable tensor */
+    for (int i = 0; i < m2u_st_count(ref); i++)
+        if (strncmp(m2u_st_at(ref, i)->name, "grad.", 5) == 0) n_grad_ref++;
+    CHECK(n_grad_ref == m->n_params, "%s: %d reference gradients, %d trainable tensors", name, n_grad_ref, m->n_params);
     printf("%s: %d trainable tensors, worst gradient rel err %.2e\n", name, m->n_params, worst);
 
     /* batched forward == one sequence at a time */

@@ -38,8 +38,7 @@ int m2u_sample_pair(const m2u_sample *s, int stage, const char **instruction, co
     return *instruction && *answer && (*answer)[0] ? 0 : -1;
 }
 
-/* template with {instruction} replaced; malloc'ed */
-static char *fill_template(const char *tpl, const char *instruction) {
+char *m2u_prompt_fill(const char *tpl, const char *instruction) {
     const char *at = strstr(tpl, "{instruction}");
     size_t a = at ? (size_t)(at - tpl) : strlen(tpl), b = strlen(instruction);
     const char *rest = at ? at + strlen("{instruction}") : "";
@@ -73,7 +72,7 @@ static int build_seq(const m2u_tokenizer *tok, const m2u_batch_options *o, const
     if (m2u_sample_pair(s, o->stage, &instruction, &answer, &music))
         return m2u_fail("sample %s (kind '%s') has nothing to learn at stage %d", s->text[M2U_TEXT_ID],
                         s->text[M2U_TEXT_KIND], o->stage);
-    char *prompt = fill_template(o->prompt_template, instruction);
+    char *prompt = m2u_prompt_fill(o->prompt_template, instruction);
     if (!prompt) return m2u_fail("out of memory");
     size_t lp = strlen(prompt), la = strlen(answer);
     char *full = malloc(lp + la + 1);

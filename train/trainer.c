@@ -361,20 +361,15 @@ static void eval_generate(trainer *t, int n_samples) {
         const char *q, *a;
         int music;
         if (m2u_sample_pair(&s, c->train.stage, &q, &a, &music) == 0) {
-            const char *at = strstr(c->train.prompt_template, "{instruction}");
-            size_t pre = at ? (size_t)(at - c->train.prompt_template) : strlen(c->train.prompt_template);
-            size_t len = pre + strlen(q) + (at ? strlen(at + 13) : 0);
-            char *prompt = malloc(len + 1);
-            memcpy(prompt, c->train.prompt_template, pre);
-            strcpy(prompt + pre, q);
-            if (at) strcat(prompt, at + 13);
+            char *prompt = m2u_prompt_fill(c->train.prompt_template, q);
+            size_t len = prompt ? strlen(prompt) : 0;
             int32_t *ids;
             size_t n;
             int n_out = 0;
             m2u_sample_config sc = {.max_new_tokens = max_new, .temperature = 0.0f, .top_p = 1.0f, .stop_at_eos = 1};
             char *text = NULL;
             batch_tensors bt = {0};
-            if (m2u_tokenizer_encode(t->tok, prompt, len, 1, &ids, &n) == 0) {
+            if (prompt && m2u_tokenizer_encode(t->tok, prompt, len, 1, &ids, &n) == 0) {
                 /* a forward over the prompt alone sets the sample's adapter inputs (B = 1) */
                 m2u_batch one = {.B = 1, .T = (int)n, .ids = ids, .labels = NULL, .aud_pos = (int[]){-1}};
                 double ce, mse;
