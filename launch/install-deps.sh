@@ -13,7 +13,11 @@ PKGS=(
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev libswscale-dev   # media decoding
   ffmpeg                   # tests make media files with it (never used by m2u itself)
   libaubio-dev libebur128-dev   # music analysis: tempo, onsets; loudness (EBU R 128)
-  fluidsynth fluid-soundfont-gm # tests render MIDI with known tempo, key and instrument
+  libfluidsynth-dev        # render MIDI sources (and instrument-change edits)
+  librubberband-dev        # time-stretch / pitch-shift edits with known parameters
+  libchromaprint-dev       # near-duplicate audio fingerprints
+  openttd-openmsx          # the embedded default corpus: OpenMSX MIDI music (GPL-2.0)
+  fluidsynth fluid-soundfont-gm # tests and the build render MIDI with a General MIDI soundfont
   libcurl4-openssl-dev     # OpenAI-compatible captioner endpoint (llama.cpp server, vLLM)
   python3-h5py python3-numpy      # tests read shards the way users do
 )

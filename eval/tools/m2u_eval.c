@@ -1,0 +1,392 @@
+/* m2u-eval: evaluation metrics.
+ *
+ *   captions  BLEU-1..4, METEOR (exact+stem), ROUGE-L, CIDEr-D as pycocoevalcap
+ *   fd        Fréchet distance between two embedding sets (.npy)
+ *
+ * See usage(). */
+#include "caption_metrics.h"
+#include "distribution_metrics.h"
+#include "fileio.h"
+#include "m2u_error.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fputs("usage: m2u-eval COMMAND [options]\n"
+          "\n"
+          "commands:\n"
+          "  captions --candidates C.jsonl --references R.jsonl [--out REPORT.json] [--quiet]\n"
+          "      Caption metrics exactly as pycocoevalcap 1.2 computes them: PTB tokenisation\n"
+          "      (CoreNLP 3.4.1 rules, lower-cased, punctuation dropped), BLEU-1..4 (corpus-level,\n"
+          "      closest reference length), ROUGE-L (beta 1.2), CIDEr-D (sigma 6, idf from the\n"
+          "      references of this set). METEOR uses the exact and stem modules of METEOR 1.5\n"
+          "      only (no WordNet synonyms / paraphrases): it equals meteor-1.5.jar -m \"exact stem\"\n"
+          "      and is usually within 0.01 of pycocoevalcap's METEOR, not equal to it.\n"
+          "      C.jsonl: one {\"id\": ..., \"caption\": \"...\"} per line.\n"
+          "      R.jsonl: one {\"id\": ..., \"references\": [\"...\", ...]} per line.\n"
+          "      Every candidate id needs references and every reference id a candidate.\n"
+          "      The report (written atomically) holds corpus and per-item scores and the\n"
+          "      tokenised texts.\n"
+          "  fd --a A.npy --b B.npy [--out REPORT.json]\n"
+          "      Fréchet distance between the row sets of two [N, D] float32/float64 .npy\n"
+          "      files (FAD when rows are audio embeddings): mean, unbiased covariance,\n"
+          "      tr sqrt via symmetric eigendecompositions.\n"
+          "\n"
+          "examples:\n"
+          "  m2u-eval captions --candidates out/captions.jsonl --references data/musiccaps_refs.jsonl \\\n"
+          "      --out out/caption_scores.json\n"
+          "  m2u-eval captions --candidates tests/fixtures/eval/candidates.jsonl \\\n"
+          "      --references tests/fixtures/eval/references.jsonl\n"
+          "  python3 -c \"import numpy; numpy.save('a.npy', numpy.random.randn(500, 128))\"\n"
+          "  m2u-eval fd --a ref_vggish.npy --b gen_vggish.npy --out fad.json\n",
+          f);
+}
+
+typedef struct {
+    char *id;
+    char *caption;
+    char **refs;
+    int n_refs;
+    int line;
+} item;
+
+static char *id_string(const cJSON *v) {
+    char buf[64];
+    if (cJSON_IsString(v)) return strdup(v->valuestring);
+    if (cJSON_IsNumber(v)) {
+        if (v->valuedouble == (double)(long long)v->valuedouble)
+            snprintf(buf, sizeof buf, "%lld", (long long)v->valuedouble);
+        else
+            snprintf(buf, sizeof buf, "%.17g", v->valuedouble);
+        return strdup(buf);
+    }
+    return NULL;
+}
+
+static void items_free(item *it, int n) {
+    for (int i = 0; i < n; i++) {
+        free(it[i].id);
+        free(it[i].caption);
+        for (int r = 0; r < it[i].n_refs; r++) free(it[i].refs[r]);
+        free(it[i].refs);
+    }
+    free(it);
+}
+
+/* Read a JSON-lines file; refs = 0: {"id","caption"}, refs = 1: {"id","references"}. */
+static int read_jsonl(const char *path, int refs, item **out, int *n_out) {
+    char *data;
+    size_t len;
+    *out = NULL;
+    *n_out = 0;
+    if (m2u_read_file(path, &data, &len)) return m2u_fail_prefix("%s: ", path);
+    item *it = NULL;
+    int n = 0, cap = 0, lineno = 0, rc = -1;
+    char *p = data;
+    while (p < data + len) {
+        char *e = memchr(p, '\n', (size_t)(data + len - p));
+        if (!e) e = data + len;
+        *e = 0;
+        lineno++;
+        char *s = p;
+        p = e + 1;
+        while (*s == ' ' || *s == '\t' || *s == '\r') s++;
+        if (!*s) continue;
+        cJSON *o = cJSON_Parse(s);
+        if (!o || !cJSON_IsObject(o)) {
+            cJSON_Delete(o);
+            m2u_fail("%s:%d: not a JSON object", path, lineno);
+            goto done;
+        }
+        char *id = id_string(cJSON_GetObjectItemCaseSensitive(o, "id"));
+        if (!id) {
+            cJSON_Delete(o);
+            m2u_fail("%s:%d: \"id\" missing or not a string/number", path, lineno);
+            goto done;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            item *ni = realloc(it, (size_t)cap * sizeof *ni);
+            if (!ni) { free(id); cJSON_Delete(o); m2u_fail("out of memory"); goto done; }
+            it = ni;
+        }
+        item *x = &it[n];
+        memset(x, 0, sizeof *x);
+        x->id = id;
+        x->line = lineno;
+        n++;
+        if (!refs) {
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "caption");
+            if (!cJSON_IsString(c)) {
+                cJSON_Delete(o);
+                m2u_fail("%s:%d: \"caption\" missing or not a string", path, lineno);
+                goto done;
+            }
+            x->caption = strdup(c->valuestring);
+        } else {
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "references");
+            int k = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0;
+            if (k < 1) {
+                cJSON_Delete(o);
+                m2u_fail("%s:%d: \"references\" missing or not a non-empty array", path, lineno);
+                goto done;
+            }
+            x->refs = calloc((size_t)k, sizeof *x->refs);
+            if (!x->refs) { cJSON_Delete(o); m2u_fail("out of memory"); goto done; }
+            for (int r = 0; r < k; r++) {
+                const cJSON *rs = cJSON_GetArrayItem(a, r);
+                if (!cJSON_IsString(rs)) {
+                    cJSON_Delete(o);
+                    m2u_fail("%s:%d: references[%d] is not a string", path, lineno, r);
+                    goto done;
+                }
+                x->refs[r] = strdup(rs->valuestring);
+                x->n_refs++;
+            }
+        }
+        cJSON_Delete(o);
+        for (int i = 0; i < n - 1; i++)
+            if (strcmp(it[i].id, x->id) == 0) {
+                m2u_fail("%s:%d: duplicate id \"%s\" (first on line %d)", path, lineno, x->id, it[i].line);
+                goto done;
+            }
+    }
+    if (n == 0) { m2u_fail("%s: no records", path); goto done; }
+    rc = 0;
+done:
+    free(data);
+    if (rc) {
+        items_free(it, n);
+        return -1;
+    }
+    *out = it;
+    *n_out = n;
+    return 0;
+}
+
+static int cmd_captions(const char *cpath, const char *rpath, const char *out, int quiet) {
+    item *cands = NULL, *refs = NULL;
+    int nc = 0, nr = 0, rc = 1;
+    const char **ctext = NULL;
+    const char *const **rtext = NULL;
+    int *nref = NULL;
+    m2u_caption_scores *per = NULL;
+    char **ctok = NULL, **rtok = NULL;
+    size_t total = 0;
+    cJSON *rep = NULL;
+    if (read_jsonl(cpath, 0, &cands, &nc) || read_jsonl(rpath, 1, &refs, &nr)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    ctext = malloc((size_t)nc * sizeof *ctext);
+    rtext = malloc((size_t)nc * sizeof *rtext);
+    nref = malloc((size_t)nc * sizeof *nref);
+    per = malloc((size_t)nc * sizeof *per);
+    if (!ctext || !rtext || !nref || !per) { fprintf(stderr, "m2u-eval: out of memory\n"); goto done; }
+    /* match ids (both ways), naming the missing ones */
+    int missing = 0;
+    for (int i = 0; i < nc; i++) {
+        int found = -1;
+        for (int j = 0; j < nr && found < 0; j++)
+            if (strcmp(cands[i].id, refs[j].id) == 0) found = j;
+        if (found < 0) {
+            if (missing < 10) fprintf(stderr, "m2u-eval: %s:%d: id \"%s\" has no references in %s\n", cpath,
+                                      cands[i].line, cands[i].id, rpath);
+            missing++;
+            continue;
+        }
+        ctext[i] = cands[i].caption;
+        rtext[i] = (const char *const *)refs[found].refs;
+        nref[i] = refs[found].n_refs;
+        total += (size_t)nref[i];
+    }
+    for (int j = 0; j < nr; j++) {
+        int found = 0;
+        for (int i = 0; i < nc && !found; i++) found = strcmp(cands[i].id, refs[j].id) == 0;
+        if (!found) {
+            if (missing < 10) fprintf(stderr, "m2u-eval: %s:%d: id \"%s\" has no candidate in %s\n", rpath,
+                                      refs[j].line, refs[j].id, cpath);
+            missing++;
+        }
+    }
+    if (missing) {
+        fprintf(stderr, "m2u-eval: %d id(s) unmatched between %s and %s%s\n", missing, cpath, rpath,
+                missing > 10 ? " (first 10 named)" : "");
+        goto done;
+    }
+    m2u_caption_scores corpus;
+    if (m2u_caption_evaluate((size_t)nc, ctext, rtext, nref, &corpus, per)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    if (!quiet)
+        printf("items %d  BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f  METEOR(exact+stem) %.4f  ROUGE-L %.4f  "
+               "CIDEr-D %.4f\n",
+               nc, corpus.bleu[0], corpus.bleu[1], corpus.bleu[2], corpus.bleu[3], corpus.meteor, corpus.rouge_l,
+               corpus.cider_d);
+    if (out) {
+        /* tokenised texts for the report */
+        const char **flat = malloc((total ? total : 1) * sizeof *flat);
+        if (!flat) { fprintf(stderr, "m2u-eval: out of memory\n"); goto done; }
+        size_t k = 0;
+        for (int i = 0; i < nc; i++)
+            for (int r = 0; r < nref[i]; r++) flat[k++] = rtext[i][r];
+        int trc = m2u_ptb_tokenize(ctext, (size_t)nc, &ctok, NULL) || m2u_ptb_tokenize(flat, total, &rtok, NULL);
+        free(flat);
+        if (trc) { fprintf(stderr, "m2u-eval: %s\n", m2u_last_error()); goto done; }
+        rep = cJSON_CreateObject();
+        cJSON_AddStringToObject(rep, "command", "captions");
+        cJSON_AddStringToObject(rep, "candidates", cpath);
+        cJSON_AddStringToObject(rep, "references", rpath);
+        cJSON_AddNumberToObject(rep, "n", nc);
+        cJSON *conv = cJSON_AddObjectToObject(rep, "conventions");
+        cJSON_AddStringToObject(conv, "tokenizer", "pycocoevalcap PTBTokenizer (CoreNLP 3.4.1 -preserveLines -lowerCase, punctuation removed)");
+        cJSON_AddStringToObject(conv, "bleu", "pycocoevalcap Bleu(4): corpus-level, closest reference length");
+        cJSON_AddStringToObject(conv, "meteor", "METEOR 1.5 -l en -norm with modules exact,stem only (weights 1.0 0.6); pycocoevalcap also uses synonym,paraphrase");
+        cJSON_AddStringToObject(conv, "rouge_l", "pycocoevalcap Rouge: beta 1.2, mean over items");
+        cJSON_AddStringToObject(conv, "cider_d", "pycocoevalcap Cider (CIDEr-D): n 4, sigma 6, idf from this set's references, mean over items");
+        cJSON *c = cJSON_AddObjectToObject(rep, "corpus");
+        char key[32];
+        for (int b = 0; b < 4; b++) {
+            snprintf(key, sizeof key, "bleu_%d", b + 1);
+            cJSON_AddNumberToObject(c, key, corpus.bleu[b]);
+        }
+        cJSON_AddNumberToObject(c, "meteor", corpus.meteor);
+        cJSON_AddNumberToObject(c, "rouge_l", corpus.rouge_l);
+        cJSON_AddNumberToObject(c, "cider_d", corpus.cider_d);
+        cJSON *items = cJSON_AddArrayToObject(rep, "items");
+        k = 0;
+        for (int i = 0; i < nc; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "id", cands[i].id);
+            cJSON_AddStringToObject(o, "candidate_tok", ctok[i]);
+            cJSON *ra = cJSON_AddArrayToObject(o, "references_tok");
+            for (int r = 0; r < nref[i]; r++) cJSON_AddItemToArray(ra, cJSON_CreateString(rtok[k++]));
+            for (int b = 0; b < 4; b++) {
+                snprintf(key, sizeof key, "bleu_%d", b + 1);
+                cJSON_AddNumberToObject(o, key, per[i].bleu[b]);
+            }
+            cJSON_AddNumberToObject(o, "meteor", per[i].meteor);
+            cJSON_AddNumberToObject(o, "rouge_l", per[i].rouge_l);
+            cJSON_AddNumberToObject(o, "cider_d", per[i].cider_d);
+            cJSON_AddItemToArray(items, o);
+        }
+        char *txt = cJSON_Print(rep);
+        if (!txt) { fprintf(stderr, "m2u-eval: out of memory\n"); goto done; }
+        size_t tl = strlen(txt);
+        txt[tl] = '\n';
+        int wrc = m2u_write_file_atomic(out, txt, tl + 1);
+        free(txt);
+        if (wrc) { fprintf(stderr, "m2u-eval: %s\n", m2u_last_error()); goto done; }
+        if (!quiet) printf("report: %s\n", out);
+    }
+    rc = 0;
+done:
+    cJSON_Delete(rep);
+    m2u_strv_free(ctok, (size_t)nc);
+    m2u_strv_free(rtok, total);
+    items_free(cands, nc);
+    items_free(refs, nr);
+    free(ctext);
+    free(rtext);
+    free(nref);
+    free(per);
+    return rc;
+}
+
+static int cmd_fd(const char *apath, const char *bpath, const char *out) {
+    double *a = NULL, *b = NULL, fd;
+    size_t ra, ca, rb, cb;
+    int rc = 1;
+    if (m2u_npy_read_matrix(apath, &a, &ra, &ca) || m2u_npy_read_matrix(bpath, &b, &rb, &cb)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    if (ca != cb) {
+        fprintf(stderr, "m2u-eval: %s has %zu columns, %s has %zu\n", apath, ca, bpath, cb);
+        goto done;
+    }
+    if (ra <= ca || rb <= cb)
+        fprintf(stderr, "m2u-eval: warning: fewer rows than dimensions (%zu, %zu rows, %zu dims): covariances are "
+                        "singular and the distance is biased\n",
+                ra, rb, ca);
+    if (m2u_frechet_distance(a, ra, b, rb, ca, &fd)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    printf("%.10g\n", fd);
+    if (out) {
+        cJSON *rep = cJSON_CreateObject();
+        cJSON_AddStringToObject(rep, "command", "fd");
+        cJSON_AddStringToObject(rep, "a", apath);
+        cJSON_AddStringToObject(rep, "b", bpath);
+        cJSON_AddNumberToObject(rep, "n_a", (double)ra);
+        cJSON_AddNumberToObject(rep, "n_b", (double)rb);
+        cJSON_AddNumberToObject(rep, "dim", (double)ca);
+        cJSON_AddNumberToObject(rep, "frechet_distance", fd);
+        char *txt = cJSON_Print(rep);
+        cJSON_Delete(rep);
+        if (!txt) { fprintf(stderr, "m2u-eval: out of memory\n"); goto done; }
+        size_t tl = strlen(txt);
+        txt[tl] = '\n';
+        int wrc = m2u_write_file_atomic(out, txt, tl + 1);
+        free(txt);
+        if (wrc) { fprintf(stderr, "m2u-eval: %s\n", m2u_last_error()); goto done; }
+    }
+    rc = 0;
+done:
+    free(a);
+    free(b);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
+    int quiet = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *o = argv[i];
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(o, "--quiet") == 0) { quiet = 1; continue; }
+        const char **dst = strcmp(o, "--candidates") == 0 ? &cand
+                           : strcmp(o, "--references") == 0 ? &refs
+                           : strcmp(o, "--out") == 0 ? &out
+                           : strcmp(o, "--a") == 0 ? &a
+                           : strcmp(o, "--b") == 0 ? &b : NULL;
+        if (!dst) {
+            fprintf(stderr, "m2u-eval: unknown option %s (see m2u-eval --help)\n", o);
+            return 2;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "m2u-eval: %s needs a value\n", o);
+            return 2;
+        }
+        *dst = argv[++i];
+    }
+    if (strcmp(cmd, "captions") == 0) {
+        if (!cand || !refs || a || b) {
+            fprintf(stderr, "m2u-eval captions: need --candidates and --references (see m2u-eval --help)\n");
+            return 2;
+        }
+        return cmd_captions(cand, refs, out, quiet);
+    }
+    if (strcmp(cmd, "fd") == 0) {
+        if (!a || !b || cand || refs) {
+            fprintf(stderr, "m2u-eval fd: need --a and --b (see m2u-eval --help)\n");
+            return 2;
+        }
+        return cmd_fd(a, b, out);
+    }
+    fprintf(stderr, "m2u-eval: unknown command \"%s\" (see m2u-eval --help)\n", cmd);
+    return 2;
+}
