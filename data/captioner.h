@@ -29,9 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { M2U_MEDIA_AUDIO, M2U_MEDIA_IMAGE, M2U_MEDIA_VIDEO, M2U_MEDIA_TEXT } m2u_media_kind;
+typedef enum { M2U_MEDIA_AUDIO, M2U_MEDIA_IMAGE, M2U_MEDIA_VIDEO, M2U_MEDIA_TEXT } m2u_caption_media;
 
-static inline const char *m2u_media_kind_name(m2u_media_kind k) {
+static inline const char *m2u_caption_media_name(m2u_caption_media k) {
     switch (k) {
     case M2U_MEDIA_AUDIO: return "audio";
     case M2U_MEDIA_IMAGE: return "image";
@@ -44,7 +44,7 @@ static inline const char *m2u_media_kind_name(m2u_media_kind k) {
 /* Everything a back end may need; every pointer is borrowed for the call. */
 typedef struct {
     const char *id;            /* sample id (required); the process protocol echoes it */
-    m2u_media_kind kind;
+    m2u_caption_media kind;
     const char *path;          /* media file or a temp file holding the clip; NULL for text */
     double start_s, end_s;     /* clip within path, seconds; end_s <= start_s = whole file */
     const char *analysis_json; /* the sample's analysis as a JSON object (text); NULL = none */

@@ -128,7 +128,7 @@ int m2u_caption_template_expand(const char *tmpl, const m2u_caption_request *req
             if (!req->id) goto absent;
             sb_str(&b, req->id);
         } else if (!strcmp(name, "kind")) {
-            sb_str(&b, m2u_media_kind_name(req->kind));
+            sb_str(&b, m2u_caption_media_name(req->kind));
         } else if (!strcmp(name, "path")) {
             if (!req->path) goto absent;
             sb_str(&b, req->path);

@@ -546,7 +546,7 @@ static int build_line(proc_captioner *p, const m2u_caption_request *req, char **
         goto done;
     }
     cJSON_AddStringToObject(o, "id", req->id);
-    cJSON_AddStringToObject(o, "kind", m2u_media_kind_name(req->kind));
+    cJSON_AddStringToObject(o, "kind", m2u_caption_media_name(req->kind));
     if (req->path) cJSON_AddStringToObject(o, "path", req->path);
     cJSON_AddNumberToObject(o, "start", req->start_s);
     cJSON_AddNumberToObject(o, "end", req->end_s);
