@@ -23,7 +23,7 @@
 
 static const char *const k_audio[] = {"wav", "flac", "mp3", "ogg", "oga", "opus", "m4a", "aac", "wma", "aif",
                                       "aiff", "aifc", "mka", "wv", "ape", "mpc", "ac3", "tta", "caf", "au",
-                                      "w64", "spx", "it", "s3m", "xm", "mod", NULL};
+                                      "w64", "spx", "it", "s3m", "xm", "mod", "mid", "midi", "kar", NULL};
 static const char *const k_image[] = {"png", "jpg", "jpeg", "webp", "bmp", "gif",
                                       "tif", "tiff", "ppm", "pgm", "tga", NULL};
 static const char *const k_video[] = {"mp4", "m4v", "mkv", "webm", "mov", "avi", "mpg",

@@ -66,6 +66,7 @@ typedef struct {
 
 /* Kind from the file name's extension (case-insensitive); M2U_KIND_UNKNOWN otherwise.
  * audio: wav flac mp3 ogg oga opus m4a aac wma aif aiff aifc mka wv ape mpc ac3 tta caf au w64 spx it s3m xm mod
+ *        mid midi kar (Standard MIDI Files: the build renders them, midi_render.h)
  * image: png jpg jpeg webp bmp gif tif tiff ppm pgm tga
  * video: mp4 m4v mkv webm mov avi mpg mpeg ogv flv wmv ts 3gp */
 int m2u_media_kind_of(const char *path);

@@ -1,17 +1,19 @@
 /* m2u-dataset: build m2u dataset shards.
  *
- * This build has one subcommand, `text`: text-only samples (captions, music QA,
- * instructions) from a JSON-lines file, into HDF5 shards + manifest.  It is what
- * the trainer's text stages and the demo need.  Building from media (decoding,
- * analysis, captioners, edits, pairing) is `m2u-dataset build`, which is not in
- * this build yet (see the dataset issue). */
+ *   build  media (audio, MIDI, images, videos) -> MUCaps, MusicQA, MUEdit,
+ *          MUImage, MUVideo samples (data/build.h), under mpirun or alone
+ *   text   text-only samples from a JSON-lines file
+ *   card   (re)write the dataset card of a finished build */
+#include "build.h"
 #include "fileio.h"
 #include "m2u_error.h"
 #include "manifest.h"
+#include "progress.h"
 #include "sha256.h"
 #include "shard.h"
 
 #include <cjson/cJSON.h>
+#include <mpi.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +21,50 @@
 #include <sys/stat.h>
 
 static void usage(FILE *f) {
-    fputs("usage: m2u-dataset text --input FILE.jsonl --out DIR [--shard-size 1000] [--valid 0.1] [--test 0]\n"
+    fputs("usage: m2u-dataset build --input SPEC [--input SPEC ...] --out DIR [options]\n"
+          "       m2u-dataset text --input FILE.jsonl --out DIR [--shard-size 1000] [--valid 0.1] [--test 0]\n"
+          "       m2u-dataset card DIR\n"
+          "\n"
+          "build: decode, analyse and caption media into MUCaps / MusicQA / MUEdit / MUImage / MUVideo\n"
+          "samples in HDF5 shards (DIR/shard-rRRR-NNNNN.h5), DIR/manifest.json, the dataset card\n"
+          "DIR/README.md and the error report DIR/errors.jsonl.  Run it again after a kill: finished\n"
+          "work is kept.  Under mpirun the files are split across ranks.\n"
+          "  --input SPEC        folder, glob, file, or JSON-lines manifest (path, licence, attribution,\n"
+          "                      source); audio (anything FFmpeg decodes), MIDI, images, videos\n"
+          "  --licence L         licence of inputs that have none (folders, globs); required for them\n"
+          "  --attribution A     attribution of inputs that have none\n"
+          "  --recipes LIST      mucaps,musicqa,muedit,muimage,muvideo (default: all)\n"
+          "  --audio-rate HZ     stored audio and analysis rate (24000: MERT)\n"
+          "  --clip S --hop S    clip length and hop in seconds (10, 10); --min-clip S (5)\n"
+          "  --max-clips N       clips per file (0 = all)\n"
+          "  --soundfont F.sf2   for MIDI sources (default: Debian's FluidR3_GM.sf2)\n"
+          "  --qa N              MusicQA pairs per clip (2)\n"
+          "  --valid F --test F  share of sources in valid / test (0.1, 0.1)\n"
+          "  --shard-size N      samples per shard (256)\n"
+          "  --seed N            phrasing / edit / pairing seed (0)\n"
+          "  --captioner CMD     JSON-lines captioner program that rewrites captions (captioner_process.h)\n"
+          "  --llm URL           OpenAI-compatible endpoint (llama.cpp server, vLLM) that rewrites the\n"
+          "                      MUEdit / MUImage / MUVideo instructions; --llm-model NAME\n"
+          "  --mert DIR          MERT checkpoint: features/mert = its [layers+1, hidden] layer means\n"
+          "                      (60 s windows averaged); needs --audio-rate = its sampling rate\n"
+          "  --vit DIR           ViT checkpoint: features/vit = last_hidden_state (e.g. [197, 768])\n"
+          "  --vivit DIR         ViViT checkpoint: features/vivit = last_hidden_state (e.g. [3137, 768])\n"
+          "  --t5 DIR            T5 encoder (or MusicGen) checkpoint: features/t5 = the text padded to\n"
+          "                      --text-rows tokens through it; --t5-tokenizer F (default DIR/tokenizer.json)\n"
+          "                      Without them the built-in features of the same shapes are stored.\n"
+          "  --no-images         do not store image pixels (features only)\n"
+          "  --text-rows N --text-dim N   text target shape (128 x 768, MusicGen's T5)\n"
+          "  --overwrite         replace a build of other settings in DIR\n"
+          "  --quiet             no progress lines\n"
+          "examples:\n"
+          "  m2u-dataset build --input /usr/share/games/openttd/baseset/openmsx --licence GPL-2.0 \\\n"
+          "      --attribution 'OpenMSX authors' --out build/openmsx\n"
+          "  mpirun -np 4 m2u-dataset build --input music.jsonl --input images/ --licence CC0-1.0 --out ds\n"
+          "  m2u-dataset build --input music/ --licence CC-BY-4.0 --mert ckpt/MERT-v1-330M --vit ckpt/vit-base \\\n"
+          "      --t5 ckpt/musicgen-medium --t5-tokenizer ckpt/t5-base/tokenizer.json --out ds_mert\n"
+          "  HDF5_PLUGIN_PATH=build/hdf5-plugins h5dump -H ds/shard-r000-00000.h5\n"
+          "\n"
+          "text:  --input FILE.jsonl --out DIR [--shard-size 1000] [--valid 0.1] [--test 0]\n"
           "\n"
           "Text-only samples to HDF5 shards (DIR/shard-NNNNN.h5) and DIR/manifest.json.\n"
           "One JSON object per line:\n"
@@ -199,14 +244,157 @@ static int cmd_text(int argc, char **argv) {
     return rc;
 }
 
+/* ---- build ---------------------------------------------------------------------------------------- */
+
+static int mpi_barrier(void *ctx) {
+    (void)ctx;
+    return MPI_Barrier(MPI_COMM_WORLD) == MPI_SUCCESS ? 0 : -1;
+}
+
+static int mpi_all_ok(void *ctx, int ok) {
+    (void)ctx;
+    int all = 0;
+    if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS) return 0;
+    return all;
+}
+
+static int parse_recipes(const char *list, int *mask) {
+    static const char *const names[5] = {"mucaps", "musicqa", "muedit", "muimage", "muvideo"};
+    *mask = 0;
+    char *copy = strdup(list), *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+        int k = 0;
+        while (k < 5 && strcmp(t, names[k])) k++;
+        if (k == 5) rc = m2u_fail("--recipes: unknown recipe '%s' (mucaps, musicqa, muedit, muimage, muvideo)", t);
+        else *mask |= 1 << k;
+    }
+    free(copy);
+    return rc;
+}
+
+static int num_arg(const char *opt, const char *v, double lo, double hi, double *out) {
+    char *end;
+    double x = v ? strtod(v, &end) : 0;
+    if (!v || end == v || *end || !(x >= lo && x <= hi))
+        return m2u_fail("%s: expected a number in [%g, %g], got '%s'", opt, lo, hi, v ? v : "");
+    *out = x;
+    return 0;
+}
+
+static int cmd_build(int argc, char **argv) {
+    m2u_build_config c;
+    m2u_build_config_default(&c);
+    c.progress = 1;
+    const char **inputs = calloc((size_t)argc, sizeof *inputs);
+    int rc = 0;
+    for (int i = 2; i < argc && !rc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double x = 0;
+        if (!strcmp(a, "--overwrite")) c.overwrite = 1;
+        else if (!strcmp(a, "--quiet")) c.progress = 0;
+        else if (!strcmp(a, "--no-images")) c.store_images = 0;
+        else if (!v) rc = m2u_fail("%s: missing value (or unknown flag; see --help)", a);
+        else {
+            i++;
+            if (!strcmp(a, "--input")) inputs[c.n_inputs++] = v;
+            else if (!strcmp(a, "--out")) c.out_dir = v;
+            else if (!strcmp(a, "--licence") || !strcmp(a, "--license")) c.default_licence = v;
+            else if (!strcmp(a, "--attribution")) c.default_attribution = v;
+            else if (!strcmp(a, "--recipes")) rc = parse_recipes(v, &c.recipes);
+            else if (!strcmp(a, "--soundfont")) c.soundfont = v;
+            else if (!strcmp(a, "--captioner")) c.captioner_cmd = v;
+            else if (!strcmp(a, "--llm")) c.llm_url = v;
+            else if (!strcmp(a, "--llm-model")) c.llm_model = v;
+            else if (!strcmp(a, "--mert")) c.mert_dir = v;
+            else if (!strcmp(a, "--vit")) c.vit_dir = v;
+            else if (!strcmp(a, "--vivit")) c.vivit_dir = v;
+            else if (!strcmp(a, "--t5")) c.t5_dir = v;
+            else if (!strcmp(a, "--t5-tokenizer")) c.t5_tokenizer = v;
+            else if (!strcmp(a, "--audio-rate")) rc = num_arg(a, v, 8000, 192000, &x), c.audio_rate = (int)x;
+            else if (!strcmp(a, "--clip")) rc = num_arg(a, v, 0.5, 600, &c.clip_s);
+            else if (!strcmp(a, "--hop")) rc = num_arg(a, v, 0.1, 600, &c.hop_s);
+            else if (!strcmp(a, "--min-clip")) rc = num_arg(a, v, 0.1, 600, &c.min_clip_s);
+            else if (!strcmp(a, "--max-clips")) rc = num_arg(a, v, 0, 1e9, &x), c.max_clips = (int)x;
+            else if (!strcmp(a, "--qa")) rc = num_arg(a, v, 0, 8, &x), c.qa_per_clip = (int)x;
+            else if (!strcmp(a, "--valid")) rc = num_arg(a, v, 0, 0.9, &c.valid_frac);
+            else if (!strcmp(a, "--test")) rc = num_arg(a, v, 0, 0.9, &c.test_frac);
+            else if (!strcmp(a, "--shard-size")) rc = num_arg(a, v, 1, 1e9, &x), c.shard_size = (int)x;
+            else if (!strcmp(a, "--seed")) rc = num_arg(a, v, 0, 1e15, &x), c.seed = (uint64_t)x;
+            else if (!strcmp(a, "--text-rows")) rc = num_arg(a, v, 1, 4096, &x), c.text_rows = (int)x;
+            else if (!strcmp(a, "--text-dim")) rc = num_arg(a, v, 1, 65536, &x), c.text_dim = (int)x;
+            else if (!strcmp(a, "--stop-after")) rc = num_arg(a, v, 0, 1e9, &c.stop_after_s);
+            else rc = m2u_fail("unknown option '%s' (see m2u-dataset --help)", a);
+        }
+    }
+    c.inputs = inputs;
+    if (!rc && !c.n_inputs) rc = m2u_fail("build: give at least one --input");
+    if (!rc && !c.out_dir) rc = m2u_fail("build: give --out DIR");
+    if (rc) {
+        free(inputs);
+        return rc;
+    }
+    int rank = 0, world = 1;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    if (rank != 0) c.progress = 0;
+    m2u_build_comm comm = {.rank = rank, .world = world, .barrier = mpi_barrier, .all_ok = mpi_all_ok};
+    m2u_build_stats st;
+    double t0 = m2u_now();
+    rc = m2u_build_run(&c, &comm, &st);
+    /* totals over ranks for the summary */
+    long loc[9] = {st.files, st.files_failed, st.files_duplicate, st.clips, st.samples[0], st.samples[1],
+                   st.samples[2], st.samples[3], st.samples[4]}, tot[9];
+    double secs = st.audio_s, tot_secs = 0;
+    long drop = st.edits_dropped, tot_drop = 0;
+    MPI_Reduce(loc, tot, 9, MPI_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
+    MPI_Reduce(&secs, &tot_secs, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    MPI_Reduce(&drop, &tot_drop, 1, MPI_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
+    if (!rc && rank == 0) {
+        double wall_s = m2u_now() - t0;
+        printf("m2u-dataset build: %ld files surveyed now (%ld unusable, %ld duplicates), %ld clips, %.2f h of audio"
+               " in %.1f s (%.0fx real time on %d rank%s)\n",
+               tot[0], tot[1], tot[2], tot[3], tot_secs / 3600, wall_s, wall_s > 0 ? tot_secs / wall_s : 0, world,
+               world > 1 ? "s" : "");
+        printf("samples made now: mucaps %ld, musicqa %ld, muedit %ld (%ld unconfirmed edits dropped), muimage %ld, "
+               "muvideo %ld\n",
+               tot[4], tot[5], tot[6], tot_drop, tot[7], tot[8]);
+        printf("manifest: %s/manifest.json\ncard:     %s/README.md\nerrors:   %s/errors.jsonl\nlogs:     %s/logs/\n",
+               c.out_dir, c.out_dir, c.out_dir, c.out_dir);
+    }
+    if (rc) fprintf(stderr, "m2u-dataset: rank %d: %s\n", rank, m2u_last_error());
+    MPI_Finalize();
+    free(inputs);
+    return rc ? 1 : 0;
+}
+
+static int cmd_card(int argc, char **argv) {
+    if (argc != 3) return m2u_fail("usage: m2u-dataset card DIR");
+    char *mp = m2u_path_join(argv[2], "manifest.json"), *ep = m2u_path_join(argv[2], "errors.jsonl"),
+         *cp = m2u_path_join(argv[2], "README.md");
+    int rc = m2u_build_write_card(mp, m2u_file_exists(ep) ? ep : NULL, cp);
+    if (!rc) printf("wrote %s\n", cp);
+    free(mp), free(ep), free(cp);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     int rc;
+    if (!strcmp(argv[1], "build")) {
+        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+            usage(stdout);
+            return 0;
+        }
+        return cmd_build(argc, argv); /* prints its own errors (per rank) */
+    }
     if (!strcmp(argv[1], "text")) rc = cmd_text(argc, argv);
-    else rc = m2u_fail("unknown command '%s' (this build has: text; see m2u-dataset --help)", argv[1]);
+    else if (!strcmp(argv[1], "card")) rc = cmd_card(argc, argv);
+    else rc = m2u_fail("unknown command '%s' (build, text, card; see m2u-dataset --help)", argv[1]);
     if (rc) {
         fprintf(stderr, "m2u-dataset: %s\n", m2u_last_error());
         return 1;
