@@ -190,9 +190,12 @@ int m2u_m2ugen_forward(m2u_m2ugen *m, const int32_t *ids, const int32_t *labels,
     m->n_target = 0;
     if (!m->cfg.use_projector || !target) return 0;
     int n_aud = m->cfg.n_aud, per = m->cfg.projector.n_out * m->cfg.projector.out_dim;
+    /* NULL after freeing: a call with no target row returns before the new
+     * allocations, and the next call frees these again */
     free(m->target_rows);
     free(m->proj_in);
     free(m->dproj_in);
+    m->proj_in = m->dproj_in = NULL;
     m->target_rows = malloc((size_t)B * sizeof(int));
     for (int b = 0; b < B; b++)
         if (has_target[b] && aud_pos[b] >= 0 && aud_pos[b] + n_aud <= T) m->target_rows[m->n_target++] = b;

@@ -70,6 +70,20 @@ int main(void) {
     const float *const *fp = (const float *const *)feats;
     double L = objective(m, ids, fp, present, aud_pos, target, has_target, &nv, &nm);
     CHECK(isfinite(L) && nm == 2, "forward: %s (n_mse %d)", m2u_last_error(), nm);
+    /* a batch with targets but no [AUD] block (the trainer's held-out generation)
+     * has no MSE term, and the next forward still works (this once freed the
+     * projector buffers twice; the sanitizer build catches a repeat) */
+    {
+        int none[B] = {-1, -1, -1};
+        double ce0, mse0;
+        int nm0 = -1;
+        CHECK(m2u_m2ugen_forward(m, ids, ids, B, T, -100, fp, present, none, target, has_target, &ce0, &mse0, &nm0) ==
+                      0 &&
+                  nm0 == 0 && mse0 == 0,
+              "forward without [AUD] rows: %s (n_mse %d)", m2u_last_error(), nm0);
+        double L2 = objective(m, ids, fp, present, aud_pos, target, has_target, &nv, &nm);
+        CHECK(L2 == L, "forward after one without targets: %.17g vs %.17g", L2, L);
+    }
     memset(m->llm->grad_buf, 0, m->n_floats * sizeof(float));
     CHECK(m2u_m2ugen_backward(m, 1.0f / nv, 1.0f / nm) == 0, "%s", m2u_last_error());
     /* every module got a gradient: prefix, each present modality, gates, projector, [AUD] rows */
