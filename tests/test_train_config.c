@@ -378,8 +378,12 @@ static void test_recipes(void) {
                   names[i]);
             CHECK(c.model.projector.d_model == 32 && c.model.projector.heads == 2 && c.model.projector.enc_layers == 1 &&
                       c.model.projector.dec_layers == 1 && c.model.projector.ffn == 64 &&
-                      c.model.projector.n_out == 8 && c.model.projector.out_dim == 32,
+                      c.model.projector.n_out == 128 && c.model.projector.out_dim == 768,
                   "%s: tiny projector", names[i]);
+            /* the shapes m2u-dataset build stores (built-in features = the real encoders' shapes) */
+            CHECK(c.model.music_tokens == 25 && c.model.music_dim == 1024 && c.model.image_tokens == 197 &&
+                      c.model.image_dim == 768 && c.model.video_tokens == 3137 && c.model.video_dim == 768,
+                  "%s: tiny feature shapes", names[i]);
             CHECK(!strcmp(c.model.llm, "build/demo/base") && !strcmp(c.train.data, "build/demo/dataset/manifest.json") &&
                       !strcmp(c.model.tokenizer, "build/demo/base/tokenizer.json"),
                   "%s: tiny paths", names[i]);
