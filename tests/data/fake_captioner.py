@@ -15,6 +15,8 @@ request id's prefix (the part before the first '-'):
   crashonce exits with status 4 the first time this id is seen (a marker file in
             --state DIR), answers normally afterwards
   blank     a blank line, then a normal answer (blank lines are tolerated)
+--mode MODE applies MODE to every request whatever its id (test_build_encoders
+uses --mode ok: "caption of <id>" for every sample).
 Every start appends "<pid>" to DIR/starts; every request logs to stderr.
 Exits on end of stdin.
 """
@@ -26,8 +28,14 @@ import time
 
 def main():
     state = None
-    if len(sys.argv) >= 3 and sys.argv[1] == "--state":
-        state = sys.argv[2]
+    forced = None
+    args = sys.argv[1:]
+    while len(args) >= 2:
+        if args[0] == "--state":
+            state = args[1]
+        elif args[0] == "--mode":
+            forced = args[1]
+        args = args[2:]
     if state:
         with open(os.path.join(state, "starts"), "a") as f:
             f.write("%d\n" % os.getpid())
@@ -35,7 +43,7 @@ def main():
     for line in sys.stdin:
         req = json.loads(line)
         rid = req["id"]
-        mode = rid.split("-", 1)[0]
+        mode = forced or rid.split("-", 1)[0]
         sys.stderr.write("fake_captioner: request %s\n" % rid)
         sys.stderr.flush()
         if mode == "ok" or mode == "blank":

@@ -202,6 +202,40 @@ int main(void) {
     m2u_dataset_close(ds);
     free(got), free(want), free(song);
 
+    /* captions rewritten by a JSON-lines captioner process; one that refuses
+     * leaves the built-in captions and records every failure */
+    for (int fail = 0; fail < 2; fail++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/../data/fake_captioner.py --mode %s", M2U_FIXTURES,
+                 fail ? "error" : "ok");
+        m2u_build_config pc = c;
+        pc.recipes = M2U_RECIPE_MUCAPS, pc.captioner_cmd = cmd, pc.captioner_timeout_s = 10;
+        pc.out_dir = fail ? DIR "/out_cap_fail" : DIR "/out_cap";
+        m2u_build_stats cs;
+        CHECK(m2u_build_run(&pc, NULL, &cs) == 0, "build with --captioner: %s", m2u_last_error());
+        char mp[512];
+        snprintf(mp, sizeof mp, "%s/manifest.json", pc.out_dir);
+        m2u_dataset *d2;
+        CHECK(m2u_dataset_open(mp, NULL, &d2) == 0 && m2u_dataset_count(d2) == checked[0], "captioner build: %d clips",
+              checked[0]);
+        for (int64_t i = 0; d2 && i < m2u_dataset_count(d2); i++) {
+            m2u_sample s;
+            CHECK(m2u_dataset_get(d2, i, &s) == 0, "get");
+            char want[256];
+            snprintf(want, sizeof want, "caption of %s", s.text[M2U_TEXT_ID]);
+            if (!fail)
+                CHECK(!strcmp(s.text[M2U_TEXT_CAPTION], want), "caption not from the captioner: %s",
+                      s.text[M2U_TEXT_CAPTION]);
+            else
+                CHECK(strstr(s.text[M2U_TEXT_CAPTION], " BPM") || strstr(s.text[M2U_TEXT_CAPTION], "It sounds") ||
+                          strstr(s.text[M2U_TEXT_CAPTION], "sound"),
+                      "a refusing captioner did not leave the built-in caption: %s", s.text[M2U_TEXT_CAPTION]);
+            m2u_sample_free(&s);
+        }
+        if (d2) m2u_dataset_close(d2);
+        CHECK(cs.caption_failures == (fail ? checked[0] : 0), "caption failures: %ld", cs.caption_failures);
+    }
+
     /* instructions rewritten by an OpenAI-compatible endpoint (the fake server of
      * test_captioners, which echoes the user message), and kept when it fails */
     /* it exits when its stdin (the sleep) ends; no descriptor of ours stays open in it */
