@@ -136,7 +136,9 @@ int m2u_build_write_card(const char *manifest_path, const char *errors_path, con
             /* attribute histograms over the clips' own analysis (MUCaps: one per clip) */
             if (ki == 0 && na > 0 && !m2u_shard_get_attrs(r, i, at)) {
                 char b[64];
-                if (i_tempo >= 0 && at[i_tempo] > 0) {
+                if (i_tempo >= 0 && at[i_tempo] >= 240) {
+                    tally_add(&tempo, "240+ bpm (a sub-beat pulse; captions do not state it)", 1);
+                } else if (i_tempo >= 0 && at[i_tempo] > 0) {
                     int lo = (int)(at[i_tempo] / 20) * 20;
                     snprintf(b, sizeof b, "%d-%d bpm (%s)", lo, lo + 19, m2u_tempo_word(lo + 10));
                     tally_add(&tempo, b, 1);
@@ -208,6 +210,11 @@ int m2u_build_write_card(const char *manifest_path, const char *errors_path, con
         if (inst.n) bar_table(f, "Lead instrument of MIDI sources (General MIDI program with the most notes)", "instrument", &inst);
         fputs("\n## Licences\n", f);
         bar_table(f, "Samples per licence", "licence", &lic);
+        for (int i = 1; i < n_src; i++) /* by name, so the table does not depend on the shard layout */
+            for (int j = i; j > 0 && strcmp(src[j].source, src[j - 1].source) < 0; j--) {
+                src_row t = src[j];
+                src[j] = src[j - 1], src[j - 1] = t;
+            }
         fputs("\n### Sources\n\n| source | licence | attribution | samples |\n|---|---|---|---:|\n", f);
         for (int k = 0; k < n_src; k++)
             fprintf(f, "| %s | %s | %s | %ld |\n", src[k].source, src[k].licence[0] ? src[k].licence : "(none)",
