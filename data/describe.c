@@ -73,12 +73,10 @@ const char *m2u_edit_name(m2u_edit_kind k) {
     return k >= 0 && k < M2U_EDIT_COUNT ? n[k] : "unknown";
 }
 
-static int has_key(const m2u_analysis *a) { return a->key >= 0 && a->key_confidence >= 0.5; }
-/* a tempo is stated only when the pulse was steady and the value plausible for
- * music (a beat tracker locked on a sub-beat can report 400 bpm) */
-static int has_tempo(const m2u_analysis *a) {
-    return a->tempo_bpm >= 40 && a->tempo_bpm <= 240 && a->tempo_confidence >= 0.3;
-}
+int m2u_caption_states_tempo(double bpm, double confidence) { return bpm >= 40 && bpm <= 240 && confidence >= 0.3; }
+int m2u_caption_states_key(int key, double confidence) { return key >= 0 && confidence >= 0.5; }
+static int has_key(const m2u_analysis *a) { return m2u_caption_states_key(a->key, a->key_confidence); }
+static int has_tempo(const m2u_analysis *a) { return m2u_caption_states_tempo(a->tempo_bpm, a->tempo_confidence); }
 static int drums(const m2u_music_facts *f) {
     return f->has_drums >= 0 ? f->has_drums : f->a->percussiveness >= 0.35;
 }

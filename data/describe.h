@@ -28,6 +28,12 @@ typedef struct {
 /* Tempo word: < 72 bpm "slow", < 100 "relaxed", < 125 "moderate", < 150 "upbeat",
  * else "fast"; "free-tempo" when no tempo was found. */
 const char *m2u_tempo_word(double bpm);
+/* Whether a caption states these measurements at all: a tempo of 40..240 bpm
+ * with tempo_confidence >= 0.3 (a beat tracker locked on a sub-beat can
+ * report 400 bpm), a key with key_confidence >= 0.5.  m2u-eval's attribute
+ * agreement reads captions back with the same rule. */
+int m2u_caption_states_tempo(double bpm, double confidence);
+int m2u_caption_states_key(int key, double confidence);
 /* Mood word from the valence/arousal quadrant of m2u_mood_from_analysis:
  * v >= 0, a >= 0 "cheerful"; v >= 0, a < 0 "calm"; v < 0, a >= 0 "tense";
  * v < 0, a < 0 "melancholic". */

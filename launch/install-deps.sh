@@ -20,6 +20,7 @@ PKGS=(
   fluidsynth fluid-soundfont-gm # tests and the build render MIDI with a General MIDI soundfont
   libcurl4-openssl-dev     # OpenAI-compatible captioner endpoint (llama.cpp server, vLLM)
   python3-h5py python3-numpy      # tests read shards the way users do
+  chromium                 # test_eval_report renders the HTML report headless and checks the screenshot
 )
 
 missing=()

@@ -1,13 +1,18 @@
-/* m2u-eval: evaluation metrics.
+/* m2u-eval: evaluation metrics and reports.
  *
  *   captions  BLEU-1..4, METEOR (exact+stem), ROUGE-L, CIDEr-D as pycocoevalcap
  *   fd        Fréchet distance between two embedding sets (.npy)
+ *   run       answer a split's samples with a trained run, score them, write reports
+ *   report    training curves of a run (no generation)
  *
  * See usage(). */
 #include "caption_metrics.h"
 #include "distribution_metrics.h"
+#include "eval_report.h"
+#include "eval_run.h"
 #include "fileio.h"
 #include "m2u_error.h"
+#include "progress.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -34,6 +39,32 @@ static void usage(FILE *f) {
           "      Fréchet distance between the row sets of two [N, D] float32/float64 .npy\n"
           "      files (FAD when rows are audio embeddings): mean, unbiased covariance,\n"
           "      tr sqrt via symmetric eigendecompositions.\n"
+          "  run --run RUN_DIR [--config RUN_DIR/config.yaml] [--data manifest.json] [--split test|valid]\n"
+          "      [--kinds mucaps,musicqa] [--max-samples N] [--max-new-tokens 48] [--stage S] [--threads T]\n"
+          "      [--out DIR]\n"
+          "      Load the run's resolved config and its newest complete checkpoint as m2u-train does,\n"
+          "      answer the split's samples of those kinds greedily (KV cache, stop at EOS; the samples'\n"
+          "      mert/vit/vivit features go through the adapters), and write to DIR (default\n"
+          "      RUN_DIR/eval-SPLIT):\n"
+          "        predictions.jsonl  id, kind, prompt, prediction, reference, per-item scores, stated\n"
+          "                           and measured attribute words\n"
+          "        report.json        caption metrics (overall and per kind; references: the caption for\n"
+          "                           mucaps, the answer for musicqa), attribute agreement (tempo, key,\n"
+          "                           mode, loudness, mood words vs the measured attrs) with confusion\n"
+          "                           matrices, training summary\n"
+          "        report.md, report.html  the same for people; the HTML is one self-contained page\n"
+          "                           with SVG training curves and confusion heatmaps\n"
+          "      The prompt is what m2u-train asks at --stage (default: the run's train.stage):\n"
+          "      stage 3 asks mucaps \"Describe this music.\" and musicqa its question. The first\n"
+          "      --max-samples selected samples in dataset order are used (default all).\n"
+          "      Paths inside config.yaml are as m2u-train resolved them (relative ones are relative to\n"
+          "      the directory it ran in): run m2u-eval from there, or give --data / --config.\n"
+          "      Attribute words are read back with the rules documented in eval/attr_agreement.h\n"
+          "      (the vocabulary of data/describe.h; first mention wins; key letters upper-case).\n"
+          "      Progress with rate and ETA goes to stderr.\n"
+          "  report --run RUN_DIR [--out DIR]\n"
+          "      Training curves only (loss, held-out loss, lr, throughput from metrics.jsonl):\n"
+          "      report.json, report.md, report.html in DIR (default RUN_DIR/report).\n"
           "\n"
           "examples:\n"
           "  m2u-eval captions --candidates out/captions.jsonl --references data/musiccaps_refs.jsonl \\\n"
@@ -41,7 +72,9 @@ static void usage(FILE *f) {
           "  m2u-eval captions --candidates tests/fixtures/eval/candidates.jsonl \\\n"
           "      --references tests/fixtures/eval/references.jsonl\n"
           "  python3 -c \"import numpy; numpy.save('a.npy', numpy.random.randn(500, 128))\"\n"
-          "  m2u-eval fd --a ref_vggish.npy --b gen_vggish.npy --out fad.json\n",
+          "  m2u-eval fd --a ref_vggish.npy --b gen_vggish.npy --out fad.json\n"
+          "  m2u-eval run --run runs/tiny_stage3 --split valid --max-samples 20 --out runs/tiny_stage3/eval\n"
+          "  m2u-eval report --run runs/tiny_stage3 --out runs/tiny_stage3/report\n",
           f);
 }
 
@@ -343,6 +376,144 @@ done:
     return rc;
 }
 
+static void on_progress(void *ctx, long done, long total, const m2u_eval_item *last) {
+    m2u_progress *pr = ctx;
+    if (done == 0) { /* selection done, generation starts: the rate and ETA count from here */
+        m2u_progress_start(pr, "sample", total);
+        return;
+    }
+    char extra[96];
+    snprintf(extra, sizeof extra, "%s: %d new tokens", last->id, last->n_new_tokens);
+    m2u_progress_update(pr, done, extra);
+}
+
+static char *default_out(const char *run, const char *leaf) {
+    char *p = m2u_path_join(run, leaf);
+    if (!p) fprintf(stderr, "m2u-eval: out of memory\n");
+    return p;
+}
+
+/* curves of the run, or NULL (with a note) when it has no metrics.jsonl */
+static int read_curves(const char *run, m2u_run_curves *c, int *have) {
+    char *mp = m2u_path_join(run, "metrics.jsonl");
+    *have = 0;
+    if (!mp) return -1;
+    if (!m2u_file_exists(mp)) {
+        fprintf(stderr, "m2u-eval: note: %s does not exist; the report has no training curves\n", mp);
+        free(mp);
+        return 0;
+    }
+    int rc = m2u_run_curves_read(mp, c);
+    free(mp);
+    if (rc) return -1;
+    *have = 1;
+    if (c->n_skipped)
+        fprintf(stderr, "m2u-eval: note: %ld line(s) of metrics.jsonl were not JSON objects (a killed run's torn line?)\n",
+                c->n_skipped);
+    return 0;
+}
+
+static int cmd_report(const char *run, const char *out) {
+    char *dflt = out ? NULL : default_out(run, "report");
+    if (!out && !dflt) return 1;
+    const char *dir = out ? out : dflt;
+    m2u_run_curves c;
+    int have = 0, rc = 1;
+    if (!m2u_is_dir(run)) {
+        fprintf(stderr, "m2u-eval report: %s is not a directory\n", run);
+        free(dflt);
+        return 1;
+    }
+    if (read_curves(run, &c, &have)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    if (!have) {
+        fprintf(stderr, "m2u-eval report: %s/metrics.jsonl is needed for a curves report\n", run);
+        goto done;
+    }
+    m2u_eval_report r = {.run_dir = run, .curves = &c};
+    if (m2u_eval_report_write(dir, &r)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    printf("%ld steps, %ld held-out losses; report: %s/report.html\n", c.n, c.n_eval, dir);
+    rc = 0;
+done:
+    if (have) m2u_run_curves_free(&c);
+    free(dflt);
+    return rc;
+}
+
+static int cmd_run(const m2u_eval_run_options *o, const char *out) {
+    char leaf[32];
+    snprintf(leaf, sizeof leaf, "eval-%s", o->split ? o->split : "test");
+    char *dflt = out ? NULL : default_out(o->run_dir, leaf);
+    if (!out && !dflt) return 1;
+    const char *dir = out ? out : dflt;
+    m2u_eval_run_result res;
+    m2u_eval_scores sc;
+    m2u_run_curves c;
+    int have = 0, rc = 1, have_res = 0, have_sc = 0;
+    m2u_progress pr;
+    m2u_progress_start(&pr, "sample", 0);
+    if (m2u_eval_run_generate(o, on_progress, &pr, &res)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    have_res = 1;
+    m2u_progress_end(&pr, res.n_items, NULL);
+    if (m2u_eval_score(&res, &sc)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    have_sc = 1;
+    if (read_curves(o->run_dir, &c, &have)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    char *pp = NULL;
+    if (m2u_mkdir_p(dir) || !(pp = m2u_path_join(dir, "predictions.jsonl")) ||
+        m2u_eval_write_predictions(pp, &res, &sc)) {
+        free(pp);
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    free(pp);
+    m2u_eval_report r = {.run_dir = o->run_dir, .curves = have ? &c : NULL, .eval = &res, .scores = &sc};
+    if (m2u_eval_report_write(dir, &r)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    for (int g = 0; g < sc.n_groups; g++)
+        printf("%-8s n %-5d BLEU-1 %.4f  BLEU-4 %.4f  METEOR %.4f  ROUGE-L %.4f  CIDEr-D %.4f\n", sc.group[g],
+               sc.group_n[g], sc.corpus[g].bleu[0], sc.corpus[g].bleu[3], sc.corpus[g].meteor, sc.corpus[g].rouge_l,
+               sc.corpus[g].cider_d);
+    for (int a = 0; a < M2U_ATTR_COUNT; a++)
+        if (sc.pred.n_measured[a])
+            printf("%-8s measured %ld stated %ld correct %ld\n", m2u_attr_name((m2u_attr)a), sc.pred.n_measured[a],
+                   sc.pred.n_stated[a], sc.pred.n_correct[a]);
+    printf("%d predictions, %.1f s; report: %s/report.html\n", res.n_items, res.seconds, dir);
+    rc = 0;
+done:
+    if (have) m2u_run_curves_free(&c);
+    if (have_sc) m2u_eval_scores_free(&sc);
+    if (have_res) m2u_eval_run_result_free(&res);
+    free(dflt);
+    return rc;
+}
+
+static int parse_long(const char *opt, const char *v, long lo, long *out) {
+    char *e;
+    long x = strtol(v, &e, 10);
+    if (!*v || *e || x < lo) {
+        fprintf(stderr, "m2u-eval: %s %s: expected an integer >= %ld\n", opt, v, lo);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);
@@ -350,6 +521,8 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
+    const char *run = NULL, *config = NULL, *data = NULL, *split = NULL, *kinds = NULL, *max_samples = NULL,
+               *max_new = NULL, *stage = NULL, *threads = NULL;
     int quiet = 0;
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
@@ -362,7 +535,16 @@ int main(int argc, char **argv) {
                            : strcmp(o, "--references") == 0 ? &refs
                            : strcmp(o, "--out") == 0 ? &out
                            : strcmp(o, "--a") == 0 ? &a
-                           : strcmp(o, "--b") == 0 ? &b : NULL;
+                           : strcmp(o, "--b") == 0 ? &b
+                           : strcmp(o, "--run") == 0 ? &run
+                           : strcmp(o, "--config") == 0 ? &config
+                           : strcmp(o, "--data") == 0 ? &data
+                           : strcmp(o, "--split") == 0 ? &split
+                           : strcmp(o, "--kinds") == 0 ? &kinds
+                           : strcmp(o, "--max-samples") == 0 ? &max_samples
+                           : strcmp(o, "--max-new-tokens") == 0 ? &max_new
+                           : strcmp(o, "--stage") == 0 ? &stage
+                           : strcmp(o, "--threads") == 0 ? &threads : NULL;
         if (!dst) {
             fprintf(stderr, "m2u-eval: unknown option %s (see m2u-eval --help)\n", o);
             return 2;
@@ -373,19 +555,60 @@ int main(int argc, char **argv) {
         }
         *dst = argv[++i];
     }
+    int run_opts = run || config || data || split || kinds || max_samples || max_new || stage || threads;
     if (strcmp(cmd, "captions") == 0) {
-        if (!cand || !refs || a || b) {
+        if (!cand || !refs || a || b || run_opts) {
             fprintf(stderr, "m2u-eval captions: need --candidates and --references (see m2u-eval --help)\n");
             return 2;
         }
         return cmd_captions(cand, refs, out, quiet);
     }
     if (strcmp(cmd, "fd") == 0) {
-        if (!a || !b || cand || refs) {
+        if (!a || !b || cand || refs || run_opts) {
             fprintf(stderr, "m2u-eval fd: need --a and --b (see m2u-eval --help)\n");
             return 2;
         }
         return cmd_fd(a, b, out);
+    }
+    if (strcmp(cmd, "report") == 0) {
+        if (!run || cand || refs || a || b || config || data || split || kinds || max_samples || max_new || stage ||
+            threads) {
+            fprintf(stderr, "m2u-eval report: takes --run RUN_DIR and --out DIR only (see m2u-eval --help)\n");
+            return 2;
+        }
+        return cmd_report(run, out);
+    }
+    if (strcmp(cmd, "run") == 0) {
+        if (!run || cand || refs || a || b) {
+            fprintf(stderr, "m2u-eval run: need --run RUN_DIR (see m2u-eval --help)\n");
+            return 2;
+        }
+        m2u_eval_run_options o = {.run_dir = run, .config = config, .data = data, .split = split, .kinds = kinds};
+        long v;
+        if (max_samples) {
+            if (parse_long("--max-samples", max_samples, 1, &v)) return 2;
+            o.max_samples = v;
+        }
+        if (max_new) {
+            if (parse_long("--max-new-tokens", max_new, 1, &v) || (v > 4096 && (fprintf(stderr, "m2u-eval: --max-new-tokens: at most 4096\n"), 1)))
+                return 2;
+            o.max_new_tokens = (int)v;
+        }
+        if (stage) {
+            if (parse_long("--stage", stage, 1, &v) || (v > 3 && (fprintf(stderr, "m2u-eval: --stage: 1, 2 or 3\n"), 1)))
+                return 2;
+            o.stage = (int)v;
+        }
+        if (threads) {
+            if (parse_long("--threads", threads, 1, &v) || (v > 1024 && (fprintf(stderr, "m2u-eval: --threads: at most 1024\n"), 1)))
+                return 2;
+            o.threads = (int)v;
+        }
+        if (split && strcmp(split, "test") && strcmp(split, "valid") && strcmp(split, "train")) {
+            fprintf(stderr, "m2u-eval run: --split %s: expected test, valid or train\n", split);
+            return 2;
+        }
+        return cmd_run(&o, out);
     }
     fprintf(stderr, "m2u-eval: unknown command \"%s\" (see m2u-eval --help)\n", cmd);
     return 2;

@@ -1,0 +1,63 @@
+/* Evaluating a trained run on a dataset split: load the run's resolved config
+ * and its newest complete checkpoint as m2u-train does, answer the split's
+ * samples greedily with the KV cache, feeding each sample's encoder features
+ * (the mert / vit / vivit tensor columns) through the adapters, and keep
+ * prompt, prediction, reference and the measured attributes per sample.
+ *
+ * What a sample asks and answers is m2u_sample_pair() at the chosen stage
+ * (default: the run's train.stage), and the prompt is m2u_prompt_fill() of the
+ * run's train.prompt_template, exactly as the trainer's held-out prompts:
+ *   stage 3: mucaps "Describe this music." -> caption; musicqa question -> answer
+ *   stage 1: "" (the modality speaks) -> caption
+ *   stage 2: caption -> caption (+ [AUD] tokens)
+ * Generation: BOS + prompt tokens, one forward of the prompt with the sample's
+ * features (which sets the adapter inputs), then KV-cached greedy decoding up
+ * to max_new_tokens, stopping at EOS.  [AUD] tokens are removed from the
+ * prediction text (counted in n_aud_tokens).  Samples are answered one at a
+ * time: m2u_llama_forward_cached holds one sequence, so there is no batched
+ * decoding to reuse.
+ *
+ * Functions return 0, or -1 after m2u_fail(); nothing here prints. */
+#ifndef M2U_EVAL_RUN_H
+#define M2U_EVAL_RUN_H
+
+#include "attr_agreement.h"
+
+typedef struct {
+    const char *run_dir;  /* required: the trainer's run.out_dir */
+    const char *config;   /* NULL -> <run_dir>/config.yaml */
+    const char *data;     /* NULL -> the config's train.data (applied as the override train.data=...) */
+    const char *split;    /* NULL -> "test"; "valid", "train" */
+    const char *kinds;    /* NULL -> "mucaps,musicqa"; comma-separated shard kinds */
+    int stage;            /* 0 -> the config's train.stage */
+    long max_samples;     /* 0 = every selected sample (in dataset order) */
+    int max_new_tokens;   /* 0 -> 48 */
+    int threads;          /* OpenMP threads; 0 -> the config's run.threads (0 = OpenMP's default) */
+} m2u_eval_run_options;
+
+typedef struct {
+    char *id, *kind, *instruction, *prompt, *prediction, *reference;
+    int n_prompt_tokens, n_new_tokens, n_aud_tokens;
+    int has_feature[3]; /* music, image, video features were fed */
+    int has_measured;   /* the sample has attribute columns */
+    m2u_attr_measured measured;
+} m2u_eval_item;
+
+typedef struct {
+    char *config_path, *checkpoint, *llm, *data, *split, *kinds, *prompt_template;
+    long checkpoint_step;
+    int stage, max_new_tokens, n_trainables;
+    m2u_eval_item *items;
+    int n_items;
+    double seconds, new_tokens;
+} m2u_eval_run_result;
+
+/* Called once with done = 0 and last = NULL when generation starts, then after each sample
+ * (done of total); may be NULL. */
+typedef void (*m2u_eval_progress_fn)(void *ctx, long done, long total, const m2u_eval_item *last);
+
+int m2u_eval_run_generate(const m2u_eval_run_options *o, m2u_eval_progress_fn progress, void *ctx,
+                          m2u_eval_run_result *out);
+void m2u_eval_run_result_free(m2u_eval_run_result *r);
+
+#endif
