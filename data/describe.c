@@ -146,7 +146,7 @@ static int qa_one(const m2u_music_facts *f, int subject, m2u_rng *r, char **q, c
     case Q_INSTRUMENT:
         *q = strdup(PICK(r, "Which instrument plays the lead in this music?", "What instrument do you hear most?",
                          "What is the main instrument of this piece?"));
-        *ans = fmt("The lead is played by %s %s.", strchr("aeiou", f->instrument[0]) ? "an" : "a", f->instrument);
+        *ans = fmt("The lead is played on the %s.", f->instrument);
         break;
     case Q_LOUDNESS:
         *q = strdup(PICK(r, "Is this music loud or quiet?", "How loud is this track?"));

@@ -9,9 +9,12 @@
 #      MUImage and MUVideo samples with built-in features in HDF5 shards, and its card;
 #   4. train the small stage 1 -> 2 -> 3 recipes under mpirun -np 2, each stage
 #      continuing from the previous one's trainables;
-#   5. print a summary; each stage ends by answering a few held-out prompts greedily.
-# Not here yet (open issues): the native encoders' features in the build (the shards
-# hold the built-in features of the same shapes), and the eval/export tools.
+#   5. evaluate: stage 1's captions and stage 3's answers on the test split (caption
+#      metrics, attribute agreement, an HTML report with the training curves);
+#   6. export stage 3 as a PEFT adapter and as an M2UGen checkpoint.pth;
+#   7. print a summary.
+# The shards hold the built-in features (no encoder checkpoint is downloaded); with
+# MERT / ViT / ViViT / T5 checkpoints, pass --mert/--vit/--vivit/--t5 to m2u-dataset build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
@@ -19,7 +22,7 @@ OUT=build/demo
 
 bash launch/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$JOBS" --target m2u-llm m2u-dataset m2u-train h5zstd
+cmake --build build -j "$JOBS" --target m2u-llm m2u-dataset m2u-train m2u-eval m2u-export h5zstd
 mkdir -p "$OUT"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
@@ -70,6 +73,15 @@ for s in 1 2 3; do
   bash launch/mpirun.sh 2 "configs/tiny_stage$s.yaml" "${COMMON[@]}" 2>&1 | tee "$OUT/stage$s.log"
 done
 
+echo "== 4. evaluation on the test split"
+rm -rf "$OUT/eval" "$OUT/export"
+build/m2u-eval run --run "$OUT/runs/tiny_stage1" --split test --kinds mucaps --out "$OUT/eval/stage1"
+build/m2u-eval run --run "$OUT/runs/tiny_stage3" --split test --kinds musicqa,muedit --out "$OUT/eval/stage3"
+
+echo "== 5. export"
+build/m2u-export peft --base "$OUT/base" --run "$OUT/runs/tiny_stage3" --out "$OUT/export/peft" 2>&1 | tail -2
+build/m2u-export m2ugen --base "$OUT/base" --run "$OUT/runs/tiny_stage3" --out "$OUT/export/m2ugen" 2>&1 | tail -2
+
 echo
 echo "== summary"
 for s in 1 2 3; do
@@ -78,3 +90,5 @@ done
 echo "dataset:              $OUT/dataset (card: README.md)"
 echo "metrics (JSON lines): $OUT/runs/tiny_stage{1,2,3}/metrics.jsonl"
 echo "checkpoints:          $OUT/runs/tiny_stage{1,2,3}/checkpoints/"
+echo "reports:              $OUT/eval/stage{1,3}/report.html (and report.md, report.json)"
+echo "exports:              $OUT/export/peft (PEFT adapter), $OUT/export/m2ugen (checkpoint.pth)"
