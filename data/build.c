@@ -773,9 +773,15 @@ static int make_edit(build_ctx *b, const m2u_record *r, int k, const float *clip
     /* does the target's analysis confirm the edit? */
     int ok = 1;
     char why[160] = "";
+    double level = 1; /* metrical level the target's tempo was tracked at, relative to the source's */
     if (ek == M2U_EDIT_TEMPO) {
+        /* A beat tracker may lock onto half or double the pulse of the stretched
+         * clip (analysis.h); that still confirms the stretch, at another level. */
         double got = t.tempo_bpm / a->tempo_bpm;
-        ok = t.tempo_bpm > 0 && fabs(got / value - 1) <= 0.08;
+        static const double levels[3] = {1, 2, 0.5};
+        ok = 0;
+        for (int l = 0; l < 3 && !ok && t.tempo_bpm > 0; l++)
+            if (fabs(got * levels[l] / value - 1) <= 0.08) ok = 1, level = levels[l];
         snprintf(why, sizeof why, "tempo ratio %.3f requested, %.3f measured", value, got);
     } else if (ek == M2U_EDIT_KEY) {
         int want = ((a->key + (int)value) % 12 + 12) % 12;
@@ -815,7 +821,7 @@ static int make_edit(build_ctx *b, const m2u_record *r, int k, const float *clip
     m2u_analysis tf = *a;
     tf.beat_s = NULL;
     if (ek == M2U_EDIT_TEMPO) {
-        tf.tempo_bpm = t.tempo_bpm, tf.tempo_confidence = t.tempo_confidence;
+        tf.tempo_bpm = t.tempo_bpm * level, tf.tempo_confidence = t.tempo_confidence;
         tf.duration_s = t.duration_s;
     } else if (ek == M2U_EDIT_KEY) {
         tf.key = t.key, tf.mode = t.mode, tf.key_confidence = t.key_confidence;
@@ -848,7 +854,7 @@ static int make_edit(build_ctx *b, const m2u_record *r, int k, const float *clip
     attrs_clear(s.attrs);
     attrs_from_analysis(s.attrs, a);
     s.attrs[A_EDIT_VALUE] = (float)value;
-    s.attrs[A_T_TEMPO] = (float)t.tempo_bpm, s.attrs[A_T_KEY] = t.key >= 0 ? (float)t.key : NAN;
+    s.attrs[A_T_TEMPO] = (float)tf.tempo_bpm, s.attrs[A_T_KEY] = t.key >= 0 ? (float)t.key : NAN;
     s.attrs[A_T_MODE] = t.key >= 0 ? (float)t.mode : NAN, s.attrs[A_T_LUFS] = (float)t.loudness_lufs;
     s.attrs[A_T_CENTROID] = (float)t.centroid_hz;
     if (r->is_midi) s.attrs[A_PROGRAM] = (float)(ek == M2U_EDIT_INSTRUMENT ? alt_program : r->main_program);

@@ -44,7 +44,11 @@
  *   muedit   audio = source clip, target_audio = edited clip, instruction,
  *            input_text = source caption, output_text = target caption;
  *            features/mert of the source, features/t5 of output_text.
- *            Kept only when the target's analysis confirms the edit.
+ *            Kept only when the target's analysis confirms the edit (a tempo
+ *            tracked at half or double the pulse still confirms a stretch).
+ *            The target's caption and target_* attributes are the source's
+ *            facts with the edited property as measured: properties an edit
+ *            does not touch are not re-measured into noise.
  *   muimage  media/image (when store_images), features/vit, instruction,
  *            output_text = pairing rationale + music caption, target_audio =
  *            the paired clip, features/t5 of the paired music's caption.

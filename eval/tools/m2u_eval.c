@@ -7,11 +7,13 @@
  *
  * See usage(). */
 #include "caption_metrics.h"
+#include "audio_embed.h"
 #include "distribution_metrics.h"
 #include "eval_report.h"
 #include "eval_run.h"
 #include "fileio.h"
 #include "m2u_error.h"
+#include "npy.h"
 #include "progress.h"
 
 #include <cjson/cJSON.h>
@@ -35,6 +37,14 @@ static void usage(FILE *f) {
           "      Every candidate id needs references and every reference id a candidate.\n"
           "      The report (written atomically) holds corpus and per-item scores and the\n"
           "      tokenised texts.\n"
+          "  fad --ref SPEC --gen SPEC [--mert DIR [--layer K]] [--clip 10] [--max-clips N]\n"
+          "      [--dump-ref A.npy --dump-gen B.npy] [--out REPORT.json]\n"
+          "      Fréchet distance between two audio sets (folders, globs or JSON-lines manifests):\n"
+          "      one row per clip, embedded with MERT (the mean over time of hidden state K, the\n"
+          "      last by default) or, without --mert, m2u's built-in spectral embedding (the mean\n"
+          "      of the 25 standardised log-spectra of data/builtin_features.h; compare sets with\n"
+          "      each other under the same settings, it is not VGGish).  Undecodable files are\n"
+          "      skipped and counted.\n"
           "  fd --a A.npy --b B.npy [--out REPORT.json]\n"
           "      Fréchet distance between the row sets of two [N, D] float32/float64 .npy\n"
           "      files (FAD when rows are audio embeddings): mean, unbiased covariance,\n"
@@ -73,6 +83,7 @@ static void usage(FILE *f) {
           "      --references tests/fixtures/eval/references.jsonl\n"
           "  python3 -c \"import numpy; numpy.save('a.npy', numpy.random.randn(500, 128))\"\n"
           "  m2u-eval fd --a ref_vggish.npy --b gen_vggish.npy --out fad.json\n"
+          "  m2u-eval fad --ref data/musiccaps_wav --gen out/generated --mert ckpt/MERT-v1-95M --out fad.json\n"
           "  m2u-eval run --run runs/tiny_stage3 --split valid --max-samples 20 --out runs/tiny_stage3/eval\n"
           "  m2u-eval report --run runs/tiny_stage3 --out runs/tiny_stage3/report\n",
           f);
@@ -376,6 +387,103 @@ done:
     return rc;
 }
 
+/* m2u-eval fad: Fréchet distance between two audio sets (audio_embed.h) */
+static int cmd_fad(int argc, char **argv) {
+    const char *ref = NULL, *gen = NULL, *out = NULL, *dump[2] = {NULL, NULL};
+    m2u_audio_embed_opts o = {.layer = -1, .clip_s = 10, .rate = 24000};
+    for (int i = 2; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!v) {
+            fprintf(stderr, "m2u-eval fad: %s needs a value (see m2u-eval --help)\n", f);
+            return 2;
+        }
+        i++;
+        if (!strcmp(f, "--ref")) ref = v;
+        else if (!strcmp(f, "--gen")) gen = v;
+        else if (!strcmp(f, "--out")) out = v;
+        else if (!strcmp(f, "--mert")) o.mert_dir = v;
+        else if (!strcmp(f, "--dump-ref")) dump[0] = v;
+        else if (!strcmp(f, "--dump-gen")) dump[1] = v;
+        else if (!strcmp(f, "--layer")) o.layer = (int)strtol(v, &end, 10);
+        else if (!strcmp(f, "--clip")) o.clip_s = strtod(v, &end);
+        else if (!strcmp(f, "--max-clips")) o.max_clips = (int)strtol(v, &end, 10);
+        else {
+            fprintf(stderr, "m2u-eval fad: unknown option %s (see m2u-eval --help)\n", f);
+            return 2;
+        }
+        if (end && (*end || end == v)) {
+            fprintf(stderr, "m2u-eval fad: %s: not a number: %s\n", f, v);
+            return 2;
+        }
+    }
+    if (!ref || !gen || !(o.clip_s > 0)) {
+        fprintf(stderr, "m2u-eval fad: need --ref and --gen (see m2u-eval --help)\n");
+        return 2;
+    }
+    m2u_audio_embeddings e[2];
+    memset(e, 0, sizeof e);
+    int rc = 1;
+    double fd = 0;
+    for (int k = 0; k < 2; k++)
+        if (m2u_audio_embed_set(k ? gen : ref, &o, &e[k])) {
+            fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+            goto done;
+        }
+    for (int k = 0; k < 2; k++)
+        if (dump[k]) {
+            /* float32, as the embeddings were computed */
+            int64_t shape[2] = {(int64_t)e[k].n, (int64_t)e[k].dim};
+            size_t cnt = e[k].n * e[k].dim;
+            float *f = malloc(cnt * sizeof *f);
+            for (size_t j = 0; f && j < cnt; j++) f[j] = (float)e[k].rows[j];
+            int wrc = f ? m2u_npy_write(dump[k], M2U_F32, f, 2, shape) : m2u_fail("out of memory");
+            free(f);
+            if (wrc) {
+                fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+                goto done;
+            }
+        }
+    if (e[0].n <= e[0].dim || e[1].n <= e[1].dim)
+        fprintf(stderr, "m2u-eval: note: %zu and %zu clips for %zu dimensions: the covariances are singular, so "
+                        "compare distances only between sets of similar size\n",
+                e[0].n, e[1].n, e[0].dim);
+    if (m2u_frechet_distance(e[0].rows, e[0].n, e[1].rows, e[1].n, e[0].dim, &fd)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    printf("frechet distance %.6g (%s; %zu reference clips from %ld files, %zu generated clips from %ld files; "
+           "%ld + %ld files skipped)\n",
+           fd, e[0].encoder, e[0].n, e[0].files, e[1].n, e[1].files, e[0].files_skipped, e[1].files_skipped);
+    if (out) {
+        cJSON *rep = cJSON_CreateObject();
+        cJSON_AddStringToObject(rep, "command", "fad");
+        cJSON_AddStringToObject(rep, "ref", ref);
+        cJSON_AddStringToObject(rep, "gen", gen);
+        cJSON_AddStringToObject(rep, "embedding", e[0].encoder);
+        cJSON_AddNumberToObject(rep, "dim", (double)e[0].dim);
+        cJSON_AddNumberToObject(rep, "clip_s", o.clip_s);
+        cJSON_AddNumberToObject(rep, "ref_clips", (double)e[0].n);
+        cJSON_AddNumberToObject(rep, "gen_clips", (double)e[1].n);
+        cJSON_AddNumberToObject(rep, "ref_files_skipped", (double)e[0].files_skipped);
+        cJSON_AddNumberToObject(rep, "gen_files_skipped", (double)e[1].files_skipped);
+        cJSON_AddNumberToObject(rep, "frechet_distance", fd);
+        char *txt = cJSON_Print(rep);
+        cJSON_Delete(rep);
+        int wrc = txt ? m2u_write_file_atomic(out, txt, strlen(txt)) : m2u_fail("out of memory");
+        free(txt);
+        if (wrc) {
+            fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    m2u_audio_embeddings_free(&e[0]);
+    m2u_audio_embeddings_free(&e[1]);
+    return rc;
+}
+
 static void on_progress(void *ctx, long done, long total, const m2u_eval_item *last) {
     m2u_progress *pr = ctx;
     if (done == 0) { /* selection done, generation starts: the rate and ETA count from here */
@@ -520,6 +628,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "fad") == 0) return cmd_fad(argc, argv);
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
     const char *run = NULL, *config = NULL, *data = NULL, *split = NULL, *kinds = NULL, *max_samples = NULL,
                *max_new = NULL, *stage = NULL, *threads = NULL;
