@@ -14,6 +14,7 @@
 #include "fileio.h"
 #include "m2u_error.h"
 #include "npy.h"
+#include "perf_suite.h"
 #include "progress.h"
 
 #include <cjson/cJSON.h>
@@ -45,6 +46,12 @@ static void usage(FILE *f) {
           "      of the 25 standardised log-spectra of data/builtin_features.h; compare sets with\n"
           "      each other under the same settings, it is not VGGish).  Undecodable files are\n"
           "      skipped and counted.\n"
+          "  bench [--only train,mert,dataset] [--quick] [--out DIR] [--build DIR] [--python PY]\n"
+          "      The toolkit's throughput, each against a reference in the same run: LoRA training\n"
+          "      step vs PyTorch (eval/bench_llama.sh), MERT vs PyTorch (eval/bench_mert.sh), decoding\n"
+          "      vs the ffmpeg CLI, analysis and build rates, shard reading vs h5py (eval/bench_dataset.sh).\n"
+          "      Writes DIR/bench.md and DIR/bench.json (default build/bench); a part whose reference\n"
+          "      is missing (no torch, no h5py) is reported as not measured, with the reason.\n"
           "  fd --a A.npy --b B.npy [--out REPORT.json]\n"
           "      Fréchet distance between the row sets of two [N, D] float32/float64 .npy\n"
           "      files (FAD when rows are audio embeddings): mean, unbiased covariance,\n"
@@ -83,6 +90,7 @@ static void usage(FILE *f) {
           "      --references tests/fixtures/eval/references.jsonl\n"
           "  python3 -c \"import numpy; numpy.save('a.npy', numpy.random.randn(500, 128))\"\n"
           "  m2u-eval fd --a ref_vggish.npy --b gen_vggish.npy --out fad.json\n"
+          "  m2u-eval bench --quick --only dataset\n"
           "  m2u-eval fad --ref data/musiccaps_wav --gen out/generated --mert ckpt/MERT-v1-95M --out fad.json\n"
           "  m2u-eval run --run runs/tiny_stage3 --split valid --max-samples 20 --out runs/tiny_stage3/eval\n"
           "  m2u-eval report --run runs/tiny_stage3 --out runs/tiny_stage3/report\n",
@@ -387,6 +395,52 @@ done:
     return rc;
 }
 
+/* m2u-eval bench: the benchmark scripts and one report (perf_suite.h) */
+static int cmd_bench(int argc, char **argv) {
+    m2u_perf_opts o = {.source_dir = M2U_SOURCE_DIR, .build_dir = NULL, .out_dir = NULL};
+    for (int i = 2; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(f, "--quick")) {
+            o.quick = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "m2u-eval bench: %s needs a value (see m2u-eval --help)\n", f);
+            return 2;
+        }
+        i++;
+        if (!strcmp(f, "--out")) o.out_dir = v;
+        else if (!strcmp(f, "--source")) o.source_dir = v;
+        else if (!strcmp(f, "--build")) o.build_dir = v;
+        else if (!strcmp(f, "--python")) o.python = v;
+        else if (!strcmp(f, "--only")) {
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", v);
+            for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (!strcmp(t, "train")) o.parts |= M2U_PERF_TRAIN;
+                else if (!strcmp(t, "mert")) o.parts |= M2U_PERF_MERT;
+                else if (!strcmp(t, "dataset")) o.parts |= M2U_PERF_DATASET;
+                else {
+                    fprintf(stderr, "m2u-eval bench: --only: unknown part '%s' (train, mert, dataset)\n", t);
+                    return 2;
+                }
+            }
+        } else {
+            fprintf(stderr, "m2u-eval bench: unknown option %s (see m2u-eval --help)\n", f);
+            return 2;
+        }
+    }
+    char *build = o.build_dir ? NULL : m2u_path_join(o.source_dir, "build");
+    char *out = NULL;
+    if (!o.build_dir) o.build_dir = build;
+    if (!o.out_dir) o.out_dir = out = m2u_path_join(o.build_dir, "bench");
+    int rc = m2u_perf_run(&o);
+    if (rc) fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+    else printf("m2u-eval bench: %s/bench.md and bench.json\n", o.out_dir);
+    free(build), free(out);
+    return rc ? 1 : 0;
+}
+
 /* m2u-eval fad: Fréchet distance between two audio sets (audio_embed.h) */
 static int cmd_fad(int argc, char **argv) {
     const char *ref = NULL, *gen = NULL, *out = NULL, *dump[2] = {NULL, NULL};
@@ -629,6 +683,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "fad") == 0) return cmd_fad(argc, argv);
+    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
     const char *run = NULL, *config = NULL, *data = NULL, *split = NULL, *kinds = NULL, *max_samples = NULL,
                *max_new = NULL, *stage = NULL, *threads = NULL;

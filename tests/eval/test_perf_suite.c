@@ -1,0 +1,84 @@
+/* m2u-eval bench's report (perf_suite.h) from the result files its scripts
+ * write: the ratios against the references, and parts that could not be
+ * measured reported with their reason rather than dropped.  The inputs are
+ * written here in the scripts' formats (the scripts themselves need PyTorch,
+ * ffmpeg timings and minutes of CPU, which a test should not spend). */
+#include "fileio.h"
+#include "m2u_error.h"
+#include "perf_suite.h"
+#include "test_util.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DIR M2U_BUILD_DIR "/test_perf_suite_work"
+
+static void put(const char *path, const char *text) {
+    char *d = m2u_path_dirname(path);
+    m2u_mkdir_p(d);
+    free(d);
+    CHECK(m2u_write_file_atomic(path, text, strlen(text)) == 0, "write %s", path);
+}
+
+static double ratio(const cJSON *o, const char *a, const char *b) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, a);
+    if (b) x = cJSON_GetObjectItemCaseSensitive(x, b);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(x, "ratio");
+    return cJSON_IsNumber(r) ? r->valuedouble : NAN;
+}
+
+int main(void) {
+    put(DIR "/build/bench_llama/m2u_tiny.json", "{\"impl\": \"m2u\", \"tokens_per_s\": 3000.0}");
+    put(DIR "/build/bench_llama/torch_tiny.json", "{\"impl\": \"torch\", \"tokens_per_s\": 1500.0}");
+    put(DIR "/build/bench_llama/m2u_15m.json", "{\"impl\": \"m2u\", \"tokens_per_s\": 1650.0}");
+    put(DIR "/build/bench_llama/torch_15m.json", "{\"impl\": \"torch\", \"tokens_per_s\": 1100.0}");
+    put(DIR "/build/bench_mert/m2u.json", "{\"side\": \"m2u\", \"audio_s_per_s\": 3.41}");
+    put(DIR "/build/bench_mert/torch.json", "{\"side\": \"torch\", \"audio_s_per_s\": 3.875}");
+    put(DIR "/out/bench_dataset.json",
+        "{\"decode\": {\"m2u\": {\"audio_s_per_cpu_s\": 412.0}, \"ffmpeg_f32le\": {\"audio_s_per_cpu_s\": 206.0}},"
+        " \"analysis\": {\"audio_s_per_cpu_s\": 50.5}, \"builds\": [{\"recipes\": \"mucaps\", \"audio_s_per_cpu_s\": 36.2},"
+        " {\"recipes\": \"all\", \"audio_s_per_cpu_s\": 14.2}], \"read\": {\"c\": {\"samples_per_cpu_s\": 1300.0},"
+        " \"h5py\": {\"samples_per_cpu_s\": 1000.0}}}");
+    if (t_fail) return t_finish("test_perf_suite");
+
+    int ok[3] = {0, 0, 0};
+    const char *none[3] = {NULL, NULL, NULL};
+    CHECK(m2u_perf_summarize(DIR "/build", DIR "/out/bench_dataset.json", DIR "/out", ok, none) == 0, "summarize: %s",
+          m2u_last_error());
+    char *md = NULL, *js = NULL;
+    size_t len;
+    CHECK(m2u_read_file(DIR "/out/bench.md", &md, &len) == 0 && m2u_read_file(DIR "/out/bench.json", &js, &len) == 0,
+          "report files");
+    if (md && js) {
+        CHECK(strstr(md, "| tiny | 3000 | 1500 | 2.00× |") && strstr(md, "| 15m | 1650 | 1100 | 1.50× |"),
+              "train rows: %s", md);
+        CHECK(!strstr(md, "110m"), "a config without results was listed");
+        CHECK(strstr(md, "| 3.41 | 3.88 | 0.88× |"), "mert row");
+        CHECK(strstr(md, "| 412.0 | 206.0 (ffmpeg CLI) | 2.00× |") && strstr(md, "| 1300 | 1000 (h5py) | 1.30× |") &&
+                  strstr(md, "recipes all (audio-s per CPU-s) | 14.2"),
+              "dataset rows: %s", md);
+        cJSON *o = cJSON_Parse(js);
+        CHECK(fabs(ratio(o, "train", "tiny") - 2.0) < 1e-12 && fabs(ratio(o, "mert", NULL) - 3.41 / 3.875) < 1e-12 &&
+                  fabs(ratio(o, "dataset", "read_vs_h5py") - 1.3) < 1e-12,
+              "bench.json ratios");
+        cJSON_Delete(o);
+    }
+    free(md), free(js);
+
+    /* a failed part and an unselected one: reported with their reasons, the rest kept */
+    int st[3] = {1, 0, -1};
+    const char *why[3] = {"python3 cannot import torch", NULL, "not selected"};
+    CHECK(m2u_perf_summarize(DIR "/build", DIR "/out/bench_dataset.json", DIR "/out2", st, why) == 0, "summarize 2");
+    md = NULL;
+    CHECK(m2u_read_file(DIR "/out2/bench.md", &md, &len) == 0, "bench.md 2");
+    if (md) {
+        CHECK(strstr(md, "Not measured: python3 cannot import torch") && strstr(md, "Not measured: not selected") &&
+                  strstr(md, "0.88×") && !strstr(md, "| tiny |"),
+              "failed parts: %s", md);
+        free(md);
+    }
+    return t_finish("test_perf_suite");
+}
