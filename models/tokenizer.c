@@ -22,6 +22,8 @@
  * and the field, rather than silently giving different ids. */
 #include "tokenizer.h"
 
+#include "utf8_util.h"
+
 #include "fileio.h"
 #include "m2u_error.h"
 
@@ -85,78 +87,8 @@ static char *dup_n(const char *s, size_t n) {
     return d;
 }
 
-/* Decode one UTF-8 character of a string already known to be valid; returns its byte length. */
-static int utf8_next(const unsigned char *s, uint32_t *cp) {
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    if (s[0] < 0xE0) {
-        *cp = ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
-        return 2;
-    }
-    if (s[0] < 0xF0) {
-        *cp = ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-        return 3;
-    }
-    *cp = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) | ((uint32_t)(s[2] & 0x3F) << 6) |
-          (s[3] & 0x3F);
-    return 4;
-}
-
-/* Strict UTF-8 check (no overlongs, no surrogates, nothing above U+10FFFF), as Rust's str requires.
- * Returns the offset of the first bad byte, or len when the whole buffer is valid. */
-static size_t utf8_valid_prefix(const unsigned char *s, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        uint32_t min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            n = 2, min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 3, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 4, min = 0x10000;
-        } else {
-            return i;
-        }
-        if (len - i < n) return i;
-        for (size_t k = 1; k < n; k++)
-            if ((s[i + k] & 0xC0) != 0x80) return i;
-        uint32_t cp;
-        utf8_next(s + i, &cp);
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
-        i += n;
-    }
-    return len;
-}
-
-static int utf8_encode(uint32_t cp, char *out) {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
+/* UTF-8 decoding, strict validation (as Rust's str) and encoding: utf8_util.h, shared with the
+ * Unigram tokenizer. */
 
 /* Unicode White_Space: what Rust's regex \s matches (used by lstrip / rstrip). */
 static bool is_unicode_space(uint32_t c) {
@@ -504,12 +436,12 @@ static int find_matches(const m2u_tokenizer *tok, const matcher *m, const char *
                 size_t j = start - 1;
                 while (j > 0 && ((unsigned char)s[j] & 0xC0) == 0x80) j--;
                 uint32_t cp;
-                utf8_next((const unsigned char *)s + j, &cp);
+                m2u_utf8_decode((const unsigned char *)s + j, &cp);
                 start_space = !is_word_char(cp);
             }
             if (stop < n) {
                 uint32_t cp;
-                utf8_next((const unsigned char *)s + stop, &cp);
+                m2u_utf8_decode((const unsigned char *)s + stop, &cp);
                 stop_space = !is_word_char(cp);
             }
             if (!start_space || !stop_space) continue;
@@ -520,7 +452,7 @@ static int find_matches(const m2u_tokenizer *tok, const matcher *m, const char *
                 size_t c = j - 1;
                 while (c > 0 && ((unsigned char)s[c] & 0xC0) == 0x80) c--;
                 uint32_t cp;
-                utf8_next((const unsigned char *)s + c, &cp);
+                m2u_utf8_decode((const unsigned char *)s + c, &cp);
                 if (!is_unicode_space(cp)) break;
                 j = c;
             }
@@ -529,7 +461,7 @@ static int find_matches(const m2u_tokenizer *tok, const matcher *m, const char *
         if (t && t->rstrip) {
             while (stop < n) {
                 uint32_t cp;
-                int l = utf8_next((const unsigned char *)s + stop, &cp);
+                int l = m2u_utf8_decode((const unsigned char *)s + stop, &cp);
                 if (!is_unicode_space(cp)) break;
                 stop += (size_t)l;
             }
@@ -701,7 +633,7 @@ int m2u_tokenizer_add_tokens(m2u_tokenizer *tok, const char *const *tokens, int 
             return m2u_fail("m2u_tokenizer_add_tokens: token %d is NULL", i);
         }
         size_t len = strlen(tokens[i]);
-        if (utf8_valid_prefix((const unsigned char *)tokens[i], len) != len) {
+        if (m2u_utf8_valid_prefix((const unsigned char *)tokens[i], len) != len) {
             free(list);
             return m2u_fail("m2u_tokenizer_add_tokens: token %d is not valid UTF-8", i);
         }
@@ -820,7 +752,7 @@ static int bpe_word(const m2u_tokenizer *tok, work *w, const char *s, size_t n, 
     int32_t unk_id = -1, unk_len = 0; /* pending <unk>, emitted before the next known character */
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int cl = utf8_next((const unsigned char *)s + i, &cp);
+        int cl = m2u_utf8_decode((const unsigned char *)s + i, &cp);
         int id = str_map_find(&tok->vocab, s + i, (size_t)cl);
         if (id >= 0) {
             if (unk_id >= 0 && add_symbol(w, unk_id, unk_len)) return -1;
@@ -942,7 +874,7 @@ int m2u_tokenizer_encode(const m2u_tokenizer *tok, const char *text, size_t len,
     *n_ids = 0;
     if (!tok || (!text && len)) return m2u_fail("m2u_tokenizer_encode: bad arguments");
     if (len >= (size_t)INT32_MAX) return m2u_fail("m2u_tokenizer_encode: text too long (%zu bytes)", len);
-    size_t bad = utf8_valid_prefix((const unsigned char *)text, len);
+    size_t bad = m2u_utf8_valid_prefix((const unsigned char *)text, len);
     if (bad != len) return m2u_fail("m2u_tokenizer_encode: invalid UTF-8 at byte %zu", bad);
     work w = {0};
     ivec seq = {0}, res = {0};
@@ -1029,7 +961,7 @@ static int parse_byte_token(const char *t, size_t n) {
 
 static int flush_bytes(strlist *out, const unsigned char *bytes, size_t nb) {
     if (nb == 0) return 0;
-    if (utf8_valid_prefix(bytes, nb) == nb) return sl_add(out, (const char *)bytes, nb);
+    if (m2u_utf8_valid_prefix(bytes, nb) == nb) return sl_add(out, (const char *)bytes, nb);
     for (size_t i = 0; i < nb; i++) /* invalid run: one U+FFFD per byte, like the reference */
         if (sl_add(out, "\xEF\xBF\xBD", 3)) return -1;
     return 0;
@@ -1085,7 +1017,7 @@ static int apply_decoder(const dec_op *op, const strlist *in, strlist *out) {
             const char *s = sl_str(in, i);
             size_t n = in->s[i].len, a = 0, e = n;
             char enc[4];
-            size_t cl = (size_t)utf8_encode(op->ch, enc);
+            size_t cl = (size_t)m2u_utf8_encode(op->ch, enc);
             for (size_t k = 0; k < op->start && a + cl <= e && memcmp(s + a, enc, cl) == 0; k++) a += cl;
             for (size_t k = 0; k < op->stop && e >= a + cl && memcmp(s + e - cl, enc, cl) == 0; k++) e -= cl;
             if (sl_add(out, s + a, e - a)) return -1;
@@ -1093,7 +1025,7 @@ static int apply_decoder(const dec_op *op, const strlist *in, strlist *out) {
         return 0;
     case DEC_METASPACE: {
         char enc[4];
-        size_t cl = (size_t)utf8_encode(op->ch, enc);
+        size_t cl = (size_t)m2u_utf8_encode(op->ch, enc);
         for (size_t i = 0; i < in->n; i++) {
             const char *s = sl_str(in, i);
             size_t n = in->s[i].len;
@@ -1255,7 +1187,7 @@ static int get_char(const cJSON *obj, const char *key, const char *where, uint32
     if (!cJSON_IsString(j) || !j->valuestring[0]) return m2u_fail("%s.%s must be a one-character string", where, key);
     const unsigned char *s = (const unsigned char *)j->valuestring;
     size_t n = strlen(j->valuestring);
-    if (utf8_valid_prefix(s, n) != n || (size_t)utf8_next(s, cp) != n)
+    if (m2u_utf8_valid_prefix(s, n) != n || (size_t)m2u_utf8_decode(s, cp) != n)
         return m2u_fail("%s.%s must be a one-character string", where, key);
     return 0;
 }
@@ -1417,7 +1349,7 @@ static int parse_pre_tokenizer(m2u_tokenizer *tok, const cJSON *p) {
         return -1;
     tok->ms_split = true;
     if (get_bool(p, "split", "pre_tokenizer", &tok->ms_split)) return -1;
-    tok->ms_rep_len = utf8_encode(cp, tok->ms_rep);
+    tok->ms_rep_len = m2u_utf8_encode(cp, tok->ms_rep);
     tok->metaspace = true;
     return 0;
 }
@@ -1516,7 +1448,7 @@ static int parse_model(m2u_tokenizer *tok, const cJSON *model) {
         int32_t id;
         if (get_index(e, MAX_TOKEN_ID, &id))
             return m2u_fail("model.vocab[\"%s\"]: id must be an integer in [0, 2^26)", e->string);
-        if (utf8_valid_prefix((const unsigned char *)e->string, strlen(e->string)) != strlen(e->string))
+        if (m2u_utf8_valid_prefix((const unsigned char *)e->string, strlen(e->string)) != strlen(e->string))
             return m2u_fail("model.vocab: a token is not valid UTF-8");
         bytes += strlen(e->string) + 1;
         count++;
