@@ -794,7 +794,10 @@ static int make_edit(build_ctx *b, const m2u_record *r, int k, const float *clip
         snprintf(why, sizeof why, "gain %.1f dB requested, %.2f LU measured", value, got);
     } else {
         /* same music, other timbre: tempo and key kept, the spectrum moved */
-        int tempo_kept = !(a->tempo_bpm > 0) || (t.tempo_bpm > 0 && fabs(t.tempo_bpm / a->tempo_bpm - 1) <= 0.08);
+        /* kept up to the metrical level the tracker locks onto (x1/2, x1, x2) */
+        int tempo_kept = !(a->tempo_bpm > 0);
+        for (double lv = 0.5; lv <= 2 && !tempo_kept && t.tempo_bpm > 0; lv *= 2)
+            tempo_kept = fabs(t.tempo_bpm * lv / a->tempo_bpm - 1) <= 0.08;
         int key_kept = a->key < 0 || a->key_confidence < 0.6 || t.key == a->key;
         int timbre = a->centroid_hz > 0 && t.centroid_hz > 0 &&
                      (fabs(log2(t.centroid_hz / a->centroid_hz)) >= 0.1 || fabs(t.percussiveness - a->percussiveness) >= 0.05);
