@@ -8,6 +8,7 @@
  * See usage(). */
 #include "caption_metrics.h"
 #include "audio_embed.h"
+#include "bertscore.h"
 #include "distribution_metrics.h"
 #include "eval_report.h"
 #include "eval_run.h"
@@ -38,6 +39,11 @@ static void usage(FILE *f) {
           "      Every candidate id needs references and every reference id a candidate.\n"
           "      The report (written atomically) holds corpus and per-item scores and the\n"
           "      tokenised texts.\n"
+          "      --bert DIR [--bert-layers N] [--bert-idf]: also BERTScore P/R/F1 as bert_score\n"
+          "      0.3.13 computes it (score(model_type=DIR), no baseline rescaling; several\n"
+          "      references: the max over them) with a BERT-family checkpoint directory\n"
+          "      (config.json, weights, WordPiece tokenizer.json).  N: the layer used; default 9\n"
+          "      for a 12-layer model (bert_score's choice for bert-base-uncased), else the last.\n"
           "  fad --ref SPEC --gen SPEC [--mert DIR [--layer K]] [--clip 10] [--max-clips N]\n"
           "      [--dump-ref A.npy --dump-gen B.npy] [--out REPORT.json]\n"
           "      Fréchet distance between two audio sets (folders, globs or JSON-lines manifests):\n"
@@ -219,6 +225,27 @@ done:
     return 0;
 }
 
+/* captions --bert: BERTScore options (NULL dir: off). */
+static const char *g_bert_dir;
+static int g_bert_layers = -1, g_bert_idf;
+
+/* BERTScore of the matched items into p/r/f (nc each); *layers gets the layer used. */
+static int bert_scores(int nc, const char **ctext, const char *const **rtext, const int *nref, double *p, double *r,
+                       double *f, int *layers) {
+    m2u_bertscorer *bs;
+    if (m2u_bertscore_load(g_bert_dir, &bs)) return -1;
+    int L = m2u_bertscore_layers(bs);
+    m2u_bertscore_opts o = {.num_layers = g_bert_layers >= 0 ? g_bert_layers : L == 12 ? 9 : L, .idf = g_bert_idf};
+    size_t *nr = malloc((size_t)nc * sizeof *nr);
+    int rc = nr ? 0 : m2u_fail("out of memory");
+    for (int i = 0; nr && i < nc; i++) nr[i] = (size_t)nref[i];
+    if (!rc) rc = m2u_bertscore(bs, &o, ctext, (const char *const *const *)rtext, nr, (size_t)nc, p, r, f);
+    *layers = o.num_layers;
+    free(nr);
+    m2u_bertscore_free(bs);
+    return rc;
+}
+
 static int cmd_captions(const char *cpath, const char *rpath, const char *out, int quiet) {
     item *cands = NULL, *refs = NULL;
     int nc = 0, nr = 0, rc = 1;
@@ -229,6 +256,7 @@ static int cmd_captions(const char *cpath, const char *rpath, const char *out, i
     char **ctok = NULL, **rtok = NULL;
     size_t total = 0;
     cJSON *rep = NULL;
+    double *bp = NULL; /* BERTScore P, R, F1 (--bert) */
     if (read_jsonl(cpath, 0, &cands, &nc) || read_jsonl(rpath, 1, &refs, &nr)) {
         fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
         goto done;
@@ -274,11 +302,25 @@ static int cmd_captions(const char *cpath, const char *rpath, const char *out, i
         fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
         goto done;
     }
+    double bsum[3] = {0, 0, 0};
+    int blayers = 0;
+    if (g_bert_dir) {
+        bp = malloc(3 * (size_t)nc * sizeof *bp);
+        if (!bp || bert_scores(nc, ctext, rtext, nref, bp, bp + nc, bp + 2 * nc, &blayers)) {
+            fprintf(stderr, "m2u-eval: BERTScore: %s\n", bp ? m2u_last_error() : "out of memory");
+            goto done;
+        }
+        for (int i = 0; i < nc; i++)
+            for (int m = 0; m < 3; m++) bsum[m] += bp[m * nc + i] / nc;
+    }
     if (!quiet)
         printf("items %d  BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f  METEOR(exact+stem) %.4f  ROUGE-L %.4f  "
                "CIDEr-D %.4f\n",
                nc, corpus.bleu[0], corpus.bleu[1], corpus.bleu[2], corpus.bleu[3], corpus.meteor, corpus.rouge_l,
                corpus.cider_d);
+    if (!quiet && bp)
+        printf("BERTScore (layer %d%s)  P %.4f  R %.4f  F1 %.4f\n", blayers, g_bert_idf ? ", idf" : "", bsum[0], bsum[1],
+               bsum[2]);
     if (out) {
         /* tokenised texts for the report */
         const char **flat = malloc((total ? total : 1) * sizeof *flat);
@@ -309,6 +351,14 @@ static int cmd_captions(const char *cpath, const char *rpath, const char *out, i
         cJSON_AddNumberToObject(c, "meteor", corpus.meteor);
         cJSON_AddNumberToObject(c, "rouge_l", corpus.rouge_l);
         cJSON_AddNumberToObject(c, "cider_d", corpus.cider_d);
+        if (bp) {
+            char conv_b[256];
+            snprintf(conv_b, sizeof conv_b, "bert_score 0.3.13 score(model_type=%.60s, num_layers=%d, idf=%s), no rescaling; corpus = mean over items", g_bert_dir, blayers, g_bert_idf ? "True" : "False");
+            cJSON_AddStringToObject(conv, "bertscore", conv_b);
+            cJSON_AddNumberToObject(c, "bertscore_p", bsum[0]);
+            cJSON_AddNumberToObject(c, "bertscore_r", bsum[1]);
+            cJSON_AddNumberToObject(c, "bertscore_f1", bsum[2]);
+        }
         cJSON *items = cJSON_AddArrayToObject(rep, "items");
         k = 0;
         for (int i = 0; i < nc; i++) {
@@ -324,6 +374,11 @@ static int cmd_captions(const char *cpath, const char *rpath, const char *out, i
             cJSON_AddNumberToObject(o, "meteor", per[i].meteor);
             cJSON_AddNumberToObject(o, "rouge_l", per[i].rouge_l);
             cJSON_AddNumberToObject(o, "cider_d", per[i].cider_d);
+            if (bp) {
+                cJSON_AddNumberToObject(o, "bertscore_p", bp[i]);
+                cJSON_AddNumberToObject(o, "bertscore_r", bp[nc + i]);
+                cJSON_AddNumberToObject(o, "bertscore_f1", bp[2 * nc + i]);
+            }
             cJSON_AddItemToArray(items, o);
         }
         char *txt = cJSON_Print(rep);
@@ -337,6 +392,7 @@ static int cmd_captions(const char *cpath, const char *rpath, const char *out, i
     }
     rc = 0;
 done:
+    free(bp);
     cJSON_Delete(rep);
     m2u_strv_free(ctok, (size_t)nc);
     m2u_strv_free(rtok, total);
@@ -686,7 +742,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
     const char *run = NULL, *config = NULL, *data = NULL, *split = NULL, *kinds = NULL, *max_samples = NULL,
-               *max_new = NULL, *stage = NULL, *threads = NULL;
+               *max_new = NULL, *stage = NULL, *threads = NULL, *bert_layers = NULL;
     int quiet = 0;
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
@@ -695,6 +751,7 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (strcmp(o, "--quiet") == 0) { quiet = 1; continue; }
+        if (strcmp(o, "--bert-idf") == 0) { g_bert_idf = 1; continue; }
         const char **dst = strcmp(o, "--candidates") == 0 ? &cand
                            : strcmp(o, "--references") == 0 ? &refs
                            : strcmp(o, "--out") == 0 ? &out
@@ -708,7 +765,9 @@ int main(int argc, char **argv) {
                            : strcmp(o, "--max-samples") == 0 ? &max_samples
                            : strcmp(o, "--max-new-tokens") == 0 ? &max_new
                            : strcmp(o, "--stage") == 0 ? &stage
-                           : strcmp(o, "--threads") == 0 ? &threads : NULL;
+                           : strcmp(o, "--threads") == 0 ? &threads
+                           : strcmp(o, "--bert") == 0 ? &g_bert_dir
+                           : strcmp(o, "--bert-layers") == 0 ? &bert_layers : NULL;
         if (!dst) {
             fprintf(stderr, "m2u-eval: unknown option %s (see m2u-eval --help)\n", o);
             return 2;
@@ -720,6 +779,23 @@ int main(int argc, char **argv) {
         *dst = argv[++i];
     }
     int run_opts = run || config || data || split || kinds || max_samples || max_new || stage || threads;
+    if (bert_layers) {
+        char *end;
+        long v = strtol(bert_layers, &end, 10);
+        if (*end || v < 0 || v > 1000) {
+            fprintf(stderr, "m2u-eval: --bert-layers needs a layer number, got '%s'\n", bert_layers);
+            return 2;
+        }
+        g_bert_layers = (int)v;
+    }
+    if ((g_bert_dir || bert_layers || g_bert_idf) && strcmp(cmd, "captions") != 0) {
+        fprintf(stderr, "m2u-eval: --bert, --bert-layers and --bert-idf belong to the captions command\n");
+        return 2;
+    }
+    if ((bert_layers || g_bert_idf) && !g_bert_dir) {
+        fprintf(stderr, "m2u-eval captions: --bert-layers and --bert-idf need --bert DIR\n");
+        return 2;
+    }
     if (strcmp(cmd, "captions") == 0) {
         if (!cand || !refs || a || b || run_opts) {
             fprintf(stderr, "m2u-eval captions: need --candidates and --references (see m2u-eval --help)\n");

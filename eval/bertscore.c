@@ -1,0 +1,286 @@
+/* BERTScore: see bertscore.h.  Checked against bert_score 0.3.13 by
+ * tests/eval/test_bertscore.c on tests/fixtures/bertscore. */
+#include "bertscore.h"
+
+#include "bert_encoder.h"
+#include "fileio.h"
+#include "m2u_error.h"
+#include "utf8_util.h"
+#include "wordpiece_tokenizer.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct m2u_bertscorer {
+    m2u_bert *model;
+    m2u_wordpiece *tok;
+    size_t max_length;
+    int cls_id, sep_id;
+};
+
+int m2u_bertscore_load(const char *dir, m2u_bertscorer **out) {
+    *out = NULL;
+    m2u_bertscorer *s = calloc(1, sizeof *s);
+    char *tok_path = m2u_path_join(dir, "tokenizer.json"), *tc_path = m2u_path_join(dir, "tokenizer_config.json");
+    cJSON *tc = NULL;
+    int rc = -1;
+    if (!s || !tok_path || !tc_path) {
+        m2u_fail("%s: out of memory", dir);
+        goto done;
+    }
+    if (m2u_bert_load(dir, &s->model) || m2u_wordpiece_load(tok_path, &s->tok) || m2u_json_load(tc_path, 1, &tc))
+        goto done;
+    const m2u_bert_config *c = m2u_bert_config_of(s->model);
+    double mml = 1e30;
+    if (tc && m2u_json_num(tc, tc_path, "model_max_length", 0, 1e30, &mml)) goto done;
+    size_t positions = (size_t)(c->max_positions - c->position_offset);
+    s->max_length = mml >= 1 && mml < (double)positions ? (size_t)mml : positions;
+    s->cls_id = m2u_wordpiece_cls_id(s->tok);
+    s->sep_id = m2u_wordpiece_sep_id(s->tok);
+    if (s->cls_id < 0 || s->sep_id < 0) {
+        m2u_fail("%s: the post_processor adds no [CLS] ... [SEP] around a sequence", tok_path);
+        goto done;
+    }
+    if (m2u_wordpiece_vocab_size(s->tok) > c->vocab) {
+        m2u_fail("%s: %d token ids but the model's vocab_size is %d", tok_path, m2u_wordpiece_vocab_size(s->tok),
+                 c->vocab);
+        goto done;
+    }
+    rc = 0;
+done:
+    cJSON_Delete(tc);
+    free(tok_path);
+    free(tc_path);
+    if (rc) {
+        m2u_bertscore_free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void m2u_bertscore_free(m2u_bertscorer *s) {
+    if (!s) return;
+    m2u_bert_free(s->model);
+    m2u_wordpiece_free(s->tok);
+    free(s);
+}
+
+int m2u_bertscore_layers(const m2u_bertscorer *s) { return m2u_bert_config_of(s->model)->layers; }
+
+/* Python's str.isspace(): Unicode White_Space plus the separators U+001C..U+001F. */
+static int py_space(uint32_t c) { return m2u_is_white_space(c) || (c >= 0x1C && c <= 0x1F); }
+
+/* str.strip() on valid UTF-8: *a, *b become the kept byte range. */
+static void py_strip(const char *s, size_t n, size_t *a, size_t *b) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, j = n;
+    uint32_t c;
+    while (i < j) {
+        int k = m2u_utf8_decode(u + i, &c);
+        if (!py_space(c)) break;
+        i += (size_t)k;
+    }
+    while (j > i) {
+        size_t p = j - 1;
+        while (p > i && (u[p] & 0xC0) == 0x80) p--;
+        m2u_utf8_decode(u + p, &c);
+        if (!py_space(c)) break;
+        j = p;
+    }
+    *a = i, *b = j;
+}
+
+typedef struct {
+    const char *text;
+    int32_t *ids;
+    size_t n;
+    float *emb; /* [n][H], rows divided by their norm */
+} bs_sent;
+
+static int cmp_str(const void *x, const void *y) { return strcmp(*(const char *const *)x, *(const char *const *)y); }
+
+static int embed(const m2u_bertscorer *s, int num_layers, bs_sent *st) {
+    size_t len = strlen(st->text), a, b;
+    size_t bad = m2u_utf8_valid_prefix((const unsigned char *)st->text, len);
+    if (bad != len) return m2u_fail("bertscore: invalid UTF-8 at byte %zu of \"%.40s\"", bad, st->text);
+    py_strip(st->text, len, &a, &b);
+    if (m2u_wordpiece_encode(s->tok, st->text + a, b - a, 1, s->max_length, &st->ids, &st->n)) return -1;
+    int H = m2u_bert_config_of(s->model)->dims.hidden;
+    st->emb = malloc(st->n * (size_t)H * sizeof(float));
+    if (!st->emb) return m2u_fail("bertscore: out of memory");
+    if (m2u_bert_forward(s->model, st->ids, (int)st->n, num_layers, NULL, st->emb)) return -1;
+    for (size_t t = 0; t < st->n; t++) {
+        float *e = st->emb + t * H;
+        double ss = 0;
+        for (int h = 0; h < H; h++) ss += (double)e[h] * e[h];
+        float norm = (float)sqrt(ss);
+        for (int h = 0; h < H; h++) e[h] /= norm;
+    }
+    return 0;
+}
+
+/* bert_score's row of the baseline file: pandas' iloc[num_layers] of "LAYER,P,R,F". */
+static int read_baseline(const char *path, int num_layers, double base[3]) {
+    char *text;
+    size_t len;
+    if (m2u_read_file(path, &text, &len)) return -1;
+    int rc = m2u_fail("%s: no row %d (data rows after the header \"LAYER,P,R,F\")", path, num_layers);
+    char *line = text, *next;
+    for (int row = -1; line && *line; row++, line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        if (row == -1) {
+            if (strncmp(line, "LAYER,P,R,F", 11) != 0) {
+                rc = m2u_fail("%s: the header must be \"LAYER,P,R,F\"", path);
+                break;
+            }
+            continue;
+        }
+        if (row != num_layers) continue;
+        double layer;
+        if (sscanf(line, "%lf,%lf,%lf,%lf", &layer, &base[0], &base[1], &base[2]) != 4)
+            rc = m2u_fail("%s: row %d is not 4 numbers", path, num_layers);
+        else rc = 0;
+        break;
+    }
+    free(text);
+    return rc;
+}
+
+static double max_nan(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : (b > a ? b : a); }
+
+int m2u_bertscore(const m2u_bertscorer *s, const m2u_bertscore_opts *o, const char *const *cands,
+                  const char *const *const *refs, const size_t *n_refs, size_t n, double *P, double *R, double *F) {
+    const m2u_bert_config *c = m2u_bert_config_of(s->model);
+    int H = c->dims.hidden, L = o->num_layers;
+    size_t bs = o->batch_size > 0 ? (size_t)o->batch_size : 64;
+    if (L < 0 || L > c->layers) return m2u_fail("bertscore: num_layers %d is outside 0..%d", L, c->layers);
+    double base[3] = {0, 0, 0};
+    if (o->baseline_path && read_baseline(o->baseline_path, L, base)) return -1;
+    size_t N = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (n_refs[i] < 1) return m2u_fail("bertscore: candidate %zu has no reference", i);
+        N += n_refs[i];
+    }
+    if (n == 0) return 0;
+    /* the flattened pairs, as bert_score.score builds them */
+    const char **pc = malloc(N * sizeof *pc), **pr = malloc(N * sizeof *pr), **all = malloc(2 * N * sizeof *all);
+    size_t *hi = malloc(N * sizeof *hi), *ri = malloc(N * sizeof *ri);
+    double *res = malloc(3 * N * sizeof *res);
+    float *idf = calloc((size_t)c->vocab, sizeof *idf);
+    float *wp = malloc((size_t)(c->max_positions + 1) * 2 * sizeof *wp);
+    bs_sent *u = NULL;
+    size_t U = 0;
+    int rc = -1;
+    if (!pc || !pr || !all || !hi || !ri || !res || !idf || !wp) {
+        m2u_fail("bertscore: out of memory for %zu pairs", N);
+        goto done;
+    }
+    for (size_t i = 0, k = 0; i < n; i++)
+        for (size_t j = 0; j < n_refs[i]; j++, k++) pc[k] = cands[i], pr[k] = refs[i][j];
+    memcpy(all, pc, N * sizeof *all);
+    memcpy(all + N, pr, N * sizeof *all);
+    qsort(all, 2 * N, sizeof *all, cmp_str);
+    for (size_t k = 0; k < 2 * N; k++)
+        if (U == 0 || strcmp(all[U - 1], all[k]) != 0) all[U++] = all[k];
+    u = calloc(U, sizeof *u);
+    if (!u) {
+        m2u_fail("bertscore: out of memory");
+        goto done;
+    }
+    for (size_t k = 0; k < U; k++) {
+        u[k].text = all[k];
+        if (embed(s, L, &u[k])) goto done;
+    }
+    for (size_t k = 0; k < N; k++) {
+        hi[k] = (size_t)((const char **)bsearch(&pc[k], all, U, sizeof *all, cmp_str) - all);
+        ri[k] = (size_t)((const char **)bsearch(&pr[k], all, U, sizeof *all, cmp_str) - all);
+    }
+    /* token weights */
+    if (o->idf) {
+        int *df = calloc((size_t)c->vocab, sizeof *df);
+        unsigned char *seen = calloc((size_t)c->vocab, 1);
+        if (!df || !seen) {
+            free(df);
+            free(seen);
+            m2u_fail("bertscore: out of memory");
+            goto done;
+        }
+        for (size_t k = 0; k < N; k++) {
+            const bs_sent *r = &u[ri[k]];
+            for (size_t t = 0; t < r->n; t++)
+                if (!seen[r->ids[t]]) seen[r->ids[t]] = 1, df[r->ids[t]]++;
+            for (size_t t = 0; t < r->n; t++) seen[r->ids[t]] = 0;
+        }
+        for (int v = 0; v < c->vocab; v++) idf[v] = (float)log((double)(N + 1) / (double)(df[v] + 1));
+        free(df);
+        free(seen);
+    } else {
+        for (int v = 0; v < c->vocab; v++) idf[v] = 1.0f;
+        idf[s->cls_id] = idf[s->sep_id] = 0.0f;
+    }
+    /* greedy matching, batch by batch of pairs */
+    for (size_t b0 = 0; b0 < N; b0 += bs) {
+        size_t b1 = b0 + bs < N ? b0 + bs : N, hmax = 0, rmax = 0;
+        for (size_t k = b0; k < b1; k++) {
+            if (u[hi[k]].n > hmax) hmax = u[hi[k]].n;
+            if (u[ri[k]].n > rmax) rmax = u[ri[k]].n;
+        }
+        for (size_t k = b0; k < b1; k++) {
+            const bs_sent *h = &u[hi[k]], *r = &u[ri[k]];
+            float *best_h = wp, *best_r = wp + h->n;
+            for (size_t i = 0; i < h->n; i++) best_h[i] = r->n < rmax ? 0.0f : -INFINITY;
+            for (size_t j = 0; j < r->n; j++) best_r[j] = h->n < hmax ? 0.0f : -INFINITY;
+            for (size_t i = 0; i < h->n; i++)
+                for (size_t j = 0; j < r->n; j++) {
+                    const float *x = h->emb + i * H, *y = r->emb + j * H;
+                    float d = 0;
+                    for (int q = 0; q < H; q++) d += x[q] * y[q];
+                    if (d > best_h[i]) best_h[i] = d;
+                    if (d > best_r[j]) best_r[j] = d;
+                }
+            float wh = 0, wr = 0;
+            for (size_t i = 0; i < h->n; i++) wh += idf[h->ids[i]];
+            for (size_t j = 0; j < r->n; j++) wr += idf[r->ids[j]];
+            /* float32 throughout, as torch: P = -R gives F = -inf, which bert_score keeps */
+            float p = 0, rr = 0;
+            for (size_t i = 0; i < h->n; i++) p += best_h[i] * (idf[h->ids[i]] / wh);
+            for (size_t j = 0; j < r->n; j++) rr += best_r[j] * (idf[r->ids[j]] / wr);
+            float f = 2 * p * rr / (p + rr);
+            if (h->n == 2 || r->n == 2) p = rr = 0; /* empty candidate or reference */
+            if (isnan(f)) f = 0;
+            res[3 * k] = p, res[3 * k + 1] = rr, res[3 * k + 2] = f;
+        }
+    }
+    for (size_t i = 0, k = 0; i < n; i++) {
+        double v[3] = {res[3 * k], res[3 * k + 1], res[3 * k + 2]};
+        for (size_t j = 1; j < n_refs[i]; j++)
+            for (int m = 0; m < 3; m++) v[m] = max_nan(v[m], res[3 * (k + j) + m]);
+        k += n_refs[i];
+        if (o->baseline_path)
+            for (int m = 0; m < 3; m++) v[m] = (v[m] - base[m]) / (1 - base[m]);
+        if (P) P[i] = v[0];
+        if (R) R[i] = v[1];
+        if (F) F[i] = v[2];
+    }
+    rc = 0;
+done:
+    for (size_t k = 0; u && k < U; k++) {
+        free(u[k].ids);
+        free(u[k].emb);
+    }
+    free(u);
+    free(pc);
+    free(pr);
+    free(all);
+    free(hi);
+    free(ri);
+    free(res);
+    free(idf);
+    free(wp);
+    return rc;
+}

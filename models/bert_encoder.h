@@ -1,0 +1,52 @@
+/* BERT-family text encoder (transformers BertModel; RoBERTa's position offset
+ * optional), forward only, fp32, built on the shared post-norm layer of
+ * encoder_layer.h:
+ *   x = LN_emb(word[id] + position[p] + token_type[t]);  then per layer
+ *   h = LN1(x + O(Attn(x)));   y = LN2(h + FC2(gelu(FC1(h))))
+ * Positions are 0.. for "bert" and padding_idx+1.. for "roberta" /
+ * "xlm-roberta" / "camembert" (transformers' create_position_ids_from_input_ids
+ * on an unpadded sequence).  The pooler is ignored.
+ *
+ * Padded batches: a right-padded batch with an attention mask gives, at every
+ * real token, what the unpadded sequence gives (the masked keys get exp(-inf)
+ * = 0 weight in transformers too), so each sequence is run at its own length.
+ * Padded positions are written as 0: transformers' values there are
+ * computed from pad tokens and carry no meaning. */
+#ifndef M2U_BERT_ENCODER_H
+#define M2U_BERT_ENCODER_H
+
+#include "encoder_layer.h"
+
+#include <stdint.h>
+
+typedef struct {
+    m2u_enc_dims dims;
+    int layers, vocab, max_positions, type_vocab;
+    int position_offset; /* 0 (bert) or padding_idx + 1 (roberta family) */
+    int pad_token_id;
+} m2u_bert_config;
+
+typedef struct m2u_bert m2u_bert;
+
+/* Load a checkpoint directory: config.json (model_type "bert", "roberta",
+ * "xlm-roberta" or "camembert"; position_embedding_type "absolute") and
+ * model.safetensors, a sharded index or pytorch_model.bin.  Names may carry
+ * the "bert." / "roberta." prefix of the *ForMaskedLM etc. checkpoints. */
+int m2u_bert_load(const char *dir, m2u_bert **out);
+void m2u_bert_free(m2u_bert *m);
+const m2u_bert_config *m2u_bert_config_of(const m2u_bert *m);
+
+/* One unpadded sequence ids[0..T) (token type 0), run through the first
+ * num_layers layers (0..layers; bert_score's num_layers).  hidden_states, when
+ * not NULL, gets [num_layers+1][T][H] (embeddings first); last, when not NULL,
+ * gets the output of layer num_layers [T][H]. */
+int m2u_bert_forward(const m2u_bert *m, const int32_t *ids, int T, int num_layers, float *hidden_states,
+                     float *last);
+
+/* A right-padded batch ids [B][T] with attention_mask [B][T] (1s then 0s):
+ * hidden_states [layers+1][B][T][H] as transformers' output_hidden_states,
+ * padded positions 0. */
+int m2u_bert_forward_batch(const m2u_bert *m, const int32_t *ids, const int32_t *attention_mask, int B, int T,
+                           float *hidden_states);
+
+#endif

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Generate models/bert_unicode_tables.h: the per-character behaviour of the
+`tokenizers` 0.20.3 BertNormalizer and BertPreTokenizer, measured on every
+Unicode scalar value with the library itself (so the C tables follow the
+reference's own Unicode data, whatever versions its Rust crates carry).
+
+Pinned: tokenizers 0.20.3 (refused otherwise, so the header regenerates
+byte-identically).
+
+Usage:  python3 tests/make_bert_unicode_tables.py
+
+Tables (ranges are inclusive, sorted):
+  BERT_U_REMOVED      clean_text drops the character (NUL, U+FFFD, "other" categories)
+  BERT_U_CLEAN_SPACE  clean_text turns it into ' ' (whitespace, \\t \\n \\r)
+  BERT_U_CJK          handle_chinese_chars puts spaces around it
+  BERT_U_PUNCT        BertPreTokenizer isolates it (punctuation)
+  BERT_U_SPLIT_SPACE  BertPreTokenizer splits on it (whitespace, removed)
+  BERT_U_ACCENT_MAP / BERT_U_LOWER_MAP: code point -> replacement (NFD then
+      nonspacing marks removed; Rust char::to_lowercase), as offsets into a
+      code-point pool; Hangul syllables are decomposed algorithmically in C
+      (checked here to agree with the library).
+"""
+import os
+import sys
+
+import tokenizers
+from tokenizers import normalizers, pre_tokenizers
+
+if tokenizers.__version__ != "0.20.3":
+    sys.exit(f"tokenizers {tokenizers.__version__} != pinned 0.20.3")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "models", "bert_unicode_tables.h")
+
+clean = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=False, strip_accents=False, lowercase=False)
+cjk = normalizers.BertNormalizer(clean_text=False, handle_chinese_chars=True, strip_accents=False, lowercase=False)
+acc = normalizers.BertNormalizer(clean_text=False, handle_chinese_chars=False, strip_accents=True, lowercase=False)
+low = normalizers.BertNormalizer(clean_text=False, handle_chinese_chars=False, strip_accents=False, lowercase=True)
+pre = pre_tokenizers.BertPreTokenizer()
+
+CPS = [c for c in range(0x110000) if not (0xD800 <= c <= 0xDFFF)]
+
+
+def ranges(pred):
+    out, start, prev = [], None, None
+    for c in CPS:
+        if pred(c):
+            if start is None or c != prev + 1:
+                if start is not None:
+                    out.append((start, prev))
+                start = c
+            prev = c
+    if start is not None:
+        out.append((start, prev))
+    return out
+
+
+def hangul(c):
+    s = c - 0xAC00
+    l, v, t = 0x1100 + s // 588, 0x1161 + (s % 588) // 28, 0x11A7 + s % 28
+    return [l, v] + ([t] if t != 0x11A7 else [])
+
+
+clean_res = {c: clean.normalize_str(chr(c)) for c in CPS}
+removed = ranges(lambda c: clean_res[c] == "")
+cspace = ranges(lambda c: clean_res[c] == " " and c != 0x20)
+for c in CPS:
+    r = clean_res[c]
+    assert r in ("", " ", chr(c)), hex(c)
+cjk_r = ranges(lambda c: cjk.normalize_str(chr(c)) != chr(c))
+for a, b in cjk_r:
+    for c in (a, b):
+        assert cjk.normalize_str(chr(c)) == " " + chr(c) + " ", hex(c)
+
+
+def splits(c):
+    # 'a' X 'a': punctuation -> 3 pieces with X alone, whitespace -> 2 pieces
+    return [p for p, _ in pre.pre_tokenize_str("a" + chr(c) + "a")]
+
+
+punct, space = set(), set()
+for c in CPS:
+    if c in (0x61,):
+        continue
+    p = splits(c)
+    if p == ["a", chr(c), "a"]:
+        punct.add(c)
+    elif p == ["a", "a"]:
+        space.add(c)
+    else:
+        assert p == ["a" + chr(c) + "a"], (hex(c), p)
+punct_r = ranges(lambda c: c in punct)
+space_r = ranges(lambda c: c in space)
+
+
+def mapping(norm, skip_hangul):
+    m = {}
+    for c in CPS:
+        r = norm.normalize_str(chr(c))
+        if skip_hangul and 0xAC00 <= c <= 0xD7A3:
+            assert [ord(x) for x in r] == hangul(c), hex(c)
+            continue
+        if r != chr(c):
+            m[c] = [ord(x) for x in r]
+    return m
+
+
+acc_m = mapping(acc, True)
+low_m = mapping(low, False)
+
+
+def fmt_ranges(name, rs):
+    lines = [f"static const uint32_t {name}[][2] = {{"]
+    row = []
+    for a, b in rs:
+        row.append(f"{{0x{a:X}, 0x{b:X}}}")
+        if len(row) == 6:
+            lines.append("    " + ", ".join(row) + ",")
+            row = []
+    if row:
+        lines.append("    " + ", ".join(row) + ",")
+    lines.append("};")
+    return "\n".join(lines)
+
+
+def fmt_map(name, m):
+    pool, ent = [], []
+    for c in sorted(m):
+        ent.append((c, len(pool), len(m[c])))
+        pool.extend(m[c])
+    lines = [f"static const uint32_t {name}_POOL[] = {{"]
+    for i in range(0, len(pool), 10):
+        lines.append("    " + ", ".join(f"0x{x:X}" for x in pool[i:i + 10]) + ",")
+    if not pool:
+        lines.append("    0,")
+    lines.append("};")
+    lines.append(f"static const uint32_t {name}[][3] = {{ /* code point, pool offset, length */")
+    for i in range(0, len(ent), 5):
+        lines.append("    " + ", ".join(f"{{0x{c:X}, {o}, {n}}}" for c, o, n in ent[i:i + 5]) + ",")
+    lines.append("};")
+    return "\n".join(lines)
+
+
+parts = [
+    "/* Generated by tests/make_bert_unicode_tables.py from tokenizers 0.20.3; do not edit.",
+    " * Per-character behaviour of BertNormalizer / BertPreTokenizer, see that script. */",
+    "#ifndef M2U_BERT_UNICODE_TABLES_H",
+    "#define M2U_BERT_UNICODE_TABLES_H",
+    "",
+    "#include <stdint.h>",
+    "",
+    fmt_ranges("BERT_U_REMOVED", removed),
+    fmt_ranges("BERT_U_CLEAN_SPACE", cspace),
+    fmt_ranges("BERT_U_CJK", cjk_r),
+    fmt_ranges("BERT_U_PUNCT", punct_r),
+    fmt_ranges("BERT_U_SPLIT_SPACE", space_r),
+    fmt_map("BERT_U_ACCENT_MAP", acc_m),
+    fmt_map("BERT_U_LOWER_MAP", low_m),
+    "",
+    "#endif",
+    "",
+]
+with open(OUT, "w", encoding="ascii", newline="\n") as f:
+    f.write("\n".join(parts))
+print(f"wrote {OUT}: removed {len(removed)} clean-space {len(cspace)} cjk {len(cjk_r)} punct {len(punct_r)} "
+      f"space {len(space_r)} accent {len(acc_m)} lower {len(low_m)}")
