@@ -1,13 +1,25 @@
-/* Reading reference tensors from the safetensors fixtures the Python scripts write. */
+/* Reading reference tensors and JSON from the fixtures the Python scripts write. */
 #ifndef M2U_TEST_FIXTURE_H
 #define M2U_TEST_FIXTURE_H
 
+#include "fileio.h"
 #include "llama.h"
 #include "safetensors.h"
 #include "test_util.h"
 
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A JSON fixture file parsed; NULL when it cannot be read or parsed. */
+static inline cJSON *t_json_load(const char *path) {
+    char *buf = NULL;
+    size_t n = 0;
+    if (m2u_read_file(path, &buf, &n)) return NULL;
+    cJSON *j = cJSON_ParseWithLength(buf, n);
+    free(buf);
+    return j;
+}
 
 /* Tensor `name` as a malloc'ed fp32 array (n may be NULL); NULL if absent. */
 static inline float *t_st_f32(const m2u_safetensors *st, const char *name, size_t *n) {

@@ -3,7 +3,7 @@
  * (tests/fixtures/eval/distribution.json, made by tests/make_eval_fixtures.py). */
 #include "distribution_metrics.h"
 #include "m2u_error.h"
-#include "test_util.h"
+#include "test_fixture.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -12,22 +12,7 @@
 static cJSON *load_json(const char *name) {
     char path[1024];
     snprintf(path, sizeof path, "%s/eval/%s", M2U_FIXTURES, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    fclose(f);
-    cJSON *j = cJSON_Parse(buf);
-    free(buf);
-    return j;
+    return t_json_load(path);
 }
 
 static double *load_npy(const char *name, size_t *r, size_t *c) {
