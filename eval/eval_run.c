@@ -156,10 +156,24 @@ static int select_samples(m2u_dataset *ds, const char *kinds, int stage, long ma
     return 0;
 }
 
-/* ---- one sample --------------------------------------------------------------------------- */
+/* ---- answering: prompts one by one, decoding in batches ------------------------------------ */
 
-static int answer_one(const m2u_train_config *c, int stage, int max_new, eval_model *em, m2u_dataset *ds, int64_t i,
-                      m2u_eval_item *it, int32_t *out) {
+/* What one sample of a batch holds while it is answered. */
+typedef struct {
+    int32_t *ids;       /* BOS + prompt tokens */
+    size_t n;
+    int32_t *out;       /* new tokens [max_new] */
+    int n_out, done;
+    m2u_kv_cache kc;
+} pending;
+
+/* The sample's texts, measured attributes and prompt tokens; then one forward
+ * over the prompt with its encoder features, which sets its adapter inputs
+ * (B = 1, as the trainer's held-out prompts), and the prompt into its own KV
+ * cache.  The adapter rows are copied to rows_out [A][C]; logits [V] are the
+ * prompt's last. */
+static int prefill_one(const m2u_train_config *c, int stage, int max_new, eval_model *em, m2u_dataset *ds,
+                       int64_t i, m2u_eval_item *it, pending *pd, float *rows_out, float *logits) {
     int shard;
     int64_t local;
     m2u_shard_reader *r;
@@ -169,8 +183,6 @@ static int answer_one(const m2u_train_config *c, int stage, int max_new, eval_mo
     int rc = -1;
     const char *q, *a;
     int music;
-    int32_t *ids = NULL;
-    size_t n = 0;
     float *feat[M2U_N_MODALITIES] = {0};
     int *present[M2U_N_MODALITIES] = {0};
     if (m2u_sample_pair(&s, stage, &q, &a, &music)) {
@@ -204,32 +216,22 @@ static int answer_one(const m2u_train_config *c, int stage, int max_new, eval_mo
         }
         it->has_feature[g] = present[g][0];
     }
-    if (m2u_tokenizer_encode(em->tok, it->prompt, strlen(it->prompt), 1, &ids, &n)) goto done;
-    it->n_prompt_tokens = (int)n;
+    if (m2u_tokenizer_encode(em->tok, it->prompt, strlen(it->prompt), 1, &pd->ids, &pd->n)) goto done;
+    it->n_prompt_tokens = (int)pd->n;
     {
-        /* a forward over the prompt sets the sample's adapter inputs (B = 1), as the trainer's held-out prompts */
         const float *fp[M2U_N_MODALITIES];
         const int *pp[M2U_N_MODALITIES];
         for (int g = 0; g < M2U_N_MODALITIES; g++) fp[g] = feat[g], pp[g] = present[g];
-        int aud_pos = -1, n_out = 0, nm;
+        int aud_pos = -1, nm;
         double ce, mse;
-        m2u_sample_config sc = {.max_new_tokens = max_new, .temperature = 0.0f, .top_p = 1.0f, .stop_at_eos = 1};
         mg->llm->training = 0;
-        if (m2u_m2ugen_forward(mg, ids, NULL, 1, (int)n, c->train.ignore_index, fp, pp, &aud_pos, NULL, NULL, &ce,
-                               &mse, &nm) ||
-            m2u_llama_generate(mg->llm, ids, (int)n, &sc, out, &n_out, NULL))
+        if (m2u_m2ugen_forward(mg, pd->ids, NULL, 1, (int)pd->n, c->train.ignore_index, fp, pp, &aud_pos, NULL, NULL,
+                               &ce, &mse, &nm) ||
+            m2u_kv_cache_init(&pd->kc, mg->llm, (int)pd->n + max_new) ||
+            m2u_llama_forward_cached(mg->llm, &pd->kc, pd->ids, (int)pd->n, logits))
             goto done;
-        it->n_new_tokens = n_out;
-        /* the text without [AUD] ids and the EOS */
-        int k = 0;
-        for (int j = 0; j < n_out; j++) {
-            if (em->n_aud && out[j] >= em->aud0 && out[j] < em->aud0 + em->n_aud) {
-                it->n_aud_tokens++;
-                continue;
-            }
-            out[k++] = out[j];
-        }
-        if (m2u_tokenizer_decode(em->tok, out, (size_t)k, 1, &it->prediction)) goto done;
+        int A = mg->llm->spec.adapter_layers, C = mg->llm->cfg.hidden_size;
+        if (A) memcpy(rows_out, mg->llm->adapter_in, (size_t)A * C * sizeof(float));
     }
     rc = 0;
 done:
@@ -237,8 +239,87 @@ done:
         free(feat[g]);
         free(present[g]);
     }
-    free(ids);
     free_texts(&s);
+    return rc;
+}
+
+/* The prediction text: the new tokens without [AUD] ids and the EOS. */
+static int finish_one(eval_model *em, m2u_eval_item *it, pending *pd) {
+    it->n_new_tokens = pd->n_out;
+    int k = 0;
+    for (int j = 0; j < pd->n_out; j++) {
+        if (em->n_aud && pd->out[j] >= em->aud0 && pd->out[j] < em->aud0 + em->n_aud) {
+            it->n_aud_tokens++;
+            continue;
+        }
+        pd->out[k++] = pd->out[j];
+    }
+    return m2u_tokenizer_decode(em->tok, pd->out, (size_t)k, 1, &it->prediction);
+}
+
+/* Answer samples idx[0..nb) greedily: each prompt is prefilled alone (its own
+ * adapter inputs and cache), then all unfinished sequences decode together,
+ * one m2u_llama_decode_step per token, so the linears run as one GEMM over the
+ * batch.  Stops a sequence at EOS (kept, then dropped from the text) or after
+ * max_new tokens, exactly as m2u_llama_generate does for one. */
+static int answer_batch(const m2u_train_config *c, int stage, int max_new, eval_model *em, m2u_dataset *ds,
+                        const int64_t *idx, int nb, m2u_eval_item *items) {
+    m2u_llama *llm = em->mg->llm;
+    int V = llm->cfg.vocab_size, A = llm->spec.adapter_layers, C = llm->cfg.hidden_size, eos = llm->cfg.eos_token_id;
+    pending *pd = calloc((size_t)nb, sizeof *pd);
+    float *rows = calloc((size_t)(A ? A : 1) * nb * C, sizeof(float)); /* [nb][A][C], per sample */
+    float *act_rows = calloc((size_t)(A ? A : 1) * nb * C, sizeof(float)); /* [A][n_act][C] */
+    float *logits = malloc((size_t)nb * V * sizeof(float));
+    m2u_kv_cache **act = calloc((size_t)nb, sizeof *act);
+    int *who = calloc((size_t)nb, sizeof *who);
+    int32_t *tok = calloc((size_t)nb, sizeof *tok);
+    m2u_sample_config sc = {.max_new_tokens = max_new, .temperature = 0.0f, .top_p = 1.0f, .stop_at_eos = 1};
+    uint64_t rng = 0;
+    int rc = -1;
+    if (!pd || !rows || !act_rows || !logits || !act || !who || !tok) {
+        m2u_fail("out of memory");
+        goto done;
+    }
+    for (int j = 0; j < nb; j++) {
+        pd[j].out = malloc((size_t)max_new * sizeof(int32_t));
+        if (!pd[j].out) {
+            m2u_fail("out of memory");
+            goto done;
+        }
+        if (prefill_one(c, stage, max_new, em, ds, idx[j], &items[j], &pd[j], rows + (size_t)j * A * C, logits))
+            goto done;
+        int32_t t = m2u_sample_token(logits, V, &sc, &rng);
+        pd[j].out[pd[j].n_out++] = t;
+        pd[j].done = t == eos || pd[j].n_out >= max_new;
+    }
+    for (;;) {
+        int n = 0;
+        for (int j = 0; j < nb; j++)
+            if (!pd[j].done) act[n] = &pd[j].kc, who[n] = j, tok[n] = pd[j].out[pd[j].n_out - 1], n++;
+        if (!n) break;
+        for (int a = 0; a < A; a++)
+            for (int k = 0; k < n; k++)
+                memcpy(act_rows + ((size_t)a * n + k) * C, rows + ((size_t)who[k] * A + a) * C, (size_t)C * sizeof(float));
+        llm->adapter_in = A ? act_rows : NULL;
+        if (m2u_llama_decode_step(llm, act, n, tok, logits)) goto done;
+        for (int k = 0; k < n; k++) {
+            pending *p = &pd[who[k]];
+            int32_t t = m2u_sample_token(logits + (size_t)k * V, V, &sc, &rng);
+            p->out[p->n_out++] = t;
+            p->done = t == eos || p->n_out >= max_new;
+        }
+    }
+    for (int j = 0; j < nb; j++)
+        if (finish_one(em, &items[j], &pd[j])) goto done;
+    rc = 0;
+done:
+    llm->adapter_in = NULL; /* it pointed into act_rows */
+    for (int j = 0; pd && j < nb; j++) {
+        free(pd[j].ids);
+        free(pd[j].out);
+        m2u_kv_cache_free(&pd[j].kc);
+    }
+    free(pd), free(rows), free(act_rows), free(logits), free(act), free(who), free(tok);
     return rc;
 }
 
@@ -298,7 +379,6 @@ int m2u_eval_run_generate(const m2u_eval_run_options *o, m2u_eval_progress_fn pr
     eval_model em = {0};
     m2u_dataset *ds = NULL;
     int64_t *idx = NULL, n_sel = 0;
-    int32_t *gen = NULL;
     int rc = -1;
     out->config_path = cfg_path;
     out->llm = strdup(c.model.llm);
@@ -324,25 +404,24 @@ int m2u_eval_run_generate(const m2u_eval_run_options *o, m2u_eval_progress_fn pr
         goto done;
     }
     out->items = calloc((size_t)n_sel, sizeof *out->items);
-    gen = malloc((size_t)max_new * sizeof *gen);
-    if (!out->items || !gen) {
+    if (!out->items) {
         m2u_fail("out of memory");
         goto done;
     }
     if (progress) progress(ctx, 0, (long)n_sel, NULL);
     double t0 = m2u_now();
-    for (int64_t k = 0; k < n_sel; k++) {
-        m2u_eval_item *it = &out->items[k];
-        int arc = answer_one(&c, stage, max_new, &em, ds, idx[k], it, gen);
-        out->n_items = (int)k + 1;
+    int batch = o->batch > 0 ? o->batch : 8;
+    for (int64_t k = 0; k < n_sel; k += batch) {
+        int nb = n_sel - k < batch ? (int)(n_sel - k) : batch;
+        int arc = answer_batch(&c, stage, max_new, &em, ds, idx + k, nb, out->items + k);
+        out->n_items = (int)(k + nb);
         if (arc) goto done;
-        out->new_tokens += it->n_new_tokens;
+        for (int j = 0; j < nb; j++) out->new_tokens += out->items[k + j].n_new_tokens;
         out->seconds = m2u_now() - t0;
-        if (progress) progress(ctx, (long)k + 1, (long)n_sel, it);
+        if (progress) progress(ctx, (long)(k + nb), (long)n_sel, &out->items[k + nb - 1]);
     }
     rc = 0;
 done:
-    free(gen);
     free(idx);
     if (ds) m2u_dataset_close(ds);
     free_model(&em);

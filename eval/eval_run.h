@@ -13,9 +13,10 @@
  * Generation: BOS + prompt tokens, one forward of the prompt with the sample's
  * features (which sets the adapter inputs), then KV-cached greedy decoding up
  * to max_new_tokens, stopping at EOS.  [AUD] tokens are removed from the
- * prediction text (counted in n_aud_tokens).  Samples are answered one at a
- * time: m2u_llama_forward_cached holds one sequence, so there is no batched
- * decoding to reuse.
+ * prediction text (counted in n_aud_tokens).  Samples go in batches: each
+ * prompt is prefilled alone (its own adapter inputs and KV cache), then the
+ * batch decodes together with m2u_llama_decode_step, one GEMM per linear over
+ * the unfinished sequences; the tokens are those of one-at-a-time decoding.
  *
  * Functions return 0, or -1 after m2u_fail(); nothing here prints. */
 #ifndef M2U_EVAL_RUN_H
@@ -33,6 +34,7 @@ typedef struct {
     long max_samples;     /* 0 = every selected sample (in dataset order) */
     int max_new_tokens;   /* 0 -> 48 */
     int threads;          /* OpenMP threads; 0 -> the config's run.threads (0 = OpenMP's default) */
+    int batch;            /* sequences decoded together; 0 -> 8 */
 } m2u_eval_run_options;
 
 typedef struct {

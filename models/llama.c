@@ -811,6 +811,85 @@ void m2u_kv_cache_free(m2u_kv_cache *kc) {
     kc->cap = kc->len = 0;
 }
 
+int m2u_llama_decode_step(m2u_llama *m, m2u_kv_cache *const *kc, int B, const int32_t *ids, float *logits) {
+    const m2u_llama_config *c = &m->cfg;
+    if (B <= 0) return m2u_fail("decode_step: no sequences");
+    for (int b = 0; b < B; b++)
+        if (kc[b]->len + 1 > kc[b]->cap)
+            return m2u_fail("KV cache %d full: %d positions", b, kc[b]->cap);
+    if (m->spec.adapter_layers && !m->adapter_in)
+        return m2u_fail("decode_step: the model injects adapters but adapter_in is not set");
+    if (check_ids(m, ids, B)) return -1;
+    int C = c->hidden_size, FF = c->intermediate_size, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
+    int qd = H * hd, kvd = KV * hd, r = m->spec.lora_r > 0 ? m->spec.lora_r : 1;
+    size_t need = (size_t)B * (3 * (size_t)C + 2 * (size_t)qd + 2 * (size_t)kvd + 3 * (size_t)FF + (size_t)r + 1 + hd +
+                               (size_t)kvd);
+    float *buf = malloc(need * sizeof(float));
+    int *pos = malloc((size_t)B * sizeof(int));
+    if (!buf || !pos) {
+        free(buf);
+        free(pos);
+        return m2u_fail("out of memory in decode_step (%d sequences)", B);
+    }
+    float *p = buf;
+    float *x = p; p += (size_t)B * C;
+    float *ln = p; p += (size_t)B * C;
+    float *tmp = p; p += (size_t)B * C;
+    float *q = p; p += (size_t)B * qd;
+    float *att = p; p += (size_t)B * qd;
+    float *k = p; p += (size_t)B * kvd;
+    float *v = p; p += (size_t)B * kvd;
+    float *g = p; p += (size_t)B * FF;
+    float *u = p; p += (size_t)B * FF;
+    float *act = p; p += (size_t)B * FF;
+    float *ul = p; p += (size_t)B * r;
+    float *av = p; p += (size_t)B * kvd;
+    float *rc_cos = p; p += (size_t)B * (hd / 2);
+    float *rc_sin = p; p += (size_t)B * (hd / 2);
+    float *rstd = p;
+    for (int b = 0; b < B; b++) pos[b] = kc[b]->len;
+    m2u_rope_table(rc_cos, rc_sin, pos, B, hd, m->inv_freq);
+    int saved_training = m->training;
+    m->training = 0;
+    embed_fwd(m, x, ids, B);
+    int rc = 0;
+    for (int l = 0; l < c->n_layers && !rc; l++) {
+        m2u_layer *L = &m->layers[l];
+        m2u_rmsnorm_fwd(ln, rstd, x, L->ln1.w, B, C, c->rms_norm_eps);
+        linear_fwd(m, &L->lin[M2U_Q], q, ln, B, l, M2U_Q, ul, NULL);
+        linear_fwd(m, &L->lin[M2U_K], k, ln, B, l, M2U_K, ul, NULL);
+        linear_fwd(m, &L->lin[M2U_V], v, ln, B, l, M2U_V, ul, NULL);
+        m2u_rope_fwd(q, B, qd, H, hd, rc_cos, rc_sin);
+        m2u_rope_fwd(k, B, kvd, KV, hd, rc_cos, rc_sin);
+        for (int b = 0; b < B && !rc; b++) {
+            float *kcache = kc[b]->k + (size_t)l * kc[b]->cap * kvd, *vcache = kc[b]->v + (size_t)l * kc[b]->cap * kvd;
+            memcpy(kcache + (size_t)pos[b] * kvd, k + (size_t)b * kvd, (size_t)kvd * sizeof(float));
+            memcpy(vcache + (size_t)pos[b] * kvd, v + (size_t)b * kvd, (size_t)kvd * sizeof(float));
+            rc = m2u_attention_fwd(att + (size_t)b * qd, NULL, q + (size_t)b * qd, qd, kcache, vcache, kvd, 1, 1,
+                                   pos[b] + 1, pos[b], H, KV, hd);
+        }
+        if (rc) break;
+        if (L->gate) adapter_fwd(m, L, l, att, av, B, 1);
+        linear_fwd(m, &L->lin[M2U_O], tmp, att, B, l, M2U_O, ul, NULL);
+        for (size_t i = 0; i < (size_t)B * C; i++) x[i] += tmp[i];
+        m2u_rmsnorm_fwd(ln, rstd, x, L->ln2.w, B, C, c->rms_norm_eps);
+        linear_fwd(m, &L->lin[M2U_GATE], g, ln, B, l, M2U_GATE, ul, NULL);
+        linear_fwd(m, &L->lin[M2U_UP], u, ln, B, l, M2U_UP, ul, NULL);
+        m2u_swiglu_fwd(act, g, u, (size_t)B * FF);
+        linear_fwd(m, &L->lin[M2U_DOWN], tmp, act, B, l, M2U_DOWN, ul, NULL);
+        for (size_t i = 0; i < (size_t)B * C; i++) x[i] += tmp[i];
+    }
+    m->training = saved_training;
+    if (!rc) {
+        m2u_rmsnorm_fwd(ln, rstd, x, m->norm.w, B, C, c->rms_norm_eps);
+        head_fwd(m, logits, ln, B);
+        for (int b = 0; b < B; b++) kc[b]->len++;
+    }
+    free(buf);
+    free(pos);
+    return rc;
+}
+
 int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids, int n, float *logits_last) {
     const m2u_llama_config *c = &m->cfg;
     if (n <= 0) return m2u_fail("forward_cached: no tokens");

@@ -164,6 +164,13 @@ void m2u_kv_cache_free(m2u_kv_cache *kc);
 /* Run n tokens at positions kc->len .. kc->len+n-1, appending their keys and
  * values; the logits of the last of them go to logits_last [V].  No dropout. */
 int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids, int n, float *logits_last);
+/* One decoding step for B sequences at once: ids[b] is appended to sequence b
+ * at position kc[b]->len, and its logits go to logits[b * V].  The seven linears
+ * and the head run as one GEMM over the B rows (where batching pays); attention
+ * reads each sequence's own cache.  With adapter injection m->adapter_in holds
+ * [adapter layers][B][hidden] (row b = sequence b).  Equals B separate
+ * m2u_llama_forward_cached calls of one token up to float summation order. */
+int m2u_llama_decode_step(m2u_llama *m, m2u_kv_cache *const *kc, int B, const int32_t *ids, float *logits);
 
 /* ---- generation ---- */
 typedef struct {

@@ -86,6 +86,48 @@ static void check_fixture(const char *name) {
     CHECK(ce < 1e-5, "%s: cached vs batched logits %.3g", name, ce);
     m2u_kv_cache_free(&kc);
 
+    /* batched decoding: sequence b first takes b tokens through its own cache,
+     * then all unfinished sequences step together (so they sit at different
+     * positions); every step's logits equal the reference forward's */
+    {
+        m2u_kv_cache *caches = calloc((size_t)B, sizeof *caches);
+        m2u_kv_cache **act = calloc((size_t)B, sizeof *act);
+        int32_t *step_ids = calloc((size_t)B, sizeof *step_ids);
+        int *who = calloc((size_t)B, sizeof *who);
+        float *lg = malloc((size_t)B * V * sizeof(float));
+        double worst = 0;
+        int ok = 1;
+        for (int b = 0; b < B && ok; b++) {
+            ok = m2u_kv_cache_init(&caches[b], m, T) == 0;
+            int pre = b < T - 1 ? b : T - 1;
+            if (ok && pre > 0) {
+                ok = m2u_llama_forward_cached(m, &caches[b], ids + (size_t)b * T, pre, step) == 0;
+                double x = t_max_rel_err(step, batched + ((size_t)b * T + pre - 1) * V, (size_t)V);
+                if (x > worst) worst = x;
+            }
+        }
+        for (int s = 0; ok && s < T; s++) {
+            int n = 0;
+            for (int b = 0; b < B; b++)
+                if (caches[b].len < T) {
+                    act[n] = &caches[b], who[n] = b, step_ids[n] = ids[(size_t)b * T + caches[b].len];
+                    n++;
+                }
+            if (!n) break;
+            int posn[64];
+            for (int j = 0; j < n && j < 64; j++) posn[j] = act[j]->len;
+            ok = m2u_llama_decode_step(m, act, n, step_ids, lg) == 0;
+            for (int j = 0; ok && j < n; j++) {
+                double x = t_max_rel_err(lg + (size_t)j * V, batched + ((size_t)who[j] * T + posn[j]) * V, (size_t)V);
+                if (x > worst) worst = x;
+            }
+        }
+        CHECK(ok, "%s: decode_step: %s", name, m2u_last_error());
+        CHECK(worst < 1e-5, "%s: batched decoding vs the reference forward %.3g", name, worst);
+        for (int b = 0; b < B; b++) m2u_kv_cache_free(&caches[b]);
+        free(caches), free(act), free(step_ids), free(who), free(lg);
+    }
+
     /* greedy generation equals transformers' generate() */
     int np = 0, ng = 0;
     int32_t *prompt = t_st_ids(ref, "gen_prompt", &np), *greedy = t_st_ids(ref, "gen_greedy", &ng);

@@ -64,9 +64,10 @@ static void usage(FILE *f) {
           "      tr sqrt via symmetric eigendecompositions.\n"
           "  run --run RUN_DIR [--config RUN_DIR/config.yaml] [--data manifest.json] [--split test|valid]\n"
           "      [--kinds mucaps,musicqa] [--max-samples N] [--max-new-tokens 48] [--stage S] [--threads T]\n"
-          "      [--out DIR]\n"
+          "      [--batch 8] [--out DIR]\n"
           "      Load the run's resolved config and its newest complete checkpoint as m2u-train does,\n"
-          "      answer the split's samples of those kinds greedily (KV cache, stop at EOS; the samples'\n"
+          "      answer the split's samples of those kinds greedily (KV cache, stop at EOS, --batch\n"
+          "      sequences decoded together; the samples'\n"
           "      mert/vit/vivit features go through the adapters), and write to DIR (default\n"
           "      RUN_DIR/eval-SPLIT):\n"
           "        predictions.jsonl  id, kind, prompt, prediction, reference, per-item scores, stated\n"
@@ -742,7 +743,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
     const char *run = NULL, *config = NULL, *data = NULL, *split = NULL, *kinds = NULL, *max_samples = NULL,
-               *max_new = NULL, *stage = NULL, *threads = NULL, *bert_layers = NULL;
+               *max_new = NULL, *stage = NULL, *threads = NULL, *bert_layers = NULL, *batch = NULL;
     int quiet = 0;
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
@@ -766,6 +767,7 @@ int main(int argc, char **argv) {
                            : strcmp(o, "--max-new-tokens") == 0 ? &max_new
                            : strcmp(o, "--stage") == 0 ? &stage
                            : strcmp(o, "--threads") == 0 ? &threads
+                           : strcmp(o, "--batch") == 0 ? &batch
                            : strcmp(o, "--bert") == 0 ? &g_bert_dir
                            : strcmp(o, "--bert-layers") == 0 ? &bert_layers : NULL;
         if (!dst) {
@@ -778,7 +780,7 @@ int main(int argc, char **argv) {
         }
         *dst = argv[++i];
     }
-    int run_opts = run || config || data || split || kinds || max_samples || max_new || stage || threads;
+    int run_opts = run || config || data || split || kinds || max_samples || max_new || stage || threads || batch;
     if (bert_layers) {
         char *end;
         long v = strtol(bert_layers, &end, 10);
@@ -843,6 +845,11 @@ int main(int argc, char **argv) {
             if (parse_long("--threads", threads, 1, &v) || (v > 1024 && (fprintf(stderr, "m2u-eval: --threads: at most 1024\n"), 1)))
                 return 2;
             o.threads = (int)v;
+        }
+        if (batch) {
+            if (parse_long("--batch", batch, 1, &v) || (v > 256 && (fprintf(stderr, "m2u-eval: --batch: at most 256\n"), 1)))
+                return 2;
+            o.batch = (int)v;
         }
         if (split && strcmp(split, "test") && strcmp(split, "valid") && strcmp(split, "train")) {
             fprintf(stderr, "m2u-eval run: --split %s: expected test, valid or train\n", split);

@@ -463,6 +463,30 @@ static void test_run(void) {
     CHECK(md && strstr(md, "| all | 8 |") && strstr(md, "### Attribute agreement"), "report.md tables");
     free(md);
 
+    /* batched decoding answers exactly as one sequence at a time, for any batch size */
+    for (int bs = 1; bs <= 3; bs += 2) {
+        char out_b[160], pb[256];
+        snprintf(out_b, sizeof out_b, "%s/eval_b%d", g_dir, bs);
+        CHECK(sh("OMP_NUM_THREADS=2 %s/m2u-eval run --run %s/run --split test --kinds mucaps,musicqa --max-samples 8 "
+                 "--max-new-tokens 12 --batch %d --out %s > /dev/null 2>&1",
+                 M2U_BUILD_DIR, g_dir, bs, out_b) == 0,
+              "m2u-eval run --batch %d failed", bs);
+        snprintf(path, sizeof path, "%s/predictions.jsonl", out);
+        snprintf(pb, sizeof pb, "%s/predictions.jsonl", out_b);
+        char *a8 = slurp(path), *ab = slurp(pb);
+        int same = 0, lines = 0;
+        for (char *sa = NULL, *sb = NULL, *la = a8 ? strtok_r(a8, "\n", &sa) : NULL, *lb = ab ? strtok_r(ab, "\n", &sb) : NULL;
+             la && lb; la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
+            cJSON *x = cJSON_Parse(la), *y = cJSON_Parse(lb);
+            const cJSON *px = cJSON_GetObjectItemCaseSensitive(x, "prediction"), *py = cJSON_GetObjectItemCaseSensitive(y, "prediction");
+            lines++;
+            same += cJSON_IsString(px) && cJSON_IsString(py) && !strcmp(px->valuestring, py->valuestring);
+            cJSON_Delete(x), cJSON_Delete(y);
+        }
+        CHECK(lines == 8 && same == 8, "--batch %d: %d of %d predictions equal the batch-8 run's", bs, same, lines);
+        free(a8), free(ab);
+    }
+
     /* bad input is refused with a reason */
     CHECK(sh("%s/m2u-eval run --run %s/nope --out %s/x 2> /dev/null", M2U_BUILD_DIR, g_dir, g_dir) == 1,
           "a missing run is an error");
