@@ -58,6 +58,12 @@ static void usage(FILE *f) {
           "      vs the ffmpeg CLI, analysis and build rates, shard reading vs h5py (eval/bench_dataset.sh).\n"
           "      Writes DIR/bench.md and DIR/bench.json (default build/bench); a part whose reference\n"
           "      is missing (no torch, no h5py) is reported as not measured, with the reason.\n"
+          "  kl --a REF.npy --b GEN.npy [--logits]\n"
+          "      Mean KL(ref || gen) over paired rows of class probabilities (or logits, softmaxed),\n"
+          "      eps 1e-6, as audiocraft / M2UGen compute it from a classifier's outputs (PaSST, PANNs).\n"
+          "  cosine --a TEXT.npy --b AUDIO.npy\n"
+          "      Mean cosine of paired rows: the CLAP text-audio score, given CLAP embeddings.\n"
+          "      (m2u has no audio classifier or text-audio model; these take their outputs.)\n"
           "  fd --a A.npy --b B.npy [--out REPORT.json]\n"
           "      Fréchet distance between the row sets of two [N, D] float32/float64 .npy\n"
           "      files (FAD when rows are audio embeddings): mean, unbiased covariance,\n"
@@ -452,6 +458,50 @@ done:
     return rc;
 }
 
+/* m2u-eval kl / cosine: row-paired scores of two [N, D] .npy files */
+static int cmd_paired(const char *cmd, int argc, char **argv) {
+    const char *apath = NULL, *bpath = NULL;
+    int logits = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--logits")) logits = 1;
+        else if (!strcmp(argv[i], "--a") && i + 1 < argc) apath = argv[++i];
+        else if (!strcmp(argv[i], "--b") && i + 1 < argc) bpath = argv[++i];
+        else {
+            fprintf(stderr, "m2u-eval %s: unknown option %s (see m2u-eval --help)\n", cmd, argv[i]);
+            return 2;
+        }
+    }
+    if (!apath || !bpath || (logits && strcmp(cmd, "kl"))) {
+        fprintf(stderr, "m2u-eval %s: need --a and --b%s (see m2u-eval --help)\n", cmd,
+                strcmp(cmd, "kl") ? "" : " [--logits]");
+        return 2;
+    }
+    double *a = NULL, *b = NULL, mean = 0;
+    size_t ra, ca, rb, cb;
+    int rc = 1;
+    if (m2u_npy_read_matrix(apath, &a, &ra, &ca) || m2u_npy_read_matrix(bpath, &b, &rb, &cb)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    if (ra != rb || ca != cb) {
+        fprintf(stderr, "m2u-eval %s: %s is [%zu, %zu] but %s is [%zu, %zu]; rows are paired\n", cmd, apath, ra, ca, bpath,
+                rb, cb);
+        goto done;
+    }
+    int frc = !strcmp(cmd, "kl") ? m2u_kl_divergence(a, b, ra, ca, logits, 1e-6, NULL, &mean)
+                                 : m2u_cosine_score(a, b, ra, ca, NULL, &mean);
+    if (frc) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    printf("%.10g\n", mean);
+    rc = 0;
+done:
+    free(a);
+    free(b);
+    return rc;
+}
+
 /* m2u-eval bench: the benchmark scripts and one report (perf_suite.h) */
 static int cmd_bench(int argc, char **argv) {
     m2u_perf_opts o = {.source_dir = M2U_SOURCE_DIR, .build_dir = NULL, .out_dir = NULL};
@@ -741,6 +791,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (strcmp(cmd, "fad") == 0) return cmd_fad(argc, argv);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
+    if (strcmp(cmd, "kl") == 0 || strcmp(cmd, "cosine") == 0) return cmd_paired(cmd, argc, argv);
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
     const char *run = NULL, *config = NULL, *data = NULL, *split = NULL, *kinds = NULL, *max_samples = NULL,
                *max_new = NULL, *stage = NULL, *threads = NULL, *bert_layers = NULL, *batch = NULL;

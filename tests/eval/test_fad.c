@@ -12,6 +12,7 @@
 #include "distribution_metrics.h"
 #include "fileio.h"
 #include "m2u_error.h"
+#include "npy.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -125,6 +126,30 @@ int main(void) {
     m2u_audio_embeddings_free(&e);
     double msame = fad(DIR "/ref", DIR "/copy", "--mert " M2U_FIXTURES "/encoders/mert_a");
     CHECK(fabs(msame) < 1e-6, "MERT: a set against its copy: %g", msame);
+
+    /* kl and cosine on paired .npy rows equal the library's values */
+    {
+        float pa[6] = {0.7f, 0.2f, 0.1f, 0.1f, 0.3f, 0.6f}, pb[6] = {0.5f, 0.3f, 0.2f, 0.2f, 0.2f, 0.6f};
+        int64_t shape[2] = {2, 3};
+        CHECK(m2u_npy_write(DIR "/pa.npy", M2U_F32, pa, 2, shape) == 0 && m2u_npy_write(DIR "/pb.npy", M2U_F32, pb, 2, shape) == 0,
+              "npy");
+        double da[6], db[6], kl = 0, cs = 0;
+        for (int k = 0; k < 6; k++) da[k] = pa[k], db[k] = pb[k];
+        CHECK(m2u_kl_divergence(da, db, 2, 3, 0, 1e-6, NULL, &kl) == 0 && m2u_cosine_score(da, db, 2, 3, NULL, &cs) == 0,
+              "library");
+        double v[2] = {NAN, NAN};
+        for (int t = 0; t < 2; t++) {
+            CHECK(sh("'%s/m2u-eval' %s --a '%s/pa.npy' --b '%s/pb.npy' > '%s/v.txt'", M2U_BUILD_DIR, t ? "cosine" : "kl", DIR,
+                     DIR, DIR) == 0,
+                  "m2u-eval %s", t ? "cosine" : "kl");
+            char *vt = NULL;
+            if (m2u_read_file(DIR "/v.txt", &vt, &len) == 0) v[t] = strtod(vt, NULL);
+            free(vt);
+        }
+        CHECK(fabs(v[0] - kl) <= 1e-9 * fabs(kl) && fabs(v[1] - cs) <= 1e-9, "kl %.10g vs %.10g, cosine %.10g vs %.10g", v[0],
+              kl, v[1], cs);
+        CHECK(kl > 0 && cs > 0.9 && cs < 1, "kl %g cosine %g", kl, cs);
+    }
 
     /* a missing set is refused by name */
     CHECK(sh("'%s/m2u-eval' fad --ref '%s/nowhere' --gen '%s/ref' 2> '%s/err.txt' > /dev/null", M2U_BUILD_DIR, DIR,
