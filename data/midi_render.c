@@ -339,12 +339,16 @@ int m2u_midi_summarize(const char *mid_path, m2u_midi_summary *out) {
                 out->notes[prog[ch]]++;
         }
     }
+    /* The lead: the program with the most notes, leaving out the bass family
+     * (GM 32-39) when anything else plays: a walking bass out-notes the tune
+     * but is not what a listener calls the lead instrument. */
     int64_t best = 0;
-    for (int p = 0; p < 128; p++)
-        if (out->notes[p] > best) {
-            best = out->notes[p];
-            out->main_program = p;
-        }
+    for (int pass = 0; pass < 2 && out->main_program < 0; pass++)
+        for (int p = 0; p < 128; p++)
+            if ((pass == 1 || p < 32 || p > 39) && out->notes[p] > best) {
+                best = out->notes[p];
+                out->main_program = p;
+            }
     out->duration_s = s.end_s;
     smf_free(&s);
     return 0;

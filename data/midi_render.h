@@ -92,8 +92,9 @@ int m2u_midi_render(const char *mid_path, const m2u_midi_render_opts *o, float *
  *               channel's current program is p (programs as written, tracked per
  *               channel through the merged time line; a channel starts on 0)
  *   drum_notes  note-ons on channel 9
- *   main_program  the program with the most notes (lowest on a tie); -1 when no
- *               melodic notes
+ *   main_program  the lead: the program with the most notes (lowest on a tie),
+ *               the bass family (GM 32-39) counting only when nothing else
+ *               plays; -1 when no melodic notes
  *   duration_s  time of the last event (End-of-Track included) with the file's
  *               tempo map: the song without the release tail that
  *               m2u_midi_render adds (not capped). */

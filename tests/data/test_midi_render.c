@@ -161,6 +161,22 @@ static void test_summary(void) {
     m2u_midi_free(m);
     CHECK(m2u_midi_summarize(P("drums.mid"), &s) == 0 && s.main_program == -1 && s.drum_notes == 1,
           "drums only: main %d drums %lld", s.main_program, (long long)s.drum_notes);
+    /* a busy bass line does not make the bass the lead; alone it does */
+    m = m2u_midi_new(480);
+    int bass = m2u_midi_add_track(m, "bass", 0, 33), fl = m2u_midi_add_track(m, "flute", 1, 73);
+    for (int q = 0; q < 16; q++) m2u_midi_note(m, bass, q * 0.5, 0.4, 40, 90);
+    for (int q = 0; q < 4; q++) m2u_midi_note(m, fl, q * 2.0, 1.5, 76, 90);
+    m2u_midi_write(m, P("bassy.mid"));
+    m2u_midi_free(m);
+    CHECK(m2u_midi_summarize(P("bassy.mid"), &s) == 0 && s.notes[33] == 16 && s.notes[73] == 4 && s.main_program == 73,
+          "bass + flute: main %d", s.main_program);
+    m = m2u_midi_new(480);
+    bass = m2u_midi_add_track(m, "bass", 0, 33);
+    m2u_midi_note(m, bass, 0, 1, 40, 90);
+    m2u_midi_write(m, P("bassonly.mid"));
+    m2u_midi_free(m);
+    CHECK(m2u_midi_summarize(P("bassonly.mid"), &s) == 0 && s.main_program == 33, "bass alone: main %d",
+          s.main_program);
 }
 
 static void test_bad_files(void) {
