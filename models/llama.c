@@ -811,82 +811,123 @@ void m2u_kv_cache_free(m2u_kv_cache *kc) {
     kc->cap = kc->len = 0;
 }
 
+/* ---- KV-cached inference: N rows (one sequence's tokens, or one token of each of N sequences) ---- */
+
+/* Scratch of a cached pass over N rows, one allocation. */
+typedef struct {
+    float *buf;
+    float *x, *ln, *tmp, *q, *att, *k, *v, *g, *u, *act, *ul, *av, *rc_cos, *rc_sin, *rstd;
+    int *pos;
+} cached_scratch;
+
+static void cached_scratch_free(cached_scratch *s) {
+    free(s->buf);
+    free(s->pos);
+}
+
+static int cached_scratch_alloc(const m2u_llama *m, int N, cached_scratch *s) {
+    const m2u_llama_config *c = &m->cfg;
+    int C = c->hidden_size, FF = c->intermediate_size, hd = c->head_dim, qd = c->n_heads * hd,
+        kvd = c->n_kv_heads * hd, r = m->spec.lora_r > 0 ? m->spec.lora_r : 1;
+    size_t need = (size_t)N * (3 * (size_t)C + 2 * (size_t)qd + 3 * (size_t)kvd + 3 * (size_t)FF + (size_t)r + 1 + hd);
+    s->buf = malloc(need * sizeof(float));
+    s->pos = malloc((size_t)N * sizeof(int));
+    if (!s->buf || !s->pos) {
+        cached_scratch_free(s);
+        return m2u_fail("out of memory for a cached pass over %d rows", N);
+    }
+    float *p = s->buf;
+    s->x = p, p += (size_t)N * C;
+    s->ln = p, p += (size_t)N * C;
+    s->tmp = p, p += (size_t)N * C;
+    s->q = p, p += (size_t)N * qd;
+    s->att = p, p += (size_t)N * qd;
+    s->k = p, p += (size_t)N * kvd;
+    s->v = p, p += (size_t)N * kvd;
+    s->g = p, p += (size_t)N * FF;
+    s->u = p, p += (size_t)N * FF;
+    s->act = p, p += (size_t)N * FF;
+    s->ul = p, p += (size_t)N * r;
+    s->av = p, p += (size_t)N * kvd;
+    s->rc_cos = p, p += (size_t)N * (hd / 2);
+    s->rc_sin = p, p += (size_t)N * (hd / 2);
+    s->rstd = p;
+    return 0;
+}
+
+/* Layer l up to the rotated q/k and v of the N rows (at s->pos). */
+static void cached_qkv(m2u_llama *m, int l, cached_scratch *s, int N) {
+    const m2u_llama_config *c = &m->cfg;
+    m2u_layer *L = &m->layers[l];
+    int hd = c->head_dim, C = c->hidden_size;
+    m2u_rmsnorm_fwd(s->ln, s->rstd, s->x, L->ln1.w, N, C, c->rms_norm_eps);
+    linear_fwd(m, &L->lin[M2U_Q], s->q, s->ln, N, l, M2U_Q, s->ul, NULL);
+    linear_fwd(m, &L->lin[M2U_K], s->k, s->ln, N, l, M2U_K, s->ul, NULL);
+    linear_fwd(m, &L->lin[M2U_V], s->v, s->ln, N, l, M2U_V, s->ul, NULL);
+    m2u_rope_fwd(s->q, N, c->n_heads * hd, c->n_heads, hd, s->rc_cos, s->rc_sin);
+    m2u_rope_fwd(s->k, N, c->n_kv_heads * hd, c->n_kv_heads, hd, s->rc_cos, s->rc_sin);
+}
+
+/* The rest of layer l after attention: adapter injection (adapter_in as
+ * [layers][ad_B][C], each vector over ad_T rows), output projection, residual,
+ * MLP, residual. */
+static void cached_tail(m2u_llama *m, int l, cached_scratch *s, int N, int ad_B, int ad_T) {
+    const m2u_llama_config *c = &m->cfg;
+    m2u_layer *L = &m->layers[l];
+    int C = c->hidden_size, FF = c->intermediate_size;
+    if (L->gate) adapter_fwd(m, L, l, s->att, s->av, ad_B, ad_T);
+    linear_fwd(m, &L->lin[M2U_O], s->tmp, s->att, N, l, M2U_O, s->ul, NULL);
+    for (size_t i = 0; i < (size_t)N * C; i++) s->x[i] += s->tmp[i];
+    m2u_rmsnorm_fwd(s->ln, s->rstd, s->x, L->ln2.w, N, C, c->rms_norm_eps);
+    linear_fwd(m, &L->lin[M2U_GATE], s->g, s->ln, N, l, M2U_GATE, s->ul, NULL);
+    linear_fwd(m, &L->lin[M2U_UP], s->u, s->ln, N, l, M2U_UP, s->ul, NULL);
+    m2u_swiglu_fwd(s->act, s->g, s->u, (size_t)N * FF);
+    linear_fwd(m, &L->lin[M2U_DOWN], s->tmp, s->act, N, l, M2U_DOWN, s->ul, NULL);
+    for (size_t i = 0; i < (size_t)N * C; i++) s->x[i] += s->tmp[i];
+}
+
+/* Checks and set-up common to both cached passes: ids, adapter inputs, scratch,
+ * RoPE table for s->pos (filled by the caller before), embeddings. */
+static int cached_begin(m2u_llama *m, const int32_t *ids, int N, const char *who, cached_scratch *s) {
+    if (m->spec.adapter_layers && !m->adapter_in)
+        return m2u_fail("%s: the model injects adapters but adapter_in is not set", who);
+    if (check_ids(m, ids, N)) return -1;
+    return cached_scratch_alloc(m, N, s);
+}
+
 int m2u_llama_decode_step(m2u_llama *m, m2u_kv_cache *const *kc, int B, const int32_t *ids, float *logits) {
     const m2u_llama_config *c = &m->cfg;
     if (B <= 0) return m2u_fail("decode_step: no sequences");
     for (int b = 0; b < B; b++)
-        if (kc[b]->len + 1 > kc[b]->cap)
-            return m2u_fail("KV cache %d full: %d positions", b, kc[b]->cap);
-    if (m->spec.adapter_layers && !m->adapter_in)
-        return m2u_fail("decode_step: the model injects adapters but adapter_in is not set");
-    if (check_ids(m, ids, B)) return -1;
-    int C = c->hidden_size, FF = c->intermediate_size, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
-    int qd = H * hd, kvd = KV * hd, r = m->spec.lora_r > 0 ? m->spec.lora_r : 1;
-    size_t need = (size_t)B * (3 * (size_t)C + 2 * (size_t)qd + 2 * (size_t)kvd + 3 * (size_t)FF + (size_t)r + 1 + hd +
-                               (size_t)kvd);
-    float *buf = malloc(need * sizeof(float));
-    int *pos = malloc((size_t)B * sizeof(int));
-    if (!buf || !pos) {
-        free(buf);
-        free(pos);
-        return m2u_fail("out of memory in decode_step (%d sequences)", B);
-    }
-    float *p = buf;
-    float *x = p; p += (size_t)B * C;
-    float *ln = p; p += (size_t)B * C;
-    float *tmp = p; p += (size_t)B * C;
-    float *q = p; p += (size_t)B * qd;
-    float *att = p; p += (size_t)B * qd;
-    float *k = p; p += (size_t)B * kvd;
-    float *v = p; p += (size_t)B * kvd;
-    float *g = p; p += (size_t)B * FF;
-    float *u = p; p += (size_t)B * FF;
-    float *act = p; p += (size_t)B * FF;
-    float *ul = p; p += (size_t)B * r;
-    float *av = p; p += (size_t)B * kvd;
-    float *rc_cos = p; p += (size_t)B * (hd / 2);
-    float *rc_sin = p; p += (size_t)B * (hd / 2);
-    float *rstd = p;
-    for (int b = 0; b < B; b++) pos[b] = kc[b]->len;
-    m2u_rope_table(rc_cos, rc_sin, pos, B, hd, m->inv_freq);
+        if (kc[b]->len + 1 > kc[b]->cap) return m2u_fail("KV cache %d full: %d positions", b, kc[b]->cap);
+    cached_scratch s;
+    if (cached_begin(m, ids, B, "decode_step", &s)) return -1;
+    int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    for (int b = 0; b < B; b++) s.pos[b] = kc[b]->len;
+    m2u_rope_table(s.rc_cos, s.rc_sin, s.pos, B, hd, m->inv_freq);
     int saved_training = m->training;
-    m->training = 0;
-    embed_fwd(m, x, ids, B);
+    m->training = 0; /* dropout is a training-time operation */
+    embed_fwd(m, s.x, ids, B);
     int rc = 0;
     for (int l = 0; l < c->n_layers && !rc; l++) {
-        m2u_layer *L = &m->layers[l];
-        m2u_rmsnorm_fwd(ln, rstd, x, L->ln1.w, B, C, c->rms_norm_eps);
-        linear_fwd(m, &L->lin[M2U_Q], q, ln, B, l, M2U_Q, ul, NULL);
-        linear_fwd(m, &L->lin[M2U_K], k, ln, B, l, M2U_K, ul, NULL);
-        linear_fwd(m, &L->lin[M2U_V], v, ln, B, l, M2U_V, ul, NULL);
-        m2u_rope_fwd(q, B, qd, H, hd, rc_cos, rc_sin);
-        m2u_rope_fwd(k, B, kvd, KV, hd, rc_cos, rc_sin);
+        cached_qkv(m, l, &s, B);
+        /* each sequence: its row into its own cache, attention over that cache */
         for (int b = 0; b < B && !rc; b++) {
             float *kcache = kc[b]->k + (size_t)l * kc[b]->cap * kvd, *vcache = kc[b]->v + (size_t)l * kc[b]->cap * kvd;
-            memcpy(kcache + (size_t)pos[b] * kvd, k + (size_t)b * kvd, (size_t)kvd * sizeof(float));
-            memcpy(vcache + (size_t)pos[b] * kvd, v + (size_t)b * kvd, (size_t)kvd * sizeof(float));
-            rc = m2u_attention_fwd(att + (size_t)b * qd, NULL, q + (size_t)b * qd, qd, kcache, vcache, kvd, 1, 1,
-                                   pos[b] + 1, pos[b], H, KV, hd);
+            memcpy(kcache + (size_t)s.pos[b] * kvd, s.k + (size_t)b * kvd, (size_t)kvd * sizeof(float));
+            memcpy(vcache + (size_t)s.pos[b] * kvd, s.v + (size_t)b * kvd, (size_t)kvd * sizeof(float));
+            rc = m2u_attention_fwd(s.att + (size_t)b * qd, NULL, s.q + (size_t)b * qd, qd, kcache, vcache, kvd, 1, 1,
+                                   s.pos[b] + 1, s.pos[b], c->n_heads, c->n_kv_heads, hd);
         }
-        if (rc) break;
-        if (L->gate) adapter_fwd(m, L, l, att, av, B, 1);
-        linear_fwd(m, &L->lin[M2U_O], tmp, att, B, l, M2U_O, ul, NULL);
-        for (size_t i = 0; i < (size_t)B * C; i++) x[i] += tmp[i];
-        m2u_rmsnorm_fwd(ln, rstd, x, L->ln2.w, B, C, c->rms_norm_eps);
-        linear_fwd(m, &L->lin[M2U_GATE], g, ln, B, l, M2U_GATE, ul, NULL);
-        linear_fwd(m, &L->lin[M2U_UP], u, ln, B, l, M2U_UP, ul, NULL);
-        m2u_swiglu_fwd(act, g, u, (size_t)B * FF);
-        linear_fwd(m, &L->lin[M2U_DOWN], tmp, act, B, l, M2U_DOWN, ul, NULL);
-        for (size_t i = 0; i < (size_t)B * C; i++) x[i] += tmp[i];
+        if (!rc) cached_tail(m, l, &s, B, B, 1);
     }
     m->training = saved_training;
     if (!rc) {
-        m2u_rmsnorm_fwd(ln, rstd, x, m->norm.w, B, C, c->rms_norm_eps);
-        head_fwd(m, logits, ln, B);
+        m2u_rmsnorm_fwd(s.ln, s.rstd, s.x, m->norm.w, B, c->hidden_size, c->rms_norm_eps);
+        head_fwd(m, logits, s.ln, B);
         for (int b = 0; b < B; b++) kc[b]->len++;
     }
-    free(buf);
-    free(pos);
+    cached_scratch_free(&s);
     return rc;
 }
 
@@ -894,73 +935,31 @@ int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids,
     const m2u_llama_config *c = &m->cfg;
     if (n <= 0) return m2u_fail("forward_cached: no tokens");
     if (kc->len + n > kc->cap) return m2u_fail("KV cache full: %d + %d tokens > %d positions", kc->len, n, kc->cap);
-    if (m->spec.adapter_layers && !m->adapter_in)
-        return m2u_fail("forward_cached: the model injects adapters but adapter_in is not set");
-    if (check_ids(m, ids, n)) return -1;
-    int C = c->hidden_size, FF = c->intermediate_size, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
-    int qd = H * hd, kvd = KV * hd, r = m->spec.lora_r > 0 ? m->spec.lora_r : 1, pos0 = kc->len;
-    size_t wide = (size_t)(C > FF ? C : FF);
-    if ((size_t)qd > wide) wide = (size_t)qd;
-    size_t need = (size_t)n * (3 * (size_t)C + 2 * (size_t)qd + 2 * (size_t)kvd + 3 * (size_t)FF + (size_t)r + 1 + hd) + kvd;
-    float *buf = malloc(need * sizeof(float));
-    int *pos = malloc((size_t)n * sizeof(int));
-    if (!buf || !pos) {
-        free(buf);
-        free(pos);
-        return m2u_fail("out of memory in forward_cached (%d tokens)", n);
-    }
-    float *p = buf;
-    float *x = p; p += (size_t)n * C;
-    float *ln = p; p += (size_t)n * C;
-    float *tmp = p; p += (size_t)n * C;
-    float *q = p; p += (size_t)n * qd;
-    float *att = p; p += (size_t)n * qd;
-    float *k = p; p += (size_t)n * kvd;
-    float *v = p; p += (size_t)n * kvd;
-    float *g = p; p += (size_t)n * FF;
-    float *u = p; p += (size_t)n * FF;
-    float *act = p; p += (size_t)n * FF;
-    float *ul = p; p += (size_t)n * r;
-    float *av = p; p += kvd;
-    float *rc_cos = p; p += (size_t)n * (hd / 2);
-    float *rc_sin = p; p += (size_t)n * (hd / 2);
-    float *rstd = p;
-    for (int i = 0; i < n; i++) pos[i] = pos0 + i;
-    m2u_rope_table(rc_cos, rc_sin, pos, n, hd, m->inv_freq);
+    cached_scratch s;
+    if (cached_begin(m, ids, n, "forward_cached", &s)) return -1;
+    int hd = c->head_dim, kvd = c->n_kv_heads * hd, pos0 = kc->len;
+    for (int i = 0; i < n; i++) s.pos[i] = pos0 + i;
+    m2u_rope_table(s.rc_cos, s.rc_sin, s.pos, n, hd, m->inv_freq);
     int saved_training = m->training;
     m->training = 0; /* dropout is a training-time operation */
-    embed_fwd(m, x, ids, n);
+    embed_fwd(m, s.x, ids, n);
     int rc = 0;
     for (int l = 0; l < c->n_layers && !rc; l++) {
-        m2u_layer *L = &m->layers[l];
         float *kcache = kc->k + (size_t)l * kc->cap * kvd, *vcache = kc->v + (size_t)l * kc->cap * kvd;
-        m2u_rmsnorm_fwd(ln, rstd, x, L->ln1.w, n, C, c->rms_norm_eps);
-        linear_fwd(m, &L->lin[M2U_Q], q, ln, n, l, M2U_Q, ul, NULL);
-        linear_fwd(m, &L->lin[M2U_K], k, ln, n, l, M2U_K, ul, NULL);
-        linear_fwd(m, &L->lin[M2U_V], v, ln, n, l, M2U_V, ul, NULL);
-        m2u_rope_fwd(q, n, qd, H, hd, rc_cos, rc_sin);
-        m2u_rope_fwd(k, n, kvd, KV, hd, rc_cos, rc_sin);
-        memcpy(kcache + (size_t)pos0 * kvd, k, (size_t)n * kvd * sizeof(float));
-        memcpy(vcache + (size_t)pos0 * kvd, v, (size_t)n * kvd * sizeof(float));
-        rc = m2u_attention_fwd(att, NULL, q, qd, kcache, vcache, kvd, 1, n, pos0 + n, pos0, H, KV, hd);
-        if (L->gate) adapter_fwd(m, L, l, att, av, 1, n);
-        linear_fwd(m, &L->lin[M2U_O], tmp, att, n, l, M2U_O, ul, NULL);
-        for (size_t i = 0; i < (size_t)n * C; i++) x[i] += tmp[i];
-        m2u_rmsnorm_fwd(ln, rstd, x, L->ln2.w, n, C, c->rms_norm_eps);
-        linear_fwd(m, &L->lin[M2U_GATE], g, ln, n, l, M2U_GATE, ul, NULL);
-        linear_fwd(m, &L->lin[M2U_UP], u, ln, n, l, M2U_UP, ul, NULL);
-        m2u_swiglu_fwd(act, g, u, (size_t)n * FF);
-        linear_fwd(m, &L->lin[M2U_DOWN], tmp, act, n, l, M2U_DOWN, ul, NULL);
-        for (size_t i = 0; i < (size_t)n * C; i++) x[i] += tmp[i];
+        cached_qkv(m, l, &s, n);
+        memcpy(kcache + (size_t)pos0 * kvd, s.k, (size_t)n * kvd * sizeof(float));
+        memcpy(vcache + (size_t)pos0 * kvd, s.v, (size_t)n * kvd * sizeof(float));
+        rc = m2u_attention_fwd(s.att, NULL, s.q, c->n_heads * hd, kcache, vcache, kvd, 1, n, pos0 + n, pos0, c->n_heads,
+                               c->n_kv_heads, hd);
+        if (!rc) cached_tail(m, l, &s, n, 1, n);
     }
     m->training = saved_training;
     if (!rc) {
-        float *last = x + (size_t)(n - 1) * C;
-        m2u_rmsnorm_fwd(ln, rstd, last, m->norm.w, 1, C, c->rms_norm_eps);
-        head_fwd(m, logits_last, ln, 1);
+        float *last = s.x + (size_t)(n - 1) * c->hidden_size;
+        m2u_rmsnorm_fwd(s.ln, s.rstd, last, m->norm.w, 1, c->hidden_size, c->rms_norm_eps);
+        head_fwd(m, logits_last, s.ln, 1);
         kc->len += n;
     }
-    free(buf);
-    free(pos);
+    cached_scratch_free(&s);
     return rc;
 }
