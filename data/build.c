@@ -203,13 +203,7 @@ static char *record_path(build_ctx *b, const char *id) {
 /* Split of a source: from the hash of its id, so a track's clips and all the
  * samples made from them land in one split, on any machine. */
 static int split_of(const build_ctx *b, const char *id) {
-    m2u_sha256 s;
-    unsigned char d[32];
-    m2u_sha256_init(&s);
-    m2u_sha256_update(&s, "m2u-split\n", 10);
-    m2u_sha256_update(&s, id, strlen(id));
-    m2u_sha256_final(&s, d);
-    double u = (double)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3]) / 4294967296.0;
+    double u = m2u_sha256_unit("m2u-split\n", id);
     return u < b->c->test_frac ? 2 : u < b->c->test_frac + b->c->valid_frac ? 1 : 0;
 }
 static const char *split_name(int s) { return s == 2 ? "test" : s == 1 ? "valid" : "train"; }
@@ -1046,7 +1040,6 @@ static int samples_visual(build_ctx *b, int fi, int is_video) {
     const char *music_source = NULL;
     double ms = NAN, me = NAN;
     int rc = 0;
-    m2u_analysis own_a;
     const m2u_analysis *ma = NULL;
     const m2u_record *mr = NULL;
     int mclip = 0;
@@ -1086,7 +1079,6 @@ static int samples_visual(build_ctx *b, int fi, int is_video) {
         }
         mr = &b->rec[p->file], mclip = p->clip, ma = &mr->clips[p->clip].a;
     }
-    (void)own_a;
     music_source = mr->source;
     char mid[160];
     snprintf(mid, sizeof mid, "%s-c%03d-mucaps", mr->id, mclip);

@@ -106,3 +106,13 @@ int m2u_sha256_file(const char *path, char hex[65]) {
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
     return 0;
 }
+
+double m2u_sha256_unit(const char *prefix, const char *key) {
+    m2u_sha256 s;
+    unsigned char d[32];
+    m2u_sha256_init(&s);
+    m2u_sha256_update(&s, prefix, strlen(prefix));
+    m2u_sha256_update(&s, key, strlen(key));
+    m2u_sha256_final(&s, d);
+    return (double)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3]) / 4294967296.0;
+}

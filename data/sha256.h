@@ -17,5 +17,8 @@ void m2u_sha256_update(m2u_sha256 *s, const void *data, size_t len);
 void m2u_sha256_final(m2u_sha256 *s, unsigned char out[32]);
 /* Hex digest of a whole file (65 bytes with the NUL). */
 int m2u_sha256_file(const char *path, char hex[65]);
+/* A stable number in [0, 1) from SHA-256(prefix + key): its first 32 bits / 2^32.
+ * Splits by source use it, so a source lands in the same split everywhere. */
+double m2u_sha256_unit(const char *prefix, const char *key);
 
 #endif

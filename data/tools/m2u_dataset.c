@@ -101,12 +101,7 @@ static int take(const cJSON *o, const char *key, char **dst) {
 
 /* Split from a hash of the source: stable across runs, machines and inputs. */
 static const char *split_of(const char *source, double valid, double test) {
-    m2u_sha256 s;
-    unsigned char d[32];
-    m2u_sha256_init(&s);
-    m2u_sha256_update(&s, source, strlen(source));
-    m2u_sha256_final(&s, d);
-    double u = (double)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3]) / 4294967296.0;
+    double u = m2u_sha256_unit("", source);
     return u < test ? "test" : u < test + valid ? "valid" : "train";
 }
 
