@@ -7,6 +7,7 @@
 #include "m2u_error.h"
 #include "manifest.h"
 #include "safetensors.h"
+#include "test_dataset_util.h"
 #include "test_util.h"
 
 #include <signal.h>
@@ -63,16 +64,8 @@ static void make_dataset(void) {
         CHECK(m2u_shard_append(w, &s) == 0, "%s", m2u_last_error());
     }
     CHECK(m2u_shard_close(w) == 0, "%s", m2u_last_error());
-    m2u_manifest man;
-    m2u_manifest_init(&man);
-    m2u_manifest_shard s;
     snprintf(path, sizeof path, "%s/data", g_dir);
-    CHECK(m2u_manifest_scan_shard(path, "shard-00000.h5", &s) == 0, "%s", m2u_last_error());
-    m2u_manifest_add(&man, &s);
-    m2u_manifest_shard_free(&s);
-    snprintf(path, sizeof path, "%s/data/manifest.json", g_dir);
-    CHECK(m2u_manifest_write(path, &man) == 0, "%s", m2u_last_error());
-    m2u_manifest_free(&man);
+    t_manifest_one_shard(path);
 }
 
 static void write_config(void) {

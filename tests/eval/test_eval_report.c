@@ -16,6 +16,7 @@
 #include "m2u_error.h"
 #include "manifest.h"
 #include "png_min.h"
+#include "test_dataset_util.h"
 #include "test_util.h"
 
 #include <cjson/cJSON.h>
@@ -234,16 +235,8 @@ static void make_dataset(char expected_ids[][16], int *n_expected, int max) {
         free(a[0]);
     }
     CHECK(m2u_shard_close(w) == 0, "%s", m2u_last_error());
-    m2u_manifest man;
-    m2u_manifest_init(&man);
-    m2u_manifest_shard ms;
     snprintf(path, sizeof path, "%s/data", g_dir);
-    CHECK(m2u_manifest_scan_shard(path, "shard-00000.h5", &ms) == 0, "%s", m2u_last_error());
-    m2u_manifest_add(&man, &ms);
-    m2u_manifest_shard_free(&ms);
-    snprintf(path, sizeof path, "%s/data/manifest.json", g_dir);
-    CHECK(m2u_manifest_write(path, &man) == 0, "%s", m2u_last_error());
-    m2u_manifest_free(&man);
+    t_manifest_one_shard(path);
 }
 
 static int train_tiny(void) {
