@@ -34,10 +34,12 @@ build/m2u-llm tokenize --model "$OUT/base" "A calm piano melody"
 
 echo "== 2. the embedded dataset"
 # images and videos for MUImage / MUVideo, made here (CC0): warm, cold, dark, bright,
-# busy and calm pictures, moving and still videos, one with its own soundtrack
+# busy and calm pictures, moving and still videos, one with its own soundtrack.  The
+# random sources are seeded, so every run makes the same files and the same dataset.
 MEDIA="$OUT/media"
-if [ ! -f "$MEDIA/.complete" ]; then
-  rm -rf "$MEDIA" && mkdir -p "$MEDIA"
+if [ ! -f "$MEDIA/.complete-v2" ]; then
+  # new media: a dataset built from other files cannot be resumed, so it goes too
+  rm -rf "$MEDIA" "$OUT/dataset" && mkdir -p "$MEDIA"
   ff() { ffmpeg -v error -y "$@"; }
   ff -f lavfi -i "gradients=s=320x240:c0=0xff5a00:c1=0xffd040:nb_colors=2:seed=3" -frames:v 1 "$MEDIA/sunset.png"
   ff -f lavfi -i "color=c=0x1c3a78:s=320x240,noise=alls=12:allf=t" -frames:v 1 "$MEDIA/deep_blue.png"
@@ -45,15 +47,15 @@ if [ ! -f "$MEDIA/.complete" ]; then
   ff -f lavfi -i "gradients=s=320x240:c0=0x90ff50:c1=0xfff060:nb_colors=2:seed=7" -frames:v 1 "$MEDIA/meadow.png"
   ff -f lavfi -i "mandelbrot=s=320x240" -frames:v 1 "$MEDIA/fractal.png"
   ff -f lavfi -i "smptebars=s=320x240" -frames:v 1 "$MEDIA/bars.png"
-  ff -f lavfi -i "cellauto=s=320x240:rule=110" -frames:v 1 "$MEDIA/automaton.png"
-  ff -f lavfi -i "life=s=320x240:mold=10:life_color=#ff8000:death_color=#002040" -frames:v 30 -update 1 "$MEDIA/colony.png"
+  ff -f lavfi -i "cellauto=s=320x240:rule=110:seed=1" -frames:v 1 "$MEDIA/automaton.png"
+  ff -f lavfi -i "life=s=320x240:mold=10:seed=1:life_color=#ff8000:death_color=#002040" -frames:v 30 -update 1 "$MEDIA/colony.png"
   ff -f lavfi -i "testsrc2=s=320x240:r=15:d=8" -f lavfi -i "sine=frequency=392:beep_factor=4:duration=8" \
      -shortest -pix_fmt yuv420p "$MEDIA/testcard_beeps.mp4"
   ff -f lavfi -i "mandelbrot=s=320x240:r=15" -t 6 -pix_fmt yuv420p "$MEDIA/zoom.mp4"
-  ff -f lavfi -i "life=s=320x240:r=15:mold=10" -t 6 -pix_fmt yuv420p "$MEDIA/life.mp4"
-  ff -f lavfi -i "gradients=s=320x240:r=15:speed=0.02:c0=0x203080:c1=0x602040:nb_colors=2" -t 6 -pix_fmt yuv420p \
+  ff -f lavfi -i "life=s=320x240:r=15:mold=10:seed=2" -t 6 -pix_fmt yuv420p "$MEDIA/life.mp4"
+  ff -f lavfi -i "gradients=s=320x240:r=15:speed=0.02:c0=0x203080:c1=0x602040:nb_colors=2:seed=5" -t 6 -pix_fmt yuv420p \
      "$MEDIA/drift.mp4"
-  touch "$MEDIA/.complete"
+  touch "$MEDIA/.complete-v2"
 fi
 # the build resumes: run it again and finished work is kept
 bash launch/mpirun.sh --tool m2u-dataset 2 build --input data/demo/openmsx.jsonl --input "$MEDIA" \
