@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate models/bert_unicode_tables.h: the per-character behaviour of the
+"""Generate models/tokenizers/bert_unicode_tables.h: the per-character behaviour of the
 `tokenizers` 0.20.3 BertNormalizer and BertPreTokenizer, measured on every
 Unicode scalar value with the library itself (so the C tables follow the
 reference's own Unicode data, whatever versions its Rust crates carry).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate tests/fixtures/t5/: reference data for models/unigram_tokenizer.c and models/t5_encoder.c
+"""Generate tests/fixtures/t5/: reference data for models/tokenizers/unigram_tokenizer.c and models/nets/t5_encoder.c
 (read by tests/test_unigram_tokenizer.c and tests/test_t5.c).
 
 Python is only used to *make* reference files; the C toolkit never runs Python.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tests/fixtures/tokenizer/cases.jsonl: reference encodings/decodings for test_tokenizer.c.
 
-Purpose: models/tokenizer.c must give exactly the ids and strings of the Hugging Face `tokenizers`
+Purpose: models/tokenizers/tokenizer.c must give exactly the ids and strings of the Hugging Face `tokenizers`
 library for the LLaMA-2-style tokenizer.json carried in tests/fixtures/tokenizer/.  This script
 builds a deterministic (seeded) set of a few thousand varied strings, runs them through the
 reference library and writes what it returns, so the C test can compare without Python.

@@ -19,7 +19,7 @@ cmake --build build-asan -j "$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j "$JOBS"
 
-if command -v nvcc >/dev/null 2>&1 && ls models/cuda/*.cu >/dev/null 2>&1; then
+if command -v nvcc >/dev/null 2>&1 && ls models/kernels/cuda/*.cu >/dev/null 2>&1; then
   echo "== CUDA sources compile"
   cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build-cuda -j "$JOBS" --target m2u_cuda

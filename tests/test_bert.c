@@ -1,4 +1,4 @@
-/* models/wordpiece_tokenizer.c and models/bert_encoder.c against tokenizers
+/* models/tokenizers/wordpiece_tokenizer.c and models/nets/bert_encoder.c against tokenizers
  * 0.20.3 and transformers 4.46.3 (BertModel), on the fixtures of
  * tests/make_bertscore_fixtures.py (tests/fixtures/bertscore):
  *   - token ids of ~100 strings, exact;

@@ -1,4 +1,4 @@
-/* models/t5_encoder.c against transformers 4.46.3 (fixtures from tests/make_t5_fixtures.py):
+/* models/nets/t5_encoder.c against transformers 4.46.3 (fixtures from tests/make_t5_fixtures.py):
  *   - relative position buckets equal T5Attention._relative_position_bucket for 8 settings;
  *   - three tiny random encoders (relu / pytorch_model.bin / T5EncoderModel; gated-gelu /
  *     safetensors / MusicGen "text_encoder." prefix and nested config; gated-gelu /

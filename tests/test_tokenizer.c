@@ -1,4 +1,4 @@
-/* models/tokenizer.c against the Hugging Face `tokenizers` 0.20.3 reference.
+/* models/tokenizers/tokenizer.c against the Hugging Face `tokenizers` 0.20.3 reference.
  *
  * tests/fixtures/tokenizer/cases.jsonl (made by tests/make_tokenizer_fixtures.py) holds a few
  * thousand strings with the ids and decodings the reference gives for the LLaMA-2 style

@@ -1,4 +1,4 @@
-/* models/unigram_tokenizer.c against the Hugging Face `tokenizers` 0.20.3 reference.
+/* models/tokenizers/unigram_tokenizer.c against the Hugging Face `tokenizers` 0.20.3 reference.
  *
  * tests/fixtures/t5/tokenizer.json is a T5-format tokenizer (SentencePiece Unigram, nmt_nfkc
  * Precompiled charsmap, converted by transformers' T5Converter) and unigram_cases.jsonl holds the

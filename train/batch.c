@@ -38,18 +38,6 @@ int m2u_sample_pair(const m2u_sample *s, int stage, const char **instruction, co
     return *instruction && *answer && (*answer)[0] ? 0 : -1;
 }
 
-char *m2u_prompt_fill(const char *tpl, const char *instruction) {
-    const char *at = strstr(tpl, "{instruction}");
-    size_t a = at ? (size_t)(at - tpl) : strlen(tpl), b = strlen(instruction);
-    const char *rest = at ? at + strlen("{instruction}") : "";
-    char *out = malloc(a + b + strlen(rest) + 1);
-    if (!out) return NULL;
-    memcpy(out, tpl, a);
-    memcpy(out + a, instruction, b);
-    strcpy(out + a + b, rest);
-    return out;
-}
-
 void m2u_batch_free(m2u_batch *b) {
     free(b->ids);
     free(b->labels);
@@ -58,49 +46,18 @@ void m2u_batch_free(m2u_batch *b) {
     memset(b, 0, sizeof *b);
 }
 
-typedef struct {
-    int32_t *ids;
-    size_t n, n_prompt;
-    int aud_pos;
-} seq;
+typedef m2u_prompt_seq seq;
 
 static int build_seq(const m2u_tokenizer *tok, const m2u_batch_options *o, const m2u_sample *s, seq *q) {
     const char *instruction, *answer;
     int music;
     memset(q, 0, sizeof *q);
-    q->aud_pos = -1;
     if (m2u_sample_pair(s, o->stage, &instruction, &answer, &music))
         return m2u_fail("sample %s (kind '%s') has nothing to learn at stage %d", s->text[M2U_TEXT_ID],
                         s->text[M2U_TEXT_KIND], o->stage);
-    char *prompt = m2u_prompt_fill(o->prompt_template, instruction);
-    if (!prompt) return m2u_fail("out of memory");
-    size_t lp = strlen(prompt), la = strlen(answer);
-    char *full = malloc(lp + la + 1);
-    memcpy(full, prompt, lp);
-    memcpy(full + lp, answer, la + 1);
-    int32_t *pids = NULL, *fids = NULL;
-    size_t np = 0, nf = 0;
-    int rc = m2u_tokenizer_encode(tok, prompt, lp, 1, &pids, &np);
-    if (!rc) rc = m2u_tokenizer_encode(tok, full, lp + la, 1, &fids, &nf);
-    free(prompt);
-    free(full);
-    free(pids);
-    if (rc) return m2u_fail_prefix("sample %s", s->text[M2U_TEXT_ID]);
-    int n_aud = music ? o->n_aud : 0;
-    size_t tail = (size_t)n_aud + (o->append_eos ? 1 : 0);
-    size_t keep = nf;
-    if ((size_t)o->max_len < tail + 2) return m2u_fail("max_len %d is too short for the [AUD] block", o->max_len);
-    if (keep + tail > (size_t)o->max_len) keep = (size_t)o->max_len - tail; /* cut the answer's end */
-    q->ids = malloc((keep + tail) * sizeof(int32_t));
-    memcpy(q->ids, fids, keep * sizeof(int32_t));
-    free(fids);
-    q->n = keep;
-    if (n_aud) {
-        q->aud_pos = (int)q->n - 1; /* its hidden state predicts [AUD0] */
-        for (int k = 0; k < n_aud; k++) q->ids[q->n++] = o->aud_id0 + k;
-    }
-    if (o->append_eos) q->ids[q->n++] = m2u_tokenizer_eos_id(tok);
-    q->n_prompt = np < keep ? np : keep;
+    if (m2u_prompt_encode(tok, o->prompt_template, instruction, answer, music ? o->n_aud : 0, o->aud_id0,
+                          o->append_eos, o->max_len, q))
+        return m2u_fail_prefix("sample %s", s->text[M2U_TEXT_ID]);
     return 0;
 }
 

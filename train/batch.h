@@ -17,6 +17,7 @@
 #define M2U_BATCH_H
 
 #include "manifest.h"
+#include "prompt.h" /* the prompt and [AUD] template (models/generate) */
 #include "tokenizer.h"
 
 #include <stdint.h>
@@ -44,9 +45,6 @@ typedef struct {
  * answer ends in [AUD] tokens (so the projector's loss applies).  Returns -1 for
  * a kind the stage does not use (the caller skips it). */
 int m2u_sample_pair(const m2u_sample *s, int stage, const char **instruction, const char **answer, int *wants_music);
-
-/* The prompt: tpl with "{instruction}" replaced (malloc'ed; NULL when out of memory). */
-char *m2u_prompt_fill(const char *tpl, const char *instruction);
 
 /* Build the batch of samples idx[0..B).  out is (re)allocated as needed; free with m2u_batch_free. */
 int m2u_batch_build(m2u_dataset *ds, const m2u_tokenizer *tok, const m2u_batch_options *o, const int64_t *idx, int B,

@@ -15,21 +15,6 @@
 #include <unistd.h>
 
 
-static int rm_rf(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            char *p = m2u_path_join(path, e->d_name);
-            if (!p || rm_rf(p)) rc = -1;
-            free(p);
-        }
-    closedir(d);
-    return rmdir(path) == 0 && rc == 0 ? 0 : -1;
-}
-
 /* Complete checkpoints as sorted step numbers. */
 static int list_steps(const char *root, long **steps, int *n) {
     *steps = NULL;
@@ -145,7 +130,7 @@ int m2u_ckpt_save(const char *out_dir, const m2u_train_state *st, const m2u_para
     snprintf(dir, sizeof dir, "%s/step-%08ld", root, st->step);
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     if (m2u_mkdir_p(root)) return -1;
-    rm_rf(tmp); /* a previous attempt killed mid-way */
+    m2u_rm_tree(tmp); /* a previous attempt killed mid-way */
     if (mkdir(tmp, 0755) != 0) return m2u_fail("%s: cannot create: %s", tmp, strerror(errno));
     const float *base = n_params ? params[0].data : NULL;
     char *p = m2u_path_join(tmp, "trainable.safetensors");
@@ -191,11 +176,11 @@ int m2u_ckpt_save(const char *out_dir, const m2u_train_state *st, const m2u_para
         free(pc);
     }
     if (!rc) {
-        rm_rf(dir); /* re-saving the same step replaces it */
+        m2u_rm_tree(dir); /* re-saving the same step replaces it */
         if (rename(tmp, dir) != 0) rc = m2u_fail("%s: rename failed: %s", dir, strerror(errno));
     }
     if (rc) {
-        rm_rf(tmp);
+        m2u_rm_tree(tmp);
         return -1;
     }
     long *steps;
@@ -204,7 +189,7 @@ int m2u_ckpt_save(const char *out_dir, const m2u_train_state *st, const m2u_para
         for (int i = 0; i + keep_last < n; i++) {
             char old[4200];
             snprintf(old, sizeof old, "%s/step-%08ld", root, steps[i]);
-            rm_rf(old);
+            m2u_rm_tree(old);
         }
         free(steps);
     }

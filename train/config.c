@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "fileio.h"
+#include "strbuf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1046,25 +1047,11 @@ int m2u_train_config_load(const char *path, const char *const *overrides, int n_
 
 /* ======================= dump ======================= */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
+/* libyaml's write handler: 1 = written, 0 = failed */
 static int sbuf_write(void *data, unsigned char *bytes, size_t size) {
-    sbuf *s = data;
-    if (s->len + size + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        while (cap < s->len + size + 1) cap *= 2;
-        char *nb = realloc(s->buf, cap);
-        if (!nb) return s->oom = 1, 0;
-        s->buf = nb, s->cap = cap;
-    }
-    memcpy(s->buf + s->len, bytes, size);
-    s->len += size;
-    s->buf[s->len] = '\0';
-    return 1;
+    m2u_strbuf *s = data;
+    m2u_sb_put(s, (const char *)bytes, size);
+    return !s->oom;
 }
 
 static int emit_scalar(yaml_emitter_t *e, const char *v, yaml_scalar_style_t style) {
@@ -1149,13 +1136,13 @@ static int emit_all(yaml_emitter_t *e, const m2u_train_config *cfg) {
 
 int m2u_train_config_to_yaml(const m2u_train_config *cfg, char **out) {
     *out = NULL;
-    sbuf s = {0};
+    m2u_strbuf s = {0};
     static const char head[] = "# m2u-train resolved configuration (m2u " M2U_VERSION "): every key, as the run used it.\n"
                                "# Load it again with: m2u-train <this file>\n";
     if (!sbuf_write(&s, (unsigned char *)head, sizeof head - 1)) return m2u_fail("train config: out of memory");
     yaml_emitter_t e;
     if (!yaml_emitter_initialize(&e)) {
-        free(s.buf);
+        free(s.s);
         return m2u_fail("train config: out of memory");
     }
     yaml_emitter_set_output(&e, sbuf_write, &s);
@@ -1166,9 +1153,9 @@ int m2u_train_config_to_yaml(const m2u_train_config *cfg, char **out) {
     if (rc != 0) {
         rc = s.oom ? m2u_fail("train config: out of memory")
                    : m2u_fail("train config: YAML emitter: %s", e.problem ? e.problem : "failed");
-        free(s.buf);
+        free(s.s);
     } else {
-        *out = s.buf;
+        *out = s.s;
     }
     yaml_emitter_delete(&e);
     return rc;

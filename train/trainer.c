@@ -8,6 +8,7 @@
 #include "fileio.h"
 #include "llama.h"
 #include "m2ugen.h"
+#include "log.h"
 #include "m2u_error.h"
 #include "manifest.h"
 #include "progress.h"
@@ -311,7 +312,7 @@ static void eval_generate(trainer *t, int n_samples) {
                     forward_batch(t, &one, &bt, &ce, &mse, &nm) == 0 &&
                     m2u_llama_generate(t->model, ids, (int)n, &sc, out, &n_out, NULL) == 0 &&
                     m2u_tokenizer_decode(t->tok, out, (size_t)n_out, 1, &text) == 0) {
-                    fprintf(stderr, "  held-out: %s\n    expected: %s\n    model:    %s\n", q[0] ? q : "(no instruction)",
+                    m2u_log(M2U_LOG_INFO, "  held-out: %s\n    expected: %s\n    model:    %s", q[0] ? q : "(no instruction)",
                             a, text);
                     cJSON *j = cJSON_CreateObject();
                     cJSON_AddStringToObject(j, "event", "sample");
@@ -583,7 +584,7 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         if (!rc && latest) rc = m2u_ckpt_load(latest, &t.st, t.mg->params, t.mg->n_params, &t.opt);
         if (!rc && latest) t.model->step_seed = t.st.model_seed;
         if (!rc && latest && dist->rank == 0)
-            fprintf(stderr, "m2u-train: resuming from %s (step %ld)\n", latest, t.st.step);
+            m2u_log(M2U_LOG_INFO, "m2u-train: resuming from %s (step %ld)", latest, t.st.step);
         if (!latest) resume = 0; /* --resume-auto with nothing to resume: a fresh start */
         free(latest);
     }
@@ -592,7 +593,7 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         int n_loaded = 0;
         rc = m2u_m2ugen_load_released(t.mg, cfg->model.init_from, &n_loaded);
         if (!rc && dist->rank == 0)
-            fprintf(stderr, "m2u-train: %d trainable tensors from the M2UGen checkpoint %s\n", n_loaded,
+            m2u_log(M2U_LOG_INFO, "m2u-train: %d trainable tensors from the M2UGen checkpoint %s", n_loaded,
                     cfg->model.init_from);
     } else if (!rc && !resume && cfg->model.init_from[0]) {
         char *latest = NULL, *p = NULL;
@@ -606,7 +607,7 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         if (!rc) rc = m2u_params_load(t.mg->params, t.mg->n_params, st, 0, &n_loaded);
         if (st) m2u_st_close(st);
         if (!rc && dist->rank == 0)
-            fprintf(stderr, "m2u-train: %d of %d trainable tensors from %s\n", n_loaded, t.mg->n_params, p);
+            m2u_log(M2U_LOG_INFO, "m2u-train: %d of %d trainable tensors from %s", n_loaded, t.mg->n_params, p);
         free(p);
         free(latest);
     }
@@ -626,9 +627,9 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
     }
     double eval0 = dist->rank == 0 && !resume ? eval_loss(&t) : NAN;
     if (dist->rank == 0)
-        fprintf(stderr,
+        m2u_log(M2U_LOG_INFO,
                 "m2u-train: %s, stage %d, %d rank(s), %lld samples usable (%ld steps/epoch), %ld steps, %zu trainable "
-                "parameters in %d tensors; held-out loss %.4f\n",
+                "parameters in %d tensors; held-out loss %.4f",
                 cfg->run.name, cfg->train.stage, dist->size, (long long)t.n_eligible, t.steps_per_epoch, t.total_steps,
                 t.mg->n_floats, t.mg->n_params, eval0);
     if (t.metrics && !resume)
@@ -683,10 +684,10 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
                 "\"optimizer\": %.5f}}\n",
                 t.st.step, loss, e, wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
                 (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per);
-        fprintf(stderr,
+        m2u_log(M2U_LOG_INFO,
                 "m2u-train: %s done: %ld steps, train loss %.4f, held-out loss %.4f -> %.4f, %.1f s; per step: data "
                 "%.3f s, forward %.3f s, backward %.3f s, all-reduce %.3f s, optimizer %.3f s; checkpoints in "
-                "%s/checkpoints\n",
+                "%s/checkpoints",
                 cfg->run.name, t.st.step, loss, eval0, e, wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
                 (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per, cfg->run.out_dir);
     }

@@ -1,9 +1,10 @@
 /* m2u-dataset: build m2u dataset shards.
  *
  *   build  media (audio, MIDI, images, videos) -> MUCaps, MusicQA, MUEdit,
- *          MUImage, MUVideo samples (data/build.h), under mpirun or alone
+ *          MUImage, MUVideo samples (data/build/build.h), under mpirun or alone
  *   text   text-only samples from a JSON-lines file
  *   card   (re)write the dataset card of a finished build */
+#include "log.h"
 #include "build.h"
 #include "fileio.h"
 #include "m2u_error.h"
@@ -375,6 +376,8 @@ static int cmd_card(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
+    m2u_progress_set_stream(stderr);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -6,6 +6,7 @@
  *   report    training curves of a run (no generation)
  *
  * See usage(). */
+#include "log.h"
 #include "caption_metrics.h"
 #include "audio_embed.h"
 #include "bertscore.h"
@@ -49,13 +50,13 @@ static void usage(FILE *f) {
           "      Fréchet distance between two audio sets (folders, globs or JSON-lines manifests):\n"
           "      one row per clip, embedded with MERT (the mean over time of hidden state K, the\n"
           "      last by default) or, without --mert, m2u's built-in spectral embedding (the mean\n"
-          "      of the 25 standardised log-spectra of data/builtin_features.h; compare sets with\n"
+          "      of the 25 standardised log-spectra of data/build/builtin_features.h; compare sets with\n"
           "      each other under the same settings, it is not VGGish).  Undecodable files are\n"
           "      skipped and counted.\n"
           "  bench [--only train,mert,dataset] [--quick] [--out DIR] [--build DIR] [--python PY]\n"
           "      The toolkit's throughput, each against a reference in the same run: LoRA training\n"
-          "      step vs PyTorch (eval/bench_llama.sh), MERT vs PyTorch (eval/bench_mert.sh), decoding\n"
-          "      vs the ffmpeg CLI, analysis and build rates, shard reading vs h5py (eval/bench_dataset.sh).\n"
+          "      step vs PyTorch (eval/bench/bench_llama.sh), MERT vs PyTorch (eval/bench/bench_mert.sh), decoding\n"
+          "      vs the ffmpeg CLI, analysis and build rates, shard reading vs h5py (eval/bench/bench_dataset.sh).\n"
           "      Writes DIR/bench.md and DIR/bench.json (default build/bench); a part whose reference\n"
           "      is missing (no torch, no h5py) is reported as not measured, with the reason.\n"
           "  kl --a REF.npy --b GEN.npy [--logits]\n"
@@ -89,8 +90,8 @@ static void usage(FILE *f) {
           "      --max-samples selected samples in dataset order are used (default all).\n"
           "      Paths inside config.yaml are as m2u-train resolved them (relative ones are relative to\n"
           "      the directory it ran in): run m2u-eval from there, or give --data / --config.\n"
-          "      Attribute words are read back with the rules documented in eval/attr_agreement.h\n"
-          "      (the vocabulary of data/describe.h; first mention wins; key letters upper-case).\n"
+          "      Attribute words are read back with the rules documented in eval/metrics/attr_agreement.h\n"
+          "      (the vocabulary of data/build/describe.h; first mention wins; key letters upper-case).\n"
           "      Progress with rate and ETA goes to stderr.\n"
           "  report --run RUN_DIR [--out DIR]\n"
           "      Training curves only (loss, held-out loss, lr, throughput from metrics.jsonl):\n"
@@ -784,6 +785,8 @@ static int parse_long(const char *opt, const char *v, long lo, long *out) {
 }
 
 int main(int argc, char **argv) {
+    m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
+    m2u_progress_set_stream(stderr);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

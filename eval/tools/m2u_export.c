@@ -1,5 +1,7 @@
 /* m2u-export: write a trained m2u run as a PEFT adapter, a merged Hugging Face
  * checkpoint, GGUF (base + LoRA) for llama.cpp, or M2UGen's own checkpoint. */
+#include "log.h"
+#include "progress.h"
 #include "export.h"
 #include "m2u_error.h"
 
@@ -74,6 +76,8 @@ static int parse_size(const char *s, unsigned long long *out) {
 }
 
 int main(int argc, char **argv) {
+    m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
+    m2u_progress_set_stream(stderr);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

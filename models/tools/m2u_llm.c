@@ -1,6 +1,7 @@
 /* m2u-llm: run a Hugging Face LLaMA checkpoint directory with m2u's numeric core.
  *
  * Subcommands: tokenize, decode, logits, generate, init, finetune.  See usage(). */
+#include "log.h"
 #include "adamw.h"
 #include "fileio.h"
 #include "llama.h"
@@ -509,6 +510,8 @@ static int cmd_finetune(const options *o) {
 }
 
 int main(int argc, char **argv) {
+    m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
+    m2u_progress_set_stream(stderr);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -1,4 +1,4 @@
-/* Built-in features (data/builtin_features.h) against their documented
+/* Built-in features (data/build/builtin_features.h) against their documented
  * definitions, recomputed here independently: a naive DFT for the music rows,
  * direct pixel indexing for the ViT/ViViT grids, and this file's own FNV-1a,
  * splitmix64 and Box-Muller (checked first against published test vectors)

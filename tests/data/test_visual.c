@@ -1,4 +1,4 @@
-/* Image/video descriptors, their mood and their words (data/visual.h) on
+/* Image/video descriptors, their mood and their words (data/build/visual.h) on
  * synthetic pictures whose descriptors are known in closed form. */
 #include "visual.h"
 #include "m2u_error.h"

@@ -1,4 +1,4 @@
-/* eval/bertscore.c against bert_score 0.3.13 (bert_score.score on the local
+/* eval/metrics/bertscore.c against bert_score 0.3.13 (bert_score.score on the local
  * random BERT of tests/fixtures/bertscore, see tests/make_bertscore_fixtures.py):
  * P, R and F per candidate within 1e-5, with and without idf, with single and
  * multiple references, and on a model with negative best matches at batch

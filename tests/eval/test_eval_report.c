@@ -1,6 +1,6 @@
 /* m2u-eval run / report:
  *  - the attribute parser on hand-written sentences (exact words) and on every
- *    caption / MusicQA answer data/describe.c writes for a grid of analyses
+ *    caption / MusicQA answer data/build/describe.c writes for a grid of analyses
  *    (it must read back exactly the measured words);
  *  - a tiny run (m2u-llm init + m2u-train, 6 steps, music adapter on mert
  *    features): `m2u-eval run` writes one prediction per selected test sample,

@@ -1,4 +1,6 @@
 /* m2u-train: train M2UGen-style models from a YAML recipe, as one process or under mpirun/srun. */
+#include "log.h"
+#include "progress.h"
 #include "config.h"
 #include "dist.h"
 #include "m2u_error.h"
@@ -31,6 +33,8 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
+    m2u_progress_set_stream(stderr);
     m2u_dist dist;
     if (m2u_dist_init(&argc, &argv, &dist)) {
         fprintf(stderr, "m2u-train: %s\n", m2u_last_error());

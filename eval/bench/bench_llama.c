@@ -1,0 +1,378 @@
+/* m2u-bench-llama: throughput of LoRA fine-tuning steps on a LLaMA checkpoint.
+ *
+ * One step = forward (with the mean cross-entropy of next-token prediction) +
+ * zero_grad + backward into the LoRA gradients.  No optimizer step: the
+ * PyTorch side (eval/bench/bench_llama_torch.py) times exactly the same work, and
+ * eval/bench/bench_llama.sh runs both and prints the comparison table.
+ *
+ * Besides tokens/s it reports the achieved GFLOP/s of the step (FLOP formula
+ * below, printed with the results) and the sgemm peak of this machine, measured
+ * in the same process with the same thread count (best of several square
+ * cblas_sgemm calls). */
+#include "log.h"
+#include "progress.h"
+#include "llama.h"
+#include "m2u_error.h"
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#define FLOP_FORMULA                                                                                               \
+    "FLOPs/step = 2*N*(P_lin + C*V) [forward matmuls] + 2*N*(P_lin - P_qkv0 + C*V) [backward dX only: frozen "   \
+    "weights need no dW, frozen embeddings need no dX of layer 0's q/k/v] + 6*N*r*sum(in+out) [LoRA fwd+bwd] + "   \
+    "12*B*L*H*hd*T*(T+1)/2 [causal attention fwd+bwd, unmasked pairs only]; N = B*T tokens, P_lin = frozen "       \
+    "decoder linear weights, elementwise ops (norms, RoPE, softmax, SwiGLU, CE) not counted"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: m2u-bench-llama --model DIR [options]\n"
+            "       m2u-bench-llama --peak-only [--threads N] [--peak-n N] [--json PATH]\n"
+            "\n"
+            "Times LoRA fine-tuning steps (forward + cross-entropy + backward, no optimizer step)\n"
+            "of a Hugging Face LlamaForCausalLM checkpoint with LoRA on all 7 linears of every\n"
+            "layer (frozen base, no dropout), and the sgemm peak of the machine.\n"
+            "\n"
+            "options:\n"
+            "  --model DIR       checkpoint directory (config.json + *.safetensors)\n"
+            "  --batch B         sequences per step (default 4)\n"
+            "  --seq T           tokens per sequence (default 128)\n"
+            "  --steps K         timed steps (default 10)\n"
+            "  --warmup W        untimed steps before them (default 2)\n"
+            "  --threads N       OpenMP and OpenBLAS threads (default: OMP_NUM_THREADS, else all cores)\n"
+            "  --lora-r R        LoRA rank (default 16)\n"
+            "  --lora-alpha A    LoRA alpha (default 32)\n"
+            "  --seed S          seed of the token ids (default 1; same stream as bench_llama_torch.py)\n"
+            "  --peak-n N        size of the square sgemm that measures the peak (default 2048, 0: skip)\n"
+            "  --peak-only       measure only the sgemm peak (no --model)\n"
+            "  --name NAME       label of this run (default: the model directory's name)\n"
+            "  --json PATH       also write the results as JSON to PATH\n"
+            "  -h, --help        this text\n"
+            "\n"
+            "Tokens/s = B*T / median step time.\n"
+            "%s.\n"
+            "\n"
+            "example:\n"
+            "  m2u-bench-llama --model build/bench_ckpt/15m --batch 4 --seq 128 --steps 10 --threads 2 \\\n"
+            "                  --json /tmp/m2u_15m.json\n"
+            "  (eval/bench/bench_llama.sh makes the checkpoints and runs this against PyTorch)\n",
+            FLOP_FORMULA);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "m2u-bench-llama: %s expects an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_float(const char *opt, const char *s, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v > 0) || v > 1e6) {
+        fprintf(stderr, "m2u-bench-llama: %s expects a positive number, got '%s'\n", opt, s);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n) {
+    double *s = malloc((size_t)n * sizeof *s);
+    if (!s) return v[0];
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    free(s);
+    return m;
+}
+
+/* Best GFLOP/s of square sgemms C = A B (one warm-up call, then at least 5 calls and 1 s). */
+static int sgemm_peak(int n, double *gflops) {
+    size_t nn = (size_t)n * n;
+    float *a = malloc(nn * sizeof(float)), *b = malloc(nn * sizeof(float)), *c = malloc(nn * sizeof(float));
+    if (!a || !b || !c) {
+        free(a);
+        free(b);
+        free(c);
+        fprintf(stderr, "m2u-bench-llama: out of memory for a %d x %d sgemm\n", n, n);
+        return -1;
+    }
+    for (size_t i = 0; i < nn; i++) {
+        a[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+        b[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
+    }
+    double flop = 2.0 * n * (double)n * n, best = 0, t_start = now_s();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    for (int rep = 0; rep < 5 || (now_s() - t_start < 1.0 && rep < 100); rep++) {
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double g = flop / (now_s() - t0) * 1e-9;
+        if (g > best) best = g;
+    }
+    free(a);
+    free(b);
+    free(c);
+    *gflops = best;
+    return 0;
+}
+
+typedef struct {
+    double base_params, trainable, flops, flops_lin, flops_head, flops_lora, flops_attn;
+} model_counts;
+
+/* Parameter and FLOP counts of one step (see FLOP_FORMULA). */
+static model_counts count_model(const m2u_llama *m, int B, int T) {
+    const m2u_llama_config *c = &m->cfg;
+    double C = c->hidden_size, FF = c->intermediate_size, L = c->n_layers, V = c->vocab_size, H = c->n_heads,
+           hd = c->head_dim, qd = H * hd, kvd = (double)c->n_kv_heads * hd, r = m->spec.lora_r, N = (double)B * T;
+    double p_layer = C * qd + 2 * C * kvd + qd * C + 3 * C * FF, p_qkv0 = C * qd + 2 * C * kvd;
+    double io_layer = (C + qd) + 2 * (C + kvd) + (qd + C) + 3 * (C + FF);
+    model_counts k;
+    k.base_params = V * C * (c->tie_word_embeddings ? 1 : 2) + L * (p_layer + 2 * C) + C;
+    k.trainable = (double)m->n_param_floats;
+    k.flops_lin = 2 * N * L * p_layer + 2 * N * (L * p_layer - p_qkv0);
+    k.flops_head = 4 * N * C * V;
+    k.flops_lora = m->spec.lora_r > 0 ? 6 * N * r * L * io_layer : 0;
+    k.flops_attn = 12.0 * B * L * H * hd * ((double)T * (T + 1) / 2);
+    k.flops = k.flops_lin + k.flops_head + k.flops_lora + k.flops_attn;
+    return k;
+}
+
+/* The token stream shared with bench_llama_torch.py: a 64-bit LCG, id = (x >> 33) % V. */
+static void make_ids(int32_t *ids, size_t n, int V, uint64_t seed) {
+    uint64_t x = seed;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((x >> 33) % (uint64_t)V);
+    }
+}
+
+static int write_json(const char *path, cJSON *root) {
+    char *text = cJSON_Print(root);
+    if (!text) {
+        fprintf(stderr, "m2u-bench-llama: out of memory formatting JSON\n");
+        return -1;
+    }
+    FILE *f = fopen(path, "w");
+    int rc = 0;
+    if (!f || fputs(text, f) < 0 || fputc('\n', f) == EOF) rc = -1;
+    if (f && fclose(f)) rc = -1;
+    if (rc) fprintf(stderr, "m2u-bench-llama: cannot write %s: %s\n", path, strerror(errno));
+    free(text);
+    return rc;
+}
+
+static const char *base_name(const char *path) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    const char *p = path + n;
+    while (p > path && p[-1] != '/') p--;
+    return p;
+}
+
+int main(int argc, char **argv) {
+    m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
+    m2u_progress_set_stream(stderr);
+    const char *model_dir = NULL, *json_path = NULL, *name = NULL;
+    long B = 4, T = 128, steps = 10, warmup = 2, threads = 0, lora_r = 16, seed = 1, peak_n = 2048;
+    float lora_alpha = 32;
+    int peak_only = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--peak-only")) {
+            peak_only = 1;
+            continue;
+        }
+        if (i + 1 >= argc || strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "m2u-bench-llama: %s '%s' (see --help)\n",
+                    strncmp(a, "--", 2) ? "unexpected argument" : "missing value for", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        int rc = 0;
+        if (!strcmp(a, "--model")) model_dir = v;
+        else if (!strcmp(a, "--json")) json_path = v;
+        else if (!strcmp(a, "--name")) name = v;
+        else if (!strcmp(a, "--batch")) rc = parse_long(a, v, 1, 1 << 16, &B);
+        else if (!strcmp(a, "--seq")) rc = parse_long(a, v, 2, 1 << 16, &T);
+        else if (!strcmp(a, "--steps")) rc = parse_long(a, v, 1, 1000000, &steps);
+        else if (!strcmp(a, "--warmup")) rc = parse_long(a, v, 0, 1000000, &warmup);
+        else if (!strcmp(a, "--threads")) rc = parse_long(a, v, 1, 4096, &threads);
+        else if (!strcmp(a, "--lora-r")) rc = parse_long(a, v, 1, 65536, &lora_r);
+        else if (!strcmp(a, "--lora-alpha")) rc = parse_float(a, v, &lora_alpha);
+        else if (!strcmp(a, "--seed")) rc = parse_long(a, v, 0, LONG_MAX, &seed);
+        else if (!strcmp(a, "--peak-n")) rc = parse_long(a, v, 0, 16384, &peak_n);
+        else {
+            fprintf(stderr, "m2u-bench-llama: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+        if (rc) return 2;
+    }
+    if (!peak_only && !model_dir) {
+        fprintf(stderr, "m2u-bench-llama: --model DIR is required (or --peak-only); see --help\n");
+        return 2;
+    }
+    if (peak_only && model_dir) {
+        fprintf(stderr, "m2u-bench-llama: --peak-only takes no --model\n");
+        return 2;
+    }
+    if (peak_only && peak_n == 0) {
+        fprintf(stderr, "m2u-bench-llama: --peak-only with --peak-n 0 measures nothing\n");
+        return 2;
+    }
+    if (B * T > INT_MAX / 4) {
+        fprintf(stderr, "m2u-bench-llama: batch * seq = %ld tokens is too large\n", B * T);
+        return 2;
+    }
+    if (threads > 0) {
+        omp_set_num_threads((int)threads);
+        openblas_set_num_threads((int)threads);
+    } else {
+        threads = omp_get_max_threads();
+    }
+
+    double peak = 0;
+    if (peak_n > 0 && sgemm_peak((int)peak_n, &peak)) return 1;
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "impl", "m2u");
+    cJSON_AddNumberToObject(root, "threads", (double)threads);
+    cJSON_AddStringToObject(root, "openblas", openblas_get_config());
+    if (peak_n > 0) {
+        cJSON_AddNumberToObject(root, "sgemm_n", (double)peak_n);
+        cJSON_AddNumberToObject(root, "sgemm_peak_gflops", peak);
+    }
+    if (peak_only) {
+        printf("sgemm %ld^3, %ld threads: %.1f GFLOP/s\n", peak_n, threads, peak);
+        int rc = json_path ? write_json(json_path, root) : 0;
+        cJSON_Delete(root);
+        return rc ? 1 : 0;
+    }
+
+    m2u_train_spec spec = {.lora_r = (int)lora_r,
+                           .lora_alpha = lora_alpha,
+                           .lora_targets = M2U_ALL_LINEARS,
+                           .seed = 1234};
+    m2u_llama *m;
+    if (m2u_llama_load(model_dir, &spec, &m)) {
+        fprintf(stderr, "m2u-bench-llama: %s\n", m2u_last_error());
+        cJSON_Delete(root);
+        return 1;
+    }
+    int V = m->cfg.vocab_size, N = (int)(B * T);
+    int32_t *ids = malloc((size_t)N * sizeof(int32_t));
+    int n_steps = (int)(warmup + steps);
+    double *t_fwd = malloc((size_t)n_steps * sizeof(double)), *t_bwd = malloc((size_t)n_steps * sizeof(double)),
+           *t_step = malloc((size_t)n_steps * sizeof(double));
+    int rc = 0;
+    if (!ids || !t_fwd || !t_bwd || !t_step) {
+        fprintf(stderr, "m2u-bench-llama: out of memory\n");
+        rc = 1;
+    }
+    float first_loss = 0;
+    if (!rc) make_ids(ids, (size_t)N, V, (uint64_t)seed);
+    m->training = 1;
+    for (int s = 0; s < n_steps && !rc; s++) {
+        float loss;
+        double t0 = now_s();
+        if (m2u_llama_forward(m, ids, ids, (int)B, (int)T, -100, &loss)) {
+            rc = 1;
+            break;
+        }
+        double t1 = now_s();
+        m2u_llama_zero_grad(m);
+        if (m2u_llama_backward(m, 1.0f / (float)m->n_valid)) {
+            rc = 1;
+            break;
+        }
+        double t2 = now_s();
+        t_fwd[s] = t1 - t0;
+        t_bwd[s] = t2 - t1;
+        t_step[s] = t2 - t0;
+        if (s == 0) first_loss = loss;
+        if (!isfinite(loss)) {
+            m2u_fail("step %d: loss is %g", s, (double)loss);
+            rc = 1;
+        }
+    }
+    if (rc && m2u_last_error()[0]) fprintf(stderr, "m2u-bench-llama: %s\n", m2u_last_error());
+
+    if (!rc) {
+        model_counts k = count_model(m, (int)B, (int)T);
+        double med = median(t_step + warmup, (int)steps), tps = N / med, gflops = k.flops / med * 1e-9;
+        if (!name) name = base_name(model_dir);
+        printf("%s: %.2fM params (%.3fM trainable LoRA r=%ld), B=%ld T=%ld, %ld threads\n", name,
+               k.base_params * 1e-6, k.trainable * 1e-6, lora_r, B, T, threads);
+        printf("  step median %.4f s (forward %.4f s, backward %.4f s) over %ld steps after %ld warm-up\n", med,
+               median(t_fwd + warmup, (int)steps), median(t_bwd + warmup, (int)steps), steps, warmup);
+        printf("  %.1f tokens/s, %.2f GFLOP/step, %.1f GFLOP/s", tps, k.flops * 1e-9, gflops);
+        if (peak > 0) printf(" = %.1f%% of the sgemm peak %.1f GFLOP/s (%ld^3)", 100 * gflops / peak, peak, peak_n);
+        printf("\n  first loss %.6f\n", (double)first_loss);
+
+        cJSON_AddStringToObject(root, "name", name);
+        cJSON_AddStringToObject(root, "model", model_dir);
+        cJSON_AddNumberToObject(root, "params", k.base_params);
+        cJSON_AddNumberToObject(root, "trainable_params", k.trainable);
+        cJSON_AddNumberToObject(root, "lora_r", (double)lora_r);
+        cJSON_AddNumberToObject(root, "lora_alpha", lora_alpha);
+        cJSON_AddNumberToObject(root, "batch", (double)B);
+        cJSON_AddNumberToObject(root, "seq", (double)T);
+        cJSON_AddNumberToObject(root, "warmup", (double)warmup);
+        cJSON_AddNumberToObject(root, "steps", (double)steps);
+        cJSON_AddNumberToObject(root, "first_loss", first_loss);
+        cJSON_AddNumberToObject(root, "step_s_median", med);
+        cJSON_AddNumberToObject(root, "fwd_s_median", median(t_fwd + warmup, (int)steps));
+        cJSON_AddNumberToObject(root, "bwd_s_median", median(t_bwd + warmup, (int)steps));
+        cJSON_AddItemToObject(root, "step_s", cJSON_CreateDoubleArray(t_step + warmup, (int)steps));
+        cJSON_AddNumberToObject(root, "tokens_per_s", tps);
+        cJSON_AddNumberToObject(root, "flops_per_step", k.flops);
+        cJSON *parts = cJSON_AddObjectToObject(root, "flops_parts");
+        cJSON_AddNumberToObject(parts, "decoder_linears", k.flops_lin);
+        cJSON_AddNumberToObject(parts, "lm_head", k.flops_head);
+        cJSON_AddNumberToObject(parts, "lora", k.flops_lora);
+        cJSON_AddNumberToObject(parts, "attention", k.flops_attn);
+        cJSON_AddStringToObject(root, "flops_formula", FLOP_FORMULA);
+        cJSON_AddNumberToObject(root, "gflops", gflops);
+        if (peak > 0) cJSON_AddNumberToObject(root, "pct_of_peak", 100 * gflops / peak);
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0) cJSON_AddNumberToObject(root, "max_rss_mib", (double)ru.ru_maxrss / 1024);
+        if (json_path && write_json(json_path, root)) rc = 1;
+    }
+    cJSON_Delete(root);
+    free(ids);
+    free(t_fwd);
+    free(t_bwd);
+    free(t_step);
+    m2u_llama_free(m);
+    return rc;
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# m2u vs PyTorch eager: LoRA fine-tuning throughput on random LLaMA checkpoints.
+#
+# For each config it writes a random LlamaForCausalLM checkpoint (fp32 safetensors,
+# HF layout; cached under the build directory), then times, in this one run and with
+# the same thread count, batch and sequence length:
+#   m2u-bench-llama          (C: OpenMP + OpenBLAS)
+#   bench_llama_torch.py run (transformers LlamaForCausalLM, eager attention, peft LoRA)
+# A step is forward + cross-entropy + backward with LoRA r=16 (alpha 32) on all seven
+# linears and a frozen base; no optimizer step on either side.  It prints a table
+# (tokens/s, m2u/torch ratio, m2u GFLOP/s against the sgemm peak measured by the C
+# program) and writes all numbers to a JSON file.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+THREADS=$(nproc)
+CONFIGS=tiny,15m,110m
+STEPS=10
+WARMUP=2
+BATCH=4
+SEQ=128
+BUILD="$ROOT/build"
+CKPT=""
+JSON=""
+PY=${PYTHON:-python3}
+DO_BUILD=1
+
+usage() {
+    cat <<EOF
+usage: eval/bench/bench_llama.sh [--threads N] [--configs tiny,15m,110m] [--steps K] [options]
+
+  --threads N      threads for both sides (default: nproc = $(nproc))
+  --configs LIST   comma list of tiny (64 hidden, 2 layers, vocab 96), 15m (llama2.c
+                   stories15M: 288 hidden, 6 layers), 110m (stories110M: 768 hidden,
+                   12 layers); default $CONFIGS
+  --steps K        timed steps per side and config (default $STEPS)
+  --warmup W       untimed steps first (default $WARMUP)
+  --batch B        sequences per step (default $BATCH)
+  --seq T          tokens per sequence (default $SEQ)
+  --build DIR      CMake build directory (default \$repo/build); m2u-bench-llama is
+                   (re)built there unless --no-build
+  --no-build       use DIR/m2u-bench-llama as it is
+  --ckpt DIR       where the random checkpoints are cached (default BUILD/bench_ckpt)
+  --json PATH      result file (default BUILD/bench_llama/results.json)
+  --python PY      interpreter with torch, transformers, peft (default python3)
+
+example:
+  eval/bench/bench_llama.sh --threads 2 --configs tiny,15m --steps 10 --json /tmp/bench.json
+EOF
+}
+
+die() { echo "bench_llama.sh: $*" >&2; exit 2; }
+posint() { [[ $2 =~ ^[0-9]+$ ]] && (( $2 >= $3 )) || die "$1 expects an integer >= $3, got '$2'"; }
+
+while (( $# )); do
+    case $1 in
+        -h|--help) usage; exit 0 ;;
+        --no-build) DO_BUILD=0; shift; continue ;;
+        --threads|--configs|--steps|--warmup|--batch|--seq|--build|--ckpt|--json|--python)
+            (( $# >= 2 )) || die "missing value for $1"
+            case $1 in
+                --threads) posint "$1" "$2" 1; THREADS=$2 ;;
+                --configs) CONFIGS=$2 ;;
+                --steps) posint "$1" "$2" 1; STEPS=$2 ;;
+                --warmup) posint "$1" "$2" 0; WARMUP=$2 ;;
+                --batch) posint "$1" "$2" 1; BATCH=$2 ;;
+                --seq) posint "$1" "$2" 2; SEQ=$2 ;;
+                --build) BUILD=$2 ;;
+                --ckpt) CKPT=$2 ;;
+                --json) JSON=$2 ;;
+                --python) PY=$2 ;;
+            esac
+            shift 2 ;;
+        *) die "unknown argument '$1' (see --help)" ;;
+    esac
+done
+
+IFS=, read -r -a CFG_LIST <<< "$CONFIGS"
+(( ${#CFG_LIST[@]} )) || die "--configs is empty"
+for c in "${CFG_LIST[@]}"; do
+    case $c in tiny|15m|110m) ;; *) die "unknown config '$c' (have tiny, 15m, 110m)" ;; esac
+done
+CKPT=${CKPT:-$BUILD/bench_ckpt}
+OUTDIR="$BUILD/bench_llama"
+JSON=${JSON:-$OUTDIR/results.json}
+TORCH_PY="$ROOT/eval/bench/bench_llama_torch.py"
+BIN="$BUILD/m2u-bench-llama"
+
+"$PY" -c "import torch, transformers, peft, safetensors" 2>/dev/null ||
+    die "$PY cannot import torch, transformers, peft and safetensors (pip install torch==2.5.1 transformers==4.46.3 peft==0.13.2)"
+
+if (( DO_BUILD )); then
+    mkdir -p "$BUILD"
+    LOG="$BUILD/bench_llama_build.log"
+    { [[ -f $BUILD/CMakeCache.txt ]] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release; } > "$LOG" 2>&1 &&
+        cmake --build "$BUILD" -j "$(nproc)" --target m2u-bench-llama >> "$LOG" 2>&1 ||
+        { tail -n 30 "$LOG" >&2; die "building m2u-bench-llama in $BUILD failed (log: $LOG)"; }
+fi
+[[ -x $BIN ]] || die "$BIN not found (drop --no-build, or point --build at a build directory)"
+mkdir -p "$CKPT" "$OUTDIR" "$(dirname "$JSON")"
+
+# One thread count for every pool: our OpenMP loops, OpenBLAS, torch's intra-op pool, MKL.
+export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+export TOKENIZERS_PARALLELISM=false
+
+echo "m2u vs PyTorch eager: threads $THREADS, B=$BATCH T=$SEQ, $WARMUP warm-up + $STEPS timed steps;" \
+     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+RESULTS=()
+for c in "${CFG_LIST[@]}"; do
+    [[ -f $CKPT/$c/config.json ]] || "$PY" "$TORCH_PY" make --config "$c" --out "$CKPT/$c"
+    "$BIN" --model "$CKPT/$c" --name "$c" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --warmup "$WARMUP" \
+           --threads "$THREADS" --json "$OUTDIR/m2u_$c.json"
+    "$PY" "$TORCH_PY" run --model "$CKPT/$c" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --warmup "$WARMUP" \
+          --threads "$THREADS" --json "$OUTDIR/torch_$c.json"
+    RESULTS+=("$OUTDIR/m2u_$c.json" "$OUTDIR/torch_$c.json")
+done
+"$PY" "$TORCH_PY" report --json "$JSON" "${RESULTS[@]}"

@@ -1,0 +1,150 @@
+/* m2u-bench-mert: MERT feature-extraction throughput (audio seconds per second).
+ *
+ * One run = Wav2Vec2FeatureExtractor normalisation + the whole MERT forward with
+ * the per-layer time means of every hidden state ([layers+1, hidden], what a
+ * dataset shard stores) for --seconds of audio at the model's sampling rate.
+ * The audio comes from the same 64-bit LCG as eval/bench/bench_mert_torch.py, so the
+ * PyTorch side sees the same samples; the layer means are written as .npy so
+ * eval/bench/bench_mert.sh can report the agreement of the two sides as well. */
+#include "log.h"
+#include "progress.h"
+#include "m2u_error.h"
+#include "mert_encoder.h"
+#include "npy.h"
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Knuth's MMIX LCG; sample = (top 24 bits / 2^24 - 0.5) * 0.5, exactly representable in fp32. */
+static void make_audio(float *x, long n, unsigned long long seed) {
+    unsigned long long s = seed;
+    for (long i = 0; i < n; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = ((float)(s >> 40) / 16777216.0f - 0.5f) * 0.5f;
+    }
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: m2u-bench-mert --model DIR [--seconds S] [--runs K] [--warmup W] [--threads N]\n"
+               "                      [--seed S] [--means PATH.npy] [--json PATH]\n"
+               "\n"
+               "Times MERT feature extraction (normalise + forward + per-layer time means) on S seconds\n"
+               "(default 10) of LCG noise at the checkpoint's sampling rate: W untimed runs (default 1),\n"
+               "then K timed ones (default 3).  Prints audio seconds per second (S / median run time).\n");
+}
+
+int main(int argc, char **argv) {
+    m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
+    m2u_progress_set_stream(stderr);
+    const char *model = NULL, *means_path = NULL, *json_path = NULL;
+    double seconds = 10;
+    int runs = 3, warmup = 1, threads = 0;
+    unsigned long long seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "m2u-bench-mert: %s needs a value (see --help)\n", a);
+            return 2;
+        }
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--seconds")) seconds = atof(v);
+        else if (!strcmp(a, "--runs")) runs = atoi(v);
+        else if (!strcmp(a, "--warmup")) warmup = atoi(v);
+        else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--means")) means_path = v;
+        else if (!strcmp(a, "--json")) json_path = v;
+        else {
+            fprintf(stderr, "m2u-bench-mert: unknown argument '%s' (see --help)\n", a);
+            return 2;
+        }
+        i++;
+    }
+    if (!model || !(seconds > 0) || runs < 1 || warmup < 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (threads > 0) {
+        omp_set_num_threads(threads);
+        openblas_set_num_threads(threads);
+    }
+    threads = omp_get_max_threads();
+    m2u_mert *m = NULL;
+    if (m2u_mert_load(model, &m) != 0) {
+        fprintf(stderr, "m2u-bench-mert: %s\n", m2u_last_error());
+        return 1;
+    }
+    const m2u_mert_config *c = m2u_mert_config_of(m);
+    long n = (long)(seconds * c->sampling_rate);
+    int L1 = c->layers + 1, H = c->dims.hidden;
+    float *wav = malloc((size_t)n * sizeof(float)), *iv = malloc((size_t)n * sizeof(float));
+    float *means = malloc((size_t)L1 * H * sizeof(float));
+    double *t = malloc((size_t)runs * sizeof(double));
+    if (!wav || !iv || !means || !t) {
+        fprintf(stderr, "m2u-bench-mert: out of memory\n");
+        return 1;
+    }
+    make_audio(wav, n, seed);
+    for (int r = 0; r < warmup + runs; r++) {
+        double t0 = now_s();
+        m2u_mert_preprocess(m, wav, n, iv);
+        if (m2u_mert_forward(m, iv, n, NULL, means) != 0) {
+            fprintf(stderr, "m2u-bench-mert: %s\n", m2u_last_error());
+            return 1;
+        }
+        if (r >= warmup) t[r - warmup] = now_s() - t0;
+    }
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    double med = t[runs / 2];
+    printf("m2u   %s: %d layers x %d, %.1f s of audio (%d frames), %d threads: median %.3f s -> %.2f audio-s/s\n",
+           model, c->layers, H, seconds, m2u_mert_n_frames(m, n), threads, med, seconds / med);
+    if (means_path) {
+        int64_t shape[2] = {L1, H};
+        if (m2u_npy_write(means_path, M2U_F32, means, 2, shape) != 0) {
+            fprintf(stderr, "m2u-bench-mert: %s\n", m2u_last_error());
+            return 1;
+        }
+    }
+    if (json_path) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "side", "m2u");
+        cJSON_AddNumberToObject(o, "seconds", seconds);
+        cJSON_AddNumberToObject(o, "threads", threads);
+        cJSON_AddNumberToObject(o, "median_s", med);
+        cJSON_AddNumberToObject(o, "audio_s_per_s", seconds / med);
+        char *s = cJSON_Print(o);
+        FILE *f = fopen(json_path, "w");
+        if (!f || fprintf(f, "%s\n", s) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "m2u-bench-mert: cannot write %s\n", json_path);
+            return 1;
+        }
+        free(s);
+        cJSON_Delete(o);
+    }
+    free(wav);
+    free(iv);
+    free(means);
+    free(t);
+    m2u_mert_free(m);
+    return 0;
+}

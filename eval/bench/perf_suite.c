@@ -1,0 +1,191 @@
+#include "perf_suite.h"
+
+#include "fileio.h"
+#include "log.h"
+#include "m2u_error.h"
+#include "strbuf.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static cJSON *read_json(const char *path) {
+    char *txt = NULL;
+    size_t len;
+    if (m2u_read_file(path, &txt, &len)) return NULL;
+    cJSON *o = cJSON_ParseWithLength(txt, len);
+    free(txt);
+    return o;
+}
+
+static double num(const cJSON *o, const char *path) {
+    /* "a.b.c" */
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    const cJSON *cur = o;
+    for (char *save = NULL, *t = strtok_r(buf, ".", &save); t && cur; t = strtok_r(NULL, ".", &save))
+        cur = cJSON_GetObjectItemCaseSensitive(cur, t);
+    return cJSON_IsNumber(cur) ? cur->valuedouble : -1;
+}
+
+static void add_ratio(cJSON *o, const char *name, double m2u, double ref) {
+    cJSON *r = cJSON_AddObjectToObject(o, name);
+    cJSON_AddNumberToObject(r, "m2u", m2u);
+    cJSON_AddNumberToObject(r, "reference", ref);
+    cJSON_AddNumberToObject(r, "ratio", ref > 0 ? m2u / ref : 0);
+}
+
+int m2u_perf_summarize(const char *build_dir, const char *dataset_json, const char *out_dir, const int status[3],
+                       const char *const reason[3]) {
+    cJSON *rep = cJSON_CreateObject();
+    m2u_strbuf md = {0};
+    m2u_sb_printf(&md, "# m2u benchmarks\n\nEach figure is m2u against a reference measured in the same run, on this machine.\n");
+    static const char *const part_name[3] = {"train", "mert", "dataset"};
+    /* train: tokens/s per config */
+    m2u_sb_printf(&md, "\n## LoRA training step (eval/bench/bench_llama.sh): m2u vs PyTorch eager\n\n");
+    cJSON *tr = cJSON_AddObjectToObject(rep, "train");
+    int rows = 0;
+    static const char *const cfgs[3] = {"tiny", "15m", "110m"};
+    for (int k = 0; k < 3; k++) {
+        char pa[1024], pb[1024];
+        snprintf(pa, sizeof pa, "%s/bench_llama/m2u_%s.json", build_dir, cfgs[k]);
+        snprintf(pb, sizeof pb, "%s/bench_llama/torch_%s.json", build_dir, cfgs[k]);
+        cJSON *a = status[0] == 0 ? read_json(pa) : NULL, *b = a ? read_json(pb) : NULL;
+        double ta = a ? num(a, "tokens_per_s") : -1, tb = b ? num(b, "tokens_per_s") : -1;
+        if (ta > 0 && tb > 0) {
+            if (!rows++) m2u_sb_printf(&md, "| config | m2u tokens/s | PyTorch tokens/s | m2u / PyTorch |\n|---|---:|---:|---:|\n");
+            m2u_sb_printf(&md, "| %s | %.0f | %.0f | %.2f× |\n", cfgs[k], ta, tb, ta / tb);
+            add_ratio(tr, cfgs[k], ta, tb);
+        }
+        cJSON_Delete(a), cJSON_Delete(b);
+    }
+    if (!rows) m2u_sb_printf(&md, "Not measured%s%s\n", reason[0] ? ": " : ".", reason[0] ? reason[0] : "");
+    /* mert */
+    m2u_sb_printf(&md, "\n## MERT features (eval/bench/bench_mert.sh): m2u vs PyTorch\n\n");
+    {
+        char pa[1024], pb[1024];
+        snprintf(pa, sizeof pa, "%s/bench_mert/m2u.json", build_dir);
+        snprintf(pb, sizeof pb, "%s/bench_mert/torch.json", build_dir);
+        cJSON *a = status[1] == 0 ? read_json(pa) : NULL, *b = a ? read_json(pb) : NULL;
+        double ra = a ? num(a, "audio_s_per_s") : -1, rb = b ? num(b, "audio_s_per_s") : -1;
+        if (ra > 0 && rb > 0) {
+            m2u_sb_printf(&md, "| | m2u | PyTorch | m2u / PyTorch |\n|---|---:|---:|---:|\n| audio-s per s | %.2f | %.2f | %.2f× |\n",
+               ra, rb, ra / rb);
+            add_ratio(rep, "mert", ra, rb);
+        } else {
+            m2u_sb_printf(&md, "Not measured%s%s\n", reason[1] ? ": " : ".", reason[1] ? reason[1] : "");
+        }
+        cJSON_Delete(a), cJSON_Delete(b);
+    }
+    /* dataset */
+    m2u_sb_printf(&md, "\n## Dataset pipeline (eval/bench/bench_dataset.sh)\n\n");
+    {
+        cJSON *d = status[2] == 0 && dataset_json ? read_json(dataset_json) : NULL;
+        double dm = d ? num(d, "decode.m2u.audio_s_per_cpu_s") : -1;
+        double df = d ? num(d, "decode.ffmpeg_f32le.audio_s_per_cpu_s") : -1;
+        double an = d ? num(d, "analysis.audio_s_per_cpu_s") : -1;
+        double rc = d ? num(d, "read.c.samples_per_cpu_s") : -1, rh = d ? num(d, "read.h5py.samples_per_cpu_s") : -1;
+        if (dm > 0 && df > 0) {
+            cJSON *ds = cJSON_AddObjectToObject(rep, "dataset");
+            m2u_sb_printf(&md, "| stage | m2u | reference | m2u / reference |\n|---|---:|---:|---:|\n");
+            m2u_sb_printf(&md, "| decode to 24 kHz mono (audio-s per CPU-s) | %.1f | %.1f (ffmpeg CLI) | %.2f× |\n", dm, df, dm / df);
+            add_ratio(ds, "decode_vs_ffmpeg", dm, df);
+            if (an > 0) {
+                m2u_sb_printf(&md, "| analysis (audio-s per CPU-s) | %.1f | | |\n", an);
+                cJSON_AddNumberToObject(ds, "analysis_audio_s_per_cpu_s", an);
+            }
+            const cJSON *builds = cJSON_GetObjectItemCaseSensitive(d, "builds"), *bd;
+            cJSON_ArrayForEach(bd, builds) {
+                const cJSON *rcp = cJSON_GetObjectItemCaseSensitive(bd, "recipes");
+                double r = num(bd, "audio_s_per_cpu_s");
+                if (r > 0 && cJSON_IsString(rcp)) {
+                    m2u_sb_printf(&md, "| `m2u-dataset build`, recipes %s (audio-s per CPU-s) | %.1f | | |\n", rcp->valuestring, r);
+                    char key[96];
+                    snprintf(key, sizeof key, "build_%s_audio_s_per_cpu_s", rcp->valuestring);
+                    cJSON_AddNumberToObject(ds, key, r);
+                }
+            }
+            if (rc > 0 && rh > 0) {
+                m2u_sb_printf(&md, "| shard reading (samples per CPU-s) | %.0f | %.0f (h5py) | %.2f× |\n", rc, rh, rc / rh);
+                add_ratio(ds, "read_vs_h5py", rc, rh);
+            }
+        } else {
+            m2u_sb_printf(&md, "Not measured%s%s\n", reason[2] ? ": " : ".", reason[2] ? reason[2] : "");
+        }
+        cJSON_Delete(d);
+    }
+    cJSON *st = cJSON_AddObjectToObject(rep, "status");
+    for (int k = 0; k < 3; k++) {
+        cJSON *s = cJSON_AddObjectToObject(st, part_name[k]);
+        cJSON_AddNumberToObject(s, "exit", status[k]);
+        if (reason[k]) cJSON_AddStringToObject(s, "reason", reason[k]);
+    }
+    char *js = cJSON_Print(rep);
+    cJSON_Delete(rep);
+    char *jp = m2u_path_join(out_dir, "bench.json"), *mp = m2u_path_join(out_dir, "bench.md");
+    int rc2 = m2u_mkdir_p(out_dir);
+    if (!rc2) rc2 = js && md.s && !md.oom ? m2u_write_file_atomic(jp, js, strlen(js)) : m2u_fail("out of memory");
+    if (!rc2) rc2 = m2u_write_file_atomic(mp, md.s, md.n);
+    free(js), free(md.s), free(jp), free(mp);
+    return rc2;
+}
+
+/* last non-empty line of a log, for "not measured: <why>" */
+static char *last_line(const char *path) {
+    char *txt = NULL;
+    size_t len;
+    if (m2u_read_file(path, &txt, &len) || !len) {
+        free(txt);
+        return strdup("no output");
+    }
+    while (len && (txt[len - 1] == '\n' || txt[len - 1] == '\r')) txt[--len] = 0;
+    char *nl = strrchr(txt, '\n');
+    char *r = strdup(nl ? nl + 1 : txt);
+    free(txt);
+    return r;
+}
+
+int m2u_perf_run(const m2u_perf_opts *o) {
+    unsigned parts = o->parts ? o->parts : M2U_PERF_ALL;
+    const char *py = o->python ? o->python : "python3";
+    if (m2u_mkdir_p(o->out_dir)) return -1;
+    int status[3] = {-1, -1, -1};
+    char *reason[3] = {NULL, NULL, NULL};
+    char *dataset_json = m2u_path_join(o->out_dir, "bench_dataset.json");
+    static const char *const script[3] = {"bench_llama.sh", "bench_mert.sh", "bench_dataset.sh"};
+    for (int k = 0; k < 3; k++) {
+        if (!(parts & (1u << k))) {
+            reason[k] = strdup("not selected");
+            continue;
+        }
+        char args[1024];
+        if (k == 0)
+            snprintf(args, sizeof args, "--configs %s", o->quick ? "tiny,15m" : "tiny,15m,110m");
+        else if (k == 1)
+            snprintf(args, sizeof args, "--seconds %d", o->quick ? 5 : 10);
+        else
+            snprintf(args, sizeof args, "--files %d --json '%s'", o->quick ? 4 : 8, dataset_json);
+        /* the dataset script finds Debian's h5py python itself unless told otherwise */
+        char pyarg[600] = "";
+        if (k < 2 || o->python) snprintf(pyarg, sizeof pyarg, "--python '%s'", py);
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "bash '%s/eval/bench/%s' --build '%s' %s %s > '%s/%.*s.log' 2>&1", o->source_dir,
+                 script[k], o->build_dir, pyarg, args, o->out_dir, (int)(strlen(script[k]) - 3), script[k]);
+        m2u_log(M2U_LOG_INFO, "m2u-eval bench: %s ...", script[k]);
+        fflush(NULL);
+        int st = system(cmd);
+        status[k] = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        if (status[k]) {
+            char lp[1024];
+            snprintf(lp, sizeof lp, "%s/%.*s.log", o->out_dir, (int)(strlen(script[k]) - 3), script[k]);
+            reason[k] = last_line(lp);
+        }
+    }
+    int rc = m2u_perf_summarize(o->build_dir, dataset_json, o->out_dir, status, (const char *const *)reason);
+    for (int k = 0; k < 3; k++) free(reason[k]);
+    free(dataset_json);
+    return rc;
+}

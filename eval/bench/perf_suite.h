@@ -1,0 +1,35 @@
+/* m2u-eval bench: the toolkit's own throughput figures in one report, each
+ * against a reference measured in the same run by its benchmark script:
+ *   train   eval/bench/bench_llama.sh   LoRA training step, m2u vs PyTorch eager (tokens/s)
+ *   mert    eval/bench/bench_mert.sh    MERT feature extraction, m2u vs PyTorch (audio-s/s)
+ *   dataset eval/bench/bench_dataset.sh decoding vs the ffmpeg CLI, analysis and build
+ *                                 rates (audio-s per CPU-s), shard reading vs h5py
+ * The scripts need python3 with torch/transformers (train, mert) or h5py
+ * (dataset) for their references; a part whose script fails is reported as
+ * not measured, with the reason from its log, and the others still run. */
+#ifndef M2U_PERF_SUITE_H
+#define M2U_PERF_SUITE_H
+
+enum { M2U_PERF_TRAIN = 1, M2U_PERF_MERT = 2, M2U_PERF_DATASET = 4, M2U_PERF_ALL = 7 };
+
+typedef struct {
+    const char *source_dir; /* the m2u source tree (its eval/ scripts) */
+    const char *build_dir;  /* where the scripts build and cache (their --build) */
+    const char *out_dir;    /* bench.json, bench.md, one log per part */
+    const char *python;     /* interpreter for the references; NULL = python3 */
+    unsigned parts;         /* M2U_PERF_* mask; 0 = all */
+    int quick;              /* smaller configs and inputs */
+} m2u_perf_opts;
+
+/* Run the selected scripts, then m2u_perf_summarize.  Returns 0 when the
+ * report was written (parts may still be unmeasured), -1 otherwise. */
+int m2u_perf_run(const m2u_perf_opts *o);
+
+/* The report from the scripts' result files: <build>/bench_llama/{m2u,torch}_<cfg>.json,
+ * <build>/bench_mert/{m2u,torch}.json and the dataset JSON; status[k] is the
+ * exit status of part k (train, mert, dataset; -1 = not run).  Writes
+ * <out>/bench.json and <out>/bench.md atomically. */
+int m2u_perf_summarize(const char *build_dir, const char *dataset_json, const char *out_dir, const int status[3],
+                       const char *const reason[3]);
+
+#endif

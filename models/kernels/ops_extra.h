@@ -1,0 +1,64 @@
+/* Kernels for the modules around LLaMA (understanding adapters, output
+ * projector), in the conventions of ops.h: fp32, row-major [N, C] with N rows,
+ * backward functions ACCUMULATE (+=) into input and parameter gradients, and a
+ * NULL gradient pointer means "not needed" (neither computed nor stored).
+ */
+#ifndef M2U_OPS_EXTRA_H
+#define M2U_OPS_EXTRA_H
+
+#include "ops.h"
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- dense layers ---------------------------------------------------------------- */
+
+/* y[N, out] = x[N, in] @ W[out, in]^T + b[out]  (nn.Linear; b may be NULL). */
+void m2u_linear_fwd(float *y, const float *x, const float *w, const float *b, int N, int in, int out);
+/* dx[N, in] += dy @ W;  dw[out, in] += dy^T @ x;  db[out] += sum_n dy.  Each of dx, dw, db may be NULL. */
+void m2u_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N, int in,
+                    int out);
+
+/* ---- normalisations ---------------------------------------------------------------- */
+
+/* nn.LayerNorm over the last dim: out = (x - mean) * rstd * w + b, rstd = 1/sqrt(var + eps)
+ * (biased variance).  mean[N], rstd[N] are saved for the backward. */
+void m2u_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b, int N,
+                       int C, float eps);
+void m2u_layernorm_bwd(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                       const float *mean, const float *rstd, int N, int C);
+
+/* F.normalize(x, p=2, dim=-1, eps): out = x / max(||x||, eps).  norm[N] = ||x|| (unclamped) is
+ * saved; the backward is the clamp's: dx = dy / eps where ||x|| <= eps, else (dy - out (out.dy)) / ||x||. */
+void m2u_l2norm_fwd(float *out, float *norm, const float *x, int N, int C, float eps);
+void m2u_l2norm_bwd(float *dx, const float *dout, const float *out, const float *norm, int N, int C, float eps);
+
+/* ---- activations --------------------------------------------------------------------- */
+
+/* out = max(x, 0) (may work in place).  Backward from the output: dx += dout where out > 0. */
+void m2u_relu_fwd(float *out, const float *x, size_t n);
+void m2u_relu_bwd(float *dx, const float *dout, const float *out, size_t n);
+
+/* ---- attention without a mask (nn.MultiheadAttention's core) ------------------------------- */
+
+/* B sequences, H heads of size hd.  Sequence b: queries q + b*T*qs ([T][H*hd], row stride qs),
+ * keys k + b*S*ks and values v + b*S*vs ([S][H*hd], row strides ks, vs).  Every query sees
+ * every key: out[b*T + t][h*hd + j] = sum_s softmax_s(q.k / sqrt(hd)) v.  out is [B*T][H*hd]
+ * (dense).  probs [B][H][T][S] is written when non-NULL (the backward needs it).  Parallel over
+ * (sequence, head).  Returns -1 only on allocation failure. */
+int m2u_mha_fwd(float *out, float *probs, const float *q, int qs, const float *k, int ks, const float *v, int vs, int B,
+                int T, int S, int H, int hd);
+/* Backward: dq, dk, dv accumulate, in the layouts (and strides) of q, k, v; dout has out's layout. */
+int m2u_mha_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q, int qs,
+                const float *k, int ks, const float *v, int vs, int B, int T, int S, int H, int hd);
+
+/* ---- loss ------------------------------------------------------------------------------------ */
+
+/* nn.MSELoss() (mean) between pred and target_scale * target: the scaled target is formed in
+ * fp32 as torch does (10 * t), the sum in double.  Backward: dpred += grad_scale * 2 (pred - s t) / n. */
+double m2u_mse_fwd(const float *pred, const float *target, float target_scale, size_t n);
+void m2u_mse_bwd(float *dpred, const float *pred, const float *target, float target_scale, size_t n,
+                 float grad_scale);
+
+#endif

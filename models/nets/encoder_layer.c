@@ -1,0 +1,243 @@
+/* Shared pieces of the frozen encoders: see encoder_layer.h. */
+#include "encoder_layer.h"
+
+#include "fileio.h"
+#include "m2u_error.h"
+#include "ops_extra.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- activations ---------------------------------------------------------------------- */
+
+int m2u_act_parse(const char *name, const char *origin, const char *key, m2u_act *out) {
+    if (strcmp(name, "gelu") == 0 || strcmp(name, "gelu_python") == 0) *out = M2U_ACT_GELU;
+    /* These three differ from each other only in fp32 rounding (transformers' activations.py). */
+    else if (strcmp(name, "gelu_new") == 0 || strcmp(name, "gelu_pytorch_tanh") == 0 || strcmp(name, "gelu_fast") == 0)
+        *out = M2U_ACT_GELU_TANH;
+    else if (strcmp(name, "relu") == 0) *out = M2U_ACT_RELU;
+    else
+        return m2u_fail("%s: key '%s': activation '%s' is not supported (gelu, gelu_new, gelu_fast, "
+                        "gelu_pytorch_tanh, relu)",
+                        origin, key, name);
+    return 0;
+}
+
+void m2u_act_apply(m2u_act act, float *x, size_t n) {
+    /* fp32 erff / tanhf (glibc: within an ulp or two), as torch's fp32 kernels; the double
+     * versions cost ~3x more on the 12M activations of a 10 s MERT conv layer. */
+    switch (act) {
+    case M2U_ACT_GELU:
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            x[i] = 0.5f * v * (1.0f + erff(v * 0.70710678f));
+        }
+        break;
+    case M2U_ACT_GELU_TANH:
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608f * (v + 0.044715f * v * v * v)));
+        }
+        break;
+    case M2U_ACT_RELU:
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    }
+}
+
+/* ---- tensors ---------------------------------------------------------------------------- */
+
+int m2u_enc_tensor(const m2u_safetensors *st, const char *prefix, const char *name, int ndim, const int64_t *shape,
+                   float **out) {
+    char full[512];
+    *out = NULL;
+    if (snprintf(full, sizeof full, "%s%s", prefix, name) >= (int)sizeof full)
+        return m2u_fail("%s: tensor name '%s%s' is too long", m2u_st_path(st), prefix, name);
+    const m2u_st_tensor *t = m2u_st_expect(st, full, ndim, shape);
+    if (!t) return -1;
+    float *buf = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
+    if (!buf) return m2u_fail("%s: out of memory for tensor '%s'", m2u_st_path(st), full);
+    if (m2u_st_read_f32(t, buf, (size_t)t->numel) != 0) {
+        free(buf);
+        return m2u_fail_prefix("%s", m2u_st_path(st));
+    }
+    *out = buf;
+    return 0;
+}
+
+/* ---- the transformer layer ------------------------------------------------------------------ */
+
+static int load_linear(const m2u_safetensors *st, const char *prefix, const char *fmt, int index, int rows, int cols,
+                       float *w_dst, float *b_dst, float **w_out, float **b_out) {
+    char base[400], name[420];
+    snprintf(base, sizeof base, fmt, index);
+    int64_t ws[2] = {rows, cols}, bs[1] = {rows};
+    float *w = NULL, *b = NULL;
+    snprintf(name, sizeof name, "%s.weight", base);
+    if (m2u_enc_tensor(st, prefix, name, 2, ws, &w) != 0) return -1;
+    snprintf(name, sizeof name, "%s.bias", base);
+    if (m2u_enc_tensor(st, prefix, name, 1, bs, &b) != 0) {
+        free(w);
+        return -1;
+    }
+    if (w_dst) { /* copy into a fused matrix */
+        memcpy(w_dst, w, (size_t)rows * cols * sizeof(float));
+        memcpy(b_dst, b, (size_t)rows * sizeof(float));
+        free(w);
+        free(b);
+    } else {
+        *w_out = w;
+        *b_out = b;
+    }
+    return 0;
+}
+
+static int load_norm(const m2u_safetensors *st, const char *prefix, const char *fmt, int index, int C, float **w,
+                     float **b) {
+    char base[400], name[420];
+    snprintf(base, sizeof base, fmt, index);
+    int64_t s[1] = {C};
+    snprintf(name, sizeof name, "%s.weight", base);
+    if (m2u_enc_tensor(st, prefix, name, 1, s, w) != 0) return -1;
+    snprintf(name, sizeof name, "%s.bias", base);
+    return m2u_enc_tensor(st, prefix, name, 1, s, b);
+}
+
+int m2u_enc_layer_load(const m2u_safetensors *st, const char *prefix, const m2u_enc_names *nm, int index,
+                       const m2u_enc_dims *d, m2u_enc_layer *L) {
+    int H = d->hidden, n_inter = d->inter;
+    memset(L, 0, sizeof *L);
+    L->qkv_w = malloc((size_t)3 * H * H * sizeof(float));
+    L->qkv_b = malloc((size_t)3 * H * sizeof(float));
+    if (!L->qkv_w || !L->qkv_b) {
+        m2u_enc_layer_free(L);
+        return m2u_fail("%s: out of memory for layer %d", m2u_st_path(st), index);
+    }
+    const char *qkv[3] = {nm->q, nm->k, nm->v};
+    for (int j = 0; j < 3; j++)
+        if (load_linear(st, prefix, qkv[j], index, H, H, L->qkv_w + (size_t)j * H * H, L->qkv_b + (size_t)j * H, NULL,
+                        NULL) != 0)
+            goto fail;
+    if (load_linear(st, prefix, nm->o, index, H, H, NULL, NULL, &L->o_w, &L->o_b) != 0 ||
+        load_linear(st, prefix, nm->fc1, index, n_inter, H, NULL, NULL, &L->fc1_w, &L->fc1_b) != 0 ||
+        load_linear(st, prefix, nm->fc2, index, H, n_inter, NULL, NULL, &L->fc2_w, &L->fc2_b) != 0 ||
+        load_norm(st, prefix, nm->ln1, index, H, &L->ln1_w, &L->ln1_b) != 0 ||
+        load_norm(st, prefix, nm->ln2, index, H, &L->ln2_w, &L->ln2_b) != 0)
+        goto fail;
+    return 0;
+fail:
+    m2u_enc_layer_free(L);
+    return -1;
+}
+
+void m2u_enc_layer_free(m2u_enc_layer *L) {
+    float **p[] = {&L->qkv_w, &L->qkv_b, &L->o_w,   &L->o_b,   &L->ln1_w, &L->ln1_b,
+                   &L->ln2_w, &L->ln2_b, &L->fc1_w, &L->fc1_b, &L->fc2_w, &L->fc2_b};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
+        free(*p[i]);
+        *p[i] = NULL;
+    }
+}
+
+size_t m2u_enc_layer_scratch(const m2u_enc_dims *d, int T) {
+    return (size_t)T * (5 * (size_t)d->hidden + (size_t)d->inter) + 2 * (size_t)T;
+}
+
+static void add_into(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+int m2u_enc_layer_fwd(const m2u_enc_dims *d, const m2u_enc_layer *L, float *x, int T, float *scratch) {
+    int H = d->hidden, n_inter = d->inter, hd = H / d->heads;
+    size_t TH = (size_t)T * H;
+    float *tmp = scratch, *qkv = tmp + TH, *att = qkv + 3 * TH, *ffn = att + TH, *mean = ffn + (size_t)T * n_inter,
+          *rstd = mean + T;
+    if (d->prenorm) {
+        m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln1_w, L->ln1_b, T, H, d->eps);
+        m2u_linear_fwd(qkv, tmp, L->qkv_w, L->qkv_b, T, H, 3 * H);
+        if (m2u_mha_fwd(att, NULL, qkv, 3 * H, qkv + H, 3 * H, qkv + 2 * H, 3 * H, 1, T, T, d->heads, hd) != 0)
+            return -1;
+        m2u_linear_fwd(tmp, att, L->o_w, L->o_b, T, H, H);
+        add_into(x, tmp, TH);
+        m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln2_w, L->ln2_b, T, H, d->eps);
+        m2u_linear_fwd(ffn, tmp, L->fc1_w, L->fc1_b, T, H, n_inter);
+        m2u_act_apply(d->act, ffn, (size_t)T * n_inter);
+        m2u_linear_fwd(tmp, ffn, L->fc2_w, L->fc2_b, T, n_inter, H);
+        add_into(x, tmp, TH);
+    } else {
+        m2u_linear_fwd(qkv, x, L->qkv_w, L->qkv_b, T, H, 3 * H);
+        if (m2u_mha_fwd(att, NULL, qkv, 3 * H, qkv + H, 3 * H, qkv + 2 * H, 3 * H, 1, T, T, d->heads, hd) != 0)
+            return -1;
+        m2u_linear_fwd(tmp, att, L->o_w, L->o_b, T, H, H);
+        add_into(tmp, x, TH);
+        m2u_layernorm_fwd(x, mean, rstd, tmp, L->ln1_w, L->ln1_b, T, H, d->eps);
+        m2u_linear_fwd(ffn, x, L->fc1_w, L->fc1_b, T, H, n_inter);
+        m2u_act_apply(d->act, ffn, (size_t)T * n_inter);
+        m2u_linear_fwd(tmp, ffn, L->fc2_w, L->fc2_b, T, n_inter, H);
+        add_into(tmp, x, TH);
+        m2u_layernorm_fwd(x, mean, rstd, tmp, L->ln2_w, L->ln2_b, T, H, d->eps);
+    }
+    return 0;
+}
+
+int m2u_enc_layernorm(float *out, const float *x, const float *w, const float *b, int N, int C, float eps) {
+    float *ms = malloc(2 * (size_t)(N > 0 ? N : 1) * sizeof(float));
+    if (!ms) return m2u_fail("layernorm: out of memory for %d rows", N);
+    /* each row is fully read (mean, variance) before it is written, so out may alias x */
+    m2u_layernorm_fwd(out, ms, ms + N, x, w, b, N, C, eps);
+    free(ms);
+    return 0;
+}
+
+/* ---- convolution ------------------------------------------------------------------------------ */
+
+float *m2u_conv1d_weight_to_tap_major(const float *w, int C_out, int cin_g, int k) {
+    float *r = malloc((size_t)C_out * cin_g * k * sizeof(float));
+    if (!r) return NULL;
+    for (int o = 0; o < C_out; o++)
+        for (int c = 0; c < cin_g; c++)
+            for (int j = 0; j < k; j++) r[((size_t)o * k + j) * cin_g + c] = w[((size_t)o * cin_g + c) * k + j];
+    return r;
+}
+
+int m2u_conv1d_tm(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride, int pad,
+                  int groups, const float *w, const float *b) {
+    if (T_out <= 0) return 0;
+    int cig = C_in / groups, cog = C_out / groups, K = k * cig;
+    /* Rows per im2col block: enough for an efficient GEMM, small enough (a few MB) for long audio. */
+    int block = 1024;
+    if (block > T_out) block = T_out;
+    float *col = malloc((size_t)block * K * sizeof(float));
+    if (!col) return m2u_fail("conv1d: out of memory for a %d x %d im2col block", block, K);
+    if (b) {
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < T_out; t++) memcpy(y + (size_t)t * C_out, b, (size_t)C_out * sizeof(float));
+    }
+    for (int t0 = 0; t0 < T_out; t0 += block) {
+        int nb = T_out - t0 < block ? T_out - t0 : block;
+        for (int g = 0; g < groups; g++) {
+#pragma omp parallel for schedule(static)
+            for (int r = 0; r < nb; r++) {
+                long src0 = (long)(t0 + r) * stride - pad;
+                float *dst = col + (size_t)r * K;
+                for (int j = 0; j < k; j++) {
+                    long s = src0 + j;
+                    if (s < 0 || s >= T_in) memset(dst + (size_t)j * cig, 0, (size_t)cig * sizeof(float));
+                    else memcpy(dst + (size_t)j * cig, x + (size_t)s * C_in + (size_t)g * cig, (size_t)cig * sizeof(float));
+                }
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, cog, K, 1.0f, col, K, w + (size_t)g * cog * K, K,
+                        b ? 1.0f : 0.0f, y + (size_t)t0 * C_out + (size_t)g * cog, C_out);
+        }
+    }
+    free(col);
+    return 0;
+}

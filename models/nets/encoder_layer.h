@@ -1,0 +1,89 @@
+/* The pieces the frozen encoders (ViT, ViViT, MERT/HuBERT) share: one
+ * BERT-style transformer encoder layer, the GELU activations, a grouped
+ * strided Conv1d on time-major data, fp32 tensor loading and config.json /
+ * preprocessor_config.json readers.
+ *
+ * Forward only, fp32, row-major [T, C] activations as in ops.h.  The layer is
+ *   pre-norm  (ViT, ViViT, HuBERT do_stable_layer_norm):
+ *       h = x + O(Attn(LN1(x)));   y = h + FC2(act(FC1(LN2(h))))
+ *   post-norm (HuBERT / MERT-95M):
+ *       h = LN1(x + O(Attn(x)));   y = LN2(h + FC2(act(FC1(h))))
+ * with biased q/k/v/o projections and softmax(q k^T / sqrt(head_dim)) over all
+ * tokens (no mask: the encoders always see one unpadded sequence). */
+#ifndef M2U_ENCODER_LAYER_H
+#define M2U_ENCODER_LAYER_H
+
+#include "json.h"
+#include "safetensors.h"
+
+#include <stddef.h>
+
+/* transformers' ACT2FN names, grouped by the formula they compute. */
+typedef enum {
+    M2U_ACT_GELU = 0,  /* "gelu": exact erf GELU */
+    M2U_ACT_GELU_TANH, /* "gelu_new", "gelu_pytorch_tanh", "gelu_fast": the tanh approximation */
+    M2U_ACT_RELU,      /* "relu" */
+} m2u_act;
+
+/* Map a hidden_act string; fails naming origin and key for anything else. */
+int m2u_act_parse(const char *name, const char *origin, const char *key, m2u_act *out);
+/* In place over n values (OpenMP). */
+void m2u_act_apply(m2u_act act, float *x, size_t n);
+
+typedef struct {
+    int hidden, heads, inter;
+    float eps;
+    m2u_act act;
+    int prenorm; /* 1: ViT / HuBERT stable layer norm; 0: HuBERT post-norm */
+} m2u_enc_dims;
+
+/* One layer's weights, fp32, owned.  q/k/v are fused into one [3H, H] matrix
+ * (rows q, then k, then v) so a single GEMM projects all three. */
+typedef struct {
+    float *qkv_w, *qkv_b; /* [3H, H], [3H] */
+    float *o_w, *o_b;     /* [H, H], [H] */
+    float *ln1_w, *ln1_b; /* before attention (pre) / after it (post) */
+    float *ln2_w, *ln2_b; /* before the FFN (pre) / after it (post) */
+    float *fc1_w, *fc1_b; /* [I, H], [I] */
+    float *fc2_w, *fc2_b; /* [H, I], [H] */
+} m2u_enc_layer;
+
+/* Checkpoint names of one layer's tensors, as printf formats taking the layer
+ * index (e.g. "encoder.layer.%d.attention.attention.query").  ".weight" and
+ * ".bias" are appended. */
+typedef struct {
+    const char *q, *k, *v, *o, *ln1, *ln2, *fc1, *fc2;
+} m2u_enc_names;
+
+/* Load layer `index` (names prefixed with `prefix`, may be ""). */
+int m2u_enc_layer_load(const m2u_safetensors *st, const char *prefix, const m2u_enc_names *names, int index,
+                       const m2u_enc_dims *d, m2u_enc_layer *layer);
+void m2u_enc_layer_free(m2u_enc_layer *layer);
+
+/* Floats of scratch m2u_enc_layer_fwd needs for T tokens. */
+size_t m2u_enc_layer_scratch(const m2u_enc_dims *d, int T);
+/* x [T, H] is replaced by the layer's output.  scratch: m2u_enc_layer_scratch floats.
+ * Fails only when attention cannot allocate its score buffer. */
+int m2u_enc_layer_fwd(const m2u_enc_dims *d, const m2u_enc_layer *layer, float *x, int T, float *scratch);
+
+/* LayerNorm of rows [N, C] (out may alias x); mean/rstd scratch is internal. */
+int m2u_enc_layernorm(float *out, const float *x, const float *w, const float *b, int N, int C, float eps);
+
+/* Grouped, strided, zero-padded Conv1d on time-major data:
+ *   x [T_in, C_in] -> y[t, :] for t < T_out (row stride C_out), with
+ *   y[t, g*Cog + o] = b[g*Cog + o] + sum_{j<k, c<Cig} w[g][o][j][c] * x[t*stride + j - pad, g*Cig + c]
+ * (x is 0 outside [0, T_in)).  w is in the "tap-major" layout [C_out, k, C_in/groups], see
+ * m2u_conv1d_weight_to_tap_major.  b may be NULL.  Im2col is done in blocks of rows so memory
+ * stays bounded for long inputs.  Fails only on allocation failure. */
+int m2u_conv1d_tm(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride, int pad,
+                  int groups, const float *w, const float *b);
+/* torch Conv1d weight [C_out, C_in/groups, k] -> [C_out, k, C_in/groups] (a new malloc'ed array). */
+float *m2u_conv1d_weight_to_tap_major(const float *w, int C_out, int cin_g, int k);
+
+/* ---- tensors ---- */
+
+/* Allocate and read tensor `prefix``name` (shape checked, any float dtype) into *out. */
+int m2u_enc_tensor(const m2u_safetensors *st, const char *prefix, const char *name, int ndim, const int64_t *shape,
+                   float **out);
+
+#endif

@@ -1,0 +1,187 @@
+/* LLaMA-2 (Hugging Face layout) forward, backward and KV-cached generation,
+ * with LoRA and the other trainable pieces M2UGen uses.
+ *
+ * The frozen base stays in the checkpoint's mapping in its stored dtype and
+ * gets no gradient buffer.  Everything trainable lives in ONE fp32 parameter
+ * buffer with ONE gradient buffer of the same layout (llm.c style), described
+ * by a table of named views, so the optimizer, the MPI all-reduce and the
+ * checkpoint writer each see one flat array. */
+#ifndef M2U_LLAMA_H
+#define M2U_LLAMA_H
+
+#include "llama_config.h"
+#include "ops.h"
+#include "param.h"
+#include "safetensors.h"
+
+#include <stdint.h>
+
+/* The seven linears of a decoder layer, in HF module names. */
+enum { M2U_Q, M2U_K, M2U_V, M2U_O, M2U_GATE, M2U_UP, M2U_DOWN, M2U_N_LINEAR };
+extern const char *const m2u_linear_names[M2U_N_LINEAR]; /* "q_proj", ..., "down_proj" */
+#define M2U_ALL_LINEARS ((1u << M2U_N_LINEAR) - 1u)
+
+/* What is trainable.  Zero-initialised = nothing trainable (pure inference). */
+typedef struct {
+    int lora_r;             /* 0: no LoRA */
+    float lora_alpha;       /* scale = alpha / r  (alpha / sqrt(r) with use_rslora) */
+    float lora_dropout;     /* on the LoRA input only, as peft */
+    int use_rslora;
+    unsigned lora_targets;  /* bit set of M2U_Q.. */
+    unsigned bias_targets;  /* trainable biases on these linears (from checkpoint, else zero-init) */
+    int train_norms;        /* every RMSNorm weight trainable */
+    int token_rows_start;   /* > 0: rows [start, vocab) of embed_tokens (and an untied lm_head) trainable */
+    int extra_vocab;        /* tokens added after the checkpoint's vocabulary (M2UGen's [AUD0..7]):
+                               trainable rows, embeddings initialised to 1.0 as M2UGen does, lm_head
+                               rows like nn.Linear (U(+-1/sqrt(hidden))); vocab_size grows by this */
+    uint64_t seed;          /* LoRA A init and dropout streams */
+    /* M2UGen / LLaMA-Adapter injection: the last adapter_layers layers each take
+       one vector a [B, hidden] per forward (m2u_llama.adapter_in) and add
+       tanh(gate_h) * (W_v a)_h to every position's attention output of head h,
+       before o_proj.  gate [n_heads] per layer is zero-initialised and trainable
+       (the paper's design; the released code never trains it, see README). */
+    int adapter_layers;
+    /* floats reserved after the LLaMA's own trainables in both flat buffers, for
+       modules trained with it (M2UGen's adapters, projector, prefix queries), so
+       the optimizer, the all-reduce and the checkpoint still see ONE buffer */
+    size_t reserve_floats;
+} m2u_train_spec;
+
+/* Parse a linear name list ("q_proj,v_proj" or "all") into a bit set. */
+int m2u_parse_linear_targets(const char *list, unsigned *mask);
+
+
+typedef struct {
+    m2u_mat w;   /* frozen weight [out, in] */
+    int in, out;
+    float *bias; /* NULL, an owned frozen copy, or a view into the parameter buffer */
+    float *dbias;
+    float *lora_a, *lora_b, *dlora_a, *dlora_b; /* A [r, in], B [out, r] */
+    float *act_u; /* saved x_dropped @ A^T [N, r] */
+} m2u_linear;
+
+typedef struct {
+    float *w, *dw; /* fp32; dw NULL when frozen */
+} m2u_norm;
+
+typedef struct {
+    m2u_norm ln1, ln2;
+    m2u_linear lin[M2U_N_LINEAR];
+    float *gate, *dgate;  /* [n_heads] adapter gate (adapter layers only) */
+    float *adapter_v;     /* [B, kv_dim] = W_v a, saved for backward */
+    /* saved activations, [N = B*T] rows */
+    float *ln1_out, *rstd1, *q, *k, *v, *probs, *att, *h, *ln2_out, *rstd2, *g, *u, *act;
+} m2u_layer;
+
+typedef struct {
+    m2u_llama_config cfg;
+    m2u_train_spec spec;
+    m2u_safetensors *st;
+    m2u_mat embed, lm_head; /* lm_head == embed when tied */
+    int rows_start, n_rows; /* trainable token rows, [rows_start, vocab) */
+    float *embed_rows, *dembed_rows, *head_rows, *dhead_rows; /* head_rows == embed_rows when tied */
+    m2u_layer *layers;
+    m2u_norm norm;
+    float *inv_freq;
+
+    m2u_param *params;
+    int n_params;
+    float *param_buf, *grad_buf;
+    size_t n_param_floats;
+
+    const float *adapter_in; /* caller's [adapter_layers][B][hidden] for the next forward, or NULL */
+    float *dadapter_in;      /* written by backward: d loss / d adapter_in, same layout */
+    int first_adapter_layer; /* n_layers - adapter_layers */
+
+    int training;        /* dropout active */
+    uint64_t step_seed;  /* changes per forward; dropout streams derive from it */
+
+    /* activations for the last forward */
+    int B, T, cap_N;
+    float *x;             /* [L+1][N, C] residual stream: x[l] = input of layer l */
+    float *lnf, *rstdf, *logits;
+    int32_t *targets;     /* [N] shifted labels */
+    int *pos;             /* [N] positions */
+    float *rope_cos, *rope_sin; /* [N][head_dim/2] angles of pos */
+    float *lse;           /* [N] log-sum-exp of each row's logits (labels given) */
+    int has_lse;
+    int32_t *ids;         /* [N] */
+    int n_valid;
+    float *owned[64];     /* frozen fp32 copies we allocated (norms, biases) */
+    int n_owned;
+    float *scratch;       /* workspace for backward */
+} m2u_llama;
+
+/* Load a Hugging Face checkpoint directory (config.json + safetensors) and set
+ * up the trainable parameters described by spec (may be NULL: inference only).
+ * LoRA A is initialised like peft (kaiming-uniform, a = sqrt(5)), B = 0. */
+int m2u_llama_load(const char *dir, const m2u_train_spec *spec, m2u_llama **out);
+void m2u_llama_free(m2u_llama *m);
+
+/* Find a trainable parameter by name (NULL if absent). */
+m2u_param *m2u_llama_param(m2u_llama *m, const char *name);
+/* Load trainable values from a safetensors file whose names are parameter names
+ * (e.g. a peft adapter_model.safetensors).  Every tensor in the file must be a
+ * parameter of the model with the same shape; with require_all, every LoRA
+ * parameter must be in the file. */
+int m2u_llama_load_params(m2u_llama *m, const char *path, int require_all);
+/* Save all trainable parameters (fp32) as safetensors under their names (atomic). */
+int m2u_llama_save_params(const m2u_llama *m, const char *path);
+
+/* Batched forward over ids [B, T] (right padding is fine: causal attention never
+ * lets a real token see a later pad).  With labels (may be NULL) it computes the
+ * mean cross-entropy of position t predicting labels[t+1] over labels !=
+ * ignore_index (transformers' shift), returned in *loss; m->n_valid counts them.
+ * Logits are left in m->logits [B*T, V]. */
+int m2u_llama_forward(m2u_llama *m, const int32_t *ids, const int32_t *labels, int B, int T, int ignore_index,
+                      float *loss);
+/* Backward of the last forward: accumulates into the gradient buffer the
+ * gradient of grad_scale * (sum of the token losses).  Pass 1/n_valid for the
+ * plain mean. */
+int m2u_llama_backward(m2u_llama *m, float grad_scale);
+void m2u_llama_zero_grad(m2u_llama *m);
+/* The same, plus an outside gradient dhidden [B*T, hidden] on the last layer's
+ * output before the final norm (m->x + n_layers*N*hidden) -- where M2UGen's
+ * output projector reads the [AUD] states.  dhidden may be NULL. */
+int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidden);
+/* Last layer's output before the final norm, [B*T, hidden], from the last forward. */
+const float *m2u_llama_last_hidden(const m2u_llama *m);
+
+/* ---- inference with a KV cache ---- */
+typedef struct {
+    int cap, len;  /* positions held / used */
+    float *k, *v;  /* [n_layers][cap][n_kv_heads * head_dim], keys after RoPE */
+} m2u_kv_cache;
+int m2u_kv_cache_init(m2u_kv_cache *kc, const m2u_llama *m, int cap);
+void m2u_kv_cache_free(m2u_kv_cache *kc);
+/* Run n tokens at positions kc->len .. kc->len+n-1, appending their keys and
+ * values; the logits of the last of them go to logits_last [V].  No dropout. */
+int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids, int n, float *logits_last);
+/* One decoding step for B sequences at once: ids[b] is appended to sequence b
+ * at position kc[b]->len, and its logits go to logits[b * V].  The seven linears
+ * and the head run as one GEMM over the B rows (where batching pays); attention
+ * reads each sequence's own cache.  With adapter injection m->adapter_in holds
+ * [adapter layers][B][hidden] (row b = sequence b).  Equals B separate
+ * m2u_llama_forward_cached calls of one token up to float summation order. */
+int m2u_llama_decode_step(m2u_llama *m, m2u_kv_cache *const *kc, int B, const int32_t *ids, float *logits);
+
+/* ---- generation ---- */
+typedef struct {
+    int max_new_tokens;
+    float temperature; /* 0: greedy */
+    int top_k;         /* 0: off */
+    float top_p;       /* 1: off */
+    uint64_t seed;
+    int stop_at_eos;
+} m2u_sample_config;
+
+/* Generate after `prompt` with a KV cache.  Writes up to max_new_tokens ids to
+ * out and their count to *n_out; when step_logits is non-NULL it receives the
+ * logits that chose each new token [n_out, V]. */
+int m2u_llama_generate(m2u_llama *m, const int32_t *prompt, int n_prompt, const m2u_sample_config *sc, int32_t *out,
+                       int *n_out, float *step_logits);
+
+/* Pick a token from logits [V] as configured (modifies logits). rng: xorshift state. */
+int m2u_sample_token(float *logits, int V, const m2u_sample_config *sc, uint64_t *rng);
+
+#endif
