@@ -281,6 +281,31 @@ int main(void) {
              "2> %s/E.log", bin, g_dir, g_dir, g_dir) == 1 &&
               sh("grep -q 'query_layer' %s/E.log", g_dir) == 0,
           "adapter groups deeper than the LLaMA were accepted");
+
+    /* 6. a feature or target column of another shape than the model's is refused before
+       step 1, naming the shard, the column and both shapes (a smaller one used to be
+       zero-padded into the model's buffers and the run went to the end) */
+    const char *mm = "train.stage=2 train.max_steps=2 run.save_every=0 "
+                     "train.trainable=lora,norm,aud_embeddings,adapters,gates,prefix_query,projector "
+                     "model.modalities=music model.query_layer=1 model.music_dim=8 model.projector.d_model=8 "
+                     "model.projector.heads=2 model.projector.enc_layers=1 model.projector.dec_layers=1 "
+                     "model.projector.ffn=16 model.projector.out_dim=6";
+    CHECK(sh("%s %s/run.yaml %s model.music_tokens=5 model.projector.n_out=2 run.out_dir=%s/F 2> %s/F.log", bin,
+             g_dir, mm, g_dir, g_dir) == 1,
+          "MERT features [4, 8] accepted for a model of 5 x 8 (see %s/F.log)", g_dir);
+    CHECK(sh("grep -qF \"data/shard-00000.h5: column 'mert' holds [4, 8] per sample, but the model expects [5, 8] "
+             "(model.music_tokens x model.music_dim)\" %s/F.log", g_dir) == 0,
+          "no clear shape message (see %s/F.log)", g_dir);
+    CHECK(sh("grep -q '\"step\": 1,' %s/F/metrics.jsonl 2> /dev/null", g_dir) != 0, "a step ran before the refusal");
+    CHECK(sh("%s %s/run.yaml %s model.music_tokens=4 model.projector.n_out=3 run.out_dir=%s/G 2> %s/G.log", bin,
+             g_dir, mm, g_dir, g_dir) == 1,
+          "T5 targets [2, 6] accepted for a projector of 3 x 6 (see %s/G.log)", g_dir);
+    CHECK(sh("grep -qF \"column 't5' holds [2, 6] per sample, but the model expects [3, 6] (model.projector.n_out x "
+             "model.projector.out_dim)\" %s/G.log", g_dir) == 0,
+          "no clear target shape message (see %s/G.log)", g_dir);
+    CHECK(sh("%s %s/run.yaml %s model.music_tokens=4 model.projector.n_out=2 run.out_dir=%s/H 2> %s/H.log", bin,
+             g_dir, mm, g_dir, g_dir) == 0,
+          "matching shapes refused (see %s/H.log)", g_dir);
     if (t_fail == 0) sh("rm -rf %s", g_dir);
     return t_finish("test_train_run");
 }

@@ -153,9 +153,8 @@ static int setup_model(trainer *t) {
     t->tok = tm.tok, t->mg = tm.mg, t->bo = tm.bo, t->freeze_rows = tm.freeze_rows;
     t->model = t->mg->llm;
     /* shard tensor columns (written by m2u-dataset): encoder features and decoder targets */
-    static const char *const feat[3] = {"mert", "vit", "vivit"};
-    for (int g = 0; g < M2U_N_MODALITIES; g++) t->feat_name[g] = feat[g];
-    t->target_name = c->model.decoder == M2U_DECODER_AUDIOLDM2 ? "audioldm2" : "t5";
+    for (int g = 0; g < M2U_N_MODALITIES; g++) t->feat_name[g] = m2u_train_feature_column(g);
+    t->target_name = m2u_train_target_column(c);
     return 0;
 }
 
@@ -172,6 +171,8 @@ static int setup_data(trainer *t) {
                                      c->train.data, (long long)t->n_eligible, o.split, c->train.stage, t->dist->size,
                                      c->train.batch, c->train.accum);
     t->total_steps = c->train.max_steps > 0 ? c->train.max_steps : (long)c->train.epochs * t->steps_per_epoch;
+    /* before step 1: a column of another shape would be zero-padded into the model's buffers */
+    if (m2u_train_model_check_dataset(c, t->mg, t->train, 1)) return -1;
     m2u_dataset_options eo = {.split = k_split_names[c->eval.split]};
     if (m2u_dataset_open(c->train.data, &eo, &t->eval)) return -1;
     return select_samples(t->eval, c->train.stage, c->train.kinds, &t->eval_idx, &t->n_eval);

@@ -239,6 +239,34 @@ static void make_dataset(char expected_ids[][16], int *n_expected, int max) {
     t_manifest_one_shard(path);
 }
 
+/* dir/shard-00000.h5 + manifest: 4 test-split MusicCaps samples with MERT features [rows, cols] */
+static void make_small_dataset(const char *dir, int rows, int cols) {
+    char path[256];
+    sh("mkdir -p %s", dir);
+    snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+    m2u_shard_tensor_spec tc[1] = {{.name = "mert", .dtype = M2U_F16, .rank = 2, .dims = {rows, cols}}};
+    m2u_shard_spec spec = {.n_tensors = 1, .tensors = tc};
+    m2u_shard_writer *w;
+    CHECK(m2u_shard_create(path, &spec, &w) == 0, "%s", m2u_last_error());
+    if (!w) return;
+    float *feat = calloc((size_t)rows * cols, sizeof(float));
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "b%d", i);
+        m2u_shard_sample s = {0};
+        s.text[M2U_TEXT_ID] = id;
+        s.text[M2U_TEXT_KIND] = "mucaps";
+        s.text[M2U_TEXT_SPLIT] = "test";
+        s.text[M2U_TEXT_LICENCE] = "CC0-1.0";
+        s.text[M2U_TEXT_CAPTION] = "A calm piano piece.";
+        s.tensor[0] = feat;
+        CHECK(m2u_shard_append(w, &s) == 0, "%s", m2u_last_error());
+    }
+    free(feat);
+    CHECK(m2u_shard_close(w) == 0, "%s", m2u_last_error());
+    t_manifest_one_shard(dir);
+}
+
 static int train_tiny(void) {
     char path[256];
     snprintf(path, sizeof path, "%s/tiny.json", g_dir);
@@ -485,6 +513,17 @@ static void test_run(void) {
           "a missing run is an error");
     CHECK(sh("%s/m2u-eval run --run %s/run --kinds mucaps,bogus 2> /dev/null", M2U_BUILD_DIR, g_dir) == 1,
           "an unknown kind is an error");
+    /* MERT features of another shape than the run's adapter (3 x 8 for 4 x 8): refused before
+       any answer, naming the shard, the column and both shapes (used to be zero-padded) */
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/data_bad", g_dir);
+    make_small_dataset(bad, 3, 8);
+    CHECK(sh("%s/m2u-eval run --run %s/run --data %s/manifest.json --split test --out %s/eval_bad 2> %s/bad.err",
+             M2U_BUILD_DIR, g_dir, bad, g_dir, g_dir) == 1,
+          "features [3, 8] accepted for an adapter of 4 x 8 (see %s/bad.err)", g_dir);
+    CHECK(sh("grep -qF \"data_bad/shard-00000.h5: column 'mert' holds [3, 8] per sample, but the model expects [4, 8]\" "
+             "%s/bad.err", g_dir) == 0,
+          "no clear shape message (see %s/bad.err)", g_dir);
 }
 
 /* ---- 3. curves only, from a written metrics.jsonl ---------------------------------------- */
