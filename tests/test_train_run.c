@@ -10,6 +10,8 @@
 #include "test_dataset_util.h"
 #include "test_util.h"
 
+#include <cjson/cJSON.h>
+
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -150,6 +152,27 @@ static double weights_rel_diff(const char *a, const char *b) {
     m2u_st_close(sa);
     m2u_st_close(sb);
     return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* Lines of a run's metrics.jsonl that are not JSON objects; *n_null = records whose
+   eval_loss is null (no held-out data).  -1 when the file cannot be read. */
+static int bad_json_lines(const char *run, int *n_null, char *last, size_t last_cap) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", g_dir, run);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    static char line[1 << 16];
+    int bad = 0;
+    *n_null = 0;
+    while (fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        if (!cJSON_IsObject(o)) bad++;
+        if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "eval_loss"))) (*n_null)++;
+        cJSON_Delete(o);
+        if (last) snprintf(last, last_cap, "%.*s", (int)(last_cap - 1), line);
+    }
+    fclose(f);
+    return bad;
 }
 
 int main(void) {
@@ -306,6 +329,25 @@ int main(void) {
     CHECK(sh("%s %s/run.yaml %s model.music_tokens=4 model.projector.n_out=2 run.out_dir=%s/H 2> %s/H.log", bin,
              g_dir, mm, g_dir, g_dir) == 0,
           "matching shapes refused (see %s/H.log)", g_dir);
+
+    /* 7. no held-out data (no sample of split 'test'): eval_loss is null, never the NaN
+       JSON has no word for, so every line of metrics.jsonl is JSON */
+    CHECK(sh("%s %s/run.yaml train.max_steps=2 run.save_every=0 eval.split=test run.out_dir=%s/I 2> %s/I.log", bin,
+             g_dir, g_dir, g_dir) == 0,
+          "run without held-out data failed (see %s/I.log)", g_dir);
+    int n_null = 0;
+    int bad = bad_json_lines("I", &n_null, NULL, 0);
+    CHECK(bad == 0 && n_null == 2, "metrics.jsonl without held-out data: %d lines not JSON, %d null eval_loss (want 0, 2 "
+                                   "in start and done)", bad, n_null);
+    /* 8. a resumed run whose metrics.jsonl ends in a killed run's torn line: the torn
+       line stays alone, the resumed run's records are whole (they were glued to it) */
+    CHECK(sh("printf '{\"step\": 3, \"epo' >> %s/I/metrics.jsonl && %s %s/run.yaml train.max_steps=2 run.save_every=0 "
+             "eval.split=test run.out_dir=%s/I --resume 2>> %s/I.log", g_dir, bin, g_dir, g_dir, g_dir) == 0,
+          "resume failed (see %s/I.log)", g_dir);
+    char last[1024] = "";
+    bad = bad_json_lines("I", &n_null, last, sizeof last);
+    CHECK(bad == 1 && strstr(last, "\"event\": \"done\""),
+          "after a torn line: %d lines not JSON (want 1), last line %s", bad, last);
     if (t_fail == 0) sh("rm -rf %s", g_dir);
     return t_finish("test_train_run");
 }

@@ -247,6 +247,13 @@ static int count_targets(const m2u_batch *b, const batch_tensors *bt) {
     return n;
 }
 
+/* A held-out loss for metrics.jsonl: JSON has no NaN, so "no held-out data" is null. */
+static const char *json_num(char *buf, size_t n, double v) {
+    if (isfinite(v)) snprintf(buf, n, "%.6f", v);
+    else snprintf(buf, n, "null");
+    return buf;
+}
+
 /* ---- evaluation: held-out loss (CE + weighted MSE, as trained) on the eval split (rank 0) ------ */
 
 static double eval_loss(trainer *t) {
@@ -617,7 +624,14 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         if (p) rc = m2u_train_config_save(cfg, p);
         free(p);
         p = rc ? NULL : m2u_path_join(cfg->run.out_dir, "metrics.jsonl");
-        if (p && !(t.metrics = fopen(p, resume ? "a" : "w"))) rc = m2u_fail("%s: cannot open: %s", p, strerror(errno));
+        if (p && !(t.metrics = fopen(p, resume ? "a+" : "w"))) rc = m2u_fail("%s: cannot open: %s", p, strerror(errno));
+        /* a run killed mid-write leaves a torn last line; end it, or the first record of
+           the resumed run would be glued to it and lost with it */
+        if (t.metrics && resume && fseek(t.metrics, -1, SEEK_END) == 0) {
+            int last = fgetc(t.metrics);
+            fseek(t.metrics, 0, SEEK_END); /* C requires a positioning call between a read and a write */
+            if (last != EOF && last != '\n') fputc('\n', t.metrics);
+        }
         free(p);
     }
     if (dist->size > 1) rc = m2u_dist_any(rc != 0) ? (rc ? rc : m2u_fail("another rank failed to start")) : 0;
@@ -632,9 +646,10 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
                 "parameters in %d tensors; held-out loss %.4f\n",
                 cfg->run.name, cfg->train.stage, dist->size, (long long)t.n_eligible, t.steps_per_epoch, t.total_steps,
                 t.mg->n_floats, t.mg->n_params, eval0);
+    char num[32];
     if (t.metrics && !resume)
-        fprintf(t.metrics, "{\"event\": \"start\", \"steps\": %ld, \"ranks\": %d, \"eval_loss\": %.6f}\n", t.total_steps,
-                dist->size, isfinite(eval0) ? eval0 : -1.0);
+        fprintf(t.metrics, "{\"event\": \"start\", \"steps\": %ld, \"ranks\": %d, \"eval_loss\": %s}\n", t.total_steps,
+                dist->size, json_num(num, sizeof num, eval0));
     if (prefetch_start(&t)) {
         free_trainer(&t);
         return -1;
@@ -667,7 +682,8 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         if (cfg->run.eval_every > 0 && t.st.step % cfg->run.eval_every == 0 && t.st.step < t.total_steps &&
             dist->rank == 0) {
             double e = eval_loss(&t);
-            fprintf(t.metrics, "{\"event\": \"eval\", \"step\": %ld, \"eval_loss\": %.6f}\n", t.st.step, e);
+            fprintf(t.metrics, "{\"event\": \"eval\", \"step\": %ld, \"eval_loss\": %s}\n", t.st.step,
+                    json_num(num, sizeof num, e));
         }
         if (cfg->run.save_every > 0 && t.st.step % cfg->run.save_every == 0 && t.st.step < t.total_steps) rc = save(&t);
     }
@@ -679,10 +695,10 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         long steps = t.st.step - first_step;
         double per = steps ? 1.0 / (double)steps : 0;
         fprintf(t.metrics,
-                "{\"event\": \"done\", \"step\": %ld, \"train_loss\": %.6f, \"eval_loss\": %.6f, \"seconds\": %.3f, "
+                "{\"event\": \"done\", \"step\": %ld, \"train_loss\": %.6f, \"eval_loss\": %s, \"seconds\": %.3f, "
                 "\"step_s\": {\"data\": %.5f, \"forward\": %.5f, \"backward\": %.5f, \"allreduce\": %.5f, "
                 "\"optimizer\": %.5f}}\n",
-                t.st.step, loss, e, wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
+                t.st.step, loss, json_num(num, sizeof num, e), wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
                 (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per);
         fprintf(stderr,
                 "m2u-train: %s done: %ld steps, train loss %.4f, held-out loss %.4f -> %.4f, %.1f s; per step: data "

@@ -673,12 +673,18 @@ static int read_curves(const char *run, m2u_run_curves *c, int *have) {
         return 0;
     }
     int rc = m2u_run_curves_read(mp, c);
-    free(mp);
-    if (rc) return -1;
+    if (rc) {
+        free(mp);
+        return -1;
+    }
     *have = 1;
-    if (c->n_skipped)
-        fprintf(stderr, "m2u-eval: note: %ld line(s) of metrics.jsonl were not JSON objects (a killed run's torn line?)\n",
-                c->n_skipped);
+    /* every line left out is named: a silently shorter curve would look like a real one */
+    for (long i = 0; i < c->n_skipped && i < M2U_CURVES_MAX_SKIPPED; i++)
+        fprintf(stderr, "m2u-eval: note: %s:%ld is not a JSON object; skipped (a killed run's torn line?)\n", mp,
+                c->skipped_line[i]);
+    if (c->n_skipped > M2U_CURVES_MAX_SKIPPED)
+        fprintf(stderr, "m2u-eval: note: %s: %ld more line(s) skipped\n", mp, c->n_skipped - M2U_CURVES_MAX_SKIPPED);
+    free(mp);
     return 0;
 }
 

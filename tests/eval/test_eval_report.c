@@ -546,6 +546,9 @@ static void test_curves_and_render(void) {
                 "\"step_s\": 0.1, \"tokens_per_s\": %.1f}\n",
                 s, s == 20 ? 99.0 : loss, lr, 5000.0 + 10 * s);
         if (s % 10 == 0 && s < 40) fprintf(f, "{\"event\": \"eval\", \"step\": %d, \"eval_loss\": %.6f}\n", s, 9.0 - s / 10.0);
+        if (s == 25) /* an older trainer's NaN (not JSON), and a held-out loss of null (no held-out data) */
+            fprintf(f, "{\"event\": \"eval\", \"step\": 25, \"eval_loss\": nan}\n"
+                       "{\"event\": \"eval\", \"step\": 26, \"eval_loss\": null}\n");
         if (s == 20) /* a resumed run logs step 20 again: the last record wins */
             fprintf(f, "{\"step\": 20, \"epoch\": 0, \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": 1.5, \"tokens\": 512, "
                        "\"step_s\": 0.1, \"tokens_per_s\": 5200}\n",
@@ -560,6 +563,26 @@ static void test_curves_and_render(void) {
     snprintf(out, sizeof out, "%s/curves", g_dir);
     int rc = sh("%s/m2u-eval report --run %s --out %s > /dev/null 2> %s/report.err", M2U_BUILD_DIR, run, out, g_dir);
     CHECK(rc == 0, "m2u-eval report failed (see %s/report.err)", g_dir);
+    /* the lines left out are named file:line, never dropped unseen */
+    int nan_line = 0, torn_line = 0;
+    {
+        char *m = slurp(path), *er;
+        int ln = 1;
+        for (char *q = m; q && *q; q++) {
+            if (!strncmp(q, "\"eval_loss\": nan}", 17)) nan_line = ln;
+            if (!strncmp(q, "\"lo", 3) && q[3] == '\0') torn_line = ln;
+            ln += *q == '\n';
+        }
+        free(m);
+        char want[512], errp[256];
+        snprintf(errp, sizeof errp, "%s/report.err", g_dir);
+        er = slurp(errp);
+        snprintf(want, sizeof want, "%s:%d is not a JSON object; skipped", path, nan_line);
+        CHECK(nan_line && er && strstr(er, want), "report.err lacks '%s': %s", want, er ? er : "");
+        snprintf(want, sizeof want, "%s:%d is not a JSON object; skipped", path, torn_line);
+        CHECK(torn_line && er && strstr(er, want), "report.err lacks '%s': %s", want, er ? er : "");
+        free(er);
+    }
     snprintf(path, sizeof path, "%s/report.html", out);
     char *html = slurp(path);
     CHECK(html != NULL, "no curves report.html");
@@ -582,7 +605,11 @@ static void test_curves_and_render(void) {
     cJSON *r = rj ? cJSON_Parse(rj) : NULL;
     cJSON *tr = cJSON_GetObjectItem(r, "training");
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(tr, "steps_logged")) == 40, "steps_logged");
-    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(tr, "lines_skipped")) == 1, "the torn line is skipped");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(tr, "lines_skipped")) == 2, "the NaN and the torn line are skipped");
+    cJSON *skl = cJSON_GetObjectItem(tr, "skipped_lines");
+    CHECK(cJSON_GetArraySize(skl) == 2 && cJSON_GetNumberValue(cJSON_GetArrayItem(skl, 0)) == nan_line &&
+              cJSON_GetNumberValue(cJSON_GetArrayItem(skl, 1)) == torn_line,
+          "report.json skipped_lines: want [%d, %d]", nan_line, torn_line);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(tr, "held_out")) == 5, "5 held-out losses");
     cJSON *hl = cJSON_GetArrayItem(cJSON_GetObjectItem(tr, "held_out"), 0);
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(hl, "step")) == 0 &&
