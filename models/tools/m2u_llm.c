@@ -155,17 +155,25 @@ static int parse_options(int argc, char **argv, options *o) {
 
 static int need(const char *value, const char *opt) { return value ? 0 : m2u_fail("missing required option %s", opt); }
 
-static int load_tokenizer(const char *model_dir, m2u_tokenizer **tok) {
-    char *path = m2u_path_join(model_dir, "tokenizer.json");
-    int rc = m2u_tokenizer_load(path, tok);
+/* The adapter's tokenizer.json when it has one (an export over a grown vocabulary
+   carries the tokenizer with its added tokens), else the model's. */
+static int load_tokenizer(const options *o, m2u_tokenizer **tok) {
+    char *path = o->adapter ? m2u_path_join(o->adapter, "tokenizer.json") : NULL;
+    if (!path || !m2u_file_exists(path)) {
+        free(path);
+        path = m2u_path_join(o->model, "tokenizer.json");
+    }
+    int rc = path ? m2u_tokenizer_load(path, tok) : m2u_fail("out of memory");
     free(path);
     return rc;
 }
 
-/* Model, with the adapter's LoRA when one is given. */
+/* Model, with the adapter's LoRA when one is given, and its vocabulary grown to
+   the adapter's saved embed_tokens / lm_head when it carries them. */
 static int load_model(const options *o, m2u_llama **m) {
     m2u_train_spec spec = {0};
-    if (o->adapter && m2u_peft_read_config(o->adapter, &spec)) return -1;
+    if (o->adapter && (m2u_peft_read_config(o->adapter, &spec) || m2u_peft_prepare_vocab(o->adapter, o->model, &spec)))
+        return -1;
     if (m2u_llama_load(o->model, &spec, m)) return -1;
     if (o->adapter && m2u_peft_load_weights(*m, o->adapter)) {
         m2u_llama_free(*m);
@@ -183,7 +191,7 @@ static int cmd_tokenize(const options *o) {
     if (need(o->model, "--model")) return -1;
     if (o->n_rest != 1) return m2u_fail("tokenize takes exactly one TEXT argument");
     m2u_tokenizer *tok;
-    if (load_tokenizer(o->model, &tok)) return -1;
+    if (load_tokenizer(o, &tok)) return -1;
     int32_t *ids;
     size_t n;
     int rc = encode(tok, o->rest[0], !o->no_bos, &ids, &n);
@@ -200,7 +208,7 @@ static int cmd_tokenize(const options *o) {
 static int cmd_decode(const options *o) {
     if (need(o->model, "--model")) return -1;
     m2u_tokenizer *tok;
-    if (load_tokenizer(o->model, &tok)) return -1;
+    if (load_tokenizer(o, &tok)) return -1;
     int32_t *ids = malloc(((size_t)o->n_rest + 1) * sizeof(int32_t));
     int rc = 0;
     for (int i = 0; i < o->n_rest && !rc; i++) rc = parse_int(o->rest[i], "ID", &ids[i]);
@@ -243,7 +251,7 @@ static int cmd_logits(const options *o) {
         if (parse_id_list(o->ids, &ids, &n)) return -1;
     } else {
         m2u_tokenizer *tok;
-        if (load_tokenizer(o->model, &tok)) return -1;
+        if (load_tokenizer(o, &tok)) return -1;
         int rc = encode(tok, o->text, !o->no_bos, &ids, &n);
         m2u_tokenizer_free(tok);
         if (rc) return -1;
@@ -268,7 +276,7 @@ static int cmd_generate(const options *o) {
     if (need(o->model, "--model") || need(o->prompt, "--prompt")) return -1;
     if (o->max_new <= 0) return m2u_fail("--max-new-tokens must be positive");
     m2u_tokenizer *tok;
-    if (load_tokenizer(o->model, &tok)) return -1;
+    if (load_tokenizer(o, &tok)) return -1;
     int32_t *ids;
     size_t n;
     if (encode(tok, o->prompt, 1, &ids, &n)) {
@@ -427,7 +435,7 @@ static int cmd_finetune(const options *o) {
     size_t len;
     if (m2u_read_file(o->text, &text, &len)) return -1;
     m2u_tokenizer *tok;
-    if (load_tokenizer(o->model, &tok)) {
+    if (load_tokenizer(o, &tok)) {
         free(text);
         return -1;
     }
