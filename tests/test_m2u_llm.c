@@ -151,7 +151,7 @@ int main(void) {
     CHECK(rc == 1 && strstr(out, "vocabulary"), "out-of-range id: rc %d, %s", rc, out);
     snprintf(cmd, sizeof cmd, "%s/m2u-llm generate --model %s --bogus 2>&1", M2U_BUILD_DIR, dir);
     rc = run(cmd, out, sizeof out);
-    CHECK(rc == 1 && strstr(out, "--bogus"), "unknown option: rc %d, %s", rc, out);
+    CHECK(rc == 2 && strstr(out, "--bogus") && strstr(out, "usage: m2u-llm generate"), "unknown option: rc %d, %s", rc, out);
     snprintf(cmd, sizeof cmd, "%s/m2u-llm --help", M2U_BUILD_DIR);
     rc = run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "examples:"), "--help: rc %d", rc);
