@@ -11,6 +11,11 @@
 
 static char g_out[1 << 16];
 
+/* Under the sanitizer build, m2u-train runs without LeakSanitizer: Open MPI's
+   MPI_Init allocations are never freed (see test_train_run); the other tools
+   keep every check. */
+static const char *env_for(const char *tool) { return strcmp(tool, "m2u-train") ? "" : "ASAN_OPTIONS=detect_leaks=0 "; }
+
 /* Run cmd with stdout and stderr (2>&1) into g_out; the exit status. */
 static int run(const char *cmd) {
     FILE *p = popen(cmd, "r");
@@ -25,7 +30,7 @@ static int run(const char *cmd) {
 static void help_ok(const char *tool, const char *sub, const char *want) {
     char cmd[1024];
     for (int form = 0; form < 2; form++) {
-        snprintf(cmd, sizeof cmd, "%s/%s %s %s 2> /dev/null", M2U_BUILD_DIR, tool, sub,
+        snprintf(cmd, sizeof cmd, "%s%s/%s %s %s 2> /dev/null", env_for(tool), M2U_BUILD_DIR, tool, sub,
                  form ? (sub[0] ? "--out x -h" : "-h") : "--help");
         int rc = run(cmd);
         CHECK(rc == 0 && strstr(g_out, "usage:") && strstr(g_out, "examples:") && strstr(g_out, want),
@@ -36,7 +41,7 @@ static void help_ok(const char *tool, const char *sub, const char *want) {
 /* a bad option: exit 2, the option named, the usage after it, on stderr */
 static void bad_ok(const char *tool, const char *args, const char *want) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/%s %s 2>&1 > /dev/null", M2U_BUILD_DIR, tool, args);
+    snprintf(cmd, sizeof cmd, "%s%s/%s %s 2>&1 > /dev/null", env_for(tool), M2U_BUILD_DIR, tool, args);
     int rc = run(cmd);
     const char *w = strstr(g_out, want), *u = strstr(g_out, "usage:");
     CHECK(rc == 2 && w && u && w < u, "%s %s: rc %d (want 2), want '%s' then the usage:\n%s", tool, args, rc, want,
@@ -81,7 +86,7 @@ int main(void) {
     bad_ok("m2u-train", "--bogus", "unknown option --bogus");
     bad_ok("m2u-train", "", "no config given");
     bad_ok("m2u-train", "a.yaml b.yaml", "unexpected argument 'b.yaml'");
-    snprintf(cmd, sizeof cmd, "%s/m2u-train --help", M2U_BUILD_DIR);
+    snprintf(cmd, sizeof cmd, "%s%s/m2u-train --help", env_for("m2u-train"), M2U_BUILD_DIR);
     run(cmd);
     static const char *const trained[] = {"LoRA", "biases", "norms", "[AUD]", "adapters", "gates", "prefix queries",
                                           "projector"};
