@@ -341,13 +341,18 @@ int main(void) {
                                    "in start and done)", bad, n_null);
     /* 8. a resumed run whose metrics.jsonl ends in a killed run's torn line: the torn
        line stays alone, the resumed run's records are whole (they were glued to it) */
+    char last[1024] = "", done0[1024] = "";
+    bad_json_lines("I", &n_null, done0, sizeof done0); /* the first run's done record */
     CHECK(sh("printf '{\"step\": 3, \"epo' >> %s/I/metrics.jsonl && %s %s/run.yaml train.max_steps=2 run.save_every=0 "
              "eval.split=test run.out_dir=%s/I --resume 2>> %s/I.log", g_dir, bin, g_dir, g_dir, g_dir) == 0,
           "resume failed (see %s/I.log)", g_dir);
-    char last[1024] = "";
     bad = bad_json_lines("I", &n_null, last, sizeof last);
     CHECK(bad == 1 && strstr(last, "\"event\": \"done\""),
           "after a torn line: %d lines not JSON (want 1), last line %s", bad, last);
+    /* nothing left to train: the done record repeats the checkpoint's last loss, not 0 */
+    const char *l0 = strstr(done0, "\"train_loss\": "), *l1 = strstr(last, "\"train_loss\": ");
+    CHECK(l0 && l1 && atof(l1 + 14) == atof(l0 + 14) && atof(l1 + 14) > 0, "resumed done record: %s (first run: %s)",
+          last, done0);
     if (t_fail == 0) sh("rm -rf %s", g_dir);
     return t_finish("test_train_run");
 }

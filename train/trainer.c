@@ -698,13 +698,13 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
                 "{\"event\": \"done\", \"step\": %ld, \"train_loss\": %.6f, \"eval_loss\": %s, \"seconds\": %.3f, "
                 "\"step_s\": {\"data\": %.5f, \"forward\": %.5f, \"backward\": %.5f, \"allreduce\": %.5f, "
                 "\"optimizer\": %.5f}}\n",
-                t.st.step, loss, json_num(num, sizeof num, e), wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
+                t.st.step, t.st.last_loss, json_num(num, sizeof num, e), wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
                 (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per);
         fprintf(stderr,
                 "m2u-train: %s done: %ld steps, train loss %.4f, held-out loss %.4f -> %.4f, %.1f s; per step: data "
                 "%.3f s, forward %.3f s, backward %.3f s, all-reduce %.3f s, optimizer %.3f s; checkpoints in "
                 "%s/checkpoints\n",
-                cfg->run.name, t.st.step, loss, eval0, e, wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
+                cfg->run.name, t.st.step, t.st.last_loss, eval0, e, wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
                 (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per, cfg->run.out_dir);
     }
     free_trainer(&t);
