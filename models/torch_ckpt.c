@@ -418,6 +418,7 @@ typedef struct {
     zentry *z;
     int nz;
     const char *prefix; /* "<archive>/" */
+    long visits;        /* dict entries walked, against M2U_TORCH_MAX_ENTRIES */
 } flatten_ctx;
 
 static const zentry *find_entry(const flatten_ctx *f, const char *key) {
@@ -466,9 +467,13 @@ static int add_tensor(flatten_ctx *f, const char *name, const val *t) {
     return 0;
 }
 
-/* Memo references let a pickle put a dict inside itself; the depth cap turns that
-   cycle into an error instead of unbounded recursion.  State dicts nest a few levels. */
+/* Memo references let a pickle put a dict inside itself, or the same dict under two
+   keys at every level (a few hundred bytes that name 2^40 tensors).  The depth cap
+   turns a cycle into an error instead of unbounded recursion, the entry budget the
+   shared structure into an error instead of a hang.  State dicts nest a few levels
+   and hold thousands of tensors at most. */
 #define M2U_TORCH_MAX_NEST 64
+#define M2U_TORCH_MAX_ENTRIES (1L << 22)
 
 static int flatten(flatten_ctx *f, const char *prefix, const val *d, int depth) {
     if (depth > M2U_TORCH_MAX_NEST)
@@ -477,6 +482,9 @@ static int flatten(flatten_ctx *f, const char *prefix, const val *d, int depth) 
     for (int i = 0; i + 1 < d->n; i += 2) {
         const val *k = d->items[i], *v = d->items[i + 1];
         char name[1024];
+        if (++f->visits > M2U_TORCH_MAX_ENTRIES)
+            return m2u_fail("%s: more than %ld dict entries (the same dict reached through many keys?)", f->c->path,
+                            M2U_TORCH_MAX_ENTRIES);
         if (k->kind != V_STR) {
             f->c->n_other++;
             continue;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static char path[1024];
@@ -216,6 +217,26 @@ static void hostile_files(void) {
     put8(&pkl, 'h'), put8(&pkl, 0), put8(&pkl, 's'), put8(&pkl, '.');
     write_zip(tmp, &pkl, 0, 0);
     CHECK(refused(tmp, "nested deeper"), "self-containing dict accepted");
+    /* D_k = {a: D_k-1, b: D_k-1} over 40 levels through the memo: 2^40 paths in ~600 bytes,
+       refused quickly rather than walked (used to hang) */
+    pkl.n = 0;
+    put8(&pkl, 0x80), put8(&pkl, 2);
+    for (int lv = 40; lv >= 0; lv--) { /* opening D_40 .. D_0, each memoized as its level */
+        put8(&pkl, '}'), put8(&pkl, 'q'), put8(&pkl, (unsigned)lv);
+        if (lv) put8(&pkl, '('), pstr(&pkl, "a");
+    }
+    for (int lv = 1; lv <= 40; lv++) { /* closing D_1 .. D_40: second key b -> D_lv-1 again */
+        pstr(&pkl, "b");
+        put8(&pkl, 'h'), put8(&pkl, (unsigned)(lv - 1)), put8(&pkl, 'u');
+    }
+    put8(&pkl, '.');
+    write_zip(tmp, &pkl, 0, 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(refused(tmp, "dict entries"), "a dict shared 2^40 ways accepted");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    CHECK(secs < 5.0, "the shared dict took %.1f s to refuse", secs);
     unlink(tmp);
 }
 
