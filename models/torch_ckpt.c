@@ -473,7 +473,7 @@ static int add_tensor(flatten_ctx *f, const char *name, const val *t) {
    shared structure into an error instead of a hang.  State dicts nest a few levels
    and hold thousands of tensors at most. */
 #define M2U_TORCH_MAX_NEST 64
-#define M2U_TORCH_MAX_ENTRIES (1L << 22)
+#define M2U_TORCH_MAX_ENTRIES (1L << 20)
 
 static int flatten(flatten_ctx *f, const char *prefix, const val *d, int depth) {
     if (depth > M2U_TORCH_MAX_NEST)
