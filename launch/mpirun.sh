@@ -12,9 +12,40 @@
 #   given here only when you are root.
 # - Set M2U_BIN to use an installed binary instead of build/<tool>.
 set -euo pipefail
+
+usage() {
+  cat <<'EOF_USAGE'
+usage: launch/mpirun.sh N CONFIG.yaml [key=value ...] [--resume | --resume-auto]
+       launch/mpirun.sh --tool TOOL N [TOOL's arguments ...]
+
+Run m2u-train (or another m2u tool, --tool) as N MPI ranks on this machine: each
+rank gets cores/N OpenMP threads bound to its own cores, so ranks never share a
+core; with more ranks than cores the OS schedules them (--oversubscribe).
+M2U_BIN=/path/to/tool uses that binary instead of build/TOOL.
+
+examples:
+  launch/mpirun.sh 4 configs/stage2.yaml
+  launch/mpirun.sh 2 configs/tiny_stage1.yaml run.out_dir=runs/s1 --resume
+  launch/mpirun.sh --tool m2u-dataset 4 build --input data/music --out data/ds
+EOF_USAGE
+}
+
+# a mistake on the command line: what was wrong, then the usage, status 2
+die_usage() { echo "launch/mpirun.sh: $1" >&2; echo >&2; usage >&2; exit 2; }
+
 TOOL=m2u-train
-if [ "${1:-}" = "--tool" ]; then TOOL=$2; shift 2; fi
-[ $# -ge 2 ] || { sed -n '2,14p' "$0"; exit 2; }
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  --tool)
+    [ $# -ge 2 ] || die_usage "--tool needs a tool name (m2u-train, m2u-dataset, ...)"
+    TOOL=$2; shift 2 ;;
+esac
+[ $# -ge 1 ] || die_usage "no rank count N given"
+case "$1" in
+  ''|*[!0-9]*) die_usage "N must be a positive number of ranks, got '$1'" ;;
+esac
+[ "$((10#$1))" -ge 1 ] || die_usage "N must be a positive number of ranks, got '$1'"
+[ $# -ge 2 ] || die_usage "no arguments for $TOOL after N (for m2u-train: CONFIG.yaml)"
 N=$1; shift
 CORES=$(nproc)
 T=$(( CORES / N )); [ "$T" -ge 1 ] || T=1

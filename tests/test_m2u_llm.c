@@ -47,6 +47,59 @@ static float *read_npy(const char *path, size_t *n) {
     return v;
 }
 
+/* m2u-llm logits with --adapter adapter_dir over the export base against
+   reference/peft_aud_logits (peft + transformers on tests/fixtures/export/reference/peft). */
+static void logits_vs_peft(const char *adapter_dir, const char *npy, const char *what) {
+    char cmd[4096], out[8192], path[1200], list[512] = "";
+    snprintf(path, sizeof path, "%s/export/reference/peft_aud_logits.safetensors", M2U_FIXTURES);
+    m2u_safetensors *ref;
+    CHECK(m2u_st_open(path, &ref) == 0, "%s", m2u_last_error());
+    if (!ref) return;
+    const m2u_st_tensor *ids = m2u_st_find(ref, "input_ids"), *logits = m2u_st_find(ref, "logits");
+    int T = (int)ids->shape[1], V = (int)logits->shape[2];
+    for (int t = 0; t < T; t++) {
+        int64_t v;
+        memcpy(&v, (const char *)ids->data + 8 * t, 8);
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%lld", t ? "," : "", (long long)v);
+    }
+    snprintf(cmd, sizeof cmd, "%s/m2u-llm logits --model %s/export/base --adapter %s --ids %s --out %s 2>&1",
+             M2U_BUILD_DIR, M2U_FIXTURES, adapter_dir, list, npy);
+    int rc = run(cmd, out, sizeof out);
+    CHECK(rc == 0, "%s: m2u-llm logits failed (%d): %s", what, rc, out);
+    size_t n = 0;
+    float *got = rc == 0 ? read_npy(npy, &n) : NULL;
+    CHECK(!rc == !!got && (!got || n == (size_t)T * V), "%s: npy has %zu values, want %d x %d", what, n, T, V);
+    if (got && n == (size_t)T * V) {
+        float *want = malloc((size_t)logits->numel * sizeof(float));
+        m2u_st_read_f32(logits, want, (size_t)logits->numel);
+        double e = t_max_rel_err(got, want, n);
+        printf("%s: logits vs peft, max rel err %.2e (%d tokens incl. 8 [AUD], vocab %d)\n", what, e, T, V);
+        CHECK(e < 1e-5, "%s: logits differ from peft's: %.3g", what, e);
+        free(want);
+    }
+    free(got);
+    m2u_st_close(ref);
+}
+
+static void check_peft_aud(const char *npy) {
+    char dir[1024], cmd[4096], out[8192];
+    snprintf(dir, sizeof dir, "%s/export/reference/peft", M2U_FIXTURES);
+    logits_vs_peft(dir, npy, "peft's save_pretrained");
+    /* m2u's own export of the run those tensors came from (bit-exact with it, test_export) */
+    snprintf(dir, sizeof dir, "%s/test_m2u_llm_peft", M2U_BUILD_DIR);
+    snprintf(cmd, sizeof cmd, "%s/m2u-export peft --base %s/export/base --run %s/export/run --out %s --force 2>&1",
+             M2U_BUILD_DIR, M2U_FIXTURES, M2U_FIXTURES, dir);
+    int rc = run(cmd, out, sizeof out);
+    CHECK(rc == 0, "m2u-export peft failed (%d): %s", rc, out);
+    if (rc) return;
+    logits_vs_peft(dir, npy, "m2u-export peft");
+    /* its tokenizer (with the added tokens) is the one m2u-llm uses */
+    snprintf(cmd, sizeof cmd, "%s/m2u-llm tokenize --model %s/export/base --adapter %s --no-bos \"[AUD0] [AUD7]\" 2>&1",
+             M2U_BUILD_DIR, M2U_FIXTURES, dir);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "[300, 307]"), "[AUD] tokens through the adapter's tokenizer: rc %d, %s", rc, out);
+}
+
 int main(void) {
     char cmd[4096], out[8192], dir[1024], npy[1024];
     snprintf(dir, sizeof dir, "%s/llama/mqa_bf16_sharded", M2U_FIXTURES);
@@ -84,6 +137,11 @@ int main(void) {
     free(got);
     m2u_st_close(ref);
 
+    /* a PEFT adapter over a grown vocabulary (8 [AUD] tokens: the whole embed_tokens and lm_head
+       [308, 32] saved beside the LoRA, as peft saves them): peft's own save of it, then
+       m2u-export's PEFT export of the fixture run, both against peft's logits */
+    check_peft_aud(npy);
+
     /* refusals: exit 1, message names the path */
     snprintf(cmd, sizeof cmd, "%s/m2u-llm logits --model /nonexistent/ckpt --ids 1,2 --out %s 2>&1", M2U_BUILD_DIR, npy);
     rc = run(cmd, out, sizeof out);
@@ -93,7 +151,7 @@ int main(void) {
     CHECK(rc == 1 && strstr(out, "vocabulary"), "out-of-range id: rc %d, %s", rc, out);
     snprintf(cmd, sizeof cmd, "%s/m2u-llm generate --model %s --bogus 2>&1", M2U_BUILD_DIR, dir);
     rc = run(cmd, out, sizeof out);
-    CHECK(rc == 1 && strstr(out, "--bogus"), "unknown option: rc %d, %s", rc, out);
+    CHECK(rc == 2 && strstr(out, "--bogus") && strstr(out, "usage: m2u-llm generate"), "unknown option: rc %d, %s", rc, out);
     snprintf(cmd, sizeof cmd, "%s/m2u-llm --help", M2U_BUILD_DIR);
     rc = run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "examples:"), "--help: rc %d", rc);

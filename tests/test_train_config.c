@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CONFIGS M2U_FIXTURES "/../../configs"
@@ -431,6 +432,45 @@ static void test_markdown(void) {
     free(buf);
 }
 
+/* Hostile sizes: very deep nesting used to take quadratic time in libyaml (a 200 KB
+   file of '[' did not finish in a minute); now refused at the 65th level, at once. */
+static void test_limits(void) {
+    size_t depth = 100000;
+    char *deep = malloc(2 * depth + 64);
+    if (!deep) return;
+    size_t k = (size_t)sprintf(deep, "model:\n  llm: m\nrun:\n  name: ");
+    for (size_t i = 0; i < depth; i++) deep[k++] = '[';
+    for (size_t i = 0; i < depth; i++) deep[k++] = ']';
+    deep[k++] = '\n';
+    deep[k] = '\0';
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ERR_IS(deep, "cfg/x.yaml:4: nesting deeper than 64 levels (a config needs 3)");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    CHECK(secs < 10.0, "deep nesting took %.1f s", secs); /* it took 46 s before the cap */
+    free(deep);
+    /* block style, one level per line: the line of the 65th level is named */
+    char block[8192];
+    k = 0;
+    for (int i = 0; i < 70; i++) k += (size_t)sprintf(block + k, "%*sk%d:\n", i, "", i);
+    ERR_IS(block, "cfg/x.yaml:65: nesting deeper than 64 levels (a config needs 3)");
+    /* 64 levels are still parsed (and then refused by the schema, not the limit) */
+    k = (size_t)sprintf(block, "run:\n  name: ");
+    for (int i = 0; i < 62; i++) block[k++] = '[';
+    for (int i = 0; i < 62; i++) block[k++] = ']';
+    block[k] = '\0';
+    ERR_HAS(block, "run.name must be");
+    /* a config larger than 1 MiB is refused before it is parsed */
+    size_t big = ((size_t)1 << 20) + 1;
+    char *huge = malloc(big + 1);
+    if (!huge) return;
+    memset(huge, '#', big);
+    huge[big] = '\0';
+    ERR_IS(huge, "cfg/x.yaml: 1048577 bytes, larger than a config can be (1048576); is this the right file?");
+    free(huge);
+}
+
 int main(void) {
     test_defaults();
     test_errors();
@@ -439,5 +479,6 @@ int main(void) {
     test_recipes();
     test_roundtrip_edges();
     test_markdown();
+    test_limits();
     return t_finish("test_train_config");
 }

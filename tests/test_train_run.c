@@ -10,6 +10,8 @@
 #include "test_dataset_util.h"
 #include "test_util.h"
 
+#include <cjson/cJSON.h>
+
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -152,6 +154,27 @@ static double weights_rel_diff(const char *a, const char *b) {
     return sqrt(num / (den > 0 ? den : 1));
 }
 
+/* Lines of a run's metrics.jsonl that are not JSON objects; *n_null = records whose
+   eval_loss is null (no held-out data).  -1 when the file cannot be read. */
+static int bad_json_lines(const char *run, int *n_null, char *last, size_t last_cap) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", g_dir, run);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    static char line[1 << 16];
+    int bad = 0;
+    *n_null = 0;
+    while (fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        if (!cJSON_IsObject(o)) bad++;
+        if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "eval_loss"))) (*n_null)++;
+        cJSON_Delete(o);
+        if (last) snprintf(last, last_cap, "%.*s", (int)(last_cap - 1), line);
+    }
+    fclose(f);
+    return bad;
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/m2u_train_XXXXXX");
     if (!mkdtemp(g_dir)) return 1;
@@ -281,6 +304,55 @@ int main(void) {
              "2> %s/E.log", bin, g_dir, g_dir, g_dir) == 1 &&
               sh("grep -q 'query_layer' %s/E.log", g_dir) == 0,
           "adapter groups deeper than the LLaMA were accepted");
+
+    /* 6. a feature or target column of another shape than the model's is refused before
+       step 1, naming the shard, the column and both shapes (a smaller one used to be
+       zero-padded into the model's buffers and the run went to the end) */
+    const char *mm = "train.stage=2 train.max_steps=2 run.save_every=0 "
+                     "train.trainable=lora,norm,aud_embeddings,adapters,gates,prefix_query,projector "
+                     "model.modalities=music model.query_layer=1 model.music_dim=8 model.projector.d_model=8 "
+                     "model.projector.heads=2 model.projector.enc_layers=1 model.projector.dec_layers=1 "
+                     "model.projector.ffn=16 model.projector.out_dim=6";
+    CHECK(sh("%s %s/run.yaml %s model.music_tokens=5 model.projector.n_out=2 run.out_dir=%s/F 2> %s/F.log", bin,
+             g_dir, mm, g_dir, g_dir) == 1,
+          "MERT features [4, 8] accepted for a model of 5 x 8 (see %s/F.log)", g_dir);
+    CHECK(sh("grep -qF \"data/shard-00000.h5: column 'mert' holds [4, 8] per sample, but the model expects [5, 8] "
+             "(model.music_tokens x model.music_dim)\" %s/F.log", g_dir) == 0,
+          "no clear shape message (see %s/F.log)", g_dir);
+    CHECK(sh("grep -q '\"step\": 1,' %s/F/metrics.jsonl 2> /dev/null", g_dir) != 0, "a step ran before the refusal");
+    CHECK(sh("%s %s/run.yaml %s model.music_tokens=4 model.projector.n_out=3 run.out_dir=%s/G 2> %s/G.log", bin,
+             g_dir, mm, g_dir, g_dir) == 1,
+          "T5 targets [2, 6] accepted for a projector of 3 x 6 (see %s/G.log)", g_dir);
+    CHECK(sh("grep -qF \"column 't5' holds [2, 6] per sample, but the model expects [3, 6] (model.projector.n_out x "
+             "model.projector.out_dim)\" %s/G.log", g_dir) == 0,
+          "no clear target shape message (see %s/G.log)", g_dir);
+    CHECK(sh("%s %s/run.yaml %s model.music_tokens=4 model.projector.n_out=2 run.out_dir=%s/H 2> %s/H.log", bin,
+             g_dir, mm, g_dir, g_dir) == 0,
+          "matching shapes refused (see %s/H.log)", g_dir);
+
+    /* 7. no held-out data (no sample of split 'test'): eval_loss is null, never the NaN
+       JSON has no word for, so every line of metrics.jsonl is JSON */
+    CHECK(sh("%s %s/run.yaml train.max_steps=2 run.save_every=0 eval.split=test run.out_dir=%s/I 2> %s/I.log", bin,
+             g_dir, g_dir, g_dir) == 0,
+          "run without held-out data failed (see %s/I.log)", g_dir);
+    int n_null = 0;
+    int bad = bad_json_lines("I", &n_null, NULL, 0);
+    CHECK(bad == 0 && n_null == 2, "metrics.jsonl without held-out data: %d lines not JSON, %d null eval_loss (want 0, 2 "
+                                   "in start and done)", bad, n_null);
+    /* 8. a resumed run whose metrics.jsonl ends in a killed run's torn line: the torn
+       line stays alone, the resumed run's records are whole (they were glued to it) */
+    char last[1024] = "", done0[1024] = "";
+    bad_json_lines("I", &n_null, done0, sizeof done0); /* the first run's done record */
+    CHECK(sh("printf '{\"step\": 3, \"epo' >> %s/I/metrics.jsonl && %s %s/run.yaml train.max_steps=2 run.save_every=0 "
+             "eval.split=test run.out_dir=%s/I --resume 2>> %s/I.log", g_dir, bin, g_dir, g_dir, g_dir) == 0,
+          "resume failed (see %s/I.log)", g_dir);
+    bad = bad_json_lines("I", &n_null, last, sizeof last);
+    CHECK(bad == 1 && strstr(last, "\"event\": \"done\""),
+          "after a torn line: %d lines not JSON (want 1), last line %s", bad, last);
+    /* nothing left to train: the done record repeats the checkpoint's last loss, not 0 */
+    const char *l0 = strstr(done0, "\"train_loss\": "), *l1 = strstr(last, "\"train_loss\": ");
+    CHECK(l0 && l1 && atof(l1 + 14) == atof(l0 + 14) && atof(l1 + 14) > 0, "resumed done record: %s (first run: %s)",
+          last, done0);
     if (t_fail == 0) sh("rm -rf %s", g_dir);
     return t_finish("test_train_run");
 }

@@ -808,13 +808,27 @@ static int parse_document(yctx *c) {
     return rc;
 }
 
+/* A config nests three levels (top, section, subsection) plus a list.  libyaml
+ * rechecks every open level for each token, so tens of thousands of levels took
+ * minutes; the caps stop a wrong or hostile file at once, with room to spare. */
+#define M2U_CFG_MAX_DEPTH 64
+#define M2U_CFG_MAX_BYTES ((size_t)1 << 20)
+
+static int check_size(size_t len, const char *name) {
+    if (len > M2U_CFG_MAX_BYTES)
+        return m2u_fail("%s: %zu bytes, larger than a config can be (%zu); is this the right file?", name, len,
+                        M2U_CFG_MAX_BYTES);
+    return 0;
+}
+
 /* A whole pass over the events first, so that a syntax error anywhere is reported
- * as such rather than as whatever half-read value precedes it (libyaml streams). */
+ * as such rather than as whatever half-read value precedes it (libyaml streams).
+ * The nesting cap is checked here too, before the first deep level is parsed further. */
 static int check_syntax(const char *text, size_t len, const char *name) {
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) return m2u_fail("%s: out of memory", name);
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    int rc = 0;
+    int rc = 0, depth = 0;
     for (int done = 0; !done;) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&p, &ev)) {
@@ -828,6 +842,13 @@ static int check_syntax(const char *text, size_t len, const char *name) {
             break;
         }
         done = ev.type == YAML_STREAM_END_EVENT;
+        if (ev.type == YAML_MAPPING_START_EVENT || ev.type == YAML_SEQUENCE_START_EVENT) depth++;
+        if (ev.type == YAML_MAPPING_END_EVENT || ev.type == YAML_SEQUENCE_END_EVENT) depth--;
+        if (depth > M2U_CFG_MAX_DEPTH) {
+            rc = m2u_fail("%s:%zu: nesting deeper than %d levels (a config needs 3)", name, line_of(&ev),
+                          M2U_CFG_MAX_DEPTH);
+            done = 1;
+        }
         yaml_event_delete(&ev);
     }
     yaml_parser_delete(&p);
@@ -835,6 +856,7 @@ static int check_syntax(const char *text, size_t len, const char *name) {
 }
 
 int m2u_train_config_parse(m2u_train_config *cfg, const char *text, size_t len, const char *name) {
+    if (check_size(len, name) != 0) return -1;
     if (check_syntax(text, len, name) != 0) return -1;
     yctx c = {.name = name, .cfg = cfg};
     if (!yaml_parser_initialize(&c.p)) return m2u_fail("%s: out of memory", name);
@@ -855,6 +877,7 @@ int m2u_train_config_parse_file(m2u_train_config *cfg, const char *path) {
     struct stat st;
     if (stat(path, &st) != 0) return m2u_fail("config %s: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode)) return m2u_fail("config %s: not a regular file", path);
+    if (check_size((size_t)st.st_size, path) != 0) return -1; /* before reading it all */
     if (m2u_read_file(path, &text, &len) != 0) return m2u_fail_prefix("config %s", path);
     int rc = m2u_train_config_parse(cfg, text, len, path);
     free(text);

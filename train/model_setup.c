@@ -99,3 +99,57 @@ void m2u_train_model_close(m2u_train_model *m) {
     m2u_tokenizer_free(m->tok);
     memset(m, 0, sizeof *m);
 }
+
+static const char *const k_feature_columns[M2U_N_MODALITIES] = {"mert", "vit", "vivit"};
+static const char *const k_modality_key[M2U_N_MODALITIES] = {"music", "image", "video"};
+
+const char *m2u_train_feature_column(int g) { return g >= 0 && g < M2U_N_MODALITIES ? k_feature_columns[g] : NULL; }
+
+const char *m2u_train_target_column(const m2u_train_config *c) {
+    return c->model.decoder == M2U_DECODER_AUDIOLDM2 ? "audioldm2" : "t5";
+}
+
+static void fmt_dims(char *buf, size_t cap, int rank, const int64_t *dims) {
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < rank && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", i ? ", " : "", (long long)dims[i]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+}
+
+/* One column of one shard: per-sample dims must be exactly `want` (rank 2). */
+static int check_column(m2u_shard_reader *r, const char *col, const int64_t want[2],
+                        const char *what) {
+    int t = m2u_shard_tensor_index(r, col);
+    if (t < 0) return 0;
+    const m2u_shard_tensor_info *x = m2u_shard_tensor(r, t);
+    if (x->rank == 2 && x->dims[0] == want[0] && x->dims[1] == want[1]) return 0;
+    char have[160], expect[64];
+    fmt_dims(have, sizeof have, x->rank, x->dims);
+    fmt_dims(expect, sizeof expect, 2, want);
+    return m2u_fail("%s: column '%s' holds %s per sample, but the model expects %s (%s); "
+                    "rebuild the features or set the model's sizes to match",
+                    m2u_shard_path(r), col, have, expect, what);
+}
+
+int m2u_train_model_check_dataset(const m2u_train_config *c, const m2u_m2ugen *mg, m2u_dataset *ds,
+                                  int with_targets) {
+    const m2u_manifest *man = m2u_dataset_manifest(ds);
+    for (int s = 0; s < man->n_shards; s++) {
+        m2u_shard_reader *r;
+        if (m2u_dataset_shard(ds, s, &r)) return -1;
+        for (int g = 0; g < M2U_N_MODALITIES; g++) {
+            if (!mg->cfg.use_adapter[g]) continue;
+            const int64_t want[2] = {mg->cfg.adapter[g].n_tokens, mg->cfg.adapter[g].feat_dim};
+            char what[96];
+            snprintf(what, sizeof what, "model.%s_tokens x model.%s_dim", k_modality_key[g], k_modality_key[g]);
+            if (check_column(r, k_feature_columns[g], want, what)) return -1;
+        }
+        if (with_targets && mg->cfg.use_projector) {
+            const int64_t want[2] = {mg->cfg.projector.n_out, mg->cfg.projector.out_dim};
+            if (check_column(r, m2u_train_target_column(c), want,
+                             "model.projector.n_out x model.projector.out_dim"))
+                return -1;
+        }
+    }
+    return 0;
+}

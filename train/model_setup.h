@@ -10,6 +10,7 @@
 #include "batch.h"
 #include "config.h"
 #include "m2ugen.h"
+#include "manifest.h"
 #include "tokenizer.h"
 
 typedef struct {
@@ -23,5 +24,19 @@ typedef struct {
 /* On failure everything built so far is freed and *m is zeroed. */
 int m2u_train_model_open(const m2u_train_config *c, m2u_train_model *m);
 void m2u_train_model_close(m2u_train_model *m);
+
+/* The shard tensor columns the model reads: encoder features of modality g
+ * ("mert", "vit", "vivit") and the decoder target ("t5" or "audioldm2"). */
+const char *m2u_train_feature_column(int g);
+const char *m2u_train_target_column(const m2u_train_config *c);
+
+/* Every shard of the dataset against the model, before any step: a feature
+ * column of a modality the model has an adapter for must hold [n_tokens,
+ * feat_dim] per sample, and (with_targets, the model has a projector) the
+ * target column [n_out, out_dim].  A smaller one would otherwise be read into
+ * the model's buffer and zero-padded.  Absent columns are allowed (those
+ * samples are masked).  Fails naming the shard, the column and both shapes. */
+int m2u_train_model_check_dataset(const m2u_train_config *c, const m2u_m2ugen *mg, m2u_dataset *ds,
+                                  int with_targets);
 
 #endif

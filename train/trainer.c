@@ -154,9 +154,8 @@ static int setup_model(trainer *t) {
     t->tok = tm.tok, t->mg = tm.mg, t->bo = tm.bo, t->freeze_rows = tm.freeze_rows;
     t->model = t->mg->llm;
     /* shard tensor columns (written by m2u-dataset): encoder features and decoder targets */
-    static const char *const feat[3] = {"mert", "vit", "vivit"};
-    for (int g = 0; g < M2U_N_MODALITIES; g++) t->feat_name[g] = feat[g];
-    t->target_name = c->model.decoder == M2U_DECODER_AUDIOLDM2 ? "audioldm2" : "t5";
+    for (int g = 0; g < M2U_N_MODALITIES; g++) t->feat_name[g] = m2u_train_feature_column(g);
+    t->target_name = m2u_train_target_column(c);
     return 0;
 }
 
@@ -173,6 +172,8 @@ static int setup_data(trainer *t) {
                                      c->train.data, (long long)t->n_eligible, o.split, c->train.stage, t->dist->size,
                                      c->train.batch, c->train.accum);
     t->total_steps = c->train.max_steps > 0 ? c->train.max_steps : (long)c->train.epochs * t->steps_per_epoch;
+    /* before step 1: a column of another shape would be zero-padded into the model's buffers */
+    if (m2u_train_model_check_dataset(c, t->mg, t->train, 1)) return -1;
     m2u_dataset_options eo = {.split = k_split_names[c->eval.split]};
     if (m2u_dataset_open(c->train.data, &eo, &t->eval)) return -1;
     return select_samples(t->eval, c->train.stage, c->train.kinds, &t->eval_idx, &t->n_eval);
@@ -245,6 +246,13 @@ static int count_targets(const m2u_batch *b, const batch_tensors *bt) {
     int n = 0;
     for (int i = 0; bt->has_target && i < b->B; i++) n += bt->has_target[i] && b->aud_pos[i] >= 0;
     return n;
+}
+
+/* A held-out loss for metrics.jsonl: JSON has no NaN, so "no held-out data" is null. */
+static const char *json_num(char *buf, size_t n, double v) {
+    if (isfinite(v)) snprintf(buf, n, "%.6f", v);
+    else snprintf(buf, n, "null");
+    return buf;
 }
 
 /* ---- evaluation: held-out loss (CE + weighted MSE, as trained) on the eval split (rank 0) ------ */
@@ -617,7 +625,14 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         if (p) rc = m2u_train_config_save(cfg, p);
         free(p);
         p = rc ? NULL : m2u_path_join(cfg->run.out_dir, "metrics.jsonl");
-        if (p && !(t.metrics = fopen(p, resume ? "a" : "w"))) rc = m2u_fail("%s: cannot open: %s", p, strerror(errno));
+        if (p && !(t.metrics = fopen(p, resume ? "a+" : "w"))) rc = m2u_fail("%s: cannot open: %s", p, strerror(errno));
+        /* a run killed mid-write leaves a torn last line; end it, or the first record of
+           the resumed run would be glued to it and lost with it */
+        if (t.metrics && resume && fseek(t.metrics, -1, SEEK_END) == 0) {
+            int last = fgetc(t.metrics);
+            fseek(t.metrics, 0, SEEK_END); /* C requires a positioning call between a read and a write */
+            if (last != EOF && last != '\n') fputc('\n', t.metrics);
+        }
         free(p);
     }
     if (dist->size > 1) rc = m2u_dist_any(rc != 0) ? (rc ? rc : m2u_fail("another rank failed to start")) : 0;
@@ -632,9 +647,10 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
                 "parameters in %d tensors; held-out loss %.4f",
                 cfg->run.name, cfg->train.stage, dist->size, (long long)t.n_eligible, t.steps_per_epoch, t.total_steps,
                 t.mg->n_floats, t.mg->n_params, eval0);
+    char num[32];
     if (t.metrics && !resume)
-        fprintf(t.metrics, "{\"event\": \"start\", \"steps\": %ld, \"ranks\": %d, \"eval_loss\": %.6f}\n", t.total_steps,
-                dist->size, isfinite(eval0) ? eval0 : -1.0);
+        fprintf(t.metrics, "{\"event\": \"start\", \"steps\": %ld, \"ranks\": %d, \"eval_loss\": %s}\n", t.total_steps,
+                dist->size, json_num(num, sizeof num, eval0));
     if (prefetch_start(&t)) {
         free_trainer(&t);
         return -1;
@@ -667,7 +683,8 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         if (cfg->run.eval_every > 0 && t.st.step % cfg->run.eval_every == 0 && t.st.step < t.total_steps &&
             dist->rank == 0) {
             double e = eval_loss(&t);
-            fprintf(t.metrics, "{\"event\": \"eval\", \"step\": %ld, \"eval_loss\": %.6f}\n", t.st.step, e);
+            fprintf(t.metrics, "{\"event\": \"eval\", \"step\": %ld, \"eval_loss\": %s}\n", t.st.step,
+                    json_num(num, sizeof num, e));
         }
         if (cfg->run.save_every > 0 && t.st.step % cfg->run.save_every == 0 && t.st.step < t.total_steps) rc = save(&t);
     }
@@ -679,16 +696,16 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         long steps = t.st.step - first_step;
         double per = steps ? 1.0 / (double)steps : 0;
         fprintf(t.metrics,
-                "{\"event\": \"done\", \"step\": %ld, \"train_loss\": %.6f, \"eval_loss\": %.6f, \"seconds\": %.3f, "
+                "{\"event\": \"done\", \"step\": %ld, \"train_loss\": %.6f, \"eval_loss\": %s, \"seconds\": %.3f, "
                 "\"step_s\": {\"data\": %.5f, \"forward\": %.5f, \"backward\": %.5f, \"allreduce\": %.5f, "
                 "\"optimizer\": %.5f}}\n",
-                t.st.step, loss, e, wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
+                t.st.step, t.st.last_loss, json_num(num, sizeof num, e), wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
                 (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per);
         m2u_log(M2U_LOG_INFO,
                 "m2u-train: %s done: %ld steps, train loss %.4f, held-out loss %.4f -> %.4f, %.1f s; per step: data "
                 "%.3f s, forward %.3f s, backward %.3f s, all-reduce %.3f s, optimizer %.3f s; checkpoints in "
                 "%s/checkpoints",
-                cfg->run.name, t.st.step, loss, eval0, e, wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
+                cfg->run.name, t.st.step, t.st.last_loss, eval0, e, wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
                 (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per, cfg->run.out_dir);
     }
     free_trainer(&t);

@@ -114,7 +114,7 @@ int m2u_run_curves_read(const char *path, m2u_run_curves *c) {
         free(data);
         return m2u_fail("out of memory");
     }
-    long ns = 0, ne = 0, order = 0;
+    long ns = 0, ne = 0, order = 0, line = 0;
     char *p = data;
     while (p < data + len) {
         char *e = memchr(p, '\n', (size_t)(data + len - p));
@@ -122,11 +122,13 @@ int m2u_run_curves_read(const char *path, m2u_run_curves *c) {
         *e = 0;
         char *s = p;
         p = e + 1;
+        line++;
         while (*s == ' ' || *s == '\t' || *s == '\r') s++;
         if (!*s) continue;
         cJSON *o = cJSON_Parse(s);
         if (!cJSON_IsObject(o)) {
             cJSON_Delete(o);
+            if (c->n_skipped < M2U_CURVES_MAX_SKIPPED) c->skipped_line[c->n_skipped] = line;
             c->n_skipped++;
             continue;
         }
@@ -630,6 +632,9 @@ static cJSON *report_json(const m2u_eval_report *r) {
             for (int k = 0; k < 5; k++) add_num_or_null(ss, parts[k], c->done_step_s[k]);
         }
         cJSON_AddNumberToObject(tr, "lines_skipped", (double)c->n_skipped);
+        cJSON *sk = cJSON_AddArrayToObject(tr, "skipped_lines"); /* the first M2U_CURVES_MAX_SKIPPED */
+        for (long i = 0; i < c->n_skipped && i < M2U_CURVES_MAX_SKIPPED; i++)
+            cJSON_AddItemToArray(sk, cJSON_CreateNumber((double)c->skipped_line[i]));
     }
     const m2u_eval_run_result *e = r->eval;
     const m2u_eval_scores *s = r->scores;

@@ -39,10 +39,13 @@ typedef struct {
     double done_step_s[5]; /* data, forward, backward, allreduce, optimizer (NaN when absent) */
     long n_samples;        /* "sample" records (held-out generations) */
     long n_lines, n_skipped; /* JSON lines read / lines that were not JSON objects */
+#define M2U_CURVES_MAX_SKIPPED 16
+    long skipped_line[M2U_CURVES_MAX_SKIPPED]; /* 1-based line numbers of the first skipped lines */
 } m2u_run_curves;
 
-/* Read a run's metrics.jsonl.  A missing file is an error; a torn last line
- * (a killed run) is skipped and counted. */
+/* Read a run's metrics.jsonl.  A missing file is an error.  A line that is not a
+ * JSON object (a killed run's torn line) is skipped, counted in n_skipped and its
+ * number kept in skipped_line, for the caller to report: never dropped unseen. */
 int m2u_run_curves_read(const char *metrics_path, m2u_run_curves *c);
 void m2u_run_curves_free(m2u_run_curves *c);
 

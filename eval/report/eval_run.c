@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const k_feat_cols[M2U_N_MODALITIES] = {"mert", "vit", "vivit"};
-
 /* the run's model, built exactly as m2u-train builds it (train/model_setup.h) */
 typedef m2u_train_model eval_model;
 
@@ -202,7 +200,7 @@ static int prefill_one(const m2u_train_config *c, int stage, int max_new, eval_m
     /* the sample's encoder features, for the adapters the model has */
     m2u_m2ugen *mg = em->mg;
     for (int g = 0; g < M2U_N_MODALITIES; g++) {
-        if (!mg->cfg.use_adapter[g] || m2u_shard_tensor_index(r, k_feat_cols[g]) < 0) continue;
+        if (!mg->cfg.use_adapter[g] || m2u_shard_tensor_index(r, m2u_train_feature_column(g)) < 0) continue;
         size_t per = (size_t)mg->cfg.adapter[g].n_tokens * (size_t)mg->cfg.adapter[g].feat_dim;
         feat[g] = calloc(per ? per : 1, sizeof(float));
         present[g] = calloc(1, sizeof(int));
@@ -210,8 +208,8 @@ static int prefill_one(const m2u_train_config *c, int stage, int max_new, eval_m
             m2u_fail("out of memory");
             goto done;
         }
-        if (m2u_dataset_get_tensor_f32(ds, i, k_feat_cols[g], feat[g], per, present[g])) {
-            m2u_fail_prefix("feature '%s' of sample %s", k_feat_cols[g], it->id);
+        if (m2u_dataset_get_tensor_f32(ds, i, m2u_train_feature_column(g), feat[g], per, present[g])) {
+            m2u_fail_prefix("feature '%s' of sample %s", m2u_train_feature_column(g), it->id);
             goto done;
         }
         it->has_feature[g] = present[g][0];
@@ -397,6 +395,8 @@ int m2u_eval_run_generate(const m2u_eval_run_options *o, m2u_eval_progress_fn pr
         goto done;
     m2u_dataset_options dopt = {.split = split};
     if (m2u_dataset_open(c.train.data, &dopt, &ds)) goto done;
+    /* a feature column of another shape would be zero-padded into the adapter's input */
+    if (m2u_train_model_check_dataset(&c, em.mg, ds, 0)) goto done;
     if (select_samples(ds, kinds, stage, o->max_samples, &idx, &n_sel)) goto done;
     if (n_sel == 0) {
         m2u_fail("%s: split '%s' has no samples of kind(s) %s to ask at stage %d (another --split or --kinds?)",

@@ -20,95 +20,152 @@
 #include "progress.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* One entry per command: its synopsis and description (as in the full --help)
+ * and its examples.  `m2u-eval --help` prints them all; `m2u-eval CMD --help`
+ * and every mistake on CMD's command line print CMD's own. */
+typedef struct {
+    const char *name, *text, *examples;
+} command_help;
+
+static const command_help k_commands[] = {
+    {"captions",
+      "  captions --candidates C.jsonl --references R.jsonl [--out REPORT.json] [--quiet]\n"
+      "      Caption metrics exactly as pycocoevalcap 1.2 computes them: PTB tokenisation\n"
+      "      (CoreNLP 3.4.1 rules, lower-cased, punctuation dropped), BLEU-1..4 (corpus-level,\n"
+      "      closest reference length), ROUGE-L (beta 1.2), CIDEr-D (sigma 6, idf from the\n"
+      "      references of this set). METEOR uses the exact and stem modules of METEOR 1.5\n"
+      "      only (no WordNet synonyms / paraphrases): it equals meteor-1.5.jar -m \"exact stem\"\n"
+      "      and is usually within 0.01 of pycocoevalcap's METEOR, not equal to it.\n"
+      "      C.jsonl: one {\"id\": ..., \"caption\": \"...\"} per line.\n"
+      "      R.jsonl: one {\"id\": ..., \"references\": [\"...\", ...]} per line.\n"
+      "      Every candidate id needs references and every reference id a candidate.\n"
+      "      The report (written atomically) holds corpus and per-item scores and the\n"
+      "      tokenised texts.\n"
+      "      --bert DIR [--bert-layers N] [--bert-idf]: also BERTScore P/R/F1 as bert_score\n"
+      "      0.3.13 computes it (score(model_type=DIR), no baseline rescaling; several\n"
+      "      references: the max over them) with a BERT-family checkpoint directory\n"
+      "      (config.json, weights, WordPiece tokenizer.json).  N: the layer used; default 9\n"
+      "      for a 12-layer model (bert_score's choice for bert-base-uncased), else the last.\n",
+      "  m2u-eval captions --candidates out/captions.jsonl --references data/musiccaps_refs.jsonl \\\n"
+      "      --out out/caption_scores.json\n"
+      "  m2u-eval captions --candidates tests/fixtures/eval/candidates.jsonl \\\n"
+      "      --references tests/fixtures/eval/references.jsonl\n"},
+    {"fad",
+      "  fad --ref SPEC --gen SPEC [--mert DIR [--layer K]] [--clip 10] [--max-clips N]\n"
+      "      [--dump-ref A.npy --dump-gen B.npy] [--out REPORT.json]\n"
+      "      Fréchet distance between two audio sets (folders, globs or JSON-lines manifests):\n"
+      "      one row per clip, embedded with MERT (the mean over time of hidden state K, the\n"
+      "      last by default) or, without --mert, m2u's built-in spectral embedding (the mean\n"
+      "      of the 25 standardised log-spectra of data/build/builtin_features.h; compare sets with\n"
+      "      each other under the same settings, it is not VGGish).  Undecodable files are\n"
+      "      skipped and counted.\n",
+      "  m2u-eval fad --ref data/musiccaps_wav --gen out/generated --mert ckpt/MERT-v1-95M --out fad.json\n"},
+    {"bench",
+      "  bench [--only train,mert,dataset] [--quick] [--out DIR] [--build DIR] [--python PY]\n"
+      "      The toolkit's throughput, each against a reference in the same run: LoRA training\n"
+      "      step vs PyTorch (eval/bench/bench_llama.sh), MERT vs PyTorch (eval/bench/bench_mert.sh), decoding\n"
+      "      vs the ffmpeg CLI, analysis and build rates, shard reading vs h5py (eval/bench/bench_dataset.sh).\n"
+      "      Writes DIR/bench.md and DIR/bench.json (default build/bench); a part whose reference\n"
+      "      is missing (no torch, no h5py) is reported as not measured, with the reason.\n",
+      "  m2u-eval bench --quick --only dataset\n"},
+    {"kl",
+      "  kl --a REF.npy --b GEN.npy [--logits]\n"
+      "      Mean KL(ref || gen) over paired rows of class probabilities (or logits, softmaxed),\n"
+      "      eps 1e-6, as audiocraft / M2UGen compute it from a classifier's outputs (PaSST, PANNs).\n",
+      "  m2u-eval kl --a ref_passt_probs.npy --b gen_passt_probs.npy\n"
+      "  m2u-eval kl --a ref_passt_logits.npy --b gen_passt_logits.npy --logits\n"},
+    {"cosine",
+      "  cosine --a TEXT.npy --b AUDIO.npy\n"
+      "      Mean cosine of paired rows: the CLAP text-audio score, given CLAP embeddings.\n"
+      "      (m2u has no audio classifier or text-audio model; these take their outputs.)\n",
+      "  m2u-eval cosine --a clap_text.npy --b clap_audio.npy\n"},
+    {"fd",
+      "  fd --a A.npy --b B.npy [--out REPORT.json]\n"
+      "      Fréchet distance between the row sets of two [N, D] float32/float64 .npy\n"
+      "      files (FAD when rows are audio embeddings): mean, unbiased covariance,\n"
+      "      tr sqrt via symmetric eigendecompositions.\n",
+      "  python3 -c \"import numpy; numpy.save('a.npy', numpy.random.randn(500, 128))\"\n"
+      "  m2u-eval fd --a ref_vggish.npy --b gen_vggish.npy --out fad.json\n"},
+    {"run",
+      "  run --run RUN_DIR [--config RUN_DIR/config.yaml] [--data manifest.json] [--split test|valid]\n"
+      "      [--kinds mucaps,musicqa] [--max-samples N] [--max-new-tokens 48] [--stage S] [--threads T]\n"
+      "      [--batch 8] [--out DIR]\n"
+      "      Load the run's resolved config and its newest complete checkpoint as m2u-train does,\n"
+      "      answer the split's samples of those kinds greedily (KV cache, stop at EOS, --batch\n"
+      "      sequences decoded together; the samples'\n"
+      "      mert/vit/vivit features go through the adapters), and write to DIR (default\n"
+      "      RUN_DIR/eval-SPLIT):\n"
+      "        predictions.jsonl  id, kind, prompt, prediction, reference, per-item scores, stated\n"
+      "                           and measured attribute words\n"
+      "        report.json        caption metrics (overall and per kind; references: the caption for\n"
+      "                           mucaps, the answer for musicqa), attribute agreement (tempo, key,\n"
+      "                           mode, loudness, mood words vs the measured attrs) with confusion\n"
+      "                           matrices, training summary\n"
+      "        report.md, report.html  the same for people; the HTML is one self-contained page\n"
+      "                           with SVG training curves and confusion heatmaps\n"
+      "      The prompt is what m2u-train asks at --stage (default: the run's train.stage):\n"
+      "      stage 3 asks mucaps \"Describe this music.\" and musicqa its question. The first\n"
+      "      --max-samples selected samples in dataset order are used (default all).\n"
+      "      Paths inside config.yaml are as m2u-train resolved them (relative ones are relative to\n"
+      "      the directory it ran in): run m2u-eval from there, or give --data / --config.\n"
+      "      Attribute words are read back with the rules documented in eval/attr_agreement.h\n"
+      "      (the vocabulary of data/describe.h; first mention wins; key letters upper-case).\n"
+      "      Progress with rate and ETA goes to stderr.\n",
+      "  m2u-eval run --run runs/tiny_stage3 --split valid --max-samples 20 --out runs/tiny_stage3/eval\n"},
+    {"report",
+      "  report --run RUN_DIR [--out DIR]\n"
+      "      Training curves only (loss, held-out loss, lr, throughput from metrics.jsonl):\n"
+      "      report.json, report.md, report.html in DIR (default RUN_DIR/report).\n",
+      "  m2u-eval report --run runs/tiny_stage3 --out runs/tiny_stage3/report\n"},
+};
+#define N_COMMANDS (int)(sizeof k_commands / sizeof *k_commands)
+
+static const command_help *find_command(const char *name) {
+    for (int i = 0; name && i < N_COMMANDS; i++)
+        if (!strcmp(k_commands[i].name, name)) return &k_commands[i];
+    return NULL;
+}
+
 static void usage(FILE *f) {
-    fputs("usage: m2u-eval COMMAND [options]\n"
-          "\n"
-          "commands:\n"
-          "  captions --candidates C.jsonl --references R.jsonl [--out REPORT.json] [--quiet]\n"
-          "      Caption metrics exactly as pycocoevalcap 1.2 computes them: PTB tokenisation\n"
-          "      (CoreNLP 3.4.1 rules, lower-cased, punctuation dropped), BLEU-1..4 (corpus-level,\n"
-          "      closest reference length), ROUGE-L (beta 1.2), CIDEr-D (sigma 6, idf from the\n"
-          "      references of this set). METEOR uses the exact and stem modules of METEOR 1.5\n"
-          "      only (no WordNet synonyms / paraphrases): it equals meteor-1.5.jar -m \"exact stem\"\n"
-          "      and is usually within 0.01 of pycocoevalcap's METEOR, not equal to it.\n"
-          "      C.jsonl: one {\"id\": ..., \"caption\": \"...\"} per line.\n"
-          "      R.jsonl: one {\"id\": ..., \"references\": [\"...\", ...]} per line.\n"
-          "      Every candidate id needs references and every reference id a candidate.\n"
-          "      The report (written atomically) holds corpus and per-item scores and the\n"
-          "      tokenised texts.\n"
-          "      --bert DIR [--bert-layers N] [--bert-idf]: also BERTScore P/R/F1 as bert_score\n"
-          "      0.3.13 computes it (score(model_type=DIR), no baseline rescaling; several\n"
-          "      references: the max over them) with a BERT-family checkpoint directory\n"
-          "      (config.json, weights, WordPiece tokenizer.json).  N: the layer used; default 9\n"
-          "      for a 12-layer model (bert_score's choice for bert-base-uncased), else the last.\n"
-          "  fad --ref SPEC --gen SPEC [--mert DIR [--layer K]] [--clip 10] [--max-clips N]\n"
-          "      [--dump-ref A.npy --dump-gen B.npy] [--out REPORT.json]\n"
-          "      Fréchet distance between two audio sets (folders, globs or JSON-lines manifests):\n"
-          "      one row per clip, embedded with MERT (the mean over time of hidden state K, the\n"
-          "      last by default) or, without --mert, m2u's built-in spectral embedding (the mean\n"
-          "      of the 25 standardised log-spectra of data/build/builtin_features.h; compare sets with\n"
-          "      each other under the same settings, it is not VGGish).  Undecodable files are\n"
-          "      skipped and counted.\n"
-          "  bench [--only train,mert,dataset] [--quick] [--out DIR] [--build DIR] [--python PY]\n"
-          "      The toolkit's throughput, each against a reference in the same run: LoRA training\n"
-          "      step vs PyTorch (eval/bench/bench_llama.sh), MERT vs PyTorch (eval/bench/bench_mert.sh), decoding\n"
-          "      vs the ffmpeg CLI, analysis and build rates, shard reading vs h5py (eval/bench/bench_dataset.sh).\n"
-          "      Writes DIR/bench.md and DIR/bench.json (default build/bench); a part whose reference\n"
-          "      is missing (no torch, no h5py) is reported as not measured, with the reason.\n"
-          "  kl --a REF.npy --b GEN.npy [--logits]\n"
-          "      Mean KL(ref || gen) over paired rows of class probabilities (or logits, softmaxed),\n"
-          "      eps 1e-6, as audiocraft / M2UGen compute it from a classifier's outputs (PaSST, PANNs).\n"
-          "  cosine --a TEXT.npy --b AUDIO.npy\n"
-          "      Mean cosine of paired rows: the CLAP text-audio score, given CLAP embeddings.\n"
-          "      (m2u has no audio classifier or text-audio model; these take their outputs.)\n"
-          "  fd --a A.npy --b B.npy [--out REPORT.json]\n"
-          "      Fréchet distance between the row sets of two [N, D] float32/float64 .npy\n"
-          "      files (FAD when rows are audio embeddings): mean, unbiased covariance,\n"
-          "      tr sqrt via symmetric eigendecompositions.\n"
-          "  run --run RUN_DIR [--config RUN_DIR/config.yaml] [--data manifest.json] [--split test|valid]\n"
-          "      [--kinds mucaps,musicqa] [--max-samples N] [--max-new-tokens 48] [--stage S] [--threads T]\n"
-          "      [--batch 8] [--out DIR]\n"
-          "      Load the run's resolved config and its newest complete checkpoint as m2u-train does,\n"
-          "      answer the split's samples of those kinds greedily (KV cache, stop at EOS, --batch\n"
-          "      sequences decoded together; the samples'\n"
-          "      mert/vit/vivit features go through the adapters), and write to DIR (default\n"
-          "      RUN_DIR/eval-SPLIT):\n"
-          "        predictions.jsonl  id, kind, prompt, prediction, reference, per-item scores, stated\n"
-          "                           and measured attribute words\n"
-          "        report.json        caption metrics (overall and per kind; references: the caption for\n"
-          "                           mucaps, the answer for musicqa), attribute agreement (tempo, key,\n"
-          "                           mode, loudness, mood words vs the measured attrs) with confusion\n"
-          "                           matrices, training summary\n"
-          "        report.md, report.html  the same for people; the HTML is one self-contained page\n"
-          "                           with SVG training curves and confusion heatmaps\n"
-          "      The prompt is what m2u-train asks at --stage (default: the run's train.stage):\n"
-          "      stage 3 asks mucaps \"Describe this music.\" and musicqa its question. The first\n"
-          "      --max-samples selected samples in dataset order are used (default all).\n"
-          "      Paths inside config.yaml are as m2u-train resolved them (relative ones are relative to\n"
-          "      the directory it ran in): run m2u-eval from there, or give --data / --config.\n"
-          "      Attribute words are read back with the rules documented in eval/metrics/attr_agreement.h\n"
-          "      (the vocabulary of data/build/describe.h; first mention wins; key letters upper-case).\n"
-          "      Progress with rate and ETA goes to stderr.\n"
-          "  report --run RUN_DIR [--out DIR]\n"
-          "      Training curves only (loss, held-out loss, lr, throughput from metrics.jsonl):\n"
-          "      report.json, report.md, report.html in DIR (default RUN_DIR/report).\n"
-          "\n"
-          "examples:\n"
-          "  m2u-eval captions --candidates out/captions.jsonl --references data/musiccaps_refs.jsonl \\\n"
-          "      --out out/caption_scores.json\n"
-          "  m2u-eval captions --candidates tests/fixtures/eval/candidates.jsonl \\\n"
-          "      --references tests/fixtures/eval/references.jsonl\n"
-          "  python3 -c \"import numpy; numpy.save('a.npy', numpy.random.randn(500, 128))\"\n"
-          "  m2u-eval fd --a ref_vggish.npy --b gen_vggish.npy --out fad.json\n"
-          "  m2u-eval bench --quick --only dataset\n"
-          "  m2u-eval fad --ref data/musiccaps_wav --gen out/generated --mert ckpt/MERT-v1-95M --out fad.json\n"
-          "  m2u-eval run --run runs/tiny_stage3 --split valid --max-samples 20 --out runs/tiny_stage3/eval\n"
-          "  m2u-eval report --run runs/tiny_stage3 --out runs/tiny_stage3/report\n",
-          f);
+    fputs("usage: m2u-eval COMMAND [options]   (m2u-eval COMMAND --help: that command only)\n\ncommands:\n", f);
+    for (int i = 0; i < N_COMMANDS; i++) fputs(k_commands[i].text, f);
+    fputs("\nexamples:\n", f);
+    for (int i = 0; i < N_COMMANDS; i++) fputs(k_commands[i].examples, f);
+}
+
+static void command_usage(FILE *f, const char *name) {
+    const command_help *c = find_command(name);
+    if (!c) {
+        usage(f);
+        return;
+    }
+    fprintf(f, "usage: m2u-eval %s", c->text + 2); /* the synopsis line without its indent */
+    if (c->examples[0]) fprintf(f, "\nexamples:\n%s", c->examples);
+}
+
+static int is_one_of(const char *s, const char *const *list) {
+    for (; *list; list++)
+        if (!strcmp(s, *list)) return 1;
+    return 0;
+}
+
+/* A mistake on the command line: what was wrong, then the command's usage; exit status 2. */
+static int bad_usage(const char *cmd, const char *fmt, ...) M2U_PRINTF(2, 3);
+static int bad_usage(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "m2u-eval%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n\n", stderr);
+    command_usage(stderr, cmd);
+    return 2;
 }
 
 typedef struct {
@@ -468,14 +525,12 @@ static int cmd_paired(const char *cmd, int argc, char **argv) {
         else if (!strcmp(argv[i], "--a") && i + 1 < argc) apath = argv[++i];
         else if (!strcmp(argv[i], "--b") && i + 1 < argc) bpath = argv[++i];
         else {
-            fprintf(stderr, "m2u-eval %s: unknown option %s (see m2u-eval --help)\n", cmd, argv[i]);
-            return 2;
+            if (!strcmp(argv[i], "--a") || !strcmp(argv[i], "--b")) return bad_usage(cmd, "%s needs a value", argv[i]);
+            return bad_usage(cmd, "unknown option %s", argv[i]);
         }
     }
     if (!apath || !bpath || (logits && strcmp(cmd, "kl"))) {
-        fprintf(stderr, "m2u-eval %s: need --a and --b%s (see m2u-eval --help)\n", cmd,
-                strcmp(cmd, "kl") ? "" : " [--logits]");
-        return 2;
+        return bad_usage(cmd, "%s", logits && strcmp(cmd, "kl") ? "--logits belongs to kl" : "need --a and --b");
     }
     double *a = NULL, *b = NULL, mean = 0;
     size_t ra, ca, rb, cb;
@@ -512,10 +567,9 @@ static int cmd_bench(int argc, char **argv) {
             o.quick = 1;
             continue;
         }
-        if (!v) {
-            fprintf(stderr, "m2u-eval bench: %s needs a value (see m2u-eval --help)\n", f);
-            return 2;
-        }
+        static const char *const valued[] = {"--out", "--source", "--build", "--python", "--only", NULL};
+        if (!is_one_of(f, valued)) return bad_usage("bench", "unknown option %s", f);
+        if (!v) return bad_usage("bench", "%s needs a value", f);
         i++;
         if (!strcmp(f, "--out")) o.out_dir = v;
         else if (!strcmp(f, "--source")) o.source_dir = v;
@@ -529,13 +583,11 @@ static int cmd_bench(int argc, char **argv) {
                 else if (!strcmp(t, "mert")) o.parts |= M2U_PERF_MERT;
                 else if (!strcmp(t, "dataset")) o.parts |= M2U_PERF_DATASET;
                 else {
-                    fprintf(stderr, "m2u-eval bench: --only: unknown part '%s' (train, mert, dataset)\n", t);
-                    return 2;
+                    return bad_usage("bench", "--only: unknown part '%s' (train, mert, dataset)", t);
                 }
             }
         } else {
-            fprintf(stderr, "m2u-eval bench: unknown option %s (see m2u-eval --help)\n", f);
-            return 2;
+            return bad_usage("bench", "unknown option %s", f);
         }
     }
     char *build = o.build_dir ? NULL : m2u_path_join(o.source_dir, "build");
@@ -556,10 +608,10 @@ static int cmd_fad(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
-        if (!v) {
-            fprintf(stderr, "m2u-eval fad: %s needs a value (see m2u-eval --help)\n", f);
-            return 2;
-        }
+        static const char *const valued[] = {"--ref",  "--gen",    "--out",  "--mert",      "--dump-ref",
+                                             "--dump-gen", "--layer", "--clip", "--max-clips", NULL};
+        if (!is_one_of(f, valued)) return bad_usage("fad", "unknown option %s", f);
+        if (!v) return bad_usage("fad", "%s needs a value", f);
         i++;
         if (!strcmp(f, "--ref")) ref = v;
         else if (!strcmp(f, "--gen")) gen = v;
@@ -571,17 +623,14 @@ static int cmd_fad(int argc, char **argv) {
         else if (!strcmp(f, "--clip")) o.clip_s = strtod(v, &end);
         else if (!strcmp(f, "--max-clips")) o.max_clips = (int)strtol(v, &end, 10);
         else {
-            fprintf(stderr, "m2u-eval fad: unknown option %s (see m2u-eval --help)\n", f);
-            return 2;
+            return bad_usage("fad", "unknown option %s", f);
         }
         if (end && (*end || end == v)) {
-            fprintf(stderr, "m2u-eval fad: %s: not a number: %s\n", f, v);
-            return 2;
+            return bad_usage("fad", "%s: not a number: %s", f, v);
         }
     }
     if (!ref || !gen || !(o.clip_s > 0)) {
-        fprintf(stderr, "m2u-eval fad: need --ref and --gen (see m2u-eval --help)\n");
-        return 2;
+        return bad_usage("fad", "%s", o.clip_s > 0 ? "need --ref and --gen" : "--clip must be > 0 seconds");
     }
     m2u_audio_embeddings e[2];
     memset(e, 0, sizeof e);
@@ -674,12 +723,18 @@ static int read_curves(const char *run, m2u_run_curves *c, int *have) {
         return 0;
     }
     int rc = m2u_run_curves_read(mp, c);
-    free(mp);
-    if (rc) return -1;
+    if (rc) {
+        free(mp);
+        return -1;
+    }
     *have = 1;
-    if (c->n_skipped)
-        fprintf(stderr, "m2u-eval: note: %ld line(s) of metrics.jsonl were not JSON objects (a killed run's torn line?)\n",
-                c->n_skipped);
+    /* every line left out is named: a silently shorter curve would look like a real one */
+    for (long i = 0; i < c->n_skipped && i < M2U_CURVES_MAX_SKIPPED; i++)
+        fprintf(stderr, "m2u-eval: note: %s:%ld is not a JSON object; skipped (a killed run's torn line?)\n", mp,
+                c->skipped_line[i]);
+    if (c->n_skipped > M2U_CURVES_MAX_SKIPPED)
+        fprintf(stderr, "m2u-eval: note: %s: %ld more line(s) skipped\n", mp, c->n_skipped - M2U_CURVES_MAX_SKIPPED);
+    free(mp);
     return 0;
 }
 
@@ -773,11 +828,12 @@ done:
     return rc;
 }
 
-static int parse_long(const char *opt, const char *v, long lo, long *out) {
+/* An integer option of m2u-eval run in [lo, hi]; prints the mistake and the usage. */
+static int parse_long(const char *opt, const char *v, long lo, long hi, long *out) {
     char *e;
     long x = strtol(v, &e, 10);
-    if (!*v || *e || x < lo) {
-        fprintf(stderr, "m2u-eval: %s %s: expected an integer >= %ld\n", opt, v, lo);
+    if (!*v || *e || x < lo || x > hi) {
+        bad_usage("run", "%s %s: expected an integer in [%ld, %ld]", opt, v, lo, hi);
         return -1;
     }
     *out = x;
@@ -787,11 +843,20 @@ static int parse_long(const char *opt, const char *v, long lo, long *out) {
 int main(int argc, char **argv) {
     m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
     m2u_progress_set_stream(stderr);
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) return bad_usage(NULL, "no command given");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        if (argc > 2 && find_command(argv[2])) command_usage(stdout, argv[2]); /* m2u-eval help CMD */
+        else usage(stdout);
+        return 0;
     }
     const char *cmd = argv[1];
+    if (!find_command(cmd)) return bad_usage(NULL, "unknown command \"%s\"", cmd);
+    /* --help anywhere after the command (no option of m2u-eval takes "--help" as its value) */
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            command_usage(stdout, cmd);
+            return 0;
+        }
     if (strcmp(cmd, "fad") == 0) return cmd_fad(argc, argv);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
     if (strcmp(cmd, "kl") == 0 || strcmp(cmd, "cosine") == 0) return cmd_paired(cmd, argc, argv);
@@ -801,10 +866,6 @@ int main(int argc, char **argv) {
     int quiet = 0;
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
         if (strcmp(o, "--quiet") == 0) { quiet = 1; continue; }
         if (strcmp(o, "--bert-idf") == 0) { g_bert_idf = 1; continue; }
         const char **dst = strcmp(o, "--candidates") == 0 ? &cand
@@ -824,14 +885,8 @@ int main(int argc, char **argv) {
                            : strcmp(o, "--batch") == 0 ? &batch
                            : strcmp(o, "--bert") == 0 ? &g_bert_dir
                            : strcmp(o, "--bert-layers") == 0 ? &bert_layers : NULL;
-        if (!dst) {
-            fprintf(stderr, "m2u-eval: unknown option %s (see m2u-eval --help)\n", o);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "m2u-eval: %s needs a value\n", o);
-            return 2;
-        }
+        if (!dst) return bad_usage(cmd, "unknown option %s", o);
+        if (i + 1 >= argc) return bad_usage(cmd, "%s needs a value", o);
         *dst = argv[++i];
     }
     int run_opts = run || config || data || split || kinds || max_samples || max_new || stage || threads || batch;
@@ -839,78 +894,65 @@ int main(int argc, char **argv) {
         char *end;
         long v = strtol(bert_layers, &end, 10);
         if (*end || v < 0 || v > 1000) {
-            fprintf(stderr, "m2u-eval: --bert-layers needs a layer number, got '%s'\n", bert_layers);
-            return 2;
+            return bad_usage(cmd, "--bert-layers needs a layer number, got '%s'", bert_layers);
         }
         g_bert_layers = (int)v;
     }
     if ((g_bert_dir || bert_layers || g_bert_idf) && strcmp(cmd, "captions") != 0) {
-        fprintf(stderr, "m2u-eval: --bert, --bert-layers and --bert-idf belong to the captions command\n");
-        return 2;
+        return bad_usage(cmd, "--bert, --bert-layers and --bert-idf belong to the captions command");
     }
     if ((bert_layers || g_bert_idf) && !g_bert_dir) {
-        fprintf(stderr, "m2u-eval captions: --bert-layers and --bert-idf need --bert DIR\n");
-        return 2;
+        return bad_usage("captions", "--bert-layers and --bert-idf need --bert DIR");
     }
     if (strcmp(cmd, "captions") == 0) {
         if (!cand || !refs || a || b || run_opts) {
-            fprintf(stderr, "m2u-eval captions: need --candidates and --references (see m2u-eval --help)\n");
-            return 2;
+            return bad_usage("captions", "need --candidates and --references");
         }
         return cmd_captions(cand, refs, out, quiet);
     }
     if (strcmp(cmd, "fd") == 0) {
         if (!a || !b || cand || refs || run_opts) {
-            fprintf(stderr, "m2u-eval fd: need --a and --b (see m2u-eval --help)\n");
-            return 2;
+            return bad_usage("fd", "need --a and --b");
         }
         return cmd_fd(a, b, out);
     }
     if (strcmp(cmd, "report") == 0) {
         if (!run || cand || refs || a || b || config || data || split || kinds || max_samples || max_new || stage ||
-            threads) {
-            fprintf(stderr, "m2u-eval report: takes --run RUN_DIR and --out DIR only (see m2u-eval --help)\n");
-            return 2;
+            threads || batch) {
+            return bad_usage("report", "takes --run RUN_DIR and --out DIR only");
         }
         return cmd_report(run, out);
     }
     if (strcmp(cmd, "run") == 0) {
         if (!run || cand || refs || a || b) {
-            fprintf(stderr, "m2u-eval run: need --run RUN_DIR (see m2u-eval --help)\n");
-            return 2;
+            return bad_usage("run", "need --run RUN_DIR");
         }
         m2u_eval_run_options o = {.run_dir = run, .config = config, .data = data, .split = split, .kinds = kinds};
         long v;
         if (max_samples) {
-            if (parse_long("--max-samples", max_samples, 1, &v)) return 2;
+            if (parse_long("--max-samples", max_samples, 1, LONG_MAX, &v)) return 2;
             o.max_samples = v;
         }
         if (max_new) {
-            if (parse_long("--max-new-tokens", max_new, 1, &v) || (v > 4096 && (fprintf(stderr, "m2u-eval: --max-new-tokens: at most 4096\n"), 1)))
-                return 2;
+            if (parse_long("--max-new-tokens", max_new, 1, 4096, &v)) return 2;
             o.max_new_tokens = (int)v;
         }
         if (stage) {
-            if (parse_long("--stage", stage, 1, &v) || (v > 3 && (fprintf(stderr, "m2u-eval: --stage: 1, 2 or 3\n"), 1)))
-                return 2;
+            if (parse_long("--stage", stage, 1, 3, &v)) return 2;
             o.stage = (int)v;
         }
         if (threads) {
-            if (parse_long("--threads", threads, 1, &v) || (v > 1024 && (fprintf(stderr, "m2u-eval: --threads: at most 1024\n"), 1)))
-                return 2;
+            if (parse_long("--threads", threads, 1, 1024, &v)) return 2;
             o.threads = (int)v;
         }
         if (batch) {
-            if (parse_long("--batch", batch, 1, &v) || (v > 256 && (fprintf(stderr, "m2u-eval: --batch: at most 256\n"), 1)))
-                return 2;
+            if (parse_long("--batch", batch, 1, 256, &v)) return 2;
             o.batch = (int)v;
         }
         if (split && strcmp(split, "test") && strcmp(split, "valid") && strcmp(split, "train")) {
-            fprintf(stderr, "m2u-eval run: --split %s: expected test, valid or train\n", split);
-            return 2;
+            return bad_usage("run", "--split %s: expected test, valid or train", split);
         }
         return cmd_run(&o, out);
     }
-    fprintf(stderr, "m2u-eval: unknown command \"%s\" (see m2u-eval --help)\n", cmd);
-    return 2;
+    return bad_usage(NULL, "unknown command \"%s\"", cmd);
 }

@@ -5,6 +5,7 @@
 #include "export.h"
 #include "m2u_error.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,27 @@ static void usage(FILE *fp) {
         fp);
 }
 
+static int is_valued(const char *a) {
+    static const char *const k[] = {"--base", "--run", "--out", "--dtype", "--base-name", "--lora-alpha",
+                                    "--max-shard-size"};
+    for (size_t i = 0; i < sizeof k / sizeof *k; i++)
+        if (!strcmp(a, k[i])) return 1;
+    return 0;
+}
+
+/* A mistake on the command line: what was wrong, then the usage; exit status 2. */
+static int bad_usage(const char *fmt, ...) M2U_PRINTF(1, 2);
+static int bad_usage(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("m2u-export: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n\n", stderr);
+    usage(stderr);
+    return 2;
+}
+
 static int parse_size(const char *s, unsigned long long *out) {
     char *end;
     double v = strtod(s, &end);
@@ -78,29 +100,28 @@ static int parse_size(const char *s, unsigned long long *out) {
 int main(int argc, char **argv) {
     m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
     m2u_progress_set_stream(stderr);
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
+    if (argc < 2) return bad_usage("no KIND given");
+    for (int i = 1; i < argc; i++) /* --help anywhere: no option takes "--help" as its value */
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || (i == 1 && !strcmp(argv[i], "help"))) {
+            usage(stdout);
+            return 0;
+        }
     int kind = m2u_export_kind_from_name(argv[1]);
     if (kind < 0) {
-        fprintf(stderr, "m2u-export: unknown kind '%s' (peft, merged, gguf, gguf-lora, m2ugen; --help)\n", argv[1]);
-        return 2;
+        return bad_usage("unknown kind '%s' (peft, merged, gguf, gguf-lora, m2ugen)", argv[1]);
     }
     m2u_export_options o = {0};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--force")) {
+        if (!strcmp(a, "--force")) {
             o.force = 1;
         } else if (!strcmp(a, "--merge-lora")) {
             o.merge_lora = 1;
+        } else if (!is_valued(a)) {
+            return bad_usage("unknown option '%s'", a);
         } else if (!v) {
-            fprintf(stderr, "m2u-export: %s needs a value (--help)\n", a);
-            return 2;
+            return bad_usage("%s needs a value", a);
         } else if (!strcmp(a, "--base")) {
             o.base = v, i++;
         } else if (!strcmp(a, "--run")) {
@@ -115,26 +136,22 @@ int main(int argc, char **argv) {
             char *end;
             o.lora_alpha = strtod(v, &end);
             if (*end || !(o.lora_alpha > 0)) {
-                fprintf(stderr, "m2u-export: --lora-alpha %s: expected a positive number\n", v);
-                return 2;
+                return bad_usage("--lora-alpha %s: expected a positive number", v);
             }
             i++;
         } else if (!strcmp(a, "--max-shard-size")) {
             unsigned long long b;
             if (parse_size(v, &b)) {
-                fprintf(stderr, "m2u-export: --max-shard-size %s: expected e.g. 5GB, 200MB or a byte count\n", v);
-                return 2;
+                return bad_usage("--max-shard-size %s: expected e.g. 5GB, 200MB or a byte count", v);
             }
             o.max_shard_bytes = b;
             i++;
         } else {
-            fprintf(stderr, "m2u-export: unknown option '%s' (--help)\n", a);
-            return 2;
+            return bad_usage("unknown option '%s'", a);
         }
     }
     if (!o.base || !o.out) {
-        fprintf(stderr, "m2u-export: --base and --out are required (--help)\n");
-        return 2;
+        return bad_usage("--base and --out are required");
     }
     char *report = NULL;
     if (m2u_export((m2u_export_kind)kind, &o, &report)) {

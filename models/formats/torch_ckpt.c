@@ -33,12 +33,13 @@ static int read_zip(const char *path, const unsigned char *f, size_t n, zentry *
     if (count == 0xffff || cd_size == 0xffffffffu || cd_off == 0xffffffffu) { /* zip64 */
         if (eocd < 20 || rd32(f + eocd - 20) != 0x07064b50u) return m2u_fail("%s: zip64 locator missing", path);
         uint64_t z = rd64(f + eocd - 20 + 8);
-        if (z + 56 > n || rd32(f + z) != 0x06064b50u) return m2u_fail("%s: zip64 end record missing", path);
+        /* z comes from the file: compare by subtraction so a huge value cannot wrap past n */
+        if (z > n || n - z < 56 || rd32(f + z) != 0x06064b50u) return m2u_fail("%s: zip64 end record missing", path);
         count = rd64(f + z + 32);
         cd_size = rd64(f + z + 40);
         cd_off = rd64(f + z + 48);
     }
-    if (cd_off + cd_size > n || count > 1000000) return m2u_fail("%s: zip central directory out of range", path);
+    if (cd_off > n || cd_size > n - cd_off || count > 1000000) return m2u_fail("%s: zip central directory out of range", path);
     zentry *e = calloc(count ? count : 1, sizeof *e);
     if (!e) return m2u_fail("out of memory");
     size_t p = cd_off;
@@ -58,6 +59,7 @@ static int read_zip(const char *path, const unsigned char *f, size_t n, zentry *
         while (x + 4 <= xe) { /* zip64 extended information: the 0xffffffff fields, in order */
             uint16_t id = rd16(x), sz = rd16(x + 2);
             const unsigned char *v = x + 4;
+            if (sz > xe - v) break; /* a field longer than the extra block: refused below */
             if (id == 1) {
                 if (usize == 0xffffffffu && v + 8 <= x + 4 + sz) usize = rd64(v), v += 8;
                 if (csize == 0xffffffffu && v + 8 <= x + 4 + sz) csize = rd64(v), v += 8;
@@ -65,18 +67,30 @@ static int read_zip(const char *path, const unsigned char *f, size_t n, zentry *
             }
             x += 4 + sz;
         }
+        if (x != xe) {
+            rc = m2u_fail("%s: corrupt zip extra field in central directory entry %llu", path, (unsigned long long)i);
+            break;
+        }
         e[k].name = malloc((size_t)nlen + 1);
+        if (!e[k].name) {
+            rc = m2u_fail("out of memory");
+            break;
+        }
         memcpy(e[k].name, f + p + 46, nlen);
         e[k].name[nlen] = '\0';
         if (method != 0 || csize != usize)
             rc = m2u_fail("%s: zip entry '%s' is compressed; torch.save writes stored entries", path, e[k].name);
-        else if (loff + 30 > n || rd32(f + loff) != 0x04034b50u)
+        else if (loff > n || n - loff < 30 || rd32(f + loff) != 0x04034b50u) /* zip64 offsets are 64-bit */
             rc = m2u_fail("%s: zip entry '%s' has no local header", path, e[k].name);
         else {
             uint64_t start = loff + 30 + rd16(f + loff + 26) + rd16(f + loff + 28);
-            if (start + usize > n) rc = m2u_fail("%s: zip entry '%s' runs past the end of the file (truncated?)", path, e[k].name);
-            e[k].data = f + start;
-            e[k].size = usize;
+            /* loff <= n - 30, so start cannot wrap; usize (zip64) is compared by subtraction */
+            if (start > n || usize > n - start)
+                rc = m2u_fail("%s: zip entry '%s' runs past the end of the file (truncated?)", path, e[k].name);
+            else {
+                e[k].data = f + start;
+                e[k].size = usize;
+            }
         }
         k++;
         p += 46 + nlen + xlen + clen;
@@ -309,7 +323,7 @@ static int run_pickle(vm *m, const unsigned char *p, size_t n, val **result) {
             size_t idx;
             if (op == 'h') { NEED(1); idx = p[i]; i += 1; }
             else { NEED(4); idx = rd32(p + i); i += 4; }
-            if ((int)idx >= m->n_memo || !m->memo[idx])
+            if (idx >= (size_t)m->n_memo || !m->memo[idx]) /* a 32-bit index must not turn negative as an int */
                 return m2u_fail("%s: data.pkl byte %zu: unknown memo %zu", m->path, at, idx);
             push(m, m->memo[idx]);
             break;
@@ -404,6 +418,7 @@ typedef struct {
     zentry *z;
     int nz;
     const char *prefix; /* "<archive>/" */
+    long visits;        /* dict entries walked, against M2U_TORCH_MAX_ENTRIES */
 } flatten_ctx;
 
 static const zentry *find_entry(const flatten_ctx *f, const char *key) {
@@ -418,16 +433,23 @@ static int add_tensor(flatten_ctx *f, const char *name, const val *t) {
     m2u_torch_ckpt *c = f->c;
     const zentry *e = find_entry(f, t->storage->s);
     if (!e) return m2u_fail("%s: tensor '%s': storage '%s' is missing from the archive", c->path, name, t->storage->s);
-    size_t es = m2u_dtype_size(t->dtype);
-    int64_t numel = 1, expect = 1;
+    /* Shape, offset and storage size all come from the file.  Every product and sum
+       is checked before it is formed (as the safetensors reader does): a wrapped
+       element count would pass the bounds check and hand out a view past the file.
+       Counts stay <= 2^62, so offset + numel and numel * dtype size cannot overflow. */
+    const int64_t lim = (int64_t)1 << 62;
+    int64_t es = (int64_t)m2u_dtype_size(t->dtype);
+    int64_t numel = 1; /* also the stride a contiguous tensor has at dimension d */
     for (int d = t->ndim - 1; d >= 0; d--) {
         if (t->shape[d] < 0) return m2u_fail("%s: tensor '%s': negative size", c->path, name);
-        if (t->shape[d] != 1 && t->stride[d] != expect)
+        if (t->shape[d] != 1 && t->stride[d] != numel)
             return m2u_fail("%s: tensor '%s' is not contiguous (strides); save it with .contiguous()", c->path, name);
-        expect *= t->shape[d];
+        if (t->shape[d] != 0 && numel > lim / t->shape[d])
+            return m2u_fail("%s: tensor '%s': shape overflows the element count", c->path, name);
         numel *= t->shape[d];
     }
-    if (t->offset < 0 || (uint64_t)(t->offset + numel) * es > e->size || t->offset + numel > t->storage->i)
+    if (t->offset < 0 || t->offset > lim - numel || t->storage->i < 0 || t->offset + numel > t->storage->i ||
+        (uint64_t)(t->offset + numel) > e->size / (uint64_t)es)
         return m2u_fail("%s: tensor '%s' lies outside its storage (truncated file?)", c->path, name);
     if (c->n == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 64;
@@ -445,10 +467,24 @@ static int add_tensor(flatten_ctx *f, const char *name, const val *t) {
     return 0;
 }
 
-static int flatten(flatten_ctx *f, const char *prefix, const val *d) {
+/* Memo references let a pickle put a dict inside itself, or the same dict under two
+   keys at every level (a few hundred bytes that name 2^40 tensors).  The depth cap
+   turns a cycle into an error instead of unbounded recursion, the entry budget the
+   shared structure into an error instead of a hang.  State dicts nest a few levels
+   and hold thousands of tensors at most. */
+#define M2U_TORCH_MAX_NEST 64
+#define M2U_TORCH_MAX_ENTRIES (1L << 20)
+
+static int flatten(flatten_ctx *f, const char *prefix, const val *d, int depth) {
+    if (depth > M2U_TORCH_MAX_NEST)
+        return m2u_fail("%s: dicts nested deeper than %d levels at '%s' (a dict that contains itself?)", f->c->path,
+                        M2U_TORCH_MAX_NEST, prefix);
     for (int i = 0; i + 1 < d->n; i += 2) {
         const val *k = d->items[i], *v = d->items[i + 1];
         char name[1024];
+        if (++f->visits > M2U_TORCH_MAX_ENTRIES)
+            return m2u_fail("%s: more than %ld dict entries (the same dict reached through many keys?)", f->c->path,
+                            M2U_TORCH_MAX_ENTRIES);
         if (k->kind != V_STR) {
             f->c->n_other++;
             continue;
@@ -456,7 +492,7 @@ static int flatten(flatten_ctx *f, const char *prefix, const val *d) {
         snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? "." : "", k->s);
         int rc = 0;
         if (v->kind == V_TENSOR) rc = add_tensor(f, name, v);
-        else if (v->kind == V_DICT) rc = flatten(f, name, v);
+        else if (v->kind == V_DICT) rc = flatten(f, name, v, depth + 1);
         else f->c->n_other++;
         if (rc) return -1;
     }
@@ -503,7 +539,7 @@ int m2u_torch_open(const char *path, m2u_torch_ckpt **out) {
     if (!rc && root->kind != V_DICT) rc = m2u_fail("%s: the pickle does not hold a dict of tensors", path);
     if (!rc) {
         flatten_ctx f = {.c = c, .z = z, .nz = nz, .prefix = prefix};
-        rc = flatten(&f, "", root);
+        rc = flatten(&f, "", root, 0);
     }
     for (int i = 0; i < m.n_all; i++) {
         free(m.all[i]->s);

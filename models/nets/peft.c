@@ -1,6 +1,7 @@
 #include "peft.h"
 
 #include "fileio.h"
+#include "llama_config.h"
 #include "m2u_error.h"
 
 #include <cjson/cJSON.h>
@@ -77,10 +78,139 @@ int m2u_peft_read_config(const char *adapter_dir, m2u_train_spec *spec) {
     return rc;
 }
 
+/* peft's names for the whole matrices it saves with a resized vocabulary */
+static const char *const K_EMBED = "base_model.model.model.embed_tokens.weight";
+static const char *const K_HEAD = "base_model.model.lm_head.weight";
+
+/* Rows [r, r + n) of a [rows, C] tensor as f32 (a view: a 7B vocabulary matrix is 0.5 GB in f32). */
+static int read_rows(const m2u_st_tensor *t, int64_t r, int64_t n, float *dst) {
+    size_t es = m2u_dtype_size(t->dtype), C = (size_t)t->shape[1];
+    m2u_st_tensor v = *t;
+    v.ndim = 2;
+    v.shape[0] = n;
+    v.numel = n * (int64_t)C;
+    v.nbytes = (size_t)v.numel * es;
+    v.data = (const char *)t->data + (size_t)r * C * es;
+    return m2u_st_read_f32(&v, dst, (size_t)v.numel);
+}
+
+/* First row in [0, n) where a and b differ as f32; n if none, -1 on error. */
+static int first_diff_row(const m2u_st_tensor *a, const m2u_st_tensor *b, int n, float *ra, float *rb) {
+    size_t C = (size_t)a->shape[1];
+    for (int r = 0; r < n; r++) {
+        if (read_rows(a, r, 1, ra) || read_rows(b, r, 1, rb)) return -1;
+        if (memcmp(ra, rb, C * sizeof(float))) return r;
+    }
+    return n;
+}
+
+int m2u_peft_prepare_vocab(const char *adapter_dir, const char *model_dir, m2u_train_spec *spec) {
+    char *path = m2u_path_join(adapter_dir, "adapter_model.safetensors");
+    char *cfg_path = m2u_path_join(model_dir, "config.json");
+    m2u_safetensors *ad = NULL, *base = NULL;
+    float *ra = NULL, *rb = NULL;
+    int rc = path && cfg_path ? 0 : m2u_fail("out of memory");
+    m2u_llama_config c;
+    if (!rc) rc = m2u_st_open(path, &ad);
+    const m2u_st_tensor *t[2] = {ad ? m2u_st_find(ad, K_EMBED) : NULL, ad ? m2u_st_find(ad, K_HEAD) : NULL};
+    if (rc || (!t[0] && !t[1])) goto done; /* a LoRA-only adapter */
+    if ((rc = m2u_llama_config_load(cfg_path, &c))) goto done;
+    int V = c.vocab_size, C = c.hidden_size, Vn = -1;
+    for (int k = 0; k < 2 && !rc; k++) {
+        if (!t[k]) continue;
+        if (t[k]->ndim != 2 || t[k]->shape[1] != C || t[k]->shape[0] < V || t[k]->shape[0] > (int64_t)1 << 24 ||
+            (Vn >= 0 && t[k]->shape[0] != Vn))
+            rc = m2u_fail("%s: %s is [%lld, %lld] but the base model %s has %d tokens of %d (a vocabulary can only "
+                          "grow, and embed_tokens and lm_head must agree)",
+                          path, k ? K_HEAD : K_EMBED, (long long)t[k]->shape[0],
+                          (long long)(t[k]->ndim > 1 ? t[k]->shape[1] : 0), model_dir, V, C);
+        else
+            Vn = (int)t[k]->shape[0];
+    }
+    if (!rc && Vn > V && !c.tie_word_embeddings && !(t[0] && t[1]))
+        rc = m2u_fail("%s: the vocabulary grows from %d to %d but only %s is saved; an untied model needs both %s and %s",
+                      path, V, Vn, t[0] ? K_EMBED : K_HEAD, K_EMBED, K_HEAD);
+    if (rc || (rc = m2u_st_open(model_dir, &base))) goto done;
+    ra = malloc((size_t)C * sizeof(float));
+    rb = malloc((size_t)C * sizeof(float));
+    if (!ra || !rb) {
+        rc = m2u_fail("out of memory");
+        goto done;
+    }
+    /* the rows of the base's own range that the adapter changed: m2u keeps [first, Vn) trainable */
+    int first = V;
+    for (int k = 0; k < 2 && !rc; k++) {
+        if (!t[k]) continue;
+        const char *bn = k && !c.tie_word_embeddings ? "lm_head.weight" : "model.embed_tokens.weight";
+        const m2u_st_tensor *b = m2u_st_find(base, bn);
+        if (!b) {
+            rc = m2u_fail("%s: no %s", model_dir, bn);
+            break;
+        }
+        int r = first_diff_row(t[k], b, V, ra, rb);
+        if (r < 0) rc = -1;
+        else if (r < first) first = r;
+    }
+    if (!rc && c.tie_word_embeddings && t[0] && t[1]) {
+        int r = first_diff_row(t[0], t[1], Vn, ra, rb);
+        if (r < 0) rc = -1;
+        else if (r < Vn)
+            rc = m2u_fail("%s: %s differs from %s (row %d), but %s ties the two (tie_word_embeddings)", path, K_HEAD,
+                          K_EMBED, r, model_dir);
+    }
+    if (!rc && first == 0)
+        rc = m2u_fail("%s: the saved embed_tokens / lm_head change row 0 of the vocabulary; m2u keeps trained rows "
+                      "from index 1 on (a fully trained vocabulary is not supported)", path);
+    if (!rc) {
+        spec->extra_vocab = Vn - V;
+        spec->token_rows_start = first < V ? first : 0;
+    }
+done:
+    free(ra);
+    free(rb);
+    if (base) m2u_st_close(base);
+    if (ad) m2u_st_close(ad);
+    free(cfg_path);
+    free(path);
+    return rc;
+}
+
+/* A saved whole matrix into the model's token rows [rows_start, vocab). */
+static int load_rows(m2u_llama *m, const m2u_st_tensor *t, int head, const char *path) {
+    int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
+    if (t->ndim != 2 || t->shape[0] != V || t->shape[1] != C)
+        return m2u_fail("%s: %s is [%lld, %lld], the model [%d, %d] (set up with m2u_peft_prepare_vocab)", path,
+                        t->name, (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 0), V, C);
+    if (!m->n_rows) return 0; /* equal to the base: prepare_vocab found nothing to keep */
+    return read_rows(t, m->rows_start, m->n_rows, head ? m->head_rows : m->embed_rows);
+}
+
 int m2u_peft_load_weights(m2u_llama *m, const char *adapter_dir) {
     char *path = m2u_path_join(adapter_dir, "adapter_model.safetensors");
     if (!path) return m2u_fail("out of memory");
-    int rc = m2u_llama_load_params(m, path, 1);
+    m2u_safetensors *st;
+    if (m2u_st_open(path, &st)) {
+        free(path);
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < m2u_st_count(st) && !rc; i++) {
+        const m2u_st_tensor *t = m2u_st_at(st, i);
+        if (!strcmp(t->name, K_EMBED) || !strcmp(t->name, K_HEAD)) {
+            rc = load_rows(m, t, !strcmp(t->name, K_HEAD), path);
+            continue;
+        }
+        m2u_param *p = m2u_llama_param(m, t->name);
+        if (!p)
+            rc = m2u_fail("%s: tensor '%s' is not a trainable parameter of this model (check r, targets and layers)",
+                          path, t->name);
+        else if (!m2u_st_expect(st, t->name, p->ndim, p->shape) || m2u_st_read_f32(t, p->data, p->n))
+            rc = -1;
+    }
+    for (int i = 0; !rc && i < m->n_params; i++)
+        if (strstr(m->params[i].name, ".lora_") && !m2u_st_find(st, m->params[i].name))
+            rc = m2u_fail("%s: missing LoRA tensor '%s'", path, m->params[i].name);
+    m2u_st_close(st);
     free(path);
     return rc;
 }

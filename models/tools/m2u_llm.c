@@ -15,42 +15,98 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+/* One entry per command: synopsis and what it does, and its examples.  `m2u-llm
+ * --help` prints them all; `m2u-llm CMD --help` and a mistake on CMD's command
+ * line print CMD's own. */
+typedef struct {
+    const char *name, *text, *examples;
+} command_help;
+
+static const command_help k_commands[] = {
+    {"tokenize",
+     "  tokenize  --model DIR [--adapter DIR] [--no-bos] [--] TEXT\n"
+     "            print token ids (JSON); with --adapter, its tokenizer.json when it has one\n"
+     "            (added tokens); after --, TEXT may start with '-'\n",
+     "  m2u-llm tokenize --model ~/models/Llama-2-7b-hf \"Hello world\"\n"
+     "  m2u-llm tokenize --model ~/models/Llama-2-7b-hf --no-bos -- \"--verbose is a flag\"\n"},
+    {"decode",
+     "  decode    --model DIR [--adapter DIR] [--skip-special] ID...\n"
+     "            print the text of token ids\n",
+     "  m2u-llm decode --model ~/models/Llama-2-7b-hf --skip-special 1 15043 3186\n"},
+    {"logits",
+     "  logits    --model DIR (--text TEXT | --ids 1,2,3) --out FILE.npy [--adapter DIR] [--no-bos]\n"
+     "            write logits [T, vocab] as float32 .npy; an adapter that saved embed_tokens /\n"
+     "            lm_head (a grown vocabulary, e.g. [AUD] tokens) grows the model's vocabulary\n",
+     "  m2u-llm logits --model ~/models/Llama-2-7b-hf --text \"The capital of France is\" --out l.npy\n"
+     "      python3 -c \"import numpy; print(numpy.load('l.npy').argmax(-1))\"\n"
+     "  m2u-llm logits --model ~/models/Llama-2-7b-hf --adapter exports/stage3-peft --ids 1,32000 --out l.npy\n"},
+    {"generate",
+     "  generate  --model DIR --prompt TEXT [--adapter DIR] [--max-new-tokens 64]\n"
+     "            [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-stop]\n"
+     "            continue a prompt (temperature 0: greedy); stops at EOS unless --no-stop\n",
+     "  m2u-llm generate --model ~/models/Llama-2-7b-hf --adapter out/adapter --prompt \"A calm\" \\\n"
+     "      --temperature 0.8 --top-p 0.95 --seed 1\n"},
+    {"init",
+     "  init      --config FILE.json --tokenizer tokenizer.json --out DIR [--seed 0] [--dtype f32|bf16]\n"
+     "            [--std 0.02] [--embed-std 0.02]\n"
+     "            write a randomly initialised checkpoint (normal weights, unit norms)\n",
+     "  m2u-llm init --config configs/tiny_llama.json --tokenizer tokenizer.json --out /tmp/tiny\n"},
+    {"finetune",
+     "  finetune  --model DIR --text FILE --out ADAPTER_DIR [--steps 200] [--batch 4] [--seq 64]\n"
+     "            [--lr 3e-3] [--warmup 10] [--lora-r 8] [--lora-alpha 16] [--lora-dropout 0]\n"
+     "            [--targets all|q_proj,v_proj,...] [--seed 0] [--log FILE.jsonl]\n"
+     "            train a LoRA adapter on a text file; writes a PEFT adapter directory\n",
+     "  m2u-llm finetune --model /tmp/tiny --text data/demo/captions.txt --out /tmp/tiny-lora --steps 300\n"},
+};
+#define N_COMMANDS (int)(sizeof k_commands / sizeof *k_commands)
+
+static const command_help *find_command(const char *name) {
+    for (int i = 0; name && i < N_COMMANDS; i++)
+        if (!strcmp(k_commands[i].name, name)) return &k_commands[i];
+    return NULL;
+}
+
 static void usage(FILE *f) {
-    fputs("usage: m2u-llm COMMAND [options]\n"
+    fputs("usage: m2u-llm COMMAND [options]   (m2u-llm COMMAND --help: that command only)\n"
           "\n"
           "Run a Hugging Face LlamaForCausalLM checkpoint directory (config.json, *.safetensors,\n"
           "tokenizer.json) on the CPU, optionally with a PEFT LoRA adapter directory.\n"
           "\n"
-          "commands:\n"
-          "  tokenize  --model DIR [--no-bos] TEXT          print token ids (JSON)\n"
-          "  decode    --model DIR [--skip-special] ID...    print text\n"
-          "  logits    --model DIR (--text TEXT | --ids 1,2,3) --out FILE.npy [--adapter DIR]\n"
-          "                                                write logits [T, vocab] as float32 .npy\n"
-          "  generate  --model DIR --prompt TEXT [--adapter DIR] [--max-new-tokens 64]\n"
-          "            [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-stop]\n"
-          "  init      --config FILE.json --tokenizer tokenizer.json --out DIR [--seed 0] [--dtype f32|bf16]\n"
-          "            [--std 0.02] [--embed-std 0.02]   write a randomly initialised checkpoint\n"
-          "                                                (normal weights, unit norms)\n"
-          "  finetune  --model DIR --text FILE --out ADAPTER_DIR [--steps 200] [--batch 4] [--seq 64]\n"
-          "            [--lr 3e-3] [--warmup 10] [--lora-r 8] [--lora-alpha 16] [--lora-dropout 0]\n"
-          "            [--targets all|q_proj,v_proj,...] [--seed 0] [--log FILE.jsonl]\n"
-          "                                                train a LoRA adapter on a text file\n"
-          "common: --threads N (default: OMP_NUM_THREADS or all cores)\n"
-          "\n"
-          "examples:\n"
-          "  m2u-llm tokenize --model ~/models/Llama-2-7b-hf \"Hello world\"\n"
-          "  m2u-llm logits --model ~/models/Llama-2-7b-hf --text \"The capital of France is\" --out l.npy\n"
-          "      python3 -c \"import numpy; print(numpy.load('l.npy').argmax(-1))\"\n"
-          "  m2u-llm generate --model ~/models/Llama-2-7b-hf --adapter out/adapter --prompt \"A calm\" \\\n"
-          "      --temperature 0.8 --top-p 0.95 --seed 1\n"
-          "  m2u-llm init --config configs/tiny_llama.json --tokenizer tokenizer.json --out /tmp/tiny\n"
-          "  m2u-llm finetune --model /tmp/tiny --text data/demo/captions.txt --out /tmp/tiny-lora --steps 300\n",
+          "commands:\n",
           f);
+    for (int i = 0; i < N_COMMANDS; i++) fputs(k_commands[i].text, f);
+    fputs("common: --threads N (default: OMP_NUM_THREADS or all cores); -- ends the options\n\nexamples:\n", f);
+    for (int i = 0; i < N_COMMANDS; i++) fputs(k_commands[i].examples, f);
+}
+
+static void command_usage(FILE *f, const char *name) {
+    const command_help *c = find_command(name);
+    if (!c) {
+        usage(f);
+        return;
+    }
+    fprintf(f, "usage: m2u-llm %s", c->text + 2);
+    fprintf(f, "            --threads N (default: OMP_NUM_THREADS or all cores)\n\nexamples:\n%s", c->examples);
+}
+
+/* A mistake on the command line (as opposed to a failure while running): main
+   prints it with the command's usage and exits 2. */
+static int g_usage_error;
+static int usage_fail(const char *fmt, ...) M2U_PRINTF(1, 2);
+static int usage_fail(const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    g_usage_error = 1;
+    return m2u_fail("%s", buf);
 }
 
 typedef struct {
@@ -67,7 +123,7 @@ static int parse_int(const char *s, const char *opt, int *out) {
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || *end || end == s || v < -2147483647L || v > 2147483647L)
-        return m2u_fail("%s: expected an integer, got '%s'", opt, s);
+        return usage_fail("%s: expected an integer, got '%s'", opt, s);
     *out = (int)v;
     return 0;
 }
@@ -76,7 +132,7 @@ static int parse_float(const char *s, const char *opt, float *out) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || *end || end == s || !isfinite(v)) return m2u_fail("%s: expected a number, got '%s'", opt, s);
+    if (errno || *end || end == s || !isfinite(v)) return usage_fail("%s: expected a number, got '%s'", opt, s);
     *out = (float)v;
     return 0;
 }
@@ -103,6 +159,10 @@ static int parse_options(int argc, char **argv, options *o) {
         const char **str = NULL;
         int *ival = NULL;
         float *fval = NULL;
+        if (!strcmp(a, "--")) { /* the end of the options: the rest is TEXT or IDs, even "--x" */
+            while (++i < argc) o->rest[o->n_rest++] = argv[i];
+            break;
+        }
         if (!strcmp(a, "--model")) str = &o->model;
         else if (!strcmp(a, "--adapter")) str = &o->adapter;
         else if (!strcmp(a, "--text")) str = &o->text;
@@ -134,17 +194,20 @@ static int parse_options(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--no-stop")) { o->no_stop = 1; continue; }
         else if (!strcmp(a, "--seed")) {
             char *end;
-            if (!v) return m2u_fail("--seed needs a value");
+            if (!v) return usage_fail("--seed needs a value");
             o->seed = strtoull(v, &end, 10);
-            if (*end || end == v) return m2u_fail("--seed: expected an integer, got '%s'", v);
+            if (*end || end == v) return usage_fail("--seed: expected an integer, got '%s'", v);
             i++;
             continue;
-        } else if (a[0] == '-' && a[1] == '-') return m2u_fail("unknown option %s (see m2u-llm --help)", a);
+        } else if (a[0] == '-' && a[1] == '-')
+            return usage_fail("unknown option %s%s", a, find_command(argv[1]) && !strcmp(argv[1], "tokenize")
+                                                            ? " (text that starts with -- goes after --)"
+                                                            : "");
         else {
             o->rest[o->n_rest++] = argv[i];
             continue;
         }
-        if (!v) return m2u_fail("%s needs a value", a);
+        if (!v) return usage_fail("%s needs a value", a);
         i++;
         if (str) *str = v;
         else if (ival && parse_int(v, a, ival)) return -1;
@@ -154,19 +217,27 @@ static int parse_options(int argc, char **argv, options *o) {
     return 0;
 }
 
-static int need(const char *value, const char *opt) { return value ? 0 : m2u_fail("missing required option %s", opt); }
+static int need(const char *value, const char *opt) { return value ? 0 : usage_fail("missing required option %s", opt); }
 
-static int load_tokenizer(const char *model_dir, m2u_tokenizer **tok) {
-    char *path = m2u_path_join(model_dir, "tokenizer.json");
-    int rc = m2u_tokenizer_load(path, tok);
+/* The adapter's tokenizer.json when it has one (an export over a grown vocabulary
+   carries the tokenizer with its added tokens), else the model's. */
+static int load_tokenizer(const options *o, m2u_tokenizer **tok) {
+    char *path = o->adapter ? m2u_path_join(o->adapter, "tokenizer.json") : NULL;
+    if (!path || !m2u_file_exists(path)) {
+        free(path);
+        path = m2u_path_join(o->model, "tokenizer.json");
+    }
+    int rc = path ? m2u_tokenizer_load(path, tok) : m2u_fail("out of memory");
     free(path);
     return rc;
 }
 
-/* Model, with the adapter's LoRA when one is given. */
+/* Model, with the adapter's LoRA when one is given, and its vocabulary grown to
+   the adapter's saved embed_tokens / lm_head when it carries them. */
 static int load_model(const options *o, m2u_llama **m) {
     m2u_train_spec spec = {0};
-    if (o->adapter && m2u_peft_read_config(o->adapter, &spec)) return -1;
+    if (o->adapter && (m2u_peft_read_config(o->adapter, &spec) || m2u_peft_prepare_vocab(o->adapter, o->model, &spec)))
+        return -1;
     if (m2u_llama_load(o->model, &spec, m)) return -1;
     if (o->adapter && m2u_peft_load_weights(*m, o->adapter)) {
         m2u_llama_free(*m);
@@ -182,9 +253,11 @@ static int encode(const m2u_tokenizer *tok, const char *text, int bos, int32_t *
 
 static int cmd_tokenize(const options *o) {
     if (need(o->model, "--model")) return -1;
-    if (o->n_rest != 1) return m2u_fail("tokenize takes exactly one TEXT argument");
+    if (o->n_rest != 1)
+        return usage_fail("tokenize takes exactly one TEXT argument, got %d (quote it; text that starts with -- goes "
+                          "after --)", o->n_rest);
     m2u_tokenizer *tok;
-    if (load_tokenizer(o->model, &tok)) return -1;
+    if (load_tokenizer(o, &tok)) return -1;
     int32_t *ids;
     size_t n;
     int rc = encode(tok, o->rest[0], !o->no_bos, &ids, &n);
@@ -201,7 +274,7 @@ static int cmd_tokenize(const options *o) {
 static int cmd_decode(const options *o) {
     if (need(o->model, "--model")) return -1;
     m2u_tokenizer *tok;
-    if (load_tokenizer(o->model, &tok)) return -1;
+    if (load_tokenizer(o, &tok)) return -1;
     int32_t *ids = malloc(((size_t)o->n_rest + 1) * sizeof(int32_t));
     int rc = 0;
     for (int i = 0; i < o->n_rest && !rc; i++) rc = parse_int(o->rest[i], "ID", &ids[i]);
@@ -223,7 +296,7 @@ static int parse_id_list(const char *s, int32_t **ids, size_t *n) {
         long x = strtol(p, &end, 10);
         if (end == p) {
             free(v);
-            return m2u_fail("--ids: expected comma-separated integers, got '%s'", s);
+            return usage_fail("--ids: expected comma-separated integers, got '%s'", s);
         }
         if (k == cap) v = realloc(v, (cap *= 2) * sizeof *v);
         v[k++] = (int32_t)x;
@@ -232,19 +305,19 @@ static int parse_id_list(const char *s, int32_t **ids, size_t *n) {
     }
     *ids = v;
     *n = k;
-    return k ? 0 : m2u_fail("--ids: empty list");
+    return k ? 0 : usage_fail("--ids: empty list");
 }
 
 static int cmd_logits(const options *o) {
     if (need(o->model, "--model") || need(o->out, "--out")) return -1;
-    if (!o->text == !o->ids) return m2u_fail("logits needs exactly one of --text or --ids");
+    if (!o->text == !o->ids) return usage_fail("logits needs exactly one of --text or --ids");
     int32_t *ids = NULL;
     size_t n = 0;
     if (o->ids) {
         if (parse_id_list(o->ids, &ids, &n)) return -1;
     } else {
         m2u_tokenizer *tok;
-        if (load_tokenizer(o->model, &tok)) return -1;
+        if (load_tokenizer(o, &tok)) return -1;
         int rc = encode(tok, o->text, !o->no_bos, &ids, &n);
         m2u_tokenizer_free(tok);
         if (rc) return -1;
@@ -267,9 +340,9 @@ static int cmd_logits(const options *o) {
 
 static int cmd_generate(const options *o) {
     if (need(o->model, "--model") || need(o->prompt, "--prompt")) return -1;
-    if (o->max_new <= 0) return m2u_fail("--max-new-tokens must be positive");
+    if (o->max_new <= 0) return usage_fail("--max-new-tokens must be positive");
     m2u_tokenizer *tok;
-    if (load_tokenizer(o->model, &tok)) return -1;
+    if (load_tokenizer(o, &tok)) return -1;
     int32_t *ids;
     size_t n;
     if (encode(tok, o->prompt, 1, &ids, &n)) {
@@ -340,11 +413,11 @@ static void add_random(m2u_st_entry *e, char **names, void **bufs, int *k, const
 
 static int cmd_init(const options *o) {
     if (need(o->config, "--config") || need(o->tokenizer, "--tokenizer") || need(o->out, "--out")) return -1;
-    if (!(o->std > 0) || !(o->embed_std > 0)) return m2u_fail("--std and --embed-std must be positive");
+    if (!(o->std > 0) || !(o->embed_std > 0)) return usage_fail("--std and --embed-std must be positive");
     m2u_dtype dt;
     if (!strcmp(o->dtype, "f32")) dt = M2U_F32;
     else if (!strcmp(o->dtype, "bf16")) dt = M2U_BF16;
-    else return m2u_fail("--dtype must be f32 or bf16");
+    else return usage_fail("--dtype must be f32 or bf16");
     m2u_llama_config c;
     if (m2u_llama_config_load(o->config, &c)) return -1;
     m2u_tokenizer *tok;
@@ -423,12 +496,12 @@ static float eval_loss(m2u_llama *m, const int32_t *ids, size_t n, int seq) {
 static int cmd_finetune(const options *o) {
     if (need(o->model, "--model") || need(o->text, "--text") || need(o->out, "--out")) return -1;
     if (o->steps <= 0 || o->batch <= 0 || o->seq < 2 || o->lora_r <= 0)
-        return m2u_fail("--steps, --batch, --lora-r must be positive and --seq at least 2");
+        return usage_fail("--steps, --batch, --lora-r must be positive and --seq at least 2");
     char *text;
     size_t len;
     if (m2u_read_file(o->text, &text, &len)) return -1;
     m2u_tokenizer *tok;
-    if (load_tokenizer(o->model, &tok)) {
+    if (load_tokenizer(o, &tok)) {
         free(text);
         return -1;
     }
@@ -512,30 +585,49 @@ static int cmd_finetune(const options *o) {
 int main(int argc, char **argv) {
     m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
     m2u_progress_set_stream(stderr);
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        fputs("m2u-llm: no command given\n\n", stderr);
+        usage(stderr);
+        return 2;
     }
-    for (int i = 2; i < argc; i++)
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        if (argc > 2 && find_command(argv[2])) command_usage(stdout, argv[2]); /* m2u-llm help CMD */
+        else usage(stdout);
+        return 0;
+    }
+    const char *c = argv[1];
+    if (!find_command(c)) {
+        fprintf(stderr, "m2u-llm: unknown command '%s'\n\n", c);
+        usage(stderr);
+        return 2;
+    }
+    /* --help before any "--": no option takes "--help" as its value */
+    for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
+            command_usage(stdout, c);
             return 0;
         }
-    const char *warn = m2u_blas_threading_warning();
-    if (warn) fprintf(stderr, "m2u-llm: warning: %s\n", warn);
     options o;
     int rc = parse_options(argc, argv, &o);
+    /* only tokenize and decode take positional arguments */
+    if (!rc && o.n_rest && strcmp(c, "tokenize") && strcmp(c, "decode"))
+        rc = usage_fail("unexpected argument '%s'", o.rest[0]);
     if (!rc) {
-        const char *c = argv[1];
+        const char *warn = m2u_blas_threading_warning();
+        if (warn) fprintf(stderr, "m2u-llm: warning: %s\n", warn);
         if (!strcmp(c, "tokenize")) rc = cmd_tokenize(&o);
         else if (!strcmp(c, "decode")) rc = cmd_decode(&o);
         else if (!strcmp(c, "logits")) rc = cmd_logits(&o);
         else if (!strcmp(c, "generate")) rc = cmd_generate(&o);
         else if (!strcmp(c, "init")) rc = cmd_init(&o);
-        else if (!strcmp(c, "finetune")) rc = cmd_finetune(&o);
-        else rc = m2u_fail("unknown command '%s' (see m2u-llm --help)", c);
+        else rc = cmd_finetune(&o);
     }
     free(o.rest);
+    if (rc && g_usage_error) {
+        fprintf(stderr, "m2u-llm %s: %s\n\n", c, m2u_last_error());
+        command_usage(stderr, c);
+        return 2;
+    }
     if (rc) {
         fprintf(stderr, "m2u-llm: %s\n", m2u_last_error());
         return 1;

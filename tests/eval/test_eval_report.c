@@ -239,6 +239,34 @@ static void make_dataset(char expected_ids[][16], int *n_expected, int max) {
     t_manifest_one_shard(path);
 }
 
+/* dir/shard-00000.h5 + manifest: 4 test-split MusicCaps samples with MERT features [rows, cols] */
+static void make_small_dataset(const char *dir, int rows, int cols) {
+    char path[256];
+    sh("mkdir -p %s", dir);
+    snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
+    m2u_shard_tensor_spec tc[1] = {{.name = "mert", .dtype = M2U_F16, .rank = 2, .dims = {rows, cols}}};
+    m2u_shard_spec spec = {.n_tensors = 1, .tensors = tc};
+    m2u_shard_writer *w;
+    CHECK(m2u_shard_create(path, &spec, &w) == 0, "%s", m2u_last_error());
+    if (!w) return;
+    float *feat = calloc((size_t)rows * cols, sizeof(float));
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "b%d", i);
+        m2u_shard_sample s = {0};
+        s.text[M2U_TEXT_ID] = id;
+        s.text[M2U_TEXT_KIND] = "mucaps";
+        s.text[M2U_TEXT_SPLIT] = "test";
+        s.text[M2U_TEXT_LICENCE] = "CC0-1.0";
+        s.text[M2U_TEXT_CAPTION] = "A calm piano piece.";
+        s.tensor[0] = feat;
+        CHECK(m2u_shard_append(w, &s) == 0, "%s", m2u_last_error());
+    }
+    free(feat);
+    CHECK(m2u_shard_close(w) == 0, "%s", m2u_last_error());
+    t_manifest_one_shard(dir);
+}
+
 static int train_tiny(void) {
     char path[256];
     snprintf(path, sizeof path, "%s/tiny.json", g_dir);
@@ -485,6 +513,17 @@ static void test_run(void) {
           "a missing run is an error");
     CHECK(sh("%s/m2u-eval run --run %s/run --kinds mucaps,bogus 2> /dev/null", M2U_BUILD_DIR, g_dir) == 1,
           "an unknown kind is an error");
+    /* MERT features of another shape than the run's adapter (3 x 8 for 4 x 8): refused before
+       any answer, naming the shard, the column and both shapes (used to be zero-padded) */
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/data_bad", g_dir);
+    make_small_dataset(bad, 3, 8);
+    CHECK(sh("%s/m2u-eval run --run %s/run --data %s/manifest.json --split test --out %s/eval_bad 2> %s/bad.err",
+             M2U_BUILD_DIR, g_dir, bad, g_dir, g_dir) == 1,
+          "features [3, 8] accepted for an adapter of 4 x 8 (see %s/bad.err)", g_dir);
+    CHECK(sh("grep -qF \"data_bad/shard-00000.h5: column 'mert' holds [3, 8] per sample, but the model expects [4, 8]\" "
+             "%s/bad.err", g_dir) == 0,
+          "no clear shape message (see %s/bad.err)", g_dir);
 }
 
 /* ---- 3. curves only, from a written metrics.jsonl ---------------------------------------- */
@@ -507,6 +546,9 @@ static void test_curves_and_render(void) {
                 "\"step_s\": 0.1, \"tokens_per_s\": %.1f}\n",
                 s, s == 20 ? 99.0 : loss, lr, 5000.0 + 10 * s);
         if (s % 10 == 0 && s < 40) fprintf(f, "{\"event\": \"eval\", \"step\": %d, \"eval_loss\": %.6f}\n", s, 9.0 - s / 10.0);
+        if (s == 25) /* an older trainer's NaN (not JSON), and a held-out loss of null (no held-out data) */
+            fprintf(f, "{\"event\": \"eval\", \"step\": 25, \"eval_loss\": nan}\n"
+                       "{\"event\": \"eval\", \"step\": 26, \"eval_loss\": null}\n");
         if (s == 20) /* a resumed run logs step 20 again: the last record wins */
             fprintf(f, "{\"step\": 20, \"epoch\": 0, \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": 1.5, \"tokens\": 512, "
                        "\"step_s\": 0.1, \"tokens_per_s\": 5200}\n",
@@ -521,6 +563,26 @@ static void test_curves_and_render(void) {
     snprintf(out, sizeof out, "%s/curves", g_dir);
     int rc = sh("%s/m2u-eval report --run %s --out %s > /dev/null 2> %s/report.err", M2U_BUILD_DIR, run, out, g_dir);
     CHECK(rc == 0, "m2u-eval report failed (see %s/report.err)", g_dir);
+    /* the lines left out are named file:line, never dropped unseen */
+    int nan_line = 0, torn_line = 0;
+    {
+        char *m = slurp(path), *er;
+        int ln = 1;
+        for (char *q = m; q && *q; q++) {
+            if (!strncmp(q, "\"eval_loss\": nan}", 17)) nan_line = ln;
+            if (!strncmp(q, "\"lo", 3) && q[3] == '\0') torn_line = ln;
+            ln += *q == '\n';
+        }
+        free(m);
+        char want[512], errp[256];
+        snprintf(errp, sizeof errp, "%s/report.err", g_dir);
+        er = slurp(errp);
+        snprintf(want, sizeof want, "%s:%d is not a JSON object; skipped", path, nan_line);
+        CHECK(nan_line && er && strstr(er, want), "report.err lacks '%s': %s", want, er ? er : "");
+        snprintf(want, sizeof want, "%s:%d is not a JSON object; skipped", path, torn_line);
+        CHECK(torn_line && er && strstr(er, want), "report.err lacks '%s': %s", want, er ? er : "");
+        free(er);
+    }
     snprintf(path, sizeof path, "%s/report.html", out);
     char *html = slurp(path);
     CHECK(html != NULL, "no curves report.html");
@@ -543,7 +605,11 @@ static void test_curves_and_render(void) {
     cJSON *r = rj ? cJSON_Parse(rj) : NULL;
     cJSON *tr = cJSON_GetObjectItem(r, "training");
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(tr, "steps_logged")) == 40, "steps_logged");
-    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(tr, "lines_skipped")) == 1, "the torn line is skipped");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(tr, "lines_skipped")) == 2, "the NaN and the torn line are skipped");
+    cJSON *skl = cJSON_GetObjectItem(tr, "skipped_lines");
+    CHECK(cJSON_GetArraySize(skl) == 2 && cJSON_GetNumberValue(cJSON_GetArrayItem(skl, 0)) == nan_line &&
+              cJSON_GetNumberValue(cJSON_GetArrayItem(skl, 1)) == torn_line,
+          "report.json skipped_lines: want [%d, %d]", nan_line, torn_line);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(tr, "held_out")) == 5, "5 held-out losses");
     cJSON *hl = cJSON_GetArrayItem(cJSON_GetObjectItem(tr, "held_out"), 0);
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(hl, "step")) == 0 &&

@@ -14,10 +14,14 @@
 static void usage(FILE *f) {
     fputs("usage: m2u-train CONFIG.yaml [key=value ...] [--resume | --resume-auto] [--dump-config] [--schema]\n"
           "\n"
-          "Train the frozen LLaMA's LoRA, biases, norms and [AUD] rows on an m2u dataset as the\n"
-          "recipe says.  key=value overrides any key of the recipe (configs/SCHEMA.md).  The\n"
-          "resolved config, metrics.jsonl (one JSON line per step) and checkpoints go to\n"
-          "run.out_dir.  Under mpirun every rank trains on its share of each global batch.\n"
+          "Train an M2UGen-style model on an m2u dataset as the recipe says: around the frozen\n"
+          "LLaMA, whatever train.trainable lists of its LoRA, biases, norms and [AUD] token rows,\n"
+          "the music / image / video adapters (MERT, ViT, ViViT features into the last layers),\n"
+          "their gates and prefix queries, and the output projector towards the music decoder\n"
+          "(MusicGen or AudioLDM2).  key=value overrides any key of the recipe\n"
+          "(configs/SCHEMA.md, or --schema).  The resolved config, metrics.jsonl (one JSON line per\n"
+          "step) and checkpoints go to run.out_dir.  Under mpirun every rank trains on its share\n"
+          "of each global batch.\n"
           "\n"
           "  --resume        continue bit-identically from the newest complete checkpoint\n"
           "  --resume-auto   the same when a checkpoint exists, else start (requeued jobs)\n"
@@ -27,6 +31,8 @@ static void usage(FILE *f) {
           "examples:\n"
           "  m2u-train configs/tiny_stage1.yaml\n"
           "  m2u-train configs/stage3.yaml model.llm=/models/Llama-2-7b-hf train.lr=5e-5\n"
+          "  m2u-train configs/stage2.yaml train.trainable=adapters,gates,prefix_query,projector\n"
+          "  m2u-train configs/tiny_stage1.yaml --dump-config\n"
           "  mpirun -np 2 m2u-train configs/tiny_stage1.yaml run.out_dir=runs/s1 --resume\n"
           "  launch/mpirun.sh 4 configs/stage2.yaml      (binding and threads set for you)\n",
           f);
@@ -41,13 +47,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     const char *path = NULL, *overrides[256];
-    int n_over = 0, resume = 0, dump = 0, rc = 0;
-    for (int i = 1; i < argc && !rc; i++) {
+    int n_over = 0, resume = 0, dump = 0, rc = 0, bad_cli = 0;
+    for (int i = 1; i < argc; i++) /* --help anywhere, even after a mistake */
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             if (dist.rank == 0) usage(stdout);
             m2u_dist_finalize();
             return 0;
-        } else if (!strcmp(argv[i], "--schema")) {
+        }
+    for (int i = 1; i < argc && !rc; i++) {
+        if (!strcmp(argv[i], "--schema")) {
             if (dist.rank == 0) m2u_train_config_doc_markdown(stdout);
             m2u_dist_finalize();
             return 0;
@@ -58,17 +66,25 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--dump-config")) {
             dump = 1;
         } else if (argv[i][0] == '-') {
-            rc = m2u_fail("unknown option %s (see m2u-train --help)", argv[i]);
+            rc = m2u_fail("unknown option %s", argv[i]), bad_cli = 1;
         } else if (strchr(argv[i], '=')) {
-            if (n_over == (int)(sizeof overrides / sizeof *overrides)) rc = m2u_fail("too many overrides");
+            if (n_over == (int)(sizeof overrides / sizeof *overrides)) rc = m2u_fail("too many overrides (at most 256)");
             else overrides[n_over++] = argv[i];
         } else if (!path) {
             path = argv[i];
         } else {
-            rc = m2u_fail("unexpected argument '%s' (overrides are key=value)", argv[i]);
+            rc = m2u_fail("unexpected argument '%s' (one CONFIG.yaml; overrides are key=value)", argv[i]), bad_cli = 1;
         }
     }
-    if (!rc && !path) rc = m2u_fail("no config given (see m2u-train --help)");
+    if (!rc && !path) rc = m2u_fail("no config given"), bad_cli = 1;
+    if (bad_cli) { /* a mistake on the command line: what was wrong, the usage, status 2 */
+        if (dist.rank == 0) {
+            fprintf(stderr, "m2u-train: %s\n\n", m2u_last_error());
+            usage(stderr);
+        }
+        m2u_dist_finalize();
+        return 2;
+    }
     m2u_train_config cfg;
     int loaded = 0;
     if (!rc) {
