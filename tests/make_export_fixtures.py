@@ -98,8 +98,8 @@ def make_tokenizer():
     src = json.load(open("tests/fixtures/tokenizer/tokenizer.json", encoding="utf-8"))
     vocab = {t: i for t, i in src["model"]["vocab"].items() if i < V0}
     merges = []
-    for m in src["model"]["merges"]:
-        a, b = m.split(" ")
+    for m in src["model"]["merges"]:  # ["a", "b"] pairs, or "a b" strings in older files
+        a, b = m.split(" ") if isinstance(m, str) else m
         if a in vocab and b in vocab and (a + b) in vocab:
             merges.append(m)
     src["model"]["vocab"] = vocab

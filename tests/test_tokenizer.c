@@ -1,10 +1,11 @@
 /* models/tokenizer.c against the Hugging Face `tokenizers` 0.20.3 reference.
  *
  * tests/fixtures/tokenizer/cases.jsonl (made by tests/make_tokenizer_fixtures.py) holds a few
- * thousand strings with the ids and decodings the reference gives for the LLaMA-2 style
- * tokenizer.json beside it, and for variants of it ("sets": added [AUD] tokens, added tokens
- * with lstrip/rstrip/single_word, the Metaspace pre-tokenizer, no byte fallback, ...).  Every
- * case must match exactly.  Then: refusal of unsupported or broken files, and timings. */
+ * thousand strings with the ids and decodings the reference gives for the LLaMA-2
+ * tokenizer.json beside it (Meta's vocabulary, see its NOTICE.md), and for variants of it
+ * ("sets": added [AUD] tokens, added tokens with lstrip/rstrip/single_word, the Metaspace
+ * pre-tokenizer, no byte fallback, ...).  Every case must match exactly.  Then: refusal of
+ * unsupported or broken files, and timings. */
 #include "fileio.h"
 #include "m2u_error.h"
 #include "test_util.h"
@@ -108,10 +109,10 @@ typedef struct {
  * a temporary file so the real loader reads it, then the set's added tokens. */
 static m2u_tokenizer *make_set(const cJSON *base, const cJSON *spec, const char *name, const char *tmpdir) {
     const cJSON *patch = cJSON_GetObjectItemCaseSensitive(spec, "patch");
-    const cJSON *pairs = cJSON_GetObjectItemCaseSensitive(spec, "merges_as_pairs");
+    const cJSON *strs = cJSON_GetObjectItemCaseSensitive(spec, "merges_as_strings");
     m2u_tokenizer *tok = NULL;
     char path[4096];
-    if (!patch && !cJSON_IsTrue(pairs)) {
+    if (!patch && !cJSON_IsTrue(strs)) {
         snprintf(path, sizeof path, "%s", TOK_DIR "tokenizer.json");
         if (m2u_tokenizer_load(path, &tok)) fprintf(stderr, "set %s: %s\n", name, m2u_last_error());
     } else {
@@ -128,19 +129,17 @@ static m2u_tokenizer *make_set(const cJSON *base, const cJSON *spec, const char 
             if (cJSON_GetObjectItemCaseSensitive(obj, last)) cJSON_ReplaceItemInObjectCaseSensitive(obj, last, val);
             else cJSON_AddItemToObject(obj, last, val);
         }
-        if (cJSON_IsTrue(pairs)) { /* "a b" -> ["a", "b"] */
+        if (cJSON_IsTrue(strs)) { /* ["a", "b"] -> "a b" (tokenizer.json's older merge form) */
             cJSON *model = cJSON_GetObjectItemCaseSensitive(doc, "model");
             cJSON *old = cJSON_GetObjectItemCaseSensitive(model, "merges");
             cJSON *neu = cJSON_CreateArray();
             const cJSON *m;
             cJSON_ArrayForEach(m, old) {
-                const char *sp = strchr(m->valuestring, ' ');
-                char *a = strndup(m->valuestring, (size_t)(sp - m->valuestring));
-                cJSON *pair = cJSON_CreateArray();
-                cJSON_AddItemToArray(pair, cJSON_CreateString(a));
-                cJSON_AddItemToArray(pair, cJSON_CreateString(sp + 1));
-                cJSON_AddItemToArray(neu, pair);
-                free(a);
+                const char *a = cJSON_GetArrayItem(m, 0)->valuestring, *b = cJSON_GetArrayItem(m, 1)->valuestring;
+                char *ab = malloc(strlen(a) + strlen(b) + 2);
+                sprintf(ab, "%s %s", a, b);
+                cJSON_AddItemToArray(neu, cJSON_CreateString(ab));
+                free(ab);
             }
             cJSON_ReplaceItemInObjectCaseSensitive(model, "merges", neu);
         }
