@@ -1546,9 +1546,17 @@ static int parse_added_tokens(m2u_tokenizer *tok, const cJSON *list) {
             free(v);
             return m2u_fail("added_tokens[%d].content must be a string", i);
         }
-        /* The "id" field is not used: like the reference, ids are re-derived by add_tokens (an
-         * existing vocabulary entry keeps its id, a new token gets the next free one). */
-        added_token t = {.content = c->valuestring, .len = strlen(c->valuestring), .normalized = true};
+        /* The reference re-derives every id (an existing vocabulary entry keeps its id, a new
+         * token gets the next free one) and only logs a warning when the declared "id" differs;
+         * the declared id is checked against the derived one after add_tokens, below. */
+        int32_t declared;
+        if (get_index(cJSON_GetObjectItemCaseSensitive(e, "id"), MAX_TOKEN_ID, &declared)) {
+            free(v);
+            return m2u_fail("added_tokens[%d] \"%s\": id must be an integer in [0, %d)", i, c->valuestring,
+                            MAX_TOKEN_ID);
+        }
+        added_token t = {.content = c->valuestring, .len = strlen(c->valuestring), .normalized = true,
+                         .id = declared};
         if (get_bool(e, "special", "added_tokens[]", &t.special) ||
             get_bool(e, "single_word", "added_tokens[]", &t.single_word) ||
             get_bool(e, "lstrip", "added_tokens[]", &t.lstrip) || get_bool(e, "rstrip", "added_tokens[]", &t.rstrip) ||
@@ -1559,6 +1567,21 @@ static int parse_added_tokens(m2u_tokenizer *tok, const cJSON *list) {
         v[i++] = t;
     }
     int rc = add_tokens(tok, v, n);
+    /* A declared id that is not the one the token gets (beyond the vocabulary, a gap after it, or
+     * a vocabulary entry's content under another id) would silently renumber the token, and every
+     * embedding row trained for it would belong to another token: refuse the file instead. */
+    for (int k = 0; !rc && k < n; k++) {
+        if (!v[k].len) continue; /* empty contents are ignored, as by the reference */
+        int32_t got = token_to_id_n(tok, v[k].content, v[k].len);
+        if (got != v[k].id) {
+            bool in_vocab = str_map_find(&tok->vocab, v[k].content, v[k].len) >= 0;
+            rc = m2u_fail("added_tokens[%d] \"%s\": declared id %d, but the token gets id %d (%s); "
+                          "refusing to renumber it",
+                          k, v[k].content, (int)v[k].id, (int)got,
+                          in_vocab ? "its id in model.vocab"
+                                   : "the next free id after model.vocab and the added tokens before it");
+        }
+    }
     free(v);
     return rc;
 }

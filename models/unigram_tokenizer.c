@@ -1599,14 +1599,32 @@ static int parse_added_tokens(m2u_unigram *tok, const cJSON *list) {
             return m2u_fail("added_tokens[%d] \"%s\": single_word, lstrip, rstrip and normalized tokens are not "
                             "supported",
                             idx, c->valuestring);
+        const cJSON *idj = cJSON_GetObjectItemCaseSensitive(it, "id");
+        if (!cJSON_IsNumber(idj) || !(idj->valuedouble >= 0 && idj->valuedouble < 1e8) ||
+            idj->valuedouble != (double)(int32_t)idj->valuedouble)
+            return m2u_fail("added_tokens[%d] \"%s\": id must be a non-negative integer", idx, c->valuestring);
+        int32_t declared = (int32_t)idj->valuedouble;
         size_t len = strlen(c->valuestring);
-        bool dup = false;
-        for (int k = 0; k < tok->n_added && !dup; k++)
-            dup = tok->added[k].len == len && !memcmp(tok->added[k].content, c->valuestring, len);
+        int32_t id = -1;
+        for (int k = 0; k < tok->n_added && id < 0; k++)
+            if (tok->added[k].len == len && !memcmp(tok->added[k].content, c->valuestring, len)) id = tok->added[k].id;
+        bool dup = id >= 0, in_vocab = false;
+        if (!dup) {
+            id = idmap_get(&tok->map, tok->pieces, c->valuestring, len);
+            in_vocab = id >= 0;
+            if (id < 0) id = tok->n_ids++; /* not in the model: the next free id, as AddedVocabulary does */
+        }
+        /* The reference renumbers a token whose declared id differs (with only a logged warning),
+         * which would silently give its embedding row to another token: refuse the file. */
+        if (declared != id)
+            return m2u_fail("added_tokens[%d] \"%s\": declared id %d, but the token gets id %d (%s); refusing to "
+                            "renumber it",
+                            idx, c->valuestring, (int)declared, (int)id,
+                            dup ? "the id of its earlier entry"
+                                : in_vocab ? "its id in model.vocab"
+                                           : "the next free id after model.vocab and the added tokens before it");
         idx++;
         if (dup) continue;
-        int32_t id = idmap_get(&tok->map, tok->pieces, c->valuestring, len);
-        if (id < 0) id = tok->n_ids++; /* not in the model: the next free id, as AddedVocabulary does */
         added_token *t = &tok->added[tok->n_added++];
         t->content = copy_n(c->valuestring, len);
         if (!t->content) return m2u_fail("out of memory");

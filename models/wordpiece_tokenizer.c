@@ -388,11 +388,37 @@ static int parse_model(m2u_wordpiece *tok, const cJSON *m, const cJSON *added) {
             return m2u_fail("model.vocab[\"%s\"]: id must be a non-negative integer", it->string);
         if (it->valueint > max_id) max_id = it->valueint;
     }
+    /* Each added token must declare the id the reference gives it (its model.vocab id, else the
+     * next free one after the vocabulary and the earlier added tokens): the reference renumbers a
+     * token that declares another, with only a logged warning, which would silently give its
+     * embedding row to another token.  Checked here, before any id sizes an allocation. */
+    int n_model = cJSON_GetArraySize(vocab), max_added = -1, k = 0;
     cJSON_ArrayForEach(it, added) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 1e8)
-            return m2u_fail("added_tokens: every entry needs a non-negative integer id");
-        if (id->valueint > max_id) max_id = id->valueint;
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+        if (!cJSON_IsString(c) || !c->valuestring[0])
+            return m2u_fail("added_tokens[%d].content must be a non-empty string", k);
+        if (!cJSON_IsNumber(id) || !(id->valuedouble >= 0 && id->valuedouble < 1e8) ||
+            id->valuedouble != (double)(int)id->valuedouble)
+            return m2u_fail("added_tokens[%d] \"%s\": id must be a non-negative integer", k, c->valuestring);
+        int want = -1;
+        const char *why = "the id of its earlier entry";
+        for (const cJSON *e = added->child; e != it && want < 0; e = e->next) {
+            const cJSON *ec = cJSON_GetObjectItemCaseSensitive(e, "content");
+            if (!strcmp(ec->valuestring, c->valuestring)) want = cJSON_GetObjectItemCaseSensitive(e, "id")->valueint;
+        }
+        if (want < 0) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(vocab, c->valuestring);
+            want = v ? v->valueint : (max_added >= n_model ? max_added + 1 : n_model);
+            why = v ? "its id in model.vocab" : "the next free id after model.vocab and the added tokens before it";
+        }
+        if (id->valueint != want)
+            return m2u_fail("added_tokens[%d] \"%s\": declared id %d, but the token gets id %d (%s); refusing to "
+                            "renumber it",
+                            k, c->valuestring, id->valueint, want, why);
+        if (want > max_added) max_added = want;
+        if (want > max_id) max_id = want;
+        k++;
     }
     tok->n_vocab = max_id + 1;
     for (tok->n_slots = 16; tok->n_slots < 2 * (size_t)tok->n_vocab;) tok->n_slots *= 2;

@@ -347,6 +347,36 @@ static void error_cases(const char *tmpdir) {
     check_refused(tmpdir, "decoder", buf, "decoder.decoders[]");
     snprintf(buf, sizeof buf, "{%s},\"truncation\":{\"max_length\":8}}", bpe);
     check_refused(tmpdir, "truncation", buf, "truncation");
+    /* Added tokens whose declared id is not the one they get: the reference renumbers them
+     * silently (a warning in its log), so an embedding row would belong to another token. */
+    static const char *const added_cases[][3] = {
+        /* tag, added_tokens, text the message must contain */
+        {"added_beyond", "[{\"id\":7,\"content\":\"<x>\",\"special\":true}]", "declared id 7, but the token gets id 3"},
+        {"added_gap", "[{\"id\":3,\"content\":\"<x>\"},{\"id\":5,\"content\":\"<y>\"}]",
+         "added_tokens[1] \"<y>\": declared id 5, but the token gets id 4"},
+        {"added_vocab", "[{\"id\":1,\"content\":\"ab\"}]", "declared id 1, but the token gets id 2 (its id in model.vocab)"},
+        {"added_noid", "[{\"content\":\"<x>\"}]", "added_tokens[0] \"<x>\": id must be an integer"},
+        {"added_negid", "[{\"id\":-1,\"content\":\"<x>\"}]", "id must be an integer"},
+    };
+    for (size_t k = 0; k < sizeof added_cases / sizeof added_cases[0]; k++) {
+        snprintf(buf, sizeof buf, "{%s},\"added_tokens\":%s}", bpe, added_cases[k][1]);
+        check_refused(tmpdir, added_cases[k][0], buf, added_cases[k][2]);
+    }
+    /* ... and the ids the reference gives are accepted (a vocabulary entry, then the next ids). */
+    {
+        snprintf(buf, sizeof buf, "{%s},\"added_tokens\":[{\"id\":2,\"content\":\"ab\"},{\"id\":3,\"content\":"
+                                  "\"<x>\"},{\"id\":4,\"content\":\"<y>\",\"special\":true}]}",
+                 bpe);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/m2u_test_tokenizer_%ld_added_ok.json", tmpdir, (long)getpid());
+        m2u_tokenizer *tok = NULL;
+        CHECK(m2u_write_file_atomic(path, buf, strlen(buf)) == 0 && m2u_tokenizer_load(path, &tok) == 0,
+              "consistent added ids: %s", m2u_last_error());
+        CHECK(tok && m2u_tokenizer_token_to_id(tok, "<x>") == 3 && m2u_tokenizer_token_to_id(tok, "<y>") == 4,
+              "added ids kept");
+        m2u_tokenizer_free(tok);
+        unlink(path);
+    }
 
     m2u_tokenizer *tok = (m2u_tokenizer *)&tok;
     CHECK(m2u_tokenizer_load(TOK_DIR "does-not-exist.json", &tok) == -1 && tok == NULL, "missing file must fail");
