@@ -1104,6 +1104,32 @@ int m2u_tokenizer_decode_n(const m2u_tokenizer *tok, const int32_t *ids, size_t 
 
 /* ======================================================================== small accessors */
 
+int m2u_tokenizer_merge_ranks(const m2u_tokenizer *tok, int32_t *rank, int32_t n, int64_t *n_unlisted) {
+    if (!tok || n < 0 || (n > 0 && !rank)) return m2u_fail("m2u_tokenizer_merge_ranks: bad arguments");
+    for (int32_t i = 0; i < n; i++) rank[i] = -1;
+    for (size_t i = 0; i < tok->merges.cap; i++) { /* the pair map holds each merge once (the last wins) */
+        const pair_slot *e = &tok->merges.slots[i];
+        if (e->a < 0 || e->new_id >= n) continue;
+        if (rank[e->new_id] < 0 || e->rank < (uint32_t)rank[e->new_id]) rank[e->new_id] = (int32_t)e->rank;
+    }
+    if (!n_unlisted) return 0;
+    int64_t bad = 0;
+    for (int32_t id = 0; id < tok->n_id; id++) {
+        const char *p = tok->id_str[id];
+        size_t len = p ? tok->id_len[id] : 0;
+        for (size_t k = 1; k < len; k++) {
+            if (((unsigned char)p[k] & 0xC0) == 0x80) continue; /* inside a character */
+            int ia = str_map_find(&tok->vocab, p, k), ib = str_map_find(&tok->vocab, p + k, len - k);
+            if (ia >= 0 && ib >= 0 && !pair_map_find(&tok->merges, ia, ib)) {
+                bad++;
+                break;
+            }
+        }
+    }
+    *n_unlisted = bad;
+    return 0;
+}
+
 int m2u_tokenizer_vocab_size(const m2u_tokenizer *tok) {
     if (!tok) return 0;
     int32_t n = tok->n_id;

@@ -455,10 +455,44 @@ static void long_word(const m2u_tokenizer *tok) {
     free(w);
 }
 
+/* m2u_tokenizer_merge_ranks (the GGUF export's scores): the first merge making each piece, and the
+ * pieces two pieces join to without a listed merge.  On LLaMA-2: every split is listed. */
+static void merge_rank_checks(const char *tmpdir) {
+    static const char json[] =
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"c\":2,\"ab\":3,\"bc\":4,\"abc\":5,\"x\":6},"
+        "\"merges\":[\"a b\",\"ab c\",\"a b\"]}}";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/m2u_test_tokenizer_%ld_ranks.json", tmpdir, (long)getpid());
+    m2u_tokenizer *tok = NULL;
+    CHECK(m2u_write_file_atomic(path, json, sizeof json - 1) == 0 && m2u_tokenizer_load(path, &tok) == 0, "load: %s",
+          m2u_last_error());
+    unlink(path);
+    if (!tok) return;
+    int32_t rank[8];
+    int64_t unlisted = -1;
+    CHECK(m2u_tokenizer_merge_ranks(tok, rank, 8, &unlisted) == 0, "%s", m2u_last_error());
+    /* "a b" is listed twice: the last rank (2) counts, as in HF's merge map */
+    static const int32_t want[8] = {-1, -1, -1, 2, -1, 1, -1, -1};
+    for (int i = 0; i < 8; i++) CHECK(rank[i] == want[i], "rank of id %d: %d, want %d", i, rank[i], want[i]);
+    /* "bc" = b + c and "abc" = a + bc: pairs model.merges does not list */
+    CHECK(unlisted == 2, "unlisted splits: %lld, want 2", (long long)unlisted);
+    m2u_tokenizer_free(tok);
+    CHECK(m2u_tokenizer_load(TOK_DIR "tokenizer.json", &tok) == 0, "%s", m2u_last_error());
+    if (!tok) return;
+    int32_t *r = malloc(32000 * sizeof *r);
+    CHECK(r && m2u_tokenizer_merge_ranks(tok, r, 32000, &unlisted) == 0 && unlisted == 0,
+          "LLaMA-2: %lld pieces have an unlisted split", (long long)unlisted);
+    /* "▁t" (id 260) is LLaMA-2's first merge; "<s>" and byte tokens come from none */
+    CHECK(r && r[260] == 0 && r[1] == -1 && r[3 + 'A'] == -1, "LLaMA-2 ranks %d %d", r ? r[260] : 0, r ? r[1] : 0);
+    free(r);
+    m2u_tokenizer_free(tok);
+}
+
 int main(void) {
     const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     error_cases(tmpdir);
     api_checks();
+    merge_rank_checks(tmpdir);
 
     char *data, *basetxt;
     size_t len, baselen;
