@@ -22,6 +22,8 @@
  * and the field, rather than silently giving different ids. */
 #include "tokenizer.h"
 
+#include "tokenizer_json.h"
+
 #include "utf8_util.h"
 
 #include "fileio.h"
@@ -1191,21 +1193,9 @@ void m2u_tokenizer_free(m2u_tokenizer *tok) {
     free(tok);
 }
 
-static bool is_null(const cJSON *j) { return !j || cJSON_IsNull(j); }
 
 /* Optional boolean field: absent/null keeps *out. */
-static int get_bool(const cJSON *obj, const char *key, const char *where, bool *out) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (is_null(j)) return 0;
-    if (!cJSON_IsBool(j)) return m2u_fail("%s.%s must be true or false", where, key);
-    *out = cJSON_IsTrue(j);
-    return 0;
-}
 
-static const char *get_type(const cJSON *obj) {
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "type");
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
 
 /* A JSON string that must be exactly one character (Metaspace replacement, Strip content). */
 static int get_char(const cJSON *obj, const char *key, const char *where, uint32_t *cp) {
@@ -1240,7 +1230,7 @@ static int get_string_pattern(const cJSON *obj, const char *where, const char **
 static int parse_prepend_scheme(const cJSON *obj, const char *where, prepend_scheme *out) {
     const cJSON *ps = cJSON_GetObjectItemCaseSensitive(obj, "prepend_scheme");
     *out = SCHEME_ALWAYS; /* the reference's default */
-    if (!is_null(ps)) {
+    if (!m2u_tj_null(ps)) {
         if (!cJSON_IsString(ps)) return m2u_fail("%s.prepend_scheme must be a string", where);
         if (!strcmp(ps->valuestring, "always")) *out = SCHEME_ALWAYS;
         else if (!strcmp(ps->valuestring, "first")) *out = SCHEME_FIRST;
@@ -1248,9 +1238,9 @@ static int parse_prepend_scheme(const cJSON *obj, const char *where, prepend_sch
         else return m2u_fail("%s.prepend_scheme \"%s\" is not supported", where, ps->valuestring);
     }
     bool aps = true; /* older files say add_prefix_space instead; false means "never" */
-    if (get_bool(obj, "add_prefix_space", where, &aps)) return -1;
+    if (m2u_tj_bool(obj, "add_prefix_space", where, &aps)) return -1;
     if (!aps) {
-        if (!is_null(ps) && *out != SCHEME_NEVER)
+        if (!m2u_tj_null(ps) && *out != SCHEME_NEVER)
             return m2u_fail("%s: add_prefix_space does not match prepend_scheme", where);
         *out = SCHEME_NEVER;
     }
@@ -1258,7 +1248,7 @@ static int parse_prepend_scheme(const cJSON *obj, const char *where, prepend_sch
 }
 
 static int parse_normalizer(m2u_tokenizer *tok, const cJSON *n, const char *where) {
-    const char *type = get_type(n);
+    const char *type = m2u_tj_type(n);
     if (!type) return m2u_fail("%s: missing \"type\"", where);
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
@@ -1307,7 +1297,7 @@ static int parse_normalizer(m2u_tokenizer *tok, const cJSON *n, const char *wher
 }
 
 static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) {
-    const char *type = get_type(d);
+    const char *type = m2u_tj_type(d);
     if (!type) return m2u_fail("%s: missing \"type\"", where);
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(d, "decoders");
@@ -1367,21 +1357,21 @@ static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) 
 }
 
 static int parse_pre_tokenizer(m2u_tokenizer *tok, const cJSON *p) {
-    const char *type = get_type(p);
+    const char *type = m2u_tj_type(p);
     if (!type || strcmp(type, "Metaspace"))
         return m2u_fail("pre_tokenizer: type \"%s\" is not supported (only null or Metaspace)", type ? type : "?");
     uint32_t cp;
     if (get_char(p, "replacement", "pre_tokenizer", &cp) || parse_prepend_scheme(p, "pre_tokenizer", &tok->ms_scheme))
         return -1;
     tok->ms_split = true;
-    if (get_bool(p, "split", "pre_tokenizer", &tok->ms_split)) return -1;
+    if (m2u_tj_bool(p, "split", "pre_tokenizer", &tok->ms_split)) return -1;
     tok->ms_rep_len = m2u_utf8_encode(cp, tok->ms_rep);
     tok->metaspace = true;
     return 0;
 }
 
 static int parse_post_processor(m2u_tokenizer *tok, const cJSON *p) {
-    const char *type = get_type(p);
+    const char *type = m2u_tj_type(p);
     if (!type || strcmp(type, "TemplateProcessing"))
         return m2u_fail("post_processor: type \"%s\" is not supported (only null or TemplateProcessing)",
                         type ? type : "?");
@@ -1438,24 +1428,24 @@ static int parse_post_processor(m2u_tokenizer *tok, const cJSON *p) {
 
 static int parse_model(m2u_tokenizer *tok, const cJSON *model) {
     if (!cJSON_IsObject(model)) return m2u_fail("model: missing or not an object");
-    const char *type = get_type(model);
+    const char *type = m2u_tj_type(model);
     if (!type) return m2u_fail("model.type: missing");
     if (strcmp(type, "BPE")) return m2u_fail("model.type \"%s\" is not supported (only BPE)", type);
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
-    if (!is_null(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0.0))
+    if (!m2u_tj_null(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0.0))
         return m2u_fail("model.dropout must be null (BPE dropout is random, so not reproducible)");
     const char *affix[2] = {"continuing_subword_prefix", "end_of_word_suffix"};
     for (int i = 0; i < 2; i++) {
         const cJSON *j = cJSON_GetObjectItemCaseSensitive(model, affix[i]);
-        if (!is_null(j) && !(cJSON_IsString(j) && j->valuestring[0] == '\0'))
+        if (!m2u_tj_null(j) && !(cJSON_IsString(j) && j->valuestring[0] == '\0'))
             return m2u_fail("model.%s is not supported (must be null)", affix[i]);
     }
-    if (get_bool(model, "fuse_unk", "model", &tok->fuse_unk) ||
-        get_bool(model, "byte_fallback", "model", &tok->byte_fallback) ||
-        get_bool(model, "ignore_merges", "model", &tok->ignore_merges))
+    if (m2u_tj_bool(model, "fuse_unk", "model", &tok->fuse_unk) ||
+        m2u_tj_bool(model, "byte_fallback", "model", &tok->byte_fallback) ||
+        m2u_tj_bool(model, "ignore_merges", "model", &tok->ignore_merges))
         return -1;
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
-    if (!is_null(unk)) {
+    if (!m2u_tj_null(unk)) {
         if (!cJSON_IsString(unk)) return m2u_fail("model.unk_token must be a string or null");
         tok->unk_token = dup_n(unk->valuestring, strlen(unk->valuestring));
         if (!tok->unk_token) return m2u_fail("out of memory");
@@ -1559,77 +1549,49 @@ static int parse_model(m2u_tokenizer *tok, const cJSON *model) {
     return 0;
 }
 
+static int32_t model_id(const void *ctx, const char *s, size_t n) {
+    return str_map_find(&((const m2u_tokenizer *)ctx)->vocab, s, n);
+}
+
+/* The entries and their ids are checked by the shared parser (tokenizer_json.h); add_tokens then
+ * derives the same ids, as the reference does. */
 static int parse_added_tokens(m2u_tokenizer *tok, const cJSON *list) {
-    if (is_null(list)) return 0;
-    if (!cJSON_IsArray(list)) return m2u_fail("added_tokens must be an array");
-    int n = cJSON_GetArraySize(list), i = 0;
+    m2u_tj_added *a;
+    int n;
+    if (m2u_tj_parse_added(list, model_id, tok, tok->n_vocab, true, &a, &n)) return -1;
     added_token *v = calloc((size_t)(n ? n : 1), sizeof *v);
-    if (!v) return m2u_fail("out of memory");
-    const cJSON *e;
-    cJSON_ArrayForEach(e, list) {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
-        if (!cJSON_IsString(c)) {
-            free(v);
-            return m2u_fail("added_tokens[%d].content must be a string", i);
-        }
-        /* The reference re-derives every id (an existing vocabulary entry keeps its id, a new
-         * token gets the next free one) and only logs a warning when the declared "id" differs;
-         * the declared id is checked against the derived one after add_tokens, below. */
-        int32_t declared;
-        if (get_index(cJSON_GetObjectItemCaseSensitive(e, "id"), MAX_TOKEN_ID, &declared)) {
-            free(v);
-            return m2u_fail("added_tokens[%d] \"%s\": id must be an integer in [0, %d)", i, c->valuestring,
-                            MAX_TOKEN_ID);
-        }
-        added_token t = {.content = c->valuestring, .len = strlen(c->valuestring), .normalized = true,
-                         .id = declared};
-        if (get_bool(e, "special", "added_tokens[]", &t.special) ||
-            get_bool(e, "single_word", "added_tokens[]", &t.single_word) ||
-            get_bool(e, "lstrip", "added_tokens[]", &t.lstrip) || get_bool(e, "rstrip", "added_tokens[]", &t.rstrip) ||
-            get_bool(e, "normalized", "added_tokens[]", &t.normalized)) {
-            free(v);
-            return -1;
-        }
-        v[i++] = t;
+    if (!v) {
+        free(a);
+        return m2u_fail("out of memory");
     }
+    for (int i = 0; i < n; i++)
+        v[i] = (added_token){.content = (char *)a[i].content, .len = a[i].len, .id = a[i].id,
+                             .special = a[i].special, .single_word = a[i].single_word, .lstrip = a[i].lstrip,
+                             .rstrip = a[i].rstrip, .normalized = a[i].normalized};
     int rc = add_tokens(tok, v, n);
-    /* A declared id that is not the one the token gets (beyond the vocabulary, a gap after it, or
-     * a vocabulary entry's content under another id) would silently renumber the token, and every
-     * embedding row trained for it would belong to another token: refuse the file instead. */
-    for (int k = 0; !rc && k < n; k++) {
-        if (!v[k].len) continue; /* empty contents are ignored, as by the reference */
-        int32_t got = token_to_id_n(tok, v[k].content, v[k].len);
-        if (got != v[k].id) {
-            bool in_vocab = str_map_find(&tok->vocab, v[k].content, v[k].len) >= 0;
-            rc = m2u_fail("added_tokens[%d] \"%s\": declared id %d, but the token gets id %d (%s); "
-                          "refusing to renumber it",
-                          k, v[k].content, (int)v[k].id, (int)got,
-                          in_vocab ? "its id in model.vocab"
-                                   : "the next free id after model.vocab and the added tokens before it");
-        }
-    }
     free(v);
+    free(a);
     return rc;
 }
 
 static int parse_root(m2u_tokenizer *tok, const cJSON *root) {
     if (!cJSON_IsObject(root)) return m2u_fail("not a JSON object");
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
-    if (!is_null(ver) && !(cJSON_IsString(ver) && !strcmp(ver->valuestring, "1.0")))
+    if (!m2u_tj_null(ver) && !(cJSON_IsString(ver) && !strcmp(ver->valuestring, "1.0")))
         return m2u_fail("version: only \"1.0\" is supported");
-    if (!is_null(cJSON_GetObjectItemCaseSensitive(root, "truncation")))
+    if (!m2u_tj_null(cJSON_GetObjectItemCaseSensitive(root, "truncation")))
         return m2u_fail("truncation: must be null (truncation is not supported)");
-    if (!is_null(cJSON_GetObjectItemCaseSensitive(root, "padding")))
+    if (!m2u_tj_null(cJSON_GetObjectItemCaseSensitive(root, "padding")))
         return m2u_fail("padding: must be null (padding is not supported)");
     if (parse_model(tok, cJSON_GetObjectItemCaseSensitive(root, "model"))) return -1;
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-    if (!is_null(n) && parse_normalizer(tok, n, "normalizer")) return -1;
+    if (!m2u_tj_null(n) && parse_normalizer(tok, n, "normalizer")) return -1;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-    if (!is_null(p) && parse_pre_tokenizer(tok, p)) return -1;
+    if (!m2u_tj_null(p) && parse_pre_tokenizer(tok, p)) return -1;
     const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
-    if (!is_null(pp) && parse_post_processor(tok, pp)) return -1;
+    if (!m2u_tj_null(pp) && parse_post_processor(tok, pp)) return -1;
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "decoder");
-    if (!is_null(d)) {
+    if (!m2u_tj_null(d)) {
         tok->has_decoder = true;
         if (parse_decoder(tok, d, "decoder")) return -1;
     }
@@ -1639,17 +1601,8 @@ static int parse_root(m2u_tokenizer *tok, const cJSON *root) {
 
 int m2u_tokenizer_load(const char *path, m2u_tokenizer **out) {
     *out = NULL;
-    char *data;
-    size_t len;
-    if (m2u_read_file(path, &data, &len)) return -1;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
-    if (!root) {
-        long at = end ? (long)(end - data) : -1;
-        free(data);
-        return m2u_fail("%s: malformed JSON near byte %ld", path, at);
-    }
-    free(data);
+    cJSON *root;
+    if (m2u_tj_read(path, &root)) return -1;
     m2u_tokenizer *tok = calloc(1, sizeof *tok);
     if (!tok) {
         cJSON_Delete(root);

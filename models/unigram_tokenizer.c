@@ -17,6 +17,8 @@
  * character is looked up on its own. */
 #include "unigram_tokenizer.h"
 
+#include "tokenizer_json.h"
+
 #include "fileio.h"
 #include "m2u_error.h"
 #include "utf8_util.h"
@@ -1172,21 +1174,9 @@ void m2u_unigram_free(m2u_unigram *tok) {
     free(tok);
 }
 
-static bool json_null(const cJSON *j) { return !j || cJSON_IsNull(j); }
 
-static const char *json_type(const cJSON *obj) {
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "type");
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
 
 /* Optional boolean: absent/null leaves *out as it is. */
-static int json_bool(const cJSON *obj, const char *key, const char *where, bool *out) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (json_null(j)) return 0;
-    if (!cJSON_IsBool(j)) return m2u_fail("%s.%s must be true or false", where, key);
-    *out = cJSON_IsTrue(j);
-    return 0;
-}
 
 static bool json_id(const cJSON *j, int64_t limit, int32_t *out) {
     if (!cJSON_IsNumber(j)) return false;
@@ -1369,7 +1359,7 @@ static int add_norm(m2u_unigram *tok, const norm_op *op) {
 }
 
 static int parse_normalizer(m2u_unigram *tok, const cJSON *n, const char *where) {
-    const char *type = json_type(n);
+    const char *type = m2u_tj_type(n);
     if (!type) return m2u_fail("%s: missing \"type\"", where);
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
@@ -1388,7 +1378,7 @@ static int parse_normalizer(m2u_unigram *tok, const cJSON *n, const char *where)
     } else if (!strcmp(type, "Strip")) {
         op.kind = NORM_STRIP;
         op.left = op.right = true;
-        rc = json_bool(n, "strip_left", where, &op.left) || json_bool(n, "strip_right", where, &op.right) ? -1 : 0;
+        rc = m2u_tj_bool(n, "strip_left", where, &op.left) || m2u_tj_bool(n, "strip_right", where, &op.right) ? -1 : 0;
     } else if (!strcmp(type, "Replace")) {
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(n, "content");
         if (!cJSON_IsString(c)) return m2u_fail("%s.content must be a string", where);
@@ -1412,7 +1402,7 @@ static int parse_normalizer(m2u_unigram *tok, const cJSON *n, const char *where)
 }
 
 static int parse_pre_tokenizer(m2u_unigram *tok, const cJSON *p, const char *where) {
-    const char *type = json_type(p);
+    const char *type = m2u_tj_type(p);
     if (!type) return m2u_fail("%s: missing \"type\"", where);
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
@@ -1438,7 +1428,7 @@ static int parse_pre_tokenizer(m2u_unigram *tok, const cJSON *p, const char *whe
         op.rep_len = (int)rl;
         op.scheme = SCHEME_ALWAYS;
         const cJSON *ps = cJSON_GetObjectItemCaseSensitive(p, "prepend_scheme");
-        if (!json_null(ps)) {
+        if (!m2u_tj_null(ps)) {
             if (!cJSON_IsString(ps)) return m2u_fail("%s.prepend_scheme must be a string", where);
             if (!strcmp(ps->valuestring, "always")) op.scheme = SCHEME_ALWAYS;
             else if (!strcmp(ps->valuestring, "first")) op.scheme = SCHEME_FIRST;
@@ -1446,14 +1436,14 @@ static int parse_pre_tokenizer(m2u_unigram *tok, const cJSON *p, const char *whe
             else return m2u_fail("%s.prepend_scheme \"%s\" is not supported", where, ps->valuestring);
         }
         bool add_prefix = true;
-        if (json_bool(p, "add_prefix_space", where, &add_prefix)) return -1;
+        if (m2u_tj_bool(p, "add_prefix_space", where, &add_prefix)) return -1;
         if (!add_prefix) {
-            if (op.scheme != SCHEME_NEVER && !json_null(ps))
+            if (op.scheme != SCHEME_NEVER && !m2u_tj_null(ps))
                 return m2u_fail("%s: add_prefix_space does not match declared prepend_scheme", where);
             op.scheme = SCHEME_NEVER;
         }
         op.split = true;
-        if (json_bool(p, "split", where, &op.split)) return -1;
+        if (m2u_tj_bool(p, "split", where, &op.split)) return -1;
     } else {
         return m2u_fail("%s: type \"%s\" is not supported (only Sequence, Metaspace, WhitespaceSplit)", where, type);
     }
@@ -1465,7 +1455,7 @@ static int parse_pre_tokenizer(m2u_unigram *tok, const cJSON *p, const char *whe
 }
 
 static int parse_post_processor(m2u_unigram *tok, const cJSON *p) {
-    const char *type = json_type(p);
+    const char *type = m2u_tj_type(p);
     if (!type || strcmp(type, "TemplateProcessing"))
         return m2u_fail("post_processor: type \"%s\" is not supported (only null or TemplateProcessing)",
                         type ? type : "?");
@@ -1521,7 +1511,7 @@ static int parse_post_processor(m2u_unigram *tok, const cJSON *p) {
 
 static int parse_model(m2u_unigram *tok, const cJSON *model) {
     if (!cJSON_IsObject(model)) return m2u_fail("model: missing or not an object");
-    const char *type = json_type(model);
+    const char *type = m2u_tj_type(model);
     if (!type || strcmp(type, "Unigram"))
         return m2u_fail("model.type \"%s\" is not supported (only Unigram)", type ? type : "(missing)");
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
@@ -1562,12 +1552,12 @@ static int parse_model(m2u_unigram *tok, const cJSON *model) {
     }
     tok->unk_id = -1;
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_id");
-    if (!json_null(unk)) {
+    if (!m2u_tj_null(unk)) {
         if (!json_id(unk, INT32_MAX, &tok->unk_id)) return m2u_fail("model.unk_id must be a non-negative integer or null");
         if (n == 0) return m2u_fail("model.vocab is empty but unk_id is set");
         if (tok->unk_id >= n) return m2u_fail("model.unk_id %d is outside the vocabulary (%d pieces)", tok->unk_id, n);
     }
-    if (json_bool(model, "byte_fallback", "model", &tok->byte_fallback)) return -1;
+    if (m2u_tj_bool(model, "byte_fallback", "model", &tok->byte_fallback)) return -1;
     tok->n_ids = tok->n_pieces;
     return 0;
 }
@@ -1577,62 +1567,53 @@ static int cmp_added_len(const void *a, const void *b) {
     return x->len != y->len ? (x->len > y->len ? -1 : 1) : 0;
 }
 
+static int32_t model_id(const void *ctx, const char *s, size_t n) {
+    const m2u_unigram *tok = ctx;
+    return idmap_get(&tok->map, tok->pieces, s, n);
+}
+
+/* Entries, flags and ids are checked by the shared parser (tokenizer_json.h); this model supports
+ * only plain (special or not) added tokens matched on the raw text. */
 static int parse_added_tokens(m2u_unigram *tok, const cJSON *list) {
-    if (json_null(list)) return 0;
-    if (!cJSON_IsArray(list)) return m2u_fail("added_tokens must be an array");
-    int n = cJSON_GetArraySize(list);
-    if (n > MAX_ADDED) return m2u_fail("added_tokens: %d entries is too many", n);
+    m2u_tj_added *a;
+    int n;
+    if (m2u_tj_parse_added(list, model_id, tok, tok->n_ids, false, &a, &n)) return -1;
+    if (n > MAX_ADDED) {
+        free(a);
+        return m2u_fail("added_tokens: %d entries is too many", n);
+    }
     tok->added = calloc((size_t)(n ? n : 1), sizeof *tok->added);
-    if (!tok->added) return m2u_fail("out of memory (added tokens)");
-    const cJSON *it;
-    int idx = 0;
-    cJSON_ArrayForEach(it, list) {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "content");
-        if (!cJSON_IsString(c) || !c->valuestring[0]) return m2u_fail("added_tokens[%d].content must be a non-empty string", idx);
-        bool single_word = false, lstrip = false, rstrip = false, normalized = false, special = false;
-        if (json_bool(it, "single_word", "added_tokens[]", &single_word) ||
-            json_bool(it, "lstrip", "added_tokens[]", &lstrip) || json_bool(it, "rstrip", "added_tokens[]", &rstrip) ||
-            json_bool(it, "normalized", "added_tokens[]", &normalized) ||
-            json_bool(it, "special", "added_tokens[]", &special))
-            return -1;
-        if (single_word || lstrip || rstrip || normalized)
-            return m2u_fail("added_tokens[%d] \"%s\": single_word, lstrip, rstrip and normalized tokens are not "
-                            "supported",
-                            idx, c->valuestring);
-        const cJSON *idj = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (!cJSON_IsNumber(idj) || !(idj->valuedouble >= 0 && idj->valuedouble < 1e8) ||
-            idj->valuedouble != (double)(int32_t)idj->valuedouble)
-            return m2u_fail("added_tokens[%d] \"%s\": id must be a non-negative integer", idx, c->valuestring);
-        int32_t declared = (int32_t)idj->valuedouble;
-        size_t len = strlen(c->valuestring);
-        int32_t id = -1;
-        for (int k = 0; k < tok->n_added && id < 0; k++)
-            if (tok->added[k].len == len && !memcmp(tok->added[k].content, c->valuestring, len)) id = tok->added[k].id;
-        bool dup = id >= 0, in_vocab = false;
-        if (!dup) {
-            id = idmap_get(&tok->map, tok->pieces, c->valuestring, len);
-            in_vocab = id >= 0;
-            if (id < 0) id = tok->n_ids++; /* not in the model: the next free id, as AddedVocabulary does */
-        }
-        /* The reference renumbers a token whose declared id differs (with only a logged warning),
-         * which would silently give its embedding row to another token: refuse the file. */
-        if (declared != id)
-            return m2u_fail("added_tokens[%d] \"%s\": declared id %d, but the token gets id %d (%s); refusing to "
-                            "renumber it",
-                            idx, c->valuestring, (int)declared, (int)id,
-                            dup ? "the id of its earlier entry"
-                                : in_vocab ? "its id in model.vocab"
-                                           : "the next free id after model.vocab and the added tokens before it");
-        idx++;
+    if (!tok->added) {
+        free(a);
+        return m2u_fail("out of memory (added tokens)");
+    }
+    int rc = 0;
+    for (int idx = 0; idx < n && !rc; idx++) {
+        const m2u_tj_added *e = &a[idx];
+        if (!e->len) rc = m2u_fail("added_tokens[%d].content must be a non-empty string", idx);
+        else if (e->single_word || e->lstrip || e->rstrip || e->normalized)
+            rc = m2u_fail("added_tokens[%d] \"%s\": single_word, lstrip, rstrip and normalized tokens are not "
+                          "supported",
+                          idx, e->content);
+        if (rc) break;
+        bool dup = false;
+        for (int k = 0; k < tok->n_added && !dup; k++)
+            dup = tok->added[k].len == e->len && !memcmp(tok->added[k].content, e->content, e->len);
         if (dup) continue;
+        if (e->id >= tok->n_ids) tok->n_ids = e->id + 1; /* a new id (checked to follow the others) */
         added_token *t = &tok->added[tok->n_added++];
-        t->content = copy_n(c->valuestring, len);
-        if (!t->content) return m2u_fail("out of memory");
-        t->len = len;
-        t->id = id;
-        t->special = special;
+        t->content = copy_n(e->content, e->len);
+        if (!t->content) {
+            rc = m2u_fail("out of memory");
+            break;
+        }
+        t->len = e->len;
+        t->id = e->id;
+        t->special = e->special;
         tok->added_first[(unsigned char)t->content[0] >> 3] |= (uint8_t)(1u << ((unsigned char)t->content[0] & 7));
     }
+    free(a);
+    if (rc) return -1;
     qsort(tok->added, (size_t)tok->n_added, sizeof *tok->added, cmp_added_len);
     return 0;
 }
@@ -1640,32 +1621,26 @@ static int parse_added_tokens(m2u_unigram *tok, const cJSON *list) {
 static int parse_root(m2u_unigram *tok, const cJSON *root) {
     if (!cJSON_IsObject(root)) return m2u_fail("top level must be a JSON object");
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
-    if (!json_null(ver) && !(cJSON_IsString(ver) && !strcmp(ver->valuestring, "1.0")))
+    if (!m2u_tj_null(ver) && !(cJSON_IsString(ver) && !strcmp(ver->valuestring, "1.0")))
         return m2u_fail("version: only \"1.0\" is supported");
-    if (!json_null(cJSON_GetObjectItemCaseSensitive(root, "truncation")))
+    if (!m2u_tj_null(cJSON_GetObjectItemCaseSensitive(root, "truncation")))
         return m2u_fail("truncation: must be null (the caller truncates)");
-    if (!json_null(cJSON_GetObjectItemCaseSensitive(root, "padding")))
+    if (!m2u_tj_null(cJSON_GetObjectItemCaseSensitive(root, "padding")))
         return m2u_fail("padding: must be null (the caller pads)");
     if (parse_model(tok, cJSON_GetObjectItemCaseSensitive(root, "model"))) return -1;
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-    if (!json_null(n) && parse_normalizer(tok, n, "normalizer")) return -1;
+    if (!m2u_tj_null(n) && parse_normalizer(tok, n, "normalizer")) return -1;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-    if (!json_null(p) && parse_pre_tokenizer(tok, p, "pre_tokenizer")) return -1;
+    if (!m2u_tj_null(p) && parse_pre_tokenizer(tok, p, "pre_tokenizer")) return -1;
     const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
-    if (!json_null(pp) && parse_post_processor(tok, pp)) return -1;
+    if (!m2u_tj_null(pp) && parse_post_processor(tok, pp)) return -1;
     return parse_added_tokens(tok, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"));
 }
 
 int m2u_unigram_load(const char *path, m2u_unigram **out) {
     *out = NULL;
-    char *data;
-    size_t len;
-    if (m2u_read_file(path, &data, &len)) return -1;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
-    long at = root ? 0 : end ? (long)(end - data) : -1;
-    free(data);
-    if (!root) return m2u_fail("%s: malformed JSON near byte %ld", path, at);
+    cJSON *root;
+    if (m2u_tj_read(path, &root)) return -1;
     m2u_unigram *tok = calloc(1, sizeof *tok);
     if (!tok) {
         cJSON_Delete(root);

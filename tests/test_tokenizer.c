@@ -355,8 +355,8 @@ static void error_cases(const char *tmpdir) {
         {"added_gap", "[{\"id\":3,\"content\":\"<x>\"},{\"id\":5,\"content\":\"<y>\"}]",
          "added_tokens[1] \"<y>\": declared id 5, but the token gets id 4"},
         {"added_vocab", "[{\"id\":1,\"content\":\"ab\"}]", "declared id 1, but the token gets id 2 (its id in model.vocab)"},
-        {"added_noid", "[{\"content\":\"<x>\"}]", "added_tokens[0] \"<x>\": id must be an integer"},
-        {"added_negid", "[{\"id\":-1,\"content\":\"<x>\"}]", "id must be an integer"},
+        {"added_noid", "[{\"content\":\"<x>\"}]", "added_tokens[0] \"<x>\": id must be a non-negative integer"},
+        {"added_negid", "[{\"id\":-1,\"content\":\"<x>\"}]", "id must be a non-negative integer"},
     };
     for (size_t k = 0; k < sizeof added_cases / sizeof added_cases[0]; k++) {
         snprintf(buf, sizeof buf, "{%s},\"added_tokens\":%s}", bpe, added_cases[k][1]);

@@ -1,0 +1,50 @@
+/* The tokenizer.json pieces the three tokenizer models share (BPE: tokenizer.c, Unigram:
+ * unigram_tokenizer.c, WordPiece: wordpiece_tokenizer.c), as llama.cpp's single vocabulary serves
+ * its models: the JSON field readers with one message style, and the added_tokens list with
+ * Hugging Face's id rule.  (The first step of one shared pipeline: normalizers, pre-tokenizers and
+ * decoders are still parsed by each model.)  Library code: errors via m2u_fail, nothing printed. */
+#ifndef M2U_TOKENIZER_JSON_H
+#define M2U_TOKENIZER_JSON_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Read and parse a tokenizer.json.  Errors name the file: "malformed JSON near byte N", or "not a
+ * JSON object" when the top level is something else (the models never accept that). */
+int m2u_tj_read(const char *path, cJSON **root);
+
+/* absent or JSON null */
+bool m2u_tj_null(const cJSON *j);
+/* obj["type"] when it is a string, else NULL */
+const char *m2u_tj_type(const cJSON *obj);
+/* obj[key] into *out; absent or null leaves *out (the caller's default).  Errors name where.key. */
+int m2u_tj_bool(const cJSON *obj, const char *key, const char *where, bool *out);
+int m2u_tj_str(const cJSON *obj, const char *key, const char *where, const char **out); /* borrowed */
+int m2u_tj_int(const cJSON *obj, const char *key, const char *where, int min, int *out);
+
+/* One entry of tokenizer.json's added_tokens; content borrowed from the cJSON document. */
+typedef struct {
+    const char *content;
+    size_t len;
+    int32_t id; /* declared, and checked to be the id the reference gives the token */
+    bool special, single_word, lstrip, rstrip, normalized;
+} m2u_tj_added;
+
+/* The id of s[0..n) in the model's own vocabulary, or -1. */
+typedef int32_t (*m2u_tj_model_id)(const void *ctx, const char *s, size_t n);
+
+/* Parse added_tokens (absent or null: none).  Every entry needs a string content, an integer id and
+ * boolean flags; an absent flag is false, except normalized: normalized_default (tokenizers' own
+ * default is true; the Unigram and WordPiece models, which match added tokens on the raw text only,
+ * have always read an absent one as false).  The id must
+ * be the one HF tokenizers gives the token: its model vocabulary id, else the id of an earlier entry
+ * with the same content, else the next free one (n_model, or one past the largest added id when that
+ * is already >= n_model).  HF renumbers a token that declares another id with only a logged warning,
+ * which would give its trained embedding row to another token: here the file is refused.  An empty
+ * content has no id (the reference ignores it).  *out is malloc'ed (caller frees), *n_out entries. */
+int m2u_tj_parse_added(const cJSON *list, m2u_tj_model_id model_id, const void *ctx, int32_t n_model,
+                       bool normalized_default, m2u_tj_added **out, int *n_out);
+
+#endif
