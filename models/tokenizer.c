@@ -260,7 +260,7 @@ typedef struct {
     size_t alen, blen;
 } norm_op;
 
-typedef enum { SCHEME_ALWAYS, SCHEME_FIRST, SCHEME_NEVER } prepend_scheme;
+typedef m2u_tj_prepend prepend_scheme;
 
 typedef enum { DEC_REPLACE, DEC_BYTE_FALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE } dec_kind;
 typedef struct {
@@ -272,7 +272,7 @@ typedef struct {
     prepend_scheme scheme; /* METASPACE */
 } dec_op;
 
-#define TPL_SEQUENCE (-1) /* marks where the encoded text goes in the template */
+#define TPL_SEQUENCE M2U_TJ_TPL_SEQUENCE /* where the encoded text goes in the template */
 
 struct m2u_tokenizer {
     /* --- BPE model --- */
@@ -823,7 +823,7 @@ static int pretok_and_model(const m2u_tokenizer *tok, work *w, const char *s, si
     bool starts = false;
     if (n > 0 && s[0] == ' ') starts = true;
     else if (n >= rl && memcmp(s, tok->ms_rep, rl) == 0) starts = true;
-    bool prepend = tok->ms_scheme == SCHEME_ALWAYS || (tok->ms_scheme == SCHEME_FIRST && first);
+    bool prepend = tok->ms_scheme == M2U_TJ_PREPEND_ALWAYS || (tok->ms_scheme == M2U_TJ_PREPEND_FIRST && first);
     if (prepend && !starts && sb_put(b, tok->ms_rep, rl)) return -1;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == ' ') {
@@ -1035,7 +1035,7 @@ static int apply_decoder(const dec_op *op, const strlist *in, strlist *out) {
             for (size_t j = 0; j < n;) {
                 if (j + cl <= n && memcmp(s + j, enc, cl) == 0) {
                     /* the first token loses ALL its replacement characters, as in the reference */
-                    if (!(i == 0 && op->scheme != SCHEME_NEVER) && sb_put(&out->b, " ", 1)) return -1;
+                    if (!(i == 0 && op->scheme != M2U_TJ_PREPEND_NEVER) && sb_put(&out->b, " ", 1)) return -1;
                     j += cl;
                 } else {
                     if (sb_put(&out->b, s + j, 1)) return -1;
@@ -1197,16 +1197,6 @@ void m2u_tokenizer_free(m2u_tokenizer *tok) {
 /* Optional boolean field: absent/null keeps *out. */
 
 
-/* A JSON string that must be exactly one character (Metaspace replacement, Strip content). */
-static int get_char(const cJSON *obj, const char *key, const char *where, uint32_t *cp) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsString(j) || !j->valuestring[0]) return m2u_fail("%s.%s must be a one-character string", where, key);
-    const unsigned char *s = (const unsigned char *)j->valuestring;
-    size_t n = strlen(j->valuestring);
-    if (m2u_utf8_valid_prefix(s, n) != n || (size_t)m2u_utf8_decode(s, cp) != n)
-        return m2u_fail("%s.%s must be a one-character string", where, key);
-    return 0;
-}
 
 static int get_index(const cJSON *j, int64_t max, int32_t *out) {
     if (!cJSON_IsNumber(j)) return -1;
@@ -1227,25 +1217,6 @@ static int get_string_pattern(const cJSON *obj, const char *where, const char **
     return 0;
 }
 
-static int parse_prepend_scheme(const cJSON *obj, const char *where, prepend_scheme *out) {
-    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(obj, "prepend_scheme");
-    *out = SCHEME_ALWAYS; /* the reference's default */
-    if (!m2u_tj_null(ps)) {
-        if (!cJSON_IsString(ps)) return m2u_fail("%s.prepend_scheme must be a string", where);
-        if (!strcmp(ps->valuestring, "always")) *out = SCHEME_ALWAYS;
-        else if (!strcmp(ps->valuestring, "first")) *out = SCHEME_FIRST;
-        else if (!strcmp(ps->valuestring, "never")) *out = SCHEME_NEVER;
-        else return m2u_fail("%s.prepend_scheme \"%s\" is not supported", where, ps->valuestring);
-    }
-    bool aps = true; /* older files say add_prefix_space instead; false means "never" */
-    if (m2u_tj_bool(obj, "add_prefix_space", where, &aps)) return -1;
-    if (!aps) {
-        if (!m2u_tj_null(ps) && *out != SCHEME_NEVER)
-            return m2u_fail("%s: add_prefix_space does not match prepend_scheme", where);
-        *out = SCHEME_NEVER;
-    }
-    return 0;
-}
 
 static int parse_normalizer(m2u_tokenizer *tok, const cJSON *n, const char *where) {
     const char *type = m2u_tj_type(n);
@@ -1331,7 +1302,7 @@ static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) 
     } else if (!strcmp(type, "Strip")) {
         int32_t start, stop;
         op.kind = DEC_STRIP;
-        if (get_char(d, "content", where, &op.ch)) return -1;
+        if (m2u_tj_char(d, "content", where, &op.ch)) return -1;
         if (get_index(cJSON_GetObjectItemCaseSensitive(d, "start"), INT32_MAX, &start) ||
             get_index(cJSON_GetObjectItemCaseSensitive(d, "stop"), INT32_MAX, &stop))
             return m2u_fail("%s.start/stop must be non-negative integers", where);
@@ -1339,7 +1310,10 @@ static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) 
         op.stop = (size_t)stop;
     } else if (!strcmp(type, "Metaspace")) {
         op.kind = DEC_METASPACE;
-        if (get_char(d, "replacement", where, &op.ch) || parse_prepend_scheme(d, where, &op.scheme)) return -1;
+        m2u_tj_metaspace ms;
+        if (m2u_tj_parse_metaspace(d, where, &ms)) return -1;
+        op.ch = ms.cp;
+        op.scheme = ms.scheme;
     } else {
         return m2u_fail("%s: type \"%s\" is not supported (only Sequence, Replace, ByteFallback, Fuse, Strip, "
                         "Metaspace)",
@@ -1360,68 +1334,19 @@ static int parse_pre_tokenizer(m2u_tokenizer *tok, const cJSON *p) {
     const char *type = m2u_tj_type(p);
     if (!type || strcmp(type, "Metaspace"))
         return m2u_fail("pre_tokenizer: type \"%s\" is not supported (only null or Metaspace)", type ? type : "?");
-    uint32_t cp;
-    if (get_char(p, "replacement", "pre_tokenizer", &cp) || parse_prepend_scheme(p, "pre_tokenizer", &tok->ms_scheme))
-        return -1;
-    tok->ms_split = true;
-    if (m2u_tj_bool(p, "split", "pre_tokenizer", &tok->ms_split)) return -1;
-    tok->ms_rep_len = m2u_utf8_encode(cp, tok->ms_rep);
+    m2u_tj_metaspace ms;
+    if (m2u_tj_parse_metaspace(p, "pre_tokenizer", &ms)) return -1;
+    memcpy(tok->ms_rep, ms.rep, sizeof ms.rep);
+    tok->ms_rep_len = ms.rep_len;
+    tok->ms_scheme = ms.scheme;
+    tok->ms_split = ms.split;
     tok->metaspace = true;
     return 0;
 }
 
 static int parse_post_processor(m2u_tokenizer *tok, const cJSON *p) {
-    const char *type = m2u_tj_type(p);
-    if (!type || strcmp(type, "TemplateProcessing"))
-        return m2u_fail("post_processor: type \"%s\" is not supported (only null or TemplateProcessing)",
-                        type ? type : "?");
-    const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
-    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(p, "special_tokens");
-    if (!cJSON_IsArray(single)) return m2u_fail("post_processor.single must be an array of pieces");
-    ivec tpl = {0};
-    const cJSON *piece;
-    cJSON_ArrayForEach(piece, single) {
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(piece, "Sequence");
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(piece, "SpecialToken");
-        if (seq) {
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(seq, "id");
-            if (!cJSON_IsString(id) || strcmp(id->valuestring, "A")) {
-                free(tpl.v);
-                return m2u_fail("post_processor.single: a single template can only hold Sequence A");
-            }
-            if (iv_push(&tpl, TPL_SEQUENCE)) {
-                free(tpl.v);
-                return -1;
-            }
-        } else if (sp) {
-            const cJSON *name = cJSON_GetObjectItemCaseSensitive(sp, "id");
-            const cJSON *st =
-                cJSON_IsString(name) ? cJSON_GetObjectItemCaseSensitive(specials, name->valuestring) : NULL;
-            const cJSON *ids = cJSON_GetObjectItemCaseSensitive(st, "ids");
-            if (!cJSON_IsArray(ids)) {
-                free(tpl.v);
-                return m2u_fail("post_processor.special_tokens: missing ids for special token \"%s\"",
-                                cJSON_IsString(name) ? name->valuestring : "?");
-            }
-            const cJSON *idj;
-            cJSON_ArrayForEach(idj, ids) {
-                int32_t id;
-                if (get_index(idj, MAX_TOKEN_ID, &id)) {
-                    free(tpl.v);
-                    return m2u_fail("post_processor.special_tokens[\"%s\"].ids: bad id", name->valuestring);
-                }
-                if (iv_push(&tpl, id)) {
-                    free(tpl.v);
-                    return -1;
-                }
-            }
-        } else {
-            free(tpl.v);
-            return m2u_fail("post_processor.single: pieces must be Sequence or SpecialToken");
-        }
-    }
-    tok->tpl = tpl.v;
-    tok->n_tpl = (int)tpl.n;
+    int n_seq;
+    if (m2u_tj_parse_template(p, MAX_TOKEN_ID, &tok->tpl, &tok->n_tpl, &n_seq)) return -1;
     tok->has_template = true;
     return 0;
 }

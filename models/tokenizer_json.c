@@ -2,6 +2,7 @@
 
 #include "fileio.h"
 #include "m2u_error.h"
+#include "utf8_util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -121,4 +122,102 @@ int m2u_tj_parse_added(const cJSON *list, m2u_tj_model_id model_id, const void *
     *out = v;
     *n_out = k;
     return 0;
+}
+
+static int tpl_push(int32_t **v, int *n, int32_t x) {
+    int32_t *t = realloc(*v, (size_t)(*n + 1) * sizeof *t);
+    if (!t) return m2u_fail("out of memory (template)");
+    *v = t;
+    t[(*n)++] = x;
+    return 0;
+}
+
+int m2u_tj_parse_template(const cJSON *p, int64_t id_limit, int32_t **tpl, int *n_tpl, int *n_seq) {
+    *tpl = NULL;
+    *n_tpl = *n_seq = 0;
+    const char *type = m2u_tj_type(p);
+    if (!type || strcmp(type, "TemplateProcessing"))
+        return m2u_fail("post_processor: type \"%s\" is not supported (only null or TemplateProcessing)",
+                        type ? type : "?");
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
+    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(p, "special_tokens");
+    if (!cJSON_IsArray(single)) return m2u_fail("post_processor.single must be an array of pieces");
+    int32_t *v = NULL;
+    int n = 0, rc = 0;
+    const cJSON *piece;
+    cJSON_ArrayForEach(piece, single) {
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(piece, "Sequence");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(piece, "SpecialToken");
+        if (seq) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(seq, "id");
+            if (!cJSON_IsString(id) || strcmp(id->valuestring, "A")) {
+                rc = m2u_fail("post_processor.single: a single template can only hold Sequence A");
+                break;
+            }
+            if ((rc = tpl_push(&v, &n, M2U_TJ_TPL_SEQUENCE))) break;
+            (*n_seq)++;
+            continue;
+        }
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(sp, "id");
+        if (!sp || !cJSON_IsString(name)) {
+            rc = m2u_fail("post_processor.single: pieces must be Sequence or SpecialToken");
+            break;
+        }
+        const cJSON *ids =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(specials, name->valuestring), "ids");
+        if (!cJSON_IsArray(ids) || !cJSON_GetArraySize(ids)) {
+            rc = m2u_fail("post_processor.special_tokens: no ids for special token \"%s\"", name->valuestring);
+            break;
+        }
+        const cJSON *idj;
+        cJSON_ArrayForEach(idj, ids) {
+            if (!cJSON_IsNumber(idj) || !(idj->valuedouble >= 0 && idj->valuedouble < (double)id_limit) ||
+                idj->valuedouble != (double)(int64_t)idj->valuedouble) {
+                rc = m2u_fail("post_processor.special_tokens[\"%s\"].ids: id out of range or not an integer",
+                              name->valuestring);
+                break;
+            }
+            if ((rc = tpl_push(&v, &n, (int32_t)idj->valuedouble))) break;
+        }
+        if (rc) break;
+    }
+    if (rc) {
+        free(v);
+        *n_seq = 0;
+        return -1;
+    }
+    *tpl = v;
+    *n_tpl = n;
+    return 0;
+}
+
+int m2u_tj_char(const cJSON *obj, const char *key, const char *where, uint32_t *cp) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    size_t n = cJSON_IsString(j) ? strlen(j->valuestring) : 0;
+    const unsigned char *s = n ? (const unsigned char *)j->valuestring : NULL;
+    if (!n || m2u_utf8_valid_prefix(s, n) != n || (size_t)m2u_utf8_decode(s, cp) != n)
+        return m2u_fail("%s.%s must be a one-character string", where, key);
+    return 0;
+}
+
+int m2u_tj_parse_metaspace(const cJSON *obj, const char *where, m2u_tj_metaspace *out) {
+    *out = (m2u_tj_metaspace){.scheme = M2U_TJ_PREPEND_ALWAYS, .split = true}; /* the reference's defaults */
+    if (m2u_tj_char(obj, "replacement", where, &out->cp)) return -1;
+    out->rep_len = m2u_utf8_encode(out->cp, out->rep);
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(obj, "prepend_scheme");
+    if (!m2u_tj_null(ps)) {
+        if (!cJSON_IsString(ps)) return m2u_fail("%s.prepend_scheme must be a string", where);
+        if (!strcmp(ps->valuestring, "always")) out->scheme = M2U_TJ_PREPEND_ALWAYS;
+        else if (!strcmp(ps->valuestring, "first")) out->scheme = M2U_TJ_PREPEND_FIRST;
+        else if (!strcmp(ps->valuestring, "never")) out->scheme = M2U_TJ_PREPEND_NEVER;
+        else return m2u_fail("%s.prepend_scheme \"%s\" is not supported", where, ps->valuestring);
+    }
+    bool aps = true; /* older files say add_prefix_space instead; false means "never" */
+    if (m2u_tj_bool(obj, "add_prefix_space", where, &aps)) return -1;
+    if (!aps) {
+        if (!m2u_tj_null(ps) && out->scheme != M2U_TJ_PREPEND_NEVER)
+            return m2u_fail("%s: add_prefix_space does not match prepend_scheme", where);
+        out->scheme = M2U_TJ_PREPEND_NEVER;
+    }
+    return m2u_tj_bool(obj, "split", where, &out->split);
 }

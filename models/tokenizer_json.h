@@ -47,4 +47,28 @@ typedef int32_t (*m2u_tj_model_id)(const void *ctx, const char *s, size_t n);
 int m2u_tj_parse_added(const cJSON *list, m2u_tj_model_id model_id, const void *ctx, int32_t n_model,
                        bool normalized_default, m2u_tj_added **out, int *n_out);
 
+/* A string field that must be exactly one valid UTF-8 character: its code point. */
+int m2u_tj_char(const cJSON *obj, const char *key, const char *where, uint32_t *cp);
+
+/* Metaspace (pre-tokenizer or decoder): replacement character, when to prepend it, split. */
+typedef enum { M2U_TJ_PREPEND_ALWAYS, M2U_TJ_PREPEND_FIRST, M2U_TJ_PREPEND_NEVER } m2u_tj_prepend;
+typedef struct {
+    uint32_t cp;    /* replacement */
+    char rep[4];    /* its UTF-8 bytes */
+    int rep_len;
+    m2u_tj_prepend scheme; /* prepend_scheme (default always); older files' add_prefix_space false = never */
+    bool split;            /* default true */
+} m2u_tj_metaspace;
+int m2u_tj_parse_metaspace(const cJSON *obj, const char *where, m2u_tj_metaspace *out);
+
+/* Marks the place of the encoded text in a post-processor template. */
+#define M2U_TJ_TPL_SEQUENCE (-1)
+
+/* A TemplateProcessing post_processor's "single" template (one sequence, as every model here
+ * encodes one text): its pieces in order, each SpecialToken as the ids special_tokens gives it
+ * (each in [0, id_limit)), each Sequence (which must be "A") as M2U_TJ_TPL_SEQUENCE.  Any other
+ * post_processor type is refused; callers handle null and their own extra types first.
+ * *tpl is malloc'ed (caller frees), *n_tpl entries, *n_seq Sequence pieces among them. */
+int m2u_tj_parse_template(const cJSON *p, int64_t id_limit, int32_t **tpl, int *n_tpl, int *n_seq);
+
 #endif

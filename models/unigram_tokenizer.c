@@ -154,7 +154,7 @@ typedef struct {
     int rep_min, rep_max;
 } norm_op;
 
-typedef enum { SCHEME_ALWAYS, SCHEME_FIRST, SCHEME_NEVER } prepend_scheme;
+typedef m2u_tj_prepend prepend_scheme;
 typedef enum { PRE_METASPACE, PRE_WHITESPACE_SPLIT } pre_kind;
 
 typedef struct {
@@ -172,7 +172,7 @@ typedef struct {
     bool special;
 } added_token;
 
-#define TPL_SEQ (-1)
+#define TPL_SEQ M2U_TJ_TPL_SEQUENCE /* where the encoded text goes in the template */
 
 struct m2u_unigram {
     piece *pieces;
@@ -881,7 +881,7 @@ static int pretok_apply(const pre_op *op, const ubuf *in_buf, const spanlist *in
         bool starts = n >= rl && memcmp(s, op->rep, rl) == 0;
         if (n > 0 && s[0] == ' ') starts = true;
         bool prepend = n > 0 && !starts &&
-                       (op->scheme == SCHEME_ALWAYS || (op->scheme == SCHEME_FIRST && origin));
+                       (op->scheme == M2U_TJ_PREPEND_ALWAYS || (op->scheme == M2U_TJ_PREPEND_FIRST && origin));
         if (prepend && ub_put(out_buf, op->rep, rl)) return -1;
         for (size_t i = 0; i < n; i++)
             if (s[i] == ' ' ? ub_put(out_buf, op->rep, rl) : ub_put(out_buf, s + i, 1)) return -1;
@@ -1418,32 +1418,12 @@ static int parse_pre_tokenizer(m2u_unigram *tok, const cJSON *p, const char *whe
         op.kind = PRE_WHITESPACE_SPLIT;
     } else if (!strcmp(type, "Metaspace")) {
         op.kind = PRE_METASPACE;
-        const cJSON *r = cJSON_GetObjectItemCaseSensitive(p, "replacement");
-        size_t rl = cJSON_IsString(r) ? strlen(r->valuestring) : 0;
-        uint32_t cp;
-        if (!rl || m2u_utf8_valid_prefix((const unsigned char *)r->valuestring, rl) != rl ||
-            (size_t)m2u_utf8_decode((const unsigned char *)r->valuestring, &cp) != rl)
-            return m2u_fail("%s.replacement must be a one-character string", where);
-        memcpy(op.rep, r->valuestring, rl);
-        op.rep_len = (int)rl;
-        op.scheme = SCHEME_ALWAYS;
-        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(p, "prepend_scheme");
-        if (!m2u_tj_null(ps)) {
-            if (!cJSON_IsString(ps)) return m2u_fail("%s.prepend_scheme must be a string", where);
-            if (!strcmp(ps->valuestring, "always")) op.scheme = SCHEME_ALWAYS;
-            else if (!strcmp(ps->valuestring, "first")) op.scheme = SCHEME_FIRST;
-            else if (!strcmp(ps->valuestring, "never")) op.scheme = SCHEME_NEVER;
-            else return m2u_fail("%s.prepend_scheme \"%s\" is not supported", where, ps->valuestring);
-        }
-        bool add_prefix = true;
-        if (m2u_tj_bool(p, "add_prefix_space", where, &add_prefix)) return -1;
-        if (!add_prefix) {
-            if (op.scheme != SCHEME_NEVER && !m2u_tj_null(ps))
-                return m2u_fail("%s: add_prefix_space does not match declared prepend_scheme", where);
-            op.scheme = SCHEME_NEVER;
-        }
-        op.split = true;
-        if (m2u_tj_bool(p, "split", where, &op.split)) return -1;
+        m2u_tj_metaspace ms;
+        if (m2u_tj_parse_metaspace(p, where, &ms)) return -1;
+        memcpy(op.rep, ms.rep, (size_t)ms.rep_len);
+        op.rep_len = ms.rep_len;
+        op.scheme = ms.scheme;
+        op.split = ms.split;
     } else {
         return m2u_fail("%s: type \"%s\" is not supported (only Sequence, Metaspace, WhitespaceSplit)", where, type);
     }
@@ -1455,56 +1435,8 @@ static int parse_pre_tokenizer(m2u_unigram *tok, const cJSON *p, const char *whe
 }
 
 static int parse_post_processor(m2u_unigram *tok, const cJSON *p) {
-    const char *type = m2u_tj_type(p);
-    if (!type || strcmp(type, "TemplateProcessing"))
-        return m2u_fail("post_processor: type \"%s\" is not supported (only null or TemplateProcessing)",
-                        type ? type : "?");
-    const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
-    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(p, "special_tokens");
-    if (!cJSON_IsArray(single)) return m2u_fail("post_processor.single must be an array");
-    idlist tpl = {0};
-    const cJSON *it;
-    int rc = 0;
-    cJSON_ArrayForEach(it, single) {
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(it, "Sequence");
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "SpecialToken");
-        if (seq) {
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(seq, "id");
-            if (!cJSON_IsString(id) || strcmp(id->valuestring, "A")) {
-                rc = m2u_fail("post_processor.single: a single template can only hold Sequence A");
-                break;
-            }
-            if ((rc = ids_push(&tpl, TPL_SEQ))) break;
-        } else if (sp) {
-            const cJSON *name = cJSON_GetObjectItemCaseSensitive(sp, "id");
-            const cJSON *st = cJSON_IsString(name) ? cJSON_GetObjectItemCaseSensitive(specials, name->valuestring) : NULL;
-            const cJSON *ids = cJSON_GetObjectItemCaseSensitive(st, "ids");
-            if (!cJSON_IsArray(ids)) {
-                rc = m2u_fail("post_processor.special_tokens: no ids for special token \"%s\"",
-                              cJSON_IsString(name) ? name->valuestring : "?");
-                break;
-            }
-            const cJSON *idj;
-            cJSON_ArrayForEach(idj, ids) {
-                int32_t id;
-                if (!json_id(idj, INT32_MAX, &id)) {
-                    rc = m2u_fail("post_processor.special_tokens[\"%s\"].ids: bad id", name->valuestring);
-                    break;
-                }
-                if ((rc = ids_push(&tpl, id))) break;
-            }
-            if (rc) break;
-        } else {
-            rc = m2u_fail("post_processor.single: pieces must be Sequence or SpecialToken");
-            break;
-        }
-    }
-    if (rc) {
-        free(tpl.v);
-        return -1;
-    }
-    tok->tpl = tpl.v;
-    tok->n_tpl = (int)tpl.n;
+    int n_seq;
+    if (m2u_tj_parse_template(p, INT32_MAX, &tok->tpl, &tok->n_tpl, &n_seq)) return -1;
     tok->has_template = true;
     return 0;
 }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TPL_SEQUENCE (-1)
+#define TPL_SEQUENCE M2U_TJ_TPL_SEQUENCE /* where the encoded text goes in the template */
 
 typedef struct {
     char *text;
@@ -454,37 +454,9 @@ static int parse_post(m2u_wordpiece *tok, const cJSON *p) {
         if (bert_processing_id(p, "cls", &cls) || bert_processing_id(p, "sep", &sep)) return -1;
         return template_push(tok, cls) || template_push(tok, TPL_SEQUENCE) || template_push(tok, sep);
     }
-    if (!type || strcmp(type, "TemplateProcessing"))
-        return m2u_fail("post_processor.type: \"%s\" is not supported (need TemplateProcessing, BertProcessing or "
-                        "null)",
-                        type ? type : "?");
-    const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
-    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(p, "special_tokens");
-    if (!cJSON_IsArray(single)) return m2u_fail("post_processor.single must be an array");
-    const cJSON *piece;
-    int seqs = 0;
-    cJSON_ArrayForEach(piece, single) {
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(piece, "Sequence");
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(piece, "SpecialToken");
-        if (seq) {
-            if (seqs++) return m2u_fail("post_processor.single: more than one Sequence");
-            if (template_push(tok, TPL_SEQUENCE)) return -1;
-            continue;
-        }
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(sp, "id");
-        if (!cJSON_IsString(name)) return m2u_fail("post_processor.single: pieces must be Sequence or SpecialToken");
-        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(specials, name->valuestring),
-                                                            "ids");
-        if (!cJSON_IsArray(ids) || cJSON_GetArraySize(ids) < 1)
-            return m2u_fail("post_processor.special_tokens: no ids for \"%s\"", name->valuestring);
-        const cJSON *idj;
-        cJSON_ArrayForEach(idj, ids) {
-            if (!cJSON_IsNumber(idj) || idj->valuedouble < 0 || idj->valuedouble >= tok->n_vocab)
-                return m2u_fail("post_processor.special_tokens[\"%s\"]: id out of range", name->valuestring);
-            if (template_push(tok, (int32_t)idj->valuedouble)) return -1;
-        }
-    }
-    if (seqs != 1) return m2u_fail("post_processor.single: needs exactly one Sequence");
+    int n_seq;
+    if (m2u_tj_parse_template(p, tok->n_vocab, &tok->tpl, &tok->n_tpl, &n_seq)) return -1;
+    if (n_seq != 1) return m2u_fail("post_processor.single: needs exactly one Sequence");
     return 0;
 }
 
