@@ -1218,18 +1218,8 @@ static int get_string_pattern(const cJSON *obj, const char *where, const char **
 }
 
 
-static int parse_normalizer(m2u_tokenizer *tok, const cJSON *n, const char *where) {
-    const char *type = m2u_tj_type(n);
-    if (!type) return m2u_fail("%s: missing \"type\"", where);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(list)) return m2u_fail("%s.normalizers must be an array", where);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, list) {
-            if (parse_normalizer(tok, it, "normalizer.normalizers[]")) return -1;
-        }
-        return 0;
-    }
+static int parse_normalizer_one(void *ctx, const cJSON *n, const char *type, const char *where) {
+    m2u_tokenizer *tok = ctx;
     norm_op op = {0};
     if (!strcmp(type, "Prepend")) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(n, "prepend");
@@ -1267,18 +1257,12 @@ static int parse_normalizer(m2u_tokenizer *tok, const cJSON *n, const char *wher
     return 0;
 }
 
-static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) {
-    const char *type = m2u_tj_type(d);
-    if (!type) return m2u_fail("%s: missing \"type\"", where);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(d, "decoders");
-        if (!cJSON_IsArray(list)) return m2u_fail("%s.decoders must be an array", where);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, list) {
-            if (parse_decoder(tok, it, "decoder.decoders[]")) return -1;
-        }
-        return 0;
-    }
+static int parse_normalizer(m2u_tokenizer *tok, const cJSON *n, const char *where) {
+    return m2u_tj_each_part(n, where, "normalizers", "normalizer.normalizers[]", parse_normalizer_one, tok);
+}
+
+static int parse_decoder_one(void *ctx, const cJSON *d, const char *type, const char *where) {
+    m2u_tokenizer *tok = ctx;
     dec_op op = {0};
     if (!strcmp(type, "Replace")) {
         const char *pat;
@@ -1328,6 +1312,10 @@ static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) 
     tok->dec = v;
     tok->dec[tok->n_dec++] = op;
     return 0;
+}
+
+static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) {
+    return m2u_tj_each_part(d, where, "decoders", "decoder.decoders[]", parse_decoder_one, tok);
 }
 
 static int parse_pre_tokenizer(m2u_tokenizer *tok, const cJSON *p) {

@@ -221,3 +221,17 @@ int m2u_tj_parse_metaspace(const cJSON *obj, const char *where, m2u_tj_metaspace
     }
     return m2u_tj_bool(obj, "split", where, &out->split);
 }
+
+int m2u_tj_each_part(const cJSON *obj, const char *where, const char *list_key, const char *child_where,
+                     m2u_tj_part_fn one, void *ctx) {
+    const char *type = m2u_tj_type(obj);
+    if (!type) return m2u_fail("%s: missing \"type\"", where);
+    if (strcmp(type, "Sequence")) return one(ctx, obj, type, where);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, list_key);
+    if (!cJSON_IsArray(list)) return m2u_fail("%s.%s must be an array", where, list_key);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, list) {
+        if (m2u_tj_each_part(it, child_where, list_key, child_where, one, ctx)) return -1;
+    }
+    return 0;
+}

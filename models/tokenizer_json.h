@@ -61,6 +61,14 @@ typedef struct {
 } m2u_tj_metaspace;
 int m2u_tj_parse_metaspace(const cJSON *obj, const char *where, m2u_tj_metaspace *out);
 
+/* Call one(ctx, part, where) on each part of a normalizer, pre-tokenizer or decoder: the object
+ * itself, or for {"type": "Sequence", list_key: [...]} each element, nested Sequences flattened in
+ * order, with child_where naming them.  Stops at the first error.  A part without a string "type"
+ * is refused here. */
+typedef int (*m2u_tj_part_fn)(void *ctx, const cJSON *part, const char *type, const char *where);
+int m2u_tj_each_part(const cJSON *obj, const char *where, const char *list_key, const char *child_where,
+                     m2u_tj_part_fn one, void *ctx);
+
 /* Marks the place of the encoded text in a post-processor template. */
 #define M2U_TJ_TPL_SEQUENCE (-1)
 

@@ -1358,18 +1358,8 @@ static int add_norm(m2u_unigram *tok, const norm_op *op) {
     return 0;
 }
 
-static int parse_normalizer(m2u_unigram *tok, const cJSON *n, const char *where) {
-    const char *type = m2u_tj_type(n);
-    if (!type) return m2u_fail("%s: missing \"type\"", where);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(list)) return m2u_fail("%s.normalizers must be an array", where);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, list) {
-            if (parse_normalizer(tok, it, "normalizer.normalizers[]")) return -1;
-        }
-        return 0;
-    }
+static int parse_normalizer_one(void *ctx, const cJSON *n, const char *type, const char *where) {
+    m2u_unigram *tok = ctx;
     norm_op op = {0};
     int rc = 0;
     if (!strcmp(type, "Precompiled")) {
@@ -1401,18 +1391,12 @@ static int parse_normalizer(m2u_unigram *tok, const cJSON *n, const char *where)
     return rc;
 }
 
-static int parse_pre_tokenizer(m2u_unigram *tok, const cJSON *p, const char *where) {
-    const char *type = m2u_tj_type(p);
-    if (!type) return m2u_fail("%s: missing \"type\"", where);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-        if (!cJSON_IsArray(list)) return m2u_fail("%s.pretokenizers must be an array", where);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, list) {
-            if (parse_pre_tokenizer(tok, it, "pre_tokenizer.pretokenizers[]")) return -1;
-        }
-        return 0;
-    }
+static int parse_normalizer(m2u_unigram *tok, const cJSON *n, const char *where) {
+    return m2u_tj_each_part(n, where, "normalizers", "normalizer.normalizers[]", parse_normalizer_one, tok);
+}
+
+static int parse_pre_tokenizer_one(void *ctx, const cJSON *p, const char *type, const char *where) {
+    m2u_unigram *tok = ctx;
     pre_op op = {0};
     if (!strcmp(type, "WhitespaceSplit")) {
         op.kind = PRE_WHITESPACE_SPLIT;
@@ -1432,6 +1416,10 @@ static int parse_pre_tokenizer(m2u_unigram *tok, const cJSON *p, const char *whe
     tok->pre = v;
     tok->pre[tok->n_pre++] = op;
     return 0;
+}
+
+static int parse_pre_tokenizer(m2u_unigram *tok, const cJSON *p, const char *where) {
+    return m2u_tj_each_part(p, where, "pretokenizers", "pre_tokenizer.pretokenizers[]", parse_pre_tokenizer_one, tok);
 }
 
 static int parse_post_processor(m2u_unigram *tok, const cJSON *p) {
