@@ -25,6 +25,37 @@ int m2u_tj_read(const char *path, cJSON **root) {
     return 0;
 }
 
+int m2u_tj_load(const char *path, size_t size, int (*parse)(void *model, const cJSON *root),
+                void (*free_model)(void *model), void **out) {
+    *out = NULL;
+    cJSON *root;
+    if (m2u_tj_read(path, &root)) return -1;
+    void *model = calloc(1, size);
+    if (!model) {
+        cJSON_Delete(root);
+        return m2u_fail("%s: out of memory", path);
+    }
+    int rc = parse(model, root);
+    cJSON_Delete(root);
+    if (rc) {
+        free_model(model);
+        return m2u_fail_prefix("%s", path);
+    }
+    *out = model;
+    return 0;
+}
+
+int m2u_tj_check_root(const cJSON *root) {
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
+    if (!m2u_tj_null(ver) && !(cJSON_IsString(ver) && !strcmp(ver->valuestring, "1.0")))
+        return m2u_fail("version: only \"1.0\" is supported");
+    if (!m2u_tj_null(cJSON_GetObjectItemCaseSensitive(root, "truncation")))
+        return m2u_fail("truncation: must be null (the caller truncates)");
+    if (!m2u_tj_null(cJSON_GetObjectItemCaseSensitive(root, "padding")))
+        return m2u_fail("padding: must be null (the caller pads)");
+    return 0;
+}
+
 bool m2u_tj_null(const cJSON *j) { return !j || cJSON_IsNull(j); }
 
 const char *m2u_tj_type(const cJSON *obj) {

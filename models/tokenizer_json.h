@@ -15,6 +15,15 @@
  * JSON object" when the top level is something else (the models never accept that). */
 int m2u_tj_read(const char *path, cJSON **root);
 
+/* The load every model shares: read path (m2u_tj_read), calloc a model of `size` bytes, parse(model,
+ * root); on failure free_model(model) and prefix the error with the path.  *out: the model or NULL. */
+int m2u_tj_load(const char *path, size_t size, int (*parse)(void *model, const cJSON *root),
+                void (*free_model)(void *model), void **out);
+
+/* The top-level fields the BPE and Unigram models check: "version" "1.0" (or absent), and no
+ * "truncation" or "padding" (m2u's callers truncate and pad themselves). */
+int m2u_tj_check_root(const cJSON *root);
+
 /* absent or JSON null */
 bool m2u_tj_null(const cJSON *j);
 /* obj["type"] when it is a string, else NULL */

@@ -1540,13 +1540,7 @@ static int parse_added_tokens(m2u_unigram *tok, const cJSON *list) {
 
 static int parse_root(m2u_unigram *tok, const cJSON *root) {
     if (!cJSON_IsObject(root)) return m2u_fail("top level must be a JSON object");
-    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
-    if (!m2u_tj_null(ver) && !(cJSON_IsString(ver) && !strcmp(ver->valuestring, "1.0")))
-        return m2u_fail("version: only \"1.0\" is supported");
-    if (!m2u_tj_null(cJSON_GetObjectItemCaseSensitive(root, "truncation")))
-        return m2u_fail("truncation: must be null (the caller truncates)");
-    if (!m2u_tj_null(cJSON_GetObjectItemCaseSensitive(root, "padding")))
-        return m2u_fail("padding: must be null (the caller pads)");
+    if (m2u_tj_check_root(root)) return -1;
     if (parse_model(tok, cJSON_GetObjectItemCaseSensitive(root, "model"))) return -1;
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
     if (!m2u_tj_null(n) && parse_normalizer(tok, n, "normalizer")) return -1;
@@ -1557,21 +1551,12 @@ static int parse_root(m2u_unigram *tok, const cJSON *root) {
     return parse_added_tokens(tok, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"));
 }
 
+static int parse_root_v(void *tok, const cJSON *root) { return parse_root(tok, root); }
+static void free_v(void *tok) { m2u_unigram_free(tok); }
+
 int m2u_unigram_load(const char *path, m2u_unigram **out) {
-    *out = NULL;
-    cJSON *root;
-    if (m2u_tj_read(path, &root)) return -1;
-    m2u_unigram *tok = calloc(1, sizeof *tok);
-    if (!tok) {
-        cJSON_Delete(root);
-        return m2u_fail("%s: out of memory", path);
-    }
-    int rc = parse_root(tok, root);
-    cJSON_Delete(root);
-    if (rc) {
-        m2u_unigram_free(tok);
-        return m2u_fail_prefix("%s", path);
-    }
+    void *tok;
+    int rc = m2u_tj_load(path, sizeof(m2u_unigram), parse_root_v, free_v, &tok);
     *out = tok;
-    return 0;
+    return rc;
 }

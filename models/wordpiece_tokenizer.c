@@ -527,23 +527,14 @@ static int parse_pre(m2u_wordpiece *tok, const cJSON *pre) {
     return 0;
 }
 
+static int parse_root_v(void *tok, const cJSON *root) { return parse_root(tok, root); }
+static void free_v(void *tok) { m2u_wordpiece_free(tok); }
+
 int m2u_wordpiece_load(const char *path, m2u_wordpiece **out) {
-    *out = NULL;
-    /* m2u_tj_read rather than m2u_json_load, whose duplicate-key check is quadratic in a 30k-entry
-     * vocabulary; duplicated vocabulary tokens are caught by parse_model */
-    cJSON *root;
-    if (m2u_tj_read(path, &root)) return -1;
-    m2u_wordpiece *tok = calloc(1, sizeof *tok);
-    if (!tok) {
-        cJSON_Delete(root);
-        return m2u_fail("%s: out of memory", path);
-    }
-    int rc = parse_root(tok, root);
-    cJSON_Delete(root);
-    if (rc) {
-        m2u_wordpiece_free(tok);
-        return m2u_fail_prefix("%s", path);
-    }
+    /* m2u_tj_read (inside m2u_tj_load) rather than m2u_json_load, whose duplicate-key check is
+     * quadratic in a 30k-entry vocabulary; duplicated vocabulary tokens are caught by parse_model */
+    void *tok;
+    int rc = m2u_tj_load(path, sizeof(m2u_wordpiece), parse_root_v, free_v, &tok);
     *out = tok;
-    return 0;
+    return rc;
 }
