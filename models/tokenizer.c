@@ -40,10 +40,7 @@
 
 /* ======================================================================== small utilities */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sbuf;
+typedef m2u_tj_buf sbuf;
 
 static int sb_reserve(sbuf *b, size_t extra) {
     if (b->n + extra + 1 <= b->cap) return 0;
@@ -256,8 +253,9 @@ typedef struct {
 typedef enum { NORM_PREPEND, NORM_REPLACE } norm_kind;
 typedef struct {
     norm_kind kind;
-    char *a, *b; /* PREPEND: a = text.  REPLACE: a = pattern, b = content */
-    size_t alen, blen;
+    char *a; /* PREPEND: the text */
+    size_t alen;
+    m2u_tj_replace rep; /* REPLACE */
 } norm_op;
 
 typedef m2u_tj_prepend prepend_scheme;
@@ -265,8 +263,7 @@ typedef m2u_tj_prepend prepend_scheme;
 typedef enum { DEC_REPLACE, DEC_BYTE_FALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE } dec_kind;
 typedef struct {
     dec_kind kind;
-    char *a, *b; /* REPLACE: pattern, content */
-    size_t alen, blen;
+    m2u_tj_replace rep;   /* REPLACE */
     uint32_t ch;          /* STRIP: content char; METASPACE: replacement */
     size_t start, stop;   /* STRIP */
     prepend_scheme scheme; /* METASPACE */
@@ -327,18 +324,8 @@ static int normalize(const m2u_tokenizer *tok, const char *s, size_t n, sbuf *ou
         if (op->kind == NORM_PREPEND) {
             if (out->n == 0) continue; /* Prepend leaves an empty string empty */
             if (sb_put(&tmp, op->a, op->alen) || sb_put(&tmp, out->p, out->n)) goto fail;
-        } else {
-            size_t i = 0, last = 0;
-            while (i + op->alen <= out->n) {
-                if (memcmp(out->p + i, op->a, op->alen) == 0) {
-                    if (sb_put(&tmp, out->p + last, i - last) || sb_put(&tmp, op->b, op->blen)) goto fail;
-                    i += op->alen;
-                    last = i;
-                } else {
-                    i++;
-                }
-            }
-            if (sb_put(&tmp, out->p + last, out->n - last)) goto fail;
+        } else if (m2u_tj_replace_apply(&op->rep, out->p, out->n, &tmp)) {
+            goto fail;
         }
         sbuf t = *out;
         *out = tmp;
@@ -974,18 +961,7 @@ static int apply_decoder(const dec_op *op, const strlist *in, strlist *out) {
     case DEC_REPLACE:
         for (size_t i = 0; i < in->n; i++) {
             const char *s = sl_str(in, i);
-            size_t n = in->s[i].len, j = 0, last = 0;
-            if (sl_open(out)) return -1;
-            while (j + op->alen <= n) {
-                if (memcmp(s + j, op->a, op->alen) == 0) {
-                    if (sb_put(&out->b, s + last, j - last) || sb_put(&out->b, op->b, op->blen)) return -1;
-                    j += op->alen;
-                    last = j;
-                } else {
-                    j++;
-                }
-            }
-            if (sb_put(&out->b, s + last, n - last)) return -1;
+            if (sl_open(out) || m2u_tj_replace_apply(&op->rep, s, in->s[i].len, &out->b)) return -1;
             sl_close(out);
         }
         return 0;
@@ -1181,13 +1157,12 @@ void m2u_tokenizer_free(m2u_tokenizer *tok) {
     matcher_free(&tok->split_norm);
     for (int i = 0; i < tok->n_norm; i++) {
         free(tok->norm[i].a);
-        free(tok->norm[i].b);
+        m2u_tj_replace_free(&tok->norm[i].rep);
     }
     free(tok->norm);
     free(tok->tpl);
     for (int i = 0; i < tok->n_dec; i++) {
-        free(tok->dec[i].a);
-        free(tok->dec[i].b);
+        m2u_tj_replace_free(&tok->dec[i].rep);
     }
     free(tok->dec);
     free(tok);
@@ -1206,16 +1181,6 @@ static int get_index(const cJSON *j, int64_t max, int32_t *out) {
     return 0;
 }
 
-/* Replace's {"String": s} pattern (the Regex form is not supported). */
-static int get_string_pattern(const cJSON *obj, const char *where, const char **pat) {
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(obj, "pattern");
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(p, "String");
-    if (cJSON_GetObjectItemCaseSensitive(p, "Regex"))
-        return m2u_fail("%s.pattern: Regex patterns are not supported (only String)", where);
-    if (!cJSON_IsString(s) || !s->valuestring[0]) return m2u_fail("%s.pattern must be {\"String\": non-empty}", where);
-    *pat = s->valuestring;
-    return 0;
-}
 
 
 static int parse_normalizer_one(void *ctx, const cJSON *n, const char *type, const char *where) {
@@ -1229,27 +1194,15 @@ static int parse_normalizer_one(void *ctx, const cJSON *n, const char *type, con
         op.a = dup_n(p->valuestring, op.alen);
         if (!op.a) return m2u_fail("out of memory");
     } else if (!strcmp(type, "Replace")) {
-        const char *pat;
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(n, "content");
-        if (get_string_pattern(n, where, &pat)) return -1;
-        if (!cJSON_IsString(c)) return m2u_fail("%s.content must be a string", where);
         op.kind = NORM_REPLACE;
-        op.alen = strlen(pat);
-        op.blen = strlen(c->valuestring);
-        op.a = dup_n(pat, op.alen);
-        op.b = dup_n(c->valuestring, op.blen);
-        if (!op.a || !op.b) {
-            free(op.a);
-            free(op.b);
-            return m2u_fail("out of memory");
-        }
+        if (m2u_tj_parse_replace(n, where, false, &op.rep)) return -1;
     } else {
         return m2u_fail("%s: type \"%s\" is not supported (only Sequence, Prepend, Replace)", where, type);
     }
     norm_op *v = realloc(tok->norm, (size_t)(tok->n_norm + 1) * sizeof *v);
     if (!v) {
         free(op.a);
-        free(op.b);
+        m2u_tj_replace_free(&op.rep);
         return m2u_fail("out of memory");
     }
     tok->norm = v;
@@ -1265,20 +1218,8 @@ static int parse_decoder_one(void *ctx, const cJSON *d, const char *type, const 
     m2u_tokenizer *tok = ctx;
     dec_op op = {0};
     if (!strcmp(type, "Replace")) {
-        const char *pat;
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(d, "content");
-        if (get_string_pattern(d, where, &pat)) return -1;
-        if (!cJSON_IsString(c)) return m2u_fail("%s.content must be a string", where);
         op.kind = DEC_REPLACE;
-        op.alen = strlen(pat);
-        op.blen = strlen(c->valuestring);
-        op.a = dup_n(pat, op.alen);
-        op.b = dup_n(c->valuestring, op.blen);
-        if (!op.a || !op.b) {
-            free(op.a);
-            free(op.b);
-            return m2u_fail("out of memory");
-        }
+        if (m2u_tj_parse_replace(d, where, false, &op.rep)) return -1;
     } else if (!strcmp(type, "ByteFallback")) {
         op.kind = DEC_BYTE_FALLBACK;
     } else if (!strcmp(type, "Fuse")) {
@@ -1305,8 +1246,7 @@ static int parse_decoder_one(void *ctx, const cJSON *d, const char *type, const 
     }
     dec_op *v = realloc(tok->dec, (size_t)(tok->n_dec + 1) * sizeof *v);
     if (!v) {
-        free(op.a);
-        free(op.b);
+        m2u_tj_replace_free(&op.rep);
         return m2u_fail("out of memory");
     }
     tok->dec = v;

@@ -266,3 +266,165 @@ int m2u_tj_each_part(const cJSON *obj, const char *where, const char *list_key, 
     }
     return 0;
 }
+
+int m2u_tj_put(m2u_tj_buf *b, const void *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 256;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return m2u_fail("out of memory (%zu bytes)", cap);
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+static char *dup_n(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* Replace's pattern: {"String": s}, or {"Regex": r} where r is a literal (metacharacters
+ * escaped) or one character followed by +, {m}, {m,} or {m,n}. */
+static int parse_pattern(m2u_tj_replace *op, const cJSON *n, const char *where, bool allow_regex) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(n, "pattern");
+    const cJSON *str = cJSON_GetObjectItemCaseSensitive(p, "String");
+    const cJSON *re = cJSON_GetObjectItemCaseSensitive(p, "Regex");
+    if (cJSON_IsString(str)) {
+        if (!str->valuestring[0]) return m2u_fail("%s.pattern.String must not be empty", where);
+        op->run = false;
+        op->pat_len = strlen(str->valuestring);
+        op->pat = dup_n(str->valuestring, op->pat_len);
+        return op->pat ? 0 : m2u_fail("out of memory");
+    }
+    if (cJSON_IsString(re) && !allow_regex)
+        return m2u_fail("%s.pattern: Regex patterns are not supported (only String)", where);
+    if (!cJSON_IsString(re)) return m2u_fail("%s.pattern must be {\"String\": ...} or {\"Regex\": ...}", where);
+    const char *r = re->valuestring;
+    static const char meta[] = "\\.+*?()|[]{}^$";
+    char lit[256];
+    size_t nl = 0, n_chars = 0, i = 0, len = strlen(r);
+    while (i < len && !strchr("+*?{", r[i])) {
+        if (strchr("()|[]^$.", r[i])) break;
+        size_t cl;
+        const char *src = r + i;
+        if (r[i] == '\\') {
+            if (i + 1 >= len || !strchr(meta, r[i + 1]) || r[i + 1] == '\0') break;
+            src = r + i + 1;
+            cl = 1;
+            i += 2;
+        } else {
+            cl = (size_t)m2u_utf8_len((unsigned char)r[i]);
+            i += cl;
+        }
+        if (nl + cl >= sizeof lit) break;
+        memcpy(lit + nl, src, cl);
+        nl += cl;
+        n_chars++;
+    }
+    op->rep_min = op->rep_max = 0;
+    if (i == len && nl > 0) {
+        op->run = false;
+    } else if (n_chars == 1 && i < len) {
+        long lo = 0, hi = 0;
+        char *end;
+        if (r[i] == '+' && i + 1 == len) {
+            lo = 1;
+        } else if (r[i] == '{') {
+            lo = strtol(r + i + 1, &end, 10);
+            if (end == r + i + 1) goto unsupported;
+            if (*end == '}') {
+                hi = lo;
+            } else if (*end == ',' && end[1] == '}') {
+                hi = 0;
+                end++;
+            } else if (*end == ',') {
+                const char *s2 = end + 1;
+                hi = strtol(s2, &end, 10);
+                if (end == s2 || *end != '}' || hi < lo) goto unsupported;
+            } else {
+                goto unsupported;
+            }
+            if ((size_t)(end - r) + 1 != len) goto unsupported;
+        } else {
+            goto unsupported;
+        }
+        if (lo < 1 || lo > 1000000 || hi > 1000000) goto unsupported;
+        op->run = true;
+        op->rep_min = (int)lo;
+        op->rep_max = (int)hi;
+    } else {
+        goto unsupported;
+    }
+    op->pat_len = nl;
+    op->pat = dup_n(lit, nl);
+    return op->pat ? 0 : m2u_fail("out of memory");
+unsupported:
+    return m2u_fail("%s.pattern: Regex \"%s\" is not supported (only a literal, or one character with +, {m}, "
+                    "{m,} or {m,n})",
+                    where, r);
+}
+
+int m2u_tj_parse_replace(const cJSON *obj, const char *where, bool allow_regex, m2u_tj_replace *out) {
+    *out = (m2u_tj_replace){0};
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(obj, "content");
+    if (!cJSON_IsString(c)) return m2u_fail("%s.content must be a string", where);
+    if (parse_pattern(out, obj, where, allow_regex)) {
+        m2u_tj_replace_free(out);
+        return -1;
+    }
+    out->content_len = strlen(c->valuestring);
+    out->content = dup_n(c->valuestring, out->content_len);
+    if (!out->content) {
+        m2u_tj_replace_free(out);
+        return m2u_fail("out of memory");
+    }
+    return 0;
+}
+
+void m2u_tj_replace_free(m2u_tj_replace *r) {
+    free(r->pat);
+    free(r->content);
+    *r = (m2u_tj_replace){0};
+}
+
+int m2u_tj_replace_apply(const m2u_tj_replace *op, const char *s, size_t n, m2u_tj_buf *out) {
+    size_t i = 0, last = 0;
+    if (!op->run) {
+        while (i + op->pat_len <= n) {
+            if (memcmp(s + i, op->pat, op->pat_len) == 0) {
+                if (m2u_tj_put(out, s + last, i - last) || m2u_tj_put(out, op->content, op->content_len)) return -1;
+                i += op->pat_len;
+                last = i;
+            } else {
+                i++;
+            }
+        }
+    } else { /* one character (pat) repeated: greedy, leftmost, non-overlapping */
+        while (i < n) {
+            size_t j = i;
+            int reps = 0;
+            while (j + op->pat_len <= n && memcmp(s + j, op->pat, op->pat_len) == 0 &&
+                   (op->rep_max == 0 || reps < op->rep_max)) {
+                j += op->pat_len;
+                reps++;
+            }
+            if (reps >= op->rep_min && reps > 0) {
+                if (m2u_tj_put(out, s + last, i - last) || m2u_tj_put(out, op->content, op->content_len)) return -1;
+                i = j;
+                last = j;
+            } else {
+                i += (size_t)m2u_utf8_len((unsigned char)s[i]);
+            }
+        }
+    }
+    return m2u_tj_put(out, s + last, n - last);
+}
+

@@ -78,6 +78,26 @@ typedef int (*m2u_tj_part_fn)(void *ctx, const cJSON *part, const char *type, co
 int m2u_tj_each_part(const cJSON *obj, const char *where, const char *list_key, const char *child_where,
                      m2u_tj_part_fn one, void *ctx);
 
+/* A growable byte string, NUL-terminated after its n bytes (the models' text buffers). */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} m2u_tj_buf;
+int m2u_tj_put(m2u_tj_buf *b, const void *s, size_t n); /* append */
+
+/* The Replace normalizer / decoder: pattern {"String": s}, or with allow_regex {"Regex": r} where r
+ * is a literal (metacharacters escaped) or one character followed by +, {m}, {m,} or {m,n}; and
+ * content.  Apply: every leftmost, non-overlapping match in s[0..n) replaced, appended to out. */
+typedef struct {
+    char *pat, *content;
+    size_t pat_len, content_len;
+    bool run;             /* pat is one character repeated rep_min..rep_max times (0 = no max) */
+    int rep_min, rep_max; /* run only */
+} m2u_tj_replace;
+int m2u_tj_parse_replace(const cJSON *obj, const char *where, bool allow_regex, m2u_tj_replace *out);
+int m2u_tj_replace_apply(const m2u_tj_replace *r, const char *s, size_t n, m2u_tj_buf *out);
+void m2u_tj_replace_free(m2u_tj_replace *r);
+
 /* Marks the place of the encoded text in a post-processor template. */
 #define M2U_TJ_TPL_SEQUENCE (-1)
 

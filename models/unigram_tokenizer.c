@@ -36,10 +36,7 @@
 
 /* ======================================================================== growable buffers */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} ubuf;
+typedef m2u_tj_buf ubuf;
 
 static int ub_put(ubuf *b, const void *s, size_t n) {
     if (b->n + n + 1 > b->cap) {
@@ -137,7 +134,7 @@ static int32_t idmap_get(const idmap *m, const piece *pieces, const char *s, siz
 
 /* ======================================================================== tokenizer state */
 
-typedef enum { NORM_PRECOMPILED, NORM_STRIP, NORM_REPLACE_LITERAL, NORM_REPLACE_RUN } norm_kind;
+typedef enum { NORM_PRECOMPILED, NORM_STRIP, NORM_REPLACE } norm_kind;
 
 typedef struct {
     norm_kind kind;
@@ -148,10 +145,7 @@ typedef struct {
     size_t n_blob;
     /* STRIP */
     bool left, right;
-    /* REPLACE: literal pattern, or one character repeated rep_min..rep_max times (0 = no max) */
-    char *pat, *content;
-    size_t pat_len, content_len;
-    int rep_min, rep_max;
+    m2u_tj_replace rep; /* REPLACE */
 } norm_op;
 
 typedef m2u_tj_prepend prepend_scheme;
@@ -769,39 +763,6 @@ static int precompiled_apply(const norm_op *op, const char *s, size_t n, ubuf *o
 
 /* ======================================================================== normalizers */
 
-static int replace_apply(const norm_op *op, const char *s, size_t n, ubuf *out) {
-    size_t i = 0, last = 0;
-    if (op->kind == NORM_REPLACE_LITERAL) {
-        while (i + op->pat_len <= n) {
-            if (memcmp(s + i, op->pat, op->pat_len) == 0) {
-                if (ub_put(out, s + last, i - last) || ub_put(out, op->content, op->content_len)) return -1;
-                i += op->pat_len;
-                last = i;
-            } else {
-                i++;
-            }
-        }
-    } else { /* one character (pat) repeated: greedy, leftmost, non-overlapping */
-        while (i < n) {
-            size_t j = i;
-            int reps = 0;
-            while (j + op->pat_len <= n && memcmp(s + j, op->pat, op->pat_len) == 0 &&
-                   (op->rep_max == 0 || reps < op->rep_max)) {
-                j += op->pat_len;
-                reps++;
-            }
-            if (reps >= op->rep_min && reps > 0) {
-                if (ub_put(out, s + last, i - last) || ub_put(out, op->content, op->content_len)) return -1;
-                i = j;
-                last = j;
-            } else {
-                i += (size_t)m2u_utf8_len((unsigned char)s[i]);
-            }
-        }
-    }
-    return ub_put(out, s + last, n - last);
-}
-
 static int strip_apply(const norm_op *op, const char *s, size_t n, ubuf *out) {
     const unsigned char *us = (const unsigned char *)s;
     size_t a = 0, b = n;
@@ -834,7 +795,7 @@ static int normalize(const m2u_unigram *tok, const char *s, size_t n, ubuf *out,
         switch (op->kind) {
         case NORM_PRECOMPILED: rc = precompiled_apply(op, out->p, out->n, tmp); break;
         case NORM_STRIP: rc = strip_apply(op, out->p, out->n, tmp); break;
-        default: rc = replace_apply(op, out->p, out->n, tmp); break;
+        default: rc = m2u_tj_replace_apply(&op->rep, out->p, out->n, tmp); break;
         }
         if (rc) return -1;
         ubuf t = *out;
@@ -1165,8 +1126,7 @@ void m2u_unigram_free(m2u_unigram *tok) {
     for (int k = 0; k < tok->n_norm; k++) {
         free(tok->norm[k].units);
         free(tok->norm[k].blob);
-        free(tok->norm[k].pat);
-        free(tok->norm[k].content);
+        m2u_tj_replace_free(&tok->norm[k].rep);
     }
     free(tok->norm);
     free(tok->pre);
@@ -1271,85 +1231,6 @@ static int parse_precompiled(norm_op *op, const cJSON *n, const char *where) {
     return rc;
 }
 
-/* Replace's pattern: {"String": s}, or {"Regex": r} where r is a literal (metacharacters
- * escaped) or one character followed by +, {m}, {m,} or {m,n}. */
-static int parse_replace_pattern(norm_op *op, const cJSON *n, const char *where) {
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(n, "pattern");
-    const cJSON *str = cJSON_GetObjectItemCaseSensitive(p, "String");
-    const cJSON *re = cJSON_GetObjectItemCaseSensitive(p, "Regex");
-    if (cJSON_IsString(str)) {
-        if (!str->valuestring[0]) return m2u_fail("%s.pattern.String must not be empty", where);
-        op->kind = NORM_REPLACE_LITERAL;
-        op->pat_len = strlen(str->valuestring);
-        op->pat = copy_n(str->valuestring, op->pat_len);
-        return op->pat ? 0 : m2u_fail("out of memory");
-    }
-    if (!cJSON_IsString(re)) return m2u_fail("%s.pattern must be {\"String\": ...} or {\"Regex\": ...}", where);
-    const char *r = re->valuestring;
-    static const char meta[] = "\\.+*?()|[]{}^$";
-    char lit[256];
-    size_t nl = 0, n_chars = 0, i = 0, len = strlen(r);
-    while (i < len && !strchr("+*?{", r[i])) {
-        if (strchr("()|[]^$.", r[i])) break;
-        size_t cl;
-        const char *src = r + i;
-        if (r[i] == '\\') {
-            if (i + 1 >= len || !strchr(meta, r[i + 1]) || r[i + 1] == '\0') break;
-            src = r + i + 1;
-            cl = 1;
-            i += 2;
-        } else {
-            cl = (size_t)m2u_utf8_len((unsigned char)r[i]);
-            i += cl;
-        }
-        if (nl + cl >= sizeof lit) break;
-        memcpy(lit + nl, src, cl);
-        nl += cl;
-        n_chars++;
-    }
-    op->rep_min = op->rep_max = 0;
-    if (i == len && nl > 0) {
-        op->kind = NORM_REPLACE_LITERAL;
-    } else if (n_chars == 1 && i < len) {
-        long lo = 0, hi = 0;
-        char *end;
-        if (r[i] == '+' && i + 1 == len) {
-            lo = 1;
-        } else if (r[i] == '{') {
-            lo = strtol(r + i + 1, &end, 10);
-            if (end == r + i + 1) goto unsupported;
-            if (*end == '}') {
-                hi = lo;
-            } else if (*end == ',' && end[1] == '}') {
-                hi = 0;
-                end++;
-            } else if (*end == ',') {
-                const char *s2 = end + 1;
-                hi = strtol(s2, &end, 10);
-                if (end == s2 || *end != '}' || hi < lo) goto unsupported;
-            } else {
-                goto unsupported;
-            }
-            if ((size_t)(end - r) + 1 != len) goto unsupported;
-        } else {
-            goto unsupported;
-        }
-        if (lo < 1 || lo > 1000000 || hi > 1000000) goto unsupported;
-        op->kind = NORM_REPLACE_RUN;
-        op->rep_min = (int)lo;
-        op->rep_max = (int)hi;
-    } else {
-        goto unsupported;
-    }
-    op->pat_len = nl;
-    op->pat = copy_n(lit, nl);
-    return op->pat ? 0 : m2u_fail("out of memory");
-unsupported:
-    return m2u_fail("%s.pattern: Regex \"%s\" is not supported (only a literal, or one character with +, {m}, "
-                    "{m,} or {m,n})",
-                    where, r);
-}
-
 static int add_norm(m2u_unigram *tok, const norm_op *op) {
     norm_op *v = realloc(tok->norm, (size_t)(tok->n_norm + 1) * sizeof *v);
     if (!v) return m2u_fail("out of memory");
@@ -1370,14 +1251,8 @@ static int parse_normalizer_one(void *ctx, const cJSON *n, const char *type, con
         op.left = op.right = true;
         rc = m2u_tj_bool(n, "strip_left", where, &op.left) || m2u_tj_bool(n, "strip_right", where, &op.right) ? -1 : 0;
     } else if (!strcmp(type, "Replace")) {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(n, "content");
-        if (!cJSON_IsString(c)) return m2u_fail("%s.content must be a string", where);
-        rc = parse_replace_pattern(&op, n, where);
-        if (rc == 0) {
-            op.content_len = strlen(c->valuestring);
-            op.content = copy_n(c->valuestring, op.content_len);
-            if (!op.content) rc = m2u_fail("out of memory");
-        }
+        op.kind = NORM_REPLACE;
+        rc = m2u_tj_parse_replace(n, where, true, &op.rep);
     } else {
         return m2u_fail("%s: type \"%s\" is not supported (only Sequence, Precompiled, Strip, Replace)", where, type);
     }
@@ -1385,8 +1260,7 @@ static int parse_normalizer_one(void *ctx, const cJSON *n, const char *type, con
     if (rc) {
         free(op.units);
         free(op.blob);
-        free(op.pat);
-        free(op.content);
+        m2u_tj_replace_free(&op.rep);
     }
     return rc;
 }
