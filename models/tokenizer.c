@@ -53,30 +53,9 @@ static int sb_reserve(sbuf *b, size_t extra) {
     return 0;
 }
 
-static int sb_put(sbuf *b, const char *s, size_t n) {
-    if (sb_reserve(b, n)) return -1;
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
-}
 
-typedef struct {
-    int32_t *v;
-    size_t n, cap;
-} ivec;
+typedef m2u_tj_ids ivec;
 
-static int iv_push(ivec *a, int32_t x) {
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        int32_t *v = realloc(a->v, cap * sizeof *v);
-        if (!v) return m2u_fail("out of memory (%zu ids)", cap);
-        a->v = v;
-        a->cap = cap;
-    }
-    a->v[a->n++] = x;
-    return 0;
-}
 
 static char *dup_n(const char *s, size_t n) {
     char *d = malloc(n + 1);
@@ -316,14 +295,14 @@ struct m2u_tokenizer {
 /* Apply the normaliser Sequence to s[0..n) into out (cleared first). */
 static int normalize(const m2u_tokenizer *tok, const char *s, size_t n, sbuf *out) {
     out->n = 0;
-    if (sb_put(out, s, n)) return -1;
+    if (m2u_tj_put(out, s, n)) return -1;
     sbuf tmp = {0};
     for (int k = 0; k < tok->n_norm; k++) {
         const norm_op *op = &tok->norm[k];
         tmp.n = 0;
         if (op->kind == NORM_PREPEND) {
             if (out->n == 0) continue; /* Prepend leaves an empty string empty */
-            if (sb_put(&tmp, op->a, op->alen) || sb_put(&tmp, out->p, out->n)) goto fail;
+            if (m2u_tj_put(&tmp, op->a, op->alen) || m2u_tj_put(&tmp, out->p, out->n)) goto fail;
         } else if (m2u_tj_replace_apply(&op->rep, out->p, out->n, &tmp)) {
             goto fail;
         }
@@ -734,7 +713,7 @@ static int bpe_word(const m2u_tokenizer *tok, work *w, const char *s, size_t n, 
     if (n >= (size_t)INT32_MAX) return m2u_fail("m2u_tokenizer_encode: word of %zu bytes is too long", n);
     if (tok->ignore_merges) {
         int id = str_map_find(&tok->vocab, s, n);
-        if (id >= 0) return iv_push(out, id);
+        if (id >= 0) return m2u_tj_ids_push(out, id);
     }
     w->n_sym = 0;
     w->n_heap = 0;
@@ -794,7 +773,7 @@ static int bpe_word(const m2u_tokenizer *tok, work *w, const char *s, size_t n, 
         if (queue_pair(tok, w, (int32_t)top.pos)) return -1;
     }
     for (size_t i = 0; i < w->n_sym; i++)
-        if (w->sym[i].len && iv_push(out, w->sym[i].c)) return -1;
+        if (w->sym[i].len && m2u_tj_ids_push(out, w->sym[i].c)) return -1;
     return 0;
 }
 
@@ -811,11 +790,11 @@ static int pretok_and_model(const m2u_tokenizer *tok, work *w, const char *s, si
     if (n > 0 && s[0] == ' ') starts = true;
     else if (n >= rl && memcmp(s, tok->ms_rep, rl) == 0) starts = true;
     bool prepend = tok->ms_scheme == M2U_TJ_PREPEND_ALWAYS || (tok->ms_scheme == M2U_TJ_PREPEND_FIRST && first);
-    if (prepend && !starts && sb_put(b, tok->ms_rep, rl)) return -1;
+    if (prepend && !starts && m2u_tj_put(b, tok->ms_rep, rl)) return -1;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == ' ') {
-            if (sb_put(b, tok->ms_rep, rl)) return -1;
-        } else if (sb_put(b, s + i, 1)) {
+            if (m2u_tj_put(b, tok->ms_rep, rl)) return -1;
+        } else if (m2u_tj_put(b, s + i, 1)) {
             return -1;
         }
     }
@@ -838,7 +817,7 @@ static int encode_text(const m2u_tokenizer *tok, work *w, const char *text, size
         split rs = w->raw.v[r];
         if (rs.stop <= rs.start) continue; /* empty splits are dropped */
         if (rs.id >= 0) {
-            if (iv_push(out, rs.id)) return -1;
+            if (m2u_tj_ids_push(out, rs.id)) return -1;
             continue;
         }
         if (normalize(tok, text + rs.start, rs.stop - rs.start, &w->norm)) return -1;
@@ -847,7 +826,7 @@ static int encode_text(const m2u_tokenizer *tok, work *w, const char *text, size
             split ns = w->sub.v[k];
             if (ns.stop <= ns.start) continue;
             if (ns.id >= 0) {
-                if (iv_push(out, ns.id)) return -1;
+                if (m2u_tj_ids_push(out, ns.id)) return -1;
             } else if (pretok_and_model(tok, w, w->norm.p + ns.start, ns.stop - ns.start,
                                         rs.start == 0 && ns.start == 0, out)) {
                 return -1;
@@ -871,9 +850,9 @@ int m2u_tokenizer_encode(const m2u_tokenizer *tok, const char *text, size_t len,
     if (rc == 0 && add_special && tok->has_template) {
         for (int i = 0; i < tok->n_tpl && rc == 0; i++) {
             if (tok->tpl[i] == TPL_SEQUENCE) {
-                for (size_t k = 0; k < seq.n && rc == 0; k++) rc = iv_push(&res, seq.v[k]);
+                for (size_t k = 0; k < seq.n && rc == 0; k++) rc = m2u_tj_ids_push(&res, seq.v[k]);
             } else {
-                rc = iv_push(&res, tok->tpl[i]);
+                rc = m2u_tj_ids_push(&res, tok->tpl[i]);
             }
         }
         free(seq.v);
@@ -914,12 +893,12 @@ static int sl_add(strlist *l, const char *p, size_t n) {
         l->cap = cap;
     }
     size_t off = l->b.n;
-    if (sb_put(&l->b, p, n)) return -1;
+    if (m2u_tj_put(&l->b, p, n)) return -1;
     l->s[l->n++] = (span){off, n};
     return 0;
 }
 
-/* Start a new string whose bytes are appended with sb_put(&l->b, ...), closed by sl_close. */
+/* Start a new string whose bytes are appended with m2u_tj_put(&l->b, ...), closed by sl_close. */
 static int sl_open(strlist *l) { return sl_add(l, "", 0); }
 static void sl_close(strlist *l) { l->s[l->n - 1].len = l->b.n - l->s[l->n - 1].off; }
 
@@ -987,7 +966,7 @@ static int apply_decoder(const dec_op *op, const strlist *in, strlist *out) {
     case DEC_FUSE:
         if (sl_open(out)) return -1;
         for (size_t i = 0; i < in->n; i++)
-            if (sb_put(&out->b, sl_str(in, i), in->s[i].len)) return -1;
+            if (m2u_tj_put(&out->b, sl_str(in, i), in->s[i].len)) return -1;
         sl_close(out);
         return 0;
     case DEC_STRIP:
@@ -1011,10 +990,10 @@ static int apply_decoder(const dec_op *op, const strlist *in, strlist *out) {
             for (size_t j = 0; j < n;) {
                 if (j + cl <= n && memcmp(s + j, enc, cl) == 0) {
                     /* the first token loses ALL its replacement characters, as in the reference */
-                    if (!(i == 0 && op->scheme != M2U_TJ_PREPEND_NEVER) && sb_put(&out->b, " ", 1)) return -1;
+                    if (!(i == 0 && op->scheme != M2U_TJ_PREPEND_NEVER) && m2u_tj_put(&out->b, " ", 1)) return -1;
                     j += cl;
                 } else {
-                    if (sb_put(&out->b, s + j, 1)) return -1;
+                    if (m2u_tj_put(&out->b, s + j, 1)) return -1;
                     j++;
                 }
             }
@@ -1062,10 +1041,10 @@ int m2u_tokenizer_decode_n(const m2u_tokenizer *tok, const int32_t *ids, size_t 
             a = b;
             b = t;
         }
-        for (size_t i = 0; i < a.n && rc == 0; i++) rc = sb_put(&res, sl_str(&a, i), a.s[i].len);
+        for (size_t i = 0; i < a.n && rc == 0; i++) rc = m2u_tj_put(&res, sl_str(&a, i), a.s[i].len);
     } else {
         for (size_t i = 0; i < a.n && rc == 0; i++) /* no decoder: tokens joined by spaces */
-            rc = (i ? sb_put(&res, " ", 1) : 0) || sb_put(&res, sl_str(&a, i), a.s[i].len);
+            rc = (i ? m2u_tj_put(&res, " ", 1) : 0) || m2u_tj_put(&res, sl_str(&a, i), a.s[i].len);
     }
     if (rc == 0) rc = sb_reserve(&res, 0);
     sl_free(&a);
@@ -1383,7 +1362,7 @@ static int parse_model(m2u_tokenizer *tok, const cJSON *model) {
             a = e->valuestring, al = (size_t)(sp - a), b = sp + 1, bl = strlen(b);
         }
         cat.n = 0;
-        if (sb_put(&cat, a, al) || sb_put(&cat, b, bl)) {
+        if (m2u_tj_put(&cat, a, al) || m2u_tj_put(&cat, b, bl)) {
             free(cat.p);
             return -1;
         }

@@ -267,20 +267,7 @@ int m2u_tj_each_part(const cJSON *obj, const char *where, const char *list_key, 
     return 0;
 }
 
-int m2u_tj_put(m2u_tj_buf *b, const void *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return m2u_fail("out of memory (%zu bytes)", cap);
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
-}
+
 
 static char *dup_n(const char *s, size_t n) {
     char *d = malloc(n + 1);

@@ -6,10 +6,14 @@
 #ifndef M2U_TOKENIZER_JSON_H
 #define M2U_TOKENIZER_JSON_H
 
+#include "m2u_error.h"
+
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Read and parse a tokenizer.json.  Errors name the file: "malformed JSON near byte N", or "not a
  * JSON object" when the top level is something else (the models never accept that). */
@@ -83,7 +87,38 @@ typedef struct {
     char *p;
     size_t n, cap;
 } m2u_tj_buf;
-int m2u_tj_put(m2u_tj_buf *b, const void *s, size_t n); /* append */
+/* append (inline: the models call it per character on their hot paths) */
+static inline int m2u_tj_put(m2u_tj_buf *b, const void *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 256;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return m2u_fail("out of memory (%zu bytes)", cap);
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+/* A growable list of token ids. */
+typedef struct {
+    int32_t *v;
+    size_t n, cap;
+} m2u_tj_ids;
+static inline int m2u_tj_ids_push(m2u_tj_ids *l, int32_t id) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        int32_t *v = realloc(l->v, cap * sizeof *v);
+        if (!v) return m2u_fail("out of memory (%zu ids)", cap);
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = id;
+    return 0;
+}
 
 /* The Replace normalizer / decoder: pattern {"String": s}, or with allow_regex {"Regex": r} where r
  * is a literal (metacharacters escaped) or one character followed by +, {m}, {m,} or {m,n}; and

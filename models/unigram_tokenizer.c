@@ -38,37 +38,9 @@
 
 typedef m2u_tj_buf ubuf;
 
-static int ub_put(ubuf *b, const void *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return m2u_fail("out of memory (%zu bytes)", cap);
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
-}
 
-typedef struct {
-    int32_t *v;
-    size_t n, cap;
-} idlist;
+typedef m2u_tj_ids idlist;
 
-static int ids_push(idlist *l, int32_t id) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 32;
-        int32_t *v = realloc(l->v, cap * sizeof *v);
-        if (!v) return m2u_fail("out of memory (%zu ids)", cap);
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = id;
-    return 0;
-}
 
 /* A list of byte ranges of one buffer (the words of a piece). */
 typedef struct {
@@ -747,12 +719,12 @@ static int precompiled_apply(const norm_op *op, const char *s, size_t n, ubuf *o
         size_t rl;
         const char *r = e - g < 6 ? charsmap_transform(op, s + g, e - g, &rl) : NULL;
         if (r) {
-            if (ub_put(out, r, rl)) return -1;
+            if (m2u_tj_put(out, r, rl)) return -1;
         } else {
             for (size_t c = g; c < e;) {
                 size_t cl = (size_t)m2u_utf8_len(us[c]);
                 r = charsmap_transform(op, s + c, cl, &rl);
-                if (r ? ub_put(out, r, rl) : ub_put(out, s + c, cl)) return -1;
+                if (r ? m2u_tj_put(out, r, rl) : m2u_tj_put(out, s + c, cl)) return -1;
                 c += cl;
             }
         }
@@ -780,17 +752,17 @@ static int strip_apply(const norm_op *op, const char *s, size_t n, ubuf *out) {
             if (!m2u_is_white_space(cp)) break;
             b = k;
         }
-    return ub_put(out, s + a, b - a);
+    return m2u_tj_put(out, s + a, b - a);
 }
 
 /* The whole normalizer chain on s[0..n) into out (cleared first); tmp is scratch. */
 static int normalize(const m2u_unigram *tok, const char *s, size_t n, ubuf *out, ubuf *tmp) {
     out->n = 0;
-    if (ub_put(out, s, n)) return -1;
+    if (m2u_tj_put(out, s, n)) return -1;
     for (int k = 0; k < tok->n_norm; k++) {
         const norm_op *op = &tok->norm[k];
         tmp->n = 0;
-        if (ub_put(tmp, "", 0)) return -1;
+        if (m2u_tj_put(tmp, "", 0)) return -1;
         int rc;
         switch (op->kind) {
         case NORM_PRECOMPILED: rc = precompiled_apply(op, out->p, out->n, tmp); break;
@@ -811,7 +783,7 @@ static int normalize(const m2u_unigram *tok, const char *s, size_t n, ubuf *out,
 static int pretok_apply(const pre_op *op, const ubuf *in_buf, const spanlist *in, ubuf *out_buf, spanlist *out) {
     out_buf->n = 0;
     out->n = 0;
-    if (ub_put(out_buf, "", 0)) return -1;
+    if (m2u_tj_put(out_buf, "", 0)) return -1;
     for (size_t w = 0; w < in->n; w++) {
         const char *s = in_buf->p + in->v[w].off;
         size_t n = in->v[w].len;
@@ -832,7 +804,7 @@ static int pretok_apply(const pre_op *op, const ubuf *in_buf, const spanlist *in
                     i += (size_t)l;
                 }
                 size_t off = out_buf->n;
-                if (ub_put(out_buf, s + start, i - start) || spans_push(out, off, i - start, origin && start == 0))
+                if (m2u_tj_put(out_buf, s + start, i - start) || spans_push(out, off, i - start, origin && start == 0))
                     return -1;
             }
             continue;
@@ -843,9 +815,9 @@ static int pretok_apply(const pre_op *op, const ubuf *in_buf, const spanlist *in
         if (n > 0 && s[0] == ' ') starts = true;
         bool prepend = n > 0 && !starts &&
                        (op->scheme == M2U_TJ_PREPEND_ALWAYS || (op->scheme == M2U_TJ_PREPEND_FIRST && origin));
-        if (prepend && ub_put(out_buf, op->rep, rl)) return -1;
+        if (prepend && m2u_tj_put(out_buf, op->rep, rl)) return -1;
         for (size_t i = 0; i < n; i++)
-            if (s[i] == ' ' ? ub_put(out_buf, op->rep, rl) : ub_put(out_buf, s + i, 1)) return -1;
+            if (s[i] == ' ' ? m2u_tj_put(out_buf, op->rep, rl) : m2u_tj_put(out_buf, s + i, 1)) return -1;
         size_t len = out_buf->n - off;
         if (len == 0) continue;
         if (!op->split) {
@@ -897,18 +869,18 @@ static void work_free(work *w) {
 /* Unigram::tokenize of one token string: its id, else byte fallback, else unk. */
 static int emit_token(const m2u_unigram *tok, const char *s, size_t n, idlist *out) {
     int32_t id = idmap_get(&tok->map, tok->pieces, s, n);
-    if (id >= 0) return ids_push(out, id);
+    if (id >= 0) return m2u_tj_ids_push(out, id);
     if (tok->byte_fallback) {
         bool all = true;
         for (size_t i = 0; i < n && all; i++) all = tok->byte_id[(unsigned char)s[i]] >= 0;
         if (all) {
             for (size_t i = 0; i < n; i++)
-                if (ids_push(out, tok->byte_id[(unsigned char)s[i]])) return -1;
+                if (m2u_tj_ids_push(out, tok->byte_id[(unsigned char)s[i]])) return -1;
             return 0;
         }
     }
     if (tok->unk_id < 0) return m2u_fail("encountered an unknown token but the model has no unk_id");
-    return ids_push(out, tok->unk_id);
+    return m2u_tj_ids_push(out, tok->unk_id);
 }
 
 /* Unigram::encode_optimized + tokenize on one word. */
@@ -1031,23 +1003,23 @@ static int encode_impl(const m2u_unigram *tok, const char *text, size_t len, int
         size_t stop = k >= 0 ? at : len;
         if (stop > pos) rc = encode_piece(tok, &w, text + pos, stop - pos, pos == 0, &seq);
         if (k < 0 || rc) break;
-        rc = ids_push(&seq, tok->added[k].id);
+        rc = m2u_tj_ids_push(&seq, tok->added[k].id);
         pos = from = at + tok->added[k].len;
     }
     if (max_length != SIZE_MAX && seq.n > max_length - n_special) seq.n = max_length - n_special;
     if (rc == 0 && templ) {
         for (int i = 0; i < tok->n_tpl && rc == 0; i++) {
             if (tok->tpl[i] != TPL_SEQ) {
-                rc = ids_push(&res, tok->tpl[i]);
+                rc = m2u_tj_ids_push(&res, tok->tpl[i]);
                 continue;
             }
-            for (size_t j = 0; j < seq.n && rc == 0; j++) rc = ids_push(&res, seq.v[j]);
+            for (size_t j = 0; j < seq.n && rc == 0; j++) rc = m2u_tj_ids_push(&res, seq.v[j]);
         }
         free(seq.v);
         seq = res;
     }
     work_free(&w);
-    if (rc == 0 && !seq.v) rc = ids_push(&seq, 0), seq.n = 0; /* a valid pointer for an empty result */
+    if (rc == 0 && !seq.v) rc = m2u_tj_ids_push(&seq, 0), seq.n = 0; /* a valid pointer for an empty result */
     if (rc) {
         free(seq.v);
         return -1;

@@ -39,21 +39,8 @@ struct m2u_wordpiece {
 
 /* ---- growable buffers ---- */
 
-typedef struct {
-    int32_t *v;
-    size_t n, cap;
-} wp_ids;
+typedef m2u_tj_ids wp_ids;
 
-static int wp_ids_push(wp_ids *l, int32_t x) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 32;
-        int32_t *v = realloc(l->v, cap * sizeof *v);
-        if (!v) return m2u_fail("out of memory (token ids)");
-        l->v = v, l->cap = cap;
-    }
-    l->v[l->n++] = x;
-    return 0;
-}
 
 typedef struct {
     uint32_t *v;
@@ -176,7 +163,7 @@ static int32_t vocab_find(const m2u_wordpiece *tok, const char *s, size_t n) {
 static int wordpiece_word(const m2u_wordpiece *tok, const char *word, size_t n, char *buf, wp_ids *out) {
     size_t chars = 0;
     for (size_t i = 0; i < n; i += (size_t)m2u_utf8_len((unsigned char)word[i])) chars++;
-    if (chars > (size_t)tok->max_chars) return wp_ids_push(out, tok->unk_id);
+    if (chars > (size_t)tok->max_chars) return m2u_tj_ids_push(out, tok->unk_id);
     size_t first = out->n, start = 0;
     while (start < n) {
         size_t end = n;
@@ -195,9 +182,9 @@ static int wordpiece_word(const m2u_wordpiece *tok, const char *word, size_t n, 
         }
         if (found < 0) {
             out->n = first; /* the whole word becomes one unknown token */
-            return wp_ids_push(out, tok->unk_id);
+            return m2u_tj_ids_push(out, tok->unk_id);
         }
-        if (wp_ids_push(out, found)) return -1;
+        if (m2u_tj_ids_push(out, found)) return -1;
         start = end;
     }
     return 0;
@@ -266,7 +253,7 @@ int m2u_wordpiece_encode(const m2u_wordpiece *tok, const char *text, size_t len,
             continue;
         }
         if (at > seg) rc = encode_plain(tok, text + seg, at - seg, &cps, &buf, &buf_cap, &body);
-        if (!rc && a) rc = wp_ids_push(&body, a->id);
+        if (!rc && a) rc = m2u_tj_ids_push(&body, a->id);
         at += a ? a->len : 1;
         seg = at;
     }
@@ -277,15 +264,15 @@ int m2u_wordpiece_encode(const m2u_wordpiece *tok, const char *text, size_t len,
         if (add_special && tok->n_tpl) {
             for (int k = 0; !rc && k < tok->n_tpl; k++) {
                 if (tok->tpl[k] != TPL_SEQUENCE) {
-                    rc = wp_ids_push(&res, tok->tpl[k]);
+                    rc = m2u_tj_ids_push(&res, tok->tpl[k]);
                     continue;
                 }
-                for (size_t j = 0; !rc && j < keep; j++) rc = wp_ids_push(&res, body.v[j]);
+                for (size_t j = 0; !rc && j < keep; j++) rc = m2u_tj_ids_push(&res, body.v[j]);
             }
         } else {
-            for (size_t j = 0; !rc && j < keep; j++) rc = wp_ids_push(&res, body.v[j]);
+            for (size_t j = 0; !rc && j < keep; j++) rc = m2u_tj_ids_push(&res, body.v[j]);
         }
-        if (!rc && !res.v) rc = wp_ids_push(&res, 0), res.n = 0;
+        if (!rc && !res.v) rc = m2u_tj_ids_push(&res, 0), res.n = 0;
     }
     free(body.v);
     free(cps.v);
