@@ -17,7 +17,8 @@ of that state:
                              into o_proj.bias
   reference/model_f32.gguf   gguf-py's GGUFWriter with the keys convert_hf_to_gguf.py writes for a
                              llama (vocabulary by gguf-py's LlamaHfVocab + SpecialVocab on the
-                             tokenizer with [AUD0..7] added), tensors of the above WITHOUT the LoRA,
+                             tokenizer with [AUD0..7] added, but merge-rank scores instead of -1000,
+                             see tests/gguf_spm.py), tensors of the above WITHOUT the LoRA,
                              q/k rows (and the q bias) permuted like LlamaModel.permute, all F32
   reference/lora_f32.gguf    what convert_lora_to_gguf.py writes for the PEFT adapter (outtype f32):
                              lora_a = A, lora_b = B with q/k rows permuted, adapter.lora.alpha
@@ -47,6 +48,9 @@ import peft
 import safetensors
 import gguf
 from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gguf_spm import merge_rank_scores  # noqa: E402
 
 PINS = {"torch": (torch.__version__.split("+")[0], "2.5.1"), "transformers": (transformers.__version__, "4.46.3"),
         "peft": (peft.__version__, "0.13.2"), "safetensors": (safetensors.__version__, "0.8.0"),
@@ -98,8 +102,8 @@ def make_tokenizer():
     src = json.load(open("tests/fixtures/tokenizer/tokenizer.json", encoding="utf-8"))
     vocab = {t: i for t, i in src["model"]["vocab"].items() if i < V0}
     merges = []
-    for m in src["model"]["merges"]:
-        a, b = m.split(" ")
+    for m in src["model"]["merges"]:  # ["a", "b"] pairs, or "a b" strings in older files
+        a, b = m.split(" ") if isinstance(m, str) else m
         if a in vocab and b in vocab and (a + b) in vocab:
             merges.append(m)
     src["model"]["vocab"] = vocab
@@ -255,6 +259,11 @@ def gguf_model_reference(sd, tokdir):
         toks.append(text)
         scores.append(score)
         types.append(typ)
+    # The one deliberate difference from gguf-py's LlamaHfVocab: not -1000 for every piece, but the
+    # merge-rank scores that make llama.cpp's SPM tokenizer give HF's ids (tests/gguf_spm.py, checked
+    # by tests/make_gguf_vocab_fixtures.py and tests/eval/test_gguf_vocab.c).
+    assert set(scores) == {-1000.0}, "gguf-py's LlamaHfVocab changed its scores"
+    scores = merge_rank_scores(json.load(open(f"{tokdir}/tokenizer.json", encoding="utf-8")), len(toks))
     w.add_tokenizer_model("llama")
     w.add_tokenizer_pre("default")
     w.add_token_list(toks)

@@ -13,7 +13,7 @@ Pinned versions: python 3.11, tokenizers==0.20.3 (the script refuses other token
 Output format (UTF-8 JSON lines, no compression):
   line 1: {"format": "m2u-tokenizer-cases-1", "tokenizers": "0.20.3", "sets": {NAME: SPEC, ...}}
      SPEC: {"patch": [[[key, ...], value], ...],   # replace these fields of tokenizer.json
-            "merges_as_pairs": bool,               # rewrite model.merges as [a, b] pairs
+            "merges_as_strings": bool,             # rewrite model.merges ([a, b] pairs) as "a b" strings
             "add_tokens": [str, ...], "add_special": bool,  # then call add_tokens / add_special_tokens
             "vocab_size": int}                     # get_vocab_size(with_added_tokens=True)
   other lines, one case each, "set" naming the SPEC it uses:
@@ -273,7 +273,7 @@ def decode_id_lists(vocab_size):
     lists = [[], [1], [2], [0], [1, 2], [3], [3, 3], [200], [0xE4 + 3, 0xB8 + 3, 0xAD + 3],  # 中 as bytes
              [0xE4 + 3, 0xB8 + 3], [0xE4 + 3, 0xB8 + 3, 0xAD + 3, 0xE4 + 3], [0xF0 + 3, 0x9F + 3, 0x98 + 3, 0x80 + 3],
              [0xC0 + 3, 0x80 + 3], [0xED + 3, 0xA0 + 3, 0x80 + 3], [0x41 + 3, 0x80 + 3, 0x42 + 3],
-             [vocab_size + 5], [1, vocab_size + 100, 2], [28705], [28705, 28705], [1, 28705, 22557]]
+             [vocab_size + 5], [1, vocab_size + 100, 2], [29871], [29871, 29871], [1, 29871, 15043]]  # "▁", "▁Hello"
     for _ in range(150):
         ids = []
         for _ in range(rng.randrange(1, 20)):
@@ -354,8 +354,9 @@ def load_set(base_json, spec):
         for k in path[:-1]:
             obj = obj[k]
         obj[path[-1]] = value
-    if spec.get("merges_as_pairs"):
-        d["model"]["merges"] = [m.split(" ") for m in d["model"]["merges"]]
+    if spec.get("merges_as_strings"):  # tokenizer.json's older merge form; "a b" is unambiguous here
+        assert all(" " not in a and " " not in b for a, b in d["model"]["merges"])
+        d["model"]["merges"] = [a + " " + b for a, b in d["model"]["merges"]]
     tok = Tokenizer.from_str(json.dumps(d))
     if spec.get("add_tokens"):
         if spec.get("add_special"):
@@ -401,7 +402,7 @@ def main():
                                       [["decoder"], {"type": "Metaspace", "replacement": "\u2581",
                                                      "prepend_scheme": "always", "split": True}]]},
         "ignore_merges": {"patch": [[["model", "ignore_merges"], True]]},
-        "merges_pairs": {"merges_as_pairs": True},
+        "merges_strings": {"merges_as_strings": True},
         # Without byte fallback, unknown characters become <unk> (fused or not) or, with no unk
         # token at all, are dropped.
         "unk_fuse": {"patch": [[["model", "byte_fallback"], False]]},
@@ -456,15 +457,15 @@ def main():
             add(name, s)
     for s in general_texts(100):
         add("ignore_merges", s)
-        add("merges_pairs", s)
+        add("merges_strings", s)
 
     unk_texts = general_texts(60) + ["".join(rand_codepoint() for _ in range(rng.randrange(1, 12))) for _ in range(40)]
     for name in ["unk_fuse", "unk_nofuse", "no_unk"]:
         for s in unk_texts:
             add(name, s)
 
-    # The pair-form merges must not change anything (sanity check of the reference itself).
-    for a, b in zip([c for c in cases if c["set"] == "ignore_merges"], [c for c in cases if c["set"] == "merges_pairs"]):
+    # The string-form merges must not change anything (sanity check of the reference itself).
+    for a, b in zip([c for c in cases if c["set"] == "ignore_merges"], [c for c in cases if c["set"] == "merges_strings"]):
         assert a["text"] == b["text"]
     out = os.path.join(FIXDIR, "cases.jsonl")
     with open(out, "w", encoding="utf-8", newline="\n") as f:

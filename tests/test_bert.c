@@ -259,6 +259,19 @@ static void test_malformed(void) {
                     "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0}}, \"added_tokens\": [{\"id\": 0, "
                     "\"content\": \"[UNK]\", \"lstrip\": true}]}",
                     "lstrip");
+    /* added tokens whose declared id is not the one they get (the reference would renumber them) */
+    expect_tok_fail("added id beyond the vocabulary",
+                    "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"a\": 1}}, \"added_tokens\": "
+                    "[{\"id\": 0, \"content\": \"[UNK]\"}, {\"id\": 5, \"content\": \"[X]\"}]}",
+                    "added_tokens[1] \"[X]\": declared id 5, but the token gets id 2");
+    expect_tok_fail("added id of another vocabulary entry",
+                    "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"a\": 1}}, \"added_tokens\": "
+                    "[{\"id\": 1, \"content\": \"[UNK]\"}]}",
+                    "declared id 1, but the token gets id 0 (its id in model.vocab)");
+    expect_tok_fail("added token without id",
+                    "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0}}, \"added_tokens\": "
+                    "[{\"content\": \"[X]\"}]}",
+                    "id must be a non-negative integer");
     expect_tok_fail("RobertaProcessing",
                     "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0}}, \"post_processor\": "
                     "{\"type\": \"RobertaProcessing\"}}",

@@ -1,10 +1,11 @@
 /* models/tokenizers/tokenizer.c against the Hugging Face `tokenizers` 0.20.3 reference.
  *
  * tests/fixtures/tokenizer/cases.jsonl (made by tests/make_tokenizer_fixtures.py) holds a few
- * thousand strings with the ids and decodings the reference gives for the LLaMA-2 style
- * tokenizer.json beside it, and for variants of it ("sets": added [AUD] tokens, added tokens
- * with lstrip/rstrip/single_word, the Metaspace pre-tokenizer, no byte fallback, ...).  Every
- * case must match exactly.  Then: refusal of unsupported or broken files, and timings. */
+ * thousand strings with the ids and decodings the reference gives for the LLaMA-2
+ * tokenizer.json beside it (Meta's vocabulary, see its NOTICE.md), and for variants of it
+ * ("sets": added [AUD] tokens, added tokens with lstrip/rstrip/single_word, the Metaspace
+ * pre-tokenizer, no byte fallback, ...).  Every case must match exactly.  Then: refusal of
+ * unsupported or broken files, and timings. */
 #include "fileio.h"
 #include "m2u_error.h"
 #include "test_util.h"
@@ -108,10 +109,10 @@ typedef struct {
  * a temporary file so the real loader reads it, then the set's added tokens. */
 static m2u_tokenizer *make_set(const cJSON *base, const cJSON *spec, const char *name, const char *tmpdir) {
     const cJSON *patch = cJSON_GetObjectItemCaseSensitive(spec, "patch");
-    const cJSON *pairs = cJSON_GetObjectItemCaseSensitive(spec, "merges_as_pairs");
+    const cJSON *strs = cJSON_GetObjectItemCaseSensitive(spec, "merges_as_strings");
     m2u_tokenizer *tok = NULL;
     char path[4096];
-    if (!patch && !cJSON_IsTrue(pairs)) {
+    if (!patch && !cJSON_IsTrue(strs)) {
         snprintf(path, sizeof path, "%s", TOK_DIR "tokenizer.json");
         if (m2u_tokenizer_load(path, &tok)) fprintf(stderr, "set %s: %s\n", name, m2u_last_error());
     } else {
@@ -128,19 +129,17 @@ static m2u_tokenizer *make_set(const cJSON *base, const cJSON *spec, const char 
             if (cJSON_GetObjectItemCaseSensitive(obj, last)) cJSON_ReplaceItemInObjectCaseSensitive(obj, last, val);
             else cJSON_AddItemToObject(obj, last, val);
         }
-        if (cJSON_IsTrue(pairs)) { /* "a b" -> ["a", "b"] */
+        if (cJSON_IsTrue(strs)) { /* ["a", "b"] -> "a b" (tokenizer.json's older merge form) */
             cJSON *model = cJSON_GetObjectItemCaseSensitive(doc, "model");
             cJSON *old = cJSON_GetObjectItemCaseSensitive(model, "merges");
             cJSON *neu = cJSON_CreateArray();
             const cJSON *m;
             cJSON_ArrayForEach(m, old) {
-                const char *sp = strchr(m->valuestring, ' ');
-                char *a = strndup(m->valuestring, (size_t)(sp - m->valuestring));
-                cJSON *pair = cJSON_CreateArray();
-                cJSON_AddItemToArray(pair, cJSON_CreateString(a));
-                cJSON_AddItemToArray(pair, cJSON_CreateString(sp + 1));
-                cJSON_AddItemToArray(neu, pair);
-                free(a);
+                const char *a = cJSON_GetArrayItem(m, 0)->valuestring, *b = cJSON_GetArrayItem(m, 1)->valuestring;
+                char *ab = malloc(strlen(a) + strlen(b) + 2);
+                sprintf(ab, "%s %s", a, b);
+                cJSON_AddItemToArray(neu, cJSON_CreateString(ab));
+                free(ab);
             }
             cJSON_ReplaceItemInObjectCaseSensitive(model, "merges", neu);
         }
@@ -348,6 +347,36 @@ static void error_cases(const char *tmpdir) {
     check_refused(tmpdir, "decoder", buf, "decoder.decoders[]");
     snprintf(buf, sizeof buf, "{%s},\"truncation\":{\"max_length\":8}}", bpe);
     check_refused(tmpdir, "truncation", buf, "truncation");
+    /* Added tokens whose declared id is not the one they get: the reference renumbers them
+     * silently (a warning in its log), so an embedding row would belong to another token. */
+    static const char *const added_cases[][3] = {
+        /* tag, added_tokens, text the message must contain */
+        {"added_beyond", "[{\"id\":7,\"content\":\"<x>\",\"special\":true}]", "declared id 7, but the token gets id 3"},
+        {"added_gap", "[{\"id\":3,\"content\":\"<x>\"},{\"id\":5,\"content\":\"<y>\"}]",
+         "added_tokens[1] \"<y>\": declared id 5, but the token gets id 4"},
+        {"added_vocab", "[{\"id\":1,\"content\":\"ab\"}]", "declared id 1, but the token gets id 2 (its id in model.vocab)"},
+        {"added_noid", "[{\"content\":\"<x>\"}]", "added_tokens[0] \"<x>\": id must be a non-negative integer"},
+        {"added_negid", "[{\"id\":-1,\"content\":\"<x>\"}]", "id must be a non-negative integer"},
+    };
+    for (size_t k = 0; k < sizeof added_cases / sizeof added_cases[0]; k++) {
+        snprintf(buf, sizeof buf, "{%s},\"added_tokens\":%s}", bpe, added_cases[k][1]);
+        check_refused(tmpdir, added_cases[k][0], buf, added_cases[k][2]);
+    }
+    /* ... and the ids the reference gives are accepted (a vocabulary entry, then the next ids). */
+    {
+        snprintf(buf, sizeof buf, "{%s},\"added_tokens\":[{\"id\":2,\"content\":\"ab\"},{\"id\":3,\"content\":"
+                                  "\"<x>\"},{\"id\":4,\"content\":\"<y>\",\"special\":true}]}",
+                 bpe);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/m2u_test_tokenizer_%ld_added_ok.json", tmpdir, (long)getpid());
+        m2u_tokenizer *tok = NULL;
+        CHECK(m2u_write_file_atomic(path, buf, strlen(buf)) == 0 && m2u_tokenizer_load(path, &tok) == 0,
+              "consistent added ids: %s", m2u_last_error());
+        CHECK(tok && m2u_tokenizer_token_to_id(tok, "<x>") == 3 && m2u_tokenizer_token_to_id(tok, "<y>") == 4,
+              "added ids kept");
+        m2u_tokenizer_free(tok);
+        unlink(path);
+    }
 
     m2u_tokenizer *tok = (m2u_tokenizer *)&tok;
     CHECK(m2u_tokenizer_load(TOK_DIR "does-not-exist.json", &tok) == -1 && tok == NULL, "missing file must fail");
@@ -426,10 +455,44 @@ static void long_word(const m2u_tokenizer *tok) {
     free(w);
 }
 
+/* m2u_tokenizer_merge_ranks (the GGUF export's scores): the first merge making each piece, and the
+ * pieces two pieces join to without a listed merge.  On LLaMA-2: every split is listed. */
+static void merge_rank_checks(const char *tmpdir) {
+    static const char json[] =
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"c\":2,\"ab\":3,\"bc\":4,\"abc\":5,\"x\":6},"
+        "\"merges\":[\"a b\",\"ab c\",\"a b\"]}}";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/m2u_test_tokenizer_%ld_ranks.json", tmpdir, (long)getpid());
+    m2u_tokenizer *tok = NULL;
+    CHECK(m2u_write_file_atomic(path, json, sizeof json - 1) == 0 && m2u_tokenizer_load(path, &tok) == 0, "load: %s",
+          m2u_last_error());
+    unlink(path);
+    if (!tok) return;
+    int32_t rank[8];
+    int64_t unlisted = -1;
+    CHECK(m2u_tokenizer_merge_ranks(tok, rank, 8, &unlisted) == 0, "%s", m2u_last_error());
+    /* "a b" is listed twice: the last rank (2) counts, as in HF's merge map */
+    static const int32_t want[8] = {-1, -1, -1, 2, -1, 1, -1, -1};
+    for (int i = 0; i < 8; i++) CHECK(rank[i] == want[i], "rank of id %d: %d, want %d", i, rank[i], want[i]);
+    /* "bc" = b + c and "abc" = a + bc: pairs model.merges does not list */
+    CHECK(unlisted == 2, "unlisted splits: %lld, want 2", (long long)unlisted);
+    m2u_tokenizer_free(tok);
+    CHECK(m2u_tokenizer_load(TOK_DIR "tokenizer.json", &tok) == 0, "%s", m2u_last_error());
+    if (!tok) return;
+    int32_t *r = malloc(32000 * sizeof *r);
+    CHECK(r && m2u_tokenizer_merge_ranks(tok, r, 32000, &unlisted) == 0 && unlisted == 0,
+          "LLaMA-2: %lld pieces have an unlisted split", (long long)unlisted);
+    /* "▁t" (id 260) is LLaMA-2's first merge; "<s>" and byte tokens come from none */
+    CHECK(r && r[260] == 0 && r[1] == -1 && r[3 + 'A'] == -1, "LLaMA-2 ranks %d %d", r ? r[260] : 0, r ? r[1] : 0);
+    free(r);
+    m2u_tokenizer_free(tok);
+}
+
 int main(void) {
     const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     error_cases(tmpdir);
     api_checks();
+    merge_rank_checks(tmpdir);
 
     char *data, *basetxt;
     size_t len, baselen;

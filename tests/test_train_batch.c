@@ -33,7 +33,7 @@ int main(void) {
     CHECK(m2u_shard_create(path, &spec, &w) == 0, "%s", m2u_last_error());
     add(w, "a", "mucaps", "A calm piano piece.", "", "", "");
     add(w, "b", "musicqa", "", "What instrument plays?", "A piano.", "");
-    add(w, "c", "muimage", "Bright brass.", "Compose music for this sunny picture.", "", "Bright brass fanfare.");
+    add(w, "c", "muimage", "Brass.", "Compose music for this sunny picture.", "", "Bright brass fanfare.");
     CHECK(m2u_shard_close(w) == 0, "%s", m2u_last_error());
     m2u_manifest man;
     m2u_manifest_init(&man);
@@ -76,7 +76,8 @@ int main(void) {
         int want_ignored = t < np || (int)t >= b.length[0];
         CHECK((b.labels[t] == -100) == want_ignored, "label mask wrong at %zu", t);
     }
-    /* padding of the shorter sequence */
+    /* padding of the shorter sequence (the captions differ in length so that one is padded) */
+    CHECK(b.length[0] != b.length[1], "both sequences have %d tokens: nothing is padded", b.length[0]);
     int shorter = b.length[0] < b.length[1] ? 0 : 1;
     CHECK(b.ids[shorter * b.T + b.T - 1] == 0 && b.labels[shorter * b.T + b.T - 1] == -100, "padding");
     free(pids);

@@ -272,7 +272,26 @@ static void test_refusals(void) {
     expect_refused("{" MODEL_OK ",\"truncation\":{\"max_length\":5}}", "truncation", "truncation");
     expect_refused("{" MODEL_OK ",\"post_processor\":{\"type\":\"ByteLevel\"}}", "ByteLevel post-processor",
                    "post_processor");
+    /* An added token whose declared id is not the one it gets would be renumbered silently. */
+    expect_refused("{" MODEL_OK ",\"added_tokens\":[{\"id\":9,\"content\":\"<x>\"}]}", "added id beyond the vocabulary",
+                   "added_tokens[0] \"<x>\": declared id 9, but the token gets id 2");
+    expect_refused("{" MODEL_OK ",\"added_tokens\":[{\"id\":0,\"content\":\"a\"}]}", "added id of another entry",
+                   "declared id 0, but the token gets id 1 (its id in model.vocab)");
+    expect_refused("{" MODEL_OK ",\"added_tokens\":[{\"content\":\"<x>\"}]}", "added token without id",
+                   "id must be a non-negative integer");
     m2u_unigram *tok = NULL;
+    {
+        char path[] = "/tmp/m2u_unigram_ok_XXXXXX";
+        static const char ok[] = "{" MODEL_OK ",\"added_tokens\":[{\"id\":1,\"content\":\"a\"},{\"id\":2,"
+                                 "\"content\":\"<x>\",\"special\":true},{\"id\":3,\"content\":\"<y>\"}]}";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0 && write(fd, ok, sizeof ok - 1) == (ssize_t)(sizeof ok - 1), "write");
+        if (fd >= 0) close(fd);
+        CHECK(m2u_unigram_load(path, &tok) == 0, "consistent added ids refused: %s", m2u_last_error());
+        m2u_unigram_free(tok);
+        tok = NULL;
+        unlink(path);
+    }
     CHECK(m2u_unigram_load(T5_DIR "no_such_file.json", &tok) != 0 && strstr(m2u_last_error(), "no_such_file.json"),
           "missing file: %s", m2u_last_error());
 }

@@ -11,6 +11,7 @@
 #include "strbuf.h"
 #include "peft.h"
 #include "safetensors.h"
+#include "tokenizer.h"
 #include "torch_pth_writer.h"
 
 #include <cjson/cJSON.h>
@@ -996,8 +997,38 @@ static int is_byte_token(const char *t) {
     return 1;
 }
 
-/* tokenizer.ggml.* as convert_hf_to_gguf's _set_vocab_llama_hf (gguf-py LlamaHfVocab + SpecialVocab) */
-static int gguf_vocab(src_t *s, m2u_gguf_writer *w) {
+/* tokenizer.ggml.scores.  llama.cpp's "llama" (SPM) tokenizer does not read merges: it repeatedly
+ * merges the adjacent pair whose concatenation is a vocabulary piece of the highest score (ties:
+ * leftmost).  gguf-py's LlamaHfVocab, used when there is no tokenizer.model, writes -1000 for every
+ * piece, so llama.cpp then merges the leftmost pair it finds and its ids differ from HF's.  Scoring
+ * each piece by the rank of the first merge that makes it, -rank, gives the SPM loop HF's BPE merge
+ * order.  This needs only tokenizer.json (m2u checkpoints carry no tokenizer.model), and follows the
+ * merges HF itself uses even where a tokenizer.model beside them disagrees.  It is exact when every
+ * split of a piece into two pieces is a listed merge (*n_unlisted counts the pieces where not; 0 for
+ * SentencePiece-converted tokenizers like LLaMA's) and a piece's merges are consecutive in rank
+ * (LLaMA-2's are, except for 14 runs of U+2581, whose interleaved merges still give HF's ids on every
+ * whitespace run tried: tests/make_gguf_vocab_fixtures.py, tests/eval/test_gguf_vocab.c).  Pieces
+ * no merge makes (characters, bytes, special and added tokens) score below every merged piece, so a
+ * pair concatenating to one of them merges last. */
+static int gguf_scores(const src_t *s, float *scores, int n, int64_t *n_unlisted) {
+    m2u_tokenizer *tok;
+    if (m2u_tokenizer_load(s->tok_path, &tok)) return -1;
+    int32_t *rank = malloc((size_t)(n ? n : 1) * sizeof *rank);
+    int rc = rank ? m2u_tokenizer_merge_ranks(tok, rank, n, n_unlisted) : m2u_fail("out of memory");
+    m2u_tokenizer_free(tok);
+    int32_t max_rank = -1;
+    for (int i = 0; !rc && i < n; i++)
+        if (rank[i] > max_rank) max_rank = rank[i];
+    if (!rc && max_rank >= (1 << 24))
+        rc = m2u_fail("%s: %d merges do not fit float32 scores exactly", s->tok_path, (int)max_rank + 1);
+    for (int i = 0; !rc && i < n; i++) scores[i] = -(float)(rank[i] >= 0 ? rank[i] : max_rank + 1);
+    free(rank);
+    return rc;
+}
+
+/* tokenizer.ggml.* as convert_hf_to_gguf's _set_vocab_llama_hf (gguf-py LlamaHfVocab + SpecialVocab),
+ * except the scores (gguf_scores) */
+static int gguf_vocab(src_t *s, m2u_gguf_writer *w, int64_t *n_unlisted) {
     if (!s->tok_json) return m2u_fail("%s/tokenizer.json: missing (a GGUF model carries its vocabulary)", s->o->base);
     char *tcp = m2u_path_join(s->o->base, "tokenizer_config.json");
     cJSON *tc = NULL;
@@ -1050,8 +1081,8 @@ static int gguf_vocab(src_t *s, m2u_gguf_writer *w) {
         cJSON_ArrayForEach(e, added) if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "special")))
             special[cJSON_GetObjectItemCaseSensitive(e, "id")->valueint] = 1;
     }
+    if (!rc) rc = gguf_scores(s, scores, n, n_unlisted);
     for (int i = 0; !rc && i < n; i++) {
-        scores[i] = -1000.0f;
         if (i >= s->n_tok || !s->tok_str[i]) {
             snprintf(pads[i], sizeof pads[i], "[PAD%d]", i);
             tok[i] = pads[i];
@@ -1162,7 +1193,8 @@ static int export_gguf(src_t *s, m2u_strbuf *rep) {
         rc = m2u_gguf_add_u32(w, "llama.attention.key_length", (uint32_t)c->head_dim);
         if (!rc) rc = m2u_gguf_add_u32(w, "llama.attention.value_length", (uint32_t)c->head_dim);
     }
-    if (!rc) rc = gguf_vocab(s, w);
+    int64_t n_unlisted = 0;
+    if (!rc) rc = gguf_vocab(s, w, &n_unlisted);
     if (!rc) rc = m2u_gguf_add_u32(w, "general.quantization_version", 2);
     int *types = calloc((size_t)p.n, sizeof(int));
     if (!types && !rc) rc = m2u_fail("out of memory");
@@ -1198,6 +1230,12 @@ static int export_gguf(src_t *s, m2u_strbuf *rep) {
     if (!rc)
         m2u_sb_printf(rep, "gguf: %d tensors, vocab %d, %s%s\n", p.n, s->V, wtype == M2U_GGML_F32 ? "f32" : wtype == M2U_GGML_F16 ? "f16" : "bf16",
                   s->r ? (o->merge_lora ? ", LoRA merged" : ", LoRA left out (apply the gguf-lora export)") : "");
+    if (!rc && n_unlisted)
+        m2u_sb_printf(rep,
+                  "gguf: warning: %lld vocabulary pieces are two pieces joined by a pair that model.merges does "
+                  "not list; llama.cpp's tokenizer merges such pairs, so text containing them can get other ids "
+                  "than HF gives\n",
+                  (long long)n_unlisted);
     free(types);
     free(p.t);
     m2u_gguf_free(w);

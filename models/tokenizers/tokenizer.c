@@ -22,6 +22,8 @@
  * and the field, rather than silently giving different ids. */
 #include "tokenizer.h"
 
+#include "tokenizer_json.h"
+
 #include "utf8_util.h"
 
 #include "fileio.h"
@@ -38,10 +40,7 @@
 
 /* ======================================================================== small utilities */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sbuf;
+typedef m2u_tj_buf sbuf;
 
 static int sb_reserve(sbuf *b, size_t extra) {
     if (b->n + extra + 1 <= b->cap) return 0;
@@ -54,30 +53,9 @@ static int sb_reserve(sbuf *b, size_t extra) {
     return 0;
 }
 
-static int sb_put(sbuf *b, const char *s, size_t n) {
-    if (sb_reserve(b, n)) return -1;
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
-}
 
-typedef struct {
-    int32_t *v;
-    size_t n, cap;
-} ivec;
+typedef m2u_tj_ids ivec;
 
-static int iv_push(ivec *a, int32_t x) {
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        int32_t *v = realloc(a->v, cap * sizeof *v);
-        if (!v) return m2u_fail("out of memory (%zu ids)", cap);
-        a->v = v;
-        a->cap = cap;
-    }
-    a->v[a->n++] = x;
-    return 0;
-}
 
 static char *dup_n(const char *s, size_t n) {
     char *d = malloc(n + 1);
@@ -254,23 +232,23 @@ typedef struct {
 typedef enum { NORM_PREPEND, NORM_REPLACE } norm_kind;
 typedef struct {
     norm_kind kind;
-    char *a, *b; /* PREPEND: a = text.  REPLACE: a = pattern, b = content */
-    size_t alen, blen;
+    char *a; /* PREPEND: the text */
+    size_t alen;
+    m2u_tj_replace rep; /* REPLACE */
 } norm_op;
 
-typedef enum { SCHEME_ALWAYS, SCHEME_FIRST, SCHEME_NEVER } prepend_scheme;
+typedef m2u_tj_prepend prepend_scheme;
 
 typedef enum { DEC_REPLACE, DEC_BYTE_FALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE } dec_kind;
 typedef struct {
     dec_kind kind;
-    char *a, *b; /* REPLACE: pattern, content */
-    size_t alen, blen;
+    m2u_tj_replace rep;   /* REPLACE */
     uint32_t ch;          /* STRIP: content char; METASPACE: replacement */
     size_t start, stop;   /* STRIP */
     prepend_scheme scheme; /* METASPACE */
 } dec_op;
 
-#define TPL_SEQUENCE (-1) /* marks where the encoded text goes in the template */
+#define TPL_SEQUENCE M2U_TJ_TPL_SEQUENCE /* where the encoded text goes in the template */
 
 struct m2u_tokenizer {
     /* --- BPE model --- */
@@ -317,26 +295,16 @@ struct m2u_tokenizer {
 /* Apply the normaliser Sequence to s[0..n) into out (cleared first). */
 static int normalize(const m2u_tokenizer *tok, const char *s, size_t n, sbuf *out) {
     out->n = 0;
-    if (sb_put(out, s, n)) return -1;
+    if (m2u_tj_put(out, s, n)) return -1;
     sbuf tmp = {0};
     for (int k = 0; k < tok->n_norm; k++) {
         const norm_op *op = &tok->norm[k];
         tmp.n = 0;
         if (op->kind == NORM_PREPEND) {
             if (out->n == 0) continue; /* Prepend leaves an empty string empty */
-            if (sb_put(&tmp, op->a, op->alen) || sb_put(&tmp, out->p, out->n)) goto fail;
-        } else {
-            size_t i = 0, last = 0;
-            while (i + op->alen <= out->n) {
-                if (memcmp(out->p + i, op->a, op->alen) == 0) {
-                    if (sb_put(&tmp, out->p + last, i - last) || sb_put(&tmp, op->b, op->blen)) goto fail;
-                    i += op->alen;
-                    last = i;
-                } else {
-                    i++;
-                }
-            }
-            if (sb_put(&tmp, out->p + last, out->n - last)) goto fail;
+            if (m2u_tj_put(&tmp, op->a, op->alen) || m2u_tj_put(&tmp, out->p, out->n)) goto fail;
+        } else if (m2u_tj_replace_apply(&op->rep, out->p, out->n, &tmp)) {
+            goto fail;
         }
         sbuf t = *out;
         *out = tmp;
@@ -745,7 +713,7 @@ static int bpe_word(const m2u_tokenizer *tok, work *w, const char *s, size_t n, 
     if (n >= (size_t)INT32_MAX) return m2u_fail("m2u_tokenizer_encode: word of %zu bytes is too long", n);
     if (tok->ignore_merges) {
         int id = str_map_find(&tok->vocab, s, n);
-        if (id >= 0) return iv_push(out, id);
+        if (id >= 0) return m2u_tj_ids_push(out, id);
     }
     w->n_sym = 0;
     w->n_heap = 0;
@@ -805,7 +773,7 @@ static int bpe_word(const m2u_tokenizer *tok, work *w, const char *s, size_t n, 
         if (queue_pair(tok, w, (int32_t)top.pos)) return -1;
     }
     for (size_t i = 0; i < w->n_sym; i++)
-        if (w->sym[i].len && iv_push(out, w->sym[i].c)) return -1;
+        if (w->sym[i].len && m2u_tj_ids_push(out, w->sym[i].c)) return -1;
     return 0;
 }
 
@@ -821,12 +789,12 @@ static int pretok_and_model(const m2u_tokenizer *tok, work *w, const char *s, si
     bool starts = false;
     if (n > 0 && s[0] == ' ') starts = true;
     else if (n >= rl && memcmp(s, tok->ms_rep, rl) == 0) starts = true;
-    bool prepend = tok->ms_scheme == SCHEME_ALWAYS || (tok->ms_scheme == SCHEME_FIRST && first);
-    if (prepend && !starts && sb_put(b, tok->ms_rep, rl)) return -1;
+    bool prepend = tok->ms_scheme == M2U_TJ_PREPEND_ALWAYS || (tok->ms_scheme == M2U_TJ_PREPEND_FIRST && first);
+    if (prepend && !starts && m2u_tj_put(b, tok->ms_rep, rl)) return -1;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == ' ') {
-            if (sb_put(b, tok->ms_rep, rl)) return -1;
-        } else if (sb_put(b, s + i, 1)) {
+            if (m2u_tj_put(b, tok->ms_rep, rl)) return -1;
+        } else if (m2u_tj_put(b, s + i, 1)) {
             return -1;
         }
     }
@@ -849,7 +817,7 @@ static int encode_text(const m2u_tokenizer *tok, work *w, const char *text, size
         split rs = w->raw.v[r];
         if (rs.stop <= rs.start) continue; /* empty splits are dropped */
         if (rs.id >= 0) {
-            if (iv_push(out, rs.id)) return -1;
+            if (m2u_tj_ids_push(out, rs.id)) return -1;
             continue;
         }
         if (normalize(tok, text + rs.start, rs.stop - rs.start, &w->norm)) return -1;
@@ -858,7 +826,7 @@ static int encode_text(const m2u_tokenizer *tok, work *w, const char *text, size
             split ns = w->sub.v[k];
             if (ns.stop <= ns.start) continue;
             if (ns.id >= 0) {
-                if (iv_push(out, ns.id)) return -1;
+                if (m2u_tj_ids_push(out, ns.id)) return -1;
             } else if (pretok_and_model(tok, w, w->norm.p + ns.start, ns.stop - ns.start,
                                         rs.start == 0 && ns.start == 0, out)) {
                 return -1;
@@ -882,9 +850,9 @@ int m2u_tokenizer_encode(const m2u_tokenizer *tok, const char *text, size_t len,
     if (rc == 0 && add_special && tok->has_template) {
         for (int i = 0; i < tok->n_tpl && rc == 0; i++) {
             if (tok->tpl[i] == TPL_SEQUENCE) {
-                for (size_t k = 0; k < seq.n && rc == 0; k++) rc = iv_push(&res, seq.v[k]);
+                for (size_t k = 0; k < seq.n && rc == 0; k++) rc = m2u_tj_ids_push(&res, seq.v[k]);
             } else {
-                rc = iv_push(&res, tok->tpl[i]);
+                rc = m2u_tj_ids_push(&res, tok->tpl[i]);
             }
         }
         free(seq.v);
@@ -925,12 +893,12 @@ static int sl_add(strlist *l, const char *p, size_t n) {
         l->cap = cap;
     }
     size_t off = l->b.n;
-    if (sb_put(&l->b, p, n)) return -1;
+    if (m2u_tj_put(&l->b, p, n)) return -1;
     l->s[l->n++] = (span){off, n};
     return 0;
 }
 
-/* Start a new string whose bytes are appended with sb_put(&l->b, ...), closed by sl_close. */
+/* Start a new string whose bytes are appended with m2u_tj_put(&l->b, ...), closed by sl_close. */
 static int sl_open(strlist *l) { return sl_add(l, "", 0); }
 static void sl_close(strlist *l) { l->s[l->n - 1].len = l->b.n - l->s[l->n - 1].off; }
 
@@ -972,18 +940,7 @@ static int apply_decoder(const dec_op *op, const strlist *in, strlist *out) {
     case DEC_REPLACE:
         for (size_t i = 0; i < in->n; i++) {
             const char *s = sl_str(in, i);
-            size_t n = in->s[i].len, j = 0, last = 0;
-            if (sl_open(out)) return -1;
-            while (j + op->alen <= n) {
-                if (memcmp(s + j, op->a, op->alen) == 0) {
-                    if (sb_put(&out->b, s + last, j - last) || sb_put(&out->b, op->b, op->blen)) return -1;
-                    j += op->alen;
-                    last = j;
-                } else {
-                    j++;
-                }
-            }
-            if (sb_put(&out->b, s + last, n - last)) return -1;
+            if (sl_open(out) || m2u_tj_replace_apply(&op->rep, s, in->s[i].len, &out->b)) return -1;
             sl_close(out);
         }
         return 0;
@@ -1009,7 +966,7 @@ static int apply_decoder(const dec_op *op, const strlist *in, strlist *out) {
     case DEC_FUSE:
         if (sl_open(out)) return -1;
         for (size_t i = 0; i < in->n; i++)
-            if (sb_put(&out->b, sl_str(in, i), in->s[i].len)) return -1;
+            if (m2u_tj_put(&out->b, sl_str(in, i), in->s[i].len)) return -1;
         sl_close(out);
         return 0;
     case DEC_STRIP:
@@ -1033,10 +990,10 @@ static int apply_decoder(const dec_op *op, const strlist *in, strlist *out) {
             for (size_t j = 0; j < n;) {
                 if (j + cl <= n && memcmp(s + j, enc, cl) == 0) {
                     /* the first token loses ALL its replacement characters, as in the reference */
-                    if (!(i == 0 && op->scheme != SCHEME_NEVER) && sb_put(&out->b, " ", 1)) return -1;
+                    if (!(i == 0 && op->scheme != M2U_TJ_PREPEND_NEVER) && m2u_tj_put(&out->b, " ", 1)) return -1;
                     j += cl;
                 } else {
-                    if (sb_put(&out->b, s + j, 1)) return -1;
+                    if (m2u_tj_put(&out->b, s + j, 1)) return -1;
                     j++;
                 }
             }
@@ -1084,10 +1041,10 @@ int m2u_tokenizer_decode_n(const m2u_tokenizer *tok, const int32_t *ids, size_t 
             a = b;
             b = t;
         }
-        for (size_t i = 0; i < a.n && rc == 0; i++) rc = sb_put(&res, sl_str(&a, i), a.s[i].len);
+        for (size_t i = 0; i < a.n && rc == 0; i++) rc = m2u_tj_put(&res, sl_str(&a, i), a.s[i].len);
     } else {
         for (size_t i = 0; i < a.n && rc == 0; i++) /* no decoder: tokens joined by spaces */
-            rc = (i ? sb_put(&res, " ", 1) : 0) || sb_put(&res, sl_str(&a, i), a.s[i].len);
+            rc = (i ? m2u_tj_put(&res, " ", 1) : 0) || m2u_tj_put(&res, sl_str(&a, i), a.s[i].len);
     }
     if (rc == 0) rc = sb_reserve(&res, 0);
     sl_free(&a);
@@ -1103,6 +1060,32 @@ int m2u_tokenizer_decode_n(const m2u_tokenizer *tok, const int32_t *ids, size_t 
 }
 
 /* ======================================================================== small accessors */
+
+int m2u_tokenizer_merge_ranks(const m2u_tokenizer *tok, int32_t *rank, int32_t n, int64_t *n_unlisted) {
+    if (!tok || n < 0 || (n > 0 && !rank)) return m2u_fail("m2u_tokenizer_merge_ranks: bad arguments");
+    for (int32_t i = 0; i < n; i++) rank[i] = -1;
+    for (size_t i = 0; i < tok->merges.cap; i++) { /* the pair map holds each merge once (the last wins) */
+        const pair_slot *e = &tok->merges.slots[i];
+        if (e->a < 0 || e->new_id >= n) continue;
+        if (rank[e->new_id] < 0 || e->rank < (uint32_t)rank[e->new_id]) rank[e->new_id] = (int32_t)e->rank;
+    }
+    if (!n_unlisted) return 0;
+    int64_t bad = 0;
+    for (int32_t id = 0; id < tok->n_id; id++) {
+        const char *p = tok->id_str[id];
+        size_t len = p ? tok->id_len[id] : 0;
+        for (size_t k = 1; k < len; k++) {
+            if (((unsigned char)p[k] & 0xC0) == 0x80) continue; /* inside a character */
+            int ia = str_map_find(&tok->vocab, p, k), ib = str_map_find(&tok->vocab, p + k, len - k);
+            if (ia >= 0 && ib >= 0 && !pair_map_find(&tok->merges, ia, ib)) {
+                bad++;
+                break;
+            }
+        }
+    }
+    *n_unlisted = bad;
+    return 0;
+}
 
 int m2u_tokenizer_vocab_size(const m2u_tokenizer *tok) {
     if (!tok) return 0;
@@ -1153,44 +1136,21 @@ void m2u_tokenizer_free(m2u_tokenizer *tok) {
     matcher_free(&tok->split_norm);
     for (int i = 0; i < tok->n_norm; i++) {
         free(tok->norm[i].a);
-        free(tok->norm[i].b);
+        m2u_tj_replace_free(&tok->norm[i].rep);
     }
     free(tok->norm);
     free(tok->tpl);
     for (int i = 0; i < tok->n_dec; i++) {
-        free(tok->dec[i].a);
-        free(tok->dec[i].b);
+        m2u_tj_replace_free(&tok->dec[i].rep);
     }
     free(tok->dec);
     free(tok);
 }
 
-static bool is_null(const cJSON *j) { return !j || cJSON_IsNull(j); }
 
 /* Optional boolean field: absent/null keeps *out. */
-static int get_bool(const cJSON *obj, const char *key, const char *where, bool *out) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (is_null(j)) return 0;
-    if (!cJSON_IsBool(j)) return m2u_fail("%s.%s must be true or false", where, key);
-    *out = cJSON_IsTrue(j);
-    return 0;
-}
 
-static const char *get_type(const cJSON *obj) {
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "type");
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
 
-/* A JSON string that must be exactly one character (Metaspace replacement, Strip content). */
-static int get_char(const cJSON *obj, const char *key, const char *where, uint32_t *cp) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsString(j) || !j->valuestring[0]) return m2u_fail("%s.%s must be a one-character string", where, key);
-    const unsigned char *s = (const unsigned char *)j->valuestring;
-    size_t n = strlen(j->valuestring);
-    if (m2u_utf8_valid_prefix(s, n) != n || (size_t)m2u_utf8_decode(s, cp) != n)
-        return m2u_fail("%s.%s must be a one-character string", where, key);
-    return 0;
-}
 
 static int get_index(const cJSON *j, int64_t max, int32_t *out) {
     if (!cJSON_IsNumber(j)) return -1;
@@ -1200,49 +1160,10 @@ static int get_index(const cJSON *j, int64_t max, int32_t *out) {
     return 0;
 }
 
-/* Replace's {"String": s} pattern (the Regex form is not supported). */
-static int get_string_pattern(const cJSON *obj, const char *where, const char **pat) {
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(obj, "pattern");
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(p, "String");
-    if (cJSON_GetObjectItemCaseSensitive(p, "Regex"))
-        return m2u_fail("%s.pattern: Regex patterns are not supported (only String)", where);
-    if (!cJSON_IsString(s) || !s->valuestring[0]) return m2u_fail("%s.pattern must be {\"String\": non-empty}", where);
-    *pat = s->valuestring;
-    return 0;
-}
 
-static int parse_prepend_scheme(const cJSON *obj, const char *where, prepend_scheme *out) {
-    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(obj, "prepend_scheme");
-    *out = SCHEME_ALWAYS; /* the reference's default */
-    if (!is_null(ps)) {
-        if (!cJSON_IsString(ps)) return m2u_fail("%s.prepend_scheme must be a string", where);
-        if (!strcmp(ps->valuestring, "always")) *out = SCHEME_ALWAYS;
-        else if (!strcmp(ps->valuestring, "first")) *out = SCHEME_FIRST;
-        else if (!strcmp(ps->valuestring, "never")) *out = SCHEME_NEVER;
-        else return m2u_fail("%s.prepend_scheme \"%s\" is not supported", where, ps->valuestring);
-    }
-    bool aps = true; /* older files say add_prefix_space instead; false means "never" */
-    if (get_bool(obj, "add_prefix_space", where, &aps)) return -1;
-    if (!aps) {
-        if (!is_null(ps) && *out != SCHEME_NEVER)
-            return m2u_fail("%s: add_prefix_space does not match prepend_scheme", where);
-        *out = SCHEME_NEVER;
-    }
-    return 0;
-}
 
-static int parse_normalizer(m2u_tokenizer *tok, const cJSON *n, const char *where) {
-    const char *type = get_type(n);
-    if (!type) return m2u_fail("%s: missing \"type\"", where);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(list)) return m2u_fail("%s.normalizers must be an array", where);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, list) {
-            if (parse_normalizer(tok, it, "normalizer.normalizers[]")) return -1;
-        }
-        return 0;
-    }
+static int parse_normalizer_one(void *ctx, const cJSON *n, const char *type, const char *where) {
+    m2u_tokenizer *tok = ctx;
     norm_op op = {0};
     if (!strcmp(type, "Prepend")) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(n, "prepend");
@@ -1252,27 +1173,15 @@ static int parse_normalizer(m2u_tokenizer *tok, const cJSON *n, const char *wher
         op.a = dup_n(p->valuestring, op.alen);
         if (!op.a) return m2u_fail("out of memory");
     } else if (!strcmp(type, "Replace")) {
-        const char *pat;
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(n, "content");
-        if (get_string_pattern(n, where, &pat)) return -1;
-        if (!cJSON_IsString(c)) return m2u_fail("%s.content must be a string", where);
         op.kind = NORM_REPLACE;
-        op.alen = strlen(pat);
-        op.blen = strlen(c->valuestring);
-        op.a = dup_n(pat, op.alen);
-        op.b = dup_n(c->valuestring, op.blen);
-        if (!op.a || !op.b) {
-            free(op.a);
-            free(op.b);
-            return m2u_fail("out of memory");
-        }
+        if (m2u_tj_parse_replace(n, where, false, &op.rep)) return -1;
     } else {
         return m2u_fail("%s: type \"%s\" is not supported (only Sequence, Prepend, Replace)", where, type);
     }
     norm_op *v = realloc(tok->norm, (size_t)(tok->n_norm + 1) * sizeof *v);
     if (!v) {
         free(op.a);
-        free(op.b);
+        m2u_tj_replace_free(&op.rep);
         return m2u_fail("out of memory");
     }
     tok->norm = v;
@@ -1280,34 +1189,16 @@ static int parse_normalizer(m2u_tokenizer *tok, const cJSON *n, const char *wher
     return 0;
 }
 
-static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) {
-    const char *type = get_type(d);
-    if (!type) return m2u_fail("%s: missing \"type\"", where);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(d, "decoders");
-        if (!cJSON_IsArray(list)) return m2u_fail("%s.decoders must be an array", where);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, list) {
-            if (parse_decoder(tok, it, "decoder.decoders[]")) return -1;
-        }
-        return 0;
-    }
+static int parse_normalizer(m2u_tokenizer *tok, const cJSON *n, const char *where) {
+    return m2u_tj_each_part(n, where, "normalizers", "normalizer.normalizers[]", parse_normalizer_one, tok);
+}
+
+static int parse_decoder_one(void *ctx, const cJSON *d, const char *type, const char *where) {
+    m2u_tokenizer *tok = ctx;
     dec_op op = {0};
     if (!strcmp(type, "Replace")) {
-        const char *pat;
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(d, "content");
-        if (get_string_pattern(d, where, &pat)) return -1;
-        if (!cJSON_IsString(c)) return m2u_fail("%s.content must be a string", where);
         op.kind = DEC_REPLACE;
-        op.alen = strlen(pat);
-        op.blen = strlen(c->valuestring);
-        op.a = dup_n(pat, op.alen);
-        op.b = dup_n(c->valuestring, op.blen);
-        if (!op.a || !op.b) {
-            free(op.a);
-            free(op.b);
-            return m2u_fail("out of memory");
-        }
+        if (m2u_tj_parse_replace(d, where, false, &op.rep)) return -1;
     } else if (!strcmp(type, "ByteFallback")) {
         op.kind = DEC_BYTE_FALLBACK;
     } else if (!strcmp(type, "Fuse")) {
@@ -1315,7 +1206,7 @@ static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) 
     } else if (!strcmp(type, "Strip")) {
         int32_t start, stop;
         op.kind = DEC_STRIP;
-        if (get_char(d, "content", where, &op.ch)) return -1;
+        if (m2u_tj_char(d, "content", where, &op.ch)) return -1;
         if (get_index(cJSON_GetObjectItemCaseSensitive(d, "start"), INT32_MAX, &start) ||
             get_index(cJSON_GetObjectItemCaseSensitive(d, "stop"), INT32_MAX, &stop))
             return m2u_fail("%s.start/stop must be non-negative integers", where);
@@ -1323,7 +1214,10 @@ static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) 
         op.stop = (size_t)stop;
     } else if (!strcmp(type, "Metaspace")) {
         op.kind = DEC_METASPACE;
-        if (get_char(d, "replacement", where, &op.ch) || parse_prepend_scheme(d, where, &op.scheme)) return -1;
+        m2u_tj_metaspace ms;
+        if (m2u_tj_parse_metaspace(d, where, &ms)) return -1;
+        op.ch = ms.cp;
+        op.scheme = ms.scheme;
     } else {
         return m2u_fail("%s: type \"%s\" is not supported (only Sequence, Replace, ByteFallback, Fuse, Strip, "
                         "Metaspace)",
@@ -1331,8 +1225,7 @@ static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) 
     }
     dec_op *v = realloc(tok->dec, (size_t)(tok->n_dec + 1) * sizeof *v);
     if (!v) {
-        free(op.a);
-        free(op.b);
+        m2u_tj_replace_free(&op.rep);
         return m2u_fail("out of memory");
     }
     tok->dec = v;
@@ -1340,96 +1233,51 @@ static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) 
     return 0;
 }
 
+static int parse_decoder(m2u_tokenizer *tok, const cJSON *d, const char *where) {
+    return m2u_tj_each_part(d, where, "decoders", "decoder.decoders[]", parse_decoder_one, tok);
+}
+
 static int parse_pre_tokenizer(m2u_tokenizer *tok, const cJSON *p) {
-    const char *type = get_type(p);
+    const char *type = m2u_tj_type(p);
     if (!type || strcmp(type, "Metaspace"))
         return m2u_fail("pre_tokenizer: type \"%s\" is not supported (only null or Metaspace)", type ? type : "?");
-    uint32_t cp;
-    if (get_char(p, "replacement", "pre_tokenizer", &cp) || parse_prepend_scheme(p, "pre_tokenizer", &tok->ms_scheme))
-        return -1;
-    tok->ms_split = true;
-    if (get_bool(p, "split", "pre_tokenizer", &tok->ms_split)) return -1;
-    tok->ms_rep_len = m2u_utf8_encode(cp, tok->ms_rep);
+    m2u_tj_metaspace ms;
+    if (m2u_tj_parse_metaspace(p, "pre_tokenizer", &ms)) return -1;
+    memcpy(tok->ms_rep, ms.rep, sizeof ms.rep);
+    tok->ms_rep_len = ms.rep_len;
+    tok->ms_scheme = ms.scheme;
+    tok->ms_split = ms.split;
     tok->metaspace = true;
     return 0;
 }
 
 static int parse_post_processor(m2u_tokenizer *tok, const cJSON *p) {
-    const char *type = get_type(p);
-    if (!type || strcmp(type, "TemplateProcessing"))
-        return m2u_fail("post_processor: type \"%s\" is not supported (only null or TemplateProcessing)",
-                        type ? type : "?");
-    const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
-    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(p, "special_tokens");
-    if (!cJSON_IsArray(single)) return m2u_fail("post_processor.single must be an array of pieces");
-    ivec tpl = {0};
-    const cJSON *piece;
-    cJSON_ArrayForEach(piece, single) {
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(piece, "Sequence");
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(piece, "SpecialToken");
-        if (seq) {
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(seq, "id");
-            if (!cJSON_IsString(id) || strcmp(id->valuestring, "A")) {
-                free(tpl.v);
-                return m2u_fail("post_processor.single: a single template can only hold Sequence A");
-            }
-            if (iv_push(&tpl, TPL_SEQUENCE)) {
-                free(tpl.v);
-                return -1;
-            }
-        } else if (sp) {
-            const cJSON *name = cJSON_GetObjectItemCaseSensitive(sp, "id");
-            const cJSON *st =
-                cJSON_IsString(name) ? cJSON_GetObjectItemCaseSensitive(specials, name->valuestring) : NULL;
-            const cJSON *ids = cJSON_GetObjectItemCaseSensitive(st, "ids");
-            if (!cJSON_IsArray(ids)) {
-                free(tpl.v);
-                return m2u_fail("post_processor.special_tokens: missing ids for special token \"%s\"",
-                                cJSON_IsString(name) ? name->valuestring : "?");
-            }
-            const cJSON *idj;
-            cJSON_ArrayForEach(idj, ids) {
-                int32_t id;
-                if (get_index(idj, MAX_TOKEN_ID, &id)) {
-                    free(tpl.v);
-                    return m2u_fail("post_processor.special_tokens[\"%s\"].ids: bad id", name->valuestring);
-                }
-                if (iv_push(&tpl, id)) {
-                    free(tpl.v);
-                    return -1;
-                }
-            }
-        } else {
-            free(tpl.v);
-            return m2u_fail("post_processor.single: pieces must be Sequence or SpecialToken");
-        }
-    }
-    tok->tpl = tpl.v;
-    tok->n_tpl = (int)tpl.n;
+    int n_seq;
+    if (m2u_tj_parse_template(p, MAX_TOKEN_ID, &tok->tpl, &tok->n_tpl, &n_seq)) return -1;
     tok->has_template = true;
     return 0;
 }
 
 static int parse_model(m2u_tokenizer *tok, const cJSON *model) {
     if (!cJSON_IsObject(model)) return m2u_fail("model: missing or not an object");
-    const char *type = get_type(model);
+    const char *type = m2u_tj_type(model);
     if (!type) return m2u_fail("model.type: missing");
     if (strcmp(type, "BPE")) return m2u_fail("model.type \"%s\" is not supported (only BPE)", type);
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
-    if (!is_null(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0.0))
+    if (!m2u_tj_null(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0.0))
         return m2u_fail("model.dropout must be null (BPE dropout is random, so not reproducible)");
     const char *affix[2] = {"continuing_subword_prefix", "end_of_word_suffix"};
     for (int i = 0; i < 2; i++) {
         const cJSON *j = cJSON_GetObjectItemCaseSensitive(model, affix[i]);
-        if (!is_null(j) && !(cJSON_IsString(j) && j->valuestring[0] == '\0'))
+        if (!m2u_tj_null(j) && !(cJSON_IsString(j) && j->valuestring[0] == '\0'))
             return m2u_fail("model.%s is not supported (must be null)", affix[i]);
     }
-    if (get_bool(model, "fuse_unk", "model", &tok->fuse_unk) ||
-        get_bool(model, "byte_fallback", "model", &tok->byte_fallback) ||
-        get_bool(model, "ignore_merges", "model", &tok->ignore_merges))
+    if (m2u_tj_bool(model, "fuse_unk", "model", &tok->fuse_unk) ||
+        m2u_tj_bool(model, "byte_fallback", "model", &tok->byte_fallback) ||
+        m2u_tj_bool(model, "ignore_merges", "model", &tok->ignore_merges))
         return -1;
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
-    if (!is_null(unk)) {
+    if (!m2u_tj_null(unk)) {
         if (!cJSON_IsString(unk)) return m2u_fail("model.unk_token must be a string or null");
         tok->unk_token = dup_n(unk->valuestring, strlen(unk->valuestring));
         if (!tok->unk_token) return m2u_fail("out of memory");
@@ -1514,7 +1362,7 @@ static int parse_model(m2u_tokenizer *tok, const cJSON *model) {
             a = e->valuestring, al = (size_t)(sp - a), b = sp + 1, bl = strlen(b);
         }
         cat.n = 0;
-        if (sb_put(&cat, a, al) || sb_put(&cat, b, bl)) {
+        if (m2u_tj_put(&cat, a, al) || m2u_tj_put(&cat, b, bl)) {
             free(cat.p);
             return -1;
         }
@@ -1533,54 +1381,43 @@ static int parse_model(m2u_tokenizer *tok, const cJSON *model) {
     return 0;
 }
 
+static int32_t model_id(const void *ctx, const char *s, size_t n) {
+    return str_map_find(&((const m2u_tokenizer *)ctx)->vocab, s, n);
+}
+
+/* The entries and their ids are checked by the shared parser (tokenizer_json.h); add_tokens then
+ * derives the same ids, as the reference does. */
 static int parse_added_tokens(m2u_tokenizer *tok, const cJSON *list) {
-    if (is_null(list)) return 0;
-    if (!cJSON_IsArray(list)) return m2u_fail("added_tokens must be an array");
-    int n = cJSON_GetArraySize(list), i = 0;
+    m2u_tj_added *a;
+    int n;
+    if (m2u_tj_parse_added(list, model_id, tok, tok->n_vocab, true, &a, &n)) return -1;
     added_token *v = calloc((size_t)(n ? n : 1), sizeof *v);
-    if (!v) return m2u_fail("out of memory");
-    const cJSON *e;
-    cJSON_ArrayForEach(e, list) {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
-        if (!cJSON_IsString(c)) {
-            free(v);
-            return m2u_fail("added_tokens[%d].content must be a string", i);
-        }
-        /* The "id" field is not used: like the reference, ids are re-derived by add_tokens (an
-         * existing vocabulary entry keeps its id, a new token gets the next free one). */
-        added_token t = {.content = c->valuestring, .len = strlen(c->valuestring), .normalized = true};
-        if (get_bool(e, "special", "added_tokens[]", &t.special) ||
-            get_bool(e, "single_word", "added_tokens[]", &t.single_word) ||
-            get_bool(e, "lstrip", "added_tokens[]", &t.lstrip) || get_bool(e, "rstrip", "added_tokens[]", &t.rstrip) ||
-            get_bool(e, "normalized", "added_tokens[]", &t.normalized)) {
-            free(v);
-            return -1;
-        }
-        v[i++] = t;
+    if (!v) {
+        free(a);
+        return m2u_fail("out of memory");
     }
+    for (int i = 0; i < n; i++)
+        v[i] = (added_token){.content = (char *)a[i].content, .len = a[i].len, .id = a[i].id,
+                             .special = a[i].special, .single_word = a[i].single_word, .lstrip = a[i].lstrip,
+                             .rstrip = a[i].rstrip, .normalized = a[i].normalized};
     int rc = add_tokens(tok, v, n);
     free(v);
+    free(a);
     return rc;
 }
 
 static int parse_root(m2u_tokenizer *tok, const cJSON *root) {
     if (!cJSON_IsObject(root)) return m2u_fail("not a JSON object");
-    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
-    if (!is_null(ver) && !(cJSON_IsString(ver) && !strcmp(ver->valuestring, "1.0")))
-        return m2u_fail("version: only \"1.0\" is supported");
-    if (!is_null(cJSON_GetObjectItemCaseSensitive(root, "truncation")))
-        return m2u_fail("truncation: must be null (truncation is not supported)");
-    if (!is_null(cJSON_GetObjectItemCaseSensitive(root, "padding")))
-        return m2u_fail("padding: must be null (padding is not supported)");
+    if (m2u_tj_check_root(root)) return -1;
     if (parse_model(tok, cJSON_GetObjectItemCaseSensitive(root, "model"))) return -1;
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-    if (!is_null(n) && parse_normalizer(tok, n, "normalizer")) return -1;
+    if (!m2u_tj_null(n) && parse_normalizer(tok, n, "normalizer")) return -1;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-    if (!is_null(p) && parse_pre_tokenizer(tok, p)) return -1;
+    if (!m2u_tj_null(p) && parse_pre_tokenizer(tok, p)) return -1;
     const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
-    if (!is_null(pp) && parse_post_processor(tok, pp)) return -1;
+    if (!m2u_tj_null(pp) && parse_post_processor(tok, pp)) return -1;
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "decoder");
-    if (!is_null(d)) {
+    if (!m2u_tj_null(d)) {
         tok->has_decoder = true;
         if (parse_decoder(tok, d, "decoder")) return -1;
     }
@@ -1588,32 +1425,14 @@ static int parse_root(m2u_tokenizer *tok, const cJSON *root) {
     return parse_added_tokens(tok, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"));
 }
 
+static int parse_root_v(void *tok, const cJSON *root) { return parse_root(tok, root); }
+static void free_v(void *tok) { m2u_tokenizer_free(tok); }
+
 int m2u_tokenizer_load(const char *path, m2u_tokenizer **out) {
-    *out = NULL;
-    char *data;
-    size_t len;
-    if (m2u_read_file(path, &data, &len)) return -1;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
-    if (!root) {
-        long at = end ? (long)(end - data) : -1;
-        free(data);
-        return m2u_fail("%s: malformed JSON near byte %ld", path, at);
-    }
-    free(data);
-    m2u_tokenizer *tok = calloc(1, sizeof *tok);
-    if (!tok) {
-        cJSON_Delete(root);
-        return m2u_fail("%s: out of memory", path);
-    }
-    int rc = parse_root(tok, root);
-    cJSON_Delete(root);
-    if (rc) {
-        m2u_tokenizer_free(tok);
-        return m2u_fail_prefix("%s", path);
-    }
+    void *tok;
+    int rc = m2u_tj_load(path, sizeof(m2u_tokenizer), parse_root_v, free_v, &tok);
     *out = tok;
-    return 0;
+    return rc;
 }
 
 /* ======================================================================== \w table */

@@ -37,6 +37,15 @@ const char *m2u_tokenizer_id_to_token(const m2u_tokenizer *tok, int id);
 int m2u_tokenizer_bos_id(const m2u_tokenizer *tok); /* -1 if none */
 int m2u_tokenizer_eos_id(const m2u_tokenizer *tok);
 
+/* The BPE merge order per piece, for writers of score-based vocabularies (GGUF's SPM tokenizer merges
+ * the adjacent pair whose concatenation has the highest score).  For each id in [0, n): the rank of
+ * the first merge in model.merges that produces that piece, or -1 if none does (single characters,
+ * byte and special tokens, added tokens).  *n_unlisted (may be NULL) counts the pieces that two
+ * vocabulary pieces concatenate to without model.merges listing that pair: a score-based tokenizer
+ * can merge such a pair where BPE never does.  Merges converted from a SentencePiece model (LLaMA's)
+ * list every split, so this is 0 for them. */
+int m2u_tokenizer_merge_ranks(const m2u_tokenizer *tok, int32_t *rank, int32_t n, int64_t *n_unlisted);
+
 /* Add tokens (as tokenizers' add_tokens / add_special_tokens): new ids follow the
  * current vocabulary; existing ones keep their id.  Used for [AUD0]..[AUD7]. */
 int m2u_tokenizer_add_tokens(m2u_tokenizer *tok, const char *const *tokens, int n, int special);

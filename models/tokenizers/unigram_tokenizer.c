@@ -17,6 +17,8 @@
  * character is looked up on its own. */
 #include "unigram_tokenizer.h"
 
+#include "tokenizer_json.h"
+
 #include "fileio.h"
 #include "m2u_error.h"
 #include "utf8_util.h"
@@ -34,42 +36,11 @@
 
 /* ======================================================================== growable buffers */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} ubuf;
+typedef m2u_tj_buf ubuf;
 
-static int ub_put(ubuf *b, const void *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return m2u_fail("out of memory (%zu bytes)", cap);
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
-}
 
-typedef struct {
-    int32_t *v;
-    size_t n, cap;
-} idlist;
+typedef m2u_tj_ids idlist;
 
-static int ids_push(idlist *l, int32_t id) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 32;
-        int32_t *v = realloc(l->v, cap * sizeof *v);
-        if (!v) return m2u_fail("out of memory (%zu ids)", cap);
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = id;
-    return 0;
-}
 
 /* A list of byte ranges of one buffer (the words of a piece). */
 typedef struct {
@@ -135,7 +106,7 @@ static int32_t idmap_get(const idmap *m, const piece *pieces, const char *s, siz
 
 /* ======================================================================== tokenizer state */
 
-typedef enum { NORM_PRECOMPILED, NORM_STRIP, NORM_REPLACE_LITERAL, NORM_REPLACE_RUN } norm_kind;
+typedef enum { NORM_PRECOMPILED, NORM_STRIP, NORM_REPLACE } norm_kind;
 
 typedef struct {
     norm_kind kind;
@@ -146,13 +117,10 @@ typedef struct {
     size_t n_blob;
     /* STRIP */
     bool left, right;
-    /* REPLACE: literal pattern, or one character repeated rep_min..rep_max times (0 = no max) */
-    char *pat, *content;
-    size_t pat_len, content_len;
-    int rep_min, rep_max;
+    m2u_tj_replace rep; /* REPLACE */
 } norm_op;
 
-typedef enum { SCHEME_ALWAYS, SCHEME_FIRST, SCHEME_NEVER } prepend_scheme;
+typedef m2u_tj_prepend prepend_scheme;
 typedef enum { PRE_METASPACE, PRE_WHITESPACE_SPLIT } pre_kind;
 
 typedef struct {
@@ -170,7 +138,7 @@ typedef struct {
     bool special;
 } added_token;
 
-#define TPL_SEQ (-1)
+#define TPL_SEQ M2U_TJ_TPL_SEQUENCE /* where the encoded text goes in the template */
 
 struct m2u_unigram {
     piece *pieces;
@@ -751,12 +719,12 @@ static int precompiled_apply(const norm_op *op, const char *s, size_t n, ubuf *o
         size_t rl;
         const char *r = e - g < 6 ? charsmap_transform(op, s + g, e - g, &rl) : NULL;
         if (r) {
-            if (ub_put(out, r, rl)) return -1;
+            if (m2u_tj_put(out, r, rl)) return -1;
         } else {
             for (size_t c = g; c < e;) {
                 size_t cl = (size_t)m2u_utf8_len(us[c]);
                 r = charsmap_transform(op, s + c, cl, &rl);
-                if (r ? ub_put(out, r, rl) : ub_put(out, s + c, cl)) return -1;
+                if (r ? m2u_tj_put(out, r, rl) : m2u_tj_put(out, s + c, cl)) return -1;
                 c += cl;
             }
         }
@@ -766,39 +734,6 @@ static int precompiled_apply(const norm_op *op, const char *s, size_t n, ubuf *o
 }
 
 /* ======================================================================== normalizers */
-
-static int replace_apply(const norm_op *op, const char *s, size_t n, ubuf *out) {
-    size_t i = 0, last = 0;
-    if (op->kind == NORM_REPLACE_LITERAL) {
-        while (i + op->pat_len <= n) {
-            if (memcmp(s + i, op->pat, op->pat_len) == 0) {
-                if (ub_put(out, s + last, i - last) || ub_put(out, op->content, op->content_len)) return -1;
-                i += op->pat_len;
-                last = i;
-            } else {
-                i++;
-            }
-        }
-    } else { /* one character (pat) repeated: greedy, leftmost, non-overlapping */
-        while (i < n) {
-            size_t j = i;
-            int reps = 0;
-            while (j + op->pat_len <= n && memcmp(s + j, op->pat, op->pat_len) == 0 &&
-                   (op->rep_max == 0 || reps < op->rep_max)) {
-                j += op->pat_len;
-                reps++;
-            }
-            if (reps >= op->rep_min && reps > 0) {
-                if (ub_put(out, s + last, i - last) || ub_put(out, op->content, op->content_len)) return -1;
-                i = j;
-                last = j;
-            } else {
-                i += (size_t)m2u_utf8_len((unsigned char)s[i]);
-            }
-        }
-    }
-    return ub_put(out, s + last, n - last);
-}
 
 static int strip_apply(const norm_op *op, const char *s, size_t n, ubuf *out) {
     const unsigned char *us = (const unsigned char *)s;
@@ -817,22 +752,22 @@ static int strip_apply(const norm_op *op, const char *s, size_t n, ubuf *out) {
             if (!m2u_is_white_space(cp)) break;
             b = k;
         }
-    return ub_put(out, s + a, b - a);
+    return m2u_tj_put(out, s + a, b - a);
 }
 
 /* The whole normalizer chain on s[0..n) into out (cleared first); tmp is scratch. */
 static int normalize(const m2u_unigram *tok, const char *s, size_t n, ubuf *out, ubuf *tmp) {
     out->n = 0;
-    if (ub_put(out, s, n)) return -1;
+    if (m2u_tj_put(out, s, n)) return -1;
     for (int k = 0; k < tok->n_norm; k++) {
         const norm_op *op = &tok->norm[k];
         tmp->n = 0;
-        if (ub_put(tmp, "", 0)) return -1;
+        if (m2u_tj_put(tmp, "", 0)) return -1;
         int rc;
         switch (op->kind) {
         case NORM_PRECOMPILED: rc = precompiled_apply(op, out->p, out->n, tmp); break;
         case NORM_STRIP: rc = strip_apply(op, out->p, out->n, tmp); break;
-        default: rc = replace_apply(op, out->p, out->n, tmp); break;
+        default: rc = m2u_tj_replace_apply(&op->rep, out->p, out->n, tmp); break;
         }
         if (rc) return -1;
         ubuf t = *out;
@@ -848,7 +783,7 @@ static int normalize(const m2u_unigram *tok, const char *s, size_t n, ubuf *out,
 static int pretok_apply(const pre_op *op, const ubuf *in_buf, const spanlist *in, ubuf *out_buf, spanlist *out) {
     out_buf->n = 0;
     out->n = 0;
-    if (ub_put(out_buf, "", 0)) return -1;
+    if (m2u_tj_put(out_buf, "", 0)) return -1;
     for (size_t w = 0; w < in->n; w++) {
         const char *s = in_buf->p + in->v[w].off;
         size_t n = in->v[w].len;
@@ -869,7 +804,7 @@ static int pretok_apply(const pre_op *op, const ubuf *in_buf, const spanlist *in
                     i += (size_t)l;
                 }
                 size_t off = out_buf->n;
-                if (ub_put(out_buf, s + start, i - start) || spans_push(out, off, i - start, origin && start == 0))
+                if (m2u_tj_put(out_buf, s + start, i - start) || spans_push(out, off, i - start, origin && start == 0))
                     return -1;
             }
             continue;
@@ -879,10 +814,10 @@ static int pretok_apply(const pre_op *op, const ubuf *in_buf, const spanlist *in
         bool starts = n >= rl && memcmp(s, op->rep, rl) == 0;
         if (n > 0 && s[0] == ' ') starts = true;
         bool prepend = n > 0 && !starts &&
-                       (op->scheme == SCHEME_ALWAYS || (op->scheme == SCHEME_FIRST && origin));
-        if (prepend && ub_put(out_buf, op->rep, rl)) return -1;
+                       (op->scheme == M2U_TJ_PREPEND_ALWAYS || (op->scheme == M2U_TJ_PREPEND_FIRST && origin));
+        if (prepend && m2u_tj_put(out_buf, op->rep, rl)) return -1;
         for (size_t i = 0; i < n; i++)
-            if (s[i] == ' ' ? ub_put(out_buf, op->rep, rl) : ub_put(out_buf, s + i, 1)) return -1;
+            if (s[i] == ' ' ? m2u_tj_put(out_buf, op->rep, rl) : m2u_tj_put(out_buf, s + i, 1)) return -1;
         size_t len = out_buf->n - off;
         if (len == 0) continue;
         if (!op->split) {
@@ -934,18 +869,18 @@ static void work_free(work *w) {
 /* Unigram::tokenize of one token string: its id, else byte fallback, else unk. */
 static int emit_token(const m2u_unigram *tok, const char *s, size_t n, idlist *out) {
     int32_t id = idmap_get(&tok->map, tok->pieces, s, n);
-    if (id >= 0) return ids_push(out, id);
+    if (id >= 0) return m2u_tj_ids_push(out, id);
     if (tok->byte_fallback) {
         bool all = true;
         for (size_t i = 0; i < n && all; i++) all = tok->byte_id[(unsigned char)s[i]] >= 0;
         if (all) {
             for (size_t i = 0; i < n; i++)
-                if (ids_push(out, tok->byte_id[(unsigned char)s[i]])) return -1;
+                if (m2u_tj_ids_push(out, tok->byte_id[(unsigned char)s[i]])) return -1;
             return 0;
         }
     }
     if (tok->unk_id < 0) return m2u_fail("encountered an unknown token but the model has no unk_id");
-    return ids_push(out, tok->unk_id);
+    return m2u_tj_ids_push(out, tok->unk_id);
 }
 
 /* Unigram::encode_optimized + tokenize on one word. */
@@ -1068,23 +1003,23 @@ static int encode_impl(const m2u_unigram *tok, const char *text, size_t len, int
         size_t stop = k >= 0 ? at : len;
         if (stop > pos) rc = encode_piece(tok, &w, text + pos, stop - pos, pos == 0, &seq);
         if (k < 0 || rc) break;
-        rc = ids_push(&seq, tok->added[k].id);
+        rc = m2u_tj_ids_push(&seq, tok->added[k].id);
         pos = from = at + tok->added[k].len;
     }
     if (max_length != SIZE_MAX && seq.n > max_length - n_special) seq.n = max_length - n_special;
     if (rc == 0 && templ) {
         for (int i = 0; i < tok->n_tpl && rc == 0; i++) {
             if (tok->tpl[i] != TPL_SEQ) {
-                rc = ids_push(&res, tok->tpl[i]);
+                rc = m2u_tj_ids_push(&res, tok->tpl[i]);
                 continue;
             }
-            for (size_t j = 0; j < seq.n && rc == 0; j++) rc = ids_push(&res, seq.v[j]);
+            for (size_t j = 0; j < seq.n && rc == 0; j++) rc = m2u_tj_ids_push(&res, seq.v[j]);
         }
         free(seq.v);
         seq = res;
     }
     work_free(&w);
-    if (rc == 0 && !seq.v) rc = ids_push(&seq, 0), seq.n = 0; /* a valid pointer for an empty result */
+    if (rc == 0 && !seq.v) rc = m2u_tj_ids_push(&seq, 0), seq.n = 0; /* a valid pointer for an empty result */
     if (rc) {
         free(seq.v);
         return -1;
@@ -1163,8 +1098,7 @@ void m2u_unigram_free(m2u_unigram *tok) {
     for (int k = 0; k < tok->n_norm; k++) {
         free(tok->norm[k].units);
         free(tok->norm[k].blob);
-        free(tok->norm[k].pat);
-        free(tok->norm[k].content);
+        m2u_tj_replace_free(&tok->norm[k].rep);
     }
     free(tok->norm);
     free(tok->pre);
@@ -1172,21 +1106,9 @@ void m2u_unigram_free(m2u_unigram *tok) {
     free(tok);
 }
 
-static bool json_null(const cJSON *j) { return !j || cJSON_IsNull(j); }
 
-static const char *json_type(const cJSON *obj) {
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "type");
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
 
 /* Optional boolean: absent/null leaves *out as it is. */
-static int json_bool(const cJSON *obj, const char *key, const char *where, bool *out) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (json_null(j)) return 0;
-    if (!cJSON_IsBool(j)) return m2u_fail("%s.%s must be true or false", where, key);
-    *out = cJSON_IsTrue(j);
-    return 0;
-}
 
 static bool json_id(const cJSON *j, int64_t limit, int32_t *out) {
     if (!cJSON_IsNumber(j)) return false;
@@ -1281,85 +1203,6 @@ static int parse_precompiled(norm_op *op, const cJSON *n, const char *where) {
     return rc;
 }
 
-/* Replace's pattern: {"String": s}, or {"Regex": r} where r is a literal (metacharacters
- * escaped) or one character followed by +, {m}, {m,} or {m,n}. */
-static int parse_replace_pattern(norm_op *op, const cJSON *n, const char *where) {
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(n, "pattern");
-    const cJSON *str = cJSON_GetObjectItemCaseSensitive(p, "String");
-    const cJSON *re = cJSON_GetObjectItemCaseSensitive(p, "Regex");
-    if (cJSON_IsString(str)) {
-        if (!str->valuestring[0]) return m2u_fail("%s.pattern.String must not be empty", where);
-        op->kind = NORM_REPLACE_LITERAL;
-        op->pat_len = strlen(str->valuestring);
-        op->pat = copy_n(str->valuestring, op->pat_len);
-        return op->pat ? 0 : m2u_fail("out of memory");
-    }
-    if (!cJSON_IsString(re)) return m2u_fail("%s.pattern must be {\"String\": ...} or {\"Regex\": ...}", where);
-    const char *r = re->valuestring;
-    static const char meta[] = "\\.+*?()|[]{}^$";
-    char lit[256];
-    size_t nl = 0, n_chars = 0, i = 0, len = strlen(r);
-    while (i < len && !strchr("+*?{", r[i])) {
-        if (strchr("()|[]^$.", r[i])) break;
-        size_t cl;
-        const char *src = r + i;
-        if (r[i] == '\\') {
-            if (i + 1 >= len || !strchr(meta, r[i + 1]) || r[i + 1] == '\0') break;
-            src = r + i + 1;
-            cl = 1;
-            i += 2;
-        } else {
-            cl = (size_t)m2u_utf8_len((unsigned char)r[i]);
-            i += cl;
-        }
-        if (nl + cl >= sizeof lit) break;
-        memcpy(lit + nl, src, cl);
-        nl += cl;
-        n_chars++;
-    }
-    op->rep_min = op->rep_max = 0;
-    if (i == len && nl > 0) {
-        op->kind = NORM_REPLACE_LITERAL;
-    } else if (n_chars == 1 && i < len) {
-        long lo = 0, hi = 0;
-        char *end;
-        if (r[i] == '+' && i + 1 == len) {
-            lo = 1;
-        } else if (r[i] == '{') {
-            lo = strtol(r + i + 1, &end, 10);
-            if (end == r + i + 1) goto unsupported;
-            if (*end == '}') {
-                hi = lo;
-            } else if (*end == ',' && end[1] == '}') {
-                hi = 0;
-                end++;
-            } else if (*end == ',') {
-                const char *s2 = end + 1;
-                hi = strtol(s2, &end, 10);
-                if (end == s2 || *end != '}' || hi < lo) goto unsupported;
-            } else {
-                goto unsupported;
-            }
-            if ((size_t)(end - r) + 1 != len) goto unsupported;
-        } else {
-            goto unsupported;
-        }
-        if (lo < 1 || lo > 1000000 || hi > 1000000) goto unsupported;
-        op->kind = NORM_REPLACE_RUN;
-        op->rep_min = (int)lo;
-        op->rep_max = (int)hi;
-    } else {
-        goto unsupported;
-    }
-    op->pat_len = nl;
-    op->pat = copy_n(lit, nl);
-    return op->pat ? 0 : m2u_fail("out of memory");
-unsupported:
-    return m2u_fail("%s.pattern: Regex \"%s\" is not supported (only a literal, or one character with +, {m}, "
-                    "{m,} or {m,n})",
-                    where, r);
-}
-
 static int add_norm(m2u_unigram *tok, const norm_op *op) {
     norm_op *v = realloc(tok->norm, (size_t)(tok->n_norm + 1) * sizeof *v);
     if (!v) return m2u_fail("out of memory");
@@ -1368,18 +1211,8 @@ static int add_norm(m2u_unigram *tok, const norm_op *op) {
     return 0;
 }
 
-static int parse_normalizer(m2u_unigram *tok, const cJSON *n, const char *where) {
-    const char *type = json_type(n);
-    if (!type) return m2u_fail("%s: missing \"type\"", where);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(list)) return m2u_fail("%s.normalizers must be an array", where);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, list) {
-            if (parse_normalizer(tok, it, "normalizer.normalizers[]")) return -1;
-        }
-        return 0;
-    }
+static int parse_normalizer_one(void *ctx, const cJSON *n, const char *type, const char *where) {
+    m2u_unigram *tok = ctx;
     norm_op op = {0};
     int rc = 0;
     if (!strcmp(type, "Precompiled")) {
@@ -1388,16 +1221,10 @@ static int parse_normalizer(m2u_unigram *tok, const cJSON *n, const char *where)
     } else if (!strcmp(type, "Strip")) {
         op.kind = NORM_STRIP;
         op.left = op.right = true;
-        rc = json_bool(n, "strip_left", where, &op.left) || json_bool(n, "strip_right", where, &op.right) ? -1 : 0;
+        rc = m2u_tj_bool(n, "strip_left", where, &op.left) || m2u_tj_bool(n, "strip_right", where, &op.right) ? -1 : 0;
     } else if (!strcmp(type, "Replace")) {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(n, "content");
-        if (!cJSON_IsString(c)) return m2u_fail("%s.content must be a string", where);
-        rc = parse_replace_pattern(&op, n, where);
-        if (rc == 0) {
-            op.content_len = strlen(c->valuestring);
-            op.content = copy_n(c->valuestring, op.content_len);
-            if (!op.content) rc = m2u_fail("out of memory");
-        }
+        op.kind = NORM_REPLACE;
+        rc = m2u_tj_parse_replace(n, where, true, &op.rep);
     } else {
         return m2u_fail("%s: type \"%s\" is not supported (only Sequence, Precompiled, Strip, Replace)", where, type);
     }
@@ -1405,55 +1232,28 @@ static int parse_normalizer(m2u_unigram *tok, const cJSON *n, const char *where)
     if (rc) {
         free(op.units);
         free(op.blob);
-        free(op.pat);
-        free(op.content);
+        m2u_tj_replace_free(&op.rep);
     }
     return rc;
 }
 
-static int parse_pre_tokenizer(m2u_unigram *tok, const cJSON *p, const char *where) {
-    const char *type = json_type(p);
-    if (!type) return m2u_fail("%s: missing \"type\"", where);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-        if (!cJSON_IsArray(list)) return m2u_fail("%s.pretokenizers must be an array", where);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, list) {
-            if (parse_pre_tokenizer(tok, it, "pre_tokenizer.pretokenizers[]")) return -1;
-        }
-        return 0;
-    }
+static int parse_normalizer(m2u_unigram *tok, const cJSON *n, const char *where) {
+    return m2u_tj_each_part(n, where, "normalizers", "normalizer.normalizers[]", parse_normalizer_one, tok);
+}
+
+static int parse_pre_tokenizer_one(void *ctx, const cJSON *p, const char *type, const char *where) {
+    m2u_unigram *tok = ctx;
     pre_op op = {0};
     if (!strcmp(type, "WhitespaceSplit")) {
         op.kind = PRE_WHITESPACE_SPLIT;
     } else if (!strcmp(type, "Metaspace")) {
         op.kind = PRE_METASPACE;
-        const cJSON *r = cJSON_GetObjectItemCaseSensitive(p, "replacement");
-        size_t rl = cJSON_IsString(r) ? strlen(r->valuestring) : 0;
-        uint32_t cp;
-        if (!rl || m2u_utf8_valid_prefix((const unsigned char *)r->valuestring, rl) != rl ||
-            (size_t)m2u_utf8_decode((const unsigned char *)r->valuestring, &cp) != rl)
-            return m2u_fail("%s.replacement must be a one-character string", where);
-        memcpy(op.rep, r->valuestring, rl);
-        op.rep_len = (int)rl;
-        op.scheme = SCHEME_ALWAYS;
-        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(p, "prepend_scheme");
-        if (!json_null(ps)) {
-            if (!cJSON_IsString(ps)) return m2u_fail("%s.prepend_scheme must be a string", where);
-            if (!strcmp(ps->valuestring, "always")) op.scheme = SCHEME_ALWAYS;
-            else if (!strcmp(ps->valuestring, "first")) op.scheme = SCHEME_FIRST;
-            else if (!strcmp(ps->valuestring, "never")) op.scheme = SCHEME_NEVER;
-            else return m2u_fail("%s.prepend_scheme \"%s\" is not supported", where, ps->valuestring);
-        }
-        bool add_prefix = true;
-        if (json_bool(p, "add_prefix_space", where, &add_prefix)) return -1;
-        if (!add_prefix) {
-            if (op.scheme != SCHEME_NEVER && !json_null(ps))
-                return m2u_fail("%s: add_prefix_space does not match declared prepend_scheme", where);
-            op.scheme = SCHEME_NEVER;
-        }
-        op.split = true;
-        if (json_bool(p, "split", where, &op.split)) return -1;
+        m2u_tj_metaspace ms;
+        if (m2u_tj_parse_metaspace(p, where, &ms)) return -1;
+        memcpy(op.rep, ms.rep, (size_t)ms.rep_len);
+        op.rep_len = ms.rep_len;
+        op.scheme = ms.scheme;
+        op.split = ms.split;
     } else {
         return m2u_fail("%s: type \"%s\" is not supported (only Sequence, Metaspace, WhitespaceSplit)", where, type);
     }
@@ -1464,64 +1264,20 @@ static int parse_pre_tokenizer(m2u_unigram *tok, const cJSON *p, const char *whe
     return 0;
 }
 
+static int parse_pre_tokenizer(m2u_unigram *tok, const cJSON *p, const char *where) {
+    return m2u_tj_each_part(p, where, "pretokenizers", "pre_tokenizer.pretokenizers[]", parse_pre_tokenizer_one, tok);
+}
+
 static int parse_post_processor(m2u_unigram *tok, const cJSON *p) {
-    const char *type = json_type(p);
-    if (!type || strcmp(type, "TemplateProcessing"))
-        return m2u_fail("post_processor: type \"%s\" is not supported (only null or TemplateProcessing)",
-                        type ? type : "?");
-    const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
-    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(p, "special_tokens");
-    if (!cJSON_IsArray(single)) return m2u_fail("post_processor.single must be an array");
-    idlist tpl = {0};
-    const cJSON *it;
-    int rc = 0;
-    cJSON_ArrayForEach(it, single) {
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(it, "Sequence");
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "SpecialToken");
-        if (seq) {
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(seq, "id");
-            if (!cJSON_IsString(id) || strcmp(id->valuestring, "A")) {
-                rc = m2u_fail("post_processor.single: a single template can only hold Sequence A");
-                break;
-            }
-            if ((rc = ids_push(&tpl, TPL_SEQ))) break;
-        } else if (sp) {
-            const cJSON *name = cJSON_GetObjectItemCaseSensitive(sp, "id");
-            const cJSON *st = cJSON_IsString(name) ? cJSON_GetObjectItemCaseSensitive(specials, name->valuestring) : NULL;
-            const cJSON *ids = cJSON_GetObjectItemCaseSensitive(st, "ids");
-            if (!cJSON_IsArray(ids)) {
-                rc = m2u_fail("post_processor.special_tokens: no ids for special token \"%s\"",
-                              cJSON_IsString(name) ? name->valuestring : "?");
-                break;
-            }
-            const cJSON *idj;
-            cJSON_ArrayForEach(idj, ids) {
-                int32_t id;
-                if (!json_id(idj, INT32_MAX, &id)) {
-                    rc = m2u_fail("post_processor.special_tokens[\"%s\"].ids: bad id", name->valuestring);
-                    break;
-                }
-                if ((rc = ids_push(&tpl, id))) break;
-            }
-            if (rc) break;
-        } else {
-            rc = m2u_fail("post_processor.single: pieces must be Sequence or SpecialToken");
-            break;
-        }
-    }
-    if (rc) {
-        free(tpl.v);
-        return -1;
-    }
-    tok->tpl = tpl.v;
-    tok->n_tpl = (int)tpl.n;
+    int n_seq;
+    if (m2u_tj_parse_template(p, INT32_MAX, &tok->tpl, &tok->n_tpl, &n_seq)) return -1;
     tok->has_template = true;
     return 0;
 }
 
 static int parse_model(m2u_unigram *tok, const cJSON *model) {
     if (!cJSON_IsObject(model)) return m2u_fail("model: missing or not an object");
-    const char *type = json_type(model);
+    const char *type = m2u_tj_type(model);
     if (!type || strcmp(type, "Unigram"))
         return m2u_fail("model.type \"%s\" is not supported (only Unigram)", type ? type : "(missing)");
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
@@ -1562,12 +1318,12 @@ static int parse_model(m2u_unigram *tok, const cJSON *model) {
     }
     tok->unk_id = -1;
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_id");
-    if (!json_null(unk)) {
+    if (!m2u_tj_null(unk)) {
         if (!json_id(unk, INT32_MAX, &tok->unk_id)) return m2u_fail("model.unk_id must be a non-negative integer or null");
         if (n == 0) return m2u_fail("model.vocab is empty but unk_id is set");
         if (tok->unk_id >= n) return m2u_fail("model.unk_id %d is outside the vocabulary (%d pieces)", tok->unk_id, n);
     }
-    if (json_bool(model, "byte_fallback", "model", &tok->byte_fallback)) return -1;
+    if (m2u_tj_bool(model, "byte_fallback", "model", &tok->byte_fallback)) return -1;
     tok->n_ids = tok->n_pieces;
     return 0;
 }
@@ -1577,88 +1333,76 @@ static int cmp_added_len(const void *a, const void *b) {
     return x->len != y->len ? (x->len > y->len ? -1 : 1) : 0;
 }
 
+static int32_t model_id(const void *ctx, const char *s, size_t n) {
+    const m2u_unigram *tok = ctx;
+    return idmap_get(&tok->map, tok->pieces, s, n);
+}
+
+/* Entries, flags and ids are checked by the shared parser (tokenizer_json.h); this model supports
+ * only plain (special or not) added tokens matched on the raw text. */
 static int parse_added_tokens(m2u_unigram *tok, const cJSON *list) {
-    if (json_null(list)) return 0;
-    if (!cJSON_IsArray(list)) return m2u_fail("added_tokens must be an array");
-    int n = cJSON_GetArraySize(list);
-    if (n > MAX_ADDED) return m2u_fail("added_tokens: %d entries is too many", n);
+    m2u_tj_added *a;
+    int n;
+    if (m2u_tj_parse_added(list, model_id, tok, tok->n_ids, false, &a, &n)) return -1;
+    if (n > MAX_ADDED) {
+        free(a);
+        return m2u_fail("added_tokens: %d entries is too many", n);
+    }
     tok->added = calloc((size_t)(n ? n : 1), sizeof *tok->added);
-    if (!tok->added) return m2u_fail("out of memory (added tokens)");
-    const cJSON *it;
-    int idx = 0;
-    cJSON_ArrayForEach(it, list) {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "content");
-        if (!cJSON_IsString(c) || !c->valuestring[0]) return m2u_fail("added_tokens[%d].content must be a non-empty string", idx);
-        bool single_word = false, lstrip = false, rstrip = false, normalized = false, special = false;
-        if (json_bool(it, "single_word", "added_tokens[]", &single_word) ||
-            json_bool(it, "lstrip", "added_tokens[]", &lstrip) || json_bool(it, "rstrip", "added_tokens[]", &rstrip) ||
-            json_bool(it, "normalized", "added_tokens[]", &normalized) ||
-            json_bool(it, "special", "added_tokens[]", &special))
-            return -1;
-        if (single_word || lstrip || rstrip || normalized)
-            return m2u_fail("added_tokens[%d] \"%s\": single_word, lstrip, rstrip and normalized tokens are not "
-                            "supported",
-                            idx, c->valuestring);
-        size_t len = strlen(c->valuestring);
+    if (!tok->added) {
+        free(a);
+        return m2u_fail("out of memory (added tokens)");
+    }
+    int rc = 0;
+    for (int idx = 0; idx < n && !rc; idx++) {
+        const m2u_tj_added *e = &a[idx];
+        if (!e->len) rc = m2u_fail("added_tokens[%d].content must be a non-empty string", idx);
+        else if (e->single_word || e->lstrip || e->rstrip || e->normalized)
+            rc = m2u_fail("added_tokens[%d] \"%s\": single_word, lstrip, rstrip and normalized tokens are not "
+                          "supported",
+                          idx, e->content);
+        if (rc) break;
         bool dup = false;
         for (int k = 0; k < tok->n_added && !dup; k++)
-            dup = tok->added[k].len == len && !memcmp(tok->added[k].content, c->valuestring, len);
-        idx++;
+            dup = tok->added[k].len == e->len && !memcmp(tok->added[k].content, e->content, e->len);
         if (dup) continue;
-        int32_t id = idmap_get(&tok->map, tok->pieces, c->valuestring, len);
-        if (id < 0) id = tok->n_ids++; /* not in the model: the next free id, as AddedVocabulary does */
+        if (e->id >= tok->n_ids) tok->n_ids = e->id + 1; /* a new id (checked to follow the others) */
         added_token *t = &tok->added[tok->n_added++];
-        t->content = copy_n(c->valuestring, len);
-        if (!t->content) return m2u_fail("out of memory");
-        t->len = len;
-        t->id = id;
-        t->special = special;
+        t->content = copy_n(e->content, e->len);
+        if (!t->content) {
+            rc = m2u_fail("out of memory");
+            break;
+        }
+        t->len = e->len;
+        t->id = e->id;
+        t->special = e->special;
         tok->added_first[(unsigned char)t->content[0] >> 3] |= (uint8_t)(1u << ((unsigned char)t->content[0] & 7));
     }
+    free(a);
+    if (rc) return -1;
     qsort(tok->added, (size_t)tok->n_added, sizeof *tok->added, cmp_added_len);
     return 0;
 }
 
 static int parse_root(m2u_unigram *tok, const cJSON *root) {
     if (!cJSON_IsObject(root)) return m2u_fail("top level must be a JSON object");
-    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
-    if (!json_null(ver) && !(cJSON_IsString(ver) && !strcmp(ver->valuestring, "1.0")))
-        return m2u_fail("version: only \"1.0\" is supported");
-    if (!json_null(cJSON_GetObjectItemCaseSensitive(root, "truncation")))
-        return m2u_fail("truncation: must be null (the caller truncates)");
-    if (!json_null(cJSON_GetObjectItemCaseSensitive(root, "padding")))
-        return m2u_fail("padding: must be null (the caller pads)");
+    if (m2u_tj_check_root(root)) return -1;
     if (parse_model(tok, cJSON_GetObjectItemCaseSensitive(root, "model"))) return -1;
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-    if (!json_null(n) && parse_normalizer(tok, n, "normalizer")) return -1;
+    if (!m2u_tj_null(n) && parse_normalizer(tok, n, "normalizer")) return -1;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-    if (!json_null(p) && parse_pre_tokenizer(tok, p, "pre_tokenizer")) return -1;
+    if (!m2u_tj_null(p) && parse_pre_tokenizer(tok, p, "pre_tokenizer")) return -1;
     const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
-    if (!json_null(pp) && parse_post_processor(tok, pp)) return -1;
+    if (!m2u_tj_null(pp) && parse_post_processor(tok, pp)) return -1;
     return parse_added_tokens(tok, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"));
 }
 
+static int parse_root_v(void *tok, const cJSON *root) { return parse_root(tok, root); }
+static void free_v(void *tok) { m2u_unigram_free(tok); }
+
 int m2u_unigram_load(const char *path, m2u_unigram **out) {
-    *out = NULL;
-    char *data;
-    size_t len;
-    if (m2u_read_file(path, &data, &len)) return -1;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
-    long at = root ? 0 : end ? (long)(end - data) : -1;
-    free(data);
-    if (!root) return m2u_fail("%s: malformed JSON near byte %ld", path, at);
-    m2u_unigram *tok = calloc(1, sizeof *tok);
-    if (!tok) {
-        cJSON_Delete(root);
-        return m2u_fail("%s: out of memory", path);
-    }
-    int rc = parse_root(tok, root);
-    cJSON_Delete(root);
-    if (rc) {
-        m2u_unigram_free(tok);
-        return m2u_fail_prefix("%s", path);
-    }
+    void *tok;
+    int rc = m2u_tj_load(path, sizeof(m2u_unigram), parse_root_v, free_v, &tok);
     *out = tok;
-    return 0;
+    return rc;
 }
