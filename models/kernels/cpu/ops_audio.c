@@ -1,0 +1,338 @@
+/* 1-D audio kernels: see ops_audio.h.  Checked through the EnCodec decode and
+ * encode fixtures (tests/test_encodec.c) against transformers 4.46.3. */
+#include "ops_audio.h"
+
+#include "m2u_error.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Scratch per thread for one im2col / phase block: 256 Ki floats = 1 MiB, the L2 of one core here, so a
+ * block is written and read back by the GEMM without leaving the core's cache. */
+#define BLOCK_FLOATS ((size_t)256 * 1024)
+/* Fewer rows than this per block make the GEMM repack its weights too often for the work done. */
+#define MIN_BLOCK_ROWS 16
+
+/* ---- element-wise -------------------------------------------------------------------------------- */
+
+/* ELU on a span.  Branch-free so the compiler vectorises it; the clones give AVX-512 / AVX2 code on CPUs
+ * that have them while the build itself targets the baseline ISA.  expm1 in double: x = n ln2 + r with
+ * |r| <= ln2/2, expm1(x) = 2^n expm1(r) + (2^n - 1), expm1(r) by its Taylor series to r^10 (truncation
+ * < 1e-11 relative), so the float result is correctly rounded but for double rounding. */
+__attribute__((target_clones("avx512f", "avx2", "default"), optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math")))
+static void elu_span(float *restrict y, const float *restrict x, size_t n) {
+    const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453, shifter = 6755399441055744.0; /* 1.5*2^52 */
+    for (size_t i = 0; i < n; i++) {
+        float xf = x[i];
+        double v = xf < 0.0f ? (double)xf : 0.0;
+        v = v > -110.0 ? v : -110.0; /* exp(-110) is far below float resolution of 1 */
+        double u = v * log2e + shifter;
+        double nd = u - shifter; /* round to nearest integer */
+        int64_t ub;
+        memcpy(&ub, &u, sizeof ub);
+        int64_t pb = (ub + 1023) << 52; /* low bits of u hold n: 2^n as a double */
+        double p2;
+        memcpy(&p2, &pb, sizeof p2);
+        double r = v - nd * ln2;
+        double p = 1.0 / 3628800.0;
+        p = p * r + 1.0 / 362880.0;
+        p = p * r + 1.0 / 40320.0;
+        p = p * r + 1.0 / 5040.0;
+        p = p * r + 1.0 / 720.0;
+        p = p * r + 1.0 / 120.0;
+        p = p * r + 1.0 / 24.0;
+        p = p * r + 1.0 / 6.0;
+        p = p * r + 0.5;
+        p = p * r * r + r;
+        float e = (float)(p2 * p + (p2 - 1.0));
+        y[i] = xf > 0.0f ? xf : e;
+    }
+}
+
+void m2u_elu(float *y, const float *x, size_t n) {
+    const size_t chunk = 16384;
+    long nchunk = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (nchunk > 1)
+    for (long c = 0; c < nchunk; c++) {
+        size_t a = (size_t)c * chunk, len = n - a < chunk ? n - a : chunk;
+        elu_span(y + a, x + a, len);
+    }
+}
+
+void m2u_add_inplace(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* ---- padding --------------------------------------------------------------------------------------- */
+
+void m2u_pad1d_tm(float *y, const float *x, int T, int C, int left, int right, int mode) {
+    int max_pad = left > right ? left : right;
+    /* transformers' _pad1d: reflect needs more input than padding, so short input gets zero rows first */
+    long Lx = mode == M2U_PAD_REFLECT && T <= max_pad ? max_pad + 1 : T;
+    long total = (long)left + T + right;
+    size_t row = (size_t)C * sizeof(float);
+#pragma omp parallel for schedule(static) if (total * C > 65536)
+    for (long i = 0; i < total; i++) {
+        long j = i - left;
+        if (mode == M2U_PAD_REFLECT) {
+            if (j < 0) j = -j;
+            else if (j >= Lx) j = 2 * (Lx - 1) - j;
+        }
+        float *dst = y + (size_t)i * C;
+        if (j < 0 || j >= T) memset(dst, 0, row);
+        else memcpy(dst, x + (size_t)j * C, row);
+    }
+}
+
+/* ---- convolution ------------------------------------------------------------------------------------ */
+
+float *m2u_conv1d_pack(const float *w, int C_out, int C_in, int k) {
+    float *r = malloc((size_t)C_out * C_in * k * sizeof(float));
+    if (!r) return NULL;
+    for (int o = 0; o < C_out; o++)
+        for (int c = 0; c < C_in; c++)
+            for (int j = 0; j < k; j++) r[((size_t)o * k + j) * C_in + c] = w[((size_t)o * C_in + c) * k + j];
+    return r;
+}
+
+int m2u_conv1d_out_len(int T_in, int k, int stride, int dilation) {
+    long span = (long)(k - 1) * dilation + 1;
+    if (T_in < span) return 0;
+    return (int)((T_in - span) / stride + 1);
+}
+
+/* Split `rows` into blocks of at most cap_floats / row_floats rows (>= MIN_BLOCK_ROWS), the block count a
+ * multiple of the thread count so no thread idles at the end.  *parallel is 0 when there are too few rows to
+ * give each thread a worthwhile block; the caller then runs the blocks in order with BLAS threading. */
+static void plan_blocks(long rows, size_t row_floats, int nth, long *blk_rows, long *nblk, int *parallel) {
+    long r = (long)(BLOCK_FLOATS / (row_floats ? row_floats : 1));
+    if (r < MIN_BLOCK_ROWS) r = MIN_BLOCK_ROWS;
+    if (r > rows) r = rows;
+    long nb = (rows + r - 1) / r;
+    *parallel = nth > 1 && rows >= (long)MIN_BLOCK_ROWS * nth;
+    if (*parallel) {
+        nb = (nb + nth - 1) / nth * nth;
+        r = (rows + nb - 1) / nb;
+        nb = (rows + r - 1) / r;
+    }
+    *blk_rows = r;
+    *nblk = nb;
+}
+
+static void conv1d_block(float *y, const float *x, long t0, long nb, int C_in, int C_out, int k, int stride,
+                         int dilation, const float *w, const float *b, float *col) {
+    size_t K = (size_t)k * C_in, row = (size_t)C_in * sizeof(float);
+    for (long r = 0; r < nb; r++) {
+        const float *src = x + (size_t)((t0 + r) * stride) * C_in;
+        float *dst = col + (size_t)r * K;
+        for (int j = 0; j < k; j++) memcpy(dst + (size_t)j * C_in, src + (size_t)j * dilation * C_in, row);
+    }
+    float *yb = y + (size_t)t0 * C_out;
+    if (b)
+        for (long r = 0; r < nb; r++) memcpy(yb + (size_t)r * C_out, b, (size_t)C_out * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, C_out, (int)K, 1.0f, col, (int)K, w, (int)K,
+                b ? 1.0f : 0.0f, yb, C_out);
+}
+
+int m2u_conv1d_fwd(float *y, const float *x, int T_in, int C_in, int C_out, int k, int stride, int dilation,
+                   const float *w, const float *b) {
+    long T_out = m2u_conv1d_out_len(T_in, k, stride, dilation);
+    if (T_out < 1) return m2u_fail("conv1d: %d input steps are too few for kernel %d dilation %d", T_in, k, dilation);
+    size_t K = (size_t)k * C_in;
+    int nth = omp_get_max_threads(), parallel;
+    long blk, nblk;
+    plan_blocks(T_out, K, nth, &blk, &nblk, &parallel);
+    int nbuf = parallel ? nth : 1;
+    float *col = malloc((size_t)nbuf * blk * K * sizeof(float));
+    if (!col) return m2u_fail("conv1d: out of memory for %d im2col blocks of %ld x %zu", nbuf, blk, K);
+    if (parallel) {
+#pragma omp parallel for schedule(static)
+        for (long i = 0; i < nblk; i++) {
+            long t0 = i * blk, nb = T_out - t0 < blk ? T_out - t0 : blk;
+            conv1d_block(y, x, t0, nb, C_in, C_out, k, stride, dilation, w, b,
+                         col + (size_t)omp_get_thread_num() * blk * K);
+        }
+    } else {
+        for (long i = 0; i < nblk; i++) {
+            long t0 = i * blk, nb = T_out - t0 < blk ? T_out - t0 : blk;
+            conv1d_block(y, x, t0, nb, C_in, C_out, k, stride, dilation, w, b, col);
+        }
+    }
+    free(col);
+    return 0;
+}
+
+float *m2u_conv_transpose1d_pack(const float *w, int C_in, int C_out, int k, int stride) {
+    int m = (k + stride - 1) / stride;
+    size_t n = (size_t)m * C_in * stride * C_out;
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p) return NULL;
+    for (int i = 0; i < m; i++)
+        for (int ci = 0; ci < C_in; ci++)
+            for (int r = 0; r < stride; r++) {
+                int j = r + i * stride;
+                if (j >= k) continue;
+                float *dst = p + ((size_t)i * C_in + ci) * stride * C_out + (size_t)r * C_out;
+                for (int co = 0; co < C_out; co++) dst[co] = w[((size_t)ci * C_out + co) * k + j];
+            }
+    return p;
+}
+
+/* Phase rows [q0, q0+nb) of the full output into Y [nb][s*C_out] (bias first, then one GEMM per tap over the
+ * rows where x[q - i] exists), then the rows that survive trimming copied to y. */
+static void convtr_block(float *y, long T_out, const float *x, long T, int C_in, int C_out, int m, int s, int trim_left,
+                         const float *w_pp, const float *b, long q0, long nb, float *Y) {
+    size_t N = (size_t)s * C_out;
+    for (long r = 0; r < nb; r++)
+        for (int ph = 0; ph < s; ph++) {
+            float *dst = Y + (size_t)r * N + (size_t)ph * C_out;
+            if (b) memcpy(dst, b, (size_t)C_out * sizeof(float));
+            else memset(dst, 0, (size_t)C_out * sizeof(float));
+        }
+    for (int i = 0; i < m; i++) {
+        long a = q0 > i ? q0 : i, e = q0 + nb < T + i ? q0 + nb : T + i; /* q - i in [0, T) */
+        if (a >= e) continue;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(e - a), (int)N, C_in, 1.0f,
+                    x + (size_t)(a - i) * C_in, C_in, w_pp + (size_t)i * C_in * N, (int)N, 1.0f,
+                    Y + (size_t)(a - q0) * N, (int)N);
+    }
+    long o0 = q0 * s - trim_left, o1 = (q0 + nb) * s - trim_left; /* output rows of this block */
+    long c0 = o0 > 0 ? o0 : 0, c1 = o1 < T_out ? o1 : T_out;
+    if (c0 < c1)
+        memcpy(y + (size_t)c0 * C_out, Y + (size_t)(c0 - o0) * C_out, (size_t)(c1 - c0) * C_out * sizeof(float));
+}
+
+int m2u_conv_transpose1d_fwd(float *y, const float *x, int T, int C_in, int C_out, int k, int stride, int trim_left,
+                             int trim_right, const float *w_pp, const float *b) {
+    long full = (long)(T - 1) * stride + k, T_out = full - trim_left - trim_right;
+    if (T < 1 || trim_left < 0 || trim_right < 0 || T_out < 1)
+        return m2u_fail("conv_transpose1d: %d input steps with kernel %d stride %d and trims %d/%d give no output", T,
+                        k, stride, trim_left, trim_right);
+    int m = (k + stride - 1) / stride;
+    long Q = (T_out + trim_left + stride - 1) / stride; /* phase rows that reach a kept output row */
+    size_t N = (size_t)stride * C_out;
+    int nth = omp_get_max_threads(), parallel;
+    long blk, nblk;
+    plan_blocks(Q, N, nth, &blk, &nblk, &parallel);
+    int nbuf = parallel ? nth : 1;
+    float *Y = malloc((size_t)nbuf * blk * N * sizeof(float));
+    if (!Y) return m2u_fail("conv_transpose1d: out of memory for %d blocks of %ld x %zu", nbuf, blk, N);
+    if (parallel) {
+#pragma omp parallel for schedule(static)
+        for (long i = 0; i < nblk; i++) {
+            long q0 = i * blk, nb = Q - q0 < blk ? Q - q0 : blk;
+            convtr_block(y, T_out, x, T, C_in, C_out, m, stride, trim_left, w_pp, b, q0, nb,
+                         Y + (size_t)omp_get_thread_num() * blk * N);
+        }
+    } else {
+        for (long i = 0; i < nblk; i++) {
+            long q0 = i * blk, nb = Q - q0 < blk ? Q - q0 : blk;
+            convtr_block(y, T_out, x, T, C_in, C_out, m, stride, trim_left, w_pp, b, q0, nb, Y);
+        }
+    }
+    free(Y);
+    return 0;
+}
+
+/* ---- LSTM ----------------------------------------------------------------------------------------------- */
+
+static inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+int m2u_lstm_layer_fwd(float *h, const float *x, int T, int In, int H, const float *w_ih, const float *w_hh,
+                       const float *b_ih, const float *b_hh) {
+    if (T < 1) return 0;
+    size_t G4 = (size_t)4 * H;
+    float *gates = malloc((size_t)T * G4 * sizeof(float)), *c = calloc((size_t)H, sizeof(float));
+    if (!gates || !c) {
+        free(gates);
+        free(c);
+        return m2u_fail("lstm: out of memory for %d steps of %d units", T, H);
+    }
+    /* input part of every gate at once, with both biases */
+    for (int t = 0; t < T; t++)
+        for (size_t j = 0; j < G4; j++)
+            gates[(size_t)t * G4 + j] = (b_ih ? b_ih[j] : 0.0f) + (b_hh ? b_hh[j] : 0.0f);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)G4, In, 1.0f, x, In, w_ih, In, 1.0f, gates, (int)G4);
+
+#pragma omp parallel
+    {
+        int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+        /* units [u0, u1) of this thread, in multiples of 16 so the element-wise part vectorises */
+        int per = ((H + nth - 1) / nth + 15) / 16 * 16;
+        int u0 = tid * per < H ? tid * per : H, u1 = u0 + per < H ? u0 + per : H, nu = u1 - u0;
+        for (int t = 0; t < T; t++) {
+            float *g = gates + (size_t)t * G4;
+            if (t > 0 && nu > 0) {
+                const float *hp = h + (size_t)(t - 1) * H;
+                for (int q = 0; q < 4; q++)
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, nu, H, 1.0f, w_hh + ((size_t)q * H + u0) * H, H, hp, 1,
+                                1.0f, g + (size_t)q * H + u0, 1);
+            }
+            float *ht = h + (size_t)t * H;
+            for (int u = u0; u < u1; u++) {
+                float ig = sigmoidf(g[u]), fg = sigmoidf(g[H + u]), gg = tanhf(g[2 * H + u]),
+                      og = sigmoidf(g[3 * H + u]);
+                c[u] = fg * c[u] + ig * gg;
+                ht[u] = og * tanhf(c[u]);
+            }
+#pragma omp barrier
+        }
+    }
+    free(gates);
+    free(c);
+    return 0;
+}
+
+/* ---- vector quantisation ---------------------------------------------------------------------------------- */
+
+void m2u_vq_dequant_add(float *out, const int32_t *codes, int N, const float *embed, int D, float sign) {
+#pragma omp parallel for schedule(static) if ((long)N * D > 65536)
+    for (int n = 0; n < N; n++) {
+        const float *e = embed + (size_t)codes[n] * D;
+        float *o = out + (size_t)n * D;
+        for (int d = 0; d < D; d++) o[d] += sign * e[d];
+    }
+}
+
+void m2u_vq_sqnorms(float *e_sq, const float *embed, int size, int D) {
+    for (int j = 0; j < size; j++) {
+        float s = 0.0f;
+        for (int d = 0; d < D; d++) s += embed[(size_t)j * D + d] * embed[(size_t)j * D + d];
+        e_sq[j] = s;
+    }
+}
+
+int m2u_vq_nearest(int32_t *codes, const float *x, int N, int D, const float *embed, const float *e_sq, int size) {
+    int blk = (int)(BLOCK_FLOATS / (size_t)size);
+    if (blk < 1) blk = 1;
+    if (blk > N) blk = N;
+    float *dot = malloc((size_t)blk * size * sizeof(float));
+    if (!dot) return m2u_fail("vq: out of memory for %d x %d distances", blk, size);
+    for (int n0 = 0; n0 < N; n0 += blk) {
+        int nb = N - n0 < blk ? N - n0 : blk;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, size, D, 1.0f, x + (size_t)n0 * D, D, embed, D, 0.0f,
+                    dot, size);
+#pragma omp parallel for schedule(static) if ((long)nb * size > 65536)
+        for (int r = 0; r < nb; r++) {
+            const float *xr = x + (size_t)(n0 + r) * D, *dr = dot + (size_t)r * size;
+            float xs = 0.0f;
+            for (int d = 0; d < D; d++) xs += xr[d] * xr[d];
+            int best = 0;
+            float best_v = -INFINITY;
+            for (int j = 0; j < size; j++) {
+                float v = -((xs - 2.0f * dr[j]) + e_sq[j]);
+                if (v > best_v) {
+                    best_v = v;
+                    best = j;
+                }
+            }
+            codes[n0 + r] = best;
+        }
+    }
+    free(dot);
+    return 0;
+}

@@ -1,0 +1,94 @@
+/* 1-D audio kernels (convolution, transposed convolution, LSTM, ELU, padding,
+ * vector quantisation) on time-major fp32 arrays: a signal of T steps and C
+ * channels is x[T][C] (row t holds all channels of step t).
+ *
+ * Time-major is chosen over PyTorch's [C][T] because every heavy op becomes a
+ * plain row-major GEMM on it: a convolution's im2col row is k contiguous
+ * channel vectors, a transposed convolution's polyphase output rows are the
+ * output signal's rows in order (no col2im scatter), and the LSTM input
+ * projection is X @ W_ih^T.
+ *
+ * These are the only functions of the EnCodec code that use BLAS or OpenMP.
+ * Big loops split the time axis into blocks that fit in L2 and run the blocks
+ * on OpenMP threads, each block's GEMM single-threaded (OpenBLAS runs
+ * single-threaded inside a parallel region); short inputs leave the threading
+ * to BLAS.  Functions that allocate scratch return -1 after m2u_fail() when
+ * memory runs out, 0 otherwise. */
+#ifndef M2U_OPS_AUDIO_H
+#define M2U_OPS_AUDIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- element-wise ---- */
+
+/* y = ELU(x) with alpha 1: x > 0 ? x : expm1(x), expm1 computed in double
+ * (|error| < 1 ulp of the float result).  y may alias x. */
+void m2u_elu(float *y, const float *x, size_t n);
+/* y += x */
+void m2u_add_inplace(float *y, const float *x, size_t n);
+
+/* ---- padding ---- */
+
+enum { M2U_PAD_CONSTANT = 0, M2U_PAD_REFLECT = 1 };
+
+/* y[(left + T + right)][C] = x[T][C] padded along time, as transformers'
+ * EncodecConv1d._pad1d: constant pads zeros; reflect mirrors around the end
+ * rows (torch "reflect", edge not repeated), and when T <= max(left, right)
+ * the input is first extended with zero rows to max(left, right) + 1 rows
+ * and the extension cut off again after padding (so short inputs work).
+ * Requires T >= 1, left, right >= 0; y must not alias x. */
+void m2u_pad1d_tm(float *y, const float *x, int T, int C, int left, int right, int mode);
+
+/* ---- convolution ---- */
+
+/* torch Conv1d weight [C_out][C_in][k] -> tap-major [C_out][k][C_in] (new malloc'ed array; NULL when out of memory). */
+float *m2u_conv1d_pack(const float *w, int C_out, int C_in, int k);
+
+/* Output length of a convolution over T_in (already padded) steps: (T_in - (k-1)*dilation - 1) / stride + 1,
+ * or 0 when T_in is shorter than the dilated kernel. */
+int m2u_conv1d_out_len(int T_in, int k, int stride, int dilation);
+
+/* y[T_out][C_out] = conv(x[T_in][C_in]) + b, no padding (pad with m2u_pad1d_tm first), groups 1.
+ * w is tap-major (m2u_conv1d_pack), b may be NULL.  T_out = m2u_conv1d_out_len(...) must be >= 1.
+ * im2col in L2-sized row blocks + cblas_sgemm. */
+int m2u_conv1d_fwd(float *y, const float *x, int T_in, int C_in, int C_out, int k, int stride, int dilation,
+                   const float *w, const float *b);
+
+/* torch ConvTranspose1d weight [C_in][C_out][k] -> polyphase layout: m = ceil(k / stride) matrices
+ * P_i [C_in][stride * C_out] with P_i[ci][r * C_out + co] = w[ci][co][r + i * stride] (0 past k),
+ * stored one after the other (new malloc'ed array; NULL when out of memory). */
+float *m2u_conv_transpose1d_pack(const float *w, int C_in, int C_out, int k, int stride);
+
+/* Transposed convolution (torch ConvTranspose1d, padding 0, output_padding 0, groups 1) of
+ * x[T][C_in], whose full output has (T-1)*stride + k steps, with trim_left steps dropped at the start and
+ * trim_right at the end: y[(T-1)*stride + k - trim_left - trim_right][C_out].  w_pp from
+ * m2u_conv_transpose1d_pack, b may be NULL.
+ * Computed by phases: output step q*stride + r = sum_i x[q - i] @ P_i[:, r*C_out : (r+1)*C_out], so each
+ * block of q is one GEMM per tap whose result rows are already the output rows in order. */
+int m2u_conv_transpose1d_fwd(float *y, const float *x, int T, int C_in, int C_out, int k, int stride, int trim_left,
+                             int trim_right, const float *w_pp, const float *b);
+
+/* ---- recurrent ---- */
+
+/* One layer of torch nn.LSTM (gates i, f, g, o; zero initial h and c; batch 1) over x[T][In]:
+ * h[T][H].  w_ih [4H][In], w_hh [4H][H], b_ih and b_hh [4H] (either may be NULL).  The input part of all gates
+ * is one GEMM over the whole sequence; the recurrent part runs step by step inside one parallel region, each
+ * thread owning a slice of hidden units (its rows of the four gates), so a step needs one barrier.
+ * h must not alias x. */
+int m2u_lstm_layer_fwd(float *h, const float *x, int T, int In, int H, const float *w_ih, const float *w_hh,
+                       const float *b_ih, const float *b_hh);
+
+/* ---- vector quantisation ---- */
+
+/* out[N][D] += sign * embed[codes[n]] for each n (rows of a codebook embed [size][D]); sign is +1 (sum of
+ * codebooks) or -1 (residual update; a + (-b) is exactly a - b).  Codes must be in range. */
+void m2u_vq_dequant_add(float *out, const int32_t *codes, int N, const float *embed, int D, float sign);
+
+/* For each row x[n] of x[N][D]: codes[n] = argmax_j -(|x_n|^2 - 2 x_n.e_j + |e_j|^2) over the codebook
+ * embed [size][D] (transformers' EncodecEuclideanCodebook.quantize, same operation order; ties to the lowest
+ * j), with e_sq[j] = |e_j|^2 precomputed by m2u_vq_sqnorms. */
+int m2u_vq_nearest(int32_t *codes, const float *x, int N, int D, const float *embed, const float *e_sq, int size);
+void m2u_vq_sqnorms(float *e_sq, const float *embed, int size, int D);
+
+#endif
