@@ -21,6 +21,12 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -93,7 +99,7 @@ int main(int argc, char **argv) {
     int K = c->num_quantizers, N = (int)(seconds * c->frame_rate + 0.5);
     if (N < 1) N = 1;
     int32_t *codes = malloc((size_t)K * N * sizeof(int32_t));
-    double *t = malloc((size_t)runs * sizeof(double));
+    double *t = malloc((size_t)runs * sizeof(double)), cpu = 0;
     float *wav = NULL;
     size_t n = 0;
     if (!codes || !t) {
@@ -104,18 +110,22 @@ int main(int argc, char **argv) {
     for (int r = 0; r < warmup + runs; r++) {
         free(wav);
         wav = NULL;
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         if (m2u_encodec_decode(m, codes, K, N, &wav, &n) != 0) {
             fprintf(stderr, "m2u-bench-encodec: %s\n", m2u_last_error());
             return 1;
         }
-        if (r >= warmup) t[r - warmup] = now_s() - t0;
+        if (r >= warmup) {
+            t[r - warmup] = now_s() - t0;
+            cpu += cpu_s() - c0;
+        }
     }
     qsort(t, (size_t)runs, sizeof *t, cmp_double);
     double med = t[runs / 2], audio_s = (double)n / c->sampling_rate;
-    printf("m2u   decode %d x %d codes -> %.2f s of audio, %d threads: median %.3f s (best %.3f) -> %.1fx real time"
-           " (load %.2f s)\n",
-           K, N, audio_s, threads, med, t[0], audio_s / med, tl);
+    cpu /= runs;
+    printf("m2u   decode %d x %d codes -> %.2f s of audio, %d threads: median %.3f s (best %.3f) -> %.1fx real time;"
+           " %.3f CPU-s per run (load %.2f s)\n",
+           K, N, audio_s, threads, med, t[0], audio_s / med, cpu, tl);
     if (audio_path) {
         int64_t shape[1] = {(int64_t)n};
         if (m2u_npy_write(audio_path, M2U_F32, wav, 1, shape) != 0) {
@@ -131,6 +141,7 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "median_s", med);
         cJSON_AddNumberToObject(o, "best_s", t[0]);
         cJSON_AddNumberToObject(o, "x_real_time", audio_s / med);
+        cJSON_AddNumberToObject(o, "cpu_s", cpu);
         char *s = cJSON_Print(o);
         FILE *f = fopen(json_path, "w");
         if (!f || fprintf(f, "%s\n", s) < 0 || fclose(f) != 0) {

@@ -37,8 +37,10 @@ enum { M2U_PAD_CONSTANT = 0, M2U_PAD_REFLECT = 1 };
  * rows (torch "reflect", edge not repeated), and when T <= max(left, right)
  * the input is first extended with zero rows to max(left, right) + 1 rows
  * and the extension cut off again after padding (so short inputs work).
+ * With elu != 0 every row is ELU'd on the way (ELU(0) = 0 and padding only
+ * copies rows, so this is ELU then pad in one pass).
  * Requires T >= 1, left, right >= 0; y must not alias x. */
-void m2u_pad1d_tm(float *y, const float *x, int T, int C, int left, int right, int mode);
+void m2u_pad1d_tm(float *y, const float *x, int T, int C, int left, int right, int mode, int elu);
 
 /* ---- convolution ---- */
 
@@ -49,11 +51,12 @@ float *m2u_conv1d_pack(const float *w, int C_out, int C_in, int k);
  * or 0 when T_in is shorter than the dilated kernel. */
 int m2u_conv1d_out_len(int T_in, int k, int stride, int dilation);
 
-/* y[T_out][C_out] = conv(x[T_in][C_in]) + b, no padding (pad with m2u_pad1d_tm first), groups 1.
- * w is tap-major (m2u_conv1d_pack), b may be NULL.  T_out = m2u_conv1d_out_len(...) must be >= 1.
- * im2col in L2-sized row blocks + cblas_sgemm. */
+/* y[T_out][C_out] = conv(x[T_in][C_in]) + b, no padding (pad with m2u_pad1d_tm first), groups 1; with
+ * accumulate != 0, y += conv(x) + b instead (a residual sum without another pass).  w is tap-major
+ * (m2u_conv1d_pack), b may be NULL.  T_out = m2u_conv1d_out_len(...) must be >= 1; y must not alias x.
+ * im2col in L2-sized row blocks + cblas_sgemm; a 1x1 conv with stride 1 multiplies x directly. */
 int m2u_conv1d_fwd(float *y, const float *x, int T_in, int C_in, int C_out, int k, int stride, int dilation,
-                   const float *w, const float *b);
+                   const float *w, const float *b, int accumulate);
 
 /* torch ConvTranspose1d weight [C_in][C_out][k] -> polyphase layout: m = ceil(k / stride) matrices
  * P_i [C_in][stride * C_out] with P_i[ci][r * C_out + co] = w[ci][co][r + i * stride] (0 past k),
@@ -71,13 +74,26 @@ int m2u_conv_transpose1d_fwd(float *y, const float *x, int T, int C_in, int C_ou
 
 /* ---- recurrent ---- */
 
-/* One layer of torch nn.LSTM (gates i, f, g, o; zero initial h and c; batch 1) over x[T][In]:
- * h[T][H].  w_ih [4H][In], w_hh [4H][H], b_ih and b_hh [4H] (either may be NULL).  The input part of all gates
- * is one GEMM over the whole sequence; the recurrent part runs step by step inside one parallel region, each
- * thread owning a slice of hidden units (its rows of the four gates), so a step needs one barrier.
- * h must not alias x. */
-int m2u_lstm_layer_fwd(float *h, const float *x, int T, int In, int H, const float *w_ih, const float *w_hh,
-                       const float *b_ih, const float *b_hh);
+/* One layer of torch nn.LSTM (gates i, f, g, o) repacked for m2u_lstm_layer_fwd: the four gate rows of
+ * each hidden unit side by side (row 4u + q is gate q of unit u) so a thread's slice of units is one
+ * contiguous block of W_hh, and b = b_ih + b_hh. */
+typedef struct {
+    int In, H;
+    float *w_ih; /* [4H][In] */
+    float *w_hh; /* [4H][H] */
+    float *b;    /* [4H] */
+} m2u_lstm_packed;
+
+/* Pack torch's weight_ih [4H][In], weight_hh [4H][H], bias_ih / bias_hh [4H] (either bias may be NULL). */
+int m2u_lstm_pack(m2u_lstm_packed *p, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh,
+                  int In, int H);
+void m2u_lstm_packed_free(m2u_lstm_packed *p);
+
+/* The layer over x[T][In] from zero h and c (batch 1): h[T][H].  The input part of all gates is one GEMM
+ * over the whole sequence; the recurrent part runs step by step inside one parallel region, each thread
+ * owning a slice of hidden units (one GEMV over its rows of W_hh, then its cells), one barrier a step.
+ * Sigmoid and tanh are computed in double.  h must not alias x. */
+int m2u_lstm_layer_fwd(float *h, const float *x, int T, const m2u_lstm_packed *p);
 
 /* ---- vector quantisation ---- */
 

@@ -31,7 +31,7 @@ typedef struct {
 
 typedef struct {
     int dim, layers;
-    float *w_ih[MAX_LSTM_LAYERS], *w_hh[MAX_LSTM_LAYERS], *b_ih[MAX_LSTM_LAYERS], *b_hh[MAX_LSTM_LAYERS];
+    m2u_lstm_packed l[MAX_LSTM_LAYERS];
 } lstm_t;
 
 typedef struct {
@@ -250,14 +250,22 @@ static int load_lstm(const loader *ld, const char *base, int dim, int layers, ls
     int64_t s_w[2] = {4 * (int64_t)dim, dim}, s_b[1] = {4 * (int64_t)dim};
     l->dim = dim, l->layers = layers;
     for (int i = 0; i < layers; i++) {
+        float *w_ih = NULL, *w_hh = NULL, *b_ih = NULL, *b_hh = NULL;
+        int rc = 0;
         snprintf(name, sizeof name, "%s.lstm.weight_ih_l%d", base, i);
-        if (read_tensor(ld, name, 2, s_w, &l->w_ih[i]) != 0) return -1;
+        rc = read_tensor(ld, name, 2, s_w, &w_ih);
         snprintf(name, sizeof name, "%s.lstm.weight_hh_l%d", base, i);
-        if (read_tensor(ld, name, 2, s_w, &l->w_hh[i]) != 0) return -1;
+        if (rc == 0) rc = read_tensor(ld, name, 2, s_w, &w_hh);
         snprintf(name, sizeof name, "%s.lstm.bias_ih_l%d", base, i);
-        if (read_tensor(ld, name, 1, s_b, &l->b_ih[i]) != 0) return -1;
+        if (rc == 0) rc = read_tensor(ld, name, 1, s_b, &b_ih);
         snprintf(name, sizeof name, "%s.lstm.bias_hh_l%d", base, i);
-        if (read_tensor(ld, name, 1, s_b, &l->b_hh[i]) != 0) return -1;
+        if (rc == 0) rc = read_tensor(ld, name, 1, s_b, &b_hh);
+        if (rc == 0) rc = m2u_lstm_pack(&l->l[i], w_ih, w_hh, b_ih, b_hh, dim, dim);
+        free(w_ih);
+        free(w_hh);
+        free(b_ih);
+        free(b_hh);
+        if (rc != 0) return -1;
     }
     /* a checkpoint with more LSTM layers than the config says was built from another config */
     snprintf(name, sizeof name, "%s.lstm.weight_ih_l%d", base, layers);
@@ -350,12 +358,7 @@ static void free_conv(conv_t *c) {
 static void free_seanet(seanet_t *s, int n_stage, int n_res) {
     free_conv(&s->first);
     free_conv(&s->last);
-    for (int i = 0; i < MAX_LSTM_LAYERS; i++) {
-        free(s->lstm.w_ih[i]);
-        free(s->lstm.w_hh[i]);
-        free(s->lstm.b_ih[i]);
-        free(s->lstm.b_hh[i]);
-    }
+    for (int i = 0; i < MAX_LSTM_LAYERS; i++) m2u_lstm_packed_free(&s->lstm.l[i]);
     for (int i = 0; i < n_stage; i++) {
         free(s->up[i].w);
         free(s->up[i].b);
@@ -473,90 +476,132 @@ int m2u_encodec_codebooks_for_bandwidth(const m2u_encodec *m, double bandwidth, 
 
 /* ---- forward ------------------------------------------------------------------------------------------------ */
 
-/* EncodecConv1d (non-causal) on x[T][cin], optionally after an ELU: *y [T_out][cout] malloc'ed. */
-static int sconv(const m2u_encodec *m, const conv_t *c, const float *x, int T, int elu_first, float **y, int *T_out) {
-    *y = NULL;
+/* Scratch of one decode or encode.  The forward runs twice: a dry run that only records the largest buffer
+ * each role needs (same code path, so sizes cannot drift from use), then the real one on buffers allocated
+ * once, so the layers reuse the same pages instead of faulting in fresh ones per layer. */
+typedef struct {
+    int dry;
+    float *h[2]; /* activations, ping-pong */
+    float *pad;  /* padded / ELU'd conv input; also the second LSTM layer output */
+    float *t1;   /* residual block hidden */
+    size_t cap_h, cap_pad, cap_t1;
+} work_t;
+
+static void need(size_t *cap, size_t n) {
+    if (n > *cap) *cap = n;
+}
+
+static int work_alloc(work_t *w) {
+    w->dry = 0;
+    w->h[0] = malloc((w->cap_h ? w->cap_h : 1) * sizeof(float));
+    w->h[1] = malloc((w->cap_h ? w->cap_h : 1) * sizeof(float));
+    w->pad = malloc((w->cap_pad ? w->cap_pad : 1) * sizeof(float));
+    w->t1 = malloc((w->cap_t1 ? w->cap_t1 : 1) * sizeof(float));
+    if (!w->h[0] || !w->h[1] || !w->pad || !w->t1)
+        return m2u_fail("encodec: out of memory for %.0f MB of activations",
+                        (2.0 * w->cap_h + w->cap_pad + w->cap_t1) * 4 / 1e6);
+    return 0;
+}
+
+static void work_free(work_t *w) {
+    free(w->h[0]);
+    free(w->h[1]);
+    free(w->pad);
+    free(w->t1);
+}
+
+/* EncodecConv1d (non-causal) of x[T][cin] (ELU'd first when elu) into y[T_out][cout] (y += ... when
+ * accumulate).  Padding: (eff_k - stride) split right = total / 2, left = the rest, plus right padding
+ * to a whole number of strides, ceil(T / stride) * stride - T.  y must not alias x. */
+static int sconv(const m2u_encodec *m, work_t *w, const conv_t *c, const float *x, int T, int elu, float *y,
+                 int accumulate, int *T_out) {
     int eff = (c->k - 1) * c->dil + 1, total = eff - c->stride;
     int right = total / 2, left = total - right;
-    /* extra right padding so the last window is complete: ceil(T / stride) * stride - T */
     long extra = ((long)T + c->stride - 1) / c->stride * c->stride - T;
-    long Tp = (long)left + T + right + extra;
-    float *xin = NULL, *xp = malloc((size_t)Tp * c->cin * sizeof(float));
-    if (!xp) return m2u_fail("encodec: out of memory for %ld x %d", Tp, c->cin);
-    const float *src = x;
-    if (elu_first) {
-        xin = malloc((size_t)T * c->cin * sizeof(float));
-        if (!xin) {
-            free(xp);
-            return m2u_fail("encodec: out of memory for %d x %d", T, c->cin);
-        }
-        m2u_elu(xin, x, (size_t)T * c->cin);
-        src = xin;
-    }
-    m2u_pad1d_tm(xp, src, T, c->cin, left, (int)(right + extra), m->cfg.pad_reflect ? M2U_PAD_REFLECT : M2U_PAD_CONSTANT);
-    free(xin);
+    long Tp = (long)T + total + extra;
     int To = m2u_conv1d_out_len((int)Tp, c->k, c->stride, c->dil);
-    float *out = malloc((size_t)(To > 0 ? To : 1) * c->cout * sizeof(float));
-    if (!out) {
-        free(xp);
-        return m2u_fail("encodec: out of memory for %d x %d", To, c->cout);
-    }
-    if (m2u_conv1d_fwd(out, xp, (int)Tp, c->cin, c->cout, c->k, c->stride, c->dil, c->w, c->b) != 0) {
-        free(xp);
-        free(out);
-        return -1;
-    }
-    free(xp);
-    *y = out;
+    int copy = elu || total != 0 || extra != 0;
     *T_out = To;
-    return 0;
+    if (w->dry) {
+        if (copy) need(&w->cap_pad, (size_t)Tp * c->cin);
+        return 0;
+    }
+    const float *src = x;
+    if (copy) {
+        m2u_pad1d_tm(w->pad, x, T, c->cin, left, (int)(right + extra),
+                     m->cfg.pad_reflect ? M2U_PAD_REFLECT : M2U_PAD_CONSTANT, elu);
+        src = w->pad;
+    }
+    return m2u_conv1d_fwd(y, src, (int)Tp, c->cin, c->cout, c->k, c->stride, c->dil, c->w, c->b, accumulate);
 }
 
-/* EncodecResnetBlock in place on *h [T][dim]. */
-static int resblock(const m2u_encodec *m, const res_t *r, float **h, int T) {
-    float *t1 = NULL, *t2 = NULL;
+/* EncodecResnetBlock on w->h[*cur] [T][dim]: h = shortcut(h) + conv2(ELU(conv1(ELU(h)))). */
+static int resblock(const m2u_encodec *m, work_t *w, const res_t *r, int *cur, int T) {
+    float *h = w->h[*cur], *o = w->h[1 - *cur];
     int T1, T2;
-    if (sconv(m, &r->c1, *h, T, 1, &t1, &T1) != 0) return -1;
-    int rc = sconv(m, &r->c2, t1, T1, 1, &t2, &T2);
-    free(t1);
-    if (rc != 0) return -1;
-    if (m->cfg.use_conv_shortcut) {
-        float *s = NULL;
-        int Ts;
-        if (sconv(m, &r->sc, *h, T, 0, &s, &Ts) != 0) {
-            free(t2);
-            return -1;
-        }
-        free(*h);
-        *h = s;
-    }
-    m2u_add_inplace(*h, t2, (size_t)T * r->c2.cout);
-    free(t2);
+    if (w->dry) need(&w->cap_t1, (size_t)T * r->c1.cout);
+    if (sconv(m, w, &r->c1, h, T, 1, w->t1, 0, &T1) != 0) return -1;
+    if (!w->dry) m2u_elu(w->t1, w->t1, (size_t)T1 * r->c1.cout);
+    if (!m->cfg.use_conv_shortcut) /* identity: add conv2 straight into h */
+        return sconv(m, w, &r->c2, w->t1, T1, 0, h, 1, &T2);
+    int Ts;
+    if (sconv(m, w, &r->sc, h, T, 0, o, 0, &Ts) != 0 || sconv(m, w, &r->c2, w->t1, T1, 0, o, 1, &T2) != 0)
+        return -1;
+    *cur = 1 - *cur;
     return 0;
 }
 
-/* EncodecLSTM: the layers, then + input (skip), in place on *h [T][dim]. */
-static int lstm_skip(const lstm_t *l, float **h, int T) {
+/* EncodecLSTM on w->h[cur] [T][dim]: the layers, then + input (skip); layer outputs alternate between the
+ * other activation buffer and the pad buffer. */
+static int lstm_skip(work_t *w, const lstm_t *l, int cur, int T) {
     size_t n = (size_t)T * l->dim;
-    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
-    if (!a || !b) {
-        free(a);
-        free(b);
-        return m2u_fail("encodec: out of memory for the LSTM (%d x %d)", T, l->dim);
+    if (w->dry) {
+        need(&w->cap_pad, n);
+        return 0;
     }
-    const float *in = *h;
+    float *x = w->h[cur], *out[2] = {w->h[1 - cur], w->pad};
+    const float *in = x;
     for (int i = 0; i < l->layers; i++) {
-        float *dst = i % 2 == 0 ? a : b;
-        if (m2u_lstm_layer_fwd(dst, in, T, l->dim, l->dim, l->w_ih[i], l->w_hh[i], l->b_ih[i], l->b_hh[i]) != 0) {
-            free(a);
-            free(b);
-            return -1;
-        }
-        in = dst;
+        if (m2u_lstm_layer_fwd(out[i % 2], in, T, &l->l[i]) != 0) return -1;
+        in = out[i % 2];
     }
-    m2u_add_inplace(*h, in, n);
-    free(a);
-    free(b);
+    m2u_add_inplace(x, in, n);
+    return 0;
+}
+
+/* SEANet decoder of z (already in w->h[0], [N][hidden]); the waveform ends up in w->h[*cur], *T samples. */
+static int decoder_fwd(const m2u_encodec *m, work_t *w, int N, int *cur, int *T_io) {
+    const m2u_encodec_config *c = &m->cfg;
+    const seanet_t *d = &m->dec;
+    int T = N, To;
+    *cur = 0;
+    if (w->dry) need(&w->cap_h, (size_t)N * (c->hidden_size > d->first.cout ? c->hidden_size : d->first.cout));
+    if (sconv(m, w, &d->first, w->h[0], T, 0, w->h[1], 0, &To) != 0) return -1;
+    *cur = 1;
+    T = To;
+    if (lstm_skip(w, &d->lstm, *cur, T) != 0) return -1;
+    for (int i = 0; i < c->n_ratios; i++) {
+        const convtr_t *u = &d->up[i];
+        int total = u->k - u->stride, right = total / 2, left = total - right;
+        To = (T - 1) * u->stride + u->k - total;
+        if (w->dry) {
+            need(&w->cap_h, (size_t)To * u->cout);
+        } else {
+            float *h = w->h[*cur];
+            m2u_elu(h, h, (size_t)T * u->cin); /* the pre-ELU values are not needed again */
+            if (m2u_conv_transpose1d_fwd(w->h[1 - *cur], h, T, u->cin, u->cout, u->k, u->stride, left, right, u->w,
+                                         u->b) != 0)
+                return -1;
+        }
+        *cur = 1 - *cur;
+        T = To;
+        for (int j = 0; j < c->num_residual_layers; j++)
+            if (resblock(m, w, &d->res[i][j], cur, T) != 0) return -1;
+    }
+    if (w->dry) need(&w->cap_h, (size_t)T * d->last.cout);
+    if (sconv(m, w, &d->last, w->h[*cur], T, 1, w->h[1 - *cur], 0, &To) != 0) return -1;
+    *cur = 1 - *cur;
+    *T_io = To;
     return 0;
 }
 
@@ -572,94 +617,93 @@ int m2u_encodec_decode(const m2u_encodec *m, const int32_t *codes, int K, int N,
         if (codes[i] < 0 || codes[i] >= c->codebook_size)
             return m2u_fail("encodec decode: code %d at codebook %zu frame %zu is outside [0, %d)", codes[i], i / N,
                             i % N, c->codebook_size);
-    const seanet_t *d = &m->dec;
-    float *z = calloc((size_t)N * c->hidden_size, sizeof(float)), *h = NULL;
-    if (!z) return m2u_fail("encodec decode: out of memory");
-    for (int k = 0; k < K; k++) m2u_vq_dequant_add(z, codes + (size_t)k * N, N, m->codebook[k], c->hidden_size, 1.0f);
-    int T = N, rc = sconv(m, &d->first, z, T, 0, &h, &T);
-    free(z);
-    if (rc != 0) return -1;
-    if (lstm_skip(&d->lstm, &h, T) != 0) goto fail;
-    for (int i = 0; i < c->n_ratios; i++) {
-        const convtr_t *u = &d->up[i];
-        size_t nin = (size_t)T * u->cin;
-        float *e = malloc(nin * sizeof(float));
-        int total = u->k - u->stride, right = total / 2, left = total - right;
-        int To = (T - 1) * u->stride + u->k - total;
-        float *y = malloc((size_t)To * u->cout * sizeof(float));
-        if (!e || !y) {
-            free(e);
-            free(y);
-            m2u_fail("encodec decode: out of memory");
-            goto fail;
-        }
-        m2u_elu(e, h, nin);
-        rc = m2u_conv_transpose1d_fwd(y, e, T, u->cin, u->cout, u->k, u->stride, left, right, u->w, u->b);
-        free(e);
-        free(h);
-        h = y;
-        T = To;
-        if (rc != 0) goto fail;
-        for (int j = 0; j < c->num_residual_layers; j++)
-            if (resblock(m, &d->res[i][j], &h, T) != 0) goto fail;
+    work_t w = {.dry = 1};
+    int cur, T;
+    if (decoder_fwd(m, &w, N, &cur, &T) != 0 || work_alloc(&w) != 0) {
+        work_free(&w);
+        return -1;
     }
-    float *out = NULL;
-    int To;
-    if (sconv(m, &d->last, h, T, 1, &out, &To) != 0) goto fail;
-    free(h);
+    float *out = malloc((size_t)T * sizeof(float));
+    if (!out) {
+        work_free(&w);
+        return m2u_fail("encodec decode: out of memory for %d samples", T);
+    }
+    memset(w.h[0], 0, (size_t)N * c->hidden_size * sizeof(float));
+    for (int k = 0; k < K; k++)
+        m2u_vq_dequant_add(w.h[0], codes + (size_t)k * N, N, m->codebook[k], c->hidden_size, 1.0f);
+    if (decoder_fwd(m, &w, N, &cur, &T) != 0) {
+        free(out);
+        work_free(&w);
+        return -1;
+    }
+    memcpy(out, w.h[cur], (size_t)T * sizeof(float)); /* one channel: [T][1] is the waveform */
+    work_free(&w);
     *wav = out;
-    *n = (size_t)To;
+    *n = (size_t)T;
     return 0;
-fail:
-    free(h);
-    return -1;
+}
+
+/* SEANet encoder of the waveform (in w->h[0], [n][1]); the embeddings end up in w->h[*cur], [*T][hidden]. */
+static int encoder_fwd(const m2u_encodec *m, work_t *w, int n, int *cur, int *T_io) {
+    const m2u_encodec_config *c = &m->cfg;
+    const seanet_t *e = &m->enc;
+    int T = n, To;
+    if (w->dry) need(&w->cap_h, (size_t)n * e->first.cout);
+    if (sconv(m, w, &e->first, w->h[0], T, 0, w->h[1], 0, &To) != 0) return -1;
+    *cur = 1;
+    T = To;
+    for (int i = 0; i < c->n_ratios; i++) {
+        for (int j = 0; j < c->num_residual_layers; j++)
+            if (resblock(m, w, &e->res[i][j], cur, T) != 0) return -1;
+        const conv_t *dn = &e->down[i];
+        if (sconv(m, w, dn, w->h[*cur], T, 1, w->h[1 - *cur], 0, &To) != 0) return -1;
+        if (w->dry) need(&w->cap_h, (size_t)To * dn->cout);
+        *cur = 1 - *cur;
+        T = To;
+    }
+    if (lstm_skip(w, &e->lstm, *cur, T) != 0) return -1;
+    if (sconv(m, w, &e->last, w->h[*cur], T, 1, w->h[1 - *cur], 0, &To) != 0) return -1;
+    if (w->dry) need(&w->cap_h, (size_t)To * e->last.cout);
+    *cur = 1 - *cur;
+    *T_io = To;
+    return 0;
 }
 
 int m2u_encodec_encode(const m2u_encodec *m, const float *wav, size_t n, int n_codebooks, int32_t **codes, int *N) {
     const m2u_encodec_config *c = &m->cfg;
     *codes = NULL;
     *N = 0;
-    const seanet_t *e = &m->enc;
-    if (!e->loaded) return m2u_fail("encodec encode: the model was loaded without its encoder");
+    if (!m->enc.loaded) return m2u_fail("encodec encode: the model was loaded without its encoder");
     if (n_codebooks < 1 || n_codebooks > c->num_quantizers)
         return m2u_fail("encodec encode: %d codebooks asked, the model has %d", n_codebooks, c->num_quantizers);
     if (n < 1) return m2u_fail("encodec encode: no samples");
     if (n > 1u << 30) return m2u_fail("encodec encode: %zu samples is too long", n);
-    float *h = NULL;
-    int T = (int)n;
-    if (sconv(m, &e->first, wav, T, 0, &h, &T) != 0) return -1;
-    for (int i = 0; i < c->n_ratios; i++) {
-        for (int j = 0; j < c->num_residual_layers; j++)
-            if (resblock(m, &e->res[i][j], &h, T) != 0) goto fail;
-        float *y = NULL;
-        int rc = sconv(m, &e->down[i], h, T, 1, &y, &T);
-        free(h);
-        h = y;
-        if (rc != 0) goto fail;
+    work_t w = {.dry = 1};
+    int cur, T;
+    if (encoder_fwd(m, &w, (int)n, &cur, &T) != 0 || work_alloc(&w) != 0) {
+        work_free(&w);
+        return -1;
     }
-    if (lstm_skip(&e->lstm, &h, T) != 0) goto fail;
-    float *emb = NULL;
-    if (sconv(m, &e->last, h, T, 1, &emb, &T) != 0) goto fail;
-    free(h);
-    h = emb; /* the residual [T][hidden] from here on */
     int32_t *out = malloc((size_t)n_codebooks * T * sizeof(int32_t));
     if (!out) {
-        m2u_fail("encodec encode: out of memory");
-        goto fail;
+        work_free(&w);
+        return m2u_fail("encodec encode: out of memory");
     }
+    memcpy(w.h[0], wav, n * sizeof(float));
+    if (encoder_fwd(m, &w, (int)n, &cur, &T) != 0) goto fail;
+    float *res = w.h[cur]; /* the residual [T][hidden] from here on */
     for (int k = 0; k < n_codebooks; k++) {
         int32_t *ck = out + (size_t)k * T;
-        if (m2u_vq_nearest(ck, h, T, c->hidden_size, m->codebook[k], m->codebook_sq[k], c->codebook_size) != 0) {
-            free(out);
+        if (m2u_vq_nearest(ck, res, T, c->hidden_size, m->codebook[k], m->codebook_sq[k], c->codebook_size) != 0)
             goto fail;
-        }
-        if (k + 1 < n_codebooks) m2u_vq_dequant_add(h, ck, T, m->codebook[k], c->hidden_size, -1.0f);
+        if (k + 1 < n_codebooks) m2u_vq_dequant_add(res, ck, T, m->codebook[k], c->hidden_size, -1.0f);
     }
-    free(h);
+    work_free(&w);
     *codes = out;
     *N = T;
     return 0;
 fail:
-    free(h);
+    free(out);
+    work_free(&w);
     return -1;
 }

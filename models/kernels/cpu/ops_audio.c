@@ -31,9 +31,9 @@ static void elu_span(float *restrict y, const float *restrict x, size_t n) {
         v = v > -110.0 ? v : -110.0; /* exp(-110) is far below float resolution of 1 */
         double u = v * log2e + shifter;
         double nd = u - shifter; /* round to nearest integer */
-        int64_t ub;
+        uint64_t ub;
         memcpy(&ub, &u, sizeof ub);
-        int64_t pb = (ub + 1023) << 52; /* low bits of u hold n: 2^n as a double */
+        uint64_t pb = (ub + 1023) << 52; /* low bits of u hold n: 2^n as a double (unsigned: wraps by design) */
         double p2;
         memcpy(&p2, &pb, sizeof p2);
         double r = v - nd * ln2;
@@ -69,7 +69,7 @@ void m2u_add_inplace(float *y, const float *x, size_t n) {
 
 /* ---- padding --------------------------------------------------------------------------------------- */
 
-void m2u_pad1d_tm(float *y, const float *x, int T, int C, int left, int right, int mode) {
+void m2u_pad1d_tm(float *y, const float *x, int T, int C, int left, int right, int mode, int elu) {
     int max_pad = left > right ? left : right;
     /* transformers' _pad1d: reflect needs more input than padding, so short input gets zero rows first */
     long Lx = mode == M2U_PAD_REFLECT && T <= max_pad ? max_pad + 1 : T;
@@ -84,6 +84,7 @@ void m2u_pad1d_tm(float *y, const float *x, int T, int C, int left, int right, i
         }
         float *dst = y + (size_t)i * C;
         if (j < 0 || j >= T) memset(dst, 0, row);
+        else if (elu) elu_span(dst, x + (size_t)j * C, (size_t)C);
         else memcpy(dst, x + (size_t)j * C, row);
     }
 }
@@ -123,43 +124,52 @@ static void plan_blocks(long rows, size_t row_floats, int nth, long *blk_rows, l
     *nblk = nb;
 }
 
+/* Output rows [t0, t0+nb): im2col into col (unless the conv is 1x1 with stride 1: then the rows of x are
+ * the GEMM's A as they are), bias (or y + bias) in y, one GEMM adding the products. */
 static void conv1d_block(float *y, const float *x, long t0, long nb, int C_in, int C_out, int k, int stride,
-                         int dilation, const float *w, const float *b, float *col) {
+                         int dilation, const float *w, const float *b, int accumulate, float *col) {
     size_t K = (size_t)k * C_in, row = (size_t)C_in * sizeof(float);
-    for (long r = 0; r < nb; r++) {
-        const float *src = x + (size_t)((t0 + r) * stride) * C_in;
-        float *dst = col + (size_t)r * K;
-        for (int j = 0; j < k; j++) memcpy(dst + (size_t)j * C_in, src + (size_t)j * dilation * C_in, row);
+    const float *A = x + (size_t)t0 * C_in;
+    if (k != 1 || stride != 1) {
+        for (long r = 0; r < nb; r++) {
+            const float *src = x + (size_t)((t0 + r) * stride) * C_in;
+            float *dst = col + (size_t)r * K;
+            for (int j = 0; j < k; j++) memcpy(dst + (size_t)j * C_in, src + (size_t)j * dilation * C_in, row);
+        }
+        A = col;
     }
     float *yb = y + (size_t)t0 * C_out;
-    if (b)
+    if (b && accumulate)
+        for (long r = 0; r < nb; r++)
+            for (int o = 0; o < C_out; o++) yb[(size_t)r * C_out + o] += b[o];
+    else if (b)
         for (long r = 0; r < nb; r++) memcpy(yb + (size_t)r * C_out, b, (size_t)C_out * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, C_out, (int)K, 1.0f, col, (int)K, w, (int)K,
-                b ? 1.0f : 0.0f, yb, C_out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, C_out, (int)K, 1.0f, A, (int)K, w, (int)K,
+                b || accumulate ? 1.0f : 0.0f, yb, C_out);
 }
 
 int m2u_conv1d_fwd(float *y, const float *x, int T_in, int C_in, int C_out, int k, int stride, int dilation,
-                   const float *w, const float *b) {
+                   const float *w, const float *b, int accumulate) {
     long T_out = m2u_conv1d_out_len(T_in, k, stride, dilation);
     if (T_out < 1) return m2u_fail("conv1d: %d input steps are too few for kernel %d dilation %d", T_in, k, dilation);
     size_t K = (size_t)k * C_in;
     int nth = omp_get_max_threads(), parallel;
     long blk, nblk;
     plan_blocks(T_out, K, nth, &blk, &nblk, &parallel);
-    int nbuf = parallel ? nth : 1;
-    float *col = malloc((size_t)nbuf * blk * K * sizeof(float));
-    if (!col) return m2u_fail("conv1d: out of memory for %d im2col blocks of %ld x %zu", nbuf, blk, K);
+    int nbuf = parallel ? nth : 1, direct = k == 1 && stride == 1;
+    float *col = direct ? NULL : malloc((size_t)nbuf * blk * K * sizeof(float));
+    if (!direct && !col) return m2u_fail("conv1d: out of memory for %d im2col blocks of %ld x %zu", nbuf, blk, K);
     if (parallel) {
 #pragma omp parallel for schedule(static)
         for (long i = 0; i < nblk; i++) {
             long t0 = i * blk, nb = T_out - t0 < blk ? T_out - t0 : blk;
-            conv1d_block(y, x, t0, nb, C_in, C_out, k, stride, dilation, w, b,
-                         col + (size_t)omp_get_thread_num() * blk * K);
+            conv1d_block(y, x, t0, nb, C_in, C_out, k, stride, dilation, w, b, accumulate,
+                         direct ? NULL : col + (size_t)omp_get_thread_num() * blk * K);
         }
     } else {
         for (long i = 0; i < nblk; i++) {
             long t0 = i * blk, nb = T_out - t0 < blk ? T_out - t0 : blk;
-            conv1d_block(y, x, t0, nb, C_in, C_out, k, stride, dilation, w, b, col);
+            conv1d_block(y, x, t0, nb, C_in, C_out, k, stride, dilation, w, b, accumulate, col);
         }
     }
     free(col);
@@ -240,11 +250,82 @@ int m2u_conv_transpose1d_fwd(float *y, const float *x, int T, int C_in, int C_ou
 
 /* ---- LSTM ----------------------------------------------------------------------------------------------- */
 
-static inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
+int m2u_lstm_pack(m2u_lstm_packed *p, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh,
+                  int In, int H) {
+    size_t G4 = (size_t)4 * H;
+    p->In = In, p->H = H;
+    p->w_ih = malloc(G4 * In * sizeof(float));
+    p->w_hh = malloc(G4 * H * sizeof(float));
+    p->b = malloc(G4 * sizeof(float));
+    if (!p->w_ih || !p->w_hh || !p->b) {
+        m2u_lstm_packed_free(p);
+        return m2u_fail("lstm: out of memory packing %d units", H);
+    }
+    for (int q = 0; q < 4; q++)
+        for (int u = 0; u < H; u++) {
+            size_t src = (size_t)q * H + u, dst = (size_t)u * 4 + q;
+            memcpy(p->w_ih + dst * In, w_ih + src * In, (size_t)In * sizeof(float));
+            memcpy(p->w_hh + dst * H, w_hh + src * H, (size_t)H * sizeof(float));
+            p->b[dst] = (b_ih ? b_ih[src] : 0.0f) + (b_hh ? b_hh[src] : 0.0f);
+        }
+    return 0;
+}
 
-int m2u_lstm_layer_fwd(float *h, const float *x, int T, int In, int H, const float *w_ih, const float *w_hh,
-                       const float *b_ih, const float *b_hh) {
+void m2u_lstm_packed_free(m2u_lstm_packed *p) {
+    free(p->w_ih);
+    free(p->w_hh);
+    free(p->b);
+    p->w_ih = p->w_hh = p->b = NULL;
+}
+
+/* exp(v) in double for |v| <= 700 by the same reduction as elu_span: 2^n * (1 + expm1(r)). */
+static inline double exp_d(double v) {
+    const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453, shifter = 6755399441055744.0;
+    double u = v * log2e + shifter, nd = u - shifter;
+    uint64_t ub;
+    memcpy(&ub, &u, sizeof ub);
+    uint64_t pb = (ub + 1023) << 52;
+    double p2;
+    memcpy(&p2, &pb, sizeof p2);
+    double r = v - nd * ln2;
+    double p = 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r * r + r;
+    return p2 * p + p2;
+}
+
+/* Cells of units [0, n) given their interleaved gate pre-activations g[4n]: c = f c + i tanh(g~),
+ * h = o tanh(c); sigmoid(v) = 1 / (1 + e^-v), tanh(v) = 2 sigmoid(2v) - 1, in double (inputs clamped to
+ * +-300 / +-150, where both are saturated to float precision).  Scalar: 5 exponentials per unit and step
+ * are a few ms per layer next to the GEMV that streams W_hh. */
+static void lstm_cells(float *restrict h, float *restrict c, const float *restrict g, int n) {
+    for (int u = 0; u < n; u++) {
+        double gi = g[4 * u], gf = g[4 * u + 1], gg = g[4 * u + 2], go = g[4 * u + 3];
+        gi = gi < -300 ? -300 : gi > 300 ? 300 : gi;
+        gf = gf < -300 ? -300 : gf > 300 ? 300 : gf;
+        gg = gg < -150 ? -150 : gg > 150 ? 150 : gg;
+        go = go < -300 ? -300 : go > 300 ? 300 : go;
+        double i = 1.0 / (1.0 + exp_d(-gi)), f = 1.0 / (1.0 + exp_d(-gf)), o = 1.0 / (1.0 + exp_d(-go));
+        double t = 2.0 / (1.0 + exp_d(-2.0 * gg)) - 1.0;
+        float cf = (float)i * (float)t;
+        cf = (float)f * c[u] + cf; /* float cell state as torch keeps it */
+        c[u] = cf;
+        double cc = cf < -150.0f ? -150.0 : cf > 150.0f ? 150.0 : (double)cf;
+        double tc = 2.0 / (1.0 + exp_d(-2.0 * cc)) - 1.0;
+        h[u] = (float)o * (float)tc;
+    }
+}
+
+int m2u_lstm_layer_fwd(float *h, const float *x, int T, const m2u_lstm_packed *p) {
     if (T < 1) return 0;
+    int H = p->H, In = p->In;
     size_t G4 = (size_t)4 * H;
     float *gates = malloc((size_t)T * G4 * sizeof(float)), *c = calloc((size_t)H, sizeof(float));
     if (!gates || !c) {
@@ -253,33 +334,23 @@ int m2u_lstm_layer_fwd(float *h, const float *x, int T, int In, int H, const flo
         return m2u_fail("lstm: out of memory for %d steps of %d units", T, H);
     }
     /* input part of every gate at once, with both biases */
-    for (int t = 0; t < T; t++)
-        for (size_t j = 0; j < G4; j++)
-            gates[(size_t)t * G4 + j] = (b_ih ? b_ih[j] : 0.0f) + (b_hh ? b_hh[j] : 0.0f);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)G4, In, 1.0f, x, In, w_ih, In, 1.0f, gates, (int)G4);
+    for (int t = 0; t < T; t++) memcpy(gates + (size_t)t * G4, p->b, G4 * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)G4, In, 1.0f, x, In, p->w_ih, In, 1.0f, gates,
+                (int)G4);
 
 #pragma omp parallel
     {
         int nth = omp_get_num_threads(), tid = omp_get_thread_num();
-        /* units [u0, u1) of this thread, in multiples of 16 so the element-wise part vectorises */
+        /* units [u0, u1) of this thread, in multiples of 16 */
         int per = ((H + nth - 1) / nth + 15) / 16 * 16;
         int u0 = tid * per < H ? tid * per : H, u1 = u0 + per < H ? u0 + per : H, nu = u1 - u0;
         for (int t = 0; t < T; t++) {
-            float *g = gates + (size_t)t * G4;
-            if (t > 0 && nu > 0) {
-                const float *hp = h + (size_t)(t - 1) * H;
-                for (int q = 0; q < 4; q++)
-                    cblas_sgemv(CblasRowMajor, CblasNoTrans, nu, H, 1.0f, w_hh + ((size_t)q * H + u0) * H, H, hp, 1,
-                                1.0f, g + (size_t)q * H + u0, 1);
-            }
-            float *ht = h + (size_t)t * H;
-            for (int u = u0; u < u1; u++) {
-                float ig = sigmoidf(g[u]), fg = sigmoidf(g[H + u]), gg = tanhf(g[2 * H + u]),
-                      og = sigmoidf(g[3 * H + u]);
-                c[u] = fg * c[u] + ig * gg;
-                ht[u] = og * tanhf(c[u]);
-            }
-#pragma omp barrier
+            float *g = gates + (size_t)t * G4 + (size_t)4 * u0;
+            if (t > 0 && nu > 0)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, 4 * nu, H, 1.0f, p->w_hh + (size_t)4 * u0 * H, H,
+                            h + (size_t)(t - 1) * H, 1, 1.0f, g, 1);
+            if (nu > 0) lstm_cells(h + (size_t)t * H + u0, c + u0, g, nu);
+#pragma omp barrier /* every thread, with or without units: step t + 1 reads all of h[t] */
         }
     }
     free(gates);
