@@ -20,6 +20,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- memory ---- */
+
+/* n floats for a big buffer that is streamed (LSTM weights, activations): from 1 MiB up, 2 MiB aligned
+ * and marked for transparent huge pages where the OS offers them (madvise), which cuts the TLB misses of
+ * a 16 MB GEMV per step and the page faults of fresh activations; smaller ones are plain malloc.
+ * Release with free().  NULL when out of memory. */
+float *m2u_audio_alloc(size_t n);
+
 /* ---- element-wise ---- */
 
 /* y = ELU(x) with alpha 1: x > 0 ? x : expm1(x), expm1 computed in double
@@ -89,11 +97,23 @@ int m2u_lstm_pack(m2u_lstm_packed *p, const float *w_ih, const float *w_hh, cons
                   int In, int H);
 void m2u_lstm_packed_free(m2u_lstm_packed *p);
 
-/* The layer over x[T][In] from zero h and c (batch 1): h[T][H].  The input part of all gates is one GEMM
+/* One layer over x[T][In] from zero h and c (batch 1): h[T][H].  The input part of all gates is one GEMM
  * over the whole sequence; the recurrent part runs step by step inside one parallel region, each thread
  * owning a slice of hidden units (one GEMV over its rows of W_hh, then its cells), one barrier a step.
  * Sigmoid and tanh are computed in double.  h must not alias x. */
 int m2u_lstm_layer_fwd(float *h, const float *x, int T, const m2u_lstm_packed *p);
+
+/* A stack of L layers (nn.LSTM(num_layers=L): layer l+1 reads layer l's outputs; layers 1.. need In == H),
+ * all from zero state: h[T][H] gets the last layer's outputs; scratch holds the (L-1) intermediate outputs,
+ * (L-1)*T*H floats (may be NULL when L == 1).  h must not alias x or scratch.
+ * With 2 or 3 threads and 2 <= L <= threads the layers run as a pipeline, one thread per layer: layer l
+ * takes layer l-1's outputs 16 steps at a time (one GEMM for their input part) as soon as they are
+ * published, and only ever waits for the layer below.  Each step then needs no barrier, which keeps the
+ * recurrence fast when the cores are shared with other work (a per-step barrier stalls whenever the
+ * partner thread is descheduled); the weight traffic per core is the same as splitting each step.  With
+ * more threads each layer in turn is split across all of them (m2u_lstm_layer_fwd), so a thread's slice
+ * of W_hh fits in its cache. */
+int m2u_lstm_fwd(float *h, float *scratch, const float *x, int T, const m2u_lstm_packed *layers, int L);
 
 /* ---- vector quantisation ---- */
 

@@ -493,10 +493,10 @@ static void need(size_t *cap, size_t n) {
 
 static int work_alloc(work_t *w) {
     w->dry = 0;
-    w->h[0] = malloc((w->cap_h ? w->cap_h : 1) * sizeof(float));
-    w->h[1] = malloc((w->cap_h ? w->cap_h : 1) * sizeof(float));
-    w->pad = malloc((w->cap_pad ? w->cap_pad : 1) * sizeof(float));
-    w->t1 = malloc((w->cap_t1 ? w->cap_t1 : 1) * sizeof(float));
+    w->h[0] = m2u_audio_alloc(w->cap_h);
+    w->h[1] = m2u_audio_alloc(w->cap_h);
+    w->pad = m2u_audio_alloc(w->cap_pad);
+    w->t1 = m2u_audio_alloc(w->cap_t1);
     if (!w->h[0] || !w->h[1] || !w->pad || !w->t1)
         return m2u_fail("encodec: out of memory for %.0f MB of activations",
                         (2.0 * w->cap_h + w->cap_pad + w->cap_t1) * 4 / 1e6);
@@ -551,21 +551,17 @@ static int resblock(const m2u_encodec *m, work_t *w, const res_t *r, int *cur, i
     return 0;
 }
 
-/* EncodecLSTM on w->h[cur] [T][dim]: the layers, then + input (skip); layer outputs alternate between the
- * other activation buffer and the pad buffer. */
+/* EncodecLSTM on w->h[cur] [T][dim]: the layers, then + input (skip).  The last layer writes the other
+ * activation buffer; the intermediate layers' outputs go to the pad buffer. */
 static int lstm_skip(work_t *w, const lstm_t *l, int cur, int T) {
     size_t n = (size_t)T * l->dim;
     if (w->dry) {
-        need(&w->cap_pad, n);
+        need(&w->cap_pad, n * (size_t)(l->layers > 1 ? l->layers - 1 : 1));
         return 0;
     }
-    float *x = w->h[cur], *out[2] = {w->h[1 - cur], w->pad};
-    const float *in = x;
-    for (int i = 0; i < l->layers; i++) {
-        if (m2u_lstm_layer_fwd(out[i % 2], in, T, &l->l[i]) != 0) return -1;
-        in = out[i % 2];
-    }
-    m2u_add_inplace(x, in, n);
+    float *x = w->h[cur], *out = w->h[1 - cur];
+    if (m2u_lstm_fwd(out, w->pad, x, T, l->l, l->layers) != 0) return -1;
+    m2u_add_inplace(x, out, n);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* 1-D audio kernels: see ops_audio.h.  Checked through the EnCodec decode and
  * encode fixtures (tests/test_encodec.c) against transformers 4.46.3. */
+#define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
 #include "ops_audio.h"
 
 #include "m2u_error.h"
@@ -8,13 +9,29 @@
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Scratch per thread for one im2col / phase block: 256 Ki floats = 1 MiB, the L2 of one core here, so a
  * block is written and read back by the GEMM without leaving the core's cache. */
 #define BLOCK_FLOATS ((size_t)256 * 1024)
 /* Fewer rows than this per block make the GEMM repack its weights too often for the work done. */
 #define MIN_BLOCK_ROWS 16
+
+/* ---- memory ------------------------------------------------------------------------------------------ */
+
+float *m2u_audio_alloc(size_t n) {
+    const size_t huge = (size_t)2 << 20;
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    if (bytes < huge / 2) return malloc(bytes);
+    size_t rounded = (bytes + huge - 1) / huge * huge; /* aligned_alloc wants a multiple of the alignment */
+    float *p = aligned_alloc(huge, rounded);
+#ifdef MADV_HUGEPAGE
+    if (p) (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint: without THP it fails and nothing changes */
+#endif
+    return p;
+}
 
 /* ---- element-wise -------------------------------------------------------------------------------- */
 
@@ -55,7 +72,7 @@ static void elu_span(float *restrict y, const float *restrict x, size_t n) {
 void m2u_elu(float *y, const float *x, size_t n) {
     const size_t chunk = 16384;
     long nchunk = (long)((n + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static) if (nchunk > 1)
+#pragma omp parallel for schedule(dynamic, 4) if (nchunk > 1)
     for (long c = 0; c < nchunk; c++) {
         size_t a = (size_t)c * chunk, len = n - a < chunk ? n - a : chunk;
         elu_span(y + a, x + a, len);
@@ -106,9 +123,11 @@ int m2u_conv1d_out_len(int T_in, int k, int stride, int dilation) {
     return (int)((T_in - span) / stride + 1);
 }
 
-/* Split `rows` into blocks of at most cap_floats / row_floats rows (>= MIN_BLOCK_ROWS), the block count a
- * multiple of the thread count so no thread idles at the end.  *parallel is 0 when there are too few rows to
- * give each thread a worthwhile block; the caller then runs the blocks in order with BLAS threading. */
+/* Split `rows` into blocks of at most cap_floats / row_floats rows (>= MIN_BLOCK_ROWS), and when there are
+ * rows enough, at least 4 blocks per thread: the blocks are handed out dynamically, so a thread that is
+ * descheduled for a while (a shared machine) does not leave the others waiting at the end.  *parallel is 0
+ * when there are too few rows to give each thread a worthwhile block; the caller then runs the blocks in
+ * order with BLAS threading. */
 static void plan_blocks(long rows, size_t row_floats, int nth, long *blk_rows, long *nblk, int *parallel) {
     long r = (long)(BLOCK_FLOATS / (row_floats ? row_floats : 1));
     if (r < MIN_BLOCK_ROWS) r = MIN_BLOCK_ROWS;
@@ -116,7 +135,9 @@ static void plan_blocks(long rows, size_t row_floats, int nth, long *blk_rows, l
     long nb = (rows + r - 1) / r;
     *parallel = nth > 1 && rows >= (long)MIN_BLOCK_ROWS * nth;
     if (*parallel) {
-        nb = (nb + nth - 1) / nth * nth;
+        long want = 4L * nth, most = rows / MIN_BLOCK_ROWS;
+        if (nb < want) nb = want < most ? want : most;
+        if (nb < nth) nb = nth;
         r = (rows + nb - 1) / nb;
         nb = (rows + r - 1) / r;
     }
@@ -160,7 +181,7 @@ int m2u_conv1d_fwd(float *y, const float *x, int T_in, int C_in, int C_out, int 
     float *col = direct ? NULL : malloc((size_t)nbuf * blk * K * sizeof(float));
     if (!direct && !col) return m2u_fail("conv1d: out of memory for %d im2col blocks of %ld x %zu", nbuf, blk, K);
     if (parallel) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
         for (long i = 0; i < nblk; i++) {
             long t0 = i * blk, nb = T_out - t0 < blk ? T_out - t0 : blk;
             conv1d_block(y, x, t0, nb, C_in, C_out, k, stride, dilation, w, b, accumulate,
@@ -232,7 +253,7 @@ int m2u_conv_transpose1d_fwd(float *y, const float *x, int T, int C_in, int C_ou
     float *Y = malloc((size_t)nbuf * blk * N * sizeof(float));
     if (!Y) return m2u_fail("conv_transpose1d: out of memory for %d blocks of %ld x %zu", nbuf, blk, N);
     if (parallel) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
         for (long i = 0; i < nblk; i++) {
             long q0 = i * blk, nb = Q - q0 < blk ? Q - q0 : blk;
             convtr_block(y, T_out, x, T, C_in, C_out, m, stride, trim_left, w_pp, b, q0, nb,
@@ -254,8 +275,8 @@ int m2u_lstm_pack(m2u_lstm_packed *p, const float *w_ih, const float *w_hh, cons
                   int In, int H) {
     size_t G4 = (size_t)4 * H;
     p->In = In, p->H = H;
-    p->w_ih = malloc(G4 * In * sizeof(float));
-    p->w_hh = malloc(G4 * H * sizeof(float));
+    p->w_ih = m2u_audio_alloc(G4 * In);
+    p->w_hh = m2u_audio_alloc(G4 * H);
     p->b = malloc(G4 * sizeof(float));
     if (!p->w_ih || !p->w_hh || !p->b) {
         m2u_lstm_packed_free(p);
@@ -327,7 +348,7 @@ int m2u_lstm_layer_fwd(float *h, const float *x, int T, const m2u_lstm_packed *p
     if (T < 1) return 0;
     int H = p->H, In = p->In;
     size_t G4 = (size_t)4 * H;
-    float *gates = malloc((size_t)T * G4 * sizeof(float)), *c = calloc((size_t)H, sizeof(float));
+    float *gates = m2u_audio_alloc((size_t)T * G4), *c = calloc((size_t)H, sizeof(float));
     if (!gates || !c) {
         free(gates);
         free(c);
@@ -355,6 +376,70 @@ int m2u_lstm_layer_fwd(float *h, const float *x, int T, const m2u_lstm_packed *p
     }
     free(gates);
     free(c);
+    return 0;
+}
+
+/* Steps a pipeline stage takes from the layer below at a time: one GEMM of 16 rows for their input part. */
+#define LSTM_CHUNK 16
+
+/* Layer `l` of a pipelined stack, run by one thread: its input xin[T][In] is published by the layer below
+ * through done[l-1] (steps complete; NULL for layer 0, whose input is all there), its outputs through
+ * done[l].  g: [LSTM_CHUNK][4H] scratch, c: [H]. */
+static void lstm_stage(float *h, const float *xin, int T, const m2u_lstm_packed *p, const int *below, int *done,
+                       float *g, float *c) {
+    int H = p->H, In = p->In;
+    size_t G4 = (size_t)4 * H;
+    memset(c, 0, (size_t)H * sizeof(float));
+    for (int t0 = 0; t0 < T; t0 += LSTM_CHUNK) {
+        int n = T - t0 < LSTM_CHUNK ? T - t0 : LSTM_CHUNK;
+        if (below) /* wait for the layer below: spin briefly, then give the core away */
+            for (int spins = 0; __atomic_load_n(below, __ATOMIC_ACQUIRE) < t0 + n; spins++)
+                if (spins > 64) sched_yield();
+        for (int r = 0; r < n; r++) memcpy(g + (size_t)r * G4, p->b, G4 * sizeof(float));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)G4, In, 1.0f, xin + (size_t)t0 * In, In, p->w_ih,
+                    In, 1.0f, g, (int)G4);
+        for (int r = 0; r < n; r++) {
+            int t = t0 + r;
+            float *gt = g + (size_t)r * G4;
+            if (t > 0)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)G4, H, 1.0f, p->w_hh, H, h + (size_t)(t - 1) * H, 1,
+                            1.0f, gt, 1);
+            lstm_cells(h + (size_t)t * H, c, gt, H);
+            __atomic_store_n(done, t + 1, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+int m2u_lstm_fwd(float *h, float *scratch, const float *x, int T, const m2u_lstm_packed *layers, int L) {
+    if (T < 1 || L < 1) return 0;
+    int nth = omp_get_max_threads(), H = layers[0].H;
+    if (L < 2 || nth < L || nth >= 4) { /* layer after layer, each step split across the threads */
+        const float *in = x;
+        for (int l = 0; l < L; l++) {
+            float *out = l == L - 1 ? h : scratch + (size_t)l * T * H;
+            if (m2u_lstm_layer_fwd(out, in, T, &layers[l]) != 0) return -1;
+            in = out;
+        }
+        return 0;
+    }
+    size_t G4 = (size_t)4 * H, per = LSTM_CHUNK * G4 + (size_t)H;
+    float *work = malloc((size_t)L * per * sizeof(float));
+    int *done = calloc((size_t)L, sizeof(int));
+    if (!work || !done) {
+        free(work);
+        free(done);
+        return m2u_fail("lstm: out of memory for %d pipelined layers of %d units", L, H);
+    }
+#pragma omp parallel num_threads(L)
+    {
+        int l = omp_get_thread_num();
+        const float *in = l == 0 ? x : scratch + (size_t)(l - 1) * T * H;
+        float *out = l == L - 1 ? h : scratch + (size_t)l * T * H;
+        float *g = work + (size_t)l * per;
+        lstm_stage(out, in, T, &layers[l], l == 0 ? NULL : &done[l - 1], &done[l], g, g + LSTM_CHUNK * G4);
+    }
+    free(work);
+    free(done);
     return 0;
 }
 
