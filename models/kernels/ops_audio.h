@@ -106,9 +106,9 @@ int m2u_lstm_layer_fwd(float *h, const float *x, int T, const m2u_lstm_packed *p
 /* A stack of L layers (nn.LSTM(num_layers=L): layer l+1 reads layer l's outputs; layers 1.. need In == H),
  * all from zero state: h[T][H] gets the last layer's outputs; scratch holds the (L-1) intermediate outputs,
  * (L-1)*T*H floats (may be NULL when L == 1).  h must not alias x or scratch.
- * With 2 or 3 threads and 2 <= L <= threads the layers run as a pipeline, one thread per layer: layer l
- * takes layer l-1's outputs 16 steps at a time (one GEMM for their input part) as soon as they are
- * published, and only ever waits for the layer below.  Each step then needs no barrier, which keeps the
+ * With 2 or 3 threads and 2 <= L <= threads the layers run as a pipeline, one thread per layer: layer 0's
+ * input part is one GEMM up front; layer l takes layer l-1's outputs in chunks of what has been published
+ * (8 to 64 steps, one GEMM for their input part), and only ever waits for the layer below.  Each step then needs no barrier, which keeps the
  * recurrence fast when the cores are shared with other work (a per-step barrier stalls whenever the
  * partner thread is descheduled); the weight traffic per core is the same as splitting each step.  With
  * more threads each layer in turn is split across all of them (m2u_lstm_layer_fwd), so a thread's slice

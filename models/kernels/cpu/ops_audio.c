@@ -123,26 +123,28 @@ int m2u_conv1d_out_len(int T_in, int k, int stride, int dilation) {
     return (int)((T_in - span) / stride + 1);
 }
 
-/* Split `rows` into blocks of at most cap_floats / row_floats rows (>= MIN_BLOCK_ROWS), and when there are
- * rows enough, at least 4 blocks per thread: the blocks are handed out dynamically, so a thread that is
- * descheduled for a while (a shared machine) does not leave the others waiting at the end.  *parallel is 0
- * when there are too few rows to give each thread a worthwhile block; the caller then runs the blocks in
- * order with BLAS threading. */
-static void plan_blocks(long rows, size_t row_floats, int nth, long *blk_rows, long *nblk, int *parallel) {
+/* Split `rows` of a GEMM with reduction length `red` into blocks.  A block has at least 128 rows so the
+ * GEMM's packing of the weights (red x N per call) stays small next to its products, and otherwise about
+ * cap_floats / row_floats rows, so its scratch stays near the size of L2.  When the weights are larger
+ * than the whole output (rows <= red, e.g. the first transposed conv on 250 frames) one GEMM with BLAS
+ * threading packs them once.  Otherwise, with several threads, there are up to 4 blocks per thread (at
+ * least 64 rows each), handed out dynamically so a thread descheduled for a while (a shared machine) does
+ * not leave the others waiting at the end; *parallel says so. */
+static void plan_blocks(long rows, size_t row_floats, long red, int nth, long *blk_rows, long *nblk, int *parallel) {
     long r = (long)(BLOCK_FLOATS / (row_floats ? row_floats : 1));
-    if (r < MIN_BLOCK_ROWS) r = MIN_BLOCK_ROWS;
-    if (r > rows) r = rows;
-    long nb = (rows + r - 1) / r;
-    *parallel = nth > 1 && rows >= (long)MIN_BLOCK_ROWS * nth;
-    if (*parallel) {
-        long want = 4L * nth, most = rows / MIN_BLOCK_ROWS;
-        if (nb < want) nb = want < most ? want : most;
-        if (nb < nth) nb = nth;
-        r = (rows + nb - 1) / nb;
-        nb = (rows + r - 1) / r;
+    if (r < 128) r = 128;
+    *parallel = 0;
+    if (rows <= red) {
+        r = rows;
+    } else if (nth > 1 && rows >= 128) {
+        *parallel = 1;
+        long want = (rows + 4L * nth - 1) / (4L * nth);
+        if (want < 64) want = 64;
+        if (want < r) r = want;
     }
+    if (r > rows) r = rows;
     *blk_rows = r;
-    *nblk = nb;
+    *nblk = (rows + r - 1) / r;
 }
 
 /* Output rows [t0, t0+nb): im2col into col (unless the conv is 1x1 with stride 1: then the rows of x are
@@ -174,10 +176,10 @@ int m2u_conv1d_fwd(float *y, const float *x, int T_in, int C_in, int C_out, int 
     long T_out = m2u_conv1d_out_len(T_in, k, stride, dilation);
     if (T_out < 1) return m2u_fail("conv1d: %d input steps are too few for kernel %d dilation %d", T_in, k, dilation);
     size_t K = (size_t)k * C_in;
-    int nth = omp_get_max_threads(), parallel;
+    int nth = omp_get_max_threads(), parallel, direct = k == 1 && stride == 1;
     long blk, nblk;
-    plan_blocks(T_out, K, nth, &blk, &nblk, &parallel);
-    int nbuf = parallel ? nth : 1, direct = k == 1 && stride == 1;
+    plan_blocks(T_out, direct ? 0 : K, (long)K, nth, &blk, &nblk, &parallel);
+    int nbuf = parallel ? nth : 1;
     float *col = direct ? NULL : malloc((size_t)nbuf * blk * K * sizeof(float));
     if (!direct && !col) return m2u_fail("conv1d: out of memory for %d im2col blocks of %ld x %zu", nbuf, blk, K);
     if (parallel) {
@@ -248,7 +250,7 @@ int m2u_conv_transpose1d_fwd(float *y, const float *x, int T, int C_in, int C_ou
     size_t N = (size_t)stride * C_out;
     int nth = omp_get_max_threads(), parallel;
     long blk, nblk;
-    plan_blocks(Q, N, nth, &blk, &nblk, &parallel);
+    plan_blocks(Q, N, C_in, nth, &blk, &nblk, &parallel);
     int nbuf = parallel ? nth : 1;
     float *Y = malloc((size_t)nbuf * blk * N * sizeof(float));
     if (!Y) return m2u_fail("conv_transpose1d: out of memory for %d blocks of %ld x %zu", nbuf, blk, N);
@@ -379,34 +381,46 @@ int m2u_lstm_layer_fwd(float *h, const float *x, int T, const m2u_lstm_packed *p
     return 0;
 }
 
-/* Steps a pipeline stage takes from the layer below at a time: one GEMM of 16 rows for their input part. */
-#define LSTM_CHUNK 16
+/* A pipeline stage above layer 0 takes what the layer below has published, at least LSTM_MIN_CHUNK steps
+ * (a quick start) and at most LSTM_MAX_CHUNK (its gate scratch): one GEMM for their input part.  When the
+ * stage falls behind, its chunks grow and the GEMM's packing of W_ih is shared by more steps. */
+#define LSTM_MIN_CHUNK 8
+#define LSTM_MAX_CHUNK 64
 
-/* Layer `l` of a pipelined stack, run by one thread: its input xin[T][In] is published by the layer below
- * through done[l-1] (steps complete; NULL for layer 0, whose input is all there), its outputs through
- * done[l].  g: [LSTM_CHUNK][4H] scratch, c: [H]. */
+/* Layer `l` of a pipelined stack, run by one thread.  Layer 0 (below == NULL) gets its input part of the
+ * gates precomputed for all steps in g0 [T][4H]; a higher layer reads its input xin[T][In] as the layer
+ * below publishes it through *below (steps complete) and computes the input part chunk by chunk into g
+ * [LSTM_MAX_CHUNK][4H].  Outputs are published through *done.  c: [H]. */
 static void lstm_stage(float *h, const float *xin, int T, const m2u_lstm_packed *p, const int *below, int *done,
-                       float *g, float *c) {
+                       const float *g0, float *g, float *c) {
     int H = p->H, In = p->In;
     size_t G4 = (size_t)4 * H;
     memset(c, 0, (size_t)H * sizeof(float));
-    for (int t0 = 0; t0 < T; t0 += LSTM_CHUNK) {
-        int n = T - t0 < LSTM_CHUNK ? T - t0 : LSTM_CHUNK;
-        if (below) /* wait for the layer below: spin briefly, then give the core away */
-            for (int spins = 0; __atomic_load_n(below, __ATOMIC_ACQUIRE) < t0 + n; spins++)
+    for (int t0 = 0; t0 < T;) {
+        int n = T - t0;
+        float *gc = g;
+        if (below) {
+            int want = n < LSTM_MIN_CHUNK ? n : LSTM_MIN_CHUNK, avail;
+            /* wait for the layer below: spin briefly, then give the core away */
+            for (int spins = 0; (avail = __atomic_load_n(below, __ATOMIC_ACQUIRE)) < t0 + want; spins++)
                 if (spins > 64) sched_yield();
-        for (int r = 0; r < n; r++) memcpy(g + (size_t)r * G4, p->b, G4 * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)G4, In, 1.0f, xin + (size_t)t0 * In, In, p->w_ih,
-                    In, 1.0f, g, (int)G4);
+            n = avail - t0 < LSTM_MAX_CHUNK ? avail - t0 : LSTM_MAX_CHUNK;
+            for (int r = 0; r < n; r++) memcpy(g + (size_t)r * G4, p->b, G4 * sizeof(float));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)G4, In, 1.0f, xin + (size_t)t0 * In, In,
+                        p->w_ih, In, 1.0f, g, (int)G4);
+        } else {
+            gc = (float *)g0 + (size_t)t0 * G4;
+        }
         for (int r = 0; r < n; r++) {
             int t = t0 + r;
-            float *gt = g + (size_t)r * G4;
+            float *gt = gc + (size_t)r * G4;
             if (t > 0)
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)G4, H, 1.0f, p->w_hh, H, h + (size_t)(t - 1) * H, 1,
                             1.0f, gt, 1);
             lstm_cells(h + (size_t)t * H, c, gt, H);
             __atomic_store_n(done, t + 1, __ATOMIC_RELEASE);
         }
+        t0 += n;
     }
 }
 
@@ -422,23 +436,30 @@ int m2u_lstm_fwd(float *h, float *scratch, const float *x, int T, const m2u_lstm
         }
         return 0;
     }
-    size_t G4 = (size_t)4 * H, per = LSTM_CHUNK * G4 + (size_t)H;
-    float *work = malloc((size_t)L * per * sizeof(float));
+    size_t G4 = (size_t)4 * H, per = LSTM_MAX_CHUNK * G4 + (size_t)H;
+    float *work = malloc((size_t)L * per * sizeof(float)), *g0 = m2u_audio_alloc((size_t)T * G4);
     int *done = calloc((size_t)L, sizeof(int));
-    if (!work || !done) {
+    if (!work || !g0 || !done) {
         free(work);
+        free(g0);
         free(done);
         return m2u_fail("lstm: out of memory for %d pipelined layers of %d units", L, H);
     }
+    /* layer 0's input is all there: its input part in one GEMM, with BLAS threading */
+    const m2u_lstm_packed *p0 = &layers[0];
+    for (int t = 0; t < T; t++) memcpy(g0 + (size_t)t * G4, p0->b, G4 * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)G4, p0->In, 1.0f, x, p0->In, p0->w_ih, p0->In, 1.0f,
+                g0, (int)G4);
 #pragma omp parallel num_threads(L)
     {
         int l = omp_get_thread_num();
         const float *in = l == 0 ? x : scratch + (size_t)(l - 1) * T * H;
         float *out = l == L - 1 ? h : scratch + (size_t)l * T * H;
         float *g = work + (size_t)l * per;
-        lstm_stage(out, in, T, &layers[l], l == 0 ? NULL : &done[l - 1], &done[l], g, g + LSTM_CHUNK * G4);
+        lstm_stage(out, in, T, &layers[l], l == 0 ? NULL : &done[l - 1], &done[l], g0, g, g + LSTM_MAX_CHUNK * G4);
     }
     free(work);
+    free(g0);
     free(done);
     return 0;
 }
