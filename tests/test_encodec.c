@@ -7,7 +7,9 @@
  * target bandwidth (a waveform whose length is not a whole number of hops, and a 3-sample one that takes
  * the short-input reflect path) giving identical codes; the bandwidth -> codebook count rule; loading by
  * directory, by weight file and with an explicit prefix; and that unsupported configs, missing and
- * mis-shaped tensors, a wrong prefix and bad codes are refused with a message naming the file or input. */
+ * mis-shaped tensors, a wrong prefix and bad codes are refused with a message naming the file or input.
+ * Kernels on their own: a transposed conv whose kernel is not a multiple of its stride, and the LSTM stack
+ * against a direct double-precision LSTM, also when called inside a parallel region. */
 #include "encodec.h"
 #include "fileio.h"
 #include "m2u_error.h"
@@ -270,6 +272,76 @@ static void test_convtr_generic(void) {
     free(pp);
 }
 
+/* ---- the LSTM stack against a direct double-precision LSTM, also from inside a parallel region ---------- */
+
+static void lstm_ref(double *h, const float *x, int T, int In, int H, const float *wih, const float *whh,
+                     const float *bih, const float *bhh) {
+    double *c = calloc((size_t)H, sizeof(double)), *g = malloc((size_t)4 * H * sizeof(double));
+    for (int t = 0; t < T; t++) {
+        for (int r = 0; r < 4 * H; r++) {
+            double a = (double)bih[r] + bhh[r];
+            for (int i = 0; i < In; i++) a += (double)wih[(size_t)r * In + i] * x[(size_t)t * In + i];
+            if (t > 0)
+                for (int i = 0; i < H; i++) a += (double)whh[(size_t)r * H + i] * h[(size_t)(t - 1) * H + i];
+            g[r] = a;
+        }
+        for (int u = 0; u < H; u++) {
+            double ig = 1 / (1 + exp(-g[u])), fg = 1 / (1 + exp(-g[H + u])), gg = tanh(g[2 * H + u]),
+                   og = 1 / (1 + exp(-g[3 * H + u]));
+            c[u] = fg * c[u] + ig * gg;
+            h[(size_t)t * H + u] = og * tanh(c[u]);
+        }
+    }
+    free(c);
+    free(g);
+}
+
+static void test_lstm_stack(void) {
+    enum { T = 37, IN = 6, H = 8, L = 2 };
+    float *w[L][4];
+    m2u_lstm_packed p[L];
+    unsigned s = 12345;
+    for (int l = 0; l < L; l++) {
+        int in = l == 0 ? IN : H;
+        size_t n[4] = {(size_t)4 * H * in, (size_t)4 * H * H, 4 * H, 4 * H};
+        for (int k = 0; k < 4; k++) {
+            w[l][k] = malloc(n[k] * sizeof(float));
+            for (size_t i = 0; i < n[k]; i++) {
+                s = s * 1103515245u + 12345u;
+                w[l][k][i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * 0.9f;
+            }
+        }
+        CHECK(m2u_lstm_pack(&p[l], w[l][0], w[l][1], w[l][2], w[l][3], in, H) == 0, "%s", m2u_last_error());
+    }
+    float x[T * IN], h[T * H], h2[T * H], scratch[T * H];
+    for (int i = 0; i < T * IN; i++) x[i] = (float)((i * 37) % 17) / 17.0f - 0.5f;
+    double r0[T * H], r1[T * H];
+    float r0f[T * H];
+    lstm_ref(r0, x, T, IN, H, w[0][0], w[0][1], w[0][2], w[0][3]);
+    for (int i = 0; i < T * H; i++) r0f[i] = (float)r0[i];
+    lstm_ref(r1, r0f, T, H, H, w[1][0], w[1][1], w[1][2], w[1][3]);
+    CHECK(m2u_lstm_fwd(h, scratch, x, T, p, L) == 0, "%s", m2u_last_error());
+    int rc = 0;
+#pragma omp parallel num_threads(2)
+    {
+        /* nested: the inner team has one thread, which must run both layers */
+#pragma omp single
+        rc = m2u_lstm_fwd(h2, scratch, x, T, p, L);
+    }
+    CHECK(rc == 0, "nested: %s", m2u_last_error());
+    double e = 0, e2 = 0;
+    for (int i = 0; i < T * H; i++) {
+        e = fmax(e, fabs(h[i] - r1[i]));
+        e2 = fmax(e2, fabs(h2[i] - r1[i]));
+    }
+    CHECK(e < 1e-5, "LSTM stack: max abs err %.3g", e);
+    CHECK(e2 < 1e-5, "LSTM stack inside a parallel region: max abs err %.3g", e2);
+    for (int l = 0; l < L; l++) {
+        m2u_lstm_packed_free(&p[l]);
+        for (int k = 0; k < 4; k++) free(w[l][k]);
+    }
+}
+
 int main(void) {
     test_model("encodec_a", FIX "/encodec_a", NULL);
     test_model("encodec_a", FIX "/encodec_a/model.safetensors", NULL);
@@ -277,6 +349,7 @@ int main(void) {
     test_model("musicgen_b", FIX "/musicgen_b/pytorch_model.bin", "audio_encoder.");
     test_refusals();
     test_convtr_generic();
+    test_lstm_stack();
     printf("test_encodec: worst decode abs error %.3g (tolerance %g)\n", worst_abs, TOL);
     return t_finish("test_encodec");
 }

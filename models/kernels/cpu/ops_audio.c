@@ -452,11 +452,17 @@ int m2u_lstm_fwd(float *h, float *scratch, const float *x, int T, const m2u_lstm
                 g0, (int)G4);
 #pragma omp parallel num_threads(L)
     {
-        int l = omp_get_thread_num();
-        const float *in = l == 0 ? x : scratch + (size_t)(l - 1) * T * H;
-        float *out = l == L - 1 ? h : scratch + (size_t)l * T * H;
-        float *g = work + (size_t)l * per;
-        lstm_stage(out, in, T, &layers[l], l == 0 ? NULL : &done[l - 1], &done[l], g0, g, g + LSTM_MAX_CHUNK * G4);
+        /* Normally one layer per thread.  A smaller team (called inside another parallel region, a thread
+         * limit) deals the layers out round-robin; each thread runs its layers in increasing order and a
+         * layer only waits for lower ones, so every layer still completes. */
+        int P = omp_get_num_threads();
+        for (int l = omp_get_thread_num(); l < L; l += P) {
+            const float *in = l == 0 ? x : scratch + (size_t)(l - 1) * T * H;
+            float *out = l == L - 1 ? h : scratch + (size_t)l * T * H;
+            float *g = work + (size_t)l * per;
+            lstm_stage(out, in, T, &layers[l], l == 0 ? NULL : &done[l - 1], &done[l], g0, g,
+                       g + LSTM_MAX_CHUNK * G4);
+        }
     }
     free(work);
     free(g0);
