@@ -80,7 +80,7 @@ void m2u_elu(float *y, const float *x, size_t n) {
 }
 
 void m2u_add_inplace(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(dynamic, 16384) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
@@ -92,7 +92,7 @@ void m2u_pad1d_tm(float *y, const float *x, int T, int C, int left, int right, i
     long Lx = mode == M2U_PAD_REFLECT && T <= max_pad ? max_pad + 1 : T;
     long total = (long)left + T + right;
     size_t row = (size_t)C * sizeof(float);
-#pragma omp parallel for schedule(static) if (total * C > 65536)
+#pragma omp parallel for schedule(dynamic, 64) if (total * C > 65536)
     for (long i = 0; i < total; i++) {
         long j = i - left;
         if (mode == M2U_PAD_REFLECT) {
