@@ -59,12 +59,20 @@ float *m2u_conv1d_pack(const float *w, int C_out, int C_in, int k);
  * or 0 when T_in is shorter than the dilated kernel. */
 int m2u_conv1d_out_len(int T_in, int k, int stride, int dilation);
 
-/* y[T_out][C_out] = conv(x[T_in][C_in]) + b, no padding (pad with m2u_pad1d_tm first), groups 1; with
- * accumulate != 0, y += conv(x) + b instead (a residual sum without another pass).  w is tap-major
- * (m2u_conv1d_pack), b may be NULL.  T_out = m2u_conv1d_out_len(...) must be >= 1; y must not alias x.
- * im2col in L2-sized row blocks + cblas_sgemm; a 1x1 conv with stride 1 multiplies x directly. */
+/* Padding (and ELU) applied to a convolution's input on the fly, block by block, as m2u_pad1d_tm would:
+ * left / right rows, M2U_PAD_CONSTANT or M2U_PAD_REFLECT, elu != 0 for ELU first. */
+typedef struct {
+    int left, right, mode, elu;
+} m2u_pad_spec;
+
+/* y[T_out][C_out] = conv(pad(x[T_in][C_in])) + b, groups 1; with accumulate != 0, y += ... instead (a
+ * residual sum without another pass).  pad may be NULL (none); T_out = m2u_conv1d_out_len(left + T_in +
+ * right, ...) must be >= 1.  w is tap-major (m2u_conv1d_pack), b may be NULL; y must not alias x.
+ * In L2-sized row blocks: the padded (ELU'd) input rows a block reads are built in scratch (never the whole
+ * padded signal), im2col from them, one cblas_sgemm; a 1x1 conv with stride 1 multiplies the rows as they
+ * are. */
 int m2u_conv1d_fwd(float *y, const float *x, int T_in, int C_in, int C_out, int k, int stride, int dilation,
-                   const float *w, const float *b, int accumulate);
+                   const m2u_pad_spec *pad, const float *w, const float *b, int accumulate);
 
 /* torch ConvTranspose1d weight [C_in][C_out][k] -> polyphase layout: m = ceil(k / stride) matrices
  * P_i [C_in][stride * C_out] with P_i[ci][r * C_out + co] = w[ci][co][r + i * stride] (0 past k),

@@ -482,7 +482,7 @@ int m2u_encodec_codebooks_for_bandwidth(const m2u_encodec *m, double bandwidth, 
 typedef struct {
     int dry;
     float *h[2]; /* activations, ping-pong */
-    float *pad;  /* padded / ELU'd conv input; also the second LSTM layer output */
+    float *pad;  /* the LSTM's intermediate layer outputs */
     float *t1;   /* residual block hidden */
     size_t cap_h, cap_pad, cap_t1;
 } work_t;
@@ -512,27 +512,18 @@ static void work_free(work_t *w) {
 
 /* EncodecConv1d (non-causal) of x[T][cin] (ELU'd first when elu) into y[T_out][cout] (y += ... when
  * accumulate).  Padding: (eff_k - stride) split right = total / 2, left = the rest, plus right padding
- * to a whole number of strides, ceil(T / stride) * stride - T.  y must not alias x. */
+ * to a whole number of strides, ceil(T / stride) * stride - T; the kernel pads block by block.  y must not
+ * alias x. */
 static int sconv(const m2u_encodec *m, work_t *w, const conv_t *c, const float *x, int T, int elu, float *y,
                  int accumulate, int *T_out) {
     int eff = (c->k - 1) * c->dil + 1, total = eff - c->stride;
     int right = total / 2, left = total - right;
     long extra = ((long)T + c->stride - 1) / c->stride * c->stride - T;
     long Tp = (long)T + total + extra;
-    int To = m2u_conv1d_out_len((int)Tp, c->k, c->stride, c->dil);
-    int copy = elu || total != 0 || extra != 0;
-    *T_out = To;
-    if (w->dry) {
-        if (copy) need(&w->cap_pad, (size_t)Tp * c->cin);
-        return 0;
-    }
-    const float *src = x;
-    if (copy) {
-        m2u_pad1d_tm(w->pad, x, T, c->cin, left, (int)(right + extra),
-                     m->cfg.pad_reflect ? M2U_PAD_REFLECT : M2U_PAD_CONSTANT, elu);
-        src = w->pad;
-    }
-    return m2u_conv1d_fwd(y, src, (int)Tp, c->cin, c->cout, c->k, c->stride, c->dil, c->w, c->b, accumulate);
+    *T_out = m2u_conv1d_out_len((int)Tp, c->k, c->stride, c->dil);
+    if (w->dry) return 0;
+    m2u_pad_spec pad = {left, (int)(right + extra), m->cfg.pad_reflect ? M2U_PAD_REFLECT : M2U_PAD_CONSTANT, elu};
+    return m2u_conv1d_fwd(y, x, T, c->cin, c->cout, c->k, c->stride, c->dil, &pad, c->w, c->b, accumulate);
 }
 
 /* EncodecResnetBlock on w->h[*cur] [T][dim]: h = shortcut(h) + conv2(ELU(conv1(ELU(h)))). */

@@ -17,8 +17,8 @@
  * scales), chunk_length_s (chunked/overlap-add mode), audio_channels other than 1, codebook_dim != hidden_size.
  *
  * Threads: the kernels (ops_audio.h) use OpenMP and OpenBLAS.  The model is read-only after load; each
- * call allocates its own activations (about 0.8 KB per output sample at encodec_32khz's shape: decoding
- * 30 s peaks at 0.86 GB resident with the decoder weights; the encoder needs about the same per input
+ * call allocates its own activations (about 0.5 KB per output sample at encodec_32khz's shape: decoding
+ * 30 s peaks at 0.62 GB resident with the decoder weights; the encoder needs about the same per input
  * sample), so concurrent calls on one model are safe.
  * Weights are held in fp32 whatever their stored type (weight norm is folded and the LSTM repacked at
  * load): 236 MB for encodec_32khz, 118 MB decoder-only (m2u_encodec_load_ex). */

@@ -86,23 +86,37 @@ void m2u_add_inplace(float *y, const float *x, size_t n) {
 
 /* ---- padding --------------------------------------------------------------------------------------- */
 
+/* Row of x that row i of the padded signal copies, or -1 for a zero row (see m2u_pad1d_tm). */
+static inline long pad_src(long i, long T, int left, int right, int mode) {
+    long j = i - left;
+    if (mode == M2U_PAD_REFLECT) {
+        int max_pad = left > right ? left : right;
+        /* transformers' _pad1d: reflect needs more input than padding, so short input gets zero rows first */
+        long Lx = T <= max_pad ? max_pad + 1 : T;
+        if (j < 0) j = -j;
+        else if (j >= Lx) j = 2 * (Lx - 1) - j;
+    }
+    return j < 0 || j >= T ? -1 : j;
+}
+
+/* Padded rows [i0, i0 + n) of x[T][C] (ELU'd when elu) into dst[n][C]. */
+static void pad_rows(float *dst, const float *x, long T, int C, int left, int right, int mode, int elu, long i0,
+                     long n) {
+    for (long r = 0; r < n; r++) {
+        long j = pad_src(i0 + r, T, left, right, mode);
+        float *d = dst + (size_t)r * C;
+        if (j < 0) memset(d, 0, (size_t)C * sizeof(float));
+        else if (elu) elu_span(d, x + (size_t)j * C, (size_t)C);
+        else memcpy(d, x + (size_t)j * C, (size_t)C * sizeof(float));
+    }
+}
+
 void m2u_pad1d_tm(float *y, const float *x, int T, int C, int left, int right, int mode, int elu) {
-    int max_pad = left > right ? left : right;
-    /* transformers' _pad1d: reflect needs more input than padding, so short input gets zero rows first */
-    long Lx = mode == M2U_PAD_REFLECT && T <= max_pad ? max_pad + 1 : T;
-    long total = (long)left + T + right;
-    size_t row = (size_t)C * sizeof(float);
-#pragma omp parallel for schedule(dynamic, 64) if (total * C > 65536)
-    for (long i = 0; i < total; i++) {
-        long j = i - left;
-        if (mode == M2U_PAD_REFLECT) {
-            if (j < 0) j = -j;
-            else if (j >= Lx) j = 2 * (Lx - 1) - j;
-        }
-        float *dst = y + (size_t)i * C;
-        if (j < 0 || j >= T) memset(dst, 0, row);
-        else if (elu) elu_span(dst, x + (size_t)j * C, (size_t)C);
-        else memcpy(dst, x + (size_t)j * C, row);
+    long total = (long)left + T + right, chunk = 64, nchunk = (total + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) if (total * C > 65536)
+    for (long c = 0; c < nchunk; c++) {
+        long i0 = c * chunk, n = total - i0 < chunk ? total - i0 : chunk;
+        pad_rows(y + (size_t)i0 * C, x, T, C, left, right, mode, elu, i0, n);
     }
 }
 
@@ -147,55 +161,87 @@ static void plan_blocks(long rows, size_t row_floats, long red, int nth, long *b
     *nblk = (rows + r - 1) / r;
 }
 
-/* Output rows [t0, t0+nb): im2col into col (unless the conv is 1x1 with stride 1: then the rows of x are
- * the GEMM's A as they are), bias (or y + bias) in y, one GEMM adding the products. */
-static void conv1d_block(float *y, const float *x, long t0, long nb, int C_in, int C_out, int k, int stride,
-                         int dilation, const float *w, const float *b, int accumulate, float *col) {
-    size_t K = (size_t)k * C_in, row = (size_t)C_in * sizeof(float);
-    const float *A = x + (size_t)t0 * C_in;
-    if (k != 1 || stride != 1) {
+typedef struct {
+    const float *x;
+    long T;     /* unpadded input steps */
+    int C_in, C_out, k, stride, dilation;
+    m2u_pad_spec pad;
+    int copy;   /* 1: padded / ELU'd rows are built per block; 0: x is used as it is */
+    int direct; /* 1x1 conv, stride 1: the (built) rows are the GEMM's A */
+    const float *w, *b;
+    int accumulate;
+} conv_job;
+
+/* Output rows [t0, t0+nb): the padded input rows they read ([t0*stride, (t0+nb-1)*stride + span), built in
+ * P when padding or ELU is asked, else read from x), im2col from them into col (not for a 1x1 conv with
+ * stride 1), bias (or y + bias) in y, one GEMM adding the products. */
+static void conv1d_block(float *y, const conv_job *j, long t0, long nb, float *P, float *col) {
+    int C = j->C_in, s = j->stride;
+    size_t K = (size_t)j->k * C;
+    long span = (long)(j->k - 1) * j->dilation + 1, i0 = t0 * s, np = (nb - 1) * s + span;
+    const float *src = j->x + (size_t)i0 * C;
+    if (j->copy) {
+        pad_rows(P, j->x, j->T, C, j->pad.left, j->pad.right, j->pad.mode, j->pad.elu, i0, np);
+        src = P;
+    }
+    const float *A = src;
+    if (!j->direct) {
         for (long r = 0; r < nb; r++) {
-            const float *src = x + (size_t)((t0 + r) * stride) * C_in;
+            const float *sr = src + (size_t)r * s * C;
             float *dst = col + (size_t)r * K;
-            for (int j = 0; j < k; j++) memcpy(dst + (size_t)j * C_in, src + (size_t)j * dilation * C_in, row);
+            for (int q = 0; q < j->k; q++)
+                memcpy(dst + (size_t)q * C, sr + (size_t)q * j->dilation * C, (size_t)C * sizeof(float));
         }
         A = col;
     }
-    float *yb = y + (size_t)t0 * C_out;
-    if (b && accumulate)
+    int Co = j->C_out;
+    float *yb = y + (size_t)t0 * Co;
+    if (j->b && j->accumulate)
         for (long r = 0; r < nb; r++)
-            for (int o = 0; o < C_out; o++) yb[(size_t)r * C_out + o] += b[o];
-    else if (b)
-        for (long r = 0; r < nb; r++) memcpy(yb + (size_t)r * C_out, b, (size_t)C_out * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, C_out, (int)K, 1.0f, A, (int)K, w, (int)K,
-                b || accumulate ? 1.0f : 0.0f, yb, C_out);
+            for (int o = 0; o < Co; o++) yb[(size_t)r * Co + o] += j->b[o];
+    else if (j->b)
+        for (long r = 0; r < nb; r++) memcpy(yb + (size_t)r * Co, j->b, (size_t)Co * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, Co, (int)K, 1.0f, A, (int)K, j->w, (int)K,
+                j->b || j->accumulate ? 1.0f : 0.0f, yb, Co);
 }
 
 int m2u_conv1d_fwd(float *y, const float *x, int T_in, int C_in, int C_out, int k, int stride, int dilation,
-                   const float *w, const float *b, int accumulate) {
-    long T_out = m2u_conv1d_out_len(T_in, k, stride, dilation);
-    if (T_out < 1) return m2u_fail("conv1d: %d input steps are too few for kernel %d dilation %d", T_in, k, dilation);
+                   const m2u_pad_spec *pad, const float *w, const float *b, int accumulate) {
+    conv_job j = {x, T_in, C_in, C_out, k, stride, dilation, {0, 0, M2U_PAD_CONSTANT, 0}, 0, 0, w, b, accumulate};
+    if (pad) j.pad = *pad;
+    if (T_in < 1 || j.pad.left < 0 || j.pad.right < 0)
+        return m2u_fail("conv1d: %d input steps with padding %d/%d", T_in, j.pad.left, j.pad.right);
+    long Tp = (long)T_in + j.pad.left + j.pad.right;
+    long T_out = Tp > 1L << 30 ? 0 : m2u_conv1d_out_len((int)Tp, k, stride, dilation);
+    if (T_out < 1)
+        return m2u_fail("conv1d: %ld padded input steps are too few for kernel %d dilation %d", Tp, k, dilation);
+    j.copy = j.pad.left || j.pad.right || j.pad.elu;
+    j.direct = k == 1 && stride == 1;
     size_t K = (size_t)k * C_in;
-    int nth = omp_get_max_threads(), parallel, direct = k == 1 && stride == 1;
+    long span = (long)(k - 1) * dilation + 1;
+    int nth = omp_get_max_threads(), parallel;
     long blk, nblk;
-    plan_blocks(T_out, direct ? 0 : K, (long)K, nth, &blk, &nblk, &parallel);
+    plan_blocks(T_out, (j.direct ? 0 : K) + (j.copy ? (size_t)stride * C_in : 0), (long)K, nth, &blk, &nblk,
+                &parallel);
     int nbuf = parallel ? nth : 1;
-    float *col = direct ? NULL : malloc((size_t)nbuf * blk * K * sizeof(float));
-    if (!direct && !col) return m2u_fail("conv1d: out of memory for %d im2col blocks of %ld x %zu", nbuf, blk, K);
+    size_t per_P = j.copy ? (size_t)((blk - 1) * stride + span) * C_in : 0, per_col = j.direct ? 0 : (size_t)blk * K;
+    size_t per = per_P + per_col;
+    float *scratch = per ? malloc((size_t)nbuf * per * sizeof(float)) : NULL;
+    if (per && !scratch) return m2u_fail("conv1d: out of memory for %d blocks of %zu floats", nbuf, per);
     if (parallel) {
 #pragma omp parallel for schedule(dynamic, 1)
         for (long i = 0; i < nblk; i++) {
             long t0 = i * blk, nb = T_out - t0 < blk ? T_out - t0 : blk;
-            conv1d_block(y, x, t0, nb, C_in, C_out, k, stride, dilation, w, b, accumulate,
-                         direct ? NULL : col + (size_t)omp_get_thread_num() * blk * K);
+            float *sc = scratch ? scratch + (size_t)omp_get_thread_num() * per : NULL;
+            conv1d_block(y, &j, t0, nb, sc, sc ? sc + per_P : NULL);
         }
     } else {
         for (long i = 0; i < nblk; i++) {
             long t0 = i * blk, nb = T_out - t0 < blk ? T_out - t0 : blk;
-            conv1d_block(y, x, t0, nb, C_in, C_out, k, stride, dilation, w, b, accumulate, col);
+            conv1d_block(y, &j, t0, nb, scratch, scratch ? scratch + per_P : NULL);
         }
     }
-    free(col);
+    free(scratch);
     return 0;
 }
 
