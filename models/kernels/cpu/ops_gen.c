@@ -1,0 +1,213 @@
+/* Generation primitives: see ops_gen.h. */
+#include "ops_gen.h"
+
+#include "dtype.h"
+#include "m2u_error.h"
+
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The dot products below are the whole cost of a decoding step (every weight of the
+ * model is read once per step), so they get an AVX2/FMA clone where the compiler and
+ * CPU allow it; the default build targets plain x86-64 (SSE2).  Sanitizer builds keep
+ * the one portable version (an ifunc resolver runs before the sanitizer runtime is up). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define M2U_GEN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define M2U_GEN_CLONES
+#endif
+
+/* Rows [0, nr) of W (fp32, row length K) against N <= 4 input rows x [N][K]:
+ * y[n*ldy + r] = x_n . W_r + bias[r].  Each weight row is loaded once for all inputs. */
+M2U_GEN_CLONES
+static void rows_f32(float *y, int ldy, const float *x, int N, const float *W, int K, int nr, const float *bias) {
+    /* inputs past N alias x0; their sums are computed and dropped (cheaper than 4 loop variants) */
+    const float *x0 = x, *x1 = x + (N > 1 ? K : 0), *x2 = x + (N > 2 ? 2 * K : 0), *x3 = x + (N > 3 ? 3 * K : 0);
+    for (int r = 0; r < nr; r++) {
+        const float *w = W + (size_t)r * K;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+        for (int i = 0; i < K; i++) {
+            float wi = w[i];
+            s0 += wi * x0[i];
+            s1 += wi * x1[i];
+            s2 += wi * x2[i];
+            s3 += wi * x3[i];
+        }
+        float b = bias ? bias[r] : 0.0f, s[4] = {s0, s1, s2, s3};
+        for (int n = 0; n < N; n++) y[(size_t)n * ldy + r] = s[n] + b;
+    }
+}
+
+#define GEN_BLOCK_ROWS 16 /* 16-bit weights are widened this many rows at a time */
+
+void m2u_gen_linear(float *y, const float *x, int N, const m2u_mat *w, const float *bias) {
+    int R = w->rows, K = w->cols;
+    if (N <= 0 || R <= 0) return;
+    int f32 = w->dtype == M2U_F32 && ((uintptr_t)w->data % sizeof(float)) == 0;
+    int s16 = w->dtype == M2U_BF16 || w->dtype == M2U_F16;
+    float *bufs = NULL;
+    int nt = omp_get_max_threads();
+    if (N <= 4 && s16) bufs = malloc((size_t)nt * GEN_BLOCK_ROWS * K * sizeof(float));
+    if (N > 4 || (!f32 && !bufs)) {
+        /* BLAS (also the fallback for unaligned fp32 and when the widening buffers are not there) */
+        m2u_matmul_wt(y, R, x, N, w, 0, R, 0.0f);
+        if (bias)
+            for (int n = 0; n < N; n++)
+                for (int r = 0; r < R; r++) y[(size_t)n * R + r] += bias[r];
+        return;
+    }
+    size_t es = m2u_dtype_size(w->dtype);
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), n_t = omp_get_num_threads();
+        int r0 = (int)((long long)R * t / n_t), r1 = (int)((long long)R * (t + 1) / n_t);
+        if (f32) {
+            rows_f32(y + r0, R, x, N, (const float *)w->data + (size_t)r0 * K, K, r1 - r0, bias ? bias + r0 : NULL);
+        } else {
+            float *buf = bufs + (size_t)t * GEN_BLOCK_ROWS * K;
+            for (int rb = r0; rb < r1; rb += GEN_BLOCK_ROWS) {
+                int nb = r1 - rb < GEN_BLOCK_ROWS ? r1 - rb : GEN_BLOCK_ROWS;
+                m2u_convert_to_f32(w->dtype, (const char *)w->data + (size_t)rb * K * es, buf, (size_t)nb * K);
+                rows_f32(y + rb, R, x, N, buf, K, nb, bias ? bias + rb : NULL);
+            }
+        }
+    }
+    free(bufs);
+}
+
+int m2u_gen_attend1(float *out, const float *q, int qs, const float *k, const float *v, size_t kv_bstride, int ks,
+                    const float *key_bias, int B, int S, int H, int hd) {
+    if (B <= 0 || H <= 0) return 0;
+    float *sc = malloc((size_t)B * H * ((size_t)S + (size_t)hd) * sizeof(float));
+    if (!sc) return m2u_fail("attention: out of memory for %d x %d x %d scores", B, H, S);
+    /* transformers (eager and SDPA alike) scale q by head_dim^-0.5 in fp32 before q.k */
+    float scale = (float)(1.0 / sqrt((double)hd));
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        float *s = sc + (size_t)bh * ((size_t)S + hd), *qh = s + S;
+        const float *qb = q + (size_t)b * qs + (size_t)h * hd;
+        for (int j = 0; j < hd; j++) qh[j] = qb[j] * scale;
+        const float *kb = k + (size_t)b * kv_bstride + (size_t)h * hd;
+        const float *vb = v + (size_t)b * kv_bstride + (size_t)h * hd;
+        const float *kbias = key_bias ? key_bias + (size_t)b * S : NULL;
+        float mx = -INFINITY;
+        for (int t = 0; t < S; t++) {
+            const float *kr = kb + (size_t)t * ks;
+            float d = 0;
+            for (int j = 0; j < hd; j++) d += qh[j] * kr[j];
+            if (kbias) d += kbias[t];
+            s[t] = d;
+            if (d > mx) mx = d;
+        }
+        float sum = 0;
+        for (int t = 0; t < S; t++) {
+            s[t] = expf(s[t] - mx);
+            sum += s[t];
+        }
+        float inv = 1.0f / sum;
+        float *o = out + (size_t)b * H * hd + (size_t)h * hd;
+        for (int j = 0; j < hd; j++) o[j] = 0;
+        for (int t = 0; t < S; t++) {
+            const float *vr = vb + (size_t)t * ks;
+            float p = s[t] * inv;
+            for (int j = 0; j < hd; j++) o[j] += p * vr[j];
+        }
+    }
+    free(sc);
+    return 0;
+}
+
+void m2u_gen_key_bias(float *key_bias, const int32_t *mask, size_t n) {
+    for (size_t i = 0; i < n; i++) key_bias[i] = mask[i] ? 0.0f : -FLT_MAX;
+}
+
+void m2u_gen_sinusoid(float *out, int pos0, int n, int dim) {
+    int half = dim / 2;
+    /* get_embedding: emb = log(10000) / (half - 1) in double; exp(arange(half).float() * -emb)
+     * in fp32 (the Python float is rounded to fp32 by the tensor op); positions times the
+     * frequencies in fp32; then cos | sin.  half == 1 divides by zero in torch too (inf). */
+    float c = (float)(log(10000.0) / (double)(half - 1));
+    for (int p = 0; p < n; p++) {
+        float *o = out + (size_t)p * dim;
+        float pos = (float)(pos0 + p);
+        for (int i = 0; i < half; i++) {
+            float f = expf((float)i * -c);
+            float a = pos * f;
+            o[i] = cosf(a);
+            o[half + i] = sinf(a);
+        }
+        if (dim % 2) o[dim - 1] = 0.0f;
+    }
+}
+
+void m2u_gen_cfg(float *out, const float *cond, const float *uncond, size_t n, float g) {
+    for (size_t i = 0; i < n; i++) out[i] = uncond[i] + g * (cond[i] - uncond[i]);
+}
+
+int m2u_gen_argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* ascending by value, index order on ties (deterministic) */
+static _Thread_local const float *g_sort_vals;
+static int cmp_idx_asc(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    float x = g_sort_vals[i], y = g_sort_vals[j];
+    if (x < y) return -1;
+    if (x > y) return 1;
+    return (i > j) - (i < j);
+}
+
+size_t m2u_gen_sample_scratch(int n) { return (size_t)n * (2 * sizeof(float) + sizeof(int)); }
+
+int m2u_gen_sample(const float *logits, int n, const m2u_gen_sampling *s, m2u_rng *r, void *scratch) {
+    float *sc = scratch, *tmp = sc + n;
+    int *idx = (int *)(tmp + n);
+    float t = s->temperature > 0 ? s->temperature : 1.0f;
+    for (int i = 0; i < n; i++) sc[i] = logits[i] / t;
+    if (s->top_k > 0 && s->top_k < n) {
+        memcpy(tmp, sc, (size_t)n * sizeof(float));
+        qsort(tmp, (size_t)n, sizeof(float), cmp_desc);
+        float thr = tmp[s->top_k - 1];
+        for (int i = 0; i < n; i++)
+            if (sc[i] < thr) sc[i] = -INFINITY;
+    }
+    if (s->top_p < 1.0f) {
+        for (int i = 0; i < n; i++) idx[i] = i;
+        /* qsort has no context argument; the sampler runs on one thread per call */
+        g_sort_vals = sc;
+        qsort(idx, (size_t)n, sizeof(int), cmp_idx_asc);
+        float mx = sc[idx[n - 1]], sum = 0;
+        for (int i = 0; i < n; i++) sum += (tmp[i] = expf(sc[idx[i]] - mx));
+        float cum = 0;
+        /* remove while the cumulative probability (ascending) is <= 1 - top_p; keep the last */
+        for (int i = 0; i < n - 1; i++) {
+            cum += tmp[i] / sum;
+            if (cum <= 1.0f - s->top_p) sc[idx[i]] = -INFINITY;
+        }
+    }
+    float mx = sc[m2u_gen_argmax(sc, n)], sum = 0;
+    for (int i = 0; i < n; i++) sum += (tmp[i] = (sc[i] == -INFINITY) ? 0.0f : expf(sc[i] - mx));
+    float u = m2u_rng_uniform(r) * sum, acc = 0;
+    int last = 0;
+    for (int i = 0; i < n; i++) {
+        if (tmp[i] <= 0) continue;
+        acc += tmp[i];
+        last = i;
+        if (u < acc) return i;
+    }
+    return last; /* rounding left u at the very top: the last kept token */
+}
