@@ -33,6 +33,9 @@ usage: eval/bench_musicgen.sh [--threads N] [--size small|medium|large] [--frame
   --guidance G       classifier-free guidance scale (default $GUIDANCE)
   --build DIR        CMake build directory (default \$repo/build); the bench is (re)built there
   --no-build         use DIR/m2u-bench-musicgen as it is
+  --wait-policy P    set OMP_WAIT_POLICY=P (active|passive) for both sides; default: unset.
+                     On an oversubscribed machine the default spinning of idle OpenMP
+                     threads at barriers dominates both sides; passive is then the fair choice.
   --python PY        interpreter with torch 2.5.1, transformers 4.46.3, safetensors
 EOF2
 }
@@ -50,6 +53,7 @@ while (( $# )); do
         --build) BUILD=${2-}; shift 2 ;;
         --no-build) DO_BUILD=0; shift ;;
         --python) PY=${2-}; shift 2 ;;
+        --wait-policy) [[ ${2-} =~ ^(active|passive)$ ]] || die "--wait-policy: active or passive"; export OMP_WAIT_POLICY=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument '$1'" ;;
     esac
@@ -70,7 +74,7 @@ if [[ ! -f $CKPT/model.safetensors ]]; then
 fi
 
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "musicgen-$SIZE decoder, guidance $GUIDANCE, top-k 250 sampling, $THREADS thread(s)"
+echo "musicgen-$SIZE decoder, guidance $GUIDANCE, top-k 250 sampling, $THREADS thread(s), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}"
 M2U=$(OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS "$BIN" "$CKPT" "$FRAMES" "$GUIDANCE")
 echo "$M2U"
 TORCH=$(OMP_NUM_THREADS=$THREADS "$PY" "$ROOT/eval/bench_musicgen_torch.py" run "$CKPT" --frames "$TORCH_FRAMES" \

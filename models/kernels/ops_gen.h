@@ -21,6 +21,21 @@
  * rows split over the OpenMP threads; larger N goes through m2u_matmul_wt (BLAS). */
 void m2u_gen_linear(float *y, const float *x, int N, const m2u_mat *w, const float *bias);
 
+typedef enum { M2U_GEN_ACT_NONE, M2U_GEN_ACT_GELU, M2U_GEN_ACT_GELU_TANH, M2U_GEN_ACT_RELU } m2u_gen_act;
+
+/* One output of m2u_gen_linear_many: y[n*ldy + r] = x_n . W_r (+ bias[r]). */
+typedef struct {
+    float *y;
+    int ldy;
+    const m2u_mat *w;
+    const float *bias; /* may be NULL */
+} m2u_gen_out;
+
+/* Several products of the same input x [N, cols] (all W share cols) in one parallel region,
+ * then act (GELU erf / tanh, ReLU, or none) on the results; N <= 4 streams the weights as
+ * m2u_gen_linear does.  For q/k/v projections, the K heads, fc1 + GELU. */
+void m2u_gen_linear_many(const m2u_gen_out *outs, int n_outs, const float *x, int N, m2u_gen_act act);
+
 /* One query per sequence against S cached keys, B sequences, H heads of size hd:
  *   out[b][h*hd + j] = sum_s softmax_s((q_b,h * hd^-0.5) . k_b,s,h + key_bias[b][s]) v_b,s,h,j
  * q [B][H*hd] (row stride qs); keys of sequence b at k + b*kv_bstride with row stride ks (and

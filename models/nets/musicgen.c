@@ -133,6 +133,7 @@ struct m2u_musicgen {
     float *proj_b;
     mg_layer *L;
     m2u_t5_encoder *t5;
+    m2u_gen_act act;
 };
 
 const m2u_musicgen_config *m2u_musicgen_get_config(const m2u_musicgen *m) { return m ? &m->cfg : NULL; }
@@ -194,6 +195,7 @@ int m2u_musicgen_load(const char *dir, int with_text_encoder, m2u_musicgen **out
     if (m2u_musicgen_config_load(dir, &m->cfg) || m2u_st_open(dir, &m->st)) goto fail;
     const m2u_musicgen_config *c = &m->cfg;
     int H = c->hidden, K = c->codebooks, F = c->ffn;
+    m->act = c->act == M2U_ACT_GELU ? M2U_GEN_ACT_GELU : c->act == M2U_ACT_GELU_TANH ? M2U_GEN_ACT_GELU_TANH : M2U_GEN_ACT_RELU;
     /* composite checkpoints nest the decoder; a bare MusicgenForCausalLM does not */
     const char *dp = "decoder.model.decoder.", *hp = "decoder.";
     if (!m2u_st_find(m->st, "decoder.model.decoder.layer_norm.weight") &&
@@ -320,13 +322,14 @@ struct m2u_musicgen_session {
     float *key_bias;        /* [B][S] */
     float *x, *h, *q, *a, *f, *mean, *rstd, *kt, *vt, *logits;
     float *pos_row;
+    m2u_gen_out *heads_out; /* [K] */
 };
 
 void m2u_musicgen_session_free(m2u_musicgen_session *s) {
     if (!s) return;
     free(s->kc), free(s->vc), free(s->xk), free(s->xv), free(s->key_bias);
     free(s->x), free(s->h), free(s->q), free(s->a), free(s->f), free(s->mean), free(s->rstd);
-    free(s->kt), free(s->vt), free(s->logits), free(s->pos_row);
+    free(s->kt), free(s->vt), free(s->logits), free(s->pos_row), free(s->heads_out);
     free(s);
 }
 
@@ -343,7 +346,6 @@ int m2u_musicgen_begin(const m2u_musicgen *m, const float *enc, const int32_t *m
     size_t cache = (size_t)L * B * max_steps * H, cross = (size_t)L * B * S * H;
     int rows = B * S;
     int wide = c->ffn > H ? c->ffn : H;
-    if (c->vocab > wide) wide = c->vocab; /* f also holds one head's logits for both halves */
     s->kc = malloc(cache * sizeof(float));
     s->vc = malloc(cache * sizeof(float));
     s->xk = malloc(cross * sizeof(float));
@@ -360,12 +362,13 @@ int m2u_musicgen_begin(const m2u_musicgen *m, const float *enc, const int32_t *m
     s->vt = malloc((size_t)B * H * sizeof(float));
     s->logits = malloc((size_t)B * c->codebooks * c->vocab * sizeof(float));
     s->pos_row = malloc((size_t)H * sizeof(float));
+    s->heads_out = malloc((size_t)c->codebooks * sizeof *s->heads_out);
     /* conditioning for both halves: [B][S][H] projected and masked states */
     float *e = calloc((size_t)rows * (D > H ? D : H), sizeof(float));
     float *ep = malloc((size_t)rows * H * sizeof(float));
     int32_t *mk = malloc((size_t)rows * sizeof(int32_t));
     if (!s->kc || !s->vc || !s->xk || !s->xv || !s->key_bias || !s->x || !s->h || !s->q || !s->a || !s->f ||
-        !s->mean || !s->rstd || !s->kt || !s->vt || !s->logits || !s->pos_row || !e || !ep || !mk) {
+        !s->mean || !s->rstd || !s->kt || !s->vt || !s->logits || !s->pos_row || !s->heads_out || !e || !ep || !mk) {
         free(e), free(ep), free(mk);
         m2u_musicgen_session_free(s);
         return m2u_fail("MusicGen: out of memory for a session of %d steps (%zu MB of caches)", max_steps,
@@ -424,9 +427,8 @@ int m2u_musicgen_step(m2u_musicgen_session *s, const int32_t *ids, float g, floa
         float *kc = s->kc + (size_t)l * B * bstride, *vc = s->vc + (size_t)l * B * bstride;
         /* causal self-attention: this position's k/v join the cache, the query sees 0..t */
         m2u_layernorm_fwd(s->h, s->mean, s->rstd, x, y->ln_sa_w, y->ln_sa_b, B, H, MG_EPS);
-        m2u_gen_linear(s->q, s->h, B, &y->sq, NULL);
-        m2u_gen_linear(s->kt, s->h, B, &y->sk, NULL);
-        m2u_gen_linear(s->vt, s->h, B, &y->sv, NULL);
+        m2u_gen_out qkv[3] = {{s->q, H, &y->sq, NULL}, {s->kt, H, &y->sk, NULL}, {s->vt, H, &y->sv, NULL}};
+        m2u_gen_linear_many(qkv, 3, s->h, B, M2U_GEN_ACT_NONE);
         for (int b = 0; b < B; b++) {
             memcpy(kc + b * bstride + (size_t)t * H, s->kt + (size_t)b * H, (size_t)H * sizeof(float));
             memcpy(vc + b * bstride + (size_t)t * H, s->vt + (size_t)b * H, (size_t)H * sizeof(float));
@@ -444,24 +446,16 @@ int m2u_musicgen_step(m2u_musicgen_session *s, const int32_t *ids, float g, floa
         add_rows(x, s->h, (size_t)B * H);
         /* feed-forward */
         m2u_layernorm_fwd(s->h, s->mean, s->rstd, x, y->ln_ff_w, y->ln_ff_b, B, H, MG_EPS);
-        m2u_gen_linear(s->f, s->h, B, &y->fc1, NULL);
-        m2u_act_apply((m2u_act)c->act, s->f, (size_t)B * c->ffn);
+        m2u_gen_out fc1 = {s->f, c->ffn, &y->fc1, NULL};
+        m2u_gen_linear_many(&fc1, 1, s->h, B, m->act);
         m2u_gen_linear(s->h, s->f, B, &y->fc2, NULL);
         add_rows(x, s->h, (size_t)B * H);
     }
     m2u_layernorm_fwd(s->h, s->mean, s->rstd, x, m->ln_w, m->ln_b, B, H, MG_EPS);
-    /* heads: logits [B][K][V]; for one head both halves in one pass over its weights */
+    /* heads: logits [B][K][V], all K heads in one pass, both halves per weight row */
     float *lg = s->logits;
-    for (int k = 0; k < K; k++) {
-        if (B == 1) {
-            m2u_gen_linear(lg + (size_t)k * V, s->h, 1, &m->heads[k], NULL);
-        } else {
-            /* rows of both halves land in f ([B][V] scratch) and are scattered to [b][k] */
-            m2u_gen_linear(s->f, s->h, B, &m->heads[k], NULL);
-            for (int b = 0; b < B; b++)
-                memcpy(lg + ((size_t)b * K + k) * V, s->f + (size_t)b * V, (size_t)V * sizeof(float));
-        }
-    }
+    for (int k = 0; k < K; k++) s->heads_out[k] = (m2u_gen_out){lg + (size_t)k * V, K * V, &m->heads[k], NULL};
+    m2u_gen_linear_many(s->heads_out, K, s->h, B, M2U_GEN_ACT_NONE);
     s->pos++;
     if (raw) memcpy(raw, lg, (size_t)B * K * V * sizeof(float));
     if (guided) {

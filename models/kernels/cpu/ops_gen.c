@@ -26,6 +26,21 @@ M2U_GEN_CLONES
 static void rows_f32(float *y, int ldy, const float *x, int N, const float *W, int K, int nr, const float *bias) {
     /* inputs past N alias x0; their sums are computed and dropped (cheaper than 4 loop variants) */
     const float *x0 = x, *x1 = x + (N > 1 ? K : 0), *x2 = x + (N > 2 ? 2 * K : 0), *x3 = x + (N > 3 ? 3 * K : 0);
+    if (N == 2) {
+        /* the CFG step: two inputs, no dropped sums */
+        for (int r = 0; r < nr; r++) {
+            const float *w = W + (size_t)r * K;
+            float s0 = 0, s1 = 0;
+#pragma omp simd reduction(+ : s0, s1)
+            for (int i = 0; i < K; i++) {
+                s0 += w[i] * x0[i];
+                s1 += w[i] * x1[i];
+            }
+            float b = bias ? bias[r] : 0.0f;
+            y[r] = s0 + b, y[(size_t)ldy + r] = s1 + b;
+        }
+        return;
+    }
     for (int r = 0; r < nr; r++) {
         const float *w = W + (size_t)r * K;
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -44,39 +59,84 @@ static void rows_f32(float *y, int ldy, const float *x, int N, const float *W, i
 
 #define GEN_BLOCK_ROWS 16 /* 16-bit weights are widened this many rows at a time */
 
-void m2u_gen_linear(float *y, const float *x, int N, const m2u_mat *w, const float *bias) {
-    int R = w->rows, K = w->cols;
-    if (N <= 0 || R <= 0) return;
-    int f32 = w->dtype == M2U_F32 && ((uintptr_t)w->data % sizeof(float)) == 0;
-    int s16 = w->dtype == M2U_BF16 || w->dtype == M2U_F16;
-    float *bufs = NULL;
+static void act_rows(float *y, int ldy, int N, int c0, int c1, m2u_gen_act act) {
+    if (act == M2U_GEN_ACT_NONE) return;
+    for (int n = 0; n < N; n++) {
+        float *r = y + (size_t)n * ldy;
+        for (int i = c0; i < c1; i++) {
+            float v = r[i];
+            /* fp32 erff / tanhf as encoder_layer.c's m2u_act_apply (torch's fp32 kernels) */
+            if (act == M2U_GEN_ACT_GELU) r[i] = 0.5f * v * (1.0f + erff(v * 0.70710678f));
+            else if (act == M2U_GEN_ACT_GELU_TANH)
+                r[i] = 0.5f * v * (1.0f + tanhf(0.7978845608f * (v + 0.044715f * v * v * v)));
+            else r[i] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
+void m2u_gen_linear_many(const m2u_gen_out *outs, int n_outs, const float *x, int N, m2u_gen_act act) {
+    if (N <= 0 || n_outs <= 0) return;
+    int K = outs[0].w->cols, direct = N <= 4, any16 = 0;
+    long long R = 0;
+    for (int i = 0; i < n_outs; i++) {
+        const m2u_mat *w = outs[i].w;
+        R += w->rows;
+        if (w->dtype == M2U_BF16 || w->dtype == M2U_F16) any16 = 1;
+        else if (!(w->dtype == M2U_F32 && ((uintptr_t)w->data % sizeof(float)) == 0)) direct = 0;
+    }
     int nt = omp_get_max_threads();
-    if (N <= 4 && s16) bufs = malloc((size_t)nt * GEN_BLOCK_ROWS * K * sizeof(float));
-    if (N > 4 || (!f32 && !bufs)) {
-        /* BLAS (also the fallback for unaligned fp32 and when the widening buffers are not there) */
-        m2u_matmul_wt(y, R, x, N, w, 0, R, 0.0f);
-        if (bias)
-            for (int n = 0; n < N; n++)
-                for (int r = 0; r < R; r++) y[(size_t)n * R + r] += bias[r];
+    float *bufs = NULL;
+    if (direct && any16 && !(bufs = malloc((size_t)nt * GEN_BLOCK_ROWS * K * sizeof(float)))) direct = 0;
+    if (!direct) {
+        /* BLAS: batches of more than 4 rows (the cross-attention K/V of the conditioning),
+         * unaligned fp32, or no memory for the widening buffers */
+        for (int i = 0; i < n_outs; i++) {
+            const m2u_gen_out *o = &outs[i];
+            int Ri = o->w->rows;
+            m2u_matmul_wt(o->y, o->ldy, x, N, o->w, 0, Ri, 0.0f);
+            if (o->bias)
+                for (int n = 0; n < N; n++)
+                    for (int r = 0; r < Ri; r++) o->y[(size_t)n * o->ldy + r] += o->bias[r];
+            act_rows(o->y, o->ldy, N, 0, Ri, act);
+        }
         return;
     }
-    size_t es = m2u_dtype_size(w->dtype);
+    /* One parallel region for all matrices: the rows of [W_0; W_1; ...] are split evenly over
+     * the threads, so q/k/v (or the K heads) cost one fork/join instead of several. */
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), n_t = omp_get_num_threads();
-        int r0 = (int)((long long)R * t / n_t), r1 = (int)((long long)R * (t + 1) / n_t);
-        if (f32) {
-            rows_f32(y + r0, R, x, N, (const float *)w->data + (size_t)r0 * K, K, r1 - r0, bias ? bias + r0 : NULL);
-        } else {
-            float *buf = bufs + (size_t)t * GEN_BLOCK_ROWS * K;
-            for (int rb = r0; rb < r1; rb += GEN_BLOCK_ROWS) {
-                int nb = r1 - rb < GEN_BLOCK_ROWS ? r1 - rb : GEN_BLOCK_ROWS;
-                m2u_convert_to_f32(w->dtype, (const char *)w->data + (size_t)rb * K * es, buf, (size_t)nb * K);
-                rows_f32(y + rb, R, x, N, buf, K, nb, bias ? bias + rb : NULL);
+        long long g0 = R * t / n_t, g1 = R * (t + 1) / n_t, off = 0;
+        float *buf = bufs ? bufs + (size_t)t * GEN_BLOCK_ROWS * K : NULL;
+        for (int i = 0; i < n_outs; i++) {
+            const m2u_gen_out *o = &outs[i];
+            const m2u_mat *w = o->w;
+            long long lo = g0 > off ? g0 : off, hi = g1 < off + w->rows ? g1 : off + w->rows;
+            if (lo < hi) {
+                int r0 = (int)(lo - off), r1 = (int)(hi - off);
+                if (w->dtype == M2U_F32) {
+                    rows_f32(o->y + r0, o->ldy, x, N, (const float *)w->data + (size_t)r0 * K, K, r1 - r0,
+                             o->bias ? o->bias + r0 : NULL);
+                } else {
+                    size_t es = m2u_dtype_size(w->dtype);
+                    for (int rb = r0; rb < r1; rb += GEN_BLOCK_ROWS) {
+                        int nb = r1 - rb < GEN_BLOCK_ROWS ? r1 - rb : GEN_BLOCK_ROWS;
+                        m2u_convert_to_f32(w->dtype, (const char *)w->data + (size_t)rb * K * es, buf, (size_t)nb * K);
+                        rows_f32(o->y + rb, o->ldy, x, N, buf, K, nb, o->bias ? o->bias + rb : NULL);
+                    }
+                }
+                /* the activation on this thread's own columns: no extra pass, no barrier */
+                act_rows(o->y, o->ldy, N, r0, r1, act);
             }
+            off += w->rows;
         }
     }
     free(bufs);
+}
+
+void m2u_gen_linear(float *y, const float *x, int N, const m2u_mat *w, const float *bias) {
+    m2u_gen_out o = {y, w->rows, w, bias};
+    m2u_gen_linear_many(&o, 1, x, N, M2U_GEN_ACT_NONE);
 }
 
 int m2u_gen_attend1(float *out, const float *q, int qs, const float *k, const float *v, size_t kv_bstride, int ks,
