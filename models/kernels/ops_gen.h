@@ -46,6 +46,11 @@ void m2u_gen_linear_many(const m2u_gen_out *outs, int n_outs, const float *x, in
 int m2u_gen_attend1(float *out, const float *q, int qs, const float *k, const float *v, size_t kv_bstride, int ks,
                     const float *key_bias, int B, int S, int H, int hd);
 
+/* nn.LayerNorm of a few rows [N, C] on the calling thread (the arithmetic of
+ * m2u_layernorm_fwd, without its parallel region: a decoding step normalises 1-2 rows, where
+ * a fork/join costs more than the work). */
+void m2u_gen_layernorm(float *out, const float *x, const float *w, const float *b, int N, int C, float eps);
+
 /* key_bias[i] = 0 where mask[i] != 0, else -FLT_MAX (transformers' _prepare_4d_attention_mask). */
 void m2u_gen_key_bias(float *key_bias, const int32_t *mask, size_t n);
 

@@ -320,7 +320,7 @@ struct m2u_musicgen_session {
     float *kc, *vc;         /* [layers][B][max_steps][H] */
     float *xk, *xv;         /* cross K/V [layers][B][S][H] */
     float *key_bias;        /* [B][S] */
-    float *x, *h, *q, *a, *f, *mean, *rstd, *kt, *vt, *logits;
+    float *x, *h, *q, *a, *f, *kt, *vt, *logits;
     float *pos_row;
     m2u_gen_out *heads_out; /* [K] */
 };
@@ -328,7 +328,7 @@ struct m2u_musicgen_session {
 void m2u_musicgen_session_free(m2u_musicgen_session *s) {
     if (!s) return;
     free(s->kc), free(s->vc), free(s->xk), free(s->xv), free(s->key_bias);
-    free(s->x), free(s->h), free(s->q), free(s->a), free(s->f), free(s->mean), free(s->rstd);
+    free(s->x), free(s->h), free(s->q), free(s->a), free(s->f);
     free(s->kt), free(s->vt), free(s->logits), free(s->pos_row), free(s->heads_out);
     free(s);
 }
@@ -356,8 +356,6 @@ int m2u_musicgen_begin(const m2u_musicgen *m, const float *enc, const int32_t *m
     s->q = malloc((size_t)B * H * sizeof(float));
     s->a = malloc((size_t)B * H * sizeof(float));
     s->f = malloc((size_t)B * wide * sizeof(float));
-    s->mean = malloc((size_t)B * sizeof(float));
-    s->rstd = malloc((size_t)B * sizeof(float));
     s->kt = malloc((size_t)B * H * sizeof(float));
     s->vt = malloc((size_t)B * H * sizeof(float));
     s->logits = malloc((size_t)B * c->codebooks * c->vocab * sizeof(float));
@@ -368,7 +366,7 @@ int m2u_musicgen_begin(const m2u_musicgen *m, const float *enc, const int32_t *m
     float *ep = malloc((size_t)rows * H * sizeof(float));
     int32_t *mk = malloc((size_t)rows * sizeof(int32_t));
     if (!s->kc || !s->vc || !s->xk || !s->xv || !s->key_bias || !s->x || !s->h || !s->q || !s->a || !s->f ||
-        !s->mean || !s->rstd || !s->kt || !s->vt || !s->logits || !s->pos_row || !s->heads_out || !e || !ep || !mk) {
+        !s->kt || !s->vt || !s->logits || !s->pos_row || !s->heads_out || !e || !ep || !mk) {
         free(e), free(ep), free(mk);
         m2u_musicgen_session_free(s);
         return m2u_fail("MusicGen: out of memory for a session of %d steps (%zu MB of caches)", max_steps,
@@ -426,7 +424,7 @@ int m2u_musicgen_step(m2u_musicgen_session *s, const int32_t *ids, float g, floa
         const mg_layer *y = &m->L[l];
         float *kc = s->kc + (size_t)l * B * bstride, *vc = s->vc + (size_t)l * B * bstride;
         /* causal self-attention: this position's k/v join the cache, the query sees 0..t */
-        m2u_layernorm_fwd(s->h, s->mean, s->rstd, x, y->ln_sa_w, y->ln_sa_b, B, H, MG_EPS);
+        m2u_gen_layernorm(s->h, x, y->ln_sa_w, y->ln_sa_b, B, H, MG_EPS);
         m2u_gen_out qkv[3] = {{s->q, H, &y->sq, NULL}, {s->kt, H, &y->sk, NULL}, {s->vt, H, &y->sv, NULL}};
         m2u_gen_linear_many(qkv, 3, s->h, B, M2U_GEN_ACT_NONE);
         for (int b = 0; b < B; b++) {
@@ -437,7 +435,7 @@ int m2u_musicgen_step(m2u_musicgen_session *s, const int32_t *ids, float g, floa
         m2u_gen_linear(s->h, s->a, B, &y->so, NULL);
         add_rows(x, s->h, (size_t)B * H);
         /* cross-attention to the conditioning (K/V from m2u_musicgen_begin) */
-        m2u_layernorm_fwd(s->h, s->mean, s->rstd, x, y->ln_ca_w, y->ln_ca_b, B, H, MG_EPS);
+        m2u_gen_layernorm(s->h, x, y->ln_ca_w, y->ln_ca_b, B, H, MG_EPS);
         m2u_gen_linear(s->q, s->h, B, &y->cq, NULL);
         size_t xo = (size_t)l * B * s->S * H;
         if (m2u_gen_attend1(s->a, s->q, H, s->xk + xo, s->xv + xo, (size_t)s->S * H, H, s->key_bias, B, s->S, nh, hd))
@@ -445,13 +443,13 @@ int m2u_musicgen_step(m2u_musicgen_session *s, const int32_t *ids, float g, floa
         m2u_gen_linear(s->h, s->a, B, &y->co, NULL);
         add_rows(x, s->h, (size_t)B * H);
         /* feed-forward */
-        m2u_layernorm_fwd(s->h, s->mean, s->rstd, x, y->ln_ff_w, y->ln_ff_b, B, H, MG_EPS);
+        m2u_gen_layernorm(s->h, x, y->ln_ff_w, y->ln_ff_b, B, H, MG_EPS);
         m2u_gen_out fc1 = {s->f, c->ffn, &y->fc1, NULL};
         m2u_gen_linear_many(&fc1, 1, s->h, B, m->act);
         m2u_gen_linear(s->h, s->f, B, &y->fc2, NULL);
         add_rows(x, s->h, (size_t)B * H);
     }
-    m2u_layernorm_fwd(s->h, s->mean, s->rstd, x, m->ln_w, m->ln_b, B, H, MG_EPS);
+    m2u_gen_layernorm(s->h, x, m->ln_w, m->ln_b, B, H, MG_EPS);
     /* heads: logits [B][K][V], all K heads in one pass, both halves per weight row */
     float *lg = s->logits;
     for (int k = 0; k < K; k++) s->heads_out[k] = (m2u_gen_out){lg + (size_t)k * V, K * V, &m->heads[k], NULL};

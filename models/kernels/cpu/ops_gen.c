@@ -146,7 +146,11 @@ int m2u_gen_attend1(float *out, const float *q, int qs, const float *k, const fl
     if (!sc) return m2u_fail("attention: out of memory for %d x %d x %d scores", B, H, S);
     /* transformers (eager and SDPA alike) scale q by head_dim^-0.5 in fp32 before q.k */
     float scale = (float)(1.0 / sqrt((double)hd));
-#pragma omp parallel for schedule(static)
+    /* short contexts (the cross-attention to a text prompt, the first steps) run on the calling
+     * thread: a fork/join costs more than their few thousand multiply-adds, and on a busy
+     * machine every join waits for the slowest thread */
+    int par = (size_t)B * H * S * hd >= ((size_t)1 << 16);
+#pragma omp parallel for schedule(static) if (par)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
         float *s = sc + (size_t)bh * ((size_t)S + hd), *qh = s + S;
@@ -180,6 +184,23 @@ int m2u_gen_attend1(float *out, const float *q, int qs, const float *k, const fl
     }
     free(sc);
     return 0;
+}
+
+void m2u_gen_layernorm(float *out, const float *x, const float *w, const float *b, int N, int C, float eps) {
+    /* the arithmetic of ops_extra.c's m2u_layernorm_fwd (double sums, fp32 output), serial */
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        double s = 0.0;
+        for (int i = 0; i < C; i++) s += xr[i];
+        double mu = s / C, v = 0.0;
+        for (int i = 0; i < C; i++) {
+            double d = xr[i] - mu;
+            v += d * d;
+        }
+        float m = (float)mu, r = (float)(1.0 / sqrt(v / C + (double)eps));
+        for (int i = 0; i < C; i++) o[i] = (xr[i] - m) * r * w[i] + b[i];
+    }
 }
 
 void m2u_gen_key_bias(float *key_bias, const int32_t *mask, size_t n) {
