@@ -10,10 +10,11 @@ Usage:  python3 tests/make_musicgen_fixtures.py      (~30 s)
 Two tiny random MusicgenForConditionalGeneration models (T5 text encoder, a tiny EnCodec that
 is not saved, the decoder LM):
   proj:   T5 d_model 32 -> decoder hidden 48 (enc_to_dec_proj present), 2 layers, 4 heads,
-          4 codebooks of 64 codes, fp32 model.safetensors;
+          4 codebooks of 64 codes, fp32, two safetensors shards + model.safetensors.index.json;
   noproj: T5 d_model 40 = decoder hidden 40 (no enc_to_dec_proj), 3 layers, 5 heads,
           2 codebooks of 32 codes, weights rounded to bf16 and stored as BF16 (the reference
-          runs the fp32 model holding the same rounded values); no stored sinusoid table.
+          runs the fp32 model holding the same rounded values) in pytorch_model.bin (torch.save);
+          no stored sinusoid table.
 Only text_encoder.*, decoder.* and enc_to_dec_proj.* are saved (the C side has its own EnCodec).
 
 ref.safetensors per model (ids as I64):
@@ -76,7 +77,7 @@ torch.set_num_threads(1)
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "musicgen")
 
 MODELS = [
-    dict(name="proj", seed=11, t5=dict(d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=2, vocab_size=100),
+    dict(name="proj", seed=11, t5=dict(d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=2, vocab_size=800),
          dec=dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, ffn_dim=96, num_codebooks=4,
                   vocab_size=64, max_position_embeddings=64),
          bf16=False, S=7, n_masked=2, St=6, st_masked=1),
@@ -86,6 +87,11 @@ MODELS = [
          bf16=True, S=5, n_masked=0, St=4, st_masked=0),
 ]
 N_FRAMES = 21  # frames of generated codes checked (>= 20)
+# The prompt test (proj model) tokenises with tests/fixtures/t5/tokenizer.json (a t5-base-like
+# Unigram tokenizer made by make_t5_fixtures.py, 800 pieces), as MusicGen's T5 processor does
+# for one prompt: pieces + </s>, mask all ones.
+T5_TOKENIZER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "t5", "tokenizer.json")
+PROMPT = "calm lo-fi piano with soft rain, 80 bpm"
 G = 3.0
 
 
@@ -234,6 +240,15 @@ def main():
         ref["text_cfg_codes"] = hf_codes.contiguous()
         ref["text_cfg_scores"] = torch.stack(scores)[:3].contiguous()
 
+        if m["name"] == "proj":  # prompt text -> tokenizer -> T5 -> generate, all HF
+            from tokenizers import Tokenizer
+            pids = torch.tensor([Tokenizer.from_file(T5_TOKENIZER).encode(PROMPT).ids])
+            pc, _ = hf_generate_codes(model, input_ids=pids, attention_mask=torch.ones_like(pids), max_length=L,
+                                      guidance_scale=G)
+            ref["prompt_ids"] = pids[0].contiguous()
+            ref["prompt_cfg_codes"] = pc.contiguous()
+            meta["prompt"] = PROMPT
+
         for (kk, ll) in [(K, 8), (K, 2 * K - 1), (K, L)]:
             ids = torch.full((kk, 1), V, dtype=torch.long)
             _, dm = model.decoder.build_delay_pattern_mask(ids, pad_token_id=V, max_length=ll)
@@ -251,7 +266,21 @@ def main():
         if m["bf16"]:
             # the stored sinusoid table is optional (the C side recomputes it): this model omits it
             sd = {k: v.to(torch.bfloat16) for k, v in sd.items() if "embed_positions" not in k}
-        save_file(sd, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+        if m["name"] == "proj":
+            # two safetensors shards + index, as save_pretrained writes big checkpoints
+            names = sorted(sd)
+            half = len(names) // 2
+            shards = {"model-00001-of-00002.safetensors": names[:half],
+                      "model-00002-of-00002.safetensors": names[half:]}
+            wmap = {}
+            for fn, keys in shards.items():
+                save_file({k: sd[k] for k in keys}, os.path.join(d, fn), metadata={"format": "pt"})
+                wmap.update({k: fn for k in keys})
+            with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+                json.dump({"metadata": {"total_size": sum(v.numel() * v.element_size() for v in sd.values())},
+                           "weight_map": wmap}, f, indent=2, sort_keys=True)
+        else:
+            torch.save(sd, os.path.join(d, "pytorch_model.bin"))  # the torch.save zip archive
         save_file(ref, os.path.join(d, "ref.safetensors"), metadata=meta)
         print(m["name"], "greedy", ref["greedy_codes"].shape, "cfg", ref["cfg_codes"].shape)
 

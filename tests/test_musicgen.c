@@ -142,6 +142,32 @@ static void test_model(const char *name, int expect_proj) {
     CHECK(ids_equal(codes, tcodes, (size_t)K * N), "%s: text CFG codes differ from generate's", name);
     printf("%s: text path T5 rel err %.3g, guided scores rel err %.3g, %d x %d codes\n", name, et, wg, K, N);
 
+    /* entry (a) from text: the prompt through m2u's tokenizer and T5, then generate */
+    const char *prompt = m2u_st_metadata(ref, "prompt");
+    if (prompt) {
+        m2u_unigram *tok = NULL;
+        CHECK(m2u_unigram_load(M2U_FIXTURES "/t5/tokenizer.json", &tok) == 0, "%s", m2u_last_error());
+        float *pst = NULL;
+        int32_t *pmask = NULL, *pids = NULL;
+        int PS = 0, PN = 0;
+        pids = t_st_ids(ref, "prompt_ids", &PN);
+        int32_t *pcodes = t_st_ids(ref, "prompt_cfg_codes", NULL);
+        CHECK(tok && m2u_musicgen_encode_prompt(m, tok, prompt, strlen(prompt), &pst, &pmask, &PS) == 0, "%s",
+              m2u_last_error());
+        CHECK(PS == PN, "%s: prompt gives %d tokens, transformers %d", name, PS, PN);
+        int32_t *myids = NULL;
+        size_t nmy = 0;
+        CHECK(tok && m2u_unigram_encode(tok, prompt, strlen(prompt), 1, &myids, &nmy) == 0 && nmy == (size_t)PN &&
+                  ids_equal(myids, pids, nmy),
+              "%s: prompt ids differ from the tokenizers library's", name);
+        free(myids);
+        CHECK(pst && m2u_musicgen_generate(m, pst, pmask, PS, &o, codes, NULL) == 0, "%s", m2u_last_error());
+        CHECK(pst && ids_equal(codes, pcodes, (size_t)K * N), "%s: prompt codes differ from generate's", name);
+        printf("%s: prompt \"%s\" (%d tokens) -> %d x %d codes checked\n", name, prompt, PS, K, N);
+        free(pst), free(pmask), free(pids), free(pcodes);
+        m2u_unigram_free(tok);
+    }
+
     /* sampling with top_k 1 is greedy; a seed gives the same codes twice */
     o.do_sample = 1;
     o.sampling.top_k = 1;
@@ -205,11 +231,15 @@ static void test_sampler(void) {
 /* A copy of fixture `name` whose config.json has `key` ("decoder.X" or "X") set to value. */
 static void make_bad(const char *name, const char *tmp, const char *key, cJSON *value) {
     char src[1024], dst[1200], cfgp[1200];
-    snprintf(src, sizeof src, MG_DIR "%s/model.safetensors", name);
+    static const char *files[] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                                  "model.safetensors.index.json", "pytorch_model.bin"};
     mkdir(tmp, 0755);
-    snprintf(dst, sizeof dst, "%s/model.safetensors", tmp);
-    unlink(dst);
-    CHECK(symlink(src, dst) == 0, "symlink %s", dst);
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(dst, sizeof dst, "%s/%s", tmp, files[i]);
+        unlink(dst);
+        snprintf(src, sizeof src, MG_DIR "%s/%s", name, files[i]);
+        if (access(src, F_OK) == 0) CHECK(symlink(src, dst) == 0, "symlink %s", dst);
+    }
     snprintf(cfgp, sizeof cfgp, MG_DIR "%s/config.json", name);
     cJSON *root = t_json_load(cfgp);
     cJSON *obj = root;
@@ -252,8 +282,8 @@ static void test_bad(void) {
 }
 
 int main(void) {
-    test_model("proj", 1); /* fp32 weights, masked conditioning */
-    test_model("noproj", 0); /* bf16 weights, no mask, no stored sinusoids */
+    test_model("proj", 1);   /* fp32 sharded safetensors, masked conditioning, a prompt */
+    test_model("noproj", 0); /* bf16 pytorch_model.bin, no mask, no stored sinusoids */
     test_sampler();
     test_bad();
     return t_finish("test_musicgen");

@@ -297,6 +297,32 @@ int m2u_musicgen_encode_text(const m2u_musicgen *m, const int32_t *ids, const in
     return m2u_t5_encode(m->t5, ids, mask, 1, S, out);
 }
 
+int m2u_musicgen_encode_prompt(const m2u_musicgen *m, const m2u_unigram *tok, const char *text, size_t len,
+                               float **states, int32_t **mask, int *S) {
+    *states = NULL, *mask = NULL, *S = 0;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (m2u_unigram_encode(tok, text, len, 1, &ids, &n)) return -1;
+    if (n == 0 || n > (size_t)(INT_MAX / m->cfg.text_hidden)) {
+        free(ids);
+        return m2u_fail("MusicGen: the prompt gives %zu tokens", n);
+    }
+    float *st = malloc(n * (size_t)m->cfg.text_hidden * sizeof(float));
+    int32_t *mk = malloc(n * sizeof(int32_t));
+    if (!st || !mk) {
+        free(ids), free(st), free(mk);
+        return m2u_fail("out of memory");
+    }
+    for (size_t i = 0; i < n; i++) mk[i] = 1;
+    if (m2u_musicgen_encode_text(m, ids, mk, (int)n, st)) {
+        free(ids), free(st), free(mk);
+        return -1;
+    }
+    free(ids);
+    *states = st, *mask = mk, *S = (int)n;
+    return 0;
+}
+
 /* ---- delay pattern ---------------------------------------------------------------------- */
 
 int m2u_musicgen_delay_mask(int K, int max_length, int filler, int32_t *mask) {

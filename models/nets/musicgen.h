@@ -26,6 +26,7 @@
 #define M2U_MUSICGEN_H
 
 #include "ops_gen.h"
+#include "unigram_tokenizer.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,12 @@ const m2u_musicgen_config *m2u_musicgen_get_config(const m2u_musicgen *m);
 /* Entry (a): T5 last_hidden_state [S, text_hidden] of token ids [S] with mask [S] (NULL: all
  * ones), to pass to m2u_musicgen_begin with the same mask. */
 int m2u_musicgen_encode_text(const m2u_musicgen *m, const int32_t *ids, const int32_t *mask, int S, float *out);
+
+/* Entry (a) from text: tokenise as MusicGen's T5 processor does for one prompt (pieces + </s>,
+ * no padding, mask all ones), then the T5 encoder.  *states [*S, text_hidden] and *mask [*S]
+ * are malloc'ed (free them); pass them to m2u_musicgen_begin / _generate. */
+int m2u_musicgen_encode_prompt(const m2u_musicgen *m, const m2u_unigram *tok, const char *text, size_t len,
+                               float **states, int32_t **mask, int *S);
 
 /* The delay pattern of generate for one sequence: mask [K][max_length] with the filler id at
  * the K pad positions of each row and -1 elsewhere (build_delay_pattern_mask for the start
