@@ -31,7 +31,8 @@ typedef struct {
     const float *bias; /* may be NULL */
 } m2u_gen_out;
 
-/* Several products of the same input x [N, cols] (all W share cols) in one parallel region,
+/* Several products of the same input x [N, cols] (every W must have the same cols) in one
+ * parallel region,
  * then act (GELU erf / tanh, ReLU, or none) on the results; N <= 4 streams the weights as
  * m2u_gen_linear does.  For q/k/v projections, the K heads, fc1 + GELU. */
 void m2u_gen_linear_many(const m2u_gen_out *outs, int n_outs, const float *x, int N, m2u_gen_act act);
@@ -74,8 +75,9 @@ typedef struct {
 /* Draw one id from logits [n] as transformers' sample() does after CFG: TemperatureLogitsWarper
  * (x / t), TopKLogitsWarper (values below the k-th largest -> -inf, ties kept), TopPLogitsWarper
  * (ascending sort, drop tokens whose cumulative probability <= 1 - top_p, the largest always
- * kept), softmax, then one multinomial draw with r (inverse CDF of one uniform).  scratch: 3n
- * floats + n ints worth of space (m2u_gen_sample_scratch bytes).  Returns the id. */
+ * kept), softmax, then one multinomial draw with r (inverse CDF of one uniform: the same
+ * distribution as torch.multinomial, not the same stream).  scratch: m2u_gen_sample_scratch(n)
+ * bytes.  Returns the id. */
 size_t m2u_gen_sample_scratch(int n);
 int m2u_gen_sample(const float *logits, int n, const m2u_gen_sampling *s, m2u_rng *r, void *scratch);
 

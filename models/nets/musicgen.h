@@ -21,7 +21,10 @@
  * audio_encoder, decoder) and model.safetensors / a sharded index / pytorch_model.bin;
  * tensors decoder.model.decoder.*, decoder.lm_heads.*, enc_to_dec_proj.*, text_encoder.*.
  * Weights stay in the mapping in their stored dtype (F32/F16/BF16).  musicgen-melody (prefix
- * conditioning, no cross-attention) and stereo checkpoints are refused. */
+ * conditioning, no cross-attention), stereo checkpoints and cross_attention_hidden_size are
+ * refused.  The stored sinusoid table (embed_positions.weights) is used when present; positions
+ * past its end are computed with the same formula (transformers would fail there with the KV
+ * cache: it extends the table only for long inputs, not for long caches). */
 #ifndef M2U_MUSICGEN_H
 #define M2U_MUSICGEN_H
 
