@@ -20,6 +20,7 @@ GUIDANCE=3
 BUILD="$ROOT/build"
 PY=${PYTHON:-python3}
 DO_BUILD=1
+CHECK=0
 
 usage() {
     cat <<EOF2
@@ -36,6 +37,8 @@ usage: eval/bench_musicgen.sh [--threads N] [--size small|medium|large] [--frame
   --wait-policy P    set OMP_WAIT_POLICY=P (active|passive) for both sides; default: unset.
                      On an oversubscribed machine the default spinning of idle OpenMP
                      threads at barriers dominates both sides; passive is then the fair choice.
+  --check            first compare m2u's logits of three CFG passes with transformers' at this
+                     size (max relative error, same argmax); the timing runs only if it passes
   --python PY        interpreter with torch 2.5.1, transformers 4.46.3, safetensors
 EOF2
 }
@@ -52,6 +55,7 @@ while (( $# )); do
         --guidance) GUIDANCE=${2-}; shift 2 ;;
         --build) BUILD=${2-}; shift 2 ;;
         --no-build) DO_BUILD=0; shift ;;
+        --check) CHECK=1; shift ;;
         --python) PY=${2-}; shift 2 ;;
         --wait-policy) [[ ${2-} =~ ^(active|passive)$ ]] || die "--wait-policy: active or passive"; export OMP_WAIT_POLICY=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -71,6 +75,13 @@ CKPT=$BUILD/bench/musicgen-$SIZE
 if [[ ! -f $CKPT/model.safetensors ]]; then
     echo "writing a random musicgen-$SIZE decoder checkpoint to $CKPT ..." >&2
     "$PY" "$ROOT/eval/bench_musicgen_torch.py" make "$CKPT" --size "$SIZE"
+fi
+
+if (( CHECK )); then
+    "$PY" "$ROOT/eval/bench_musicgen_torch.py" check "$CKPT" "$CKPT/check_enc.f32" "$CKPT/check_ref.npy"
+    OMP_NUM_THREADS=$THREADS "$BIN" "$CKPT" --logits "$CKPT/check_enc.f32" "$CKPT/check_m2u.f32"
+    "$PY" "$ROOT/eval/bench_musicgen_torch.py" compare "$CKPT/check_ref.npy" "$CKPT/check_m2u.f32" \
+        || die "m2u's logits differ from transformers' (see above)"
 fi
 
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), load $(cut -d' ' -f1-3 /proc/loadavg)"

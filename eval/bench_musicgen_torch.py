@@ -9,6 +9,12 @@
       time generate(input_ids, guidance_scale, do_sample=True, top_k=250, max_length=N+K) on CPU,
       the EnCodec decode at the end replaced by a no-op (only the LM loop is timed); prints one
       JSON line per run.
+  bench_musicgen_torch.py check DIR ENC.f32 REF.npy
+      random encoder states [12, 768] -> ENC.f32, and transformers' raw logits of the first three
+      CFG-3 passes [3, 2, K, 2048] -> REF.npy (tests/make_musicgen_fixtures.py's manual_generate:
+      generate's own steps, since generate mis-shapes CFG given encoder_outputs)
+  bench_musicgen_torch.py compare REF.npy OUT.f32
+      max relative error of m2u's logits (m2u-bench-musicgen DIR --logits) against REF.npy
 
 Pinned: torch 2.5.1, transformers 4.46.3 (CPU, fp32, default SDPA attention, KV cache).
 """
@@ -81,6 +87,28 @@ def cmd_run(a):
                               "transformers": transformers.__version__}), flush=True)
 
 
+def cmd_check(a):
+    import numpy
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from make_musicgen_fixtures import manual_generate
+    model = MusicgenForConditionalGeneration.from_pretrained(a.dir, torch_dtype=torch.float32).eval()
+    h = torch.randn(1, 12, model.config.text_encoder.hidden_size, generator=torch.Generator().manual_seed(5)) * 0.5
+    h[0].numpy().astype(numpy.float32).tofile(a.enc)
+    K = model.decoder.num_codebooks
+    _, _, raws, _ = manual_generate(model, h, None, 3.0, 2 * K)
+    numpy.save(a.ref, raws[:3].reshape(3, 2, K, -1).numpy())
+
+
+def cmd_compare(a):
+    import numpy
+    ref = numpy.load(a.ref)
+    got = numpy.fromfile(a.out, dtype=numpy.float32).reshape(ref.shape)
+    err = float(numpy.abs(got - ref).max() / numpy.abs(ref).max())
+    same = bool((got.reshape(-1, ref.shape[-1]).argmax(-1) == ref.reshape(-1, ref.shape[-1]).argmax(-1)).all())
+    print(json.dumps({"check": "logits of 3 CFG passes vs transformers", "max_rel_err": err, "argmax_equal": same}))
+    return 0 if err <= 1e-5 and same else 1
+
+
 def main():
     p = argparse.ArgumentParser()
     sp = p.add_subparsers(dest="cmd", required=True)
@@ -94,9 +122,20 @@ def main():
     r.add_argument("--guidance", type=float, default=3.0)
     r.add_argument("--runs", type=int, default=1)
     r.add_argument("--warmup", type=int, default=0)
+    c = sp.add_parser("check")
+    c.add_argument("dir")
+    c.add_argument("enc")
+    c.add_argument("ref")
+    c2 = sp.add_parser("compare")
+    c2.add_argument("ref")
+    c2.add_argument("out")
     a = p.parse_args()
     if a.cmd == "make":
         cmd_make(a)
+    elif a.cmd == "check":
+        cmd_check(a)
+    elif a.cmd == "compare":
+        return cmd_compare(a)
     else:
         cmd_run(a)
 
