@@ -18,6 +18,7 @@ is not saved, the decoder LM):
 Only text_encoder.*, decoder.* and enc_to_dec_proj.* are saved (the C side has its own EnCodec).
 
 ref.safetensors per model (ids as I64):
+  max_length [1], has_mask [1]             generate's max_length (N_FRAMES + K); whether enc_mask is passed
   enc [S, D_enc], enc_mask [S]            fixed encoder states (entry b) and their mask
   raw_logits [3, K, V]                     decoder logits of the first 3 passes, no CFG
   greedy_codes [K, N]                      HF generate(encoder_outputs=..., attention_mask=...,
@@ -30,6 +31,7 @@ ref.safetensors per model (ids as I64):
                                            attention_mask=..., guidance_scale=3, do_sample=False):
                                            codes and the guided scores of the first 3 steps
   delay.<K>x<L> [K, L]                     build_delay_pattern_mask for a start column
+  prompt_ids, prompt_cfg_codes (proj)      PROMPT (__metadata__ "prompt") tokenised and generated
 
 CFG from encoder states: transformers 4.46.3 adds the null half (zeros, mask 0) only inside
 _prepare_text_encoder_kwargs_for_generation, which generate skips when encoder_outputs is
@@ -197,7 +199,11 @@ def main():
             mask[0, m["S"] - m["n_masked"]:] = 0
         ref = {"enc": h[0].contiguous()}
         ref["enc_mask"] = (mask[0] if mask is not None else torch.ones(m["S"], dtype=torch.long)).contiguous()
-        meta = {"has_mask": str(int(mask is not None)), "max_length": str(L), "guidance": str(G)}
+        # at most one __metadata__ key: safetensors writes several in hash order (bytes would
+        # change from run to run); the numbers are tensors instead
+        meta = {}
+        ref["has_mask"] = torch.tensor([int(mask is not None)], dtype=torch.long)
+        ref["max_length"] = torch.tensor([L], dtype=torch.long)
 
         # no CFG: logits from the states, HF generate's greedy codes, and the manual loop agrees
         codes, seq, raws, _ = manual_generate(model, h, mask, 1.0, L)
@@ -281,7 +287,7 @@ def main():
                            "weight_map": wmap}, f, indent=2, sort_keys=True)
         else:
             torch.save(sd, os.path.join(d, "pytorch_model.bin"))  # the torch.save zip archive
-        save_file(ref, os.path.join(d, "ref.safetensors"), metadata=meta)
+        save_file(ref, os.path.join(d, "ref.safetensors"), metadata=meta or None)
         print(m["name"], "greedy", ref["greedy_codes"].shape, "cfg", ref["cfg_codes"].shape)
 
 

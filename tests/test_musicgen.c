@@ -44,8 +44,14 @@ static void test_model(const char *name, int expect_proj) {
     if (!ref || !m) goto out;
     const m2u_musicgen_config *c = m2u_musicgen_get_config(m);
     CHECK(c->has_proj == expect_proj, "%s: has_proj %d", name, c->has_proj);
-    int K = c->codebooks, V = c->vocab, L = t_st_meta_int(ref, "max_length"), N = L - K;
-    int has_mask = t_st_meta_int(ref, "has_mask");
+    int32_t *ml = t_st_ids(ref, "max_length", NULL), *hm = t_st_ids(ref, "has_mask", NULL);
+    CHECK(ml && hm, "%s: max_length / has_mask missing", name);
+    if (!ml || !hm) {
+        free(ml), free(hm);
+        goto out;
+    }
+    int K = c->codebooks, V = c->vocab, L = ml[0], N = L - K, has_mask = hm[0];
+    free(ml), free(hm);
     size_t n_enc = 0;
     int S = 0;
     float *enc = t_st_f32(ref, "enc", &n_enc);
