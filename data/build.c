@@ -47,6 +47,7 @@ void m2u_build_config_default(m2u_build_config *c) {
     c->qa_per_clip = 2;
     c->valid_frac = 0.1, c->test_frac = 0.1;
     c->dup_threshold = M2U_FINGERPRINT_DUP_THRESHOLD;
+    c->verify = 1;
     c->image_size = 224, c->video_frames = 32;
     c->store_images = 1;
     c->text_rows = 128, c->text_dim = 768;
@@ -378,8 +379,18 @@ static int survey_file(build_ctx *b, const m2u_input *in) {
     r.main_program = -1;
     double t = wall();
     int rc = 0;
-    if (in->size < 0)
-        rec_fail(&r, M2U_DECODE_CANNOT_OPEN, "file does not exist");
+    if (in->size < 0) {
+        /* say why: the user's fix differs for a broken link, a pattern, a typo */
+        struct stat sb;
+        char msg[160];
+        if (lstat(in->path, &sb) == 0 && S_ISLNK(sb.st_mode))
+            snprintf(msg, sizeof msg, "dangling symbolic link (its target does not exist)");
+        else if (strpbrk(in->path, "*?["))
+            snprintf(msg, sizeof msg, "the pattern matches no file");
+        else
+            snprintf(msg, sizeof msg, "file does not exist");
+        rec_fail(&r, M2U_DECODE_CANNOT_OPEN, msg);
+    }
     else if (in->kind == M2U_KIND_AUDIO)
         rc = survey_audio(b, in, &r);
     else if (in->kind == M2U_KIND_IMAGE)
@@ -1280,6 +1291,36 @@ static int write_errors(build_ctx *b) {
     return m2u_atomic_commit(&af);
 }
 
+/* The message of a build that made no sample: files per reason, from the records. */
+static int empty_build_error(build_ctx *b) {
+    const char *names[16];
+    long counts[16];
+    int n = 0;
+    long usable = 0, dups = 0;
+    for (size_t i = 0; i < b->in.n; i++) {
+        const m2u_record *r = &b->rec[i];
+        if (rec_ok(r)) {
+            if (b->dup_of[i] >= 0) dups++;
+            else usable++;
+            continue;
+        }
+        int k = 0;
+        while (k < n && strcmp(names[k], r->status)) k++;
+        if (k == n && n < 16) names[n] = r->status, counts[n++] = 0;
+        if (k < n) counts[k]++;
+    }
+    char why[512] = "";
+    size_t w = 0;
+    for (int k = 0; k < n && w < sizeof why; k++)
+        w += (size_t)snprintf(why + w, sizeof why - w, "%s%ld %s", k ? ", " : "", counts[k], names[k]);
+    if (dups && w < sizeof why) w += (size_t)snprintf(why + w, sizeof why - w, "%s%ld duplicate", w ? ", " : "", dups);
+    if (usable && w < sizeof why)
+        snprintf(why + w, sizeof why - w, "%s%ld usable file(s) gave no sample (e.g. pictures with no music to pair)",
+                 w ? ", " : "", usable);
+    return m2u_fail("build: no sample was made from %zu input file(s): %s; see %s/errors.jsonl", b->in.n, why,
+                    b->c->out_dir);
+}
+
 /* ---- setup ------------------------------------------------------------------------------------------ */
 
 static int check_config(const m2u_build_config *c) {
@@ -1364,7 +1405,7 @@ int m2u_build_run(const m2u_build_config *c, const m2u_build_comm *comm, m2u_bui
     /* the inputs, in the canonical order every rank computes alike, and the
      * encoders: refused here, before the output folder is touched */
     m2u_input_opts io = {.kinds = M2U_KIND_ALL, .default_licence = c->default_licence,
-                         .default_attribution = c->default_attribution};
+                         .default_attribution = c->default_attribution, .strict = c->strict};
     for (int i = 0; i < c->n_inputs && !rc; i++) rc = m2u_inputs_add(&b.in, c->inputs[i], &io);
     if (!rc) rc = m2u_inputs_finish(&b.in);
     if (!rc && b.in.n == 0) rc = m2u_fail("build: the inputs list no media file");
@@ -1490,12 +1531,27 @@ int m2u_build_run(const m2u_build_config *c, const m2u_build_comm *comm, m2u_bui
         if (!rc) {
             char *mp = path2(c->out_dir, "manifest.json"), *ep = path2(c->out_dir, "errors.jsonl"),
                  *cp = path2(c->out_dir, "README.md");
-            rc = m2u_build_write_card(mp, ep, cp);
+            rc = m2u_build_write_card(mp, ep, cp, c->verify);
             free(mp), free(ep), free(cp);
         }
         stats->t_final = wall() - t;
     }
     if (!all_ok(&b, rc == 0) && !rc) rc = m2u_fail("build: rank 0 could not write the manifest");
+    /* An empty dataset is a failed build, whatever the reason: say why, after
+     * errors.jsonl and the card are written for the details.  Rank 0 counts the
+     * samples in the manifest it wrote; every rank can summarise the records. */
+    if (!rc) {
+        int64_t total = 1;
+        if (b.rank == 0) {
+            char *mp = path2(c->out_dir, "manifest.json");
+            m2u_manifest m;
+            rc = m2u_manifest_read(mp, &m);
+            total = m.total;
+            m2u_manifest_free(&m);
+            free(mp);
+        }
+        if (!all_ok(&b, rc == 0 && total > 0) && !rc) rc = empty_build_error(&b);
+    }
     {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "ok", rc == 0);

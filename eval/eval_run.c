@@ -395,7 +395,7 @@ int m2u_eval_run_generate(const m2u_eval_run_options *o, m2u_eval_progress_fn pr
     if (build_model(&c, &em) ||
         load_checkpoint(o->run_dir, &em, &out->checkpoint, &out->checkpoint_step, &out->n_trainables))
         goto done;
-    m2u_dataset_options dopt = {.split = split};
+    m2u_dataset_options dopt = {.split = split, .no_verify = o->no_verify || !c.train.verify};
     if (m2u_dataset_open(c.train.data, &dopt, &ds)) goto done;
     if (select_samples(ds, kinds, stage, o->max_samples, &idx, &n_sel)) goto done;
     if (n_sel == 0) {

@@ -70,7 +70,7 @@ static void usage(FILE *f) {
           "      tr sqrt via symmetric eigendecompositions.\n"
           "  run --run RUN_DIR [--config RUN_DIR/config.yaml] [--data manifest.json] [--split test|valid]\n"
           "      [--kinds mucaps,musicqa] [--max-samples N] [--max-new-tokens 48] [--stage S] [--threads T]\n"
-          "      [--batch 8] [--out DIR]\n"
+          "      [--batch 8] [--no-verify] [--out DIR]\n"
           "      Load the run's resolved config and its newest complete checkpoint as m2u-train does,\n"
           "      answer the split's samples of those kinds greedily (KV cache, stop at EOS, --batch\n"
           "      sequences decoded together; the samples'\n"
@@ -91,7 +91,9 @@ static void usage(FILE *f) {
           "      the directory it ran in): run m2u-eval from there, or give --data / --config.\n"
           "      Attribute words are read back with the rules documented in eval/attr_agreement.h\n"
           "      (the vocabulary of data/describe.h; first mention wins; key letters upper-case).\n"
-          "      Progress with rate and ETA goes to stderr.\n"
+          "      Progress with rate and ETA goes to stderr.  Each shard's sha256 is checked against the\n"
+          "      dataset manifest when it is first read (a damaged shard is an error naming it);\n"
+          "      --no-verify skips the check.\n"
           "  report --run RUN_DIR [--out DIR]\n"
           "      Training curves only (loss, held-out loss, lr, throughput from metrics.jsonl):\n"
           "      report.json, report.md, report.html in DIR (default RUN_DIR/report).\n"
@@ -795,7 +797,7 @@ int main(int argc, char **argv) {
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
     const char *run = NULL, *config = NULL, *data = NULL, *split = NULL, *kinds = NULL, *max_samples = NULL,
                *max_new = NULL, *stage = NULL, *threads = NULL, *bert_layers = NULL, *batch = NULL;
-    int quiet = 0;
+    int quiet = 0, no_verify = 0;
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
         if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
@@ -803,6 +805,7 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (strcmp(o, "--quiet") == 0) { quiet = 1; continue; }
+        if (strcmp(o, "--no-verify") == 0) { no_verify = 1; continue; }
         if (strcmp(o, "--bert-idf") == 0) { g_bert_idf = 1; continue; }
         const char **dst = strcmp(o, "--candidates") == 0 ? &cand
                            : strcmp(o, "--references") == 0 ? &refs
@@ -876,7 +879,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "m2u-eval run: need --run RUN_DIR (see m2u-eval --help)\n");
             return 2;
         }
-        m2u_eval_run_options o = {.run_dir = run, .config = config, .data = data, .split = split, .kinds = kinds};
+        m2u_eval_run_options o = {.run_dir = run, .config = config, .data = data, .split = split, .kinds = kinds,
+                                  .no_verify = no_verify};
         long v;
         if (max_samples) {
             if (parse_long("--max-samples", max_samples, 1, &v)) return 2;

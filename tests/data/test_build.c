@@ -103,7 +103,8 @@ static int same_rows(const row *a, int64_t na, const row *b, int64_t nb, const c
     return 1;
 }
 
-static const char *ARGS = "--input " DIR "/media/music.jsonl --input " DIR "/media/other --licence CC0-1.0 "
+static const char *ARGS = "--input " DIR "/media/music.jsonl --input " DIR "/media/other --input " DIR
+                          "/media/missing.wav --licence CC0-1.0 "
                           "--attribution 'm2u tests' --audio-rate 16000 --clip 6 --hop 6 --min-clip 3 "
                           "--shard-size 3 --valid 0.34 --test 0 --quiet";
 
@@ -131,6 +132,8 @@ static void make_media(void) {
              "ffmpeg -v error -f lavfi -i 'life=s=160x120:r=10:mold=10' -t 4 -pix_fmt yuv420p silent.mp4",
              DIR) == 0,
           "ffmpeg media");
+    /* a dangling link: must be recorded, not skipped without a word */
+    CHECK(sh("ln -s '%s/media/nowhere.ogg' '%s/media/other/gone.ogg'", DIR, DIR) == 0, "symlink");
 }
 
 static void check_first_build(const char *out) {
@@ -239,6 +242,11 @@ static void check_first_build(const char *out) {
         CHECK(strstr(errs, "truncated.wav") && strstr(errs, "\"reason\":\"truncated\""), "truncated.wav not reported");
         CHECK(strstr(errs, "\"reason\":\"duplicate\"") && strstr(errs, "piano"), "the duplicate was not found: %s",
               errs);
+        CHECK(strstr(errs, "gone.ogg\"") && strstr(errs, "dangling symbolic link"),
+              "the dangling link gone.ogg is not reported: %s", errs);
+        CHECK(strstr(errs, "missing.wav\"") && strstr(errs, "\"reason\":\"cannot-open\"") &&
+                  strstr(errs, "file does not exist"),
+              "the missing named input is not reported: %s", errs);
         free(errs);
     }
     char *card = NULL;
@@ -261,10 +269,11 @@ int main(void) {
 
     /* 1. straight build, in process */
     const char *out1 = DIR "/out1";
-    const char *inputs[2] = {DIR "/media/music.jsonl", DIR "/media/other"};
+    /* a named input that does not exist is recorded and the build goes on */
+    const char *inputs[3] = {DIR "/media/music.jsonl", DIR "/media/other", DIR "/media/missing.wav"};
     m2u_build_config c;
     m2u_build_config_default(&c);
-    c.inputs = inputs, c.n_inputs = 2, c.out_dir = out1;
+    c.inputs = inputs, c.n_inputs = 3, c.out_dir = out1;
     c.default_licence = "CC0-1.0", c.default_attribution = "m2u tests";
     c.audio_rate = 16000, c.clip_s = 6, c.hop_s = 6, c.min_clip_s = 3, c.shard_size = 3;
     c.valid_frac = 0.34, c.test_frac = 0;
@@ -288,6 +297,12 @@ int main(void) {
     int64_t nagain;
     CHECK(read_rows(out1, &again, &nagain) == 0 && same_rows(ref, nref, again, nagain, "rerun"), "rerun changed it");
     free_rows(again, nagain);
+    /* --strict: the missing input stops the build, naming it, before any work */
+    m2u_build_config cs = c;
+    cs.strict = 1, cs.out_dir = DIR "/out_strict";
+    CHECK(m2u_build_run(&cs, NULL, &st) != 0 && strstr(m2u_last_error(), "missing.wav") &&
+              !m2u_file_exists(DIR "/out_strict"),
+          "strict build with a missing input: %s", m2u_last_error());
     /* other settings into the same folder are refused before any work */
     m2u_build_config c2 = c;
     c2.clip_s = 5;
