@@ -1029,6 +1029,32 @@ static int pool_audio(build_ctx *b, const pool_entry *p, float **clip, size_t *n
     return 0;
 }
 
+/* An SPDX licence expression; one with OR or WITH goes in parentheses inside a conjunction. */
+static int needs_parens(const char *l) { return strstr(l, " OR ") || strstr(l, " WITH ") || strstr(l, " AND "); }
+
+/* "A AND B" for a sample made of sources under licences a and b (a alone when
+ * they are the same); malloc'ed. */
+static char *combine_licences(const char *a, const char *b) {
+    if (!strcmp(a, b) || !b[0]) return strdup(a);
+    if (!a[0]) return strdup(b);
+    size_t n = strlen(a) + strlen(b) + 16;
+    char *o = malloc(n);
+    if (o)
+        snprintf(o, n, "%s%s%s AND %s%s%s", needs_parens(a) ? "(" : "", a, needs_parens(a) ? ")" : "",
+                 needs_parens(b) ? "(" : "", b, needs_parens(b) ? ")" : "");
+    return o;
+}
+
+/* "picture: A | music: B": every source credited with its role (B alone when
+ * the music is the picture's own soundtrack, the same file); malloc'ed. */
+static char *combine_attributions(const char *a, const char *role, const char *b, int same_file) {
+    if (same_file) return strdup(a);
+    size_t n = strlen(a) + strlen(b) + strlen(role) + 32;
+    char *o = malloc(n);
+    if (o) snprintf(o, n, "%s: %s | music: %s", role, a[0] ? a : "(none given)", b[0] ? b : "(none given)");
+    return o;
+}
+
 static int samples_visual(build_ctx *b, int fi, int is_video) {
     const m2u_record *r = &b->rec[fi];
     const m2u_build_config *c = b->c;
@@ -1105,8 +1131,13 @@ static int samples_visual(build_ctx *b, int fi, int is_video) {
         sample_in s;
         memset(&s, 0, sizeof s);
         s.text[M2U_TEXT_ID] = id;
-        s.text[M2U_TEXT_SOURCE] = r->source, s.text[M2U_TEXT_LICENCE] = r->licence;
-        s.text[M2U_TEXT_ATTRIBUTION] = r->attribution, s.text[M2U_TEXT_SPLIT] = split_name(split);
+        /* the sample is made of the picture and the music: it carries both
+         * licences (an SPDX conjunction: both apply) and both attributions */
+        char *lic = combine_licences(r->licence, mr->licence);
+        char *attr = combine_attributions(r->attribution, is_video ? "video" : "picture", mr->attribution, mr == r);
+        if (!lic || !attr) rc = m2u_fail("out of memory");
+        s.text[M2U_TEXT_SOURCE] = r->source, s.text[M2U_TEXT_LICENCE] = lic;
+        s.text[M2U_TEXT_ATTRIBUTION] = attr, s.text[M2U_TEXT_SPLIT] = split_name(split);
         s.text[M2U_TEXT_KIND] = is_video ? "muvideo" : "muimage";
         /* the caption describes the picture (stage 1 learns to say it); the
          * music it asks for is in output_text */
@@ -1128,7 +1159,9 @@ static int samples_visual(build_ctx *b, int fi, int is_video) {
         s.attrs[A_MOTION] = (float)r->visual.motion;
         s.attrs[A_VALENCE] = (float)r->valence, s.attrs[A_AROUSAL] = (float)r->arousal;
         s.tensor[T_T5] = b->t5;
-        if (is_video) {
+        if (rc) {
+            /* out of memory above */
+        } else if (is_video) {
             rc = video_features(b, rgb);
             s.tensor[T_VIVIT] = b->vivit;
         } else {
@@ -1137,6 +1170,7 @@ static int samples_visual(build_ctx *b, int fi, int is_video) {
             if (c->store_images) s.tensor[T_IMAGE] = (const float *)(const void *)rgb;
         }
         if (!rc) rc = text_target(b, mcap) || put_sample(b, &s, is_video ? K_MUVIDEO : K_MUIMAGE);
+        free(lic), free(attr);
     }
     free(req), free(out), free(an), free(mcap), free(music), free(rgb);
     return rc;
