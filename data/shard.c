@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #ifndef M2U_VERSION
@@ -176,6 +178,46 @@ static void flat_free(flat_col *c) {
     c->off = NULL;
 }
 
+/* Close the file of a shard that is given up (its temp file is removed next).
+ * Its bytes are released first (truncated to 0), so that the flush H5Fclose
+ * does finds space on a full disk.  This matters because libhdf5 1.10 cannot
+ * recover from a failed flush: the metadata cache stays half switched
+ * ("slist already enabled?"), every later flush or close of that file fails,
+ * and its atexit handler then crashes closing the half-closed file id
+ * (SIGSEGV in H5F__close_cb) -- a full disk used to end the process that way.
+ * A failed raw-data write (H5Dwrite) does not poison the file, so a shard
+ * whose append failed is closed cleanly here; the final flush of a finished
+ * shard is protected by check_space_to_finish(). */
+static void discard_file(m2u_shard_writer *w) {
+    if (w->tmp_path && truncate(w->tmp_path, 0) != 0) {
+        /* nothing to release (already gone): the close below still runs */
+    }
+    H5Fclose(w->file);
+    w->file = H5I_INVALID_HID;
+}
+
+/* Free space the final flush of a shard may need: its metadata (object
+ * headers, chunk indexes; raw data goes straight to disk, the writer keeps no
+ * chunk cache) is a small fraction of the file.  Generous on purpose: a flush
+ * that fails cannot be recovered (see discard_file), so a disk this close to
+ * full is refused before it. */
+static int check_space_to_finish(m2u_shard_writer *w) {
+    struct stat st;
+    struct statvfs vs;
+    char *dir = m2u_path_dirname(w->tmp_path);
+    int rc = 0;
+    if (dir && stat(w->tmp_path, &st) == 0 && statvfs(dir, &vs) == 0) {
+        unsigned long long avail = (unsigned long long)vs.f_bavail * vs.f_frsize;
+        unsigned long long need = (4ull << 20) + (unsigned long long)st.st_size / 64;
+        if (avail < need)
+            rc = m2u_fail("%s: the disk is full: %llu bytes free in %s, finishing the shard needs about %llu; "
+                          "shard not written",
+                          w->path, avail, dir, need);
+    }
+    free(dir);
+    return rc;
+}
+
 static void writer_free(m2u_shard_writer *w, int remove_tmp) {
     for (int t = 0; t < M2U_TEXT_COUNT; t++) flat_free(&w->text[t]);
     flat_free(&w->audio);
@@ -193,7 +235,7 @@ static void writer_free(m2u_shard_writer *w, int remove_tmp) {
     }
     if (w->f16_file >= 0) H5Tclose(w->f16_file);
     if (w->f16_mem >= 0) H5Tclose(w->f16_mem);
-    if (w->file >= 0) H5Fclose(w->file);
+    if (w->file >= 0) discard_file(w);
     if (remove_tmp && w->tmp_path) unlink(w->tmp_path);
     for (int k = 0; k < w->n_attrs; k++) free(w->attr_names ? w->attr_names[k] : NULL);
     free(w->attr_names);
@@ -693,7 +735,7 @@ static int shard_finish(m2u_shard_writer *w) {
 }
 
 static int shard_close(m2u_shard_writer *w) {
-    if (shard_finish(w) < 0) {
+    if (shard_finish(w) < 0 || check_space_to_finish(w) < 0) {
         writer_free(w, 1);
         return -1;
     }
@@ -708,10 +750,17 @@ static int shard_close(m2u_shard_writer *w) {
         close_dset(&w->tens[t].dset);
         close_dset(&w->tens[t].present_dset);
     }
-    herr_t e = H5Fclose(w->file);
-    w->file = H5I_INVALID_HID;
+    /* Flush first: a flush that fails (disk full) leaves the file closable,
+     * a close that fails does not (see discard_file), so the close below has
+     * nothing left that could fail for want of space. */
     int rc = 0;
-    if (e < 0) rc = h5fail("%s: closing %s failed", w->path, w->tmp_path);
+    if (H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0) {
+        rc = h5fail("%s: writing %s failed", w->path, w->tmp_path);
+        discard_file(w);
+    } else if (H5Fclose(w->file) < 0) {
+        rc = h5fail("%s: closing %s failed", w->path, w->tmp_path);
+    }
+    w->file = H5I_INVALID_HID;
     if (rc == 0 && m2u_fsync_path(w->tmp_path, 0) != 0)
         rc = m2u_fail("%s: fsync of %s failed: %s", w->path, w->tmp_path, strerror(errno));
     if (rc == 0 && rename(w->tmp_path, w->path) != 0)

@@ -591,6 +591,94 @@ static void check_damaged_heap(const char *good) {
     free(bytes);
 }
 
+/* A full disk: a shard that does not fit must fail with a message and let the
+ * process exit normally.  libhdf5 1.10 used to be left with a half-closed
+ * file id after the failed flush, and its atexit handler crashed (SIGSEGV).
+ * Each case runs in a child that writes into a 256 KiB tmpfs and exits with
+ * status 1 through exit() (so HDF5's atexit handler runs): a crash shows as a
+ * signal.  Mounting needs root (CAP_SYS_ADMIN); elsewhere the check is
+ * skipped with the reason printed. */
+static void check_disk_full(void) {
+    char *mnt = in_dir("full_disk");
+    char cmd[1200];
+    mkdir(mnt, 0755);
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=256k m2u-test-full '%s' 2>&1", mnt);
+    fflush(NULL);
+    FILE *pp = popen(cmd, "r");
+    char why[300] = "";
+    size_t got = pp ? fread(why, 1, sizeof why - 1, pp) : 0;
+    why[got] = '\0';
+    int mounted = pp && pclose(pp) == 0;
+    if (!mounted) {
+        why[strcspn(why, "\n")] = '\0';
+        printf("test_shard: full-disk check skipped: cannot mount a small tmpfs (needs root / CAP_SYS_ADMIN): %s\n",
+               why[0] ? why : "mount failed");
+        rmdir(mnt);
+        free(mnt);
+        return;
+    }
+    /* samples of incompressible [rows, 1024] float16 tensors: the first case
+     * runs out of space in an append, the second in the last appends or the
+     * final flush (both crashed before), the third fits but leaves less than
+     * the margin check_space_to_finish() asks for the final flush */
+    static const struct {
+        int samples, rows;
+    } cases[] = {{12, 20}, {6, 20}, {1, 5}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char *path = m2u_path_join(mnt, "shard-00000.h5");
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            m2u_shard_tensor_spec ts = {.name = "mert", .dtype = M2U_F16, .rank = 2, .dims = {cases[k].rows, 1024}};
+            m2u_shard_spec spec = {.audio_rate = 16000, .n_tensors = 1, .tensors = &ts};
+            m2u_shard_writer *w;
+            if (m2u_shard_create(path, &spec, &w)) _exit(5);
+            float *x = malloc((size_t)cases[k].rows * 1024 * sizeof *x);
+            int16_t au[1000];
+            m2u_rng g;
+            m2u_rng_seed(&g, 7);
+            for (int i = 0; i < cases[k].rows * 1024; i++) x[i] = (float)m2u_rng_uniform(&g);
+            for (int i = 0; i < 1000; i++) au[i] = (int16_t)(m2u_rng_next(&g) >> 48);
+            int rc = 0;
+            for (int i = 0; i < cases[k].samples && !rc; i++) {
+                m2u_shard_sample smp = {.clip_start = NAN, .clip_end = NAN, .audio = au, .audio_len = 1000};
+                smp.tensor[0] = x;
+                rc = m2u_shard_append(w, &smp);
+            }
+            if (rc) m2u_shard_abort(w);
+            else rc = m2u_shard_close(w);
+            free(x);
+            /* refused, naming the shard: a clean exit through HDF5's atexit handler */
+            if (rc && strstr(m2u_last_error(), path)) {
+                printf("test_shard: full disk (%d x %d rows): %s\n", cases[k].samples, cases[k].rows,
+                       m2u_last_error());
+                exit(1);
+            }
+            exit(rc ? 4 : 3);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1,
+              "full disk, %d samples of %d rows: %s %d (expected exit status 1; 3: the shard was written, 4: the "
+              "message does not name it)",
+              cases[k].samples, cases[k].rows, WIFSIGNALED(st) ? "killed by signal" : "exit status",
+              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        DIR *d = opendir(mnt);
+        int left = 0;
+        for (struct dirent *e; d && (e = readdir(d));) left += e->d_name[0] != '.';
+        if (d) closedir(d);
+        CHECK(left == 0, "full disk: %d file(s) left behind in %s", left, mnt);
+        snprintf(cmd, sizeof cmd, "rm -f '%s'/* 2>/dev/null", mnt);
+        if (system(cmd) != 0) { /* nothing to remove */
+        }
+        free(path);
+    }
+    snprintf(cmd, sizeof cmd, "umount '%s'", mnt);
+    CHECK(system(cmd) == 0, "umount %s", mnt);
+    rmdir(mnt);
+    free(mnt);
+}
+
 /* A small shard whose sample ids are global indices "g%05d", split by index. */
 static int make_small_shard(const char *path, int first, int count) {
     m2u_shard_spec spec;
@@ -1032,6 +1120,7 @@ int main(void) {
         check_external_readers(shard);
     }
     check_manifest();
+    check_disk_full();
 
     /* the filter registration is idempotent, and survives H5close */
     CHECK(m2u_zstd_filter_register() == 0 && m2u_zstd_filter_register() == 0, "register twice");
