@@ -136,7 +136,7 @@ typedef struct {
     m2u_input_list in;
     m2u_record *rec; /* [in.n], phase 2 */
     int *dup_of;     /* [in.n]: index of the file this one duplicates, or -1 */
-    double *dup_sim;
+    double *dup_sim, *dup_agree; /* similarity and change agreement with the file it duplicates */
     pool_entry *pool;
     int n_pool;
     m2u_shard_spec spec;
@@ -423,6 +423,7 @@ static int load_records(build_ctx *b) {
     b->rec = calloc(b->in.n ? b->in.n : 1, sizeof *b->rec);
     b->dup_of = malloc((b->in.n ? b->in.n : 1) * sizeof *b->dup_of);
     b->dup_sim = calloc(b->in.n ? b->in.n : 1, sizeof *b->dup_sim);
+    b->dup_agree = calloc(b->in.n ? b->in.n : 1, sizeof *b->dup_agree);
     for (size_t i = 0; i < b->in.n; i++) {
         b->dup_of[i] = -1;
         char *rp = record_path(b, b->in.items[i].id);
@@ -436,10 +437,12 @@ static int load_records(build_ctx *b) {
         if (!rec_ok(&b->rec[i]) || !b->rec[i].fp_len) continue;
         for (size_t j = 0; j < i; j++) {
             if (!rec_ok(&b->rec[j]) || !b->rec[j].fp_len || b->dup_of[j] >= 0) continue;
-            double s = m2u_fingerprint_similarity(b->rec[i].fp, b->rec[i].fp_len, b->rec[j].fp, b->rec[j].fp_len);
-            if (s >= b->c->dup_threshold) {
+            m2u_fingerprint_match m;
+            m2u_fingerprint_compare(b->rec[i].fp, b->rec[i].fp_len, b->rec[j].fp, b->rec[j].fp_len, &m);
+            if (m2u_fingerprint_is_duplicate(&m, b->c->dup_threshold)) {
                 b->dup_of[i] = (int)j;
-                b->dup_sim[i] = s;
+                b->dup_sim[i] = m.similarity;
+                b->dup_agree[i] = m.agreement;
                 break;
             }
         }
@@ -1287,6 +1290,7 @@ static int write_errors(build_ctx *b) {
             cJSON_AddStringToObject(o, "reason", "duplicate");
             cJSON_AddStringToObject(o, "of", b->rec[b->dup_of[i]].path);
             cJSON_AddNumberToObject(o, "similarity", b->dup_sim[i]);
+            cJSON_AddNumberToObject(o, "agreement", b->dup_agree[i]);
         }
         if (o) {
             char *s = cJSON_PrintUnformatted(o);
@@ -1602,7 +1606,7 @@ done:
     if (b.events) fclose(b.events);
     if (b.rec)
         for (size_t i = 0; i < b.in.n; i++) m2u_record_free(&b.rec[i]);
-    free(b.rec), free(b.dup_of), free(b.dup_sim), free(b.pool);
+    free(b.rec), free(b.dup_of), free(b.dup_sim), free(b.dup_agree), free(b.pool);
     free(b.mert), free(b.t5), free(b.vit), free(b.vivit);
     free_encoders(&b);
     m2u_inputs_free(&b.in);
