@@ -1244,7 +1244,7 @@ static int write_manifest(build_ctx *b) {
         names[n++] = strdup(e->d_name);
     }
     closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str); /* names is NULL when no shard was made */
     m2u_manifest m;
     m2u_manifest_init(&m);
     cJSON *cfg = m2u_build_config_json(b->c);
