@@ -302,7 +302,7 @@ int m2u_dataset_shard(m2u_dataset *ds, int s, m2u_shard_reader **out) {
         rc = m2u_sha256_file(full, hex);
         if (rc == 0 && strcmp(hex, sh->sha256) != 0)
             rc = m2u_fail("%s: sha256 %s but %s records %s: the shard was damaged or replaced after it was written "
-                          "(rebuild it, or skip the check with --no-verify)",
+                          "(rebuild it; --no-verify, or train.verify: false for m2u-train, skips this check)",
                           full, hex, ds->manifest_path, sh->sha256);
         if (rc == 0) ds->verified[s] = 1;
     }
