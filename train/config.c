@@ -135,6 +135,9 @@ static const field FIELDS[] = {
     {"train.data", T_PATH, OFF(train.data), NULL, NULL, NULL, 0, 0, F_REQUIRED | F_FILE,
      "Dataset `manifest.json` written by `m2u-dataset build`."},
     {"train.split", T_ENUM, OFF(train.split), "train", NULL, V_SPLIT, 0, 0, 0, "Split trained on."},
+    {"train.verify", T_BOOL, OFF(train.verify), "true", NULL, NULL, 0, 0, 0,
+     "Check each shard's sha256 against the manifest when it is first read, so a damaged shard is an error "
+     "naming it (false: skip; hashing reads each shard once more)."},
     {"train.kinds", T_LIST, OFF(train.kinds), NULL, "all", V_KINDS, 0, 0, 0,
      "Sample kinds used (empty = all); `text` = samples without a kind (plain text / general instructions)."},
     {"train.shuffle", T_BOOL, OFF(train.shuffle), "true", NULL, NULL, 0, 0, 0,

@@ -104,6 +104,7 @@ typedef struct {
         unsigned trainable; /* M2U_TRAIN_*; 0 before finalize -> the stage's default */
         char *data;        /* dataset manifest.json */
         int split;         /* m2u_split */
+        int verify;        /* check each shard's sha256 against the manifest when first read */
         unsigned kinds;    /* M2U_KIND_*; 0 before finalize -> all */
         int shuffle;
         int max_len, batch, accum, epochs, max_steps;

@@ -161,7 +161,7 @@ static int setup_model(trainer *t) {
 
 static int setup_data(trainer *t) {
     const m2u_train_config *c = t->cfg;
-    m2u_dataset_options o = {.split = k_split_names[c->train.split]};
+    m2u_dataset_options o = {.split = k_split_names[c->train.split], .no_verify = !c->train.verify};
     if (m2u_dataset_open(c->train.data, &o, &t->train)) return -1;
     if (select_samples(t->train, c->train.stage, c->train.kinds, &t->eligible, &t->n_eligible)) return -1;
     t->steps_per_epoch = (long)(t->n_eligible / ((int64_t)t->dist->size * c->train.batch * c->train.accum));
@@ -174,7 +174,7 @@ static int setup_data(trainer *t) {
     t->total_steps = c->train.max_steps > 0 ? c->train.max_steps : (long)c->train.epochs * t->steps_per_epoch;
     /* before step 1: a column of another shape would be zero-padded into the model's buffers */
     if (m2u_train_model_check_dataset(c, t->mg, t->train, 1)) return -1;
-    m2u_dataset_options eo = {.split = k_split_names[c->eval.split]};
+    m2u_dataset_options eo = {.split = k_split_names[c->eval.split], .no_verify = !c->train.verify};
     if (m2u_dataset_open(c->train.data, &eo, &t->eval)) return -1;
     return select_samples(t->eval, c->train.stage, c->train.kinds, &t->eval_idx, &t->n_eval);
 }

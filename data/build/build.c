@@ -47,6 +47,7 @@ void m2u_build_config_default(m2u_build_config *c) {
     c->qa_per_clip = 2;
     c->valid_frac = 0.1, c->test_frac = 0.1;
     c->dup_threshold = M2U_FINGERPRINT_DUP_THRESHOLD;
+    c->verify = 1;
     c->image_size = 224, c->video_frames = 32;
     c->store_images = 1;
     c->text_rows = 128, c->text_dim = 768;
@@ -135,7 +136,7 @@ typedef struct {
     m2u_input_list in;
     m2u_record *rec; /* [in.n], phase 2 */
     int *dup_of;     /* [in.n]: index of the file this one duplicates, or -1 */
-    double *dup_sim;
+    double *dup_sim, *dup_agree; /* similarity and change agreement with the file it duplicates */
     pool_entry *pool;
     int n_pool;
     m2u_shard_spec spec;
@@ -378,8 +379,18 @@ static int survey_file(build_ctx *b, const m2u_input *in) {
     r.main_program = -1;
     double t = wall();
     int rc = 0;
-    if (in->size < 0)
-        rec_fail(&r, M2U_DECODE_CANNOT_OPEN, "file does not exist");
+    if (in->size < 0) {
+        /* say why: the user's fix differs for a broken link, a pattern, a typo */
+        struct stat sb;
+        char msg[160];
+        if (lstat(in->path, &sb) == 0 && S_ISLNK(sb.st_mode))
+            snprintf(msg, sizeof msg, "dangling symbolic link (its target does not exist)");
+        else if (strpbrk(in->path, "*?["))
+            snprintf(msg, sizeof msg, "the pattern matches no file");
+        else
+            snprintf(msg, sizeof msg, "file does not exist");
+        rec_fail(&r, M2U_DECODE_CANNOT_OPEN, msg);
+    }
     else if (in->kind == M2U_KIND_AUDIO)
         rc = survey_audio(b, in, &r);
     else if (in->kind == M2U_KIND_IMAGE)
@@ -412,6 +423,7 @@ static int load_records(build_ctx *b) {
     b->rec = calloc(b->in.n ? b->in.n : 1, sizeof *b->rec);
     b->dup_of = malloc((b->in.n ? b->in.n : 1) * sizeof *b->dup_of);
     b->dup_sim = calloc(b->in.n ? b->in.n : 1, sizeof *b->dup_sim);
+    b->dup_agree = calloc(b->in.n ? b->in.n : 1, sizeof *b->dup_agree);
     for (size_t i = 0; i < b->in.n; i++) {
         b->dup_of[i] = -1;
         char *rp = record_path(b, b->in.items[i].id);
@@ -425,10 +437,12 @@ static int load_records(build_ctx *b) {
         if (!rec_ok(&b->rec[i]) || !b->rec[i].fp_len) continue;
         for (size_t j = 0; j < i; j++) {
             if (!rec_ok(&b->rec[j]) || !b->rec[j].fp_len || b->dup_of[j] >= 0) continue;
-            double s = m2u_fingerprint_similarity(b->rec[i].fp, b->rec[i].fp_len, b->rec[j].fp, b->rec[j].fp_len);
-            if (s >= b->c->dup_threshold) {
+            m2u_fingerprint_match m;
+            m2u_fingerprint_compare(b->rec[i].fp, b->rec[i].fp_len, b->rec[j].fp, b->rec[j].fp_len, &m);
+            if (m2u_fingerprint_is_duplicate(&m, b->c->dup_threshold)) {
                 b->dup_of[i] = (int)j;
-                b->dup_sim[i] = s;
+                b->dup_sim[i] = m.similarity;
+                b->dup_agree[i] = m.agreement;
                 break;
             }
         }
@@ -1018,6 +1032,32 @@ static int pool_audio(build_ctx *b, const pool_entry *p, float **clip, size_t *n
     return 0;
 }
 
+/* An SPDX licence expression; one with OR or WITH goes in parentheses inside a conjunction. */
+static int needs_parens(const char *l) { return strstr(l, " OR ") || strstr(l, " WITH ") || strstr(l, " AND "); }
+
+/* "A AND B" for a sample made of sources under licences a and b (a alone when
+ * they are the same); malloc'ed. */
+static char *combine_licences(const char *a, const char *b) {
+    if (!strcmp(a, b) || !b[0]) return strdup(a);
+    if (!a[0]) return strdup(b);
+    size_t n = strlen(a) + strlen(b) + 16;
+    char *o = malloc(n);
+    if (o)
+        snprintf(o, n, "%s%s%s AND %s%s%s", needs_parens(a) ? "(" : "", a, needs_parens(a) ? ")" : "",
+                 needs_parens(b) ? "(" : "", b, needs_parens(b) ? ")" : "");
+    return o;
+}
+
+/* "picture: A | music: B": every source credited with its role (B alone when
+ * the music is the picture's own soundtrack, the same file); malloc'ed. */
+static char *combine_attributions(const char *a, const char *role, const char *b, int same_file) {
+    if (same_file) return strdup(a);
+    size_t n = strlen(a) + strlen(b) + strlen(role) + 32;
+    char *o = malloc(n);
+    if (o) snprintf(o, n, "%s: %s | music: %s", role, a[0] ? a : "(none given)", b[0] ? b : "(none given)");
+    return o;
+}
+
 static int samples_visual(build_ctx *b, int fi, int is_video) {
     const m2u_record *r = &b->rec[fi];
     const m2u_build_config *c = b->c;
@@ -1094,8 +1134,13 @@ static int samples_visual(build_ctx *b, int fi, int is_video) {
         sample_in s;
         memset(&s, 0, sizeof s);
         s.text[M2U_TEXT_ID] = id;
-        s.text[M2U_TEXT_SOURCE] = r->source, s.text[M2U_TEXT_LICENCE] = r->licence;
-        s.text[M2U_TEXT_ATTRIBUTION] = r->attribution, s.text[M2U_TEXT_SPLIT] = split_name(split);
+        /* the sample is made of the picture and the music: it carries both
+         * licences (an SPDX conjunction: both apply) and both attributions */
+        char *lic = combine_licences(r->licence, mr->licence);
+        char *attr = combine_attributions(r->attribution, is_video ? "video" : "picture", mr->attribution, mr == r);
+        if (!lic || !attr) rc = m2u_fail("out of memory");
+        s.text[M2U_TEXT_SOURCE] = r->source, s.text[M2U_TEXT_LICENCE] = lic;
+        s.text[M2U_TEXT_ATTRIBUTION] = attr, s.text[M2U_TEXT_SPLIT] = split_name(split);
         s.text[M2U_TEXT_KIND] = is_video ? "muvideo" : "muimage";
         /* the caption describes the picture (stage 1 learns to say it); the
          * music it asks for is in output_text */
@@ -1117,7 +1162,9 @@ static int samples_visual(build_ctx *b, int fi, int is_video) {
         s.attrs[A_MOTION] = (float)r->visual.motion;
         s.attrs[A_VALENCE] = (float)r->valence, s.attrs[A_AROUSAL] = (float)r->arousal;
         s.tensor[T_T5] = b->t5;
-        if (is_video) {
+        if (rc) {
+            /* out of memory above */
+        } else if (is_video) {
             rc = video_features(b, rgb);
             s.tensor[T_VIVIT] = b->vivit;
         } else {
@@ -1126,6 +1173,7 @@ static int samples_visual(build_ctx *b, int fi, int is_video) {
             if (c->store_images) s.tensor[T_IMAGE] = (const float *)(const void *)rgb;
         }
         if (!rc) rc = text_target(b, mcap) || put_sample(b, &s, is_video ? K_MUVIDEO : K_MUIMAGE);
+        free(lic), free(attr);
     }
     free(req), free(out), free(an), free(mcap), free(music), free(rgb);
     return rc;
@@ -1196,7 +1244,7 @@ static int write_manifest(build_ctx *b) {
         names[n++] = strdup(e->d_name);
     }
     closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str); /* names is NULL when no shard was made */
     m2u_manifest m;
     m2u_manifest_init(&m);
     cJSON *cfg = m2u_build_config_json(b->c);
@@ -1242,6 +1290,7 @@ static int write_errors(build_ctx *b) {
             cJSON_AddStringToObject(o, "reason", "duplicate");
             cJSON_AddStringToObject(o, "of", b->rec[b->dup_of[i]].path);
             cJSON_AddNumberToObject(o, "similarity", b->dup_sim[i]);
+            cJSON_AddNumberToObject(o, "agreement", b->dup_agree[i]);
         }
         if (o) {
             char *s = cJSON_PrintUnformatted(o);
@@ -1278,6 +1327,36 @@ static int write_errors(build_ctx *b) {
     for (int i = 0; i < n_seen; i++) free(seen[i]);
     free(seen);
     return m2u_atomic_commit(&af);
+}
+
+/* The message of a build that made no sample: files per reason, from the records. */
+static int empty_build_error(build_ctx *b) {
+    const char *names[16];
+    long counts[16];
+    int n = 0;
+    long usable = 0, dups = 0;
+    for (size_t i = 0; i < b->in.n; i++) {
+        const m2u_record *r = &b->rec[i];
+        if (rec_ok(r)) {
+            if (b->dup_of[i] >= 0) dups++;
+            else usable++;
+            continue;
+        }
+        int k = 0;
+        while (k < n && strcmp(names[k], r->status)) k++;
+        if (k == n && n < 16) names[n] = r->status, counts[n++] = 0;
+        if (k < n) counts[k]++;
+    }
+    char why[512] = "";
+    size_t w = 0;
+    for (int k = 0; k < n && w < sizeof why; k++)
+        w += (size_t)snprintf(why + w, sizeof why - w, "%s%ld %s", k ? ", " : "", counts[k], names[k]);
+    if (dups && w < sizeof why) w += (size_t)snprintf(why + w, sizeof why - w, "%s%ld duplicate", w ? ", " : "", dups);
+    if (usable && w < sizeof why)
+        snprintf(why + w, sizeof why - w, "%s%ld usable file(s) gave no sample (e.g. pictures with no music to pair)",
+                 w ? ", " : "", usable);
+    return m2u_fail("build: no sample was made from %zu input file(s): %s; see %s/errors.jsonl", b->in.n, why,
+                    b->c->out_dir);
 }
 
 /* ---- setup ------------------------------------------------------------------------------------------ */
@@ -1349,7 +1428,7 @@ int m2u_build_run(const m2u_build_config *c, const m2u_build_comm *comm, m2u_bui
     /* the inputs, in the canonical order every rank computes alike, and the
      * encoders: refused here, before the output folder is touched */
     m2u_input_opts io = {.kinds = M2U_KIND_ALL, .default_licence = c->default_licence,
-                         .default_attribution = c->default_attribution};
+                         .default_attribution = c->default_attribution, .strict = c->strict};
     for (int i = 0; i < c->n_inputs && !rc; i++) rc = m2u_inputs_add(&b.in, c->inputs[i], &io);
     if (!rc) rc = m2u_inputs_finish(&b.in);
     if (!rc && b.in.n == 0) rc = m2u_fail("build: the inputs list no media file");
@@ -1475,12 +1554,27 @@ int m2u_build_run(const m2u_build_config *c, const m2u_build_comm *comm, m2u_bui
         if (!rc) {
             char *mp = path2(c->out_dir, "manifest.json"), *ep = path2(c->out_dir, "errors.jsonl"),
                  *cp = path2(c->out_dir, "README.md");
-            rc = m2u_build_write_card(mp, ep, cp);
+            rc = m2u_build_write_card(mp, ep, cp, c->verify);
             free(mp), free(ep), free(cp);
         }
         stats->t_final = wall() - t;
     }
     if (!all_ok(&b, rc == 0) && !rc) rc = m2u_fail("build: rank 0 could not write the manifest");
+    /* An empty dataset is a failed build, whatever the reason: say why, after
+     * errors.jsonl and the card are written for the details.  Rank 0 counts the
+     * samples in the manifest it wrote; every rank can summarise the records. */
+    if (!rc) {
+        int64_t total = 1;
+        if (b.rank == 0) {
+            char *mp = path2(c->out_dir, "manifest.json");
+            m2u_manifest m;
+            rc = m2u_manifest_read(mp, &m);
+            total = m.total;
+            m2u_manifest_free(&m);
+            free(mp);
+        }
+        if (!all_ok(&b, rc == 0 && total > 0) && !rc) rc = empty_build_error(&b);
+    }
     {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "ok", rc == 0);
@@ -1497,7 +1591,7 @@ done:
     if (b.events) fclose(b.events);
     if (b.rec)
         for (size_t i = 0; i < b.in.n; i++) m2u_record_free(&b.rec[i]);
-    free(b.rec), free(b.dup_of), free(b.dup_sim), free(b.pool);
+    free(b.rec), free(b.dup_of), free(b.dup_sim), free(b.dup_agree), free(b.pool);
     free(b.mert), free(b.t5), free(b.vit), free(b.vivit);
     free_encoders(&b);
     m2u_inputs_free(&b.in);

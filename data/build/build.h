@@ -86,6 +86,9 @@ typedef struct {
     const char *default_attribution;
     const char *out_dir;
     int overwrite;           /* 1: remove an existing build of other settings first */
+    int strict;              /* 1: a named input that does not exist stops the build; 0 (default):
+                                it is recorded in errors.jsonl (cannot-open) and the build goes on */
+    int verify;              /* 1 (default): the card check the shards' sha256 as they are read */
 
     int recipes;             /* M2U_RECIPE_* mask; 0 = all */
     int audio_rate;          /* Hz of stored audio and of the analysis (24000) */
@@ -152,11 +155,14 @@ typedef struct {
 
 /* Run the whole build on this rank.  Returns 0 on success; -1 with
  * m2u_last_error() when the build cannot go on (bad configuration, unwritable
- * output, a fatal library failure).  Bad media never fails the build. */
+ * output, a fatal library failure).  Bad media never fails the build on its
+ * own, but a build that ends with no sample at all fails (after writing
+ * errors.jsonl and the card) with the count of skipped files per reason. */
 int m2u_build_run(const m2u_build_config *c, const m2u_build_comm *comm, m2u_build_stats *stats);
 
 /* The dataset card (Markdown) of a finished build, from its manifest and
- * shards and the error report; written atomically to card_path. */
-int m2u_build_write_card(const char *manifest_path, const char *errors_path, const char *card_path);
+ * shards and the error report; written atomically to card_path.  verify: check
+ * each shard's sha256 against the manifest before reading it (manifest.h). */
+int m2u_build_write_card(const char *manifest_path, const char *errors_path, const char *card_path, int verify);
 
 #endif

@@ -74,9 +74,10 @@ typedef struct {
     long samples;
 } src_row;
 
-int m2u_build_write_card(const char *manifest_path, const char *errors_path, const char *card_path) {
+int m2u_build_write_card(const char *manifest_path, const char *errors_path, const char *card_path, int verify) {
     m2u_dataset *ds;
-    if (m2u_dataset_open(manifest_path, NULL, &ds)) return -1;
+    m2u_dataset_options opt = {.no_verify = !verify};
+    if (m2u_dataset_open(manifest_path, &opt, &ds)) return -1;
     const m2u_manifest *m = m2u_dataset_manifest(ds);
     static const char *const kinds[5] = {"mucaps", "musicqa", "muedit", "muimage", "muvideo"};
     static const char *const splits[3] = {"train", "valid", "test"};

@@ -74,15 +74,32 @@ int m2u_fingerprint(const float *pcm, size_t n, int rate, double max_s, uint32_t
     return 0;
 }
 
-double m2u_fingerprint_similarity(const uint32_t *a, size_t na, const uint32_t *b, size_t nb) {
-    if (!a || !b) return 0;
+/* At offset d (a[i + d] against b[i]): do the two change at the same items in
+ * the same bits?  A steady sound gives a constant fingerprint (no bit ever
+ * changes), and two constant fingerprints can agree on most bits whatever the
+ * pitch (Chromaprint's filters compare chroma regions, all alike for one
+ * steady tone): matching changes are the evidence of the same music. */
+static double agreement_at(const uint32_t *a, size_t na, const uint32_t *b, size_t nb, long long d) {
+    size_t ia = d > 0 ? (size_t)d : 0, ib = d < 0 ? (size_t)(-d) : 0;
+    size_t ov = na - ia < nb - ib ? na - ia : nb - ib;
+    uint64_t both = 0, any = 0;
+    for (size_t i = 0; i + 1 < ov; i++) {
+        uint32_t da = a[ia + i] ^ a[ia + i + 1], db = b[ib + i] ^ b[ib + i + 1];
+        both += (uint64_t)__builtin_popcount(da & db);
+        any += (uint64_t)__builtin_popcount(da | db);
+    }
+    return any ? (double)both / (double)any : 0;
+}
+
+void m2u_fingerprint_compare(const uint32_t *a, size_t na, const uint32_t *b, size_t nb, m2u_fingerprint_match *m) {
+    memset(m, 0, sizeof *m);
+    if (!a || !b) return;
     size_t shorter = na < nb ? na : nb;
-    if (shorter < MIN_OVERLAP) return 0;
+    if (shorter < MIN_OVERLAP) return;
     size_t need = (shorter + 1) / 2;
     if (need < MIN_OVERLAP) need = MIN_OVERLAP;
     /* offset d: a[i + d] against b[i]; overlap = min(na, nb + d) - max(0, d) */
     long long lo = -(long long)(nb - need), hi = (long long)(na - need);
-    double best = 0;
     for (long long d = lo; d <= hi; d++) {
         size_t ia = d > 0 ? (size_t)d : 0, ib = d < 0 ? (size_t)(-d) : 0;
         size_t ov = na - ia < nb - ib ? na - ia : nb - ib;
@@ -90,7 +107,20 @@ double m2u_fingerprint_similarity(const uint32_t *a, size_t na, const uint32_t *
         uint64_t err = 0;
         for (size_t i = 0; i < ov; i++) err += (uint64_t)__builtin_popcount(a[ia + i] ^ b[ib + i]);
         double sim = 1.0 - (double)err / (32.0 * (double)ov);
-        if (sim > best) best = sim;
+        if (sim < m->similarity) continue;
+        /* on a tie the best agreement counts, so that (a, b) and (b, a) agree */
+        double agr = agreement_at(a, na, b, nb, d);
+        if (sim > m->similarity || agr > m->agreement) m->agreement = agr, m->offset = (long)d;
+        m->similarity = sim;
     }
-    return best;
+}
+
+int m2u_fingerprint_is_duplicate(const m2u_fingerprint_match *m, double threshold) {
+    return m->similarity >= threshold && m->agreement >= M2U_FINGERPRINT_DUP_AGREEMENT;
+}
+
+double m2u_fingerprint_similarity(const uint32_t *a, size_t na, const uint32_t *b, size_t nb) {
+    m2u_fingerprint_match m;
+    m2u_fingerprint_compare(a, na, b, nb, &m);
+    return m.similarity;
 }

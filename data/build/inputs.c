@@ -211,13 +211,18 @@ static int walk(m2u_input_list *l, const char *dir, const char *rel, const m2u_i
         } else if (S_ISDIR(sb.st_mode)) {
             rc = walk(l, child, crel, o, licence, origin, depth + 1);
         } else {
-            int is_file = S_ISREG(sb.st_mode);
+            int is_file = S_ISREG(sb.st_mode), dangling = 0;
             /* Follow links to files only: a link to a folder could loop. */
-            if (S_ISLNK(sb.st_mode) && stat(child, &sb) == 0 && S_ISREG(sb.st_mode)) is_file = 1;
+            if (S_ISLNK(sb.st_mode)) {
+                if (stat(child, &sb) == 0) is_file = S_ISREG(sb.st_mode);
+                else dangling = 1;
+            }
             int kind = m2u_media_kind_of(name);
-            if (is_file && wanted(o, kind))
-                rc = push(l, child, crel, kind, (int64_t)sb.st_size, licence, o ? o->default_attribution : NULL,
-                          o ? o->default_source : NULL, origin, NULL);
+            /* A dangling link is listed as missing (size -1): the build records it
+             * as unusable, like any file it cannot open, instead of losing it. */
+            if ((is_file || dangling) && wanted(o, kind))
+                rc = push(l, child, crel, kind, dangling ? -1 : (int64_t)sb.st_size, licence,
+                          o ? o->default_attribution : NULL, o ? o->default_source : NULL, origin, NULL);
         }
         free(child);
         free(crel);
@@ -281,7 +286,13 @@ int m2u_inputs_add_glob(m2u_input_list *l, const char *pattern, const m2u_input_
     if (!origin) {
         rc = m2u_fail("%s: out of memory", pattern);
     } else if (gr == GLOB_NOMATCH) {
-        rc = m2u_fail("%s: the pattern matches no file", pattern);
+        if (o && o->strict) {
+            rc = m2u_fail("%s: the pattern matches no file", pattern);
+        } else { /* listed as missing: the build records it and goes on */
+            snprintf(origin, olen, "glob:%s", pattern);
+            rc = push(l, pattern, pattern, m2u_media_kind_of(pattern), -1, lic, o ? o->default_attribution : NULL,
+                      o ? o->default_source : NULL, origin, NULL);
+        }
     } else if (gr != 0) {
         rc = m2u_fail("%s: glob failed (%s)", pattern, gr == GLOB_NOSPACE ? "out of memory" : "read error");
     } else {
@@ -294,7 +305,13 @@ int m2u_inputs_add_glob(m2u_input_list *l, const char *pattern, const m2u_input_
                 rc = m2u_fail("%s: out of memory", pattern);
             } else if (stat(m, &sb) != 0) {
                 int e = errno;
-                rc = m2u_fail("%s: cannot stat: %s", m, strerror(e));
+                if (lstat(m, &sb) == 0 && S_ISLNK(sb.st_mode)) { /* dangling link: recorded, as by walk() */
+                    if (wanted(o, m2u_media_kind_of(m)))
+                        rc = push(l, m, rel, m2u_media_kind_of(m), -1, lic, o ? o->default_attribution : NULL,
+                                  o ? o->default_source : NULL, origin, NULL);
+                } else {
+                    rc = m2u_fail("%s: cannot stat: %s", m, strerror(e));
+                }
             } else if (S_ISDIR(sb.st_mode)) {
                 rc = walk(l, m, rel, o, lic, origin, 0);
             } else if (S_ISREG(sb.st_mode) && wanted(o, m2u_media_kind_of(m))) {
@@ -479,15 +496,35 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && !strcasecmp(s + a - b, suffix);
 }
 
+/* A named input that does not exist: listed with size -1 under its own name
+ * (the build records it as cannot-open and goes on), or an error when strict. */
+static int add_missing(m2u_input_list *l, const char *spec, const m2u_input_opts *o, int err) {
+    if (o && o->strict) return m2u_fail("%s: cannot open: %s", spec, strerror(err));
+    char *rel = dupstr(spec);
+    if (!rel) return m2u_fail("%s: out of memory", spec);
+    normalize_rel(rel);
+    const char *lic = o && o->default_licence && o->default_licence[0] ? o->default_licence : "unknown";
+    size_t olen = strlen(spec) + 16;
+    char *origin = malloc(olen);
+    int rc = origin ? 0 : m2u_fail("%s: out of memory", spec);
+    if (!rc) {
+        snprintf(origin, olen, "input:%s", spec);
+        rc = push(l, spec, rel, m2u_media_kind_of(spec), -1, lic, o ? o->default_attribution : NULL,
+                  o ? o->default_source : NULL, origin, NULL);
+    }
+    free(origin);
+    free(rel);
+    return rc;
+}
+
 int m2u_inputs_add(m2u_input_list *l, const char *spec, const m2u_input_opts *o) {
+    if (!strpbrk(spec, "*?[")) {
+        struct stat sb;
+        if (stat(spec, &sb) != 0) return add_missing(l, spec, o, errno);
+    }
     if (m2u_is_dir(spec)) return m2u_inputs_add_dir(l, spec, o);
     if (ends_with(spec, ".jsonl") || ends_with(spec, ".ndjson")) return m2u_inputs_add_manifest(l, spec, o);
     if (strpbrk(spec, "*?[")) return m2u_inputs_add_glob(l, spec, o);
-    struct stat sb;
-    if (stat(spec, &sb) != 0) {
-        int e = errno;
-        return m2u_fail("%s: cannot open: %s", spec, strerror(e));
-    }
     /* A single file: a glob without wildcards has the same root rule. */
     return m2u_inputs_add_glob(l, spec, o);
 }

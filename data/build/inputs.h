@@ -62,6 +62,9 @@ typedef struct {
     const char *default_attribution; /* NULL: "" */
     const char *default_source;     /* NULL: "" */
     int include_hidden;             /* 1: also list ".name" files and folders */
+    int strict;                     /* 1: a named input that does not exist (or a pattern that
+                                       matches nothing) is an error; 0: it is listed with size -1,
+                                       so the build records it as unusable and goes on */
 } m2u_input_opts;
 
 /* Kind from the file name's extension (case-insensitive); M2U_KIND_UNKNOWN otherwise.
@@ -75,10 +78,14 @@ const char *m2u_media_kind_name(int kind);
 
 /* Add every file under dir (recursively; symbolic links to files are
  * followed, to folders are not, so loops cannot happen) whose extension is of
- * a wanted kind.  Other files are ignored. */
+ * a wanted kind.  Other files are ignored.  A dangling symbolic link with a
+ * wanted extension is listed with size -1 (the build records it as unusable
+ * rather than losing it without a word). */
 int m2u_inputs_add_dir(m2u_input_list *l, const char *dir, const m2u_input_opts *opts);
 /* Add the files a glob(3) pattern matches (folders matched are walked as by
- * add_dir).  A pattern matching nothing is an error (a likely typo). */
+ * add_dir; dangling links as there).  A pattern matching nothing is an error
+ * (a likely typo) under opts.strict, else listed with size -1 under the
+ * pattern itself, so the build records it and goes on. */
 int m2u_inputs_add_glob(m2u_input_list *l, const char *pattern, const m2u_input_opts *opts);
 /* Add a JSON-lines manifest: one object per line with "path" (required;
  * relative to the manifest's folder), "licence"/"license", "attribution",
@@ -88,7 +95,9 @@ int m2u_inputs_add_glob(m2u_input_list *l, const char *pattern, const m2u_input_
  * skipped; entries of unknown kind are kept (the decoder will judge them). */
 int m2u_inputs_add_manifest(m2u_input_list *l, const char *jsonl_path, const m2u_input_opts *opts);
 /* Dispatch on the spec: a folder, a *.jsonl / *.ndjson manifest, a pattern
- * with * ? or [, or else a single file (its folder is its root). */
+ * with * ? or [, or else a single file (its folder is its root).  A spec
+ * that does not exist fails under opts.strict; otherwise it is listed with
+ * size -1 (recorded as cannot-open by the build, which goes on). */
 int m2u_inputs_add(m2u_input_list *l, const char *spec, const m2u_input_opts *opts);
 /* Sort into the canonical order and merge duplicates: the same file (same
  * device and inode) reached twice keeps its first listing in the order the

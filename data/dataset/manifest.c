@@ -255,6 +255,8 @@ struct m2u_dataset {
     uint64_t *last_use;
     uint64_t tick;
     int n_open, max_open;
+    int verify;           /* hash each shard on its first open */
+    unsigned char *verified; /* per shard: 1 once its sha256 matched */
 };
 
 
@@ -263,6 +265,7 @@ void m2u_dataset_close(m2u_dataset *ds) {
     for (int s = 0; ds->rd && s < ds->man.n_shards; s++) m2u_shard_reader_close(ds->rd[s]);
     free(ds->rd);
     free(ds->last_use);
+    free(ds->verified);
     free(ds->start);
     free(ds->sel);
     m2u_manifest_free(&ds->man);
@@ -293,7 +296,17 @@ int m2u_dataset_shard(m2u_dataset *ds, int s, m2u_shard_reader **out) {
     char *full = m2u_path_join(ds->dir, sh->path);
     if (!full) return m2u_fail("%s: out of memory", ds->manifest_path);
     m2u_shard_reader *r = NULL;
-    int rc = m2u_shard_open(full, &r);
+    int rc = 0;
+    if (ds->verify && !ds->verified[s]) { /* before HDF5 parses a byte of it */
+        char hex[65];
+        rc = m2u_sha256_file(full, hex);
+        if (rc == 0 && strcmp(hex, sh->sha256) != 0)
+            rc = m2u_fail("%s: sha256 %s but %s records %s: the shard was damaged or replaced after it was written "
+                          "(rebuild it; --no-verify, or train.verify: false for m2u-train, skips this check)",
+                          full, hex, ds->manifest_path, sh->sha256);
+        if (rc == 0) ds->verified[s] = 1;
+    }
+    if (rc == 0) rc = m2u_shard_open(full, &r);
     if (rc == 0 && m2u_shard_count(r) != sh->count) {
         rc = m2u_fail("%s: holds %lld samples but %s says %lld", full, (long long)m2u_shard_count(r), ds->manifest_path,
                       (long long)sh->count);
@@ -307,7 +320,9 @@ int m2u_dataset_shard(m2u_dataset *ds, int s, m2u_shard_reader **out) {
     return 0;
 }
 
-static int check_shards(m2u_dataset *ds, int verify) {
+/* Every shard exists with its recorded size: cheap, so done for all at open
+ * (the hash is checked on each shard's first use, m2u_dataset_shard). */
+static int check_shards(m2u_dataset *ds) {
     for (int s = 0; s < ds->man.n_shards; s++) {
         const m2u_manifest_shard *sh = &ds->man.shards[s];
         char *full = m2u_path_join(ds->dir, sh->path);
@@ -319,12 +334,6 @@ static int check_shards(m2u_dataset *ds, int verify) {
         else if ((int64_t)st.st_size != sh->bytes)
             rc = m2u_fail("%s: %lld bytes but %s records %lld (truncated or replaced?)", full, (long long)st.st_size,
                           ds->manifest_path, (long long)sh->bytes);
-        else if (verify) {
-            char hex[65];
-            rc = m2u_sha256_file(full, hex);
-            if (rc == 0 && strcmp(hex, sh->sha256) != 0)
-                rc = m2u_fail("%s: sha256 %s but %s records %s", full, hex, ds->manifest_path, sh->sha256);
-        }
         free(full);
         if (rc < 0) return -1;
     }
@@ -363,7 +372,7 @@ int m2u_dataset_open(const char *manifest_path, const m2u_dataset_options *opt, 
         m2u_dataset_close(ds);
         return m2u_fail("%s: out of memory", manifest_path);
     }
-    if (m2u_manifest_read(manifest_path, &ds->man) < 0 || check_shards(ds, opt->verify_sha256) < 0) {
+    if (m2u_manifest_read(manifest_path, &ds->man) < 0 || check_shards(ds) < 0) {
         m2u_dataset_close(ds);
         return -1;
     }
@@ -372,7 +381,9 @@ int m2u_dataset_open(const char *manifest_path, const m2u_dataset_options *opt, 
     ds->start = malloc(((size_t)ns + 1) * sizeof(int64_t));
     ds->rd = calloc((size_t)ns + 1, sizeof *ds->rd);
     ds->last_use = calloc((size_t)ns + 1, sizeof *ds->last_use);
-    if (!ds->start || !ds->rd || !ds->last_use) {
+    ds->verified = calloc((size_t)ns + 1, 1);
+    ds->verify = !opt->no_verify;
+    if (!ds->start || !ds->rd || !ds->last_use || !ds->verified) {
         m2u_dataset_close(ds);
         return m2u_fail("%s: out of memory", manifest_path);
     }

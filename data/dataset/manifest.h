@@ -14,9 +14,15 @@
  * i - start(s) of the shard s whose [start, start+count) holds i.
  *
  * The dataset reader checks on open that every shard exists with the size
- * the manifest records (and, on request, its sha256), keeps a bounded number
- * of shards open (least recently used closed first), and offers a view
- * restricted to one split.  Not thread-safe: one m2u_dataset per thread. */
+ * the manifest records, and, unless told not to, hashes each shard the first
+ * time it is opened and refuses it when the sha256 differs from the
+ * manifest's: a shard damaged after it was written (its HDF5 metadata
+ * included, which libhdf5 itself does not check and can crash on) is an error
+ * naming the file before any byte of it reaches HDF5.  Hashing streams the
+ * file once per dataset object (~1 GB/s, small next to training on it).  It
+ * keeps a bounded number of shards open (least recently used closed first;
+ * a reopened shard is not hashed again), and offers a view restricted to one
+ * split.  Not thread-safe: one m2u_dataset per thread. */
 #ifndef M2U_MANIFEST_H
 #define M2U_MANIFEST_H
 
@@ -63,11 +69,11 @@ typedef struct m2u_dataset m2u_dataset;
 
 typedef struct {
     const char *split;   /* NULL or "": every sample; else only samples of this split */
-    int verify_sha256;   /* nonzero: hash every shard on open (reads all bytes) */
+    int no_verify;       /* nonzero: skip the sha256 check of each shard on its first open */
     int max_open_shards; /* 0 = 16 */
 } m2u_dataset_options;
 
-/* opt may be NULL (all samples, no hashing). */
+/* opt may be NULL (all samples, shards verified). */
 int m2u_dataset_open(const char *manifest_path, const m2u_dataset_options *opt, m2u_dataset **out);
 void m2u_dataset_close(m2u_dataset *ds);
 /* Samples in the view (after split filtering). */

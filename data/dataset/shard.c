@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #ifndef M2U_VERSION
@@ -176,6 +178,46 @@ static void flat_free(flat_col *c) {
     c->off = NULL;
 }
 
+/* Close the file of a shard that is given up (its temp file is removed next).
+ * Its bytes are released first (truncated to 0), so that the flush H5Fclose
+ * does finds space on a full disk.  This matters because libhdf5 1.10 cannot
+ * recover from a failed flush: the metadata cache stays half switched
+ * ("slist already enabled?"), every later flush or close of that file fails,
+ * and its atexit handler then crashes closing the half-closed file id
+ * (SIGSEGV in H5F__close_cb) -- a full disk used to end the process that way.
+ * A failed raw-data write (H5Dwrite) does not poison the file, so a shard
+ * whose append failed is closed cleanly here; the final flush of a finished
+ * shard is protected by check_space_to_finish(). */
+static void discard_file(m2u_shard_writer *w) {
+    if (w->tmp_path && truncate(w->tmp_path, 0) != 0) {
+        /* nothing to release (already gone): the close below still runs */
+    }
+    H5Fclose(w->file);
+    w->file = H5I_INVALID_HID;
+}
+
+/* Free space the final flush of a shard may need: its metadata (object
+ * headers, chunk indexes; raw data goes straight to disk, the writer keeps no
+ * chunk cache) is a small fraction of the file.  Generous on purpose: a flush
+ * that fails cannot be recovered (see discard_file), so a disk this close to
+ * full is refused before it. */
+static int check_space_to_finish(m2u_shard_writer *w) {
+    struct stat st;
+    struct statvfs vs;
+    char *dir = m2u_path_dirname(w->tmp_path);
+    int rc = 0;
+    if (dir && stat(w->tmp_path, &st) == 0 && statvfs(dir, &vs) == 0) {
+        unsigned long long avail = (unsigned long long)vs.f_bavail * vs.f_frsize;
+        unsigned long long need = (4ull << 20) + (unsigned long long)st.st_size / 64;
+        if (avail < need)
+            rc = m2u_fail("%s: the disk is full: %llu bytes free in %s, finishing the shard needs about %llu; "
+                          "shard not written",
+                          w->path, avail, dir, need);
+    }
+    free(dir);
+    return rc;
+}
+
 static void writer_free(m2u_shard_writer *w, int remove_tmp) {
     for (int t = 0; t < M2U_TEXT_COUNT; t++) flat_free(&w->text[t]);
     flat_free(&w->audio);
@@ -193,7 +235,7 @@ static void writer_free(m2u_shard_writer *w, int remove_tmp) {
     }
     if (w->f16_file >= 0) H5Tclose(w->f16_file);
     if (w->f16_mem >= 0) H5Tclose(w->f16_mem);
-    if (w->file >= 0) H5Fclose(w->file);
+    if (w->file >= 0) discard_file(w);
     if (remove_tmp && w->tmp_path) unlink(w->tmp_path);
     for (int k = 0; k < w->n_attrs; k++) free(w->attr_names ? w->attr_names[k] : NULL);
     free(w->attr_names);
@@ -693,7 +735,7 @@ static int shard_finish(m2u_shard_writer *w) {
 }
 
 static int shard_close(m2u_shard_writer *w) {
-    if (shard_finish(w) < 0) {
+    if (shard_finish(w) < 0 || check_space_to_finish(w) < 0) {
         writer_free(w, 1);
         return -1;
     }
@@ -708,10 +750,17 @@ static int shard_close(m2u_shard_writer *w) {
         close_dset(&w->tens[t].dset);
         close_dset(&w->tens[t].present_dset);
     }
-    herr_t e = H5Fclose(w->file);
-    w->file = H5I_INVALID_HID;
+    /* Flush first: a flush that fails (disk full) leaves the file closable,
+     * a close that fails does not (see discard_file), so the close below has
+     * nothing left that could fail for want of space. */
     int rc = 0;
-    if (e < 0) rc = h5fail("%s: closing %s failed", w->path, w->tmp_path);
+    if (H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0) {
+        rc = h5fail("%s: writing %s failed", w->path, w->tmp_path);
+        discard_file(w);
+    } else if (H5Fclose(w->file) < 0) {
+        rc = h5fail("%s: closing %s failed", w->path, w->tmp_path);
+    }
+    w->file = H5I_INVALID_HID;
     if (rc == 0 && m2u_fsync_path(w->tmp_path, 0) != 0)
         rc = m2u_fail("%s: fsync of %s failed: %s", w->path, w->tmp_path, strerror(errno));
     if (rc == 0 && rename(w->tmp_path, w->path) != 0)
@@ -767,6 +816,7 @@ struct m2u_shard_reader {
     uint8_t *present[M2U_SHARD_MAX_TENSORS];
     uint16_t *scratch;
     size_t scratch_n;
+    int heaps_checked; /* 1 once the global heaps passed check_global_heaps() */
 };
 
 static void reader_free(m2u_shard_reader *r) {
@@ -811,22 +861,118 @@ static int read_int_attr(m2u_shard_reader *r, const char *name, int64_t *v) {
     return rc;
 }
 
-/* A string attribute (variable- or fixed-length) into buf; missing -> "". */
-static int read_str_attr(const char *path, hid_t loc, const char *name, char *buf, size_t cap) {
+/* ---- global heap check ----
+ * Variable-length strings live in HDF5 "global heap collections" (GCOL).
+ * libhdf5 1.10 parses a collection without bounds checks: an object whose
+ * size field is damaged (file size unchanged) makes it loop forever or read
+ * past its buffer and crash inside H5Aread.  So before the first
+ * variable-length attribute of a file is read, every collection in the
+ * file's leading metadata is walked here with explicit bounds, and a bad one
+ * is an error naming the file.  m2u writes all its string attributes when a
+ * shard is created, before any sample data, so its collections sit in the
+ * first few KiB; GCOL_SCAN bounds the scan of any other file.  (A shard read
+ * through a manifest is also hashed first, manifest.h.)
+ * Layout (HDF5 format spec III.E, 8-byte lengths as m2u's superblock uses):
+ * "GCOL", version 1, 3 reserved zero bytes, collection size (8, including
+ * this 16-byte header); then objects: index (2), refcount (2), reserved (4),
+ * size (8), data padded to 8 bytes; index 0 is the free space, whose size
+ * counts its own header. */
+#define GCOL_SCAN ((size_t)1 << 20)
+#define GCOL_MIN 4096
+
+static uint64_t le64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static int check_collection(const char *path, int fd, uint64_t at, uint64_t size) {
+    unsigned char *c = malloc((size_t)size);
+    if (!c) return m2u_fail("%s: out of memory checking the HDF5 global heap", path);
+    int rc = 0;
+    if (pread(fd, c, (size_t)size, (off_t)at) != (ssize_t)size) {
+        rc = m2u_fail("%s: cannot read the HDF5 global heap at byte %llu", path, (unsigned long long)at);
+    } else {
+        uint64_t p = 16;
+        while (p < size && rc == 0) {
+            if (size - p < 16) break; /* too small for an object header: free space */
+            unsigned idx = (unsigned)c[p] | (unsigned)c[p + 1] << 8;
+            uint64_t osz = le64(c + p + 8);
+            uint64_t need = idx ? 16 + ((osz + 7) & ~(uint64_t)7) : osz;
+            if (osz > size || need == 0 || need > size - p)
+                rc = m2u_fail("%s: corrupt HDF5 metadata: global heap object %u at byte %llu claims %llu bytes, "
+                              "past its collection (%llu bytes at byte %llu); the file is damaged",
+                              path, idx, (unsigned long long)(at + p), (unsigned long long)osz,
+                              (unsigned long long)size, (unsigned long long)at);
+            if (idx == 0) break; /* the free space ends the objects */
+            p += need;
+        }
+    }
+    free(c);
+    return rc;
+}
+
+static int check_global_heaps(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return m2u_fail("%s: cannot open: %s", path, strerror(errno));
+    off_t end = lseek(fd, 0, SEEK_END);
+    size_t n = end > 0 ? ((uint64_t)end < GCOL_SCAN ? (size_t)end : GCOL_SCAN) : 0;
+    unsigned char *b = n ? malloc(n) : NULL;
+    int rc = 0;
+    if (n && !b) rc = m2u_fail("%s: out of memory", path);
+    else if (n && pread(fd, b, n, 0) != (ssize_t)n) rc = m2u_fail("%s: cannot read: %s", path, strerror(errno));
+    for (size_t p = 0; rc == 0 && n >= 16 && p <= n - 16; p++) {
+        if (memcmp(b + p, "GCOL", 4) || b[p + 4] != 1 || b[p + 5] || b[p + 6] || b[p + 7]) continue;
+        uint64_t size = le64(b + p + 8);
+        /* the header itself damaged: HDF5 refuses that cleanly, and a size
+         * past the end of the file is caught by HDF5's own EOF check */
+        if (size < GCOL_MIN || size > (uint64_t)end - p) continue;
+        rc = check_collection(path, fd, p, size);
+        p += 15;
+    }
+    free(b);
+    close(fd);
+    return rc;
+}
+
+/* The file's global heaps are checked once, before its first variable-length read. */
+static int vlen_guard(const char *path, int *checked) {
+    if (*checked) return 0;
+    if (check_global_heaps(path) < 0) return -1;
+    *checked = 1;
+    return 0;
+}
+
+/* Longest string attribute accepted (bytes): names and hashes are short; a
+ * size field beyond this is damage, not data. */
+#define MAX_STR_ATTR ((size_t)1 << 16)
+
+/* A scalar string attribute (variable- or fixed-length) into buf; missing -> "".
+ * Class, shape and size are checked before anything is read. */
+static int read_str_attr(const char *path, hid_t loc, const char *name, char *buf, size_t cap, int *heaps_checked) {
     buf[0] = '\0';
     if (H5Aexists(loc, name) <= 0) return 0;
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
     hid_t t = a >= 0 ? H5Aget_type(a) : -1;
+    hid_t sp = a >= 0 ? H5Aget_space(a) : -1;
     int rc = 0;
-    if (a < 0 || t < 0) rc = h5fail("%s: cannot open attribute %s", path, name);
+    if (a < 0 || t < 0 || sp < 0) rc = h5fail("%s: cannot open attribute %s", path, name);
     else if (H5Tget_class(t) != H5T_STRING) rc = m2u_fail("%s: attribute %s is not a string", path, name);
+    else if (H5Sget_simple_extent_type(sp) != H5S_SCALAR && H5Sget_simple_extent_npoints(sp) != 1)
+        rc = m2u_fail("%s: attribute %s is not a single string", path, name);
+    else if (H5Tis_variable_str(t) <= 0 && (H5Tget_size(t) == 0 || H5Tget_size(t) > MAX_STR_ATTR))
+        rc = m2u_fail("%s: attribute %s claims %zu bytes (damaged?)", path, name, H5Tget_size(t));
     else if (H5Tis_variable_str(t) > 0) {
+        if (vlen_guard(path, heaps_checked) < 0) {
+            rc = -1;
+        } else {
         char *s = NULL;
         hid_t mt = H5Tcopy(t); /* same character set as stored: HDF5 does not convert between them */
         if (mt < 0 || H5Aread(a, mt, &s) < 0) rc = h5fail("%s: cannot read attribute %s", path, name);
         else snprintf(buf, cap, "%s", s ? s : "");
         if (s) H5free_memory(s);
         if (mt >= 0) H5Tclose(mt);
+        }
     } else {
         size_t n = H5Tget_size(t);
         char *s = calloc(n + 1, 1);
@@ -838,6 +984,7 @@ static int read_str_attr(const char *path, hid_t loc, const char *name, char *bu
         free(s);
         if (mt >= 0) H5Tclose(mt);
     }
+    if (sp >= 0) H5Sclose(sp);
     if (t >= 0) H5Tclose(t);
     if (a >= 0) H5Aclose(a);
     return rc;
@@ -952,12 +1099,18 @@ static int open_attrs(m2u_shard_reader *r) {
         else if (t < 0 || s < 0 || H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) <= 0 ||
                  H5Sget_simple_extent_npoints(s) != r->n_attrs)
             rc = m2u_fail("%s: attrs/attr_names is not %d variable-length strings", r->path, r->n_attrs);
+        else if (vlen_guard(r->path, &r->heaps_checked) < 0)
+            rc = -1;
         else {
             char **v = calloc((size_t)r->n_attrs, sizeof(char *));
             hid_t mt = H5Tcopy(t);
             if (!v || mt < 0 || H5Aread(a, mt, v) < 0) rc = h5fail("%s: cannot read attrs/attr_names", r->path);
             for (int k = 0; rc == 0 && k < r->n_attrs; k++)
-                if (!(r->attr_names[k] = strdup(v[k] ? v[k] : ""))) rc = m2u_fail("%s: out of memory", r->path);
+                if (v[k] && strnlen(v[k], MAX_STR_ATTR + 1) > MAX_STR_ATTR)
+                    rc = m2u_fail("%s: attrs/attr_names[%d] is longer than %zu bytes (damaged?)", r->path, k,
+                                  MAX_STR_ATTR);
+                else if (!(r->attr_names[k] = strdup(v[k] ? v[k] : "")))
+                    rc = m2u_fail("%s: out of memory", r->path);
             for (int k = 0; v && k < r->n_attrs; k++)
                 if (v[k]) H5free_memory(v[k]);
             free(v);
@@ -1030,8 +1183,9 @@ static int open_tensor_group(m2u_shard_reader *r, const char *group, m2u_dtype d
             x->dims[d] = (int64_t)dims[d + 1];
             x->numel *= (size_t)dims[d + 1];
         }
-        if (read_str_attr(r->path, r->tdset[t], "encoder", x->encoder, sizeof x->encoder) < 0 ||
-            read_str_attr(r->path, r->tdset[t], "config_hash", x->config_hash, sizeof x->config_hash) < 0) {
+        if (read_str_attr(r->path, r->tdset[t], "encoder", x->encoder, sizeof x->encoder, &r->heaps_checked) < 0 ||
+            read_str_attr(r->path, r->tdset[t], "config_hash", x->config_hash, sizeof x->config_hash,
+                          &r->heaps_checked) < 0) {
             rc = -1;
             break;
         }

@@ -21,68 +21,117 @@
 #include <string.h>
 #include <sys/stat.h>
 
+static const char k_build_usage[] =
+    "usage: m2u-dataset build --input SPEC [--input SPEC ...] --out DIR [options]\n"
+    "\n"
+    "Decode, analyse and caption media into MUCaps / MusicQA / MUEdit / MUImage / MUVideo\n"
+    "samples in HDF5 shards (DIR/shard-rRRR-NNNNN.h5), DIR/manifest.json, the dataset card\n"
+    "DIR/README.md and the error report DIR/errors.jsonl.  Run it again after a kill: finished\n"
+    "work is kept.  Under mpirun the files are split across ranks.  A file that cannot be used\n"
+    "(missing, a dangling link, not media, corrupt, too short, silent, a duplicate) is recorded\n"
+    "in errors.jsonl and the build goes on; a build that makes no sample at all fails (status 1)\n"
+    "with the count of files per reason.\n"
+    "  --input SPEC        folder, glob, file, or JSON-lines manifest (path, licence, attribution,\n"
+    "                      source); audio (anything FFmpeg decodes), MIDI, images, videos.  A named\n"
+    "                      input that does not exist is recorded (cannot-open) and skipped\n"
+    "  --strict            stop instead when a named input does not exist or a pattern matches nothing\n"
+    "  --licence L         licence of inputs that have none (folders, globs); required for them\n"
+    "  --attribution A     attribution of inputs that have none\n"
+    "  --recipes LIST      mucaps,musicqa,muedit,muimage,muvideo (default: all)\n"
+    "  --audio-rate HZ     stored audio and analysis rate (24000: MERT)\n"
+    "  --clip S --hop S    clip length and hop in seconds (10, 10); --min-clip S (5)\n"
+    "  --max-clips N       clips per file (0 = all)\n"
+    "  --soundfont F.sf2   for MIDI sources (default: Debian's FluidR3_GM.sf2)\n"
+    "  --qa N              MusicQA pairs per clip (2)\n"
+    "  --valid F --test F  share of sources in valid / test (0.1, 0.1)\n"
+    "  --shard-size N      samples per shard (256)\n"
+    "  --seed N            phrasing / edit / pairing seed (0)\n"
+    "  --captioner CMD     JSON-lines captioner program that rewrites captions (captioner_process.h)\n"
+    "  --llm URL           OpenAI-compatible endpoint (llama.cpp server, vLLM) that rewrites the\n"
+    "                      MUEdit / MUImage / MUVideo instructions; --llm-model NAME\n"
+    "  --mert DIR          MERT checkpoint: features/mert = its [layers+1, hidden] layer means\n"
+    "                      (60 s windows averaged); needs --audio-rate = its sampling rate\n"
+    "  --vit DIR           ViT checkpoint: features/vit = last_hidden_state (e.g. [197, 768])\n"
+    "  --vivit DIR         ViViT checkpoint: features/vivit = last_hidden_state (e.g. [3137, 768])\n"
+    "  --t5 DIR            T5 encoder (or MusicGen) checkpoint: features/t5 = the text padded to\n"
+    "                      --text-rows tokens through it; --t5-tokenizer F (default DIR/tokenizer.json)\n"
+    "                      Without them the built-in features of the same shapes are stored.\n"
+    "  --no-images         do not store image pixels (features only)\n"
+    "  --text-rows N --text-dim N   text target shape (128 x 768, MusicGen's T5)\n"
+    "  --overwrite         replace a build of other settings in DIR\n"
+    "  --no-verify         do not check the shards' sha256 when the card reads them back\n"
+    "  --quiet             no progress lines\n"
+    "  -h, --help          this text\n"
+    "examples:\n"
+    "  m2u-dataset build --input /usr/share/games/openttd/baseset/openmsx --licence GPL-2.0 \\\n"
+    "      --attribution 'OpenMSX authors' --out build/openmsx\n"
+    "  mpirun -np 4 m2u-dataset build --input music.jsonl --input images/ --licence CC0-1.0 --out ds\n"
+    "  m2u-dataset build --input music/ --licence CC-BY-4.0 --mert ckpt/MERT-v1-330M --vit ckpt/vit-base \\\n"
+    "      --t5 ckpt/musicgen-medium --t5-tokenizer ckpt/t5-base/tokenizer.json --out ds_mert\n"
+    "  m2u-dataset build --input 'music/*.flac' --input extra.wav --strict --licence CC0-1.0 --out ds\n"
+    "  HDF5_PLUGIN_PATH=build/hdf5-plugins h5dump -H ds/shard-r000-00000.h5\n";
+
+static const char k_text_usage[] =
+    "usage: m2u-dataset text --input FILE.jsonl --out DIR [--shard-size 1000] [--valid 0.1] [--test 0]\n"
+    "\n"
+    "Text-only samples to HDF5 shards (DIR/shard-NNNNN.h5) and DIR/manifest.json.\n"
+    "One JSON object per line:\n"
+    "  kind         mucaps | musicqa | muedit | muimage | muvideo        (required)\n"
+    "  source       the track or file the text is about                 (required; splits are by source)\n"
+    "  licence      licence of the text / source, e.g. CC-BY-4.0      (required)\n"
+    "  attribution  who to credit\n"
+    "  id           unique id (default: derived from source and line)\n"
+    "  caption, question (or instruction), answer, input_text, output_text\n"
+    "Samples of one source always land in one split (hash of the source), so no\n"
+    "track is in two splits.  A malformed line stops the build before anything is\n"
+    "written, naming FILE:LINE.\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "example:\n"
+    "  m2u-dataset text --input data/demo/music_text.jsonl --out build/demo/text --valid 0.2\n"
+    "  m2u-train configs/tiny_stage1.yaml train.data=build/demo/text/manifest.json\n";
+
+static const char k_card_usage[] =
+    "usage: m2u-dataset card [--no-verify] DIR\n"
+    "\n"
+    "(Re)write DIR/README.md, the dataset card of a finished build, from DIR/manifest.json, the\n"
+    "shards and DIR/errors.jsonl.  Each shard's sha256 is checked against the manifest before it\n"
+    "is read (a damaged shard is an error naming it); --no-verify skips the check.\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "example:\n"
+    "  m2u-dataset card build/demo/media\n";
+
 static void usage(FILE *f) {
     fputs("usage: m2u-dataset build --input SPEC [--input SPEC ...] --out DIR [options]\n"
           "       m2u-dataset text --input FILE.jsonl --out DIR [--shard-size 1000] [--valid 0.1] [--test 0]\n"
-          "       m2u-dataset card DIR\n"
+          "       m2u-dataset card [--no-verify] DIR\n"
+          "       m2u-dataset COMMAND --help    (each command's options and examples)\n"
           "\n"
-          "build: decode, analyse and caption media into MUCaps / MusicQA / MUEdit / MUImage / MUVideo\n"
-          "samples in HDF5 shards (DIR/shard-rRRR-NNNNN.h5), DIR/manifest.json, the dataset card\n"
-          "DIR/README.md and the error report DIR/errors.jsonl.  Run it again after a kill: finished\n"
-          "work is kept.  Under mpirun the files are split across ranks.\n"
-          "  --input SPEC        folder, glob, file, or JSON-lines manifest (path, licence, attribution,\n"
-          "                      source); audio (anything FFmpeg decodes), MIDI, images, videos\n"
-          "  --licence L         licence of inputs that have none (folders, globs); required for them\n"
-          "  --attribution A     attribution of inputs that have none\n"
-          "  --recipes LIST      mucaps,musicqa,muedit,muimage,muvideo (default: all)\n"
-          "  --audio-rate HZ     stored audio and analysis rate (24000: MERT)\n"
-          "  --clip S --hop S    clip length and hop in seconds (10, 10); --min-clip S (5)\n"
-          "  --max-clips N       clips per file (0 = all)\n"
-          "  --soundfont F.sf2   for MIDI sources (default: Debian's FluidR3_GM.sf2)\n"
-          "  --qa N              MusicQA pairs per clip (2)\n"
-          "  --valid F --test F  share of sources in valid / test (0.1, 0.1)\n"
-          "  --shard-size N      samples per shard (256)\n"
-          "  --seed N            phrasing / edit / pairing seed (0)\n"
-          "  --captioner CMD     JSON-lines captioner program that rewrites captions (captioner_process.h)\n"
-          "  --llm URL           OpenAI-compatible endpoint (llama.cpp server, vLLM) that rewrites the\n"
-          "                      MUEdit / MUImage / MUVideo instructions; --llm-model NAME\n"
-          "  --mert DIR          MERT checkpoint: features/mert = its [layers+1, hidden] layer means\n"
-          "                      (60 s windows averaged); needs --audio-rate = its sampling rate\n"
-          "  --vit DIR           ViT checkpoint: features/vit = last_hidden_state (e.g. [197, 768])\n"
-          "  --vivit DIR         ViViT checkpoint: features/vivit = last_hidden_state (e.g. [3137, 768])\n"
-          "  --t5 DIR            T5 encoder (or MusicGen) checkpoint: features/t5 = the text padded to\n"
-          "                      --text-rows tokens through it; --t5-tokenizer F (default DIR/tokenizer.json)\n"
-          "                      Without them the built-in features of the same shapes are stored.\n"
-          "  --no-images         do not store image pixels (features only)\n"
-          "  --text-rows N --text-dim N   text target shape (128 x 768, MusicGen's T5)\n"
-          "  --overwrite         replace a build of other settings in DIR\n"
-          "  --quiet             no progress lines\n"
-          "examples:\n"
-          "  m2u-dataset build --input /usr/share/games/openttd/baseset/openmsx --licence GPL-2.0 \\\n"
-          "      --attribution 'OpenMSX authors' --out build/openmsx\n"
-          "  mpirun -np 4 m2u-dataset build --input music.jsonl --input images/ --licence CC0-1.0 --out ds\n"
-          "  m2u-dataset build --input music/ --licence CC-BY-4.0 --mert ckpt/MERT-v1-330M --vit ckpt/vit-base \\\n"
-          "      --t5 ckpt/musicgen-medium --t5-tokenizer ckpt/t5-base/tokenizer.json --out ds_mert\n"
-          "  HDF5_PLUGIN_PATH=build/hdf5-plugins h5dump -H ds/shard-r000-00000.h5\n"
-          "\n"
-          "text:  --input FILE.jsonl --out DIR [--shard-size 1000] [--valid 0.1] [--test 0]\n"
-          "\n"
-          "Text-only samples to HDF5 shards (DIR/shard-NNNNN.h5) and DIR/manifest.json.\n"
-          "One JSON object per line:\n"
-          "  kind         mucaps | musicqa | muedit | muimage | muvideo        (required)\n"
-          "  source       the track or file the text is about                 (required; splits are by source)\n"
-          "  licence      licence of the text / source, e.g. CC-BY-4.0      (required)\n"
-          "  attribution  who to credit\n"
-          "  id           unique id (default: derived from source and line)\n"
-          "  caption, question (or instruction), answer, input_text, output_text\n"
-          "Samples of one source always land in one split (hash of the source), so no\n"
-          "track is in two splits.  A malformed line stops the build before anything is\n"
-          "written, naming FILE:LINE.\n"
-          "\n"
-          "example:\n"
-          "  m2u-dataset text --input data/demo/music_text.jsonl --out build/demo/text --valid 0.2\n"
-          "  m2u-train configs/tiny_stage1.yaml train.data=build/demo/text/manifest.json\n",
+          "build: media (audio, MIDI, images, videos) -> MUCaps, MusicQA, MUEdit, MUImage, MUVideo samples\n"
+          "text:  text-only samples from a JSON-lines file\n"
+          "card:  (re)write the dataset card of a finished build\n\n",
           f);
+    fputs(k_build_usage, f);
+    fputs("\n", f);
+    fputs(k_text_usage, f);
+    fputs("\n", f);
+    fputs(k_card_usage, f);
+}
+
+static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
+
+/* 1 when any argument after the command asks for help */
+static int wants_help(int argc, char **argv) {
+    for (int i = 2; i < argc; i++)
+        if (is_help(argv[i])) return 1;
+    return 0;
+}
+
+/* An option mistake: what was wrong, then the command's usage, status 2. */
+static int usage_error(const char *cmd, const char *text) {
+    fprintf(stderr, "m2u-dataset %s: %s\n\n%s", cmd, m2u_last_error(), text);
+    return 2;
 }
 
 typedef struct {
@@ -167,24 +216,48 @@ static int parse_rows(const char *path, double valid, double test, row **out, in
     return rc;
 }
 
+static int num_arg(const char *opt, const char *v, double lo, double hi, double *out) {
+    char *end;
+    double x = v ? strtod(v, &end) : 0;
+    if (!v || end == v || *end || !(x >= lo && x <= hi))
+        return m2u_fail("%s: expected a number in [%g, %g], got '%s'", opt, lo, hi, v ? v : "");
+    *out = x;
+    return 0;
+}
+
 static int cmd_text(int argc, char **argv) {
     const char *input = NULL, *out = NULL;
     int shard_size = 1000;
     double valid = 0.1, test = 0.0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) return m2u_fail("%s needs a value", a);
+        double x = 0;
+        int bad = 0;
+        if (strcmp(a, "--input") && strcmp(a, "--out") && strcmp(a, "--shard-size") && strcmp(a, "--valid") &&
+            strcmp(a, "--test")) {
+            m2u_fail("unknown option '%s'", a);
+            return usage_error("text", k_text_usage);
+        }
+        if (!v) {
+            m2u_fail("%s needs a value", a);
+            return usage_error("text", k_text_usage);
+        }
         if (!strcmp(a, "--input")) input = v;
         else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--shard-size")) shard_size = atoi(v);
-        else if (!strcmp(a, "--valid")) valid = atof(v);
-        else if (!strcmp(a, "--test")) test = atof(v);
-        else return m2u_fail("unknown option %s (see m2u-dataset --help)", a);
+        else if (!strcmp(a, "--shard-size")) bad = num_arg(a, v, 1, 1e9, &x), shard_size = (int)x;
+        else if (!strcmp(a, "--valid")) bad = num_arg(a, v, 0, 0.9, &valid);
+        else bad = num_arg(a, v, 0, 0.9, &test);
+        if (bad) return usage_error("text", k_text_usage);
         i++;
     }
-    if (!input || !out) return m2u_fail("text needs --input and --out");
-    if (shard_size < 1 || valid < 0 || test < 0 || valid + test >= 1)
-        return m2u_fail("--shard-size must be >= 1 and --valid + --test < 1");
+    if (!input || !out) {
+        m2u_fail("give %s", !input ? "--input FILE.jsonl" : "--out DIR");
+        return usage_error("text", k_text_usage);
+    }
+    if (valid + test >= 1) {
+        m2u_fail("--valid + --test must be < 1 (got %g + %g)", valid, test);
+        return usage_error("text", k_text_usage);
+    }
     row *rows = NULL;
     int n = 0;
     int rc = parse_rows(input, valid, test, &rows, &n);
@@ -269,12 +342,15 @@ static int parse_recipes(const char *list, int *mask) {
     return rc;
 }
 
-static int num_arg(const char *opt, const char *v, double lo, double hi, double *out) {
-    char *end;
-    double x = v ? strtod(v, &end) : 0;
-    if (!v || end == v || *end || !(x >= lo && x <= hi))
-        return m2u_fail("%s: expected a number in [%g, %g], got '%s'", opt, lo, hi, v ? v : "");
-    *out = x;
+/* the build options that take a value (for the message when it is missing) */
+static int known_value_option(const char *a) {
+    static const char *const names[] = {"--input", "--out", "--licence", "--license", "--attribution", "--recipes",
+                                        "--soundfont", "--captioner", "--llm", "--llm-model", "--mert", "--vit",
+                                        "--vivit", "--t5", "--t5-tokenizer", "--audio-rate", "--clip", "--hop",
+                                        "--min-clip", "--max-clips", "--qa", "--valid", "--test", "--shard-size",
+                                        "--seed", "--text-rows", "--text-dim", "--stop-after"};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+        if (!strcmp(a, names[k])) return 1;
     return 0;
 }
 
@@ -288,9 +364,12 @@ static int cmd_build(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x = 0;
         if (!strcmp(a, "--overwrite")) c.overwrite = 1;
+        else if (!strcmp(a, "--strict")) c.strict = 1;
+        else if (!strcmp(a, "--no-verify")) c.verify = 0;
         else if (!strcmp(a, "--quiet")) c.progress = 0;
         else if (!strcmp(a, "--no-images")) c.store_images = 0;
-        else if (!v) rc = m2u_fail("%s: missing value (or unknown flag; see --help)", a);
+        else if (strncmp(a, "--", 2)) rc = m2u_fail("unexpected argument '%s' (inputs are given with --input)", a);
+        else if (!v) rc = known_value_option(a) ? m2u_fail("%s needs a value", a) : m2u_fail("unknown option '%s'", a);
         else {
             i++;
             if (!strcmp(a, "--input")) inputs[c.n_inputs++] = v;
@@ -320,15 +399,17 @@ static int cmd_build(int argc, char **argv) {
             else if (!strcmp(a, "--text-rows")) rc = num_arg(a, v, 1, 4096, &x), c.text_rows = (int)x;
             else if (!strcmp(a, "--text-dim")) rc = num_arg(a, v, 1, 65536, &x), c.text_dim = (int)x;
             else if (!strcmp(a, "--stop-after")) rc = num_arg(a, v, 0, 1e9, &c.stop_after_s);
-            else rc = m2u_fail("unknown option '%s' (see m2u-dataset --help)", a);
+            else rc = m2u_fail("unknown option '%s'", a);
         }
     }
     c.inputs = inputs;
-    if (!rc && !c.n_inputs) rc = m2u_fail("build: give at least one --input");
-    if (!rc && !c.out_dir) rc = m2u_fail("build: give --out DIR");
-    if (rc) {
+    if (!rc && !c.n_inputs) rc = m2u_fail("give at least one --input");
+    if (!rc && !c.out_dir) rc = m2u_fail("give --out DIR");
+    if (!rc && c.valid_frac + c.test_frac >= 1)
+        rc = m2u_fail("--valid + --test must be < 1 (got %g + %g)", c.valid_frac, c.test_frac);
+    if (rc) { /* an option mistake: say what, and how to call it (before MPI starts) */
         free(inputs);
-        return rc;
+        return usage_error("build", k_build_usage);
     }
     int rank = 0, world = 1;
     MPI_Init(&argc, &argv);
@@ -366,33 +447,58 @@ static int cmd_build(int argc, char **argv) {
 }
 
 static int cmd_card(int argc, char **argv) {
-    if (argc != 3) return m2u_fail("usage: m2u-dataset card DIR");
-    char *mp = m2u_path_join(argv[2], "manifest.json"), *ep = m2u_path_join(argv[2], "errors.jsonl"),
-         *cp = m2u_path_join(argv[2], "README.md");
-    int rc = m2u_build_write_card(mp, m2u_file_exists(ep) ? ep : NULL, cp);
+    const char *dir = NULL;
+    int verify = 1;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--no-verify")) {
+            verify = 0;
+        } else if (!strncmp(argv[i], "--", 2)) {
+            m2u_fail("unknown option '%s'", argv[i]);
+            return usage_error("card", k_card_usage);
+        } else if (dir) {
+            m2u_fail("one DIR only ('%s' and '%s')", dir, argv[i]);
+            return usage_error("card", k_card_usage);
+        } else {
+            dir = argv[i];
+        }
+    }
+    if (!dir) {
+        m2u_fail("give the build's DIR");
+        return usage_error("card", k_card_usage);
+    }
+    char *mp = m2u_path_join(dir, "manifest.json"), *ep = m2u_path_join(dir, "errors.jsonl"),
+         *cp = m2u_path_join(dir, "README.md");
+    int rc = m2u_build_write_card(mp, m2u_file_exists(ep) ? ep : NULL, cp, verify);
     if (!rc) printf("wrote %s\n", cp);
     free(mp), free(ep), free(cp);
-    return rc;
+    return rc ? -1 : 0;
 }
 
 int main(int argc, char **argv) {
     m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
     m2u_progress_set_stream(stderr);
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    if (argc < 2 || is_help(argv[1])) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    int rc;
-    if (!strcmp(argv[1], "build")) {
-        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
-            usage(stdout);
+    static const struct {
+        const char *name, *usage;
+    } cmds[] = {{"build", k_build_usage}, {"text", k_text_usage}, {"card", k_card_usage}};
+    for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++)
+        if (!strcmp(argv[1], cmds[k].name) && wants_help(argc, argv)) {
+            fputs(cmds[k].usage, stdout);
             return 0;
         }
-        return cmd_build(argc, argv); /* prints its own errors (per rank) */
-    }
+    int rc;
+    if (!strcmp(argv[1], "build")) return cmd_build(argc, argv); /* prints its own errors (per rank) */
     if (!strcmp(argv[1], "text")) rc = cmd_text(argc, argv);
     else if (!strcmp(argv[1], "card")) rc = cmd_card(argc, argv);
-    else rc = m2u_fail("unknown command '%s' (build, text, card; see m2u-dataset --help)", argv[1]);
+    else {
+        fprintf(stderr, "m2u-dataset: unknown command '%s' (build, text, card)\n\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    if (rc > 0) return rc; /* an option mistake, already explained */
     if (rc) {
         fprintf(stderr, "m2u-dataset: %s\n", m2u_last_error());
         return 1;

@@ -393,7 +393,7 @@ int m2u_eval_run_generate(const m2u_eval_run_options *o, m2u_eval_progress_fn pr
     if (build_model(&c, &em) ||
         load_checkpoint(o->run_dir, &em, &out->checkpoint, &out->checkpoint_step, &out->n_trainables))
         goto done;
-    m2u_dataset_options dopt = {.split = split};
+    m2u_dataset_options dopt = {.split = split, .no_verify = o->no_verify || !c.train.verify};
     if (m2u_dataset_open(c.train.data, &dopt, &ds)) goto done;
     /* a feature column of another shape would be zero-padded into the adapter's input */
     if (m2u_train_model_check_dataset(&c, em.mg, ds, 0)) goto done;

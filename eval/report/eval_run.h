@@ -35,6 +35,7 @@ typedef struct {
     int max_new_tokens;   /* 0 -> 48 */
     int threads;          /* OpenMP threads; 0 -> the config's run.threads (0 = OpenMP's default) */
     int batch;            /* sequences decoded together; 0 -> 8 */
+    int no_verify;        /* 1: do not check the shards' sha256 against the manifest (manifest.h) */
 } m2u_eval_run_options;
 
 typedef struct {

@@ -95,7 +95,7 @@ static const command_help k_commands[] = {
     {"run",
       "  run --run RUN_DIR [--config RUN_DIR/config.yaml] [--data manifest.json] [--split test|valid]\n"
       "      [--kinds mucaps,musicqa] [--max-samples N] [--max-new-tokens 48] [--stage S] [--threads T]\n"
-      "      [--batch 8] [--out DIR]\n"
+      "      [--batch 8] [--no-verify] [--out DIR]\n"
       "      Load the run's resolved config and its newest complete checkpoint as m2u-train does,\n"
       "      answer the split's samples of those kinds greedily (KV cache, stop at EOS, --batch\n"
       "      sequences decoded together; the samples'\n"
@@ -116,7 +116,9 @@ static const command_help k_commands[] = {
       "      the directory it ran in): run m2u-eval from there, or give --data / --config.\n"
       "      Attribute words are read back with the rules documented in eval/attr_agreement.h\n"
       "      (the vocabulary of data/describe.h; first mention wins; key letters upper-case).\n"
-      "      Progress with rate and ETA goes to stderr.\n",
+      "      Progress with rate and ETA goes to stderr.  Each shard's sha256 is checked against the\n"
+      "      dataset manifest when it is first read (a damaged shard is an error naming it);\n"
+      "      --no-verify skips the check.\n",
       "  m2u-eval run --run runs/tiny_stage3 --split valid --max-samples 20 --out runs/tiny_stage3/eval\n"},
     {"report",
       "  report --run RUN_DIR [--out DIR]\n"
@@ -863,10 +865,11 @@ int main(int argc, char **argv) {
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
     const char *run = NULL, *config = NULL, *data = NULL, *split = NULL, *kinds = NULL, *max_samples = NULL,
                *max_new = NULL, *stage = NULL, *threads = NULL, *bert_layers = NULL, *batch = NULL;
-    int quiet = 0;
+    int quiet = 0, no_verify = 0;
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
         if (strcmp(o, "--quiet") == 0) { quiet = 1; continue; }
+        if (strcmp(o, "--no-verify") == 0) { no_verify = 1; continue; }
         if (strcmp(o, "--bert-idf") == 0) { g_bert_idf = 1; continue; }
         const char **dst = strcmp(o, "--candidates") == 0 ? &cand
                            : strcmp(o, "--references") == 0 ? &refs
@@ -927,7 +930,8 @@ int main(int argc, char **argv) {
         if (!run || cand || refs || a || b) {
             return bad_usage("run", "need --run RUN_DIR");
         }
-        m2u_eval_run_options o = {.run_dir = run, .config = config, .data = data, .split = split, .kinds = kinds};
+        m2u_eval_run_options o = {.run_dir = run, .config = config, .data = data, .split = split, .kinds = kinds,
+                                  .no_verify = no_verify};
         long v;
         if (max_samples) {
             if (parse_long("--max-samples", max_samples, 1, LONG_MAX, &v)) return 2;

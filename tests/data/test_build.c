@@ -103,7 +103,8 @@ static int same_rows(const row *a, int64_t na, const row *b, int64_t nb, const c
     return 1;
 }
 
-static const char *ARGS = "--input " DIR "/media/music.jsonl --input " DIR "/media/other --licence CC0-1.0 "
+static const char *ARGS = "--input " DIR "/media/music.jsonl --input " DIR "/media/other --input " DIR
+                          "/media/missing.wav --licence CC0-1.0 "
                           "--attribution 'm2u tests' --audio-rate 16000 --clip 6 --hop 6 --min-clip 3 "
                           "--shard-size 3 --valid 0.34 --test 0 --quiet";
 
@@ -131,6 +132,8 @@ static void make_media(void) {
              "ffmpeg -v error -f lavfi -i 'life=s=160x120:r=10:mold=10' -t 4 -pix_fmt yuv420p silent.mp4",
              DIR) == 0,
           "ffmpeg media");
+    /* a dangling link: must be recorded, not skipped without a word */
+    CHECK(sh("ln -s '%s/media/nowhere.ogg' '%s/media/other/gone.ogg'", DIR, DIR) == 0, "symlink");
 }
 
 static void check_first_build(const char *out) {
@@ -146,6 +149,11 @@ static void check_first_build(const char *out) {
     float *mert0 = malloc(25 * 1024 * sizeof(float)), *mert = malloc(25 * 1024 * sizeof(float));
     float *t5 = malloc(128 * 768 * sizeof(float));
     int have_mert0 = 0;
+    /* music sources' licence and attribution, and the picture/video samples' own
+     * (checked after the loop: a sample carries its music's licence too) */
+    enum { MAXV = 64 };
+    char *msrc[MAXV], *mlic[MAXV], *mattr[MAXV], *vmusic[MAXV], *vlic[MAXV], *vattr[MAXV], *vsrc[MAXV];
+    int nm = 0, nv = 0;
     for (int64_t i = 0; i < n; i++) {
         m2u_sample s;
         CHECK(m2u_dataset_get(ds, i, &s) == 0, "get %lld", (long long)i);
@@ -155,6 +163,23 @@ static void check_first_build(const char *out) {
         CHECK(s.text[M2U_TEXT_LICENCE][0], "sample %s has no licence", s.text[M2U_TEXT_ID]);
         const char *src = s.text[M2U_TEXT_SOURCE];
         if (strstr(src, "violin.mid")) CHECK(!strcmp(s.text[M2U_TEXT_LICENCE], "CC-BY-4.0"), "violin licence");
+        if (!strcmp(k, "mucaps") && nm < MAXV) {
+            int seen = 0;
+            for (int j = 0; j < nm; j++) seen |= !strcmp(msrc[j], src);
+            if (!seen) {
+                msrc[nm] = strdup(src), mlic[nm] = strdup(s.text[M2U_TEXT_LICENCE]);
+                mattr[nm++] = strdup(s.text[M2U_TEXT_ATTRIBUTION]);
+            }
+        }
+        if ((!strcmp(k, "muimage") || !strcmp(k, "muvideo")) && nv < MAXV) {
+            const char *in = s.text[M2U_TEXT_INPUT_TEXT], *pre = "target music: ";
+            const char *end = strstr(in, " [");
+            CHECK(!strncmp(in, pre, strlen(pre)) && end, "%s input_text: %s", s.text[M2U_TEXT_ID], in);
+            if (end) vmusic[nv] = strndup(in + strlen(pre), (size_t)(end - in - (long)strlen(pre)));
+            else vmusic[nv] = strdup("");
+            vlic[nv] = strdup(s.text[M2U_TEXT_LICENCE]), vattr[nv] = strdup(s.text[M2U_TEXT_ATTRIBUTION]);
+            vsrc[nv++] = strdup(src);
+        }
         if (!strcmp(k, "mucaps")) {
             CHECK(s.audio_len > 0, "mucaps %s has no audio", s.text[M2U_TEXT_ID]);
             if (strstr(src, "piano.mid")) mucaps_piano++;
@@ -227,6 +252,38 @@ static void check_first_build(const char *out) {
           mucaps_piano, mucaps_copy);
     m2u_dataset_close(ds);
     free(mert0), free(mert), free(t5);
+    /* a picture or video paired with music carries both licences and both
+     * attributions (pictures: --licence CC0-1.0, --attribution 'm2u tests');
+     * a video's own soundtrack is the same file and changes nothing */
+    int paired = 0, combined = 0;
+    for (int v = 0; v < nv; v++) {
+        if (!strcmp(vmusic[v], vsrc[v])) {
+            CHECK(!strcmp(vlic[v], "CC0-1.0") && !strcmp(vattr[v], "m2u tests"), "own soundtrack %s: %s / %s",
+                  vsrc[v], vlic[v], vattr[v]);
+            continue;
+        }
+        int m = -1;
+        for (int j = 0; j < nm; j++)
+            if (!strcmp(msrc[j], vmusic[v])) m = j;
+        CHECK(m >= 0, "%s: its music %s has no mucaps sample", vsrc[v], vmusic[v]);
+        if (m < 0) continue;
+        char want[256];
+        if (!strcmp(mlic[m], "CC0-1.0"))
+            snprintf(want, sizeof want, "CC0-1.0");
+        else
+            snprintf(want, sizeof want, "CC0-1.0 AND %s", mlic[m]), combined++;
+        CHECK(!strcmp(vlic[v], want), "%s paired with %s (%s): licence '%s', expected '%s'", vsrc[v], vmusic[v],
+              mlic[m], vlic[v], want);
+        char wattr[512];
+        snprintf(wattr, sizeof wattr, "%s: m2u tests | music: %s", strstr(vsrc[v], ".mp4") ? "video" : "picture",
+                 mattr[m]);
+        CHECK(!strcmp(vattr[v], wattr), "%s attribution '%s', expected '%s'", vsrc[v], vattr[v], wattr);
+        paired++;
+    }
+    printf("test_build: %d pictures/videos paired with music, %d under two licences\n", paired, combined);
+    CHECK(paired >= 3, "only %d paired pictures/videos", paired);
+    char **lics = malloc(((size_t)nv + 1) * sizeof *lics);
+    for (int v = 0; v < nv; v++) lics[v] = vlic[v];
 
     /* the error report */
     char *errs = NULL;
@@ -239,6 +296,11 @@ static void check_first_build(const char *out) {
         CHECK(strstr(errs, "truncated.wav") && strstr(errs, "\"reason\":\"truncated\""), "truncated.wav not reported");
         CHECK(strstr(errs, "\"reason\":\"duplicate\"") && strstr(errs, "piano"), "the duplicate was not found: %s",
               errs);
+        CHECK(strstr(errs, "gone.ogg\"") && strstr(errs, "dangling symbolic link"),
+              "the dangling link gone.ogg is not reported: %s", errs);
+        CHECK(strstr(errs, "missing.wav\"") && strstr(errs, "\"reason\":\"cannot-open\"") &&
+                  strstr(errs, "file does not exist"),
+              "the missing named input is not reported: %s", errs);
         free(errs);
     }
     char *card = NULL;
@@ -248,8 +310,16 @@ static void check_first_build(const char *out) {
         CHECK(strstr(card, "CC-BY-4.0") && strstr(card, "violin by the test") && strstr(card, "## Licences"),
               "card lacks the licences");
         CHECK(strstr(card, "| mucaps |") && strstr(card, "### Tempo"), "card lacks counts / histograms");
+        for (int v = 0; v < nv; v++) {
+            char row[300];
+            snprintf(row, sizeof row, "| %s | ", lics[v]); /* a row of the "Samples per licence" table */
+            CHECK(strstr(card, row) != NULL, "the card does not count the licence '%s'", lics[v]);
+        }
         free(card);
     }
+    free(lics);
+    for (int j = 0; j < nm; j++) free(msrc[j]), free(mlic[j]), free(mattr[j]);
+    for (int v = 0; v < nv; v++) free(vmusic[v]), free(vlic[v]), free(vattr[v]), free(vsrc[v]);
 }
 
 int main(void) {
@@ -261,10 +331,11 @@ int main(void) {
 
     /* 1. straight build, in process */
     const char *out1 = DIR "/out1";
-    const char *inputs[2] = {DIR "/media/music.jsonl", DIR "/media/other"};
+    /* a named input that does not exist is recorded and the build goes on */
+    const char *inputs[3] = {DIR "/media/music.jsonl", DIR "/media/other", DIR "/media/missing.wav"};
     m2u_build_config c;
     m2u_build_config_default(&c);
-    c.inputs = inputs, c.n_inputs = 2, c.out_dir = out1;
+    c.inputs = inputs, c.n_inputs = 3, c.out_dir = out1;
     c.default_licence = "CC0-1.0", c.default_attribution = "m2u tests";
     c.audio_rate = 16000, c.clip_s = 6, c.hop_s = 6, c.min_clip_s = 3, c.shard_size = 3;
     c.valid_frac = 0.34, c.test_frac = 0;
@@ -288,6 +359,12 @@ int main(void) {
     int64_t nagain;
     CHECK(read_rows(out1, &again, &nagain) == 0 && same_rows(ref, nref, again, nagain, "rerun"), "rerun changed it");
     free_rows(again, nagain);
+    /* --strict: the missing input stops the build, naming it, before any work */
+    m2u_build_config cs = c;
+    cs.strict = 1, cs.out_dir = DIR "/out_strict";
+    CHECK(m2u_build_run(&cs, NULL, &st) != 0 && strstr(m2u_last_error(), "missing.wav") &&
+              !m2u_file_exists(DIR "/out_strict"),
+          "strict build with a missing input: %s", m2u_last_error());
     /* other settings into the same folder are refused before any work */
     m2u_build_config c2 = c;
     c2.clip_s = 5;

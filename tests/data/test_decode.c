@@ -629,7 +629,15 @@ static void test_inputs(void) {
           "audio + glob: %s", m2u_last_error());
     CHECK(l3.n == 2 && l.n == 4 && !strcmp(l3.items[1].id, l.items[2].id), "audio filter + glob dedupe: %zu", l3.n);
     snprintf(pat, sizeof pat, "%s/a/media/*.nothing", g_dir);
-    CHECK(m2u_inputs_add_glob(&l3, pat, &o) < 0, "empty glob accepted");
+    /* a pattern matching nothing: listed as missing (the build records it), or refused when strict */
+    size_t before = l3.n;
+    CHECK(m2u_inputs_add_glob(&l3, pat, &o) == 0 && l3.n == before + 1 && l3.items[before].size == -1 &&
+              !strcmp(l3.items[before].path, pat),
+          "empty glob: %s", m2u_last_error());
+    m2u_input_opts os = o;
+    os.strict = 1;
+    CHECK(m2u_inputs_add_glob(&l3, pat, &os) < 0 && strstr(m2u_last_error(), "matches no file"),
+          "empty glob accepted under strict");
     m2u_inputs_free(&l3);
     CHECK(m2u_inputs_add_dir(&l3, P("a/media"), &o) == 0 && m2u_inputs_add_dir(&l3, P("b/media"), &o) == 0 &&
               m2u_inputs_finish(&l3) < 0 && strstr(m2u_last_error(), "duplicate input id"),

@@ -525,6 +525,160 @@ static void check_damaged(const char *good) {
     free(p);
 }
 
+/* Damaged HDF5 metadata of the right size: the variable-length string
+ * attributes (encoder, config_hash, attr_names, m2u_version) live in a global
+ * heap collection ("GCOL"); a damaged object size in it made libhdf5 crash
+ * (SIGSEGV) or spin inside H5Aread.  The open runs in a child so a crash or a
+ * hang is a test failure, not the end of the test; it must be refused with a
+ * message naming the file.  (Through a manifest such damage is caught even
+ * earlier, by the sha256 check: check_manifest's same-size change.) */
+static void check_damaged_heap(const char *good) {
+    long size = file_size(good);
+    unsigned char *bytes = malloc((size_t)size);
+    FILE *fp = fopen(good, "rb");
+    CHECK(fp && fread(bytes, 1, (size_t)size, fp) == (size_t)size, "read %s", good);
+    if (fp) fclose(fp);
+    long gcol = -1;
+    for (long p = 0; p + 32 < size && gcol < 0; p++)
+        if (!memcmp(bytes + p, "GCOL", 4) && bytes[p + 4] == 1) gcol = p;
+    CHECK(gcol >= 0, "no global heap in %s (are string attributes still variable-length?)", good);
+    /* every object's size field (+8 in its header: index, refcount, reserved)
+     * set too large by 64 KiB, or to a size whose padding wraps around */
+    char *p = in_dir("damaged_heap.h5");
+    long hsize = 0;
+    for (int j = 7; gcol >= 0 && j >= 0; j--) hsize = hsize << 8 | bytes[gcol + 8 + j];
+    int tried = 0;
+    for (long o = gcol + 16; gcol >= 0 && o + 16 <= gcol + hsize;) {
+        unsigned idx = bytes[o] | (unsigned)bytes[o + 1] << 8;
+        long osz = 0;
+        for (int j = 7; j >= 0; j--) osz = osz << 8 | bytes[o + 8 + j];
+        if (idx == 0) break;
+        for (int v = 0; v < 2; v++) {
+            unsigned char *b = malloc((size_t)size);
+            memcpy(b, bytes, (size_t)size);
+            if (v == 0) { /* + 64 KiB: past the collection */
+                memset(b + o + 8, 0, 8);
+                memcpy(b + o + 8, bytes + o + 8, 2);
+                b[o + 10] = 1;
+            } else { /* 2^64 - 7: rounds up to 8-byte alignment as 0 */
+                memset(b + o + 8, 0xff, 8);
+                b[o + 8] = 0xf9;
+            }
+            CHECK(m2u_write_file_atomic(p, (const char *)b, (size_t)size) == 0, "write");
+            free(b);
+            fflush(NULL);
+            pid_t pid = fork();
+            if (pid == 0) {
+                alarm(30);
+                m2u_shard_reader *r = NULL;
+                if (m2u_shard_open(p, &r) == 0) _exit(3);
+                _exit(strstr(m2u_last_error(), p) && strstr(m2u_last_error(), "global heap") ? 0 : 4);
+            }
+            int st = 0;
+            waitpid(pid, &st, 0);
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "heap object %u (%ld bytes) with size %s: %s %d (3: accepted, 4: message does not name the file "
+                  "and the heap)",
+                  idx, osz, v ? "2^64-7" : "+64 KiB", WIFSIGNALED(st) ? "crashed with signal" : "exit status",
+                  WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+            tried++;
+        }
+        o += 16 + ((osz + 7) & ~7L);
+    }
+    CHECK(tried >= 8, "only %d heap objects tried", tried / 2);
+    unlink(p);
+    free(p);
+    free(bytes);
+}
+
+/* A full disk: a shard that does not fit must fail with a message and let the
+ * process exit normally.  libhdf5 1.10 used to be left with a half-closed
+ * file id after the failed flush, and its atexit handler crashed (SIGSEGV).
+ * Each case runs in a child that writes into a 256 KiB tmpfs and exits with
+ * status 1 through exit() (so HDF5's atexit handler runs): a crash shows as a
+ * signal.  Mounting needs root (CAP_SYS_ADMIN); elsewhere the check is
+ * skipped with the reason printed. */
+static void check_disk_full(void) {
+    char *mnt = in_dir("full_disk");
+    char cmd[1200];
+    mkdir(mnt, 0755);
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=256k m2u-test-full '%s' 2>&1", mnt);
+    fflush(NULL);
+    FILE *pp = popen(cmd, "r");
+    char why[300] = "";
+    size_t got = pp ? fread(why, 1, sizeof why - 1, pp) : 0;
+    why[got] = '\0';
+    int mounted = pp && pclose(pp) == 0;
+    if (!mounted) {
+        why[strcspn(why, "\n")] = '\0';
+        printf("test_shard: full-disk check skipped: cannot mount a small tmpfs (needs root / CAP_SYS_ADMIN): %s\n",
+               why[0] ? why : "mount failed");
+        rmdir(mnt);
+        free(mnt);
+        return;
+    }
+    /* samples of incompressible [rows, 1024] float16 tensors: the first case
+     * runs out of space in an append, the second in the last appends or the
+     * final flush (both crashed before), the third fits but leaves less than
+     * the margin check_space_to_finish() asks for the final flush */
+    static const struct {
+        int samples, rows;
+    } cases[] = {{12, 20}, {6, 20}, {1, 5}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char *path = m2u_path_join(mnt, "shard-00000.h5");
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            m2u_shard_tensor_spec ts = {.name = "mert", .dtype = M2U_F16, .rank = 2, .dims = {cases[k].rows, 1024}};
+            m2u_shard_spec spec = {.audio_rate = 16000, .n_tensors = 1, .tensors = &ts};
+            m2u_shard_writer *w;
+            if (m2u_shard_create(path, &spec, &w)) _exit(5);
+            float *x = malloc((size_t)cases[k].rows * 1024 * sizeof *x);
+            int16_t au[1000];
+            m2u_rng g;
+            m2u_rng_seed(&g, 7);
+            for (int i = 0; i < cases[k].rows * 1024; i++) x[i] = (float)m2u_rng_uniform(&g);
+            for (int i = 0; i < 1000; i++) au[i] = (int16_t)(m2u_rng_next(&g) >> 48);
+            int rc = 0;
+            for (int i = 0; i < cases[k].samples && !rc; i++) {
+                m2u_shard_sample smp = {.clip_start = NAN, .clip_end = NAN, .audio = au, .audio_len = 1000};
+                smp.tensor[0] = x;
+                rc = m2u_shard_append(w, &smp);
+            }
+            if (rc) m2u_shard_abort(w);
+            else rc = m2u_shard_close(w);
+            free(x);
+            /* refused, naming the shard: a clean exit through HDF5's atexit handler */
+            if (rc && strstr(m2u_last_error(), path)) {
+                printf("test_shard: full disk (%d x %d rows): %s\n", cases[k].samples, cases[k].rows,
+                       m2u_last_error());
+                exit(1);
+            }
+            exit(rc ? 4 : 3);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1,
+              "full disk, %d samples of %d rows: %s %d (expected exit status 1; 3: the shard was written, 4: the "
+              "message does not name it)",
+              cases[k].samples, cases[k].rows, WIFSIGNALED(st) ? "killed by signal" : "exit status",
+              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        DIR *d = opendir(mnt);
+        int left = 0;
+        for (struct dirent *e; d && (e = readdir(d));) left += e->d_name[0] != '.';
+        if (d) closedir(d);
+        CHECK(left == 0, "full disk: %d file(s) left behind in %s", left, mnt);
+        snprintf(cmd, sizeof cmd, "rm -f '%s'/* 2>/dev/null", mnt);
+        if (system(cmd) != 0) { /* nothing to remove */
+        }
+        free(path);
+    }
+    snprintf(cmd, sizeof cmd, "umount '%s'", mnt);
+    CHECK(system(cmd) == 0, "umount %s", mnt);
+    rmdir(mnt);
+    free(mnt);
+}
+
 /* A small shard whose sample ids are global indices "g%05d", split by index. */
 static int make_small_shard(const char *path, int first, int count) {
     m2u_shard_spec spec;
@@ -669,7 +823,7 @@ static void check_manifest(void) {
     cJSON_Delete(cfg);
 
     /* random access across shards, with at most one shard open at a time */
-    m2u_dataset_options opt = {NULL, 1, 1};
+    m2u_dataset_options opt = {NULL, 0, 1}; /* verified (the default) */
     m2u_dataset *ds = NULL;
     CHECK(m2u_dataset_open(mpath, &opt, &ds) == 0, "dataset open: %s", m2u_last_error());
     if (ds) {
@@ -700,7 +854,7 @@ static void check_manifest(void) {
     }
     /* split view */
     opt.split = "valid";
-    opt.verify_sha256 = 0;
+    opt.no_verify = 1;
     CHECK(m2u_dataset_open(mpath, &opt, &ds) == 0, "valid view: %s", m2u_last_error());
     if (ds) {
         CHECK(m2u_dataset_count(ds) == 2, "valid count %lld", (long long)m2u_dataset_count(ds)); /* 3, 8 */
@@ -728,11 +882,20 @@ static void check_manifest(void) {
     opt.split = NULL;
     CHECK(m2u_dataset_open(mpath, &opt, &ds) == 0, "unverified open");
     m2u_dataset_close(ds);
-    opt.verify_sha256 = 1;
-    CHECK(m2u_dataset_open(mpath, &opt, &ds) != 0 && strstr(m2u_last_error(), "sha256") &&
-              strstr(m2u_last_error(), "shard-00002.h5"),
-          "hash mismatch: %s", m2u_last_error());
-    opt.verify_sha256 = 0;
+    /* verified by default (NULL options too): the first open of the changed
+     * shard is refused, naming it; the other shards still read */
+    for (int pass = 0; pass < 2; pass++) {
+        opt.no_verify = 0;
+        CHECK(m2u_dataset_open(mpath, pass ? NULL : &opt, &ds) == 0, "verified open: %s", m2u_last_error());
+        if (!ds) continue;
+        m2u_shard_reader *sr;
+        CHECK(m2u_dataset_shard(ds, 0, &sr) == 0, "intact shard 0: %s", m2u_last_error());
+        CHECK(m2u_dataset_shard(ds, 2, &sr) != 0 && strstr(m2u_last_error(), "sha256") &&
+                  strstr(m2u_last_error(), "shard-00002.h5") && strstr(m2u_last_error(), "--no-verify"),
+              "hash mismatch: %s", m2u_last_error());
+        m2u_dataset_close(ds);
+    }
+    opt.no_verify = 1;
     unlink(paths[1]);
     CHECK(m2u_dataset_open(mpath, &opt, &ds) != 0 && strstr(m2u_last_error(), "shard-00001.h5"),
           "missing shard: %s", m2u_last_error());
@@ -953,9 +1116,11 @@ int main(void) {
 
         check_kill_and_abort();
         check_damaged(shard);
+        check_damaged_heap(shard);
         check_external_readers(shard);
     }
     check_manifest();
+    check_disk_full();
 
     /* the filter registration is idempotent, and survives H5close */
     CHECK(m2u_zstd_filter_register() == 0 && m2u_zstd_filter_register() == 0, "register twice");
