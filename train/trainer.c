@@ -3,6 +3,7 @@
 #include "model_setup.h"
 
 #include "adamw.h"
+#include "backend.h"
 #include "batch.h"
 #include "checkpoint.h"
 #include "fileio.h"
@@ -19,7 +20,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -575,7 +575,7 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
     t.cfg = cfg;
     t.dist = dist;
     t.order_epoch = -1;
-    if (cfg->run.threads > 0) omp_set_num_threads(cfg->run.threads);
+    if (cfg->run.threads > 0) m2u_set_threads(cfg->run.threads);
     int rc = setup_model(&t);
     if (!rc) rc = setup_data(&t);
     if (!rc) rc = m2u_adamw_init(&t.opt, t.mg->n_floats);

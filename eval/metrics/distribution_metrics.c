@@ -2,17 +2,13 @@
 #include "distribution_metrics.h"
 
 #include "fileio.h"
+#include "linalg.h"
 #include "m2u_error.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* LAPACK (OpenBLAS ships it); gfortran ABI with hidden string lengths. */
-void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w, double *work,
-             const int *lwork, int *iwork, const int *liwork, int *info, size_t ljobz, size_t luplo);
 
 int m2u_mean_cov(const double *x, size_t n, size_t d, double *mean, double *cov) {
     if (n < 2 || d == 0) return m2u_fail("covariance needs at least 2 rows (got %zu) and 1 column", n);
@@ -25,37 +21,16 @@ int m2u_mean_cov(const double *x, size_t n, size_t d, double *mean, double *cov)
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) xc[i * d + j] = x[i * d + j] - mean[j];
     /* cov = xc^T xc / (n - 1) */
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)n, 1.0 / (double)(n - 1), xc, (int)d, 0.0, cov,
-                (int)d);
+    m2u_dsyrk_upper((int)d, (int)n, 1.0 / (double)(n - 1), xc, cov);
     for (size_t i = 0; i < d; i++)
         for (size_t j = 0; j < i; j++) cov[i * d + j] = cov[j * d + i];
     free(xc);
     return 0;
 }
 
-/* eigen-decomposition of a symmetric matrix (in place: a becomes the eigenvectors, column-major = rows of the
- * row-major view hold... we only rely on V diag V^T, which is layout-symmetric) */
-static int sym_eig(double *a, size_t d, double *w, int vectors) {
-    int n = (int)d, lda = (int)d, info = 0, lwork = -1, liwork = -1, iwq = 0;
-    double wq = 0;
-    const char *jobz = vectors ? "V" : "N";
-    dsyevd_(jobz, "U", &n, a, &lda, w, &wq, &lwork, &iwq, &liwork, &info, 1, 1);
-    if (info != 0) return m2u_fail("dsyevd workspace query failed (info %d)", info);
-    lwork = (int)wq;
-    liwork = iwq;
-    double *work = malloc((size_t)lwork * sizeof *work);
-    int *iwork = malloc((size_t)liwork * sizeof *iwork);
-    if (!work || !iwork) {
-        free(work);
-        free(iwork);
-        return m2u_fail("out of memory (eigendecomposition of %zu x %zu)", d, d);
-    }
-    dsyevd_(jobz, "U", &n, a, &lda, w, work, &lwork, iwork, &liwork, &info, 1, 1);
-    free(work);
-    free(iwork);
-    if (info != 0) return m2u_fail("dsyevd failed (info %d)", info);
-    return 0;
-}
+/* V diag V^T is all we build from the eigenvectors, and it is the same whether V is read
+ * row- or column-major (the matrix is symmetric). */
+static int sym_eig(double *a, size_t d, double *w, int vectors) { return m2u_sym_eig(a, d, w, vectors); }
 
 int m2u_frechet_distance_stats(const double *mu1, const double *s1, const double *mu2, const double *s2, size_t d,
                                double *fd) {
@@ -76,13 +51,10 @@ int m2u_frechet_distance_stats(const double *mu1, const double *s1, const double
         for (size_t i = 0; i < d; i++) t[k * d + i] = v[k * d + i] * s; /* rows of (V sqrt(L))^T */
     }
     /* a = (V S)(V S)^T ... with rows stored as above: a = t^T t in row-major terms */
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1.0, t, (int)d, v, (int)d, 0.0, a,
-                (int)d);
+    m2u_dgemm(1, 0, (int)d, (int)d, (int)d, 1.0, t, (int)d, v, (int)d, 0.0, a, (int)d);
     /* that gave (V S)^... : a_ij = sum_k t_ki v_kj = sum_k sqrt(l_k) V_ik V_jk: A.  Now m = A s2 A. */
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1.0, a, (int)d, s2, (int)d, 0.0, t,
-                (int)d);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1.0, t, (int)d, a, (int)d, 0.0, m,
-                (int)d);
+    m2u_dgemm(0, 0, (int)d, (int)d, (int)d, 1.0, a, (int)d, s2, (int)d, 0.0, t, (int)d);
+    m2u_dgemm(0, 0, (int)d, (int)d, (int)d, 1.0, t, (int)d, a, (int)d, 0.0, m, (int)d);
     for (size_t i = 0; i < d; i++)
         for (size_t j = 0; j < i; j++) {
             double s = 0.5 * (m[i * d + j] + m[j * d + i]);

@@ -1,5 +1,6 @@
 #include "eval_run.h"
 
+#include "backend.h"
 #include "batch.h"
 #include "checkpoint.h"
 #include "config.h"
@@ -15,7 +16,6 @@
 #include "tokenizer.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,7 +373,7 @@ int m2u_eval_run_generate(const m2u_eval_run_options *o, m2u_eval_progress_fn pr
     free(data_ov);
     int stage = o->stage > 0 ? o->stage : c.train.stage;
     int threads = o->threads > 0 ? o->threads : c.run.threads;
-    if (threads > 0) omp_set_num_threads(threads);
+    if (threads > 0) m2u_set_threads(threads);
     eval_model em = {0};
     m2u_dataset *ds = NULL;
     int64_t *idx = NULL, n_sel = 0;

@@ -9,6 +9,7 @@
 #ifndef M2U_OPS_H
 #define M2U_OPS_H
 
+#include "attention.h"
 #include "dtype.h"
 
 #include <stddef.h>
@@ -44,20 +45,6 @@ void m2u_rope_inv_freq(float *inv_freq, int head_dim, float theta);
 void m2u_rope_table(float *cos_t, float *sin_t, const int *pos, int N, int head_dim, const float *inv_freq);
 void m2u_rope_fwd(float *x, int N, int stride, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
 void m2u_rope_bwd(float *dx, int N, int stride, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
-
-/* Causal grouped-query attention over B sequences.
- * Sequence b: q [T][H*hd] at q + b*T*qs (row stride qs), k/v [S][KV*hd] at
- * k + b*S*ks (row stride ks); query t sits at position pos0 + t and sees keys
- * 0..pos0+t.  out [B*T][H*hd].  probs [B][H][T][S] is written when non-NULL
- * (needed for backward).  One parallel loop covers all (sequence, head) pairs.
- * Returns -1 only on allocation failure. */
-int m2u_attention_fwd(float *out, float *probs, const float *q, int qs, const float *k, const float *v, int ks, int B,
-                      int T, int S, int pos0, int H, int KV, int hd);
-/* Backward of the above with pos0 = 0 and S = T (training).  dq/dk/dv
- * accumulate; dout has the layout of out.  Parallel over (sequence, kv head):
- * the heads of one group all add into the same dk/dv columns. */
-int m2u_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q, int qs,
-                      const float *k, const float *v, int ks, int B, int T, int H, int KV, int hd);
 
 /* SiLU-gated unit: out = silu(g) * u. */
 void m2u_swiglu_fwd(float *out, const float *g, const float *u, size_t n);

@@ -17,6 +17,8 @@
 #ifndef M2U_OPS_AUDIO_H
 #define M2U_OPS_AUDIO_H
 
+#include "tensor.h" /* m2u_add_inplace for the residual sums */
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,8 +35,6 @@ float *m2u_audio_alloc(size_t n);
 /* y = ELU(x) with alpha 1: x > 0 ? x : expm1(x), expm1 computed in double
  * (|error| < 1 ulp of the float result).  y may alias x. */
 void m2u_elu(float *y, const float *x, size_t n);
-/* y += x */
-void m2u_add_inplace(float *y, const float *x, size_t n);
 
 /* ---- padding ---- */
 

@@ -40,19 +40,6 @@ void m2u_l2norm_bwd(float *dx, const float *dout, const float *out, const float 
 void m2u_relu_fwd(float *out, const float *x, size_t n);
 void m2u_relu_bwd(float *dx, const float *dout, const float *out, size_t n);
 
-/* ---- attention without a mask (nn.MultiheadAttention's core) ------------------------------- */
-
-/* B sequences, H heads of size hd.  Sequence b: queries q + b*T*qs ([T][H*hd], row stride qs),
- * keys k + b*S*ks and values v + b*S*vs ([S][H*hd], row strides ks, vs).  Every query sees
- * every key: out[b*T + t][h*hd + j] = sum_s softmax_s(q.k / sqrt(hd)) v.  out is [B*T][H*hd]
- * (dense).  probs [B][H][T][S] is written when non-NULL (the backward needs it).  Parallel over
- * (sequence, head).  Returns -1 only on allocation failure. */
-int m2u_mha_fwd(float *out, float *probs, const float *q, int qs, const float *k, int ks, const float *v, int vs, int B,
-                int T, int S, int H, int hd);
-/* Backward: dq, dk, dv accumulate, in the layouts (and strides) of q, k, v; dout has out's layout. */
-int m2u_mha_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q, int qs,
-                const float *k, int ks, const float *v, int vs, int B, int T, int S, int H, int hd);
-
 /* ---- loss ------------------------------------------------------------------------------------ */
 
 /* nn.MSELoss() (mean) between pred and target_scale * target: the scaled target is formed in

@@ -4,8 +4,8 @@
 #include "fileio.h"
 #include "m2u_error.h"
 #include "ops_extra.h"
+#include "tensor.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -28,27 +28,10 @@ int m2u_act_parse(const char *name, const char *origin, const char *key, m2u_act
 }
 
 void m2u_act_apply(m2u_act act, float *x, size_t n) {
-    /* fp32 erff / tanhf (glibc: within an ulp or two), as torch's fp32 kernels; the double
-     * versions cost ~3x more on the 12M activations of a 10 s MERT conv layer. */
     switch (act) {
-    case M2U_ACT_GELU:
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            float v = x[i];
-            x[i] = 0.5f * v * (1.0f + erff(v * 0.70710678f));
-        }
-        break;
-    case M2U_ACT_GELU_TANH:
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            float v = x[i];
-            x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608f * (v + 0.044715f * v * v * v)));
-        }
-        break;
-    case M2U_ACT_RELU:
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
-        break;
+    case M2U_ACT_GELU: m2u_gelu_fwd(x, x, n); break;
+    case M2U_ACT_GELU_TANH: m2u_gelu_tanh_fwd(x, x, n); break;
+    case M2U_ACT_RELU: m2u_relu_fwd(x, x, n); break;
     }
 }
 
@@ -150,39 +133,35 @@ size_t m2u_enc_layer_scratch(const m2u_enc_dims *d, int T) {
     return (size_t)T * (5 * (size_t)d->hidden + (size_t)d->inter) + 2 * (size_t)T;
 }
 
-static void add_into(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
-}
-
 int m2u_enc_layer_fwd(const m2u_enc_dims *d, const m2u_enc_layer *L, float *x, int T, float *scratch) {
     int H = d->hidden, n_inter = d->inter, hd = H / d->heads;
     size_t TH = (size_t)T * H;
     float *tmp = scratch, *qkv = tmp + TH, *att = qkv + 3 * TH, *ffn = att + TH, *mean = ffn + (size_t)T * n_inter,
           *rstd = mean + T;
+    m2u_attn at = m2u_attn_make(1, T, T, d->heads, d->heads, hd, 3 * H, 3 * H, 3 * H, 0, 0);
     if (d->prenorm) {
         m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln1_w, L->ln1_b, T, H, d->eps);
         m2u_linear_fwd(qkv, tmp, L->qkv_w, L->qkv_b, T, H, 3 * H);
-        if (m2u_mha_fwd(att, NULL, qkv, 3 * H, qkv + H, 3 * H, qkv + 2 * H, 3 * H, 1, T, T, d->heads, hd) != 0)
+        if (m2u_attn_fwd(&at, att, NULL, qkv, qkv + H, qkv + 2 * H) != 0)
             return -1;
         m2u_linear_fwd(tmp, att, L->o_w, L->o_b, T, H, H);
-        add_into(x, tmp, TH);
+        m2u_add_inplace(x, tmp, TH);
         m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln2_w, L->ln2_b, T, H, d->eps);
         m2u_linear_fwd(ffn, tmp, L->fc1_w, L->fc1_b, T, H, n_inter);
         m2u_act_apply(d->act, ffn, (size_t)T * n_inter);
         m2u_linear_fwd(tmp, ffn, L->fc2_w, L->fc2_b, T, n_inter, H);
-        add_into(x, tmp, TH);
+        m2u_add_inplace(x, tmp, TH);
     } else {
         m2u_linear_fwd(qkv, x, L->qkv_w, L->qkv_b, T, H, 3 * H);
-        if (m2u_mha_fwd(att, NULL, qkv, 3 * H, qkv + H, 3 * H, qkv + 2 * H, 3 * H, 1, T, T, d->heads, hd) != 0)
+        if (m2u_attn_fwd(&at, att, NULL, qkv, qkv + H, qkv + 2 * H) != 0)
             return -1;
         m2u_linear_fwd(tmp, att, L->o_w, L->o_b, T, H, H);
-        add_into(tmp, x, TH);
+        m2u_add_inplace(tmp, x, TH);
         m2u_layernorm_fwd(x, mean, rstd, tmp, L->ln1_w, L->ln1_b, T, H, d->eps);
         m2u_linear_fwd(ffn, x, L->fc1_w, L->fc1_b, T, H, n_inter);
         m2u_act_apply(d->act, ffn, (size_t)T * n_inter);
         m2u_linear_fwd(tmp, ffn, L->fc2_w, L->fc2_b, T, n_inter, H);
-        add_into(tmp, x, TH);
+        m2u_add_inplace(tmp, x, TH);
         m2u_layernorm_fwd(x, mean, rstd, tmp, L->ln2_w, L->ln2_b, T, H, d->eps);
     }
     return 0;
@@ -194,50 +173,5 @@ int m2u_enc_layernorm(float *out, const float *x, const float *w, const float *b
     /* each row is fully read (mean, variance) before it is written, so out may alias x */
     m2u_layernorm_fwd(out, ms, ms + N, x, w, b, N, C, eps);
     free(ms);
-    return 0;
-}
-
-/* ---- convolution ------------------------------------------------------------------------------ */
-
-float *m2u_conv1d_weight_to_tap_major(const float *w, int C_out, int cin_g, int k) {
-    float *r = malloc((size_t)C_out * cin_g * k * sizeof(float));
-    if (!r) return NULL;
-    for (int o = 0; o < C_out; o++)
-        for (int c = 0; c < cin_g; c++)
-            for (int j = 0; j < k; j++) r[((size_t)o * k + j) * cin_g + c] = w[((size_t)o * cin_g + c) * k + j];
-    return r;
-}
-
-int m2u_conv1d_tm(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride, int pad,
-                  int groups, const float *w, const float *b) {
-    if (T_out <= 0) return 0;
-    int cig = C_in / groups, cog = C_out / groups, K = k * cig;
-    /* Rows per im2col block: enough for an efficient GEMM, small enough (a few MB) for long audio. */
-    int block = 1024;
-    if (block > T_out) block = T_out;
-    float *col = malloc((size_t)block * K * sizeof(float));
-    if (!col) return m2u_fail("conv1d: out of memory for a %d x %d im2col block", block, K);
-    if (b) {
-#pragma omp parallel for schedule(static)
-        for (int t = 0; t < T_out; t++) memcpy(y + (size_t)t * C_out, b, (size_t)C_out * sizeof(float));
-    }
-    for (int t0 = 0; t0 < T_out; t0 += block) {
-        int nb = T_out - t0 < block ? T_out - t0 : block;
-        for (int g = 0; g < groups; g++) {
-#pragma omp parallel for schedule(static)
-            for (int r = 0; r < nb; r++) {
-                long src0 = (long)(t0 + r) * stride - pad;
-                float *dst = col + (size_t)r * K;
-                for (int j = 0; j < k; j++) {
-                    long s = src0 + j;
-                    if (s < 0 || s >= T_in) memset(dst + (size_t)j * cig, 0, (size_t)cig * sizeof(float));
-                    else memcpy(dst + (size_t)j * cig, x + (size_t)s * C_in + (size_t)g * cig, (size_t)cig * sizeof(float));
-                }
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, cog, K, 1.0f, col, K, w + (size_t)g * cog * K, K,
-                        b ? 1.0f : 0.0f, y + (size_t)t0 * C_out + (size_t)g * cog, C_out);
-        }
-    }
-    free(col);
     return 0;
 }

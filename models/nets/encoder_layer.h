@@ -13,6 +13,7 @@
 #ifndef M2U_ENCODER_LAYER_H
 #define M2U_ENCODER_LAYER_H
 
+#include "conv1d.h"
 #include "json.h"
 #include "safetensors.h"
 
@@ -68,17 +69,6 @@ int m2u_enc_layer_fwd(const m2u_enc_dims *d, const m2u_enc_layer *layer, float *
 
 /* LayerNorm of rows [N, C] (out may alias x); mean/rstd scratch is internal. */
 int m2u_enc_layernorm(float *out, const float *x, const float *w, const float *b, int N, int C, float eps);
-
-/* Grouped, strided, zero-padded Conv1d on time-major data:
- *   x [T_in, C_in] -> y[t, :] for t < T_out (row stride C_out), with
- *   y[t, g*Cog + o] = b[g*Cog + o] + sum_{j<k, c<Cig} w[g][o][j][c] * x[t*stride + j - pad, g*Cig + c]
- * (x is 0 outside [0, T_in)).  w is in the "tap-major" layout [C_out, k, C_in/groups], see
- * m2u_conv1d_weight_to_tap_major.  b may be NULL.  Im2col is done in blocks of rows so memory
- * stays bounded for long inputs.  Fails only on allocation failure. */
-int m2u_conv1d_tm(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride, int pad,
-                  int groups, const float *w, const float *b);
-/* torch Conv1d weight [C_out, C_in/groups, k] -> [C_out, k, C_in/groups] (a new malloc'ed array). */
-float *m2u_conv1d_weight_to_tap_major(const float *w, int C_out, int cin_g, int k);
 
 /* ---- tensors ---- */
 

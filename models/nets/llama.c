@@ -3,8 +3,8 @@
 #include "fileio.h"
 #include "m2u_error.h"
 #include "rng.h"
+#include "tensor.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -495,11 +495,7 @@ static uint64_t dropout_tag(int layer, int slot) { return ((uint64_t)layer << 8)
 static void linear_fwd(const m2u_llama *m, const m2u_linear *lin, float *y, const float *x, int N, int layer, int slot,
                        float *u_out, float *xd_scratch) {
     m2u_matmul_wt(y, lin->out, x, N, &lin->w, 0, lin->out, 0.0f);
-    if (lin->bias) {
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++)
-            for (int j = 0; j < lin->out; j++) y[(size_t)n * lin->out + j] += lin->bias[j];
-    }
+    if (lin->bias) m2u_bias_add_rows(y, lin->bias, N, lin->out);
     if (lin->lora_a) {
         int r = m->spec.lora_r;
         const float *xd = x;
@@ -507,24 +503,15 @@ static void linear_fwd(const m2u_llama *m, const m2u_linear *lin, float *y, cons
             m2u_dropout(xd_scratch, x, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed, dropout_tag(layer, slot));
             xd = xd_scratch;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, lin->in, 1.0f, xd, lin->in, lin->lora_a, lin->in,
-                    0.0f, u_out, r);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, lin->out, r, lora_scale(&m->spec), u_out, r,
-                    lin->lora_b, r, 1.0f, y, lin->out);
+        m2u_gemm(0, 1, N, r, lin->in, 1.0f, xd, lin->in, lin->lora_a, lin->in, 0.0f, u_out, r);
+        m2u_gemm(0, 1, N, lin->out, r, lora_scale(&m->spec), u_out, r, lin->lora_b, r, 1.0f, y, lin->out);
     }
 }
 
 /* dx[N, in] += dy W + (LoRA path); parameter gradients accumulate. */
 static void linear_bwd(const m2u_llama *m, const m2u_linear *lin, float *dx, const float *dy, const float *x, int N,
                        int layer, int slot, float *xd_scratch, float *du_scratch) {
-    if (lin->dbias) {
-#pragma omp parallel for schedule(static)
-        for (int j = 0; j < lin->out; j++) {
-            float acc = 0.0f;
-            for (int n = 0; n < N; n++) acc += dy[(size_t)n * lin->out + j];
-            lin->dbias[j] += acc;
-        }
-    }
+    if (lin->dbias) m2u_bias_grad(lin->dbias, dy, N, lin->out);
     if (lin->lora_a) {
         int r = m->spec.lora_r;
         float s = lora_scale(&m->spec);
@@ -535,21 +522,16 @@ static void linear_bwd(const m2u_llama *m, const m2u_linear *lin, float *dx, con
             xd = xd_scratch;
         }
         /* dB += s * dy^T u ; du = s * dy B ; dA += du^T xd ; dx += drop'(du A) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, lin->out, r, N, s, dy, lin->out, lin->act_u, r, 1.0f,
-                    lin->dlora_b, r);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, lin->out, s, dy, lin->out, lin->lora_b, r, 0.0f,
-                    du_scratch, r);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, lin->in, N, 1.0f, du_scratch, r, xd, lin->in, 1.0f,
-                    lin->dlora_a, lin->in);
+        m2u_gemm(1, 0, lin->out, r, N, s, dy, lin->out, lin->act_u, r, 1.0f, lin->dlora_b, r);
+        m2u_gemm(0, 0, N, r, lin->out, s, dy, lin->out, lin->lora_b, r, 0.0f, du_scratch, r);
+        m2u_gemm(1, 0, r, lin->in, N, 1.0f, du_scratch, r, xd, lin->in, 1.0f, lin->dlora_a, lin->in);
         if (drop) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a,
-                        lin->in, 0.0f, xd_scratch, lin->in);
+            m2u_gemm(0, 0, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a, lin->in, 0.0f, xd_scratch, lin->in);
             m2u_dropout(xd_scratch, xd_scratch, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed,
                         dropout_tag(layer, slot));
-            cblas_saxpy(N * lin->in, 1.0f, xd_scratch, 1, dx, 1);
+            m2u_axpy(N * lin->in, 1.0f, xd_scratch, dx);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a,
-                        lin->in, 1.0f, dx, lin->in);
+            m2u_gemm(0, 0, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a, lin->in, 1.0f, dx, lin->in);
         }
     }
     m2u_matmul_w_acc(dx, dy, lin->out, N, &lin->w, 0, lin->out);
@@ -558,13 +540,7 @@ static void linear_bwd(const m2u_llama *m, const m2u_linear *lin, float *dx, con
 /* ---- embedding and head --------------------------------------------------------------- */
 
 static void embed_fwd(const m2u_llama *m, float *x, const int32_t *ids, int N) {
-    int C = m->cfg.hidden_size;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        int id = ids[n];
-        if (id >= m->rows_start) memcpy(x + (size_t)n * C, m->embed_rows + (size_t)(id - m->rows_start) * C, C * sizeof(float));
-        else m2u_mat_row(&m->embed, id, x + (size_t)n * C);
-    }
+    m2u_embedding_fwd(x, ids, N, &m->embed, m->embed_rows, m->rows_start);
 }
 
 /* logits[N, V] = x @ head^T, rows >= rows_start from the trainable copy. */
@@ -572,8 +548,7 @@ static void head_fwd(const m2u_llama *m, float *logits, const float *x, int N) {
     int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
     m2u_matmul_wt(logits, V, x, N, &m->lm_head, 0, m->rows_start, 0.0f);
     if (m->n_rows)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, m->n_rows, C, 1.0f, x, C, m->head_rows, C, 0.0f,
-                    logits + m->rows_start, V);
+        m2u_gemm(0, 1, N, m->n_rows, C, 1.0f, x, C, m->head_rows, C, 0.0f, logits + m->rows_start, V);
 }
 
 static int check_ids(const m2u_llama *m, const int32_t *ids, int N) {
@@ -581,11 +556,6 @@ static int check_ids(const m2u_llama *m, const int32_t *ids, int N) {
         if (ids[n] < 0 || ids[n] >= m->cfg.vocab_size)
             return m2u_fail("token id %d at position %d is outside the vocabulary [0, %d)", ids[n], n, m->cfg.vocab_size);
     return 0;
-}
-
-static void add_vec(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 /* ---- adapter injection (M2UGen / LLaMA-Adapter, adapter length 1) ------------------------- */
@@ -598,18 +568,9 @@ static const float *adapter_rows(const m2u_llama *m, int l, int B) {
  * av [B, kv_dim] receives W_v a (kept for the backward). */
 static void adapter_fwd(const m2u_llama *m, const m2u_layer *L, int l, float *att, float *av_out, int B, int T) {
     const m2u_llama_config *c = &m->cfg;
-    int hd = c->head_dim, H = c->n_heads, group = H / c->n_kv_heads, kvd = c->n_kv_heads * hd, qd = H * hd;
+    int hd = c->head_dim, kvd = c->n_kv_heads * hd;
     m2u_matmul_wt(av_out, kvd, adapter_rows(m, l, B), B, &L->lin[M2U_V].w, 0, kvd, 0.0f);
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < B * T; n++) {
-        const float *av = av_out + (size_t)(n / T) * kvd;
-        float *a = att + (size_t)n * qd;
-        for (int h = 0; h < H; h++) {
-            float tg = tanhf(L->gate[h]);
-            const float *v = av + (size_t)(h / group) * hd;
-            for (int d = 0; d < hd; d++) a[h * hd + d] += tg * v[d];
-        }
-    }
+    m2u_head_gate_add(att, av_out, L->gate, B, T, c->n_heads, c->n_kv_heads, hd);
 }
 
 /* From datt (gradient of the attention output including the adapter term):
@@ -654,16 +615,17 @@ static int layer_fwd(m2u_llama *m, int l, const float *x, float *x_out, int B, i
     linear_fwd(m, &L->lin[M2U_V], L->v, L->ln1_out, N, l, M2U_V, L->lin[M2U_V].act_u, xd);
     m2u_rope_fwd(L->q, N, qd, H, hd, m->rope_cos, m->rope_sin);
     m2u_rope_fwd(L->k, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
-    if (m2u_attention_fwd(L->att, L->probs, L->q, qd, L->k, L->v, kvd, B, T, T, 0, H, KV, hd)) return -1;
+    m2u_attn at = m2u_attn_make(B, T, T, H, KV, hd, qd, kvd, kvd, 1, 0);
+    if (m2u_attn_fwd(&at, L->att, L->probs, L->q, L->k, L->v)) return -1;
     if (L->gate) adapter_fwd(m, L, l, L->att, L->adapter_v, B, T);
     linear_fwd(m, &L->lin[M2U_O], tmp, L->att, N, l, M2U_O, L->lin[M2U_O].act_u, xd);
-    add_vec(L->h, x, tmp, (size_t)N * C);
+    m2u_add(L->h, x, tmp, (size_t)N * C);
     m2u_rmsnorm_fwd(L->ln2_out, L->rstd2, L->h, L->ln2.w, N, C, c->rms_norm_eps);
     linear_fwd(m, &L->lin[M2U_GATE], L->g, L->ln2_out, N, l, M2U_GATE, L->lin[M2U_GATE].act_u, xd);
     linear_fwd(m, &L->lin[M2U_UP], L->u, L->ln2_out, N, l, M2U_UP, L->lin[M2U_UP].act_u, xd);
     m2u_swiglu_fwd(L->act, L->g, L->u, (size_t)N * FF);
     linear_fwd(m, &L->lin[M2U_DOWN], tmp, L->act, N, l, M2U_DOWN, L->lin[M2U_DOWN].act_u, xd);
-    add_vec(x_out, L->h, tmp, (size_t)N * C);
+    m2u_add(x_out, L->h, tmp, (size_t)N * C);
     return 0;
 }
 
@@ -744,10 +706,8 @@ int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidd
     memset(dln, 0, (size_t)N * C * sizeof(float));
     m2u_matmul_w_acc(dln, dlogits, V, N, &m->lm_head, 0, m->rows_start);
     if (m->n_rows) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, m->n_rows, 1.0f, dlogits + m->rows_start, V,
-                    m->head_rows, C, 1.0f, dln, C);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m->n_rows, C, N, 1.0f, dlogits + m->rows_start, V, m->lnf,
-                    C, 1.0f, m->dhead_rows, C);
+        m2u_gemm(0, 0, N, C, m->n_rows, 1.0f, dlogits + m->rows_start, V, m->head_rows, C, 1.0f, dln, C);
+        m2u_gemm(1, 0, m->n_rows, C, N, 1.0f, dlogits + m->rows_start, V, m->lnf, C, 1.0f, m->dhead_rows, C);
     }
     if (dhidden) memcpy(dres, dhidden, (size_t)N * C * sizeof(float));
     else memset(dres, 0, (size_t)N * C * sizeof(float));
@@ -773,7 +733,8 @@ int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidd
         memset(dq, 0, (size_t)N * qd * sizeof(float));
         memset(dk, 0, (size_t)N * kvd * sizeof(float));
         memset(dv, 0, (size_t)N * kvd * sizeof(float));
-        if (m2u_attention_bwd(dq, dk, dv, datt, L->probs, L->q, qd, L->k, L->v, kvd, B, T, H, KV, hd)) return -1;
+        m2u_attn at = m2u_attn_make(B, T, T, H, KV, hd, qd, kvd, kvd, 1, 0);
+        if (m2u_attn_bwd(&at, dq, dk, dv, datt, L->probs, L->q, L->k, L->v)) return -1;
         m2u_rope_bwd(dq, N, qd, H, hd, m->rope_cos, m->rope_sin);
         m2u_rope_bwd(dk, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
         memset(dln, 0, (size_t)N * C * sizeof(float));
@@ -782,10 +743,7 @@ int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidd
         linear_bwd(m, &L->lin[M2U_V], dln, dv, L->ln1_out, N, l, M2U_V, xd, dul);
         m2u_rmsnorm_bwd(dres, L->ln1.dw, dln, x, L->ln1.w, L->rstd1, N, C);
     }
-    if (m->n_rows)
-        for (int n = 0; n < N; n++) /* serial: two rows may hit the same token */
-            if (m->ids[n] >= m->rows_start)
-                cblas_saxpy(C, 1.0f, dres + (size_t)n * C, 1, m->dembed_rows + (size_t)(m->ids[n] - m->rows_start) * C, 1);
+    if (m->n_rows) m2u_embedding_bwd(m->dembed_rows, dres, m->ids, N, C, m->rows_start);
     return 0;
 }
 
@@ -916,8 +874,8 @@ int m2u_llama_decode_step(m2u_llama *m, m2u_kv_cache *const *kc, int B, const in
             float *kcache = kc[b]->k + (size_t)l * kc[b]->cap * kvd, *vcache = kc[b]->v + (size_t)l * kc[b]->cap * kvd;
             memcpy(kcache + (size_t)s.pos[b] * kvd, s.k + (size_t)b * kvd, (size_t)kvd * sizeof(float));
             memcpy(vcache + (size_t)s.pos[b] * kvd, s.v + (size_t)b * kvd, (size_t)kvd * sizeof(float));
-            rc = m2u_attention_fwd(s.att + (size_t)b * qd, NULL, s.q + (size_t)b * qd, qd, kcache, vcache, kvd, 1, 1,
-                                   s.pos[b] + 1, s.pos[b], c->n_heads, c->n_kv_heads, hd);
+            m2u_attn at = m2u_attn_make(1, 1, s.pos[b] + 1, c->n_heads, c->n_kv_heads, hd, qd, kvd, kvd, 1, s.pos[b]);
+            rc = m2u_attn_fwd(&at, s.att + (size_t)b * qd, NULL, s.q + (size_t)b * qd, kcache, vcache);
         }
         if (!rc) cached_tail(m, l, &s, B, B, 1);
     }
@@ -949,8 +907,8 @@ int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids,
         cached_qkv(m, l, &s, n);
         memcpy(kcache + (size_t)pos0 * kvd, s.k, (size_t)n * kvd * sizeof(float));
         memcpy(vcache + (size_t)pos0 * kvd, s.v, (size_t)n * kvd * sizeof(float));
-        rc = m2u_attention_fwd(s.att, NULL, s.q, c->n_heads * hd, kcache, vcache, kvd, 1, n, pos0 + n, pos0, c->n_heads,
-                               c->n_kv_heads, hd);
+        m2u_attn at = m2u_attn_make(1, n, pos0 + n, c->n_heads, c->n_kv_heads, hd, c->n_heads * hd, kvd, kvd, 1, pos0);
+        rc = m2u_attn_fwd(&at, s.att, NULL, s.q, kcache, vcache);
         if (!rc) cached_tail(m, l, &s, n, 1, n);
     }
     m->training = saved_training;

@@ -6,6 +6,7 @@
 #include "fileio.h"
 #include "m2u_error.h"
 #include "ops_extra.h"
+#include "tensor.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -322,25 +323,14 @@ static int group_norm_tm(float *x, int T, int C, const float *w, const float *b)
         m[ch] = (float)s[ch];
         r[ch] = (float)(1.0 / sqrt(v[ch] / T + (double)FEAT_NORM_EPS));
     }
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) {
-        float *p = x + (size_t)t * C;
-        for (int ch = 0; ch < C; ch++) p[ch] = (p[ch] - m[ch]) * r[ch] * w[ch] + b[ch];
-    }
+    m2u_channel_affine(x, T, C, m, r, w, b);
     free(s);
     free(m);
     return 0;
 }
 
-/* Adds each hidden state's mean over frames into acc [H] (double, for long windows). */
-static void accumulate_mean(double *acc, const float *x, int T, int H) {
-#pragma omp parallel for schedule(static)
-    for (int h = 0; h < H; h++) {
-        double s = 0;
-        for (int t = 0; t < T; t++) s += x[(size_t)t * H + h];
-        acc[h] = s / T;
-    }
-}
+/* Each hidden state's mean over frames into acc [H] (double, for long windows). */
+static void accumulate_mean(double *acc, const float *x, int T, int H) { m2u_col_mean(acc, x, T, H); }
 
 /* Record hidden state l: copy it out and/or take its time mean. */
 static void tap(const float *x, int T, int H, int l, float *hidden_states, double *means) {

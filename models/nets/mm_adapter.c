@@ -2,8 +2,8 @@
 
 #include "m2u_error.h"
 #include "rng.h"
+#include "tensor.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,7 +170,7 @@ int m2u_adapter_forward(m2u_adapter *a, const float *feats, int B, float *out) {
     /* Conv1d(T -> 1, k=1): agg[b] = x_b^T w + bias */
     for (int b = 0; b < B; b++) {
         float *ag = a->agg + (size_t)b * F;
-        cblas_sgemv(CblasRowMajor, CblasTrans, T, F, 1.0f, a->feats + (size_t)b * T * F, F, a->agg_w, 1, 0.0f, ag, 1);
+        m2u_gemv(1, T, F, 1.0f, a->feats + (size_t)b * T * F, F, a->agg_w, 0.0f, ag);
         for (int f = 0; f < F; f++) ag[f] += a->agg_b[0];
     }
     m2u_l2norm_fwd(a->u, a->l2, a->agg, B, F, c->l2_eps);
@@ -185,7 +185,7 @@ int m2u_adapter_forward(m2u_adapter *a, const float *feats, int B, float *out) {
         m2u_linear_fwd(ck, n, bk->f3, NULL, B, D, Hd);
         m2u_swiglu_fwd(sk, ak, ck, BH);
         memcpy(hout, hin, BD * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, D, Hd, 1.0f, sk, Hd, bk->f2, Hd, 1.0f, hout, D);
+        m2u_gemm(0, 1, B, D, Hd, 1.0f, sk, Hd, bk->f2, Hd, 1.0f, hout, D);
     }
     if (out) memcpy(out, a->h + (size_t)c->n_blocks * BD, BD * sizeof(float));
     return 0;
@@ -228,8 +228,7 @@ int m2u_adapter_backward(m2u_adapter *a, const float *dout) {
     double db = 0.0;
     for (int b = 0; b < B; b++) {
         const float *g = dagg + (size_t)b * F;
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, T, F, 1.0f, a->feats + (size_t)b * T * F, F, g, 1, 1.0f, a->dagg_w,
-                    1);
+        m2u_gemv(0, T, F, 1.0f, a->feats + (size_t)b * T * F, F, g, 1.0f, a->dagg_w);
         for (int f = 0; f < F; f++) db += g[f];
     }
     a->dagg_b[0] += (float)db;

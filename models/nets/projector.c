@@ -2,6 +2,7 @@
 
 #include "m2u_error.h"
 #include "rng.h"
+#include "tensor.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -289,11 +290,6 @@ static int ensure_acts(m2u_projector *p, int B) {
 
 /* ---- forward ----------------------------------------------------------------------------- */
 
-static void add_inplace(float *dst, const float *src, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) dst[i] += src[i];
-}
-
 static int layer_fwd(m2u_projector *p, m2u_proj_layer *L, const float *in, int B) {
     const m2u_projector_config *c = &p->cfg;
     int E = c->d_model, F = c->ffn, H = c->n_heads, hd = E / H, S = c->n_in;
@@ -302,10 +298,10 @@ static int layer_fwd(m2u_projector *p, m2u_proj_layer *L, const float *in, int B
     L->in = in;
     /* self attention, post-norm */
     m2u_linear_fwd(L->qkv, in, L->sa.in_w, L->sa.in_b, R, E, 3 * E);
-    if (m2u_mha_fwd(L->att1, L->p1, L->qkv, 3 * E, L->qkv + E, 3 * E, L->qkv + 2 * E, 3 * E, B, Tq, Tq, H, hd))
-        return -1;
+    m2u_attn sa = m2u_attn_make(B, Tq, Tq, H, H, hd, 3 * E, 3 * E, 3 * E, 0, 0);
+    if (m2u_attn_fwd(&sa, L->att1, L->p1, L->qkv, L->qkv + E, L->qkv + 2 * E)) return -1;
     m2u_linear_fwd(L->r1, L->att1, L->sa.out_w, L->sa.out_b, R, E, E);
-    add_inplace(L->r1, in, RE);
+    m2u_add_inplace(L->r1, in, RE);
     m2u_layernorm_fwd(L->h1, L->m1, L->s1, L->r1, L->n1.w, L->n1.b, R, E, c->ln_eps);
     const float *h = L->h1;
     const m2u_proj_ln *nf = &L->n2;
@@ -313,9 +309,10 @@ static int layer_fwd(m2u_projector *p, m2u_proj_layer *L, const float *in, int B
         /* cross attention: queries from h1, keys and values from the encoder's memory */
         m2u_linear_fwd(L->q2, L->h1, L->ca.in_w, L->ca.in_b, R, E, E);
         m2u_linear_fwd(L->kv2, p->mem, L->ca.in_w + (size_t)E * E, L->ca.in_b + E, N, E, 2 * E);
-        if (m2u_mha_fwd(L->att2, L->p2, L->q2, E, L->kv2, 2 * E, L->kv2 + E, 2 * E, B, Tq, S, H, hd)) return -1;
+        m2u_attn ca = m2u_attn_make(B, Tq, S, H, H, hd, E, 2 * E, 2 * E, 0, 0);
+        if (m2u_attn_fwd(&ca, L->att2, L->p2, L->q2, L->kv2, L->kv2 + E)) return -1;
         m2u_linear_fwd(L->r2, L->att2, L->ca.out_w, L->ca.out_b, R, E, E);
-        add_inplace(L->r2, L->h1, RE);
+        m2u_add_inplace(L->r2, L->h1, RE);
         m2u_layernorm_fwd(L->h2, L->m2, L->s2, L->r2, L->n2.w, L->n2.b, R, E, c->ln_eps);
         h = L->h2;
         nf = &L->n3;
@@ -324,7 +321,7 @@ static int layer_fwd(m2u_projector *p, m2u_proj_layer *L, const float *in, int B
     m2u_linear_fwd(L->f, h, L->l1_w, L->l1_b, R, E, F);
     m2u_relu_fwd(L->f, L->f, (size_t)R * F);
     m2u_linear_fwd(L->rf, L->f, L->l2_w, L->l2_b, R, F, E);
-    add_inplace(L->rf, h, RE);
+    m2u_add_inplace(L->rf, h, RE);
     m2u_layernorm_fwd(L->out, L->mf, L->sf, L->rf, nf->w, nf->b, R, E, c->ln_eps);
     return 0;
 }
@@ -406,9 +403,8 @@ static int layer_bwd(m2u_projector *p, m2u_proj_layer *L, float *G, const bwd_ws
         m2u_linear_bwd(w->datt, L->ca.dout_w, L->ca.dout_b, w->A, L->att2, L->ca.out_w, R, E, E);
         memset(w->dq2, 0, (size_t)R * E * sizeof(float));
         memset(w->dkv, 0, (size_t)N * 2 * E * sizeof(float));
-        if (m2u_mha_bwd(w->dq2, w->dkv, w->dkv + E, w->datt, L->p2, L->q2, E, L->kv2, 2 * E, L->kv2 + E, 2 * E, B, Tq,
-                        S, H, hd))
-            return -1;
+        m2u_attn ca = m2u_attn_make(B, Tq, S, H, H, hd, E, 2 * E, 2 * E, 0, 0);
+        if (m2u_attn_bwd(&ca, w->dq2, w->dkv, w->dkv + E, w->datt, L->p2, L->q2, L->kv2, L->kv2 + E)) return -1;
         m2u_linear_bwd(G, L->ca.din_w, L->ca.din_b, w->dq2, L->h1, L->ca.in_w, R, E, E);
         m2u_linear_bwd(w->dmem, L->ca.din_w + (size_t)E * E, L->ca.din_b + E, w->dkv, p->mem,
                        L->ca.in_w + (size_t)E * E, N, E, 2 * E);
@@ -418,8 +414,8 @@ static int layer_bwd(m2u_projector *p, m2u_proj_layer *L, float *G, const bwd_ws
     memset(w->datt, 0, (size_t)R * E * sizeof(float));
     m2u_linear_bwd(w->datt, L->sa.dout_w, L->sa.dout_b, w->A, L->att1, L->sa.out_w, R, E, E);
     memset(w->dqkv, 0, (size_t)R * 3 * E * sizeof(float));
-    if (m2u_mha_bwd(w->dqkv, w->dqkv + E, w->dqkv + 2 * E, w->datt, L->p1, L->qkv, 3 * E, L->qkv + E, 3 * E,
-                    L->qkv + 2 * E, 3 * E, B, Tq, Tq, H, hd))
+    m2u_attn sa = m2u_attn_make(B, Tq, Tq, H, H, hd, 3 * E, 3 * E, 3 * E, 0, 0);
+    if (m2u_attn_bwd(&sa, w->dqkv, w->dqkv + E, w->dqkv + 2 * E, w->datt, L->p1, L->qkv, L->qkv + E, L->qkv + 2 * E))
         return -1;
     m2u_linear_bwd(G, L->sa.din_w, L->sa.din_b, w->dqkv, L->in, L->sa.in_w, R, E, 3 * E);
     return 0;
@@ -456,7 +452,7 @@ int m2u_projector_backward(m2u_projector *p, const float *dout, float grad_scale
     for (int l = c->n_dec - 1; l >= 0; l--)
         if (layer_bwd(p, &p->dec[l], Gd, &w, B)) return -1;
     /* the decoder input is query_embs repeated over the batch */
-    for (int b = 0; b < B; b++) add_inplace(p->dquery, Gd + (size_t)b * c->n_out * E, (size_t)c->n_out * E);
+    for (int b = 0; b < B; b++) m2u_add_inplace(p->dquery, Gd + (size_t)b * c->n_out * E, (size_t)c->n_out * E);
     /* encoder: final norm, layers, fc */
     const float *enc_last = c->n_enc ? p->enc[c->n_enc - 1].out : p->z;
     memset(Ge, 0, N_E * sizeof(float));

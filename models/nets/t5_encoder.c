@@ -6,7 +6,6 @@
 #include "ops.h"
 #include "safetensors.h"
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <float.h>
 #include <limits.h>
@@ -301,11 +300,11 @@ static int encode_one(const m2u_t5_encoder *e, const int32_t *ids, const int32_t
     size_t TD = (size_t)T * D, TI = (size_t)T * inner, TF = (size_t)T * F;
     float *h = malloc(TD * sizeof *h), *x = malloc(TD * sizeof *x);
     float *q = malloc(TI * sizeof *q), *k = malloc(TI * sizeof *k), *v = malloc(TI * sizeof *v);
-    float *att = malloc(TI * sizeof *att), *s = malloc((size_t)T * T * sizeof *s);
+    float *att = malloc(TI * sizeof *att);
     float *bias = malloc((size_t)H * T * T * sizeof *bias);
     float *f0 = malloc(TF * sizeof *f0), *f1 = c->gated ? malloc(TF * sizeof *f1) : NULL;
     int rc = 0;
-    if (!h || !x || !q || !k || !v || !att || !s || !bias || !f0 || (c->gated && !f1)) {
+    if (!h || !x || !q || !k || !v || !att || !bias || !f0 || (c->gated && !f1)) {
         rc = m2u_fail("out of memory (T5 encoder over %d tokens)", T);
         goto done;
     }
@@ -316,27 +315,29 @@ static int encode_one(const m2u_t5_encoder *e, const int32_t *ids, const int32_t
         }
         m2u_mat_row(&e->embed, ids[t], h + (size_t)t * D);
     }
-    /* position bias + mask, [H][T][T]: added to the bias first, as transformers does */
+    /* position bias + mask, [H][T][T]: the mask (finfo.min) is added to the bias first, as
+     * transformers does, rather than given to the kernel as a key mask: a fully padded
+     * sequence then attends uniformly (as in transformers) instead of to nothing. */
     for (int qi = 0; qi < T; qi++)
         for (int ki = 0; ki < T; ki++) {
             int bk = m2u_t5_relative_bucket(ki - qi, c->num_buckets, c->max_distance);
             float m = (mask && !mask[ki]) ? -FLT_MAX : -0.0f;
             for (int hh = 0; hh < H; hh++) bias[((size_t)hh * T + qi) * T + ki] = e->rel_bias[bk * H + hh] + m;
         }
+    /* T5 does not scale q.k (the scale is folded into its initialisation) */
+    m2u_attn at = m2u_attn_make(1, T, T, H, H, dk, inner, inner, inner, 0, 0);
+    at.scale = 1.0f;
+    at.bias = bias;
+    at.bias_heads = H;
     for (int l = 0; l < c->num_layers; l++) {
         const t5_layer *L = &e->layers[l];
         t5_rmsnorm(x, h, L->ln0, T, D, c->eps);
         m2u_matmul_wt(q, inner, x, T, &L->q, 0, inner, 0.0f);
         m2u_matmul_wt(k, inner, x, T, &L->k, 0, inner, 0.0f);
         m2u_matmul_wt(v, inner, x, T, &L->v, 0, inner, 0.0f);
-        for (int hh = 0; hh < H; hh++) {
-            const float *bh = bias + (size_t)hh * T * T;
-            memcpy(s, bh, (size_t)T * T * sizeof *s);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dk, 1.0f, q + hh * dk, inner, k + hh * dk,
-                        inner, 1.0f, s, T);
-            m2u_softmax_rows(s, T, T);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dk, T, 1.0f, s, T, v + hh * dk, inner, 0.0f,
-                        att + hh * dk, inner);
+        if (m2u_attn_fwd(&at, att, NULL, q, k, v)) {
+            rc = -1;
+            goto done;
         }
         m2u_matmul_wt(x, D, att, T, &L->o, 0, D, 0.0f);
         for (size_t i = 0; i < TD; i++) h[i] += x[i];
@@ -359,7 +360,6 @@ done:
     free(k);
     free(v);
     free(att);
-    free(s);
     free(bias);
     free(f0);
     free(f1);

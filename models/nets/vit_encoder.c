@@ -7,7 +7,6 @@
 #include "m2u_error.h"
 #include "ops_extra.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,7 +203,7 @@ int m2u_vit_preprocess(const m2u_vit *m, const uint8_t *rgb, float *px) {
     size_t HW = (size_t)c->image_h * c->image_w;
     float mean[3], std[3];
     for (int i = 0; i < 3; i++) mean[i] = (float)c->image_mean[i], std[i] = (float)c->image_std[i];
-#pragma omp parallel for schedule(static)
+    /* serial: a cast and a copy per pixel, memory-bound (nets run no threads of their own) */
     for (int f = 0; f < c->frames; f++)
         for (size_t p = 0; p < HW; p++)
             for (int ch = 0; ch < 3; ch++) {
@@ -234,8 +233,7 @@ int m2u_vit_forward(const m2u_vit *m, const float *px, float *hidden_states, flo
         goto done;
     }
     /* im2col: one row per patch, columns in the (c, dt, dy, dx) order of the conv weight.
-     * pixel_values are [frames][C][H][W] (ViT: one frame). */
-#pragma omp parallel for schedule(static)
+     * pixel_values are [frames][C][H][W] (ViT: one frame).  Serial: row copies only. */
     for (int p = 0; p < P; p++) {
         int gt = p / (c->grid_h * c->grid_w), gy = (p / c->grid_w) % c->grid_h, gx = p % c->grid_w;
         float *dst = col + (size_t)p * K;

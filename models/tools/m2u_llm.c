@@ -3,6 +3,7 @@
  * Subcommands: tokenize, decode, logits, generate, init, finetune.  See usage(). */
 #include "log.h"
 #include "adamw.h"
+#include "backend.h"
 #include "fileio.h"
 #include "llama.h"
 #include "m2u_error.h"
@@ -14,7 +15,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,7 +213,7 @@ static int parse_options(int argc, char **argv, options *o) {
         else if (ival && parse_int(v, a, ival)) return -1;
         else if (fval && parse_float(v, a, fval)) return -1;
     }
-    if (o->threads > 0) omp_set_num_threads(o->threads);
+    if (o->threads > 0) m2u_set_threads(o->threads);
     return 0;
 }
 

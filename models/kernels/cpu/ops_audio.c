@@ -79,10 +79,6 @@ void m2u_elu(float *y, const float *x, size_t n) {
     }
 }
 
-void m2u_add_inplace(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(dynamic, 16384) if (n > 65536)
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
-}
 
 /* ---- padding --------------------------------------------------------------------------------------- */
 

@@ -1,0 +1,46 @@
+/* The one attention kernel (scaled dot-product attention), forward and backward, for every
+ * model: LLaMA's causal grouped-query attention (training and the KV-cache decode), the
+ * full multi-head attention of nn.Transformer / the encoders (MERT, ViT, ViViT, BERT), and
+ * T5's attention with a relative-position bias and a padding mask.
+ *
+ * Layout.  B sequences; sequence b has queries q + b*T*qs ([T][H*hd], row stride qs floats),
+ * keys k + b*S*ks and values v + b*S*vs ([S][KV*hd], row strides ks, vs).  Head h reads
+ * kv head h / (H/KV) (GQA; KV must divide H; KV = H is plain MHA).  out is [B*T][H*hd], dense.
+ *
+ *   score[t][s] = scale * q_t.k_s + bias[h or 0][t][s]
+ *   visible(t, s) = (!causal || s <= pos0 + t) && (!key_mask || key_mask[b*S + s])
+ *   probs = softmax over the visible s (the others get probability 0)
+ *
+ * A query with no visible key gets all-zero probabilities and a zero output (where torch's
+ * -inf mask would give NaN and a finfo.min mask a uniform row).  The bias is a constant:
+ * its gradient is not computed (T5's relative bias is frozen where we use it). */
+#ifndef M2U_ATTENTION_H
+#define M2U_ATTENTION_H
+
+#include <stdint.h>
+
+typedef struct {
+    int B, T, S;       /* sequences, queries and keys per sequence */
+    int H, KV, hd;     /* query heads, key/value heads (divides H), head size */
+    int qs, ks, vs;    /* row strides of q, k, v in floats */
+    int causal, pos0;  /* causal: query t sits at position pos0 + t and sees keys 0..pos0+t */
+    float scale;       /* multiplies q.k; LLaMA and nn.MultiheadAttention use 1/sqrt(hd), T5 uses 1 */
+    const float *bias; /* NULL or [bias_heads][T][S], added after the scale, shared by the B sequences */
+    int bias_heads;    /* H (one plane per head) or 1 (broadcast) */
+    const int32_t *key_mask; /* NULL or [B][S]: 0 hides key s from every query of sequence b */
+} m2u_attn;
+
+/* The usual description: no bias, no mask, scale 1/sqrt(hd). */
+m2u_attn m2u_attn_make(int B, int T, int S, int H, int KV, int hd, int qs, int ks, int vs, int causal, int pos0);
+
+/* probs [B][H][T][S] is written when non-NULL (the backward needs it).  Parallel over
+ * (sequence, head).  Returns -1 (m2u_fail) on bad dimensions or when out of memory. */
+int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, const float *k, const float *v);
+
+/* Backward from the saved probs.  dq, dk, dv ACCUMULATE, in the layouts (and strides) of
+ * q, k, v; any of them may be NULL (not needed).  dout has out's layout.  Parallel over
+ * (sequence, kv head): the heads of one group all add into the same dk/dv columns. */
+int m2u_attn_bwd(const m2u_attn *a, float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                 const float *q, const float *k, const float *v);
+
+#endif

@@ -1,0 +1,122 @@
+/* The op table: every compute primitive the networks use, as function pointers, plus
+ * device-tagged buffers.  One instance per backend: m2u_backend_cpu() (models/kernels/cpu,
+ * BLAS + OpenMP) now, a CUDA one (issue 14) next.  Every pointer an op receives lives on the
+ * backend's device (buffer data from its buf_alloc); host arrays move in and out with
+ * upload / download.  Semantics, shapes and accumulation rules are those of the CPU
+ * headers named beside each entry (ops.h, ops_extra.h, attention.h, tensor.h, conv1d.h,
+ * adamw.h); a second backend must match them within the tolerances tests/test_kernels.c
+ * states.  The networks still call the CPU functions directly; tests/test_kernels.c goes
+ * through this table. */
+#ifndef M2U_BACKEND_H
+#define M2U_BACKEND_H
+
+#include "adamw.h"
+#include "attention.h"
+#include "conv1d.h"
+#include "ops_extra.h"
+#include "tensor.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { M2U_DEV_CPU = 0, M2U_DEV_CUDA = 1 } m2u_device;
+
+typedef struct {
+    void *data;
+    size_t bytes;
+    m2u_device dev;
+} m2u_buffer;
+
+typedef struct m2u_backend {
+    const char *name; /* "cpu", "cuda" */
+    m2u_device dev;
+
+    /* ---- buffers ---- */
+    int (*buf_alloc)(m2u_buffer *b, size_t bytes); /* zero-filled; -1 (m2u_fail) when out of memory */
+    void (*buf_free)(m2u_buffer *b);               /* NULL data is fine; resets *b */
+    int (*upload)(m2u_buffer *dst, size_t off, const void *src, size_t n);      /* host -> buffer bytes */
+    int (*download)(void *dst, const m2u_buffer *src, size_t off, size_t n);    /* buffer -> host bytes */
+    int (*copy)(m2u_buffer *dst, size_t doff, const m2u_buffer *src, size_t soff, size_t n); /* same device */
+    int (*synchronize)(void);
+
+    /* ---- matrix products (ops.h, tensor.h, ops_extra.h) ---- */
+    void (*gemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc);
+    void (*gemv)(int trans_a, int M, int N, float alpha, const float *A, int lda, const float *x, float beta, float *y);
+    void (*matmul_wt)(float *y, int ldy, const float *x, int N, const m2u_mat *w, int row0, int nrows, float beta);
+    void (*matmul_w_acc)(float *dx, const float *dy, int ldy, int N, const m2u_mat *w, int row0, int nrows);
+    void (*linear_fwd)(float *y, const float *x, const float *w, const float *b, int N, int in, int out);
+    void (*linear_bwd)(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N, int in,
+                       int out);
+
+    /* ---- norms ---- */
+    void (*rmsnorm_fwd)(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+    void (*rmsnorm_bwd)(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                        int N, int C);
+    void (*layernorm_fwd)(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b, int N,
+                          int C, float eps);
+    void (*layernorm_bwd)(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                          const float *mean, const float *rstd, int N, int C);
+    void (*l2norm_fwd)(float *out, float *norm, const float *x, int N, int C, float eps);
+    void (*l2norm_bwd)(float *dx, const float *dout, const float *out, const float *norm, int N, int C, float eps);
+
+    /* ---- positions and attention ---- */
+    void (*rope_table)(float *cos_t, float *sin_t, const int *pos, int N, int head_dim, const float *inv_freq);
+    void (*rope_fwd)(float *x, int N, int stride, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
+    void (*rope_bwd)(float *dx, int N, int stride, int n_heads, int head_dim, const float *cos_t, const float *sin_t);
+    int (*attn_fwd)(const m2u_attn *a, float *out, float *probs, const float *q, const float *k, const float *v);
+    int (*attn_bwd)(const m2u_attn *a, float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                    const float *q, const float *k, const float *v);
+    void (*softmax_fwd)(float *x, int N, int V);
+    void (*softmax_bwd)(float *dx, const float *dy, const float *y, int N, int V);
+
+    /* ---- element-wise ---- */
+    void (*swiglu_fwd)(float *out, const float *g, const float *u, size_t n);
+    void (*swiglu_bwd)(float *dg, float *du, const float *dout, const float *g, const float *u, size_t n);
+    void (*gelu_fwd)(float *out, const float *x, size_t n);
+    void (*gelu_bwd)(float *dx, const float *dout, const float *x, size_t n);
+    void (*gelu_tanh_fwd)(float *out, const float *x, size_t n);
+    void (*gelu_tanh_bwd)(float *dx, const float *dout, const float *x, size_t n);
+    void (*relu_fwd)(float *out, const float *x, size_t n);
+    void (*relu_bwd)(float *dx, const float *dout, const float *out, size_t n);
+    void (*add)(float *out, const float *a, const float *b, size_t n);
+    void (*add_inplace)(float *y, const float *x, size_t n);
+    void (*axpy)(int n, float alpha, const float *x, float *y);
+    void (*bias_add_rows)(float *y, const float *b, int N, int C);
+    void (*bias_grad)(float *db, const float *dy, int N, int C);
+    void (*dropout)(float *out, const float *x, size_t n, float p, uint64_t seed, uint64_t tag);
+
+    /* ---- convolution, embeddings ---- */
+    int (*conv1d_fwd)(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride, int pad,
+                      int groups, const float *w, const float *b);
+    int (*conv1d_bwd)(float *dx, float *dw, float *db, const float *dy, int T_out, const float *x, int T_in, int C_in,
+                      int C_out, int k, int stride, int pad, int groups, const float *w);
+    void (*embedding_fwd)(float *x, const int32_t *ids, int N, const m2u_mat *table, const float *extra,
+                          int rows_start);
+    void (*embedding_bwd)(float *dextra, const float *dx, const int32_t *ids, int N, int C, int rows_start);
+
+    /* ---- losses and the optimizer ---- */
+    double (*cross_entropy_fwd)(const float *logits, const int32_t *targets, int N, int V, float *lse, int *n_valid);
+    void (*cross_entropy_bwd)(float *dlogits, const float *logits, const float *lse, const int32_t *targets, int N,
+                              int V, float grad_scale);
+    double (*mse_fwd)(const float *pred, const float *target, float target_scale, size_t n);
+    void (*mse_bwd)(float *dpred, const float *pred, const float *target, float target_scale, size_t n,
+                    float grad_scale);
+    /* m2u_adamw's moments and the params' data/grad live on the device */
+    void (*adamw_step)(m2u_adamw *opt, const m2u_adamw_config *cfg, float lr, const m2u_param *params, int n_params);
+    double (*grad_norm)(const float *grad, size_t n);
+    void (*clip_grad)(float *grad, size_t n, double norm, float max_norm);
+} m2u_backend;
+
+/* The CPU backend (always there). */
+const m2u_backend *m2u_backend_cpu(void);
+/* The CUDA backend when this build has one and a device is visible, else NULL with the
+ * reason in *why (a static string). */
+const m2u_backend *m2u_backend_cuda(const char **why);
+
+/* Worker threads of the CPU kernels (OpenMP and the OpenMP build of OpenBLAS share one
+ * pool); n <= 0 leaves the default (OMP_NUM_THREADS or all cores). */
+void m2u_set_threads(int n);
+int m2u_max_threads(void);
+
+#endif

@@ -1,0 +1,119 @@
+/* The CPU instance of the op table: host memory, the kernels of this folder. */
+#include "backend.h"
+
+#include "m2u_error.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cpu_alloc(m2u_buffer *b, size_t bytes) {
+    b->data = calloc(bytes ? bytes : 1, 1);
+    b->bytes = bytes;
+    b->dev = M2U_DEV_CPU;
+    if (!b->data) return m2u_fail("cpu backend: out of memory for %zu bytes", bytes);
+    return 0;
+}
+
+static void cpu_free(m2u_buffer *b) {
+    free(b->data);
+    b->data = NULL;
+    b->bytes = 0;
+}
+
+static int range_ok(const m2u_buffer *b, size_t off, size_t n, const char *what) {
+    if (b->dev != M2U_DEV_CPU) return m2u_fail("cpu backend: %s: buffer is on another device", what);
+    if (off > b->bytes || n > b->bytes - off)
+        return m2u_fail("cpu backend: %s of %zu bytes at %zu overruns a %zu-byte buffer", what, n, off, b->bytes);
+    return 0;
+}
+
+static int cpu_upload(m2u_buffer *dst, size_t off, const void *src, size_t n) {
+    if (range_ok(dst, off, n, "upload")) return -1;
+    if (n) memcpy((char *)dst->data + off, src, n);
+    return 0;
+}
+
+static int cpu_download(void *dst, const m2u_buffer *src, size_t off, size_t n) {
+    if (range_ok(src, off, n, "download")) return -1;
+    if (n) memcpy(dst, (const char *)src->data + off, n);
+    return 0;
+}
+
+static int cpu_copy(m2u_buffer *dst, size_t doff, const m2u_buffer *src, size_t soff, size_t n) {
+    if (range_ok(dst, doff, n, "copy") || range_ok(src, soff, n, "copy")) return -1;
+    if (n) memmove((char *)dst->data + doff, (const char *)src->data + soff, n);
+    return 0;
+}
+
+static int cpu_sync(void) { return 0; }
+
+static const m2u_backend cpu = {
+    .name = "cpu",
+    .dev = M2U_DEV_CPU,
+    .buf_alloc = cpu_alloc,
+    .buf_free = cpu_free,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .copy = cpu_copy,
+    .synchronize = cpu_sync,
+    .gemm = m2u_gemm,
+    .gemv = m2u_gemv,
+    .matmul_wt = m2u_matmul_wt,
+    .matmul_w_acc = m2u_matmul_w_acc,
+    .linear_fwd = m2u_linear_fwd,
+    .linear_bwd = m2u_linear_bwd,
+    .rmsnorm_fwd = m2u_rmsnorm_fwd,
+    .rmsnorm_bwd = m2u_rmsnorm_bwd,
+    .layernorm_fwd = m2u_layernorm_fwd,
+    .layernorm_bwd = m2u_layernorm_bwd,
+    .l2norm_fwd = m2u_l2norm_fwd,
+    .l2norm_bwd = m2u_l2norm_bwd,
+    .rope_table = m2u_rope_table,
+    .rope_fwd = m2u_rope_fwd,
+    .rope_bwd = m2u_rope_bwd,
+    .attn_fwd = m2u_attn_fwd,
+    .attn_bwd = m2u_attn_bwd,
+    .softmax_fwd = m2u_softmax_rows,
+    .softmax_bwd = m2u_softmax_bwd,
+    .swiglu_fwd = m2u_swiglu_fwd,
+    .swiglu_bwd = m2u_swiglu_bwd,
+    .gelu_fwd = m2u_gelu_fwd,
+    .gelu_bwd = m2u_gelu_bwd,
+    .gelu_tanh_fwd = m2u_gelu_tanh_fwd,
+    .gelu_tanh_bwd = m2u_gelu_tanh_bwd,
+    .relu_fwd = m2u_relu_fwd,
+    .relu_bwd = m2u_relu_bwd,
+    .add = m2u_add,
+    .add_inplace = m2u_add_inplace,
+    .axpy = m2u_axpy,
+    .bias_add_rows = m2u_bias_add_rows,
+    .bias_grad = m2u_bias_grad,
+    .dropout = m2u_dropout,
+    .conv1d_fwd = m2u_conv1d_tm,
+    .conv1d_bwd = m2u_conv1d_tm_bwd,
+    .embedding_fwd = m2u_embedding_fwd,
+    .embedding_bwd = m2u_embedding_bwd,
+    .cross_entropy_fwd = m2u_cross_entropy_fwd,
+    .cross_entropy_bwd = m2u_cross_entropy_bwd,
+    .mse_fwd = m2u_mse_fwd,
+    .mse_bwd = m2u_mse_bwd,
+    .adamw_step = m2u_adamw_step,
+    .grad_norm = m2u_grad_norm,
+    .clip_grad = m2u_clip_grad,
+};
+
+const m2u_backend *m2u_backend_cpu(void) { return &cpu; }
+
+#ifndef M2U_HAVE_CUDA
+const m2u_backend *m2u_backend_cuda(const char **why) {
+    if (why) *why = "no CUDA backend built";
+    return NULL;
+}
+#endif
+
+void m2u_set_threads(int n) {
+    if (n > 0) omp_set_num_threads(n);
+}
+
+int m2u_max_threads(void) { return omp_get_max_threads(); }

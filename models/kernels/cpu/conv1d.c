@@ -1,0 +1,102 @@
+#include "conv1d.h"
+
+#include "m2u_error.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- convolution ------------------------------------------------------------------------------ */
+
+float *m2u_conv1d_weight_to_tap_major(const float *w, int C_out, int cin_g, int k) {
+    float *r = malloc((size_t)C_out * cin_g * k * sizeof(float));
+    if (!r) return NULL;
+    for (int o = 0; o < C_out; o++)
+        for (int c = 0; c < cin_g; c++)
+            for (int j = 0; j < k; j++) r[((size_t)o * k + j) * cin_g + c] = w[((size_t)o * cin_g + c) * k + j];
+    return r;
+}
+
+int m2u_conv1d_tm(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride, int pad,
+                  int groups, const float *w, const float *b) {
+    if (T_out <= 0) return 0;
+    int cig = C_in / groups, cog = C_out / groups, K = k * cig;
+    /* Rows per im2col block: enough for an efficient GEMM, small enough (a few MB) for long audio. */
+    int block = 1024;
+    if (block > T_out) block = T_out;
+    float *col = malloc((size_t)block * K * sizeof(float));
+    if (!col) return m2u_fail("conv1d: out of memory for a %d x %d im2col block", block, K);
+    if (b) {
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < T_out; t++) memcpy(y + (size_t)t * C_out, b, (size_t)C_out * sizeof(float));
+    }
+    for (int t0 = 0; t0 < T_out; t0 += block) {
+        int nb = T_out - t0 < block ? T_out - t0 : block;
+        for (int g = 0; g < groups; g++) {
+#pragma omp parallel for schedule(static)
+            for (int r = 0; r < nb; r++) {
+                long src0 = (long)(t0 + r) * stride - pad;
+                float *dst = col + (size_t)r * K;
+                for (int j = 0; j < k; j++) {
+                    long s = src0 + j;
+                    if (s < 0 || s >= T_in) memset(dst + (size_t)j * cig, 0, (size_t)cig * sizeof(float));
+                    else memcpy(dst + (size_t)j * cig, x + (size_t)s * C_in + (size_t)g * cig, (size_t)cig * sizeof(float));
+                }
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, cog, K, 1.0f, col, K, w + (size_t)g * cog * K, K,
+                        b ? 1.0f : 0.0f, y + (size_t)t0 * C_out + (size_t)g * cog, C_out);
+        }
+    }
+    free(col);
+    return 0;
+}
+
+int m2u_conv1d_tm_bwd(float *dx, float *dw, float *db, const float *dy, int T_out, const float *x, int T_in, int C_in,
+                      int C_out, int k, int stride, int pad, int groups, const float *w) {
+    if (T_out <= 0) return 0;
+    if (groups <= 0 || C_in % groups || C_out % groups)
+        return m2u_fail("conv1d backward: %d groups do not divide %d -> %d channels", groups, C_in, C_out);
+    int cig = C_in / groups, cog = C_out / groups, K = k * cig;
+    if (db) {
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < C_out; o++) {
+            float acc = 0.0f;
+            for (int t = 0; t < T_out; t++) acc += dy[(size_t)t * C_out + o];
+            db[o] += acc;
+        }
+    }
+    /* dw: each output channel owns its row of taps */
+    if (dw) {
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < C_out; o++) {
+            int g = o / cog;
+            float *wr = dw + (size_t)o * K;
+            for (int t = 0; t < T_out; t++) {
+                float d = dy[(size_t)t * C_out + o];
+                for (int j = 0; j < k; j++) {
+                    long s = (long)t * stride - pad + j;
+                    if (s < 0 || s >= T_in) continue;
+                    const float *xr = x + (size_t)s * C_in + (size_t)g * cig;
+                    for (int c = 0; c < cig; c++) wr[(size_t)j * cig + c] += d * xr[c];
+                }
+            }
+        }
+    }
+    /* dx: each input channel gathers from the outputs of its group */
+    if (dx) {
+#pragma omp parallel for schedule(static)
+        for (int ci = 0; ci < C_in; ci++) {
+            int g = ci / cig, c = ci % cig;
+            for (int t = 0; t < T_out; t++)
+                for (int j = 0; j < k; j++) {
+                    long s = (long)t * stride - pad + j;
+                    if (s < 0 || s >= T_in) continue;
+                    float acc = 0.0f;
+                    for (int o = g * cog; o < (g + 1) * cog; o++)
+                        acc += dy[(size_t)t * C_out + o] * w[((size_t)o * k + j) * cig + c];
+                    dx[(size_t)s * C_in + ci] += acc;
+                }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,58 @@
+/* Small building blocks the networks need besides the layer kernels of ops.h / ops_extra.h:
+ * plain fp32 matrix products (the LoRA factors, trainable head rows, adapter blocks),
+ * element-wise adds, bias rows, embedding gather / scatter-add, the GELUs and the softmax
+ * backward.  Conventions as in ops.h: row-major, *_acc / backward functions accumulate.
+ * They live here so that models/nets holds no BLAS call and no OpenMP loop. */
+#ifndef M2U_TENSOR_H
+#define M2U_TENSOR_H
+
+#include "ops.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* C[M, N] = alpha * op(A) op(B) + beta * C, row-major with leading dimensions (floats);
+ * op(X) = X^T when trans_x.  A is [M, K] (or [K, M] transposed), B is [K, N] (or [N, K]). */
+void m2u_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+              int ldb, float beta, float *C, int ldc);
+/* y[M or N] = alpha * op(A) x + beta * y for A [M, N] row-major (leading dim lda). */
+void m2u_gemv(int trans_a, int M, int N, float alpha, const float *A, int lda, const float *x, float beta, float *y);
+
+/* y += alpha * x (BLAS saxpy: the product is rounded before the add) */
+void m2u_axpy(int n, float alpha, const float *x, float *y);
+/* y += x */
+void m2u_add_inplace(float *y, const float *x, size_t n);
+/* out = a + b (out may alias a or b) */
+void m2u_add(float *out, const float *a, const float *b, size_t n);
+/* y[n][j] += b[j] for N rows of C */
+void m2u_bias_add_rows(float *y, const float *b, int N, int C);
+/* db[j] += sum_n dy[n][j], each column summed in fp32 in row order */
+void m2u_bias_grad(float *db, const float *dy, int N, int C);
+/* x[n][c] = (x[n][c] - mean[c]) * rstd[c] * w[c] + b[c]: a per-channel normalisation whose
+ * statistics were taken elsewhere (MERT's feature norm over time). */
+void m2u_channel_affine(float *x, int N, int C, const float *mean, const float *rstd, const float *w, const float *b);
+/* acc[c] = mean over the N rows of x[n][c], summed in double (long windows). */
+void m2u_col_mean(double *acc, const float *x, int N, int C);
+
+/* Embedding gather: x[n] = row ids[n] of the table, where rows >= rows_start come from the
+ * fp32 array extra [*, C] (trainable new tokens) and the others from the stored-dtype table.
+ * ids must be valid (checked by the caller). */
+void m2u_embedding_fwd(float *x, const int32_t *ids, int N, const m2u_mat *table, const float *extra, int rows_start);
+/* Scatter-add: dextra[ids[n] - rows_start] += dx[n] for rows >= rows_start (the frozen
+ * table has no gradient).  Serial: two positions may hold the same token. */
+void m2u_embedding_bwd(float *dextra, const float *dx, const int32_t *ids, int N, int C, int rows_start);
+
+/* att[b*T + t][h] += tanh(gate[h]) * av[b][h / (H/KV)] (M2UGen's gated adapter prefix, length 1). */
+void m2u_head_gate_add(float *att, const float *av, const float *gate, int B, int T, int H, int KV, int hd);
+
+/* GELU, exact (erf) and tanh-approximated ("gelu_new"), fp32 as torch's fp32 kernels.  Forward
+ * may work in place; backward from the input accumulates dx += dout * gelu'(x). */
+void m2u_gelu_fwd(float *out, const float *x, size_t n);
+void m2u_gelu_bwd(float *dx, const float *dout, const float *x, size_t n);
+void m2u_gelu_tanh_fwd(float *out, const float *x, size_t n);
+void m2u_gelu_tanh_bwd(float *dx, const float *dout, const float *x, size_t n);
+
+/* Backward of m2u_softmax_rows from its output y: dx += y * (dy - sum(y * dy)). */
+void m2u_softmax_bwd(float *dx, const float *dy, const float *y, int N, int V);
+
+#endif

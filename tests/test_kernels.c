@@ -1,0 +1,937 @@
+/* Every op of the kernel table (models/kernels/backend.h), forward and backward, against a
+ * naive reference written here in double precision, on random shapes with odd sizes
+ * (1, 3, 17, 33, 65), plus finite-difference spot checks of the backward formulas.
+ *
+ * Backends: the CPU table always; a second one (m2u_backend_cuda(), when the build has it and a
+ * device is visible) runs the same suite, and each checked output is also compared with the
+ * CPU's output of the same check (ggml's test-backend-ops idea).  All inputs are uploaded
+ * through the backend's buffers and results downloaded, so a device backend sees only its own
+ * memory.
+ *
+ * Tolerances (max |got - ref| / max(1, max |ref|)):
+ *   element-wise ops                          2e-6
+ *   reductions, norms, matmuls (K <= 65)      2e-5
+ *   attention fwd/bwd, conv1d, losses          5e-5
+ *   fp16 / bf16 weights (reference widens the same stored values)  2e-5
+ *   backend vs CPU: the same as against the reference.
+ *   finite differences (double reference, h = 1e-4, central): 1e-4 relative to max(1, |g|). */
+#include "backend.h"
+#include "dtype.h"
+#include "m2u_error.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- random data --------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static double urand(void) { /* [-1, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 4503599627370496.0 - 1.0;
+}
+static int irand(int n) { return (int)((urand() + 1.0) * 0.5 * n) % n; }
+static float *frand(size_t n, double scale) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(urand() * scale);
+    return p;
+}
+static double *todbl(const float *x, size_t n) {
+    double *d = malloc((n ? n : 1) * sizeof *d);
+    for (size_t i = 0; i < n; i++) d[i] = x[i];
+    return d;
+}
+static float *fdup(const float *x, size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    memcpy(p, x, n * sizeof *p);
+    return p;
+}
+
+/* ---- backend plumbing ---------------------------------------------------------------------- */
+
+static const m2u_backend *BE;       /* backend under test */
+static int on_cpu;                  /* BE is the CPU: record outputs for the comparison */
+#define MAXBUF 64
+static m2u_buffer bufs[MAXBUF];
+static int nbuf;
+
+/* Device copy of host bytes (freed by dev_reset). */
+static void *dev(const void *h, size_t bytes) {
+    if (nbuf == MAXBUF) abort();
+    m2u_buffer *b = &bufs[nbuf++];
+    if (BE->buf_alloc(b, bytes ? bytes : 1) || (bytes && BE->upload(b, 0, h, bytes))) {
+        fprintf(stderr, "buffer: %s\n", m2u_last_error());
+        abort();
+    }
+    return b->data;
+}
+static float *devf(const float *h, size_t n) { return dev(h, n * sizeof(float)); }
+static void host(void *dst, const void *d, size_t bytes) {
+    for (int i = 0; i < nbuf; i++)
+        if (bufs[i].data == d) {
+            BE->synchronize();
+            if (BE->download(dst, &bufs[i], 0, bytes)) abort();
+            return;
+        }
+    abort();
+}
+static void dev_reset(void) {
+    for (int i = 0; i < nbuf; i++) BE->buf_free(&bufs[i]);
+    nbuf = 0;
+}
+
+/* CPU outputs of every check, in order, for the second backend to be compared with. */
+typedef struct {
+    char name[64];
+    float *v;
+    size_t n;
+} recorded;
+static recorded *rec;
+static int nrec, irec;
+
+/* Compare got with the double reference (and, on a second backend, with the CPU's output of
+ * the same check). */
+static void check(const char *name, const float *got, const double *ref, size_t n, double tol) {
+    double maxref = 1.0, err = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - ref[i]) / maxref;
+        if (!(e <= err)) err = e;
+    }
+    CHECK(err <= tol, "%s [%s]: max error %.3g > %.1g (n = %zu)", name, BE->name, err, tol, n);
+    printf("  %-48s %-5s max error %.2e (tolerance %.0e, n = %zu)\n", name, BE->name, err, tol, n);
+    if (on_cpu) {
+        rec = realloc(rec, (size_t)(nrec + 1) * sizeof *rec);
+        snprintf(rec[nrec].name, sizeof rec[nrec].name, "%s", name);
+        rec[nrec].v = fdup(got, n);
+        rec[nrec].n = n;
+        nrec++;
+    } else {
+        CHECK(irec < nrec && rec[irec].n == n && !strcmp(rec[irec].name, name), "%s: no CPU record", name);
+        if (irec < nrec && rec[irec].n == n) {
+            double *c = todbl(rec[irec].v, n);
+            double maxc = 1.0, e2 = 0.0;
+            for (size_t i = 0; i < n; i++)
+                if (fabs(c[i]) > maxc) maxc = fabs(c[i]);
+            for (size_t i = 0; i < n; i++) {
+                double e = fabs((double)got[i] - c[i]) / maxc;
+                if (!(e <= e2)) e2 = e;
+            }
+            CHECK(e2 <= tol, "%s: %s vs cpu: max difference %.3g > %.1g", name, BE->name, e2, tol);
+            free(c);
+        }
+        irec++;
+    }
+}
+static void check_scalar(const char *name, double got, double ref, double tol) {
+    float g = (float)got;
+    check(name, &g, &ref, 1, tol);
+}
+
+#define TOL_EW 2e-6
+#define TOL_RED 2e-5
+#define TOL_ATT 5e-5
+#define TOL_FD 1e-4
+
+/* Central difference of loss() with respect to x[i] (double). */
+static double fd(double (*loss)(void *), void *ctx, double *x, size_t i) {
+    double h = 1e-4, x0 = x[i];
+    x[i] = x0 + h;
+    double lp = loss(ctx);
+    x[i] = x0 - h;
+    double lm = loss(ctx);
+    x[i] = x0;
+    return (lp - lm) / (2 * h);
+}
+/* ---- matrix products ----------------------------------------------------------------------- */
+
+static void t_gemm(void) {
+    int shapes[][3] = {{1, 1, 1}, {3, 17, 5}, {17, 33, 65}, {65, 3, 17}};
+    for (size_t s = 0; s < 4; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                int lda = (ta ? M : K) + 2, ldb = (tb ? K : N) + 1, ldc = N + 3;
+                size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
+                float *A = frand(na, 1), *B = frand(nb, 1), *C = frand(nc, 1);
+                float alpha = 0.75f, beta = ta ? 1.0f : 0.0f;
+                double *ref = todbl(C, nc);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double acc = 0;
+                        for (int k = 0; k < K; k++)
+                            acc += (double)(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
+                                   (tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+                        ref[(size_t)i * ldc + j] = alpha * acc + beta * ref[(size_t)i * ldc + j];
+                    }
+                float *dA = devf(A, na), *dB = devf(B, nb), *dC = devf(C, nc);
+                BE->gemm(ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
+                host(C, dC, nc * sizeof(float));
+                check("gemm", C, ref, nc, TOL_RED);
+                dev_reset();
+                free(A), free(B), free(C), free(ref);
+            }
+    /* gemv, both orientations */
+    for (int ta = 0; ta < 2; ta++) {
+        int M = 17, N = 33, lda = N + 1, ny = ta ? N : M, nx = ta ? M : N;
+        float *A = frand((size_t)M * lda, 1), *x = frand(nx, 1), *y = frand(ny, 1);
+        double *ref = todbl(y, ny);
+        for (int i = 0; i < ny; i++) {
+            double acc = 0;
+            for (int k = 0; k < nx; k++) acc += (double)(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) * x[k];
+            ref[i] = 0.5 * acc + 1.0 * ref[i];
+        }
+        float *dA = devf(A, (size_t)M * lda), *dx = devf(x, nx), *dy = devf(y, ny);
+        BE->gemv(ta, M, N, 0.5f, dA, lda, dx, 1.0f, dy);
+        host(y, dy, ny * sizeof(float));
+        check("gemv", y, ref, ny, TOL_RED);
+        dev_reset();
+        free(A), free(x), free(y), free(ref);
+    }
+}
+
+/* y = x W[row0:row0+nr]^T with W stored as f32 / f16 / bf16; dx += dy W. */
+static void t_matmul_stored(void) {
+    m2u_dtype types[] = {M2U_F32, M2U_F16, M2U_BF16};
+    for (int ti = 0; ti < 3; ti++) {
+        int N = 3, rows = 33, cols = 17, row0 = 5, nr = 17, ldy = nr + 2;
+        float *wf = frand((size_t)rows * cols, 1);
+        size_t es = m2u_dtype_size(types[ti]);
+        void *ws = malloc((size_t)rows * cols * es);
+        m2u_convert_from_f32(types[ti], wf, ws, (size_t)rows * cols);
+        m2u_convert_to_f32(types[ti], ws, wf, (size_t)rows * cols); /* the values the kernel sees */
+        float *x = frand((size_t)N * cols, 1), *y = frand((size_t)N * ldy, 1), *dy = frand((size_t)N * ldy, 1);
+        float *dx = frand((size_t)N * cols, 1);
+        double *ry = todbl(y, (size_t)N * ldy), *rdx = todbl(dx, (size_t)N * cols);
+        for (int n = 0; n < N; n++)
+            for (int r = 0; r < nr; r++) {
+                double acc = 0;
+                for (int c = 0; c < cols; c++) acc += (double)x[n * cols + c] * wf[(size_t)(row0 + r) * cols + c];
+                ry[n * ldy + r] = acc + 0.5 * ry[n * ldy + r];
+            }
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < cols; c++) {
+                double acc = 0;
+                for (int r = 0; r < nr; r++) acc += (double)dy[n * ldy + r] * wf[(size_t)(row0 + r) * cols + c];
+                rdx[n * cols + c] += acc;
+            }
+        m2u_mat w = {types[ti], dev(ws, (size_t)rows * cols * es), rows, cols};
+        float *d_x = devf(x, (size_t)N * cols), *d_y = devf(y, (size_t)N * ldy), *d_dy = devf(dy, (size_t)N * ldy);
+        float *d_dx = devf(dx, (size_t)N * cols);
+        BE->matmul_wt(d_y, ldy, d_x, N, &w, row0, nr, 0.5f);
+        BE->matmul_w_acc(d_dx, d_dy, ldy, N, &w, row0, nr);
+        host(y, d_y, (size_t)N * ldy * sizeof(float));
+        host(dx, d_dx, (size_t)N * cols * sizeof(float));
+        check("matmul_wt", y, ry, (size_t)N * ldy, TOL_RED);
+        check("matmul_w_acc", dx, rdx, (size_t)N * cols, TOL_RED);
+        dev_reset();
+        free(wf), free(ws), free(x), free(y), free(dy), free(dx), free(ry), free(rdx);
+    }
+}
+
+static void t_linear(void) {
+    int shapes[][3] = {{1, 3, 1}, {17, 33, 5}, {3, 1, 65}};
+    for (int s = 0; s < 3; s++) {
+        int N = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
+        float *x = frand((size_t)N * in, 1), *w = frand((size_t)out * in, 1), *b = frand(out, 1);
+        float *dy = frand((size_t)N * out, 1), *dx = frand((size_t)N * in, 1), *dw = frand((size_t)out * in, 1),
+              *db = frand(out, 1), *y = malloc((size_t)N * out * sizeof *y);
+        double *ry = malloc((size_t)N * out * sizeof *ry), *rdx = todbl(dx, (size_t)N * in),
+               *rdw = todbl(dw, (size_t)out * in), *rdb = todbl(db, out);
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < out; o++) {
+                double acc = b[o];
+                for (int i = 0; i < in; i++) acc += (double)x[n * in + i] * w[o * in + i];
+                ry[n * out + o] = acc;
+                rdb[o] += dy[n * out + o];
+                for (int i = 0; i < in; i++) {
+                    rdx[n * in + i] += (double)dy[n * out + o] * w[o * in + i];
+                    rdw[o * in + i] += (double)dy[n * out + o] * x[n * in + i];
+                }
+            }
+        float *d_x = devf(x, (size_t)N * in), *d_w = devf(w, (size_t)out * in), *d_b = devf(b, out),
+              *d_y = devf(y, (size_t)N * out), *d_dy = devf(dy, (size_t)N * out), *d_dx = devf(dx, (size_t)N * in),
+              *d_dw = devf(dw, (size_t)out * in), *d_db = devf(db, out);
+        BE->linear_fwd(d_y, d_x, d_w, d_b, N, in, out);
+        BE->linear_bwd(d_dx, d_dw, d_db, d_dy, d_x, d_w, N, in, out);
+        host(y, d_y, (size_t)N * out * 4);
+        host(dx, d_dx, (size_t)N * in * 4);
+        host(dw, d_dw, (size_t)out * in * 4);
+        host(db, d_db, (size_t)out * 4);
+        check("linear_fwd", y, ry, (size_t)N * out, TOL_RED);
+        check("linear_bwd dx", dx, rdx, (size_t)N * in, TOL_RED);
+        check("linear_bwd dw", dw, rdw, (size_t)out * in, TOL_RED);
+        check("linear_bwd db", db, rdb, out, TOL_RED);
+        dev_reset();
+        free(x), free(w), free(b), free(dy), free(dx), free(dw), free(db), free(y);
+        free(ry), free(rdx), free(rdw), free(rdb);
+    }
+}
+
+/* ---- norms ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int N, C, kind; /* 0 rms, 1 layer, 2 l2 */
+    double *x, *w, *b, *g, eps;
+} norm_ctx;
+
+static void norm_ref(const norm_ctx *c, double *out) {
+    for (int n = 0; n < c->N; n++) {
+        const double *x = c->x + (size_t)n * c->C;
+        double mean = 0, var = 0, ss = 0;
+        for (int i = 0; i < c->C; i++) mean += x[i], ss += x[i] * x[i];
+        mean /= c->C;
+        for (int i = 0; i < c->C; i++) var += (x[i] - mean) * (x[i] - mean);
+        var /= c->C;
+        for (int i = 0; i < c->C; i++) {
+            double o;
+            if (c->kind == 0) o = c->w[i] * x[i] / sqrt(ss / c->C + c->eps);
+            else if (c->kind == 1) o = (x[i] - mean) / sqrt(var + c->eps) * c->w[i] + c->b[i];
+            else o = x[i] / fmax(sqrt(ss), c->eps);
+            out[(size_t)n * c->C + i] = o;
+        }
+    }
+}
+static double norm_loss(void *p) {
+    norm_ctx *c = p;
+    size_t n = (size_t)c->N * c->C;
+    double *o = malloc(n * sizeof *o), l = 0;
+    norm_ref(c, o);
+    for (size_t i = 0; i < n; i++) l += o[i] * c->g[i];
+    free(o);
+    return l;
+}
+
+static void t_norms(void) {
+    int shapes[][2] = {{1, 1}, {3, 17}, {17, 65}};
+    const char *names[] = {"rmsnorm", "layernorm", "l2norm"};
+    for (int kind = 0; kind < 3; kind++)
+        for (int s = 0; s < 3; s++) {
+            int N = shapes[s][0], C = shapes[s][1];
+            size_t n = (size_t)N * C;
+            float eps = kind == 2 ? 1e-12f : 1e-5f;
+            float *x = frand(n, 2), *w = frand(C, 1), *b = frand(C, 1), *g = frand(n, 1);
+            float *dx = frand(n, 1), *dw = frand(C, 1), *db = frand(C, 1), *out = malloc(n * sizeof *out);
+            norm_ctx c = {N, C, kind, todbl(x, n), todbl(w, C), todbl(b, C), todbl(g, n), eps};
+            double *ro = malloc(n * sizeof *ro);
+            norm_ref(&c, ro);
+            float *d_x = devf(x, n), *d_w = devf(w, C), *d_b = devf(b, C), *d_out = devf(out, n), *d_g = devf(g, n),
+                  *d_dx = devf(dx, n), *d_dw = devf(dw, C), *d_db = devf(db, C);
+            float *st = calloc(2 * (size_t)N, sizeof *st);
+            float *d_s1 = devf(st, N), *d_s2 = devf(st, N);
+            if (kind == 0) {
+                BE->rmsnorm_fwd(d_out, d_s1, d_x, d_w, N, C, eps);
+                BE->rmsnorm_bwd(d_dx, d_dw, d_g, d_x, d_w, d_s1, N, C);
+            } else if (kind == 1) {
+                BE->layernorm_fwd(d_out, d_s1, d_s2, d_x, d_w, d_b, N, C, eps);
+                BE->layernorm_bwd(d_dx, d_dw, d_db, d_g, d_x, d_w, d_s1, d_s2, N, C);
+            } else {
+                BE->l2norm_fwd(d_out, d_s1, d_x, N, C, eps);
+                BE->l2norm_bwd(d_dx, d_g, d_out, d_s1, N, C, eps);
+            }
+            float *dx0 = fdup(dx, n), *dw0 = fdup(dw, C), *db0 = fdup(db, C);
+            host(out, d_out, n * 4);
+            host(dx, d_dx, n * 4);
+            host(dw, d_dw, (size_t)C * 4);
+            host(db, d_db, (size_t)C * 4);
+            char nm[64];
+            snprintf(nm, sizeof nm, "%s_fwd", names[kind]);
+            check(nm, out, ro, n, TOL_RED);
+            /* backward: the accumulated gradients minus their start values against finite
+             * differences of the double reference, on every element (sizes are small) */
+            double *rdx = malloc(n * sizeof *rdx), *rdw = malloc((size_t)C * sizeof *rdw),
+                   *rdb = malloc((size_t)C * sizeof *rdb);
+            for (size_t i = 0; i < n; i++) rdx[i] = dx0[i] + fd(norm_loss, &c, c.x, i);
+            for (int i = 0; i < C; i++) rdw[i] = dw0[i] + fd(norm_loss, &c, c.w, i);
+            for (int i = 0; i < C; i++) rdb[i] = db0[i] + fd(norm_loss, &c, c.b, i);
+            snprintf(nm, sizeof nm, "%s_bwd dx (vs finite differences)", names[kind]);
+            check(nm, dx, rdx, n, TOL_FD);
+            if (kind < 2) {
+                snprintf(nm, sizeof nm, "%s_bwd dw (vs finite differences)", names[kind]);
+                check(nm, dw, rdw, C, TOL_FD);
+            }
+            if (kind == 1) check("layernorm_bwd db (vs finite differences)", db, rdb, C, TOL_FD);
+            dev_reset();
+            free(x), free(w), free(b), free(g), free(dx), free(dw), free(db), free(out), free(st), free(dx0),
+                free(dw0), free(db0);
+            free(c.x), free(c.w), free(c.b), free(c.g), free(ro), free(rdx), free(rdw), free(rdb);
+        }
+}
+
+/* ---- rope ----------------------------------------------------------------------------------- */
+
+static void t_rope(void) {
+    int N = 17, H = 3, hd = 8, stride = H * hd + 5, half = hd / 2;
+    float inv[4];
+    m2u_rope_inv_freq(inv, hd, 10000.0f);
+    int pos[17];
+    for (int i = 0; i < N; i++) pos[i] = irand(4096);
+    size_t n = (size_t)N * stride;
+    float *x = frand(n, 1), *cs = malloc((size_t)N * half * 4), *sn = malloc((size_t)N * half * 4);
+    double *rc = malloc((size_t)N * half * sizeof *rc), *rs = malloc((size_t)N * half * sizeof *rs);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < half; j++) {
+            float f = (float)pos[i] * inv[j]; /* the fp32 angle, as transformers */
+            rc[i * half + j] = cos((double)f);
+            rs[i * half + j] = sin((double)f);
+        }
+    int *d_pos = dev(pos, sizeof pos);
+    float *d_inv = devf(inv, 4), *d_c = devf(cs, (size_t)N * half), *d_s = devf(sn, (size_t)N * half);
+    BE->rope_table(d_c, d_s, d_pos, N, hd, d_inv);
+    host(cs, d_c, (size_t)N * half * 4);
+    host(sn, d_s, (size_t)N * half * 4);
+    check("rope_table cos", cs, rc, (size_t)N * half, TOL_EW);
+    check("rope_table sin", sn, rs, (size_t)N * half, TOL_EW);
+    double *ry = todbl(x, n), *rb = todbl(x, n);
+    for (int i = 0; i < N; i++)
+        for (int h = 0; h < H; h++)
+            for (int j = 0; j < half; j++) {
+                size_t a = (size_t)i * stride + h * hd + j, b = a + half;
+                double c = rc[i * half + j], s = rs[i * half + j];
+                ry[a] = x[a] * c - x[b] * s, ry[b] = x[b] * c + x[a] * s;
+                rb[a] = x[a] * c + x[b] * s, rb[b] = x[b] * c - x[a] * s;
+            }
+    float *d_x = devf(x, n), *d_x2 = devf(x, n), *y = malloc(n * 4);
+    BE->rope_fwd(d_x, N, stride, H, hd, d_c, d_s);
+    BE->rope_bwd(d_x2, N, stride, H, hd, d_c, d_s);
+    host(y, d_x, n * 4);
+    check("rope_fwd", y, ry, n, TOL_RED);
+    host(y, d_x2, n * 4);
+    check("rope_bwd", y, rb, n, TOL_RED);
+    dev_reset();
+    free(x), free(cs), free(sn), free(rc), free(rs), free(ry), free(rb), free(y);
+}
+
+/* ---- attention -------------------------------------------------------------------------------- */
+
+typedef struct {
+    m2u_attn a;
+    double *q, *k, *v, *bias, *g; /* g: weights of the loss sum(out * g) */
+    int32_t *mask;
+} att_ctx;
+
+static int visible(const att_ctx *c, int b, int t, int s) {
+    if (c->a.causal && s > c->a.pos0 + t) return 0;
+    if (c->mask && !c->mask[(size_t)b * c->a.S + s]) return 0;
+    return 1;
+}
+
+/* out [B*T][H*hd], probs [B][H][T][S] (either may be NULL) */
+static void att_ref(const att_ctx *c, double *out, double *probs) {
+    const m2u_attn *a = &c->a;
+    int od = a->H * a->hd, group = a->H / a->KV;
+    double *sc = malloc((size_t)a->S * sizeof *sc);
+    for (int b = 0; b < a->B; b++)
+        for (int h = 0; h < a->H; h++)
+            for (int t = 0; t < a->T; t++) {
+                const double *q = c->q + ((size_t)b * a->T + t) * a->qs + (size_t)h * a->hd;
+                double mx = -INFINITY, sum = 0;
+                for (int s = 0; s < a->S; s++) {
+                    const double *k = c->k + ((size_t)b * a->S + s) * a->ks + (size_t)(h / group) * a->hd;
+                    double d = 0;
+                    for (int j = 0; j < a->hd; j++) d += q[j] * k[j];
+                    d *= a->scale;
+                    if (c->bias) d += c->bias[((size_t)(a->bias_heads == 1 ? 0 : h) * a->T + t) * a->S + s];
+                    sc[s] = d;
+                    if (visible(c, b, t, s) && d > mx) mx = d;
+                }
+                for (int s = 0; s < a->S; s++) {
+                    sc[s] = visible(c, b, t, s) ? exp(sc[s] - mx) : 0.0;
+                    sum += sc[s];
+                }
+                for (int s = 0; s < a->S; s++) sc[s] = sum > 0 ? sc[s] / sum : 0.0;
+                if (probs)
+                    for (int s = 0; s < a->S; s++) probs[(((size_t)b * a->H + h) * a->T + t) * a->S + s] = sc[s];
+                if (out)
+                    for (int j = 0; j < a->hd; j++) {
+                        double acc = 0;
+                        for (int s = 0; s < a->S; s++)
+                            acc += sc[s] * c->v[((size_t)b * a->S + s) * a->vs + (size_t)(h / group) * a->hd + j];
+                        out[((size_t)b * a->T + t) * od + (size_t)h * a->hd + j] = acc;
+                    }
+            }
+    free(sc);
+}
+static double att_loss(void *p) {
+    att_ctx *c = p;
+    size_t n = (size_t)c->a.B * c->a.T * c->a.H * c->a.hd;
+    double *o = malloc(n * sizeof *o), l = 0;
+    att_ref(c, o, NULL);
+    for (size_t i = 0; i < n; i++) l += o[i] * c->g[i];
+    free(o);
+    return l;
+}
+
+static void t_attention_case(const char *name, int B, int T, int S, int H, int KV, int hd, int pad, int causal,
+                             int pos0, int bias_heads, int use_mask, float scale) {
+    att_ctx c = {0};
+    int qs = H * hd + pad, ks = KV * hd + 2 * pad, vs = KV * hd + pad + 1;
+    c.a = m2u_attn_make(B, T, S, H, KV, hd, qs, ks, vs, causal, pos0);
+    if (scale > 0) c.a.scale = scale;
+    size_t nq = (size_t)B * T * qs, nk = (size_t)B * S * ks, nv = (size_t)B * S * vs, no = (size_t)B * T * H * hd,
+           np = (size_t)B * H * T * S, nb = (size_t)bias_heads * T * S;
+    float *q = frand(nq, 1), *k = frand(nk, 1), *v = frand(nv, 1), *g = frand(no, 1);
+    float *bias = bias_heads ? frand(nb, 2) : NULL;
+    int32_t *mask = NULL;
+    if (use_mask) {
+        mask = malloc((size_t)B * S * sizeof *mask);
+        for (int i = 0; i < B * S; i++) mask[i] = irand(4) != 0;
+        mask[0] = 1; /* every row of sequence 0 sees key 0 */
+        if (B > 1)
+            for (int s = 0; s < S; s++) mask[S + s] = 0; /* sequence 1 sees nothing: zero rows */
+    }
+    float *dq = frand(nq, 1), *dk = frand(nk, 1), *dv = frand(nv, 1);
+    c.q = todbl(q, nq), c.k = todbl(k, nk), c.v = todbl(v, nv), c.g = todbl(g, no);
+    c.bias = bias ? todbl(bias, nb) : NULL;
+    c.mask = mask;
+    c.a.bias = NULL;
+    c.a.bias_heads = bias_heads ? bias_heads : H;
+    double *ro = malloc(no * sizeof *ro), *rp = malloc(np * sizeof *rp);
+    att_ref(&c, ro, rp);
+    m2u_attn a = c.a;
+    a.bias = bias ? devf(bias, nb) : NULL;
+    a.key_mask = mask ? dev(mask, (size_t)B * S * sizeof *mask) : NULL;
+    float *d_q = devf(q, nq), *d_k = devf(k, nk), *d_v = devf(v, nv), *d_g = devf(g, no);
+    float *out = malloc(no * 4), *probs = malloc(np * 4);
+    float *d_o = devf(out, no), *d_p = devf(probs, np), *d_o2 = devf(out, no);
+    float *d_dq = devf(dq, nq), *d_dk = devf(dk, nk), *d_dv = devf(dv, nv);
+    char nm[96];
+    CHECK(BE->attn_fwd(&a, d_o, d_p, d_q, d_k, d_v) == 0, "%s: %s", name, m2u_last_error());
+    CHECK(BE->attn_fwd(&a, d_o2, NULL, d_q, d_k, d_v) == 0, "%s: %s", name, m2u_last_error());
+    CHECK(BE->attn_bwd(&a, d_dq, d_dk, d_dv, d_g, d_p, d_q, d_k, d_v) == 0, "%s: %s", name, m2u_last_error());
+    host(out, d_o, no * 4);
+    host(probs, d_p, np * 4);
+    snprintf(nm, sizeof nm, "attn_fwd %s out", name);
+    check(nm, out, ro, no, TOL_ATT);
+    snprintf(nm, sizeof nm, "attn_fwd %s probs", name);
+    check(nm, probs, rp, np, TOL_ATT);
+    host(out, d_o2, no * 4);
+    snprintf(nm, sizeof nm, "attn_fwd %s out (no probs)", name);
+    check(nm, out, ro, no, TOL_ATT);
+    /* backward: the reference gradient by finite differences of the double forward, on every
+     * element of q, k and v (the strided padding must stay untouched: its gradient is 0) */
+    float *gq = malloc(nq * 4), *gk = malloc(nk * 4), *gv = malloc(nv * 4);
+    host(gq, d_dq, nq * 4);
+    host(gk, d_dk, nk * 4);
+    host(gv, d_dv, nv * 4);
+    double *rq = todbl(dq, nq), *rk = todbl(dk, nk), *rv = todbl(dv, nv);
+    for (size_t i = 0; i < nq; i++) rq[i] += fd(att_loss, &c, c.q, i);
+    for (size_t i = 0; i < nk; i++) rk[i] += fd(att_loss, &c, c.k, i);
+    for (size_t i = 0; i < nv; i++) rv[i] += fd(att_loss, &c, c.v, i);
+    snprintf(nm, sizeof nm, "attn_bwd %s dq", name);
+    check(nm, gq, rq, nq, TOL_FD);
+    snprintf(nm, sizeof nm, "attn_bwd %s dk", name);
+    check(nm, gk, rk, nk, TOL_FD);
+    snprintf(nm, sizeof nm, "attn_bwd %s dv", name);
+    check(nm, gv, rv, nv, TOL_FD);
+    dev_reset();
+    free(q), free(k), free(v), free(g), free(bias), free(mask), free(dq), free(dk), free(dv);
+    free(c.q), free(c.k), free(c.v), free(c.g), free(c.bias), free(ro), free(rp), free(out), free(probs);
+    free(gq), free(gk), free(gv), free(rq), free(rk), free(rv);
+}
+
+static void t_attention(void) {
+    /*                 name                       B  T   S   H  KV hd pad causal pos0 bias mask scale */
+    t_attention_case("causal gqa", 2, 17, 17, 4, 2, 8, 0, 1, 0, 0, 0, 0);
+    t_attention_case("causal mqa strided", 1, 5, 5, 3, 1, 3, 3, 1, 0, 0, 0, 0);
+    t_attention_case("causal decode pos0", 1, 3, 9, 4, 2, 4, 1, 1, 6, 0, 0, 0);
+    t_attention_case("causal single", 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0);
+    t_attention_case("full mha", 2, 17, 33, 2, 2, 5, 2, 0, 0, 0, 0, 0);
+    t_attention_case("full gqa bias mask", 2, 7, 9, 4, 2, 4, 1, 0, 0, 4, 1, 1.0f);
+    t_attention_case("full bias broadcast", 1, 3, 17, 2, 1, 3, 0, 0, 0, 1, 0, 0.5f);
+    t_attention_case("causal bias mask", 2, 9, 9, 2, 2, 4, 0, 1, 0, 2, 1, 0);
+    /* bad dimensions are an error, not a crash */
+    m2u_attn bad = m2u_attn_make(1, 1, 1, 3, 2, 4, 12, 8, 8, 0, 0);
+    CHECK(BE->attn_fwd(&bad, NULL, NULL, NULL, NULL, NULL) != 0, "KV not dividing H must fail");
+}
+
+/* ---- softmax and element-wise ------------------------------------------------------------------- */
+
+static void t_softmax(void) {
+    int shapes[][2] = {{1, 1}, {3, 17}, {17, 65}};
+    for (int s = 0; s < 3; s++) {
+        int N = shapes[s][0], V = shapes[s][1];
+        size_t n = (size_t)N * V;
+        float *x = frand(n, 4), *dy = frand(n, 1), *dx = frand(n, 1), *y = malloc(n * 4);
+        double *ry = malloc(n * sizeof *ry), *rdx = todbl(dx, n);
+        for (int r = 0; r < N; r++) {
+            double mx = -INFINITY, sum = 0, dot = 0;
+            for (int i = 0; i < V; i++) mx = fmax(mx, x[r * V + i]);
+            for (int i = 0; i < V; i++) sum += exp(x[r * V + i] - mx);
+            for (int i = 0; i < V; i++) ry[r * V + i] = exp(x[r * V + i] - mx) / sum;
+            for (int i = 0; i < V; i++) dot += ry[r * V + i] * dy[r * V + i];
+            for (int i = 0; i < V; i++) rdx[r * V + i] += ry[r * V + i] * (dy[r * V + i] - dot);
+        }
+        float *d_x = devf(x, n), *d_dy = devf(dy, n), *d_dx = devf(dx, n);
+        BE->softmax_fwd(d_x, N, V);
+        BE->softmax_bwd(d_dx, d_dy, d_x, N, V);
+        host(y, d_x, n * 4);
+        host(dx, d_dx, n * 4);
+        check("softmax_fwd", y, ry, n, TOL_RED);
+        check("softmax_bwd", dx, rdx, n, TOL_RED);
+        dev_reset();
+        free(x), free(dy), free(dx), free(y), free(ry), free(rdx);
+    }
+}
+
+static double gelu_d(double x) { return 0.5 * x * (1 + erf(x / sqrt(2.0))); }
+static double gelu_tanh_d(double x) { return 0.5 * x * (1 + tanh(0.79788456080286535588 * (x + 0.044715 * x * x * x))); }
+static double relu_d(double x) { return x > 0 ? x : 0; }
+static double silu_d(double x) { return x / (1 + exp(-x)); }
+
+static void t_elementwise(void) {
+    size_t sizes[] = {1, 3, 65, 1025};
+    for (int si = 0; si < 4; si++) {
+        size_t n = sizes[si];
+        float *x = frand(n, 4), *u = frand(n, 2), *dy = frand(n, 1), *dx = frand(n, 1), *du = frand(n, 1);
+        float *out = malloc(n * 4), *gx = malloc(n * 4), *gu = malloc(n * 4);
+        double *ro = malloc(n * sizeof *ro), *rdx = malloc(n * sizeof *rdx), *rdu = malloc(n * sizeof *rdu);
+        struct {
+            const char *name;
+            double (*f)(double);
+        } acts[] = {{"gelu", gelu_d}, {"gelu_tanh", gelu_tanh_d}, {"relu", relu_d}};
+        for (int ai = 0; ai < 3; ai++) {
+            float *d_x = devf(x, n), *d_o = devf(out, n), *d_dy = devf(dy, n), *d_dx = devf(dx, n);
+            if (ai == 0) BE->gelu_fwd(d_o, d_x, n), BE->gelu_bwd(d_dx, d_dy, d_x, n);
+            else if (ai == 1) BE->gelu_tanh_fwd(d_o, d_x, n), BE->gelu_tanh_bwd(d_dx, d_dy, d_x, n);
+            else BE->relu_fwd(d_o, d_x, n), BE->relu_bwd(d_dx, d_dy, d_o, n);
+            host(out, d_o, n * 4);
+            host(gx, d_dx, n * 4);
+            for (size_t i = 0; i < n; i++) {
+                double h = 1e-5, xi = x[i];
+                ro[i] = acts[ai].f(xi);
+                double der = ai == 2 ? (xi > 0 ? 1.0 : 0.0) : (acts[ai].f(xi + h) - acts[ai].f(xi - h)) / (2 * h);
+                rdx[i] = dx[i] + dy[i] * der;
+            }
+            char nm[64];
+            snprintf(nm, sizeof nm, "%s_fwd", acts[ai].name);
+            check(nm, out, ro, n, TOL_EW);
+            snprintf(nm, sizeof nm, "%s_bwd (vs finite differences)", acts[ai].name);
+            check(nm, gx, rdx, n, TOL_FD);
+            dev_reset();
+        }
+        /* swiglu: out = silu(g) u */
+        {
+            float *d_g = devf(x, n), *d_u = devf(u, n), *d_o = devf(out, n), *d_dy = devf(dy, n),
+                  *d_dg = devf(dx, n), *d_du = devf(du, n);
+            BE->swiglu_fwd(d_o, d_g, d_u, n);
+            BE->swiglu_bwd(d_dg, d_du, d_dy, d_g, d_u, n);
+            host(out, d_o, n * 4);
+            host(gx, d_dg, n * 4);
+            host(gu, d_du, n * 4);
+            for (size_t i = 0; i < n; i++) {
+                double h = 1e-5;
+                ro[i] = silu_d(x[i]) * u[i];
+                rdx[i] = dx[i] + dy[i] * u[i] * (silu_d(x[i] + h) - silu_d(x[i] - h)) / (2 * h);
+                rdu[i] = du[i] + dy[i] * silu_d(x[i]);
+            }
+            check("swiglu_fwd", out, ro, n, TOL_EW);
+            check("swiglu_bwd dg (vs finite differences)", gx, rdx, n, TOL_FD);
+            check("swiglu_bwd du", gu, rdu, n, TOL_EW);
+            dev_reset();
+        }
+        /* add, add_inplace, axpy */
+        {
+            float *d_a = devf(x, n), *d_b = devf(u, n), *d_o = devf(out, n);
+            BE->add(d_o, d_a, d_b, n);
+            host(out, d_o, n * 4);
+            for (size_t i = 0; i < n; i++) ro[i] = (double)x[i] + u[i];
+            check("add", out, ro, n, TOL_EW);
+            BE->add_inplace(d_a, d_b, n);
+            host(out, d_a, n * 4);
+            check("add_inplace", out, ro, n, TOL_EW);
+            BE->axpy((int)n, -0.5f, d_b, d_a);
+            host(out, d_a, n * 4);
+            for (size_t i = 0; i < n; i++) ro[i] = (double)x[i] + 0.5 * u[i];
+            check("axpy", out, ro, n, TOL_EW);
+            dev_reset();
+        }
+        /* dropout: each element is 0 or x / (1 - p), the same mask twice, about p dropped */
+        {
+            float p = 0.25f;
+            float *d_x = devf(x, n), *d_o = devf(out, n), *d_o2 = devf(out, n);
+            BE->dropout(d_o, d_x, n, p, 1234, 7);
+            BE->dropout(d_o2, d_x, n, p, 1234, 7);
+            host(out, d_o, n * 4);
+            host(gx, d_o2, n * 4);
+            size_t dropped = 0, bad = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (out[i] == 0.0f && x[i] != 0.0f) dropped++;
+                else if (fabs(out[i] - x[i] / (1 - p)) > 1e-6 * fabs(x[i])) bad++;
+                ro[i] = gx[i];
+            }
+            CHECK(bad == 0, "dropout: %zu kept values not scaled by 1/(1-p)", bad);
+            check("dropout (same mask twice)", out, ro, n, 0.0);
+            if (n >= 1000) CHECK(fabs((double)dropped / n - p) < 0.05, "dropout dropped %zu of %zu", dropped, n);
+            dev_reset();
+        }
+        free(x), free(u), free(dy), free(dx), free(du), free(out), free(gx), free(gu), free(ro), free(rdx), free(rdu);
+    }
+    /* bias rows and their gradient */
+    int N = 17, C = 33;
+    float *y = frand((size_t)N * C, 1), *b = frand(C, 1), *db = frand(C, 1);
+    double *ry = todbl(y, (size_t)N * C), *rdb = todbl(db, C);
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < C; j++) ry[n * C + j] += b[j], rdb[j] += y[n * C + j];
+    float *d_y = devf(y, (size_t)N * C), *d_b = devf(b, C), *d_db = devf(db, C);
+    BE->bias_grad(d_db, d_y, N, C);
+    BE->bias_add_rows(d_y, d_b, N, C);
+    host(y, d_y, (size_t)N * C * 4);
+    host(db, d_db, (size_t)C * 4);
+    check("bias_add_rows", y, ry, (size_t)N * C, TOL_EW);
+    check("bias_grad", db, rdb, C, TOL_RED);
+    dev_reset();
+    free(y), free(b), free(db), free(ry), free(rdb);
+}
+
+/* ---- conv1d ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int T_in, T_out, C_in, C_out, k, stride, pad, groups;
+    double *x, *w, *b, *g;
+} conv_ctx;
+
+static void conv_ref(const conv_ctx *c, double *y) {
+    int cig = c->C_in / c->groups, cog = c->C_out / c->groups;
+    for (int t = 0; t < c->T_out; t++)
+        for (int o = 0; o < c->C_out; o++) {
+            int g = o / cog;
+            double acc = c->b ? c->b[o] : 0;
+            for (int j = 0; j < c->k; j++) {
+                long s = (long)t * c->stride + j - c->pad;
+                if (s < 0 || s >= c->T_in) continue;
+                for (int ci = 0; ci < cig; ci++)
+                    acc += c->w[((size_t)o * c->k + j) * cig + ci] * c->x[(size_t)s * c->C_in + g * cig + ci];
+            }
+            y[(size_t)t * c->C_out + o] = acc;
+        }
+}
+static double conv_loss(void *p) {
+    conv_ctx *c = p;
+    size_t n = (size_t)c->T_out * c->C_out;
+    double *y = malloc(n * sizeof *y), l = 0;
+    conv_ref(c, y);
+    for (size_t i = 0; i < n; i++) l += y[i] * c->g[i];
+    free(y);
+    return l;
+}
+
+static void t_conv1d(void) {
+    /* T_in C_in C_out k stride pad groups */
+    int cases[][7] = {{17, 3, 5, 3, 1, 1, 1}, {33, 4, 6, 5, 2, 2, 2}, {65, 6, 3, 10, 5, 0, 3}, {1, 1, 1, 1, 1, 0, 1}};
+    for (int ci = 0; ci < 4; ci++) {
+        conv_ctx c = {0};
+        c.T_in = cases[ci][0], c.C_in = cases[ci][1], c.C_out = cases[ci][2], c.k = cases[ci][3];
+        c.stride = cases[ci][4], c.pad = cases[ci][5], c.groups = cases[ci][6];
+        c.T_out = (c.T_in + 2 * c.pad - c.k) / c.stride + 1;
+        int cig = c.C_in / c.groups;
+        size_t nx = (size_t)c.T_in * c.C_in, nw = (size_t)c.C_out * c.k * cig, ny = (size_t)c.T_out * c.C_out;
+        float *x = frand(nx, 1), *w = frand(nw, 1), *b = frand(c.C_out, 1), *g = frand(ny, 1);
+        float *dx = frand(nx, 1), *dw = frand(nw, 1), *db = frand(c.C_out, 1), *y = malloc(ny * 4);
+        c.x = todbl(x, nx), c.w = todbl(w, nw), c.b = todbl(b, c.C_out), c.g = todbl(g, ny);
+        double *ry = malloc(ny * sizeof *ry);
+        conv_ref(&c, ry);
+        double *rdx = todbl(dx, nx), *rdw = todbl(dw, nw), *rdb = todbl(db, c.C_out);
+        for (size_t i = 0; i < nx; i++) rdx[i] += fd(conv_loss, &c, c.x, i);
+        for (size_t i = 0; i < nw; i++) rdw[i] += fd(conv_loss, &c, c.w, i);
+        for (int i = 0; i < c.C_out; i++) rdb[i] += fd(conv_loss, &c, c.b, i);
+        float *d_x = devf(x, nx), *d_w = devf(w, nw), *d_b = devf(b, c.C_out), *d_g = devf(g, ny), *d_y = devf(y, ny);
+        float *d_dx = devf(dx, nx), *d_dw = devf(dw, nw), *d_db = devf(db, c.C_out);
+        CHECK(BE->conv1d_fwd(d_y, c.T_out, d_x, c.T_in, c.C_in, c.C_out, c.k, c.stride, c.pad, c.groups, d_w, d_b) == 0,
+              "conv1d: %s", m2u_last_error());
+        CHECK(BE->conv1d_bwd(d_dx, d_dw, d_db, d_g, c.T_out, d_x, c.T_in, c.C_in, c.C_out, c.k, c.stride, c.pad,
+                             c.groups, d_w) == 0,
+              "conv1d_bwd: %s", m2u_last_error());
+        host(y, d_y, ny * 4);
+        host(dx, d_dx, nx * 4);
+        host(dw, d_dw, nw * 4);
+        host(db, d_db, (size_t)c.C_out * 4);
+        check("conv1d_fwd", y, ry, ny, TOL_ATT);
+        check("conv1d_bwd dx (vs finite differences)", dx, rdx, nx, TOL_FD);
+        check("conv1d_bwd dw (vs finite differences)", dw, rdw, nw, TOL_FD);
+        check("conv1d_bwd db (vs finite differences)", db, rdb, c.C_out, TOL_FD);
+        dev_reset();
+        free(x), free(w), free(b), free(g), free(dx), free(dw), free(db), free(y);
+        free(c.x), free(c.w), free(c.b), free(c.g), free(ry), free(rdx), free(rdw), free(rdb);
+    }
+}
+
+/* ---- embeddings ----------------------------------------------------------------------------------- */
+
+static void t_embedding(void) {
+    int V = 33, C = 17, rows_start = 29, N = 65;
+    float *table = frand((size_t)V * C, 1), *extra = frand((size_t)(V - rows_start) * C, 1);
+    uint16_t *t16 = malloc((size_t)V * C * 2);
+    for (size_t i = 0; i < (size_t)V * C; i++) t16[i] = m2u_f32_to_bf16(table[i]);
+    int32_t ids[65];
+    for (int n = 0; n < N; n++) ids[n] = n % 5 == 0 ? rows_start + irand(V - rows_start) : irand(V);
+    float *x = malloc((size_t)N * C * 4), *dx = frand((size_t)N * C, 1), *dextra = frand((size_t)(V - rows_start) * C, 1);
+    double *rx = malloc((size_t)N * C * sizeof *rx), *rde = todbl(dextra, (size_t)(V - rows_start) * C);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            rx[n * C + c] = ids[n] >= rows_start ? extra[(ids[n] - rows_start) * C + c]
+                                                 : m2u_bf16_to_f32(t16[(size_t)ids[n] * C + c]);
+            if (ids[n] >= rows_start) rde[(ids[n] - rows_start) * C + c] += dx[n * C + c];
+        }
+    m2u_mat tab = {M2U_BF16, dev(t16, (size_t)V * C * 2), V, C};
+    int32_t *d_ids = dev(ids, sizeof ids);
+    float *d_extra = devf(extra, (size_t)(V - rows_start) * C), *d_x = devf(x, (size_t)N * C),
+          *d_dx = devf(dx, (size_t)N * C), *d_de = devf(dextra, (size_t)(V - rows_start) * C);
+    BE->embedding_fwd(d_x, d_ids, N, &tab, d_extra, rows_start);
+    BE->embedding_bwd(d_de, d_dx, d_ids, N, C, rows_start);
+    host(x, d_x, (size_t)N * C * 4);
+    host(dextra, d_de, (size_t)(V - rows_start) * C * 4);
+    check("embedding_fwd", x, rx, (size_t)N * C, 0.0);
+    check("embedding_bwd (scatter-add)", dextra, rde, (size_t)(V - rows_start) * C, TOL_EW);
+    dev_reset();
+    free(table), free(extra), free(t16), free(x), free(dx), free(dextra), free(rx), free(rde);
+}
+
+/* ---- losses and the optimizer --------------------------------------------------------------------- */
+
+static void t_losses(void) {
+    int N = 17, V = 65;
+    float *logits = frand((size_t)N * V, 5);
+    int32_t targets[17];
+    for (int n = 0; n < N; n++) targets[n] = n % 4 == 3 ? -100 : irand(V);
+    double total = 0;
+    int count = 0;
+    double *rd = malloc((size_t)N * V * sizeof *rd);
+    float gs = 0.125f;
+    for (int n = 0; n < N; n++) {
+        double mx = -INFINITY, sum = 0;
+        for (int i = 0; i < V; i++) mx = fmax(mx, logits[n * V + i]);
+        for (int i = 0; i < V; i++) sum += exp(logits[n * V + i] - mx);
+        double lse = mx + log(sum);
+        for (int i = 0; i < V; i++) {
+            int valid = targets[n] >= 0;
+            rd[n * V + i] = valid ? gs * (exp(logits[n * V + i] - lse) - (i == targets[n])) : 0.0;
+        }
+        if (targets[n] >= 0) total += lse - logits[n * V + targets[n]], count++;
+    }
+    float *d_l = devf(logits, (size_t)N * V), *lse = calloc(N, 4), *d_lse = devf(lse, N);
+    int32_t *d_t = dev(targets, sizeof targets);
+    int nv = 0;
+    double ce = BE->cross_entropy_fwd(d_l, d_t, N, V, d_lse, &nv);
+    CHECK(nv == count, "cross_entropy: %d counted rows, expected %d", nv, count);
+    check_scalar("cross_entropy_fwd", ce, total / count, TOL_RED);
+    float *d_d = devf(logits, (size_t)N * V), *dl = malloc((size_t)N * V * 4);
+    BE->cross_entropy_bwd(d_d, d_l, d_lse, d_t, N, V, gs);
+    host(dl, d_d, (size_t)N * V * 4);
+    check("cross_entropy_bwd", dl, rd, (size_t)N * V, TOL_RED);
+    dev_reset();
+    /* mse */
+    size_t n = 65;
+    float *pred = frand(n, 1), *tgt = frand(n, 0.1), *dp = frand(n, 1);
+    double m = 0, *rdp = todbl(dp, n);
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)pred[i] - 10.0 * tgt[i];
+        m += d * d;
+        rdp[i] += 0.5 * 2 * d / n;
+    }
+    float *d_p = devf(pred, n), *d_tg = devf(tgt, n), *d_dp = devf(dp, n);
+    check_scalar("mse_fwd", BE->mse_fwd(d_p, d_tg, 10.0f, n), m / n, TOL_RED);
+    BE->mse_bwd(d_dp, d_p, d_tg, 10.0f, n, 0.5f);
+    host(dp, d_dp, n * 4);
+    check("mse_bwd", dp, rdp, n, TOL_RED);
+    dev_reset();
+    free(logits), free(rd), free(lse), free(dl), free(pred), free(tgt), free(dp), free(rdp);
+}
+
+static void t_adamw(void) {
+    size_t n1 = 33, n2 = 3, n = n1 + n2;
+    float *w = frand(n, 1), *g = frand(n, 1);
+    m2u_adamw_config cfg = {0.9f, 0.95f, 1e-8f, 0.1f};
+    float lr = 1e-2f;
+    double *rw = todbl(w, n), *rm = calloc(n, sizeof *rm), *rv = calloc(n, sizeof *rv);
+    float *d_w = devf(w, n), *d_g = devf(g, n);
+    float *zeros = calloc(n, 4);
+    m2u_adamw opt = {devf(zeros, n), devf(zeros, n), n, 0};
+    m2u_param params[2] = {{(char *)"w", d_w, d_g, n1, 2, {3, 11}, 1}, {(char *)"b", d_w + n1, d_g + n1, n2, 1, {3, 0}, 0}};
+    for (int step = 1; step <= 3; step++) {
+        BE->adamw_step(&opt, &cfg, lr, params, 2);
+        double bc1 = 1 - pow(cfg.beta1, step), bc2 = 1 - pow(cfg.beta2, step);
+        for (size_t i = 0; i < n; i++) {
+            if (i < n1) rw[i] *= 1 - (double)lr * cfg.weight_decay;
+            rm[i] = cfg.beta1 * rm[i] + (1 - cfg.beta1) * g[i];
+            rv[i] = cfg.beta2 * rv[i] + (1 - cfg.beta2) * (double)g[i] * g[i];
+            rw[i] -= lr / bc1 * rm[i] / (sqrt(rv[i]) / sqrt(bc2) + cfg.eps);
+        }
+    }
+    host(w, d_w, n * 4);
+    check("adamw_step (3 steps)", w, rw, n, TOL_RED);
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
+    double norm = BE->grad_norm(d_g, n);
+    check_scalar("grad_norm", norm, sqrt(ss), TOL_RED);
+    BE->clip_grad(d_g, n, norm, 0.5f);
+    double coef = 0.5 / (sqrt(ss) + 1e-6), *rg = todbl(g, n);
+    for (size_t i = 0; i < n; i++) rg[i] *= coef < 1 ? coef : 1;
+    host(g, d_g, n * 4);
+    check("clip_grad", g, rg, n, TOL_EW);
+    dev_reset();
+    free(w), free(g), free(rw), free(rm), free(rv), free(zeros), free(rg);
+}
+
+/* ---- buffers ---------------------------------------------------------------------------------------- */
+
+static void t_buffers(void) {
+    m2u_buffer a = {0}, b = {0};
+    CHECK(BE->buf_alloc(&a, 64) == 0 && a.dev == BE->dev && a.bytes == 64, "buf_alloc");
+    CHECK(BE->buf_alloc(&b, 64) == 0, "buf_alloc");
+    char src[64], dst[64];
+    for (int i = 0; i < 64; i++) src[i] = (char)i;
+    CHECK(BE->upload(&a, 0, src, 64) == 0, "upload");
+    CHECK(BE->copy(&b, 8, &a, 0, 32) == 0, "copy");
+    memset(dst, 0, sizeof dst);
+    CHECK(BE->download(dst, &b, 8, 32) == 0 && memcmp(dst, src, 32) == 0, "download after copy");
+    CHECK(BE->upload(&a, 60, src, 8) != 0, "an upload past the end must fail");
+    BE->buf_free(&a);
+    BE->buf_free(&b);
+    CHECK(a.data == NULL && b.data == NULL, "buf_free resets");
+}
+
+static void run_suite(void) {
+    rng_state = 0x9E3779B97F4A7C15ull; /* the same inputs on every backend */
+    irec = 0;
+    t_buffers();
+    t_gemm();
+    t_matmul_stored();
+    t_linear();
+    t_norms();
+    t_rope();
+    t_attention();
+    t_softmax();
+    t_elementwise();
+    t_conv1d();
+    t_embedding();
+    t_losses();
+    t_adamw();
+}
+
+int main(void) {
+    BE = m2u_backend_cpu();
+    on_cpu = 1;
+    run_suite();
+    printf("cpu: %d checks, %d failed\n", t_pass + t_fail, t_fail);
+    const char *why = NULL;
+    const m2u_backend *cuda = m2u_backend_cuda(&why);
+    if (cuda) {
+        int f0 = t_fail, p0 = t_pass;
+        BE = cuda;
+        on_cpu = 0;
+        run_suite();
+        printf("cuda: %d checks (each also against the cpu output), %d failed\n", t_pass + t_fail - p0 - f0,
+               t_fail - f0);
+    } else {
+        printf("cuda: skipped (%s)\n", why ? why : "no device");
+    }
+    for (int i = 0; i < nrec; i++) free(rec[i].v);
+    free(rec);
+    return t_finish("test_kernels");
+}
