@@ -309,7 +309,7 @@ static int run_pickle(vm *m, const unsigned char *p, size_t n, val **result) {
             size_t idx;
             if (op == 'h') { NEED(1); idx = p[i]; i += 1; }
             else { NEED(4); idx = rd32(p + i); i += 4; }
-            if ((int)idx >= m->n_memo || !m->memo[idx])
+            if (idx >= (size_t)m->n_memo || !m->memo[idx]) /* unsigned: a 32-bit index above 2^31 is not negative */
                 return m2u_fail("%s: data.pkl byte %zu: unknown memo %zu", m->path, at, idx);
             push(m, m->memo[idx]);
             break;
