@@ -79,11 +79,14 @@ done
 seed safetensors $(find "$FIX" -name '*.safetensors')
 seed torch $(find "$FIX" -name '*.pth' -o -name '*.bin')
 # torch_pickle takes data.pkl alone (the target wraps it in a zip)
-for f in $(find "$FIX" -name '*.pth' -o -name '*.bin'); do
-  n=$(echo "${f#$ROOT/}" | tr '/' '_')
-  unzip -Z1 "$f" 2>/dev/null | grep -E '(^|/)data\.pkl$' | head -1 |
-    while read -r e; do unzip -p "$f" "$e" >"$S/torch_pickle/$n.pkl"; done
-done
+python3 - "$S/torch_pickle" $(find "$FIX" -name '*.pth' -o -name '*.bin') <<'PY' || exit 2
+import sys, zipfile
+for f in sys.argv[2:]:
+    with zipfile.ZipFile(f) as z:
+        for n in z.namelist():
+            if n == "data.pkl" or n.endswith("/data.pkl"):
+                open(sys.argv[1] + "/" + f.replace("/", "_") + ".pkl", "wb").write(z.read(n))
+PY
 seed tokenizer_bpe "$FIX/export/base/tokenizer.json"
 seed tokenizer_wordpiece "$FIX/bertscore/model/tokenizer.json"
 # tokenize: lines of the tokenizer test cases (one text per seed)
