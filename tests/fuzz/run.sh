@@ -31,7 +31,7 @@ B=$ROOT/build-fuzz
 FIX=$ROOT/tests/fixtures
 
 ALL_TARGETS=(safetensors torch torch_pickle tokenizer_bpe tokenizer_unigram tokenizer_wordpiece tokenize
-             model_config peft_config train_config manifest shard media npy)
+             model_config peft_config train_config manifest shard shard_schema media npy)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL_TARGETS[@]}")
 for t in "${TARGETS[@]}"; do
@@ -43,9 +43,11 @@ done
 # the parser caps it (issue 11), and a recipe is a small file anyway.
 declare -A MAX_LEN=([safetensors]=65536 [torch]=65536 [torch_pickle]=16384 [tokenizer_bpe]=32768
   [tokenizer_unigram]=32768 [tokenizer_wordpiece]=32768 [tokenize]=2048 [model_config]=8192
-  [peft_config]=4096 [train_config]=4096 [manifest]=8192 [shard]=65536 [media]=16384 [npy]=4096)
-declare -A TIMEOUT=([media]=20 [shard]=20)
+  [peft_config]=4096 [train_config]=4096 [manifest]=8192 [shard]=65536 [shard_schema]=512 [media]=16384 [npy]=4096)
+declare -A TIMEOUT=([media]=20 [shard]=20 [shard_schema]=20)
 # libhdf5 has no frame pointers: the leak suppression (lsan.supp) needs the slow unwinder there
+# shard_schema's inputs are short edit programs: let them reach max_len at once
+declare -A FLAGS=([shard_schema]=-len_control=0)
 declare -A ASAN_EXTRA=([shard]=:fast_unwind_on_malloc=0)
 export LSAN_OPTIONS=suppressions=$ROOT/tests/fuzz/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}
 
@@ -136,7 +138,7 @@ for t in "${TARGETS[@]}"; do
   corpus=$B/fuzz-corpus/$t
   mkdir -p "$corpus" "$FND/$t"
   opts=(-max_len="${MAX_LEN[$t]}" -timeout="${TIMEOUT[$t]:-10}" -rss_limit_mb=2048 -close_fd_mask=3
-        -artifact_prefix="$FND/$t/" -print_final_stats=1)
+        -artifact_prefix="$FND/$t/" -print_final_stats=1 ${FLAGS[$t]:-})
   findings=0
   note=""
   export ASAN_OPTIONS=detect_leaks=1${ASAN_EXTRA[$t]:-}
