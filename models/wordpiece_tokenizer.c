@@ -559,6 +559,14 @@ int m2u_wordpiece_load(const char *path, m2u_wordpiece **out) {
     char *text;
     size_t len;
     if (m2u_read_file(path, &text, &len)) return -1;
+    /* As tokenizers' from_file (the file is read into a Rust String): a tokenizer.json
+     * that is not UTF-8 is refused; cJSON alone would pass invalid bytes into the
+     * vocabulary and normalizer strings, which the encoder walks as UTF-8. */
+    size_t bad = m2u_utf8_valid_prefix((const unsigned char *)text, len);
+    if (bad != len) {
+        free(text);
+        return m2u_fail("%s: not UTF-8 (invalid byte at offset %zu)", path, bad);
+    }
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     if (!root || !cJSON_IsObject(root)) {
