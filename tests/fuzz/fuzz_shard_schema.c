@@ -70,7 +70,7 @@ static uint64_t u64(in_t *in) {
 static int64_t num(in_t *in) {
     unsigned b = u8(in);
     if (b < 200) return (int64_t)b - 8;
-    if (b < 250) return (int64_t)1 << (b - 200 + 14);
+    if (b < 250) return (int64_t)1 << (14 + (b - 200) % 48); /* 2^14 .. 2^61 */
     return (int64_t)u64(in);
 }
 static hsize_t dim(in_t *in) {
