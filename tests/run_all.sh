@@ -26,8 +26,8 @@ if command -v nvcc >/dev/null 2>&1 && ls models/cuda/*.cu >/dev/null 2>&1; then
   cmake --build build-cuda -j "$JOBS" --target m2u_cuda
 fi
 
-# Every parser's libFuzzer target for FUZZ_SECONDS (default 10 s: 14 targets, under 3
-# minutes of fuzzing plus the clang build) after replaying the committed reproducers;
+# Every parser's libFuzzer target for FUZZ_SECONDS (default 10 s: 16 targets, about 3
+# minutes of fuzzing plus about 1 minute of clang build) after replaying the reproducers;
 # any crash, leak or timeout fails CI.  Long runs: README "Fuzzing".
 echo "== libFuzzer targets (${FUZZ_SECONDS:-10} s each)"
 JOBS=$JOBS tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"
