@@ -4,8 +4,8 @@
 #
 #   tests/fuzz/run.sh SECONDS [TARGET...]     (default: every target but the opt-in ones)
 #
-# Exit status: 0 when no target found anything, 1 on any crash, leak, timeout
-# or out-of-memory (the input is kept under build-fuzz/fuzz-findings/<target>/),
+# Exit status: 0 when no target found anything, 1 on any crash, leak, timeout,
+# out-of-memory or slow unit (the input is kept under build-fuzz/fuzz-findings/<target>/),
 # 2 on a usage or build error.
 #
 # Before fuzzing, every committed reproducer in tests/fuzz/regressions/<target>/
@@ -178,6 +178,8 @@ for t in "${TARGETS[@]}"; do
     kind=$(grep -oE 'ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|libFuzzer): [a-z -]+' \
       "$LOGS/$t.log" | head -1)
     [ -z "$kind" ] && kind=$(grep -m1 -E 'runtime error|m2u fuzz:' "$LOGS/$t.log")
+    # libFuzzer keeps an input slower than 10 s as slow-unit-* and goes on (exit 0): a near-hang
+    [ -z "$kind" ] && ls "$FND/$t" | grep -q '^slow-unit-' && kind="slow unit (an input took over 10 s)"
     note="${note:+$note; }${kind:-exit $rc}; input in $FND/$t/, log $LOGS/$t.log"
   fi
   printf '%-22s %12s %9s %9s %s\n' "$t" "$execs" "${rate:-?}" "$findings" "$note"
