@@ -21,6 +21,7 @@ PKGS=(
   libcurl4-openssl-dev     # OpenAI-compatible captioner endpoint (llama.cpp server, vLLM)
   python3-h5py python3-numpy      # tests read shards the way users do
   chromium                 # test_eval_report renders the HTML report headless and checks the screenshot
+  clang libclang-rt-14-dev # tests/fuzz: libFuzzer + sanitizers; Debian 12 ships clang's fuzzer runtime separately
 )
 
 missing=()

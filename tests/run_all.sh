@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install dependencies, build with
 # -Wall -Wextra -Werror, run every test; then again under AddressSanitizer +
-# UndefinedBehaviorSanitizer; then compile the CUDA sources when nvcc exists.
+# UndefinedBehaviorSanitizer; then compile the CUDA sources when nvcc exists;
+# then fuzz every parser for a short bounded time (tests/fuzz/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
@@ -24,3 +25,9 @@ if command -v nvcc >/dev/null 2>&1 && ls models/kernels/cuda/*.cu >/dev/null 2>&
   cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build-cuda -j "$JOBS" --target m2u_cuda
 fi
+
+# Every parser's libFuzzer target for FUZZ_SECONDS (default 10 s: 16 targets, about 3
+# minutes of fuzzing plus about 1 minute of clang build) after replaying the reproducers;
+# any crash, leak or timeout fails CI.  Long runs: README "Fuzzing".
+echo "== libFuzzer targets (${FUZZ_SECONDS:-10} s each)"
+JOBS=$JOBS tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"

@@ -102,6 +102,24 @@ static void test_tokenizer(void) {
               ids[1] == m2u_wordpiece_sep_id(tok) && ids[2] != m2u_wordpiece_sep_id(tok),
           "added token");
     free(ids);
+    /* a stretch after an added token that is longer than the one before it, but
+     * not twice as long, reuses the word buffer (found by tests/fuzz: it wrote
+     * past the buffer, caught under ASan) and must tokenize as on its own */
+    {
+        char text[600], tail[320];
+        for (int k = 0; k < 150; k++) memcpy(tail + 2 * k, "\xd0\xb6", 2); /* U+0436, 2 bytes in UTF-8 */
+        tail[300] = '\0';
+        memset(text, 'e', 100); /* the first stretch: 100 one-byte letters */
+        snprintf(text + 100, sizeof text - 100, "[SEP]%s", tail);
+        int32_t *whole, *part;
+        size_t n_whole, n_part;
+        CHECK(m2u_wordpiece_encode(tok, text, strlen(text), 0, 0, &whole, &n_whole) == 0, "encode long stretches");
+        CHECK(m2u_wordpiece_encode(tok, tail, 300, 0, 0, &part, &n_part) == 0, "encode one stretch");
+        CHECK(n_whole > n_part && !memcmp(whole + n_whole - n_part, part, n_part * sizeof *part),
+              "stretch after an added token");
+        free(whole);
+        free(part);
+    }
     CHECK(m2u_wordpiece_encode(tok, "\xff", 1, 1, 0, &ids, &n_ids) != 0 && strstr(m2u_last_error(), "UTF-8"),
           "invalid UTF-8 refused: %s", m2u_last_error());
     cJSON_Delete(cases);

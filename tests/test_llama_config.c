@@ -141,6 +141,9 @@ static void test_refusals(void) {
     EXPECT_REFUSED(small_cfg("\"rope_theta\": 10000.0, \"rope_parameters\": {\"rope_theta\": 500000.0}"), "rope_theta");
     EXPECT_REFUSED(small_cfg("\"rope_theta\": -1"), "rope_theta");
     EXPECT_REFUSED(small_cfg("\"rms_norm_eps\": \"1e-5\""), "rms_norm_eps");
+    /* positive, but 0 or inf as float32: accepted once, then refused by save (tests/fuzz) */
+    EXPECT_REFUSED(small_cfg("\"rms_norm_eps\": 1e-205"), "rms_norm_eps");
+    EXPECT_REFUSED(small_cfg("\"rope_theta\": 1e300"), "rope_theta");
     EXPECT_REFUSED(small_cfg("\"hidden_act\": \"gelu\""), "hidden_act");
     EXPECT_REFUSED(small_cfg("\"tie_word_embeddings\": 0"), "tie_word_embeddings");
     EXPECT_REFUSED(small_cfg("\"eos_token_id\": []"), "eos_token_id");

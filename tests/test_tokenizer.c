@@ -323,6 +323,7 @@ static void error_cases(const char *tmpdir) {
     check_refused(tmpdir, "wordpiece", "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{}}}", "model.type");
     check_refused(tmpdir, "malformed", "{\"version\": \"1.0\", \"model\": {\"type\": \"BPE\", ", "malformed JSON");
     check_refused(tmpdir, "empty", "", "malformed JSON");
+    check_refused(tmpdir, "notutf8", "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"\xc3\":0},\"merges\":[]}}", "not UTF-8");
     check_refused(tmpdir, "novocab", "{\"model\":{\"type\":\"BPE\",\"merges\":[]}}", "model.vocab");
     check_refused(tmpdir, "nomerges", "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}}}", "model.merges");
     check_refused(tmpdir, "nomodel", "{\"version\":\"1.0\"}", "model");

@@ -264,6 +264,12 @@ static void test_refusals(void) {
     expect_refused("{" MODEL_OK ",\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"[a-z]+\"},\"content\":\"\"}}",
                    "unsupported regex", "Regex");
     expect_refused("{" MODEL_OK ",\"normalizer\":{\"type\":\"NFKC\"}}", "NFKC normalizer", "NFKC");
+    /* bytes that are not UTF-8 inside a JSON string: a Replace content like this one put
+     * a truncated character into the normalized text, and the Viterbi walk indexed past
+     * its end (found by tests/fuzz, fuzz_tokenizer_unigram) */
+    expect_refused("{" MODEL_OK ",\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\"a\"},"
+                   "\"content\":\"\xe4\"}}",
+                   "invalid UTF-8", "not UTF-8");
     expect_refused("{" MODEL_OK ",\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}", "ByteLevel", "ByteLevel");
     expect_refused("{" MODEL_OK ",\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"ab\"}}",
                    "two-character replacement", "replacement");

@@ -178,6 +178,7 @@ int m2u_npy_read_matrix(const char *path, double **data, size_t *rows, size_t *c
     m2u_mapping mp;
     if (m2u_map_file(path, &mp)) return m2u_fail_prefix("%s: ", path);
     int rc = -1;
+    char *hdr = NULL;
     const unsigned char *p = mp.data;
     if (mp.size < 10 || memcmp(p, "\x93NUMPY", 6) != 0) { m2u_fail("%s: not a .npy file", path); goto done; }
     size_t hlen, off;
@@ -193,7 +194,13 @@ int m2u_npy_read_matrix(const char *path, double **data, size_t *rows, size_t *c
         goto done;
     }
     if (off + hlen > mp.size) { m2u_fail("%s: truncated header", path); goto done; }
-    const char *h = (const char *)p + off;
+    /* the header is parsed from a NUL-terminated copy: the scans below (spaces,
+     * strtoull) stop at the NUL instead of running past the header or the file */
+    hdr = malloc(hlen + 1);
+    if (!hdr) { m2u_fail("%s: out of memory", path); goto done; }
+    memcpy(hdr, p + off, hlen);
+    hdr[hlen] = '\0';
+    const char *h = hdr;
     const char *descr = find_key(h, hlen, "'descr':");
     const char *fo = find_key(h, hlen, "'fortran_order':");
     const char *sh = find_key(h, hlen, "'shape':");
@@ -240,6 +247,7 @@ int m2u_npy_read_matrix(const char *path, double **data, size_t *rows, size_t *c
     *cols = c;
     rc = 0;
 done:
+    free(hdr);
     m2u_unmap_file(&mp);
     return rc;
 }

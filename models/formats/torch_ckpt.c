@@ -125,7 +125,7 @@ typedef struct {
     val **stack;
     int sp, cap_stack;
     val **memo;
-    int n_memo;
+    int n_memo, cap_memo;
 } vm;
 
 static val *mk(vm *m, int kind) {
@@ -312,7 +312,15 @@ static int run_pickle(vm *m, const unsigned char *p, size_t n, val **result) {
             if (!m->sp) return m2u_fail("%s: data.pkl byte %zu: memo of an empty stack", m->path, at);
             if (idx > 10000000) return m2u_fail("%s: data.pkl byte %zu: memo index too large", m->path, at);
             if ((int)idx >= m->n_memo) {
-                m->memo = realloc(m->memo, (idx + 1) * sizeof *m->memo);
+                /* geometric growth: after one large LONG_BINPUT index, growing by one slot
+                 * per MEMOIZE recopied the whole memo each time (quadratic; tests/fuzz) */
+                if ((int)idx >= m->cap_memo) {
+                    size_t cap = 2 * (size_t)m->cap_memo > idx + 1 ? 2 * (size_t)m->cap_memo : idx + 1;
+                    val **grown = realloc(m->memo, cap * sizeof *m->memo);
+                    if (!grown) return m2u_fail("%s: data.pkl byte %zu: out of memory (memo)", m->path, at);
+                    m->memo = grown;
+                    m->cap_memo = (int)cap;
+                }
                 for (size_t j = (size_t)m->n_memo; j <= idx; j++) m->memo[j] = NULL;
                 m->n_memo = (int)idx + 1;
             }

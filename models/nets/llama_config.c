@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,10 @@ static int get_float(const cJSON *v, const char *origin, const char *key, float 
     if (!cJSON_IsNumber(v)) return m2u_fail("%s: key '%s' must be a number", origin, key);
     if (!isfinite(v->valuedouble) || !(v->valuedouble > 0))
         return m2u_fail("%s: key '%s' must be positive", origin, key);
+    /* stored as float32: a value that becomes 0 or inf there (1e-205, 1e300) would be
+     * accepted here and then refused by m2u_llama_config_save (found by tests/fuzz) */
+    if (v->valuedouble > FLT_MAX || (float)v->valuedouble == 0.0f)
+        return m2u_fail("%s: key '%s' (%g) is outside float32's range", origin, key, v->valuedouble);
     *out = (float)v->valuedouble;
     return 0;
 }

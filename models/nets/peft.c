@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,9 @@ static int parse(const cJSON *root, const char *path, m2u_train_spec *spec) {
     if (!cJSON_IsString(t) || strcmp(t->valuestring, "LORA") != 0)
         return m2u_fail("%s: peft_type must be \"LORA\"", path);
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(root, "r");
-    if (!cJSON_IsNumber(r) || r->valuedouble < 1 || r->valuedouble != (int)r->valuedouble)
+    /* range first: converting a double beyond int's range to int is undefined */
+    if (!cJSON_IsNumber(r) || !(r->valuedouble >= 1 && r->valuedouble <= INT_MAX) ||
+        r->valuedouble != (int)r->valuedouble)
         return m2u_fail("%s: r must be a positive integer", path);
     spec->lora_r = r->valueint;
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "lora_alpha");

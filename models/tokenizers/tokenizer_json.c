@@ -12,6 +12,14 @@ int m2u_tj_read(const char *path, cJSON **root) {
     char *data;
     size_t len;
     if (m2u_read_file(path, &data, &len)) return -1;
+    /* As tokenizers' from_file (the file is read into a Rust String): a tokenizer.json
+     * that is not UTF-8 is refused; cJSON alone would pass invalid bytes into the
+     * vocabulary and normalizer strings, which the encoders walk as UTF-8. */
+    size_t bad = m2u_utf8_valid_prefix((const unsigned char *)data, len);
+    if (bad != len) {
+        free(data);
+        return m2u_fail("%s: not UTF-8 (invalid byte at offset %zu)", path, bad);
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(data, len, &end, 0);
     long at = j ? 0 : end ? (long)(end - data) : -1;

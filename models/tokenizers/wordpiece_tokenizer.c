@@ -199,7 +199,9 @@ static int encode_plain(const m2u_wordpiece *tok, const char *s, size_t n, wp_cp
     cps->n = 0;
     if (normalize_cps(tok, s, n, cps)) return -1;
     size_t need = tok->prefix_len + 4 * cps->n + 1;
-    if (need > *buf_cap) {
+    /* two regions of `need` bytes: the lookup room, then the word; a buffer
+     * kept from a shorter earlier stretch may hold the first but not both */
+    if (2 * need > *buf_cap) {
         char *b = realloc(*buf, 2 * need);
         if (!b) return m2u_fail("out of memory (word buffer)");
         *buf = b, *buf_cap = 2 * need;
