@@ -366,6 +366,11 @@ int m2u_svg_line_chart(char **svg, const char *id, const char *title, const char
 
 int m2u_svg_heatmap(char **svg, const char *id, const char *title, const char *const *rl, int rows,
                     const char *const *cl, int cols, const long *counts) {
+    return m2u_svg_heatmap_axes(svg, id, title, "measured", "stated by the model", rl, rows, cl, cols, counts);
+}
+
+int m2u_svg_heatmap_axes(char **svg, const char *id, const char *title, const char *row_axis, const char *col_axis,
+                         const char *const *rl, int rows, const char *const *cl, int cols, const long *counts) {
     int cell = rows > 8 || cols > 9 ? 22 : 40, left = 110, top = 110;
     int w = left + cols * cell + 20, h = top + rows * cell + 40;
     m2u_strbuf b = {0};
@@ -377,9 +382,11 @@ int m2u_svg_heatmap(char **svg, const char *id, const char *title, const char *c
     m2u_sb_printf(&b, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", w, h);
     m2u_sb_puts(&b, "<text x=\"8\" y=\"18\" font-size=\"14\" font-weight=\"bold\">");
     sb_esc(&b, title);
-    m2u_sb_printf(&b, "</text>\n<text x=\"%d\" y=\"34\" font-size=\"11\" fill=\"#444444\">stated by the model</text>\n",
-              left);
-    m2u_sb_printf(&b, "<text x=\"8\" y=\"%d\" font-size=\"11\" fill=\"#444444\">measured</text>\n", top - 6);
+    m2u_sb_printf(&b, "</text>\n<text x=\"%d\" y=\"34\" font-size=\"11\" fill=\"#444444\">", left);
+    sb_esc(&b, col_axis);
+    m2u_sb_printf(&b, "</text>\n<text x=\"8\" y=\"%d\" font-size=\"11\" fill=\"#444444\">", top - 6);
+    sb_esc(&b, row_axis);
+    m2u_sb_puts(&b, "</text>\n");
     int fs = cell < 30 ? 9 : 11;
     for (int c = 0; c < cols; c++) {
         double x = left + c * cell + cell / 2.0;

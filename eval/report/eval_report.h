@@ -63,6 +63,10 @@ int m2u_svg_line_chart(char **svg, const char *id, const char *title, const char
 /* A heatmap of counts [rows][cols]. */
 int m2u_svg_heatmap(char **svg, const char *id, const char *title, const char *const *row_labels, int rows,
                     const char *const *col_labels, int cols, const long *counts);
+/* The same with the axis captions given (m2u_svg_heatmap: "measured", "stated by the model"). */
+int m2u_svg_heatmap_axes(char **svg, const char *id, const char *title, const char *row_axis, const char *col_axis,
+                         const char *const *row_labels, int rows, const char *const *col_labels, int cols,
+                         const long *counts);
 
 /* ---- scores of an evaluation ---- */
 #define M2U_EVAL_MAX_GROUPS 8
