@@ -419,6 +419,7 @@ int m2u_music_eval_run(const m2u_music_eval_options *o, m2u_music_eval *out) {
         }
         agreement_add(&out->ag[0], it, -1);
         agreement_add(&out->ag[g], it, -1);
+        out->group_n[0]++, out->group_n[g]++;
     }
     if (!rc && out->n_items == 0)
         rc = m2u_fail("%s: split '%s' has no samples of kind(s) %s", o->data, split, kinds);
@@ -426,7 +427,7 @@ int m2u_music_eval_run(const m2u_music_eval_options *o, m2u_music_eval *out) {
         if (out->items[i].edit_attr >= 0) {
             int g = group_of(out, "edited");
             if (g < 0) rc = -1;
-            else agreement_add(&out->ag[g], &out->items[i], out->items[i].edit_attr);
+            else agreement_add(&out->ag[g], &out->items[i], out->items[i].edit_attr), out->group_n[g]++;
         }
     /* FAD of the generated clips found vs the references of every selected sample */
     if (!rc) {
