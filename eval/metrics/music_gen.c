@@ -490,7 +490,8 @@ int m2u_wav_encode_pcm16(const float *pcm, size_t n, int rate, unsigned char **b
     memcpy(b + 36, "data", 4), LE32(b + 40, data);
     for (size_t i = 0; i < n; i++) {
         float x = pcm[i];
-        if (!(x > -1.0f)) x = -1.0f; /* NaN too */
+        if (x != x) x = 0.0f; /* NaN: silence (as models/formats/wav.h does) */
+        if (x < -1.0f) x = -1.0f;
         if (x > 1.0f) x = 1.0f;
         long v = lrintf(x * 32767.0f);
         uint16_t u = (uint16_t)(int16_t)v;

@@ -144,7 +144,7 @@ void m2u_music_eval_free(m2u_music_eval *e);
 /* rate of group g, attribute a: n_correct / n_asked, NaN when n_asked is 0 */
 double m2u_music_agreement_rate(const m2u_music_agreement *ag, m2u_gen_attr a);
 
-/* Mono 16-bit PCM WAV bytes (samples clamped to [-1, 1], NaN as -1) into a
+/* Mono 16-bit PCM WAV bytes (samples clamped to [-1, 1], NaN as 0) into a
  * malloc'ed *buf of *len bytes; m2u_wav_write_pcm16 writes them atomically. */
 int m2u_wav_encode_pcm16(const float *pcm, size_t n, int rate, unsigned char **buf, size_t *len);
 int m2u_wav_write_pcm16(const char *path, const float *pcm, size_t n, int rate);

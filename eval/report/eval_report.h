@@ -23,6 +23,7 @@
 #include "attr_agreement.h"
 #include "caption_metrics.h"
 #include "eval_run.h"
+#include "music_gen.h"
 
 /* ---- metrics.jsonl ---- */
 typedef struct {
@@ -98,6 +99,9 @@ typedef struct {
     const m2u_run_curves *curves;
     const m2u_eval_run_result *eval;
     const m2u_eval_scores *scores;
+    const m2u_music_eval *music; /* generated music scored (music_gen.h), or NULL: report.json gets "music"
+                                    (m2u_music_eval_json), report.md and report.html a "Generated music"
+                                    section (music_report.h's, clips playable, spectrograms) */
 } m2u_eval_report;
 int m2u_eval_report_write(const char *out_dir, const m2u_eval_report *r);
 

@@ -296,8 +296,7 @@ static void pct(m2u_strbuf *b, double r) {
 
 /* ---- Markdown ------------------------------------------------------------------------------------- */
 
-static void md_report(m2u_strbuf *b, const m2u_music_eval *e) {
-    m2u_sb_puts(b, "# m2u-eval music\n\n");
+void m2u_music_md_section(m2u_strbuf *b, const m2u_music_eval *e) {
     m2u_sb_printf(b, "Data `%s`, split %s, kinds %s, generated clips in `%s`: %d of %d samples have a clip.\n\n",
                   e->data, e->split, e->kinds, e->gen_dir, e->n_generated, e->n_items);
     m2u_sb_puts(b, "| metric | value | note |\n|---|---|---|\n");
@@ -311,7 +310,7 @@ static void md_report(m2u_strbuf *b, const m2u_music_eval *e) {
     }
     m2u_sb_printf(b, "| KL (PaSST) | not measured | %s |\n| CLAP score | not measured | %s |\n\n", e->kl_reason,
                   e->clap_reason);
-    m2u_sb_puts(b, "## Analysis agreement (generated clip vs what was asked)\n\n| group |");
+    m2u_sb_puts(b, "### Analysis agreement (generated clip vs what was asked)\n\n| group |");
     for (int a = 0; a < M2U_GA_COUNT; a++) m2u_sb_printf(b, " %s |", m2u_gen_attr_name((m2u_gen_attr)a));
     m2u_sb_puts(b, "\n|---|");
     for (int a = 0; a < M2U_GA_COUNT; a++) m2u_sb_puts(b, "---|");
@@ -325,7 +324,7 @@ static void md_report(m2u_strbuf *b, const m2u_music_eval *e) {
         }
         m2u_sb_puts(b, "\n");
     }
-    m2u_sb_puts(b, "\n## Clips\n\n| id | kind | prompt | clip | asked -> measured |\n|---|---|---|---|---|\n");
+    m2u_sb_puts(b, "\n### Clips\n\n| id | kind | prompt | clip | asked -> measured |\n|---|---|---|---|---|\n");
     for (int i = 0; i < e->n_items; i++) {
         const m2u_music_item *it = &e->items[i];
         m2u_sb_puts(b, "| ");
@@ -413,20 +412,33 @@ static int html_clip(m2u_strbuf *b, const m2u_music_item *it, int rate, const m2
     return 0;
 }
 
-static int html_report(m2u_strbuf *b, const m2u_music_eval *e, const m2u_music_report_opts *o) {
-    m2u_sb_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>m2u-eval music</title>\n"
-                   "<style>\nbody{font-family:sans-serif;margin:24px;color:#222;background:#fff}\n"
-                   "table{border-collapse:collapse;margin:8px 0 16px}\n"
-                   "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;vertical-align:top}\nth{background:#f2f2f2}\n"
-                   "tr.agree td{background:#e6f4e6}\ntr.disagree td{background:#fbe9e7}\n"
-                   "section.clip{border:1px solid #ddd;padding:8px 12px;margin:12px 0;max-width:760px}\n"
-                   "svg.spectrogram{display:block;border:1px solid #999}\naudio{display:block;margin:6px 0}\n"
-                   "figure{display:inline-block;margin:6px;vertical-align:top}\n.small{color:#666;font-size:12px}\n"
-                   "</style>\n</head>\n<body>\n<h1>m2u-eval music</h1>\n<p>Data <code>");
+static const char k_css[] =
+    "table{border-collapse:collapse;margin:8px 0 16px}\n"
+    "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;vertical-align:top}\nth{background:#f2f2f2}\n"
+    "figure{display:inline-block;margin:6px;vertical-align:top}\n.small{color:#666;font-size:12px}\n";
+
+const char *m2u_music_html_css(void) {
+    return "tr.agree td{background:#e6f4e6}\ntr.disagree td{background:#fbe9e7}\n"
+           "section.clip{border:1px solid #ddd;padding:8px 12px;margin:12px 0;max-width:760px}\n"
+           "svg.spectrogram{display:block;border:1px solid #999}\naudio{display:block;margin:6px 0}\n";
+}
+
+static m2u_music_report_opts resolve(const m2u_music_report_opts *opts) {
+    m2u_music_report_opts o = opts ? *opts : (m2u_music_report_opts){0};
+    if (!o.embed_max_bytes) o.embed_max_bytes = (size_t)16 << 20;
+    if (o.spec_width <= 0) o.spec_width = 480;
+    if (o.spec_height <= 0) o.spec_height = 128;
+    return o;
+}
+
+int m2u_music_html_section(m2u_strbuf *b, const m2u_music_eval *e, const m2u_music_report_opts *opts) {
+    m2u_music_report_opts ro = resolve(opts);
+    const m2u_music_report_opts *o = &ro;
+    m2u_sb_puts(b, "<div id=\"music\">\n<p>Data <code>");
     esc(b, e->data);
     m2u_sb_printf(b, "</code>, split %s, kinds %s; generated clips in <code>", e->split, e->kinds);
     esc(b, e->gen_dir);
-    m2u_sb_printf(b, "</code>: %d of %d samples have a clip.</p>\n<h2>Distribution metrics</h2>\n"
+    m2u_sb_printf(b, "</code>: %d of %d samples have a clip.</p>\n<h3>Distribution metrics</h3>\n"
                      "<table id=\"music-metrics\"><tr><th>metric</th><th>value</th><th>note</th></tr>\n",
                   e->n_generated, e->n_items);
     if (e->fad_measured)
@@ -441,7 +453,7 @@ static int html_report(m2u_strbuf *b, const m2u_music_eval *e, const m2u_music_r
     esc(b, e->kl_reason);
     m2u_sb_puts(b, "</td></tr>\n<tr><td>CLAP score</td><td>not measured</td><td>");
     esc(b, e->clap_reason);
-    m2u_sb_puts(b, "</td></tr>\n</table>\n<h2>Analysis agreement</h2>\n<p class=\"small\">m2u's music analysis of each "
+    m2u_sb_puts(b, "</td></tr>\n</table>\n<h3>Analysis agreement</h3>\n<p class=\"small\">m2u's music analysis of each "
                    "generated clip against what the prompt or the edit asked for (rate = agreeing / asked; a missing "
                    "clip counts as wrong).</p>\n<table id=\"music-agreement\"><tr><th>group</th>");
     for (int a = 0; a < M2U_GA_COUNT; a++) m2u_sb_printf(b, "<th>%s</th>", m2u_gen_attr_name((m2u_gen_attr)a));
@@ -473,11 +485,11 @@ static int html_report(m2u_strbuf *b, const m2u_music_eval *e, const m2u_music_r
         m2u_sb_puts(b, "</figure>\n");
         free(svg);
     }
-    m2u_sb_puts(b, "</div>\n<h2>Generated clips</h2>\n");
+    m2u_sb_puts(b, "</div>\n<h3>Generated clips</h3>\n");
     size_t embedded = 0;
     for (int i = 0; i < e->n_items; i++)
         if (html_clip(b, &e->items[i], e->rate, o, &embedded)) return -1;
-    m2u_sb_puts(b, "</body>\n</html>\n");
+    m2u_sb_puts(b, "</div>\n");
     return 0;
 }
 
@@ -493,10 +505,7 @@ static int write_text(const char *dir, const char *leaf, char *text) {
 }
 
 int m2u_music_report_write(const char *out_dir, const m2u_music_eval *e, const m2u_music_report_opts *opts) {
-    m2u_music_report_opts o = opts ? *opts : (m2u_music_report_opts){0};
-    if (!o.embed_max_bytes) o.embed_max_bytes = (size_t)16 << 20;
-    if (o.spec_width <= 0) o.spec_width = 480;
-    if (o.spec_height <= 0) o.spec_height = 128;
+    m2u_music_report_opts o = resolve(opts);
     if (m2u_mkdir_p(out_dir)) return -1;
     cJSON *j = m2u_music_eval_json(e);
     if (!j) return m2u_fail("out of memory");
@@ -507,10 +516,17 @@ int m2u_music_report_write(const char *out_dir, const m2u_music_eval *e, const m
     cJSON_Delete(top);
     if (write_text(out_dir, "music.json", txt)) return -1;
     m2u_strbuf b = {0};
-    md_report(&b, e);
+    m2u_sb_puts(&b, "# m2u-eval music\n\n");
+    m2u_music_md_section(&b, e);
     if (write_text(out_dir, "music.md", m2u_sb_take(&b))) return -1;
     m2u_strbuf h = {0};
-    if (html_report(&h, e, &o)) {
+    m2u_sb_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>m2u-eval music</title>\n"
+                      "<style>\nbody{font-family:sans-serif;margin:24px;color:#222;background:#fff}\n%s%s</style>\n</head>\n"
+                      "<body>\n<h1>m2u-eval music</h1>\n",
+                  k_css, m2u_music_html_css());
+    int hrc = m2u_music_html_section(&h, e, &o);
+    m2u_sb_puts(&h, "</body>\n</html>\n");
+    if (hrc) {
         m2u_sb_free(&h);
         return -1;
     }

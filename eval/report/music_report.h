@@ -22,6 +22,7 @@
 #define M2U_MUSIC_REPORT_H
 
 #include "music_gen.h"
+#include "strbuf.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -46,6 +47,14 @@ typedef struct {
     size_t embed_max_bytes; /* 0 -> 16 MiB of embedded WAV in the page */
     int spec_width, spec_height; /* 0 -> 480 x 128 */
 } m2u_music_report_opts;
+
+/* The music section alone, for a larger report (eval_report.c puts it in
+ * report.html / report.md): HTML inside <div id="music">, using the CSS
+ * classes of m2u_music_html_css() (the page adds that text to its <style>),
+ * headings at <h3>; Markdown with "###" headings.  o may be NULL. */
+int m2u_music_html_section(m2u_strbuf *b, const m2u_music_eval *e, const m2u_music_report_opts *o);
+const char *m2u_music_html_css(void);
+void m2u_music_md_section(m2u_strbuf *b, const m2u_music_eval *e);
 
 /* o may be NULL (defaults). */
 int m2u_music_report_write(const char *out_dir, const m2u_music_eval *e, const m2u_music_report_opts *o);

@@ -23,6 +23,7 @@
  *   - headless Chromium renders the page (when installed): the spectrogram
  *     colours are on the screenshot. */
 #include "analysis.h"
+#include "eval_report.h"
 #include "fileio.h"
 #include "m2u_error.h"
 #include "manifest.h"
@@ -291,6 +292,30 @@ static void test_scores(void) {
         CHECK(e.kl_reason && strstr(e.kl_reason, "PaSST") && e.clap_reason && strstr(e.clap_reason, "CLAP"),
               "KL / CLAP reasons");
         double good_fad = e.fad;
+        /* the run report with a music section (what m2u-eval run writes when it generated music) */
+        char rd[500];
+        snprintf(rd, sizeof rd, "%s/runrep", g_dir);
+        m2u_eval_report rr = {.run_dir = "runs/test", .music = &e};
+        CHECK(m2u_eval_report_write(rd, &rr) == 0, "run report with music: %s", m2u_last_error());
+        char rp[600];
+        snprintf(rp, sizeof rp, "%s/report.json", rd);
+        char *rj = slurp(rp);
+        cJSON *rjo = rj ? cJSON_Parse(rj) : NULL, *mu = cJSON_GetObjectItem(rjo, "music");
+        CHECK(mu && cJSON_GetNumberValue(cJSON_GetObjectItem(mu, "n_generated")) == 4 &&
+                  cJSON_GetArraySize(cJSON_GetObjectItem(mu, "items")) == 4,
+              "report.json's music");
+        cJSON_Delete(rjo);
+        free(rj);
+        snprintf(rp, sizeof rp, "%s/report.md", rd);
+        char *rm = slurp(rp);
+        CHECK(rm && strstr(rm, "## Generated music") && strstr(rm, "### Analysis agreement"), "report.md's music");
+        free(rm);
+        snprintf(rp, sizeof rp, "%s/report.html", rd);
+        char *rh = slurp(rp);
+        CHECK(rh && strstr(rh, "<h2>Generated music</h2>") && strstr(rh, "section.clip{") &&
+                  strstr(rh, "data:audio/wav;base64,") && strstr(rh, "<svg class=\"spectrogram\""),
+              "report.html's music section");
+        free(rh);
         m2u_music_eval_free(&e);
         if (run_eval("noise", &e) == 0) {
             printf("FAD: good %.3g, noise %.4g\n", good_fad, e.fad);
@@ -462,16 +487,19 @@ static void test_cli_and_html(void) {
         free(html);
         return;
     }
+    /* the standalone page, and the run report's music section */
+    static const char *const pages[2] = {"rep/music.html", "runrep/report.html"};
+    for (int pg = 0; pg < 2; pg++) {
     char png[600];
-    snprintf(png, sizeof png, "%s/shot.png", g_dir);
+    snprintf(png, sizeof png, "%s/shot%d.png", g_dir, pg);
     rc = sh("cd %s && HOME=%s timeout 120 chromium --headless --disable-gpu --no-sandbox --hide-scrollbars "
-            "--screenshot=%s --window-size=1000,3000 file://%s/music.html > %s/chromium.log 2>&1",
-            g_dir, g_dir, png, out, g_dir);
-    CHECK(rc == 0, "chromium failed (see %s/chromium.log)", g_dir);
+            "--screenshot=%s --window-size=1000,3000 file://%s/%s > %s/chromium.log 2>&1",
+            g_dir, g_dir, png, g_dir, pages[pg], g_dir);
+    CHECK(rc == 0, "chromium failed on %s (see %s/chromium.log)", pages[pg], g_dir);
     uint8_t *rgb = NULL;
     int w = 0, h = 0;
     int prc = rc == 0 ? png_read(png, &rgb, &w, &h) : -1;
-    CHECK(prc == 0, "screenshot: %s", png_err);
+    CHECK(prc == 0, "screenshot of %s: %s", pages[pg], png_err);
     if (prc == 0) {
         long spec = 0, heat = 0;
         for (long i = 0; i < (long)w * h; i++) {
@@ -480,10 +508,11 @@ static void test_cli_and_html(void) {
             spec += px[0] > 120 && px[1] < 110 && px[0] > px[1] + 60;
             heat += px[2] > px[0] + 30 && px[2] > px[1] + 10;
         }
-        printf("render: %ld spectrogram pixels, %ld heatmap pixels\n", spec, heat);
-        CHECK(spec > 4 * 2000, "spectrograms not visible (%ld pixels)", spec);
-        CHECK(heat > 2000, "heatmaps not visible (%ld pixels)", heat);
+        printf("render %s: %ld spectrogram pixels, %ld heatmap pixels\n", pages[pg], spec, heat);
+        CHECK(spec > 4 * 2000, "%s: spectrograms not visible (%ld pixels)", pages[pg], spec);
+        CHECK(heat > 2000, "%s: heatmaps not visible (%ld pixels)", pages[pg], heat);
         free(rgb);
+    }
     }
     free(html);
 }
