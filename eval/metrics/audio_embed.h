@@ -37,6 +37,11 @@ typedef struct {
 } m2u_audio_embeddings;
 
 int m2u_audio_embed_set(const char *spec, const m2u_audio_embed_opts *o, m2u_audio_embeddings *out);
+/* The same for clips already in memory: pcm[i] holds n[i] mono samples at
+ * `rate`, which must be the embedding's rate (o->rate, or MERT's sampling
+ * rate); every pcm[i] counts as one "file" (NULL or empty: skipped). */
+int m2u_audio_embed_pcm_set(const float *const *pcm, const size_t *n, size_t count, int rate,
+                            const m2u_audio_embed_opts *o, m2u_audio_embeddings *out);
 void m2u_audio_embeddings_free(m2u_audio_embeddings *e);
 
 #endif

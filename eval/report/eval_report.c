@@ -2,6 +2,7 @@
 
 #include "fileio.h"
 #include "m2u_error.h"
+#include "music_report.h"
 #include "strbuf.h"
 
 #include <cjson/cJSON.h>
@@ -366,6 +367,11 @@ int m2u_svg_line_chart(char **svg, const char *id, const char *title, const char
 
 int m2u_svg_heatmap(char **svg, const char *id, const char *title, const char *const *rl, int rows,
                     const char *const *cl, int cols, const long *counts) {
+    return m2u_svg_heatmap_axes(svg, id, title, "measured", "stated by the model", rl, rows, cl, cols, counts);
+}
+
+int m2u_svg_heatmap_axes(char **svg, const char *id, const char *title, const char *row_axis, const char *col_axis,
+                         const char *const *rl, int rows, const char *const *cl, int cols, const long *counts) {
     int cell = rows > 8 || cols > 9 ? 22 : 40, left = 110, top = 110;
     int w = left + cols * cell + 20, h = top + rows * cell + 40;
     m2u_strbuf b = {0};
@@ -377,9 +383,11 @@ int m2u_svg_heatmap(char **svg, const char *id, const char *title, const char *c
     m2u_sb_printf(&b, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", w, h);
     m2u_sb_puts(&b, "<text x=\"8\" y=\"18\" font-size=\"14\" font-weight=\"bold\">");
     sb_esc(&b, title);
-    m2u_sb_printf(&b, "</text>\n<text x=\"%d\" y=\"34\" font-size=\"11\" fill=\"#444444\">stated by the model</text>\n",
-              left);
-    m2u_sb_printf(&b, "<text x=\"8\" y=\"%d\" font-size=\"11\" fill=\"#444444\">measured</text>\n", top - 6);
+    m2u_sb_printf(&b, "</text>\n<text x=\"%d\" y=\"34\" font-size=\"11\" fill=\"#444444\">", left);
+    sb_esc(&b, col_axis);
+    m2u_sb_printf(&b, "</text>\n<text x=\"8\" y=\"%d\" font-size=\"11\" fill=\"#444444\">", top - 6);
+    sb_esc(&b, row_axis);
+    m2u_sb_puts(&b, "</text>\n");
     int fs = cell < 30 ? 9 : 11;
     for (int c = 0; c < cols; c++) {
         double x = left + c * cell + cell / 2.0;
@@ -685,10 +693,11 @@ static cJSON *report_json(const m2u_eval_report *r) {
         cJSON_AddNumberToObject(bpm, "within_4pct", (double)s->pred.bpm_within_4pct);
         add_num_or_null(bpm, "rate", s->pred.bpm_n ? (double)s->pred.bpm_within_4pct / (double)s->pred.bpm_n : NAN);
     }
+    if (r->music) cJSON_AddItemToObject(o, "music", m2u_music_eval_json(r->music));
     return o;
 }
 
-static void md_report(m2u_strbuf *b, const m2u_eval_report *r) {
+static void md_report_text(m2u_strbuf *b, const m2u_eval_report *r) {
     char v[32];
     m2u_sb_puts(b, "# m2u-eval report\n\n");
     m2u_sb_puts(b, "Run: `");
@@ -782,6 +791,14 @@ static void md_report(m2u_strbuf *b, const m2u_eval_report *r) {
     }
 }
 
+static void md_report(m2u_strbuf *b, const m2u_eval_report *r) {
+    md_report_text(b, r);
+    if (r->music) {
+        m2u_sb_puts(b, "\n## Generated music\n\n");
+        m2u_music_md_section(b, r->music);
+    }
+}
+
 static int html_chart(m2u_strbuf *b, const char *id, const char *title, const char *ylabel, const m2u_svg_series *se,
                       int n) {
     char *svg;
@@ -825,7 +842,9 @@ static int html_report(m2u_strbuf *b, const m2u_eval_report *r) {
                "table{border-collapse:collapse;margin:8px 0 16px}\n"
                "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;vertical-align:top}\n"
                "th{background:#f2f2f2}\ntd.num{text-align:right;font-variant-numeric:tabular-nums}\n"
-               "figure{display:inline-block;margin:6px;vertical-align:top}\n.small{color:#666;font-size:12px}\n</style>\n</head>\n<body>\n");
+               "figure{display:inline-block;margin:6px;vertical-align:top}\n.small{color:#666;font-size:12px}\n");
+    m2u_sb_puts(b, m2u_music_html_css());
+    m2u_sb_puts(b, "</style>\n</head>\n<body>\n");
     m2u_sb_puts(b, "<h1>m2u-eval report</h1>\n<p>Run <code>");
     sb_esc(b, r->run_dir);
     m2u_sb_puts(b, "</code></p>\n<h2>Training curves</h2>\n<div id=\"curves\">\n");
@@ -911,6 +930,10 @@ static int html_report(m2u_strbuf *b, const m2u_eval_report *r) {
             m2u_sb_puts(b, "</tr>\n");
         }
         m2u_sb_puts(b, "</table>\n");
+    }
+    if (r->music) {
+        m2u_sb_puts(b, "<h2>Generated music</h2>\n");
+        if (m2u_music_html_section(b, r->music, NULL)) return -1;
     }
     m2u_sb_puts(b, "</body>\n</html>\n");
     return 0;

@@ -23,6 +23,7 @@
 #include "attr_agreement.h"
 #include "caption_metrics.h"
 #include "eval_run.h"
+#include "music_gen.h"
 
 /* ---- metrics.jsonl ---- */
 typedef struct {
@@ -63,6 +64,10 @@ int m2u_svg_line_chart(char **svg, const char *id, const char *title, const char
 /* A heatmap of counts [rows][cols]. */
 int m2u_svg_heatmap(char **svg, const char *id, const char *title, const char *const *row_labels, int rows,
                     const char *const *col_labels, int cols, const long *counts);
+/* The same with the axis captions given (m2u_svg_heatmap: "measured", "stated by the model"). */
+int m2u_svg_heatmap_axes(char **svg, const char *id, const char *title, const char *row_axis, const char *col_axis,
+                         const char *const *row_labels, int rows, const char *const *col_labels, int cols,
+                         const long *counts);
 
 /* ---- scores of an evaluation ---- */
 #define M2U_EVAL_MAX_GROUPS 8
@@ -94,6 +99,9 @@ typedef struct {
     const m2u_run_curves *curves;
     const m2u_eval_run_result *eval;
     const m2u_eval_scores *scores;
+    const m2u_music_eval *music; /* generated music scored (music_gen.h), or NULL: report.json gets "music"
+                                    (m2u_music_eval_json), report.md and report.html a "Generated music"
+                                    section (music_report.h's, clips playable, spectrograms) */
 } m2u_eval_report;
 int m2u_eval_report_write(const char *out_dir, const m2u_eval_report *r);
 

@@ -2,6 +2,7 @@
  *
  *   captions  BLEU-1..4, METEOR (exact+stem), ROUGE-L, CIDEr-D as pycocoevalcap
  *   fd        Fréchet distance between two embedding sets (.npy)
+ *   music     score a folder of generated clips against a split (FAD, analysis agreement)
  *   run       answer a split's samples with a trained run, score them, write reports
  *   report    training curves of a run (no generation)
  *
@@ -15,12 +16,14 @@
 #include "eval_run.h"
 #include "fileio.h"
 #include "m2u_error.h"
+#include "music_report.h"
 #include "npy.h"
 #include "perf_suite.h"
 #include "progress.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +95,25 @@ static const command_help k_commands[] = {
       "      tr sqrt via symmetric eigendecompositions.\n",
       "  python3 -c \"import numpy; numpy.save('a.npy', numpy.random.randn(500, 128))\"\n"
       "  m2u-eval fd --a ref_vggish.npy --b gen_vggish.npy --out fad.json\n"},
+    {"music",
+      "  music --gen DIR --data manifest.json [--split test] [--kinds mucaps,muedit,muimage,muvideo]\n"
+      "      [--mert DIR [--layer K]] [--clip 10] [--max-samples N] [--embed-mb 16] [--out DIR]\n"
+      "      Score generated music against the split's samples of the generation kinds (mucaps:\n"
+      "      caption -> music, muedit, muimage, muvideo).  The clip of sample ID is\n"
+      "      DIR/predictions.jsonl's {\"id\": ID, \"audio\": PATH[, \"text\": ANSWER]} when that file\n"
+      "      exists (PATH relative to DIR), else DIR/ID.wav with every character of ID other than\n"
+      "      A-Z a-z 0-9 . _ - written as _.  A missing clip is reported, not fatal.\n"
+      "        FAD        the generated clips vs the samples' reference music (target audio, or\n"
+      "                   the audio of mucaps), embedded as `fad` does at the shards' rate\n"
+      "        KL, CLAP   not measured (m2u has no PaSST / CLAP model): reported with the reason\n"
+      "        agreement  m2u's music analysis of each clip (tempo, key, mode, loudness, mood,\n"
+      "                   brightness, percussion) vs what the sample asked (its attribute columns;\n"
+      "                   muedit: the target_* columns, and separately the attribute the edit\n"
+      "                   changed): rates and confusion matrices overall, per kind, \"edited\"\n"
+      "      Writes DIR/music.json, music.md and a self-contained music.html (each clip playable,\n"
+      "      its spectrogram, prompt, asked vs measured; WAVs beyond --embed-mb MiB are linked)\n"
+      "      into --out (default GEN_DIR/report).\n",
+      "  m2u-eval music --gen out/generated --data data/m2u/manifest.json --split test --out out/music-report\n"},
     {"run",
       "  run --run RUN_DIR [--config RUN_DIR/config.yaml] [--data manifest.json] [--split test|valid]\n"
       "      [--kinds mucaps,musicqa] [--max-samples N] [--max-new-tokens 48] [--stage S] [--threads T]\n"
@@ -697,6 +719,75 @@ done:
     return rc;
 }
 
+/* m2u-eval music: generated clips vs a split (music_gen.h, music_report.h) */
+static int cmd_music(int argc, char **argv) {
+    m2u_music_eval_options o = {.layer = -1, .clip_s = 10};
+    const char *out = NULL;
+    double embed_mb = 16;
+    for (int i = 2; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        static const char *const valued[] = {"--gen", "--data", "--split", "--kinds", "--mert", "--layer", "--clip",
+                                             "--max-samples", "--embed-mb", "--out", NULL};
+        if (!is_one_of(f, valued)) return bad_usage("music", "unknown option %s", f);
+        if (!v) return bad_usage("music", "%s needs a value", f);
+        i++;
+        if (!strcmp(f, "--gen")) o.gen_dir = v;
+        else if (!strcmp(f, "--data")) o.data = v;
+        else if (!strcmp(f, "--split")) o.split = v;
+        else if (!strcmp(f, "--kinds")) o.kinds = v;
+        else if (!strcmp(f, "--mert")) o.mert_dir = v;
+        else if (!strcmp(f, "--out")) out = v;
+        else if (!strcmp(f, "--layer")) o.layer = (int)strtol(v, &end, 10);
+        else if (!strcmp(f, "--clip")) o.clip_s = strtod(v, &end);
+        else if (!strcmp(f, "--max-samples")) o.max_samples = strtol(v, &end, 10);
+        else embed_mb = strtod(v, &end);
+        if (end && (*end || end == v)) return bad_usage("music", "%s: not a number: %s", f, v);
+    }
+    if (!o.gen_dir || !o.data) return bad_usage("music", "need --gen and --data");
+    if (!(o.clip_s > 0) || o.max_samples < 0 || !(embed_mb >= 0))
+        return bad_usage("music", "--clip must be > 0, --max-samples and --embed-mb >= 0");
+    char *def = NULL;
+    if (!out) {
+        size_t n = strlen(o.gen_dir) + 8;
+        def = malloc(n);
+        if (!def) return fprintf(stderr, "m2u-eval: out of memory\n"), 1;
+        snprintf(def, n, "%s/report", o.gen_dir);
+        out = def;
+    }
+    m2u_music_eval e;
+    int rc = 1;
+    if (m2u_music_eval_run(&o, &e)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        free(def);
+        return 1;
+    }
+    m2u_music_report_opts ro = {.embed_max_bytes = embed_mb > 0 ? (size_t)(embed_mb * 1048576.0) : 1};
+    if (m2u_music_report_write(out, &e, &ro)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        goto done;
+    }
+    printf("music: %d of %d samples have a generated clip\n", e.n_generated, e.n_items);
+    if (e.fad_measured) printf("  FAD %.6g (%s; %zu reference, %zu generated clips)\n", e.fad, e.fad_embedding,
+                               e.fad_ref_clips, e.fad_gen_clips);
+    else printf("  FAD not measured: %s\n", e.fad_reason);
+    printf("  KL not measured: %s\n  CLAP score not measured: %s\n", e.kl_reason, e.clap_reason);
+    for (int g = 0; g < e.n_groups; g++) {
+        printf("  agreement %-8s", e.group[g]);
+        for (int a = 0; a < M2U_GA_COUNT; a++) {
+            double r = m2u_music_agreement_rate(&e.ag[g], (m2u_gen_attr)a);
+            if (isfinite(r)) printf(" %s %.0f%%", m2u_gen_attr_name((m2u_gen_attr)a), 100 * r);
+        }
+        printf("\n");
+    }
+    printf("  reports in %s (music.json, music.md, music.html)\n", out);
+    rc = 0;
+done:
+    m2u_music_eval_free(&e);
+    free(def);
+    return rc;
+}
+
 static void on_progress(void *ctx, long done, long total, const m2u_eval_item *last) {
     m2u_progress *pr = ctx;
     if (done == 0) { /* selection done, generation starts: the rate and ETA count from here */
@@ -861,6 +952,7 @@ int main(int argc, char **argv) {
         }
     if (strcmp(cmd, "fad") == 0) return cmd_fad(argc, argv);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
+    if (strcmp(cmd, "music") == 0) return cmd_music(argc, argv);
     if (strcmp(cmd, "kl") == 0 || strcmp(cmd, "cosine") == 0) return cmd_paired(cmd, argc, argv);
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
     const char *run = NULL, *config = NULL, *data = NULL, *split = NULL, *kinds = NULL, *max_samples = NULL,
