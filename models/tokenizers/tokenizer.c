@@ -40,21 +40,6 @@
 
 /* ======================================================================== small utilities */
 
-typedef m2u_tj_buf sbuf;
-
-static int sb_reserve(sbuf *b, size_t extra) {
-    if (b->n + extra + 1 <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->n + extra + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) return m2u_fail("out of memory (%zu bytes)", cap);
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-
-typedef m2u_tj_ids ivec;
 
 
 static char *dup_n(const char *s, size_t n) {
@@ -293,27 +278,27 @@ struct m2u_tokenizer {
 /* ======================================================================== normaliser */
 
 /* Apply the normaliser Sequence to s[0..n) into out (cleared first). */
-static int normalize(const m2u_tokenizer *tok, const char *s, size_t n, sbuf *out) {
+static int normalize(const m2u_tokenizer *tok, const char *s, size_t n, m2u_strbuf *out) {
     out->n = 0;
     if (m2u_tj_put(out, s, n)) return -1;
-    sbuf tmp = {0};
+    m2u_strbuf tmp = {0};
     for (int k = 0; k < tok->n_norm; k++) {
         const norm_op *op = &tok->norm[k];
         tmp.n = 0;
         if (op->kind == NORM_PREPEND) {
             if (out->n == 0) continue; /* Prepend leaves an empty string empty */
-            if (m2u_tj_put(&tmp, op->a, op->alen) || m2u_tj_put(&tmp, out->p, out->n)) goto fail;
-        } else if (m2u_tj_replace_apply(&op->rep, out->p, out->n, &tmp)) {
+            if (m2u_tj_put(&tmp, op->a, op->alen) || m2u_tj_put(&tmp, out->s, out->n)) goto fail;
+        } else if (m2u_tj_replace_apply(&op->rep, out->s, out->n, &tmp)) {
             goto fail;
         }
-        sbuf t = *out;
+        m2u_strbuf t = *out;
         *out = tmp;
         tmp = t;
     }
-    free(tmp.p);
+    free(tmp.s);
     return 0;
 fail:
-    free(tmp.p);
+    free(tmp.s);
     return -1;
 }
 
@@ -492,12 +477,12 @@ static int refresh_added(m2u_tokenizer *tok) {
     tok->split_raw.pats = calloc((size_t)total, sizeof(match_pat));
     tok->split_norm.pats = calloc((size_t)total, sizeof(match_pat));
     if (!tok->split_raw.pats || !tok->split_norm.pats) return m2u_fail("out of memory (added tokens)");
-    sbuf nb = {0};
+    m2u_strbuf nb = {0};
     for (int i = 0; i < total; i++) {
         const added_token *t = i < tok->specials.n ? &tok->specials.v[i] : &tok->classic.v[i - tok->specials.n];
         int32_t id = token_to_id_n(tok, t->content, t->len);
         if (id < 0) {
-            free(nb.p);
+            free(nb.s);
             return m2u_fail("added token \"%s\" has no id", t->content);
         }
         matcher *m = t->normalized ? &tok->split_norm : &tok->split_raw;
@@ -505,24 +490,24 @@ static int refresh_added(m2u_tokenizer *tok) {
         size_t plen = t->len;
         if (t->normalized) {
             if (normalize(tok, t->content, t->len, &nb)) {
-                free(nb.p);
+                free(nb.s);
                 return -1;
             }
-            pat = nb.p;
+            pat = nb.s;
             plen = nb.n;
         }
         if (plen == 0) continue; /* cannot match anything useful */
         match_pat *p = &m->pats[m->n];
         p->pat = dup_n(pat, plen);
         if (!p->pat) {
-            free(nb.p);
+            free(nb.s);
             return m2u_fail("out of memory (added tokens)");
         }
         p->len = plen;
         p->id = id;
         p->order = m->n++;
     }
-    free(nb.p);
+    free(nb.s);
     matcher_index(&tok->split_raw);
     matcher_index(&tok->split_norm);
     return 0;
@@ -631,15 +616,15 @@ typedef struct { /* per-call scratch, so encode can stay const and thread-safe *
     size_t n_sym, cap_sym;
     hmerge *heap;
     size_t n_heap, cap_heap;
-    sbuf norm, word;
+    m2u_strbuf norm, word;
     split_vec raw, sub;
 } work;
 
 static void work_free(work *w) {
     free(w->sym);
     free(w->heap);
-    free(w->norm.p);
-    free(w->word.p);
+    free(w->norm.s);
+    free(w->word.s);
     free(w->raw.v);
     free(w->sub.v);
 }
@@ -707,7 +692,7 @@ static int queue_pair(const m2u_tokenizer *tok, work *w, int32_t pos) {
 }
 
 /* BPE::merge_word + Word::merge_all, then append the resulting ids. */
-static int bpe_word(const m2u_tokenizer *tok, work *w, const char *s, size_t n, ivec *out) {
+static int bpe_word(const m2u_tokenizer *tok, work *w, const char *s, size_t n, m2u_tj_ids *out) {
     if (n == 0) return 0;
     /* Normalisation can triple the size (" " -> "▁"): keep symbol offsets within int32. */
     if (n >= (size_t)INT32_MAX) return m2u_fail("m2u_tokenizer_encode: word of %zu bytes is too long", n);
@@ -781,9 +766,9 @@ static int bpe_word(const m2u_tokenizer *tok, work *w, const char *s, size_t n, 
 
 /* Pre-tokenise one normalised piece and run BPE on each word.  first: the piece starts at
  * offset 0 of the original text (Metaspace's prepend_scheme "first" tests exactly that). */
-static int pretok_and_model(const m2u_tokenizer *tok, work *w, const char *s, size_t n, bool first, ivec *out) {
+static int pretok_and_model(const m2u_tokenizer *tok, work *w, const char *s, size_t n, bool first, m2u_tj_ids *out) {
     if (!tok->metaspace) return bpe_word(tok, w, s, n, out);
-    sbuf *b = &w->word;
+    m2u_strbuf *b = &w->word;
     b->n = 0;
     size_t rl = (size_t)tok->ms_rep_len;
     bool starts = false;
@@ -798,20 +783,20 @@ static int pretok_and_model(const m2u_tokenizer *tok, work *w, const char *s, si
             return -1;
         }
     }
-    if (!tok->ms_split) return bpe_word(tok, w, b->p, b->n, out);
+    if (!tok->ms_split) return bpe_word(tok, w, b->s, b->n, out);
     /* Split before every replacement character (MergedWithNext); empty pieces vanish. */
     size_t start = 0;
     for (size_t i = 1; i + rl <= b->n; i++) {
-        if (memcmp(b->p + i, tok->ms_rep, rl) == 0) {
-            if (bpe_word(tok, w, b->p + start, i - start, out)) return -1;
+        if (memcmp(b->s + i, tok->ms_rep, rl) == 0) {
+            if (bpe_word(tok, w, b->s + start, i - start, out)) return -1;
             start = i;
             i += rl - 1;
         }
     }
-    return bpe_word(tok, w, b->p + start, b->n - start, out);
+    return bpe_word(tok, w, b->s + start, b->n - start, out);
 }
 
-static int encode_text(const m2u_tokenizer *tok, work *w, const char *text, size_t len, ivec *out) {
+static int encode_text(const m2u_tokenizer *tok, work *w, const char *text, size_t len, m2u_tj_ids *out) {
     if (find_matches(tok, &tok->split_raw, text, len, &w->raw)) return -1;
     for (size_t r = 0; r < w->raw.n; r++) {
         split rs = w->raw.v[r];
@@ -821,13 +806,13 @@ static int encode_text(const m2u_tokenizer *tok, work *w, const char *text, size
             continue;
         }
         if (normalize(tok, text + rs.start, rs.stop - rs.start, &w->norm)) return -1;
-        if (find_matches(tok, &tok->split_norm, w->norm.p, w->norm.n, &w->sub)) return -1;
+        if (find_matches(tok, &tok->split_norm, w->norm.s, w->norm.n, &w->sub)) return -1;
         for (size_t k = 0; k < w->sub.n; k++) {
             split ns = w->sub.v[k];
             if (ns.stop <= ns.start) continue;
             if (ns.id >= 0) {
                 if (m2u_tj_ids_push(out, ns.id)) return -1;
-            } else if (pretok_and_model(tok, w, w->norm.p + ns.start, ns.stop - ns.start,
+            } else if (pretok_and_model(tok, w, w->norm.s + ns.start, ns.stop - ns.start,
                                         rs.start == 0 && ns.start == 0, out)) {
                 return -1;
             }
@@ -845,7 +830,7 @@ int m2u_tokenizer_encode(const m2u_tokenizer *tok, const char *text, size_t len,
     size_t bad = m2u_utf8_valid_prefix((const unsigned char *)text, len);
     if (bad != len) return m2u_fail("m2u_tokenizer_encode: invalid UTF-8 at byte %zu", bad);
     work w = {0};
-    ivec seq = {0}, res = {0};
+    m2u_tj_ids seq = {0}, res = {0};
     int rc = encode_text(tok, &w, text ? text : "", len, &seq);
     if (rc == 0 && add_special && tok->has_template) {
         for (int i = 0; i < tok->n_tpl && rc == 0; i++) {
@@ -879,7 +864,7 @@ typedef struct {
 } span;
 
 typedef struct { /* a list of strings stored back to back in one buffer */
-    sbuf b;
+    m2u_strbuf b;
     span *s;
     size_t n, cap;
 } strlist;
@@ -903,12 +888,12 @@ static int sl_open(strlist *l) { return sl_add(l, "", 0); }
 static void sl_close(strlist *l) { l->s[l->n - 1].len = l->b.n - l->s[l->n - 1].off; }
 
 static void sl_free(strlist *l) {
-    free(l->b.p);
+    free(l->b.s);
     free(l->s);
     memset(l, 0, sizeof *l);
 }
 
-static const char *sl_str(const strlist *l, size_t i) { return l->b.p + l->s[i].off; }
+static const char *sl_str(const strlist *l, size_t i) { return l->b.s + l->s[i].off; }
 
 /* "<0xXX>" -> the byte, as ByteFallback parses it (u8::from_str_radix, which also takes "+X"). */
 static int parse_byte_token(const char *t, size_t n) {
@@ -1031,7 +1016,7 @@ int m2u_tokenizer_decode_n(const m2u_tokenizer *tok, const int32_t *ids, size_t 
         if (skip_special && str_map_find(&tok->special_set, t, n) >= 0) continue;
         rc = sl_add(&a, t, n);
     }
-    sbuf res = {0};
+    m2u_strbuf res = {0};
     if (rc == 0 && tok->has_decoder) {
         for (int k = 0; k < tok->n_dec && rc == 0; k++) {
             b.n = 0;
@@ -1046,15 +1031,15 @@ int m2u_tokenizer_decode_n(const m2u_tokenizer *tok, const int32_t *ids, size_t 
         for (size_t i = 0; i < a.n && rc == 0; i++) /* no decoder: tokens joined by spaces */
             rc = (i ? m2u_tj_put(&res, " ", 1) : 0) || m2u_tj_put(&res, sl_str(&a, i), a.s[i].len);
     }
-    if (rc == 0) rc = sb_reserve(&res, 0);
+    if (rc == 0) rc = m2u_tj_put(&res, "", 0); /* a valid string even when empty */
     sl_free(&a);
     sl_free(&b);
     if (rc) {
-        free(res.p);
+        free(res.s);
         return -1;
     }
-    res.p[res.n] = '\0';
-    *text = res.p;
+    res.s[res.n] = '\0';
+    *text = res.s;
     *len = res.n;
     return 0;
 }
@@ -1333,20 +1318,20 @@ static int parse_model(m2u_tokenizer *tok, const cJSON *model) {
     uint32_t rank = 0;
     int index = 0;
     bool pairs = cJSON_IsArray(cJSON_GetArrayItem(merges, 0));
-    sbuf cat = {0};
+    m2u_strbuf cat = {0};
     cJSON_ArrayForEach(e, merges) {
         const char *a, *b;
         size_t al, bl;
         if (pairs) {
             const cJSON *x = cJSON_GetArrayItem(e, 0), *y = cJSON_GetArrayItem(e, 1);
             if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2 || !cJSON_IsString(x) || !cJSON_IsString(y)) {
-                free(cat.p);
+                free(cat.s);
                 return m2u_fail("model.merges[%d] must be a pair of strings like the others", index);
             }
             a = x->valuestring, al = strlen(a), b = y->valuestring, bl = strlen(b);
         } else {
             if (!cJSON_IsString(e)) {
-                free(cat.p);
+                free(cat.s);
                 return m2u_fail("model.merges[%d] must be a string \"a b\" like the others", index);
             }
             if (!strncmp(e->valuestring, "#version", 8)) {
@@ -1355,7 +1340,7 @@ static int parse_model(m2u_tokenizer *tok, const cJSON *model) {
             }
             const char *sp = strchr(e->valuestring, ' ');
             if (!sp || strchr(sp + 1, ' ')) {
-                free(cat.p);
+                free(cat.s);
                 return m2u_fail("model.merges[%d] \"%s\" is not two tokens separated by one space", index,
                                 e->valuestring);
             }
@@ -1363,21 +1348,21 @@ static int parse_model(m2u_tokenizer *tok, const cJSON *model) {
         }
         cat.n = 0;
         if (m2u_tj_put(&cat, a, al) || m2u_tj_put(&cat, b, bl)) {
-            free(cat.p);
+            free(cat.s);
             return -1;
         }
         int ia = str_map_find(&tok->vocab, a, al), ib = str_map_find(&tok->vocab, b, bl);
-        int inew = str_map_find(&tok->vocab, cat.p, cat.n);
+        int inew = str_map_find(&tok->vocab, cat.s, cat.n);
         if (ia < 0 || ib < 0 || inew < 0) {
             int rc = m2u_fail("model.merges[%d]: \"%.*s\" is not in the vocabulary", index,
-                              (int)(ia < 0 ? al : ib < 0 ? bl : cat.n), ia < 0 ? a : ib < 0 ? b : cat.p);
-            free(cat.p);
+                              (int)(ia < 0 ? al : ib < 0 ? bl : cat.n), ia < 0 ? a : ib < 0 ? b : cat.s);
+            free(cat.s);
             return rc;
         }
         pair_map_put(&tok->merges, ia, ib, rank++, inew);
         index++;
     }
-    free(cat.p);
+    free(cat.s);
     return 0;
 }
 

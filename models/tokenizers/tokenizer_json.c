@@ -382,7 +382,7 @@ void m2u_tj_replace_free(m2u_tj_replace *r) {
     *r = (m2u_tj_replace){0};
 }
 
-int m2u_tj_replace_apply(const m2u_tj_replace *op, const char *s, size_t n, m2u_tj_buf *out) {
+int m2u_tj_replace_apply(const m2u_tj_replace *op, const char *s, size_t n, m2u_strbuf *out) {
     size_t i = 0, last = 0;
     if (!op->run) {
         while (i + op->pat_len <= n) {

@@ -7,6 +7,7 @@
 #define M2U_TOKENIZER_JSON_H
 
 #include "m2u_error.h"
+#include "strbuf.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -82,25 +83,12 @@ typedef int (*m2u_tj_part_fn)(void *ctx, const cJSON *part, const char *type, co
 int m2u_tj_each_part(const cJSON *obj, const char *where, const char *list_key, const char *child_where,
                      m2u_tj_part_fn one, void *ctx);
 
-/* A growable byte string, NUL-terminated after its n bytes (the models' text buffers). */
-typedef struct {
-    char *p;
-    size_t n, cap;
-} m2u_tj_buf;
-/* append (inline: the models call it per character on their hot paths) */
-static inline int m2u_tj_put(m2u_tj_buf *b, const void *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return m2u_fail("out of memory (%zu bytes)", cap);
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
+/* The models' text buffers are models/core's one growable string (strbuf.h: s, n, cap, NUL-terminated
+ * after n bytes; reset with n = 0).  m2u_tj_put appends and turns its sticky out-of-memory flag into
+ * the usual -1 + m2u_fail, so the models' error paths stay as they were. */
+static inline int m2u_tj_put(m2u_strbuf *b, const void *s, size_t n) {
+    m2u_sb_put(b, n ? (const char *)s : "", n);
+    return b->oom ? m2u_fail("out of memory (text buffer of %zu bytes)", b->n + n) : 0;
 }
 
 /* A growable list of token ids. */
@@ -130,7 +118,7 @@ typedef struct {
     int rep_min, rep_max; /* run only */
 } m2u_tj_replace;
 int m2u_tj_parse_replace(const cJSON *obj, const char *where, bool allow_regex, m2u_tj_replace *out);
-int m2u_tj_replace_apply(const m2u_tj_replace *r, const char *s, size_t n, m2u_tj_buf *out);
+int m2u_tj_replace_apply(const m2u_tj_replace *r, const char *s, size_t n, m2u_strbuf *out);
 void m2u_tj_replace_free(m2u_tj_replace *r);
 
 /* Marks the place of the encoded text in a post-processor template. */

@@ -36,10 +36,8 @@
 
 /* ======================================================================== growable buffers */
 
-typedef m2u_tj_buf ubuf;
 
 
-typedef m2u_tj_ids idlist;
 
 
 /* A list of byte ranges of one buffer (the words of a piece). */
@@ -710,7 +708,7 @@ static const char *charsmap_transform(const norm_op *op, const char *chunk, size
     return r;
 }
 
-static int precompiled_apply(const norm_op *op, const char *s, size_t n, ubuf *out) {
+static int precompiled_apply(const norm_op *op, const char *s, size_t n, m2u_strbuf *out) {
     const unsigned char *us = (const unsigned char *)s;
     size_t g = 0;
     while (g < n) {
@@ -735,7 +733,7 @@ static int precompiled_apply(const norm_op *op, const char *s, size_t n, ubuf *o
 
 /* ======================================================================== normalizers */
 
-static int strip_apply(const norm_op *op, const char *s, size_t n, ubuf *out) {
+static int strip_apply(const norm_op *op, const char *s, size_t n, m2u_strbuf *out) {
     const unsigned char *us = (const unsigned char *)s;
     size_t a = 0, b = n;
     uint32_t cp;
@@ -756,7 +754,7 @@ static int strip_apply(const norm_op *op, const char *s, size_t n, ubuf *out) {
 }
 
 /* The whole normalizer chain on s[0..n) into out (cleared first); tmp is scratch. */
-static int normalize(const m2u_unigram *tok, const char *s, size_t n, ubuf *out, ubuf *tmp) {
+static int normalize(const m2u_unigram *tok, const char *s, size_t n, m2u_strbuf *out, m2u_strbuf *tmp) {
     out->n = 0;
     if (m2u_tj_put(out, s, n)) return -1;
     for (int k = 0; k < tok->n_norm; k++) {
@@ -765,12 +763,12 @@ static int normalize(const m2u_unigram *tok, const char *s, size_t n, ubuf *out,
         if (m2u_tj_put(tmp, "", 0)) return -1;
         int rc;
         switch (op->kind) {
-        case NORM_PRECOMPILED: rc = precompiled_apply(op, out->p, out->n, tmp); break;
-        case NORM_STRIP: rc = strip_apply(op, out->p, out->n, tmp); break;
-        default: rc = m2u_tj_replace_apply(&op->rep, out->p, out->n, tmp); break;
+        case NORM_PRECOMPILED: rc = precompiled_apply(op, out->s, out->n, tmp); break;
+        case NORM_STRIP: rc = strip_apply(op, out->s, out->n, tmp); break;
+        default: rc = m2u_tj_replace_apply(&op->rep, out->s, out->n, tmp); break;
         }
         if (rc) return -1;
-        ubuf t = *out;
+        m2u_strbuf t = *out;
         *out = *tmp;
         *tmp = t;
     }
@@ -780,12 +778,12 @@ static int normalize(const m2u_unigram *tok, const char *s, size_t n, ubuf *out,
 /* ======================================================================== pre-tokenizers */
 
 /* Apply one pre-tokenizer to every word of `in` (ranges of in_buf) into out / out_buf. */
-static int pretok_apply(const pre_op *op, const ubuf *in_buf, const spanlist *in, ubuf *out_buf, spanlist *out) {
+static int pretok_apply(const pre_op *op, const m2u_strbuf *in_buf, const spanlist *in, m2u_strbuf *out_buf, spanlist *out) {
     out_buf->n = 0;
     out->n = 0;
     if (m2u_tj_put(out_buf, "", 0)) return -1;
     for (size_t w = 0; w < in->n; w++) {
-        const char *s = in_buf->p + in->v[w].off;
+        const char *s = in_buf->s + in->v[w].off;
         size_t n = in->v[w].len;
         bool origin = in->v[w].at_origin;
         if (op->kind == PRE_WHITESPACE_SPLIT) {
@@ -824,7 +822,7 @@ static int pretok_apply(const pre_op *op, const ubuf *in_buf, const spanlist *in
             if (spans_push(out, off, len, origin)) return -1;
             continue;
         }
-        const char *t = out_buf->p + off;
+        const char *t = out_buf->s + off;
         size_t start = 0;
         for (size_t i = 1; i + rl <= len; i++) {
             if (memcmp(t + i, op->rep, rl) == 0) {
@@ -847,7 +845,7 @@ typedef struct {
 } best_node;
 
 typedef struct { /* per-call scratch, so encode stays const and thread-safe */
-    ubuf norm, tmp, buf_a, buf_b;
+    m2u_strbuf norm, tmp, buf_a, buf_b;
     spanlist words_a, words_b;
     best_node *best;
     size_t cap_best;
@@ -856,10 +854,10 @@ typedef struct { /* per-call scratch, so encode stays const and thread-safe */
 } work;
 
 static void work_free(work *w) {
-    free(w->norm.p);
-    free(w->tmp.p);
-    free(w->buf_a.p);
-    free(w->buf_b.p);
+    free(w->norm.s);
+    free(w->tmp.s);
+    free(w->buf_a.s);
+    free(w->buf_b.s);
     free(w->words_a.v);
     free(w->words_b.v);
     free(w->best);
@@ -867,7 +865,7 @@ static void work_free(work *w) {
 }
 
 /* Unigram::tokenize of one token string: its id, else byte fallback, else unk. */
-static int emit_token(const m2u_unigram *tok, const char *s, size_t n, idlist *out) {
+static int emit_token(const m2u_unigram *tok, const char *s, size_t n, m2u_tj_ids *out) {
     int32_t id = idmap_get(&tok->map, tok->pieces, s, n);
     if (id >= 0) return m2u_tj_ids_push(out, id);
     if (tok->byte_fallback) {
@@ -884,7 +882,7 @@ static int emit_token(const m2u_unigram *tok, const char *s, size_t n, idlist *o
 }
 
 /* Unigram::encode_optimized + tokenize on one word. */
-static int unigram_word(const m2u_unigram *tok, work *w, const char *s, size_t n, idlist *out) {
+static int unigram_word(const m2u_unigram *tok, work *w, const char *s, size_t n, m2u_tj_ids *out) {
     if (n == 0) return 0;
     if (n + 1 > w->cap_best) {
         best_node *b = realloc(w->best, (n + 1) * sizeof *b);
@@ -962,22 +960,22 @@ static int find_added(const m2u_unigram *tok, const char *s, size_t n, size_t fr
 }
 
 /* Normalise, pre-tokenise and tokenise one piece of raw text. */
-static int encode_piece(const m2u_unigram *tok, work *w, const char *s, size_t n, bool at_origin, idlist *out) {
+static int encode_piece(const m2u_unigram *tok, work *w, const char *s, size_t n, bool at_origin, m2u_tj_ids *out) {
     if (normalize(tok, s, n, &w->norm, &w->tmp)) return -1;
     if (w->norm.n == 0) return 0;
-    ubuf *cur_buf = &w->norm;
+    m2u_strbuf *cur_buf = &w->norm;
     spanlist *cur = &w->words_a;
     cur->n = 0;
     if (spans_push(cur, 0, w->norm.n, at_origin)) return -1;
     for (int k = 0; k < tok->n_pre; k++) {
-        ubuf *nb = cur_buf == &w->buf_a ? &w->buf_b : &w->buf_a;
+        m2u_strbuf *nb = cur_buf == &w->buf_a ? &w->buf_b : &w->buf_a;
         spanlist *nl = cur == &w->words_a ? &w->words_b : &w->words_a;
         if (pretok_apply(&tok->pre[k], cur_buf, cur, nb, nl)) return -1;
         cur_buf = nb;
         cur = nl;
     }
     for (size_t i = 0; i < cur->n; i++)
-        if (unigram_word(tok, w, cur_buf->p + cur->v[i].off, cur->v[i].len, out)) return -1;
+        if (unigram_word(tok, w, cur_buf->s + cur->v[i].off, cur->v[i].len, out)) return -1;
     return 0;
 }
 
@@ -995,7 +993,7 @@ static int encode_impl(const m2u_unigram *tok, const char *text, size_t len, int
     if (max_length != SIZE_MAX && max_length < n_special)
         return m2u_fail("m2u_unigram_encode: max_length %zu is below the %zu special tokens", max_length, n_special);
     work w = {0};
-    idlist seq = {0}, res = {0};
+    m2u_tj_ids seq = {0}, res = {0};
     int rc = 0;
     size_t pos = 0, from = 0, at;
     while (rc == 0) {
@@ -1046,14 +1044,14 @@ int m2u_unigram_normalize(const m2u_unigram *tok, const char *text, size_t len, 
     if (!tok || (!text && len)) return m2u_fail("m2u_unigram_normalize: bad arguments");
     size_t bad = m2u_utf8_valid_prefix((const unsigned char *)(text ? text : ""), len);
     if (bad != len) return m2u_fail("m2u_unigram_normalize: invalid UTF-8 at byte %zu", bad);
-    ubuf a = {0}, b = {0};
+    m2u_strbuf a = {0}, b = {0};
     int rc = normalize(tok, text ? text : "", len, &a, &b);
-    free(b.p);
+    free(b.s);
     if (rc) {
-        free(a.p);
+        free(a.s);
         return -1;
     }
-    *out = a.p;
+    *out = a.s;
     *out_len = a.n;
     return 0;
 }

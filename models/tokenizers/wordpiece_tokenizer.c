@@ -39,7 +39,6 @@ struct m2u_wordpiece {
 
 /* ---- growable buffers ---- */
 
-typedef m2u_tj_ids wp_ids;
 
 
 typedef struct {
@@ -160,7 +159,7 @@ static int32_t vocab_find(const m2u_wordpiece *tok, const char *s, size_t n) {
 /* ---- encoding ---- */
 
 /* WordPiece on one pre-token (UTF-8 word[0..n)), appending ids; buf has room for prefix + n. */
-static int wordpiece_word(const m2u_wordpiece *tok, const char *word, size_t n, char *buf, wp_ids *out) {
+static int wordpiece_word(const m2u_wordpiece *tok, const char *word, size_t n, char *buf, m2u_tj_ids *out) {
     size_t chars = 0;
     for (size_t i = 0; i < n; i += (size_t)m2u_utf8_len((unsigned char)word[i])) chars++;
     if (chars > (size_t)tok->max_chars) return m2u_tj_ids_push(out, tok->unk_id);
@@ -195,7 +194,7 @@ static bool is_punct(uint32_t c) { return IN_TABLE(BERT_U_PUNCT, c); }
 
 /* Normalize, pre-tokenize and WordPiece one stretch of text without added tokens. */
 static int encode_plain(const m2u_wordpiece *tok, const char *s, size_t n, wp_cps *cps, char **buf, size_t *buf_cap,
-                        wp_ids *out) {
+                        m2u_tj_ids *out) {
     cps->n = 0;
     if (normalize_cps(tok, s, n, cps)) return -1;
     size_t need = tok->prefix_len + 4 * cps->n + 1;
@@ -241,7 +240,7 @@ int m2u_wordpiece_encode(const m2u_wordpiece *tok, const char *text, size_t len,
     *n_ids = 0;
     size_t bad = m2u_utf8_valid_prefix((const unsigned char *)text, len);
     if (bad != len) return m2u_fail("wordpiece: invalid UTF-8 at byte %zu", bad);
-    wp_ids body = {0}, res = {0};
+    m2u_tj_ids body = {0}, res = {0};
     wp_cps cps = {0};
     char *buf = NULL;
     size_t buf_cap = 0, seg = 0, at = 0;
