@@ -47,14 +47,6 @@
 
 
 
-static char *dup_n(const char *s, size_t n) {
-    char *d = malloc(n + 1);
-    if (!d) return NULL;
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
 /* ======================================================================== hash tables */
 
 static uint64_t hash_bytes(const char *s, size_t n) {
@@ -250,7 +242,7 @@ static int added_list_push(added_list *l, const added_token *t) {
         l->cap = cap;
     }
     added_token c = *t;
-    c.content = dup_n(t->content, t->len);
+    c.content = m2u_tj_dup(t->content, t->len);
     if (!c.content) return m2u_fail("out of memory (added tokens)");
     l->v[l->n++] = c;
     return 0;
@@ -605,13 +597,7 @@ int m2u_tokenizer_encode(const m2u_tokenizer *tok, const char *text, size_t len,
     m2u_tj_ids seq = {0}, res = {0};
     int rc = encode_text(tok, &w, text ? text : "", len, &seq);
     if (rc == 0 && add_special && tok->has_template) {
-        for (int i = 0; i < tok->n_tpl && rc == 0; i++) {
-            if (tok->tpl[i] == TPL_SEQUENCE) {
-                for (size_t k = 0; k < seq.n && rc == 0; k++) rc = m2u_tj_ids_push(&res, seq.v[k]);
-            } else {
-                rc = m2u_tj_ids_push(&res, tok->tpl[i]);
-            }
-        }
+        rc = m2u_tj_apply_template(tok->tpl, tok->n_tpl, seq.v, seq.n, &res);
         free(seq.v);
         seq = res;
     }
@@ -749,14 +735,6 @@ void m2u_tokenizer_free(m2u_tokenizer *tok) {
 
 
 
-static int get_index(const cJSON *j, int64_t max, int32_t *out) {
-    if (!cJSON_IsNumber(j)) return -1;
-    double v = j->valuedouble;
-    if (!(v >= 0 && v < (double)max) || v != (double)(int64_t)v) return -1;
-    *out = (int32_t)v;
-    return 0;
-}
-
 static int parse_post_processor(m2u_tokenizer *tok, const cJSON *p) {
     int n_seq;
     if (m2u_tj_parse_template(p, MAX_TOKEN_ID, &tok->tpl, &tok->n_tpl, &n_seq)) return -1;
@@ -785,7 +763,7 @@ static int parse_model(m2u_tokenizer *tok, const cJSON *model) {
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
     if (!m2u_tj_null(unk)) {
         if (!cJSON_IsString(unk)) return m2u_fail("model.unk_token must be a string or null");
-        tok->unk_token = dup_n(unk->valuestring, strlen(unk->valuestring));
+        tok->unk_token = m2u_tj_dup(unk->valuestring, strlen(unk->valuestring));
         if (!tok->unk_token) return m2u_fail("out of memory");
     }
 
@@ -800,7 +778,7 @@ static int parse_model(m2u_tokenizer *tok, const cJSON *model) {
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
         int32_t id;
-        if (get_index(e, MAX_TOKEN_ID, &id))
+        if (m2u_tj_index(e, MAX_TOKEN_ID, &id))
             return m2u_fail("model.vocab[\"%s\"]: id must be an integer in [0, 2^26)", e->string);
         if (m2u_utf8_valid_prefix((const unsigned char *)e->string, strlen(e->string)) != strlen(e->string))
             return m2u_fail("model.vocab: a token is not valid UTF-8");

@@ -61,6 +61,11 @@ typedef int32_t (*m2u_tj_model_id)(const void *ctx, const char *s, size_t n);
 int m2u_tj_parse_added(const cJSON *list, m2u_tj_model_id model_id, const void *ctx, int32_t n_model,
                        bool normalized_default, m2u_tj_added **out, int *n_out);
 
+/* s[0..n) as a malloc'ed NUL-terminated string, or NULL when out of memory. */
+char *m2u_tj_dup(const char *s, size_t n);
+/* A JSON integer in [0, max) into *out: 0, or -1 (nothing reported) when j is anything else. */
+int m2u_tj_index(const cJSON *j, int64_t max, int32_t *out);
+
 /* A string field that must be exactly one valid UTF-8 character: its code point. */
 int m2u_tj_char(const cJSON *obj, const char *key, const char *where, uint32_t *cp);
 
@@ -130,5 +135,8 @@ void m2u_tj_replace_free(m2u_tj_replace *r);
  * post_processor type is refused; callers handle null and their own extra types first.
  * *tpl is malloc'ed (caller frees), *n_tpl entries, *n_seq Sequence pieces among them. */
 int m2u_tj_parse_template(const cJSON *p, int64_t id_limit, int32_t **tpl, int *n_tpl, int *n_seq);
+/* Apply a template to seq[0..n_seq): each of its ids appended to out, each M2U_TJ_TPL_SEQUENCE
+ * replaced by the sequence.  tpl NULL: the sequence alone. */
+int m2u_tj_apply_template(const int32_t *tpl, int n_tpl, const int32_t *seq, size_t n_seq, m2u_tj_ids *out);
 
 #endif

@@ -51,14 +51,6 @@ struct m2u_tj_dec_op {
     m2u_tj_prepend scheme; /* METASPACE */
 };
 
-static char *dup_n(const char *s, size_t n) {
-    char *d = malloc(n + 1);
-    if (!d) return NULL;
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
 /* Unicode White_Space: what Rust's regex \s matches (used by lstrip / rstrip). */
 static bool is_unicode_space(uint32_t c) {
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
@@ -870,7 +862,7 @@ static int parse_normalizer_one(void *ctx, const cJSON *n, const char *type, con
         if (!cJSON_IsString(p)) return m2u_fail("%s.prepend must be a string", where);
         op.kind = NORM_PREPEND;
         op.alen = strlen(p->valuestring);
-        op.a = dup_n(p->valuestring, op.alen);
+        op.a = m2u_tj_dup(p->valuestring, op.alen);
         if (!op.a) return m2u_fail("out of memory");
     } else if (!strcmp(type, "Replace") && (c->allowed & M2U_TJ_N_REPLACE)) {
         op.kind = NORM_REPLACE;
@@ -902,6 +894,24 @@ static int parse_normalizer_one(void *ctx, const cJSON *n, const char *type, con
     }
     if (rc) norm_op_free(&op);
     return rc;
+}
+
+int m2u_tj_normalize_text(const m2u_tj_normalizer *nz, const char *text, size_t len, char **out, size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    if (!text && len) return m2u_fail("normalize: bad arguments");
+    size_t bad = m2u_utf8_valid_prefix((const unsigned char *)(text ? text : ""), len);
+    if (bad != len) return m2u_fail("normalize: invalid UTF-8 at byte %zu", bad);
+    m2u_strbuf a = {0}, b = {0};
+    int rc = m2u_tj_normalize(nz, text ? text : "", len, &a, &b);
+    free(b.s);
+    if (rc) {
+        free(a.s);
+        return -1;
+    }
+    *out = a.s;
+    *out_len = a.n;
+    return 0;
 }
 
 int m2u_tj_parse_normalizer(const cJSON *obj, unsigned allowed, m2u_tj_normalizer *out) {
@@ -1223,14 +1233,6 @@ int m2u_tj_decode(const m2u_tj_decoder *d, m2u_tj_strlist *tokens, char **text, 
     return 0;
 }
 
-static int get_index(const cJSON *j, int64_t max, int32_t *out) {
-    if (!cJSON_IsNumber(j)) return -1;
-    double v = j->valuedouble;
-    if (!(v >= 0 && v < (double)max) || v != (double)(int64_t)v) return -1;
-    *out = (int32_t)v;
-    return 0;
-}
-
 typedef struct {
     m2u_tj_decoder *d;
     unsigned allowed;
@@ -1251,8 +1253,8 @@ static int parse_decoder_one(void *ctx, const cJSON *d, const char *type, const 
         int32_t start, stop;
         op.kind = DEC_STRIP;
         if (m2u_tj_char(d, "content", where, &op.ch)) return -1;
-        if (get_index(cJSON_GetObjectItemCaseSensitive(d, "start"), INT32_MAX, &start) ||
-            get_index(cJSON_GetObjectItemCaseSensitive(d, "stop"), INT32_MAX, &stop))
+        if (m2u_tj_index(cJSON_GetObjectItemCaseSensitive(d, "start"), INT32_MAX, &start) ||
+            m2u_tj_index(cJSON_GetObjectItemCaseSensitive(d, "stop"), INT32_MAX, &stop))
             return m2u_fail("%s.start/stop must be non-negative integers", where);
         op.start = (size_t)start;
         op.stop = (size_t)stop;
@@ -1303,7 +1305,7 @@ int m2u_tj_matcher_add(m2u_tj_matcher *m, const char *pat, size_t len, int32_t i
         m->pats = v;
         m->cap = cap;
     }
-    char *p = dup_n(pat, len);
+    char *p = m2u_tj_dup(pat, len);
     if (!p) return m2u_fail("out of memory (added tokens)");
     m->pats[m->n] = (m2u_tj_match_pat){p, len, id, m->n, single_word, lstrip, rstrip};
     m->n++;
@@ -1414,6 +1416,19 @@ int m2u_tj_find_matches(const m2u_tj_matcher *m, const char *s, size_t n, m2u_tj
         start_offset = stop;
     }
     if (start_offset != n && splits_push(out, start_offset, n, -1)) return -1;
+    return 0;
+}
+
+int m2u_tj_encode_pieces(const m2u_tj_matcher *m, const char *text, size_t len, m2u_tj_splits *splits,
+                         m2u_tj_piece_fn piece, void *ctx, m2u_tj_ids *out) {
+    if (m2u_tj_find_matches(m, text, len, splits)) return -1;
+    for (size_t i = 0; i < splits->n; i++) {
+        const m2u_tj_split *sp = &splits->v[i];
+        if (sp->stop <= sp->start) continue; /* empty pieces are dropped */
+        if (sp->id >= 0 ? m2u_tj_ids_push(out, sp->id)
+                        : piece(ctx, text + sp->start, sp->stop - sp->start, sp->start == 0, out))
+            return -1;
+    }
     return 0;
 }
 

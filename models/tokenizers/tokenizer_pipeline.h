@@ -42,6 +42,9 @@ int m2u_tj_parse_normalizer(const cJSON *obj, unsigned allowed, m2u_tj_normalize
  * scratch.  Neither may alias s. */
 int m2u_tj_normalize(const m2u_tj_normalizer *nz, const char *s, size_t n, m2u_strbuf *out, m2u_strbuf *tmp);
 void m2u_tj_normalizer_free(m2u_tj_normalizer *nz);
+/* The models' normalize(): text[0..len) (valid UTF-8, else refused) normalised into *out (malloc'ed,
+ * NUL-terminated; caller frees), *out_len bytes. */
+int m2u_tj_normalize_text(const m2u_tj_normalizer *nz, const char *text, size_t len, char **out, size_t *out_len);
 
 /* ======================================================================== pre-tokenizers */
 
@@ -150,6 +153,13 @@ typedef struct {
 /* AddedVocabulary::find_matches: cut s[0..n) into plain pieces and added tokens (out cleared
  * first; may hold empty pieces, which callers skip). */
 int m2u_tj_find_matches(const m2u_tj_matcher *m, const char *s, size_t n, m2u_tj_splits *out);
+
+/* Encode text[0..len) as the reference's encode_single_sequence does around a model: cut it on the
+ * added tokens (m2u_tj_find_matches into *splits, the caller's scratch), push each token's id, and
+ * run piece(ctx, ...) on each non-empty plain piece in between (at_origin: it starts the text). */
+typedef int (*m2u_tj_piece_fn)(void *ctx, const char *s, size_t n, bool at_origin, m2u_tj_ids *out);
+int m2u_tj_encode_pieces(const m2u_tj_matcher *m, const char *text, size_t len, m2u_tj_splits *splits,
+                         m2u_tj_piece_fn piece, void *ctx, m2u_tj_ids *out);
 
 /* Refuse the added-token flags a model does not match by (the Unigram and WordPiece models match
  * added tokens on the raw text only, as their checked files do): names the entry and the flag. */

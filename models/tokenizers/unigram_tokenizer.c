@@ -205,8 +205,15 @@ static int unigram_word(const m2u_unigram *tok, work *w, const char *s, size_t n
 
 /* ======================================================================== encode */
 
-/* Normalise, pre-tokenise and tokenise one piece of raw text. */
-static int encode_piece(const m2u_unigram *tok, work *w, const char *s, size_t n, bool at_origin, m2u_tj_ids *out) {
+typedef struct {
+    const m2u_unigram *tok;
+    work *w;
+} piece_ctx;
+
+/* Normalise, pre-tokenise and tokenise one piece of raw text (an m2u_tj_piece_fn). */
+static int encode_piece(void *ctx, const char *s, size_t n, bool at_origin, m2u_tj_ids *out) {
+    const m2u_unigram *tok = ((piece_ctx *)ctx)->tok;
+    work *w = ((piece_ctx *)ctx)->w;
     if (m2u_tj_normalize(&tok->norm, s, n, &w->norm, &w->tmp)) return -1;
     const char *text;
     const m2u_tj_words *words;
@@ -231,23 +238,11 @@ static int encode_impl(const m2u_unigram *tok, const char *text, size_t len, int
         return m2u_fail("m2u_unigram_encode: max_length %zu is below the %zu special tokens", max_length, n_special);
     work w = {0};
     m2u_tj_ids seq = {0}, res = {0};
-    int rc = 0;
-    rc = m2u_tj_find_matches(&tok->added, text, len, &w.splits);
-    for (size_t i = 0; i < w.splits.n && rc == 0; i++) {
-        const m2u_tj_split *sp = &w.splits.v[i];
-        if (sp->stop <= sp->start) continue; /* empty pieces are dropped */
-        rc = sp->id >= 0 ? m2u_tj_ids_push(&seq, sp->id)
-                         : encode_piece(tok, &w, text + sp->start, sp->stop - sp->start, sp->start == 0, &seq);
-    }
+    piece_ctx ctx = {tok, &w};
+    int rc = m2u_tj_encode_pieces(&tok->added, text, len, &w.splits, encode_piece, &ctx, &seq);
     if (max_length != SIZE_MAX && seq.n > max_length - n_special) seq.n = max_length - n_special;
     if (rc == 0 && templ) {
-        for (int i = 0; i < tok->n_tpl && rc == 0; i++) {
-            if (tok->tpl[i] != TPL_SEQ) {
-                rc = m2u_tj_ids_push(&res, tok->tpl[i]);
-                continue;
-            }
-            for (size_t j = 0; j < seq.n && rc == 0; j++) rc = m2u_tj_ids_push(&res, seq.v[j]);
-        }
+        rc = m2u_tj_apply_template(tok->tpl, tok->n_tpl, seq.v, seq.n, &res);
         free(seq.v);
         seq = res;
     }
@@ -276,19 +271,8 @@ int m2u_unigram_encode_truncated(const m2u_unigram *tok, const char *text, size_
 int m2u_unigram_normalize(const m2u_unigram *tok, const char *text, size_t len, char **out, size_t *out_len) {
     *out = NULL;
     *out_len = 0;
-    if (!tok || (!text && len)) return m2u_fail("m2u_unigram_normalize: bad arguments");
-    size_t bad = m2u_utf8_valid_prefix((const unsigned char *)(text ? text : ""), len);
-    if (bad != len) return m2u_fail("m2u_unigram_normalize: invalid UTF-8 at byte %zu", bad);
-    m2u_strbuf a = {0}, b = {0};
-    int rc = m2u_tj_normalize(&tok->norm, text ? text : "", len, &a, &b);
-    free(b.s);
-    if (rc) {
-        free(a.s);
-        return -1;
-    }
-    *out = a.s;
-    *out_len = a.n;
-    return 0;
+    if (!tok) return m2u_fail("m2u_unigram_normalize: bad arguments");
+    return m2u_tj_normalize_text(&tok->norm, text, len, out, out_len);
 }
 
 /* ======================================================================== accessors */
@@ -339,23 +323,6 @@ void m2u_unigram_free(m2u_unigram *tok) {
 
 /* Optional boolean: absent/null leaves *out as it is. */
 
-static bool json_id(const cJSON *j, int64_t limit, int32_t *out) {
-    if (!cJSON_IsNumber(j)) return false;
-    double v = j->valuedouble;
-    if (!(v >= 0 && v < (double)limit) || v != floor(v)) return false;
-    *out = (int32_t)v;
-    return true;
-}
-
-static char *copy_n(const char *s, size_t n) {
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
 static int parse_post_processor(m2u_unigram *tok, const cJSON *p) {
     int n_seq;
     if (m2u_tj_parse_template(p, INT32_MAX, &tok->tpl, &tok->n_tpl, &n_seq)) return -1;
@@ -389,7 +356,7 @@ static int parse_model(m2u_unigram *tok, const cJSON *model) {
         if (m2u_utf8_valid_prefix((const unsigned char *)s->valuestring, len) != len)
             return m2u_fail("model.vocab[%d]: piece is not valid UTF-8", id);
         piece *p = &tok->pieces[id];
-        p->s = copy_n(s->valuestring, len);
+        p->s = m2u_tj_dup(s->valuestring, len);
         if (!p->s) return m2u_fail("out of memory");
         p->len = (uint32_t)len;
         p->score = sc->valuedouble;
@@ -407,7 +374,7 @@ static int parse_model(m2u_unigram *tok, const cJSON *model) {
     tok->unk_id = -1;
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_id");
     if (!m2u_tj_null(unk)) {
-        if (!json_id(unk, INT32_MAX, &tok->unk_id)) return m2u_fail("model.unk_id must be a non-negative integer or null");
+        if (m2u_tj_index(unk, INT32_MAX, &tok->unk_id)) return m2u_fail("model.unk_id must be a non-negative integer or null");
         if (n == 0) return m2u_fail("model.vocab is empty but unk_id is set");
         if (tok->unk_id >= n) return m2u_fail("model.unk_id %d is outside the vocabulary (%d pieces)", tok->unk_id, n);
     }

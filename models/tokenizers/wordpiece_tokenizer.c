@@ -92,8 +92,15 @@ typedef struct { /* per-call scratch */
     size_t buf_cap;
 } work;
 
-/* Normalize, pre-tokenize and WordPiece one stretch of text without added tokens. */
-static int encode_piece(const m2u_wordpiece *tok, work *w, const char *s, size_t n, bool at_origin, m2u_tj_ids *out) {
+typedef struct {
+    const m2u_wordpiece *tok;
+    work *w;
+} piece_ctx;
+
+/* Normalize, pre-tokenize and WordPiece one stretch of text without added tokens (an m2u_tj_piece_fn). */
+static int encode_piece(void *ctx, const char *s, size_t n, bool at_origin, m2u_tj_ids *out) {
+    const m2u_wordpiece *tok = ((piece_ctx *)ctx)->tok;
+    work *w = ((piece_ctx *)ctx)->w;
     if (m2u_tj_normalize(&tok->norm, s, n, &w->norm, &w->tmp)) return -1;
     size_t need = tok->prefix_len + w->norm.n + 1; /* every word is a part of the normalized text */
     if (need > w->buf_cap) {
@@ -117,28 +124,14 @@ int m2u_wordpiece_encode(const m2u_wordpiece *tok, const char *text, size_t len,
     if (bad != len) return m2u_fail("wordpiece: invalid UTF-8 at byte %zu", bad);
     m2u_tj_ids body = {0}, res = {0};
     work w = {0};
-    int rc = m2u_tj_find_matches(&tok->added, text, len, &w.splits);
-    for (size_t i = 0; i < w.splits.n && !rc; i++) {
-        const m2u_tj_split *sp = &w.splits.v[i];
-        if (sp->stop <= sp->start) continue; /* empty pieces are dropped */
-        rc = sp->id >= 0 ? m2u_tj_ids_push(&body, sp->id)
-                         : encode_piece(tok, &w, text + sp->start, sp->stop - sp->start, sp->start == 0, &body);
-    }
+    piece_ctx ctx = {tok, &w};
+    int rc = m2u_tj_encode_pieces(&tok->added, text, len, &w.splits, encode_piece, &ctx, &body);
     if (!rc) {
         size_t keep = body.n;
         size_t special = add_special ? (size_t)m2u_wordpiece_n_special(tok) : 0;
         if (max_length > 0 && keep + special > max_length) keep = max_length > special ? max_length - special : 0;
-        if (add_special && tok->n_tpl) {
-            for (int k = 0; !rc && k < tok->n_tpl; k++) {
-                if (tok->tpl[k] != TPL_SEQUENCE) {
-                    rc = m2u_tj_ids_push(&res, tok->tpl[k]);
-                    continue;
-                }
-                for (size_t j = 0; !rc && j < keep; j++) rc = m2u_tj_ids_push(&res, body.v[j]);
-            }
-        } else {
-            for (size_t j = 0; !rc && j < keep; j++) rc = m2u_tj_ids_push(&res, body.v[j]);
-        }
+        bool tpl = add_special && tok->n_tpl;
+        rc = m2u_tj_apply_template(tpl ? tok->tpl : NULL, tok->n_tpl, body.v, keep, &res);
         if (!rc && !res.v) rc = m2u_tj_ids_push(&res, 0), res.n = 0;
     }
     free(body.v);
@@ -157,19 +150,7 @@ int m2u_wordpiece_encode(const m2u_wordpiece *tok, const char *text, size_t len,
 }
 
 int m2u_wordpiece_normalize(const m2u_wordpiece *tok, const char *text, size_t len, char **out, size_t *out_len) {
-    *out = NULL;
-    size_t bad = m2u_utf8_valid_prefix((const unsigned char *)text, len);
-    if (bad != len) return m2u_fail("wordpiece: invalid UTF-8 at byte %zu", bad);
-    m2u_strbuf a = {0}, b = {0};
-    int rc = m2u_tj_normalize(&tok->norm, text, len, &a, &b);
-    free(b.s);
-    if (rc) {
-        free(a.s);
-        return -1;
-    }
-    *out = a.s;
-    *out_len = a.n;
-    return 0;
+    return m2u_tj_normalize_text(&tok->norm, text, len, out, out_len);
 }
 
 int m2u_wordpiece_vocab_size(const m2u_wordpiece *tok) { return tok ? tok->n_vocab : 0; }
