@@ -1,8 +1,9 @@
 /* The tokenizer.json pieces the three tokenizer models share (BPE: tokenizer.c, Unigram:
  * unigram_tokenizer.c, WordPiece: wordpiece_tokenizer.c), as llama.cpp's single vocabulary serves
- * its models: the JSON field readers with one message style, and the added_tokens list with
- * Hugging Face's id rule.  (The first step of one shared pipeline: normalizers, pre-tokenizers and
- * decoders are still parsed by each model.)  Library code: errors via m2u_fail, nothing printed. */
+ * its models: the JSON field readers with one message style, the added_tokens list with Hugging
+ * Face's id rule, the post-processor template, Metaspace's parameters and the Replace operation.
+ * The pipeline built from them (normalizers, pre-tokenizers, decoders, the added-token matcher) is
+ * tokenizer_pipeline.h.  Library code: errors via m2u_fail, nothing printed. */
 #ifndef M2U_TOKENIZER_JSON_H
 #define M2U_TOKENIZER_JSON_H
 
