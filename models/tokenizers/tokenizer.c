@@ -290,7 +290,7 @@ static int refresh_added(m2u_tokenizer *tok) {
             plen = nb.n;
         }
         rc = m2u_tj_matcher_add(t->normalized ? &tok->split_norm : &tok->split_raw, pat, plen, id,
-                                r && r->single_word, r && r->lstrip, r && r->rstrip);
+                                r && r->special, r && r->single_word, r && r->lstrip, r && r->rstrip);
     }
     free(nb.s);
     free(tmp.s);
@@ -629,23 +629,19 @@ int m2u_tokenizer_decode(const m2u_tokenizer *tok, const int32_t *ids, size_t n_
     return m2u_tokenizer_decode_n(tok, ids, n_ids, skip_special, text, &len);
 }
 
+static const char *token_of(const void *ctx, int32_t id, bool *special) {
+    const m2u_tokenizer *tok = ctx;
+    const char *t = m2u_tokenizer_id_to_token(tok, id);
+    *special = t && str_map_find(&tok->special_set, t, strlen(t)) >= 0;
+    return t;
+}
+
 int m2u_tokenizer_decode_n(const m2u_tokenizer *tok, const int32_t *ids, size_t n_ids, int skip_special, char **text,
                            size_t *len) {
     *text = NULL;
     *len = 0;
-    if (!tok || (!ids && n_ids)) return m2u_fail("m2u_tokenizer_decode: bad arguments");
-    m2u_tj_strlist a = {0};
-    int rc = 0;
-    for (size_t i = 0; i < n_ids && rc == 0; i++) {
-        const char *t = m2u_tokenizer_id_to_token(tok, ids[i]);
-        if (!t) continue; /* unknown ids are skipped, as the reference does */
-        size_t n = strlen(t);
-        if (skip_special && str_map_find(&tok->special_set, t, n) >= 0) continue;
-        rc = m2u_tj_strlist_add(&a, t, n);
-    }
-    if (rc == 0) rc = m2u_tj_decode(&tok->dec, &a, text, len);
-    m2u_tj_strlist_free(&a);
-    return rc;
+    if (!tok) return m2u_fail("m2u_tokenizer_decode: bad arguments");
+    return m2u_tj_decode_ids(&tok->dec, ids, n_ids, skip_special, token_of, tok, text, len);
 }
 
 /* ======================================================================== small accessors */

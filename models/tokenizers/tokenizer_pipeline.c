@@ -41,7 +41,7 @@ struct m2u_tj_pre_op {
     m2u_tj_metaspace ms; /* METASPACE */
 };
 
-typedef enum { DEC_REPLACE, DEC_BYTE_FALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE } dec_kind;
+typedef enum { DEC_REPLACE, DEC_BYTE_FALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE, DEC_WORDPIECE } dec_kind;
 
 struct m2u_tj_dec_op {
     dec_kind kind;
@@ -49,6 +49,9 @@ struct m2u_tj_dec_op {
     uint32_t ch;           /* STRIP: content char; METASPACE: replacement */
     size_t start, stop;    /* STRIP */
     m2u_tj_prepend scheme; /* METASPACE */
+    char *prefix;          /* WORDPIECE: the continuing-subword prefix */
+    size_t prefix_len;
+    bool cleanup; /* WORDPIECE */
 };
 
 /* Unicode White_Space: what Rust's regex \s matches (used by lstrip / rstrip). */
@@ -1132,6 +1135,43 @@ static int flush_bytes(strlist *out, const unsigned char *bytes, size_t nb) {
     return 0;
 }
 
+/* tokenizers' decoders::wordpiece::cleanup on the last string of l: each pair replaced in turn,
+ * every non-overlapping occurrence from the left (Rust's str::replace). */
+static int wordpiece_cleanup(strlist *l) {
+    static const char *const pairs[][2] = {{" .", "."},        {" ?", "?"},    {" !", "!"},     {" ,", ","},
+                                           {" ' ", "'"},       {" n't", "n't"}, {" 'm", "'m"},   {" do not", " don't"},
+                                           {" 's", "'s"},      {" 've", "'ve"}, {" 're", "'re"}};
+    m2u_tj_span *last = &l->s[l->n - 1];
+    m2u_strbuf a = {0}, b = {0};
+    int rc = m2u_tj_put(&a, l->b.s + last->off, last->len);
+    for (size_t k = 0; k < sizeof pairs / sizeof pairs[0] && rc == 0; k++) {
+        size_t pl = strlen(pairs[k][0]), i = 0, from = 0;
+        b.n = 0;
+        rc = m2u_tj_put(&b, "", 0);
+        while (rc == 0 && i + pl <= a.n) {
+            if (memcmp(a.s + i, pairs[k][0], pl) == 0) {
+                rc = m2u_tj_put(&b, a.s + from, i - from) || m2u_tj_put(&b, pairs[k][1], strlen(pairs[k][1]));
+                i += pl;
+                from = i;
+            } else {
+                i++;
+            }
+        }
+        if (rc == 0) rc = m2u_tj_put(&b, a.s + from, a.n - from);
+        m2u_strbuf t = a;
+        a = b;
+        b = t;
+    }
+    if (rc == 0) { /* the string is the buffer's tail: rewrite it in place */
+        l->b.n = last->off;
+        rc = m2u_tj_put(&l->b, a.s, a.n);
+        last->len = a.n;
+    }
+    free(a.s);
+    free(b.s);
+    return rc;
+}
+
 static int apply_decoder(const m2u_tj_dec_op *op, const strlist *in, strlist *out) {
     switch (op->kind) {
     case DEC_REPLACE:
@@ -1198,6 +1238,21 @@ static int apply_decoder(const m2u_tj_dec_op *op, const strlist *in, strlist *ou
         }
         return 0;
     }
+    case DEC_WORDPIECE:
+        for (size_t i = 0; i < in->n; i++) {
+            const char *s = sl_str(in, i);
+            size_t n = in->s[i].len;
+            if (sl_open(out)) return -1;
+            if (i > 0) { /* a continuation loses its prefix (once); any other token gets a space */
+                bool cont = n >= op->prefix_len && memcmp(s, op->prefix, op->prefix_len) == 0;
+                if (cont) s += op->prefix_len, n -= op->prefix_len;
+                else if (m2u_tj_put(&out->b, " ", 1)) return -1;
+            }
+            if (m2u_tj_put(&out->b, s, n)) return -1;
+            sl_close(out);
+            if (op->cleanup && wordpiece_cleanup(out)) return -1;
+        }
+        return 0;
     }
     return m2u_fail("unknown decoder");
 }
@@ -1233,13 +1288,31 @@ int m2u_tj_decode(const m2u_tj_decoder *d, m2u_tj_strlist *tokens, char **text, 
     return 0;
 }
 
+int m2u_tj_decode_ids(const m2u_tj_decoder *d, const int32_t *ids, size_t n_ids, int skip_special,
+                      m2u_tj_token_fn token, const void *ctx, char **text, size_t *len) {
+    *text = NULL;
+    *len = 0;
+    if (!ids && n_ids) return m2u_fail("decode: bad arguments");
+    m2u_tj_strlist a = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n_ids && rc == 0; i++) {
+        bool special = false;
+        const char *t = token(ctx, ids[i], &special);
+        if (!t || (skip_special && special)) continue; /* unknown ids are skipped, as the reference does */
+        rc = m2u_tj_strlist_add(&a, t, strlen(t));
+    }
+    if (rc == 0) rc = m2u_tj_decode(d, &a, text, len);
+    m2u_tj_strlist_free(&a);
+    return rc;
+}
+
 typedef struct {
     m2u_tj_decoder *d;
     unsigned allowed;
 } dec_ctx;
 
 static int parse_decoder_one(void *ctx, const cJSON *d, const char *type, const char *where) {
-    static const char *const names[] = {"Replace", "ByteFallback", "Fuse", "Strip", "Metaspace"};
+    static const char *const names[] = {"Replace", "ByteFallback", "Fuse", "Strip", "Metaspace", "WordPiece"};
     const dec_ctx *c = ctx;
     m2u_tj_dec_op op = {0};
     if (!strcmp(type, "Replace") && (c->allowed & M2U_TJ_D_REPLACE)) {
@@ -1264,14 +1337,23 @@ static int parse_decoder_one(void *ctx, const cJSON *d, const char *type, const 
         if (m2u_tj_parse_metaspace(d, where, &ms)) return -1;
         op.ch = ms.cp;
         op.scheme = ms.scheme;
+    } else if (!strcmp(type, "WordPiece") && (c->allowed & M2U_TJ_D_WORDPIECE)) {
+        op.kind = DEC_WORDPIECE;
+        const char *prefix = "##"; /* the reference's defaults */
+        op.cleanup = true;
+        if (m2u_tj_str(d, "prefix", where, &prefix) || m2u_tj_bool(d, "cleanup", where, &op.cleanup)) return -1;
+        op.prefix_len = strlen(prefix);
+        op.prefix = m2u_tj_dup(prefix, op.prefix_len);
+        if (!op.prefix) return m2u_fail("out of memory");
     } else {
         char buf[160];
         return m2u_fail("%s: type \"%s\" is not supported (only %s)", where, type,
-                        only_list(c->allowed, names, 5, buf, sizeof buf));
+                        only_list(c->allowed, names, 6, buf, sizeof buf));
     }
     m2u_tj_dec_op *v = realloc(c->d->ops, (size_t)(c->d->n + 1) * sizeof *v);
     if (!v) {
         m2u_tj_replace_free(&op.rep);
+        free(op.prefix);
         return m2u_fail("out of memory");
     }
     c->d->ops = v;
@@ -1288,15 +1370,18 @@ int m2u_tj_parse_decoder(const cJSON *obj, unsigned allowed, m2u_tj_decoder *out
 }
 
 void m2u_tj_decoder_free(m2u_tj_decoder *d) {
-    for (int k = 0; k < d->n; k++) m2u_tj_replace_free(&d->ops[k].rep);
+    for (int k = 0; k < d->n; k++) {
+        m2u_tj_replace_free(&d->ops[k].rep);
+        free(d->ops[k].prefix);
+    }
     free(d->ops);
     *d = (m2u_tj_decoder){0};
 }
 
 /* ======================================================================== added tokens */
 
-int m2u_tj_matcher_add(m2u_tj_matcher *m, const char *pat, size_t len, int32_t id, bool single_word, bool lstrip,
-                       bool rstrip) {
+int m2u_tj_matcher_add(m2u_tj_matcher *m, const char *pat, size_t len, int32_t id, bool special, bool single_word,
+                       bool lstrip, bool rstrip) {
     if (len == 0) return 0;
     if (m->n == m->cap) {
         int cap = m->cap ? 2 * m->cap : 8;
@@ -1307,7 +1392,7 @@ int m2u_tj_matcher_add(m2u_tj_matcher *m, const char *pat, size_t len, int32_t i
     }
     char *p = m2u_tj_dup(pat, len);
     if (!p) return m2u_fail("out of memory (added tokens)");
-    m->pats[m->n] = (m2u_tj_match_pat){p, len, id, m->n, single_word, lstrip, rstrip};
+    m->pats[m->n] = (m2u_tj_match_pat){p, len, id, m->n, special, single_word, lstrip, rstrip};
     m->n++;
     return 0;
 }

@@ -91,6 +91,7 @@ enum {
     M2U_TJ_D_FUSE = 1 << 2,
     M2U_TJ_D_STRIP = 1 << 3,
     M2U_TJ_D_METASPACE = 1 << 4,
+    M2U_TJ_D_WORDPIECE = 1 << 5, /* prefix, cleanup */
 };
 
 typedef struct m2u_tj_dec_op m2u_tj_dec_op;
@@ -116,6 +117,12 @@ void m2u_tj_strlist_free(m2u_tj_strlist *l);
  * the result: *text malloc'ed (caller frees), *len its byte length. */
 int m2u_tj_decode(const m2u_tj_decoder *d, m2u_tj_strlist *tokens, char **text, size_t *len);
 void m2u_tj_decoder_free(m2u_tj_decoder *d);
+/* A model's id -> token string (NULL: unknown id, skipped as the reference does); *special: the
+ * token is a special added token (skipped when asked). */
+typedef const char *(*m2u_tj_token_fn)(const void *ctx, int32_t id, bool *special);
+/* tokenizers' Tokenizer::decode: ids to token strings, then m2u_tj_decode. */
+int m2u_tj_decode_ids(const m2u_tj_decoder *d, const int32_t *ids, size_t n_ids, int skip_special,
+                      m2u_tj_token_fn token, const void *ctx, char **text, size_t *len);
 
 /* ======================================================================== added tokens */
 
@@ -126,6 +133,7 @@ typedef struct {
     size_t len;
     int32_t id;
     int order; /* insertion order: breaks ties between equal patterns like the automaton does */
+    bool special; /* not used to match: the models' decode skips special tokens when asked */
     bool single_word, lstrip, rstrip;
 } m2u_tj_match_pat;
 
@@ -136,8 +144,8 @@ typedef struct {
 } m2u_tj_matcher;
 
 /* Add a pattern (an empty one is ignored: it matches nothing useful); index once all are added. */
-int m2u_tj_matcher_add(m2u_tj_matcher *m, const char *pat, size_t len, int32_t id, bool single_word, bool lstrip,
-                       bool rstrip);
+int m2u_tj_matcher_add(m2u_tj_matcher *m, const char *pat, size_t len, int32_t id, bool special, bool single_word,
+                       bool lstrip, bool rstrip);
 void m2u_tj_matcher_index(m2u_tj_matcher *m);
 void m2u_tj_matcher_free(m2u_tj_matcher *m);
 

@@ -94,6 +94,7 @@ struct m2u_unigram {
 
     m2u_tj_normalizer norm;
     m2u_tj_pretokenizer pre;
+    m2u_tj_decoder dec;
     bool has_template;
     int32_t *tpl;
     int n_tpl;
@@ -296,6 +297,24 @@ const char *m2u_unigram_id_to_token(const m2u_unigram *tok, int id) {
     return id < tok->n_pieces ? tok->pieces[id].s : NULL;
 }
 
+static const char *token_of(const void *ctx, int32_t id, bool *special) {
+    const m2u_unigram *tok = ctx;
+    for (int k = 0; k < tok->added.n; k++)
+        if (tok->added.pats[k].id == id) {
+            *special = tok->added.pats[k].special;
+            return tok->added.pats[k].pat;
+        }
+    return id >= 0 && id < tok->n_pieces ? tok->pieces[id].s : NULL;
+}
+
+int m2u_unigram_decode(const m2u_unigram *tok, const int32_t *ids, size_t n_ids, int skip_special, char **text,
+                       size_t *len) {
+    *text = NULL;
+    *len = 0;
+    if (!tok) return m2u_fail("m2u_unigram_decode: bad arguments");
+    return m2u_tj_decode_ids(&tok->dec, ids, n_ids, skip_special, token_of, tok, text, len);
+}
+
 int m2u_unigram_eos_id(const m2u_unigram *tok) {
     if (!tok) return -1;
     if (tok->has_template && tok->n_tpl >= 2 && tok->tpl[tok->n_tpl - 2] == TPL_SEQ) return tok->tpl[tok->n_tpl - 1];
@@ -315,6 +334,7 @@ void m2u_unigram_free(m2u_unigram *tok) {
     m2u_tj_matcher_free(&tok->added);
     m2u_tj_normalizer_free(&tok->norm);
     m2u_tj_pretokenizer_free(&tok->pre);
+    m2u_tj_decoder_free(&tok->dec);
     free(tok->tpl);
     free(tok);
 }
@@ -399,7 +419,7 @@ static int parse_added_tokens(m2u_unigram *tok, const cJSON *list) {
     if (rc == 0) rc = m2u_tj_added_plain_only(a, n);
     for (int i = 0; i < n && rc == 0; i++) {
         if (a[i].id >= tok->n_ids) tok->n_ids = a[i].id + 1; /* a new id (checked to follow the others) */
-        rc = m2u_tj_matcher_add(&tok->added, a[i].content, a[i].len, a[i].id, false, false, false);
+        rc = m2u_tj_matcher_add(&tok->added, a[i].content, a[i].len, a[i].id, a[i].special, false, false, false);
     }
     free(a);
     if (rc) return -1;
@@ -415,7 +435,11 @@ static int parse_root(m2u_unigram *tok, const cJSON *root) {
                                 M2U_TJ_N_PRECOMPILED | M2U_TJ_N_STRIP | M2U_TJ_N_REPLACE | M2U_TJ_N_REPLACE_REGEX,
                                 &tok->norm) ||
         m2u_tj_parse_pretokenizer(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"),
-                                  M2U_TJ_P_METASPACE | M2U_TJ_P_WHITESPACE_SPLIT, &tok->pre))
+                                  M2U_TJ_P_METASPACE | M2U_TJ_P_WHITESPACE_SPLIT, &tok->pre) ||
+        m2u_tj_parse_decoder(cJSON_GetObjectItemCaseSensitive(root, "decoder"),
+                             M2U_TJ_D_METASPACE | M2U_TJ_D_REPLACE | M2U_TJ_D_BYTE_FALLBACK | M2U_TJ_D_FUSE |
+                                 M2U_TJ_D_STRIP,
+                             &tok->dec))
         return -1;
     const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
     if (!m2u_tj_null(pp) && parse_post_processor(tok, pp)) return -1;

@@ -28,6 +28,7 @@ struct m2u_wordpiece {
     int max_chars;
     m2u_tj_normalizer norm;
     m2u_tj_pretokenizer pre;
+    m2u_tj_decoder dec;
     int32_t *tpl; /* TemplateProcessing single: ids and TPL_SEQUENCE */
     int n_tpl;
     m2u_tj_matcher added; /* matched on the raw text */
@@ -153,6 +154,21 @@ int m2u_wordpiece_normalize(const m2u_wordpiece *tok, const char *text, size_t l
     return m2u_tj_normalize_text(&tok->norm, text, len, out, out_len);
 }
 
+static const char *token_of(const void *ctx, int32_t id, bool *special) {
+    const m2u_wordpiece *tok = ctx;
+    for (int k = 0; k < tok->added.n; k++)
+        if (tok->added.pats[k].id == id) *special = tok->added.pats[k].special;
+    return id >= 0 && id < tok->n_vocab ? tok->vocab[id] : NULL;
+}
+
+int m2u_wordpiece_decode(const m2u_wordpiece *tok, const int32_t *ids, size_t n_ids, int skip_special, char **text,
+                         size_t *len) {
+    *text = NULL;
+    *len = 0;
+    if (!tok) return m2u_fail("m2u_wordpiece_decode: bad arguments");
+    return m2u_tj_decode_ids(&tok->dec, ids, n_ids, skip_special, token_of, tok, text, len);
+}
+
 int m2u_wordpiece_vocab_size(const m2u_wordpiece *tok) { return tok ? tok->n_vocab : 0; }
 
 int m2u_wordpiece_token_to_id(const m2u_wordpiece *tok, const char *token) {
@@ -183,6 +199,7 @@ void m2u_wordpiece_free(m2u_wordpiece *tok) {
     m2u_tj_matcher_free(&tok->added);
     m2u_tj_normalizer_free(&tok->norm);
     m2u_tj_pretokenizer_free(&tok->pre);
+    m2u_tj_decoder_free(&tok->dec);
     free(tok);
 }
 
@@ -281,7 +298,7 @@ static int parse_added(m2u_wordpiece *tok, const m2u_tj_added *list, int n) {
     for (int k = 0; k < n; k++) {
         const m2u_tj_added *e = &list[k];
         if (!tok->vocab[e->id] && set_token(tok, e->id, e->content)) return -1;
-        if (m2u_tj_matcher_add(&tok->added, e->content, e->len, e->id, false, false, false)) return -1;
+        if (m2u_tj_matcher_add(&tok->added, e->content, e->len, e->id, e->special, false, false, false)) return -1;
     }
     m2u_tj_matcher_index(&tok->added);
     return 0;
@@ -310,7 +327,8 @@ static int parse_root(m2u_wordpiece *tok, const cJSON *root) {
              m2u_tj_parse_normalizer(cJSON_GetObjectItemCaseSensitive(root, "normalizer"), M2U_TJ_N_BERT, &tok->norm);
     if (!rc)
         rc = m2u_tj_parse_pretokenizer(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), M2U_TJ_P_BERT,
-                                       &tok->pre);
+                                       &tok->pre) ||
+             m2u_tj_parse_decoder(cJSON_GetObjectItemCaseSensitive(root, "decoder"), M2U_TJ_D_WORDPIECE, &tok->dec);
     if (!rc) rc = parse_post(tok, cJSON_GetObjectItemCaseSensitive(root, "post_processor")) ||
                   parse_added(tok, added, n_added);
     free(added);
