@@ -93,6 +93,12 @@ int m2u_tj_each_part(const cJSON *obj, const char *where, const char *list_key, 
  * after n bytes; reset with n = 0).  m2u_tj_put appends and turns its sticky out-of-memory flag into
  * the usual -1 + m2u_fail, so the models' error paths stay as they were. */
 static inline int m2u_tj_put(m2u_strbuf *b, const void *s, size_t n) {
+    if (b->n + n < b->cap) { /* inline when it fits: the models append per character on hot paths */
+        if (n) memcpy(b->s + b->n, s, n);
+        b->n += n;
+        b->s[b->n] = '\0';
+        return 0;
+    }
     m2u_sb_put(b, n ? (const char *)s : "", n);
     return b->oom ? m2u_fail("out of memory (text buffer of %zu bytes)", b->n + n) : 0;
 }

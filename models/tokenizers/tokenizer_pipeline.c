@@ -993,8 +993,11 @@ static int pretok_apply(const m2u_tj_pre_op *op, const char *in_text, const m2u_
         bool prepend = n > 0 && !starts &&
                        (ms->scheme == M2U_TJ_PREPEND_ALWAYS || (ms->scheme == M2U_TJ_PREPEND_FIRST && origin));
         if (prepend && m2u_tj_put(out_buf, ms->rep, rl)) return -1;
-        for (size_t i = 0; i < n; i++)
-            if (s[i] == ' ' ? m2u_tj_put(out_buf, ms->rep, rl) : m2u_tj_put(out_buf, s + i, 1)) return -1;
+        for (size_t i = 0, run = 0; i <= n; i++) { /* the runs between spaces, each space replaced */
+            if (i < n && s[i] != ' ') continue;
+            if (m2u_tj_put(out_buf, s + run, i - run) || (i < n && m2u_tj_put(out_buf, ms->rep, rl))) return -1;
+            run = i + 1;
+        }
         size_t len = out_buf->n - off;
         if (len == 0) continue;
         if (!ms->split) {
