@@ -277,13 +277,35 @@ int m2u_tj_each_part(const cJSON *obj, const char *where, const char *list_key, 
 
 
 
-static char *dup_n(const char *s, size_t n) {
+char *m2u_tj_dup(const char *s, size_t n) {
     char *d = malloc(n + 1);
     if (d) {
         memcpy(d, s, n);
         d[n] = '\0';
     }
     return d;
+}
+
+int m2u_tj_index(const cJSON *j, int64_t max, int32_t *out) {
+    if (!cJSON_IsNumber(j)) return -1;
+    double v = j->valuedouble;
+    if (!(v >= 0 && v < (double)max) || v != (double)(int64_t)v) return -1;
+    *out = (int32_t)v;
+    return 0;
+}
+
+int m2u_tj_apply_template(const int32_t *tpl, int n_tpl, const int32_t *seq, size_t n_seq, m2u_tj_ids *out) {
+    static const int32_t alone = M2U_TJ_TPL_SEQUENCE;
+    if (!tpl) tpl = &alone, n_tpl = 1;
+    for (int i = 0; i < n_tpl; i++) {
+        if (tpl[i] != M2U_TJ_TPL_SEQUENCE) {
+            if (m2u_tj_ids_push(out, tpl[i])) return -1;
+            continue;
+        }
+        for (size_t k = 0; k < n_seq; k++)
+            if (m2u_tj_ids_push(out, seq[k])) return -1;
+    }
+    return 0;
 }
 
 /* Replace's pattern: {"String": s}, or {"Regex": r} where r is a literal (metacharacters
@@ -296,7 +318,7 @@ static int parse_pattern(m2u_tj_replace *op, const cJSON *n, const char *where, 
         if (!str->valuestring[0]) return m2u_fail("%s.pattern.String must not be empty", where);
         op->run = false;
         op->pat_len = strlen(str->valuestring);
-        op->pat = dup_n(str->valuestring, op->pat_len);
+        op->pat = m2u_tj_dup(str->valuestring, op->pat_len);
         return op->pat ? 0 : m2u_fail("out of memory");
     }
     if (cJSON_IsString(re) && !allow_regex)
@@ -359,7 +381,7 @@ static int parse_pattern(m2u_tj_replace *op, const cJSON *n, const char *where, 
         goto unsupported;
     }
     op->pat_len = nl;
-    op->pat = dup_n(lit, nl);
+    op->pat = m2u_tj_dup(lit, nl);
     return op->pat ? 0 : m2u_fail("out of memory");
 unsupported:
     return m2u_fail("%s.pattern: Regex \"%s\" is not supported (only a literal, or one character with +, {m}, "
@@ -376,7 +398,7 @@ int m2u_tj_parse_replace(const cJSON *obj, const char *where, bool allow_regex, 
         return -1;
     }
     out->content_len = strlen(c->valuestring);
-    out->content = dup_n(c->valuestring, out->content_len);
+    out->content = m2u_tj_dup(c->valuestring, out->content_len);
     if (!out->content) {
         m2u_tj_replace_free(out);
         return m2u_fail("out of memory");
@@ -390,7 +412,7 @@ void m2u_tj_replace_free(m2u_tj_replace *r) {
     *r = (m2u_tj_replace){0};
 }
 
-int m2u_tj_replace_apply(const m2u_tj_replace *op, const char *s, size_t n, m2u_tj_buf *out) {
+int m2u_tj_replace_apply(const m2u_tj_replace *op, const char *s, size_t n, m2u_strbuf *out) {
     size_t i = 0, last = 0;
     if (!op->run) {
         while (i + op->pat_len <= n) {

@@ -1,12 +1,14 @@
 /* The tokenizer.json pieces the three tokenizer models share (BPE: tokenizer.c, Unigram:
  * unigram_tokenizer.c, WordPiece: wordpiece_tokenizer.c), as llama.cpp's single vocabulary serves
- * its models: the JSON field readers with one message style, and the added_tokens list with
- * Hugging Face's id rule.  (The first step of one shared pipeline: normalizers, pre-tokenizers and
- * decoders are still parsed by each model.)  Library code: errors via m2u_fail, nothing printed. */
+ * its models: the JSON field readers with one message style, the added_tokens list with Hugging
+ * Face's id rule, the post-processor template, Metaspace's parameters and the Replace operation.
+ * The pipeline built from them (normalizers, pre-tokenizers, decoders, the added-token matcher) is
+ * tokenizer_pipeline.h.  Library code: errors via m2u_fail, nothing printed. */
 #ifndef M2U_TOKENIZER_JSON_H
 #define M2U_TOKENIZER_JSON_H
 
 #include "m2u_error.h"
+#include "strbuf.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -60,6 +62,11 @@ typedef int32_t (*m2u_tj_model_id)(const void *ctx, const char *s, size_t n);
 int m2u_tj_parse_added(const cJSON *list, m2u_tj_model_id model_id, const void *ctx, int32_t n_model,
                        bool normalized_default, m2u_tj_added **out, int *n_out);
 
+/* s[0..n) as a malloc'ed NUL-terminated string, or NULL when out of memory. */
+char *m2u_tj_dup(const char *s, size_t n);
+/* A JSON integer in [0, max) into *out: 0, or -1 (nothing reported) when j is anything else. */
+int m2u_tj_index(const cJSON *j, int64_t max, int32_t *out);
+
 /* A string field that must be exactly one valid UTF-8 character: its code point. */
 int m2u_tj_char(const cJSON *obj, const char *key, const char *where, uint32_t *cp);
 
@@ -82,25 +89,18 @@ typedef int (*m2u_tj_part_fn)(void *ctx, const cJSON *part, const char *type, co
 int m2u_tj_each_part(const cJSON *obj, const char *where, const char *list_key, const char *child_where,
                      m2u_tj_part_fn one, void *ctx);
 
-/* A growable byte string, NUL-terminated after its n bytes (the models' text buffers). */
-typedef struct {
-    char *p;
-    size_t n, cap;
-} m2u_tj_buf;
-/* append (inline: the models call it per character on their hot paths) */
-static inline int m2u_tj_put(m2u_tj_buf *b, const void *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return m2u_fail("out of memory (%zu bytes)", cap);
-        b->p = p;
-        b->cap = cap;
+/* The models' text buffers are models/core's one growable string (strbuf.h: s, n, cap, NUL-terminated
+ * after n bytes; reset with n = 0).  m2u_tj_put appends and turns its sticky out-of-memory flag into
+ * the usual -1 + m2u_fail, so the models' error paths stay as they were. */
+static inline int m2u_tj_put(m2u_strbuf *b, const void *s, size_t n) {
+    if (b->n + n < b->cap) { /* inline when it fits: the models append per character on hot paths */
+        if (n) memcpy(b->s + b->n, s, n);
+        b->n += n;
+        b->s[b->n] = '\0';
+        return 0;
     }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
+    m2u_sb_put(b, n ? (const char *)s : "", n);
+    return b->oom ? m2u_fail("out of memory (text buffer of %zu bytes)", b->n + n) : 0;
 }
 
 /* A growable list of token ids. */
@@ -130,7 +130,7 @@ typedef struct {
     int rep_min, rep_max; /* run only */
 } m2u_tj_replace;
 int m2u_tj_parse_replace(const cJSON *obj, const char *where, bool allow_regex, m2u_tj_replace *out);
-int m2u_tj_replace_apply(const m2u_tj_replace *r, const char *s, size_t n, m2u_tj_buf *out);
+int m2u_tj_replace_apply(const m2u_tj_replace *r, const char *s, size_t n, m2u_strbuf *out);
 void m2u_tj_replace_free(m2u_tj_replace *r);
 
 /* Marks the place of the encoded text in a post-processor template. */
@@ -142,5 +142,8 @@ void m2u_tj_replace_free(m2u_tj_replace *r);
  * post_processor type is refused; callers handle null and their own extra types first.
  * *tpl is malloc'ed (caller frees), *n_tpl entries, *n_seq Sequence pieces among them. */
 int m2u_tj_parse_template(const cJSON *p, int64_t id_limit, int32_t **tpl, int *n_tpl, int *n_seq);
+/* Apply a template to seq[0..n_seq): each of its ids appended to out, each M2U_TJ_TPL_SEQUENCE
+ * replaced by the sequence.  tpl NULL: the sequence alone. */
+int m2u_tj_apply_template(const int32_t *tpl, int n_tpl, const int32_t *seq, size_t n_seq, m2u_tj_ids *out);
 
 #endif

@@ -41,6 +41,11 @@ int m2u_unigram_encode_truncated(const m2u_unigram *tok, const char *text, size_
 /* The normalizer alone on text (no added-token splitting); *out malloc'ed, NUL-terminated. */
 int m2u_unigram_normalize(const m2u_unigram *tok, const char *text, size_t len, char **out, size_t *out_len);
 
+/* tokenizers' decode(ids, skip_special_tokens): the tokenizer.json decoder chain (T5: Metaspace) on
+ * the ids' tokens; unknown ids are skipped.  *text malloc'ed (caller frees), *len bytes. */
+int m2u_unigram_decode(const m2u_unigram *tok, const int32_t *ids, size_t n_ids, int skip_special, char **text,
+                       size_t *len);
+
 int m2u_unigram_vocab_size(const m2u_unigram *tok); /* model vocabulary + added tokens beyond it */
 int m2u_unigram_token_to_id(const m2u_unigram *tok, const char *token); /* -1 if unknown */
 const char *m2u_unigram_id_to_token(const m2u_unigram *tok, int id);    /* NULL if unknown */

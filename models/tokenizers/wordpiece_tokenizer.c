@@ -1,9 +1,11 @@
 /* WordPiece tokenizer.json encoding: see wordpiece_tokenizer.h.  Checked against
- * tokenizers 0.20.3 by tests/test_bert.c on tests/fixtures/bertscore. */
+ * tokenizers 0.20.3 by tests/test_bert.c on tests/fixtures/bertscore.  The added-token matcher,
+ * BertNormalizer and BertPreTokenizer are the shared pipeline's (tokenizer_pipeline.h); this file
+ * holds the WordPiece model and its vocabulary. */
 #include "wordpiece_tokenizer.h"
 
-#include "bert_unicode_tables.h"
 #include "tokenizer_json.h"
+#include "tokenizer_pipeline.h"
 #include "fileio.h"
 #include "m2u_error.h"
 #include "utf8_util.h"
@@ -15,12 +17,6 @@
 
 #define TPL_SEQUENCE M2U_TJ_TPL_SEQUENCE /* where the encoded text goes in the template */
 
-typedef struct {
-    char *text;
-    size_t len;
-    int32_t id;
-} wp_added;
-
 struct m2u_wordpiece {
     char **vocab; /* id -> token (NULL for unused ids) */
     int n_vocab;
@@ -30,114 +26,13 @@ struct m2u_wordpiece {
     char *prefix;
     size_t prefix_len;
     int max_chars;
-    bool has_norm, clean, cjk, strip, lower, has_pretok;
+    m2u_tj_normalizer norm;
+    m2u_tj_pretokenizer pre;
+    m2u_tj_decoder dec;
     int32_t *tpl; /* TemplateProcessing single: ids and TPL_SEQUENCE */
     int n_tpl;
-    wp_added *added; /* longest first */
-    int n_added;
+    m2u_tj_matcher added; /* matched on the raw text */
 };
-
-/* ---- growable buffers ---- */
-
-typedef m2u_tj_ids wp_ids;
-
-
-typedef struct {
-    uint32_t *v;
-    size_t n, cap;
-} wp_cps;
-
-static int wp_cps_push(wp_cps *l, uint32_t c) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 64;
-        uint32_t *v = realloc(l->v, cap * sizeof *v);
-        if (!v) return m2u_fail("out of memory (normalized text)");
-        l->v = v, l->cap = cap;
-    }
-    l->v[l->n++] = c;
-    return 0;
-}
-
-/* ---- Unicode tables ---- */
-
-static bool in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (c < r[mid][0]) hi = mid;
-        else if (c > r[mid][1]) lo = mid + 1;
-        else return true;
-    }
-    return false;
-}
-#define IN_TABLE(t, c) in_ranges((t), sizeof(t) / sizeof((t)[0]), (c))
-
-/* Replacement of c in a per-character map: NULL when c maps to itself. */
-static const uint32_t *map_lookup(const uint32_t (*m)[3], size_t n, const uint32_t *pool, uint32_t c, int *len) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (c < m[mid][0]) hi = mid;
-        else if (c > m[mid][0]) lo = mid + 1;
-        else {
-            *len = (int)m[mid][2];
-            return pool + m[mid][1];
-        }
-    }
-    return NULL;
-}
-
-static int push_lower(const m2u_wordpiece *tok, wp_cps *out, uint32_t c) {
-    int n;
-    const uint32_t *r = tok->lower ? map_lookup(BERT_U_LOWER_MAP, sizeof BERT_U_LOWER_MAP / sizeof BERT_U_LOWER_MAP[0],
-                                                BERT_U_LOWER_MAP_POOL, c, &n)
-                                   : NULL;
-    if (!r) return wp_cps_push(out, c);
-    for (int k = 0; k < n; k++)
-        if (wp_cps_push(out, r[k])) return -1;
-    return 0;
-}
-
-/* strip_accents (NFD, then nonspacing marks dropped) per character, then lowercase. */
-static int push_stripped(const m2u_wordpiece *tok, wp_cps *out, uint32_t c) {
-    if (!tok->strip) return push_lower(tok, out, c);
-    if (c >= 0xAC00 && c <= 0xD7A3) { /* Hangul syllable: algorithmic NFD */
-        uint32_t s = c - 0xAC00, t = s % 28;
-        if (push_lower(tok, out, 0x1100 + s / 588) || push_lower(tok, out, 0x1161 + (s % 588) / 28)) return -1;
-        return t ? push_lower(tok, out, 0x11A7 + t) : 0;
-    }
-    int n;
-    const uint32_t *r = map_lookup(BERT_U_ACCENT_MAP, sizeof BERT_U_ACCENT_MAP / sizeof BERT_U_ACCENT_MAP[0],
-                                   BERT_U_ACCENT_MAP_POOL, c, &n);
-    if (!r) return push_lower(tok, out, c);
-    for (int k = 0; k < n; k++)
-        if (push_lower(tok, out, r[k])) return -1;
-    return 0;
-}
-
-/* BertNormalizer on valid UTF-8 s[0..n) -> code points appended to out. */
-static int normalize_cps(const m2u_wordpiece *tok, const char *s, size_t n, wp_cps *out) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        uint32_t c;
-        i += (size_t)m2u_utf8_decode(u + i, &c);
-        if (!tok->has_norm) {
-            if (wp_cps_push(out, c)) return -1;
-            continue;
-        }
-        if (tok->clean) {
-            if (IN_TABLE(BERT_U_REMOVED, c)) continue;
-            if (IN_TABLE(BERT_U_CLEAN_SPACE, c)) c = ' ';
-        }
-        if (tok->cjk && IN_TABLE(BERT_U_CJK, c)) {
-            if (wp_cps_push(out, ' ') || push_stripped(tok, out, c) || wp_cps_push(out, ' ')) return -1;
-            continue;
-        }
-        if (push_stripped(tok, out, c)) return -1;
-    }
-    return 0;
-}
 
 /* ---- vocabulary ---- */
 
@@ -160,7 +55,7 @@ static int32_t vocab_find(const m2u_wordpiece *tok, const char *s, size_t n) {
 /* ---- encoding ---- */
 
 /* WordPiece on one pre-token (UTF-8 word[0..n)), appending ids; buf has room for prefix + n. */
-static int wordpiece_word(const m2u_wordpiece *tok, const char *word, size_t n, char *buf, wp_ids *out) {
+static int wordpiece_word(const m2u_wordpiece *tok, const char *word, size_t n, char *buf, m2u_tj_ids *out) {
     size_t chars = 0;
     for (size_t i = 0; i < n; i += (size_t)m2u_utf8_len((unsigned char)word[i])) chars++;
     if (chars > (size_t)tok->max_chars) return m2u_tj_ids_push(out, tok->unk_id);
@@ -190,51 +85,38 @@ static int wordpiece_word(const m2u_wordpiece *tok, const char *word, size_t n, 
     return 0;
 }
 
-static bool is_split_space(uint32_t c) { return IN_TABLE(BERT_U_SPLIT_SPACE, c); }
-static bool is_punct(uint32_t c) { return IN_TABLE(BERT_U_PUNCT, c); }
+typedef struct { /* per-call scratch */
+    m2u_strbuf norm, tmp;
+    m2u_tj_pretok_work pre;
+    m2u_tj_splits splits;
+    char *buf; /* lookup room: prefix + a word */
+    size_t buf_cap;
+} work;
 
-/* Normalize, pre-tokenize and WordPiece one stretch of text without added tokens. */
-static int encode_plain(const m2u_wordpiece *tok, const char *s, size_t n, wp_cps *cps, char **buf, size_t *buf_cap,
-                        wp_ids *out) {
-    cps->n = 0;
-    if (normalize_cps(tok, s, n, cps)) return -1;
-    size_t need = tok->prefix_len + 4 * cps->n + 1;
+typedef struct {
+    const m2u_wordpiece *tok;
+    work *w;
+} piece_ctx;
+
+/* Normalize, pre-tokenize and WordPiece one stretch of text without added tokens (an m2u_tj_piece_fn). */
+static int encode_piece(void *ctx, const char *s, size_t n, bool at_origin, m2u_tj_ids *out) {
+    const m2u_wordpiece *tok = ((piece_ctx *)ctx)->tok;
+    work *w = ((piece_ctx *)ctx)->w;
+    if (m2u_tj_normalize(&tok->norm, s, n, &w->norm, &w->tmp)) return -1;
+    size_t need = tok->prefix_len + w->norm.n + 1; /* every word is a part of the normalized text */
     /* two regions of `need` bytes: the lookup room, then the word; a buffer
      * kept from a shorter earlier stretch may hold the first but not both */
-    if (2 * need > *buf_cap) {
-        char *b = realloc(*buf, 2 * need);
+    if (2 * need > w->buf_cap) {
+        char *b = realloc(w->buf, 2 * need);
         if (!b) return m2u_fail("out of memory (word buffer)");
-        *buf = b, *buf_cap = 2 * need;
+        w->buf = b, w->buf_cap = 2 * need;
     }
-    char *word = *buf + need; /* the word's UTF-8, after the lookup room */
-    size_t i = 0;
-    while (i < cps->n) {
-        size_t wl = 0;
-        if (tok->has_pretok) {
-            if (is_split_space(cps->v[i])) {
-                i++;
-                continue;
-            }
-            if (is_punct(cps->v[i])) {
-                wl = (size_t)m2u_utf8_encode(cps->v[i++], word);
-            } else {
-                while (i < cps->n && !is_split_space(cps->v[i]) && !is_punct(cps->v[i]))
-                    wl += (size_t)m2u_utf8_encode(cps->v[i++], word + wl);
-            }
-        } else {
-            while (i < cps->n) wl += (size_t)m2u_utf8_encode(cps->v[i++], word + wl);
-        }
-        if (wl && wordpiece_word(tok, word, wl, *buf, out)) return -1;
-    }
+    const char *text;
+    const m2u_tj_words *words;
+    if (m2u_tj_pretokenize(&tok->pre, w->norm.s, w->norm.n, at_origin, &w->pre, &text, &words)) return -1;
+    for (size_t i = 0; i < words->n; i++)
+        if (wordpiece_word(tok, text + words->v[i].off, words->v[i].len, w->buf, out)) return -1;
     return 0;
-}
-
-static const wp_added *added_at(const m2u_wordpiece *tok, const char *s, size_t n, size_t at) {
-    for (int k = 0; k < tok->n_added; k++) {
-        const wp_added *a = &tok->added[k];
-        if (a->len <= n - at && memcmp(s + at, a->text, a->len) == 0) return a;
-    }
-    return NULL;
 }
 
 int m2u_wordpiece_encode(const m2u_wordpiece *tok, const char *text, size_t len, int add_special, size_t max_length,
@@ -243,42 +125,24 @@ int m2u_wordpiece_encode(const m2u_wordpiece *tok, const char *text, size_t len,
     *n_ids = 0;
     size_t bad = m2u_utf8_valid_prefix((const unsigned char *)text, len);
     if (bad != len) return m2u_fail("wordpiece: invalid UTF-8 at byte %zu", bad);
-    wp_ids body = {0}, res = {0};
-    wp_cps cps = {0};
-    char *buf = NULL;
-    size_t buf_cap = 0, seg = 0, at = 0;
-    int rc = 0;
-    while (!rc && at <= len) {
-        const wp_added *a = at < len ? added_at(tok, text, len, at) : NULL;
-        if (!a && at < len) {
-            at++;
-            continue;
-        }
-        if (at > seg) rc = encode_plain(tok, text + seg, at - seg, &cps, &buf, &buf_cap, &body);
-        if (!rc && a) rc = m2u_tj_ids_push(&body, a->id);
-        at += a ? a->len : 1;
-        seg = at;
-    }
+    m2u_tj_ids body = {0}, res = {0};
+    work w = {0};
+    piece_ctx ctx = {tok, &w};
+    int rc = m2u_tj_encode_pieces(&tok->added, text, len, &w.splits, encode_piece, &ctx, &body);
     if (!rc) {
         size_t keep = body.n;
         size_t special = add_special ? (size_t)m2u_wordpiece_n_special(tok) : 0;
         if (max_length > 0 && keep + special > max_length) keep = max_length > special ? max_length - special : 0;
-        if (add_special && tok->n_tpl) {
-            for (int k = 0; !rc && k < tok->n_tpl; k++) {
-                if (tok->tpl[k] != TPL_SEQUENCE) {
-                    rc = m2u_tj_ids_push(&res, tok->tpl[k]);
-                    continue;
-                }
-                for (size_t j = 0; !rc && j < keep; j++) rc = m2u_tj_ids_push(&res, body.v[j]);
-            }
-        } else {
-            for (size_t j = 0; !rc && j < keep; j++) rc = m2u_tj_ids_push(&res, body.v[j]);
-        }
+        bool tpl = add_special && tok->n_tpl;
+        rc = m2u_tj_apply_template(tpl ? tok->tpl : NULL, tok->n_tpl, body.v, keep, &res);
         if (!rc && !res.v) rc = m2u_tj_ids_push(&res, 0), res.n = 0;
     }
     free(body.v);
-    free(cps.v);
-    free(buf);
+    free(w.norm.s);
+    free(w.tmp.s);
+    m2u_tj_pretok_work_free(&w.pre);
+    free(w.splits.v);
+    free(w.buf);
     if (rc) {
         free(res.v);
         return -1;
@@ -289,26 +153,22 @@ int m2u_wordpiece_encode(const m2u_wordpiece *tok, const char *text, size_t len,
 }
 
 int m2u_wordpiece_normalize(const m2u_wordpiece *tok, const char *text, size_t len, char **out, size_t *out_len) {
-    *out = NULL;
-    size_t bad = m2u_utf8_valid_prefix((const unsigned char *)text, len);
-    if (bad != len) return m2u_fail("wordpiece: invalid UTF-8 at byte %zu", bad);
-    wp_cps cps = {0};
-    if (normalize_cps(tok, text, len, &cps)) {
-        free(cps.v);
-        return -1;
-    }
-    char *s = malloc(4 * cps.n + 1);
-    if (!s) {
-        free(cps.v);
-        return m2u_fail("out of memory");
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < cps.n; i++) k += (size_t)m2u_utf8_encode(cps.v[i], s + k);
-    s[k] = '\0';
-    free(cps.v);
-    *out = s;
-    *out_len = k;
-    return 0;
+    return m2u_tj_normalize_text(&tok->norm, text, len, out, out_len);
+}
+
+static const char *token_of(const void *ctx, int32_t id, bool *special) {
+    const m2u_wordpiece *tok = ctx;
+    for (int k = 0; k < tok->added.n; k++)
+        if (tok->added.pats[k].id == id) *special = tok->added.pats[k].special;
+    return id >= 0 && id < tok->n_vocab ? tok->vocab[id] : NULL;
+}
+
+int m2u_wordpiece_decode(const m2u_wordpiece *tok, const int32_t *ids, size_t n_ids, int skip_special, char **text,
+                         size_t *len) {
+    *text = NULL;
+    *len = 0;
+    if (!tok) return m2u_fail("m2u_wordpiece_decode: bad arguments");
+    return m2u_tj_decode_ids(&tok->dec, ids, n_ids, skip_special, token_of, tok, text, len);
 }
 
 int m2u_wordpiece_vocab_size(const m2u_wordpiece *tok) { return tok ? tok->n_vocab : 0; }
@@ -338,8 +198,10 @@ void m2u_wordpiece_free(m2u_wordpiece *tok) {
     free(tok->slots);
     free(tok->prefix);
     free(tok->tpl);
-    for (int k = 0; k < tok->n_added; k++) free(tok->added[k].text);
-    free(tok->added);
+    m2u_tj_matcher_free(&tok->added);
+    m2u_tj_normalizer_free(&tok->norm);
+    m2u_tj_pretokenizer_free(&tok->pre);
+    m2u_tj_decoder_free(&tok->dec);
     free(tok);
 }
 
@@ -401,22 +263,6 @@ static int parse_model(m2u_wordpiece *tok, const cJSON *m, const m2u_tj_added *a
     return 0;
 }
 
-static int parse_normalizer(m2u_wordpiece *tok, const cJSON *n) {
-    if (m2u_tj_null(n)) return 0;
-    const char *type = m2u_tj_type(n);
-    if (!type || strcmp(type, "BertNormalizer"))
-        return m2u_fail("normalizer.type: \"%s\" is not supported (need BertNormalizer or null)", type ? type : "?");
-    bool clean = true, cjk = true, lower = true, strip = false;
-    if (m2u_tj_bool(n, "clean_text", "normalizer", &clean) || m2u_tj_bool(n, "handle_chinese_chars", "normalizer", &cjk) ||
-        m2u_tj_bool(n, "lowercase", "normalizer", &lower))
-        return -1;
-    strip = lower; /* absent or null follows lowercase */
-    if (m2u_tj_bool(n, "strip_accents", "normalizer", &strip)) return -1;
-    tok->has_norm = true;
-    tok->clean = clean, tok->cjk = cjk, tok->lower = lower, tok->strip = strip;
-    return 0;
-}
-
 static int template_push(m2u_wordpiece *tok, int32_t id) {
     int32_t *v = realloc(tok->tpl, (size_t)(tok->n_tpl + 1) * sizeof *v);
     if (!v) return m2u_fail("out of memory");
@@ -449,29 +295,14 @@ static int parse_post(m2u_wordpiece *tok, const cJSON *p) {
     return 0;
 }
 
-static int cmp_added(const void *a, const void *b) {
-    size_t x = ((const wp_added *)a)->len, y = ((const wp_added *)b)->len;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
 static int parse_added(m2u_wordpiece *tok, const m2u_tj_added *list, int n) {
-    tok->added = calloc((size_t)n + 1, sizeof *tok->added);
-    if (!tok->added) return m2u_fail("out of memory");
+    if (m2u_tj_added_plain_only(list, n)) return -1;
     for (int k = 0; k < n; k++) {
         const m2u_tj_added *e = &list[k];
-        if (!e->len) return m2u_fail("added_tokens[%d].content must be a non-empty string", k);
-        const bool flags[4] = {e->single_word, e->lstrip, e->rstrip, e->normalized};
-        static const char *const keys[4] = {"single_word", "lstrip", "rstrip", "normalized"};
-        for (int f = 0; f < 4; f++)
-            if (flags[f]) return m2u_fail("added_tokens[%d] \"%s\": %s tokens are not supported", k, e->content, keys[f]);
         if (!tok->vocab[e->id] && set_token(tok, e->id, e->content)) return -1;
-        wp_added *a = &tok->added[tok->n_added++];
-        a->text = strdup(e->content);
-        if (!a->text) return m2u_fail("out of memory");
-        a->len = e->len;
-        a->id = e->id;
+        if (m2u_tj_matcher_add(&tok->added, e->content, e->len, e->id, e->special, false, false, false)) return -1;
     }
-    qsort(tok->added, (size_t)tok->n_added, sizeof *tok->added, cmp_added);
+    m2u_tj_matcher_index(&tok->added);
     return 0;
 }
 
@@ -481,8 +312,6 @@ static int32_t model_id(const void *ctx, const char *s, size_t n) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive((const cJSON *)ctx, s);
     return cJSON_IsNumber(v) ? (int32_t)v->valueint : -1;
 }
-
-static int parse_pre(m2u_wordpiece *tok, const cJSON *pre);
 
 static int parse_root(m2u_wordpiece *tok, const cJSON *root) {
     /* "truncation" and "padding" are ignored: transformers sets both per call (encode of one
@@ -497,23 +326,15 @@ static int parse_root(m2u_wordpiece *tok, const cJSON *root) {
                            cJSON_GetArraySize(vocab), false, &added, &n_added))
         return -1;
     int rc = parse_model(tok, model, added, n_added) ||
-             parse_normalizer(tok, cJSON_GetObjectItemCaseSensitive(root, "normalizer"));
-    if (!rc) rc = parse_pre(tok, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"));
+             m2u_tj_parse_normalizer(cJSON_GetObjectItemCaseSensitive(root, "normalizer"), M2U_TJ_N_BERT, &tok->norm);
+    if (!rc)
+        rc = m2u_tj_parse_pretokenizer(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), M2U_TJ_P_BERT,
+                                       &tok->pre) ||
+             m2u_tj_parse_decoder(cJSON_GetObjectItemCaseSensitive(root, "decoder"), M2U_TJ_D_WORDPIECE, &tok->dec);
     if (!rc) rc = parse_post(tok, cJSON_GetObjectItemCaseSensitive(root, "post_processor")) ||
                   parse_added(tok, added, n_added);
     free(added);
     return rc ? -1 : 0;
-}
-
-static int parse_pre(m2u_wordpiece *tok, const cJSON *pre) {
-    if (!m2u_tj_null(pre)) {
-        const char *type = m2u_tj_type(pre);
-        if (!type || strcmp(type, "BertPreTokenizer"))
-            return m2u_fail("pre_tokenizer.type: \"%s\" is not supported (need BertPreTokenizer or null)",
-                            type ? type : "?");
-        tok->has_pretok = true;
-    }
-    return 0;
 }
 
 static int parse_root_v(void *tok, const cJSON *root) { return parse_root(tok, root); }

@@ -1,5 +1,5 @@
 /* Hugging Face tokenizer.json with a WordPiece model (BERT, DistilBERT, ...),
- * encoding only, id-exact against `tokenizers` 0.20.3.
+ * id-exact against `tokenizers` 0.20.3, and decoding through the WordPiece decoder.
  *
  * Supported (what BERT-family tokenizer.json files use; anything else is
  * refused at load with a message naming the file and the field):
@@ -14,6 +14,7 @@
  *     that cannot be covered);
  *   - post_processor TemplateProcessing (single sequence) or BertProcessing,
  *     or null;
+ *   - decoder WordPiece (prefix, cleanup), or null;
  *   - "truncation" and "padding" are ignored, as transformers' encode(text,
  *     max_length=..., truncation=True) overrides them per call.
  * The per-character Unicode behaviour (what clean_text removes, the CJK
@@ -43,6 +44,12 @@ int m2u_wordpiece_encode(const m2u_wordpiece *tok, const char *text, size_t len,
 
 /* BertNormalizer alone (no added-token splitting); *out malloc'ed, NUL-terminated. */
 int m2u_wordpiece_normalize(const m2u_wordpiece *tok, const char *text, size_t len, char **out, size_t *out_len);
+
+/* tokenizers' decode(ids, skip_special_tokens): the tokenizer.json decoder (WordPiece: "##"
+ * continuations joined, other tokens after a space, then its cleanup); unknown ids are skipped.
+ * *text malloc'ed (caller frees), *len bytes. */
+int m2u_wordpiece_decode(const m2u_wordpiece *tok, const int32_t *ids, size_t n_ids, int skip_special, char **text,
+                         size_t *len);
 
 int m2u_wordpiece_vocab_size(const m2u_wordpiece *tok);
 int m2u_wordpiece_token_to_id(const m2u_wordpiece *tok, const char *token); /* -1 if unknown */
