@@ -577,25 +577,9 @@ static void adapter_fwd(const m2u_llama *m, const m2u_layer *L, int l, float *at
  * dgate, and d adapter_in = (sum over heads/positions) W_v^T dav. */
 static void adapter_bwd(m2u_llama *m, m2u_layer *L, int l, const float *datt, int B, int T) {
     const m2u_llama_config *c = &m->cfg;
-    int hd = c->head_dim, H = c->n_heads, group = H / c->n_kv_heads, kvd = c->n_kv_heads * hd, qd = H * hd;
-    int C = c->hidden_size;
+    int hd = c->head_dim, H = c->n_heads, kvd = c->n_kv_heads * hd, C = c->hidden_size;
     float *dav = calloc((size_t)B * kvd, sizeof(float)); /* small: B x kv_dim */
-    for (int h = 0; h < H; h++) {
-        float tg = tanhf(L->gate[h]);
-        double dg = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *av = L->adapter_v + (size_t)b * kvd + (size_t)(h / group) * hd;
-            float *dv = dav + (size_t)b * kvd + (size_t)(h / group) * hd;
-            for (int t = 0; t < T; t++) {
-                const float *d = datt + ((size_t)b * T + t) * qd + (size_t)h * hd;
-                for (int k = 0; k < hd; k++) {
-                    dg += (double)d[k] * av[k];
-                    dv[k] += tg * d[k];
-                }
-            }
-        }
-        L->dgate[h] += (float)((1.0 - (double)tg * tg) * dg);
-    }
+    m2u_head_gate_bwd(L->dgate, dav, datt, L->adapter_v, L->gate, B, T, H, c->n_kv_heads, hd);
     float *da = m->dadapter_in + (size_t)(l - m->first_adapter_layer) * B * C;
     memset(da, 0, (size_t)B * C * sizeof(float));
     m2u_matmul_w_acc(da, dav, kvd, B, &L->lin[M2U_V].w, 0, kvd);
