@@ -945,6 +945,63 @@ static void t_net_pieces(void) {
         dev_reset();
         free(x), free(g), free(out), free(ro);
     }
+    /* add_scalar, sum (double, in order) */
+    for (int si = 0; si < 3; si++) {
+        size_t n = sizes[si];
+        float *x = frand(n, 3), *out = malloc(n * 4);
+        double *ro = malloc(n * sizeof *ro), rs = 0;
+        for (size_t i = 0; i < n; i++) ro[i] = (double)x[i] + 0.625, rs += x[i];
+        float *d_x = devf(x, n);
+        check_scalar("sum", BE->sum(d_x, n), rs, TOL_RED);
+        BE->add_scalar(d_x, 0.625f, n);
+        host(out, d_x, n * 4);
+        check("add_scalar", out, ro, n, TOL_EW);
+        dev_reset();
+        free(x), free(out), free(ro);
+    }
+    /* zero-mean unit-variance (MERT's input) and per-channel statistics over time (its group norm) */
+    long wn[] = {1, 7, 4097};
+    for (int si = 0; si < 3; si++) {
+        long n = wn[si];
+        float *x = frand((size_t)n, 0.8), *out = malloc((size_t)n * 4);
+        for (long i = 0; i < n; i++) x[i] += 0.1f; /* a mean to remove */
+        double *ro = malloc((size_t)n * sizeof *ro), m = 0, v = 0;
+        for (long i = 0; i < n; i++) m += x[i];
+        m /= n;
+        for (long i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+        v /= n;
+        for (long i = 0; i < n; i++) ro[i] = (x[i] - m) / sqrt(v + 1e-7);
+        float *d_x = devf(x, (size_t)n), *d_o = devf(out, (size_t)n);
+        BE->zero_mean_unit_var(d_o, d_x, n, 1e-7);
+        host(out, d_o, (size_t)n * 4);
+        /* n = 1: x - mean is 0 exactly, out 0 */
+        check("zero_mean_unit_var", out, ro, (size_t)n, TOL_RED);
+        dev_reset();
+        free(x), free(out), free(ro);
+    }
+    int cs[][2] = {{1, 1}, {3, 5}, {1025, 17}}; /* T C */
+    for (int si = 0; si < 3; si++) {
+        int T = cs[si][0], C = cs[si][1];
+        float *x = frand((size_t)T * C, 2), *mean = malloc((size_t)C * 4), *rstd = malloc((size_t)C * 4);
+        double *rm = calloc((size_t)C, sizeof *rm), *rr = calloc((size_t)C, sizeof *rr), *work = malloc(2 * (size_t)C * 8);
+        for (int c = 0; c < C; c++) {
+            double m = 0, v = 0;
+            for (int t = 0; t < T; t++) m += x[(size_t)t * C + c];
+            m /= T;
+            for (int t = 0; t < T; t++) v += (x[(size_t)t * C + c] - m) * (x[(size_t)t * C + c] - m);
+            rm[c] = m, rr[c] = 1.0 / sqrt(v / T + 1e-5);
+        }
+        for (int c = 0; c < 2 * C; c++) work[c] = 1e30; /* the kernel clears its scratch */
+        float *d_x = devf(x, (size_t)T * C), *d_m = devf(mean, (size_t)C), *d_r = devf(rstd, (size_t)C);
+        double *d_w = dev(work, 2 * (size_t)C * 8);
+        BE->channel_stats(d_m, d_r, d_w, d_x, T, C, 1e-5);
+        host(mean, d_m, (size_t)C * 4);
+        host(rstd, d_r, (size_t)C * 4);
+        check("channel_stats mean", mean, rm, (size_t)C, TOL_RED);
+        check("channel_stats rstd", rstd, rr, (size_t)C, TOL_RED);
+        dev_reset();
+        free(x), free(mean), free(rstd), free(rm), free(rr), free(work);
+    }
     /* post-norm residual backward: A = LayerNorm'(r)^T G (overwritten), dw/db accumulate, G = A */
     int lshapes[][2] = {{1, 1}, {5, 3}, {17, 33}};
     for (int si = 0; si < 3; si++) {

@@ -89,11 +89,15 @@ typedef struct m2u_backend {
     void (*scale)(float *out, const float *x, float alpha, size_t n);
     void (*relu_mask)(float *dx, const float *y, size_t n);
     void (*act_gated_fwd)(float *x, const float *gate, size_t n, m2u_kact act);
+    void (*add_scalar)(float *x, float c, size_t n);
+    double (*sum)(const float *x, size_t n);
 
     /* ---- network-specific pieces (tensor.h, image.h) ---- */
     void (*rmsnorm_dsum_fwd)(float *out, const float *x, const float *w, int N, int C, float eps);
     void (*layernorm_residual_bwd)(float *G, float *A, float *dw, float *db, const float *r, const float *w,
                                    const float *mean, const float *rstd, int N, int C);
+    void (*zero_mean_unit_var)(float *out, const float *x, long n, double eps);
+    void (*channel_stats)(float *mean, float *rstd, double *work, const float *x, int T, int C, double eps);
     void (*head_gate_add)(float *att, const float *av, const float *gate, int B, int T, int H, int KV, int hd);
     void (*head_gate_bwd)(float *dgate, float *dav, const float *datt, const float *av, const float *gate, int B,
                           int T, int H, int KV, int hd);

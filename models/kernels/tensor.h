@@ -83,4 +83,17 @@ void m2u_relu_mask(float *dx, const float *y, size_t n);
 void m2u_layernorm_residual_bwd(float *G, float *A, float *dw, float *db, const float *r, const float *w,
                                 const float *mean, const float *rstd, int N, int C);
 
+/* Serial double sum of x[0..n) in index order (a scalar gradient: a bias shared by all). */
+double m2u_sum(const float *x, size_t n);
+/* x[i] += c */
+void m2u_add_scalar(float *x, float c, size_t n);
+/* Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm: mean and variance accumulated in double
+ * (serially, in sample order) and rounded to float32 as numpy's float32 mean / var are, then
+ * out[i] = (x[i] - mean) / float(sqrt(var + eps)) in float32.  out may alias x. */
+void m2u_zero_mean_unit_var(float *out, const float *x, long n, double eps);
+/* Per-channel statistics over time of x [T, C] (GroupNorm with one group per channel):
+ * mean[c] and rstd[c] = 1 / sqrt(var[c] + eps), both from double sums taken along rows (time
+ * order per channel), for m2u_channel_affine.  work [2 C] doubles of scratch. */
+void m2u_channel_stats(float *mean, float *rstd, double *work, const float *x, int T, int C, double eps);
+
 #endif

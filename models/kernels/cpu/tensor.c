@@ -29,7 +29,8 @@ void m2u_add_inplace(float *y, const float *x, size_t n) {
 }
 
 void m2u_add(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static)
+    /* one thread for the row-sized adds of M2UGen's prefix and BERT's embeddings */
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
@@ -211,4 +212,50 @@ void m2u_layernorm_residual_bwd(float *G, float *A, float *dw, float *db, const 
     memset(A, 0, (size_t)N * C * sizeof(float));
     m2u_layernorm_bwd(A, dw, db, G, r, w, mean, rstd, N, C);
     memcpy(G, A, (size_t)N * C * sizeof(float));
+}
+
+double m2u_sum(const float *x, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    return s;
+}
+
+void m2u_add_scalar(float *x, float c, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) x[i] += c;
+}
+
+void m2u_zero_mean_unit_var(float *out, const float *x, long n, double eps) {
+    /* the sums stay serial: their order fixes the rounding, as in the reference */
+    double s = 0;
+    for (long i = 0; i < n; i++) s += x[i];
+    float mean = (float)(s / (double)n);
+    double v = 0;
+    for (long i = 0; i < n; i++) {
+        double d = (double)x[i] - (double)mean;
+        v += d * d;
+    }
+    float var = (float)(v / (double)n);
+    float den = (float)sqrt((double)var + eps);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (long i = 0; i < n; i++) out[i] = (x[i] - mean) / den;
+}
+
+void m2u_channel_stats(float *mean, float *rstd, double *work, const float *x, int T, int C, double eps) {
+    /* along rows (contiguous): T is ~288000 per minute of 24 kHz audio and a column walk would
+     * touch a new cache line per element */
+    double *s = work, *v = work + C;
+    memset(work, 0, 2 * (size_t)C * sizeof(double));
+    for (int t = 0; t < T; t++)
+        for (int ch = 0; ch < C; ch++) s[ch] += x[(size_t)t * C + ch];
+    for (int ch = 0; ch < C; ch++) s[ch] /= T;
+    for (int t = 0; t < T; t++)
+        for (int ch = 0; ch < C; ch++) {
+            double d = x[(size_t)t * C + ch] - s[ch];
+            v[ch] += d * d;
+        }
+    for (int ch = 0; ch < C; ch++) {
+        mean[ch] = (float)s[ch];
+        rstd[ch] = (float)(1.0 / sqrt(v[ch] / T + eps));
+    }
 }
