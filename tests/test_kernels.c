@@ -878,6 +878,260 @@ static void t_adamw(void) {
     free(w), free(g), free(rw), free(rm), free(rv), free(zeros), free(rg);
 }
 
+/* ---- network-specific pieces: T5's norm and activations, the post-norm residual backward,
+ * M2UGen's gated adapter prefix, ViT/ViViT pixel normalisation and patch im2col ----------------- */
+
+static double kact_d(m2u_kact a, double x) {
+    switch (a) {
+    case M2U_KACT_RELU: return relu_d(x);
+    case M2U_KACT_GELU: return gelu_d(x);
+    case M2U_KACT_GELU_TANH: return gelu_tanh_d(x);
+    default: return silu_d(x);
+    }
+}
+
+static void t_net_pieces(void) {
+    /* T5 RMSNorm (double square sum, weight last) */
+    int shapes[][2] = {{1, 1}, {3, 5}, {17, 65}};
+    for (int si = 0; si < 3; si++) {
+        int N = shapes[si][0], C = shapes[si][1];
+        size_t n = (size_t)N * C;
+        float *x = frand(n, 3), *w = frand((size_t)C, 2), *out = malloc(n * 4);
+        double *ro = malloc(n * sizeof *ro);
+        float eps = 1e-6f;
+        for (int r = 0; r < N; r++) {
+            double ss = 0;
+            for (int j = 0; j < C; j++) ss += (double)x[r * C + j] * x[r * C + j];
+            double rs = 1.0 / sqrt(ss / C + eps);
+            for (int j = 0; j < C; j++) ro[r * C + j] = w[j] * x[r * C + j] * rs;
+        }
+        float *d_x = devf(x, n), *d_w = devf(w, (size_t)C), *d_o = devf(out, n);
+        BE->rmsnorm_dsum_fwd(d_o, d_x, d_w, N, C, eps);
+        host(out, d_o, n * 4);
+        check("rmsnorm_dsum_fwd (T5)", out, ro, n, TOL_RED);
+        dev_reset();
+        free(x), free(w), free(out), free(ro);
+    }
+    /* activations by name, gated and not; scale; relu_mask */
+    size_t sizes[] = {1, 3, 1025};
+    for (int si = 0; si < 3; si++) {
+        size_t n = sizes[si];
+        float *x = frand(n, 4), *g = frand(n, 2), *out = malloc(n * 4);
+        double *ro = malloc(n * sizeof *ro);
+        const char *names[] = {"relu", "gelu", "gelu_tanh", "silu"};
+        for (int ai = 0; ai < 4; ai++)
+            for (int gated = 0; gated < 2; gated++) {
+                for (size_t i = 0; i < n; i++) ro[i] = kact_d((m2u_kact)ai, x[i]) * (gated ? g[i] : 1.0);
+                float *d_x = devf(x, n), *d_g = devf(g, n);
+                BE->act_gated_fwd(d_x, gated ? d_g : NULL, n, (m2u_kact)ai);
+                host(out, d_x, n * 4);
+                char nm[64];
+                snprintf(nm, sizeof nm, "act_gated_fwd %s%s", names[ai], gated ? " * gate" : "");
+                check(nm, out, ro, n, TOL_EW);
+                dev_reset();
+            }
+        for (size_t i = 0; i < n; i++) ro[i] = -0.37 * (double)x[i];
+        float *d_x = devf(x, n), *d_o = devf(out, n);
+        BE->scale(d_o, d_x, -0.37f, n);
+        host(out, d_o, n * 4);
+        check("scale", out, ro, n, TOL_EW);
+        /* relu_mask: y has zeros, negatives and a NaN-free mix; dx kept only where y > 0 */
+        for (size_t i = 0; i < n; i++) g[i] = i % 4 == 1 ? 0.0f : g[i];
+        for (size_t i = 0; i < n; i++) ro[i] = g[i] > 0 ? x[i] : 0.0;
+        float *d_y = devf(g, n);
+        BE->relu_mask(d_x, d_y, n);
+        host(out, d_x, n * 4);
+        check("relu_mask", out, ro, n, 0.0);
+        dev_reset();
+        free(x), free(g), free(out), free(ro);
+    }
+    /* add_scalar, sum (double, in order) */
+    for (int si = 0; si < 3; si++) {
+        size_t n = sizes[si];
+        float *x = frand(n, 3), *out = malloc(n * 4);
+        double *ro = malloc(n * sizeof *ro), rs = 0;
+        for (size_t i = 0; i < n; i++) ro[i] = (double)x[i] + 0.625, rs += x[i];
+        float *d_x = devf(x, n);
+        check_scalar("sum", BE->sum(d_x, n), rs, TOL_RED);
+        BE->add_scalar(d_x, 0.625f, n);
+        host(out, d_x, n * 4);
+        check("add_scalar", out, ro, n, TOL_EW);
+        dev_reset();
+        free(x), free(out), free(ro);
+    }
+    /* zero-mean unit-variance (MERT's input) and per-channel statistics over time (its group norm) */
+    long wn[] = {1, 7, 4097};
+    for (int si = 0; si < 3; si++) {
+        long n = wn[si];
+        float *x = frand((size_t)n, 0.8), *out = malloc((size_t)n * 4);
+        for (long i = 0; i < n; i++) x[i] += 0.1f; /* a mean to remove */
+        double *ro = malloc((size_t)n * sizeof *ro), m = 0, v = 0;
+        for (long i = 0; i < n; i++) m += x[i];
+        m /= n;
+        for (long i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+        v /= n;
+        for (long i = 0; i < n; i++) ro[i] = (x[i] - m) / sqrt(v + 1e-7);
+        float *d_x = devf(x, (size_t)n), *d_o = devf(out, (size_t)n);
+        BE->zero_mean_unit_var(d_o, d_x, n, 1e-7);
+        host(out, d_o, (size_t)n * 4);
+        /* n = 1: x - mean is 0 exactly, out 0 */
+        check("zero_mean_unit_var", out, ro, (size_t)n, TOL_RED);
+        dev_reset();
+        free(x), free(out), free(ro);
+    }
+    int cs[][2] = {{1, 1}, {3, 5}, {1025, 17}}; /* T C */
+    for (int si = 0; si < 3; si++) {
+        int T = cs[si][0], C = cs[si][1];
+        float *x = frand((size_t)T * C, 2), *mean = malloc((size_t)C * 4), *rstd = malloc((size_t)C * 4);
+        double *rm = calloc((size_t)C, sizeof *rm), *rr = calloc((size_t)C, sizeof *rr), *work = malloc(2 * (size_t)C * 8);
+        for (int c = 0; c < C; c++) {
+            double m = 0, v = 0;
+            for (int t = 0; t < T; t++) m += x[(size_t)t * C + c];
+            m /= T;
+            for (int t = 0; t < T; t++) v += (x[(size_t)t * C + c] - m) * (x[(size_t)t * C + c] - m);
+            rm[c] = m, rr[c] = 1.0 / sqrt(v / T + 1e-5);
+        }
+        for (int c = 0; c < 2 * C; c++) work[c] = 1e30; /* the kernel clears its scratch */
+        float *d_x = devf(x, (size_t)T * C), *d_m = devf(mean, (size_t)C), *d_r = devf(rstd, (size_t)C);
+        double *d_w = dev(work, 2 * (size_t)C * 8);
+        BE->channel_stats(d_m, d_r, d_w, d_x, T, C, 1e-5);
+        host(mean, d_m, (size_t)C * 4);
+        host(rstd, d_r, (size_t)C * 4);
+        check("channel_stats mean", mean, rm, (size_t)C, TOL_RED);
+        check("channel_stats rstd", rstd, rr, (size_t)C, TOL_RED);
+        dev_reset();
+        free(x), free(mean), free(rstd), free(rm), free(rr), free(work);
+    }
+    /* post-norm residual backward: A = LayerNorm'(r)^T G (overwritten), dw/db accumulate, G = A */
+    int lshapes[][2] = {{1, 1}, {5, 3}, {17, 33}};
+    for (int si = 0; si < 3; si++) {
+        int N = lshapes[si][0], C = lshapes[si][1];
+        size_t n = (size_t)N * C;
+        float *r = frand(n, 2), *w = frand((size_t)C, 1), *G = frand(n, 1), *A = frand(n, 5);
+        float *dw = frand((size_t)C, 1), *db = frand((size_t)C, 1), *mean = malloc((size_t)N * 4),
+              *rstd = malloc((size_t)N * 4);
+        double *rA = malloc(n * sizeof *rA), *rdw = todbl(dw, (size_t)C), *rdb = todbl(db, (size_t)C);
+        for (int i = 0; i < N; i++) {
+            double m = 0, v = 0;
+            for (int j = 0; j < C; j++) m += r[i * C + j];
+            m /= C;
+            for (int j = 0; j < C; j++) v += (r[i * C + j] - m) * (r[i * C + j] - m);
+            mean[i] = (float)m, rstd[i] = (float)(1.0 / sqrt(v / C + 1e-5));
+            double mg = 0, mgx = 0;
+            for (int j = 0; j < C; j++) {
+                double xh = (r[i * C + j] - (double)mean[i]) * rstd[i], gw = (double)G[i * C + j] * w[j];
+                mg += gw, mgx += gw * xh;
+                rdw[j] += (double)G[i * C + j] * xh, rdb[j] += G[i * C + j];
+            }
+            mg /= C, mgx /= C;
+            for (int j = 0; j < C; j++) {
+                double xh = (r[i * C + j] - (double)mean[i]) * rstd[i], gw = (double)G[i * C + j] * w[j];
+                rA[i * C + j] = rstd[i] * (gw - mg - xh * mgx);
+            }
+        }
+        float *d_G = devf(G, n), *d_A = devf(A, n), *d_dw = devf(dw, (size_t)C), *d_db = devf(db, (size_t)C),
+              *d_r = devf(r, n), *d_w = devf(w, (size_t)C), *d_m = devf(mean, (size_t)N), *d_s = devf(rstd, (size_t)N);
+        BE->layernorm_residual_bwd(d_G, d_A, d_dw, d_db, d_r, d_w, d_m, d_s, N, C);
+        host(A, d_A, n * 4);
+        host(G, d_G, n * 4);
+        host(dw, d_dw, (size_t)C * 4);
+        host(db, d_db, (size_t)C * 4);
+        check("layernorm_residual_bwd A", A, rA, n, TOL_RED);
+        check("layernorm_residual_bwd G = A", G, rA, n, TOL_RED);
+        check("layernorm_residual_bwd dw", dw, rdw, (size_t)C, TOL_RED);
+        check("layernorm_residual_bwd db", db, rdb, (size_t)C, TOL_RED);
+        dev_reset();
+        free(r), free(w), free(G), free(A), free(dw), free(db), free(mean), free(rstd), free(rA), free(rdw), free(rdb);
+    }
+    /* gated adapter prefix: att[b,t,h] += tanh(gate[h]) av[b, kv(h)], and its backward */
+    int gshapes[][5] = {{1, 1, 1, 1, 1}, {3, 5, 6, 2, 5}, {2, 17, 4, 4, 3}}; /* B T H KV hd */
+    for (int si = 0; si < 3; si++) {
+        int B = gshapes[si][0], T = gshapes[si][1], H = gshapes[si][2], KV = gshapes[si][3], hd = gshapes[si][4];
+        int group = H / KV, kvd = KV * hd, qd = H * hd;
+        size_t na = (size_t)B * T * qd, nv = (size_t)B * kvd;
+        float *att = frand(na, 1), *av = frand(nv, 1), *gate = frand((size_t)H, 1.5), *datt = frand(na, 1);
+        float *dgate = frand((size_t)H, 1), *dav = frand(nv, 1);
+        double *ratt = todbl(att, na), *rdg = todbl(dgate, (size_t)H), *rdav = todbl(dav, nv);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++)
+                for (int h = 0; h < H; h++) {
+                    double tg = tanh((double)gate[h]);
+                    for (int d = 0; d < hd; d++) {
+                        size_t ia = ((size_t)b * T + t) * qd + (size_t)h * hd + d, iv = (size_t)b * kvd + (h / group) * hd + d;
+                        ratt[ia] += tg * av[iv];
+                        rdg[h] += (1 - tg * tg) * datt[ia] * av[iv];
+                        rdav[iv] += tg * datt[ia];
+                    }
+                }
+        float *d_att = devf(att, na), *d_av = devf(av, nv), *d_g = devf(gate, (size_t)H), *d_datt = devf(datt, na),
+              *d_dg = devf(dgate, (size_t)H), *d_dav = devf(dav, nv);
+        BE->head_gate_add(d_att, d_av, d_g, B, T, H, KV, hd);
+        BE->head_gate_bwd(d_dg, d_dav, d_datt, d_av, d_g, B, T, H, KV, hd);
+        host(att, d_att, na * 4);
+        host(dgate, d_dg, (size_t)H * 4);
+        host(dav, d_dav, nv * 4);
+        check("head_gate_add", att, ratt, na, TOL_EW);
+        check("head_gate_bwd dgate", dgate, rdg, (size_t)H, TOL_RED);
+        check("head_gate_bwd dav", dav, rdav, nv, TOL_RED);
+        dev_reset();
+        free(att), free(av), free(gate), free(datt), free(dgate), free(dav), free(ratt), free(rdg), free(rdav);
+    }
+    /* pixel normalisation: [frames][HW][3] uint8 -> [frames][3][HW] */
+    struct {
+        int frames, HW, rescale, offset, normalize;
+    } pc[] = {{1, 1, 1, 0, 1}, {3, 17, 1, 1, 0}, {2, 35, 0, 0, 1}, {1, 5, 1, 1, 1}};
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
+    for (int ci = 0; ci < 4; ci++) {
+        size_t HW = (size_t)pc[ci].HW, n = (size_t)pc[ci].frames * HW * 3;
+        uint8_t *rgb = malloc(n);
+        for (size_t i = 0; i < n; i++) rgb[i] = (uint8_t)(i == 0 ? 255 : i == 1 ? 0 : irand(256));
+        float *px = malloc(n * 4);
+        double *rp = malloc(n * sizeof *rp), rf = 1.0 / 127.5;
+        for (int f = 0; f < pc[ci].frames; f++)
+            for (size_t p = 0; p < HW; p++)
+                for (int ch = 0; ch < 3; ch++) {
+                    double x = rgb[((size_t)f * HW + p) * 3 + ch];
+                    if (pc[ci].rescale) x *= rf;
+                    if (pc[ci].offset) x -= 1;
+                    if (pc[ci].normalize) x = (x - mean[ch]) / stdv[ch];
+                    rp[((size_t)f * 3 + ch) * HW + p] = x;
+                }
+        uint8_t *d_rgb = dev(rgb, n);
+        float *d_px = devf(px, n);
+        BE->pixels_normalize(d_px, d_rgb, pc[ci].frames, HW, pc[ci].rescale, rf, pc[ci].offset, pc[ci].normalize, mean,
+                             stdv);
+        host(px, d_px, n * 4);
+        check("pixels_normalize", px, rp, n, TOL_EW);
+        dev_reset();
+        free(rgb), free(px), free(rp);
+    }
+    /* patch im2col, trailing pixels / frames dropped: exact copies */
+    int ic[][7] = {{1, 1, 1, 1, 1, 1, 1}, {3, 7, 9, 2, 3, 2, 5}, {3, 6, 6, 1, 2, 3, 1}}; /* C H W pt ph pw frames */
+    for (int ci = 0; ci < 3; ci++) {
+        int C = ic[ci][0], Hh = ic[ci][1], W = ic[ci][2], pt = ic[ci][3], ph = ic[ci][4], pw = ic[ci][5],
+            F = ic[ci][6];
+        int gt = F / pt, gh = Hh / ph, gw = W / pw, P = gt * gh * gw, K = C * pt * ph * pw;
+        size_t npx = (size_t)F * C * Hh * W, nc = (size_t)P * K;
+        float *px = frand(npx, 1), *col = malloc(nc * 4);
+        double *rc = malloc(nc * sizeof *rc);
+        for (int p = 0; p < P; p++) {
+            int pgt = p / (gh * gw), pgy = (p / gw) % gh, pgx = p % gw;
+            for (int ch = 0; ch < C; ch++)
+                for (int dt = 0; dt < pt; dt++)
+                    for (int dy = 0; dy < ph; dy++)
+                        for (int dx = 0; dx < pw; dx++)
+                            rc[(size_t)p * K + ((ch * pt + dt) * ph + dy) * pw + dx] =
+                                px[(((size_t)(pgt * pt + dt) * C + ch) * Hh + pgy * ph + dy) * W + pgx * pw + dx];
+        }
+        float *d_px = devf(px, npx), *d_col = devf(col, nc);
+        BE->patch_im2col(d_col, d_px, C, Hh, W, pt, ph, pw, gt, gh, gw);
+        host(col, d_col, nc * 4);
+        check("patch_im2col", col, rc, nc, 0.0);
+        dev_reset();
+        free(px), free(col), free(rc);
+    }
+}
+
 /* ---- buffers ---------------------------------------------------------------------------------------- */
 
 static void t_buffers(void) {
@@ -912,6 +1166,7 @@ static void run_suite(void) {
     t_embedding();
     t_losses();
     t_adamw();
+    t_net_pieces();
 }
 
 int main(void) {

@@ -4,6 +4,7 @@
  * reference magnitude), gradients of every trainable tensor (LoRA A/B, biases,
  * norms, added-token rows) to 1e-4, greedy KV-cached generation token for
  * token, and the cached path's logits against the batched forward. */
+#include "backend.h"
 #include "llama.h"
 #include "m2u_error.h"
 #include "peft.h"
@@ -178,6 +179,16 @@ static void check_refusals(void) {
     if (m2u_llama_load(dir, &spec, &m) == 0) {
         CHECK(m2u_peft_load_weights(m, adapter) != 0, "mismatched adapter accepted");
         CHECK(strstr(m2u_last_error(), "adapter_model.safetensors") != NULL, "message: %s", m2u_last_error());
+        /* the op table: the CPU one from the load; a table whose buffers live on a device is
+         * refused while the model's arrays are host memory */
+        CHECK(m->be == m2u_backend_cpu(), "the model does not start on the CPU backend");
+        m2u_backend dev_table = *m2u_backend_cpu();
+        dev_table.name = "device";
+        dev_table.dev = M2U_DEV_CUDA;
+        CHECK(m2u_llama_set_backend(m, &dev_table) != 0 && strstr(m2u_last_error(), "device") != NULL,
+              "a device backend accepted: %s", m2u_last_error());
+        CHECK(m2u_llama_set_backend(m, NULL) != 0, "a NULL backend accepted");
+        CHECK(m2u_llama_set_backend(m, m2u_backend_cpu()) == 0 && m->be == m2u_backend_cpu(), "%s", m2u_last_error());
         m2u_llama_free(m);
     }
 }

@@ -13,6 +13,7 @@
 #include "adamw.h"
 #include "attention.h"
 #include "conv1d.h"
+#include "image.h"
 #include "ops_extra.h"
 #include "tensor.h"
 
@@ -85,6 +86,26 @@ typedef struct m2u_backend {
     void (*bias_add_rows)(float *y, const float *b, int N, int C);
     void (*bias_grad)(float *db, const float *dy, int N, int C);
     void (*dropout)(float *out, const float *x, size_t n, float p, uint64_t seed, uint64_t tag);
+    void (*scale)(float *out, const float *x, float alpha, size_t n);
+    void (*relu_mask)(float *dx, const float *y, size_t n);
+    void (*act_gated_fwd)(float *x, const float *gate, size_t n, m2u_kact act);
+    void (*add_scalar)(float *x, float c, size_t n);
+    double (*sum)(const float *x, size_t n);
+
+    /* ---- network-specific pieces (tensor.h, image.h) ---- */
+    void (*rmsnorm_dsum_fwd)(float *out, const float *x, const float *w, int N, int C, float eps);
+    void (*layernorm_residual_bwd)(float *G, float *A, float *dw, float *db, const float *r, const float *w,
+                                   const float *mean, const float *rstd, int N, int C);
+    void (*zero_mean_unit_var)(float *out, const float *x, long n, double eps);
+    void (*channel_stats)(float *mean, float *rstd, double *work, const float *x, int T, int C, double eps);
+    void (*head_gate_add)(float *att, const float *av, const float *gate, int B, int T, int H, int KV, int hd);
+    void (*head_gate_bwd)(float *dgate, float *dav, const float *datt, const float *av, const float *gate, int B,
+                          int T, int H, int KV, int hd);
+    void (*pixels_normalize)(float *px, const uint8_t *rgb, int frames, size_t HW, int do_rescale,
+                             double rescale_factor, int offset, int do_normalize, const float mean[3],
+                             const float std[3]);
+    void (*patch_im2col)(float *col, const float *px, int C, int img_h, int img_w, int pt, int ph, int pw,
+                         int grid_t, int grid_h, int grid_w);
 
     /* ---- convolution, embeddings ---- */
     int (*conv1d_fwd)(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride, int pad,

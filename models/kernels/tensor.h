@@ -55,4 +55,45 @@ void m2u_gelu_tanh_bwd(float *dx, const float *dout, const float *x, size_t n);
 /* Backward of m2u_softmax_rows from its output y: dx += y * (dy - sum(y * dy)). */
 void m2u_softmax_bwd(float *dx, const float *dy, const float *y, int N, int V);
 
+/* Backward of m2u_head_gate_add: dgate[h] += (1 - tanh^2(gate[h])) * sum over b, t, d of
+ * datt * av (summed in double per head, in (b, t, d) order), dav[b][kv head] += tanh(gate[h])
+ * * datt summed over t and the heads of its group (in head order).  Serial per head: each head
+ * reads all B*T rows and heads of a group share dav. */
+void m2u_head_gate_bwd(float *dgate, float *dav, const float *datt, const float *av, const float *gate, int B, int T,
+                       int H, int KV, int hd);
+
+/* T5's RMSNorm (T5LayerNorm): out = w * (x * rsqrt(mean(x^2) + eps)), the square sum in
+ * double per row and the weight applied last (LLaMA's m2u_rmsnorm_fwd sums in float and keeps
+ * rstd for a backward; T5 here is inference only).  out must not alias x. */
+void m2u_rmsnorm_dsum_fwd(float *out, const float *x, const float *w, int N, int C, float eps);
+
+/* Activations by name, fp32, for networks that pick one from their config (T5's
+ * dense_act_fn).  Element-wise, x[i] = act(x[i]) * gate[i] (gate NULL: act(x[i])); in place. */
+typedef enum { M2U_KACT_RELU, M2U_KACT_GELU, M2U_KACT_GELU_TANH, M2U_KACT_SILU } m2u_kact;
+void m2u_act_gated_fwd(float *x, const float *gate, size_t n, m2u_kact act);
+
+/* out[i] = alpha * x[i] (out may alias x) */
+void m2u_scale(float *out, const float *x, float alpha, size_t n);
+/* Backward of an in-place ReLU whose output was y: dx[i] = 0 where !(y[i] > 0), else kept
+ * (m2u_relu_bwd accumulates into a separate dx; this masks a gradient already in place). */
+void m2u_relu_mask(float *dx, const float *y, size_t n);
+/* Backward of a post-norm residual block out = LayerNorm(r), r = h + sub(h): from G = d out,
+ * A = d r (overwritten, not accumulated), dw/db accumulate, and G = A (the residual's share of
+ * d h; the caller adds the sublayer's). */
+void m2u_layernorm_residual_bwd(float *G, float *A, float *dw, float *db, const float *r, const float *w,
+                                const float *mean, const float *rstd, int N, int C);
+
+/* Serial double sum of x[0..n) in index order (a scalar gradient: a bias shared by all). */
+double m2u_sum(const float *x, size_t n);
+/* x[i] += c */
+void m2u_add_scalar(float *x, float c, size_t n);
+/* Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm: mean and variance accumulated in double
+ * (serially, in sample order) and rounded to float32 as numpy's float32 mean / var are, then
+ * out[i] = (x[i] - mean) / float(sqrt(var + eps)) in float32.  out may alias x. */
+void m2u_zero_mean_unit_var(float *out, const float *x, long n, double eps);
+/* Per-channel statistics over time of x [T, C] (GroupNorm with one group per channel):
+ * mean[c] and rstd[c] = 1 / sqrt(var[c] + eps), both from double sums taken along rows (time
+ * order per channel), for m2u_channel_affine.  work [2 C] doubles of scratch. */
+void m2u_channel_stats(float *mean, float *rstd, double *work, const float *x, int T, int C, double eps);
+
 #endif

@@ -4,6 +4,7 @@
 
 #include "fileio.h"
 #include "m2u_error.h"
+#include "tensor.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -148,7 +149,8 @@ int m2u_bert_forward(const m2u_bert *m, const int32_t *ids, int T, int num_layer
     }
     for (int t = 0; t < T; t++) {
         const float *w = m->word + (size_t)ids[t] * H, *p = m->pos + (size_t)(t + c->position_offset) * H;
-        for (int h = 0; h < H; h++) x[(size_t)t * H + h] = w[h] + m->type[h] + p[h];
+        m2u_add(x + (size_t)t * H, w, m->type, (size_t)H); /* (word + type) + position, as torch */
+        m2u_add_inplace(x + (size_t)t * H, p, (size_t)H);
     }
     if (m2u_enc_layernorm(x, x, m->ln_w, m->ln_b, T, H, c->dims.eps) != 0) goto done;
     for (int l = 0; l < num_layers; l++) {

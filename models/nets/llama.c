@@ -1,5 +1,7 @@
 #include "llama.h"
 
+#include "backend.h"
+
 #include "fileio.h"
 #include "m2u_error.h"
 #include "rng.h"
@@ -330,11 +332,22 @@ static int load_model(m2u_llama *m, const char *dir) {
     return 0;
 }
 
+int m2u_llama_set_backend(m2u_llama *m, const struct m2u_backend *be) {
+    if (!m || !be) return m2u_fail("m2u_llama_set_backend: no model or no backend");
+    if (be->dev != M2U_DEV_CPU)
+        return m2u_fail("m2u_llama_set_backend: backend '%s' keeps its buffers on the device, but the model's "
+                        "weights and activations are host arrays (not moved yet)",
+                        be->name);
+    m->be = be;
+    return 0;
+}
+
 int m2u_llama_load(const char *dir, const m2u_train_spec *spec, m2u_llama **out) {
     *out = NULL;
     m2u_llama *m = calloc(1, sizeof *m);
     if (!m) return m2u_fail("out of memory");
     if (spec) m->spec = *spec;
+    m->be = m2u_backend_cpu();
     if (load_model(m, dir)) {
         m2u_llama_free(m);
         return -1;
@@ -494,61 +507,61 @@ static uint64_t dropout_tag(int layer, int slot) { return ((uint64_t)layer << 8)
  * xd_scratch [N, in] is needed only when dropout is active. */
 static void linear_fwd(const m2u_llama *m, const m2u_linear *lin, float *y, const float *x, int N, int layer, int slot,
                        float *u_out, float *xd_scratch) {
-    m2u_matmul_wt(y, lin->out, x, N, &lin->w, 0, lin->out, 0.0f);
-    if (lin->bias) m2u_bias_add_rows(y, lin->bias, N, lin->out);
+    m->be->matmul_wt(y, lin->out, x, N, &lin->w, 0, lin->out, 0.0f);
+    if (lin->bias) m->be->bias_add_rows(y, lin->bias, N, lin->out);
     if (lin->lora_a) {
         int r = m->spec.lora_r;
         const float *xd = x;
         if (m->training && m->spec.lora_dropout > 0) {
-            m2u_dropout(xd_scratch, x, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed, dropout_tag(layer, slot));
+            m->be->dropout(xd_scratch, x, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed, dropout_tag(layer, slot));
             xd = xd_scratch;
         }
-        m2u_gemm(0, 1, N, r, lin->in, 1.0f, xd, lin->in, lin->lora_a, lin->in, 0.0f, u_out, r);
-        m2u_gemm(0, 1, N, lin->out, r, lora_scale(&m->spec), u_out, r, lin->lora_b, r, 1.0f, y, lin->out);
+        m->be->gemm(0, 1, N, r, lin->in, 1.0f, xd, lin->in, lin->lora_a, lin->in, 0.0f, u_out, r);
+        m->be->gemm(0, 1, N, lin->out, r, lora_scale(&m->spec), u_out, r, lin->lora_b, r, 1.0f, y, lin->out);
     }
 }
 
 /* dx[N, in] += dy W + (LoRA path); parameter gradients accumulate. */
 static void linear_bwd(const m2u_llama *m, const m2u_linear *lin, float *dx, const float *dy, const float *x, int N,
                        int layer, int slot, float *xd_scratch, float *du_scratch) {
-    if (lin->dbias) m2u_bias_grad(lin->dbias, dy, N, lin->out);
+    if (lin->dbias) m->be->bias_grad(lin->dbias, dy, N, lin->out);
     if (lin->lora_a) {
         int r = m->spec.lora_r;
         float s = lora_scale(&m->spec);
         int drop = m->training && m->spec.lora_dropout > 0;
         const float *xd = x;
         if (drop) {
-            m2u_dropout(xd_scratch, x, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed, dropout_tag(layer, slot));
+            m->be->dropout(xd_scratch, x, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed, dropout_tag(layer, slot));
             xd = xd_scratch;
         }
         /* dB += s * dy^T u ; du = s * dy B ; dA += du^T xd ; dx += drop'(du A) */
-        m2u_gemm(1, 0, lin->out, r, N, s, dy, lin->out, lin->act_u, r, 1.0f, lin->dlora_b, r);
-        m2u_gemm(0, 0, N, r, lin->out, s, dy, lin->out, lin->lora_b, r, 0.0f, du_scratch, r);
-        m2u_gemm(1, 0, r, lin->in, N, 1.0f, du_scratch, r, xd, lin->in, 1.0f, lin->dlora_a, lin->in);
+        m->be->gemm(1, 0, lin->out, r, N, s, dy, lin->out, lin->act_u, r, 1.0f, lin->dlora_b, r);
+        m->be->gemm(0, 0, N, r, lin->out, s, dy, lin->out, lin->lora_b, r, 0.0f, du_scratch, r);
+        m->be->gemm(1, 0, r, lin->in, N, 1.0f, du_scratch, r, xd, lin->in, 1.0f, lin->dlora_a, lin->in);
         if (drop) {
-            m2u_gemm(0, 0, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a, lin->in, 0.0f, xd_scratch, lin->in);
-            m2u_dropout(xd_scratch, xd_scratch, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed,
+            m->be->gemm(0, 0, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a, lin->in, 0.0f, xd_scratch, lin->in);
+            m->be->dropout(xd_scratch, xd_scratch, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed,
                         dropout_tag(layer, slot));
-            m2u_axpy(N * lin->in, 1.0f, xd_scratch, dx);
+            m->be->axpy(N * lin->in, 1.0f, xd_scratch, dx);
         } else {
-            m2u_gemm(0, 0, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a, lin->in, 1.0f, dx, lin->in);
+            m->be->gemm(0, 0, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a, lin->in, 1.0f, dx, lin->in);
         }
     }
-    m2u_matmul_w_acc(dx, dy, lin->out, N, &lin->w, 0, lin->out);
+    m->be->matmul_w_acc(dx, dy, lin->out, N, &lin->w, 0, lin->out);
 }
 
 /* ---- embedding and head --------------------------------------------------------------- */
 
 static void embed_fwd(const m2u_llama *m, float *x, const int32_t *ids, int N) {
-    m2u_embedding_fwd(x, ids, N, &m->embed, m->embed_rows, m->rows_start);
+    m->be->embedding_fwd(x, ids, N, &m->embed, m->embed_rows, m->rows_start);
 }
 
 /* logits[N, V] = x @ head^T, rows >= rows_start from the trainable copy. */
 static void head_fwd(const m2u_llama *m, float *logits, const float *x, int N) {
     int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
-    m2u_matmul_wt(logits, V, x, N, &m->lm_head, 0, m->rows_start, 0.0f);
+    m->be->matmul_wt(logits, V, x, N, &m->lm_head, 0, m->rows_start, 0.0f);
     if (m->n_rows)
-        m2u_gemm(0, 1, N, m->n_rows, C, 1.0f, x, C, m->head_rows, C, 0.0f, logits + m->rows_start, V);
+        m->be->gemm(0, 1, N, m->n_rows, C, 1.0f, x, C, m->head_rows, C, 0.0f, logits + m->rows_start, V);
 }
 
 static int check_ids(const m2u_llama *m, const int32_t *ids, int N) {
@@ -569,36 +582,20 @@ static const float *adapter_rows(const m2u_llama *m, int l, int B) {
 static void adapter_fwd(const m2u_llama *m, const m2u_layer *L, int l, float *att, float *av_out, int B, int T) {
     const m2u_llama_config *c = &m->cfg;
     int hd = c->head_dim, kvd = c->n_kv_heads * hd;
-    m2u_matmul_wt(av_out, kvd, adapter_rows(m, l, B), B, &L->lin[M2U_V].w, 0, kvd, 0.0f);
-    m2u_head_gate_add(att, av_out, L->gate, B, T, c->n_heads, c->n_kv_heads, hd);
+    m->be->matmul_wt(av_out, kvd, adapter_rows(m, l, B), B, &L->lin[M2U_V].w, 0, kvd, 0.0f);
+    m->be->head_gate_add(att, av_out, L->gate, B, T, c->n_heads, c->n_kv_heads, hd);
 }
 
 /* From datt (gradient of the attention output including the adapter term):
  * dgate, and d adapter_in = (sum over heads/positions) W_v^T dav. */
 static void adapter_bwd(m2u_llama *m, m2u_layer *L, int l, const float *datt, int B, int T) {
     const m2u_llama_config *c = &m->cfg;
-    int hd = c->head_dim, H = c->n_heads, group = H / c->n_kv_heads, kvd = c->n_kv_heads * hd, qd = H * hd;
-    int C = c->hidden_size;
+    int hd = c->head_dim, H = c->n_heads, kvd = c->n_kv_heads * hd, C = c->hidden_size;
     float *dav = calloc((size_t)B * kvd, sizeof(float)); /* small: B x kv_dim */
-    for (int h = 0; h < H; h++) {
-        float tg = tanhf(L->gate[h]);
-        double dg = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *av = L->adapter_v + (size_t)b * kvd + (size_t)(h / group) * hd;
-            float *dv = dav + (size_t)b * kvd + (size_t)(h / group) * hd;
-            for (int t = 0; t < T; t++) {
-                const float *d = datt + ((size_t)b * T + t) * qd + (size_t)h * hd;
-                for (int k = 0; k < hd; k++) {
-                    dg += (double)d[k] * av[k];
-                    dv[k] += tg * d[k];
-                }
-            }
-        }
-        L->dgate[h] += (float)((1.0 - (double)tg * tg) * dg);
-    }
+    m->be->head_gate_bwd(L->dgate, dav, datt, L->adapter_v, L->gate, B, T, H, c->n_kv_heads, hd);
     float *da = m->dadapter_in + (size_t)(l - m->first_adapter_layer) * B * C;
     memset(da, 0, (size_t)B * C * sizeof(float));
-    m2u_matmul_w_acc(da, dav, kvd, B, &L->lin[M2U_V].w, 0, kvd);
+    m->be->matmul_w_acc(da, dav, kvd, B, &L->lin[M2U_V].w, 0, kvd);
     free(dav);
 }
 
@@ -609,23 +606,23 @@ static int layer_fwd(m2u_llama *m, int l, const float *x, float *x_out, int B, i
     m2u_layer *L = &m->layers[l];
     int N = B * T, C = c->hidden_size, FF = c->intermediate_size, hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
     int qd = H * hd, kvd = KV * hd;
-    m2u_rmsnorm_fwd(L->ln1_out, L->rstd1, x, L->ln1.w, N, C, c->rms_norm_eps);
+    m->be->rmsnorm_fwd(L->ln1_out, L->rstd1, x, L->ln1.w, N, C, c->rms_norm_eps);
     linear_fwd(m, &L->lin[M2U_Q], L->q, L->ln1_out, N, l, M2U_Q, L->lin[M2U_Q].act_u, xd);
     linear_fwd(m, &L->lin[M2U_K], L->k, L->ln1_out, N, l, M2U_K, L->lin[M2U_K].act_u, xd);
     linear_fwd(m, &L->lin[M2U_V], L->v, L->ln1_out, N, l, M2U_V, L->lin[M2U_V].act_u, xd);
-    m2u_rope_fwd(L->q, N, qd, H, hd, m->rope_cos, m->rope_sin);
-    m2u_rope_fwd(L->k, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
+    m->be->rope_fwd(L->q, N, qd, H, hd, m->rope_cos, m->rope_sin);
+    m->be->rope_fwd(L->k, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
     m2u_attn at = m2u_attn_make(B, T, T, H, KV, hd, qd, kvd, kvd, 1, 0);
-    if (m2u_attn_fwd(&at, L->att, L->probs, L->q, L->k, L->v)) return -1;
+    if (m->be->attn_fwd(&at, L->att, L->probs, L->q, L->k, L->v)) return -1;
     if (L->gate) adapter_fwd(m, L, l, L->att, L->adapter_v, B, T);
     linear_fwd(m, &L->lin[M2U_O], tmp, L->att, N, l, M2U_O, L->lin[M2U_O].act_u, xd);
-    m2u_add(L->h, x, tmp, (size_t)N * C);
-    m2u_rmsnorm_fwd(L->ln2_out, L->rstd2, L->h, L->ln2.w, N, C, c->rms_norm_eps);
+    m->be->add(L->h, x, tmp, (size_t)N * C);
+    m->be->rmsnorm_fwd(L->ln2_out, L->rstd2, L->h, L->ln2.w, N, C, c->rms_norm_eps);
     linear_fwd(m, &L->lin[M2U_GATE], L->g, L->ln2_out, N, l, M2U_GATE, L->lin[M2U_GATE].act_u, xd);
     linear_fwd(m, &L->lin[M2U_UP], L->u, L->ln2_out, N, l, M2U_UP, L->lin[M2U_UP].act_u, xd);
-    m2u_swiglu_fwd(L->act, L->g, L->u, (size_t)N * FF);
+    m->be->swiglu_fwd(L->act, L->g, L->u, (size_t)N * FF);
     linear_fwd(m, &L->lin[M2U_DOWN], tmp, L->act, N, l, M2U_DOWN, L->lin[M2U_DOWN].act_u, xd);
-    m2u_add(x_out, L->h, tmp, (size_t)N * C);
+    m->be->add(x_out, L->h, tmp, (size_t)N * C);
     return 0;
 }
 
@@ -653,16 +650,16 @@ int m2u_llama_forward(m2u_llama *m, const int32_t *ids, const int32_t *labels, i
             m->targets[b * T + t] = lab == ignore_index ? -1 : lab;
         }
     float *tmp = m->scratch, *xd = m->scratch + (size_t)N * C;
-    m2u_rope_table(m->rope_cos, m->rope_sin, m->pos, N, c->head_dim, m->inv_freq);
+    m->be->rope_table(m->rope_cos, m->rope_sin, m->pos, N, c->head_dim, m->inv_freq);
     embed_fwd(m, m->x, ids, N);
     for (int l = 0; l < c->n_layers; l++)
         if (layer_fwd(m, l, m->x + (size_t)l * N * C, m->x + (size_t)(l + 1) * N * C, B, T, tmp, xd)) return -1;
-    m2u_rmsnorm_fwd(m->lnf, m->rstdf, m->x + (size_t)c->n_layers * N * C, m->norm.w, N, C, c->rms_norm_eps);
+    m->be->rmsnorm_fwd(m->lnf, m->rstdf, m->x + (size_t)c->n_layers * N * C, m->norm.w, N, C, c->rms_norm_eps);
     head_fwd(m, m->logits, m->lnf, N);
     m->n_valid = 0;
     m->has_lse = labels != NULL;
     if (labels) {
-        double l = m2u_cross_entropy_fwd(m->logits, m->targets, N, V, m->lse, &m->n_valid);
+        double l = m->be->cross_entropy_fwd(m->logits, m->targets, N, V, m->lse, &m->n_valid);
         if (loss) *loss = (float)l;
     } else if (loss) {
         *loss = 0.0f;
@@ -700,18 +697,18 @@ int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidd
 
     /* loss -> logits (the ignored rows get zero) */
     if (!m->has_lse) return m2u_fail("backward needs a forward with labels");
-    m2u_cross_entropy_bwd(dlogits, m->logits, m->lse, m->targets, N, V, grad_scale);
+    m->be->cross_entropy_bwd(dlogits, m->logits, m->lse, m->targets, N, V, grad_scale);
 
     /* head */
     memset(dln, 0, (size_t)N * C * sizeof(float));
-    m2u_matmul_w_acc(dln, dlogits, V, N, &m->lm_head, 0, m->rows_start);
+    m->be->matmul_w_acc(dln, dlogits, V, N, &m->lm_head, 0, m->rows_start);
     if (m->n_rows) {
-        m2u_gemm(0, 0, N, C, m->n_rows, 1.0f, dlogits + m->rows_start, V, m->head_rows, C, 1.0f, dln, C);
-        m2u_gemm(1, 0, m->n_rows, C, N, 1.0f, dlogits + m->rows_start, V, m->lnf, C, 1.0f, m->dhead_rows, C);
+        m->be->gemm(0, 0, N, C, m->n_rows, 1.0f, dlogits + m->rows_start, V, m->head_rows, C, 1.0f, dln, C);
+        m->be->gemm(1, 0, m->n_rows, C, N, 1.0f, dlogits + m->rows_start, V, m->lnf, C, 1.0f, m->dhead_rows, C);
     }
     if (dhidden) memcpy(dres, dhidden, (size_t)N * C * sizeof(float));
     else memset(dres, 0, (size_t)N * C * sizeof(float));
-    m2u_rmsnorm_bwd(dres, m->norm.dw, dln, m->x + (size_t)c->n_layers * N * C, m->norm.w, m->rstdf, N, C);
+    m->be->rmsnorm_bwd(dres, m->norm.dw, dln, m->x + (size_t)c->n_layers * N * C, m->norm.w, m->rstdf, N, C);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         m2u_layer *L = &m->layers[l];
@@ -721,11 +718,11 @@ int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidd
         linear_bwd(m, &L->lin[M2U_DOWN], dact, dres, L->act, N, l, M2U_DOWN, xd, dul);
         memset(dg, 0, (size_t)N * FF * sizeof(float));
         memset(du, 0, (size_t)N * FF * sizeof(float));
-        m2u_swiglu_bwd(dg, du, dact, L->g, L->u, (size_t)N * FF);
+        m->be->swiglu_bwd(dg, du, dact, L->g, L->u, (size_t)N * FF);
         memset(dln, 0, (size_t)N * C * sizeof(float));
         linear_bwd(m, &L->lin[M2U_GATE], dln, dg, L->ln2_out, N, l, M2U_GATE, xd, dul);
         linear_bwd(m, &L->lin[M2U_UP], dln, du, L->ln2_out, N, l, M2U_UP, xd, dul);
-        m2u_rmsnorm_bwd(dres, L->ln2.dw, dln, L->h, L->ln2.w, L->rstd2, N, C);
+        m->be->rmsnorm_bwd(dres, L->ln2.dw, dln, L->h, L->ln2.w, L->rstd2, N, C);
         /* attention branch: h = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
         memset(datt, 0, (size_t)N * qd * sizeof(float));
         linear_bwd(m, &L->lin[M2U_O], datt, dres, L->att, N, l, M2U_O, xd, dul);
@@ -734,16 +731,16 @@ int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidd
         memset(dk, 0, (size_t)N * kvd * sizeof(float));
         memset(dv, 0, (size_t)N * kvd * sizeof(float));
         m2u_attn at = m2u_attn_make(B, T, T, H, KV, hd, qd, kvd, kvd, 1, 0);
-        if (m2u_attn_bwd(&at, dq, dk, dv, datt, L->probs, L->q, L->k, L->v)) return -1;
-        m2u_rope_bwd(dq, N, qd, H, hd, m->rope_cos, m->rope_sin);
-        m2u_rope_bwd(dk, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
+        if (m->be->attn_bwd(&at, dq, dk, dv, datt, L->probs, L->q, L->k, L->v)) return -1;
+        m->be->rope_bwd(dq, N, qd, H, hd, m->rope_cos, m->rope_sin);
+        m->be->rope_bwd(dk, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
         memset(dln, 0, (size_t)N * C * sizeof(float));
         linear_bwd(m, &L->lin[M2U_Q], dln, dq, L->ln1_out, N, l, M2U_Q, xd, dul);
         linear_bwd(m, &L->lin[M2U_K], dln, dk, L->ln1_out, N, l, M2U_K, xd, dul);
         linear_bwd(m, &L->lin[M2U_V], dln, dv, L->ln1_out, N, l, M2U_V, xd, dul);
-        m2u_rmsnorm_bwd(dres, L->ln1.dw, dln, x, L->ln1.w, L->rstd1, N, C);
+        m->be->rmsnorm_bwd(dres, L->ln1.dw, dln, x, L->ln1.w, L->rstd1, N, C);
     }
-    if (m->n_rows) m2u_embedding_bwd(m->dembed_rows, dres, m->ids, N, C, m->rows_start);
+    if (m->n_rows) m->be->embedding_bwd(m->dembed_rows, dres, m->ids, N, C, m->rows_start);
     return 0;
 }
 
@@ -818,12 +815,12 @@ static void cached_qkv(m2u_llama *m, int l, cached_scratch *s, int N) {
     const m2u_llama_config *c = &m->cfg;
     m2u_layer *L = &m->layers[l];
     int hd = c->head_dim, C = c->hidden_size;
-    m2u_rmsnorm_fwd(s->ln, s->rstd, s->x, L->ln1.w, N, C, c->rms_norm_eps);
+    m->be->rmsnorm_fwd(s->ln, s->rstd, s->x, L->ln1.w, N, C, c->rms_norm_eps);
     linear_fwd(m, &L->lin[M2U_Q], s->q, s->ln, N, l, M2U_Q, s->ul, NULL);
     linear_fwd(m, &L->lin[M2U_K], s->k, s->ln, N, l, M2U_K, s->ul, NULL);
     linear_fwd(m, &L->lin[M2U_V], s->v, s->ln, N, l, M2U_V, s->ul, NULL);
-    m2u_rope_fwd(s->q, N, c->n_heads * hd, c->n_heads, hd, s->rc_cos, s->rc_sin);
-    m2u_rope_fwd(s->k, N, c->n_kv_heads * hd, c->n_kv_heads, hd, s->rc_cos, s->rc_sin);
+    m->be->rope_fwd(s->q, N, c->n_heads * hd, c->n_heads, hd, s->rc_cos, s->rc_sin);
+    m->be->rope_fwd(s->k, N, c->n_kv_heads * hd, c->n_kv_heads, hd, s->rc_cos, s->rc_sin);
 }
 
 /* The rest of layer l after attention: adapter injection (adapter_in as
@@ -836,10 +833,10 @@ static void cached_tail(m2u_llama *m, int l, cached_scratch *s, int N, int ad_B,
     if (L->gate) adapter_fwd(m, L, l, s->att, s->av, ad_B, ad_T);
     linear_fwd(m, &L->lin[M2U_O], s->tmp, s->att, N, l, M2U_O, s->ul, NULL);
     for (size_t i = 0; i < (size_t)N * C; i++) s->x[i] += s->tmp[i];
-    m2u_rmsnorm_fwd(s->ln, s->rstd, s->x, L->ln2.w, N, C, c->rms_norm_eps);
+    m->be->rmsnorm_fwd(s->ln, s->rstd, s->x, L->ln2.w, N, C, c->rms_norm_eps);
     linear_fwd(m, &L->lin[M2U_GATE], s->g, s->ln, N, l, M2U_GATE, s->ul, NULL);
     linear_fwd(m, &L->lin[M2U_UP], s->u, s->ln, N, l, M2U_UP, s->ul, NULL);
-    m2u_swiglu_fwd(s->act, s->g, s->u, (size_t)N * FF);
+    m->be->swiglu_fwd(s->act, s->g, s->u, (size_t)N * FF);
     linear_fwd(m, &L->lin[M2U_DOWN], s->tmp, s->act, N, l, M2U_DOWN, s->ul, NULL);
     for (size_t i = 0; i < (size_t)N * C; i++) s->x[i] += s->tmp[i];
 }
@@ -862,7 +859,7 @@ int m2u_llama_decode_step(m2u_llama *m, m2u_kv_cache *const *kc, int B, const in
     if (cached_begin(m, ids, B, "decode_step", &s)) return -1;
     int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     for (int b = 0; b < B; b++) s.pos[b] = kc[b]->len;
-    m2u_rope_table(s.rc_cos, s.rc_sin, s.pos, B, hd, m->inv_freq);
+    m->be->rope_table(s.rc_cos, s.rc_sin, s.pos, B, hd, m->inv_freq);
     int saved_training = m->training;
     m->training = 0; /* dropout is a training-time operation */
     embed_fwd(m, s.x, ids, B);
@@ -875,13 +872,13 @@ int m2u_llama_decode_step(m2u_llama *m, m2u_kv_cache *const *kc, int B, const in
             memcpy(kcache + (size_t)s.pos[b] * kvd, s.k + (size_t)b * kvd, (size_t)kvd * sizeof(float));
             memcpy(vcache + (size_t)s.pos[b] * kvd, s.v + (size_t)b * kvd, (size_t)kvd * sizeof(float));
             m2u_attn at = m2u_attn_make(1, 1, s.pos[b] + 1, c->n_heads, c->n_kv_heads, hd, qd, kvd, kvd, 1, s.pos[b]);
-            rc = m2u_attn_fwd(&at, s.att + (size_t)b * qd, NULL, s.q + (size_t)b * qd, kcache, vcache);
+            rc = m->be->attn_fwd(&at, s.att + (size_t)b * qd, NULL, s.q + (size_t)b * qd, kcache, vcache);
         }
         if (!rc) cached_tail(m, l, &s, B, B, 1);
     }
     m->training = saved_training;
     if (!rc) {
-        m2u_rmsnorm_fwd(s.ln, s.rstd, s.x, m->norm.w, B, c->hidden_size, c->rms_norm_eps);
+        m->be->rmsnorm_fwd(s.ln, s.rstd, s.x, m->norm.w, B, c->hidden_size, c->rms_norm_eps);
         head_fwd(m, logits, s.ln, B);
         for (int b = 0; b < B; b++) kc[b]->len++;
     }
@@ -897,7 +894,7 @@ int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids,
     if (cached_begin(m, ids, n, "forward_cached", &s)) return -1;
     int hd = c->head_dim, kvd = c->n_kv_heads * hd, pos0 = kc->len;
     for (int i = 0; i < n; i++) s.pos[i] = pos0 + i;
-    m2u_rope_table(s.rc_cos, s.rc_sin, s.pos, n, hd, m->inv_freq);
+    m->be->rope_table(s.rc_cos, s.rc_sin, s.pos, n, hd, m->inv_freq);
     int saved_training = m->training;
     m->training = 0; /* dropout is a training-time operation */
     embed_fwd(m, s.x, ids, n);
@@ -908,13 +905,13 @@ int m2u_llama_forward_cached(m2u_llama *m, m2u_kv_cache *kc, const int32_t *ids,
         memcpy(kcache + (size_t)pos0 * kvd, s.k, (size_t)n * kvd * sizeof(float));
         memcpy(vcache + (size_t)pos0 * kvd, s.v, (size_t)n * kvd * sizeof(float));
         m2u_attn at = m2u_attn_make(1, n, pos0 + n, c->n_heads, c->n_kv_heads, hd, c->n_heads * hd, kvd, kvd, 1, pos0);
-        rc = m2u_attn_fwd(&at, s.att, NULL, s.q, kcache, vcache);
+        rc = m->be->attn_fwd(&at, s.att, NULL, s.q, kcache, vcache);
         if (!rc) cached_tail(m, l, &s, n, 1, n);
     }
     m->training = saved_training;
     if (!rc) {
         float *last = s.x + (size_t)(n - 1) * c->hidden_size;
-        m2u_rmsnorm_fwd(s.ln, s.rstd, last, m->norm.w, 1, c->hidden_size, c->rms_norm_eps);
+        m->be->rmsnorm_fwd(s.ln, s.rstd, last, m->norm.w, 1, c->hidden_size, c->rms_norm_eps);
         head_fwd(m, logits_last, s.ln, 1);
         kc->len += n;
     }

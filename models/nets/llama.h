@@ -16,6 +16,8 @@
 
 #include <stdint.h>
 
+struct m2u_backend;
+
 /* The seven linears of a decoder layer, in HF module names. */
 enum { M2U_Q, M2U_K, M2U_V, M2U_O, M2U_GATE, M2U_UP, M2U_DOWN, M2U_N_LINEAR };
 extern const char *const m2u_linear_names[M2U_N_LINEAR]; /* "q_proj", ..., "down_proj" */
@@ -76,6 +78,9 @@ typedef struct {
 typedef struct {
     m2u_llama_config cfg;
     m2u_train_spec spec;
+    /* the kernels every pass calls through (backend.h); m2u_backend_cpu() from the load, another
+     * one via m2u_llama_set_backend, so a second backend needs no edit here */
+    const struct m2u_backend *be;
     m2u_safetensors *st;
     m2u_mat embed, lm_head; /* lm_head == embed when tied */
     int rows_start, n_rows; /* trainable token rows, [rows_start, vocab) */
@@ -117,6 +122,10 @@ typedef struct {
  * LoRA A is initialised like peft (kaiming-uniform, a = sqrt(5)), B = 0. */
 int m2u_llama_load(const char *dir, const m2u_train_spec *spec, m2u_llama **out);
 void m2u_llama_free(m2u_llama *m);
+/* Route the model's kernels through be (backend.h).  The model's weights, parameters and
+ * activations are host arrays, so only a backend whose buffers are host memory (the CPU one)
+ * is accepted for now; -1 (m2u_fail) otherwise or for NULL. */
+int m2u_llama_set_backend(m2u_llama *m, const struct m2u_backend *be);
 
 /* Find a trainable parameter by name (NULL if absent). */
 m2u_param *m2u_llama_param(m2u_llama *m, const char *name);

@@ -3,6 +3,7 @@
 #include "fileio.h"
 #include "m2u_error.h"
 #include "rng.h"
+#include "tensor.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -177,8 +178,8 @@ int m2u_m2ugen_forward(m2u_m2ugen *m, const int32_t *ids, const int32_t *labels,
         for (int b = 0; b < B; b++) {
             float *a = m->adapter_in + ((size_t)j * B + b) * C;
             const float *pq = m->prefix + (size_t)j * C, *v = m->vec + ((size_t)g * B + b) * C;
-            int has = m->present[g * B + b];
-            for (int k = 0; k < C; k++) a[k] = pq[k] + (has ? v[k] : 0.0f);
+            if (m->present[g * B + b]) m2u_add(a, pq, v, (size_t)C);
+            else memcpy(a, pq, (size_t)C * sizeof(float));
         }
     }
     l->adapter_in = A ? m->adapter_in : NULL;
@@ -211,7 +212,7 @@ int m2u_m2ugen_forward(m2u_m2ugen *m, const int32_t *ids, const int32_t *labels,
         for (int k = 0; k < n_aud; k++) {
             const float *hr = h + ((size_t)b * T + aud_pos[b] + k) * C, *e = embed_row(l, m->cfg.aud_id0 + k, tmp);
             float *x = m->proj_in + ((size_t)t * n_aud + k) * C;
-            for (int c = 0; c < C; c++) x[c] = hr[c] + e[c];
+            m2u_add(x, hr, e, (size_t)C);
         }
         memcpy(tgt + (size_t)t * per, target + (size_t)b * per, (size_t)per * sizeof(float));
     }
@@ -245,10 +246,8 @@ int m2u_m2ugen_backward(m2u_m2ugen *m, float ce_scale, float mse_scale) {
                 float *dr = dh + ((size_t)b * T + m->aud_pos[b] + k) * C;
                 int id = m->cfg.aud_id0 + k;
                 float *de = id >= l->rows_start ? l->dembed_rows + (size_t)(id - l->rows_start) * C : NULL;
-                for (int c = 0; c < C; c++) {
-                    dr[c] += d[c];
-                    if (de) de[c] += d[c];
-                }
+                m2u_add_inplace(dr, d, (size_t)C);
+                if (de) m2u_add_inplace(de, d, (size_t)C);
             }
         }
     }
@@ -261,7 +260,7 @@ int m2u_m2ugen_backward(m2u_m2ugen *m, float ce_scale, float mse_scale) {
         for (int b = 0; b < B; b++) {
             const float *d = l->dadapter_in + ((size_t)j * B + b) * C;
             float *dp = m->dprefix + (size_t)j * C;
-            for (int c = 0; c < C; c++) dp[c] += d[c];
+            m2u_add_inplace(dp, d, (size_t)C);
         }
     for (int g = 0; g < M2U_N_MODALITIES && !rc; g++) {
         if (!m->cfg.use_adapter[g]) continue;
@@ -272,7 +271,7 @@ int m2u_m2ugen_backward(m2u_m2ugen *m, float ce_scale, float mse_scale) {
             any = 1;
             for (int i = 0; i < q; i++) {
                 const float *d = l->dadapter_in + ((size_t)(g * q + i) * B + b) * C;
-                for (int c = 0; c < C; c++) dvec[(size_t)b * C + c] += d[c];
+                m2u_add_inplace(dvec + (size_t)b * C, d, (size_t)C);
             }
         }
         if (any) rc = m2u_adapter_backward(&m->adapter[g], dvec);

@@ -287,42 +287,19 @@ void m2u_mert_preprocess(const m2u_mert *m, const float *wav, long n, float *out
     /* Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm on a float32 array: numpy's float32
      * mean and var (here accumulated in double and rounded), sqrt(var + 1e-7) in double,
      * then (x - mean) / that, in float32. */
-    double s = 0;
-    for (long i = 0; i < n; i++) s += wav[i];
-    float mean = (float)(s / (double)n);
-    double v = 0;
-    for (long i = 0; i < n; i++) {
-        double d = (double)wav[i] - (double)mean;
-        v += d * d;
-    }
-    float var = (float)(v / (double)n);
-    float den = (float)sqrt((double)var + 1e-7);
-    for (long i = 0; i < n; i++) out[i] = (wav[i] - mean) / den;
+    m2u_zero_mean_unit_var(out, wav, n, 1e-7);
 }
 
-/* Per-channel normalisation over time of x [T, C] (GroupNorm with one group per channel).
- * Sums run along rows (contiguous) rather than down columns: T is ~288000 per minute of
- * 24 kHz audio and a column walk would touch a new cache line per element. */
+/* Per-channel normalisation over time of x [T, C] (GroupNorm with one group per channel). */
 static int group_norm_tm(float *x, int T, int C, const float *w, const float *b) {
-    double *s = calloc(2 * (size_t)C, sizeof(double)), *v = s + C;
+    double *s = malloc(2 * (size_t)C * sizeof(double));
     float *m = malloc(2 * (size_t)C * sizeof(float)), *r = m + C;
     if (!s || !m) {
         free(s);
         free(m);
         return m2u_fail("mert: out of memory for a group norm over %d channels", C);
     }
-    for (int t = 0; t < T; t++)
-        for (int ch = 0; ch < C; ch++) s[ch] += x[(size_t)t * C + ch];
-    for (int ch = 0; ch < C; ch++) s[ch] /= T;
-    for (int t = 0; t < T; t++)
-        for (int ch = 0; ch < C; ch++) {
-            double d = x[(size_t)t * C + ch] - s[ch];
-            v[ch] += d * d;
-        }
-    for (int ch = 0; ch < C; ch++) {
-        m[ch] = (float)s[ch];
-        r[ch] = (float)(1.0 / sqrt(v[ch] / T + (double)FEAT_NORM_EPS));
-    }
+    m2u_channel_stats(m, r, s, x, T, C, (double)FEAT_NORM_EPS);
     m2u_channel_affine(x, T, C, m, r, w, b);
     free(s);
     free(m);
@@ -392,7 +369,7 @@ static int forward(const m2u_mert *m, const float *in, long n, float *hidden_sta
     if (m2u_conv1d_tm(pos, T, x, T, H, H, c->pos_kernel, 1, c->pos_kernel / 2, c->pos_groups, m->pos_w, m->pos_b) != 0)
         goto done;
     m2u_act_apply(c->feat_act, pos, (size_t)T * H);
-    for (size_t i = 0; i < (size_t)T * H; i++) x[i] += pos[i];
+    m2u_add_inplace(x, pos, (size_t)T * H);
     if (!c->stable && m2u_enc_layernorm(x, x, m->enc_ln_w, m->enc_ln_b, T, H, c->dims.eps) != 0) goto done;
     for (int l = 0; l < c->layers; l++) {
         tap(x, T, H, l, hidden_states, means);

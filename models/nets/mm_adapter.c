@@ -171,7 +171,7 @@ int m2u_adapter_forward(m2u_adapter *a, const float *feats, int B, float *out) {
     for (int b = 0; b < B; b++) {
         float *ag = a->agg + (size_t)b * F;
         m2u_gemv(1, T, F, 1.0f, a->feats + (size_t)b * T * F, F, a->agg_w, 0.0f, ag);
-        for (int f = 0; f < F; f++) ag[f] += a->agg_b[0];
+        m2u_add_scalar(ag, a->agg_b[0], (size_t)F);
     }
     m2u_l2norm_fwd(a->u, a->l2, a->agg, B, F, c->l2_eps);
     m2u_linear_fwd(a->h, a->u, a->proj_w, a->proj_b, B, F, D);
@@ -225,12 +225,8 @@ int m2u_adapter_backward(m2u_adapter *a, const float *dout) {
     memset(dagg, 0, (size_t)B * F * sizeof(float));
     m2u_l2norm_bwd(dagg, du, a->u, a->l2, B, F, c->l2_eps);
     /* agg[b, f] = sum_t w[t] x[b, t, f] + bias */
-    double db = 0.0;
-    for (int b = 0; b < B; b++) {
-        const float *g = dagg + (size_t)b * F;
-        m2u_gemv(0, T, F, 1.0f, a->feats + (size_t)b * T * F, F, g, 1.0f, a->dagg_w);
-        for (int f = 0; f < F; f++) db += g[f];
-    }
-    a->dagg_b[0] += (float)db;
+    for (int b = 0; b < B; b++)
+        m2u_gemv(0, T, F, 1.0f, a->feats + (size_t)b * T * F, F, dagg + (size_t)b * F, 1.0f, a->dagg_w);
+    a->dagg_b[0] += (float)m2u_sum(dagg, (size_t)B * F); /* rows in order: the same double sum */
     return 0;
 }

@@ -6,6 +6,7 @@
 #include "ops_extra.h"
 #include "safetensors.h"
 #include "t5_encoder.h"
+#include "tensor.h"
 
 #include <cjson/cJSON.h>
 #include <float.h>
@@ -420,9 +421,7 @@ int m2u_musicgen_begin(const m2u_musicgen *m, const float *enc, const int32_t *m
     return 0;
 }
 
-static void add_rows(float *x, const float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
-}
+static void add_rows(float *x, const float *y, size_t n) { m2u_add_inplace(x, y, n); }
 
 int m2u_musicgen_step(m2u_musicgen_session *s, const int32_t *ids, float g, float *raw, float *guided) {
     const m2u_musicgen *m = s->m;
@@ -439,7 +438,7 @@ int m2u_musicgen_step(m2u_musicgen_session *s, const int32_t *ids, float g, floa
         add_rows(x, s->h, (size_t)H);
     }
     if (c->scale_embedding)
-        for (int i = 0; i < H; i++) x[i] *= sqrtf((float)H);
+        m2u_scale(x, x, sqrtf((float)H), (size_t)H);
     if (m->pos && t < m->n_pos) memcpy(s->pos_row, m->pos + (size_t)t * H, (size_t)H * sizeof(float));
     else m2u_gen_sinusoid(s->pos_row, t, 1, H);
     add_rows(x, s->pos_row, (size_t)H);

@@ -377,9 +377,7 @@ typedef struct {
  * sets G = A (the residual's share of d h).  The caller adds the sublayer's share to G. */
 static void ln_residual_bwd(float *G, float *A, const m2u_proj_ln *ln, const float *r, const float *mean,
                             const float *rstd, int R, int E) {
-    memset(A, 0, (size_t)R * E * sizeof(float));
-    m2u_layernorm_bwd(A, ln->dw, ln->db, G, r, ln->w, mean, rstd, R, E);
-    memcpy(G, A, (size_t)R * E * sizeof(float));
+    m2u_layernorm_residual_bwd(G, A, ln->dw, ln->db, r, ln->w, mean, rstd, R, E);
 }
 
 static int layer_bwd(m2u_projector *p, m2u_proj_layer *L, float *G, const bwd_ws *w, int B) {
@@ -393,8 +391,7 @@ static int layer_bwd(m2u_projector *p, m2u_proj_layer *L, float *G, const bwd_ws
     size_t RF = (size_t)R * F;
     memset(w->dffn, 0, RF * sizeof(float));
     m2u_linear_bwd(w->dffn, L->dl2_w, L->dl2_b, w->A, L->f, L->l2_w, R, F, E);
-    for (size_t i = 0; i < RF; i++)
-        if (!(L->f[i] > 0.0f)) w->dffn[i] = 0.0f;
+    m2u_relu_mask(w->dffn, L->f, RF);
     m2u_linear_bwd(G, L->dl1_w, L->dl1_b, w->dffn, h, L->l1_w, R, E, F);
     if (L->is_dec) {
         /* cross attention: h2 = LN(h1 + out_proj(attn(q(h1), k(mem), v(mem)))) */
@@ -441,7 +438,7 @@ int m2u_projector_backward(m2u_projector *p, const float *dout, float grad_scale
     w.dmem = dmem;
 
     const float *src = dout ? dout : p->dloss;
-    for (size_t i = 0; i < n_out; i++) dres[i] = grad_scale * src[i];
+    m2u_scale(dres, src, grad_scale, n_out);
     /* head and the decoder's final norm */
     memset(w.A, 0, M_E * sizeof(float));
     m2u_linear_bwd(w.A, p->dhead_w, p->dhead_b, dres, p->y, p->head_w, M, E, c->out_dim);

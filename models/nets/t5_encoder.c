@@ -5,6 +5,7 @@
 #include "m2u_error.h"
 #include "ops.h"
 #include "safetensors.h"
+#include "tensor.h"
 
 #include <cjson/cJSON.h>
 #include <float.h>
@@ -272,24 +273,13 @@ int m2u_t5_relative_bucket(int rel, int num_buckets, int max_distance) {
     return bucket + (int)large;
 }
 
-/* T5LayerNorm: w * x * rsqrt(mean(x^2) + eps) per row. */
-static void t5_rmsnorm(float *out, const float *x, const float *w, int N, int C, float eps) {
-    for (int r = 0; r < N; r++) {
-        const float *xr = x + (size_t)r * C;
-        double ss = 0;
-        for (int j = 0; j < C; j++) ss += (double)xr[j] * xr[j];
-        float rs = 1.0f / sqrtf((float)(ss / C) + eps);
-        for (int j = 0; j < C; j++) out[(size_t)r * C + j] = w[j] * (xr[j] * rs);
-    }
-}
-
-static float activation(m2u_t5_act a, float x) {
+/* T5's dense_act_fn as the kernels name it */
+static m2u_kact kernel_act(m2u_t5_act a) {
     switch (a) {
-    case M2U_T5_ACT_RELU: return x > 0 ? x : 0.0f;
-    case M2U_T5_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-    case M2U_T5_ACT_GELU_NEW:
-        return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-    default: return x / (1.0f + expf(-x));
+    case M2U_T5_ACT_RELU: return M2U_KACT_RELU;
+    case M2U_T5_ACT_GELU: return M2U_KACT_GELU;
+    case M2U_T5_ACT_GELU_NEW: return M2U_KACT_GELU_TANH;
+    default: return M2U_KACT_SILU;
     }
 }
 
@@ -331,7 +321,7 @@ static int encode_one(const m2u_t5_encoder *e, const int32_t *ids, const int32_t
     at.bias_heads = H;
     for (int l = 0; l < c->num_layers; l++) {
         const t5_layer *L = &e->layers[l];
-        t5_rmsnorm(x, h, L->ln0, T, D, c->eps);
+        m2u_rmsnorm_dsum_fwd(x, h, L->ln0, T, D, c->eps);
         m2u_matmul_wt(q, inner, x, T, &L->q, 0, inner, 0.0f);
         m2u_matmul_wt(k, inner, x, T, &L->k, 0, inner, 0.0f);
         m2u_matmul_wt(v, inner, x, T, &L->v, 0, inner, 0.0f);
@@ -340,19 +330,15 @@ static int encode_one(const m2u_t5_encoder *e, const int32_t *ids, const int32_t
             goto done;
         }
         m2u_matmul_wt(x, D, att, T, &L->o, 0, D, 0.0f);
-        for (size_t i = 0; i < TD; i++) h[i] += x[i];
-        t5_rmsnorm(x, h, L->ln1, T, D, c->eps);
+        m2u_add_inplace(h, x, TD);
+        m2u_rmsnorm_dsum_fwd(x, h, L->ln1, T, D, c->eps);
         m2u_matmul_wt(f0, F, x, T, &L->wi, 0, F, 0.0f);
-        if (c->gated) {
-            m2u_matmul_wt(f1, F, x, T, &L->wi1, 0, F, 0.0f);
-            for (size_t i = 0; i < TF; i++) f0[i] = activation(c->act, f0[i]) * f1[i];
-        } else {
-            for (size_t i = 0; i < TF; i++) f0[i] = activation(c->act, f0[i]);
-        }
+        if (c->gated) m2u_matmul_wt(f1, F, x, T, &L->wi1, 0, F, 0.0f);
+        m2u_act_gated_fwd(f0, c->gated ? f1 : NULL, TF, kernel_act(c->act));
         m2u_matmul_wt(x, D, f0, T, &L->wo, 0, D, 0.0f);
-        for (size_t i = 0; i < TD; i++) h[i] += x[i];
+        m2u_add_inplace(h, x, TD);
     }
-    t5_rmsnorm(out, h, e->final_ln, T, D, c->eps);
+    m2u_rmsnorm_dsum_fwd(out, h, e->final_ln, T, D, c->eps);
 done:
     free(h);
     free(x);

@@ -5,7 +5,9 @@
 
 #include "fileio.h"
 #include "m2u_error.h"
+#include "image.h"
 #include "ops_extra.h"
+#include "tensor.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -203,18 +205,8 @@ int m2u_vit_preprocess(const m2u_vit *m, const uint8_t *rgb, float *px) {
     size_t HW = (size_t)c->image_h * c->image_w;
     float mean[3], std[3];
     for (int i = 0; i < 3; i++) mean[i] = (float)c->image_mean[i], std[i] = (float)c->image_std[i];
-    /* serial: a cast and a copy per pixel, memory-bound (nets run no threads of their own) */
-    for (int f = 0; f < c->frames; f++)
-        for (size_t p = 0; p < HW; p++)
-            for (int ch = 0; ch < 3; ch++) {
-                uint8_t u = rgb[((size_t)f * HW + p) * 3 + ch];
-                /* transformers: rescale in float64 then cast to float32; offset and
-                 * normalize in float32 (numpy arrays of float32). */
-                float x = c->do_rescale ? (float)((double)u * c->rescale_factor) : (float)u;
-                if (c->offset) x = x - 1.0f;
-                if (c->do_normalize) x = (x - mean[ch]) / std[ch];
-                px[((size_t)f * 3 + ch) * HW + p] = x;
-            }
+    m2u_pixels_normalize(px, rgb, c->frames, HW, c->do_rescale, c->rescale_factor, c->offset, c->do_normalize, mean,
+                         std);
     return 0;
 }
 
@@ -223,7 +215,6 @@ int m2u_vit_forward(const m2u_vit *m, const float *px, float *hidden_states, flo
     int H = c->dims.hidden, N = c->n_tokens, P = N - 1, C = c->channels;
     int pt = c->patch_t, ph = c->patch_h, pw = c->patch_w;
     int K = C * pt * ph * pw;
-    size_t HW = (size_t)c->image_h * c->image_w;
     float *x = malloc((size_t)N * H * sizeof(float));
     float *col = malloc((size_t)P * K * sizeof(float));
     float *scratch = malloc(m2u_enc_layer_scratch(&c->dims, N) * sizeof(float));
@@ -232,23 +223,12 @@ int m2u_vit_forward(const m2u_vit *m, const float *px, float *hidden_states, flo
         m2u_fail("vit: out of memory for %d tokens", N);
         goto done;
     }
-    /* im2col: one row per patch, columns in the (c, dt, dy, dx) order of the conv weight.
-     * pixel_values are [frames][C][H][W] (ViT: one frame).  Serial: row copies only. */
-    for (int p = 0; p < P; p++) {
-        int gt = p / (c->grid_h * c->grid_w), gy = (p / c->grid_w) % c->grid_h, gx = p % c->grid_w;
-        float *dst = col + (size_t)p * K;
-        for (int ch = 0; ch < C; ch++)
-            for (int dt = 0; dt < pt; dt++)
-                for (int dy = 0; dy < ph; dy++) {
-                    const float *src = px + ((size_t)(gt * pt + dt) * C + ch) * HW +
-                                       (size_t)(gy * ph + dy) * c->image_w + (size_t)gx * pw;
-                    memcpy(dst, src, (size_t)pw * sizeof(float));
-                    dst += pw;
-                }
-    }
+    /* one row per patch, columns in the (c, dt, dy, dx) order of the conv weight;
+     * pixel_values are [frames][C][H][W] (ViT: one frame) */
+    m2u_patch_im2col(col, px, C, c->image_h, c->image_w, pt, ph, pw, c->grid_t, c->grid_h, c->grid_w);
     memcpy(x, m->cls, (size_t)H * sizeof(float));
     m2u_linear_fwd(x + H, col, m->patch_w, m->patch_b, P, K, H);
-    for (size_t i = 0; i < (size_t)N * H; i++) x[i] += m->pos[i];
+    m2u_add_inplace(x, m->pos, (size_t)N * H);
 
     size_t NH = (size_t)N * H;
     for (int l = 0; l < c->layers; l++) {

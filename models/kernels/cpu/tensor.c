@@ -1,5 +1,7 @@
 #include "tensor.h"
 
+#include "ops_extra.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -27,7 +29,8 @@ void m2u_add_inplace(float *y, const float *x, size_t n) {
 }
 
 void m2u_add(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static)
+    /* one thread for the row-sized adds of M2UGen's prefix and BERT's embeddings */
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
@@ -139,5 +142,120 @@ void m2u_softmax_bwd(float *dx, const float *dy, const float *y, int N, int V) {
         double dot = 0.0;
         for (int i = 0; i < V; i++) dot += (double)yr[i] * dr[i];
         for (int i = 0; i < V; i++) o[i] += yr[i] * (dr[i] - (float)dot);
+    }
+}
+
+void m2u_head_gate_bwd(float *dgate, float *dav, const float *datt, const float *av, const float *gate, int B, int T,
+                       int H, int KV, int hd) {
+    int group = H / KV, kvd = KV * hd, qd = H * hd;
+    for (int h = 0; h < H; h++) {
+        float tg = tanhf(gate[h]);
+        double dg = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *a = av + (size_t)b * kvd + (size_t)(h / group) * hd;
+            float *dv = dav + (size_t)b * kvd + (size_t)(h / group) * hd;
+            for (int t = 0; t < T; t++) {
+                const float *d = datt + ((size_t)b * T + t) * qd + (size_t)h * hd;
+                for (int k = 0; k < hd; k++) {
+                    dg += (double)d[k] * a[k];
+                    dv[k] += tg * d[k];
+                }
+            }
+        }
+        dgate[h] += (float)((1.0 - (double)tg * tg) * dg);
+    }
+}
+
+void m2u_rmsnorm_dsum_fwd(float *out, const float *x, const float *w, int N, int C, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const float *xr = x + (size_t)r * C;
+        double ss = 0;
+        for (int j = 0; j < C; j++) ss += (double)xr[j] * xr[j];
+        float rs = 1.0f / sqrtf((float)(ss / C) + eps);
+        for (int j = 0; j < C; j++) out[(size_t)r * C + j] = w[j] * (xr[j] * rs);
+    }
+}
+
+static float act1(m2u_kact a, float x) {
+    switch (a) {
+    case M2U_KACT_RELU: return x > 0 ? x : 0.0f;
+    case M2U_KACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case M2U_KACT_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    default: return x / (1.0f + expf(-x));
+    }
+}
+
+void m2u_act_gated_fwd(float *x, const float *gate, size_t n, m2u_kact act) {
+    if (gate) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) x[i] = act1(act, x[i]) * gate[i];
+    } else {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) x[i] = act1(act, x[i]);
+    }
+}
+
+void m2u_scale(float *out, const float *x, float alpha, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = alpha * x[i];
+}
+
+void m2u_relu_mask(float *dx, const float *y, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        if (!(y[i] > 0.0f)) dx[i] = 0.0f;
+}
+
+void m2u_layernorm_residual_bwd(float *G, float *A, float *dw, float *db, const float *r, const float *w,
+                                const float *mean, const float *rstd, int N, int C) {
+    memset(A, 0, (size_t)N * C * sizeof(float));
+    m2u_layernorm_bwd(A, dw, db, G, r, w, mean, rstd, N, C);
+    memcpy(G, A, (size_t)N * C * sizeof(float));
+}
+
+double m2u_sum(const float *x, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    return s;
+}
+
+void m2u_add_scalar(float *x, float c, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) x[i] += c;
+}
+
+void m2u_zero_mean_unit_var(float *out, const float *x, long n, double eps) {
+    /* the sums stay serial: their order fixes the rounding, as in the reference */
+    double s = 0;
+    for (long i = 0; i < n; i++) s += x[i];
+    float mean = (float)(s / (double)n);
+    double v = 0;
+    for (long i = 0; i < n; i++) {
+        double d = (double)x[i] - (double)mean;
+        v += d * d;
+    }
+    float var = (float)(v / (double)n);
+    float den = (float)sqrt((double)var + eps);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (long i = 0; i < n; i++) out[i] = (x[i] - mean) / den;
+}
+
+void m2u_channel_stats(float *mean, float *rstd, double *work, const float *x, int T, int C, double eps) {
+    /* along rows (contiguous): T is ~288000 per minute of 24 kHz audio and a column walk would
+     * touch a new cache line per element */
+    double *s = work, *v = work + C;
+    memset(work, 0, 2 * (size_t)C * sizeof(double));
+    for (int t = 0; t < T; t++)
+        for (int ch = 0; ch < C; ch++) s[ch] += x[(size_t)t * C + ch];
+    for (int ch = 0; ch < C; ch++) s[ch] /= T;
+    for (int t = 0; t < T; t++)
+        for (int ch = 0; ch < C; ch++) {
+            double d = x[(size_t)t * C + ch] - s[ch];
+            v[ch] += d * d;
+        }
+    for (int ch = 0; ch < C; ch++) {
+        mean[ch] = (float)s[ch];
+        rstd[ch] = (float)(1.0 / sqrt(v[ch] / T + eps));
     }
 }
