@@ -588,15 +588,17 @@ static void adapter_fwd(const m2u_llama *m, const m2u_layer *L, int l, float *at
 
 /* From datt (gradient of the attention output including the adapter term):
  * dgate, and d adapter_in = (sum over heads/positions) W_v^T dav. */
-static void adapter_bwd(m2u_llama *m, m2u_layer *L, int l, const float *datt, int B, int T) {
+static int adapter_bwd(m2u_llama *m, m2u_layer *L, int l, const float *datt, int B, int T) {
     const m2u_llama_config *c = &m->cfg;
     int hd = c->head_dim, H = c->n_heads, kvd = c->n_kv_heads * hd, C = c->hidden_size;
     float *dav = calloc((size_t)B * kvd, sizeof(float)); /* small: B x kv_dim */
+    if (!dav) return m2u_fail("out of memory (adapter backward)");
     m->be->head_gate_bwd(L->dgate, dav, datt, L->adapter_v, L->gate, B, T, H, c->n_kv_heads, hd);
     float *da = m->dadapter_in + (size_t)(l - m->first_adapter_layer) * B * C;
     memset(da, 0, (size_t)B * C * sizeof(float));
     m->be->matmul_w_acc(da, dav, kvd, B, &L->lin[M2U_V].w, 0, kvd);
     free(dav);
+    return 0;
 }
 
 /* ---- one decoder layer over N rows of B sequences of length T (training/batched) ---- */
@@ -726,7 +728,7 @@ int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidd
         /* attention branch: h = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
         memset(datt, 0, (size_t)N * qd * sizeof(float));
         linear_bwd(m, &L->lin[M2U_O], datt, dres, L->att, N, l, M2U_O, xd, dul);
-        if (L->gate) adapter_bwd(m, L, l, datt, B, T);
+        if (L->gate && adapter_bwd(m, L, l, datt, B, T)) return -1;
         memset(dq, 0, (size_t)N * qd * sizeof(float));
         memset(dk, 0, (size_t)N * kvd * sizeof(float));
         memset(dv, 0, (size_t)N * kvd * sizeof(float));
