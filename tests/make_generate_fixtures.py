@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Generate tests/fixtures/generate/: the M2UGen any-to-music chain in PyTorch, for
+tests/eval/test_generate.c (models/generate/music.h).  Python only makes reference files.
+
+Pinned versions (the script refuses others, through the two modules it reuses): python 3.11,
+torch 2.5.1, transformers 4.46.3, safetensors 0.8.0, numpy 1.26.4.
+
+Usage:  python3 tests/make_generate_fixtures.py      (~10 s)
+
+The chain (M2UGen's original generation, m2ugen.py <= de2085b, with CFG added):
+  x [8, 48]   the projector input (LLaMA's last hidden states at the [AUD] positions + the [AUD]
+              embeddings; random here)
+  -> ProjectionLayer (M2UGen/llama/projector.py, as tests/make_m2u_fixtures.py: d_model 16,
+     2 heads, 1 + 1 layers, ffn 32, 6 query tokens, out_dim 24)   -> / target_scale (10)
+  -> MusicgenForConditionalGeneration (tiny random: T5 width 24 -> decoder 32, 2 layers, 4 heads,
+     4 codebooks x 64) with encoder_outputs = those states, no mask, guidance 3.
+generate(encoder_outputs=..., guidance_scale=3) mis-shapes the batch in transformers 4.46.3 (the
+null half is only appended on the text path), so the reference loop is make_musicgen_fixtures'
+manual_generate (checked there against HF generate on the text path): the null half is zeros
+with mask 0, as generate appends it for text.
+
+fixtures/generate/musicgen/: config.json, generation_config.json, model.safetensors (decoder.*
+and enc_to_dec_proj.* only; no T5, no codec: the C side tests those elsewhere).
+fixtures/generate/ref.safetensors:
+  meta [12] f32       dim, n_in, d_model, heads, n_enc, n_dec, ffn, n_out, out_dim, target_scale,
+                      steps (guided logits stored), max_length
+  proj_in [8, 48]     x;   output_projector.* the projector's parameters (M2UGen names)
+  states [6, 24]      projector(x) / target_scale
+  guided_logits [3, 4, 64]   CFG-3 logits of the first 3 decoder passes
+  seq [4, 25]         the delayed sequence (float), codes [4, 21] (float) greedy, un-delayed
+"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import make_m2u_fixtures as m2u_fx  # noqa: E402  (pins torch/safetensors/numpy)
+import make_musicgen_fixtures as mg_fx  # noqa: E402  (pins transformers too)
+import torch  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+OUT = os.path.join(HERE, "fixtures", "generate")
+SPEC = dict(dim=48, n_in=8, d_model=16, n_heads=2, n_enc=1, n_dec=1, ffn=32, n_out=6, out_dim=24, target_scale=10.0)
+MG = dict(name="gen", seed=21, t5=dict(d_model=24, d_kv=8, num_heads=3, d_ff=32, num_layers=1, vocab_size=50),
+          dec=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64, num_codebooks=4,
+                   vocab_size=64, max_position_embeddings=64), bf16=False)
+N_FRAMES = 21
+G = 3.0
+STEPS = 3
+
+
+def main():
+    if os.path.isdir(OUT):
+        shutil.rmtree(OUT)
+    os.makedirs(os.path.join(OUT, "musicgen"))
+    gen = torch.Generator().manual_seed(5)
+    torch.manual_seed(5)
+    s = SPEC
+    pl = m2u_fx.ProjectionLayer(s["dim"], s["out_dim"], s["n_out"], s["d_model"], s["n_heads"], s["n_enc"], s["n_dec"],
+                                s["ffn"])
+    mod = m2u_fx.Holder(output_projector=pl).float().eval()
+    m2u_fx.randomize(mod, gen)
+    x = torch.randn(1, s["n_in"], s["dim"], generator=gen)
+    with torch.no_grad():
+        # the projector adds its two inputs first: x split as (x, 0) gives projector(x)
+        states = mod.output_projector(x, torch.zeros_like(x)) / s["target_scale"]
+
+    model = mg_fx.build(MG)
+    K, V = MG["dec"]["num_codebooks"], MG["dec"]["vocab_size"]
+    L = N_FRAMES + K
+    codes, seq, _, guided = mg_fx.manual_generate(model, states, None, G, L)
+    assert codes.shape == (K, N_FRAMES)
+
+    d = os.path.join(OUT, "musicgen")
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        shutil.copy(os.path.join(tmp, "config.json"), d)
+        shutil.copy(os.path.join(tmp, "generation_config.json"), d)
+    sd = {k: v.contiguous() for k, v in model.state_dict().items()
+          if k.startswith("decoder.") or k.startswith("enc_to_dec_proj.")}
+    save_file(sd, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+
+    ref = {
+        "meta": torch.tensor([s["dim"], s["n_in"], s["d_model"], s["n_heads"], s["n_enc"], s["n_dec"], s["ffn"],
+                              s["n_out"], s["out_dim"], s["target_scale"], STEPS, L], dtype=torch.float32),
+        "proj_in": x[0].contiguous(),
+        "states": states[0].contiguous(),
+        "guided_logits": guided[:STEPS].reshape(STEPS, K, V).contiguous(),
+        "seq": seq.float().contiguous(),
+        "codes": codes.float().contiguous(),
+    }
+    for name, p in mod.named_parameters():
+        ref[name] = p.detach().contiguous()
+    save_file(ref, os.path.join(OUT, "ref.safetensors"))
+    print(f"generate fixtures: states std {states.std().item():.4f}, codes[0][:8] {codes[0, :8].tolist()}")
+
+
+if __name__ == "__main__":
+    main()
