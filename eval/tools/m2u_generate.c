@@ -10,6 +10,7 @@
 #include "fileio.h"
 #include "frames.h"
 #include "log.h"
+#include "mert_encoder.h"
 #include "m2u_error.h"
 #include "model_setup.h"
 #include "music.h"
@@ -19,6 +20,7 @@
 #include "safetensors.h"
 #include "sha256.h"
 #include "tokenizer.h"
+#include "vit_encoder.h"
 #include "wav.h"
 
 #include <cjson/cJSON.h>
@@ -48,9 +50,10 @@ static void usage(FILE *fp) {
         "                   -> / target_scale -> MusicGen's conditioning (every position attended). An answer\n"
         "                   without [AUD] is printed, no WAV is written, exit status 1.\n"
         "  --prompt TEXT    the instruction (the run's prompt template is applied)\n"
-        "  --music FILE --image FILE --video FILE   media for the run's adapters, turned into the run's\n"
-        "                   feature shapes by the built-in features (data/build/builtin_features.h: what\n"
-        "                   m2u-dataset computes without real encoders, and what the tiny demo runs learned)\n"
+        "  --music FILE --image FILE --video FILE   media for the run's adapters, turned into features as\n"
+        "                   m2u-dataset build does: by the built-in features (data/build/builtin_features.h,\n"
+        "                   what the tiny demo runs learned), or with --mert/--vit/--vivit DIR by the real\n"
+        "                   encoders (MERT-v1-330M layer means of the first 10 s, ViT / ViViT last hidden state)\n"
         "  --out FILE.wav   the WAV (written atomically) and FILE.wav.json beside it (prompt, answer, settings,\n"
         "                   seed, sha256 of the model files and of the run's config and checkpoint)\n"
         "\n"
@@ -538,40 +541,58 @@ static int run_open(const char *run_dir, run_model *r) {
     return rc;
 }
 
-/* The built-in features (what m2u-dataset stores without real encoders) of the user's media, in
- * the adapters' shapes; a modality the model has no adapter for, or of another shape, is refused. */
-static int media_features(const run_model *r, const char *const media[3], float *feat[3], int present[3]) {
-    static const int rows[3] = {25, 197, 3137}, cols[3] = {1024, 768, 768};
+/* The features m2u-dataset would store for the user's media, in the adapters' shapes: the
+ * real encoder's when one is given (--mert/--vit/--vivit DIR, as m2u-dataset build --mert ...:
+ * MERT layer means of the first 10 s, ViT / ViViT last_hidden_state), else the built-in ones
+ * (data/build/builtin_features.h).  A modality the model has no adapter for, or features of
+ * another shape than its adapter takes, is refused. */
+typedef struct {
+    m2u_mert *mert;
+    m2u_vit *vit, *vivit;
+} encoders;
+
+static int media_features(const run_model *r, const encoders *enc, const char *const media[3], float *feat[3],
+                          int present[3]) {
     static const char *const names[3] = {"--music", "--image", "--video"};
     const m2u_m2ugen *mg = r->em.mg;
     for (int g = 0; g < 3; g++) {
         feat[g] = NULL, present[g] = 0;
         if (!media[g]) continue;
+        int rows = g == 0 ? 25 : g == 1 ? 197 : 3137, cols = g == 0 ? 1024 : 768, size = 224, frames = 32;
+        int rate = 24000;
+        const m2u_vit *v = g == 1 ? enc->vit : g == 2 ? enc->vivit : NULL;
+        if (g == 0 && enc->mert) {
+            const m2u_mert_config *mc = m2u_mert_config_of(enc->mert);
+            rows = mc->layers + 1, cols = mc->dims.hidden, rate = mc->sampling_rate;
+        } else if (v) {
+            const m2u_vit_config *vc = m2u_vit_config_of(v);
+            rows = vc->n_tokens, cols = vc->dims.hidden, size = vc->image_h, frames = vc->frames;
+        }
         if (!mg->cfg.use_adapter[g])
             return m2u_fail("%s: the run's model has no adapter for this modality (model.modalities)", names[g]);
-        if (mg->cfg.adapter[g].n_tokens != rows[g] || mg->cfg.adapter[g].feat_dim != cols[g])
-            return m2u_fail("%s: the run's adapter takes [%d, %d] features, the built-in ones are [%d, %d] "
-                            "(real encoders are not wired into m2u-generate yet)",
-                            names[g], mg->cfg.adapter[g].n_tokens, mg->cfg.adapter[g].feat_dim, rows[g], cols[g]);
-        feat[g] = malloc((size_t)rows[g] * cols[g] * sizeof(float));
+        if (mg->cfg.adapter[g].n_tokens != rows || mg->cfg.adapter[g].feat_dim != cols)
+            return m2u_fail("%s: the run's adapter takes [%d, %d] features, %s gives [%d, %d]", names[g],
+                            mg->cfg.adapter[g].n_tokens, mg->cfg.adapter[g].feat_dim,
+                            (g == 0 ? enc->mert != NULL : v != NULL) ? "the encoder" : "the built-in feature", rows,
+                            cols);
+        feat[g] = malloc((size_t)rows * cols * sizeof(float));
         if (!feat[g]) return m2u_fail("out of memory");
         int rc;
         if (g == 0) {
             float *pcm = NULL;
             int64_t n = 0;
-            rc = m2u_audio_decode(media[g], 24000, &pcm, &n, NULL);
-            /* the dataset's clips are 10 s at 24 kHz: the first 10 s */
-            if (!rc) rc = m2u_builtin_mert(pcm, (size_t)(n < 240000 ? n : 240000), 24000, feat[g]);
+            rc = m2u_audio_decode(media[g], rate, &pcm, &n, NULL);
+            /* the dataset's clips are 10 s: the first 10 s */
+            long use = n < 10L * rate ? (long)n : 10L * rate;
+            if (!rc && enc->mert) rc = m2u_mert_layer_means(enc->mert, pcm, use, feat[g]);
+            else if (!rc) rc = m2u_builtin_mert(pcm, (size_t)use, rate, feat[g]);
             free(pcm);
-        } else if (g == 1) {
-            uint8_t *rgb = NULL;
-            rc = m2u_image_load(media[g], 224, 224, M2U_FIT_CROP, &rgb, NULL);
-            if (!rc) rc = m2u_builtin_vit(rgb, feat[g]);
-            free(rgb);
         } else {
             uint8_t *rgb = NULL;
-            rc = m2u_video_frames(media[g], 32, 224, 224, &rgb, NULL);
-            if (!rc) rc = m2u_builtin_vivit(rgb, feat[g]);
+            if (g == 1) rc = m2u_image_load(media[g], size, size, M2U_FIT_CROP, &rgb, NULL);
+            else rc = m2u_video_frames(media[g], frames, size, size, &rgb, NULL);
+            if (!rc && v) rc = m2u_vit_features(v, rgb, feat[g]);
+            else if (!rc) rc = g == 1 ? m2u_builtin_vit(rgb, feat[g]) : m2u_builtin_vivit(rgb, feat[g]);
             free(rgb);
         }
         if (rc) return m2u_fail_prefix("%s %s", names[g], media[g]);
@@ -740,7 +761,7 @@ static int model_hashes(cJSON *obj, const char *dir) {
 }
 
 typedef struct {
-    const char *musicgen, *run, *text, *prompt, *out, *batch, *media[3];
+    const char *musicgen, *run, *text, *prompt, *out, *batch, *media[3], *enc_dir[3];
     double seconds, guidance, top_p, temperature;
     long top_k, seed, max_new, threads;
     int greedy, is_float, have_guidance, have_seed;
@@ -831,7 +852,8 @@ fail:
     return -1;
 }
 
-static int generate_one(const gen_opts *g, const m2u_music *mu, run_model *rm, const char *prompt, const char *wav_path,
+static int generate_one(const gen_opts *g, const m2u_music *mu, run_model *rm, const encoders *enc,
+                        const char *prompt, const char *wav_path,
                         uint64_t seed, m2u_musicgen_gen_opts mo) {
     mo.seed = seed;
     m2u_music_clip clip;
@@ -842,7 +864,7 @@ static int generate_one(const gen_opts *g, const m2u_music *mu, run_model *rm, c
     if (rm) {
         float *feat[3] = {0};
         int present[3] = {0};
-        if (media_features(rm, g->media, feat, present) ||
+        if (media_features(rm, enc, g->media, feat, present) ||
             run_answer(rm, prompt, feat, present, (int)g->max_new, &answer, &states)) {
             for (int k = 0; k < 3; k++) free(feat[k]);
             goto done;
@@ -911,6 +933,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--music")) g.media[0] = v;
         else if (!strcmp(a, "--image")) g.media[1] = v;
         else if (!strcmp(a, "--video")) g.media[2] = v;
+        else if (!strcmp(a, "--mert")) g.enc_dir[0] = v;
+        else if (!strcmp(a, "--vit")) g.enc_dir[1] = v;
+        else if (!strcmp(a, "--vivit")) g.enc_dir[2] = v;
         else if (!strcmp(a, "--continue"))
             return bad_usage("--continue is not supported yet: MusicGen here has no entry point for a code prompt");
         else if (!strcmp(a, "--seconds")) {
@@ -943,6 +968,7 @@ int main(int argc, char **argv) {
     } else {
         if (g.prompt) return bad_usage("--prompt needs --run RUN (for MusicGen alone use --text)");
         if (g.media[0] || g.media[1] || g.media[2]) return bad_usage("--music/--image/--video need --run RUN");
+        if (g.enc_dir[0] || g.enc_dir[1] || g.enc_dir[2]) return bad_usage("--mert/--vit/--vivit need --run RUN");
         if (!g.text && !g.batch) return bad_usage("give --text TEXT, --batch FILE, or --run RUN --prompt TEXT");
     }
     if (g.batch && (g.text || g.prompt)) return bad_usage("--batch replaces --text / --prompt");
@@ -992,6 +1018,7 @@ int main(int argc, char **argv) {
     int rc = 1;
     m2u_music *mu = NULL;
     run_model rm;
+    encoders enc = {0};
     int have_run = 0;
     memset(&rm, 0, sizeof rm);
     if (m2u_music_open(g.musicgen, !g.run, &mu)) {
@@ -1007,6 +1034,18 @@ int main(int argc, char **argv) {
             fprintf(stderr, "m2u-generate: %s\n", m2u_last_error());
             goto done;
         }
+    }
+    if ((g.enc_dir[0] && m2u_mert_load(g.enc_dir[0], &enc.mert)) || (g.enc_dir[1] && m2u_vit_load(g.enc_dir[1], &enc.vit)) ||
+        (g.enc_dir[2] && m2u_vit_load(g.enc_dir[2], &enc.vivit))) {
+        fprintf(stderr, "m2u-generate: %s\n", m2u_last_error());
+        rc = 1;
+        goto done;
+    }
+    if ((enc.vit && m2u_vit_config_of(enc.vit)->video) || (enc.vivit && !m2u_vit_config_of(enc.vivit)->video)) {
+        fprintf(stderr, "m2u-generate: %s is %s model\n", enc.vit && m2u_vit_config_of(enc.vit)->video ? g.enc_dir[1] : g.enc_dir[2],
+                enc.vit && m2u_vit_config_of(enc.vit)->video ? "a video (use --vivit)" : "an image (use --vit)");
+        rc = 1;
+        goto done;
     }
     const m2u_musicgen_config *lc = m2u_musicgen_get_config(mu->lm);
     m2u_musicgen_gen_opts mo = m2u_musicgen_default_opts(m2u_music_max_length(mu, g.seconds));
@@ -1024,11 +1063,14 @@ int main(int argc, char **argv) {
             rc = 1;
             break;
         }
-        int e = generate_one(&g, mu, have_run ? &rm : NULL, prompts[i], path, seed + (uint64_t)i, mo);
+        int e = generate_one(&g, mu, have_run ? &rm : NULL, &enc, prompts[i], path, seed + (uint64_t)i, mo);
         free(path);
         if (e) rc = 1;
     }
 done:
+    m2u_mert_free(enc.mert);
+    m2u_vit_free(enc.vit);
+    m2u_vit_free(enc.vivit);
     if (have_run) run_close(&rm);
     m2u_music_close(mu);
     free(prompts);

@@ -466,6 +466,12 @@ static void test_run(void) {
     rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --video %s --out %s/r4.wav 2> %s/err7", b, g_dir,
             g_dir, img, g_dir, g_dir);
     CHECK(rc == 1 && !exists("%s/r4.wav", g_dir) && sh("grep -q 'no adapter' %s/err7", g_dir) == 0, "no video adapter");
+    /* a real ViT of another shape than the run's adapter: named, no WAV */
+    rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --image %s --vit %s/encoders/vit_a --out %s/r6.wav "
+            "2> %s/err9",
+            b, g_dir, g_dir, img, M2U_FIXTURES, g_dir, g_dir);
+    CHECK(rc == 1 && !exists("%s/r6.wav", g_dir) && sh("grep -q 'the encoder gives' %s/err9", g_dir) == 0,
+          "--vit of another shape refused");
     /* a MusicGen whose conditioning width differs from the projector's */
     sh("%s/m2u-generate init --out %s/mg40 --hidden 32 --vocab 64 --text-hidden 40 > /dev/null", b, g_dir);
     rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg40 --prompt x --out %s/r5.wav 2> %s/err8", b, g_dir, g_dir,
