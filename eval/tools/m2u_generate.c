@@ -50,6 +50,9 @@ static void usage(FILE *fp) {
         "                   -> / target_scale -> MusicGen's conditioning (every position attended). An answer\n"
         "                   without [AUD] is printed, no WAV is written, exit status 1.\n"
         "  --prompt TEXT    the instruction (the run's prompt template is applied)\n"
+        "  --checkpoint FILE  trainables in the released M2UGen layout (its checkpoint.pth or safetensors,\n"
+        "                   or m2u-export m2ugen's) instead of RUN's newest checkpoint; RUN's config.yaml\n"
+        "                   must describe that model (model.llm, LoRA rank = alpha, adapters, projector)\n"
         "  --music FILE --image FILE --video FILE   media for the run's adapters, turned into features as\n"
         "                   m2u-dataset build does: by the built-in features (data/build/builtin_features.h,\n"
         "                   what the tiny demo runs learned), or with --mert/--vit/--vivit DIR by the real\n"
@@ -515,7 +518,10 @@ static void run_close(run_model *r) {
     free(r->config_path);
 }
 
-static int run_open(const char *run_dir, run_model *r) {
+/* ckpt_file: a checkpoint in the released M2UGen layout (checkpoint.pth / safetensors, m2u-export
+ * m2ugen's output) loaded instead of the run's newest checkpoint; the run's config.yaml still
+ * describes the model (LLaMA directory, LoRA rank, adapters, projector). */
+static int run_open(const char *run_dir, const char *ckpt_file, run_model *r) {
     memset(r, 0, sizeof *r);
     r->config_path = m2u_path_join(run_dir, "config.yaml");
     if (!r->config_path) return m2u_fail("out of memory");
@@ -527,6 +533,13 @@ static int run_open(const char *run_dir, run_model *r) {
     if (!r->em.mg->cfg.use_projector)
         return m2u_fail("%s: the run's model has no output projector (model.decoder); it cannot make music", r->config_path);
     if (!r->em.n_aud) return m2u_fail("%s: the run's model has no [AUD] tokens (model.aud_tokens)", r->config_path);
+    if (ckpt_file) {
+        int n_loaded = 0;
+        if (!(r->checkpoint = strdup(ckpt_file))) return m2u_fail("out of memory");
+        if (m2u_m2ugen_load_released(r->em.mg, ckpt_file, &n_loaded))
+            return m2u_fail_prefix("--checkpoint %s (with the model %s describes)", ckpt_file, r->config_path);
+        return 0;
+    }
     if (m2u_ckpt_latest(run_dir, &r->checkpoint)) return -1;
     if (!r->checkpoint) return m2u_fail("%s: no complete checkpoint under %s/checkpoints", run_dir, run_dir);
     char *p = m2u_path_join(r->checkpoint, "trainable.safetensors");
@@ -761,7 +774,7 @@ static int model_hashes(cJSON *obj, const char *dir) {
 }
 
 typedef struct {
-    const char *musicgen, *run, *text, *prompt, *out, *batch, *media[3], *enc_dir[3];
+    const char *musicgen, *run, *text, *prompt, *out, *batch, *media[3], *enc_dir[3], *checkpoint;
     double seconds, guidance, top_p, temperature;
     long top_k, seed, max_new, threads;
     int greedy, is_float, have_guidance, have_seed;
@@ -822,7 +835,8 @@ static int write_outputs(const gen_opts *g, const char *wav_path, const m2u_musi
     if (model_hashes(h, g->musicgen)) goto fail_j;
     if (rm) {
         char hex[65];
-        char *tp = m2u_path_join(rm->checkpoint, "trainable.safetensors");
+        char *tp = m2u_is_dir(rm->checkpoint) ? m2u_path_join(rm->checkpoint, "trainable.safetensors")
+                                               : strdup(rm->checkpoint);
         if (!tp || m2u_sha256_file(rm->config_path, hex)) goto fail_tp;
         cJSON_AddStringToObject(h, rm->config_path, hex);
         if (m2u_sha256_file(tp, hex)) goto fail_tp;
@@ -933,6 +947,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--music")) g.media[0] = v;
         else if (!strcmp(a, "--image")) g.media[1] = v;
         else if (!strcmp(a, "--video")) g.media[2] = v;
+        else if (!strcmp(a, "--checkpoint")) g.checkpoint = v;
         else if (!strcmp(a, "--mert")) g.enc_dir[0] = v;
         else if (!strcmp(a, "--vit")) g.enc_dir[1] = v;
         else if (!strcmp(a, "--vivit")) g.enc_dir[2] = v;
@@ -969,6 +984,7 @@ int main(int argc, char **argv) {
         if (g.prompt) return bad_usage("--prompt needs --run RUN (for MusicGen alone use --text)");
         if (g.media[0] || g.media[1] || g.media[2]) return bad_usage("--music/--image/--video need --run RUN");
         if (g.enc_dir[0] || g.enc_dir[1] || g.enc_dir[2]) return bad_usage("--mert/--vit/--vivit need --run RUN");
+        if (g.checkpoint) return bad_usage("--checkpoint needs --run RUN (its config.yaml describes the model)");
         if (!g.text && !g.batch) return bad_usage("give --text TEXT, --batch FILE, or --run RUN --prompt TEXT");
     }
     if (g.batch && (g.text || g.prompt)) return bad_usage("--batch replaces --text / --prompt");
@@ -1030,7 +1046,7 @@ int main(int argc, char **argv) {
     }
     if (g.run) {
         have_run = 1;
-        if (run_open(g.run, &rm) || m2u_music_check_projector(mu, &rm.em.mg->cfg.projector)) {
+        if (run_open(g.run, g.checkpoint, &rm) || m2u_music_check_projector(mu, &rm.em.mg->cfg.projector)) {
             fprintf(stderr, "m2u-generate: %s\n", m2u_last_error());
             goto done;
         }

@@ -456,6 +456,30 @@ static void test_run(void) {
             b, g_dir, g_dir, g_dir, img, g_dir);
     CHECK(rc == 0 && exists("%s/bt-000.wav", g_dir) && exists("%s/bt-001.wav.json", g_dir) && !exists("%s/bt.wav", g_dir),
           "--batch: bt-000.wav, bt-001.wav");
+    /* the run exported in M2UGen's layout and read back with --checkpoint: the same clip */
+    rc = sh("%s/m2u-export m2ugen --base %s/base --run %s/run --out %s/exp > /dev/null 2>&1", b, g_dir, g_dir, g_dir);
+    CHECK(rc == 0, "m2u-export m2ugen");
+    rc = sh("%s/m2u-generate --run %s/run --checkpoint %s/exp/checkpoint.pth --musicgen %s/mg "
+            "--prompt 'Compose music for this picture.' --image %s --seconds 0.2 --seed 4 --float --out %s/r7.wav "
+            "> /dev/null 2> %s/err10",
+            b, g_dir, g_dir, g_dir, img, g_dir, g_dir);
+    {
+        float *a = NULL, *c = NULL;
+        size_t na = 0, nc = 0;
+        char pa[256], pc[256];
+        snprintf(pa, sizeof pa, "%s/r.wav", g_dir);
+        snprintf(pc, sizeof pc, "%s/r7.wav", g_dir);
+        int ok = rc == 0 && m2u_wav_read(pa, &a, &na, &ch, &rate, &fmt) == 0 &&
+                 m2u_wav_read(pc, &c, &nc, &ch, &rate, &fmt) == 0 && na == nc && na > 0;
+        double worst = 0;
+        for (size_t i = 0; ok && i < na; i++)
+            if (fabs((double)a[i] - c[i]) > worst) worst = fabs((double)a[i] - c[i]);
+        /* the export rounds nothing (fp32) but permutes to Meta's RoPE layout and back */
+        CHECK(ok && worst < 1e-4, "--checkpoint (M2UGen layout) gives the run's clip (max diff %g; see %s/err10)",
+              worst, g_dir);
+        free(a);
+        free(c);
+    }
     /* unreadable media: named, no WAV */
     sh("printf 'not an image' > %s/bad.png", g_dir);
     rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --image %s/bad.png --out %s/r3.wav 2> %s/err6",
