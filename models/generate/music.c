@@ -16,7 +16,16 @@ void m2u_music_close(m2u_music *m) {
     free(m);
 }
 
-int m2u_music_open(const char *dir, int with_text, m2u_music **out) {
+int m2u_music_open(const char *dir, int with_text, m2u_music **out) { return m2u_music_open_ex(dir, with_text, 0, out); }
+
+int m2u_music_prompt_codes(const m2u_music *m, const float *wav, size_t n, int32_t **codes, int *frames) {
+    *codes = NULL, *frames = 0;
+    if (!m->with_encoder) return m2u_fail("%s: opened without EnCodec's encoder (audio prompts need it)", m->dir);
+    if (n < 1) return m2u_fail("audio prompt: no samples");
+    return m2u_encodec_encode(m->codec, wav, n, m2u_musicgen_get_config(m->lm)->codebooks, codes, frames);
+}
+
+int m2u_music_open_ex(const char *dir, int with_text, int with_codec_encoder, m2u_music **out) {
     *out = NULL;
     if (!m2u_is_dir(dir)) return m2u_fail("%s: not a directory (need a MusicGen checkpoint directory)", dir);
     m2u_music *m = calloc(1, sizeof *m);
@@ -27,7 +36,8 @@ int m2u_music_open(const char *dir, int with_text, m2u_music **out) {
     m->with_text = with_text;
     if (m2u_musicgen_load(dir, with_text, &m->lm)) goto fail;
     /* decode only: the encoder is needed only to turn audio into codes */
-    if (m2u_encodec_load_ex(dir, NULL, 0, &m->codec)) goto fail;
+    m->with_encoder = with_codec_encoder;
+    if (m2u_encodec_load_ex(dir, NULL, with_codec_encoder, &m->codec)) goto fail;
     const m2u_musicgen_config *lc = m2u_musicgen_get_config(m->lm);
     const m2u_encodec_config *ec = m2u_encodec_config_of(m->codec);
     if (ec->codebook_size != lc->vocab) {

@@ -36,13 +36,22 @@ typedef struct {
     m2u_musicgen *lm;
     m2u_encodec *codec;  /* the checkpoint's audio_encoder part (decoder only) */
     m2u_unigram *tok;    /* dir/tokenizer.json, with the text encoder only */
-    int with_text;
+    int with_text, with_encoder;
 } m2u_music;
 
 /* Open a MusicGen directory (config.json with text_encoder / audio_encoder / decoder parts and
  * the weights).  with_text: also load the T5 text encoder and dir/tokenizer.json (path a).
  * The codec's code count and size must match the decoder's (num_codebooks, vocab_size). */
 int m2u_music_open(const char *dir, int with_text, m2u_music **out);
+/* As m2u_music_open; with_codec_encoder also loads EnCodec's encoder (audio prompts). */
+int m2u_music_open_ex(const char *dir, int with_text, int with_codec_encoder, m2u_music **out);
+
+/* An audio prompt for continuation: mono wav [n] at m2u_music_sample_rate -> *codes [K][*frames]
+ * (malloc'ed) with K the decoder's codebooks, as transformers' generate(input_values=...) encodes
+ * it (EncodecModel.encode); put them in m2u_musicgen_gen_opts.prompt_codes / prompt_frames.  The
+ * clip then starts with the prompt (re-synthesised from its codes), as generate's output does.
+ * Needs m2u_music_open_ex(..., with_codec_encoder 1). */
+int m2u_music_prompt_codes(const m2u_music *m, const float *wav, size_t n, int32_t **codes, int *frames);
 void m2u_music_close(m2u_music *m);
 
 int m2u_music_sample_rate(const m2u_music *m);

@@ -290,6 +290,78 @@ done:
     m2u_st_close(st);
 }
 
+/* ---- 3b. continuation against transformers' generate(input_values=...) ------------------------ */
+
+static void test_continue(void) {
+    const char *fx = M2U_FIXTURES "/generate";
+    m2u_safetensors *st = NULL;
+    CHECK(m2u_st_open(M2U_FIXTURES "/generate/continue_ref.safetensors", &st) == 0, "%s", m2u_last_error());
+    if (!st) return;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/continue", fx);
+    m2u_music *mu = NULL;
+    CHECK(m2u_music_open_ex(dir, 0, 1, &mu) == 0, "open with the codec encoder: %s", m2u_last_error());
+    /* the T5 part for the text + audio case (the fixture has no tokenizer: ids are given) */
+    m2u_musicgen *t5lm = NULL;
+    CHECK(m2u_musicgen_load(dir, 1, &t5lm) == 0, "%s", m2u_last_error());
+    size_t n_wav = 0, n_pc = 0, n_ids = 0, n_g3 = 0, n_g1 = 0, n_enc = 0, n_ml = 0;
+    float *wav = read_t(st, "wav", &n_wav), *pc = read_t(st, "prompt_codes", &n_pc), *ids_f = read_t(st, "ids", &n_ids);
+    float *g3 = read_t(st, "codes_g3", &n_g3), *g1 = read_t(st, "codes_g1", &n_g1), *enc = read_t(st, "enc", &n_enc);
+    float *mlf = read_t(st, "max_length", &n_ml);
+    int ok = mu && t5lm && wav && pc && ids_f && g3 && g1 && enc && mlf;
+    CHECK(ok, "continuation fixture");
+    if (!ok) goto done;
+    const m2u_musicgen_config *lc = m2u_musicgen_get_config(mu->lm);
+    int K = lc->codebooks, ml = (int)mlf[0], N = ml - K;
+    /* the prompt's codes: EnCodec encode as generate's _prepare_audio_encoder_kwargs_for_generation */
+    int32_t *codes = NULL;
+    int P = 0;
+    CHECK(m2u_music_prompt_codes(mu, wav, n_wav, &codes, &P) == 0, "%s", m2u_last_error());
+    int same = codes && (size_t)K * P == n_pc;
+    for (size_t i = 0; same && i < n_pc; i++) same = codes[i] == (int32_t)pc[i];
+    CHECK(same, "prompt codes [%d, %d] identical to EncodecModel.encode", K, P);
+    m2u_musicgen_gen_opts o = m2u_musicgen_default_opts(ml);
+    o.do_sample = 0;
+    o.prompt_codes = codes;
+    o.prompt_frames = P;
+    int32_t *out = malloc((size_t)K * N * sizeof(int32_t));
+    /* text + audio prompt with CFG 3 (the text path: HF appends the null half itself) */
+    int32_t ids[16];
+    int St = (int)n_ids;
+    for (int i = 0; i < St && i < 16; i++) ids[i] = (int32_t)ids_f[i];
+    float *states = malloc((size_t)St * lc->text_hidden * sizeof(float));
+    o.guidance_scale = 3.0f;
+    CHECK(out && states && m2u_musicgen_encode_text(t5lm, ids, NULL, St, states) == 0 &&
+              m2u_musicgen_generate(mu->lm, states, NULL, St, &o, out, NULL) == 0,
+          "%s", m2u_last_error());
+    same = out && n_g3 == (size_t)K * N;
+    for (size_t i = 0; same && i < n_g3; i++) same = out[i] == (int32_t)g3[i];
+    CHECK(same, "text + audio prompt, CFG 3: %d codes per codebook (%d prompt + %d new) identical to HF generate", N, P,
+          N - P);
+    /* encoder states + audio prompt, no CFG */
+    o.guidance_scale = 1.0f;
+    CHECK(out && m2u_musicgen_generate(mu->lm, enc, NULL, (int)(n_enc / lc->text_hidden), &o, out, NULL) == 0, "%s",
+          m2u_last_error());
+    same = out && n_g1 == (size_t)K * N;
+    for (size_t i = 0; same && i < n_g1; i++) same = out[i] == (int32_t)g1[i];
+    CHECK(same, "states + audio prompt, no CFG: codes identical to HF generate");
+    /* refusals */
+    o.prompt_frames = N;
+    CHECK(m2u_musicgen_generate(mu->lm, enc, NULL, 5, &o, out, NULL) != 0, "prompt as long as the output refused");
+    o.prompt_frames = P;
+    codes[0] = 64;
+    CHECK(m2u_musicgen_generate(mu->lm, enc, NULL, 5, &o, out, NULL) != 0 && strstr(m2u_last_error(), "prompt code"),
+          "prompt code out of range refused");
+    free(out);
+    free(states);
+    free(codes);
+done:
+    free(wav), free(pc), free(ids_f), free(g3), free(g1), free(enc), free(mlf);
+    m2u_musicgen_free(t5lm);
+    m2u_music_close(mu);
+    m2u_st_close(st);
+}
+
 /* ---- 4. bad input: no WAV --------------------------------------------------------------- */
 
 static void test_bad_input(void) {
@@ -510,6 +582,7 @@ int main(void) {
     test_init();
     if (exists("%s", M2U_FIXTURES "/generate/ref.safetensors")) test_chain();
     else CHECK(0, "fixture missing: python3 tests/make_generate_fixtures.py");
+    test_continue();
     test_bad_input();
     test_run();
     if (!t_fail) sh("rm -rf %s", g_dir);
