@@ -73,7 +73,9 @@ static void usage(FILE *fp) {
         "  --float          32-bit float WAV (default 16-bit PCM)\n"
         "  --max-new-tokens N   LLaMA answer length on the --run path (default 64)\n"
         "  --threads N      OpenMP threads (default: all)\n"
-        "  --continue FILE  not supported yet (an audio prompt needs a code-prompt entry point in musicgen.h)\n"
+        "  --continue FILE  continue this audio (any format FFmpeg reads, resampled to the codec's rate, mono):\n"
+        "                   its EnCodec codes prompt the decoder as transformers' generate(input_values=...);\n"
+        "                   the WAV holds the prompt (re-synthesised from its codes) then --seconds of new music\n"
         "\n"
         "init options (a small RANDOM MusicGen, Hugging Face layout: config.json with text_encoder /\n"
         "audio_encoder / decoder parts, generation_config.json, model.safetensors with the decoder LM and a\n"
@@ -774,7 +776,7 @@ static int model_hashes(cJSON *obj, const char *dir) {
 }
 
 typedef struct {
-    const char *musicgen, *run, *text, *prompt, *out, *batch, *media[3], *enc_dir[3], *checkpoint;
+    const char *musicgen, *run, *text, *prompt, *out, *batch, *media[3], *enc_dir[3], *checkpoint, *cont;
     double seconds, guidance, top_p, temperature;
     long top_k, seed, max_new, threads;
     int greedy, is_float, have_guidance, have_seed;
@@ -815,6 +817,10 @@ static int write_outputs(const gen_opts *g, const char *wav_path, const m2u_musi
         cJSON_AddNumberToObject(j, "target_scale", rm->em.mg->cfg.projector.target_scale);
     }
     cJSON_AddStringToObject(j, "musicgen", g->musicgen);
+    if (g->cont) {
+        cJSON_AddStringToObject(j, "continue", g->cont);
+        cJSON_AddNumberToObject(j, "prompt_frames", mo->prompt_frames);
+    }
     cJSON_AddNumberToObject(s, "seconds_requested", g->seconds);
     cJSON_AddNumberToObject(s, "frames", clip->N);
     cJSON_AddNumberToObject(s, "codebooks", clip->K);
@@ -951,8 +957,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--mert")) g.enc_dir[0] = v;
         else if (!strcmp(a, "--vit")) g.enc_dir[1] = v;
         else if (!strcmp(a, "--vivit")) g.enc_dir[2] = v;
-        else if (!strcmp(a, "--continue"))
-            return bad_usage("--continue is not supported yet: MusicGen here has no entry point for a code prompt");
+        else if (!strcmp(a, "--continue")) g.cont = v;
         else if (!strcmp(a, "--seconds")) {
             if (parse_num(v, 0.02, 3600, &g.seconds)) return bad_usage("--seconds '%s': need a number in 0.02..3600", v);
         } else if (!strcmp(a, "--guidance")) {
@@ -1025,6 +1030,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "m2u-generate: out of memory\n");
         return 1;
     }
+    if (g.cont && !m2u_file_exists(g.cont)) {
+        fprintf(stderr, "m2u-generate: --continue %s: no such file\n", g.cont);
+        free(prompts), free(batch_txt);
+        return 1;
+    }
     for (int k = 0; k < 3; k++)
         if (g.media[k] && !m2u_file_exists(g.media[k])) {
             fprintf(stderr, "m2u-generate: %s: no such file\n", g.media[k]);
@@ -1035,9 +1045,11 @@ int main(int argc, char **argv) {
     m2u_music *mu = NULL;
     run_model rm;
     encoders enc = {0};
+    int32_t *pcodes = NULL;
+    int P = 0;
     int have_run = 0;
     memset(&rm, 0, sizeof rm);
-    if (m2u_music_open(g.musicgen, !g.run, &mu)) {
+    if (m2u_music_open_ex(g.musicgen, !g.run, g.cont != NULL, &mu)) {
         fprintf(stderr, "m2u-generate: %s\n", m2u_last_error());
         if (!g.run && strstr(m2u_last_error(), "text_encoder"))
             fprintf(stderr, "m2u-generate: --text needs MusicGen's T5 text encoder in %s (a directory from "
@@ -1064,7 +1076,22 @@ int main(int argc, char **argv) {
         goto done;
     }
     const m2u_musicgen_config *lc = m2u_musicgen_get_config(mu->lm);
-    m2u_musicgen_gen_opts mo = m2u_musicgen_default_opts(m2u_music_max_length(mu, g.seconds));
+    if (g.cont) {
+        float *pcm = NULL;
+        int64_t n = 0;
+        if (m2u_audio_decode(g.cont, m2u_music_sample_rate(mu), &pcm, &n, NULL) ||
+            m2u_music_prompt_codes(mu, pcm, (size_t)n, &pcodes, &P)) {
+            fprintf(stderr, "m2u-generate: --continue %s: %s\n", g.cont, m2u_last_error());
+            free(pcm);
+            rc = 1;
+            goto done;
+        }
+        free(pcm);
+    }
+    /* max_length counts the prompt's frames too (generate's output starts with them) */
+    m2u_musicgen_gen_opts mo = m2u_musicgen_default_opts(m2u_music_max_length(mu, g.seconds) + P);
+    mo.prompt_codes = pcodes;
+    mo.prompt_frames = P;
     mo.guidance_scale = g.have_guidance ? (float)g.guidance : lc->guidance_scale;
     mo.do_sample = !g.greedy;
     mo.sampling.top_k = (int)g.top_k;
@@ -1084,6 +1111,7 @@ int main(int argc, char **argv) {
         if (e) rc = 1;
     }
 done:
+    free(pcodes);
     m2u_mert_free(enc.mert);
     m2u_vit_free(enc.vit);
     m2u_vit_free(enc.vivit);

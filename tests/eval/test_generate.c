@@ -466,6 +466,7 @@ static void test_run(void) {
     char img[256];
     snprintf(img, sizeof img, "%s/pic.ppm", g_dir);
     write_ppm(img, 64, 48, 3);
+    sh("printf 'not an image' > %s/bad.png", g_dir);
     const char *b = M2U_BUILD_DIR;
     rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt 'Compose music for this picture.' --image %s "
             "--seconds 0.2 --seed 4 --float --out %s/r.wav > %s/run.out 2> %s/run.err",
@@ -552,8 +553,21 @@ static void test_run(void) {
         free(a);
         free(c);
     }
+    /* --continue: the 0.2 s clip (10 frames) as the audio prompt, 0.2 s more: 20 frames, starting with the
+     * prompt re-synthesised from its codes */
+    rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt 'Compose music for this picture.' --image %s "
+            "--continue %s/r.wav --seconds 0.2 --seed 4 --float --out %s/c.wav > /dev/null 2> %s/err11",
+            b, g_dir, g_dir, img, g_dir, g_dir, g_dir);
+    snprintf(p, sizeof p, "%s/c.wav", g_dir);
+    y = NULL;
+    CHECK(rc == 0 && m2u_wav_read(p, &y, &nf, &ch, &rate, &fmt) == 0 && nf == 20 * 640,
+          "--continue: prompt + new frames (%zu samples; see %s/err11)", nf, g_dir);
+    free(y);
+    CHECK(sh("grep -q '\"prompt_frames\":.*10' %s/c.wav.json", g_dir) == 0, "sidecar records the prompt frames");
+    rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --continue %s/bad.png --out %s/c2.wav 2> /dev/null",
+            b, g_dir, g_dir, g_dir, g_dir);
+    CHECK(rc == 1 && !exists("%s/c2.wav", g_dir), "--continue with unreadable audio: exit 1, no WAV");
     /* unreadable media: named, no WAV */
-    sh("printf 'not an image' > %s/bad.png", g_dir);
     rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --image %s/bad.png --out %s/r3.wav 2> %s/err6",
             b, g_dir, g_dir, g_dir, g_dir, g_dir);
     CHECK(rc == 1 && !exists("%s/r3.wav", g_dir) && sh("grep -q bad.png %s/err6", g_dir) == 0,
