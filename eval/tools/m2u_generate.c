@@ -89,6 +89,7 @@ static void usage(FILE *fp) {
         "  m2u-generate --musicgen /models/musicgen-small --text \"calm piano\" --seconds 8 --out a.wav\n"
         "  m2u-generate --run runs/stage3 --musicgen /models/musicgen-small \\\n"
         "               --prompt \"Compose music for this picture\" --image x.png --out b.wav\n"
+        "  m2u-generate --musicgen /models/musicgen-small --text \"add drums\" --continue a.wav --seconds 6 --out a2.wav\n"
         "  m2u-generate init --out build/demo/musicgen-tiny --text-hidden 768\n",
         fp);
 }
