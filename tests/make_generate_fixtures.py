@@ -33,7 +33,9 @@ Continuation (fixtures/generate/continue/: a whole MusicgenForConditionalGenerat
 EnCodec and the decoder; continue_ref.safetensors): a 117-sample prompt at 1600 Hz -> EnCodec codes
 prompt_codes [3, 8]; HF generate(input_ids=ids, input_values=wav, guidance_scale=3, do_sample=False)
 -> codes_g3 [3, 20] (the prompt's 8 frames, then 12 new; text path: HF appends the null half itself);
-generate(encoder_outputs=(enc,), input_values=wav, guidance_scale=1) -> codes_g1.
+generate(encoder_outputs=(enc,), input_values=wav, guidance_scale=1) -> codes_g1; text -> music end to end:
+TEXT_PROMPT tokenised by tests/fixtures/t5/tokenizer.json (text_ids), generate(guidance 3, greedy, 10 frames)
+-> text_audio [160], the waveform transformers returns.
 """
 import json
 import os
@@ -113,7 +115,10 @@ CONT_CODEC = dict(audio_channels=1, normalize=False, chunk_length_s=None, overla
                   dilation_growth_rate=2, sampling_rate=1600, num_filters=4, upsampling_ratios=[4, 2, 2],
                   hidden_size=16, codebook_size=64, target_bandwidths=[3.0], num_residual_layers=1, kernel_size=7,
                   last_kernel_size=7, residual_kernel_size=3, compress=2, use_conv_shortcut=False)
-CONT_T5 = dict(d_model=24, d_kv=8, num_heads=3, d_ff=32, num_layers=1, vocab_size=50)
+# vocab 800: tests/fixtures/t5/tokenizer.json's pieces (the text path runs end to end through the tool)
+CONT_T5 = dict(d_model=24, d_kv=8, num_heads=3, d_ff=32, num_layers=1, vocab_size=800)
+TEXT_PROMPT = "calm lo-fi piano with soft rain"
+TEXT_FRAMES = 10
 CONT_DEC = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64, num_codebooks=3,
                 vocab_size=64, max_position_embeddings=64)
 CONT_NEW = 12  # frames generated after the prompt
@@ -172,6 +177,14 @@ def continuation():
     codes_g1, _ = mg_fx.hf_generate_codes(model, encoder_outputs=(h,), input_values=wav[None, None],
                                           guidance_scale=1.0, max_length=L)
     assert torch.equal(codes_g1[:, :P], pcodes)
+    # text -> music end to end: the prompt through the tokenizers library, generate with CFG 3, greedy,
+    # and the waveform generate returns (the codec's decode of the codes)
+    from tokenizers import Tokenizer
+    tids = torch.tensor([Tokenizer.from_file(mg_fx.T5_TOKENIZER).encode(TEXT_PROMPT).ids])
+    with torch.no_grad():
+        text_audio = model.generate(input_ids=tids, attention_mask=torch.ones_like(tids), guidance_scale=3.0,
+                                    do_sample=False, max_length=TEXT_FRAMES + K)[0, 0]
+    assert text_audio.shape == (TEXT_FRAMES * 16,), text_audio.shape
     d = os.path.join(OUT, "continue")
     os.makedirs(d)
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,7 +195,8 @@ def continuation():
     save_file(sd, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
     ref = {"wav": wav.contiguous(), "prompt_codes": pcodes.float().contiguous(), "ids": ids[0].float().contiguous(),
            "codes_g3": codes_g3.float().contiguous(), "enc": h[0].contiguous(), "codes_g1": codes_g1.float().contiguous(),
-           "max_length": torch.tensor([float(L)])}
+           "max_length": torch.tensor([float(L)]), "text_ids": tids[0].float().contiguous(),
+           "text_audio": text_audio.contiguous()}
     save_file(ref, os.path.join(OUT, "continue_ref.safetensors"))
     for root, _, files in os.walk(OUT):
         for f in files:

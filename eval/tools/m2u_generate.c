@@ -44,6 +44,7 @@ static void usage(FILE *fp) {
         "                   musicgen-melody and stereo checkpoints are refused.\n"
         "  --text TEXT      text -> music: the prompt goes through MusicGen's T5 text encoder (needs the\n"
         "                   text encoder and tokenizer.json in DIR; `init` directories have none).\n"
+        "  --tokenizer FILE the T5 tokenizer.json when DIR has none\n"
         "  --run RUN        a trained m2u run (config.yaml + checkpoints/step-N/, as m2u-train writes it): the\n"
         "                   LLaMA answers --prompt (greedily, with the media through its adapters); when the\n"
         "                   answer starts the [AUD] block, the [AUD] hidden states -> the run's output projector\n"
@@ -777,7 +778,7 @@ static int model_hashes(cJSON *obj, const char *dir) {
 }
 
 typedef struct {
-    const char *musicgen, *run, *text, *prompt, *out, *batch, *media[3], *enc_dir[3], *checkpoint, *cont;
+    const char *musicgen, *run, *text, *prompt, *out, *batch, *media[3], *enc_dir[3], *checkpoint, *cont, *tokenizer;
     double seconds, guidance, top_p, temperature;
     long top_k, seed, max_new, threads;
     int greedy, is_float, have_guidance, have_seed;
@@ -959,6 +960,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vit")) g.enc_dir[1] = v;
         else if (!strcmp(a, "--vivit")) g.enc_dir[2] = v;
         else if (!strcmp(a, "--continue")) g.cont = v;
+        else if (!strcmp(a, "--tokenizer")) g.tokenizer = v;
         else if (!strcmp(a, "--seconds")) {
             if (parse_num(v, 0.02, 3600, &g.seconds)) return bad_usage("--seconds '%s': need a number in 0.02..3600", v);
         } else if (!strcmp(a, "--guidance")) {
@@ -1050,7 +1052,7 @@ int main(int argc, char **argv) {
     int P = 0;
     int have_run = 0;
     memset(&rm, 0, sizeof rm);
-    if (m2u_music_open_ex(g.musicgen, !g.run, g.cont != NULL, &mu)) {
+    if (m2u_music_open_ex(g.musicgen, !g.run, g.cont != NULL, g.tokenizer, &mu)) {
         fprintf(stderr, "m2u-generate: %s\n", m2u_last_error());
         if (!g.run && strstr(m2u_last_error(), "text_encoder"))
             fprintf(stderr, "m2u-generate: --text needs MusicGen's T5 text encoder in %s (a directory from "

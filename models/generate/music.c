@@ -16,7 +16,9 @@ void m2u_music_close(m2u_music *m) {
     free(m);
 }
 
-int m2u_music_open(const char *dir, int with_text, m2u_music **out) { return m2u_music_open_ex(dir, with_text, 0, out); }
+int m2u_music_open(const char *dir, int with_text, m2u_music **out) {
+    return m2u_music_open_ex(dir, with_text, 0, NULL, out);
+}
 
 int m2u_music_prompt_codes(const m2u_music *m, const float *wav, size_t n, int32_t **codes, int *frames) {
     *codes = NULL, *frames = 0;
@@ -25,7 +27,7 @@ int m2u_music_prompt_codes(const m2u_music *m, const float *wav, size_t n, int32
     return m2u_encodec_encode(m->codec, wav, n, m2u_musicgen_get_config(m->lm)->codebooks, codes, frames);
 }
 
-int m2u_music_open_ex(const char *dir, int with_text, int with_codec_encoder, m2u_music **out) {
+int m2u_music_open_ex(const char *dir, int with_text, int with_codec_encoder, const char *tokenizer, m2u_music **out) {
     *out = NULL;
     if (!m2u_is_dir(dir)) return m2u_fail("%s: not a directory (need a MusicGen checkpoint directory)", dir);
     m2u_music *m = calloc(1, sizeof *m);
@@ -51,7 +53,7 @@ int m2u_music_open_ex(const char *dir, int with_text, int with_codec_encoder, m2
         goto fail;
     }
     if (with_text) {
-        char *p = m2u_path_join(dir, "tokenizer.json");
+        char *p = tokenizer ? strdup(tokenizer) : m2u_path_join(dir, "tokenizer.json");
         int rc = p ? m2u_unigram_load(p, &m->tok) : m2u_fail("out of memory");
         free(p);
         if (rc) goto fail;

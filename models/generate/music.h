@@ -43,8 +43,9 @@ typedef struct {
  * the weights).  with_text: also load the T5 text encoder and dir/tokenizer.json (path a).
  * The codec's code count and size must match the decoder's (num_codebooks, vocab_size). */
 int m2u_music_open(const char *dir, int with_text, m2u_music **out);
-/* As m2u_music_open; with_codec_encoder also loads EnCodec's encoder (audio prompts). */
-int m2u_music_open_ex(const char *dir, int with_text, int with_codec_encoder, m2u_music **out);
+/* As m2u_music_open; with_codec_encoder also loads EnCodec's encoder (audio prompts); tokenizer:
+ * the T5 tokenizer.json for the text path (NULL: dir/tokenizer.json). */
+int m2u_music_open_ex(const char *dir, int with_text, int with_codec_encoder, const char *tokenizer, m2u_music **out);
 
 /* An audio prompt for continuation: mono wav [n] at m2u_music_sample_rate -> *codes [K][*frames]
  * (malloc'ed) with K the decoder's codebooks, as transformers' generate(input_values=...) encodes

@@ -300,7 +300,7 @@ static void test_continue(void) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/continue", fx);
     m2u_music *mu = NULL;
-    CHECK(m2u_music_open_ex(dir, 0, 1, &mu) == 0, "open with the codec encoder: %s", m2u_last_error());
+    CHECK(m2u_music_open_ex(dir, 0, 1, NULL, &mu) == 0, "open with the codec encoder: %s", m2u_last_error());
     /* the T5 part for the text + audio case (the fixture has no tokenizer: ids are given) */
     m2u_musicgen *t5lm = NULL;
     CHECK(m2u_musicgen_load(dir, 1, &t5lm) == 0, "%s", m2u_last_error());
@@ -355,6 +355,26 @@ static void test_continue(void) {
     free(out);
     free(states);
     free(codes);
+    /* text -> music end to end through the tool: tokenizer, T5, CFG 3, greedy, EnCodec, WAV, against the
+     * waveform transformers' generate returns */
+    {
+        size_t n_ta = 0;
+        float *ta = read_t(st, "text_audio", &n_ta), *y = NULL;
+        int rc = sh("%s/m2u-generate --musicgen %s --tokenizer %s/t5/tokenizer.json --text 'calm lo-fi piano with soft "
+                    "rain' --greedy --guidance 3 --seconds 0.1 --float --out %s/t.wav > /dev/null 2> %s/err12",
+                    M2U_BUILD_DIR, dir, M2U_FIXTURES, g_dir, g_dir);
+        char p[256];
+        snprintf(p, sizeof p, "%s/t.wav", g_dir);
+        size_t nf = 0;
+        int ch, rate;
+        m2u_wav_format fmt;
+        int ok2 = rc == 0 && ta && m2u_wav_read(p, &y, &nf, &ch, &rate, &fmt) == 0 && nf == n_ta && rate == 1600;
+        double e = ok2 ? t_max_rel_err(y, ta, n_ta) : 1;
+        if (ok2) printf("text -> WAV through m2u-generate vs transformers' generate: max rel err %.3g\n", e);
+        CHECK(ok2 && e < 1e-4, "text -> music end to end (rel err %g; see %s/err12)", e, g_dir);
+        free(ta);
+        free(y);
+    }
 done:
     free(wav), free(pc), free(ids_f), free(g3), free(g1), free(enc), free(mlf);
     m2u_musicgen_free(t5lm);
