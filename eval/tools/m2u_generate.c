@@ -874,6 +874,12 @@ fail:
     return -1;
 }
 
+/* one decoder pass done: the live progress line (rate and ETA, m2u_progress) */
+static void on_step(void *ctx, int done, int total) {
+    (void)total;
+    m2u_progress_update((m2u_progress *)ctx, done, NULL);
+}
+
 static int generate_one(const gen_opts *g, const m2u_music *mu, run_model *rm, const encoders *enc,
                         const char *prompt, const char *wav_path,
                         uint64_t seed, m2u_musicgen_gen_opts mo) {
@@ -899,10 +905,10 @@ static int generate_one(const gen_opts *g, const m2u_music *mu, run_model *rm, c
             goto done;
         }
     }
-    const m2u_musicgen_config *lc = m2u_musicgen_get_config(mu->lm);
-    int N = mo.max_length - lc->codebooks;
     m2u_progress pr;
-    m2u_progress_start(&pr, "frame", N);
+    m2u_progress_start(&pr, "step", mo.max_length - 1);
+    mo.progress = on_step;
+    mo.progress_ctx = &pr;
     double t0 = m2u_now();
     int e = rm ? m2u_music_from_states(mu, states, NULL, rm->em.mg->cfg.projector.n_out, &mo, &clip)
                : m2u_music_from_text(mu, prompt, &mo, &clip);
@@ -912,7 +918,7 @@ static int generate_one(const gen_opts *g, const m2u_music *mu, run_model *rm, c
     char extra[128];
     snprintf(extra, sizeof extra, "%.2f frames/s, real-time factor %.2f (%.2f s for %.2f s of audio)", clip.N / dt,
              dt / audio_s, dt, audio_s);
-    m2u_progress_end(&pr, clip.N, extra);
+    m2u_progress_end(&pr, mo.max_length - 1, extra);
     if (write_outputs(g, wav_path, mu, &clip, prompt, answer, &mo, rm, dt)) goto done;
     printf("wrote %s (%.2f s, %d Hz, %s) and %s.json\n", wav_path, audio_s, m2u_music_sample_rate(mu),
            g->is_float ? "float32" : "16-bit PCM", wav_path);

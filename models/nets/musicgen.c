@@ -557,9 +557,11 @@ int m2u_musicgen_generate(const m2u_musicgen *m, const float *enc, const int32_t
             /* the prompt's own columns (generate's input ids, one forward there): no logits, no draw */
             if (m2u_musicgen_step(s, col, o->guidance_scale, NULL, NULL)) goto done;
             for (int k = 0; k < K; k++) seq[(size_t)k * T + t + 1] = dmask[(size_t)k * T + t + 1];
+            if (o->progress) o->progress(o->progress_ctx, t + 1, T - 1);
             continue;
         }
         if (m2u_musicgen_step(s, col, o->guidance_scale, NULL, lg)) goto done;
+        if (o->progress) o->progress(o->progress_ctx, t + 1, T - 1);
         for (int k = 0; k < K; k++) {
             const float *row = lg + (size_t)k * V;
             seq[(size_t)k * T + t + 1] = o->do_sample ? m2u_gen_sample(row, V, &o->sampling, &rng, scr)

@@ -105,6 +105,10 @@ typedef struct {
      * hold prompt_frames prompt codes, then the new ones).  Needs prompt_frames < max_length - K. */
     const int32_t *prompt_codes;
     int prompt_frames;
+    /* Called after each decoder pass with (passes done, passes in all = max_length - 1); may be NULL.
+     * For progress display only (the callback must not call into this model). */
+    void (*progress)(void *ctx, int done, int total);
+    void *progress_ctx;
 } m2u_musicgen_gen_opts;
 
 /* Defaults as audiocraft's MusicGen: sampling, top_k 250, top_p off, temperature 1, CFG 3. */
