@@ -25,6 +25,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1002,11 +1003,8 @@ int main(int argc, char **argv) {
         if (!g.text && !g.batch) return bad_usage("give --text TEXT, --batch FILE, or --run RUN --prompt TEXT");
     }
     if (g.batch && (g.text || g.prompt)) return bad_usage("--batch replaces --text / --prompt");
-    if (g.threads > 0) {
-        char b[32];
-        snprintf(b, sizeof b, "%ld", g.threads);
-        setenv("OMP_NUM_THREADS", b, 1);
-    }
+    /* libgomp reads OMP_NUM_THREADS when it loads, so a setenv here would come too late */
+    if (g.threads > 0) omp_set_num_threads((int)g.threads);
     /* the prompts */
     char **prompts = NULL;
     int n_prompts = 0;
