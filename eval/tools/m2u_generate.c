@@ -899,7 +899,7 @@ static int generate_one(const gen_opts *g, const m2u_music *mu, run_model *rm, c
             goto done;
         }
         for (int k = 0; k < 3; k++) free(feat[k]);
-        printf("answer: %s\n", answer);
+        printf("answer: %s\n", answer[0] ? answer : "(no text: the model went straight to the [AUD] block)");
         if (!states) {
             fprintf(stderr, "m2u-generate: the answer has no [AUD] block: no music was asked for, no WAV written\n");
             rc = 1;
