@@ -12,7 +12,10 @@
 #   5. evaluate: stage 1's captions and stage 3's answers on the test split (caption
 #      metrics, attribute agreement, an HTML report with the training curves);
 #   6. export stage 3 as a PEFT adapter and as an M2UGen checkpoint.pth;
-#   7. print a summary.
+#   7. make music: a small random MusicGen (`m2u-generate init`, conditioning width = the
+#      stage 3 projector's out_dim), then stage 3 answers a MUImage prompt about one of the
+#      demo's pictures and its [AUD] states -> projector -> MusicGen -> EnCodec -> WAV;
+#   8. print a summary.
 # The shards hold the built-in features (no encoder checkpoint is downloaded); with
 # MERT / ViT / ViViT / T5 checkpoints, pass --mert/--vit/--vivit/--t5 to m2u-dataset build.
 set -euo pipefail
@@ -22,7 +25,7 @@ OUT=build/demo
 
 bash launch/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$JOBS" --target m2u-llm m2u-dataset m2u-train m2u-eval m2u-export h5zstd
+cmake --build build -j "$JOBS" --target m2u-llm m2u-dataset m2u-train m2u-eval m2u-export m2u-generate h5zstd
 mkdir -p "$OUT"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
@@ -84,6 +87,19 @@ echo "== 5. export"
 build/m2u-export peft --base "$OUT/base" --run "$OUT/runs/tiny_stage3" --out "$OUT/export/peft" 2>&1 | tail -2
 build/m2u-export m2ugen --base "$OUT/base" --run "$OUT/runs/tiny_stage3" --out "$OUT/export/m2ugen" 2>&1 | tail -2
 
+echo "== 6. music from stage 3 (random tiny MusicGen: the sound is noise-like; NOTES-generate.md for real weights)"
+# the conditioning width must be the projector's out_dim (configs/tiny_stage3.yaml: 768)
+rm -rf "$OUT/musicgen-tiny" "$OUT/music"
+mkdir -p "$OUT/music"
+build/m2u-generate init --out "$OUT/musicgen-tiny" --text-hidden 768 --seed 1
+if build/m2u-generate --run "$OUT/runs/tiny_stage3" --musicgen "$OUT/musicgen-tiny" \
+     --prompt "Compose music that fits this image." --image "$MEDIA/sunset.png" \
+     --seconds 4 --seed 1 --out "$OUT/music/sunset.wav"; then
+  MUSIC="$OUT/music/sunset.wav (settings, answer and hashes: sunset.wav.json)"
+else
+  MUSIC="none (stage 3's answer had no [AUD] block or generation failed: see above)"
+fi
+
 echo
 echo "== summary"
 for s in 1 2 3; do
@@ -94,3 +110,4 @@ echo "metrics (JSON lines): $OUT/runs/tiny_stage{1,2,3}/metrics.jsonl"
 echo "checkpoints:          $OUT/runs/tiny_stage{1,2,3}/checkpoints/"
 echo "reports:              $OUT/eval/stage{1,3}/report.html (and report.md, report.json)"
 echo "exports:              $OUT/export/peft (PEFT adapter), $OUT/export/m2ugen (checkpoint.pth)"
+echo "music:                $MUSIC"

@@ -514,6 +514,14 @@ int m2u_musicgen_generate(const m2u_musicgen *m, const float *enc, const int32_t
         return m2u_fail("MusicGen: temperature must be positive (got %g)", (double)o->sampling.temperature);
     if (o->do_sample && !(o->sampling.top_p > 0 && o->sampling.top_p <= 1))
         return m2u_fail("MusicGen: top_p must be in (0, 1] (got %g)", (double)o->sampling.top_p);
+    int P = o->prompt_codes ? o->prompt_frames : 0;
+    if (o->prompt_codes && (P < 1 || P >= T - K))
+        return m2u_fail("MusicGen: an audio prompt of %d frames needs max_length > %d (got %d)", o->prompt_frames,
+                        o->prompt_frames + K, T);
+    for (size_t i = 0; i < (size_t)K * P; i++)
+        if (o->prompt_codes[i] < 0 || o->prompt_codes[i] >= V)
+            return m2u_fail("MusicGen: prompt code %d (codebook %zu, frame %zu) is outside [0, %d)", o->prompt_codes[i],
+                            i / P, i % P, V);
     int cfg = o->guidance_scale > 1.0f;
     int32_t *dmask = malloc((size_t)K * T * sizeof(int32_t)), *seq = malloc((size_t)K * T * sizeof(int32_t));
     int32_t *col = calloc((size_t)K, sizeof(int32_t));
@@ -527,6 +535,14 @@ int m2u_musicgen_generate(const m2u_musicgen *m, const float *enc, const int32_t
     }
     if (m2u_musicgen_delay_mask(K, T, c->start_id, dmask) || m2u_musicgen_begin(m, enc, mask, S, cfg, T - 1, &s))
         goto done;
+    /* build_delay_pattern_mask with the prompt [start, p_0 .. p_P-1] per codebook: codebook k's prompt
+     * sits at columns k .. k + P (shifted by k); outside the tril/triu filler those columns are forced.
+     * generate feeds columns 0 .. P as its input ids (first_start_id = P + 1) and samples after them. */
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < P; j++) {
+            int32_t *mv = &dmask[(size_t)k * T + k + 1 + j];
+            if (*mv == -1) *mv = o->prompt_codes[(size_t)k * P + j];
+        }
     m2u_rng rng;
     m2u_rng_seed(&rng, o->seed);
     for (int k = 0; k < K; k++) seq[(size_t)k * T] = c->start_id;
@@ -536,7 +552,15 @@ int m2u_musicgen_generate(const m2u_musicgen *m, const float *enc, const int32_t
             int32_t mv = dmask[(size_t)k * T + t];
             col[k] = mv == -1 ? seq[(size_t)k * T + t] : mv;
         }
+        if (t + 1 <= P) {
+            /* the prompt's own columns (generate's input ids, one forward there): no logits, no draw */
+            if (m2u_musicgen_step(s, col, o->guidance_scale, NULL, NULL)) goto done;
+            for (int k = 0; k < K; k++) seq[(size_t)k * T + t + 1] = dmask[(size_t)k * T + t + 1];
+            if (o->progress) o->progress(o->progress_ctx, t + 1, T - 1);
+            continue;
+        }
         if (m2u_musicgen_step(s, col, o->guidance_scale, NULL, lg)) goto done;
+        if (o->progress) o->progress(o->progress_ctx, t + 1, T - 1);
         for (int k = 0; k < K; k++) {
             const float *row = lg + (size_t)k * V;
             seq[(size_t)k * T + t + 1] = o->do_sample ? m2u_gen_sample(row, V, &o->sampling, &rng, scr)

@@ -98,6 +98,17 @@ typedef struct {
     int do_sample;         /* 0: greedy */
     m2u_gen_sampling sampling;
     uint64_t seed;
+    /* Audio prompt (continuation, transformers' generate(input_values=...)): EnCodec codes
+     * [K][prompt_frames] of the prompt audio, or NULL.  As generate does, they follow the start id
+     * in every codebook (codebook k delayed by k), are forced wherever the delay pattern puts them,
+     * and the output codes begin with them: max_length counts the prompt (codes [K][max_length - K]
+     * hold prompt_frames prompt codes, then the new ones).  Needs prompt_frames < max_length - K. */
+    const int32_t *prompt_codes;
+    int prompt_frames;
+    /* Called after each decoder pass with (passes done, passes in all = max_length - 1); may be NULL.
+     * For progress display only (the callback must not call into this model). */
+    void (*progress)(void *ctx, int done, int total);
+    void *progress_ctx;
 } m2u_musicgen_gen_opts;
 
 /* Defaults as audiocraft's MusicGen: sampling, top_k 250, top_p off, temperature 1, CFG 3. */
