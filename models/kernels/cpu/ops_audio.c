@@ -39,7 +39,15 @@ float *m2u_audio_alloc(size_t n) {
  * that have them while the build itself targets the baseline ISA.  expm1 in double: x = n ln2 + r with
  * |r| <= ln2/2, expm1(x) = 2^n expm1(r) + (2^n - 1), expm1(r) by its Taylor series to r^10 (truncation
  * < 1e-11 relative), so the float result is correctly rounded but for double rounding. */
-__attribute__((target_clones("avx512f", "avx2", "default"), optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math")))
+/* GCC only: clang has no optimize attribute, and its fuzzing build wants the plain version */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define M2U_ELU_CLONES \
+    __attribute__((target_clones("avx512f", "avx2", "default"), \
+                   optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math")))
+#else
+#define M2U_ELU_CLONES
+#endif
+M2U_ELU_CLONES
 static void elu_span(float *restrict y, const float *restrict x, size_t n) {
     const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453, shifter = 6755399441055744.0; /* 1.5*2^52 */
     for (size_t i = 0; i < n; i++) {
