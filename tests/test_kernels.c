@@ -638,6 +638,9 @@ static void t_attention_decoder(void) {
     t_attention_decoder_case("decode wide (parallel)", 3, 1, 64, 70, 8, 8, 64, 0, 0, 1, 1);
     t_attention_decoder_case("prefill causal gqa", 2, 6, 11, 16, 4, 2, 5, 1, 5, 4, 1);
     t_attention_decoder_case("prefill full", 2, 5, 7, 7, 2, 2, 4, 0, 0, 0, 0);
+    m2u_attn bad = m2u_attn_make(2, 1, 4, 2, 2, 4, 8, 8, 8, 0, 0);
+    bad.kv_bstride = 3 * 8; /* 3 rows for 4 keys */
+    CHECK(BE->attn_fwd(&bad, NULL, NULL, NULL, NULL, NULL) != 0, "a kv_bstride below S rows must fail");
 }
 
 /* ---- softmax and element-wise ------------------------------------------------------------------- */

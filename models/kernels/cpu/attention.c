@@ -21,6 +21,10 @@ static int check(const m2u_attn *a, const char *what) {
                         a->S, a->H, a->KV, a->hd);
     if (a->bias && a->bias_heads != 1 && a->bias_heads != a->H)
         return m2u_fail("%s: bias has %d heads, expected 1 or %d", what, a->bias_heads, a->H);
+    /* sequences' k/v must not overlap: a stride below S rows is a caller's layout error */
+    int kvs = a->ks > a->vs ? a->ks : a->vs;
+    if (a->kv_bstride && a->kv_bstride < (size_t)a->S * kvs)
+        return m2u_fail("%s: kv_bstride %zu is smaller than S x row stride = %d x %d", what, a->kv_bstride, a->S, kvs);
     return 0;
 }
 
