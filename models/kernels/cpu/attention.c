@@ -94,7 +94,8 @@ static int attn_fwd_one(const m2u_attn *a, float *out, float *probs, const float
         int b = bh / H, h = bh % H, g = h / group;
         float *qh = sc + (size_t)bh * row + S, *p = probs ? probs + (size_t)bh * S : sc + (size_t)bh * row;
         const float *qb = q + (size_t)b * a->qs + (size_t)h * hd;
-        for (int j = 0; j < hd; j++) qh[j] = qb[j] * a->scale;
+        float scale = a->scale; /* a local: the stores to qh could alias a->scale */
+        for (int j = 0; j < hd; j++) qh[j] = qb[j] * scale;
         const float *kb = k + (size_t)b * kbs + (size_t)g * hd, *vb = v + (size_t)b * vbs + (size_t)g * hd;
         const float *bias = a->bias ? a->bias + (size_t)(a->bias_heads == 1 ? 0 : h) * S : NULL;
         const float *kbias = a->key_bias ? a->key_bias + (size_t)b * S : NULL;
