@@ -20,6 +20,7 @@
 #include "m2u_error.h"
 #include "test_util.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -413,6 +414,7 @@ typedef struct {
     m2u_attn a;
     double *q, *k, *v, *bias, *g; /* g: weights of the loss sum(out * g) */
     int32_t *mask;
+    double *key_bias; /* [B][S] or NULL */
 } att_ctx;
 
 static int visible(const att_ctx *c, int b, int t, int s) {
@@ -426,17 +428,20 @@ static void att_ref(const att_ctx *c, double *out, double *probs) {
     const m2u_attn *a = &c->a;
     int od = a->H * a->hd, group = a->H / a->KV;
     double *sc = malloc((size_t)a->S * sizeof *sc);
+    size_t kbs = a->kv_bstride ? a->kv_bstride : (size_t)a->S * a->ks;
+    size_t vbs = a->kv_bstride ? a->kv_bstride : (size_t)a->S * a->vs;
     for (int b = 0; b < a->B; b++)
         for (int h = 0; h < a->H; h++)
             for (int t = 0; t < a->T; t++) {
                 const double *q = c->q + ((size_t)b * a->T + t) * a->qs + (size_t)h * a->hd;
                 double mx = -INFINITY, sum = 0;
                 for (int s = 0; s < a->S; s++) {
-                    const double *k = c->k + ((size_t)b * a->S + s) * a->ks + (size_t)(h / group) * a->hd;
+                    const double *k = c->k + b * kbs + (size_t)s * a->ks + (size_t)(h / group) * a->hd;
                     double d = 0;
                     for (int j = 0; j < a->hd; j++) d += q[j] * k[j];
                     d *= a->scale;
                     if (c->bias) d += c->bias[((size_t)(a->bias_heads == 1 ? 0 : h) * a->T + t) * a->S + s];
+                    if (c->key_bias) d += c->key_bias[(size_t)b * a->S + s];
                     sc[s] = d;
                     if (visible(c, b, t, s) && d > mx) mx = d;
                 }
@@ -451,7 +456,7 @@ static void att_ref(const att_ctx *c, double *out, double *probs) {
                     for (int j = 0; j < a->hd; j++) {
                         double acc = 0;
                         for (int s = 0; s < a->S; s++)
-                            acc += sc[s] * c->v[((size_t)b * a->S + s) * a->vs + (size_t)(h / group) * a->hd + j];
+                            acc += sc[s] * c->v[b * vbs + (size_t)s * a->vs + (size_t)(h / group) * a->hd + j];
                         out[((size_t)b * a->T + t) * od + (size_t)h * a->hd + j] = acc;
                     }
             }
@@ -548,6 +553,94 @@ static void t_attention(void) {
     /* bad dimensions are an error, not a crash */
     m2u_attn bad = m2u_attn_make(1, 1, 1, 3, 2, 4, 12, 8, 8, 0, 0);
     CHECK(BE->attn_fwd(&bad, NULL, NULL, NULL, NULL, NULL) != 0, "KV not dividing H must fail");
+}
+
+/* The decoder conventions (forward only): q scaled before the dot product, a finfo.min key
+ * bias per sequence, a KV cache of cap >= S keys per sequence (kv_bstride).  Sequence 1 has
+ * every key padded: its rows must come out uniform over the S keys (torch's behaviour), which
+ * is checked against the plain mean of v as well as against the reference. */
+static void t_attention_decoder_case(const char *name, int B, int T, int S, int cap, int H, int KV, int hd,
+                                     int causal, int pos0, int bias_heads, int use_mask) {
+    att_ctx c = {0};
+    int qs = H * hd + 1, ks = KV * hd + 2, vs = KV * hd + 3;
+    c.a = m2u_attn_make(B, T, S, H, KV, hd, qs, ks, vs, causal, pos0);
+    c.a.prescale_q = 1;
+    c.a.kv_bstride = (size_t)cap * vs; /* vs > ks: a stride valid for both */
+    size_t nq = (size_t)B * T * qs, nkv = (size_t)B * cap * vs, no = (size_t)B * T * H * hd,
+           np = (size_t)B * H * T * S, nb = (size_t)bias_heads * T * S;
+    float *q = frand(nq, 1), *k = frand(nkv, 1), *v = frand(nkv, 1), *kb = malloc((size_t)B * S * sizeof *kb);
+    float *bias = bias_heads ? frand(nb, 2) : NULL;
+    int32_t *mask = NULL;
+    for (int i = 0; i < B * S; i++) kb[i] = (i >= S && i < 2 * S) || irand(3) == 0 ? -FLT_MAX : 0.0f;
+    kb[0] = 0.0f; /* sequence 0 keeps key 0 */
+    if (use_mask) {
+        mask = malloc((size_t)B * S * sizeof *mask);
+        for (int i = 0; i < B * S; i++) mask[i] = i < S ? irand(4) != 0 : 1;
+        mask[0] = 1;
+    }
+    c.q = todbl(q, nq), c.k = todbl(k, nkv), c.v = todbl(v, nkv), c.key_bias = todbl(kb, (size_t)B * S);
+    c.bias = bias ? todbl(bias, nb) : NULL;
+    c.mask = mask;
+    c.a.bias_heads = bias_heads ? bias_heads : H;
+    double *ro = malloc(no * sizeof *ro), *rp = malloc(np * sizeof *rp);
+    att_ref(&c, ro, rp);
+    m2u_attn a = c.a;
+    a.bias = bias ? devf(bias, nb) : NULL;
+    a.key_mask = mask ? dev(mask, (size_t)B * S * sizeof *mask) : NULL;
+    a.key_bias = devf(kb, (size_t)B * S);
+    float *d_q = devf(q, nq), *d_k = devf(k, nkv), *d_v = devf(v, nkv);
+    float *out = malloc(no * 4), *probs = malloc(np * 4);
+    float *d_o = devf(out, no), *d_p = devf(probs, np), *d_o2 = devf(out, no);
+    char nm[96];
+    CHECK(BE->attn_fwd(&a, d_o, d_p, d_q, d_k, d_v) == 0, "%s: %s", name, m2u_last_error());
+    CHECK(BE->attn_fwd(&a, d_o2, NULL, d_q, d_k, d_v) == 0, "%s: %s", name, m2u_last_error());
+    host(out, d_o, no * 4);
+    host(probs, d_p, np * 4);
+    snprintf(nm, sizeof nm, "attn_fwd %s out", name);
+    check(nm, out, ro, no, TOL_ATT);
+    snprintf(nm, sizeof nm, "attn_fwd %s probs", name);
+    check(nm, probs, rp, np, TOL_ATT);
+    /* the fully padded sequence 1, query t sees keys 0..last: uniform over them */
+    if (B > 1) {
+        size_t n1 = (size_t)T * H * hd;
+        double *uo = malloc(n1 * sizeof *uo), *up = malloc((size_t)H * T * S * sizeof *up);
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                int last = causal && pos0 + t < S - 1 ? pos0 + t : S - 1;
+                for (int s2 = 0; s2 < S; s2++) up[((size_t)h * T + t) * S + s2] = s2 <= last ? 1.0 / (last + 1) : 0.0;
+                for (int j = 0; j < hd; j++) {
+                    double m = 0;
+                    for (int s2 = 0; s2 <= last; s2++)
+                        m += v[(size_t)cap * vs + (size_t)s2 * vs + (size_t)(h / (H / KV)) * hd + j];
+                    uo[((size_t)t * H + h) * hd + j] = m / (last + 1);
+                }
+            }
+        snprintf(nm, sizeof nm, "attn_fwd %s padded row uniform", name);
+        check(nm, out + n1, uo, n1, TOL_ATT);
+        snprintf(nm, sizeof nm, "attn_fwd %s padded probs uniform", name);
+        check(nm, probs + (size_t)H * T * S, up, (size_t)H * T * S, TOL_ATT);
+        free(uo), free(up);
+    }
+    host(out, d_o2, no * 4);
+    snprintf(nm, sizeof nm, "attn_fwd %s out (no probs)", name);
+    check(nm, out, ro, no, TOL_ATT);
+    /* forward only: the backward must refuse rather than return a wrong gradient */
+    CHECK(BE->attn_bwd(&a, NULL, NULL, NULL, d_o, d_p, d_q, d_k, d_v) != 0, "%s: backward must refuse", name);
+    dev_reset();
+    free(q), free(k), free(v), free(kb), free(bias), free(mask), free(out), free(probs), free(ro), free(rp);
+    free(c.q), free(c.k), free(c.v), free(c.key_bias), free(c.bias);
+}
+
+static void t_attention_decoder(void) {
+    /*                         name                      B  T   S  cap  H KV  hd causal pos0 bias mask */
+    t_attention_decoder_case("decode cross", 2, 1, 13, 13, 4, 4, 8, 0, 0, 0, 0);
+    t_attention_decoder_case("decode self cache", 2, 1, 9, 20, 4, 2, 8, 1, 8, 0, 0);
+    t_attention_decoder_case("decode wide (parallel)", 3, 1, 64, 70, 8, 8, 64, 0, 0, 1, 1);
+    t_attention_decoder_case("prefill causal gqa", 2, 6, 11, 16, 4, 2, 5, 1, 5, 4, 1);
+    t_attention_decoder_case("prefill full", 2, 5, 7, 7, 2, 2, 4, 0, 0, 0, 0);
+    m2u_attn bad = m2u_attn_make(2, 1, 4, 2, 2, 4, 8, 8, 8, 0, 0);
+    bad.kv_bstride = 3 * 8; /* 3 rows for 4 keys */
+    CHECK(BE->attn_fwd(&bad, NULL, NULL, NULL, NULL, NULL) != 0, "a kv_bstride below S rows must fail");
 }
 
 /* ---- softmax and element-wise ------------------------------------------------------------------- */
@@ -1160,6 +1253,7 @@ static void run_suite(void) {
     t_norms();
     t_rope();
     t_attention();
+    t_attention_decoder();
     t_softmax();
     t_elementwise();
     t_conv1d();

@@ -1,22 +1,31 @@
 /* The one attention kernel (scaled dot-product attention), forward and backward, for every
  * model: LLaMA's causal grouped-query attention (training and the KV-cache decode), the
  * full multi-head attention of nn.Transformer / the encoders (MERT, ViT, ViViT, BERT), and
- * T5's attention with a relative-position bias and a padding mask.
+ * T5's attention with a relative-position bias and a padding mask, and the BART-style decoder
+ * of MusicGen (pre-scaled query, finfo.min key bias, KV cache with a batch stride).
  *
  * Layout.  B sequences; sequence b has queries q + b*T*qs ([T][H*hd], row stride qs floats),
- * keys k + b*S*ks and values v + b*S*vs ([S][KV*hd], row strides ks, vs).  Head h reads
+ * keys k + b*S*ks and values v + b*S*vs ([S][KV*hd], row strides ks, vs; with kv_bstride set,
+ * k + b*kv_bstride and v + b*kv_bstride: a cache sized for more than S keys).  Head h reads
  * kv head h / (H/KV) (GQA; KV must divide H; KV = H is plain MHA).  out is [B*T][H*hd], dense.
  *
- *   score[t][s] = scale * q_t.k_s + bias[h or 0][t][s]
+ *   score[t][s] = scale * q_t.k_s + bias[h or 0][t][s] + key_bias[b][s]
+ *                 (prescale_q: (scale * q_t, rounded to float) . k_s + ..., BartAttention's order)
  *   visible(t, s) = (!causal || s <= pos0 + t) && (!key_mask || key_mask[b*S + s])
  *   probs = softmax over the visible s (the others get probability 0)
  *
  * A query with no visible key gets all-zero probabilities and a zero output (where torch's
- * -inf mask would give NaN and a finfo.min mask a uniform row).  The bias is a constant:
- * its gradient is not computed (T5's relative bias is frozen where we use it). */
+ * -inf mask would give NaN and a finfo.min mask a uniform row).  key_bias is the other way of
+ * padding: transformers' additive mask, 0 for a kept key and -FLT_MAX (finfo.min) for a padded
+ * one, which stays in the softmax, so a row whose keys are all padded comes out uniform over
+ * them, as torch's does (MusicGen's classifier-free-guidance null half relies on it).  The
+ * biases are constants: their gradients are not computed (T5's relative bias is frozen where
+ * we use it).  key_bias, kv_bstride and prescale_q are forward only (inference decoders); the
+ * backward refuses them.  T = 1 with prescale_q runs a scalar path (the decode step). */
 #ifndef M2U_ATTENTION_H
 #define M2U_ATTENTION_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -28,6 +37,9 @@ typedef struct {
     const float *bias; /* NULL or [bias_heads][T][S], added after the scale, shared by the B sequences */
     int bias_heads;    /* H (one plane per head) or 1 (broadcast) */
     const int32_t *key_mask; /* NULL or [B][S]: 0 hides key s from every query of sequence b */
+    const float *key_bias;   /* NULL or [B][S]: added to every score of sequence b (after bias) */
+    size_t kv_bstride;       /* floats from one sequence's k (and v) to the next; 0: S*ks and S*vs */
+    int prescale_q;          /* 1: scale q before the dot product (BartAttention), 0: scale q.k */
 } m2u_attn;
 
 /* The usual description: no bias, no mask, scale 1/sqrt(hd). */

@@ -37,22 +37,13 @@ typedef struct {
  * m2u_gen_linear does.  For q/k/v projections, the K heads, fc1 + GELU. */
 void m2u_gen_linear_many(const m2u_gen_out *outs, int n_outs, const float *x, int N, m2u_gen_act act);
 
-/* One query per sequence against S cached keys, B sequences, H heads of size hd:
- *   out[b][h*hd + j] = sum_s softmax_s((q_b,h * hd^-0.5) . k_b,s,h + key_bias[b][s]) v_b,s,h,j
- * q [B][H*hd] (row stride qs); keys of sequence b at k + b*kv_bstride with row stride ks (and
- * likewise v).  key_bias [B][S] (row stride S) may be NULL; transformers puts
- * finfo(float32).min there for masked keys (m2u_gen_key_bias).  The query is scaled before
- * the dot product, as BartAttention does.  out [B][H*hd].  Parallel over (sequence, head).
- * Returns -1 (m2u_fail) only on allocation failure. */
-int m2u_gen_attend1(float *out, const float *q, int qs, const float *k, const float *v, size_t kv_bstride, int ks,
-                    const float *key_bias, int B, int S, int H, int hd);
-
 /* nn.LayerNorm of a few rows [N, C] on the calling thread (the arithmetic of
  * m2u_layernorm_fwd, without its parallel region: a decoding step normalises 1-2 rows, where
  * a fork/join costs more than the work). */
 void m2u_gen_layernorm(float *out, const float *x, const float *w, const float *b, int N, int C, float eps);
 
-/* key_bias[i] = 0 where mask[i] != 0, else -FLT_MAX (transformers' _prepare_4d_attention_mask). */
+/* key_bias[i] = 0 where mask[i] != 0, else -FLT_MAX (transformers' _prepare_4d_attention_mask),
+ * for m2u_attn's key_bias. */
 void m2u_gen_key_bias(float *key_bias, const int32_t *mask, size_t n);
 
 /* Rows pos0 .. pos0+n-1 of transformers' sinusoidal table (tensor2tensor layout: cos in the

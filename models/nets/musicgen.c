@@ -1,6 +1,7 @@
 /* MusicGen decoder LM: see musicgen.h. */
 #include "musicgen.h"
 
+#include "attention.h"
 #include "encoder_layer.h" /* m2u_act, m2u_json_* */
 #include "m2u_error.h"
 #include "ops_extra.h"
@@ -445,6 +446,8 @@ int m2u_musicgen_step(m2u_musicgen_session *s, const int32_t *ids, float g, floa
     for (int b = 1; b < B; b++) memcpy(x + (size_t)b * H, x, (size_t)H * sizeof(float));
 
     size_t bstride = (size_t)s->max_steps * H;
+    /* BartAttention scales q by head_dim**-0.5, a Python double rounded to fp32 by the tensor op */
+    float qscale = (float)(1.0 / sqrt((double)hd));
     for (int l = 0; l < c->layers; l++) {
         const mg_layer *y = &m->L[l];
         float *kc = s->kc + (size_t)l * B * bstride, *vc = s->vc + (size_t)l * B * bstride;
@@ -456,15 +459,19 @@ int m2u_musicgen_step(m2u_musicgen_session *s, const int32_t *ids, float g, floa
             memcpy(kc + b * bstride + (size_t)t * H, s->kt + (size_t)b * H, (size_t)H * sizeof(float));
             memcpy(vc + b * bstride + (size_t)t * H, s->vt + (size_t)b * H, (size_t)H * sizeof(float));
         }
-        if (m2u_gen_attend1(s->a, s->q, H, kc, vc, bstride, H, NULL, B, t + 1, nh, hd)) return -1;
+        m2u_attn sa = m2u_attn_make(B, 1, t + 1, nh, nh, hd, H, H, H, 1, t);
+        sa.kv_bstride = bstride, sa.prescale_q = 1, sa.scale = qscale;
+        if (m2u_attn_fwd(&sa, s->a, NULL, s->q, kc, vc)) return -1;
         m2u_gen_linear(s->h, s->a, B, &y->so, NULL);
         add_rows(x, s->h, (size_t)B * H);
         /* cross-attention to the conditioning (K/V from m2u_musicgen_begin) */
         m2u_gen_layernorm(s->h, x, y->ln_ca_w, y->ln_ca_b, B, H, MG_EPS);
         m2u_gen_linear(s->q, s->h, B, &y->cq, NULL);
         size_t xo = (size_t)l * B * s->S * H;
-        if (m2u_gen_attend1(s->a, s->q, H, s->xk + xo, s->xv + xo, (size_t)s->S * H, H, s->key_bias, B, s->S, nh, hd))
-            return -1;
+        /* key_bias, not key_mask: the null half's all-padded row must attend uniformly, as in torch */
+        m2u_attn ca = m2u_attn_make(B, 1, s->S, nh, nh, hd, H, H, H, 0, 0);
+        ca.key_bias = s->key_bias, ca.prescale_q = 1, ca.scale = qscale;
+        if (m2u_attn_fwd(&ca, s->a, NULL, s->q, s->xk + xo, s->xv + xo)) return -1;
         m2u_gen_linear(s->h, s->a, B, &y->co, NULL);
         add_rows(x, s->h, (size_t)B * H);
         /* feed-forward */

@@ -21,6 +21,10 @@ static int check(const m2u_attn *a, const char *what) {
                         a->S, a->H, a->KV, a->hd);
     if (a->bias && a->bias_heads != 1 && a->bias_heads != a->H)
         return m2u_fail("%s: bias has %d heads, expected 1 or %d", what, a->bias_heads, a->H);
+    /* sequences' k/v must not overlap: a stride below S rows is a caller's layout error */
+    int kvs = a->ks > a->vs ? a->ks : a->vs;
+    if (a->kv_bstride && a->kv_bstride < (size_t)a->S * kvs)
+        return m2u_fail("%s: kv_bstride %zu is smaller than S x row stride = %d x %d", what, a->kv_bstride, a->S, kvs);
     return 0;
 }
 
@@ -71,6 +75,52 @@ static void softmax_masked(float *p, int last, int S, const int32_t *mask) {
     for (int s = last + 1; s < S; s++) p[s] = 0.0f;
 }
 
+/* T = 1 with the query pre-scaled: one query row per (sequence, head), the decode step of a
+ * BART-style decoder (MusicGen's self- and cross-attention).  Scalar loops instead of two
+ * one-row GEMMs, and on the calling thread when the work is small: a fork/join costs more
+ * than a short context's few thousand multiply-adds, and on a busy machine every join waits
+ * for the slowest thread.  The arithmetic (q*scale rounded to float, the dot product in key
+ * order, + bias, + key_bias, softmax_prefix / softmax_masked, sum_s p_s v_s in key order) is
+ * the one MusicGen's transformers fixtures were matched with. */
+static int attn_fwd_one(const m2u_attn *a, float *out, float *probs, const float *q, const float *k, const float *v,
+                        size_t kbs, size_t vbs) {
+    int B = a->B, S = a->S, H = a->H, hd = a->hd, group = H / a->KV, od = H * hd, last = last_key(a, 0);
+    size_t row = (size_t)S + (size_t)hd;
+    float *sc = malloc((size_t)B * H * row * sizeof(float));
+    if (!sc) return m2u_fail("attention: out of memory for %d x %d x %d scores", B, H, S);
+    int par = (size_t)B * H * S * hd >= ((size_t)1 << 16);
+#pragma omp parallel for schedule(static) if (par)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / group;
+        float *qh = sc + (size_t)bh * row + S, *p = probs ? probs + (size_t)bh * S : sc + (size_t)bh * row;
+        const float *qb = q + (size_t)b * a->qs + (size_t)h * hd;
+        float scale = a->scale; /* a local: the stores to qh could alias a->scale */
+        for (int j = 0; j < hd; j++) qh[j] = qb[j] * scale;
+        const float *kb = k + (size_t)b * kbs + (size_t)g * hd, *vb = v + (size_t)b * vbs + (size_t)g * hd;
+        const float *bias = a->bias ? a->bias + (size_t)(a->bias_heads == 1 ? 0 : h) * S : NULL;
+        const float *kbias = a->key_bias ? a->key_bias + (size_t)b * S : NULL;
+        for (int s = 0; s <= last; s++) {
+            const float *kr = kb + (size_t)s * a->ks;
+            float d = 0;
+            for (int j = 0; j < hd; j++) d += qh[j] * kr[j];
+            if (bias) d += bias[s];
+            if (kbias) d += kbias[s];
+            p[s] = d;
+        }
+        if (a->key_mask) softmax_masked(p, last, S, a->key_mask + (size_t)b * S);
+        else softmax_prefix(p, last, S);
+        float *o = out + (size_t)b * od + (size_t)h * hd;
+        for (int j = 0; j < hd; j++) o[j] = 0;
+        for (int s = 0; s <= last; s++) {
+            const float *vr = vb + (size_t)s * a->vs;
+            float ps = p[s];
+            for (int j = 0; j < hd; j++) o[j] += ps * vr[j];
+        }
+    }
+    free(sc);
+    return 0;
+}
+
 int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, const float *k, const float *v) {
     if (check(a, "attention")) return -1;
     int B = a->B, T = a->T, S = a->S, H = a->H, hd = a->hd, group = a->H / a->KV, od = H * hd, failed = 0;
@@ -79,10 +129,14 @@ int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, co
         for (size_t i = 0; i < (size_t)B * T * od; i++) out[i] = 0.0f;
         return 0;
     }
+    size_t kbs = a->kv_bstride ? a->kv_bstride : (size_t)S * a->ks, vbs = a->kv_bstride ? a->kv_bstride : (size_t)S * a->vs;
+    if (T == 1 && a->prescale_q) return attn_fwd_one(a, out, probs, q, k, v, kbs, vbs);
 #pragma omp parallel
     {
         float *own = probs ? NULL : malloc((size_t)T * S * sizeof(float));
-        if (!probs && !own) {
+        /* prescale_q: the scaled query rows [T][hd] of one head, multiplied with alpha 1 */
+        float *qsc = a->prescale_q ? malloc((size_t)T * hd * sizeof(float)) : NULL;
+        if ((!probs && !own) || (a->prescale_q && !qsc)) {
 #pragma omp atomic write
             failed = 1;
         }
@@ -90,17 +144,28 @@ int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, co
         for (int bh = 0; bh < B * H; bh++) {
             if (failed) continue;
             int b = bh / H, h = bh % H, g = h / group;
-            const float *qb = q + (size_t)b * T * a->qs, *kb = k + (size_t)b * S * a->ks, *vb = v + (size_t)b * S * a->vs;
+            const float *qb = q + (size_t)b * T * a->qs, *kb = k + (size_t)b * kbs, *vb = v + (size_t)b * vbs;
             const float *bias = a->bias ? a->bias + (size_t)(a->bias_heads == 1 ? 0 : h) * T * S : NULL;
+            const float *kbias = a->key_bias ? a->key_bias + (size_t)b * S : NULL;
             const int32_t *mask = a->key_mask ? a->key_mask + (size_t)b * S : NULL;
             float *P = probs ? probs + (size_t)bh * T * S : own;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, hd, a->scale, qb + (size_t)h * hd, a->qs,
-                        kb + (size_t)g * hd, a->ks, 0.0f, P, S);
+            const float *qh = qb + (size_t)h * hd;
+            int qld = a->qs;
+            float alpha = a->scale;
+            if (qsc) {
+                for (int t = 0; t < T; t++)
+                    for (int j = 0; j < hd; j++) qsc[(size_t)t * hd + j] = qh[(size_t)t * a->qs + j] * a->scale;
+                qh = qsc, qld = hd, alpha = 1.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, hd, alpha, qh, qld, kb + (size_t)g * hd, a->ks,
+                        0.0f, P, S);
             for (int t = 0; t < T; t++) {
                 float *p = P + (size_t)t * S;
                 int last = last_key(a, t);
                 if (bias)
                     for (int s = 0; s <= last; s++) p[s] += bias[(size_t)t * S + s];
+                if (kbias)
+                    for (int s = 0; s <= last; s++) p[s] += kbias[s];
                 if (mask) softmax_masked(p, last, S, mask);
                 else softmax_prefix(p, last, S);
             }
@@ -108,6 +173,7 @@ int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, co
                         0.0f, out + (size_t)b * T * od + (size_t)h * hd, od);
         }
         free(own);
+        free(qsc);
     }
     return failed ? m2u_fail("attention: out of memory for %d x %d scores", T, S) : 0;
 }
@@ -115,6 +181,10 @@ int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, co
 int m2u_attn_bwd(const m2u_attn *a, float *dq, float *dk, float *dv, const float *dout, const float *probs,
                  const float *q, const float *k, const float *v) {
     if (check(a, "attention backward")) return -1;
+    /* the decoder conventions exist for inference; a silent wrong gradient would be worse than none */
+    if (a->key_bias || a->kv_bstride || a->prescale_q)
+        return m2u_fail("attention backward: key_bias, kv_bstride and prescale_q are forward-only (got %s%s%s)",
+                        a->key_bias ? "key_bias " : "", a->kv_bstride ? "kv_bstride " : "", a->prescale_q ? "prescale_q" : "");
     int B = a->B, T = a->T, S = a->S, H = a->H, KV = a->KV, hd = a->hd, group = H / KV, od = H * hd, failed = 0;
     int qs = a->qs, ks = a->ks, vs = a->vs;
     float scale = a->scale;

@@ -139,53 +139,6 @@ void m2u_gen_linear(float *y, const float *x, int N, const m2u_mat *w, const flo
     m2u_gen_linear_many(&o, 1, x, N, M2U_GEN_ACT_NONE);
 }
 
-int m2u_gen_attend1(float *out, const float *q, int qs, const float *k, const float *v, size_t kv_bstride, int ks,
-                    const float *key_bias, int B, int S, int H, int hd) {
-    if (B <= 0 || H <= 0) return 0;
-    float *sc = malloc((size_t)B * H * ((size_t)S + (size_t)hd) * sizeof(float));
-    if (!sc) return m2u_fail("attention: out of memory for %d x %d x %d scores", B, H, S);
-    /* transformers (eager and SDPA alike) scale q by head_dim^-0.5 in fp32 before q.k */
-    float scale = (float)(1.0 / sqrt((double)hd));
-    /* short contexts (the cross-attention to a text prompt, the first steps) run on the calling
-     * thread: a fork/join costs more than their few thousand multiply-adds, and on a busy
-     * machine every join waits for the slowest thread */
-    int par = (size_t)B * H * S * hd >= ((size_t)1 << 16);
-#pragma omp parallel for schedule(static) if (par)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        float *s = sc + (size_t)bh * ((size_t)S + hd), *qh = s + S;
-        const float *qb = q + (size_t)b * qs + (size_t)h * hd;
-        for (int j = 0; j < hd; j++) qh[j] = qb[j] * scale;
-        const float *kb = k + (size_t)b * kv_bstride + (size_t)h * hd;
-        const float *vb = v + (size_t)b * kv_bstride + (size_t)h * hd;
-        const float *kbias = key_bias ? key_bias + (size_t)b * S : NULL;
-        float mx = -INFINITY;
-        for (int t = 0; t < S; t++) {
-            const float *kr = kb + (size_t)t * ks;
-            float d = 0;
-            for (int j = 0; j < hd; j++) d += qh[j] * kr[j];
-            if (kbias) d += kbias[t];
-            s[t] = d;
-            if (d > mx) mx = d;
-        }
-        float sum = 0;
-        for (int t = 0; t < S; t++) {
-            s[t] = expf(s[t] - mx);
-            sum += s[t];
-        }
-        float inv = 1.0f / sum;
-        float *o = out + (size_t)b * H * hd + (size_t)h * hd;
-        for (int j = 0; j < hd; j++) o[j] = 0;
-        for (int t = 0; t < S; t++) {
-            const float *vr = vb + (size_t)t * ks;
-            float p = s[t] * inv;
-            for (int j = 0; j < hd; j++) o[j] += p * vr[j];
-        }
-    }
-    free(sc);
-    return 0;
-}
-
 void m2u_gen_layernorm(float *out, const float *x, const float *w, const float *b, int N, int C, float eps) {
     /* the arithmetic of ops_extra.c's m2u_layernorm_fwd (double sums, fp32 output), serial */
     for (int n = 0; n < N; n++) {
