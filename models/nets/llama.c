@@ -1,4 +1,5 @@
 #include "llama.h"
+#include "params.h"
 
 #include "backend.h"
 
@@ -46,71 +47,51 @@ enum { INIT_ZERO, INIT_KAIMING, INIT_COPY };
 
 enum { FILL_NONE, FILL_ONES, FILL_LINEAR }; /* rows INIT_COPY has no source for (added tokens) */
 
+/* how one trainable starts (the table itself is nets/params.h's, in registration order) */
 typedef struct {
-    m2u_param p;
-    float **data_slot, **grad_slot;
     int init;
     const m2u_st_tensor *src; /* INIT_COPY: source tensor, rows from src_row0 */
     int src_row0;
     int copy_rows;            /* INIT_COPY: rows taken from src (-1 = all); the rest get `fill` */
     int fill;
-} pending_param;
+} param_init;
 
 typedef struct {
-    pending_param *v;
-    int n, cap;
+    m2u_ptable t;
+    param_init *init; /* [t.n] */
+    int cap;
 } param_list;
 
 static int add_param(param_list *pl, const char *name, int ndim, int64_t d0, int64_t d1, int decay, float **data_slot,
                      float **grad_slot, int init, const m2u_st_tensor *src, int src_row0) {
-    if (pl->n == pl->cap) {
+    if (pl->t.n == pl->cap) {
         int cap = pl->cap ? 2 * pl->cap : 64;
-        pending_param *nv = realloc(pl->v, (size_t)cap * sizeof *nv);
+        param_init *nv = realloc(pl->init, (size_t)cap * sizeof *nv);
         if (!nv) return m2u_fail("out of memory");
-        pl->v = nv;
+        pl->init = nv;
         pl->cap = cap;
     }
-    pending_param *e = &pl->v[pl->n++];
-    memset(e, 0, sizeof *e);
-    e->p.name = strdup(name);
-    e->p.ndim = ndim;
-    e->p.shape[0] = d0;
-    e->p.shape[1] = ndim > 1 ? d1 : 1;
-    e->p.n = (size_t)d0 * (size_t)(ndim > 1 ? d1 : 1);
-    e->p.decay = decay;
-    e->data_slot = data_slot;
-    e->grad_slot = grad_slot;
-    e->init = init;
-    e->src = src;
-    e->src_row0 = src_row0;
-    e->copy_rows = -1;
-    e->fill = FILL_NONE;
-    return e->p.name ? 0 : m2u_fail("out of memory");
+    if (m2u_ptable_add(&pl->t, "", name, ndim, d0, d1, decay, data_slot, grad_slot)) return -1;
+    pl->init[pl->t.n - 1] =
+        (param_init){.init = init, .src = src, .src_row0 = src_row0, .copy_rows = -1, .fill = FILL_NONE};
+    return 0;
 }
 
 static int finish_params(m2u_llama *m, param_list *pl) {
-    size_t total = 0;
-    for (int i = 0; i < pl->n; i++) total += pl->v[i].p.n;
-    m->n_param_floats = total;
-    m->n_params = pl->n;
-    m->params = calloc(pl->n ? (size_t)pl->n : 1, sizeof(m2u_param));
+    size_t total = pl->t.n_floats;
+    int n = pl->t.n;
     size_t alloc = total + m->spec.reserve_floats;
     m->param_buf = calloc(alloc ? alloc : 1, sizeof(float));
     m->grad_buf = calloc(alloc ? alloc : 1, sizeof(float));
-    if (!m->params || !m->param_buf || !m->grad_buf) return m2u_fail("out of memory for %zu trainable floats", total);
+    if (!m->param_buf || !m->grad_buf) return m2u_fail("out of memory for %zu trainable floats", total);
+    if (m2u_ptable_finish(&pl->t, m->param_buf, m->grad_buf, &m->params, &m->n_params)) return -1;
+    if (!m->params && !(m->params = calloc(1, sizeof(m2u_param)))) return m2u_fail("out of memory");
+    m->n_param_floats = total;
     m2u_rng rng;
     m2u_rng_seed(&rng, m->spec.seed);
-    size_t off = 0;
-    for (int i = 0; i < pl->n; i++) {
-        pending_param *e = &pl->v[i];
-        m->params[i] = e->p;
-        e->p.name = NULL; /* ownership moved */
+    for (int i = 0; i < n; i++) {
+        const param_init *e = &pl->init[i];
         m2u_param *p = &m->params[i];
-        p->data = m->param_buf + off;
-        p->grad = m->grad_buf + off;
-        off += p->n;
-        *e->data_slot = p->data;
-        *e->grad_slot = p->grad;
         if (e->init == INIT_KAIMING) {
             /* peft: nn.init.kaiming_uniform_(A, a=sqrt(5)) -> U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
             float bound = 1.0f / sqrtf((float)p->shape[1]);
@@ -130,8 +111,8 @@ static int finish_params(m2u_llama *m, param_list *pl) {
 }
 
 static void free_param_list(param_list *pl) {
-    for (int i = 0; i < pl->n; i++) free(pl->v[i].p.name);
-    free(pl->v);
+    m2u_ptable_discard(&pl->t);
+    free(pl->init);
 }
 
 /* ---- loading ------------------------------------------------------------------- */
@@ -287,15 +268,15 @@ static int load_model(m2u_llama *m, const char *dir) {
         rc = add_param(&pl, "model.embed_tokens.weight.rows", 2, m->n_rows, C, 0, &m->embed_rows, &m->dembed_rows,
                        INIT_COPY, emb, m->rows_start);
         if (!rc) {
-            pl.v[pl.n - 1].copy_rows = V - m->rows_start;
-            pl.v[pl.n - 1].fill = FILL_ONES;
+            pl.init[pl.t.n - 1].copy_rows = V - m->rows_start;
+            pl.init[pl.t.n - 1].fill = FILL_ONES;
         }
         if (!rc && !c->tie_word_embeddings) {
             rc = add_param(&pl, "lm_head.weight.rows", 2, m->n_rows, C, 0, &m->head_rows, &m->dhead_rows, INIT_COPY,
                            head, m->rows_start);
             if (!rc) {
-                pl.v[pl.n - 1].copy_rows = V - m->rows_start;
-                pl.v[pl.n - 1].fill = FILL_LINEAR;
+                pl.init[pl.t.n - 1].copy_rows = V - m->rows_start;
+                pl.init[pl.t.n - 1].fill = FILL_LINEAR;
             }
         }
     } else {
@@ -371,8 +352,7 @@ static void free_acts(m2u_llama *m) {
 void m2u_llama_free(m2u_llama *m) {
     if (!m) return;
     free_acts(m);
-    for (int i = 0; i < m->n_params; i++) free(m->params[i].name);
-    free(m->params);
+    m2u_params_free(m->params, m->n_params);
     free(m->param_buf);
     free(m->grad_buf);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
