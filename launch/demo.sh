@@ -92,10 +92,17 @@ echo "== 6. music from stage 3 (random tiny MusicGen: the sound is noise-like; N
 rm -rf "$OUT/musicgen-tiny" "$OUT/music"
 mkdir -p "$OUT/music"
 build/m2u-generate init --out "$OUT/musicgen-tiny" --text-hidden 768 --seed 1
+# An edit request with a music input (MUEdit, the recipe stage 3 saw most often with an
+# [AUD] answer): the 4-layer model answers it with the [AUD] block.  Asked to compose for a
+# picture ("Compose music that fits this image." with sunset.png) it answers in words only,
+# and m2u-generate then writes no WAV; both are printed here.
+build/m2u-generate --run "$OUT/runs/tiny_stage3" --musicgen "$OUT/musicgen-tiny" \
+  --prompt "Compose music that fits this image." --image "$MEDIA/sunset.png" \
+  --seconds 4 --seed 1 --out "$OUT/music/sunset.wav" || true
 if build/m2u-generate --run "$OUT/runs/tiny_stage3" --musicgen "$OUT/musicgen-tiny" \
-     --prompt "Compose music that fits this image." --image "$MEDIA/sunset.png" \
-     --seconds 4 --seed 1 --out "$OUT/music/sunset.wav"; then
-  MUSIC="$OUT/music/sunset.wav (settings, answer and hashes: sunset.wav.json)"
+     --prompt "Make this music quieter by about 9 dB." --music "$MEDIA/testcard_beeps.mp4" \
+     --seconds 4 --seed 1 --out "$OUT/music/quieter.wav"; then
+  MUSIC="$OUT/music/quieter.wav (settings, answer and hashes: quieter.wav.json)"
 else
   MUSIC="none (stage 3's answer had no [AUD] block or generation failed: see above)"
 fi
