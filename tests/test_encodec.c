@@ -9,7 +9,11 @@
  * directory, by weight file and with an explicit prefix; and that unsupported configs, missing and
  * mis-shaped tensors, a wrong prefix and bad codes are refused with a message naming the file or input.
  * Kernels on their own: a transposed conv whose kernel is not a multiple of its stride, and the LSTM stack
- * against a direct double-precision LSTM, also when called inside a parallel region. */
+ * against a direct double-precision LSTM, also when called inside a parallel region.
+ * Reproducibility: the same codes decode to byte-identical audio every time and with 1, 2 or 3 threads (the
+ * pipelined LSTM and the blocked convs once split their GEMMs by timing / thread count, and OpenBLAS's
+ * rounding depends on a GEMM's shape: up to 2.5e-6 apart on these fixtures). */
+#include "backend.h"
 #include "encodec.h"
 #include "fileio.h"
 #include "m2u_error.h"
@@ -342,6 +346,60 @@ static void test_lstm_stack(void) {
     }
 }
 
+/* ---- reproducibility ------------------------------------------------------------------------------------ */
+
+/* N frames of pseudo-random codes decoded `reps` times with 2 threads (the pipelined LSTM, blocks handed out
+ * dynamically), then with 1 and 3 threads: every result byte-identical to the first. */
+static void test_reproducible(const char *name, const char *path, const char *prefix, int N, int reps) {
+    m2u_encodec *m = NULL;
+    CHECK(m2u_encodec_load_ex(path, prefix, 0, &m) == 0, "%s: %s", path, m2u_last_error());
+    if (!m) return;
+    const m2u_encodec_config *c = m2u_encodec_config_of(m);
+    int K = c->num_quantizers, saved = m2u_max_threads();
+    int32_t *codes = malloc((size_t)K * N * sizeof(int32_t));
+    unsigned s = 2024u;
+    for (int i = 0; codes && i < K * N; i++) {
+        s = s * 1103515245u + 12345u;
+        codes[i] = (int32_t)((s >> 8) % (unsigned)c->codebook_size);
+    }
+    float *first = NULL;
+    size_t n_first = 0;
+    int runs = 0, same = 0;
+    const int threads[] = {1, 3};
+    for (int r = 0; codes && r < reps + 2; r++) {
+        m2u_set_threads(r < reps ? 2 : threads[r - reps]);
+        float *wav = NULL;
+        size_t n = 0;
+        int rc = m2u_encodec_decode(m, codes, K, N, &wav, &n);
+        CHECK(rc == 0, "%s reproducibility: %s", name, m2u_last_error());
+        if (rc != 0) break;
+        runs++;
+        if (!first) {
+            first = wav, n_first = n;
+            same++;
+            continue;
+        }
+        size_t diff = 0, at = 0;
+        double worst = 0;
+        for (size_t i = 0; n == n_first && i < n; i++)
+            if (memcmp(&wav[i], &first[i], sizeof(float)) != 0) {
+                if (!diff++) at = i;
+                worst = fmax(worst, fabs((double)wav[i] - first[i]));
+            }
+        CHECK(n == n_first && diff == 0,
+              "%s: decode %d (%d threads) differs from the first: %zu of %zu samples from %zu, max %.3g", name, r,
+              m2u_max_threads(), diff, n, at, worst);
+        same += n == n_first && diff == 0;
+        free(wav);
+    }
+    m2u_set_threads(saved);
+    printf("  %s: %d x %d codes decoded %d times (2 threads x %d, 1, 3): %d byte-identical\n", name, K, N, runs, reps,
+           same);
+    free(first);
+    free(codes);
+    m2u_encodec_free(m);
+}
+
 int main(void) {
     test_model("encodec_a", FIX "/encodec_a", NULL);
     test_model("encodec_a", FIX "/encodec_a/model.safetensors", NULL);
@@ -350,6 +408,9 @@ int main(void) {
     test_refusals();
     test_convtr_generic();
     test_lstm_stack();
+    test_reproducible("encodec_a", FIX "/encodec_a", NULL, 200, 8);
+    test_reproducible("musicgen_b", FIX "/musicgen_b", "audio_encoder.", 201, 8);
+    test_reproducible("musicgen_b", FIX "/musicgen_b", "audio_encoder.", 7, 8);
     printf("test_encodec: worst decode abs error %.3g (tolerance %g)\n", worst_abs, TOL);
     return t_finish("test_encodec");
 }

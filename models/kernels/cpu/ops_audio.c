@@ -145,18 +145,21 @@ int m2u_conv1d_out_len(int T_in, int k, int stride, int dilation) {
  * GEMM's packing of the weights (red x N per call) stays small next to its products, and otherwise about
  * cap_floats / row_floats rows, so its scratch stays near the size of L2.  When the weights are larger
  * than the whole output (rows <= red, e.g. the first transposed conv on 250 frames) one GEMM with BLAS
- * threading packs them once.  Otherwise, with several threads, there are up to 4 blocks per thread (at
- * least 64 rows each), handed out dynamically so a thread descheduled for a while (a shared machine) does
- * not leave the others waiting at the end; *parallel says so. */
+ * threading packs them once.  Otherwise there are up to 32 blocks (at least 64 rows each); with several
+ * threads they are handed out dynamically so a thread descheduled for a while (a shared machine) does not
+ * leave the others waiting at the end; *parallel says so.  The blocks never depend on the thread count:
+ * OpenBLAS's result for a row can depend on the GEMM's shape (small-matrix and edge kernels), and blocks
+ * sized per thread made decode with 1 thread differ from 2 in the last bits.  Which thread runs a block
+ * does not matter: each block is computed the same way wherever it runs. */
 static void plan_blocks(long rows, size_t row_floats, long red, int nth, long *blk_rows, long *nblk, int *parallel) {
     long r = (long)(BLOCK_FLOATS / (row_floats ? row_floats : 1));
     if (r < 128) r = 128;
     *parallel = 0;
     if (rows <= red) {
         r = rows;
-    } else if (nth > 1 && rows >= 128) {
-        *parallel = 1;
-        long want = (rows + 4L * nth - 1) / (4L * nth);
+    } else if (rows >= 128) {
+        *parallel = nth > 1;
+        long want = (rows + 31) / 32;
         if (want < 64) want = 64;
         if (want < r) r = want;
     }
@@ -396,9 +399,27 @@ static void lstm_cells(float *restrict h, float *restrict c, const float *restri
     }
 }
 
+/* The input part of the gates (x W_ih^T + both biases) is computed in GEMMs over fixed row chunks
+ * [t0, t0 + LSTM_CHUNK) on every path (one layer at a time or pipelined, any thread count, any timing):
+ * OpenBLAS's result for a row depends on the GEMM's shape (a small-matrix kernel for small products, edge
+ * kernels), so chunks that followed the pipeline's timing made decode differ from run to run in the last
+ * frames (seen: 6e-8 on a 10-frame clip), and one GEMM over all steps made 1 thread differ from 2.
+ * 64 steps: W_ih is packed once per 64 rows (32 cost ~5% more CPU on a 5 s EnCodec-32k decode); a pipelined
+ * upper layer starts 64 steps behind the one below. */
+#define LSTM_CHUNK 64
+
+/* Gate rows [t0, min(t0 + LSTM_CHUNK, T)) into g [rows][4H] (g points at row t0's gates). */
+static void lstm_input_part(float *g, const float *x, int T, int t0, const m2u_lstm_packed *p) {
+    int n = T - t0 < LSTM_CHUNK ? T - t0 : LSTM_CHUNK, In = p->In;
+    size_t G4 = (size_t)4 * p->H;
+    for (int r = 0; r < n; r++) memcpy(g + (size_t)r * G4, p->b, G4 * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)G4, In, 1.0f, x + (size_t)t0 * In, In, p->w_ih, In,
+                1.0f, g, (int)G4);
+}
+
 int m2u_lstm_layer_fwd(float *h, const float *x, int T, const m2u_lstm_packed *p) {
     if (T < 1) return 0;
-    int H = p->H, In = p->In;
+    int H = p->H;
     size_t G4 = (size_t)4 * H;
     float *gates = m2u_audio_alloc((size_t)T * G4), *c = calloc((size_t)H, sizeof(float));
     if (!gates || !c) {
@@ -406,10 +427,7 @@ int m2u_lstm_layer_fwd(float *h, const float *x, int T, const m2u_lstm_packed *p
         free(c);
         return m2u_fail("lstm: out of memory for %d steps of %d units", T, H);
     }
-    /* input part of every gate at once, with both biases */
-    for (int t = 0; t < T; t++) memcpy(gates + (size_t)t * G4, p->b, G4 * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)G4, In, 1.0f, x, In, p->w_ih, In, 1.0f, gates,
-                (int)G4);
+    for (int t0 = 0; t0 < T; t0 += LSTM_CHUNK) lstm_input_part(gates + (size_t)t0 * G4, x, T, t0, p);
 
 #pragma omp parallel
     {
@@ -431,33 +449,24 @@ int m2u_lstm_layer_fwd(float *h, const float *x, int T, const m2u_lstm_packed *p
     return 0;
 }
 
-/* A pipeline stage above layer 0 takes what the layer below has published, at least LSTM_MIN_CHUNK steps
- * (a quick start) and at most LSTM_MAX_CHUNK (its gate scratch): one GEMM for their input part.  When the
- * stage falls behind, its chunks grow and the GEMM's packing of W_ih is shared by more steps. */
-#define LSTM_MIN_CHUNK 8
-#define LSTM_MAX_CHUNK 64
-
 /* Layer `l` of a pipelined stack, run by one thread.  Layer 0 (below == NULL) gets its input part of the
  * gates precomputed for all steps in g0 [T][4H]; a higher layer reads its input xin[T][In] as the layer
  * below publishes it through *below (steps complete) and computes the input part chunk by chunk into g
- * [LSTM_MAX_CHUNK][4H].  Outputs are published through *done.  c: [H]. */
+ * [LSTM_CHUNK][4H].  Outputs are published through *done.  c: [H]. */
 static void lstm_stage(float *h, const float *xin, int T, const m2u_lstm_packed *p, const int *below, int *done,
                        const float *g0, float *g, float *c) {
-    int H = p->H, In = p->In;
+    int H = p->H;
     size_t G4 = (size_t)4 * H;
     memset(c, 0, (size_t)H * sizeof(float));
     for (int t0 = 0; t0 < T;) {
         int n = T - t0;
         float *gc = g;
+        if (n > LSTM_CHUNK) n = LSTM_CHUNK;
         if (below) {
-            int want = n < LSTM_MIN_CHUNK ? n : LSTM_MIN_CHUNK, avail;
-            /* wait for the layer below: spin briefly, then give the core away */
-            for (int spins = 0; (avail = __atomic_load_n(below, __ATOMIC_ACQUIRE)) < t0 + want; spins++)
+            /* wait for the layer below to complete this chunk: spin briefly, then give the core away */
+            for (int spins = 0; __atomic_load_n(below, __ATOMIC_ACQUIRE) < t0 + n; spins++)
                 if (spins > 64) sched_yield();
-            n = avail - t0 < LSTM_MAX_CHUNK ? avail - t0 : LSTM_MAX_CHUNK;
-            for (int r = 0; r < n; r++) memcpy(g + (size_t)r * G4, p->b, G4 * sizeof(float));
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)G4, In, 1.0f, xin + (size_t)t0 * In, In,
-                        p->w_ih, In, 1.0f, g, (int)G4);
+            lstm_input_part(g, xin, T, t0, p);
         } else {
             gc = (float *)g0 + (size_t)t0 * G4;
         }
@@ -486,7 +495,7 @@ int m2u_lstm_fwd(float *h, float *scratch, const float *x, int T, const m2u_lstm
         }
         return 0;
     }
-    size_t G4 = (size_t)4 * H, per = LSTM_MAX_CHUNK * G4 + (size_t)H;
+    size_t G4 = (size_t)4 * H, per = LSTM_CHUNK * G4 + (size_t)H;
     float *work = malloc((size_t)L * per * sizeof(float)), *g0 = m2u_audio_alloc((size_t)T * G4);
     int *done = calloc((size_t)L, sizeof(int));
     if (!work || !g0 || !done) {
@@ -495,11 +504,9 @@ int m2u_lstm_fwd(float *h, float *scratch, const float *x, int T, const m2u_lstm
         free(done);
         return m2u_fail("lstm: out of memory for %d pipelined layers of %d units", L, H);
     }
-    /* layer 0's input is all there: its input part in one GEMM, with BLAS threading */
+    /* layer 0's input is all there: its input part up front (same chunks as every path), BLAS-threaded */
     const m2u_lstm_packed *p0 = &layers[0];
-    for (int t = 0; t < T; t++) memcpy(g0 + (size_t)t * G4, p0->b, G4 * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)G4, p0->In, 1.0f, x, p0->In, p0->w_ih, p0->In, 1.0f,
-                g0, (int)G4);
+    for (int t0 = 0; t0 < T; t0 += LSTM_CHUNK) lstm_input_part(g0 + (size_t)t0 * G4, x, T, t0, p0);
 #pragma omp parallel num_threads(L)
     {
         /* Normally one layer per thread.  A smaller team (called inside another parallel region, a thread
@@ -511,7 +518,7 @@ int m2u_lstm_fwd(float *h, float *scratch, const float *x, int T, const m2u_lstm
             float *out = l == L - 1 ? h : scratch + (size_t)l * T * H;
             float *g = work + (size_t)l * per;
             lstm_stage(out, in, T, &layers[l], l == 0 ? NULL : &done[l - 1], &done[l], g0, g,
-                       g + LSTM_MAX_CHUNK * G4);
+                       g + LSTM_CHUNK * G4);
         }
     }
     free(work);
