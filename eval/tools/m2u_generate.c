@@ -1,8 +1,9 @@
 /* m2u-generate: music out of m2u.  Text -> MusicGen -> EnCodec -> WAV, or a trained M2UGen run's
  * answer: its [AUD] hidden states -> output projector -> MusicGen -> EnCodec -> WAV.  Also
  * `init`, a small random MusicGen directory in the Hugging Face layout for demos and tests.
- * The numeric work is in models/generate/music.h; this file is the command line, the run
- * loading (as m2u-eval's) and the files it writes. */
+ * The numeric work is in models/generate/music.h, the run side (open a run, media features, the
+ * answer's [AUD] conditioning) in eval/report/run_music.h, shared with m2u-eval run --musicgen;
+ * this file is the command line and the files it writes. */
 #include "builtin_features.h"
 #include "checkpoint.h"
 #include "config.h"
