@@ -10,11 +10,15 @@
 #include "m2ugen.h"
 #include "manifest.h"
 #include "model_setup.h"
+#include "music.h"
+#include "music_gen.h"
 #include "ops_extra.h"
 #include "progress.h"
+#include "run_music.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +169,24 @@ typedef struct {
     m2u_kv_cache kc;
 } pending;
 
+/* The sample's encoder features, for the adapters the model has: feat[g] [n_tokens, feat_dim]
+ * and present[g] (one int) malloc'ed, NULL where the model has no adapter or the shard no column;
+ * it->has_feature[g] set.  The caller frees both. */
+static int sample_features(const m2u_m2ugen *mg, m2u_dataset *ds, m2u_shard_reader *r, int64_t i, m2u_eval_item *it,
+                           float *feat[M2U_N_MODALITIES], int *present[M2U_N_MODALITIES]) {
+    for (int g = 0; g < M2U_N_MODALITIES; g++) {
+        if (!mg->cfg.use_adapter[g] || m2u_shard_tensor_index(r, m2u_train_feature_column(g)) < 0) continue;
+        size_t per = (size_t)mg->cfg.adapter[g].n_tokens * (size_t)mg->cfg.adapter[g].feat_dim;
+        feat[g] = calloc(per ? per : 1, sizeof(float));
+        present[g] = calloc(1, sizeof(int));
+        if (!feat[g] || !present[g]) return m2u_fail("out of memory");
+        if (m2u_dataset_get_tensor_f32(ds, i, m2u_train_feature_column(g), feat[g], per, present[g]))
+            return m2u_fail_prefix("feature '%s' of sample %s", m2u_train_feature_column(g), it->id);
+        it->has_feature[g] = present[g][0];
+    }
+    return 0;
+}
+
 /* The sample's texts, measured attributes and prompt tokens; then one forward
  * over the prompt with its encoder features, which sets its adapter inputs
  * (B = 1, as the trainer's held-out prompts), and the prompt into its own KV
@@ -197,23 +219,8 @@ static int prefill_one(const m2u_train_config *c, int stage, int max_new, eval_m
         goto done;
     }
     if (read_measured(r, local, it)) goto done;
-    /* the sample's encoder features, for the adapters the model has */
     m2u_m2ugen *mg = em->mg;
-    for (int g = 0; g < M2U_N_MODALITIES; g++) {
-        if (!mg->cfg.use_adapter[g] || m2u_shard_tensor_index(r, m2u_train_feature_column(g)) < 0) continue;
-        size_t per = (size_t)mg->cfg.adapter[g].n_tokens * (size_t)mg->cfg.adapter[g].feat_dim;
-        feat[g] = calloc(per ? per : 1, sizeof(float));
-        present[g] = calloc(1, sizeof(int));
-        if (!feat[g] || !present[g]) {
-            m2u_fail("out of memory");
-            goto done;
-        }
-        if (m2u_dataset_get_tensor_f32(ds, i, m2u_train_feature_column(g), feat[g], per, present[g])) {
-            m2u_fail_prefix("feature '%s' of sample %s", m2u_train_feature_column(g), it->id);
-            goto done;
-        }
-        it->has_feature[g] = present[g][0];
-    }
+    if (sample_features(mg, ds, r, i, it, feat, present)) goto done;
     if (m2u_tokenizer_encode(em->tok, it->prompt, strlen(it->prompt), 1, &pd->ids, &pd->n)) goto done;
     it->n_prompt_tokens = (int)pd->n;
     {
@@ -321,6 +328,119 @@ done:
     return rc;
 }
 
+/* ---- --musicgen: the generation kinds' clips ----------------------------------------------- */
+
+static int is_gen_kind(const char *k) {
+    return !strcmp(k, "mucaps") || !strcmp(k, "muedit") || !strcmp(k, "muimage") || !strcmp(k, "muvideo");
+}
+
+/* The run must be able to make music, and MusicGen's conditioning must be the projector's width. */
+static int open_music(const m2u_eval_run_options *o, const eval_model *em, m2u_music **mu) {
+    if (!o->music_dir) return m2u_fail("--musicgen needs the clips' directory (music_dir)");
+    if (!em->mg->cfg.use_projector)
+        return m2u_fail("--musicgen: the run's model has no output projector (model.decoder); it cannot make music");
+    if (!em->n_aud) return m2u_fail("--musicgen: the run's model has no [AUD] tokens (model.aud_tokens)");
+    if (m2u_music_open(o->musicgen, 0, mu)) return m2u_fail_prefix("--musicgen %s", o->musicgen);
+    if (m2u_music_check_projector(*mu, &em->mg->cfg.projector)) return m2u_fail_prefix("--musicgen %s", o->musicgen);
+    return 0;
+}
+
+/* Each answered item of a generation kind: answered again from its own features up to [AUD0]
+ * (m2u_run_answer, the same greedy tokens as the batch's up to there), and when the [AUD] block
+ * came, its conditioning -> MusicGen -> music_dir/<file id>.wav and a predictions.jsonl line.
+ * Clip k (in item order among the generation kinds) is sampled with seed + k, so a clip does not
+ * depend on which other samples were selected before it only through their count. */
+static int make_music(const m2u_eval_run_options *o, const m2u_train_config *c, eval_model *em, m2u_dataset *ds,
+                      m2u_music *mu, const int64_t *idx, m2u_eval_run_result *out) {
+    if (m2u_mkdir_p(o->music_dir)) return m2u_fail_prefix("--musicgen output %s", o->music_dir);
+    double secs = o->music_seconds > 0 ? o->music_seconds : 10.0;
+    const m2u_musicgen_config *lc = m2u_musicgen_get_config(mu->lm);
+    m2u_musicgen_gen_opts mo = m2u_musicgen_default_opts(m2u_music_max_length(mu, secs));
+    mo.guidance_scale = o->guidance > 0 ? (float)o->guidance : lc->guidance_scale;
+    char *buf = strdup(""), *pp = m2u_path_join(o->music_dir, "predictions.jsonl");
+    size_t len = 0;
+    int rc = -1;
+    long k = 0;
+    double t0 = m2u_now();
+    if (!buf || !pp) {
+        m2u_fail("out of memory");
+        goto done;
+    }
+    for (int j = 0; j < out->n_items; j++) {
+        m2u_eval_item *it = &out->items[j];
+        if (!is_gen_kind(it->kind)) continue;
+        out->n_music_asked++;
+        it->music = 1;
+        int shard, ok = 0;
+        int64_t local;
+        m2u_shard_reader *r;
+        float *feat[M2U_N_MODALITIES] = {0};
+        int *present[M2U_N_MODALITIES] = {0}, pres[M2U_N_MODALITIES] = {0};
+        char *answer = NULL, *line = NULL, name[300], *wp = NULL;
+        float *states = NULL;
+        m2u_music_clip clip;
+        memset(&clip, 0, sizeof clip);
+        cJSON *lj = NULL;
+        if (m2u_dataset_locate(ds, idx[j], &shard, &local) || m2u_dataset_shard(ds, shard, &r) ||
+            sample_features(em->mg, ds, r, idx[j], it, feat, present))
+            goto next;
+        for (int g = 0; g < M2U_N_MODALITIES; g++) pres[g] = present[g] ? present[g][0] : 0;
+        if (m2u_run_answer(em, c->train.prompt_template, c->train.ignore_index, it->instruction, feat, pres,
+                           out->max_new_tokens, &answer, &states))
+            goto next;
+        if (states) {
+            mo.seed = (uint64_t)o->seed + (uint64_t)k;
+            m2u_music_file_id(it->id, name, sizeof name - 4);
+            strcat(name, ".wav");
+            if (!(wp = m2u_path_join(o->music_dir, name))) {
+                m2u_fail("out of memory");
+                goto next;
+            }
+            if (m2u_music_from_states(mu, states, NULL, em->mg->cfg.projector.n_out, &mo, &clip) ||
+                m2u_wav_write_pcm16(wp, clip.wav, clip.n, m2u_music_sample_rate(mu)))
+                goto next;
+            lj = cJSON_CreateObject();
+            if (!lj || !cJSON_AddStringToObject(lj, "id", it->id) || !cJSON_AddStringToObject(lj, "audio", name) ||
+                !cJSON_AddStringToObject(lj, "text", answer) || !(line = cJSON_PrintUnformatted(lj))) {
+                m2u_fail("out of memory");
+                goto next;
+            }
+            size_t ll = strlen(line);
+            char *nb = realloc(buf, len + ll + 2);
+            if (!nb) {
+                m2u_fail("out of memory");
+                goto next;
+            }
+            buf = nb;
+            memcpy(buf + len, line, ll);
+            len += ll;
+            buf[len++] = '\n';
+            buf[len] = 0;
+            it->music = 2;
+            out->n_music_written++;
+        }
+        k++;
+        ok = 1;
+    next:
+        for (int g = 0; g < M2U_N_MODALITIES; g++) free(feat[g]), free(present[g]);
+        free(answer), free(states), free(wp), free(line);
+        cJSON_Delete(lj);
+        m2u_music_clip_free(&clip);
+        if (!ok) {
+            m2u_fail_prefix("--musicgen, sample %s", it->id);
+            goto done;
+        }
+    }
+    /* written even when empty: every sample is then scored as not generated */
+    if (m2u_write_file_atomic(pp, buf, len)) goto done;
+    out->music_seconds = m2u_now() - t0;
+    rc = 0;
+done:
+    free(buf);
+    free(pp);
+    return rc;
+}
+
 static void item_free(m2u_eval_item *it) {
     free(it->id);
     free(it->kind);
@@ -376,6 +496,7 @@ int m2u_eval_run_generate(const m2u_eval_run_options *o, m2u_eval_progress_fn pr
     if (threads > 0) m2u_set_threads(threads);
     eval_model em = {0};
     m2u_dataset *ds = NULL;
+    m2u_music *mu = NULL;
     int64_t *idx = NULL, n_sel = 0;
     int rc = -1;
     out->config_path = cfg_path;
@@ -397,6 +518,7 @@ int m2u_eval_run_generate(const m2u_eval_run_options *o, m2u_eval_progress_fn pr
     if (m2u_dataset_open(c.train.data, &dopt, &ds)) goto done;
     /* a feature column of another shape would be zero-padded into the adapter's input */
     if (m2u_train_model_check_dataset(&c, em.mg, ds, 0)) goto done;
+    if (o->musicgen && open_music(o, &em, &mu)) goto done;
     if (select_samples(ds, kinds, stage, o->max_samples, &idx, &n_sel)) goto done;
     if (n_sel == 0) {
         m2u_fail("%s: split '%s' has no samples of kind(s) %s to ask at stage %d (another --split or --kinds?)",
@@ -420,9 +542,11 @@ int m2u_eval_run_generate(const m2u_eval_run_options *o, m2u_eval_progress_fn pr
         out->seconds = m2u_now() - t0;
         if (progress) progress(ctx, (long)(k + nb), (long)n_sel, &out->items[k + nb - 1]);
     }
+    if (mu && make_music(o, &c, &em, ds, mu, idx, out)) goto done;
     rc = 0;
 done:
     free(idx);
+    if (mu) m2u_music_close(mu);
     if (ds) m2u_dataset_close(ds);
     free_model(&em);
     m2u_train_config_free(&c);

@@ -36,6 +36,18 @@ typedef struct {
     int threads;          /* OpenMP threads; 0 -> the config's run.threads (0 = OpenMP's default) */
     int batch;            /* sequences decoded together; 0 -> 8 */
     int no_verify;        /* 1: do not check the shards' sha256 against the manifest (manifest.h) */
+    /* Generation benchmarks (m2u-eval run --musicgen): with musicgen set, every selected sample of
+     * a generation kind (mucaps, muedit, muimage, muvideo) is answered again with its own
+     * features by run_music.h's m2u_run_answer (greedy, stops at [AUD0]); when the answer has the
+     * [AUD] block, its conditioning goes through MusicGen (music.h) into
+     * music_dir/<m2u_music_file_id(id)>.wav (16-bit PCM at MusicGen's rate) and a line
+     * {"id", "audio", "text"} of music_dir/predictions.jsonl, which m2u_music_eval_run reads.  A
+     * sample whose answer has no [AUD] block gets no line (scored as not generated). */
+    const char *musicgen;  /* MusicGen directory (decoder + EnCodec), or NULL: no music */
+    const char *music_dir; /* required with musicgen; created */
+    double music_seconds;  /* clip length; 0 -> 10 (the dataset's clips) */
+    double guidance;       /* CFG scale; 0 -> the MusicGen's generation_config.json (MusicGen: 3); 1: no CFG */
+    long seed;             /* sampling seed of the first clip; clip k uses seed + k */
 } m2u_eval_run_options;
 
 typedef struct {
@@ -43,6 +55,7 @@ typedef struct {
     int n_prompt_tokens, n_new_tokens, n_aud_tokens;
     int has_feature[3]; /* music, image, video features were fed */
     int has_measured;   /* the sample has attribute columns */
+    int music;          /* --musicgen: 0 not a generation kind, 1 the answer had no [AUD] block, 2 clip written */
     m2u_attr_measured measured;
 } m2u_eval_item;
 
@@ -53,6 +66,9 @@ typedef struct {
     m2u_eval_item *items;
     int n_items;
     double seconds, new_tokens;
+    /* --musicgen: samples of the generation kinds, clips written, seconds spent making them */
+    int n_music_asked, n_music_written;
+    double music_seconds;
 } m2u_eval_run_result;
 
 /* Called once with done = 0 and last = NULL when generation starts, then after each sample

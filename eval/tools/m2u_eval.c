@@ -118,6 +118,7 @@ static const command_help k_commands[] = {
       "  run --run RUN_DIR [--config RUN_DIR/config.yaml] [--data manifest.json] [--split test|valid]\n"
       "      [--kinds mucaps,musicqa] [--max-samples N] [--max-new-tokens 48] [--stage S] [--threads T]\n"
       "      [--batch 8] [--no-verify] [--out DIR]\n"
+      "      [--musicgen MUSICGEN_DIR [--music-out DIR] [--seconds 10] [--guidance G] [--seed 0]]\n"
       "      Load the run's resolved config and its newest complete checkpoint as m2u-train does,\n"
       "      answer the split's samples of those kinds greedily (KV cache, stop at EOS, --batch\n"
       "      sequences decoded together; the samples'\n"
@@ -138,10 +139,28 @@ static const command_help k_commands[] = {
       "      the directory it ran in): run m2u-eval from there, or give --data / --config.\n"
       "      Attribute words are read back with the rules documented in eval/attr_agreement.h\n"
       "      (the vocabulary of data/describe.h; first mention wins; key letters upper-case).\n"
+      "      Generation benchmarks (--musicgen MUSICGEN_DIR, a MusicGen directory in the Hugging Face\n"
+      "      layout; the run needs model.decoder and [AUD] tokens): every selected sample of the\n"
+      "      generation kinds (mucaps: caption -> music, muedit, muimage, muvideo) is answered\n"
+      "      again from its own features up to [AUD0]; when the answer has the [AUD] block, its\n"
+      "      hidden states go through the output projector (/ target_scale) into MusicGen and\n"
+      "      EnCodec, as m2u-generate --run does:\n"
+      "        music/<id>.wav         --seconds of 16-bit PCM (ids with characters other than\n"
+      "                               A-Z a-z 0-9 . _ - get '_' there), in --music-out DIR\n"
+      "                               (default OUT/music)\n"
+      "        music/predictions.jsonl  {\"id\", \"audio\", \"text\": the answer} per clip\n"
+      "      then the clips are scored as m2u-eval music scores a folder (FAD vs the samples'\n"
+      "      reference music, analysis agreement with what each sample asked) and report.json\n"
+      "      gets \"music\", report.md / report.html a \"Generated music\" section (clips playable).\n"
+      "      A sample whose answer has no [AUD] block is reported as not generated.  Sampling as\n"
+      "      MusicGen's defaults (top-k 250); clip k is drawn with --seed + k; --guidance is the\n"
+      "      CFG scale (default: the MusicGen's generation_config.json, 3; 1 = none).  mucaps asks\n"
+      "      for music at --stage 2 (at stage 3 it asks for a caption).\n"
       "      Progress with rate and ETA goes to stderr.  Each shard's sha256 is checked against the\n"
       "      dataset manifest when it is first read (a damaged shard is an error naming it);\n"
       "      --no-verify skips the check.\n",
-      "  m2u-eval run --run runs/tiny_stage3 --split valid --max-samples 20 --out runs/tiny_stage3/eval\n"},
+      "  m2u-eval run --run runs/tiny_stage3 --split valid --max-samples 20 --out runs/tiny_stage3/eval\n"
+      "  m2u-eval run --run runs/stage3 --kinds muimage,muvideo,muedit --musicgen ckpt/musicgen-small --seconds 10\n"},
     {"report",
       "  report --run RUN_DIR [--out DIR]\n"
       "      Training curves only (loss, held-out loss, lr, throughput from metrics.jsonl):\n"
@@ -863,6 +882,18 @@ done:
     return rc;
 }
 
+/* kind is one of the comma-separated kinds */
+static int kind_listed(const char *kinds, const char *kind) {
+    size_t n = strlen(kind);
+    for (const char *p = kinds; *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == n && !strncmp(p, kind, n)) return 1;
+        p += l + (e ? 1 : 0);
+    }
+    return 0;
+}
+
 static int cmd_run(const m2u_eval_run_options *o, const char *out) {
     char leaf[32];
     snprintf(leaf, sizeof leaf, "eval-%s", o->split ? o->split : "test");
@@ -872,7 +903,8 @@ static int cmd_run(const m2u_eval_run_options *o, const char *out) {
     m2u_eval_run_result res;
     m2u_eval_scores sc;
     m2u_run_curves c;
-    int have = 0, rc = 1, have_res = 0, have_sc = 0;
+    m2u_music_eval me;
+    int have = 0, rc = 1, have_res = 0, have_sc = 0, have_me = 0;
     m2u_progress pr;
     m2u_progress_start(&pr, "sample", 0);
     if (m2u_eval_run_generate(o, on_progress, &pr, &res)) {
@@ -898,7 +930,30 @@ static int cmd_run(const m2u_eval_run_options *o, const char *out) {
         goto done;
     }
     free(pp);
-    m2u_eval_report r = {.run_dir = o->run_dir, .curves = have ? &c : NULL, .eval = &res, .scores = &sc};
+    /* --musicgen: the clips made for the generation kinds, scored as m2u-eval music scores a folder */
+    if (o->musicgen) {
+        char gk[64] = "";
+        static const char *const gen[] = {"mucaps", "muedit", "muimage", "muvideo"};
+        for (int k = 0; k < 4; k++)
+            if (kind_listed(res.kinds, gen[k])) snprintf(gk + strlen(gk), sizeof gk - strlen(gk), "%s%s", gk[0] ? "," : "", gen[k]);
+        if (!gk[0]) {
+            fprintf(stderr, "m2u-eval: --musicgen: --kinds %s has no generation kind (mucaps, muedit, muimage, muvideo)\n",
+                    res.kinds);
+            goto done;
+        }
+        /* the same samples: with --max-samples, as many of the generation kinds as were answered */
+        long n_gen = 0;
+        for (int i = 0; i < res.n_items; i++) n_gen += res.items[i].music != 0;
+        m2u_music_eval_options mo = {.gen_dir = o->music_dir, .data = res.data, .split = res.split, .kinds = gk,
+                                     .layer = -1, .clip_s = 10, .max_samples = o->max_samples ? n_gen : 0};
+        if (m2u_music_eval_run(&mo, &me)) {
+            fprintf(stderr, "m2u-eval: scoring the generated music: %s\n", m2u_last_error());
+            goto done;
+        }
+        have_me = 1;
+    }
+    m2u_eval_report r = {.run_dir = o->run_dir, .curves = have ? &c : NULL, .eval = &res, .scores = &sc,
+                         .music = have_me ? &me : NULL};
     if (m2u_eval_report_write(dir, &r)) {
         fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
         goto done;
@@ -911,9 +966,17 @@ static int cmd_run(const m2u_eval_run_options *o, const char *out) {
         if (sc.pred.n_measured[a])
             printf("%-8s measured %ld stated %ld correct %ld\n", m2u_attr_name((m2u_attr)a), sc.pred.n_measured[a],
                    sc.pred.n_stated[a], sc.pred.n_correct[a]);
+    if (have_me) {
+        printf("music: %d of %d generation samples answered with an [AUD] block, clips in %s (%.1f s)\n",
+               res.n_music_written, res.n_music_asked, o->music_dir, res.music_seconds);
+        printf("music: %d of %d samples scored with a generated clip\n", me.n_generated, me.n_items);
+        if (me.fad_measured) printf("music: FAD %.4f (%s)\n", me.fad, me.fad_embedding);
+        else printf("music: FAD not measured: %s\n", me.fad_reason);
+    }
     printf("%d predictions, %.1f s; report: %s/report.html\n", res.n_items, res.seconds, dir);
     rc = 0;
 done:
+    if (have_me) m2u_music_eval_free(&me);
     if (have) m2u_run_curves_free(&c);
     if (have_sc) m2u_eval_scores_free(&sc);
     if (have_res) m2u_eval_run_result_free(&res);
@@ -956,7 +1019,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "kl") == 0 || strcmp(cmd, "cosine") == 0) return cmd_paired(cmd, argc, argv);
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
     const char *run = NULL, *config = NULL, *data = NULL, *split = NULL, *kinds = NULL, *max_samples = NULL,
-               *max_new = NULL, *stage = NULL, *threads = NULL, *bert_layers = NULL, *batch = NULL;
+               *max_new = NULL, *stage = NULL, *threads = NULL, *bert_layers = NULL, *batch = NULL, *musicgen = NULL,
+               *music_out = NULL, *guidance = NULL, *seed = NULL, *seconds = NULL;
     int quiet = 0, no_verify = 0;
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
@@ -978,12 +1042,20 @@ int main(int argc, char **argv) {
                            : strcmp(o, "--stage") == 0 ? &stage
                            : strcmp(o, "--threads") == 0 ? &threads
                            : strcmp(o, "--batch") == 0 ? &batch
+                           : strcmp(o, "--musicgen") == 0 ? &musicgen
+                           : strcmp(o, "--music-out") == 0 ? &music_out
+                           : strcmp(o, "--guidance") == 0 ? &guidance
+                           : strcmp(o, "--seed") == 0 ? &seed
+                           : strcmp(o, "--seconds") == 0 ? &seconds
                            : strcmp(o, "--bert") == 0 ? &g_bert_dir
                            : strcmp(o, "--bert-layers") == 0 ? &bert_layers : NULL;
         if (!dst) return bad_usage(cmd, "unknown option %s", o);
         if (i + 1 >= argc) return bad_usage(cmd, "%s needs a value", o);
         *dst = argv[++i];
     }
+    int music_opts = musicgen || music_out || guidance || seed || seconds;
+    if (music_opts && strcmp(cmd, "run") != 0)
+        return bad_usage(cmd, "--musicgen, --music-out, --guidance, --seed and --seconds belong to the run command");
     int run_opts = run || config || data || split || kinds || max_samples || max_new || stage || threads || batch;
     if (bert_layers) {
         char *end;
@@ -1048,7 +1120,41 @@ int main(int argc, char **argv) {
         if (split && strcmp(split, "test") && strcmp(split, "valid") && strcmp(split, "train")) {
             return bad_usage("run", "--split %s: expected test, valid or train", split);
         }
-        return cmd_run(&o, out);
+        if ((music_out || guidance || seed || seconds) && !musicgen)
+            return bad_usage("run", "--music-out, --guidance, --seed and --seconds need --musicgen DIR");
+        char *music_dflt = NULL;
+        if (musicgen) {
+            o.musicgen = musicgen;
+            if (seed) {
+                if (parse_long("--seed", seed, 0, 2147483647L, &v)) return 2;
+                o.seed = v;
+            }
+            char *e;
+            if (guidance) {
+                o.guidance = strtod(guidance, &e);
+                if (!*guidance || *e || !(o.guidance >= 1 && o.guidance <= 100))
+                    return bad_usage("run", "--guidance %s: expected a number in [1, 100] (1: no CFG)", guidance);
+            }
+            if (seconds) {
+                o.music_seconds = strtod(seconds, &e);
+                if (!*seconds || *e || !(o.music_seconds >= 0.02 && o.music_seconds <= 3600))
+                    return bad_usage("run", "--seconds %s: expected a number in [0.02, 3600]", seconds);
+            }
+            /* default: OUT/music, next to the report */
+            if (!music_out) {
+                char leaf[32];
+                snprintf(leaf, sizeof leaf, "eval-%s", split ? split : "test");
+                char *d = out ? NULL : default_out(run, leaf);
+                if (!out && !d) return 1;
+                music_dflt = m2u_path_join(out ? out : d, "music");
+                free(d);
+                if (!music_dflt) return 1;
+            }
+            o.music_dir = music_out ? music_out : music_dflt;
+        }
+        int rc = cmd_run(&o, out);
+        free(music_dflt);
+        return rc;
     }
     return bad_usage(NULL, "unknown command \"%s\"", cmd);
 }

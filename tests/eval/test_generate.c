@@ -425,7 +425,10 @@ static int make_run(void) {
     snprintf(path, sizeof path, "%s/data/shard-00000.h5", g_dir);
     m2u_shard_tensor_spec cols[2] = {{.name = "vit", .dtype = M2U_F16, .rank = 2, .dims = {197, 768}},
                                      {.name = "t5", .dtype = M2U_F16, .rank = 2, .dims = {8, 24}}};
-    m2u_shard_spec spec = {.n_tensors = 2, .tensors = cols};
+    /* reference music (1.2 s at 16 kHz: FAD's embedding takes clips of 1 s or more) for m2u-eval
+     * run --musicgen's scoring (section 6) */
+    m2u_shard_spec spec = {.n_tensors = 2, .tensors = cols, .audio_rate = 16000};
+    int16_t *aud = malloc(19200 * sizeof *aud);
     m2u_shard_writer *w;
     if (m2u_shard_create(path, &spec, &w)) return -1;
     float *vit = malloc(197 * 768 * sizeof(float)), t5[8 * 24];
@@ -443,9 +446,13 @@ static int make_run(void) {
         s.text[M2U_TEXT_OUTPUT_TEXT] = "Here is music.";
         s.tensor[0] = vit;
         s.tensor[1] = t5;
+        for (int k = 0; k < 19200; k++) aud[k] = (int16_t)(8000 * sinf(6.2831853f * (220.0f + 55 * i) * k / 16000.0f));
+        s.audio = aud;
+        s.audio_len = 19200;
         if (m2u_shard_append(w, &s)) return -1;
     }
     free(vit);
+    free(aud);
     if (m2u_shard_close(w)) return -1;
     snprintf(path, sizeof path, "%s/data", g_dir);
     t_manifest_one_shard(path);
@@ -609,6 +616,114 @@ static void test_run(void) {
     CHECK(rc == 1 && !exists("%s/r5.wav", g_dir) && sh("grep -q '24-wide' %s/err8", g_dir) == 0, "width mismatch named");
 }
 
+/* ---- 6. m2u-eval run --musicgen: the generation benchmark end to end ---------------------- */
+
+static char *slurp(const char *fmt, ...) M2U_PRINTF(1, 2);
+static char *slurp(const char *fmt, ...) {
+    char p[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p, sizeof p, fmt, ap);
+    va_end(ap);
+    char *t = NULL;
+    size_t n;
+    return m2u_read_file(p, &t, &n) ? NULL : t;
+}
+
+static void test_eval_run(void) {
+    const char *b = M2U_BUILD_DIR;
+    /* the valid split holds m03, m07, m11 (muimage, "Compose music for this picture." -> "Here is music." + [AUD]) */
+    int rc = sh("%s/m2u-eval run --run %s/run --split valid --kinds muimage --musicgen %s/mg --seconds 1.2 --seed 4 "
+                "--out %s/ev > %s/ev.out 2> %s/ev.err",
+                b, g_dir, g_dir, g_dir, g_dir, g_dir);
+    CHECK(rc == 0, "m2u-eval run --musicgen (see %s/ev.err)", g_dir);
+    static const char *const ids[3] = {"m03", "m07", "m11"};
+    for (int k = 0; k < 3; k++) {
+        char p[256];
+        snprintf(p, sizeof p, "%s/ev/music/%s.wav", g_dir, ids[k]);
+        float *y = NULL;
+        size_t nf = 0;
+        int ch = 0, rate = 0;
+        m2u_wav_format fmt = M2U_WAV_FLOAT32;
+        double peak = 0;
+        int ok = m2u_wav_read(p, &y, &nf, &ch, &rate, &fmt) == 0;
+        for (size_t i = 0; ok && i < nf; i++) peak = fmax(peak, fabs(y[i]));
+        CHECK(ok && nf == 60 * 640 && ch == 1 && rate == 32000 && fmt == M2U_WAV_PCM16 && peak > 0,
+              "%s: PCM16 WAV of 60 frames x 640 samples at 32 kHz, not silent (%zu samples, peak %g)", p, nf, peak);
+        free(y);
+    }
+    char *pj = slurp("%s/ev/music/predictions.jsonl", g_dir);
+    int lines = 0, good = 0;
+    for (char *l = pj; l && *l;) {
+        char *e = strchr(l, '\n');
+        if (e) *e = 0;
+        cJSON *j = cJSON_Parse(l);
+        lines++;
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(j, "id"));
+        const char *au = cJSON_GetStringValue(cJSON_GetObjectItem(j, "audio"));
+        const char *tx = cJSON_GetStringValue(cJSON_GetObjectItem(j, "text"));
+        char want[16];
+        snprintf(want, sizeof want, "%s.wav", id ? id : "?");
+        good += id && au && tx && !strcmp(au, want) && strstr(tx, "Here is music") != NULL;
+        cJSON_Delete(j);
+        l = e ? e + 1 : l + strlen(l);
+    }
+    CHECK(pj && lines == 3 && good == 3, "music/predictions.jsonl: %d lines, %d {id, audio, text: the answer}", lines,
+          good);
+    free(pj);
+    char *rj = slurp("%s/ev/report.json", g_dir);
+    cJSON *r = rj ? cJSON_Parse(rj) : NULL, *m = cJSON_GetObjectItem(r, "music");
+    CHECK(m && cJSON_GetNumberValue(cJSON_GetObjectItem(m, "n_items")) == 3 &&
+              cJSON_GetNumberValue(cJSON_GetObjectItem(m, "n_generated")) == 3 &&
+              cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "fad"), "value")) &&
+              !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(m, "split")) ? cJSON_GetStringValue(cJSON_GetObjectItem(m, "split")) : "", "valid"),
+          "report.json: music section with 3 of 3 generated");
+    {
+        cJSON *its = cJSON_GetObjectItem(m, "items");
+        int gen = 0;
+        for (int i = 0; i < cJSON_GetArraySize(its); i++) {
+            cJSON *it = cJSON_GetArrayItem(its, i);
+            const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(it, "answer_text"));
+            gen += cJSON_IsTrue(cJSON_GetObjectItem(it, "generated")) && t && strstr(t, "Here is music");
+        }
+        CHECK(gen == 3, "report.json music items: %d generated with the answer text", gen);
+    }
+    cJSON_Delete(r);
+    free(rj);
+    char *md = slurp("%s/ev/report.md", g_dir), *html = slurp("%s/ev/report.html", g_dir);
+    CHECK(md && strstr(md, "Generated music"), "report.md has the Generated music section");
+    CHECK(html && strstr(html, "Generated music") && strstr(html, "data:audio/wav;base64,"),
+          "report.html has the section with playable clips");
+    free(md);
+    free(html);
+    CHECK(sh("grep -q 'music: 3 of 3 generation samples' %s/ev.out", g_dir) == 0, "summary line");
+    sh("grep '^music' %s/ev.out", g_dir); /* the scores, in the test log */
+    /* an answer cut before [AUD0] (one new token): no clip, reported as not generated */
+    rc = sh("%s/m2u-eval run --run %s/run --split valid --kinds muimage --max-new-tokens 1 --musicgen %s/mg "
+            "--seconds 0.2 --out %s/ev1 > /dev/null 2> %s/ev1.err",
+            b, g_dir, g_dir, g_dir, g_dir);
+    rj = slurp("%s/ev1/report.json", g_dir);
+    r = rj ? cJSON_Parse(rj) : NULL, m = cJSON_GetObjectItem(r, "music");
+    pj = slurp("%s/ev1/music/predictions.jsonl", g_dir);
+    CHECK(rc == 0 && m && cJSON_GetNumberValue(cJSON_GetObjectItem(m, "n_items")) == 3 &&
+              cJSON_GetNumberValue(cJSON_GetObjectItem(m, "n_generated")) == 0 && pj && !pj[0] &&
+              !exists("%s/ev1/music/m03.wav", g_dir),
+          "no [AUD] block: no clip, 0 of 3 generated (see %s/ev1.err)", g_dir);
+    cJSON_Delete(r);
+    free(rj);
+    free(pj);
+    /* options */
+    CHECK(sh("%s/m2u-eval run --run %s/run --seed 3 > /dev/null 2>&1", b, g_dir) == 2, "--seed without --musicgen: usage");
+    CHECK(sh("%s/m2u-eval run --run %s/run --musicgen %s/mg --guidance 0.5 > /dev/null 2>&1", b, g_dir, g_dir) == 2,
+          "--guidance < 1: usage");
+    CHECK(sh("%s/m2u-eval run --run %s/run --split valid --kinds muimage --musicgen %s/nope --out %s/ev2 > /dev/null "
+             "2> %s/ev2.err",
+             b, g_dir, g_dir, g_dir, g_dir) == 1 &&
+              sh("grep -q 'nope' %s/ev2.err", g_dir) == 0,
+          "missing MusicGen dir named");
+    CHECK(sh("%s/m2u-eval run --help | grep -q -- '--musicgen MUSICGEN_DIR'", b) == 0, "--help documents --musicgen");
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/m2u_test_generate_%d", (int)getpid());
     sh("rm -rf %s && mkdir -p %s", g_dir, g_dir);
@@ -619,6 +734,7 @@ int main(void) {
     test_continue();
     test_bad_input();
     test_run();
+    if (exists("%s/run/config.yaml", g_dir)) test_eval_run();
     if (!t_fail) sh("rm -rf %s", g_dir);
     else fprintf(stderr, "kept %s\n", g_dir);
     return t_finish("test_generate");
