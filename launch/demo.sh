@@ -87,7 +87,7 @@ echo "== 5. export"
 build/m2u-export peft --base "$OUT/base" --run "$OUT/runs/tiny_stage3" --out "$OUT/export/peft" 2>&1 | tail -2
 build/m2u-export m2ugen --base "$OUT/base" --run "$OUT/runs/tiny_stage3" --out "$OUT/export/m2ugen" 2>&1 | tail -2
 
-echo "== 6. music from stage 3 (random tiny MusicGen: the sound is noise-like; NOTES-generate.md for real weights)"
+echo "== 6. music from stage 3 (random tiny MusicGen: the sound is noise-like; README "Making music" for real weights)"
 # the conditioning width must be the projector's out_dim (configs/tiny_stage3.yaml: 768)
 rm -rf "$OUT/musicgen-tiny" "$OUT/music"
 mkdir -p "$OUT/music"
