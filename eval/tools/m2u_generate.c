@@ -68,7 +68,7 @@ static void usage(FILE *fp) {
         "  --seconds S      length (default 8); frames = S x the codec's frame rate (50 Hz for 32 kHz)\n"
         "  --guidance G     classifier-free guidance scale (default: generation_config.json's, MusicGen 3.0);\n"
         "                   <= 1: no guidance.  On the --run path the null half (zero states, mask 0) is added\n"
-        "                   here, as transformers adds it for text prompts (README "Making music")\n"
+        "                   here, as transformers adds it for text prompts (README, Making music)\n"
         "  --top-k K        (250, audiocraft's default; 0 = off)   --top-p P (1 = off)   --temperature T (1)\n"
         "  --greedy         argmax instead of sampling\n"
         "  --seed N         sampling seed (default: from the clock; always recorded in the sidecar)\n"

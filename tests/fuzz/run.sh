@@ -60,8 +60,9 @@ export LSAN_OPTIONS=suppressions=$ROOT/tests/fuzz/lsan.supp:print_suppressions=0
 
 echo "== build (build-fuzz, clang, libFuzzer + ASan + UBSan)"
 if [ ! -f "$B/CMakeCache.txt" ]; then
+  mkdir -p "$B"
   CC=clang nice -n "$NICE" cmake -S . -B "$B" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DM2U_FUZZ=ON >"$B.configure.log" 2>&1 || { cat "$B.configure.log" >&2; exit 2; }
+    -DM2U_FUZZ=ON >"$B/configure.log" 2>&1 || { cat "$B/configure.log" >&2; exit 2; }
 fi
 bins=()
 for t in "${TARGETS[@]}"; do bins+=(--target "fuzz_$t"); done
