@@ -12,30 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a growing string ------------------------------------------------------------------------ */
-
-/* XML/HTML text or attribute value */
-static void sb_esc(m2u_strbuf *b, const char *t) {
-    for (; t && *t; t++) {
-        switch (*t) {
-        case '&': m2u_sb_puts(b, "&amp;"); break;
-        case '<': m2u_sb_puts(b, "&lt;"); break;
-        case '>': m2u_sb_puts(b, "&gt;"); break;
-        case '"': m2u_sb_puts(b, "&quot;"); break;
-        case '\'': m2u_sb_puts(b, "&#39;"); break;
-        default: m2u_sb_put(b, t, 1);
-        }
-    }
-}
-
-/* Markdown table cell: no line breaks, '|' escaped */
-static void sb_md(m2u_strbuf *b, const char *t) {
-    for (; t && *t; t++) {
-        if (*t == '|') m2u_sb_puts(b, "\\|");
-        else if (*t == '\n' || *t == '\r') m2u_sb_puts(b, " ");
-        else m2u_sb_put(b, t, 1);
-    }
-}
+/* ---- a growing string (core/strbuf.h; HTML and Markdown escaping there too) ------------------- */
 
 static int sb_finish(m2u_strbuf *b, char **out) {
     if (b->oom) {
@@ -285,13 +262,13 @@ int m2u_svg_line_chart(char **svg, const char *id, const char *title, const char
     m2u_strbuf b = {0};
     char buf[64];
     m2u_sb_printf(&b, "<svg class=\"chart\" id=\"");
-    sb_esc(&b, id);
+    m2u_sb_html(&b, id);
     m2u_sb_printf(&b, "\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n",
               CH_W, CH_H, CH_W, CH_H);
     m2u_sb_printf(&b, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", CH_W, CH_H);
     m2u_sb_puts(&b, "<text class=\"title\" x=\"");
     m2u_sb_printf(&b, "%d\" y=\"20\" font-size=\"15\" font-weight=\"bold\">", CH_L);
-    sb_esc(&b, title);
+    m2u_sb_html(&b, title);
     m2u_sb_puts(&b, "</text>\n<g class=\"axes\" font-size=\"11\" fill=\"#444444\">\n");
     double t0, dt;
     int nt;
@@ -316,10 +293,10 @@ int m2u_svg_line_chart(char **svg, const char *id, const char *title, const char
     m2u_sb_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#888888\"/>\n", CH_L,
               CH_T, pw, ph);
     m2u_sb_printf(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", CH_L + pw / 2, CH_H - 8);
-    sb_esc(&b, xlabel);
+    m2u_sb_html(&b, xlabel);
     m2u_sb_printf(&b, "</text>\n<text x=\"14\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 14 %.1f)\">",
               CH_T + ph / 2, CH_T + ph / 2);
-    sb_esc(&b, ylabel);
+    m2u_sb_html(&b, ylabel);
     m2u_sb_puts(&b, "</text>\n</g>\n");
     long *idx = NULL;
     for (int s = 0; s < n_series; s++) {
@@ -332,7 +309,7 @@ int m2u_svg_line_chart(char **svg, const char *id, const char *title, const char
         }
         long k = pick_points(se, idx);
         m2u_sb_puts(&b, "<polyline class=\"series\" data-series=\"");
-        sb_esc(&b, se->name);
+        m2u_sb_html(&b, se->name);
         m2u_sb_printf(&b, "\" data-points=\"%ld\" data-source-points=\"%ld\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
                       "points=\"",
                   k, se->n, se->color);
@@ -342,7 +319,7 @@ int m2u_svg_line_chart(char **svg, const char *id, const char *title, const char
         if (se->markers)
             for (long i = 0; i < k; i++) {
                 m2u_sb_puts(&b, "<circle class=\"marker\" data-series=\"");
-                sb_esc(&b, se->name);
+                m2u_sb_html(&b, se->name);
                 m2u_sb_printf(&b, "\" cx=\"%.2f\" cy=\"%.2f\" r=\"3.5\" fill=\"%s\"/>\n", PX(se->x[idx[i]]),
                           PY(se->y[idx[i]]), se->color);
             }
@@ -351,7 +328,7 @@ int m2u_svg_line_chart(char **svg, const char *id, const char *title, const char
         m2u_sb_printf(&b, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>",
                   CH_L + pw + 12, CH_L + pw + 32, ly, ly, se->color);
         m2u_sb_printf(&b, "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\">", CH_L + pw + 38, ly + 4);
-        sb_esc(&b, se->name);
+        m2u_sb_html(&b, se->name);
         m2u_sb_puts(&b, "</text>\n");
     }
     free(idx);
@@ -376,24 +353,24 @@ int m2u_svg_heatmap_axes(char **svg, const char *id, const char *title, const ch
     int w = left + cols * cell + 20, h = top + rows * cell + 40;
     m2u_strbuf b = {0};
     m2u_sb_puts(&b, "<svg class=\"heatmap\" id=\"");
-    sb_esc(&b, id);
+    m2u_sb_html(&b, id);
     m2u_sb_printf(&b, "\" data-rows=\"%d\" data-cols=\"%d\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
                   "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n",
               rows, cols, w, h, w, h);
     m2u_sb_printf(&b, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", w, h);
     m2u_sb_puts(&b, "<text x=\"8\" y=\"18\" font-size=\"14\" font-weight=\"bold\">");
-    sb_esc(&b, title);
+    m2u_sb_html(&b, title);
     m2u_sb_printf(&b, "</text>\n<text x=\"%d\" y=\"34\" font-size=\"11\" fill=\"#444444\">", left);
-    sb_esc(&b, col_axis);
+    m2u_sb_html(&b, col_axis);
     m2u_sb_printf(&b, "</text>\n<text x=\"8\" y=\"%d\" font-size=\"11\" fill=\"#444444\">", top - 6);
-    sb_esc(&b, row_axis);
+    m2u_sb_html(&b, row_axis);
     m2u_sb_puts(&b, "</text>\n");
     int fs = cell < 30 ? 9 : 11;
     for (int c = 0; c < cols; c++) {
         double x = left + c * cell + cell / 2.0;
         m2u_sb_printf(&b, "<text x=\"%.1f\" y=\"%d\" font-size=\"%d\" transform=\"rotate(-60 %.1f %d)\">", x, top - 4, fs, x,
                   top - 4);
-        sb_esc(&b, cl[c]);
+        m2u_sb_html(&b, cl[c]);
         m2u_sb_puts(&b, "</text>\n");
     }
     for (int r = 0; r < rows; r++) {
@@ -401,7 +378,7 @@ int m2u_svg_heatmap_axes(char **svg, const char *id, const char *title, const ch
         for (int c = 0; c < cols; c++) row_total += counts[(size_t)r * cols + c];
         m2u_sb_printf(&b, "<text x=\"%d\" y=\"%.1f\" font-size=\"%d\" text-anchor=\"end\">", left - 6,
                   top + r * cell + cell / 2.0 + 4, fs);
-        sb_esc(&b, rl[r]);
+        m2u_sb_html(&b, rl[r]);
         m2u_sb_puts(&b, "</text>\n");
         for (int c = 0; c < cols; c++) {
             long v = counts[(size_t)r * cols + c];
@@ -701,7 +678,7 @@ static void md_report_text(m2u_strbuf *b, const m2u_eval_report *r) {
     char v[32];
     m2u_sb_puts(b, "# m2u-eval report\n\n");
     m2u_sb_puts(b, "Run: `");
-    sb_md(b, r->run_dir);
+    m2u_sb_md_cell(b, r->run_dir);
     m2u_sb_puts(b, "`\n\n## Training\n\n");
     const m2u_run_curves *c = r->curves;
     if (!c) m2u_sb_puts(b, "No metrics.jsonl.\n\n");
@@ -724,7 +701,7 @@ static void md_report_text(m2u_strbuf *b, const m2u_eval_report *r) {
     const m2u_eval_scores *s = r->scores;
     if (!e || !s) return;
     m2u_sb_puts(b, "## Evaluation\n\nCheckpoint `");
-    sb_md(b, e->checkpoint);
+    m2u_sb_md_cell(b, e->checkpoint);
     m2u_sb_printf(b, "` (step %ld), split `%s`, kinds `%s`, stage %d, %d items, greedy decoding up to %d new tokens, "
                  "%.1f s (%.1f new tokens/s).\n\n",
               e->checkpoint_step, e->split, e->kinds, e->stage, e->n_items, e->max_new_tokens, e->seconds,
@@ -778,15 +755,15 @@ static void md_report_text(m2u_strbuf *b, const m2u_eval_report *r) {
     for (int i = 0; i < e->n_items && i < 20; i++) {
         const m2u_eval_item *it = &e->items[i];
         m2u_sb_puts(b, "| ");
-        sb_md(b, it->id);
+        m2u_sb_md_cell(b, it->id);
         m2u_sb_puts(b, " | ");
-        sb_md(b, it->kind);
+        m2u_sb_md_cell(b, it->kind);
         m2u_sb_puts(b, " | ");
-        sb_md(b, it->instruction);
+        m2u_sb_md_cell(b, it->instruction);
         m2u_sb_puts(b, " | ");
-        sb_md(b, it->prediction);
+        m2u_sb_md_cell(b, it->prediction);
         m2u_sb_puts(b, " | ");
-        sb_md(b, it->reference);
+        m2u_sb_md_cell(b, it->reference);
         m2u_sb_puts(b, " |\n");
     }
 }
@@ -846,7 +823,7 @@ static int html_report(m2u_strbuf *b, const m2u_eval_report *r) {
     m2u_sb_puts(b, m2u_music_html_css());
     m2u_sb_puts(b, "</style>\n</head>\n<body>\n");
     m2u_sb_puts(b, "<h1>m2u-eval report</h1>\n<p>Run <code>");
-    sb_esc(b, r->run_dir);
+    m2u_sb_html(b, r->run_dir);
     m2u_sb_puts(b, "</code></p>\n<h2>Training curves</h2>\n<div id=\"curves\">\n");
     if (html_curves(b, r->curves)) return -1;
     m2u_sb_puts(b, "</div>\n");
@@ -855,11 +832,11 @@ static int html_report(m2u_strbuf *b, const m2u_eval_report *r) {
     if (e && s) {
         char v[64];
         m2u_sb_puts(b, "<h2>Evaluation</h2>\n<p>Checkpoint <code>");
-        sb_esc(b, e->checkpoint);
+        m2u_sb_html(b, e->checkpoint);
         m2u_sb_printf(b, "</code> (step %ld), split <code>", e->checkpoint_step);
-        sb_esc(b, e->split);
+        m2u_sb_html(b, e->split);
         m2u_sb_puts(b, "</code>, kinds <code>");
-        sb_esc(b, e->kinds);
+        m2u_sb_html(b, e->kinds);
         m2u_sb_printf(b, "</code>, stage %d, %d items, greedy decoding up to %d new tokens, %.1f s (%.1f new tokens/s).</p>\n",
                   e->stage, e->n_items, e->max_new_tokens, e->seconds, e->seconds > 0 ? e->new_tokens / e->seconds : 0.0);
         m2u_sb_puts(b, "<h3>Caption metrics</h3>\n<table id=\"metrics\">\n<tr><th>group</th><th>n</th>");
@@ -867,7 +844,7 @@ static int html_report(m2u_strbuf *b, const m2u_eval_report *r) {
         m2u_sb_puts(b, "</tr>\n");
         for (int g = 0; g < s->n_groups; g++) {
             m2u_sb_puts(b, "<tr><td>");
-            sb_esc(b, s->group[g]);
+            m2u_sb_html(b, s->group[g]);
             m2u_sb_printf(b, "</td><td class=\"num\">%d</td>", s->group_n[g]);
             for (int k = 0; k < 7; k++) m2u_sb_printf(b, "<td class=\"num\">%.4f</td>", metric_of(&s->corpus[g], k));
             m2u_sb_puts(b, "</tr>\n");
@@ -924,7 +901,7 @@ static int html_report(m2u_strbuf *b, const m2u_eval_report *r) {
             m2u_sb_puts(b, "<tr>");
             for (int k = 0; k < 5; k++) {
                 m2u_sb_puts(b, "<td>");
-                sb_esc(b, cells[k]);
+                m2u_sb_html(b, cells[k]);
                 m2u_sb_puts(b, "</td>");
             }
             m2u_sb_puts(b, "</tr>\n");

@@ -263,26 +263,6 @@ cJSON *m2u_music_eval_json(const m2u_music_eval *e) {
 
 /* ---- text helpers --------------------------------------------------------------------------------- */
 
-static void esc(m2u_strbuf *b, const char *t) {
-    for (; t && *t; t++) {
-        switch (*t) {
-        case '&': m2u_sb_puts(b, "&amp;"); break;
-        case '<': m2u_sb_puts(b, "&lt;"); break;
-        case '>': m2u_sb_puts(b, "&gt;"); break;
-        case '"': m2u_sb_puts(b, "&quot;"); break;
-        case '\'': m2u_sb_puts(b, "&#39;"); break;
-        default: m2u_sb_put(b, t, 1);
-        }
-    }
-}
-
-static void md(m2u_strbuf *b, const char *t) {
-    for (; t && *t; t++) {
-        if (*t == '|') m2u_sb_puts(b, "\\|");
-        else if (*t == '\n' || *t == '\r') m2u_sb_puts(b, " ");
-        else m2u_sb_put(b, t, 1);
-    }
-}
 
 static const char *cls_name(int a, int c) {
     const char *w = m2u_gen_attr_class_name((m2u_gen_attr)a, c);
@@ -305,7 +285,7 @@ void m2u_music_md_section(m2u_strbuf *b, const m2u_music_eval *e) {
                       e->fad_ref_clips, e->fad_gen_clips);
     else {
         m2u_sb_puts(b, "| FAD | not measured | ");
-        md(b, e->fad_reason);
+        m2u_sb_md_cell(b, e->fad_reason);
         m2u_sb_puts(b, " |\n");
     }
     m2u_sb_printf(b, "| KL (PaSST) | not measured | %s |\n| CLAP score | not measured | %s |\n\n", e->kl_reason,
@@ -328,11 +308,11 @@ void m2u_music_md_section(m2u_strbuf *b, const m2u_music_eval *e) {
     for (int i = 0; i < e->n_items; i++) {
         const m2u_music_item *it = &e->items[i];
         m2u_sb_puts(b, "| ");
-        md(b, it->id);
+        m2u_sb_md_cell(b, it->id);
         m2u_sb_printf(b, " | %s | ", it->kind);
-        md(b, it->prompt);
+        m2u_sb_md_cell(b, it->prompt);
         m2u_sb_puts(b, " | ");
-        md(b, it->generated ? it->gen_path : it->why);
+        m2u_sb_md_cell(b, it->generated ? it->gen_path : it->why);
         m2u_sb_puts(b, " | ");
         for (int a = 0; a < M2U_GA_COUNT; a++)
             m2u_sb_printf(b, "%s%s: %s -> %s", a ? "; " : "", m2u_gen_attr_name((m2u_gen_attr)a), cls_name(a, it->asked[a]),
@@ -345,9 +325,9 @@ void m2u_music_md_section(m2u_strbuf *b, const m2u_music_eval *e) {
 
 static int html_clip(m2u_strbuf *b, const m2u_music_item *it, int rate, const m2u_music_report_opts *o, size_t *embedded) {
     m2u_sb_puts(b, "<section class=\"clip\" data-id=\"");
-    esc(b, it->id);
+    m2u_sb_html(b, it->id);
     m2u_sb_printf(b, "\" data-kind=\"%s\" data-generated=\"%d\">\n<h3>", it->kind, it->generated);
-    esc(b, it->id);
+    m2u_sb_html(b, it->id);
     m2u_sb_printf(b, " <span class=\"small\">%s</span></h3>\n", it->kind);
     if (it->generated) {
         unsigned char *wav = NULL;
@@ -364,9 +344,9 @@ static int html_clip(m2u_strbuf *b, const m2u_music_item *it, int rate, const m2
             *embedded += wl;
         } else {
             m2u_sb_puts(b, "<p><a class=\"clip-link\" href=\"file://");
-            esc(b, it->gen_path);
+            m2u_sb_html(b, it->gen_path);
             m2u_sb_puts(b, "\">");
-            esc(b, it->gen_path);
+            m2u_sb_html(b, it->gen_path);
             m2u_sb_puts(b, "</a> <span class=\"small\">(not embedded: the page's audio budget is spent)</span></p>\n");
         }
         unsigned char *png = NULL;
@@ -386,17 +366,17 @@ static int html_clip(m2u_strbuf *b, const m2u_music_item *it, int rate, const m2
         free(b64);
     } else {
         m2u_sb_puts(b, "<p class=\"missing\">No clip: ");
-        esc(b, it->why);
+        m2u_sb_html(b, it->why);
         m2u_sb_puts(b, "</p>\n");
     }
     m2u_sb_puts(b, "<p><b>Prompt:</b> ");
-    esc(b, it->prompt);
+    m2u_sb_html(b, it->prompt);
     m2u_sb_puts(b, "</p>\n<p><b>Reference:</b> ");
-    esc(b, it->reference_text);
+    m2u_sb_html(b, it->reference_text);
     m2u_sb_puts(b, "</p>\n");
     if (it->answer_text) {
         m2u_sb_puts(b, "<p><b>Answer:</b> ");
-        esc(b, it->answer_text);
+        m2u_sb_html(b, it->answer_text);
         m2u_sb_puts(b, "</p>\n");
     }
     m2u_sb_puts(b, "<table class=\"attrs\"><tr><th>attribute</th><th>asked</th><th>measured</th></tr>\n");
@@ -435,9 +415,9 @@ int m2u_music_html_section(m2u_strbuf *b, const m2u_music_eval *e, const m2u_mus
     m2u_music_report_opts ro = resolve(opts);
     const m2u_music_report_opts *o = &ro;
     m2u_sb_puts(b, "<div id=\"music\">\n<p>Data <code>");
-    esc(b, e->data);
+    m2u_sb_html(b, e->data);
     m2u_sb_printf(b, "</code>, split %s, kinds %s; generated clips in <code>", e->split, e->kinds);
-    esc(b, e->gen_dir);
+    m2u_sb_html(b, e->gen_dir);
     m2u_sb_printf(b, "</code>: %d of %d samples have a clip.</p>\n<h3>Distribution metrics</h3>\n"
                      "<table id=\"music-metrics\"><tr><th>metric</th><th>value</th><th>note</th></tr>\n",
                   e->n_generated, e->n_items);
@@ -446,13 +426,13 @@ int m2u_music_html_section(m2u_strbuf *b, const m2u_music_eval *e, const m2u_mus
                       e->fad_embedding, e->fad_ref_clips, e->fad_gen_clips);
     else {
         m2u_sb_puts(b, "<tr><td>FAD</td><td>not measured</td><td>");
-        esc(b, e->fad_reason);
+        m2u_sb_html(b, e->fad_reason);
         m2u_sb_puts(b, "</td></tr>\n");
     }
     m2u_sb_puts(b, "<tr><td>KL (PaSST)</td><td>not measured</td><td>");
-    esc(b, e->kl_reason);
+    m2u_sb_html(b, e->kl_reason);
     m2u_sb_puts(b, "</td></tr>\n<tr><td>CLAP score</td><td>not measured</td><td>");
-    esc(b, e->clap_reason);
+    m2u_sb_html(b, e->clap_reason);
     m2u_sb_puts(b, "</td></tr>\n</table>\n<h3>Analysis agreement</h3>\n<p class=\"small\">m2u's music analysis of each "
                    "generated clip against what the prompt or the edit asked for (rate = agreeing / asked; a missing "
                    "clip counts as wrong).</p>\n<table id=\"music-agreement\"><tr><th>group</th>");

@@ -75,6 +75,27 @@ void m2u_sb_json_str(m2u_strbuf *b, const char *s) {
     m2u_sb_put(b, "\"", 1);
 }
 
+void m2u_sb_html(m2u_strbuf *b, const char *t) {
+    for (; t && *t; t++) {
+        switch (*t) {
+        case '&': m2u_sb_puts(b, "&amp;"); break;
+        case '<': m2u_sb_puts(b, "&lt;"); break;
+        case '>': m2u_sb_puts(b, "&gt;"); break;
+        case '"': m2u_sb_puts(b, "&quot;"); break;
+        case '\'': m2u_sb_puts(b, "&#39;"); break;
+        default: m2u_sb_put(b, t, 1);
+        }
+    }
+}
+
+void m2u_sb_md_cell(m2u_strbuf *b, const char *t) {
+    for (; t && *t; t++) {
+        if (*t == '|') m2u_sb_puts(b, "\\|");
+        else if (*t == '\n' || *t == '\r') m2u_sb_puts(b, " ");
+        else m2u_sb_put(b, t, 1);
+    }
+}
+
 char *m2u_sb_take(m2u_strbuf *b) {
     if (!b->oom && !b->s) m2u_sb_put(b, "", 0);
     char *s = b->oom ? NULL : b->s;

@@ -21,6 +21,10 @@ void m2u_sb_puts(m2u_strbuf *b, const char *s);
 void m2u_sb_printf(m2u_strbuf *b, const char *fmt, ...) M2U_PRINTF(2, 3);
 /* A JSON string literal with quotes, escaping as Python's json.dumps(ensure_ascii=False). */
 void m2u_sb_json_str(m2u_strbuf *b, const char *s);
+/* HTML text or attribute value: & < > " ' escaped. */
+void m2u_sb_html(m2u_strbuf *b, const char *t);
+/* A Markdown table cell: '|' escaped, line breaks as spaces. */
+void m2u_sb_md_cell(m2u_strbuf *b, const char *t);
 /* The text ("" when nothing was appended), handed to the caller to free; NULL after an
  * allocation failure (the buffer is released either way). */
 char *m2u_sb_take(m2u_strbuf *b);
