@@ -354,7 +354,9 @@ void m2u_lstm_packed_free(m2u_lstm_packed *p) {
     p->w_ih = p->w_hh = p->b = NULL;
 }
 
-/* exp(v) in double for |v| <= 700 by the same reduction as elu_span: 2^n * (1 + expm1(r)). */
+/* exp(v) in double for |v| <= 700 by the same reduction as elu_span: 2^n * (1 + expm1(r)).
+ * Written out twice on purpose: a shared inline helper is not inlined into elu_span's
+ * target_clones, which then loses its vectorisation (measured: decode 0.39 s -> 0.58 s). */
 static inline double exp_d(double v) {
     const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453, shifter = 6755399441055744.0;
     double u = v * log2e + shifter, nd = u - shifter;
