@@ -36,32 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_write(0, "shard.h5", data, size);
     fuzz_quiet_begin();
-    m2u_shard_reader *r = NULL;
-    if (m2u_shard_open(path, &r) == 0) {
-        int64_t n = m2u_shard_count(r);
-        for (int64_t i = 0; i < n && i < 16; i++) {
-            m2u_sample s;
-            if (m2u_shard_get_sample(r, i, &s) == 0) m2u_sample_free(&s);
-            for (int t = 0; t < m2u_shard_n_tensors(r); t++) {
-                const m2u_shard_tensor_info *ti = m2u_shard_tensor(r, t);
-                if (m2u_shard_tensor_present(r, t, i) == 1 && ti->numel <= (1u << 20)) {
-                    float *buf = malloc((ti->numel ? ti->numel : 1) * sizeof *buf);
-                    if (buf) (void)m2u_shard_get_tensor_f32(r, t, i, buf, ti->numel);
-                    free(buf);
-                }
-            }
-        }
-        for (int c = 0; c < M2U_TEXT_COUNT; c++) {
-            char *text = NULL;
-            size_t nb = 0;
-            const int64_t *off = NULL;
-            if (m2u_shard_text_column(r, (m2u_text_col)c, &text, &nb, &off) == 0) free(text);
-        }
-        for (int k = 0; k < m2u_shard_n_attrs(r); k++) (void)m2u_shard_attr_name(r, k);
-        m2u_shard_reader_close(r);
-    } else if (!m2u_last_error()[0]) {
-        abort();
-    }
+    fuzz_read_shard(path);
     m2u_clear_error();
     fuzz_quiet_end();
     return 0;
