@@ -17,6 +17,7 @@
  *   finite differences (double reference, h = 1e-4, central): 1e-4 relative to max(1, |g|). */
 #include "backend.h"
 #include "dtype.h"
+#include "fft.h"
 #include "m2u_error.h"
 #include "test_util.h"
 
@@ -1243,6 +1244,37 @@ static void t_buffers(void) {
     CHECK(a.data == NULL && b.data == NULL, "buf_free resets");
 }
 
+/* ---- FFT (host-only: the front ends run it on the CPU) -------------------------------------------- */
+
+static void t_fft(void) {
+    const int sizes[] = {2, 8, 512, 1024};
+    for (int si = 0; si < 4; si++) {
+        int n = sizes[si];
+        m2u_fft *p = m2u_fft_new(n);
+        CHECK(p && m2u_fft_size(p) == n, "fft_new %d", n);
+        if (!p) continue;
+        double *x = malloc(n * sizeof(double)), *work = malloc(2 * n * sizeof(double));
+        double *re = malloc((n / 2 + 1) * sizeof(double)), *im = malloc((n / 2 + 1) * sizeof(double));
+        for (int i = 0; i < n; i++) x[i] = urand();
+        m2u_fft_real(p, x, re, im, work);
+        double err = 0;
+        for (int k = 0; k <= n / 2; k++) { /* direct DFT in long double */
+            long double sr = 0, sim = 0;
+            for (int j = 0; j < n; j++) {
+                long double a = -2.0L * 3.14159265358979323846264338L * (long double)((long long)j * k % n) / n;
+                sr += x[j] * cosl(a);
+                sim += x[j] * sinl(a);
+            }
+            double e = fabs((double)(re[k] - sr)) + fabs((double)(im[k] - sim));
+            if (e > err) err = e;
+        }
+        CHECK(err < 1e-12 * n, "fft %d: max error %.3g against a direct DFT", n, err);
+        m2u_fft_free(p);
+        free(x), free(work), free(re), free(im);
+    }
+    CHECK(m2u_fft_new(12) == NULL && m2u_fft_new(0) == NULL, "fft_new refuses a size that is not a power of two");
+}
+
 static void run_suite(void) {
     rng_state = 0x9E3779B97F4A7C15ull; /* the same inputs on every backend */
     irec = 0;
@@ -1267,6 +1299,7 @@ int main(void) {
     BE = m2u_backend_cpu();
     on_cpu = 1;
     run_suite();
+    t_fft();
     printf("cpu: %d checks, %d failed\n", t_pass + t_fail, t_fail);
     const char *why = NULL;
     const m2u_backend *cuda = m2u_backend_cuda(&why);

@@ -1,6 +1,7 @@
 /* Chromagram and key estimation (see key.h). */
 #include "key.h"
 
+#include "fft.h"
 #include "m2u_error.h"
 
 #include <math.h>
@@ -10,13 +11,12 @@
 #define TWO_PI 6.28318530717958647692
 
 /* ---- STFT ---------------------------------------------------------------------
- * Iterative radix-2 complex FFT on the real frame (imaginary part zero).  A
- * real-input FFT would be twice as fast, but the analysis spends far more time
- * in aubio than here, and the plain form is easy to check. */
+ * A periodic-Hann-windowed frame through the shared double FFT (kernels/fft.h).
+ * The analysis spends far more time in aubio than here. */
 struct m2u_stft {
     int n;
-    double *win, *cs, *sn, *re, *im;
-    int *rev;
+    m2u_fft *fft;
+    double *win, *x, *re, *im, *work;
 };
 
 m2u_stft *m2u_stft_new(int n_fft) {
@@ -27,26 +27,18 @@ m2u_stft *m2u_stft_new(int n_fft) {
     m2u_stft *s = calloc(1, sizeof *s);
     if (!s) goto oom;
     s->n = n_fft;
+    s->fft = m2u_fft_new(n_fft);
+    if (!s->fft) {
+        m2u_stft_free(s);
+        return NULL;
+    }
     s->win = malloc((size_t)n_fft * sizeof(double));
-    s->cs = malloc((size_t)n_fft / 2 * sizeof(double));
-    s->sn = malloc((size_t)n_fft / 2 * sizeof(double));
-    s->re = malloc((size_t)n_fft * sizeof(double));
-    s->im = malloc((size_t)n_fft * sizeof(double));
-    s->rev = malloc((size_t)n_fft * sizeof(int));
-    if (!s->win || !s->cs || !s->sn || !s->re || !s->im || !s->rev) goto oom;
+    s->x = malloc((size_t)n_fft * sizeof(double));
+    s->re = malloc(((size_t)n_fft / 2 + 1) * sizeof(double));
+    s->im = malloc(((size_t)n_fft / 2 + 1) * sizeof(double));
+    s->work = malloc(2 * (size_t)n_fft * sizeof(double));
+    if (!s->win || !s->x || !s->re || !s->im || !s->work) goto oom;
     for (int i = 0; i < n_fft; i++) s->win[i] = 0.5 - 0.5 * cos(TWO_PI * i / n_fft); /* periodic Hann */
-    for (int i = 0; i < n_fft / 2; i++) {
-        s->cs[i] = cos(TWO_PI * i / n_fft);
-        s->sn[i] = -sin(TWO_PI * i / n_fft);
-    }
-    int bits = 0;
-    while ((1 << bits) < n_fft) bits++;
-    for (int i = 0; i < n_fft; i++) {
-        int r = 0;
-        for (int b = 0; b < bits; b++)
-            if (i & (1 << b)) r |= 1 << (bits - 1 - b);
-        s->rev[i] = r;
-    }
     return s;
 oom:
     m2u_stft_free(s);
@@ -56,12 +48,12 @@ oom:
 
 void m2u_stft_free(m2u_stft *s) {
     if (!s) return;
+    m2u_fft_free(s->fft);
     free(s->win);
-    free(s->cs);
-    free(s->sn);
+    free(s->x);
     free(s->re);
     free(s->im);
-    free(s->rev);
+    free(s->work);
     free(s);
 }
 
@@ -69,29 +61,13 @@ int m2u_stft_size(const m2u_stft *s) { return s->n; }
 
 void m2u_stft_frame(m2u_stft *s, const float *pcm, size_t n, long long start, double *mag) {
     const int N = s->n;
-    double *re = s->re, *im = s->im;
     for (int i = 0; i < N; i++) {
         long long j = start + i;
         double x = (j >= 0 && (unsigned long long)j < n) ? (double)pcm[j] : 0.0;
-        re[s->rev[i]] = x * s->win[i];
-        im[s->rev[i]] = 0.0;
+        s->x[i] = x * s->win[i];
     }
-    for (int len = 2; len <= N; len <<= 1) {
-        int half = len >> 1, step = N / len;
-        for (int i = 0; i < N; i += len) {
-            for (int k = 0; k < half; k++) {
-                double wr = s->cs[k * step], wi = s->sn[k * step];
-                int a = i + k, b = a + half;
-                double tr = re[b] * wr - im[b] * wi;
-                double ti = re[b] * wi + im[b] * wr;
-                re[b] = re[a] - tr;
-                im[b] = im[a] - ti;
-                re[a] += tr;
-                im[a] += ti;
-            }
-        }
-    }
-    for (int k = 0; k <= N / 2; k++) mag[k] = sqrt(re[k] * re[k] + im[k] * im[k]);
+    m2u_fft_real(s->fft, s->x, s->re, s->im, s->work);
+    for (int k = 0; k <= N / 2; k++) mag[k] = sqrt(s->re[k] * s->re[k] + s->im[k] * s->im[k]);
 }
 
 /* ---- chroma ----------------------------------------------------------------- */
