@@ -349,7 +349,12 @@ static void test_lstm_stack(void) {
 /* ---- reproducibility ------------------------------------------------------------------------------------ */
 
 /* N frames of pseudo-random codes decoded `reps` times with 2 threads (the pipelined LSTM, blocks handed out
- * dynamically), then with 1 and 3 threads: every result byte-identical to the first. */
+ * dynamically): every result byte-identical to the first, whatever the timing.  Then with 1 and 3 threads:
+ * equal to within 1e-5 (max abs) only.  m2u's own blocking never depends on the thread count, but
+ * OpenBLAS's does: on this Zen machine a BLAS-threaded sgemm of 201 x 128 x 32 rounds differently with 1,
+ * 2 and 3 threads (its per-thread split changes which edge kernels compute which elements), and the
+ * decode's small GEMMs are BLAS-threaded.  The same holds for PyTorch, which promises bit-identity only
+ * for the same thread count. */
 static void test_reproducible(const char *name, const char *path, const char *prefix, int N, int reps) {
     m2u_encodec *m = NULL;
     CHECK(m2u_encodec_load_ex(path, prefix, 0, &m) == 0, "%s: %s", path, m2u_last_error());
@@ -386,15 +391,19 @@ static void test_reproducible(const char *name, const char *path, const char *pr
                 if (!diff++) at = i;
                 worst = fmax(worst, fabs((double)wav[i] - first[i]));
             }
-        CHECK(n == n_first && diff == 0,
-              "%s: decode %d (%d threads) differs from the first: %zu of %zu samples from %zu, max %.3g", name, r,
-              m2u_max_threads(), diff, n, at, worst);
+        if (r < reps)
+            CHECK(n == n_first && diff == 0,
+                  "%s: decode %d (%d threads) differs from the first: %zu of %zu samples from %zu, max %.3g", name, r,
+                  m2u_max_threads(), diff, n, at, worst);
+        else
+            CHECK(n == n_first && worst <= 1e-5, "%s: decode with %d threads differs from 2 threads by %.3g", name,
+                  m2u_max_threads(), worst);
         same += n == n_first && diff == 0;
         free(wav);
     }
     m2u_set_threads(saved);
-    printf("  %s: %d x %d codes decoded %d times (2 threads x %d, 1, 3): %d byte-identical\n", name, K, N, runs, reps,
-           same);
+    printf("  %s: %d x %d codes decoded %d times (2 threads x %d, 1, 3): %d byte-identical to the first "
+           "(the 2-thread runs must be)\n", name, K, N, runs, reps, same);
     free(first);
     free(codes);
     m2u_encodec_free(m);
