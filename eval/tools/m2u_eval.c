@@ -5,10 +5,12 @@
  *   music     score a folder of generated clips against a split (FAD, analysis agreement)
  *   run       answer a split's samples with a trained run, score them, write reports
  *   report    training curves of a run (no generation)
+ *   compare   several evaluations (and published tables) side by side
  *
  * See usage(). */
 #include "log.h"
 #include "caption_metrics.h"
+#include "compare.h"
 #include "audio_embed.h"
 #include "bertscore.h"
 #include "distribution_metrics.h"
@@ -166,6 +168,21 @@ static const command_help k_commands[] = {
       "      Training curves only (loss, held-out loss, lr, throughput from metrics.jsonl):\n"
       "      report.json, report.md, report.html in DIR (default RUN_DIR/report).\n",
       "  m2u-eval report --run runs/tiny_stage3 --out runs/tiny_stage3/report\n"},
+    {"compare",
+      "  compare --out DIR [--name TITLE]... SOURCE...\n"
+      "      Several evaluations side by side: DIR/compare.json, compare.md and a self-contained\n"
+      "      compare.html.  A SOURCE is any JSON m2u-eval wrote (a run's report.json or its\n"
+      "      directory, music.json, the --out of fad / kl / clap / captions), or a published\n"
+      "      table typed in as {\"format\": \"m2u-published-table\", \"name\": \"...\", \"source\": \"...\",\n"
+      "      \"metrics\": {\"music.fad.value\": 1.41, ...}, \"notes\": {\"music.fad.value\": \"...\"}}.\n"
+      "      Rows are the dotted paths of the sources' numbers (per-item lists and confusion\n"
+      "      matrices left out), so a published table names a number as m2u's JSON does.  Each\n"
+      "      source's provenance strings (conventions, embedder, checkpoint hash, settings) are\n"
+      "      printed under the table, and a number made differently from the first source's\n"
+      "      is flagged.  --name gives the column titles in order (default: the table's name or\n"
+      "      the file).\n",
+      "  m2u-eval compare --out cmp runs/a/eval-test runs/b/eval-test configs/published/m2ugen_table.json\n"
+      "  m2u-eval compare --out cmp --name 'lr 1e-4' --name 'lr 3e-4' runs/a/eval-test runs/b/eval-test\n"},
 };
 #define N_COMMANDS (int)(sizeof k_commands / sizeof *k_commands)
 
@@ -996,6 +1013,46 @@ static int parse_long(const char *opt, const char *v, long lo, long hi, long *ou
     return 0;
 }
 
+/* m2u-eval compare --out DIR [--name T]... SOURCE... */
+static int cmd_compare(int argc, char **argv) {
+    const char *out = NULL;
+    const char **names = calloc((size_t)argc, sizeof *names), **srcs = calloc((size_t)argc, sizeof *srcs);
+    int n_names = 0, n_srcs = 0, rc = 0, opts_done = 0;
+    if (!names || !srcs) {
+        free(names), free(srcs);
+        fprintf(stderr, "m2u-eval compare: out of memory\n");
+        return 1;
+    }
+    for (int i = 2; i < argc && !rc; i++) {
+        const char *o = argv[i];
+        if (!opts_done && !strcmp(o, "--")) opts_done = 1;
+        else if (!opts_done && (!strcmp(o, "--out") || !strcmp(o, "--name"))) {
+            if (i + 1 >= argc) rc = bad_usage("compare", "%s needs a value", o);
+            else if (!strcmp(o, "--out")) out = argv[++i];
+            else names[n_names++] = argv[++i];
+        } else if (!opts_done && o[0] == '-' && o[1]) rc = bad_usage("compare", "unknown option %s", o);
+        else srcs[n_srcs++] = o;
+    }
+    if (!rc && !out) rc = bad_usage("compare", "need --out DIR");
+    if (!rc && n_srcs == 0) rc = bad_usage("compare", "need at least one SOURCE");
+    if (!rc && n_names > n_srcs) rc = bad_usage("compare", "%d --name for %d sources", n_names, n_srcs);
+    m2u_compare c = {0};
+    for (int i = 0; !rc && i < n_srcs; i++)
+        if (m2u_compare_add(&c, srcs[i], i < n_names ? names[i] : NULL)) rc = 1;
+    if (!rc && m2u_compare_write(&c, out)) rc = 1;
+    if (rc == 1) fprintf(stderr, "m2u-eval compare: %s\n", m2u_last_error());
+    else if (!rc) {
+        const char **rows = NULL;
+        size_t nr = 0;
+        if (!m2u_compare_rows(&c, &rows, &nr))
+            printf("m2u-eval compare: %zu sources, %zu metrics -> %s/compare.{json,md,html}\n", c.n_src, nr, out);
+        free(rows);
+    }
+    m2u_compare_free(&c);
+    free(names), free(srcs);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
     m2u_progress_set_stream(stderr);
@@ -1017,6 +1074,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
     if (strcmp(cmd, "music") == 0) return cmd_music(argc, argv);
     if (strcmp(cmd, "kl") == 0 || strcmp(cmd, "cosine") == 0) return cmd_paired(cmd, argc, argv);
+    if (strcmp(cmd, "compare") == 0) return cmd_compare(argc, argv);
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
     const char *run = NULL, *config = NULL, *data = NULL, *split = NULL, *kinds = NULL, *max_samples = NULL,
                *max_new = NULL, *stage = NULL, *threads = NULL, *bert_layers = NULL, *batch = NULL, *musicgen = NULL,
