@@ -242,20 +242,31 @@ void m2u_zero_mean_unit_var(float *out, const float *x, long n, double eps) {
 }
 
 void m2u_channel_stats(float *mean, float *rstd, double *work, const float *x, int T, int C, double eps) {
-    /* along rows (contiguous): T is ~288000 per minute of 24 kHz audio and a column walk would
-     * touch a new cache line per element */
+    /* Along rows (contiguous): T is ~288000 per minute of 24 kHz audio and a column walk would
+     * touch a new cache line per element.  The threads split the channels into blocks of 64
+     * (256 contiguous bytes of each row): every channel is still summed over t in order, so
+     * the result is the same for any thread count. */
     double *s = work, *v = work + C;
-    memset(work, 0, 2 * (size_t)C * sizeof(double));
-    for (int t = 0; t < T; t++)
-        for (int ch = 0; ch < C; ch++) s[ch] += x[(size_t)t * C + ch];
-    for (int ch = 0; ch < C; ch++) s[ch] /= T;
-    for (int t = 0; t < T; t++)
-        for (int ch = 0; ch < C; ch++) {
-            double d = x[(size_t)t * C + ch] - s[ch];
-            v[ch] += d * d;
+    int nblk = (C + 63) / 64;
+#pragma omp parallel for schedule(static) if ((long)T * C > 65536)
+    for (int bi = 0; bi < nblk; bi++) {
+        int c0 = bi * 64, c1 = c0 + 64 < C ? c0 + 64 : C;
+        for (int ch = c0; ch < c1; ch++) s[ch] = v[ch] = 0;
+        for (int t = 0; t < T; t++) {
+            const float *row = x + (size_t)t * C;
+            for (int ch = c0; ch < c1; ch++) s[ch] += row[ch];
         }
-    for (int ch = 0; ch < C; ch++) {
-        mean[ch] = (float)s[ch];
-        rstd[ch] = (float)(1.0 / sqrt(v[ch] / T + eps));
+        for (int ch = c0; ch < c1; ch++) s[ch] /= T;
+        for (int t = 0; t < T; t++) {
+            const float *row = x + (size_t)t * C;
+            for (int ch = c0; ch < c1; ch++) {
+                double d = row[ch] - s[ch];
+                v[ch] += d * d;
+            }
+        }
+        for (int ch = c0; ch < c1; ch++) {
+            mean[ch] = (float)s[ch];
+            rstd[ch] = (float)(1.0 / sqrt(v[ch] / T + eps));
+        }
     }
 }
