@@ -45,9 +45,12 @@ void m2u_embedding_bwd(float *dextra, const float *dx, const int32_t *ids, int N
 /* att[b*T + t][h] += tanh(gate[h]) * av[b][h / (H/KV)] (M2UGen's gated adapter prefix, length 1). */
 void m2u_head_gate_add(float *att, const float *av, const float *gate, int B, int T, int H, int KV, int hd);
 
-/* GELU, exact (erf) and tanh-approximated ("gelu_new"), fp32 as torch's fp32 kernels.  Forward
- * may work in place; backward from the input accumulates dx += dout * gelu'(x). */
+/* GELU, erf form and tanh-approximated ("gelu_new"), fp32 as torch's fp32 kernels (the erf is
+ * PyTorch's vectorised Abramowitz & Stegun 7.1.26, see kernels/cpu/vmath.h).  Forward may work in
+ * place; backward from the input accumulates dx += dout * gelu'(x).  m2u_gelu_span: the same on
+ * the calling thread only. */
 void m2u_gelu_fwd(float *out, const float *x, size_t n);
+void m2u_gelu_span(float *out, const float *x, size_t n);
 void m2u_gelu_bwd(float *dx, const float *dout, const float *x, size_t n);
 void m2u_gelu_tanh_fwd(float *out, const float *x, size_t n);
 void m2u_gelu_tanh_bwd(float *dx, const float *dout, const float *x, size_t n);

@@ -3,6 +3,7 @@
 
 #include "dtype.h"
 #include "m2u_error.h"
+#include "vmath.h"
 
 #include <float.h>
 #include <math.h>
@@ -65,8 +66,8 @@ static void act_rows(float *y, int ldy, int N, int c0, int c1, m2u_gen_act act) 
         float *r = y + (size_t)n * ldy;
         for (int i = c0; i < c1; i++) {
             float v = r[i];
-            /* fp32 erff / tanhf as encoder_layer.c's m2u_act_apply (torch's fp32 kernels) */
-            if (act == M2U_GEN_ACT_GELU) r[i] = 0.5f * v * (1.0f + erff(v * 0.70710678f));
+            /* the GELU of m2u_gelu_fwd (kernels/cpu/vmath.h), tanhf as m2u_gelu_tanh_fwd */
+            if (act == M2U_GEN_ACT_GELU) r[i] = m2u_vgelu(v);
             else if (act == M2U_GEN_ACT_GELU_TANH)
                 r[i] = 0.5f * v * (1.0f + tanhf(0.7978845608f * (v + 0.044715f * v * v * v)));
             else r[i] = v > 0.0f ? v : 0.0f;
