@@ -7,6 +7,7 @@
 #include "rng.h"
 #include "test_util.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,11 +151,69 @@ static void test_added_tokens(const char *dir) {
     m2u_llama_free(m);
 }
 
+/* Activation checkpointing gives the very same gradients (bit for bit), with LoRA dropout,
+ * trainable norms, added token rows and adapter injection all on, over two steps (the second
+ * reuses the allocation), and the plan says it keeps less. */
+static void test_checkpointing(const char *dir) {
+    m2u_train_spec spec = {.lora_r = 4, .lora_alpha = 8, .lora_dropout = 0.2f, .lora_targets = M2U_ALL_LINEARS,
+                           .train_norms = 1, .extra_vocab = 3, .adapter_layers = 2, .seed = 5};
+    m2u_llama *m;
+    if (m2u_llama_load(dir, &spec, &m)) {
+        CHECK(0, "%s", m2u_last_error());
+        return;
+    }
+    int B = 2, T = 11, V = m->cfg.vocab_size, C = m->cfg.hidden_size;
+    size_t np = m->n_param_floats;
+    int32_t ids[2 * 11];
+    for (int i = 0; i < B * T; i++) ids[i] = (i * 37 + 5) % V;
+    float *ad = malloc((size_t)spec.adapter_layers * B * C * sizeof(float));
+    for (int i = 0; i < spec.adapter_layers * B * C; i++) ad[i] = 0.01f * (float)((i * 13) % 17 - 8);
+    m->adapter_in = ad;
+    /* nonzero gates and LoRA B, so every path carries gradient */
+    for (size_t i = 0; i < np; i++) m->param_buf[i] += 0.01f * (float)((int)((i * 7) % 11) - 5);
+    m->training = 1;
+    float *g_ref = malloc(np * sizeof(float)), *dh = malloc((size_t)B * T * C * sizeof(float));
+    for (int i = 0; i < B * T * C; i++) dh[i] = 1e-3f * (float)((i * 5) % 9 - 4);
+    float loss_ref[2], loss_ck[2];
+    uint64_t seed0 = m->step_seed;
+    size_t bytes_full = m2u_llama_activation_bytes(m, B, T);
+    for (int pass = 0; pass < 2; pass++) {
+        m2u_llama_set_checkpointing(m, pass);
+        m->step_seed = seed0; /* the same dropout masks in both passes */
+        m2u_llama_zero_grad(m);
+        for (int step = 0; step < 2; step++) {
+            float loss;
+            CHECK(m2u_llama_forward(m, ids, ids, B, T, -100, &loss) == 0, "%s", m2u_last_error());
+            CHECK(m2u_llama_backward_hidden(m, 1.0f / (float)m->n_valid, dh) == 0, "%s", m2u_last_error());
+            (pass ? loss_ck : loss_ref)[step] = loss;
+        }
+        if (pass == 0) memcpy(g_ref, m->grad_buf, np * sizeof(float));
+    }
+    size_t bytes_ck = m2u_llama_activation_bytes(m, B, T);
+    size_t diff = 0;
+    for (size_t i = 0; i < np; i++) diff += memcmp(&g_ref[i], &m->grad_buf[i], sizeof(float)) != 0;
+    CHECK(diff == 0, "checkpointing changed %zu of %zu gradient values", diff, np);
+    CHECK(isfinite(loss_ref[0]) && isfinite(loss_ref[1]), "loss not finite");
+    CHECK(loss_ref[0] == loss_ck[0] && loss_ref[1] == loss_ck[1], "losses differ: %g %g vs %g %g", loss_ref[0],
+          loss_ref[1], loss_ck[0], loss_ck[1]);
+    double nz = 0;
+    for (size_t i = 0; i < np; i++) nz += g_ref[i] != 0.0f;
+    CHECK(nz > 0.5 * (double)np, "only %.0f of %zu gradients are nonzero: the check would be weak", nz, np);
+    CHECK(bytes_ck < bytes_full, "the plan: %zu bytes with checkpointing, %zu without", bytes_ck, bytes_full);
+    printf("checkpointing: %zu gradients bit-identical; activations %zu -> %zu bytes (B=%d T=%d, %d layers)\n", np,
+           bytes_full, bytes_ck, B, T, m->cfg.n_layers);
+    free(g_ref);
+    free(dh);
+    free(ad);
+    m2u_llama_free(m);
+}
+
 int main(void) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/llama/mha_tied", M2U_FIXTURES);
     test_learns(dir);
     test_dropout_gradient(dir);
     test_added_tokens(dir);
+    test_checkpointing(dir);
     return t_finish("test_lora_train");
 }

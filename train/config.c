@@ -138,6 +138,10 @@ static const field FIELDS[] = {
     {"train.verify", T_BOOL, OFF(train.verify), "true", NULL, NULL, 0, 0, 0,
      "Check each shard's sha256 against the manifest when it is first read, so a damaged shard is an error "
      "naming it (false: skip; hashing reads each shard once more)."},
+    {"train.checkpoint_activations", T_BOOL, OFF(train.checkpoint_activations), "false", NULL, NULL, 0, 0, 0,
+     "Activation checkpointing: keep one decoder layer's activations and recompute each layer's forward in the "
+     "backward pass (one more forward per step; the LLaMA's activation memory drops by about (layers - 1) / "
+     "layers). The gradients are bit-identical to a run without it."},
     {"train.kinds", T_LIST, OFF(train.kinds), NULL, "all", V_KINDS, 0, 0, 0,
      "Sample kinds used (empty = all); `text` = samples without a kind (plain text / general instructions)."},
     {"train.shuffle", T_BOOL, OFF(train.shuffle), "true", NULL, NULL, 0, 0, 0,

@@ -105,6 +105,7 @@ typedef struct {
         char *data;        /* dataset manifest.json */
         int split;         /* m2u_split */
         int verify;        /* check each shard's sha256 against the manifest when first read */
+        int checkpoint_activations; /* recompute each layer's forward in backward (llama.h) */
         unsigned kinds;    /* M2U_KIND_*; 0 before finalize -> all */
         int shuffle;
         int max_len, batch, accum, epochs, max_steps;

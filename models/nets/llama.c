@@ -338,12 +338,15 @@ int m2u_llama_load(const char *dir, const m2u_train_spec *spec, m2u_llama **out)
 }
 
 static void free_acts(m2u_llama *m) {
-    if (m->layers)
+    if (m->layers) {
+        /* one block per layer, see alloc_acts; with checkpointing every layer points at layer 0's */
+        float *shared = m->layers[0].ln1_out;
         for (int l = 0; l < m->cfg.n_layers; l++) {
             m2u_layer *L = &m->layers[l];
-            free(L->ln1_out); /* one block per layer, see alloc_acts */
+            if (l == 0 || L->ln1_out != shared) free(L->ln1_out);
             L->ln1_out = NULL;
         }
+    }
     free(m->x);
     m->x = NULL;
     m->cap_N = 0;
@@ -412,6 +415,44 @@ void m2u_llama_zero_grad(m2u_llama *m) { memset(m->grad_buf, 0, m->n_param_float
 
 /* ---- activations ------------------------------------------------------------------ */
 
+/* Floats of one layer's saved activations for B x T. */
+static size_t layer_act_floats(const m2u_llama *m, int B, int T) {
+    const m2u_llama_config *c = &m->cfg;
+    size_t N = (size_t)B * T;
+    size_t C = (size_t)c->hidden_size, FF = (size_t)c->intermediate_size, qd = (size_t)c->n_heads * c->head_dim,
+           kvd = (size_t)c->n_kv_heads * c->head_dim, H = (size_t)c->n_heads, r = (size_t)m->spec.lora_r;
+    size_t per_layer = N * (C + 1 + qd + 2 * kvd + qd + C + C + 1 + 3 * FF) + (size_t)B * H * T * T + (size_t)B * kvd;
+    for (int s = 0; s < M2U_N_LINEAR; s++) per_layer += N * r;
+    return per_layer;
+}
+
+/* Floats of everything else a forward keeps: the residual stream, final norm, logits, backward scratch, ... */
+static size_t top_act_floats(const m2u_llama *m, int B, int T) {
+    const m2u_llama_config *c = &m->cfg;
+    size_t N = (size_t)B * T;
+    size_t C = (size_t)c->hidden_size, FF = (size_t)c->intermediate_size, qd = (size_t)c->n_heads * c->head_dim,
+           kvd = (size_t)c->n_kv_heads * c->head_dim, r = (size_t)m->spec.lora_r, V = (size_t)c->vocab_size;
+    size_t wide = C > FF ? C : FF;
+    if (qd > wide) wide = qd;
+    /* scratch for backward: dres, dln, dq, dk, dv, datt, dg, du, dact, lora x/dx, du_lora, dlogits */
+    size_t scratch = N * (2 * C + qd + 2 * kvd + qd + 3 * FF + 2 * wide + r) + N * V;
+    size_t n_adapt = (size_t)m->spec.adapter_layers * B * C;
+    return (size_t)(c->n_layers + 1) * N * C + N * C + N + N * V + scratch + N * (size_t)c->head_dim + N + n_adapt;
+}
+
+void m2u_llama_set_checkpointing(m2u_llama *m, int on) {
+    on = on != 0;
+    if (on == m->checkpoint_acts) return;
+    free_acts(m); /* the next forward allocates for the new layout */
+    m->checkpoint_acts = on;
+}
+
+size_t m2u_llama_activation_bytes(const m2u_llama *m, int B, int T) {
+    size_t layers = m->checkpoint_acts ? 1 : (size_t)m->cfg.n_layers;
+    return (layers * layer_act_floats(m, B, T) + top_act_floats(m, B, T)) * sizeof(float) +
+           3 * (size_t)B * T * sizeof(int32_t);
+}
+
 static int alloc_acts(m2u_llama *m, int B, int T) {
     int N = B * T;
     const m2u_llama_config *c = &m->cfg;
@@ -423,12 +464,13 @@ static int alloc_acts(m2u_llama *m, int B, int T) {
     free_acts(m);
     size_t C = (size_t)c->hidden_size, FF = (size_t)c->intermediate_size, qd = (size_t)c->n_heads * c->head_dim,
            kvd = (size_t)c->n_kv_heads * c->head_dim, H = (size_t)c->n_heads, r = (size_t)m->spec.lora_r;
-    size_t per_layer = N * (C + 1 + qd + 2 * kvd + qd + C + C + 1 + 3 * FF) + (size_t)B * H * T * T + (size_t)B * kvd;
-    for (int s = 0; s < M2U_N_LINEAR; s++) per_layer += (size_t)N * r;
+    size_t per_layer = layer_act_floats(m, B, T);
+    float *shared = NULL;
     for (int l = 0; l < c->n_layers; l++) {
         m2u_layer *L = &m->layers[l];
-        float *p = malloc(per_layer * sizeof(float));
+        float *p = m->checkpoint_acts && shared ? shared : malloc(per_layer * sizeof(float));
         if (!p) return m2u_fail("out of memory for activations (B=%d, T=%d)", B, T);
+        if (!shared) shared = p;
         L->ln1_out = p; p += N * C;
         L->rstd1 = p; p += N;
         L->q = p; p += N * qd;
@@ -451,10 +493,9 @@ static int alloc_acts(m2u_llama *m, int B, int T) {
     size_t V = (size_t)c->vocab_size;
     size_t wide = C > FF ? C : FF;
     if (qd > wide) wide = qd;
-    /* scratch for backward: dres, dln, dq, dk, dv, datt, dg, du, dact, lora x/dx, du_lora, dlogits */
     size_t scratch = N * (2 * C + qd + 2 * kvd + qd + 3 * FF + 2 * wide + r) + N * V;
     size_t n_adapt = (size_t)m->spec.adapter_layers * B * C;
-    size_t top = (size_t)(c->n_layers + 1) * N * C + N * C + N + N * V + scratch + N * (size_t)c->head_dim + N + n_adapt;
+    size_t top = top_act_floats(m, B, T);
     m->x = malloc(top * sizeof(float) + 3 * (size_t)N * sizeof(int32_t));
     if (!m->x) return m2u_fail("out of memory for activations (B=%d, T=%d)", B, T);
     float *p = m->x + (size_t)(c->n_layers + 1) * N * C;
@@ -695,6 +736,10 @@ int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidd
     for (int l = c->n_layers - 1; l >= 0; l--) {
         m2u_layer *L = &m->layers[l];
         const float *x = m->x + (size_t)l * N * C;
+        /* Checkpointing: layer l's activations again, from its input.  The output goes back to
+         * x[l + 1], which no later step reads (layer l + 1's backward is done) and which gets the
+         * same values; dln and xd are free here (dres is not, so the forward's scratch is not used). */
+        if (m->checkpoint_acts && layer_fwd(m, l, x, m->x + (size_t)(l + 1) * N * C, B, T, dln, xd)) return -1;
         /* MLP branch: x_out = h + down(swiglu(gate(ln2), up(ln2))) */
         memset(dact, 0, (size_t)N * FF * sizeof(float));
         linear_bwd(m, &L->lin[M2U_DOWN], dact, dres, L->act, N, l, M2U_DOWN, xd, dul);

@@ -99,6 +99,7 @@ typedef struct {
     int first_adapter_layer; /* n_layers - adapter_layers */
 
     int training;        /* dropout active */
+    int checkpoint_acts; /* activation checkpointing: one layer's activations, recomputed in backward */
     uint64_t step_seed;  /* changes per forward; dropout streams derive from it */
 
     /* activations for the last forward */
@@ -126,6 +127,17 @@ void m2u_llama_free(m2u_llama *m);
  * activations are host arrays, so only a backend whose buffers are host memory (the CPU one)
  * is accepted for now; -1 (m2u_fail) otherwise or for NULL. */
 int m2u_llama_set_backend(m2u_llama *m, const struct m2u_backend *be);
+
+/* Activation checkpointing (on != 0): the forward keeps only each layer's input (the residual
+ * stream) and one layer's worth of saved activations, which every layer overwrites; the
+ * backward recomputes layer l's forward from its input just before layer l's backward.  The
+ * recomputation runs the same kernels on the same inputs with the same dropout streams, so the
+ * gradients are bit-identical to a run without it; the cost is one more forward per step, the
+ * saving (L - 1) layers of activations (attention probabilities included).  Takes effect at the
+ * next forward. */
+void m2u_llama_set_checkpointing(m2u_llama *m, int on);
+/* Bytes of activations a forward over B x T keeps with the current setting (the plan). */
+size_t m2u_llama_activation_bytes(const m2u_llama *m, int B, int T);
 
 /* Find a trainable parameter by name (NULL if absent). */
 m2u_param *m2u_llama_param(m2u_llama *m, const char *name);
