@@ -101,7 +101,7 @@ done:
  * double, rounded once; the products by one sgemm). */
 static int mean_cov_f32(const float *x, size_t n, size_t d, float *mean, float *cov) {
     if (n < 2 || d == 0) return m2u_fail("covariance needs at least 2 rows (got %zu) and 1 column", n);
-    float *xc = malloc(n * d * sizeof *xc);
+    float *xc = calloc(n * d, sizeof *xc);
     if (!xc) return m2u_fail("out of memory (%zu x %zu)", n, d);
     for (size_t j = 0; j < d; j++) {
         double s = 0;
