@@ -25,6 +25,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -81,6 +82,33 @@ static void t_resampler(void) {
     next:
         free(x), free(y);
     }
+}
+
+/* decode keep_channels: a 3-channel 32 kHz WAV gives its first two channels at 32 kHz,
+ * interleaved, each sample int16 / 32768 exactly (torchaudio.load) */
+static void t_decode_channels(void) {
+    const char *path = FIX "/ref/sub/c_32k_3ch.wav";
+    char *raw = NULL;
+    size_t len = 0;
+    float *pcm = NULL;
+    int64_t n = 0;
+    m2u_audio_info info;
+    m2u_audio_opts o = {.keep_channels = 2};
+    CHECK(m2u_read_file(path, &raw, &len) == 0 && len > 44, "read %s", path);
+    CHECK(m2u_audio_decode_ex(path, 0, &o, &pcm, &n, &info) == 0, "%s", m2u_last_error());
+    size_t frames = (len - 44) / 6; /* python's wave module: a 44-byte header, 3 x int16 per frame */
+    CHECK(pcm && info.src_rate == 32000 && info.out_channels == 2 && (size_t)n == 2 * frames,
+          "decoded %lld samples, %d channels at %d Hz (want %zu x 2 at 32000)", (long long)n, info.out_channels,
+          info.src_rate, frames);
+    int exact = pcm && (size_t)n == 2 * frames;
+    for (size_t i = 0; exact && i < frames; i++)
+        for (int c = 0; c < 2; c++) {
+            const unsigned char *b = (const unsigned char *)raw + 44 + (i * 3 + (size_t)c) * 2;
+            int16_t v = (int16_t)(b[0] | b[1] << 8);
+            exact &= pcm[i * 2 + (size_t)c] == (float)v / 32768.0f;
+        }
+    CHECK(exact, "keep_channels samples are not int16 / 32768");
+    free(raw), free(pcm);
 }
 
 /* the reference's file list and FAD from expected.json */
@@ -261,6 +289,7 @@ int main(void) {
     CHECK(exp != NULL, "cannot read %s/expected.json", FIX);
     if (!exp) return t_finish("test_fad_vggish");
     t_resampler();
+    t_decode_channels();
     t_model_and_front_end(exp);
     t_rows(exp);
     t_distance(exp);
