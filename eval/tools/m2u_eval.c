@@ -81,7 +81,7 @@ static const command_help k_commands[] = {
       "      both are counted.  CKPT: the torchvggish state dict as a torch zip .pth or .safetensors\n"
       "      (vggish-10086976.pth from 2019 may be in torch's legacy format: re-save it with\n"
       "      python3 -c \"import torch; torch.save(torch.load('vggish-10086976.pth'), 'vggish.pth')\").\n"
-      "      Prints the distance and \"FAD score =  X\" (fad_score's line).\n",
+      "      Prints the distance and fad_score's line \"FAD score =  X\" (X: the float32, shortest digits).\n",
       "  m2u-eval fad --ref data/musiccaps_wav --gen out/generated --mert ckpt/MERT-v1-95M --out fad.json\n"
       "  m2u-eval fad --embed vggish --vggish ckpt/vggish.pth --ref data/musiccaps_wav --gen out/generated --out fad.json\n"},
     {"bench",
@@ -781,13 +781,19 @@ static int cmd_fad_vggish(const char *ckpt, const char *ref, const char *gen, co
     }
     int rc = write_dumps(r.e, dump);
     char *txt = rc ? NULL : m2u_fad_vggish_report(&r, ckpt, ref, gen);
+    /* fad_score prints numpy's float32: the fewest digits that read back as the same float */
+    char f32[32];
+    for (int p = 1; p <= 9; p++) {
+        snprintf(f32, sizeof f32, "%.*g", p, (double)(float)r.fad);
+        if ((float)strtod(f32, NULL) == (float)r.fad) break;
+    }
     if (!rc) {
         printf("frechet distance %.9g (vggish as fad_pytorch 0.0.6, checkpoint sha256 %.16s...; %zu reference clips from "
                "%ld files, %zu generated clips from %ld files; %ld + %ld files skipped, %ld + %ld cropped at 0, %ld + %ld "
-               "silent)\nFAD score =  %.9g\n",
+               "silent)\nFAD score =  %s\n",
                r.fad, r.sha256, r.e[0].n, r.e[0].files, r.e[1].n, r.e[1].files, r.e[0].files_skipped,
                r.e[1].files_skipped, r.counts[0].cropped, r.counts[1].cropped, r.counts[0].silent, r.counts[1].silent,
-               r.fad);
+               f32);
         if (out && (!txt || m2u_write_file_atomic(out, txt, strlen(txt)))) {
             fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
             rc = 1;
