@@ -19,6 +19,7 @@
 #include "sinc_resample.h"
 #include "test_util.h"
 #include "vggish.h"
+#include "wav.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -211,6 +212,31 @@ static void t_rows(const cJSON *exp) {
     m2u_vggish_free(m);
 }
 
+/* the deterministic choices: a silent file is kept (its 10 rows counted as silent), an
+ * undecodable one skipped, other extensions ignored */
+static void t_silent_and_broken(void) {
+    sh("rm -rf '%s/odd' && mkdir -p '%s/odd/deep' && cp '%s/ref/b_44k_mono.wav' '%s/odd/deep/B.WaV' && "
+       "echo 'not audio' > '%s/odd/broken.mp3' && cp '%s/ref/b_44k_mono.wav' '%s/odd/ignored.m4a'",
+       WORK, WORK, FIX, WORK, WORK, FIX, WORK);
+    float zeros[8000] = {0};
+    CHECK(m2u_wav_write(WORK "/odd/silent.wav", zeros, 8000, 1, 8000, M2U_WAV_PCM16) == 0, "%s", m2u_last_error());
+    m2u_vggish *m = NULL;
+    m2u_audio_embeddings e;
+    m2u_fad_vggish_counts cnt;
+    CHECK(m2u_vggish_load(FIX "/vggish_tiny.pth", &m) == 0 && m2u_fad_vggish_embed_dir(m, WORK "/odd", &e, &cnt) == 0,
+          "%s", m2u_last_error());
+    CHECK(m && e.files == 3 && e.files_skipped == 1 && e.n == 20 && cnt.silent == 1 && cnt.cropped == 0,
+          "%ld files, %ld skipped, %zu rows, %ld silent", e.files, e.files_skipped, e.n, cnt.silent);
+    /* the silent file's rows: every chunk is log(0.01), so all ten are the same row (up to the
+     * GEMM's blocking: OpenBLAS may sum a batch's tail rows in another order) */
+    for (size_t r = 11; m && e.n == 20 && r < 20; r++)
+        for (size_t j = 0; j < e.dim; j++)
+            CHECK(fabs(e.rows[r * e.dim + j] - e.rows[10 * e.dim + j]) <= 1e-5 * (1 + fabs(e.rows[10 * e.dim + j])),
+                  "silent rows differ: row %zu col %zu", r, j);
+    m2u_audio_embeddings_free(&e);
+    m2u_vggish_free(m);
+}
+
 /* the reference's own rows through m2u's distance: isolates the float32 NS-20 */
 static void t_distance(const cJSON *exp) {
     double fad = cJSON_GetObjectItem(exp, "fad")->valuedouble, *a = NULL, *b = NULL;
@@ -236,7 +262,6 @@ static void t_distance(const cJSON *exp) {
 
 static void t_cli(const cJSON *exp) {
     double fad = cJSON_GetObjectItem(exp, "fad")->valuedouble;
-    sh("rm -rf '%s' && mkdir -p '%s'", WORK, WORK);
     CHECK(sh("'%s/m2u-eval' fad --embed vggish --vggish '%s/vggish_tiny.pth' --ref '%s/ref' --gen '%s/gen' "
              "--out '%s/rep.json' --dump-ref '%s/a.npy' --dump-gen '%s/b.npy' > '%s/out.txt' 2> '%s/err.txt'",
              M2U_BUILD_DIR, FIX, FIX, FIX, WORK, WORK, WORK, WORK, WORK) == 0,
@@ -294,6 +319,8 @@ int main(void) {
     t_model_and_front_end(exp);
     t_rows(exp);
     t_distance(exp);
+    sh("rm -rf '%s' && mkdir -p '%s'", WORK, WORK);
+    t_silent_and_broken();
     t_cli(exp);
     cJSON_Delete(exp);
     return t_finish("test_fad_vggish");
