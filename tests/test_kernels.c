@@ -17,6 +17,7 @@
  *   finite differences (double reference, h = 1e-4, central): 1e-4 relative to max(1, |g|). */
 #include "backend.h"
 #include "dtype.h"
+#include "conv2d.h"
 #include "fft.h"
 #include "m2u_error.h"
 #include "test_util.h"
@@ -1295,6 +1296,64 @@ static void t_gelu_dense(void) {
     free(x), free(y);
 }
 
+/* conv2d / maxpool (NHWC, CPU only): against direct double loops in torch's NCHW indexing */
+static double max_rel_err(const float *got, const double *ref, size_t n) {
+    double maxref = 1.0, err = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - ref[i]) / maxref;
+        if (!(e <= err)) err = e;
+    }
+    return err;
+}
+static void t_conv2d(void) {
+    const int cases[][6] = {{7, 5, 1, 4, 3, 1}, {6, 9, 5, 3, 3, 1}, {4, 4, 3, 2, 1, 0}, {96, 64, 1, 8, 3, 1}};
+    for (int ci = 0; ci < 4; ci++) {
+        int H = cases[ci][0], W = cases[ci][1], Ci = cases[ci][2], Co = cases[ci][3], k = cases[ci][4], pad = cases[ci][5];
+        int Ho = H + 2 * pad - k + 1, Wo = W + 2 * pad - k + 1;
+        size_t nx = (size_t)H * W * Ci, nw = (size_t)Co * Ci * k * k, ny = (size_t)Ho * Wo * Co;
+        float *x = frand(nx, 1), *w = frand(nw, 1), *b = frand(Co, 1), *y = malloc(ny * sizeof *y);
+        float *wp = m2u_conv2d_pack(w, Co, Ci, k);
+        double *ry = malloc(ny * sizeof *ry);
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++)
+                for (int o = 0; o < Co; o++) {
+                    double acc = b[o];
+                    for (int c = 0; c < Ci; c++)
+                        for (int dy = 0; dy < k; dy++)
+                            for (int dx = 0; dx < k; dx++) {
+                                int iy = oy + dy - pad, ix = ox + dx - pad;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                acc += (double)w[(((size_t)o * Ci + c) * k + dy) * k + dx] * x[((size_t)iy * W + ix) * Ci + c];
+                            }
+                    ry[((size_t)oy * Wo + ox) * Co + o] = acc;
+                }
+        CHECK(wp && m2u_conv2d_nhwc(y, x, H, W, Ci, Co, k, pad, wp, b) == 0, "conv2d: %s", m2u_last_error());
+        double e1 = max_rel_err(y, ry, ny);
+        CHECK(e1 <= TOL_ATT, "conv2d_nhwc case %d: max error %.3g", ci, e1);
+        /* 2x2 max pooling of the result (odd sizes drop the last row / column) */
+        int Hp = Ho / 2, Wp = Wo / 2;
+        float *p = malloc(((size_t)Hp * Wp * Co + 1) * sizeof *p);
+        double *rp = malloc(((size_t)Hp * Wp * Co + 1) * sizeof *rp);
+        for (int oy = 0; oy < Hp; oy++)
+            for (int ox = 0; ox < Wp; ox++)
+                for (int o = 0; o < Co; o++) {
+                    double m = -INFINITY;
+                    for (int d = 0; d < 4; d++) {
+                        double v = y[((size_t)(2 * oy + d / 2) * Wo + 2 * ox + d % 2) * Co + o];
+                        m = v > m ? v : m;
+                    }
+                    rp[((size_t)oy * Wp + ox) * Co + o] = m;
+                }
+        m2u_maxpool2d_nhwc(p, y, Ho, Wo, Co, 2);
+        double e2 = max_rel_err(p, rp, (size_t)Hp * Wp * Co);
+        CHECK(e2 == 0, "maxpool2d_nhwc case %d: max error %.3g", ci, e2);
+        printf("  conv2d_nhwc %dx%dx%d -> %d (k %d): max error %.2e; maxpool2d exact\n", H, W, Ci, Co, k, e1);
+        free(x), free(w), free(b), free(y), free(wp), free(ry), free(p), free(rp);
+    }
+}
+
 static void run_suite(void) {
     rng_state = 0x9E3779B97F4A7C15ull; /* the same inputs on every backend */
     irec = 0;
@@ -1321,6 +1380,7 @@ int main(void) {
     run_suite();
     t_fft();
     t_gelu_dense();
+    t_conv2d();
     printf("cpu: %d checks, %d failed\n", t_pass + t_fail, t_fail);
     const char *why = NULL;
     const m2u_backend *cuda = m2u_backend_cuda(&why);

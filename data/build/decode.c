@@ -172,6 +172,8 @@ int m2u_av_is_image_format(const AVFormatContext *fmt) {
 typedef struct {
     const char *path;
     int target_rate;
+    int keep;   /* m2u_audio_opts.keep_channels > 0 */
+    int out_ch; /* 1 (mono mean), or the channels kept with m2u_audio_opts.keep_channels */
     AVFormatContext *fmt;
     AVStream *st;
     int si;
@@ -229,7 +231,7 @@ static int swr_drain(dec_t *d) {
     for (;;) {
         int cap = swr_get_out_samples(d->swr, 0);
         if (cap <= 0) cap = 4096;
-        if (out_reserve(d, cap) < 0) return -1;
+        if (out_reserve(d, (int64_t)cap * d->out_ch) < 0) return -1;
         uint8_t *o = (uint8_t *)(d->out + d->n);
         int got = swr_convert(d->swr, &o, cap, NULL, 0);
         if (got < 0) {
@@ -237,7 +239,7 @@ static int swr_drain(dec_t *d) {
             return m2u_fail("%s: resampler flush failed: %s", d->path, av_err2str(got));
         }
         if (got == 0) return 0;
-        d->n += got;
+        d->n += (int64_t)got * d->out_ch;
     }
 }
 
@@ -256,8 +258,13 @@ static int swr_setup(dec_t *d, const AVFrame *fr) {
                                                               : av_channel_layout_copy(&in, &fr->ch_layout);
     if (ret < 0) goto fail;
     AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
-    double matrix[64];
-    for (int c = 0; c < nch; c++) matrix[c] = 1.0 / nch; /* mean of channels, see decode.h */
+    if (d->out_ch > 1) av_channel_layout_default(&mono, d->out_ch);
+    double matrix[64 * 2];
+    if (d->out_ch == 1 && !d->keep)
+        for (int c = 0; c < nch; c++) matrix[c] = 1.0 / nch; /* mean of channels, see decode.h */
+    else /* keep_channels: output channel o is input channel o (channel 0 if the stream has fewer) */
+        for (int o = 0; o < d->out_ch; o++)
+            for (int c = 0; c < nch; c++) matrix[o * nch + c] = c == (o < nch ? o : 0) ? 1.0 : 0.0;
     /* soxr first (better stop-band than swr's default at equal speed); swr's
      * own engine when this FFmpeg lacks soxr. */
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -329,14 +336,14 @@ static int process_frame(dec_t *d, AVFrame *fr) {
     int cnt = nb - (int)skip;
     int cap = swr_get_out_samples(d->swr, cnt);
     if (cap < 0) cap = (int)av_rescale_rnd(cnt + 256, d->target_rate, rate, AV_ROUND_UP) + 256;
-    if (out_reserve(d, cap) < 0) return -1;
+    if (out_reserve(d, (int64_t)cap * d->out_ch) < 0) return -1;
     uint8_t *o = (uint8_t *)(d->out + d->n);
     int got = swr_convert(d->swr, &o, cap, in, cnt);
     if (got < 0) {
         d->hard = M2U_DECODE_INTERNAL;
         return m2u_fail("%s: resampling failed: %s", d->path, av_err2str(got));
     }
-    d->n += got;
+    d->n += (int64_t)got * d->out_ch;
     if (d->max_out >= 0 && d->n >= d->max_out) d->done = 1;
     return 0;
 }
@@ -445,7 +452,9 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
         memset(info, 0, sizeof *info);
         info->src_duration_s = -1;
     }
-    if (!path || !pcm || !n || target_rate <= 0 || target_rate > 1000000 || !(o.start_s >= 0)) {
+    if (o.keep_channels > 0) target_rate = 1; /* replaced by the stream's rate once it is open */
+    if (!path || !pcm || !n || target_rate <= 0 || target_rate > 1000000 || !(o.start_s >= 0) || o.keep_channels > 64 ||
+        (o.keep_channels > 0 && !info)) {
         m2u_fail("m2u_audio_decode(%s): bad arguments (target rate %d, start %g s)", path ? path : "(null)",
                  target_rate, o.start_s);
         return set_status(info, M2U_DECODE_INTERNAL);
@@ -455,8 +464,9 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
     memset(&d, 0, sizeof d);
     d.path = path;
     d.target_rate = target_rate;
+    d.keep = o.keep_channels > 0;
+    d.out_ch = 1;
     d.start_s = o.start_s;
-    d.max_out = o.max_s > 0 ? llround(o.max_s * target_rate) : -1;
     char detail[640];
     int status = M2U_DECODE_OK;
 
@@ -512,6 +522,18 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
         m2u_fail("%s: cannot open the %s decoder%s", path, codec->name, detail);
         goto out;
     }
+    if (d.keep) {
+        int nch = d.cc->ch_layout.nb_channels;
+        if (d.cc->sample_rate <= 0 || d.cc->sample_rate > 1000000 || nch <= 0) {
+            status = M2U_DECODE_UNSUPPORTED;
+            m2u_fail("%s: the stream does not state its sample rate / channels (%d Hz, %d channels)", path,
+                     d.cc->sample_rate, nch);
+            goto out;
+        }
+        d.target_rate = target_rate = d.cc->sample_rate;
+        d.out_ch = nch < o.keep_channels ? nch : o.keep_channels;
+    }
+    d.max_out = o.max_s > 0 ? llround(o.max_s * target_rate) * d.out_ch : -1;
     double expected = container_duration(d.fmt, d.st);
     if (!strcmp(d.fmt->iformat->name, "wav")) {
         double claim = wav_claimed_s(path);
@@ -528,7 +550,7 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
     if (expected > 0) {
         double want = expected - o.start_s;
         if (o.max_s > 0 && want > o.max_s) want = o.max_s;
-        int64_t pre = want > 0 ? (int64_t)(want * target_rate) + target_rate / 8 + 1024 : 0;
+        int64_t pre = want > 0 ? ((int64_t)(want * target_rate) + target_rate / 8 + 1024) * d.out_ch : 0;
         if (pre > ((int64_t)1 << 24)) pre = (int64_t)1 << 24;
         if (pre > 0 && out_reserve(&d, pre) < 0) {
             status = M2U_DECODE_INTERNAL;
@@ -598,7 +620,7 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
         if (!info->src_rate) info->src_rate = d.swr_rate;
         if (!info->src_channels) info->src_channels = d.swr_layout.nb_channels;
     }
-    double got_s = (double)d.n / target_rate;
+    double got_s = (double)(d.n / d.out_ch) / target_rate;
     /* Where the file's data ends: packets that arrived but did not decode
      * are damage (corrupt), not a missing tail (truncated). */
     double data_end = d.have_pos ? d.pos_s : o.start_s;
@@ -639,7 +661,9 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
     int64_t clipped = 0;
     for (int64_t i = 0; i < d.n; i++) {
         float v = d.out[i];
-        if (v > 1.0f) {
+        if (d.keep) { /* as decoded: only a NaN is replaced */
+            if (v != v) d.out[i] = 0.0f, clipped++;
+        } else if (v > 1.0f) {
             d.out[i] = 1.0f;
             clipped++;
         } else if (v < -1.0f) {
@@ -654,6 +678,7 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
         info->clipped = clipped;
         info->decoded_s = got_s;
         info->truncated = truncated;
+        info->out_channels = d.out_ch;
     }
     /* Give back the slack of the geometric growth. */
     float *shrunk = realloc(d.out, (size_t)d.n * sizeof *shrunk);

@@ -50,7 +50,8 @@ typedef struct {
     char format[32];          /* demuxer name, e.g. "wav", "ogg", "mov,mp4,m4a,3gp,3g2,mj2" (truncated) */
     int truncated;            /* 1: the file ended early and opts.keep_truncated kept what was decoded */
     int decode_errors;        /* packets the decoder rejected and that were skipped (tolerated) */
-    int64_t clipped;          /* output samples clamped into [-1, 1] */
+    int64_t clipped;          /* output samples clamped into [-1, 1] (keep_channels: NaNs replaced by 0) */
+    int out_channels;         /* channels interleaved in the output: 1, or with keep_channels the number kept */
 } m2u_audio_info;
 
 typedef struct {
@@ -58,6 +59,12 @@ typedef struct {
     double max_s;         /* stop after this much output; <= 0: the whole file */
     double min_s;         /* fewer decoded seconds -> M2U_DECODE_TOO_SHORT; <= 0: no minimum */
     int keep_truncated;   /* 1: a truncated file returns 0 with what was decoded and info.truncated = 1 */
+    int keep_channels;    /* 0: mono mean at target_rate (the default).  K > 0: neither downmix nor resample:
+                           * the stream's first min(K, channels) channels, interleaved, at the stream's own
+                           * rate (target_rate is ignored; info, required, gives src_rate and out_channels),
+                           * not clamped (NaN -> 0); *n counts samples of all channels, max_s / min_s are
+                           * seconds as always.  For front ends that must resample and clamp as their
+                           * reference does (torchaudio.load + Resample). */
 } m2u_audio_opts;
 
 /* Decode the best audio stream of `path` (audio files, and the audio track of

@@ -4,6 +4,7 @@
 #include "fileio.h"
 #include "linalg.h"
 #include "m2u_error.h"
+#include "tensor.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -93,6 +94,72 @@ done:
     free(mu2);
     free(s1);
     free(s2);
+    return rc;
+}
+
+/* torch.mean(x, 0) and torch.cov(x.T) in float32: mean[d], cov[d*d] (sums of the mean in
+ * double, rounded once; the products by one sgemm). */
+static int mean_cov_f32(const float *x, size_t n, size_t d, float *mean, float *cov) {
+    if (n < 2 || d == 0) return m2u_fail("covariance needs at least 2 rows (got %zu) and 1 column", n);
+    float *xc = calloc(n * d, sizeof *xc);
+    if (!xc) return m2u_fail("out of memory (%zu x %zu)", n, d);
+    for (size_t j = 0; j < d; j++) {
+        double s = 0;
+        for (size_t i = 0; i < n; i++) s += x[i * d + j];
+        mean[j] = (float)(s / (double)n);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) xc[i * d + j] = x[i * d + j] - mean[j];
+    m2u_gemm(1, 0, (int)d, (int)d, (int)n, 1.0f, xc, (int)d, xc, (int)d, 0.0f, cov, (int)d);
+    for (size_t i = 0; i < d * d; i++) cov[i] /= (float)(n - 1);
+    free(xc);
+    return 0;
+}
+
+int m2u_frechet_distance_ns(const float *a, size_t na, const float *b, size_t nb, size_t d, int iters, double *fd) {
+    if (d == 0 || d > 65536 || iters < 0) return m2u_fail("frechet distance: bad dimension %zu / iterations %d", d, iters);
+    size_t dd = d * d;
+    float *buf = malloc((2 * d + 7 * dd) * sizeof *buf);
+    if (!buf) return m2u_fail("out of memory (frechet distance, d = %zu)", d);
+    float *mu1 = buf, *mu2 = mu1 + d, *s1 = mu2 + d, *s2 = s1 + dd, *y = s2 + dd, *z = y + dd, *t = z + dd,
+          *u = t + dd, *v = u + dd;
+    int rc = -1;
+    if (mean_cov_f32(a, na, d, mu1, s1)) { m2u_fail_prefix("first set: "); goto done; }
+    if (mean_cov_f32(b, nb, d, mu2, s2)) { m2u_fail_prefix("second set: "); goto done; }
+    for (size_t i = 0; i < dd; i++)
+        if (!isfinite(s1[i]) || !isfinite(s2[i])) { m2u_fail("frechet distance: non-finite covariance"); goto done; }
+    m2u_gemm(0, 0, (int)d, (int)d, (int)d, 1.0f, s1, (int)d, s2, (int)d, 0.0f, y, (int)d); /* A */
+    float norm = 0;
+    for (size_t i = 0; i < d; i++) { /* A.mul(A).sum(dim=1).sum(dim=1): column sums, then their sum */
+        float col = 0;
+        for (size_t r = 0; r < d; r++) col += y[r * d + i] * y[r * d + i];
+        norm += col;
+    }
+    norm = sqrtf(norm);
+    if (!(norm > 0)) { m2u_fail("frechet distance: the covariance product is zero (constant embeddings?)"); goto done; }
+    for (size_t i = 0; i < dd; i++) y[i] /= norm, z[i] = 0;
+    for (size_t i = 0; i < d; i++) z[i * d + i] = 1;
+    for (int it = 0; it < iters; it++) {
+        m2u_gemm(0, 0, (int)d, (int)d, (int)d, 1.0f, z, (int)d, y, (int)d, 0.0f, u, (int)d); /* Z Y */
+        for (size_t r = 0; r < d; r++)
+            for (size_t c = 0; c < d; c++) t[r * d + c] = 0.5f * ((r == c ? 3.0f : 0.0f) - u[r * d + c]);
+        m2u_gemm(0, 0, (int)d, (int)d, (int)d, 1.0f, y, (int)d, t, (int)d, 0.0f, u, (int)d); /* Y T */
+        m2u_gemm(0, 0, (int)d, (int)d, (int)d, 1.0f, t, (int)d, z, (int)d, 0.0f, v, (int)d); /* T Z */
+        memcpy(y, u, dd * sizeof *y);
+        memcpy(z, v, dd * sizeof *z);
+    }
+    float sq = sqrtf(norm), dmu = 0, tr1 = 0, tr2 = 0, trs = 0;
+    for (size_t i = 0; i < d; i++) {
+        float e = mu1[i] - mu2[i];
+        dmu += e * e;
+        tr1 += s1[i * d + i];
+        tr2 += s2[i * d + i];
+        trs += y[i * d + i] * sq;
+    }
+    *fd = (double)(dmu + tr1 + tr2 - 2.0f * trs);
+    rc = 0;
+done:
+    free(buf);
     return rc;
 }
 

@@ -30,6 +30,17 @@ int m2u_frechet_distance_stats(const double *mu1, const double *s1, const double
 /* Fréchet distance of two embedding sets a [na*d] and b [nb*d]. */
 int m2u_frechet_distance(const double *a, size_t na, const double *b, size_t nb, size_t d, double *fd);
 
+/* Fréchet distance as fad_pytorch 0.0.6's fad_score computes it (calc_score with its default
+ * method 'maji'), everything in float32 as torch does on CPU:
+ *   mu = mean of the rows; S = torch.cov (unbiased, (X - mu)^T (X - mu) / (n - 1));
+ *   A = S_a S_b; Y0 = A / ||A||_F, Z0 = I; `iters` (fad_pytorch: 20) coupled Newton-Schulz
+ *   steps T = (3 I - Z Y) / 2, Y = Y T, Z = T Z; sqrt(A) ~ Y sqrt(||A||_F);
+ *   FD = |mu_a - mu_b|^2 + tr S_a + tr S_b - 2 tr sqrt(A).
+ * 20 steps leave eigenvalues of A / ||A||_F below ~1e-7 unresolved, so this is NOT the exact
+ * distance (m2u_frechet_distance is): it is the number fad_pytorch prints, to compare with
+ * published scores.  Inputs are float32 rows a [na*d], b [nb*d]; na, nb >= 2. */
+int m2u_frechet_distance_ns(const float *a, size_t na, const float *b, size_t nb, size_t d, int iters, double *fd);
+
 /* KL(p_ref || p_gen) per pair, as audiocraft's PasstKLDivergenceMetric and
  * M2UGen compute it: sum_c p_ref * (log p_ref - log(p_gen + eps)), a class
  * with p_ref == 0 contributes 0 (torch.kl_div's xlogy).  ref and gen are

@@ -16,6 +16,7 @@
 #include "distribution_metrics.h"
 #include "eval_report.h"
 #include "eval_run.h"
+#include "fad_vggish.h"
 #include "fileio.h"
 #include "m2u_error.h"
 #include "music_report.h"
@@ -69,8 +70,22 @@ static const command_help k_commands[] = {
       "      last by default) or, without --mert, m2u's built-in spectral embedding (the mean\n"
       "      of the 25 standardised log-spectra of data/build/builtin_features.h; compare sets with\n"
       "      each other under the same settings, it is not VGGish).  Undecodable files are\n"
-      "      skipped and counted.\n",
-      "  m2u-eval fad --ref data/musiccaps_wav --gen out/generated --mert ckpt/MERT-v1-95M --out fad.json\n"},
+      "      skipped and counted.\n"
+      "  fad --embed vggish --vggish CKPT --ref DIR --gen DIR [--dump-ref A.npy --dump-gen B.npy] [--out R.json]\n"
+      "      FAD exactly as fad_pytorch 0.0.6 (`fad_embed vggish REF GEN` + `fad_score`, as M2UGen\n"
+      "      reports it): every .wav .flac .ogg .aiff .aif .mp3 under DIR (recursive); torchaudio's\n"
+      "      sinc resampler to 16 kHz; the first 2^18 samples (16.384 s; shorter files zero-padded;\n"
+      "      LONGER FILES ARE CROPPED AT THE START, where fad_embed takes an unseeded random crop);\n"
+      "      first two channels clamped and averaged; 10 chunks of 26,214 samples, one torchvggish\n"
+      "      example each (no PCA, no final ReLU): 10 rows per file; Frechet distance in float32\n"
+      "      with 20 Newton-Schulz iterations (not the exact distance `fd` gives).  Undecodable\n"
+      "      files are skipped and silent crops kept (the reference substitutes random files);\n"
+      "      both are counted.  CKPT: the torchvggish state dict as a torch zip .pth or .safetensors\n"
+      "      (vggish-10086976.pth from 2019 may be in torch's legacy format: re-save it with\n"
+      "      python3 -c \"import torch; torch.save(torch.load('vggish-10086976.pth'), 'vggish.pth')\").\n"
+      "      Prints the distance and fad_score's line \"FAD score =  X\" (X: the float32, shortest digits).\n",
+      "  m2u-eval fad --ref data/musiccaps_wav --gen out/generated --mert ckpt/MERT-v1-95M --out fad.json\n"
+      "  m2u-eval fad --embed vggish --vggish ckpt/vggish.pth --ref data/musiccaps_wav --gen out/generated --out fad.json\n"},
     {"bench",
       "  bench [--only train,mert,dataset] [--quick] [--out DIR] [--build DIR] [--python PY]\n"
       "      The toolkit's throughput, each against a reference in the same run: LoRA training\n"
@@ -662,19 +677,26 @@ static int cmd_bench(int argc, char **argv) {
 }
 
 /* m2u-eval fad: Fréchet distance between two audio sets (audio_embed.h) */
+static int write_dumps(m2u_audio_embeddings *e, const char *const *dump);
+static int cmd_fad_vggish(const char *ckpt, const char *ref, const char *gen, const char *out, const char *const *dump);
+
 static int cmd_fad(int argc, char **argv) {
-    const char *ref = NULL, *gen = NULL, *out = NULL, *dump[2] = {NULL, NULL};
+    const char *ref = NULL, *gen = NULL, *out = NULL, *dump[2] = {NULL, NULL}, *embed = NULL, *vggish = NULL;
+    int generic = 0; /* an option of the MERT / built-in embeddings was given */
     m2u_audio_embed_opts o = {.layer = -1, .clip_s = 10, .rate = 24000};
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
-        static const char *const valued[] = {"--ref",  "--gen",    "--out",  "--mert",      "--dump-ref",
-                                             "--dump-gen", "--layer", "--clip", "--max-clips", NULL};
+        static const char *const valued[] = {"--ref",  "--gen",    "--out",  "--mert",      "--dump-ref", "--dump-gen",
+                                             "--layer", "--clip", "--max-clips", "--embed", "--vggish", NULL};
         if (!is_one_of(f, valued)) return bad_usage("fad", "unknown option %s", f);
         if (!v) return bad_usage("fad", "%s needs a value", f);
         i++;
+        generic |= !strcmp(f, "--mert") || !strcmp(f, "--layer") || !strcmp(f, "--clip") || !strcmp(f, "--max-clips");
         if (!strcmp(f, "--ref")) ref = v;
         else if (!strcmp(f, "--gen")) gen = v;
+        else if (!strcmp(f, "--embed")) embed = v;
+        else if (!strcmp(f, "--vggish")) vggish = v;
         else if (!strcmp(f, "--out")) out = v;
         else if (!strcmp(f, "--mert")) o.mert_dir = v;
         else if (!strcmp(f, "--dump-ref")) dump[0] = v;
@@ -689,9 +711,16 @@ static int cmd_fad(int argc, char **argv) {
             return bad_usage("fad", "%s: not a number: %s", f, v);
         }
     }
+    if (embed && strcmp(embed, "vggish")) return bad_usage("fad", "--embed %s: the only choice is vggish", embed);
+    if (embed && !vggish) return bad_usage("fad", "--embed vggish needs --vggish CKPT");
+    if (vggish && !embed) return bad_usage("fad", "--vggish needs --embed vggish");
+    if (embed && generic)
+        return bad_usage("fad", "--mert / --layer / --clip / --max-clips do not apply to --embed vggish "
+                                "(fad_pytorch's fixed 10 chunks of 26,214 samples)");
     if (!ref || !gen || !(o.clip_s > 0)) {
         return bad_usage("fad", "%s", o.clip_s > 0 ? "need --ref and --gen" : "--clip must be > 0 seconds");
     }
+    if (embed) return cmd_fad_vggish(vggish, ref, gen, out, dump);
     m2u_audio_embeddings e[2];
     memset(e, 0, sizeof e);
     int rc = 1;
@@ -701,20 +730,7 @@ static int cmd_fad(int argc, char **argv) {
             fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
             goto done;
         }
-    for (int k = 0; k < 2; k++)
-        if (dump[k]) {
-            /* float32, as the embeddings were computed */
-            int64_t shape[2] = {(int64_t)e[k].n, (int64_t)e[k].dim};
-            size_t cnt = e[k].n * e[k].dim;
-            float *f = malloc(cnt * sizeof *f);
-            for (size_t j = 0; f && j < cnt; j++) f[j] = (float)e[k].rows[j];
-            int wrc = f ? m2u_npy_write(dump[k], M2U_F32, f, 2, shape) : m2u_fail("out of memory");
-            free(f);
-            if (wrc) {
-                fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
-                goto done;
-            }
-        }
+    if (write_dumps(e, dump)) goto done;
     if (e[0].n <= e[0].dim || e[1].n <= e[1].dim)
         fprintf(stderr, "m2u-eval: note: %zu and %zu clips for %zu dimensions: the covariances are singular, so "
                         "compare distances only between sets of similar size\n",
@@ -752,6 +768,56 @@ static int cmd_fad(int argc, char **argv) {
 done:
     m2u_audio_embeddings_free(&e[0]);
     m2u_audio_embeddings_free(&e[1]);
+    return rc;
+}
+
+/* --dump-ref / --dump-gen: the rows as float32 .npy, as they were computed; 0 or 1 (printed) */
+static int write_dumps(m2u_audio_embeddings *e, const char *const *dump) {
+    for (int k = 0; k < 2; k++)
+        if (dump[k]) {
+            int64_t shape[2] = {(int64_t)e[k].n, (int64_t)e[k].dim};
+            size_t cnt = e[k].n * e[k].dim;
+            float *f = malloc(cnt * sizeof *f);
+            for (size_t j = 0; f && j < cnt; j++) f[j] = (float)e[k].rows[j];
+            int wrc = f ? m2u_npy_write(dump[k], M2U_F32, f, 2, shape) : m2u_fail("out of memory");
+            free(f);
+            if (wrc) {
+                fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+                return 1;
+            }
+        }
+    return 0;
+}
+
+/* m2u-eval fad --embed vggish: fad_pytorch's FAD (fad_vggish.h) */
+static int cmd_fad_vggish(const char *ckpt, const char *ref, const char *gen, const char *out, const char *const *dump) {
+    m2u_fad_vggish_result r;
+    if (m2u_fad_vggish(ckpt, ref, gen, &r)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        return 1;
+    }
+    int rc = write_dumps(r.e, dump);
+    char *txt = rc ? NULL : m2u_fad_vggish_report(&r, ckpt, ref, gen);
+    /* fad_score prints numpy's float32: the fewest digits that read back as the same float */
+    char f32[32];
+    for (int p = 1; p <= 9; p++) {
+        snprintf(f32, sizeof f32, "%.*g", p, (double)(float)r.fad);
+        if ((float)strtod(f32, NULL) == (float)r.fad) break;
+    }
+    if (!rc) {
+        printf("frechet distance %.9g (vggish as fad_pytorch 0.0.6, checkpoint sha256 %.16s...; %zu reference clips from "
+               "%ld files, %zu generated clips from %ld files; %ld + %ld files skipped, %ld + %ld cropped at 0, %ld + %ld "
+               "silent)\nFAD score =  %s\n",
+               r.fad, r.sha256, r.e[0].n, r.e[0].files, r.e[1].n, r.e[1].files, r.e[0].files_skipped,
+               r.e[1].files_skipped, r.counts[0].cropped, r.counts[1].cropped, r.counts[0].silent, r.counts[1].silent,
+               f32);
+        if (out && (!txt || m2u_write_file_atomic(out, txt, strlen(txt)))) {
+            fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+            rc = 1;
+        }
+    }
+    free(txt);
+    m2u_fad_vggish_result_free(&r);
     return rc;
 }
 

@@ -29,6 +29,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort();
     }
     m2u_clear_error();
+    /* keep_channels (the FAD front end's decode): the stream's rate and first two channels */
+    o.keep_channels = 2;
+    if (m2u_audio_decode_ex(path, 0, &o, &pcm, &n, &info) == 0) {
+        int ch = info.out_channels;
+        if (ch < 1 || ch > 2 || n % ch || info.src_rate <= 0 || n / ch > 5 * (int64_t)info.src_rate + 16000) abort();
+        for (int64_t i = 0; i < n; i++)
+            if (pcm[i] != pcm[i]) abort(); /* NaN replaced */
+        free(pcm);
+    } else if (!m2u_last_error()[0] || pcm || n) {
+        abort();
+    }
+    m2u_clear_error();
     uint8_t *rgb = NULL;
     if (m2u_image_load(path, 8, 8, M2U_FIT_CROP, &rgb, NULL) == 0) free(rgb);
     m2u_clear_error();
