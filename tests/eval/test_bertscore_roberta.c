@@ -6,7 +6,8 @@
  * candidates, each without and with idf, and without and with rescale_with_baseline (baseline.tsv in
  * bert_score's LAYER,P,R,F format).  Rescaling x -> (x - b) / (1 - b) magnifies the float32 noise of
  * the raw scores by 1 / (1 - b), so a rescaled score is held to 1e-6 / (1 - b) (b of its row and metric).
- * Then what m2u_bertscore_describe reports. */
+ * Then what m2u_bertscore_describe reports, and m2u-eval captions --bert on the same directory: its
+ * report names the model, layer, idf, baseline and sha256 and its corpus means are the library's. */
 #include "bertscore.h"
 #include "m2u_error.h"
 #include "sha256.h"
@@ -81,6 +82,52 @@ static void check_set(const m2u_bertscorer *s, const cJSON *set, int num_layers,
     free(res);
 }
 
+/* m2u-eval captions --bert DIR --bert-idf --bert-baseline on three items. */
+static void check_cli(const char *sha) {
+    const char *cands[3] = {"a calm piano piece", "fast drums and bass", "an orchestra with strings"};
+    const char *refs[3][2] = {{"soft piano", "a quiet piano melody"}, {"drum and bass", "loud drums"},
+                              {"a string orchestra", "violins and cellos"}};
+    FILE *c = fopen("/tmp/m2u_bsr_c.jsonl", "w"), *r = fopen("/tmp/m2u_bsr_r.jsonl", "w");
+    for (int i = 0; c && r && i < 3; i++) {
+        fprintf(c, "{\"id\": %d, \"caption\": \"%s\"}\n", i, cands[i]);
+        fprintf(r, "{\"id\": %d, \"references\": [\"%s\", \"%s\"]}\n", i, refs[i][0], refs[i][1]);
+    }
+    if (c) fclose(c);
+    if (r) fclose(r);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "%s/m2u-eval captions --candidates /tmp/m2u_bsr_c.jsonl --references /tmp/m2u_bsr_r.jsonl --quiet "
+             "--bert %s/model --bert-idf --bert-baseline %s/baseline.tsv --out /tmp/m2u_bsr_report.json",
+             M2U_BUILD_DIR, DIR, DIR);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    cJSON *rep = t_json_load("/tmp/m2u_bsr_report.json");
+    const cJSON *bm = cJSON_GetObjectItemCaseSensitive(rep, "bertscore_model");
+    const cJSON *corpus = cJSON_GetObjectItemCaseSensitive(rep, "corpus");
+    CHECK(bm && !strcmp(cJSON_GetObjectItem(bm, "model_type")->valuestring, "roberta") &&
+              cJSON_GetObjectItem(bm, "layer")->valueint == 4 && cJSON_IsTrue(cJSON_GetObjectItem(bm, "idf")) &&
+              strstr(cJSON_GetObjectItem(bm, "baseline")->valuestring, "baseline.tsv") &&
+              !strcmp(cJSON_GetObjectItem(bm, "sha256")->valuestring, sha),
+          "report's bertscore_model");
+    m2u_bertscorer *s;
+    if (bm && corpus && m2u_bertscore_load(DIR "/model", &s) == 0) {
+        const char *const r0[2] = {refs[0][0], refs[0][1]}, *const r1[2] = {refs[1][0], refs[1][1]},
+                          *const r2[2] = {refs[2][0], refs[2][1]};
+        const char *const *rp[3] = {r0, r1, r2};
+        size_t nr[3] = {2, 2, 2};
+        double P[3], R[3], F[3];
+        m2u_bertscore_opts o = {.num_layers = 4, .idf = 1, .baseline_path = DIR "/baseline.tsv"};
+        CHECK(m2u_bertscore(s, &o, cands, rp, nr, 3, P, R, F) == 0, "%s", m2u_last_error());
+        double mr = (R[0] + R[1] + R[2]) / 3;
+        CHECK(fabs(cJSON_GetObjectItem(corpus, "bertscore_r")->valuedouble - mr) < 1e-12, "corpus R %.9f vs %.9f",
+              cJSON_GetObjectItem(corpus, "bertscore_r")->valuedouble, mr);
+        m2u_bertscore_free(s);
+    }
+    cJSON_Delete(rep);
+    remove("/tmp/m2u_bsr_c.jsonl");
+    remove("/tmp/m2u_bsr_r.jsonl");
+    remove("/tmp/m2u_bsr_report.json");
+}
+
 int main(void) {
     cJSON *scores = t_json_load(DIR "/scores.json");
     m2u_bertscorer *s = NULL;
@@ -100,5 +147,6 @@ int main(void) {
           info.default_layer, info.max_length, info.weights, info.sha256);
     m2u_bertscore_free(s);
     cJSON_Delete(scores);
+    check_cli(want_sha);
     return t_finish("test_bertscore_roberta");
 }
