@@ -152,6 +152,9 @@ static void check_rules(void) {
     write_text(vocab, "{\"a\": 1, \"b\": 1}");
     CHECK(m2u_bytebpe_load(dir, &t) != 0 && strstr(m2u_last_error(), "vocab.json"), "an id used twice: %s",
           m2u_last_error());
+    write_text(vocab, "{\"a\": 1, \"b\": 2, \"a\": 3}");
+    CHECK(m2u_bytebpe_load(dir, &t) != 0 && strstr(m2u_last_error(), "twice"), "a duplicate key: %s",
+          m2u_last_error());
     write_text(vocab, "{\"a\": 1.5}");
     CHECK(m2u_bytebpe_load(dir, &t) != 0 && strstr(m2u_last_error(), "vocab.json"), "a fractional id: %s",
           m2u_last_error());

@@ -710,8 +710,8 @@ void m2u_bytebpe_free(m2u_bytebpe *t) {
 }
 
 static int load_vocab(m2u_bytebpe *t, const char *path) {
-    cJSON *root;
-    if (m2u_json_load(path, 0, &root)) return -1;
+    cJSON *root; /* not m2u_json_load: its pairwise duplicate check is quadratic in RoBERTa's 50,265 keys */
+    if (m2u_tj_read(path, &root)) return -1;
     size_t bytes = 0;
     int32_t count = 0, max_id = -1;
     const cJSON *e;
@@ -744,7 +744,12 @@ static int load_vocab(m2u_bytebpe *t, const char *path) {
         int32_t id = (int32_t)e->valuedouble;
         size_t n = strlen(e->string);
         memcpy(w, e->string, n + 1);
-        if (str_map_put(&t->vocab, w, n, id, NULL)) goto done;
+        bool was_new;
+        if (str_map_put(&t->vocab, w, n, id, &was_new)) goto done;
+        if (!was_new) { /* json.load keeps the last; refused rather than guessed */
+            m2u_fail("%s: key \"%s\" appears twice", path, w);
+            goto done;
+        }
         if (t->id_str[id]) { /* the reference's id -> token dict would keep one of them */
             m2u_fail("%s: id %d is used twice (\"%s\", \"%s\")", path, id, t->id_str[id], w);
             goto done;
