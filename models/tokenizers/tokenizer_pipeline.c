@@ -894,7 +894,7 @@ static int parse_normalizer_one(void *ctx, const cJSON *n, const char *type, con
     } else {
         char buf[160];
         return m2u_fail("%s: type \"%s\" is not supported (only %s)", where, type,
-                        only_list(c->allowed, names, 7, buf, sizeof buf));
+                        only_list(c->allowed, names, (int)(sizeof names / sizeof names[0]), buf, sizeof buf));
     }
     if (rc == 0) {
         m2u_tj_norm_op *v = realloc(c->nz->ops, (size_t)(c->nz->n + 1) * sizeof *v);
@@ -1122,7 +1122,7 @@ static int parse_pre_one(void *ctx, const cJSON *p, const char *type, const char
     } else {
         char buf[160];
         return m2u_fail("%s: type \"%s\" is not supported (only %s)", where, type,
-                        only_list(c->allowed, names, 4, buf, sizeof buf));
+                        only_list(c->allowed, names, (int)(sizeof names / sizeof names[0]), buf, sizeof buf));
     }
     m2u_tj_pre_op *v = realloc(c->pt->ops, (size_t)(c->pt->n + 1) * sizeof *v);
     if (!v) return m2u_fail("out of memory");
@@ -1440,7 +1440,7 @@ static int parse_decoder_one(void *ctx, const cJSON *d, const char *type, const 
     } else {
         char buf[160];
         return m2u_fail("%s: type \"%s\" is not supported (only %s)", where, type,
-                        only_list(c->allowed, names, 7, buf, sizeof buf));
+                        only_list(c->allowed, names, (int)(sizeof names / sizeof names[0]), buf, sizeof buf));
     }
     m2u_tj_dec_op *v = realloc(c->d->ops, (size_t)(c->d->n + 1) * sizeof *v);
     if (!v) {
