@@ -4,10 +4,10 @@ GPT-2 / RoBERTa pre-tokenisation regex, twice: BL_U_* as the slow tokenizers run
 ByteLevel pre-tokenizer of `tokenizers` 0.20.3 (onig) runs it, each measured with the engine itself.
 The regex is
     's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+
-as the slow transformers tokenizers (GPT2Tokenizer, RobertaTokenizer) run it: with the Python `regex`
-module, measured on every Unicode scalar value with that module itself (its Unicode data is newer than
-the onig regex inside `tokenizers`, which differs on ~14,000 recently assigned letters).  \\s is
-Unicode White_Space in `regex` (checked here), i.e. m2u_is_white_space.
+The slow transformers tokenizers (GPT2Tokenizer, RobertaTokenizer) run it with the Python `regex` module,
+whose Unicode data is newer than that of the onig regex inside `tokenizers` (they differ on ~14,000
+recently assigned letters).  \\s is Unicode White_Space in both (checked here for `regex`), i.e.
+m2u_is_white_space.
 
 The onig classes are measured through ByteLevel(use_regex=True).pre_tokenize_str: "x" + c is one piece iff
 c is a letter, "0" + c iff c is a number (~40 s).
