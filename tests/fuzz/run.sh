@@ -31,8 +31,8 @@ B=$ROOT/build-fuzz
 FIX=$ROOT/tests/fixtures
 
 DEFAULT_TARGETS=(safetensors safetensors_index torch torch_pickle tokenizer_bpe tokenizer_unigram unigram_charsmap
-                 tokenizer_wordpiece tokenize model_config peft_config train_config manifest shard_schema media npy
-                 compare)
+                 tokenizer_wordpiece tokenizer_bytelevel tokenize model_config peft_config train_config manifest
+                 shard_schema media npy compare)
 # Only when named: byte-level mutation of HDF5 shards mostly finds libhdf5's own
 # weaknesses on corrupt metadata (a 4 GiB malloc for a corrupt chunk size, leaks,
 # crashes), which no m2u change can fix; m2u's defence is the manifest's sha256,
@@ -52,7 +52,8 @@ done
 declare -A MAX_LEN=([safetensors]=65536 [safetensors_index]=8192 [torch]=65536 [torch_pickle]=16384
   [tokenizer_bpe]=32768 [tokenizer_unigram]=32768 [unigram_charsmap]=262144 [tokenizer_wordpiece]=32768 [tokenize]=2048 [model_config]=8192
   [peft_config]=4096 [train_config]=4096 [manifest]=8192 [shard]=65536 [shard_schema]=512 [media]=16384 [npy]=4096
-  [compare]=16384)
+  [compare]=16384
+  [tokenizer_bytelevel]=32768)
 declare -A TIMEOUT=([unigram_charsmap]=20 [media]=20 [shard]=20 [shard_schema]=20)
 # libhdf5 has no frame pointers: the leak suppression (lsan.supp) needs the slow unwinder there
 # shard_schema's inputs are short edit programs: let them reach max_len at once
@@ -107,7 +108,7 @@ for n in json.load(open(sys.argv[1], encoding="utf-8"))["normalizer"]["normalize
     if n["type"] == "Precompiled":
         open(sys.argv[2], "wb").write(base64.b64decode(n["precompiled_charsmap"]))
 PY
-seed tokenizer_bpe "$FIX/export/base/tokenizer.json"
+seed tokenizer_bpe "$FIX/export/base/tokenizer.json" "$FIX/roberta/model/tokenizer.json"
 seed tokenizer_wordpiece "$FIX/bertscore/model/tokenizer.json"
 # tokenize: lines of the tokenizer test cases (one text per seed)
 python3 - "$FIX" "$S/tokenize" <<'EOF' || exit 2
