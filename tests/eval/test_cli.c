@@ -106,6 +106,8 @@ int main(void) {
     bad_ok("m2u-eval", "bench --out", "--out needs a value");
     bad_ok("m2u-eval", "run --run r --batch 0", "--batch 0: expected an integer in [1, 256]");
     bad_ok("m2u-eval", "fd --a x", "need --a and --b");
+    bad_ok("m2u-eval", "fd --a x --b y --meteor-wordnet w", "belong to the captions command");
+    bad_ok("m2u-eval", "captions --candidates c --references r --meteor-paraphrase", "--meteor-paraphrase needs a value");
     bad_ok("m2u-eval", "frobnicate", "unknown command \"frobnicate\"");
 
     /* m2u-export */

@@ -11,6 +11,8 @@
  *   - the same with the full installed data (/usr/share/wordnet and the
  *     installed paraphrase-en.gz; M2U_METEOR_WORDNET / M2U_METEOR_PARAPHRASE
  *     point elsewhere), skipped with a message when they are absent;
+ *   - m2u-eval captions with --meteor-wordnet / --meteor-paraphrase equals
+ *     pycocoevalcap's METEOR on tests/fixtures/eval/captions.json;
  *   - load errors name the file. */
 #include "caption_metrics.h"
 #include "m2u_error.h"
@@ -146,6 +148,51 @@ static void test_errors(const fixture *f) {
     CHECK(m2u_meteor(&f->set, &p, &c, NULL) == -1 && strstr(m2u_last_error(), "WordNet"), "synonyms without data");
 }
 
+/* m2u-eval captions on the 62 groups of captions.json (a subset of meteor.json's sentences) */
+static void test_cli(void) {
+    char cmd[4096], rep[256];
+    snprintf(rep, sizeof rep, "/tmp/m2u_meteor_cli_%d.json", (int)getpid());
+    snprintf(cmd, sizeof cmd,
+             "%s/m2u-eval captions --candidates %s/eval/candidates.jsonl --references %s/eval/references.jsonl "
+             "--meteor-wordnet %s/eval/meteor_data --meteor-paraphrase %s/eval/meteor_data/paraphrase-en.gz "
+             "--out %s --quiet",
+             M2U_BUILD_DIR, M2U_FIXTURES, M2U_FIXTURES, M2U_FIXTURES, M2U_FIXTURES, rep);
+    CHECK(system(cmd) == 0, "%s failed", cmd);
+    cJSON *r = t_json_load(rep), *want = NULL;
+    snprintf(cmd, sizeof cmd, "%s/eval/captions.json", M2U_FIXTURES);
+    want = t_json_load(cmd);
+    CHECK(r && want, "report or captions.json missing");
+    if (r && want) {
+        const cJSON *mods = cJSON_GetObjectItem(r, "meteor_modules");
+        CHECK(cJSON_IsString(mods) && strcmp(mods->valuestring, "exact,stem,synonym,paraphrase") == 0, "modules");
+        double got = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "corpus"), "meteor")->valuedouble;
+        double w = cJSON_GetObjectItem(cJSON_GetObjectItem(want, "metrics"), "meteor")->valuedouble;
+        CHECK(fabs(got - w) <= TOL, "m2u-eval captions METEOR %.17g vs pycocoevalcap %.17g", got, w);
+        const cJSON *items = cJSON_GetObjectItem(r, "items"), *groups = cJSON_GetObjectItem(want, "groups");
+        int bad = 0, n = cJSON_GetArraySize(items);
+        CHECK(n == cJSON_GetArraySize(groups), "%d items", n);
+        for (int i = 0; i < n && i < cJSON_GetArraySize(groups); i++) {
+            double a = cJSON_GetObjectItem(cJSON_GetArrayItem(items, i), "meteor")->valuedouble;
+            double b = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(groups, i), "scores"), "meteor")->valuedouble;
+            bad += fabs(a - b) > TOL;
+        }
+        CHECK(bad == 0, "%d items of m2u-eval captions differ from pycocoevalcap's METEOR", bad);
+        printf("m2u-eval captions: METEOR %.9f vs pycocoevalcap %.9f, %d items\n", got, w, n);
+    }
+    cJSON_Delete(r);
+    cJSON_Delete(want);
+    unlink(rep);
+    /* without data: exact and stem, and the modules say so */
+    const char *cand[] = {"a quick tune"}, *r0[] = {"a fast song"};
+    const char *const *refs[] = {r0};
+    int nr[] = {1};
+    m2u_caption_scores c;
+    const char *mods = NULL;
+    CHECK(m2u_caption_evaluate_meteor(1, cand, refs, nr, NULL, NULL, &c, NULL, &mods) == 0 && mods &&
+              strcmp(mods, "exact,stem") == 0,
+          "modules without data: %s", mods ? mods : "(none)");
+}
+
 int main(void) {
     char path[1024], wn[1024], para[1024];
     snprintf(path, sizeof path, "%s/eval/meteor.json", M2U_FIXTURES);
@@ -210,6 +257,7 @@ int main(void) {
             m2u_meteor_data_free(d);
         }
     }
+    test_cli();
     test_errors(&f);
     free(per);
     free(per2);
