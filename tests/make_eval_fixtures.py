@@ -7,7 +7,8 @@ Python (and Java) are only used to *make* reference files; the C toolkit never r
 Pinned versions (the script refuses to run with others, since outputs must be identical across
 regenerations):
     pycocoevalcap 1.2 (bundles stanford-corenlp-3.4.1.jar and meteor-1.5.jar),
-    numpy 1.26.4, scipy 1.17.1, Java: OpenJDK 17 (/usr/bin/java)
+    numpy 1.26.4, scipy 1.17.1, Java: OpenJDK 17 (/usr/bin/java),
+    WordNet 3.0 as Debian 12 ships it (wordnet-base, wordnet-sense-index 1:3.0-37: /usr/share/wordnet)
 
 Usage:  python3 tests/make_eval_fixtures.py      (from the repository root or anywhere)
 
@@ -16,8 +17,12 @@ What it runs (see tests/fixtures/eval/README.md):
     as pycocoevalcap/eval.py does (tokenise gts and res, then score);
   * the same tokenizer on extra sentences (TOKENIZE_ONLY + the captions and answers of
     data/demo/music_text.jsonl) for the tokenizer test;
-  * meteor-1.5.jar once more with only the exact and stem modules (-m "exact stem" -w "1.0 0.6"),
-    the subset m2u implements in C;
+  * meteor-1.5.jar once more with only the exact and stem modules (-m "exact stem" -w "1.0 0.6");
+  * full METEOR (pycocoevalcap's Meteor(): exact, stem, synonym, paraphrase) on 322 groups
+    (meteor_full): the synonym tables rebuilt from /usr/share/wordnet by the rules of
+    cmu-mtlab/meteor scripts/build_wordnet_files.py and compared with the jar's; every word's
+    synsets from the jar's SynonymDictionary; the subset of WordNet and of paraphrase-en.gz those
+    sentences can touch, written to tests/fixtures/eval/meteor_data/ for the C test;
   * scipy.linalg.sqrtm Frechet distances on seeded random embedding sets, and numpy KL divergences.
 """
 import importlib.metadata
