@@ -903,7 +903,6 @@ static int align_stats(const mwords *t, const mwords *r, const m2u_meteor_params
     int rc = -1;
     mvec all_m = {0};
     mmatch *mt = NULL;
-    int nm = 0;
     int *first = calloc((size_t)n2 + 1, sizeof *first), *count = calloc((size_t)n2 + 1, sizeof *count);
     int *cov1 = calloc((size_t)n1 + 1, sizeof *cov1), *cov2 = calloc((size_t)n2 + 1, sizeof *cov2);
     pvec paths = {0}, next = {0}, all = {0};
@@ -951,8 +950,6 @@ static int align_stats(const mwords *t, const mwords *r, const m2u_meteor_params
         int j = all_m.v[k].start;
         mt[first[j] + count[j]++] = all_m.v[k];
     }
-    nm = all_m.n;
-    (void)nm;
     /* initial path: one-to-one, non-overlapping matches are fixed */
     mpath *init = path_new(n1, n2);
     if (!init || pv_push(&all, init)) { path_free(init); goto oom; }

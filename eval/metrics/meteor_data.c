@@ -49,6 +49,7 @@
 
 typedef struct {
     char **key;
+    uint64_t *hash; /* of each key: most probes end on a hash mismatch, without touching the key */
     int *val;
     size_t cap, n;
 } strmap;
@@ -56,21 +57,25 @@ typedef struct {
 static uint64_t hash_bytes(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
+    return h ^ (h >> 29);
 }
 
 static void sm_free(strmap *m) {
     for (size_t i = 0; i < m->cap; i++) free(m->key[i]);
     free(m->key);
+    free(m->hash);
     free(m->val);
     memset(m, 0, sizeof *m);
 }
 
-static size_t sm_slot(const strmap *m, const char *s, size_t n) {
-    size_t i = (size_t)hash_bytes(s, n) & (m->cap - 1);
-    while (m->key[i] && !(strlen(m->key[i]) == n && memcmp(m->key[i], s, n) == 0)) i = (i + 1) & (m->cap - 1);
+static size_t sm_slot_h(const strmap *m, const char *s, size_t n, uint64_t h) {
+    size_t i = (size_t)h & (m->cap - 1);
+    while (m->key[i] && !(m->hash[i] == h && strlen(m->key[i]) == n && memcmp(m->key[i], s, n) == 0))
+        i = (i + 1) & (m->cap - 1);
     return i;
 }
+
+static size_t sm_slot(const strmap *m, const char *s, size_t n) { return sm_slot_h(m, s, n, hash_bytes(s, n)); }
 
 static int sm_get(const strmap *m, const char *s, size_t n) {
     if (!m->cap) return -1;
@@ -80,20 +85,24 @@ static int sm_get(const strmap *m, const char *s, size_t n) {
 
 static int sm_grow(strmap *m) {
     size_t cap = m->cap ? m->cap * 2 : 1024;
-    strmap g = {calloc(cap, sizeof(char *)), malloc(cap * sizeof(int)), cap, 0};
-    if (!g.key || !g.val) {
+    strmap g = {calloc(cap, sizeof(char *)), malloc(cap * sizeof(uint64_t)), malloc(cap * sizeof(int)), cap, 0};
+    if (!g.key || !g.hash || !g.val) {
         free(g.key);
+        free(g.hash);
         free(g.val);
         return -1;
     }
     for (size_t i = 0; i < m->cap; i++)
         if (m->key[i]) {
-            size_t j = sm_slot(&g, m->key[i], strlen(m->key[i]));
+            size_t j = (size_t)m->hash[i] & (cap - 1);
+            while (g.key[j]) j = (j + 1) & (cap - 1);
             g.key[j] = m->key[i];
+            g.hash[j] = m->hash[i];
             g.val[j] = m->val[i];
             g.n++;
         }
     free(m->key);
+    free(m->hash);
     free(m->val);
     *m = g;
     return 0;
@@ -102,7 +111,8 @@ static int sm_grow(strmap *m) {
 /* Value of s, inserting `val` when absent; *added says which.  -1: out of memory. */
 static int sm_put(strmap *m, const char *s, size_t n, int val, int *added) {
     if ((m->n + 1) * 2 > m->cap && sm_grow(m)) return -1;
-    size_t i = sm_slot(m, s, n);
+    uint64_t h = hash_bytes(s, n);
+    size_t i = sm_slot_h(m, s, n, h);
     *added = 0;
     if (m->key[i]) return m->val[i];
     char *k = malloc(n + 1);
@@ -110,6 +120,7 @@ static int sm_put(strmap *m, const char *s, size_t n, int val, int *added) {
     memcpy(k, s, n);
     k[n] = 0;
     m->key[i] = k;
+    m->hash[i] = h;
     m->val[i] = val;
     m->n++;
     *added = 1;
@@ -288,7 +299,6 @@ oom:
 
 int m2u_meteor_parse_exc(m2u_meteor_data *d, const char *buf, size_t len, const char *name) {
     const char *end = buf + len;
-    (void)name;
     for (const char *p = buf; p < end;) {
         const char *le = line_end(p, end), *q = p, *f, *b;
         size_t fn, bn;
@@ -441,9 +451,9 @@ oom:
 /* Paraphrase table                                                    */
 
 static uint64_t hash_ids(const int *ids, int n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < n; i++) h = (h ^ (uint32_t)ids[i]) * 1099511628211ULL;
-    return h ^ (uint64_t)n;
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)n;
+    for (int i = 0; i < n; i++) h = (h ^ (uint32_t)ids[i]) * 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 31);
 }
 
 static int ph_same(const m2u_meteor_data *d, int e, const int *ids, int n) {
