@@ -28,16 +28,19 @@ PKGS=(
 )
 
 SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "install-deps: run as root" >&2; exit 1; }
-  SUDO=sudo
-fi
+need_root() { # only what needs installing asks for root
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: run as root ($1)" >&2; exit 1; }
+    SUDO=sudo
+  fi
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  need_root "missing: ${missing[*]}"
   echo "install-deps: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
@@ -62,6 +65,7 @@ with zipfile.ZipFile(sys.argv[1]) as z, z.open("pycocoevalcap/meteor/data/paraph
 PY
   echo "$PARA_MD5  $tmp/paraphrase-en.gz" | md5sum -c --status || {
     echo "install-deps: paraphrase-en.gz from the pycocoevalcap 1.2 wheel has an unexpected md5" >&2; exit 1; }
+  need_root "installing $PARA_DIR/paraphrase-en.gz"
   $SUDO install -d "$PARA_DIR"
   $SUDO install -m 0644 "$tmp/paraphrase-en.gz" "$PARA_DIR/paraphrase-en.gz"
 fi
