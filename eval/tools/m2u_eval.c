@@ -344,6 +344,9 @@ done:
 
 /* captions --bert: BERTScore options (NULL dir: off). */
 static const char *g_bert_dir;
+static int g_bert_layers = -1, g_bert_idf;
+
+/* captions: METEOR's data options */
 static const char *g_meteor_wordnet, *g_meteor_paraphrase; /* --meteor-wordnet / --meteor-paraphrase */
 
 /* METEOR's data: the path given, else the installed default when it is there;
@@ -358,7 +361,6 @@ static const char *meteor_path(const char *given, const char *def, const char *p
     snprintf(why + l, cap - l, "%s%s not found at %s", l ? "; " : "", what, p);
     return NULL;
 }
-static int g_bert_layers = -1, g_bert_idf;
 
 /* BERTScore of the matched items into p/r/f (nc each); *layers gets the layer used. */
 static int bert_scores(int nc, const char **ctext, const char *const **rtext, const int *nref, double *p, double *r,
