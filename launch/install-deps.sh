@@ -22,22 +22,50 @@ PKGS=(
   python3-h5py python3-numpy      # tests read shards the way users do
   chromium                 # test_eval_report renders the HTML report headless and checks the screenshot
   clang libclang-rt-14-dev # tests/fuzz: libFuzzer + sanitizers; Debian 12 ships clang's fuzzer runtime separately
+  zlib1g-dev               # METEOR's paraphrase table (gzip)
+  wordnet-base wordnet-sense-index # METEOR's synonym module: WordNet 3.0 *.exc and index.sense (/usr/share/wordnet)
+  python3-pip              # fetches METEOR's paraphrase table from the pycocoevalcap wheel (below)
 )
+
+SUDO=""
+need_root() { # only what needs installing asks for root
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: run as root ($1)" >&2; exit 1; }
+    SUDO=sudo
+  fi
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  need_root "missing: ${missing[*]}"
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "install-deps: run as root (missing: ${missing[*]})" >&2; exit 1; }
-  SUDO=sudo
+# METEOR's paraphrase table (m2u-eval captions' paraphrase module): not packaged by Debian.  It is
+# the file meteor/data/paraphrase-en.gz of the pycocoevalcap 1.2 wheel on PyPI (the table
+# pycocoevalcap's METEOR reads), fetched here at install time, never by m2u at run time.
+PARA_DIR=/usr/local/share/m2u/meteor
+PARA_MD5=5527855eaff959a6ef7cfb4eb028210b
+if ! echo "$PARA_MD5  $PARA_DIR/paraphrase-en.gz" | md5sum -c --status 2>/dev/null; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  echo "install-deps: fetching METEOR's paraphrase table (pycocoevalcap 1.2 wheel, 104 MB)" >&2
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" pycocoevalcap==1.2
+  python3 - "$tmp"/pycocoevalcap-1.2-py3-none-any.whl "$tmp/paraphrase-en.gz" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("pycocoevalcap/meteor/data/paraphrase-en.gz") as src, \
+        open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  echo "$PARA_MD5  $tmp/paraphrase-en.gz" | md5sum -c --status || {
+    echo "install-deps: paraphrase-en.gz from the pycocoevalcap 1.2 wheel has an unexpected md5" >&2; exit 1; }
+  need_root "installing $PARA_DIR/paraphrase-en.gz"
+  $SUDO install -d "$PARA_DIR"
+  $SUDO install -m 0644 "$tmp/paraphrase-en.gz" "$PARA_DIR/paraphrase-en.gz"
 fi
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -7,7 +7,8 @@ Python (and Java) are only used to *make* reference files; the C toolkit never r
 Pinned versions (the script refuses to run with others, since outputs must be identical across
 regenerations):
     pycocoevalcap 1.2 (bundles stanford-corenlp-3.4.1.jar and meteor-1.5.jar),
-    numpy 1.26.4, scipy 1.17.1, Java: OpenJDK 17 (/usr/bin/java)
+    numpy 1.26.4, scipy 1.17.1, Java: OpenJDK 17 (/usr/bin/java),
+    WordNet 3.0 as Debian 12 ships it (wordnet-base, wordnet-sense-index 1:3.0-37: /usr/share/wordnet)
 
 Usage:  python3 tests/make_eval_fixtures.py      (from the repository root or anywhere)
 
@@ -16,8 +17,12 @@ What it runs (see tests/fixtures/eval/README.md):
     as pycocoevalcap/eval.py does (tokenise gts and res, then score);
   * the same tokenizer on extra sentences (TOKENIZE_ONLY + the captions and answers of
     data/demo/music_text.jsonl) for the tokenizer test;
-  * meteor-1.5.jar once more with only the exact and stem modules (-m "exact stem" -w "1.0 0.6"),
-    the subset m2u implements in C;
+  * meteor-1.5.jar once more with only the exact and stem modules (-m "exact stem" -w "1.0 0.6");
+  * full METEOR (pycocoevalcap's Meteor(): exact, stem, synonym, paraphrase) on 322 groups
+    (meteor_full): the synonym tables rebuilt from /usr/share/wordnet by the rules of
+    cmu-mtlab/meteor scripts/build_wordnet_files.py and compared with the jar's; every word's
+    synsets from the jar's SynonymDictionary; the subset of WordNet and of paraphrase-en.gz those
+    sentences can touch, written to tests/fixtures/eval/meteor_data/ for the C test;
   * scipy.linalg.sqrtm Frechet distances on seeded random embedding sets, and numpy KL divergences.
 """
 import importlib.metadata
@@ -253,10 +258,22 @@ public class M2uMeteorHelper {
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         PrintStream out = new PrintStream(System.out, true, "UTF-8");
         org.tartarus.snowball.ext.englishStemmer st = new org.tartarus.snowball.ext.englishStemmer();
+        edu.cmu.meteor.aligner.SynonymDictionary syn = null;
+        if (args[0].equals("syn")) {
+            String d = edu.cmu.meteor.util.Constants.DEFAULT_SYN_DIR_URL.toString();
+            syn = new edu.cmu.meteor.aligner.SynonymDictionary(new java.net.URL(d + "/english.exceptions"),
+                new java.net.URL(d + "/english.synsets"), new java.net.URL(d + "/english.relations"));
+        }
         String line;
         while ((line = in.readLine()) != null) {
             if (args[0].equals("stem")) {
                 st.setCurrent(line); st.stem(); out.println(st.getCurrent());
+            } else if (args[0].equals("syn")) {
+                java.util.TreeSet<Integer> set = new java.util.TreeSet<Integer>(syn.getSynSets(line));
+                set.addAll(syn.getStemSynSets(line));
+                StringBuilder b = new StringBuilder();
+                for (int x : set) b.append(b.length() > 0 ? " " : "").append(x);
+                out.println(b);
             } else {
                 out.println(edu.cmu.meteor.util.Normalizer.normalizeLine(line, 0, true).toLowerCase());
             }
@@ -267,7 +284,8 @@ public class M2uMeteorHelper {
 
 
 def meteor_java(mode, lines):
-    """Snowball English stems / Meteor's -norm normalisation, straight from meteor-1.5.jar."""
+    """Snowball English stems / Meteor's -norm normalisation / a word's synsets (SynonymDictionary
+    getSynSets + getStemSynSets, sorted), straight from meteor-1.5.jar."""
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         src = os.path.join(d, "M2uMeteorHelper.java")
@@ -414,11 +432,255 @@ def distributions():
                    "mean": float(cos.mean())}})
 
 
+# ---------------------------------------------------------------------------------------------
+# Full METEOR (exact, stem, synonym, paraphrase) on >= 300 groups, and the data subset the C test
+# reads (tests/fixtures/eval/meteor_data/).
+
+WORDNET_DIR = "/usr/share/wordnet"  # Debian wordnet-base + wordnet-sense-index 1:3.0-37
+EXC_FILES = ["adj.exc", "adv.exc", "noun.exc", "verb.exc"]
+
+# synonym groups: a candidate and its references pick different members, so the synonym and
+# paraphrase modules have work to do
+SYN = {
+    "slow": ["slow", "leisurely", "unhurried", "slow-paced", "sluggish"],
+    "fast": ["fast", "quick", "rapid", "speedy", "swift", "up-tempo"],
+    "sad": ["sad", "melancholy", "sorrowful", "mournful", "gloomy", "depressing", "unhappy"],
+    "happy": ["happy", "cheerful", "joyful", "glad", "merry", "upbeat", "jolly"],
+    "calm": ["calm", "peaceful", "tranquil", "serene", "relaxing", "soothing", "quiet"],
+    "energetic": ["energetic", "lively", "vigorous", "dynamic", "spirited", "animated"],
+    "dark": ["dark", "sinister", "ominous", "menacing", "grim"],
+    "loud": ["loud", "noisy", "powerful", "thunderous", "intense"],
+    "soft": ["soft", "gentle", "mellow", "delicate", "tender", "faint"],
+    "song": ["song", "tune", "track", "piece", "composition", "number", "melody", "recording"],
+    "plays": ["plays", "performs", "is playing", "is performing", "strums", "executes"],
+    "sings": ["sings", "is singing", "chants", "croons", "vocalizes", "sang"],
+    "features": ["features", "includes", "contains", "has", "uses", "incorporates"],
+    "with": ["with", "accompanied by", "along with", "together with", "backed by", "alongside"],
+    "singer": ["singer", "vocalist", "voice", "crooner"],
+    "man": ["man", "male", "guy", "gentleman", "men"],
+    "woman": ["woman", "female", "lady", "girl", "women"],
+    "begins": ["begins", "starts", "opens", "commences", "kicks off"],
+    "ends": ["ends", "finishes", "concludes", "stops", "fades out"],
+    "background": ["in the background", "behind", "underneath", "in the back"],
+    "many": ["many", "a lot of", "lots of", "plenty of", "numerous", "several"],
+    "big": ["big", "large", "huge", "great", "massive"],
+    "small": ["small", "little", "tiny", "minor"],
+    "beautiful": ["beautiful", "lovely", "pretty", "gorgeous", "nice", "fine"],
+    "old": ["old", "vintage", "retro", "ancient", "classic", "older"],
+    "drums": ["drums", "percussion", "drumming", "drum kit", "beats"],
+    "guitar": ["guitar", "acoustic guitar", "electric guitar", "guitars"],
+    "piano": ["piano", "keyboard", "keys", "pianos"],
+    "violin": ["violin", "fiddle", "strings", "violins"],
+    "bass": ["bass", "bass guitar", "bassline", "bass line"],
+    "synth": ["synth", "synthesizer", "synthesiser", "electronic keyboard"],
+    "quality": ["low quality", "poor quality", "bad quality", "amateur recording", "lo-fi"],
+    "sounds": ["sounds like", "resembles", "is similar to", "seems like", "feels like"],
+    "children": ["children", "kids", "child", "youngsters"],
+    "good": ["good", "better", "best", "great", "excellent"],
+    "dance": ["dance", "dancing", "danced", "dances", "club"],
+}
+GENRES = ["rock", "jazz", "pop", "classical", "folk", "electronic", "hip hop", "country", "blues", "reggae",
+          "metal", "ambient", "funk", "soul", "techno", "orchestral", "gospel", "latin", "punk", "disco"]
+TEMPLATES = [
+    "a {mood} {genre} {song} {with} {inst1} and {inst2}",
+    "the {inst1} {plays} a {mood} {song} while the {inst2} {plays} {background}",
+    "a {man} {sings} over a {tempo} {inst1} {song}",
+    "this is a {tempo} {genre} {song} that {features} {many} {inst1}",
+    "a {woman} {singer} {sings} a {mood} {song} {with} {inst1}",
+    "the {song} {begins} with a {soft} {inst1} and {ends} with {loud} {inst2}",
+    "{quality} of a {genre} {song} with {big} {inst1}",
+    "it {sounds} a {mood} {genre} {song} for {children}",
+    "a {beautiful} {old} {genre} {song} with {small} {inst1} parts",
+    "{tempo} {genre} music to {dance} to, {good} for a party",
+    "a {tempo} {inst1} solo, {mood} and {soft}, {with} {inst2} {background}",
+    "{children} {sings} a {happy} {song} {with} {inst1} and clapping",
+]
+MOODS = ["sad", "happy", "calm", "energetic", "dark"]
+INSTS = ["drums", "guitar", "piano", "violin", "bass", "synth"]
+
+
+def gen_groups(n, seed=20261206):
+    import random
+    rng = random.Random(seed)
+    groups = []
+    for g in range(n):
+        t = TEMPLATES[g % len(TEMPLATES)]
+        slots = {"mood": rng.choice(MOODS), "genre": rng.choice(GENRES), "inst1": rng.choice(INSTS),
+                 "inst2": rng.choice(INSTS), "tempo": rng.choice(["slow", "fast"])}
+        keys = list(SYN)
+
+        def render(template, variation):
+            vals = {}
+            for k in keys:
+                opts = SYN[k]
+                vals[k] = opts[0] if rng.random() > variation else rng.choice(opts)
+            for slot in ("mood", "tempo", "inst1", "inst2"):
+                opts = SYN[slots[slot]]
+                vals[slot] = opts[0] if rng.random() > variation else rng.choice(opts)
+            vals["genre"] = slots["genre"]
+            return template.format(**vals)
+        cand = render(t, 0.8)
+        if rng.random() < 0.3:  # drop or swap a phrase now and then: partial matches, more chunks
+            w = cand.split()
+            i = rng.randrange(len(w))
+            cand = " ".join(w[:i] + w[i + 1:]) if rng.random() < 0.5 else " ".join(w[i:] + w[:i])
+        nref = rng.choice([2, 3, 4])
+        refs = [render(TEMPLATES[(g + k * rng.randrange(1, 3)) % len(TEMPLATES)] if k == nref - 1 else t, 0.7)
+                for k in range(nref)]
+        cand = cand[0].upper() + cand[1:] + rng.choice([".", ".", "!", ""])
+        refs = [r[0].upper() + r[1:] + "." for r in refs]
+        groups.append((cand, refs))
+    return groups
+
+
+def wordnet_tables(wn):
+    """english.synsets / english.exceptions as build_wordnet_files.py writes them from the WordNet
+    dict folder wn, as lists of lines; restore=True moves Debian 1:3.0-37's renumbered offsets back
+    (verb synsets in [613036, 2422967) by -18, adjective synsets from 1681478 by -1; see
+    eval/metrics/meteor_data.c)."""
+    exc = {}
+    for f in EXC_FILES:
+        with open(os.path.join(wn, f)) as fh:
+            for line in fh:
+                w = line.split()
+                for b in w[1:]:
+                    exc.setdefault(b, []).append(w[0])
+    exc_lines = []
+    for b in sorted(exc):
+        exc_lines += [b, " ".join(exc[b])]
+    with open(os.path.join(wn, "index.sense")) as fh:
+        sense = [ln.split() for ln in fh if ln.strip()]
+    keys = {t[0]: t[1] for t in sense}
+    fix_v = keys.get("forget%2:31:02::") == "00613036"
+    fix_a = keys.get("placed%5:00:00:arranged:00") == "01681478"
+
+    def synsets(restore):
+        out, cur, ss = [], "", ""
+        for t in sense:
+            word, pos, off = t[0].split("%")[0], t[0].split("%")[1][:1], int(t[1])
+            if restore and fix_v and pos == "2" and 613036 <= off < 2422967:
+                off -= 18
+            if restore and fix_a and pos in "35" and off >= 1681478:
+                off -= 1
+            if word != cur:
+                if cur:
+                    out += [cur, ss.strip()]
+                cur, ss = word, ""
+            ss += "%08d " % off
+        return out + [cur, ss.strip()]
+    return synsets(False), synsets(True), exc_lines, (fix_v, fix_a)
+
+
+def jar_resource(name):
+    import zipfile
+    with zipfile.ZipFile(os.path.join(PKG, "meteor", "meteor-1.5.jar")) as z:
+        lines = z.read(name).decode().split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def morph_candidates(w):
+    sufx = ["s", "ses", "xes", "zes", "ches", "shes", "men", "ies", "s", "ies", "es", "es", "ed", "ed", "ing",
+            "ing", "er", "est", "er", "est"]
+    addr = ["", "s", "x", "z", "ch", "sh", "man", "y", "", "y", "e", "", "e", "", "e", "", "", "", "e", "e"]
+    return [w[:len(w) - len(s)] + a for s, a in zip(sufx, addr) if w.endswith(s)]
+
+
+def meteor_full():
+    import gzip
+    if not os.path.exists(os.path.join(WORDNET_DIR, "index.sense")):
+        sys.exit("make_eval_fixtures: needs WordNet 3.0 in /usr/share/wordnet (apt-get install wordnet-base "
+                 "wordnet-sense-index)")
+    # 1. the synonym tables rebuilt from Debian's WordNet against the jar's
+    raw, restored, exc_lines, fixes = wordnet_tables(WORDNET_DIR)
+    jar_syn, jar_exc = jar_resource("synonym/english.synsets"), jar_resource("synonym/english.exceptions")
+    raw_diff = sum(1 for i in range(0, min(len(raw), len(jar_syn)), 2) if raw[i:i + 2] != jar_syn[i:i + 2])
+    check = {"jar_synsets_entries": len(jar_syn) // 2, "jar_exceptions_entries": len(jar_exc) // 2,
+             "rebuilt_synsets_entries": len(restored) // 2, "rebuilt_exceptions_entries": len(exc_lines) // 2,
+             "debian_renumbering_detected": list(fixes),
+             "synsets_equal_without_renumbering": raw == jar_syn,
+             "synsets_entries_differing_without_renumbering": raw_diff,
+             "synsets_equal": restored == jar_syn, "exceptions_equal": exc_lines == jar_exc}
+    print("make_eval_fixtures: WordNet check", check)
+    if not (check["synsets_equal"] and check["exceptions_equal"]):
+        sys.exit("make_eval_fixtures: synonym tables rebuilt from /usr/share/wordnet differ from the jar's")
+    # 2. the groups, tokenised as pycocoevalcap/eval.py does, scored by the jar
+    groups = list(CAPTION_GROUPS) + gen_groups(260)
+    gts = {i: [{"caption": r} for r in refs] for i, (_, refs) in enumerate(groups)}
+    res = {i: [{"caption": c}] for i, (c, _) in enumerate(groups)}
+    tok = PTBTokenizer()
+    gts_t, res_t = tok.tokenize(gts), tok.tokenize(res)
+    score, scores = Meteor().compute_score(gts_t, res_t)
+    es, ess = meteor_subset(gts_t, res_t, "exact stem", "1.0 0.6")
+    # 3. every word Meteor sees (its own normalisation of the lines it is given)
+    lines = sorted(set([res_t[i][0].replace("|||", "").replace("  ", " ") for i in res_t] +
+                       [r for i in gts_t for r in gts_t[i]]))
+    words = sorted(set(w for n in meteor_java("norm", lines) for w in n.split()))
+    vocab = set(words)
+    syn_of = meteor_java("syn", words)
+    # 4. the data subset.  Why it gives the same answers as the full data for these sentences:
+    #  - synonyms: a word's synsets come from the lemma entries of the word itself, of its exception
+    #    bases (exception lines whose inflected form is the word) and of the first morph() candidate
+    #    that is a lemma; the subset keeps every index.sense line of every such lemma and of every
+    #    morph() candidate that is a lemma at all (so the first one found is the same), and every
+    #    exception line of every word; plus the two lines m2u uses to recognise Debian's numbering;
+    #  - paraphrases: a match needs every word of an entry's phrase in one sentence and every word
+    #    of its paraphrase in the other, so entries with a word outside the sentences' words never
+    #    match; the kept entries stay in file order, which fixes the order Meteor proposes matches in
+    #    (word ids are only compared for equality, so a smaller vocabulary changes nothing).
+    exc_bases = {}
+    sub = os.path.join(OUT, "meteor_data")
+    os.makedirs(sub, exist_ok=True)
+    for f in EXC_FILES:
+        keep = []
+        with open(os.path.join(WORDNET_DIR, f)) as fh:
+            for line in fh:
+                w = line.split()
+                if w and w[0] in vocab:
+                    keep.append(line)
+                    exc_bases.setdefault(w[0], []).extend(w[1:])
+        with open(os.path.join(sub, f), "w") as fh:
+            fh.writelines(keep)
+    need = set()
+    for w in vocab:
+        need.add(w)
+        need.update(exc_bases.get(w, []))
+        need.update(morph_candidates(w))
+    fingerprints = {"forget%2:31:02::", "placed%5:00:00:arranged:00"}
+    with open(os.path.join(WORDNET_DIR, "index.sense")) as fh:
+        keep = [ln for ln in fh if ln.split() and (ln.split()[0].split("%")[0] in need or ln.split()[0] in fingerprints)]
+    with open(os.path.join(sub, "index.sense"), "w") as fh:
+        fh.writelines(keep)
+    para = os.path.join(PKG, "meteor", "data", "paraphrase-en.gz")
+    kept, total = [], 0
+    with gzip.open(para, "rt", encoding="utf-8") as fh:
+        while True:
+            p = fh.readline()
+            if not p:
+                break
+            ref, par = fh.readline(), fh.readline()
+            total += 1
+            if all(w in vocab for w in ref.split()) and all(w in vocab for w in par.split()):
+                kept.append(p + ref + par)
+    with open(os.path.join(sub, "paraphrase-en.gz"), "wb") as raw_f:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw_f, mtime=0) as gz:
+            gz.write("".join(kept).encode())
+    print(f"make_eval_fixtures: subset {len(keep)} index.sense lines, {len(kept)}/{total} paraphrase entries")
+    out = {"versions": VERSIONS, "n": len(groups), "wordnet_check": check,
+           "metrics": {"meteor": float(score), "meteor_exact_stem": float(es)},
+           "subset": {"index_sense_lines": len(keep), "paraphrase_entries": len(kept), "paraphrase_total": total},
+           "synsets": [{"word": w, "synsets": [int(x) for x in s.split()]} for w, s in zip(words, syn_of)],
+           "groups": [{"candidate": groups[i][0], "references": groups[i][1], "candidate_tok": res_t[i][0],
+                       "references_tok": gts_t[i], "meteor": float(scores[i]), "meteor_exact_stem": float(ess[i])}
+                      for i in range(len(groups))]}
+    dump(os.path.join(OUT, "meteor.json"), out)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     tokenization()
     captions()
     distributions()
+    meteor_full()
     print("make_eval_fixtures: wrote", OUT)
 
 

@@ -483,6 +483,13 @@ done:
 
 int m2u_caption_evaluate(size_t n, const char *const *cands, const char *const *const *refs, const int *n_refs,
                          m2u_caption_scores *corpus, m2u_caption_scores *per_item) {
+    return m2u_caption_evaluate_meteor(n, cands, refs, n_refs, NULL, NULL, corpus, per_item, NULL);
+}
+
+int m2u_caption_evaluate_meteor(size_t n, const char *const *cands, const char *const *const *refs,
+                                const int *n_refs, const char *wordnet_dir, const char *paraphrase_path,
+                                m2u_caption_scores *corpus, m2u_caption_scores *per_item,
+                                const char **meteor_modules) {
     if (n == 0) return m2u_fail("caption metrics: no items");
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
@@ -491,6 +498,7 @@ int m2u_caption_evaluate(size_t n, const char *const *cands, const char *const *
     }
     int rc = -1;
     char **ctok = NULL, **rtok = NULL;
+    m2u_meteor_data *mdata = NULL;
     const char **flat = malloc(total * sizeof *flat);
     const char **rptr_flat = NULL;
     const char *const **rptr = malloc(n * sizeof *rptr);
@@ -509,8 +517,14 @@ int m2u_caption_evaluate(size_t n, const char *const *cands, const char *const *
         k += (size_t)n_refs[i];
     }
     m2u_caption_set set = {n, (const char *const *)ctok, rptr, n_refs};
+    /* METEOR's data: the paraphrase table filtered by this set's sentences */
+    mdata = m2u_meteor_data_new();
+    if (!mdata) goto done;
+    if (wordnet_dir && m2u_meteor_load_wordnet(mdata, wordnet_dir)) goto done;
+    if (paraphrase_path && m2u_meteor_load_paraphrase(mdata, paraphrase_path, &set)) goto done;
     m2u_meteor_params mp;
-    m2u_meteor_default_params(&mp);
+    m2u_meteor_default_params_data(&mp, mdata);
+    if (meteor_modules) *meteor_modules = m2u_meteor_modules(&mp);
     if (m2u_bleu(&set, corpus->bleu, bleu)) goto done;
     if (m2u_meteor(&set, &mp, &corpus->meteor, met)) goto done;
     if (m2u_rouge_l(&set, &corpus->rouge_l, rou)) goto done;
@@ -524,6 +538,7 @@ int m2u_caption_evaluate(size_t n, const char *const *cands, const char *const *
         }
     rc = 0;
 done:
+    m2u_meteor_data_free(mdata);
     m2u_strv_free(ctok, n);
     m2u_strv_free(rtok, total);
     free(flat);

@@ -1,6 +1,6 @@
 /* Caption metrics exactly as pycocoevalcap computes them (coco-caption; the
  * salaniz/pycocoevalcap 1.2 package): PTB tokenisation, BLEU-1..4, METEOR
- * (exact + stem modules only, see below), ROUGE-L and CIDEr-D.
+ * (see below), ROUGE-L and CIDEr-D.
  *
  * Pipeline (pycocoevalcap/eval.py): candidates and references are tokenised
  * with m2u_ptb_tokenize() (each list in one call, references item by item in
@@ -54,23 +54,53 @@ int m2u_rouge_l(const m2u_caption_set *s, double *corpus, double *per_item);
 /* CIDEr-D: n-grams 1..4, sigma 6, clipped candidate weights, x10. */
 int m2u_cider_d(const m2u_caption_set *s, double *corpus, double *per_item);
 
-/* METEOR 1.5 (eval/metrics/meteor.c).  Implemented: the "exact" and "stem" (Snowball
- * English) matching modules, Meteor's alignment search, the fragmentation
- * penalty and the parameterised F-mean with content/function word weighting
- * (delta) over Meteor's English function-word list, and -norm's text
- * normalisation.  Not implemented: the "synonym" (WordNet) and "paraphrase"
- * modules, so the defaults here are modules exact,stem with weights 1.0, 0.6;
- * pycocoevalcap's Meteor uses exact,stem,synonym,paraphrase (1.0 0.6 0.8 0.6).
- * Agreement (tests/eval/test_caption_metrics.c, 62 groups): identical, to the
- * last bit, to meteor-1.5.jar run with -m "exact stem" -w "1.0 0.6"; against
- * pycocoevalcap's 4-module METEOR, 54/62 items equal, the largest item
- * difference 0.065, corpus 0.3316 vs 0.3293. */
+/* METEOR 1.5 (eval/metrics/meteor.c, resources in meteor_data.c) as
+ * pycocoevalcap 1.2 runs it (meteor-1.5.jar - - -stdio -l en -norm): -norm's
+ * text normalisation, the matching modules exact, stem (Snowball English),
+ * synonym (WordNet 3.0 synsets + morphology) and paraphrase (phrase table
+ * paraphrase-en.gz, multi-word matches), Meteor's alignment beam search, the
+ * fragmentation penalty and the parameterised F-mean with content/function
+ * word weighting (delta) over Meteor's English function-word list; best
+ * reference per segment, corpus score from summed statistics.
+ * The synonym and paraphrase modules need their data (m2u_meteor_data); the
+ * modules that run are those enabled in the parameters, in the order exact,
+ * stem, synonym, paraphrase (as -m with a subset of them).
+ * Agreement (tests/eval/test_caption_metrics.c, tests/eval/test_meteor_full.c):
+ * identical within 1e-6 per item and corpus to meteor-1.5.jar, with all four
+ * modules and with -m "exact stem". */
+typedef struct m2u_meteor_data m2u_meteor_data;
+m2u_meteor_data *m2u_meteor_data_new(void);
+void m2u_meteor_data_free(m2u_meteor_data *d);
+/* Synonyms from a WordNet 3.0 dict folder: index.sense and {adj,adv,noun,verb}.exc
+ * (Debian: packages wordnet-sense-index and wordnet-base, M2U_METEOR_WORDNET_DIR). */
+#define M2U_METEOR_WORDNET_DIR "/usr/share/wordnet"
+int m2u_meteor_load_wordnet(m2u_meteor_data *d, const char *dir);
+/* The paraphrase table (gzip or plain text; pycocoevalcap 1.2's
+ * meteor/data/paraphrase-en.gz, installed by launch/install-deps.sh to
+ * M2U_METEOR_PARAPHRASE_PATH).  only_for (may be NULL): keep only the entries
+ * whose words all occur in these sentences after normalisation; scores of
+ * those sentences are unchanged and loading needs a few MB instead of ~1 GB. */
+#define M2U_METEOR_PARAPHRASE_PATH "/usr/local/share/m2u/meteor/paraphrase-en.gz"
+int m2u_meteor_load_paraphrase(m2u_meteor_data *d, const char *path, const m2u_caption_set *only_for);
+/* The parsers behind m2u_meteor_load_wordnet, on one file's bytes (name: for messages). */
+int m2u_meteor_parse_index_sense(m2u_meteor_data *d, const char *buf, size_t len, const char *name);
+int m2u_meteor_parse_exc(m2u_meteor_data *d, const char *buf, size_t len, const char *name);
+int m2u_meteor_data_has_synonyms(const m2u_meteor_data *d);
+int m2u_meteor_data_has_paraphrases(const m2u_meteor_data *d);
+
 typedef struct {
     double alpha, beta, gamma, delta;
-    double w_exact, w_stem;
-    int use_stem;
+    double w_exact, w_stem, w_synonym, w_paraphrase;
+    int use_stem, use_synonym, use_paraphrase;
+    const m2u_meteor_data *data; /* needed by the synonym and paraphrase modules */
 } m2u_meteor_params;
-void m2u_meteor_default_params(m2u_meteor_params *p); /* en rank task: 0.85 0.2 0.6 0.75; exact 1.0, stem 0.6 */
+/* en rank task: 0.85 0.2 0.6 0.75; weights 1.0 0.6 0.8 0.6; modules exact and stem
+ * enabled, synonym and paraphrase enabled only once data with them is set:
+ * m2u_meteor_default_params_data does both. */
+void m2u_meteor_default_params(m2u_meteor_params *p);
+void m2u_meteor_default_params_data(m2u_meteor_params *p, const m2u_meteor_data *d);
+/* "exact,stem,synonym,paraphrase" or the subset that runs with p (static string). */
+const char *m2u_meteor_modules(const m2u_meteor_params *p);
 int m2u_meteor(const m2u_caption_set *s, const m2u_meteor_params *p, double *corpus, double *per_item);
 /* Meteor's -norm normalisation of one line (then lower-cased), as a malloc'ed string. */
 char *m2u_meteor_normalize(const char *line);
@@ -87,8 +117,16 @@ typedef struct {
 } m2u_caption_scores;
 
 /* Tokenise (candidates in one call, references in another) and score.
- * per_item may be NULL, else it has n entries. */
+ * per_item may be NULL, else it has n entries.  METEOR runs the exact and stem
+ * modules, plus synonym with wordnet_dir and paraphrase with paraphrase_path
+ * (NULL: that module off; a path that cannot be read is an error);
+ * *meteor_modules (may be NULL) receives the modules that ran, e.g.
+ * "exact,stem,synonym,paraphrase".  m2u_caption_evaluate: exact and stem. */
 int m2u_caption_evaluate(size_t n, const char *const *cands, const char *const *const *refs, const int *n_refs,
                          m2u_caption_scores *corpus, m2u_caption_scores *per_item);
+int m2u_caption_evaluate_meteor(size_t n, const char *const *cands, const char *const *const *refs,
+                                const int *n_refs, const char *wordnet_dir, const char *paraphrase_path,
+                                m2u_caption_scores *corpus, m2u_caption_scores *per_item,
+                                const char **meteor_modules);
 
 #endif

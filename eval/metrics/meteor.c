@@ -1,22 +1,27 @@
 /* METEOR 1.5 as pycocoevalcap runs it (java -jar meteor-1.5.jar - - -stdio
  * -l en -norm), re-implemented from the Meteor 1.5 sources
- * (cmu-mtlab/meteor: Normalizer, Aligner, ExactMatcher, StemMatcher,
- * MeteorScorer, MeteorStats) for the exact and stem modules:
+ * (cmu-mtlab/meteor: Normalizer, Aligner, Stage, PartialAlignment,
+ * ExactMatcher, StemMatcher, SynonymMatcher, ParaphraseMatcher, MeteorScorer,
+ * MeteorStats):
  *
  *   - normalisation: Meteor's Normalizer.normalizeLine for English with
  *     punctuation kept (-norm), then lower-casing;
- *   - matching: exact (equal words), then stem (different words, equal
- *     Snowball English stems), each a module with its own weight;
- *   - alignment: Meteor's beam search (beam 40) with its comparator (more
- *     weighted matches, counted in ints as the Java code truncates them, then
- *     fewer chunks, then smaller distance) and its quirks (the distance of a
- *     new match is added to the path that skips it), on a stable sort;
+ *   - matching, each a module with its own weight, in the order exact (equal
+ *     words), stem (different words, equal Snowball English stems), synonym
+ *     (different words sharing a WordNet synset, meteor_data.c) and
+ *     paraphrase (phrase of one line whose paraphrase is in the other, both
+ *     directions, multi-word); words and stems are compared by
+ *     String.hashCode as Meteor does;
+ *   - alignment: Meteor's beam search (beam 40) over matches that may span
+ *     several words, with its comparator (more weighted matches, counted in
+ *     ints as the Java code truncates them, then fewer chunks, then smaller
+ *     distance) and its quirks (the distance of a new match is added to the
+ *     path that skips it), on a stable sort;
  *   - scoring: weighted precision / recall with content/function words
  *     (delta), F-mean (alpha), fragmentation penalty gamma * frag^beta,
- *     the best reference per segment, corpus score from summed statistics.
- *
- * The synonym (WordNet) and paraphrase modules are not implemented. */
+ *     the best reference per segment, corpus score from summed statistics. */
 #include "caption_metrics.h"
+#include "meteor_data.h"
 
 #include "m2u_error.h"
 
@@ -579,8 +584,10 @@ char *m2u_meteor_normalize(const char *line) {
 
 typedef struct {
     char **w;
-    char **stem;
     int *func;
+    int32_t *hash, *shash; /* String.hashCode of the word and of its stem */
+    int **syn, *nsyn;      /* synset offsets (synonym module) */
+    int *pid;              /* paraphrase-table word id, -1 unknown */
     int n;
 } mwords;
 
@@ -593,86 +600,157 @@ static const char *const FUNCTION_WORDS[] = {
     "other", "\xE2\x80\x9D", "into", "some", "what", "so", "--", "no", "time", "years", "could", "?", "'t",
     "\xE2\x80\x94", "'"};
 
+
+/* String.hashCode() of a UTF-8 word (over its UTF-16 code units): Meteor
+ * compares words and stems by these keys (Stage.wordsToKeys, StemMatcher). */
+static int32_t java_hash(const char *s) {
+    uint32_t h = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        uint32_t c = *p;
+        int extra = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 0;
+        c = extra == 0 ? c : extra == 1 ? (c & 0x1Fu) : extra == 2 ? (c & 0x0Fu) : (c & 0x07u);
+        p++;
+        for (int k = 0; k < extra && *p; k++, p++) c = (c << 6) | (*p & 0x3Fu);
+        if (c >= 0x10000) {
+            c -= 0x10000;
+            h = 31u * h + (0xD800u + (c >> 10));
+            h = 31u * h + (0xDC00u + (c & 0x3FFu));
+        } else
+            h = 31u * h + c;
+    }
+    return (int32_t)h;
+}
+
 static void mwords_free(mwords *m) {
     for (int i = 0; i < m->n; i++) {
         free(m->w[i]);
-        free(m->stem[i]);
+        if (m->syn) free(m->syn[i]);
     }
     free(m->w);
-    free(m->stem);
     free(m->func);
+    free(m->hash);
+    free(m->shash);
+    free(m->syn);
+    free(m->nsyn);
+    free(m->pid);
     memset(m, 0, sizeof *m);
 }
 
-static int mwords_make(const char *line, int want_stem, mwords *m) {
+/* kinds of matching module */
+enum { MOD_EXACT, MOD_STEM, MOD_SYNONYM, MOD_PARAPHRASE };
+
+static int mwords_make(const char *line, const m2u_meteor_params *p, mwords *m) {
     memset(m, 0, sizeof *m);
     ustr u = {0};
     if (normalize_line(line, &u)) return -1;
-    m->w = malloc((u.n + 1) * sizeof *m->w);
-    m->stem = calloc(u.n + 1, sizeof *m->stem);
-    m->func = calloc(u.n + 1, sizeof *m->func);
-    if (!m->w || !m->stem || !m->func) goto oom;
+    size_t cap = u.n + 1;
+    m->w = calloc(cap, sizeof *m->w);
+    m->func = calloc(cap, sizeof *m->func);
+    m->hash = calloc(cap, sizeof *m->hash);
+    m->shash = calloc(cap, sizeof *m->shash);
+    m->syn = calloc(cap, sizeof *m->syn);
+    m->nsyn = calloc(cap, sizeof *m->nsyn);
+    m->pid = calloc(cap, sizeof *m->pid);
+    if (!m->w || !m->func || !m->hash || !m->shash || !m->syn || !m->nsyn || !m->pid) goto oom;
     for (size_t i = 0; i < u.n;) {
         if (u.c[i] == ' ') { i++; continue; }
         size_t j = i;
         while (j < u.n && u.c[j] != ' ') j++;
-        char *s = malloc((j - i) * 4 + 1), *p = s;
+        char *s = malloc((j - i) * 4 + 1), *q = s;
         if (!s) goto oom;
         for (size_t k = i; k < j; k++) {
             uint32_t c = u.c[k];
-            if (c < 0x80) *p++ = (char)c;
-            else if (c < 0x800) { *p++ = (char)(0xC0 | (c >> 6)); *p++ = (char)(0x80 | (c & 0x3F)); }
+            if (c < 0x80) *q++ = (char)c;
+            else if (c < 0x800) { *q++ = (char)(0xC0 | (c >> 6)); *q++ = (char)(0x80 | (c & 0x3F)); }
             else if (c < 0x10000) {
-                *p++ = (char)(0xE0 | (c >> 12)); *p++ = (char)(0x80 | ((c >> 6) & 0x3F)); *p++ = (char)(0x80 | (c & 0x3F));
+                *q++ = (char)(0xE0 | (c >> 12)); *q++ = (char)(0x80 | ((c >> 6) & 0x3F)); *q++ = (char)(0x80 | (c & 0x3F));
             } else {
-                *p++ = (char)(0xF0 | (c >> 18)); *p++ = (char)(0x80 | ((c >> 12) & 0x3F));
-                *p++ = (char)(0x80 | ((c >> 6) & 0x3F)); *p++ = (char)(0x80 | (c & 0x3F));
+                *q++ = (char)(0xF0 | (c >> 18)); *q++ = (char)(0x80 | ((c >> 12) & 0x3F));
+                *q++ = (char)(0x80 | ((c >> 6) & 0x3F)); *q++ = (char)(0x80 | (c & 0x3F));
             }
         }
-        *p = 0;
-        m->w[m->n] = s;
+        *q = 0;
+        int n = m->n++;
+        m->w[n] = s;
+        m->hash[n] = java_hash(s);
         for (size_t f = 0; f < sizeof FUNCTION_WORDS / sizeof FUNCTION_WORDS[0]; f++)
-            if (strcmp(s, FUNCTION_WORDS[f]) == 0) m->func[m->n] = 1;
-        if (want_stem) {
-            m->stem[m->n] = m2u_snowball_english(s);
-            if (!m->stem[m->n]) { m->n++; goto oom; }
+            if (strcmp(s, FUNCTION_WORDS[f]) == 0) m->func[n] = 1;
+        if (p->use_stem) {
+            char *st = m2u_snowball_english(s);
+            if (!st) goto oom;
+            m->shash[n] = java_hash(st);
+            free(st);
         }
-        m->n++;
+        if (p->use_synonym && m2u_meteor_word_synsets(p->data, s, &m->syn[n], &m->nsyn[n])) goto fail;
+        m->pid[n] = p->use_paraphrase ? m2u_meteor_para_word(p->data, s) : -1;
         i = j;
     }
     free(u.c);
     return 0;
 oom:
+    m2u_fail("meteor: out of memory");
+fail:
     free(u.c);
     mwords_free(m);
-    return m2u_fail("meteor: out of memory");
+    return -1;
 }
 
 /* ------------------------------------------------------------------ */
 /* Alignment                                                           */
 
 typedef struct {
-    int start;       /* in line2 (reference) */
-    int match_start; /* in line1 (test) */
-    int module;
+    int start, length;            /* in line2 (reference) */
+    int match_start, match_length; /* in line1 (test) */
+    int module;                   /* index among the modules that run */
 } mmatch;
 
 typedef struct {
-    int *match; /* per line2 position: index into the match table, -1 none */
+    mmatch *v;
+    int n, cap;
+} mvec;
+
+static int mv_push(mvec *a, mmatch m) {
+    if (a->n == a->cap) {
+        int cap = a->cap ? a->cap * 2 : 64;
+        mmatch *p = realloc(a->v, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        a->v = p;
+        a->cap = cap;
+    }
+    a->v[a->n++] = m;
+    return 0;
+}
+
+typedef struct {
+    int *match; /* per line2 start position: index into the match table, -1 none */
     unsigned char *used1, *used2;
     int matches1, matches2, chunks, idx, last_end, distance;
 } mpath;
 
+#define NMOD 4
 typedef struct {
     double tlen, rlen, tfunc, rfunc;
-    double tc[2], rc[2], tf[2], rf[2]; /* per module: content / function matches */
-    double chunks, twm, rwm;           /* chunks, test / reference word matches */
+    double tc[NMOD], rc[NMOD], tf[NMOD], rf[NMOD]; /* per module: content / function matches */
+    double chunks, twm, rwm;                       /* chunks, test / reference word matches */
     double ttot, rtot;
     double score;
 } mstats;
 
-static void compute_metrics(mstats *st, const m2u_meteor_params *p, int nmod) {
-    const double w[2] = {p->w_exact, p->w_stem};
+/* the modules that run, in Meteor's order, and their weights */
+static int module_list(const m2u_meteor_params *p, int kind[NMOD], double w[NMOD]) {
+    int n = 0;
+    kind[n] = MOD_EXACT; w[n++] = p->w_exact;
+    if (p->use_stem) { kind[n] = MOD_STEM; w[n++] = p->w_stem; }
+    if (p->use_synonym) { kind[n] = MOD_SYNONYM; w[n++] = p->w_synonym; }
+    if (p->use_paraphrase) { kind[n] = MOD_PARAPHRASE; w[n++] = p->w_paraphrase; }
+    return n;
+}
+
+static void compute_metrics(mstats *st, const m2u_meteor_params *p) {
+    int kind[NMOD];
+    double w[NMOD];
+    int nmod = module_list(p, kind, w);
     double delta = p->delta, alpha = p->alpha;
     double twl = (delta * (st->tlen - st->tfunc)) + ((1.0 - delta) * (st->tfunc));
     double rwl = (delta * (st->rlen - st->rfunc)) + ((1.0 - delta) * (st->rfunc));
@@ -703,7 +781,7 @@ static int path_cmp(const mpath *x, const mpath *y) {
     return x->distance - y->distance;
 }
 
-/* stable merge sort of path pointers */
+/* stable merge sort of path pointers (Collections.sort) */
 static void sort_paths(mpath **a, int n, mpath **tmp) {
     if (n < 2) return;
     int h = n / 2;
@@ -771,65 +849,123 @@ static void path_free(mpath *p) {
     free(p);
 }
 
-/* Align test (words1) to reference (words2) and fill the segment statistics. */
-static int align_stats(const mwords *t, const mwords *r, const m2u_meteor_params *prm, int nmod, mstats *st) {
+static int path_uses(const mpath *p, const mmatch *m) { /* PartialAlignment.isUsed */
+    for (int k = 0; k < m->length; k++)
+        if (p->used2[m->start + k]) return 1;
+    for (int k = 0; k < m->match_length; k++)
+        if (p->used1[m->match_start + k]) return 1;
+    return 0;
+}
+
+static void path_mark(mpath *p, const mmatch *m) { /* PartialAlignment.setUsed(m, true) */
+    for (int k = 0; k < m->length; k++) p->used2[m->start + k] = 1;
+    for (int k = 0; k < m->match_length; k++) p->used1[m->match_start + k] = 1;
+}
+
+static int syn_meet(const int *a, int na, const int *b, int nb) {
+    int i = 0, j = 0;
+    while (i < na && j < nb) {
+        if (a[i] == b[j]) return 1;
+        if (a[i] < b[j]) i++; else j++;
+    }
+    return 0;
+}
+
+/* ParaphraseMatcher: phrases of `from` (starting at each position) whose
+ * paraphrase occurs in `to`; from_is_ref says which line `from` is. */
+static int para_matches(const m2u_meteor_data *d, const int *from, int nf, const int *to, int nt, int from_is_ref,
+                        int module, mvec *out) {
+    int maxl = m2u_meteor_para_max_len(d);
+    for (int a = 0; a < nf; a++)
+        for (int len = 1; len <= maxl && a + len <= nf; len++)
+            for (int e = m2u_meteor_para_first(d, from + a, len); e >= 0; e = m2u_meteor_para_next(d, e)) {
+                int wl;
+                const int *words = m2u_meteor_para_target(d, e, &wl);
+                for (int b = 0; b < nt; b++) {
+                    int ok = 1;
+                    for (int k = 0; k < wl && ok; k++)
+                        if (b + k == nt || to[b + k] != words[k]) ok = 0;
+                    if (!ok) continue;
+                    mmatch m = from_is_ref ? (mmatch){a, len, b, wl, module} : (mmatch){b, wl, a, len, module};
+                    if (mv_push(out, m)) return -1;
+                }
+            }
+    return 0;
+}
+
+/* Align test (words1) to reference (words2) and fill the segment statistics
+ * (Aligner.align + MeteorScorer.getMeteorStats). */
+static int align_stats(const mwords *t, const mwords *r, const m2u_meteor_params *prm, mstats *st) {
     int n1 = t->n, n2 = r->n;
-    const double w[2] = {prm->w_exact, prm->w_stem};
+    int kind[NMOD];
+    double w[NMOD];
+    int nmod = module_list(prm, kind, w);
     int rc = -1;
+    mvec all_m = {0};
     mmatch *mt = NULL;
-    int nm = 0;
     int *first = calloc((size_t)n2 + 1, sizeof *first), *count = calloc((size_t)n2 + 1, sizeof *count);
     int *cov1 = calloc((size_t)n1 + 1, sizeof *cov1), *cov2 = calloc((size_t)n2 + 1, sizeof *cov2);
     pvec paths = {0}, next = {0}, all = {0};
     mpath **tmp = NULL;
     if (!first || !count || !cov1 || !cov2) goto oom;
-    mt = malloc(((size_t)n1 * (size_t)n2 * 2 + 1) * sizeof *mt);
-    if (!mt) goto oom;
-    /* modules; all identical lines use only the first module */
+    /* identical lines use only the first module ("prevents beam search errors") */
     int mods = nmod;
     if (n1 == n2) {
         int same = 1;
-        for (int i = 0; i < n1 && same; i++) same = strcmp(t->w[i], r->w[i]) == 0;
+        for (int i = 0; i < n1 && same; i++) same = t->hash[i] == r->hash[i];
         if (same) mods = 1;
     }
-    /* matches grouped by reference position, in module order then test position */
-    int *byj_n = calloc((size_t)n2 + 1, sizeof *byj_n);
-    mmatch *tmpm = malloc(((size_t)n1 * (size_t)n2 * 2 + 1) * sizeof *tmpm);
-    if (!byj_n || !tmpm) { free(byj_n); free(tmpm); goto oom; }
-    int ntmp = 0;
-    for (int mod = 0; mod < mods; mod++)
+    /* all matches in Meteor's insertion order */
+    for (int mod = 0; mod < mods; mod++) {
+        if (kind[mod] == MOD_PARAPHRASE) {
+            if (para_matches(prm->data, r->pid, n2, t->pid, n1, 1, mod, &all_m) ||
+                para_matches(prm->data, t->pid, n1, r->pid, n2, 0, mod, &all_m))
+                goto oom;
+            continue;
+        }
         for (int j = 0; j < n2; j++)
             for (int i = 0; i < n1; i++) {
-                int ok = mod == 0 ? strcmp(t->w[i], r->w[j]) == 0
-                                  : (strcmp(t->stem[i], r->stem[j]) == 0 && strcmp(t->w[i], r->w[j]) != 0);
-                if (ok) {
-                    tmpm[ntmp++] = (mmatch){j, i, mod};
-                    cov1[i]++;
-                    cov2[j]++;
-                }
+                int ok;
+                if (kind[mod] == MOD_EXACT) ok = t->hash[i] == r->hash[j];
+                else if (kind[mod] == MOD_STEM) ok = t->shash[i] == r->shash[j] && t->hash[i] != r->hash[j];
+                else ok = syn_meet(t->syn[i], t->nsyn[i], r->syn[j], r->nsyn[j]) && t->hash[i] != r->hash[j];
+                if (ok && mv_push(&all_m, (mmatch){j, 1, i, 1, mod})) goto oom;
             }
-    /* stable regroup by j: Stage.matches.get(j) lists them in insertion order */
-    for (int j = 0; j < n2; j++) {
-        first[j] = nm;
-        for (int k = 0; k < ntmp; k++)
-            if (tmpm[k].start == j) mt[nm++] = tmpm[k];
-        count[j] = nm - first[j];
     }
-    free(byj_n);
-    free(tmpm);
-    /* initial path: unambiguous matches fixed */
+    for (int k = 0; k < all_m.n; k++) {
+        const mmatch *m = &all_m.v[k];
+        for (int q = 0; q < m->match_length; q++) cov1[m->match_start + q]++;
+        for (int q = 0; q < m->length; q++) cov2[m->start + q]++;
+    }
+    /* Stage.matches.get(j): the matches starting at j, in insertion order */
+    mt = malloc(((size_t)all_m.n + 1) * sizeof *mt);
+    if (!mt) goto oom;
+    for (int k = 0; k < all_m.n; k++) count[all_m.v[k].start]++;
+    for (int j = 0, s = 0; j < n2; j++) {
+        first[j] = s;
+        s += count[j];
+        count[j] = 0;
+    }
+    for (int k = 0; k < all_m.n; k++) {
+        int j = all_m.v[k].start;
+        mt[first[j] + count[j]++] = all_m.v[k];
+    }
+    /* initial path: one-to-one, non-overlapping matches are fixed */
     mpath *init = path_new(n1, n2);
     if (!init || pv_push(&all, init)) { path_free(init); goto oom; }
     for (int j = 0; j < n2; j++)
         if (count[j] == 1) {
-            mmatch *m = &mt[first[j]];
-            if (cov2[j] == 1 && cov1[m->match_start] == 1) {
+            const mmatch *m = &mt[first[j]];
+            int overlap = 0;
+            for (int q = 0; q < m->length; q++) overlap |= cov2[j + q] != 1;
+            for (int q = 0; q < m->match_length; q++) overlap |= cov1[m->match_start + q] != 1;
+            if (!overlap) {
                 init->match[j] = first[j];
-                init->used2[j] = 1;
-                init->used1[m->match_start] = 1;
+                path_mark(init, m);
             }
         }
     if (pv_push(&next, init)) goto oom;
+    /* Aligner.resolve: beam search left to right over line2 */
     for (int cur = 0; cur <= n2; cur++) {
         pvec swap = paths;
         paths = next;
@@ -849,13 +985,13 @@ static int align_stats(const mwords *t, const mwords *r, const m2u_meteor_params
             if (path->used2[cur]) {
                 if (cur < path->idx) {
                     if (pv_push(&next, path)) goto oom;
-                } else if (path->match[path->idx] >= 0) {
-                    mmatch *m = &mt[path->match[path->idx]];
-                    path->matches1 = (int)(path->matches1 + 1 * w[m->module]);
-                    path->matches2 = (int)(path->matches2 + 1 * w[m->module]);
+                } else if (path->idx < n2 && path->match[path->idx] >= 0) { /* fixed match */
+                    const mmatch *m = &mt[path->match[path->idx]];
+                    path->matches1 = (int)(path->matches1 + m->match_length * w[m->module]);
+                    path->matches2 = (int)(path->matches2 + m->length * w[m->module]);
                     if (path->last_end != -1 && m->match_start != path->last_end) path->chunks++;
-                    path->idx = m->start + 1;
-                    path->last_end = m->match_start + 1;
+                    path->idx = m->start + m->length;
+                    path->last_end = m->match_start + m->match_length;
                     path->distance += abs(m->start - m->match_start);
                     if (pv_push(&next, path)) goto oom;
                 }
@@ -863,18 +999,17 @@ static int align_stats(const mwords *t, const mwords *r, const m2u_meteor_params
             }
             for (int k = 0; k < count[cur]; k++) {
                 int mi = first[cur] + k;
-                mmatch *m = &mt[mi];
-                if (path->used2[m->start] || path->used1[m->match_start]) continue;
+                const mmatch *m = &mt[mi];
+                if (path_uses(path, m)) continue;
                 mpath *np = path_copy(path, n1, n2);
                 if (!np || pv_push(&all, np)) { path_free(np); goto oom; }
-                np->used2[m->start] = 1;
-                np->used1[m->match_start] = 1;
+                path_mark(np, m);
                 np->match[cur] = mi;
-                np->matches1 = (int)(np->matches1 + 1 * w[m->module]);
-                np->matches2 = (int)(np->matches2 + 1 * w[m->module]);
+                np->matches1 = (int)(np->matches1 + m->match_length * w[m->module]);
+                np->matches2 = (int)(np->matches2 + m->length * w[m->module]);
                 if (np->last_end != -1 && m->match_start != np->last_end) np->chunks++;
-                np->idx = m->start + 1;
-                np->last_end = m->match_start + 1;
+                np->idx = m->start + m->length;
+                np->last_end = m->match_start + m->match_length;
                 path->distance += abs(m->start - m->match_start); /* sic: Meteor 1.5 adds it to the skipping path */
                 if (pv_push(&next, np)) goto oom;
             }
@@ -891,27 +1026,31 @@ static int align_stats(const mwords *t, const mwords *r, const m2u_meteor_params
     tmp = malloc(((size_t)next.n + 1) * sizeof *tmp);
     if (!tmp) goto oom;
     sort_paths(next.v, next.n, tmp);
-    mpath *best = next.v[0];
+    const mpath *best = next.v[0];
     /* statistics of the best alignment */
     memset(st, 0, sizeof *st);
     st->tlen = n1;
     st->rlen = n2;
     for (int i = 0; i < n1; i++) st->tfunc += t->func[i];
     for (int j = 0; j < n2; j++) st->rfunc += r->func[j];
-    int line1m = 0, line2m = 0, chunks = 0, last = -1;
-    for (int j = 0; j < n2; j++) {
+    int chunks = 0, last = -1;
+    for (int j = 0; j < n2;) { /* Aligner.getCountAndChunks */
         int mi = best->match[j];
         if (mi < 0) {
             if (last != -1) { chunks++; last = -1; }
+            j++;
             continue;
         }
-        mmatch *m = &mt[mi];
-        if (t->func[m->match_start]) st->tf[m->module] += 1; else st->tc[m->module] += 1;
-        if (r->func[m->start]) st->rf[m->module] += 1; else st->rc[m->module] += 1;
-        line1m++;
-        line2m++;
+        const mmatch *m = &mt[mi];
+        for (int q = 0; q < m->match_length; q++) {
+            if (t->func[m->match_start + q]) st->tf[m->module] += 1; else st->tc[m->module] += 1;
+        }
+        for (int q = 0; q < m->length; q++) {
+            if (r->func[m->start + q]) st->rf[m->module] += 1; else st->rc[m->module] += 1;
+        }
         if (last != -1 && m->match_start != last) chunks++;
-        last = m->match_start + 1;
+        j = m->start + m->length;
+        last = m->match_start + m->match_length;
     }
     if (last != -1) chunks++;
     st->chunks = chunks;
@@ -923,7 +1062,7 @@ static int align_stats(const mwords *t, const mwords *r, const m2u_meteor_params
         st->twm += st->tc[i] + st->tf[i];
         st->rwm += st->rc[i] + st->rf[i];
     }
-    compute_metrics(st, prm, nmod);
+    compute_metrics(st, prm);
     rc = 0;
     goto done;
 oom:
@@ -935,6 +1074,7 @@ done:
     free(next.v);
     free(tmp);
     free(mt);
+    free(all_m.v);
     free(first);
     free(count);
     free(cov1);
@@ -949,7 +1089,26 @@ void m2u_meteor_default_params(m2u_meteor_params *p) {
     p->delta = 0.75;
     p->w_exact = 1.0;
     p->w_stem = 0.6;
+    p->w_synonym = 0.8;
+    p->w_paraphrase = 0.6;
     p->use_stem = 1;
+    p->use_synonym = 0;
+    p->use_paraphrase = 0;
+    p->data = NULL;
+}
+
+void m2u_meteor_default_params_data(m2u_meteor_params *p, const m2u_meteor_data *d) {
+    m2u_meteor_default_params(p);
+    p->data = d;
+    p->use_synonym = m2u_meteor_data_has_synonyms(d);
+    p->use_paraphrase = m2u_meteor_data_has_paraphrases(d);
+}
+
+const char *m2u_meteor_modules(const m2u_meteor_params *p) {
+    static const char *const names[8] = {"exact", "exact,paraphrase", "exact,synonym", "exact,synonym,paraphrase",
+                                         "exact,stem", "exact,stem,paraphrase", "exact,stem,synonym",
+                                         "exact,stem,synonym,paraphrase"};
+    return names[(p->use_stem ? 4 : 0) | (p->use_synonym ? 2 : 0) | (p->use_paraphrase ? 1 : 0)];
 }
 
 int m2u_meteor(const m2u_caption_set *s, const m2u_meteor_params *p, double *corpus, double *per_item) {
@@ -958,25 +1117,27 @@ int m2u_meteor(const m2u_caption_set *s, const m2u_meteor_params *p, double *cor
         m2u_meteor_default_params(&def);
         p = &def;
     }
-    int nmod = p->use_stem ? 2 : 1;
+    if (p->use_synonym && !m2u_meteor_data_has_synonyms(p->data))
+        return m2u_fail("meteor: the synonym module needs WordNet data (m2u_meteor_load_wordnet)");
+    if (p->use_paraphrase && !m2u_meteor_data_has_paraphrases(p->data))
+        return m2u_fail("meteor: the paraphrase module needs a paraphrase table (m2u_meteor_load_paraphrase)");
     mstats agg;
     memset(&agg, 0, sizeof agg);
     for (size_t i = 0; i < s->n; i++) {
         if (s->n_refs[i] < 1) return m2u_fail("meteor: item %zu has no reference", i);
-        /* pycocoevalcap: hypothesis.replace('|||', '').replace('  ', ' '); Meteor trims fields */
         mwords tw;
-        if (mwords_make(s->cand[i], p->use_stem, &tw)) return -1;
+        if (mwords_make(s->cand[i], p, &tw)) return -1;
         mstats best;
         memset(&best, 0, sizeof best);
         best.score = -1;
         for (int r = 0; r < s->n_refs[i]; r++) {
             mwords rw;
-            if (mwords_make(s->refs[i][r], p->use_stem, &rw)) { mwords_free(&tw); return -1; }
+            if (mwords_make(s->refs[i][r], p, &rw)) { mwords_free(&tw); return -1; }
             mstats cur;
-            int rc = align_stats(&tw, &rw, p, nmod, &cur);
+            int rc = align_stats(&tw, &rw, p, &cur);
             mwords_free(&rw);
             if (rc) { mwords_free(&tw); return -1; }
-            if (cur.score > best.score) best = cur;
+            if (cur.score > best.score) best = cur; /* MeteorScorer: the first best reference */
         }
         mwords_free(&tw);
         if (per_item) per_item[i] = best.score;
@@ -987,7 +1148,7 @@ int m2u_meteor(const m2u_caption_set *s, const m2u_meteor_params *p, double *cor
         agg.rfunc += best.rfunc;
         agg.ttot += best.ttot;
         agg.rtot += best.rtot;
-        for (int m = 0; m < 2; m++) {
+        for (int m = 0; m < NMOD; m++) {
             agg.tc[m] += best.tc[m];
             agg.rc[m] += best.rc[m];
             agg.tf[m] += best.tf[m];
@@ -997,7 +1158,7 @@ int m2u_meteor(const m2u_caption_set *s, const m2u_meteor_params *p, double *cor
         agg.twm += best.twm;
         agg.rwm += best.rwm;
     }
-    compute_metrics(&agg, p, nmod);
+    compute_metrics(&agg, p);
     *corpus = agg.score;
     return 0;
 }

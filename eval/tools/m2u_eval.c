@@ -1,6 +1,6 @@
 /* m2u-eval: evaluation metrics and reports.
  *
- *   captions  BLEU-1..4, METEOR (exact+stem), ROUGE-L, CIDEr-D as pycocoevalcap
+ *   captions  BLEU-1..4, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap
  *   fd        Fréchet distance between two embedding sets (.npy)
  *   music     score a folder of generated clips against a split (FAD, analysis agreement)
  *   run       answer a split's samples with a trained run, score them, write reports
@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* One entry per command: its synopsis and description (as in the full --help)
  * and its examples.  `m2u-eval --help` prints them all; `m2u-eval CMD --help`
@@ -45,9 +46,14 @@ static const command_help k_commands[] = {
       "      Caption metrics exactly as pycocoevalcap 1.2 computes them: PTB tokenisation\n"
       "      (CoreNLP 3.4.1 rules, lower-cased, punctuation dropped), BLEU-1..4 (corpus-level,\n"
       "      closest reference length), ROUGE-L (beta 1.2), CIDEr-D (sigma 6, idf from the\n"
-      "      references of this set). METEOR uses the exact and stem modules of METEOR 1.5\n"
-      "      only (no WordNet synonyms / paraphrases): it equals meteor-1.5.jar -m \"exact stem\"\n"
-      "      and is usually within 0.01 of pycocoevalcap's METEOR, not equal to it.\n"
+      "      references of this set), METEOR 1.5 (meteor-1.5.jar -l en -norm: modules exact,\n"
+      "      stem, synonym, paraphrase; equal to pycocoevalcap's within 1e-6).\n"
+      "      --meteor-wordnet DIR: WordNet 3.0 dict folder with index.sense and *.exc\n"
+      "      (default /usr/share/wordnet: Debian wordnet-base + wordnet-sense-index).\n"
+      "      --meteor-paraphrase FILE: METEOR's paraphrase-en.gz (default\n"
+      "      /usr/local/share/m2u/meteor/paraphrase-en.gz, put there by launch/install-deps.sh).\n"
+      "      A default that is missing turns its module off (the report names the modules\n"
+      "      that ran and why); a path given that cannot be read is an error.\n"
       "      C.jsonl: one {\"id\": ..., \"caption\": \"...\"} per line.\n"
       "      R.jsonl: one {\"id\": ..., \"references\": [\"...\", ...]} per line.\n"
       "      Every candidate id needs references and every reference id a candidate.\n"
@@ -71,7 +77,10 @@ static const command_help k_commands[] = {
       "  m2u-eval captions --candidates tests/fixtures/eval/candidates.jsonl \\\n"
       "      --references tests/fixtures/eval/references.jsonl\n"
       "  m2u-eval captions --candidates out/captions.jsonl --references data/musiccaps_refs.jsonl \\\n"
-      "      --bert models/roberta-large --bert-baseline SITE/bert_score/rescale_baseline/en/roberta-large.tsv\n"},
+      "      --bert models/roberta-large --bert-baseline SITE/bert_score/rescale_baseline/en/roberta-large.tsv\n"
+      "  m2u-eval captions --candidates C.jsonl --references R.jsonl \\\n"
+      "      --meteor-wordnet tests/fixtures/eval/meteor_data \\\n"
+      "      --meteor-paraphrase tests/fixtures/eval/meteor_data/paraphrase-en.gz\n"},
     {"fad",
       "  fad --ref SPEC --gen SPEC [--mert DIR [--layer K]] [--clip 10] [--max-clips N]\n"
       "      [--dump-ref A.npy --dump-gen B.npy] [--out REPORT.json]\n"
@@ -380,6 +389,22 @@ static const char *g_bert_dir, *g_bert_baseline;
 static int g_bert_layers = -1, g_bert_idf;
 static m2u_bertscore_info g_bert_info; /* the model's description, for the report */
 
+/* captions: METEOR's data options */
+static const char *g_meteor_wordnet, *g_meteor_paraphrase; /* --meteor-wordnet / --meteor-paraphrase */
+
+/* METEOR's data: the path given, else the installed default when it is there;
+ * NULL turns the module off and *why says so. */
+static const char *meteor_path(const char *given, const char *def, const char *probe, const char *what, char *why,
+                               size_t cap) {
+    if (given) return given;
+    char p[4096];
+    snprintf(p, sizeof p, "%s%s", def, probe);
+    if (access(p, R_OK) == 0) return def;
+    size_t l = strlen(why);
+    snprintf(why + l, cap - l, "%s%s not found at %s", l ? "; " : "", what, p);
+    return NULL;
+}
+
 /* BERTScore of the matched items into p/r/f (nc each); *layers gets the layer used. */
 static int bert_scores(int nc, const char **ctext, const char *const **rtext, const int *nref, double *p, double *r,
                        double *f, int *layers) {
@@ -453,7 +478,14 @@ static int cmd_captions(const char *cpath, const char *rpath, const char *out, i
         goto done;
     }
     m2u_caption_scores corpus;
-    if (m2u_caption_evaluate((size_t)nc, ctext, rtext, nref, &corpus, per)) {
+    char why[1024] = "";
+    const char *met_mods = NULL;
+    const char *wn = meteor_path(g_meteor_wordnet, M2U_METEOR_WORDNET_DIR, "/index.sense", "WordNet (synonym module)",
+                                 why, sizeof why);
+    const char *para = meteor_path(g_meteor_paraphrase, M2U_METEOR_PARAPHRASE_PATH, "",
+                                   "paraphrase table (paraphrase module)", why, sizeof why);
+    if (why[0] && !quiet) fprintf(stderr, "m2u-eval: METEOR: %s; running without that module\n", why);
+    if (m2u_caption_evaluate_meteor((size_t)nc, ctext, rtext, nref, wn, para, &corpus, per, &met_mods)) {
         fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
         goto done;
     }
@@ -469,9 +501,9 @@ static int cmd_captions(const char *cpath, const char *rpath, const char *out, i
             for (int m = 0; m < 3; m++) bsum[m] += bp[m * nc + i] / nc;
     }
     if (!quiet)
-        printf("items %d  BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f  METEOR(exact+stem) %.4f  ROUGE-L %.4f  "
+        printf("items %d  BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f  METEOR(%s) %.4f  ROUGE-L %.4f  "
                "CIDEr-D %.4f\n",
-               nc, corpus.bleu[0], corpus.bleu[1], corpus.bleu[2], corpus.bleu[3], corpus.meteor, corpus.rouge_l,
+               nc, corpus.bleu[0], corpus.bleu[1], corpus.bleu[2], corpus.bleu[3], met_mods, corpus.meteor, corpus.rouge_l,
                corpus.cider_d);
     if (!quiet && bp)
         printf("BERTScore (%s, layer %d%s%s)  P %.4f  R %.4f  F1 %.4f\n", g_bert_info.roberta ? "RoBERTa" : "BERT",
@@ -494,7 +526,11 @@ static int cmd_captions(const char *cpath, const char *rpath, const char *out, i
         cJSON *conv = cJSON_AddObjectToObject(rep, "conventions");
         cJSON_AddStringToObject(conv, "tokenizer", "pycocoevalcap PTBTokenizer (CoreNLP 3.4.1 -preserveLines -lowerCase, punctuation removed)");
         cJSON_AddStringToObject(conv, "bleu", "pycocoevalcap Bleu(4): corpus-level, closest reference length");
-        cJSON_AddStringToObject(conv, "meteor", "METEOR 1.5 -l en -norm with modules exact,stem only (weights 1.0 0.6); pycocoevalcap also uses synonym,paraphrase");
+        char conv_m[1400];
+        int full = strcmp(met_mods, "exact,stem,synonym,paraphrase") == 0;
+        snprintf(conv_m, sizeof conv_m, "METEOR 1.5 -l en -norm (meteor-1.5.jar as pycocoevalcap 1.2 runs it) with modules %s (weights exact 1.0, stem 0.6, synonym 0.8, paraphrase 0.6)%s%s", met_mods, full ? "" : "; NOT pycocoevalcap's METEOR, which runs exact,stem,synonym,paraphrase: ", why);
+        cJSON_AddStringToObject(conv, "meteor", conv_m);
+        cJSON_AddStringToObject(rep, "meteor_modules", met_mods);
         cJSON_AddStringToObject(conv, "rouge_l", "pycocoevalcap Rouge: beta 1.2, mean over items");
         cJSON_AddStringToObject(conv, "cider_d", "pycocoevalcap Cider (CIDEr-D): n 4, sigma 6, idf from this set's references, mean over items");
         cJSON *c = cJSON_AddObjectToObject(rep, "corpus");
@@ -1199,8 +1235,11 @@ int main(int argc, char **argv) {
                            : strcmp(o, "--seed") == 0 ? &seed
                            : strcmp(o, "--seconds") == 0 ? &seconds
                            : strcmp(o, "--bert") == 0 ? &g_bert_dir
+                           : strcmp(o, "--meteor-wordnet") == 0 ? &g_meteor_wordnet
+                           : strcmp(o, "--meteor-paraphrase") == 0 ? &g_meteor_paraphrase
                            : strcmp(o, "--bert-layers") == 0 ? &bert_layers
                            : strcmp(o, "--bert-baseline") == 0 ? &g_bert_baseline : NULL;
+
         if (!dst) return bad_usage(cmd, "unknown option %s", o);
         if (i + 1 >= argc) return bad_usage(cmd, "%s needs a value", o);
         *dst = argv[++i];
@@ -1220,6 +1259,8 @@ int main(int argc, char **argv) {
     if ((g_bert_dir || bert_layers || g_bert_idf || g_bert_baseline) && strcmp(cmd, "captions") != 0) {
         return bad_usage(cmd, "--bert, --bert-layers, --bert-idf and --bert-baseline belong to the captions command");
     }
+    if ((g_meteor_wordnet || g_meteor_paraphrase) && strcmp(cmd, "captions") != 0)
+        return bad_usage(cmd, "--meteor-wordnet and --meteor-paraphrase belong to the captions command");
     if ((bert_layers || g_bert_idf || g_bert_baseline) && !g_bert_dir) {
         return bad_usage("captions", "--bert-layers, --bert-idf and --bert-baseline need --bert DIR");
     }

@@ -109,6 +109,8 @@ int main(void) {
     bad_ok("m2u-eval", "captions --candidates c --references r --bert-baseline b.tsv", "need --bert DIR");
     bad_ok("m2u-eval", "fd --a x --b y --bert-baseline b.tsv", "belong to the captions command");
     help_ok("m2u-eval", "captions", "rescale_baseline/en/roberta-large.tsv"); /* where bert_score's table is */
+    bad_ok("m2u-eval", "fd --a x --b y --meteor-wordnet w", "belong to the captions command");
+    bad_ok("m2u-eval", "captions --candidates c --references r --meteor-paraphrase", "--meteor-paraphrase needs a value");
     bad_ok("m2u-eval", "frobnicate", "unknown command \"frobnicate\"");
 
     /* m2u-export */

@@ -32,7 +32,8 @@ FIX=$ROOT/tests/fixtures
 
 DEFAULT_TARGETS=(safetensors safetensors_index torch torch_pickle tokenizer_bpe tokenizer_unigram unigram_charsmap
                  tokenizer_wordpiece tokenizer_bytelevel tokenize model_config peft_config train_config manifest
-                 shard_schema media npy compare)
+                 shard_schema media npy compare
+                 meteor_wordnet meteor_paraphrase)
 # Only when named: byte-level mutation of HDF5 shards mostly finds libhdf5's own
 # weaknesses on corrupt metadata (a 4 GiB malloc for a corrupt chunk size, leaks,
 # crashes), which no m2u change can fix; m2u's defence is the manifest's sha256,
@@ -53,7 +54,8 @@ declare -A MAX_LEN=([safetensors]=65536 [safetensors_index]=8192 [torch]=65536 [
   [tokenizer_bpe]=32768 [tokenizer_unigram]=32768 [unigram_charsmap]=262144 [tokenizer_wordpiece]=32768 [tokenize]=2048 [model_config]=8192
   [peft_config]=4096 [train_config]=4096 [manifest]=8192 [shard]=65536 [shard_schema]=512 [media]=16384 [npy]=4096
   [compare]=16384
-  [tokenizer_bytelevel]=32768)
+  [tokenizer_bytelevel]=32768
+  [meteor_wordnet]=8192 [meteor_paraphrase]=8192)
 declare -A TIMEOUT=([unigram_charsmap]=20 [media]=20 [shard]=20 [shard_schema]=20)
 # libhdf5 has no frame pointers: the leak suppression (lsan.supp) needs the slow unwinder there
 # shard_schema's inputs are short edit programs: let them reach max_len at once
@@ -128,6 +130,7 @@ seed peft_config $(find "$FIX" -name adapter_config.json)
 seed train_config ./configs/*.yaml $(find "$FIX" -name '*.yaml')
 seed npy $(find "$FIX" -name '*.npy')
 seed compare "$FIX"/compare/*.json
+seed meteor_wordnet "$FIX"/eval/meteor_data/*.exc
 if [[ " ${TARGETS[*]} " == *" shard "* ]]; then
   M2U_FUZZ_MAKE_SEEDS="$S/shard" "$B/tests/fuzz/fuzz_shard" >/dev/null 2>"$B/fuzz-seeds.log" ||
     { cat "$B/fuzz-seeds.log" >&2; exit 2; }
