@@ -445,6 +445,7 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
         memset(info, 0, sizeof *info);
         info->src_duration_s = -1;
     }
+    if (o.native_rate && target_rate == 0) target_rate = 1; /* replaced by the stream's rate once it is open */
     if (!path || !pcm || !n || target_rate <= 0 || target_rate > 1000000 || !(o.start_s >= 0)) {
         m2u_fail("m2u_audio_decode(%s): bad arguments (target rate %d, start %g s)", path ? path : "(null)",
                  target_rate, o.start_s);
@@ -511,6 +512,15 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
         status = M2U_DECODE_UNSUPPORTED;
         m2u_fail("%s: cannot open the %s decoder%s", path, codec->name, detail);
         goto out;
+    }
+    if (o.native_rate) {
+        if (d.cc->sample_rate <= 0 || d.cc->sample_rate > 1000000) {
+            status = M2U_DECODE_UNSUPPORTED;
+            m2u_fail("%s: the audio stream states no usable sample rate (%d)", path, d.cc->sample_rate);
+            goto out;
+        }
+        target_rate = d.target_rate = d.cc->sample_rate;
+        d.max_out = o.max_s > 0 ? llround(o.max_s * target_rate) : -1;
     }
     double expected = container_duration(d.fmt, d.st);
     if (!strcmp(d.fmt->iformat->name, "wav")) {
@@ -639,6 +649,7 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
     int64_t clipped = 0;
     for (int64_t i = 0; i < d.n; i++) {
         float v = d.out[i];
+        if (o.no_clamp && v == v) continue;
         if (v > 1.0f) {
             d.out[i] = 1.0f;
             clipped++;

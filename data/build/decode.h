@@ -58,6 +58,12 @@ typedef struct {
     double max_s;         /* stop after this much output; <= 0: the whole file */
     double min_s;         /* fewer decoded seconds -> M2U_DECODE_TOO_SHORT; <= 0: no minimum */
     int keep_truncated;   /* 1: a truncated file returns 0 with what was decoded and info.truncated = 1 */
+    int native_rate;      /* 1: no resampling: output at the stream's own rate (info.src_rate; pass
+                           * target_rate 0), for callers that resample with a reference's own
+                           * resampler (audio_load.h); a mid-stream rate change is resampled to the
+                           * first rate */
+    int no_clamp;         /* 1: keep samples outside [-1, 1] (librosa.load does not clamp); NaN
+                           * still become 0 and are counted in info.clipped */
 } m2u_audio_opts;
 
 /* Decode the best audio stream of `path` (audio files, and the audio track of
