@@ -184,8 +184,8 @@ def main():
     torch.save(net.state_dict(), os.path.join(OUT, "passt_tiny.pt"))
     model = wrapper(net)
 
-    clips = [("s48k", 48000, 2, 0.3), ("s44k", 44100, 1, 0.45), ("s32k", 32000, 1, 0.5),
-             ("s22k", 22050, 1, 0.5), ("s16k", 16000, 1, 0.4)]
+    clips = [("s48k", 48000, 2, 0.3), ("s44k", 44100, 1, 0.3), ("s32k", 32000, 1, 0.3),
+             ("s22k", 22050, 1, 0.3), ("s16k", 16000, 1, 0.3)]
     exp = {}
     with torch.no_grad():
         for i, (name, rate, ch, sec) in enumerate(clips):
@@ -209,10 +209,10 @@ def main():
     os.makedirs(gen_dir)
     pairs = [("a", 32000, 48000), ("b", 44100, 32000), ("c", 16000, 22050)]
     for j, (stem, rr, gr) in enumerate(pairs):
-        write(os.path.join(ref_dir, stem + ".wav"), rr, signal(rr, 0.5, 1, 200 + j))
-        write(os.path.join(gen_dir, stem + ".flac"), gr, signal(gr, 0.5, 1 + (j == 0), 300 + j), fmt="flac")
-    write(os.path.join(ref_dir, "only_ref.wav"), 32000, signal(32000, 0.3, 1, 400))
-    write(os.path.join(gen_dir, "only_gen.wav"), 32000, signal(32000, 0.3, 1, 401))
+        write(os.path.join(ref_dir, stem + ".wav"), rr, signal(rr, 0.3, 1, 200 + j))
+        write(os.path.join(gen_dir, stem + ".flac"), gr, signal(gr, 0.3, 1 + (j == 0), 300 + j), fmt="flac")
+    write(os.path.join(ref_dir, "only_ref.wav"), 32000, signal(32000, 0.2, 1, 400))
+    write(os.path.join(gen_dir, "only_gen.wav"), 32000, signal(32000, 0.2, 1, 401))
     kls = []
     with torch.no_grad():
         for stem, _, _ in pairs:
