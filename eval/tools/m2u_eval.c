@@ -97,7 +97,7 @@ static const command_help k_commands[] = {
     {"cosine",
       "  cosine --a TEXT.npy --b AUDIO.npy\n"
       "      Mean cosine of paired rows: the CLAP text-audio score, given CLAP embeddings.\n"
-      "      (m2u has no audio classifier or text-audio model; these take their outputs.)\n",
+      "      (m2u has no text-audio model yet; this takes CLAP's outputs.)\n",
       "  m2u-eval cosine --a clap_text.npy --b clap_audio.npy\n"},
     {"fd",
       "  fd --a A.npy --b B.npy [--out REPORT.json]\n"

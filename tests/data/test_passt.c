@@ -10,6 +10,7 @@
 #include "m2u_error.h"
 #include "passt.h"
 #include "test_fixture.h"
+#include "wav.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,22 @@ int main(void) {
     free(w);
     free(s32);
     free(lmax);
+
+    /* librosa.load neither clamps nor resamples a float WAV at the target rate: the channel
+     * mean comes back as is, values beyond +-1 included */
+    {
+        float st[2 * 6000], *pcm = NULL;
+        for (int i = 0; i < 6000; i++) st[2 * i] = 3.0f * (float)((i % 7) - 3) / 3, st[2 * i + 1] = 0.25f;
+        const char *tmp = M2U_BUILD_DIR "/test_passt_float.wav";
+        int64_t n = 0;
+        CHECK(m2u_wav_write(tmp, st, 6000, 2, 32000, M2U_WAV_FLOAT32) == 0, "%s", m2u_last_error());
+        CHECK(m2u_audio_load_librosa(tmp, 32000, 0, &pcm, &n, NULL) == 0 && n == 6000, "%s", m2u_last_error());
+        int same = pcm != NULL;
+        for (int i = 0; same && i < 6000; i++) same = pcm[i] == (st[2 * i] + st[2 * i + 1]) / 2;
+        CHECK(same, "float WAV: the channel mean must come back unclamped");
+        free(pcm);
+        remove(tmp);
+    }
 
     /* heads are not in the weights: a count that does not divide 36 is refused */
     m2u_passt *bad = NULL;
