@@ -16,6 +16,7 @@ PKGS=(
   libfluidsynth-dev        # render MIDI sources (and instrument-change edits)
   librubberband-dev        # time-stretch / pitch-shift edits with known parameters
   libchromaprint-dev       # near-duplicate audio fingerprints
+  libsoxr-dev              # librosa's default resampler (soxr_hq) for the PaSST KL / CLAP loaders
   openttd-openmsx          # the embedded default corpus: OpenMSX MIDI music (GPL-2.0)
   fluidsynth fluid-soundfont-gm # tests and the build render MIDI with a General MIDI soundfont
   libcurl4-openssl-dev     # OpenAI-compatible captioner endpoint (llama.cpp server, vLLM)

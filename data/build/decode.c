@@ -452,7 +452,8 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
         memset(info, 0, sizeof *info);
         info->src_duration_s = -1;
     }
-    if (o.keep_channels > 0) target_rate = 1; /* replaced by the stream's rate once it is open */
+    if (o.keep_channels > 0 || (o.native_rate && target_rate == 0))
+        target_rate = 1; /* replaced by the stream's rate once it is open */
     if (!path || !pcm || !n || target_rate <= 0 || target_rate > 1000000 || !(o.start_s >= 0) || o.keep_channels > 64 ||
         (o.keep_channels > 0 && !info)) {
         m2u_fail("m2u_audio_decode(%s): bad arguments (target rate %d, start %g s)", path ? path : "(null)",
@@ -532,6 +533,13 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
         }
         d.target_rate = target_rate = d.cc->sample_rate;
         d.out_ch = nch < o.keep_channels ? nch : o.keep_channels;
+    } else if (o.native_rate) {
+        if (d.cc->sample_rate <= 0 || d.cc->sample_rate > 1000000) {
+            status = M2U_DECODE_UNSUPPORTED;
+            m2u_fail("%s: the audio stream states no usable sample rate (%d)", path, d.cc->sample_rate);
+            goto out;
+        }
+        target_rate = d.target_rate = d.cc->sample_rate;
     }
     d.max_out = o.max_s > 0 ? llround(o.max_s * target_rate) * d.out_ch : -1;
     double expected = container_duration(d.fmt, d.st);
@@ -661,6 +669,7 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
     int64_t clipped = 0;
     for (int64_t i = 0; i < d.n; i++) {
         float v = d.out[i];
+        if (o.no_clamp && !d.keep && v == v) continue; /* librosa.load does not clamp */
         if (d.keep) { /* as decoded: only a NaN is replaced */
             if (v != v) d.out[i] = 0.0f, clipped++;
         } else if (v > 1.0f) {

@@ -65,6 +65,12 @@ typedef struct {
                            * not clamped (NaN -> 0); *n counts samples of all channels, max_s / min_s are
                            * seconds as always.  For front ends that must resample and clamp as their
                            * reference does (torchaudio.load + Resample). */
+    int native_rate;      /* 1: no resampling: output at the stream's own rate (info.src_rate; pass
+                           * target_rate 0), for callers that resample with a reference's own
+                           * resampler (audio_load.h); a mid-stream rate change is resampled to the
+                           * first rate */
+    int no_clamp;         /* 1: keep samples outside [-1, 1] (librosa.load does not clamp); NaN
+                           * still become 0 and are counted in info.clipped */
 } m2u_audio_opts;
 
 /* Decode the best audio stream of `path` (audio files, and the audio track of

@@ -21,6 +21,7 @@
 #include "m2u_error.h"
 #include "music_report.h"
 #include "npy.h"
+#include "passt_kl.h"
 #include "perf_suite.h"
 #include "progress.h"
 
@@ -116,13 +117,23 @@ static const command_help k_commands[] = {
     {"kl",
       "  kl --a REF.npy --b GEN.npy [--logits]\n"
       "      Mean KL(ref || gen) over paired rows of class probabilities (or logits, softmaxed),\n"
-      "      eps 1e-6, as audiocraft / M2UGen compute it from a classifier's outputs (PaSST, PANNs).\n",
+      "      eps 1e-6, as audiocraft / M2UGen compute it from a classifier's outputs (PaSST, PANNs).\n"
+      "  kl --passt CKPT --ref DIR --gen DIR [--passt-heads 12] [--out REPORT.json]\n"
+      "      M2UGen's KL, natively: each file loaded as librosa.load(sr=32000) (libsoxr HQ), first\n"
+      "      10 s, PaSST logits (CKPT: hear21passt's passt-s-f128-p16-s10-ap.476-swa.pt or the\n"
+      "      same names in safetensors; --passt-heads: attention heads, not stored in the weights),\n"
+      "      softmax, mean over pairs of sum p_ref (log p_ref - log(p_gen + 1e-6)).  Files pair by\n"
+      "      name without extension (gen may be .mp3); unpaired files are listed, not scored.\n"
+      "      Prints the score and its provenance (checkpoint sha256, settings); --out writes the\n"
+      "      JSON report (per-pair KL, unpaired files, provenance).\n",
       "  m2u-eval kl --a ref_passt_probs.npy --b gen_passt_probs.npy\n"
-      "  m2u-eval kl --a ref_passt_logits.npy --b gen_passt_logits.npy --logits\n"},
+      "  m2u-eval kl --a ref_passt_logits.npy --b gen_passt_logits.npy --logits\n"
+      "  m2u-eval kl --passt ckpt/passt-s-f128-p16-s10-ap.476-swa.pt --ref data/musiccaps_wav \\\n"
+      "      --gen out/generated --out kl.json\n"},
     {"cosine",
       "  cosine --a TEXT.npy --b AUDIO.npy\n"
       "      Mean cosine of paired rows: the CLAP text-audio score, given CLAP embeddings.\n"
-      "      (m2u has no audio classifier or text-audio model; these take their outputs.)\n",
+      "      (m2u has no text-audio model yet; this takes CLAP's outputs.)\n",
       "  m2u-eval cosine --a clap_text.npy --b clap_audio.npy\n"},
     {"fd",
       "  fd --a A.npy --b B.npy [--out REPORT.json]\n"
@@ -654,8 +665,63 @@ done:
     return rc;
 }
 
+/* m2u-eval kl --passt: the paper's KL from two audio folders (eval/metrics/passt_kl.h) */
+static int cmd_kl_passt(int argc, char **argv) {
+    m2u_passt_kl_opts o = {0};
+    const char *out = NULL, *heads = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *f = argv[i];
+        const char **dst = !strcmp(f, "--passt") ? &o.checkpoint
+                           : !strcmp(f, "--ref") ? &o.ref_dir
+                           : !strcmp(f, "--gen") ? &o.gen_dir
+                           : !strcmp(f, "--out") ? &out
+                           : !strcmp(f, "--passt-heads") ? &heads : NULL;
+        if (!dst) return bad_usage("kl", "unknown option %s (with --passt: --ref, --gen, --passt-heads, --out)", f);
+        if (i + 1 >= argc) return bad_usage("kl", "%s needs a value", f);
+        *dst = argv[++i];
+    }
+    if (!o.checkpoint || !o.ref_dir || !o.gen_dir) return bad_usage("kl", "--passt needs --ref DIR and --gen DIR");
+    if (heads) {
+        char *e;
+        long h = strtol(heads, &e, 10);
+        if (!*heads || *e || h < 1 || h > 256) return bad_usage("kl", "--passt-heads %s: expected 1..256", heads);
+        o.passt.heads = (int)h;
+    }
+    cJSON *rep = NULL;
+    double kl = 0;
+    if (m2u_passt_kl(&o, &rep, &kl) != 0) {
+        fprintf(stderr, "m2u-eval kl: %s\n", m2u_last_error());
+        return 1;
+    }
+    const cJSON *prov = cJSON_GetObjectItemCaseSensitive(rep, "provenance");
+    printf("KL (PaSST) = %.10g over %d pairs\n", kl, cJSON_GetObjectItemCaseSensitive(rep, "n_pairs")->valueint);
+    printf("  checkpoint %s sha256 %s, %d heads, loader librosa.load(sr=32000) via %s, first %d samples\n",
+           o.checkpoint, cJSON_GetObjectItemCaseSensitive(prov, "checkpoint_sha256")->valuestring,
+           cJSON_GetObjectItemCaseSensitive(prov, "heads")->valueint,
+           cJSON_GetObjectItemCaseSensitive(prov, "libsoxr")->valuestring,
+           cJSON_GetObjectItemCaseSensitive(prov, "max_samples")->valueint);
+    static const char *const sides[] = {"unmatched_ref", "unmatched_gen"};
+    for (int s = 0; s < 2; s++) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(rep, sides[s]))
+            printf("  unmatched (%s, not scored): %s\n", s ? "generated" : "reference", it->valuestring);
+    }
+    int rc = 0;
+    if (out) {
+        char *txt = cJSON_Print(rep);
+        rc = txt ? m2u_write_file_atomic(out, txt, strlen(txt)) : m2u_fail("out of memory");
+        free(txt);
+        if (rc) fprintf(stderr, "m2u-eval kl: %s\n", m2u_last_error());
+    }
+    cJSON_Delete(rep);
+    return rc ? 1 : 0;
+}
+
 /* m2u-eval kl / cosine: row-paired scores of two [N, D] .npy files */
 static int cmd_paired(const char *cmd, int argc, char **argv) {
+    if (!strcmp(cmd, "kl"))
+        for (int i = 2; i < argc; i++)
+            if (!strcmp(argv[i], "--passt")) return cmd_kl_passt(argc, argv);
     const char *apath = NULL, *bpath = NULL;
     int logits = 0;
     for (int i = 2; i < argc; i++) {

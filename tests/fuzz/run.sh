@@ -33,7 +33,7 @@ FIX=$ROOT/tests/fixtures
 DEFAULT_TARGETS=(safetensors safetensors_index torch torch_pickle tokenizer_bpe tokenizer_unigram unigram_charsmap
                  tokenizer_wordpiece tokenizer_bytelevel tokenize model_config peft_config train_config manifest
                  shard_schema media npy compare
-                 meteor_wordnet meteor_paraphrase)
+                 meteor_wordnet meteor_paraphrase passt_schema)
 # Only when named: byte-level mutation of HDF5 shards mostly finds libhdf5's own
 # weaknesses on corrupt metadata (a 4 GiB malloc for a corrupt chunk size, leaks,
 # crashes), which no m2u change can fix; m2u's defence is the manifest's sha256,
@@ -55,11 +55,12 @@ declare -A MAX_LEN=([safetensors]=65536 [safetensors_index]=8192 [torch]=65536 [
   [peft_config]=4096 [train_config]=4096 [manifest]=8192 [shard]=65536 [shard_schema]=512 [media]=16384 [npy]=4096
   [compare]=16384
   [tokenizer_bytelevel]=32768
-  [meteor_wordnet]=8192 [meteor_paraphrase]=8192)
+  [meteor_wordnet]=8192 [meteor_paraphrase]=8192
+  [passt_schema]=96)
 declare -A TIMEOUT=([unigram_charsmap]=20 [media]=20 [shard]=20 [shard_schema]=20)
 # libhdf5 has no frame pointers: the leak suppression (lsan.supp) needs the slow unwinder there
 # shard_schema's inputs are short edit programs: let them reach max_len at once
-declare -A FLAGS=([shard_schema]=-len_control=0)
+declare -A FLAGS=([shard_schema]=-len_control=0 [passt_schema]=-len_control=0)
 declare -A ASAN_EXTRA=([shard]=:fast_unwind_on_malloc=0)
 export LSAN_OPTIONS=suppressions=$ROOT/tests/fuzz/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}
 
