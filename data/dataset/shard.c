@@ -1566,7 +1566,7 @@ static int tensor_rows_f32(m2u_shard_reader *r, int t, int64_t i, int64_t n, flo
     if (x->dtype == M2U_F16) {
         uint16_t *h = n == 1 ? r->scratch : batch_buf(r, total * sizeof(uint16_t));
         if (!h || read_tensor(r, t, i, n, r->f16_mem, h) < 0) return -1;
-        for (size_t e = 0; e < total; e++) dst[e] = m2u_f16_to_f32(h[e]);
+        m2u_convert_to_f32(M2U_F16, h, dst, total); /* the vectorized loop */
         return 0;
     }
     /* uint8 pixels: read into the tail quarter of dst, widen front to back. */
@@ -1613,9 +1613,10 @@ static char *dup_bytes(const char *p, size_t n) {
     return s;
 }
 
-/* Samples i0 .. i0+n-1 into out[0..n-1] (zeroed), HDF5 quiet.  Each column is
- * one hyperslab: n = 1 reads straight into the sample's buffers, a batch
- * into the staging buffer, then split into the samples' own allocations. */
+/* Samples i0 .. i0+n-1 into out[0..n-1] (zeroed), HDF5 quiet.  Each text
+ * column is one hyperslab for the batch (staged, then split into the
+ * samples' own allocations; n = 1 reads straight into the sample's buffer);
+ * audio is read sample by sample into the samples' buffers. */
 static int get_samples(m2u_shard_reader *r, int64_t i0, int64_t n, m2u_sample *out) {
     int64_t tag = n == 1 ? i0 : -i0 - 1; /* read_range_q's message */
     for (int c = 0; c < M2U_TEXT_COUNT; c++) {
@@ -1641,20 +1642,16 @@ static int get_samples(m2u_shard_reader *r, int64_t i0, int64_t n, m2u_sample *o
         if (target ? !r->has_target : !r->has_audio) continue;
         const rflat *c = target ? &r->target : &r->audio;
         const char *name = target ? "target_audio" : "audio";
-        for (int64_t k = 0; k < n; k++) { /* each sample's own buffer */
+        /* Straight into each sample's own buffer, one read per sample: audio is
+         * large, and staging a batch's audio to split it costs more (a copy of
+         * every byte) than the per-read overhead it saves. */
+        for (int64_t k = 0; k < n; k++) {
             size_t len = (size_t)(c->off[i0 + k + 1] - c->off[i0 + k]);
             int16_t *a = malloc(len ? len * sizeof(int16_t) : 1);
             if (!a) return m2u_fail("%s: out of memory reading audio", r->path);
             if (target) out[k].target_audio = a, out[k].target_audio_len = len;
             else out[k].audio = a, out[k].audio_len = len;
-        }
-        size_t total = (size_t)(c->off[i0 + n] - c->off[i0]);
-        int16_t *buf = n == 1 ? (target ? out[0].target_audio : out[0].audio) : batch_buf(r, total * sizeof(int16_t) + 1);
-        if (!buf || read_range_q(r, c, H5T_NATIVE_INT16, c->off[i0], total, buf, name, tag, n) < 0) return -1;
-        for (int64_t k = 0; n > 1 && k < n; k++) {
-            size_t len = (size_t)(c->off[i0 + k + 1] - c->off[i0 + k]);
-            if (len) memcpy(target ? out[k].target_audio : out[k].audio, buf + (c->off[i0 + k] - c->off[i0]),
-                            len * sizeof(int16_t));
+            if (read_range_q(r, c, H5T_NATIVE_INT16, c->off[i0 + k], len, a, name, i0 + k, 1) < 0) return -1;
         }
     }
     for (int64_t k = 0; k < n; k++) {

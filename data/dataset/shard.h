@@ -211,8 +211,9 @@ typedef struct {
 
 int m2u_shard_get_sample(m2u_shard_reader *r, int64_t i, m2u_sample *out);
 /* The n consecutive samples i0 .. i0+n-1 (n >= 1) into out[0..n-1], equal to n
- * m2u_shard_get_sample calls but with one HDF5 read per column for all of them
- * (for sequential scans: a batch of rows, a data loader's prefetch).  A range
+ * m2u_shard_get_sample calls but with one HDF5 read per text column for all of
+ * them (audio, large, is read into each sample's buffer directly) -- for
+ * sequential scans: a batch of rows, a data loader's prefetch.  A range
  * outside the shard is refused before out is touched; on a later failure every
  * out[k] is left freed and zeroed.  Each out[k] is freed with m2u_sample_free. */
 int m2u_shard_get_samples(m2u_shard_reader *r, int64_t i0, int64_t n, m2u_sample *out);
