@@ -1357,10 +1357,12 @@ static int check_index(const m2u_shard_reader *r, int64_t i) {
 static int check_rows(const m2u_shard_reader *r, int64_t i0, int64_t n) {
     if (n == 1) return check_index(r, i0);
     if (n < 1) return m2u_fail("%s: a batch of %lld samples (at least 1)", r->path, (long long)n);
-    if (i0 < 0 || i0 >= r->n || n > r->n - i0)
+    if (i0 < 0 || i0 >= r->n || n > r->n - i0) {
+        /* the last index, saturated: i0 + n - 1 may not fit */
+        int64_t last = i0 >= 0 && n - 1 > INT64_MAX - i0 ? INT64_MAX : i0 + (n - 1);
         return m2u_fail("%s: samples %lld..%lld (%lld from %lld) out of range (shard has %lld)", r->path,
-                        (long long)i0, (long long)i0 + (long long)n - 1, (long long)n, (long long)i0,
-                        (long long)r->n);
+                        (long long)i0, (long long)last, (long long)n, (long long)i0, (long long)r->n);
+    }
     return 0;
 }
 
@@ -1589,9 +1591,9 @@ int m2u_shard_get_tensors_f32(m2u_shard_reader *r, int t, int64_t i0, int64_t n,
     if (t < 0 || t >= r->n_tensors) return m2u_fail("%s: tensor column %d out of range", r->path, t);
     if (check_rows(r, i0, n) < 0) return -1;
     const m2u_shard_tensor_info *x = &r->info[t];
-    if (cap / x->numel < (size_t)n)
-        return m2u_fail("%s: tensor %s: %lld samples have %lld elements, buffer %zu", r->path, x->name, (long long)n,
-                        (long long)n * (long long)x->numel, cap);
+    if (x->numel && cap / x->numel < (size_t)n) /* n * numel > cap, without overflowing */
+        return m2u_fail("%s: tensor %s: %lld samples of %zu elements, buffer %zu", r->path, x->name, (long long)n,
+                        x->numel, cap);
     return tensor_rows_f32(r, t, i0, n, dst);
 }
 
