@@ -109,9 +109,10 @@ static int cpu_has_sha(void) {
 }
 #endif
 
-/* -1: not decided yet; 0: portable; 1: SHA extensions (checked once; a racing
- * first call from two threads decides the same way). */
-static int g_accel = -1;
+/* -1: not decided yet; 0: portable; 1: SHA extensions.  Atomic: readers on
+ * several threads may hash their first shards at the same time (they decide
+ * the same way). */
+static _Atomic int g_accel = -1;
 
 int m2u_sha256_accel(int want) {
     int have = 0;
@@ -119,16 +120,19 @@ int m2u_sha256_accel(int want) {
     have = cpu_has_sha();
 #endif
     g_accel = want && have;
-    return g_accel;
+    return want && have;
 }
 
 static void blocks(uint32_t h[8], const unsigned char *p, size_t n) {
-    if (g_accel < 0) m2u_sha256_accel(1);
+    int accel = g_accel;
+    if (accel < 0) accel = m2u_sha256_accel(1);
 #ifdef M2U_SHA_X86
-    if (g_accel) {
+    if (accel) {
         blocks_x86(h, p, n);
         return;
     }
+#else
+    (void)accel;
 #endif
     blocks_c(h, p, n);
 }
