@@ -105,6 +105,25 @@ static void test_f16(void) {
         {0x7e00, 0x7fc00000u, "quiet NaN"},
         {0x7c01, 0x7f802000u, "signalling NaN payload kept"},
     };
+    /* every float16 against the value formula: (-1)^s 2^(e-15) (1 + m/1024), subnormals
+     * 2^-14 m/1024, Inf and NaN with the payload moved up, through the scalar and the
+     * bulk conversion */
+    static uint16_t all_h[65536];
+    static float all_f[65536];
+    for (uint32_t h = 0; h < 65536; h++) all_h[h] = (uint16_t)h;
+    CHECK(m2u_convert_to_f32(M2U_F16, all_h, all_f, 65536) == 0, "bulk f16 conversion");
+    int bad_f16 = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        uint32_t sign = (h & 0x8000u) << 16, e = (h >> 10) & 31u, m = h & 0x3ffu, want;
+        if (e == 31) want = sign | 0x7f800000u | m << 13;
+        else want = sign | u_of(ldexpf(e ? (float)(1024 + m) : (float)m, (e ? (int)e : 1) - 25));
+        if (u_of(m2u_f16_to_f32((uint16_t)h)) != want || u_of(all_f[h]) != want) {
+            if (bad_f16++ < 5)
+                CHECK(0, "f16 0x%04x -> 0x%08x / bulk 0x%08x, want 0x%08x", h, u_of(m2u_f16_to_f32((uint16_t)h)),
+                      u_of(all_f[h]), want);
+        }
+    }
+    CHECK(bad_f16 == 0, "%d float16 values widened wrongly", bad_f16);
     for (size_t i = 0; i < sizeof widen / sizeof widen[0]; i++) {
         uint32_t got = u_of(m2u_f16_to_f32(widen[i].h));
         CHECK(got == widen[i].f, "f32(f16 0x%04x) = 0x%08x, want 0x%08x (%s)", widen[i].h, got, widen[i].f,

@@ -189,6 +189,10 @@ int m2u_shard_tensor_present(const m2u_shard_reader *r, int t, int64_t i);
 int m2u_shard_get_tensor_f32(m2u_shard_reader *r, int t, int64_t i, float *dst, size_t cap);
 /* Stored bytes (float16 bits or uint8) into dst[cap_bytes]. */
 int m2u_shard_get_tensor_raw(m2u_shard_reader *r, int t, int64_t i, void *dst, size_t cap_bytes);
+/* Tensor t of the n consecutive samples i0 .. i0+n-1 (one HDF5 read for all of
+ * them) as float32 into dst[cap], cap >= n * numel: sample i0+k at dst + k * numel;
+ * an absent sample's row is zeros (m2u_shard_tensor_present tells which). */
+int m2u_shard_get_tensors_f32(m2u_shard_reader *r, int t, int64_t i0, int64_t n, float *dst, size_t cap);
 
 /* ---- whole sample ---- */
 /* Everything except tensors, owned by the struct (free with m2u_sample_free). */
@@ -206,6 +210,13 @@ typedef struct {
 } m2u_sample;
 
 int m2u_shard_get_sample(m2u_shard_reader *r, int64_t i, m2u_sample *out);
+/* The n consecutive samples i0 .. i0+n-1 (n >= 1) into out[0..n-1], equal to n
+ * m2u_shard_get_sample calls but with one HDF5 read per text column for all of
+ * them (audio, large, is read into each sample's buffer directly) -- for
+ * sequential scans: a batch of rows, a data loader's prefetch.  A range
+ * outside the shard is refused before out is touched; on a later failure every
+ * out[k] is left freed and zeroed.  Each out[k] is freed with m2u_sample_free. */
+int m2u_shard_get_samples(m2u_shard_reader *r, int64_t i0, int64_t n, m2u_sample *out);
 void m2u_sample_free(m2u_sample *s);
 
 #endif

@@ -28,10 +28,16 @@
  *             recipe list given (--recipes mucaps --recipes all), into a fresh
  *             folder under --work; CPU time of the child and its wall time.
  *   read      every sample of the last build (text columns, audio, target
- *             audio, attrs, clip bounds and the `mert` tensor) with the C
- *             reader (m2u_dataset_get + m2u_dataset_get_tensor_f32) and with
- *             h5py (eval/bench/bench_shard_h5py.py in a child process, timing its own
- *             read loop), alternated --read-reps times; best pass of each.
+ *             audio, attrs, clip bounds and the `mert` tensor), per sample
+ *             with the C reader (m2u_dataset_get + m2u_dataset_get_tensor_f32)
+ *             and with h5py (eval/bench/bench_shard_h5py.py in a child process,
+ *             timing its own read loop), and per batch of --read-batch
+ *             consecutive samples (m2u_shard_get_samples +
+ *             m2u_shard_get_tensors_f32; h5py: one slice per column for the
+ *             batch), the four alternated --read-reps times; best pass of each.
+ *             The C rows include the sha256 check of each shard on its first
+ *             open (the dataset reader's default); that hash is also timed
+ *             alone.  With --read MANIFEST and no FILE only these rows run.
  *
  * Audio-seconds per CPU-second = seconds of audio processed / CPU seconds
  * spent.  The numbers are reported, never asserted: this machine may be
@@ -43,7 +49,9 @@
 #include "decode.h"
 #include "fingerprint.h"
 #include "m2u_error.h"
+#include "fileio.h"
 #include "manifest.h"
+#include "sha256.h"
 #include "progress.h"
 
 #include <cjson/cJSON.h>
@@ -84,8 +92,10 @@ static void usage(FILE *f) {
             "                      (default: mucaps, then all); 'none' skips the builds\n"
             "  --licence L         licence passed to the build (default GPL-2.0-only)\n"
             "  --work DIR          where the builds go (each in a fresh subfolder; required for builds)\n"
-            "  --read MANIFEST     read this dataset instead of the last build's\n"
+            "  --read MANIFEST     read this dataset instead of the last build's; with no FILE,\n"
+            "                      only the reading rows run (no ffmpeg, no build)\n"
             "  --read-reps N       alternated C / h5py reading passes, best kept (default 5)\n"
+            "  --read-batch B      consecutive samples per batched read (default 16)\n"
             "  --python PY         interpreter with h5py (default /usr/bin/python3); 'none' skips it\n"
             "  --h5py-script PATH  eval/bench/bench_shard_h5py.py\n"
             "  --plugin-dir DIR    HDF5_PLUGIN_PATH for h5py (<build>/hdf5-plugins)\n"
@@ -95,7 +105,9 @@ static void usage(FILE *f) {
             "\n"
             "example (eval/bench/bench_dataset.sh renders the files and runs this):\n"
             "  m2u-bench-dataset --dataset build/m2u-dataset --work /tmp/bd --python /usr/bin/python3 \\\n"
-            "      --h5py-script eval/bench/bench_shard_h5py.py --plugin-dir build/hdf5-plugins a.flac b.ogg c.mp3\n");
+            "      --h5py-script eval/bench/bench_shard_h5py.py --plugin-dir build/hdf5-plugins a.flac b.ogg c.mp3\n"
+            "  m2u-bench-dataset --read /tmp/bd/build-all-XXXXXX/manifest.json --python /usr/bin/python3 \\\n"
+            "      --h5py-script eval/bench/bench_shard_h5py.py --plugin-dir build/hdf5-plugins\n");
 }
 
 static char *slurp(const char *path, size_t *len);
@@ -479,12 +491,43 @@ static int run_build(const char *dataset, const char *work, const char *licence,
 
 typedef struct {
     int ok;
+    int batch;                  /* samples per read (1: per sample) */
     double cpu, wall;           /* the read loop */
     double proc_cpu, proc_wall; /* whole process (h5py: interpreter start and imports included) */
     long long samples, bytes, text_bytes, audio_sum, tensors;
 } read_res;
 
-static int read_c(const char *manifest, const char *tensor, read_res *rr) {
+/* The audio checksum: int32 partial sums of 32768 samples (they cannot
+ * overflow), vectorized like numpy's sum on the h5py side (GCC's -O2 does not
+ * vectorize loops by itself; a scalar sum was ~10% of a C reading pass). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("tree-vectorize")))
+#endif
+static long long sum_i16(const int16_t *x, size_t n) {
+    long long total = 0;
+    for (size_t k = 0; k < n; k += 32768) {
+        size_t e = n - k < 32768 ? n - k : 32768;
+        int32_t part = 0;
+        for (size_t j = 0; j < e; j++) part += x[k + j];
+        total += part;
+    }
+    return total;
+}
+
+static void count_sample(const m2u_sample *s, read_res *rr) {
+    for (int c = 0; c < M2U_TEXT_COUNT; c++) rr->text_bytes += (long long)s->text_len[c];
+    rr->audio_sum += sum_i16(s->audio, s->audio_len) + sum_i16(s->target_audio, s->target_audio_len);
+    rr->bytes += 2 * (long long)(s->audio_len + s->target_audio_len) + 4LL * s->n_attrs + 16;
+}
+
+/* Not inlined, so a profiler (callgrind) shows each reading pass on its own. */
+#if defined(__GNUC__)
+#define BENCH_NOINLINE __attribute__((noinline))
+#else
+#define BENCH_NOINLINE
+#endif
+
+BENCH_NOINLINE static int read_c(const char *manifest, const char *tensor, read_res *rr) {
     memset(rr, 0, sizeof *rr);
     double c0 = cpu_self(), w0 = m2u_now();
     m2u_dataset *ds;
@@ -495,10 +538,7 @@ static int read_c(const char *manifest, const char *tensor, read_res *rr) {
     for (int64_t i = 0; i < n; i++) {
         m2u_sample s;
         if (m2u_dataset_get(ds, i, &s)) goto fail;
-        for (int c = 0; c < M2U_TEXT_COUNT; c++) rr->text_bytes += (long long)s.text_len[c];
-        for (size_t k = 0; k < s.audio_len; k++) rr->audio_sum += s.audio[k];
-        for (size_t k = 0; k < s.target_audio_len; k++) rr->audio_sum += s.target_audio[k];
-        rr->bytes += 2 * (long long)(s.audio_len + s.target_audio_len) + 4LL * s.n_attrs + 16;
+        count_sample(&s, rr);
         m2u_sample_free(&s);
         /* the tensor's shape from the sample's shard */
         int shard;
@@ -530,12 +570,97 @@ static int read_c(const char *manifest, const char *tensor, read_res *rr) {
     rr->samples = n;
     rr->cpu = rr->proc_cpu = cpu_self() - c0;
     rr->wall = rr->proc_wall = m2u_now() - w0;
+    rr->batch = 1;
     rr->ok = 1;
     return 0;
 fail:
     free(buf);
     m2u_dataset_close(ds);
     return -1;
+}
+
+/* The same data as read_c, shard by shard, `batch` consecutive samples per
+ * read: m2u_shard_get_samples (one hyperslab per column for the batch) and
+ * m2u_shard_get_tensors_f32 (the batch's tensor rows in one read). */
+BENCH_NOINLINE static int read_c_batch(const char *manifest, const char *tensor, int batch, read_res *rr) {
+    memset(rr, 0, sizeof *rr);
+    double c0 = cpu_self(), w0 = m2u_now();
+    m2u_dataset *ds;
+    if (m2u_dataset_open(manifest, NULL, &ds)) return -1;
+    m2u_sample *s = calloc((size_t)batch, sizeof *s);
+    float *buf = NULL;
+    size_t cap = 0;
+    if (!s) {
+        m2u_dataset_close(ds);
+        return m2u_fail("out of memory");
+    }
+    for (int sh = 0; sh < m2u_dataset_manifest(ds)->n_shards; sh++) {
+        m2u_shard_reader *r;
+        if (m2u_dataset_shard(ds, sh, &r)) goto fail;
+        int64_t n = m2u_shard_count(r);
+        int t = m2u_shard_tensor_index(r, tensor);
+        const m2u_shard_tensor_info *ti = t >= 0 ? m2u_shard_tensor(r, t) : NULL;
+        if (ti && ti->numel * (size_t)batch > cap) {
+            free(buf);
+            cap = ti->numel * (size_t)batch;
+            if (!(buf = malloc(cap * sizeof *buf))) {
+                m2u_fail("out of memory");
+                goto fail;
+            }
+        }
+        for (int64_t i0 = 0; i0 < n; i0 += batch) {
+            int64_t k = n - i0 < batch ? n - i0 : batch;
+            if (m2u_shard_get_samples(r, i0, k, s)) goto fail;
+            for (int64_t j = 0; j < k; j++) {
+                count_sample(&s[j], rr);
+                m2u_sample_free(&s[j]);
+            }
+            if (!ti) continue;
+            if (m2u_shard_get_tensors_f32(r, t, i0, k, buf, cap)) goto fail;
+            for (int64_t j = 0; j < k; j++)
+                if (m2u_shard_tensor_present(r, t, i0 + j) == 1) {
+                    rr->tensors++;
+                    rr->bytes += (long long)ti->numel * (ti->dtype == M2U_F16 ? 2 : 1);
+                }
+        }
+        rr->samples += n;
+    }
+    free(buf);
+    free(s);
+    m2u_dataset_close(ds);
+    rr->bytes += rr->text_bytes;
+    rr->cpu = rr->proc_cpu = cpu_self() - c0;
+    rr->wall = rr->proc_wall = m2u_now() - w0;
+    rr->batch = batch;
+    rr->ok = 1;
+    return 0;
+fail:
+    free(buf);
+    free(s);
+    m2u_dataset_close(ds);
+    return -1;
+}
+
+/* The sha256 check the C rows include (each shard hashed on its first open), alone. */
+BENCH_NOINLINE static int hash_shards(const char *manifest, double *cpu, long long *bytes) {
+    m2u_dataset *ds;
+    m2u_dataset_options o = {.no_verify = 1};
+    if (m2u_dataset_open(manifest, &o, &ds)) return -1;
+    char *dir = m2u_path_dirname(manifest);
+    double c0 = cpu_self();
+    int rc = dir ? 0 : m2u_fail("out of memory");
+    *bytes = 0;
+    const m2u_manifest *m = m2u_dataset_manifest(ds);
+    for (int sh = 0; rc == 0 && sh < m->n_shards; sh++) {
+        char *full = m2u_path_join(dir, m->shards[sh].path), hex[65];
+        rc = full ? m2u_sha256_file(full, hex) : m2u_fail("out of memory");
+        *bytes += m->shards[sh].bytes;
+        free(full);
+    }
+    *cpu = cpu_self() - c0;
+    free(dir);
+    m2u_dataset_close(ds);
+    return rc;
 }
 
 static long long json_ll(const cJSON *o, const char *k) {
@@ -548,10 +673,12 @@ static double json_d(const cJSON *o, const char *k) {
 }
 
 static int read_h5py(const char *python, const char *script, const char *plugin_env, const char *manifest,
-                     const char *tensor, const char *out_json, read_res *rr) {
+                     const char *tensor, int batch, const char *out_json, read_res *rr) {
     memset(rr, 0, sizeof *rr);
+    char bs[16];
+    snprintf(bs, sizeof bs, "%d", batch);
     char *argv[] = {(char *)python, (char *)script, "--manifest", (char *)manifest, "--tensor", (char *)tensor,
-                    "--json", (char *)out_json, NULL};
+                    "--batch", bs, "--json", (char *)out_json, NULL};
     unlink(out_json);
     child_res cr;
     if (run_child(argv, plugin_env, 0, NULL, NULL, &cr)) return -1;
@@ -573,12 +700,101 @@ static int read_h5py(const char *python, const char *script, const char *plugin_
     rr->text_bytes = json_ll(o, "text_bytes");
     rr->audio_sum = json_ll(o, "audio_sum");
     rr->tensors = json_ll(o, "tensors");
+    rr->batch = (int)json_ll(o, "batch");
+    if (rr->batch != batch) {
+        fprintf(stderr, "m2u-bench-dataset: %s read batches of %d, not %d (an older script?)\n", script, rr->batch,
+                batch);
+        cJSON_Delete(o);
+        return 0;
+    }
     rr->proc_cpu = cr.cpu;
     rr->proc_wall = cr.wall;
     rr->ok = 1;
     cJSON_Delete(o);
     return 0;
 }
+
+/* ---- the reading passes ------------------------------------------------------------------------- */
+
+/* [0] per sample, [1] per batch; best (least CPU) pass of each. */
+typedef struct {
+    int have;
+    read_res c[2], py[2];
+    double hash_cpu; /* best pass of hash_shards */
+    long long hash_bytes;
+} read_bench;
+
+static int run_reads(const char *manifest, const char *tensor, int read_reps, int batch, const char *python,
+                     const char *script, const char *plugin_env, const char *h5_json, read_bench *rb) {
+    memset(rb, 0, sizeof *rb);
+    fprintf(stderr, "m2u-bench-dataset: reading %s, %d pass(es) each, per sample and per batch of %d...\n", manifest,
+            read_reps, batch);
+    for (int p = 0; p < read_reps; p++) {
+        double hc;
+        if (hash_shards(manifest, &hc, &rb->hash_bytes)) {
+            fprintf(stderr, "m2u-bench-dataset: hashing the shards: %s\n", m2u_last_error());
+            return -1;
+        }
+        if (p == 0 || hc < rb->hash_cpu) rb->hash_cpu = hc;
+        for (int m = 0; m < 2; m++) {
+            read_res r;
+            if (m == 0 ? read_c(manifest, tensor, &r) : read_c_batch(manifest, tensor, batch, &r)) {
+                fprintf(stderr, "m2u-bench-dataset: C reader: %s\n", m2u_last_error());
+                return -1;
+            }
+            if (!rb->c[m].ok || r.cpu < rb->c[m].cpu) rb->c[m] = r;
+            rb->have = 1;
+            if (python) {
+                if (read_h5py(python, script, plugin_env, manifest, tensor, m == 0 ? 1 : batch, h5_json, &r))
+                    return -1;
+                if (r.ok && (!rb->py[m].ok || r.cpu < rb->py[m].cpu)) rb->py[m] = r;
+            }
+        }
+    }
+    return 0;
+}
+
+static int same_data(const read_res *a, const read_res *b) {
+    return a->samples == b->samples && a->bytes == b->bytes && a->audio_sum == b->audio_sum && a->tensors == b->tensors;
+}
+
+static void print_reads(const read_bench *rb, const char *manifest, const char *tensor, int read_reps) {
+    printf("\n  reading %s (best of %d; text + audio + target audio + attrs + '%s')\n", manifest, read_reps, tensor);
+    printf("  %-40s %9s %9s %8s %8s %10s %9s %9s\n", "reader", "samples", "MB", "CPU-s", "wall-s", "samples/s",
+           "MB/s", "C/h5py");
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 2; k++) {
+            const read_res *r = k == 0 ? &rb->c[m] : &rb->py[m];
+            char nm[64];
+            if (k == 0 && m == 0) snprintf(nm, sizeof nm, "C per sample (m2u_dataset_get + tensor)");
+            else if (k == 0) snprintf(nm, sizeof nm, "C per batch of %d (get_samples + tensors)", rb->c[1].batch);
+            else if (m == 0) snprintf(nm, sizeof nm, "h5py per sample");
+            else snprintf(nm, sizeof nm, "h5py per batch of %d (one slice a column)", rb->py[1].batch);
+            if (!r->ok) {
+                printf("  %-40s (not run)\n", nm);
+                continue;
+            }
+            char ratio[32] = "";
+            const read_res *ref = &rb->py[m];
+            if (k == 0 && ref->ok && ref->cpu > 0 && r->cpu > 0) snprintf(ratio, sizeof ratio, "%.2f", ref->cpu / r->cpu);
+            printf("  %-40s %9lld %9.1f %8.3f %8.3f %10.0f %9.1f %9s\n", nm, r->samples, (double)r->bytes / 1e6, r->cpu,
+                   r->wall, r->cpu > 0 ? (double)r->samples / r->cpu : 0,
+                   r->cpu > 0 ? (double)r->bytes / 1e6 / r->cpu : 0, ratio);
+        }
+    printf("  %-40s %9s %9.1f %8.3f %8s %10s %9.1f\n", "  of which sha256 of the shards", "", (double)rb->hash_bytes / 1e6,
+           rb->hash_cpu, "", "", rb->hash_cpu > 0 ? (double)rb->hash_bytes / 1e6 / rb->hash_cpu : 0);
+    int all_same = same_data(&rb->c[0], &rb->c[1]);
+    for (int m = 0; m < 2; m++)
+        if (rb->py[m].ok) all_same = all_same && same_data(&rb->c[0], &rb->py[m]);
+    printf("  all rows read the same data: %s", all_same ? "yes (samples, bytes, audio checksum, tensor count)" : "NO: they differ");
+    if (rb->py[0].ok)
+        printf("; h5py process total incl. interpreter + imports %.2f CPU-s (per sample)", rb->py[0].proc_cpu);
+    printf("\n  samples/s and MB/s are per CPU-second; MB = 1e6 bytes of decompressed payload (int16 audio, "
+           "float16 tensor, UTF-8 text);\n  the C rows include the sha256 check of each shard on its first open "
+           "(the dataset reader's default), timed alone on the last line\n");
+}
+
+static cJSON *reads_json(const read_bench *rb, const char *manifest, const char *tensor, int read_reps);
 
 /* ---- output ---------------------------------------------------------------------------------------- */
 
@@ -601,6 +817,7 @@ static cJSON *agg_json(double audio_s, double cpu, double wall) {
 static cJSON *read_json(const read_res *r) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "ok", r->ok);
+    cJSON_AddNumberToObject(o, "batch", r->batch);
     cJSON_AddNumberToObject(o, "samples", (double)r->samples);
     cJSON_AddNumberToObject(o, "bytes", (double)r->bytes);
     cJSON_AddNumberToObject(o, "text_bytes", (double)r->text_bytes);
@@ -615,6 +832,81 @@ static cJSON *read_json(const read_res *r) {
     cJSON_AddNumberToObject(o, "samples_per_wall_s", r->wall > 0 ? (double)r->samples / r->wall : 0);
     cJSON_AddNumberToObject(o, "mb_per_wall_s", r->wall > 0 ? (double)r->bytes / 1e6 / r->wall : 0);
     return o;
+}
+
+static cJSON *reads_json(const read_bench *rb, const char *manifest, const char *tensor, int read_reps) {
+    cJSON *rd = cJSON_CreateObject();
+    cJSON_AddStringToObject(rd, "manifest", manifest);
+    cJSON_AddStringToObject(rd, "tensor", tensor);
+    cJSON_AddNumberToObject(rd, "passes", read_reps);
+    cJSON_AddItemToObject(rd, "c", read_json(&rb->c[0]));
+    cJSON_AddItemToObject(rd, "h5py", read_json(&rb->py[0]));
+    cJSON_AddItemToObject(rd, "c_batch", read_json(&rb->c[1]));
+    cJSON_AddItemToObject(rd, "h5py_batch", read_json(&rb->py[1]));
+    cJSON *h = cJSON_AddObjectToObject(rd, "sha256_of_shards");
+    cJSON_AddNumberToObject(h, "bytes", (double)rb->hash_bytes);
+    cJSON_AddNumberToObject(h, "cpu_s", rb->hash_cpu);
+    cJSON_AddStringToObject(h, "note", "included in the c and c_batch rows (each shard hashed on its first open)");
+    return rd;
+}
+
+static void load_average(double l[3]) {
+    l[0] = l[1] = l[2] = 0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf %lf %lf", &l[0], &l[1], &l[2]) != 3) l[0] = l[1] = l[2] = 0;
+        fclose(f);
+    }
+}
+
+static int write_json(cJSON *o, const char *json_path) {
+    char *s = cJSON_Print(o);
+    FILE *f = s ? fopen(json_path, "w") : NULL;
+    int bad = !f || fputs(s, f) < 0 || fputc('\n', f) < 0;
+    if (f && fclose(f)) bad = 1;
+    cJSON_free(s);
+    cJSON_Delete(o);
+    if (bad) {
+        fprintf(stderr, "m2u-bench-dataset: cannot write %s\n", json_path);
+        return -1;
+    }
+    printf("results: %s\n", json_path);
+    return 0;
+}
+
+/* --read MANIFEST without FILEs: the reading rows alone. */
+static int read_only(const char *manifest, const char *tensor, int read_reps, int batch, const char *python,
+                     const char *script, const char *plugin_dir, const char *json_path) {
+    double load[3];
+    load_average(load);
+    char plugin_env[4200] = "", h5_json[64];
+    if (plugin_dir) snprintf(plugin_env, sizeof plugin_env, "HDF5_PLUGIN_PATH=%s", plugin_dir);
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char h5_path[4200];
+    snprintf(h5_json, sizeof h5_json, "/m2u-bench-h5py-%ld.json", (long)getpid());
+    snprintf(h5_path, sizeof h5_path, "%.4000s%s", tmp, h5_json);
+    read_bench rb;
+    int rc = run_reads(manifest, tensor, read_reps, batch, python, script, plugin_env[0] ? plugin_env : NULL, h5_path,
+                       &rb);
+    unlink(h5_path);
+    if (rc) return 1;
+    printf("\nm2u shard reading benchmark; %ld cores, load average %.2f %.2f %.2f\n", sysconf(_SC_NPROCESSORS_ONLN),
+           load[0], load[1], load[2]);
+    print_reads(&rb, manifest, tensor, read_reps);
+    printf("\nCPU-s: C = this process (CLOCK_PROCESS_CPUTIME_ID); h5py = its own read loop (time.process_time).\n"
+           "wall-s includes waiting for the cores on a shared machine.  Nothing is asserted on time.\n");
+    if (!json_path) return 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "benchmark", "m2u-bench-dataset --read");
+    cJSON *mach = cJSON_AddObjectToObject(o, "machine");
+    cJSON_AddNumberToObject(mach, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
+    cJSON *la = cJSON_AddArrayToObject(mach, "load_average_at_start");
+    for (int k = 0; k < 3; k++) cJSON_AddItemToArray(la, cJSON_CreateNumber(load[k]));
+    load_average(load);
+    cJSON *lb = cJSON_AddArrayToObject(mach, "load_average_at_end");
+    for (int k = 0; k < 3; k++) cJSON_AddItemToArray(lb, cJSON_CreateNumber(load[k]));
+    cJSON_AddItemToObject(o, "read", reads_json(&rb, manifest, tensor, read_reps));
+    return write_json(o, json_path) ? 1 : 0;
 }
 
 static int parse_int(const char *opt, const char *s, int lo, int *out) {
@@ -636,7 +928,7 @@ int main(int argc, char **argv) {
     const char *python = "/usr/bin/python3", *script = NULL, *plugin_dir = NULL, *tensor = "mert";
     const char *read_manifest = NULL;
     const char *recipes[MAX_RECIPE_RUNS];
-    int n_recipes = 0, reps = 1, read_reps = 5;
+    int n_recipes = 0, reps = 1, read_reps = 5, read_batch = 16;
     char **files = calloc((size_t)argc, sizeof *files);
     int n_files = 0;
     if (!files) return 1;
@@ -666,6 +958,8 @@ int main(int argc, char **argv) {
                 if (parse_int(a, v, 1, &reps)) return 2;
             } else if (!strcmp(a, "--read-reps")) {
                 if (parse_int(a, v, 1, &read_reps)) return 2;
+            } else if (!strcmp(a, "--read-batch")) {
+                if (parse_int(a, v, 1, &read_batch)) return 2;
             } else if (!strcmp(a, "--recipes")) {
                 if (n_recipes == MAX_RECIPE_RUNS) {
                     fprintf(stderr, "m2u-bench-dataset: at most %d --recipes\n", MAX_RECIPE_RUNS);
@@ -684,7 +978,7 @@ int main(int argc, char **argv) {
             files[n_files++] = argv[k];
         }
     }
-    if (!n_files) {
+    if (!n_files && !read_manifest) {
         usage(stderr);
         return 2;
     }
@@ -699,6 +993,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "m2u-bench-dataset: h5py reading needs --h5py-script (or --python none)\n");
         return 2;
     }
+    if (!n_files) return read_only(read_manifest, tensor, read_reps, read_batch, python, script, plugin_dir, json_path);
 
     m2u_build_config bc;
     m2u_build_config_default(&bc);
@@ -832,28 +1127,16 @@ int main(int argc, char **argv) {
     else
         for (int b = n_builds - 1; b >= 0 && !manifest[0]; b--)
             if (br[b].ok && br[b].samples > 0) snprintf(manifest, sizeof manifest, "%s/manifest.json", br[b].out);
-    read_res rc_best = {0}, rp_best = {0};
-    int have_read = 0;
+    read_bench rb;
+    memset(&rb, 0, sizeof rb);
     char plugin_env[4200] = "";
     if (plugin_dir) snprintf(plugin_env, sizeof plugin_env, "HDF5_PLUGIN_PATH=%s", plugin_dir);
     char h5_json[4300] = "";
     if (manifest[0]) {
         snprintf(h5_json, sizeof h5_json, "%s/bench_h5py_result.json", work ? work : "/tmp");
-        fprintf(stderr, "m2u-bench-dataset: reading %s, %d pass(es) each...\n", manifest, read_reps);
-        for (int p = 0; p < read_reps; p++) {
-            read_res r;
-            if (read_c(manifest, tensor, &r)) {
-                fprintf(stderr, "m2u-bench-dataset: C reader: %s\n", m2u_last_error());
-                return 1;
-            }
-            if (!rc_best.ok || r.cpu < rc_best.cpu) rc_best = r;
-            have_read = 1;
-            if (python) {
-                if (read_h5py(python, script, plugin_env[0] ? plugin_env : NULL, manifest, tensor, h5_json, &r))
-                    return 1;
-                if (r.ok && (!rp_best.ok || r.cpu < rp_best.cpu)) rp_best = r;
-            }
-        }
+        if (run_reads(manifest, tensor, read_reps, read_batch, python, script, plugin_env[0] ? plugin_env : NULL,
+                      h5_json, &rb))
+            return 1;
     }
 
     /* ---- table ---- */
@@ -920,36 +1203,7 @@ int main(int argc, char **argv) {
                  br[b].shards, (double)br[b].shard_bytes / 1e6, br[b].errors);
         row(name, audio_once, br[b].cpu, br[b].wall, 0, note);
     }
-    if (have_read) {
-        printf("\n  reading %s (best of %d; text + audio + target audio + attrs + '%s')\n", manifest, read_reps,
-               tensor);
-        printf("  %-34s %9s %9s %8s %8s %10s %9s %9s\n", "reader", "samples", "MB", "CPU-s", "wall-s",
-               "samples/s", "MB/s", "C/h5py");
-        const read_res *rs[2] = {&rc_best, &rp_best};
-        const char *nm[2] = {"C (m2u_dataset_get + tensor)", "h5py (per sample)"};
-        for (int k = 0; k < 2; k++) {
-            const read_res *r = rs[k];
-            if (!r->ok) {
-                printf("  %-34s (not run)\n", nm[k]);
-                continue;
-            }
-            char ratio[32] = "";
-            if (k == 0 && rp_best.ok && rp_best.cpu > 0 && r->cpu > 0)
-                snprintf(ratio, sizeof ratio, "%.2f", rp_best.cpu / r->cpu);
-            printf("  %-34s %9lld %9.1f %8.3f %8.3f %10.0f %9.1f %9s\n", nm[k], r->samples, (double)r->bytes / 1e6,
-                   r->cpu, r->wall, r->cpu > 0 ? (double)r->samples / r->cpu : 0,
-                   r->cpu > 0 ? (double)r->bytes / 1e6 / r->cpu : 0, ratio);
-        }
-        if (rp_best.ok) {
-            int same = rc_best.samples == rp_best.samples && rc_best.bytes == rp_best.bytes &&
-                       rc_best.audio_sum == rp_best.audio_sum && rc_best.tensors == rp_best.tensors;
-            printf("  both read the same data: %s; h5py process total incl. interpreter + imports %.2f CPU-s\n",
-                   same ? "yes (samples, bytes, audio checksum, tensor count)" : "NO: they differ",
-                   rp_best.proc_cpu);
-        }
-        printf("  samples/s and MB/s are per CPU-second; MB = 1e6 bytes of decompressed payload (int16 audio, "
-               "float16 tensor, UTF-8 text)\n");
-    }
+    if (rb.have) print_reads(&rb, manifest, tensor, read_reps);
     printf("\nCPU-s: m2u = this process (CLOCK_PROCESS_CPUTIME_ID); ffmpeg, builds, h5py process = children's "
            "user+system (getrusage).\nwall-s includes waiting for the cores on a shared machine.  Nothing is "
            "asserted on time.\n");
@@ -1042,23 +1296,8 @@ int main(int argc, char **argv) {
             cJSON_AddNumberToObject(x, "error_lines", (double)br[b].errors);
             cJSON_AddItemToArray(ba, x);
         }
-        if (have_read) {
-            cJSON *rd = cJSON_AddObjectToObject(o, "read");
-            cJSON_AddStringToObject(rd, "manifest", manifest);
-            cJSON_AddStringToObject(rd, "tensor", tensor);
-            cJSON_AddNumberToObject(rd, "passes", read_reps);
-            cJSON_AddItemToObject(rd, "c", read_json(&rc_best));
-            cJSON_AddItemToObject(rd, "h5py", read_json(&rp_best));
-        }
-        char *s = cJSON_Print(o);
-        FILE *f = s ? fopen(json_path, "w") : NULL;
-        if (!f || fputs(s, f) < 0 || fputc('\n', f) < 0 || fclose(f)) {
-            fprintf(stderr, "m2u-bench-dataset: cannot write %s\n", json_path);
-            return 1;
-        }
-        cJSON_free(s);
-        cJSON_Delete(o);
-        printf("results: %s\n", json_path);
+        if (rb.have) cJSON_AddItemToObject(o, "read", reads_json(&rb, manifest, tensor, read_reps));
+        if (write_json(o, json_path)) return 1;
     }
     free(ok_files);
     free(fr);

@@ -14,7 +14,8 @@
 #   survey   analysis (m2u_analyze per 10 s clip), fingerprint, built-in features;
 #   build    `m2u-dataset build` (one process) with --recipes mucaps, then all;
 #   read     every sample of the last build with the C reader and with h5py
-#            (eval/bench/bench_shard_h5py.py), samples/s and MB/s.
+#            (eval/bench/bench_shard_h5py.py), per sample and per batch of
+#            --read-batch consecutive samples, samples/s and MB/s.
 # It prints a table and writes every number to a JSON file.  Nothing is asserted
 # on time; the load average is printed with the numbers.
 set -euo pipefail
@@ -27,6 +28,7 @@ SECONDS_PER_FILE=60
 JSON=""
 REPS=1
 READ_REPS=5
+READ_BATCH=16
 RECIPES=mucaps,all
 LICENCE=""
 PY=/usr/bin/python3
@@ -49,6 +51,7 @@ usage: eval/bench/bench_dataset.sh [--build DIR] [--input DIR] [--files N] [--js
                    piece); ignored with --input
   --reps R         decode + survey passes (default $REPS)
   --read-reps R    alternated C / h5py reading passes, best kept (default $READ_REPS)
+  --read-batch B   consecutive samples per batched read, C and h5py (default $READ_BATCH)
   --recipes LIST   comma list of builds to time; each item is a --recipes value of
                    m2u-dataset or 'all' (default $RECIPES; 'none': no build, no reading)
   --licence L      licence given to the build (default GPL-2.0-only for OpenMSX,
@@ -71,7 +74,7 @@ while (( $# )); do
         -h|--help) usage; exit 0 ;;
         --no-build) DO_BUILD=0; shift; continue ;;
         --keep) KEEP=1; shift; continue ;;
-        --build|--input|--files|--seconds|--reps|--read-reps|--recipes|--licence|--python|--json)
+        --build|--input|--files|--seconds|--reps|--read-reps|--read-batch|--recipes|--licence|--python|--json)
             (( $# >= 2 )) || die "missing value for $1"
             case $1 in
                 --build) BUILD=$2 ;;
@@ -80,6 +83,7 @@ while (( $# )); do
                 --seconds) posint "$1" "$2" 0; SECONDS_PER_FILE=$2 ;;
                 --reps) posint "$1" "$2" 1; REPS=$2 ;;
                 --read-reps) posint "$1" "$2" 1; READ_REPS=$2 ;;
+                --read-batch) posint "$1" "$2" 1; READ_BATCH=$2 ;;
                 --recipes) RECIPES=$2 ;;
                 --licence) LICENCE=$2 ;;
                 --python) PY=$2 ;;
@@ -156,7 +160,7 @@ fi
 # ---- run ------------------------------------------------------------------------------
 WORK=$(mktemp -d "$OUTDIR/work.XXXXXX")
 (( KEEP )) || trap 'rm -rf "$WORK"' EXIT
-ARGS=(--json "$JSON" --reps "$REPS" --read-reps "$READ_REPS" --licence "$LICENCE" --work "$WORK")
+ARGS=(--json "$JSON" --reps "$REPS" --read-reps "$READ_REPS" --read-batch "$READ_BATCH" --licence "$LICENCE" --work "$WORK")
 if [[ $RECIPES != none ]]; then
     [[ -x $BUILD/m2u-dataset ]] || die "$BUILD/m2u-dataset not found"
     ARGS+=(--dataset "$BUILD/m2u-dataset")

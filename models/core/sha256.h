@@ -15,6 +15,10 @@ typedef struct {
 void m2u_sha256_init(m2u_sha256 *s);
 void m2u_sha256_update(m2u_sha256 *s, const void *data, size_t len);
 void m2u_sha256_final(m2u_sha256 *s, unsigned char out[32]);
+/* Use the CPU's SHA instructions when it has them (the default, decided on
+ * first use) or not (want = 0: the portable code, for tests).  Returns 1 when
+ * they are in use now.  Not thread-safe: call it before hashing starts. */
+int m2u_sha256_accel(int want);
 /* Hex digest of a whole file (65 bytes with the NUL). */
 int m2u_sha256_file(const char *path, char hex[65]);
 /* A stable number in [0, 1) from SHA-256(prefix + key): its first 32 bits / 2^32.

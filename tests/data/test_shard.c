@@ -326,6 +326,101 @@ static void check_read_back(const char *path) {
     m2u_shard_reader_close(r);
 }
 
+static int same_sample(const m2u_sample *a, const m2u_sample *b) {
+    for (int c = 0; c < M2U_TEXT_COUNT; c++)
+        if (a->text_len[c] != b->text_len[c] || !a->text[c] || !b->text[c] || strcmp(a->text[c], b->text[c]))
+            return 0;
+    if (a->audio_len != b->audio_len || a->target_audio_len != b->target_audio_len || a->n_attrs != b->n_attrs ||
+        a->audio_rate != b->audio_rate || memcmp(&a->clip_start, &b->clip_start, sizeof(double)) ||
+        memcmp(&a->clip_end, &b->clip_end, sizeof(double)))
+        return 0;
+    if ((a->audio_len && memcmp(a->audio, b->audio, a->audio_len * 2)) ||
+        (a->target_audio_len && memcmp(a->target_audio, b->target_audio, a->target_audio_len * 2)))
+        return 0;
+    return !a->n_attrs || !memcmp(a->attrs, b->attrs, (size_t)a->n_attrs * sizeof(float)); /* NaN bits too */
+}
+
+/* m2u_shard_get_samples and m2u_shard_get_tensors_f32 (one hyperslab for n
+ * consecutive rows) equal the per-sample reads on every range; ranges outside
+ * the shard are refused with a message naming the file and leave out as it was. */
+static void check_batch(const char *path) {
+    m2u_shard_reader *r;
+    int rc = m2u_shard_open(path, &r);
+    CHECK(rc == 0, "batch: open: %s", m2u_last_error());
+    if (rc) return;
+    m2u_sample one[N], many[N];
+    for (int i = 0; i < N; i++) {
+        rc = m2u_shard_get_sample(r, i, &one[i]);
+        CHECK(rc == 0, "batch: get_sample %d: %s", i, m2u_last_error());
+        if (rc) return;
+    }
+    static const int lens[] = {1, 2, 3, 7, N};
+    for (size_t l = 0; l < sizeof lens / sizeof *lens; l++)
+        for (int i0 = 0; i0 + lens[l] <= N; i0++) {
+            int n = lens[l];
+            rc = m2u_shard_get_samples(r, i0, n, many);
+            CHECK(rc == 0, "batch %d+%d: %s", i0, n, m2u_last_error());
+            for (int k = 0; rc == 0 && k < n; k++) {
+                CHECK(same_sample(&many[k], &one[i0 + k]), "batch %d+%d: sample %d differs", i0, n, i0 + k);
+                m2u_sample_free(&many[k]);
+            }
+        }
+    /* tensors: f16 (mert, t5) and uint8 with absent rows (image, video) */
+    size_t maxel = 0;
+    for (int t = 0; t < m2u_shard_n_tensors(r); t++)
+        if (m2u_shard_tensor(r, t)->numel > maxel) maxel = m2u_shard_tensor(r, t)->numel;
+    float *rows = malloc(sizeof(float) * maxel * N), *row = malloc(sizeof(float) * maxel);
+    for (int t = 0; t < m2u_shard_n_tensors(r); t++) {
+        size_t ne = m2u_shard_tensor(r, t)->numel;
+        for (size_t l = 0; l < sizeof lens / sizeof *lens; l++)
+            for (int i0 = 0; i0 + lens[l] <= N; i0 += lens[l] > 1 ? 1 : 3) {
+                int n = lens[l], ok;
+                memset(rows, 0xff, sizeof(float) * ne * (size_t)n); /* NaN: absent rows must come back as zeros */
+                ok = m2u_shard_get_tensors_f32(r, t, i0, n, rows, ne * (size_t)n) == 0;
+                CHECK(ok, "tensors %s %d+%d: %s", m2u_shard_tensor(r, t)->name, i0, n, m2u_last_error());
+                for (int k = 0; ok && k < n; k++) {
+                    ok = m2u_shard_get_tensor_f32(r, t, i0 + k, row, ne) == 0 &&
+                         !memcmp(rows + (size_t)k * ne, row, ne * sizeof(float));
+                    CHECK(ok, "tensors %s %d+%d: row %d differs from the per-sample read",
+                          m2u_shard_tensor(r, t)->name, i0, n, k);
+                }
+            }
+    }
+
+    /* refused ranges: before, past the end, empty, negative, overflowing */
+    static const int64_t bad[][2] = {{-1, 1}, {N, 1}, {N - 2, 3}, {0, N + 1}, {0, 0}, {3, -1}, {1, INT64_MAX},
+                                     {INT64_MAX, 2}, {-2, 4}};
+    for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
+        memset(many, 0x5a, sizeof many);
+        m2u_sample guard;
+        memset(&guard, 0x5a, sizeof guard);
+        rc = m2u_shard_get_samples(r, bad[b][0], bad[b][1], many);
+        const char *e = m2u_last_error();
+        CHECK(rc != 0 && strstr(e, path) && (strstr(e, "out of range") || strstr(e, "at least 1")),
+              "samples %lld+%lld: rc %d, %s", (long long)bad[b][0], (long long)bad[b][1], rc, e);
+        CHECK(!memcmp(&many[0], &guard, sizeof guard), "samples %lld+%lld: out touched on a refused range",
+              (long long)bad[b][0], (long long)bad[b][1]);
+        rc = m2u_shard_get_tensors_f32(r, 0, bad[b][0], bad[b][1], rows, maxel * N);
+        e = m2u_last_error();
+        CHECK(rc != 0 && strstr(e, path) && (strstr(e, "out of range") || strstr(e, "at least 1")),
+              "tensors %lld+%lld: rc %d, %s", (long long)bad[b][0], (long long)bad[b][1], rc, e);
+    }
+    rc = m2u_shard_get_samples(r, N - 3, 4, many);
+    CHECK(rc != 0 && strstr(m2u_last_error(), "samples 7..10 (4 from 7) out of range (shard has 10)"),
+          "range message: %s", m2u_last_error());
+    size_t ne0 = m2u_shard_tensor(r, 0)->numel;
+    CHECK(m2u_shard_get_tensors_f32(r, 0, 0, 3, rows, ne0 * 3 - 1) != 0 && strstr(m2u_last_error(), "buffer"),
+          "small batch tensor buffer: %s", m2u_last_error());
+    CHECK(m2u_shard_get_tensors_f32(r, 99, 0, 1, rows, maxel) != 0 && strstr(m2u_last_error(), "out of range"),
+          "tensor column 99");
+    CHECK(m2u_shard_get_samples(r, 0, 1, NULL) != 0 && m2u_shard_get_tensors_f32(r, 0, 0, 1, NULL, 1) != 0,
+          "NULL out accepted");
+    free(rows);
+    free(row);
+    for (int i = 0; i < N; i++) m2u_sample_free(&one[i]);
+    m2u_shard_reader_close(r);
+}
+
 /* Filter 32015 with our level recorded on the dataset (and shuffle on numeric ones). */
 static void check_filters(const char *path) {
     const char *names[] = {"/text/caption", "/text/caption_offsets", "/audio", "/target_audio", "/clip_start",
@@ -518,6 +613,10 @@ static void check_damaged(const char *good) {
         CHECK(m2u_shard_get_audio_i16(r, 0, 0, buf, 300000) != 0 && strstr(m2u_last_error(), p) &&
                   strstr(m2u_last_error(), "audio of sample 0"),
               "corrupt chunk read: %s", m2u_last_error());
+        m2u_sample batch[2];
+        CHECK(m2u_shard_get_samples(r, 0, 2, batch) != 0 && strstr(m2u_last_error(), p) &&
+                  strstr(m2u_last_error(), "audio of sample 0") && batch[0].audio == NULL && batch[1].text[0] == NULL,
+              "corrupt chunk batch read: %s", m2u_last_error());
         free(buf);
         m2u_shard_reader_close(r);
     }
@@ -1103,6 +1202,7 @@ int main(void) {
         snprintf(tmp, sizeof tmp, "%s.tmp.%ld", shard, (long)getpid());
         CHECK(!m2u_file_exists(tmp), "temp file left after close");
         check_read_back(shard);
+        check_batch(shard);
         check_filters(shard);
 
         /* same samples, same order -> the same bytes */

@@ -65,6 +65,21 @@ static inline void fuzz_read_shard(const char *path) {
                 }
             }
         }
+        /* the batch reads of the same first rows (one hyperslab per column) */
+        int64_t nb = n < 4 ? n : 4;
+        if (nb > 0) {
+            m2u_sample batch[4];
+            if (m2u_shard_get_samples(r, 0, nb, batch) == 0)
+                for (int64_t k = 0; k < nb; k++) m2u_sample_free(&batch[k]);
+            for (int t = 0; t < m2u_shard_n_tensors(r); t++) {
+                const m2u_shard_tensor_info *ti = m2u_shard_tensor(r, t);
+                if (ti->numel > (1u << 18)) continue;
+                size_t cap = (ti->numel ? ti->numel : 1) * (size_t)nb;
+                float *buf = malloc(cap * sizeof *buf);
+                if (buf) (void)m2u_shard_get_tensors_f32(r, t, 0, nb, buf, cap);
+                free(buf);
+            }
+        }
         for (int c = 0; c < M2U_TEXT_COUNT; c++) {
             char *text = NULL;
             size_t nb = 0;
