@@ -8,8 +8,10 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* Tokens                                                              */
@@ -548,4 +550,22 @@ done:
     free(rou);
     free(cid);
     return rc;
+}
+
+static const char *meteor_path(const char *given, const char *def, const char *probe, const char *what, char *why,
+                               size_t cap) {
+    if (given) return given;
+    char p[4096];
+    snprintf(p, sizeof p, "%s%s", def, probe);
+    if (access(p, R_OK) == 0) return def;
+    size_t l = strlen(why);
+    if (l < cap) snprintf(why + l, cap - l, "%s%s not found at %s", l ? "; " : "", what, p);
+    return NULL;
+}
+
+void m2u_meteor_data_paths(const char *given_wordnet, const char *given_paraphrase, const char **wordnet,
+                           const char **paraphrase, char *why, size_t cap) {
+    *wordnet = meteor_path(given_wordnet, M2U_METEOR_WORDNET_DIR, "/index.sense", "WordNet (synonym module)", why, cap);
+    *paraphrase = meteor_path(given_paraphrase, M2U_METEOR_PARAPHRASE_PATH, "", "paraphrase table (paraphrase module)",
+                              why, cap);
 }

@@ -124,6 +124,11 @@ typedef struct {
  * "exact,stem,synonym,paraphrase".  m2u_caption_evaluate: exact and stem. */
 int m2u_caption_evaluate(size_t n, const char *const *cands, const char *const *const *refs, const int *n_refs,
                          m2u_caption_scores *corpus, m2u_caption_scores *per_item);
+/* Which METEOR data to use: a path the user gave is used as it is; otherwise the installed
+ * default (M2U_METEOR_WORDNET_DIR, M2U_METEOR_PARAPHRASE_PATH) when it exists, else NULL (that
+ * module off) with the reason appended to why[cap] ("; "-separated). */
+void m2u_meteor_data_paths(const char *given_wordnet, const char *given_paraphrase, const char **wordnet,
+                           const char **paraphrase, char *why, size_t cap);
 int m2u_caption_evaluate_meteor(size_t n, const char *const *cands, const char *const *const *refs,
                                 const int *n_refs, const char *wordnet_dir, const char *paraphrase_path,
                                 m2u_caption_scores *corpus, m2u_caption_scores *per_item,

@@ -412,7 +412,7 @@ void m2u_eval_scores_free(m2u_eval_scores *s) {
 }
 
 static int score_group(const m2u_eval_run_result *r, const char *kind, m2u_caption_scores *corpus,
-                       m2u_caption_scores *per_item, int *n_out) {
+                       m2u_caption_scores *per_item, int *n_out, m2u_eval_scores *s) {
     int n = 0;
     for (int i = 0; i < r->n_items; i++) n += !kind || !strcmp(r->items[i].kind, kind);
     *n_out = n;
@@ -434,7 +434,14 @@ static int score_group(const m2u_eval_run_result *r, const char *kind, m2u_capti
         nr[k] = 1;
         k++;
     }
-    rc = m2u_caption_evaluate((size_t)n, c, (const char *const *const *)refs, nr, corpus, per_item);
+    /* full METEOR (as pycocoevalcap) with the installed WordNet and paraphrase table; a missing one
+     * switches its module off and the report says so */
+    const char *wn = NULL, *para = NULL, *mods = NULL;
+    s->meteor_why[0] = 0;
+    m2u_meteor_data_paths(NULL, NULL, &wn, &para, s->meteor_why, sizeof s->meteor_why);
+    rc = m2u_caption_evaluate_meteor((size_t)n, c, (const char *const *const *)refs, nr, wn, para, corpus, per_item,
+                                     &mods);
+    snprintf(s->meteor_modules, sizeof s->meteor_modules, "%s", mods ? mods : "exact,stem");
 done:
     free(c);
     free(refs);
@@ -467,7 +474,7 @@ int m2u_eval_score(const m2u_eval_run_result *r, m2u_eval_scores *s) {
     }
     if (s->n_groups == 2) s->n_groups = 1; /* one kind: "all" is that kind */
     for (int g = 0; g < s->n_groups; g++)
-        if (score_group(r, g ? s->group[g] : NULL, &s->corpus[g], g ? NULL : s->per_item, &s->group_n[g])) {
+        if (score_group(r, g ? s->group[g] : NULL, &s->corpus[g], g ? NULL : s->per_item, &s->group_n[g], s)) {
             m2u_eval_scores_free(s);
             return -1;
         }
@@ -644,9 +651,14 @@ static cJSON *report_json(const m2u_eval_report *r) {
     }
     if (s) {
         cJSON *cap = cJSON_AddObjectToObject(o, "captions");
-        cJSON_AddStringToObject(cap, "conventions",
-                                "pycocoevalcap 1.2: PTB tokenisation, corpus BLEU, ROUGE-L and CIDEr-D means; METEOR "
-                                "1.5 exact+stem modules only; one reference per item (mucaps: caption, musicqa: answer)");
+        char conv[1600];
+        snprintf(conv, sizeof conv,
+                 "pycocoevalcap 1.2: PTB tokenisation, corpus BLEU, ROUGE-L and CIDEr-D means; METEOR 1.5 -l en -norm "
+                 "with modules %s%s%s; one reference per item (mucaps: caption, musicqa: answer)",
+                 s->meteor_modules, s->meteor_why[0] ? " (" : "", s->meteor_why[0] ? s->meteor_why : "");
+        if (s->meteor_why[0]) strcat(conv, ")");
+        cJSON_AddStringToObject(cap, "conventions", conv);
+        cJSON_AddStringToObject(cap, "meteor_modules", s->meteor_modules);
         for (int g = 0; g < s->n_groups; g++) {
             cJSON *gg = cJSON_AddObjectToObject(cap, s->group[g]);
             cJSON_AddNumberToObject(gg, "n", s->group_n[g]);
@@ -716,7 +728,8 @@ static void md_report_text(m2u_strbuf *b, const m2u_eval_report *r) {
         for (int k = 0; k < 7; k++) m2u_sb_printf(b, " %.4f |", metric_of(&s->corpus[g], k));
         m2u_sb_puts(b, "\n");
     }
-    m2u_sb_puts(b, "\nMETEOR uses the exact and stem modules only (see `m2u-eval --help`).\n\n");
+    m2u_sb_printf(b, "\nMETEOR modules: %s%s%s%s.\n\n", s->meteor_modules, s->meteor_why[0] ? " (" : "",
+                  s->meteor_why, s->meteor_why[0] ? ")" : "");
     m2u_sb_printf(b, "### Attribute agreement\n\n%ld of %d items have measured attributes. accuracy = correct / stated, "
                  "agreement = correct / measured; the reference columns parse the references the same way.\n\n",
               s->n_with_attrs, e->n_items);
@@ -849,8 +862,14 @@ static int html_report(m2u_strbuf *b, const m2u_eval_report *r) {
             for (int k = 0; k < 7; k++) m2u_sb_printf(b, "<td class=\"num\">%.4f</td>", metric_of(&s->corpus[g], k));
             m2u_sb_puts(b, "</tr>\n");
         }
-        m2u_sb_puts(b, "</table>\n<p class=\"small\">pycocoevalcap conventions; METEOR with the exact and stem modules "
-                   "only. One reference per item: the caption (mucaps) or the answer (musicqa).</p>\n");
+        m2u_sb_puts(b, "</table>\n<p class=\"small\">pycocoevalcap conventions; METEOR modules ");
+        m2u_sb_html(b, s->meteor_modules);
+        if (s->meteor_why[0]) {
+            m2u_sb_puts(b, " (");
+            m2u_sb_html(b, s->meteor_why);
+            m2u_sb_puts(b, ")");
+        }
+        m2u_sb_puts(b, ". One reference per item: the caption (mucaps) or the answer (musicqa).</p>\n");
         m2u_sb_printf(b, "<h3>Attribute agreement</h3>\n<p>%ld of %d items have measured attributes. accuracy = correct / "
                      "stated; agreement = correct / measured. The reference columns parse the reference texts the "
                      "same way (a check of the parser and of the data).</p>\n",

@@ -83,6 +83,8 @@ typedef struct {
                                                   check of the parser and the data: ~1 when references
                                                   are m2u-dataset captions) */
     long n_with_attrs;                         /* items with attribute columns */
+    char meteor_modules[64];                   /* the METEOR modules that ran, e.g. "exact,stem,synonym,paraphrase" */
+    char meteor_why[1024];                     /* why a module did not run ("" when all did) */
 } m2u_eval_scores;
 
 int m2u_eval_score(const m2u_eval_run_result *r, m2u_eval_scores *s);

@@ -403,19 +403,6 @@ static m2u_bertscore_info g_bert_info; /* the model's description, for the repor
 /* captions: METEOR's data options */
 static const char *g_meteor_wordnet, *g_meteor_paraphrase; /* --meteor-wordnet / --meteor-paraphrase */
 
-/* METEOR's data: the path given, else the installed default when it is there;
- * NULL turns the module off and *why says so. */
-static const char *meteor_path(const char *given, const char *def, const char *probe, const char *what, char *why,
-                               size_t cap) {
-    if (given) return given;
-    char p[4096];
-    snprintf(p, sizeof p, "%s%s", def, probe);
-    if (access(p, R_OK) == 0) return def;
-    size_t l = strlen(why);
-    snprintf(why + l, cap - l, "%s%s not found at %s", l ? "; " : "", what, p);
-    return NULL;
-}
-
 /* BERTScore of the matched items into p/r/f (nc each); *layers gets the layer used. */
 static int bert_scores(int nc, const char **ctext, const char *const **rtext, const int *nref, double *p, double *r,
                        double *f, int *layers) {
@@ -491,10 +478,8 @@ static int cmd_captions(const char *cpath, const char *rpath, const char *out, i
     m2u_caption_scores corpus;
     char why[1024] = "";
     const char *met_mods = NULL;
-    const char *wn = meteor_path(g_meteor_wordnet, M2U_METEOR_WORDNET_DIR, "/index.sense", "WordNet (synonym module)",
-                                 why, sizeof why);
-    const char *para = meteor_path(g_meteor_paraphrase, M2U_METEOR_PARAPHRASE_PATH, "",
-                                   "paraphrase table (paraphrase module)", why, sizeof why);
+    const char *wn = NULL, *para = NULL;
+    m2u_meteor_data_paths(g_meteor_wordnet, g_meteor_paraphrase, &wn, &para, why, sizeof why);
     if (why[0] && !quiet) fprintf(stderr, "m2u-eval: METEOR: %s; running without that module\n", why);
     if (m2u_caption_evaluate_meteor((size_t)nc, ctext, rtext, nref, wn, para, &corpus, per, &met_mods)) {
         fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
