@@ -1,0 +1,114 @@
+/* CLAP (transformers ClapModel) against the fixtures of tests/make_clap_fixtures.py: a tiny
+ * random ClapModel with laion/clap-htsat-unfused's front end (48 kHz, 64 Slaney mels,
+ * rand_trunc, repeatpad) and three 16-bit clips (shorter than, equal to and longer than
+ * max_length_s).
+ *
+ * Tolerances (max |diff| / max |ref|, see t_max_rel_err):
+ *   input features (dB)   2e-6: the DFT runs in double in both; what differs is the order of
+ *                               the mel sums and libm vs numpy's log10, then one float rounding
+ *   audio pooler_output   2e-5: fp32 network, summation orders differ (BLAS, attention)
+ *   audio / text embeds   2e-5 (unit vectors)
+ *   cosines               1e-5 absolute */
+#include "clap.h"
+#include "m2u_error.h"
+#include "test_fixture.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLAP_DIR M2U_FIXTURES "/clap"
+
+/* The data chunk of a 16-bit mono WAV as float32 = int16 / 32768, what soundfile (and so
+ * librosa.load at the file's own rate) returns. */
+static float *read_pcm16(const char *path, long *n) {
+    char *buf = NULL;
+    size_t len = 0;
+    *n = 0;
+    if (m2u_read_file(path, &buf, &len) || len < 12) {
+        free(buf);
+        return NULL;
+    }
+    size_t p = 12;
+    float *out = NULL;
+    while (p + 8 <= len) {
+        uint32_t sz = (uint32_t)(unsigned char)buf[p + 4] | (uint32_t)(unsigned char)buf[p + 5] << 8 |
+                      (uint32_t)(unsigned char)buf[p + 6] << 16 | (uint32_t)(unsigned char)buf[p + 7] << 24;
+        if (!memcmp(buf + p, "data", 4) && p + 8 + sz <= len) {
+            *n = sz / 2;
+            out = malloc((size_t)*n * sizeof *out);
+            for (long i = 0; out && i < *n; i++) {
+                int16_t v = (int16_t)((unsigned char)buf[p + 8 + 2 * i] | (unsigned char)buf[p + 9 + 2 * i] << 8);
+                out[i] = (float)v / 32768.0f;
+            }
+            break;
+        }
+        p += 8 + sz + (sz & 1);
+    }
+    free(buf);
+    return out;
+}
+
+static const char *const CLIPS[3] = {"short.wav", "exact.wav", "long.wav"};
+
+static void test_audio(void) {
+    m2u_clap *m = NULL;
+    CHECK(m2u_clap_load(CLAP_DIR "/model", &m) == 0, "load: %s", m2u_last_error());
+    if (!m) return;
+    const m2u_clap_config *c = m2u_clap_config_of(m);
+    CHECK(c->frames == 101 && c->n_mels == 64 && c->num_features == 32 && c->proj_dim == 16 && c->n_stages == 3,
+          "config: frames %d mels %d features %d proj %d stages %d", c->frames, c->n_mels, c->num_features,
+          c->proj_dim, c->n_stages);
+    m2u_safetensors *ref = NULL;
+    CHECK(m2u_st_open(CLAP_DIR "/expected.safetensors", &ref) == 0, "expected: %s", m2u_last_error());
+    if (!ref) {
+        m2u_clap_free(m);
+        return;
+    }
+    size_t nf = 0, np = 0, ne = 0;
+    float *feat_ref = t_st_f32(ref, "input_features", &nf);
+    float *pool_ref = t_st_f32(ref, "audio_pooled", &np);
+    float *emb_ref = t_st_f32(ref, "audio_embeds", &ne);
+    size_t FS = (size_t)c->frames * c->n_mels;
+    CHECK(feat_ref && nf == 3 * FS && pool_ref && np == 3 * 32 && emb_ref && ne == 3 * 16, "reference tensors");
+    double worst_f = 0, worst_p = 0, worst_e = 0;
+    for (int i = 0; i < 3 && feat_ref && pool_ref && emb_ref; i++) {
+        char path[512];
+        snprintf(path, sizeof path, CLAP_DIR "/audio/%s", CLIPS[i]);
+        long n = 0;
+        float *pcm = read_pcm16(path, &n);
+        CHECK(pcm && n > 0, "read %s", path);
+        if (!pcm) continue;
+        float *feat = malloc(FS * sizeof(float)), pooled[32], emb[16], emb2[16];
+        CHECK(m2u_clap_features(m, pcm, n, feat) == 0, "features %s: %s", CLIPS[i], m2u_last_error());
+        double ef = t_max_rel_err(feat, feat_ref + i * FS, FS);
+        CHECK(ef < 2e-6, "%s: input_features rel err %.3g", CLIPS[i], ef);
+        /* the network on the reference's own features, so its error is measured alone */
+        CHECK(m2u_clap_audio_forward(m, feat_ref + i * FS, pooled, emb) == 0, "forward: %s", m2u_last_error());
+        double ep = t_max_rel_err(pooled, pool_ref + i * 32, 32), ee = t_max_rel_err(emb, emb_ref + i * 16, 16);
+        CHECK(ep < 2e-5, "%s: pooler_output rel err %.3g", CLIPS[i], ep);
+        CHECK(ee < 2e-5, "%s: audio_embeds rel err %.3g", CLIPS[i], ee);
+        /* and the whole path from samples */
+        CHECK(m2u_clap_audio_embed(m, pcm, n, emb2) == 0, "embed: %s", m2u_last_error());
+        double ee2 = t_max_rel_err(emb2, emb_ref + i * 16, 16);
+        CHECK(ee2 < 2e-5, "%s: audio_embeds from samples rel err %.3g", CLIPS[i], ee2);
+        worst_f = fmax(worst_f, ef), worst_p = fmax(worst_p, ep), worst_e = fmax(worst_e, fmax(ee, ee2));
+        free(feat);
+        free(pcm);
+    }
+    printf("audio: worst rel err features %.3g, pooled %.3g, embeds %.3g\n", worst_f, worst_p, worst_e);
+    free(feat_ref);
+    free(pool_ref);
+    free(emb_ref);
+    m2u_st_close(ref);
+
+    float x = 0.f, feat1[1];
+    CHECK(m2u_clap_features(m, &x, 0, feat1) == -1 && strstr(m2u_last_error(), "no audio"), "empty clip refused");
+    m2u_clap_free(m);
+}
+
+int main(void) {
+    test_audio();
+    return t_finish("test_clap");
+}
