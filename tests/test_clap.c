@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CLAP_DIR M2U_FIXTURES "/clap"
 
@@ -108,7 +109,100 @@ static void test_audio(void) {
     m2u_clap_free(m);
 }
 
+/* ---- refusals: a copy of the model directory with one thing changed ---- */
+
+static char tmp_dir[64];
+static const char *const TMP_FILES[] = {"config.json", "preprocessor_config.json", "model.safetensors",
+                                        "tokenizer.json", "tokenizer_config.json"};
+#define N_TMP_FILES (sizeof TMP_FILES / sizeof TMP_FILES[0])
+
+static void copy_model(void) {
+    for (size_t i = 0; i < N_TMP_FILES; i++) {
+        char src[512], *data = NULL, *dst = m2u_path_join(tmp_dir, TMP_FILES[i]);
+        size_t len = 0;
+        snprintf(src, sizeof src, CLAP_DIR "/model/%s", TMP_FILES[i]);
+        CHECK(m2u_read_file(src, &data, &len) == 0 && m2u_write_file_atomic(dst, data, len) == 0, "copy %s", src);
+        free(data);
+        free(dst);
+    }
+}
+
+/* In `file` of the copy, key `key` of the object `sub` (NULL: the top level) := JSON `value` (NULL: deleted). */
+static void set_key(const char *file, const char *sub, const char *key, const char *value) {
+    char *p = m2u_path_join(tmp_dir, file), *text = NULL;
+    CHECK(m2u_read_file(p, &text, NULL) == 0, "read %s", p);
+    cJSON *root = cJSON_Parse(text), *o = sub ? cJSON_GetObjectItemCaseSensitive(root, sub) : root;
+    if (!o) cJSON_AddItemToObject(root, sub, o = cJSON_CreateObject());
+    cJSON_DeleteItemFromObjectCaseSensitive(o, key);
+    if (value) cJSON_AddItemToObject(o, key, cJSON_Parse(value));
+    char *out = cJSON_Print(root);
+    CHECK(m2u_write_file_atomic(p, out, strlen(out)) == 0, "write %s", p);
+    free(out);
+    cJSON_Delete(root);
+    free(text);
+    free(p);
+}
+
+/* Loading the copy fails with a message naming `file` and containing `what`. */
+static void expect_refused(const char *file, const char *what, const char *label) {
+    m2u_clap *m = NULL;
+    int rc = m2u_clap_load(tmp_dir, &m);
+    m2u_clap_free(m);
+    char *p = m2u_path_join(tmp_dir, file);
+    const char *msg = m2u_last_error();
+    CHECK(rc != 0 && strstr(msg, p) && strstr(msg, what), "%s: rc %d, message \"%s\" (want %s and \"%s\")", label, rc,
+          msg, p, what);
+    free(p);
+    copy_model();
+}
+
+static void test_refusals(void) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/m2u_test_clap.XXXXXX");
+    CHECK(mkdtemp(tmp_dir) != NULL, "mkdtemp");
+    copy_model();
+    m2u_clap *m = NULL;
+    CHECK(m2u_clap_load(tmp_dir, &m) == 0, "unchanged copy: %s", m2u_last_error());
+    m2u_clap_free(m);
+    set_key("config.json", NULL, "model_type", "\"clip\"");
+    expect_refused("config.json", "'model_type'", "not a CLAP config");
+    set_key("config.json", "audio_config", "enable_fusion", "true");
+    expect_refused("config.json", "enable_fusion", "fused model");
+    set_key("preprocessor_config.json", NULL, "truncation", "\"fusion\"");
+    expect_refused("preprocessor_config.json", "'truncation'", "fusion truncation");
+    set_key("preprocessor_config.json", NULL, "padding", "\"wrap\"");
+    expect_refused("preprocessor_config.json", "'padding'", "unknown padding");
+    set_key("preprocessor_config.json", NULL, "fft_window_size", "1000");
+    expect_refused("preprocessor_config.json", "power of two", "FFT size");
+    set_key("preprocessor_config.json", NULL, "feature_size", "32");
+    expect_refused("config.json", "square image", "mel bins differ");
+    set_key("preprocessor_config.json", NULL, "max_length_s", "3");
+    expect_refused("config.json", "frames do not fit", "too many frames for the image");
+    set_key("config.json", "audio_config", "window_size", "16");
+    expect_refused("config.json", "window_size", "stage smaller than a window");
+    set_key("config.json", "audio_config", "num_attention_heads", "[3, 2, 4]");
+    expect_refused("config.json", "heads", "heads do not divide channels");
+    set_key("config.json", "audio_config", "patch_stride", "[2, 2]");
+    expect_refused("config.json", "patch_stride", "overlapping patches");
+    set_key("config.json", "audio_config", "hidden_size", "64");
+    expect_refused("config.json", "hidden_size", "hidden_size is not the last stage's width");
+    set_key("config.json", NULL, "projection_dim", "8");
+    expect_refused("model.safetensors", "audio_projection.linear1.weight", "mis-shaped projection");
+    set_key("config.json", "audio_config", "mlp_ratio", "2.0");
+    expect_refused("model.safetensors", "intermediate.dense.weight", "mis-shaped MLP");
+    char *p = m2u_path_join(tmp_dir, "preprocessor_config.json");
+    unlink(p);
+    free(p);
+    expect_refused("preprocessor_config.json", "", "no preprocessor_config.json");
+    for (size_t i = 0; i < N_TMP_FILES; i++) {
+        char *f = m2u_path_join(tmp_dir, TMP_FILES[i]);
+        unlink(f);
+        free(f);
+    }
+    rmdir(tmp_dir);
+}
+
 int main(void) {
     test_audio();
+    test_refusals();
     return t_finish("test_clap");
 }
