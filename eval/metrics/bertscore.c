@@ -71,9 +71,6 @@ void m2u_bertscore_free(m2u_bertscorer *s) {
 
 int m2u_bertscore_layers(const m2u_bertscorer *s) { return m2u_bert_config_of(s->model)->layers; }
 
-/* Python's str.isspace(): Unicode White_Space plus the separators U+001C..U+001F. */
-static int py_space(uint32_t c) { return m2u_is_white_space(c) || (c >= 0x1C && c <= 0x1F); }
-
 /* str.strip() on valid UTF-8: *a, *b become the kept byte range. */
 static void py_strip(const char *s, size_t n, size_t *a, size_t *b) {
     const unsigned char *u = (const unsigned char *)s;
@@ -81,14 +78,14 @@ static void py_strip(const char *s, size_t n, size_t *a, size_t *b) {
     uint32_t c;
     while (i < j) {
         int k = m2u_utf8_decode(u + i, &c);
-        if (!py_space(c)) break;
+        if (!m2u_py_space(c)) break;
         i += (size_t)k;
     }
     while (j > i) {
         size_t p = j - 1;
         while (p > i && (u[p] & 0xC0) == 0x80) p--;
         m2u_utf8_decode(u + p, &c);
-        if (!py_space(c)) break;
+        if (!m2u_py_space(c)) break;
         j = p;
     }
     *a = i, *b = j;

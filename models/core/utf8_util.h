@@ -71,4 +71,8 @@ static inline bool m2u_is_white_space(uint32_t c) {
            c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
+/* Python's str.isspace() on one character (what str.split() / strip() remove): White_Space plus the
+ * information separators U+001C..U+001F. */
+static inline bool m2u_py_space(uint32_t c) { return m2u_is_white_space(c) || (c >= 0x1C && c <= 0x1F); }
+
 #endif

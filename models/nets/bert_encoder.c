@@ -4,8 +4,11 @@
 
 #include "fileio.h"
 #include "m2u_error.h"
+#include "ops_extra.h"
 #include "tensor.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +16,7 @@ struct m2u_bert {
     m2u_bert_config cfg;
     float *word, *pos, *type; /* [V, H], [P, H], [types, H] */
     float *ln_w, *ln_b;       /* embeddings.LayerNorm */
+    float *pool_w, *pool_b;   /* pooler.dense [H, H], [H]; NULL when the checkpoint has none */
     m2u_enc_layer *layer;     /* [layers] */
 };
 
@@ -73,6 +77,8 @@ void m2u_bert_free(m2u_bert *m) {
     free(m->type);
     free(m->ln_w);
     free(m->ln_b);
+    free(m->pool_w);
+    free(m->pool_b);
     free(m);
 }
 
@@ -93,6 +99,14 @@ static int load_weights(m2u_bert *m, const m2u_safetensors *st) {
         m2u_enc_tensor(st, prefix, "embeddings.LayerNorm.weight", 1, s_ln, &m->ln_w) ||
         m2u_enc_tensor(st, prefix, "embeddings.LayerNorm.bias", 1, s_ln, &m->ln_b))
         return -1;
+    char pname[96];
+    snprintf(pname, sizeof pname, "%spooler.dense.weight", prefix);
+    if (m2u_st_find(st, pname)) { /* the pooler is optional: bert_score's models do not need it */
+        int64_t s_pw[2] = {H, H};
+        if (m2u_enc_tensor(st, prefix, "pooler.dense.weight", 2, s_pw, &m->pool_w) ||
+            m2u_enc_tensor(st, prefix, "pooler.dense.bias", 1, s_ln, &m->pool_b))
+            return -1;
+    }
     m->layer = calloc((size_t)c->layers, sizeof *m->layer);
     if (!m->layer) return m2u_fail("%s: out of memory", m2u_st_path(st));
     for (int l = 0; l < c->layers; l++)
@@ -134,21 +148,31 @@ int m2u_bert_forward(const m2u_bert *m, const int32_t *ids, int T, int num_layer
     int H = c->dims.hidden;
     if (num_layers < 0 || num_layers > c->layers)
         return m2u_fail("bert: num_layers %d is outside 0..%d", num_layers, c->layers);
-    if (T < 1 || T + c->position_offset > c->max_positions)
-        return m2u_fail("bert: %d tokens do not fit %d positions", T, c->max_positions - c->position_offset);
+    if (T < 1) return m2u_fail("bert: no tokens");
     for (int t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= c->vocab)
             return m2u_fail("bert: token id %d at %d is outside the vocabulary (%d)", ids[t], t, c->vocab);
     size_t TH = (size_t)T * H;
     float *x = malloc(TH * sizeof(float));
     float *scratch = malloc(m2u_enc_layer_scratch(&c->dims, T) * sizeof(float));
+    int *pos = malloc((size_t)T * sizeof *pos);
     int rc = -1;
-    if (!x || !scratch) {
+    if (!x || !scratch || !pos) {
         m2u_fail("bert: out of memory for %d tokens", T);
         goto done;
     }
+    /* transformers' create_position_ids_from_input_ids for the RoBERTa family: a <pad> (even one inside
+     * the text) sits at padding_idx and does not advance the count; BERT counts 0, 1, ... */
+    for (int t = 0, k = 0; t < T; t++) {
+        if (!c->position_offset) pos[t] = t;
+        else pos[t] = ids[t] == c->pad_token_id ? c->pad_token_id : c->position_offset + k++;
+        if (pos[t] >= c->max_positions) {
+            m2u_fail("bert: %d tokens do not fit %d positions", T, c->max_positions - c->position_offset);
+            goto done;
+        }
+    }
     for (int t = 0; t < T; t++) {
-        const float *w = m->word + (size_t)ids[t] * H, *p = m->pos + (size_t)(t + c->position_offset) * H;
+        const float *w = m->word + (size_t)ids[t] * H, *p = m->pos + (size_t)pos[t] * H;
         m2u_add(x + (size_t)t * H, w, m->type, (size_t)H); /* (word + type) + position, as torch */
         m2u_add_inplace(x + (size_t)t * H, p, (size_t)H);
     }
@@ -163,7 +187,18 @@ int m2u_bert_forward(const m2u_bert *m, const int32_t *ids, int T, int num_layer
 done:
     free(x);
     free(scratch);
+    free(pos);
     return rc;
+}
+
+int m2u_bert_has_pooler(const m2u_bert *m) { return m->pool_w != NULL; }
+
+int m2u_bert_pooler(const m2u_bert *m, const float *h0, float *out) {
+    if (!m->pool_w) return m2u_fail("bert: the checkpoint has no pooler (pooler.dense)");
+    int H = m->cfg.dims.hidden;
+    m2u_linear_fwd(out, h0, m->pool_w, m->pool_b, 1, H, H);
+    for (int h = 0; h < H; h++) out[h] = tanhf(out[h]);
+    return 0;
 }
 
 int m2u_bert_forward_batch(const m2u_bert *m, const int32_t *ids, const int32_t *mask, int B, int T,

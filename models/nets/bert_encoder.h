@@ -3,9 +3,11 @@
  * encoder_layer.h:
  *   x = LN_emb(word[id] + position[p] + token_type[t]);  then per layer
  *   h = LN1(x + O(Attn(x)));   y = LN2(h + FC2(gelu(FC1(h))))
- * Positions are 0.. for "bert" and padding_idx+1.. for "roberta" /
- * "xlm-roberta" / "camembert" (transformers' create_position_ids_from_input_ids
- * on an unpadded sequence).  The pooler is ignored.
+ * Positions are 0.. for "bert"; for "roberta" / "xlm-roberta" / "camembert"
+ * they are transformers' create_position_ids_from_input_ids: padding_idx + 1 +
+ * the count of non-<pad> tokens so far, and padding_idx at a <pad> (also one
+ * inside the text).  The pooler (pooler_output = tanh(Dense(h[0])), what
+ * LAION-CLAP's text tower uses) is loaded when the checkpoint has it.
  *
  * Padded batches: a right-padded batch with an attention mask gives, at every
  * real token, what the unpadded sequence gives (the masked keys get exp(-inf)
@@ -42,6 +44,11 @@ const m2u_bert_config *m2u_bert_config_of(const m2u_bert *m);
  * gets the output of layer num_layers [T][H]. */
 int m2u_bert_forward(const m2u_bert *m, const int32_t *ids, int T, int num_layers, float *hidden_states,
                      float *last);
+
+/* pooler_output of one sequence from its last hidden state at position 0
+ * (h0 [H]): out [H] = tanh(pooler.dense(h0)).  Fails without a pooler. */
+int m2u_bert_has_pooler(const m2u_bert *m);
+int m2u_bert_pooler(const m2u_bert *m, const float *h0, float *out);
 
 /* A right-padded batch ids [B][T] with attention_mask [B][T] (1s then 0s):
  * hidden_states [layers+1][B][T][H] as transformers' output_hidden_states,

@@ -31,7 +31,7 @@ B=$ROOT/build-fuzz
 FIX=$ROOT/tests/fixtures
 
 DEFAULT_TARGETS=(safetensors safetensors_index torch torch_pickle tokenizer_bpe tokenizer_unigram unigram_charsmap
-                 tokenizer_wordpiece tokenize model_config peft_config train_config manifest shard_schema media npy)
+                 tokenizer_wordpiece tokenizer_bytelevel tokenize model_config peft_config train_config manifest shard_schema media npy)
 # Only when named: byte-level mutation of HDF5 shards mostly finds libhdf5's own
 # weaknesses on corrupt metadata (a 4 GiB malloc for a corrupt chunk size, leaks,
 # crashes), which no m2u change can fix; m2u's defence is the manifest's sha256,
@@ -49,7 +49,7 @@ done
 # may take (s).  train_config stays small: deep YAML nesting is quadratic until
 # the parser caps it (issue 11), and a recipe is a small file anyway.
 declare -A MAX_LEN=([safetensors]=65536 [safetensors_index]=8192 [torch]=65536 [torch_pickle]=16384
-  [tokenizer_bpe]=32768 [tokenizer_unigram]=32768 [unigram_charsmap]=262144 [tokenizer_wordpiece]=32768 [tokenize]=2048 [model_config]=8192
+  [tokenizer_bpe]=32768 [tokenizer_unigram]=32768 [unigram_charsmap]=262144 [tokenizer_wordpiece]=32768 [tokenizer_bytelevel]=32768 [tokenize]=2048 [model_config]=8192
   [peft_config]=4096 [train_config]=4096 [manifest]=8192 [shard]=65536 [shard_schema]=512 [media]=16384 [npy]=4096)
 declare -A TIMEOUT=([unigram_charsmap]=20 [media]=20 [shard]=20 [shard_schema]=20)
 # libhdf5 has no frame pointers: the leak suppression (lsan.supp) needs the slow unwinder there
