@@ -7,7 +7,9 @@
  *   input features (dB)   2e-6: the DFT runs in double in both; what differs is the order of
  *                               the mel sums and libm vs numpy's log10, then one float rounding
  *   audio pooler_output   2e-5: fp32 network, summation orders differ (BLAS, attention)
+ *   text pooler_output    2e-5
  *   audio / text embeds   2e-5 (unit vectors)
+ *   token ids             exact (RobertaTokenizerFast's, from the slow tokenizer's files)
  *   cosines               1e-5 absolute */
 #include "clap.h"
 #include "m2u_error.h"
@@ -109,11 +111,69 @@ static void test_audio(void) {
     m2u_clap_free(m);
 }
 
+static void test_text(void) {
+    m2u_clap *m = NULL;
+    CHECK(m2u_clap_load(CLAP_DIR "/model", &m) == 0, "load: %s", m2u_last_error());
+    if (!m) return;
+    CHECK(m2u_clap_config_of(m)->has_text, "the ClapModel fixture has a text tower");
+    m2u_safetensors *ref = NULL;
+    CHECK(m2u_st_open(CLAP_DIR "/expected.safetensors", &ref) == 0, "expected: %s", m2u_last_error());
+    cJSON *exp = t_json_load(CLAP_DIR "/expected.json");
+    CHECK(exp != NULL, "expected.json");
+    size_t np = 0, ne = 0, na = 0, nc = 0;
+    float *pool_ref = ref ? t_st_f32(ref, "text_pooled", &np) : NULL, *emb_ref = ref ? t_st_f32(ref, "text_embeds", &ne) : NULL;
+    float *aud_ref = ref ? t_st_f32(ref, "audio_embeds", &na) : NULL, *cos_ref = ref ? t_st_f32(ref, "cosine", &nc) : NULL;
+    CHECK(pool_ref && np == 3 * 32 && emb_ref && ne == 3 * 16 && aud_ref && na == 3 * 16 && cos_ref && nc == 3,
+          "reference tensors");
+    double worst_p = 0, worst_e = 0, worst_c = 0;
+    for (int i = 0; i < 3 && exp && pool_ref && emb_ref && aud_ref && cos_ref; i++) {
+        const char *cap = cJSON_GetArrayItem(cJSON_GetObjectItem(exp, "captions"), i)->valuestring;
+        const cJSON *want = cJSON_GetArrayItem(cJSON_GetObjectItem(exp, "text_ids"), i);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK(m2u_clap_tokenize(m, cap, &ids, &n) == 0, "tokenize: %s", m2u_last_error());
+        int same = ids && (int)n == cJSON_GetArraySize(want);
+        for (size_t k = 0; same && k < n; k++) same = ids[k] == cJSON_GetArrayItem(want, (int)k)->valueint;
+        CHECK(same, "caption %d: ids differ from RobertaTokenizerFast's", i);
+        float pooled[32], emb[16], emb2[16];
+        CHECK(ids && m2u_clap_text_forward(m, ids, (int)n, pooled, emb) == 0, "text forward: %s", m2u_last_error());
+        double ep = t_max_rel_err(pooled, pool_ref + i * 32, 32), ee = t_max_rel_err(emb, emb_ref + i * 16, 16);
+        CHECK(ep < 2e-5, "caption %d: text pooler_output rel err %.3g", i, ep);
+        CHECK(ee < 2e-5, "caption %d: text_embeds rel err %.3g", i, ee);
+        CHECK(m2u_clap_text_embed(m, cap, emb2) == 0, "text embed: %s", m2u_last_error());
+        double ee2 = t_max_rel_err(emb2, emb_ref + i * 16, 16), dot = 0;
+        CHECK(ee2 < 2e-5, "caption %d: text_embeds from the caption rel err %.3g", i, ee2);
+        for (int k = 0; k < 16; k++) dot += (double)emb2[k] * aud_ref[i * 16 + k];
+        double ec = fabs(dot - cos_ref[i]);
+        CHECK(ec < 1e-5, "caption %d: cosine %.9g vs %.9g", i, dot, (double)cos_ref[i]);
+        worst_p = fmax(worst_p, ep), worst_e = fmax(worst_e, fmax(ee, ee2)), worst_c = fmax(worst_c, ec);
+        free(ids);
+    }
+    printf("text: worst rel err pooled %.3g, embeds %.3g; |cosine diff| %.3g\n", worst_p, worst_e, worst_c);
+    /* a caption longer than the positions is truncated (ClapModel would fail) */
+    char longcap[4096] = "";
+    for (int i = 0; i < 200; i++) strcat(longcap, "piano ");
+    int32_t *ids = NULL;
+    size_t n = 0;
+    float emb[16];
+    CHECK(m2u_clap_tokenize(m, longcap, &ids, &n) == 0 && n == 64 && ids[0] == 0 && ids[n - 1] == 2,
+          "long caption: %zu ids", n);
+    CHECK(m2u_clap_text_embed(m, longcap, emb) == 0, "long caption embeds: %s", m2u_last_error());
+    free(ids);
+    free(pool_ref);
+    free(emb_ref);
+    free(aud_ref);
+    free(cos_ref);
+    cJSON_Delete(exp);
+    m2u_st_close(ref);
+    m2u_clap_free(m);
+}
+
 /* ---- refusals: a copy of the model directory with one thing changed ---- */
 
 static char tmp_dir[64];
 static const char *const TMP_FILES[] = {"config.json", "preprocessor_config.json", "model.safetensors",
-                                        "tokenizer.json", "tokenizer_config.json"};
+                                        "vocab.json", "merges.txt", "tokenizer_config.json"};
 #define N_TMP_FILES (sizeof TMP_FILES / sizeof TMP_FILES[0])
 
 static void copy_model(void) {
@@ -187,12 +247,19 @@ static void test_refusals(void) {
     expect_refused("config.json", "hidden_size", "hidden_size is not the last stage's width");
     set_key("config.json", NULL, "projection_dim", "8");
     expect_refused("model.safetensors", "audio_projection.linear1.weight", "mis-shaped projection");
+    set_key("config.json", "text_config", "intermediate_size", "48");
+    expect_refused("model.safetensors", "text_model.encoder.layer.0.intermediate.dense.weight", "mis-shaped text FFN");
+    set_key("config.json", "text_config", "position_embedding_type", "\"relative_key\"");
+    expect_refused("config.json", "text_config", "relative positions in the text tower");
     set_key("config.json", "audio_config", "mlp_ratio", "2.0");
     expect_refused("model.safetensors", "intermediate.dense.weight", "mis-shaped MLP");
-    char *p = m2u_path_join(tmp_dir, "preprocessor_config.json");
-    unlink(p);
-    free(p);
-    expect_refused("preprocessor_config.json", "", "no preprocessor_config.json");
+    static const char *const needed[] = {"preprocessor_config.json", "vocab.json", "merges.txt"};
+    for (int i = 0; i < 3; i++) {
+        char *p = m2u_path_join(tmp_dir, needed[i]);
+        unlink(p);
+        free(p);
+        expect_refused(needed[i], "", "a missing file");
+    }
     for (size_t i = 0; i < N_TMP_FILES; i++) {
         char *f = m2u_path_join(tmp_dir, TMP_FILES[i]);
         unlink(f);
@@ -203,6 +270,7 @@ static void test_refusals(void) {
 
 int main(void) {
     test_audio();
+    test_text();
     test_refusals();
     return t_finish("test_clap");
 }

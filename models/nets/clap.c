@@ -3,6 +3,8 @@
  * tests/make_clap_fixtures.py. */
 #include "clap.h"
 
+#include "bert_encoder.h"
+#include "bytelevel_bpe.h"
 #include "fft.h"
 #include "fileio.h"
 #include "image.h"
@@ -45,6 +47,11 @@ struct m2u_clap {
     swin_stage stages[M2U_CLAP_MAX_STAGES];
     float *norm_w, *norm_b;
     projection audio_proj;
+    /* text tower (has_text) */
+    m2u_bytebpe *tok;
+    m2u_bert *text;
+    projection text_proj;
+    size_t max_tokens; /* captions are truncated to this many ids, <s> and </s> included */
 };
 
 /* ---- config ------------------------------------------------------------------------------ */
@@ -414,7 +421,55 @@ void m2u_clap_free(m2u_clap *m) {
     free(m->norm_w);
     free(m->norm_b);
     projection_free(&m->audio_proj);
+    m2u_bytebpe_free(m->tok);
+    m2u_bert_free(m->text);
+    projection_free(&m->text_proj);
     free(m);
+}
+
+/* ClapTextConfig's defaults (RoBERTa-base sizes; transformers writes only the keys that differ). */
+static int fill_text_defaults(cJSON *t) {
+    static const struct {
+        const char *key;
+        double v;
+    } nums[] = {{"vocab_size", 50265},       {"hidden_size", 768},           {"num_hidden_layers", 12},
+                {"num_attention_heads", 12}, {"intermediate_size", 3072},    {"max_position_embeddings", 514},
+                {"type_vocab_size", 1},      {"layer_norm_eps", 1e-12},      {"pad_token_id", 1}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(t, nums[i].key);
+        if ((!v || cJSON_IsNull(v)) && !cJSON_AddNumberToObject(t, nums[i].key, nums[i].v)) return -1;
+    }
+    /* ClapTextModel is a RobertaModel with its pooler: positions from padding_idx + 1 */
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "model_type");
+    return cJSON_AddStringToObject(t, "model_type", "roberta") ? 0 : -1;
+}
+
+static int load_text(m2u_clap *m, const char *dir, const cJSON *root, const char *origin,
+                     const m2u_safetensors *st) {
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
+    if (tc && !cJSON_IsObject(tc)) return m2u_fail("%s: key 'text_config' is not an object", origin);
+    cJSON *t = tc ? cJSON_Duplicate(tc, 1) : cJSON_CreateObject();
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s (text_config)", origin);
+    int rc = !t || fill_text_defaults(t) ? m2u_fail("%s: out of memory", origin)
+                                         : m2u_bert_load_sub(t, sub, st, "text_model.", &m->text);
+    cJSON_Delete(t);
+    if (rc) return -1;
+    const m2u_bert_config *bc = m2u_bert_config_of(m->text);
+    if (!m2u_bert_has_pooler(m->text))
+        return m2u_fail("%s: tensor 'text_model.pooler.dense.weight' is missing (the CLAP text output)",
+                        m2u_st_path(st));
+    if (load_projection(st, "text_projection", bc->dims.hidden, m->cfg.proj_dim, &m->text_proj)) return -1;
+    /* the tokenizer the checkpoint ships (RobertaTokenizer's files) */
+    if (m2u_bytebpe_load(dir, &m->tok)) return m2u_fail_prefix("the CLAP text tower's tokenizer");
+    if (m2u_bytebpe_cls_id(m->tok) < 0 || m2u_bytebpe_sep_id(m->tok) < 0)
+        return m2u_fail("%s: the tokenizer has no <s> / </s> ids", dir);
+    /* ClapModel's users call tokenizer(text) without truncation and the model fails past its
+     * positions; m2u truncates there instead (and at model_max_length, as truncation=True would). */
+    size_t mx = (size_t)(bc->max_positions - bc->position_offset), mml = m2u_bytebpe_model_max_length(m->tok);
+    m->max_tokens = mml && mml < mx ? mml : mx;
+    m->cfg.has_text = 1;
+    return 0;
 }
 
 int m2u_clap_load(const char *dir, m2u_clap **out) {
@@ -433,6 +488,9 @@ int m2u_clap_load(const char *dir, m2u_clap **out) {
     if (m2u_json_load(cfg_path, 0, &cfg) != 0 || parse_config(cfg, cfg_path, &m->cfg) != 0) goto done;
     if (frontend_init(m) != 0) goto done;
     if (m2u_st_open(dir, &st) != 0 || load_audio(m, st) != 0) goto done;
+    /* ClapModel has the text tower; ClapAudioModelWithProjection (the same audio names) does not */
+    if (m2u_st_find(st, "text_model.embeddings.word_embeddings.weight") && load_text(m, dir, cfg, cfg_path, st) != 0)
+        goto done;
     rc = 0;
 done:
     cJSON_Delete(cfg);
@@ -660,5 +718,44 @@ int m2u_clap_audio_embed(const m2u_clap *m, const float *pcm, long n, float *emb
     int rc = m2u_clap_features(m, pcm, n, f);
     if (rc == 0) rc = m2u_clap_audio_forward(m, f, NULL, embed);
     free(f);
+    return rc;
+}
+
+/* ---- text tower --------------------------------------------------------------------------- */
+
+int m2u_clap_text_forward(const m2u_clap *m, const int32_t *ids, int T, float *pooled, float *embed) {
+    if (!m->cfg.has_text) return m2u_fail("clap: this checkpoint has no text tower");
+    const m2u_bert_config *bc = m2u_bert_config_of(m->text);
+    int H = bc->dims.hidden;
+    float *last = malloc((size_t)(T > 0 ? T : 1) * H * sizeof(float)), *pool = malloc((size_t)H * sizeof(float));
+    float *h = malloc((size_t)m->cfg.proj_dim * sizeof(float));
+    int rc = -1;
+    if (!last || !pool || !h) {
+        m2u_fail("clap: out of memory for %d tokens", T);
+        goto done;
+    }
+    if (m2u_bert_forward(m->text, ids, T, bc->layers, NULL, last) || m2u_bert_pooler(m->text, last, pool)) goto done;
+    if (pooled) memcpy(pooled, pool, (size_t)H * sizeof(float));
+    if (embed) project_normalize(&m->text_proj, pool, h, embed);
+    rc = 0;
+done:
+    free(last);
+    free(pool);
+    free(h);
+    return rc;
+}
+
+int m2u_clap_tokenize(const m2u_clap *m, const char *text, int32_t **ids, size_t *n_ids) {
+    *ids = NULL, *n_ids = 0;
+    if (!m->cfg.has_text) return m2u_fail("clap: this checkpoint has no text tower");
+    return m2u_bytebpe_encode(m->tok, text, strlen(text), -1, 1, m->max_tokens, ids, n_ids);
+}
+
+int m2u_clap_text_embed(const m2u_clap *m, const char *text, float *embed) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (m2u_clap_tokenize(m, text, &ids, &n)) return -1;
+    int rc = m2u_clap_text_forward(m, ids, (int)n, NULL, embed);
+    free(ids);
     return rc;
 }

@@ -17,6 +17,7 @@
  *     filters with Slaney area norm (mel_filter_bank(norm="slaney", mel_scale="slaney"),
  *     fmin..fmax), 10 log10(max(mel, 1e-10)), rounded to float: [frames][n_mels] with
  *     frames = 1 + max / hop (1001 for 10 s at 48 kHz, hop 480).
+ * Text tower: see below.
  * Audio tower = ClapAudioModel (HTSAT): BatchNorm over the mel bins (running statistics),
  * the time axis interpolated bicubically (align_corners, a = -0.75, as torch's CPU kernel)
  * to spec_size * freq_ratio and folded into a spec_size x spec_size image (freq_ratio =
@@ -56,7 +57,7 @@ typedef struct {
     m2u_act act;
     /* the joint space */
     int proj_dim;
-    int has_text;     /* the checkpoint holds text_model.* (set once the text tower exists) */
+    int has_text;     /* the checkpoint holds text_model.* (ClapModel; not ClapAudioModelWithProjection) */
 } m2u_clap_config;
 
 typedef struct m2u_clap m2u_clap;
@@ -82,5 +83,21 @@ int m2u_clap_audio_forward(const m2u_clap *m, const float *features, float *pool
 
 /* Both steps: pcm -> embed [proj_dim]. */
 int m2u_clap_audio_embed(const m2u_clap *m, const float *pcm, long n, float *embed);
+
+/* ---- text tower (cfg.has_text) ----
+ * ClapTextModel is a RobertaModel with its pooler (models/nets/bert_encoder.h); the caption is
+ * tokenised by the checkpoint's RobertaTokenizer files (vocab.json, merges.txt,
+ * tokenizer_config.json; models/tokenizers/bytelevel_bpe.h) as tokenizer(caption) does:
+ * <s> ... </s>, no padding (a padded batch gives the same values per row).  Unlike
+ * laion_clap, captions are not padded / truncated to 77 tokens; a caption longer than the
+ * model's positions (or model_max_length) is truncated there, where ClapModel would fail. */
+
+/* caption -> ids (<s> ... </s>), *ids malloc'ed */
+int m2u_clap_tokenize(const m2u_clap *m, const char *text, int32_t **ids, size_t *n_ids);
+/* ids [T] -> pooled [text hidden] (pooler_output; may be NULL) and embed [proj_dim]
+ * (get_text_features: projected, L2-normalised; may be NULL) */
+int m2u_clap_text_forward(const m2u_clap *m, const int32_t *ids, int T, float *pooled, float *embed);
+/* both: caption -> embed [proj_dim] */
+int m2u_clap_text_embed(const m2u_clap *m, const char *text, float *embed);
 
 #endif
