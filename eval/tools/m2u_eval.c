@@ -9,6 +9,7 @@
  * See usage(). */
 #include "log.h"
 #include "caption_metrics.h"
+#include "clap_score.h"
 #include "audio_embed.h"
 #include "bertscore.h"
 #include "distribution_metrics.h"
@@ -86,8 +87,21 @@ static const command_help k_commands[] = {
     {"cosine",
       "  cosine --a TEXT.npy --b AUDIO.npy\n"
       "      Mean cosine of paired rows: the CLAP text-audio score, given CLAP embeddings.\n"
-      "      (m2u has no audio classifier or text-audio model; these take their outputs.)\n",
+      "      (m2u has no audio classifier; kl takes its outputs.  m2u-eval clap computes the CLAP\n"
+      "      embeddings itself; cosine takes ready ones.)\n",
       "  m2u-eval cosine --a clap_text.npy --b clap_audio.npy\n"},
+    {"clap",
+      "  clap --clap DIR --audio DIR --captions PAIRS [--out REPORT.json]\n"
+      "      The CLAP score as transformers' ClapModel gives it (laion/clap-htsat-unfused = LAION-CLAP\n"
+      "      630k-audioset-best, in its save_pretrained layout: config.json, model.safetensors,\n"
+      "      preprocessor_config.json, tokenizer.json): per pair the cosine of the audio and caption\n"
+      "      embeddings, and their mean.  PAIRS: JSON lines {\"audio\": FILE, \"caption\": TEXT}, or\n"
+      "      FILE<TAB>CAPTION lines in a .tsv; FILE relative to --audio.  Audio is decoded with FFmpeg\n"
+      "      and resampled to 48 kHz; clips over 10 s are scored on their first 10 s (the reference\n"
+      "      crops at random), shorter ones repeated and zero-padded to 10 s.  Prints each pair's\n"
+      "      cosine and the mean; the report adds the weights' sha256 and the settings.\n",
+      "  m2u-eval clap --clap ckpt/clap-htsat-unfused --audio out/generated --captions out/pairs.jsonl \\\n"
+      "      --out out/clap.json\n"},
     {"fd",
       "  fd --a A.npy --b B.npy [--out REPORT.json]\n"
       "      Fréchet distance between the row sets of two [N, D] float32/float64 .npy\n"
@@ -601,6 +615,38 @@ done:
     return rc;
 }
 
+/* m2u-eval clap: the CLAP score of audio-caption pairs (eval/metrics/clap_score.h) */
+static int cmd_clap(int argc, char **argv) {
+    const char *clap = NULL, *audio = NULL, *pairs = NULL, *out = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *f = argv[i];
+        const char **dst = !strcmp(f, "--clap")       ? &clap
+                           : !strcmp(f, "--audio")    ? &audio
+                           : !strcmp(f, "--captions") ? &pairs
+                           : !strcmp(f, "--out")      ? &out
+                                                      : NULL;
+        if (!dst) return bad_usage("clap", "unknown option %s", f);
+        if (i + 1 >= argc) return bad_usage("clap", "%s needs a value", f);
+        *dst = argv[++i];
+    }
+    if (!clap || !audio || !pairs) return bad_usage("clap", "need --clap, --audio and --captions");
+    m2u_clap_scores s;
+    if (m2u_clap_score(clap, audio, pairs, &s)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        return 1;
+    }
+    for (size_t i = 0; i < s.n; i++) {
+        if (s.items[i].error) fprintf(stderr, "m2u-eval clap: not scored: %s\n", s.items[i].error);
+        else printf("%.8f\t%s\n", s.items[i].cosine, s.items[i].audio);
+    }
+    printf("CLAP %.8f (mean cosine over %zu of %zu pairs)\n", s.mean, s.n_scored, s.n);
+    int rc = out && m2u_clap_scores_write(out, clap, pairs, &s) ? 1 : 0;
+    if (rc) fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+    else if (s.n_scored < s.n) rc = 1; /* a score over fewer pairs than asked is not a success */
+    m2u_clap_scores_free(&s);
+    return rc;
+}
+
 /* m2u-eval bench: the benchmark scripts and one report (perf_suite.h) */
 static int cmd_bench(int argc, char **argv) {
     m2u_perf_opts o = {.source_dir = M2U_SOURCE_DIR, .build_dir = NULL, .out_dir = NULL};
@@ -1016,6 +1062,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "fad") == 0) return cmd_fad(argc, argv);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
     if (strcmp(cmd, "music") == 0) return cmd_music(argc, argv);
+    if (strcmp(cmd, "clap") == 0) return cmd_clap(argc, argv);
     if (strcmp(cmd, "kl") == 0 || strcmp(cmd, "cosine") == 0) return cmd_paired(cmd, argc, argv);
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;
     const char *run = NULL, *config = NULL, *data = NULL, *split = NULL, *kinds = NULL, *max_samples = NULL,

@@ -1,0 +1,57 @@
+/* The CLAP score of (audio, caption) pairs as transformers' ClapModel gives it
+ * (laion/clap-htsat-unfused): per pair the cosine of the L2-normalised audio and text
+ * embeddings (ClapModel's logits_per_audio / logit_scale), and their mean over the pairs
+ * (the paper convention).  models/nets/clap.h says how each embedding is computed.
+ *
+ * Pairs file:
+ *   *.tsv   one "AUDIO<TAB>CAPTION" per line (the caption is the rest of the line; a
+ *           trailing CR is dropped; blank lines are skipped);
+ *   other   JSON lines {"audio": "AUDIO", "caption": "CAPTION"} (other keys, e.g. "id",
+ *           are ignored; blank lines are skipped).
+ * AUDIO is relative to audio_dir unless absolute.  Audio is decoded with FFmpeg
+ * (data/build/decode.h: channels averaged, resampled to the model's rate with soxr when
+ * FFmpeg has it).  ClapModel's users load with librosa.load(path, sr=48000) (soundfile or
+ * audioread, then soxr_hq): for 48 kHz files nothing is resampled and the samples are the
+ * same; for other rates the resamplers differ (FFmpeg's soxr defaults vs soxr_hq) by a
+ * little, and so do the scores.  A file that does not decode is reported in its item
+ * (error) and left out of the mean.
+ *
+ * Differences from laion_clap's CLAP_Module (630k-audioset-best), which a score from
+ * M2UGen's scripts would have used: laion_clap rounds audio through int16, computes the
+ * spectrogram in float32 with the DFT and mel matrices stored in its checkpoint (the same
+ * filters, rounded to float), and pads / truncates captions to 77 tokens; ClapModel does
+ * none of these, and neither does m2u.  Both crop audio longer than 10 s at a random
+ * offset; m2u at offset 0 (clap.h). */
+#ifndef M2U_CLAP_SCORE_H
+#define M2U_CLAP_SCORE_H
+
+#include <stddef.h>
+
+typedef struct {
+    char *audio, *caption; /* as in the pairs file */
+    char *path;            /* the file read */
+    double cosine;         /* NAN when not scored */
+    char *error;           /* why not scored, or NULL */
+} m2u_clap_item;
+
+typedef struct {
+    m2u_clap_item *items;
+    size_t n, n_scored;
+    double mean; /* over the scored items; NAN when none */
+    char weights[512], sha256[65];
+    int sample_rate, max_samples, proj_dim;
+} m2u_clap_scores;
+
+/* Only read the pairs file into s->items / s->n (scores NAN); what m2u_clap_score does first. */
+int m2u_clap_pairs_read(const char *pairs_path, m2u_clap_scores *s);
+
+/* Score every pair of pairs_path with the ClapModel directory clap_dir (clap.h).  Fails
+ * (-1, m2u_fail) on an unreadable model or pairs file, not on a clip that does not decode. */
+int m2u_clap_score(const char *clap_dir, const char *audio_dir, const char *pairs_path, m2u_clap_scores *out);
+void m2u_clap_scores_free(m2u_clap_scores *s);
+
+/* The report (atomically): the mean, per-item scores and the provenance (model directory,
+ * weights file and its sha256, front-end settings, the crop rule). */
+int m2u_clap_scores_write(const char *path, const char *clap_dir, const char *pairs_path, const m2u_clap_scores *s);
+
+#endif
