@@ -31,7 +31,7 @@ B=$ROOT/build-fuzz
 FIX=$ROOT/tests/fixtures
 
 DEFAULT_TARGETS=(safetensors safetensors_index torch torch_pickle tokenizer_bpe tokenizer_unigram unigram_charsmap
-                 tokenizer_wordpiece tokenizer_bytelevel tokenize model_config peft_config train_config manifest shard_schema media npy)
+                 tokenizer_wordpiece tokenizer_bytelevel tokenize model_config peft_config train_config manifest shard_schema media npy clap)
 # Only when named: byte-level mutation of HDF5 shards mostly finds libhdf5's own
 # weaknesses on corrupt metadata (a 4 GiB malloc for a corrupt chunk size, leaks,
 # crashes), which no m2u change can fix; m2u's defence is the manifest's sha256,
@@ -50,7 +50,7 @@ done
 # the parser caps it (issue 11), and a recipe is a small file anyway.
 declare -A MAX_LEN=([safetensors]=65536 [safetensors_index]=8192 [torch]=65536 [torch_pickle]=16384
   [tokenizer_bpe]=32768 [tokenizer_unigram]=32768 [unigram_charsmap]=262144 [tokenizer_wordpiece]=32768 [tokenizer_bytelevel]=32768 [tokenize]=2048 [model_config]=8192
-  [peft_config]=4096 [train_config]=4096 [manifest]=8192 [shard]=65536 [shard_schema]=512 [media]=16384 [npy]=4096)
+  [peft_config]=4096 [train_config]=4096 [manifest]=8192 [shard]=65536 [shard_schema]=512 [media]=16384 [npy]=4096 [clap]=8192)
 declare -A TIMEOUT=([unigram_charsmap]=20 [media]=20 [shard]=20 [shard_schema]=20)
 # libhdf5 has no frame pointers: the leak suppression (lsan.supp) needs the slow unwinder there
 # shard_schema's inputs are short edit programs: let them reach max_len at once
@@ -124,6 +124,14 @@ seed model_config $(find "$FIX" -name config.json -not -path '*/reference/*') ./
 seed peft_config $(find "$FIX" -name adapter_config.json)
 seed train_config ./configs/*.yaml $(find "$FIX" -name '*.yaml')
 seed npy $(find "$FIX" -name '*.npy')
+# clap: a mode byte (0 config.json, 1 preprocessor_config.json, 2 pairs JSONL, 3 pairs TSV), then the file
+python3 - "$FIX/clap" "$S/clap" <<'PY' || exit 2
+import sys
+fix, out = sys.argv[1], sys.argv[2]
+for mode, f in ((0, "/model/config.json"), (1, "/model/preprocessor_config.json"), (2, "/pairs.jsonl")):
+    open(out + "/mode%d" % mode, "wb").write(bytes([mode]) + open(fix + f, "rb").read())
+open(out + "/mode3", "wb").write(b"\x03short.wav\ta caption\r\nlong.wav\tanother one\n")
+PY
 if [[ " ${TARGETS[*]} " == *" shard "* ]]; then
   M2U_FUZZ_MAKE_SEEDS="$S/shard" "$B/tests/fuzz/fuzz_shard" >/dev/null 2>"$B/fuzz-seeds.log" ||
     { cat "$B/fuzz-seeds.log" >&2; exit 2; }
