@@ -16,12 +16,19 @@
  * little, and so do the scores.  A file that does not decode is reported in its item
  * (error) and left out of the mean.
  *
- * Differences from laion_clap's CLAP_Module (630k-audioset-best), which a score from
- * M2UGen's scripts would have used: laion_clap rounds audio through int16, computes the
- * spectrogram in float32 with the DFT and mel matrices stored in its checkpoint (the same
- * filters, rounded to float), and pads / truncates captions to 77 tokens; ClapModel does
- * none of these, and neither does m2u.  Both crop audio longer than 10 s at a random
- * offset; m2u at offset 0 (clap.h). */
+ * Differences from laion_clap's CLAP_Module(enable_fusion=False) with 630k-audioset-best
+ * (the same weights; what M2UGen's scripts load), none of which ClapModel or m2u does:
+ *   - get_audio_embedding_from_data rounds each clip through int16 (x 32767, truncated,
+ *     / 32767) before the spectrogram;
+ *   - its spectrogram is a float32 conv1d STFT whose DFT kernels and mel matrix are stored in
+ *     the checkpoint (the same periodic Hann, 1024 / 480, Slaney filters, rounded to float),
+ *     where ClapFeatureExtractor works in float64 and rounds once;
+ *   - captions are padded / truncated to 77 tokens (padding is masked and changes nothing;
+ *     truncation shortens captions over 75 BPE tokens).
+ * Both crop audio longer than 10 s at a random offset (unseeded), m2u at offset 0 (clap.h), so
+ * no implementation reproduces another's score on such clips exactly.  M2UGen's released
+ * evaluate.py cannot run as written (it passes numpy arrays to torch's cosine_similarity),
+ * so there is no reference value of theirs to match. */
 #ifndef M2U_CLAP_SCORE_H
 #define M2U_CLAP_SCORE_H
 

@@ -93,8 +93,8 @@ static const command_help k_commands[] = {
     {"clap",
       "  clap --clap DIR --audio DIR --captions PAIRS [--out REPORT.json]\n"
       "      The CLAP score as transformers' ClapModel gives it (laion/clap-htsat-unfused = LAION-CLAP\n"
-      "      630k-audioset-best, in its save_pretrained layout: config.json, model.safetensors,\n"
-      "      preprocessor_config.json, tokenizer.json): per pair the cosine of the audio and caption\n"
+      "      630k-audioset-best, in its Hugging Face layout: config.json, model.safetensors,\n"
+      "      preprocessor_config.json, vocab.json, merges.txt): per pair the cosine of the audio and caption\n"
       "      embeddings, and their mean.  PAIRS: JSON lines {\"audio\": FILE, \"caption\": TEXT}, or\n"
       "      FILE<TAB>CAPTION lines in a .tsv; FILE relative to --audio.  Audio is decoded with FFmpeg\n"
       "      and resampled to 48 kHz; clips over 10 s are scored on their first 10 s (the reference\n"
