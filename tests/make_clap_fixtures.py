@@ -27,6 +27,8 @@ What it makes (huggingface.co is not reachable, so everything is local and rando
                 1.0 s (exactly max length), 1.25 s (longer: cropped).
   pairs.jsonl   {"audio": "<file>", "caption": "..."} per clip (the m2u-eval clap input).
   expected.safetensors
+                input_features_repeat_short, input_features_pad_short [101, 64] (the short
+                clip with padding "repeat" / "pad"),
                 input_features [3, 101, 64] (ClapFeatureExtractor on the float32 samples
                 int16 / 32768, which is what librosa.load(path, sr=48000) returns for a
                 16-bit 48 kHz WAV: soundfile's conversion, no resampling),
@@ -177,12 +179,18 @@ try:
     for fname, _, _ in CLIPS:
         wav = read_wav(os.path.join(AUDIO, fname))
         feats.append(fe(wav, sampling_rate=SR, return_tensors="pt")["input_features"])
+    # the other two padding modes of ClapFeatureExtractor, on the short clip
+    short = read_wav(os.path.join(AUDIO, CLIPS[0][0]))
+    other_pads = {p: fe(short, sampling_rate=SR, padding=p, return_tensors="pt")["input_features"][0, 0]
+                  for p in ("repeat", "pad")}
 finally:
     np.random.randint = real_randint
 input_features = torch.cat(feats, 0)  # [3, 1, 101, 64]
 assert input_features.shape == (3, 1, 101, 64), input_features.shape
 
 out = {"input_features": input_features[:, 0].contiguous()}
+for p, f in other_pads.items():
+    out[f"input_features_{p}_short"] = f.contiguous()
 ids_json = []
 with torch.no_grad():
     a = model.audio_model(input_features=input_features)

@@ -216,10 +216,37 @@ static void expect_refused(const char *file, const char *what, const char *label
     copy_model();
 }
 
-static void test_refusals(void) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/m2u_test_clap.XXXXXX");
-    CHECK(mkdtemp(tmp_dir) != NULL, "mkdtemp");
+/* ClapFeatureExtractor's padding "repeat" (tiled and cut) and "pad" (zeros) on the short clip */
+static void test_padding_modes(void) {
+    m2u_safetensors *ref = NULL;
+    CHECK(m2u_st_open(CLAP_DIR "/expected.safetensors", &ref) == 0, "expected: %s", m2u_last_error());
+    long n = 0;
+    float *pcm = read_pcm16(CLAP_DIR "/audio/short.wav", &n);
+    static const char *const modes[2] = {"repeat", "pad"};
+    for (int k = 0; k < 2 && ref && pcm; k++) {
+        char name[64], val[16];
+        snprintf(name, sizeof name, "input_features_%s_short", modes[k]);
+        snprintf(val, sizeof val, "\"%s\"", modes[k]);
+        set_key("preprocessor_config.json", NULL, "padding", val);
+        m2u_clap *m = NULL;
+        size_t nf = 0;
+        float *want = t_st_f32(ref, name, &nf), feat[101 * 64];
+        CHECK(m2u_clap_load(tmp_dir, &m) == 0, "padding %s: %s", modes[k], m2u_last_error());
+        CHECK(want && nf == 101 * 64, "reference %s", name);
+        if (m && want && nf == 101 * 64) {
+            CHECK(m2u_clap_features(m, pcm, n, feat) == 0, "features: %s", m2u_last_error());
+            double e = t_max_rel_err(feat, want, nf);
+            CHECK(e < 2e-6, "padding %s: input_features rel err %.3g", modes[k], e);
+        }
+        m2u_clap_free(m);
+        free(want);
+    }
     copy_model();
+    free(pcm);
+    m2u_st_close(ref);
+}
+
+static void test_refusals(void) {
     m2u_clap *m = NULL;
     CHECK(m2u_clap_load(tmp_dir, &m) == 0, "unchanged copy: %s", m2u_last_error());
     m2u_clap_free(m);
@@ -271,6 +298,10 @@ static void test_refusals(void) {
 int main(void) {
     test_audio();
     test_text();
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/m2u_test_clap.XXXXXX");
+    CHECK(mkdtemp(tmp_dir) != NULL, "mkdtemp");
+    copy_model();
+    test_padding_modes();
     test_refusals();
     return t_finish("test_clap");
 }
