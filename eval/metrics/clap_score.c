@@ -154,7 +154,10 @@ int m2u_clap_score(const char *clap_dir, const char *audio_dir, const char *pair
         }
         float *pcm = NULL;
         int64_t n = 0;
-        if (m2u_audio_decode(it->path, c->sample_rate, &pcm, &n, NULL)) {
+        /* only the first max_samples are scored (clap.h): decode a second more than that, so a long
+         * file costs no more than a short one and the resampler's tail is past the samples used */
+        m2u_audio_opts ao = {.max_s = (double)c->max_samples / c->sample_rate + 1.0};
+        if (m2u_audio_decode_ex(it->path, c->sample_rate, &ao, &pcm, &n, NULL)) {
             it->error = strdup(m2u_last_error());
             continue; /* reported per item, left out of the mean */
         }
