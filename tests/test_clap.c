@@ -121,8 +121,10 @@ static void test_text(void) {
     cJSON *exp = t_json_load(CLAP_DIR "/expected.json");
     CHECK(exp != NULL, "expected.json");
     size_t np = 0, ne = 0, na = 0, nc = 0;
-    float *pool_ref = ref ? t_st_f32(ref, "text_pooled", &np) : NULL, *emb_ref = ref ? t_st_f32(ref, "text_embeds", &ne) : NULL;
-    float *aud_ref = ref ? t_st_f32(ref, "audio_embeds", &na) : NULL, *cos_ref = ref ? t_st_f32(ref, "cosine", &nc) : NULL;
+    float *pool_ref = ref ? t_st_f32(ref, "text_pooled", &np) : NULL;
+    float *emb_ref = ref ? t_st_f32(ref, "text_embeds", &ne) : NULL;
+    float *aud_ref = ref ? t_st_f32(ref, "audio_embeds", &na) : NULL;
+    float *cos_ref = ref ? t_st_f32(ref, "cosine", &nc) : NULL;
     CHECK(pool_ref && np == 3 * 32 && emb_ref && ne == 3 * 16 && aud_ref && na == 3 * 16 && cos_ref && nc == 3,
           "reference tensors");
     double worst_p = 0, worst_e = 0, worst_c = 0;

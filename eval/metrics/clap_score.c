@@ -202,7 +202,8 @@ int m2u_clap_scores_write(const char *path, const char *clap_dir, const char *pa
     cJSON_AddNumberToObject(set, "max_samples", s->max_samples);
     cJSON_AddNumberToObject(set, "projection_dim", s->proj_dim);
     cJSON_AddStringToObject(set, "longer_clips", "first max_samples samples (rand_trunc at offset 0)");
-    cJSON_AddStringToObject(set, "decoder", "FFmpeg, channels averaged, resampled to sample_rate (soxr when available)");
+    cJSON_AddStringToObject(set, "decoder",
+                            "FFmpeg, channels averaged, resampled to sample_rate (soxr when available)");
     cJSON_AddItemToObject(r, "settings", set);
     for (size_t i = 0; i < s->n; i++) {
         const m2u_clap_item *it = &s->items[i];

@@ -110,9 +110,11 @@ static int parse_audio_config(const cJSON *a, const char *origin, m2u_clap_confi
         m2u_json_num(a, origin, "layer_norm_eps", 0, 1e-5, &eps) ||
         m2u_json_str(a, origin, "hidden_act", "gelu", &act) || m2u_act_parse(act, origin, "hidden_act", &c->act))
         return -1;
-    if (fusion) return m2u_fail("%s: audio_config.enable_fusion true (laion/clap-htsat-fused) is not supported", origin);
+    if (fusion)
+        return m2u_fail("%s: audio_config.enable_fusion true (laion/clap-htsat-fused) is not supported", origin);
     if (!qkv_bias) return m2u_fail("%s: audio_config.qkv_bias false is not supported", origin);
-    if (!(eps > 0) || !(c->mlp_ratio > 0)) return m2u_fail("%s: audio_config layer_norm_eps / mlp_ratio must be > 0", origin);
+    if (!(eps > 0) || !(c->mlp_ratio > 0))
+        return m2u_fail("%s: audio_config layer_norm_eps / mlp_ratio must be > 0", origin);
     c->ln_eps = (float)eps;
     if (!cJSON_GetObjectItemCaseSensitive(a, "patch_stride")) stride[0] = stride[1] = 4;
     else if (m2u_json_ints(a, origin, "patch_stride", 2, 1, 1, stride, &n) != 0) return -1;
@@ -229,7 +231,8 @@ static int frontend_init(m2u_clap *m) {
     if (!m->fft || !m->window || !m->mel_fb) return m->fft ? m2u_fail("clap: out of memory for the front end") : -1;
     /* window_function(n, "hann"): np.hanning(n + 1)[:-1], np.hanning(M) = 0.5 + 0.5 cos(pi k / (M - 1))
      * for k = 1 - M, 3 - M, ..., M - 1 */
-    for (int i = 0; i < n; i++) m->window[i] = 0.5 + 0.5 * cos(3.14159265358979323846 * (double)(2 * i - n) / (double)n);
+    for (int i = 0; i < n; i++)
+        m->window[i] = 0.5 + 0.5 * cos(3.14159265358979323846 * (double)(2 * i - n) / (double)n);
     return mel_filters(m->mel_fb, n_bins, c->n_mels, c->fmin, c->fmax, c->sample_rate);
 }
 
@@ -671,7 +674,8 @@ int m2u_clap_audio_forward(const m2u_clap *m, const float *features, float *pool
     float *xb = a, *xu = a + bn, *im = xu + up;
     for (size_t t = 0; t < (size_t)Tin; t++)
         for (int f = 0; f < F; f++) xb[t * F + f] = features[t * F + f] * m->bn_scale[f] + m->bn_shift[f];
-    /* reshape_mel2img: time -> Wt bicubically, then block k of Wt / freq_ratio frames becomes rows k F .. k F + F - 1 */
+    /* reshape_mel2img: time -> Wt bicubically, then block k of Wt / freq_ratio frames becomes rows
+     * k F .. k F + F - 1 */
     if (Tin < Wt) bicubic_rows(xu, xb, Tin, Wt, F);
     else memcpy(xu, xb, bn * sizeof(float));
     int Wk = Wt / c->freq_ratio; /* = S */

@@ -55,8 +55,8 @@ static void check_report(const char *path, const cJSON *exp, const char *label) 
         const cJSON *got = cJSON_GetObjectItem(cJSON_GetArrayItem(items, i), "cosine");
         double d = cJSON_IsNumber(got) ? fabs(got->valuedouble - want) : INFINITY;
         if (d > g_worst) g_worst = d;
-        CHECK(d < TOL, "%s: item %d cosine %.9g, ClapModel %.9g", label, i, cJSON_IsNumber(got) ? got->valuedouble : NAN,
-              want);
+        CHECK(d < TOL, "%s: item %d cosine %.9g, ClapModel %.9g", label, i,
+              cJSON_IsNumber(got) ? got->valuedouble : NAN, want);
     }
     const cJSON *mean = cJSON_GetObjectItem(r, "mean_cosine");
     double want = cJSON_GetObjectItem(exp, "mean_cosine")->valuedouble;
@@ -82,7 +82,8 @@ int main(void) {
     snprintf(bad, sizeof bad, "%s/bad.jsonl", tmp);
 
     /* the command on the JSON-lines pairs */
-    snprintf(cmd, sizeof cmd, "%s/m2u-eval clap --clap %s/model --audio %s/audio --captions %s/pairs.jsonl --out %s 2>&1",
+    snprintf(cmd, sizeof cmd,
+             "%s/m2u-eval clap --clap %s/model --audio %s/audio --captions %s/pairs.jsonl --out %s 2>&1",
              M2U_BUILD_DIR, CLAP_DIR, CLAP_DIR, CLAP_DIR, rep);
     int rc = run(cmd);
     CHECK(rc == 0 && strstr(g_out, "CLAP "), "m2u-eval clap: rc %d:\n%s", rc, g_out);
