@@ -62,11 +62,14 @@ typedef struct {
 
 typedef struct m2u_clap m2u_clap;
 
-/* A ClapModel save_pretrained directory: config.json (model_type "clap"), model.safetensors
- * (or a sharded index / pytorch_model.bin) and preprocessor_config.json (absent: the
- * ClapFeatureExtractor defaults, with truncation "rand_trunc" and frequency_min 50 as the
- * unfused checkpoint sets them).  Weight names as ClapModel's (audio_model.audio_encoder.*,
- * audio_projection.*); a ClapAudioModelWithProjection checkpoint (the same names) loads too. */
+/* A ClapModel directory (save_pretrained, or laion/clap-htsat-unfused's snapshot):
+ * config.json (model_type "clap"; absent keys take ClapConfig / ClapAudioConfig /
+ * ClapTextConfig's defaults, as transformers writes only the others), model.safetensors (or a
+ * sharded index / pytorch_model.bin) with ClapModel's names (audio_model.audio_encoder.*,
+ * audio_projection.*, text_model.*, text_projection.*), and preprocessor_config.json, which is
+ * required (ClapFeatureExtractor's own defaults are the fused model's: truncation "fusion",
+ * frequency_min 0).  When the weights have text_model.*, the tokenizer files vocab.json and
+ * merges.txt (tokenizer_config.json optional) are required too. */
 int m2u_clap_load(const char *dir, m2u_clap **out);
 void m2u_clap_free(m2u_clap *m);
 const m2u_clap_config *m2u_clap_config_of(const m2u_clap *m);
