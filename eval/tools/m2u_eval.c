@@ -99,7 +99,8 @@ static const command_help k_commands[] = {
       "      FILE<TAB>CAPTION lines in a .tsv; FILE relative to --audio.  Audio is decoded with FFmpeg\n"
       "      and resampled to 48 kHz; clips over 10 s are scored on their first 10 s (the reference\n"
       "      crops at random), shorter ones repeated and zero-padded to 10 s.  Prints each pair's\n"
-      "      cosine and the mean; the report adds the weights' sha256 and the settings.\n",
+      "      cosine and the mean; the report adds the weights' sha256 and the settings.  A clip that\n"
+      "      does not decode is named, left out of the mean, and the exit status is 1.\n",
       "  m2u-eval clap --clap ckpt/clap-htsat-unfused --audio out/generated --captions out/pairs.jsonl \\\n"
       "      --out out/clap.json\n"},
     {"fd",
