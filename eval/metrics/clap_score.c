@@ -125,9 +125,47 @@ static int weights_file(const char *dir, char *out, size_t cap) {
     return m2u_fail("%s: no weights file", dir);
 }
 
+int m2u_clap_checkpoint_sha256(const char *dir, char *weights, size_t cap, char hex[65]) {
+    return weights_file(dir, weights, cap) || m2u_sha256_file(weights, hex) ? -1 : 0;
+}
+
+int m2u_clap_pair(const m2u_clap *m, const char *audio_path, const char *caption, double *cosine, char *why,
+                  size_t why_cap) {
+    const m2u_clap_config *c = m2u_clap_config_of(m);
+    float *pcm = NULL, *ea = malloc((size_t)c->proj_dim * sizeof *ea), *et = malloc((size_t)c->proj_dim * sizeof *et);
+    int64_t n = 0;
+    int rc = -1;
+    *cosine = NAN;
+    if (!ea || !et) {
+        m2u_fail("out of memory");
+        goto done;
+    }
+    /* only the first max_samples are scored (clap.h): decode a second more than that, so a long
+     * file costs no more than a short one and the resampler's tail is past the samples used */
+    m2u_audio_opts ao = {.max_s = (double)c->max_samples / c->sample_rate + 1.0};
+    if (m2u_audio_decode_ex(audio_path, c->sample_rate, &ao, &pcm, &n, NULL)) {
+        snprintf(why, why_cap, "%s", m2u_last_error());
+        rc = 1;
+        goto done;
+    }
+    if (m2u_clap_audio_embed(m, pcm, (long)n, ea)) {
+        m2u_fail_prefix("%s", audio_path);
+        goto done;
+    }
+    if (m2u_clap_text_embed(m, caption, et)) goto done;
+    double d = 0;
+    for (int k = 0; k < c->proj_dim; k++) d += (double)ea[k] * et[k];
+    *cosine = d;
+    rc = 0;
+done:
+    free(pcm);
+    free(ea);
+    free(et);
+    return rc;
+}
+
 int m2u_clap_score(const char *clap_dir, const char *audio_dir, const char *pairs_path, m2u_clap_scores *s) {
     m2u_clap *m = NULL;
-    float *ea = NULL, *et = NULL;
     int rc = -1;
     if (read_pairs(pairs_path, s)) goto done;
     if (m2u_clap_load(clap_dir, &m)) goto done;
@@ -136,14 +174,8 @@ int m2u_clap_score(const char *clap_dir, const char *audio_dir, const char *pair
         m2u_fail("%s: the checkpoint has no text tower (text_model.*): a CLAP score needs ClapModel", clap_dir);
         goto done;
     }
-    if (weights_file(clap_dir, s->weights, sizeof s->weights) || m2u_sha256_file(s->weights, s->sha256)) goto done;
+    if (m2u_clap_checkpoint_sha256(clap_dir, s->weights, sizeof s->weights, s->sha256)) goto done;
     s->sample_rate = c->sample_rate, s->max_samples = c->max_samples, s->proj_dim = c->proj_dim;
-    ea = malloc((size_t)c->proj_dim * sizeof *ea);
-    et = malloc((size_t)c->proj_dim * sizeof *et);
-    if (!ea || !et) {
-        m2u_fail("out of memory");
-        goto done;
-    }
     double sum = 0;
     for (size_t i = 0; i < s->n; i++) {
         m2u_clap_item *it = &s->items[i];
@@ -152,21 +184,14 @@ int m2u_clap_score(const char *clap_dir, const char *audio_dir, const char *pair
             m2u_fail("out of memory");
             goto done;
         }
-        float *pcm = NULL;
-        int64_t n = 0;
-        /* only the first max_samples are scored (clap.h): decode a second more than that, so a long
-         * file costs no more than a short one and the resampler's tail is past the samples used */
-        m2u_audio_opts ao = {.max_s = (double)c->max_samples / c->sample_rate + 1.0};
-        if (m2u_audio_decode_ex(it->path, c->sample_rate, &ao, &pcm, &n, NULL)) {
-            it->error = strdup(m2u_last_error());
+        char why[1024];
+        int prc = m2u_clap_pair(m, it->path, it->caption, &it->cosine, why, sizeof why);
+        if (prc < 0) goto done;
+        if (prc > 0) {
+            it->error = strdup(why);
             continue; /* reported per item, left out of the mean */
         }
-        int arc = m2u_clap_audio_embed(m, pcm, (long)n, ea);
-        free(pcm);
-        if (arc || m2u_clap_text_embed(m, it->caption, et)) goto done;
-        double d = 0;
-        for (int k = 0; k < c->proj_dim; k++) d += (double)ea[k] * et[k];
-        it->cosine = d;
+        double d = it->cosine;
         sum += d;
         s->n_scored++;
     }
@@ -174,8 +199,6 @@ int m2u_clap_score(const char *clap_dir, const char *audio_dir, const char *pair
     rc = 0;
 done:
     m2u_clap_free(m);
-    free(ea);
-    free(et);
     if (rc) m2u_clap_scores_free(s);
     return rc;
 }

@@ -49,6 +49,16 @@ typedef struct {
     int sample_rate, max_samples, proj_dim;
 } m2u_clap_scores;
 
+struct m2u_clap;
+/* One pair with a loaded model (clap.h): *cosine of the clip at audio_path (decoded as above)
+ * and caption.  A clip that does not decode is not an error: returns 1 with why[] filled (the
+ * decoder's message); 0 when scored; -1 (m2u_fail) when the model fails. */
+int m2u_clap_pair(const struct m2u_clap *m, const char *audio_path, const char *caption, double *cosine, char *why,
+                  size_t why_cap);
+
+/* The weights file a model directory is read from (into weights[cap]) and its sha256, for reports. */
+int m2u_clap_checkpoint_sha256(const char *dir, char *weights, size_t cap, char hex[65]);
+
 /* Only read the pairs file into s->items / s->n (scores NAN); what m2u_clap_score does first. */
 int m2u_clap_pairs_read(const char *pairs_path, m2u_clap_scores *s);
 

@@ -112,7 +112,7 @@ static const command_help k_commands[] = {
       "  m2u-eval fd --a ref_vggish.npy --b gen_vggish.npy --out fad.json\n"},
     {"music",
       "  music --gen DIR --data manifest.json [--split test] [--kinds mucaps,muedit,muimage,muvideo]\n"
-      "      [--mert DIR [--layer K]] [--clip 10] [--max-samples N] [--embed-mb 16] [--out DIR]\n"
+      "      [--mert DIR [--layer K]] [--clap DIR] [--clip 10] [--max-samples N] [--embed-mb 16] [--out DIR]\n"
       "      Score generated music against the split's samples of the generation kinds (mucaps:\n"
       "      caption -> music, muedit, muimage, muvideo).  The clip of sample ID is\n"
       "      DIR/predictions.jsonl's {\"id\": ID, \"audio\": PATH[, \"text\": ANSWER]} when that file\n"
@@ -120,7 +120,10 @@ static const command_help k_commands[] = {
       "      A-Z a-z 0-9 . _ - written as _.  A missing clip is reported, not fatal.\n"
       "        FAD        the generated clips vs the samples' reference music (target audio, or\n"
       "                   the audio of mucaps), embedded as `fad` does at the shards' rate\n"
-      "        KL, CLAP   not measured (m2u has no PaSST / CLAP model): reported with the reason\n"
+      "        CLAP       with --clap DIR (a ClapModel directory, as `clap` takes): the mean over the\n"
+      "                   generated mucaps clips of the cosine with their caption, as `clap` computes\n"
+      "                   it; without it, or with no mucaps clip, not measured (with the reason)\n"
+      "        KL         not measured here (PaSST): reported with the reason\n"
       "        agreement  m2u's music analysis of each clip (tempo, key, mode, loudness, mood,\n"
       "                   brightness, percussion) vs what the sample asked (its attribute columns;\n"
       "                   muedit: the target_* columns, and separately the attribute the edit\n"
@@ -794,7 +797,7 @@ static int cmd_music(int argc, char **argv) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
         static const char *const valued[] = {"--gen", "--data", "--split", "--kinds", "--mert", "--layer", "--clip",
-                                             "--max-samples", "--embed-mb", "--out", NULL};
+                                             "--max-samples", "--embed-mb", "--out", "--clap", NULL};
         if (!is_one_of(f, valued)) return bad_usage("music", "unknown option %s", f);
         if (!v) return bad_usage("music", "%s needs a value", f);
         i++;
@@ -803,6 +806,7 @@ static int cmd_music(int argc, char **argv) {
         else if (!strcmp(f, "--split")) o.split = v;
         else if (!strcmp(f, "--kinds")) o.kinds = v;
         else if (!strcmp(f, "--mert")) o.mert_dir = v;
+        else if (!strcmp(f, "--clap")) o.clap_dir = v;
         else if (!strcmp(f, "--out")) out = v;
         else if (!strcmp(f, "--layer")) o.layer = (int)strtol(v, &end, 10);
         else if (!strcmp(f, "--clip")) o.clip_s = strtod(v, &end);
