@@ -20,7 +20,8 @@ What it makes (huggingface.co is not reachable, so everything is local):
   tokenizer_cases.json  ~2000 strings (many scripts, emoji, whitespace runs and kinds, contractions, digits,
                 accents, control characters, the special tokens) with the slow tokenizer's ids:
                 add_prefix_space True and False (with <s> </s>), a truncated encode (max_length 8), and
-                decode(ids, skip_special_tokens=False/True) of the first ones.
+                decode(ids, skip_special_tokens=False/True) of the first ones; where the fast tokenizer
+                (tokenizer.json) gives other ids, those too, and its decodes.
   hidden.safetensors    RobertaModel on a right-padded batch (one text holds "<pad>" in the middle, so its
                 position ids skip it, as create_position_ids_from_input_ids does): every hidden state,
                 the pooler output, input_ids, attention_mask.
@@ -111,6 +112,13 @@ for extra in ("special_tokens_map.json",):  # not read by m2u; keep the director
     pass
 slow = transformers.AutoTokenizer.from_pretrained(MODEL, use_fast=False)
 assert type(slow).__name__ == "RobertaTokenizer", type(slow)
+# the same vocabulary as RobertaTokenizerFast's tokenizer.json (ByteLevel pre-tokenizer and decoder,
+# RobertaProcessing), as it is and with the ByteLevel pre-tokenizer's add_prefix_space
+fast = transformers.RobertaTokenizerFast(VOCAB_JSON, MERGES_TXT, model_max_length=MAX_LEN).backend_tokenizer
+fast.save(os.path.join(MODEL, "tokenizer.json"))
+fast_aps = transformers.RobertaTokenizerFast(VOCAB_JSON, MERGES_TXT, model_max_length=MAX_LEN,
+                                             add_prefix_space=True).backend_tokenizer
+fast_aps.save(os.path.join(OUT, "tokenizer_aps.json"))
 
 # ---- tokenizer cases ----
 rng = random.Random(1234)
@@ -142,6 +150,13 @@ def enc(t, prefix, max_length=None):
 cases = []
 for i, t in enumerate(texts):
     c = {"hex": t.encode("utf-8").hex(), "p": enc(t, True), "n": enc(t, False)}
+    f, fp = fast.encode(t).ids, fast_aps.encode(t).ids  # kept only where the fast tokenizer differs
+    if f != c["n"]:
+        c["f"] = f
+    if fp != c["p"]:
+        c["fp"] = fp
+    if i % 8 == 0:
+        c["fd"] = fast.decode(f, skip_special_tokens=False)
     if i % 4 == 0:
         c["t8"] = enc(t, True, 8)
     if i % 8 == 0:

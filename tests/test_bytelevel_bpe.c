@@ -4,12 +4,17 @@
  * as RobertaTokenizer saves it (vocab.json, merges.txt, tokenizer_config.json); tokenizer_cases.json
  * the ids the reference gives for ~2000 strings with add_prefix_space True ("p") and False ("n"), a
  * truncated encode at max_length 8 ("t8") and decodes ("d", "ds": skip_special_tokens).  All from
- * tests/make_roberta_fixtures.py.  Every id and every decoded byte must match.  Then: the merges.txt
- * line rules, the defaults without tokenizer_config.json, and refusals naming the file. */
+ * tests/make_roberta_fixtures.py.  Every id and every decoded byte must match.  The same vocabulary as
+ * the fast tokenizer's tokenizer.json (ByteLevel pre-tokenizer and decoder, RobertaProcessing) through
+ * the shared tokenizer.json pipeline (tokenizer.h) must give the fast tokenizer's ids ("f" / "fp" where
+ * they differ from the slow one's: the fast one puts the prefix space before every piece between added
+ * tokens) and decodes ("fd").  Then: the merges.txt line rules, the defaults without
+ * tokenizer_config.json, and refusals naming the file. */
 #include "bytelevel_bpe.h"
 #include "fileio.h"
 #include "m2u_error.h"
 #include "test_util.h"
+#include "tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -105,6 +110,64 @@ static void check_cases(const m2u_bytebpe *t) {
     cJSON_Delete(cases);
 }
 
+/* tokenizer.json through m2u_tokenizer (the fast tokenizer): model/tokenizer.json (add_prefix_space
+ * false) against "f" (else "n"), tokenizer_aps.json (true) against "fp" (else "p"). */
+static void check_fast(void) {
+    m2u_tokenizer *tf = NULL, *tp = NULL;
+    CHECK(m2u_tokenizer_load(DIR "/tokenizer.json", &tf) == 0, "%s", m2u_last_error());
+    CHECK(m2u_tokenizer_load(M2U_FIXTURES "/roberta/tokenizer_aps.json", &tp) == 0, "%s", m2u_last_error());
+    cJSON *cases = NULL;
+    char *data;
+    size_t len;
+    if (tf && tp && m2u_read_file(M2U_FIXTURES "/roberta/tokenizer_cases.json", &data, &len) == 0) {
+        cases = cJSON_Parse(data);
+        free(data);
+    }
+    int bad[3] = {0}, n_case = 0, n_diff = 0, n_dec = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cases) {
+        size_t n;
+        char *text = unhex(cJSON_GetObjectItem(c, "hex")->valuestring, &n);
+        for (int k = 0; k < 2; k++) {
+            const cJSON *want = cJSON_GetObjectItem(c, k ? "fp" : "f");
+            n_diff += want != NULL;
+            if (!want) want = cJSON_GetObjectItem(c, k ? "p" : "n");
+            int32_t *ids;
+            size_t m;
+            int rc = m2u_tokenizer_encode(k ? tp : tf, text, n, 1, &ids, &m);
+            if ((rc || !same_ids(ids, m, want)) && bad[k]++ < MAX_SHOWN) {
+                char *w = cJSON_PrintUnformatted(want);
+                fprintf(stderr, "  fast%s mismatch for \"%s\": want %s, got", k ? " (prefix)" : "", text, w);
+                for (size_t i = 0; !rc && i < m; i++) fprintf(stderr, " %d", ids[i]);
+                fprintf(stderr, "\n");
+                free(w);
+            }
+            const cJSON *d = k ? NULL : cJSON_GetObjectItem(c, "fd");
+            if (!rc && d) {
+                char *out;
+                size_t ol;
+                n_dec++;
+                if ((m2u_tokenizer_decode_n(tf, ids, m, 0, &out, &ol) || ol != strlen(d->valuestring) ||
+                     memcmp(out, d->valuestring, ol)) && bad[2]++ < MAX_SHOWN)
+                    fprintf(stderr, "  fast decode mismatch for \"%s\": want \"%s\"\n", text, d->valuestring);
+                free(out);
+            }
+            free(ids);
+        }
+        free(text);
+        n_case++;
+    }
+    CHECK(n_case >= 2000 && n_diff > 0, "%d cases, %d where fast and slow differ", n_case, n_diff);
+    CHECK(bad[0] == 0, "%d of %d tokenizer.json encodes differ", bad[0], n_case);
+    CHECK(bad[1] == 0, "%d of %d tokenizer.json (add_prefix_space) encodes differ", bad[1], n_case);
+    CHECK(bad[2] == 0, "%d of %d tokenizer.json decodes differ", bad[2], n_dec);
+    printf("  tokenizer.json: %d strings x 2 (%d where the fast tokenizer differs from the slow one), %d decodes\n",
+           n_case, n_diff, n_dec);
+    cJSON_Delete(cases);
+    m2u_tokenizer_free(tf);
+    m2u_tokenizer_free(tp);
+}
+
 static void write_text(const char *path, const char *s) {
     FILE *f = fopen(path, "wb");
     fputs(s, f);
@@ -152,6 +215,9 @@ static void check_rules(void) {
     write_text(vocab, "{\"a\": 1, \"b\": 1}");
     CHECK(m2u_bytebpe_load(dir, &t) != 0 && strstr(m2u_last_error(), "vocab.json"), "an id used twice: %s",
           m2u_last_error());
+    write_text(vocab, "{\"a\": 1, \"b\": 2, \"a\": 3}");
+    CHECK(m2u_bytebpe_load(dir, &t) != 0 && strstr(m2u_last_error(), "twice"), "a duplicate key: %s",
+          m2u_last_error());
     write_text(vocab, "{\"a\": 1.5}");
     CHECK(m2u_bytebpe_load(dir, &t) != 0 && strstr(m2u_last_error(), "vocab.json"), "a fractional id: %s",
           m2u_last_error());
@@ -179,6 +245,7 @@ int main(void) {
         check_cases(t);
         m2u_bytebpe_free(t);
     }
+    check_fast();
     check_rules();
     return t_finish("test_bytelevel_bpe");
 }

@@ -340,11 +340,11 @@ static void error_cases(const char *tmpdir) {
              "\"pattern\":{\"Regex\":\" +\"},\"content\":\" \"}]}}",
              bpe);
     check_refused(tmpdir, "regex", buf, "normalizer.normalizers[].pattern");
-    snprintf(buf, sizeof buf, "{%s},\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false}}", bpe);
-    check_refused(tmpdir, "bytelevel", buf, "pre_tokenizer");
+    snprintf(buf, sizeof buf, "{%s},\"pre_tokenizer\":{\"type\":\"Punctuation\",\"behavior\":\"isolated\"}}", bpe);
+    check_refused(tmpdir, "punctuation", buf, "pre_tokenizer");
     snprintf(buf, sizeof buf, "{%s},\"post_processor\":{\"type\":\"BertProcessing\",\"sep\":[\"a\",0]}}", bpe);
     check_refused(tmpdir, "bert", buf, "post_processor");
-    snprintf(buf, sizeof buf, "{%s},\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"ByteLevel\"}]}}", bpe);
+    snprintf(buf, sizeof buf, "{%s},\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"CTC\"}]}}", bpe);
     check_refused(tmpdir, "decoder", buf, "decoder.decoders[]");
     snprintf(buf, sizeof buf, "{%s},\"truncation\":{\"max_length\":8}}", bpe);
     check_refused(tmpdir, "truncation", buf, "truncation");

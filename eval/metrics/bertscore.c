@@ -3,8 +3,10 @@
 #include "bertscore.h"
 
 #include "bert_encoder.h"
+#include "bytelevel_bpe.h"
 #include "fileio.h"
 #include "m2u_error.h"
+#include "sha256.h"
 #include "utf8_util.h"
 #include "wordpiece_tokenizer.h"
 
@@ -16,10 +18,40 @@
 
 struct m2u_bertscorer {
     m2u_bert *model;
-    m2u_wordpiece *tok;
+    m2u_wordpiece *tok;   /* BERT: tokenizer.json (WordPiece) */
+    m2u_bytebpe *bbpe;    /* RoBERTa: vocab.json + merges.txt, the slow RobertaTokenizer */
+    char *dir;
     size_t max_length;
     int cls_id, sep_id;
 };
+
+/* A RoBERTa directory holds the slow tokenizer's files, which bert_score (use_fast_tokenizer=False) reads. */
+static int is_roberta_dir(const char *dir) {
+    char *v = m2u_path_join(dir, "vocab.json"), *m = m2u_path_join(dir, "merges.txt");
+    int yes = v && m && m2u_file_exists(v) && m2u_file_exists(m);
+    free(v);
+    free(m);
+    return yes;
+}
+
+/* The RoBERTa side of m2u_bertscore_load: the slow tokenizer and its model_max_length (bert_score passes
+ * it as max_length; without one transformers has 1e30, i.e. no truncation, and the model would fail on
+ * a text longer than its positions: here that is the cap). */
+static int load_roberta_tokenizer(m2u_bertscorer *s, const char *dir) {
+    if (m2u_bytebpe_load(dir, &s->bbpe)) return -1;
+    const m2u_bert_config *c = m2u_bert_config_of(s->model);
+    if (!c->position_offset)
+        return m2u_fail("%s: vocab.json + merges.txt (RoBERTa's tokenizer) with a model_type \"bert\" config.json", dir);
+    size_t positions = (size_t)(c->max_positions - c->position_offset), mml = m2u_bytebpe_model_max_length(s->bbpe);
+    s->max_length = mml && mml < positions ? mml : positions;
+    s->cls_id = m2u_bytebpe_cls_id(s->bbpe);
+    s->sep_id = m2u_bytebpe_sep_id(s->bbpe);
+    if (s->cls_id < 0 || s->sep_id < 0) return m2u_fail("%s: the tokenizer has no <s> / </s> ids", dir);
+    if (m2u_bytebpe_vocab_size(s->bbpe) > c->vocab)
+        return m2u_fail("%s: %d token ids but the model's vocab_size is %d", dir, m2u_bytebpe_vocab_size(s->bbpe),
+                        c->vocab);
+    return 0;
+}
 
 int m2u_bertscore_load(const char *dir, m2u_bertscorer **out) {
     *out = NULL;
@@ -31,8 +63,13 @@ int m2u_bertscore_load(const char *dir, m2u_bertscorer **out) {
         m2u_fail("%s: out of memory", dir);
         goto done;
     }
-    if (m2u_bert_load(dir, &s->model) || m2u_wordpiece_load(tok_path, &s->tok) || m2u_json_load(tc_path, 1, &tc))
+    s->dir = strdup(dir);
+    if (!s->dir || m2u_bert_load(dir, &s->model)) goto done;
+    if (is_roberta_dir(dir)) {
+        rc = load_roberta_tokenizer(s, dir);
         goto done;
+    }
+    if (m2u_wordpiece_load(tok_path, &s->tok) || m2u_json_load(tc_path, 1, &tc)) goto done;
     const m2u_bert_config *c = m2u_bert_config_of(s->model);
     double mml = 1e30;
     if (tc && m2u_json_num(tc, tc_path, "model_max_length", 0, 1e30, &mml)) goto done;
@@ -66,10 +103,39 @@ void m2u_bertscore_free(m2u_bertscorer *s) {
     if (!s) return;
     m2u_bert_free(s->model);
     m2u_wordpiece_free(s->tok);
+    m2u_bytebpe_free(s->bbpe);
+    free(s->dir);
     free(s);
 }
 
 int m2u_bertscore_layers(const m2u_bertscorer *s) { return m2u_bert_config_of(s->model)->layers; }
+
+int m2u_bertscore_describe(const m2u_bertscorer *s, m2u_bertscore_info *info) {
+    memset(info, 0, sizeof *info);
+    const m2u_bert_config *c = m2u_bert_config_of(s->model);
+    int L = c->layers;
+    info->roberta = s->bbpe != NULL;
+    info->layers = L;
+    info->hidden = c->dims.hidden;
+    info->max_length = s->max_length;
+    /* bert_score's model2layers for the architectures these sizes are */
+    if (info->roberta) info->default_layer = L == 24 && c->dims.hidden == 1024 ? 17 : L == 12 && c->dims.hidden == 768 ? 10 : L;
+    else info->default_layer = L == 12 && c->dims.hidden == 768 ? 9 : L;
+    static const char *const weights[] = {"model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"};
+    for (int k = 0; k < 3; k++) {
+        char *p = m2u_path_join(s->dir, weights[k]);
+        if (!p) return m2u_fail("out of memory");
+        int found = m2u_file_exists(p);
+        int rc = found ? m2u_sha256_file(p, info->sha256) : 0;
+        free(p);
+        if (rc) return -1;
+        if (found) {
+            info->weights = weights[k];
+            return 0;
+        }
+    }
+    return m2u_fail("%s: no model.safetensors, pytorch_model.bin or model.safetensors.index.json", s->dir);
+}
 
 /* str.strip() on valid UTF-8: *a, *b become the kept byte range. */
 static void py_strip(const char *s, size_t n, size_t *a, size_t *b) {
@@ -105,7 +171,10 @@ static int embed(const m2u_bertscorer *s, int num_layers, bs_sent *st) {
     size_t bad = m2u_utf8_valid_prefix((const unsigned char *)st->text, len);
     if (bad != len) return m2u_fail("bertscore: invalid UTF-8 at byte %zu of \"%.40s\"", bad, st->text);
     py_strip(st->text, len, &a, &b);
-    if (m2u_wordpiece_encode(s->tok, st->text + a, b - a, 1, s->max_length, &st->ids, &st->n)) return -1;
+    /* bert_score's sent_encode: a RoBERTa tokenizer gets add_prefix_space=True; "" -> <s> </s> either way */
+    if (s->bbpe ? m2u_bytebpe_encode(s->bbpe, st->text + a, b - a, 1, 1, s->max_length, &st->ids, &st->n)
+                : m2u_wordpiece_encode(s->tok, st->text + a, b - a, 1, s->max_length, &st->ids, &st->n))
+        return -1;
     int H = m2u_bert_config_of(s->model)->dims.hidden;
     st->emb = malloc(st->n * (size_t)H * sizeof(float));
     if (!st->emb) return m2u_fail("bertscore: out of memory");

@@ -25,6 +25,15 @@
  *     P, R and F are each the maximum over the candidate's references;
  *   - optional baseline rescaling: x -> (x - b) / (1 - b) with b the row
  *     num_layers of a bert_score baseline file (CSV "LAYER,P,R,F").
+ *
+ * RoBERTa checkpoints (a directory with vocab.json + merges.txt, model_type
+ * "roberta"): bert_score's default slow RobertaTokenizer (bytelevel_bpe.h),
+ * each stripped sentence encoded with add_prefix_space=True as <s> ... </s>,
+ * truncated to tokenizer_config.json's model_max_length (512 for roberta-large;
+ * without one, the model's positions); [CLS] / [SEP] above read <s> / </s>.
+ * bert_score.score(lang="en") is roberta-large at num_layers 17; with
+ * rescale_with_baseline it reads bert_score/rescale_baseline/en/roberta-large.tsv
+ * from the bert_score package (row 17: P 0.83150584, R 0.8314941, F 0.83122575).
  * All functions return 0, or -1 after m2u_fail(). */
 #ifndef M2U_BERTSCORE_H
 #define M2U_BERTSCORE_H
@@ -41,10 +50,25 @@ typedef struct {
 } m2u_bertscore_opts;
 
 /* A BERT-family checkpoint directory: config.json, weights, tokenizer.json
- * (WordPiece) and optionally tokenizer_config.json (model_max_length). */
+ * (WordPiece) and optionally tokenizer_config.json (model_max_length); or a
+ * RoBERTa one: config.json, weights, vocab.json, merges.txt and optionally
+ * tokenizer_config.json. */
 int m2u_bertscore_load(const char *dir, m2u_bertscorer **out);
 void m2u_bertscore_free(m2u_bertscorer *s);
 int m2u_bertscore_layers(const m2u_bertscorer *s); /* the model's num_hidden_layers */
+
+/* What a report names: the model and where its numbers come from. */
+typedef struct {
+    int roberta;          /* 1: RoBERTa (slow byte-level BPE tokenizer), 0: BERT (WordPiece) */
+    int layers, hidden;   /* num_hidden_layers, hidden_size */
+    int default_layer;    /* bert_score's model2layers: 17 for roberta-large (24 x 1024), 10 for
+                             roberta-base, 9 for bert-base (12 x 768), else the last layer */
+    size_t max_length;    /* tokens per sentence, <s> </s> included */
+    const char *weights;  /* the weight file hashed (static string) */
+    char sha256[65];      /* its SHA-256, hex */
+} m2u_bertscore_info;
+/* Fills info; hashes the weight file (seconds for roberta-large's 1.4 GB). */
+int m2u_bertscore_describe(const m2u_bertscorer *s, m2u_bertscore_info *info);
 
 /* n candidates; refs[i] holds n_refs[i] >= 1 references of candidate i.
  * P, R, F: n values each (any may be NULL). */

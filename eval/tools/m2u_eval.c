@@ -51,15 +51,25 @@ static const command_help k_commands[] = {
       "      Every candidate id needs references and every reference id a candidate.\n"
       "      The report (written atomically) holds corpus and per-item scores and the\n"
       "      tokenised texts.\n"
-      "      --bert DIR [--bert-layers N] [--bert-idf]: also BERTScore P/R/F1 as bert_score\n"
-      "      0.3.13 computes it (score(model_type=DIR), no baseline rescaling; several\n"
-      "      references: the max over them) with a BERT-family checkpoint directory\n"
-      "      (config.json, weights, WordPiece tokenizer.json).  N: the layer used; default 9\n"
-      "      for a 12-layer model (bert_score's choice for bert-base-uncased), else the last.\n",
+      "      --bert DIR [--bert-layers N] [--bert-idf] [--bert-baseline FILE]: also BERTScore\n"
+      "      P/R/F1 as bert_score 0.3.13 computes it (score(model_type=DIR); several references:\n"
+      "      the max over them) with a checkpoint directory: BERT (config.json, weights,\n"
+      "      WordPiece tokenizer.json) or RoBERTa (config.json, weights, vocab.json + merges.txt:\n"
+      "      the slow RobertaTokenizer bert_score loads, add_prefix_space, max 512 tokens).\n"
+      "      bert_score's lang=\"en\" is roberta-large at layer 17 (M2UGen reports its mean R,\n"
+      "      no idf, no rescaling).  N: the layer used; default bert_score's: 17 for\n"
+      "      roberta-large, 10 for roberta-base, 9 for bert-base, else the last.\n"
+      "      FILE: rescale_with_baseline, x -> (x - b) / (1 - b) with b the row N of a\n"
+      "      bert_score baseline table (CSV LAYER,P,R,F); for roberta-large it is\n"
+      "      bert_score/rescale_baseline/en/roberta-large.tsv inside the installed bert_score\n"
+      "      package (python3 -c \"import bert_score, os; print(os.path.dirname(bert_score.__file__))\").\n"
+      "      The report names the model, layer, idf, baseline and the weights' SHA-256.\n",
       "  m2u-eval captions --candidates out/captions.jsonl --references data/musiccaps_refs.jsonl \\\n"
       "      --out out/caption_scores.json\n"
       "  m2u-eval captions --candidates tests/fixtures/eval/candidates.jsonl \\\n"
-      "      --references tests/fixtures/eval/references.jsonl\n"},
+      "      --references tests/fixtures/eval/references.jsonl\n"
+      "  m2u-eval captions --candidates out/captions.jsonl --references data/musiccaps_refs.jsonl \\\n"
+      "      --bert models/roberta-large --bert-baseline SITE/bert_score/rescale_baseline/en/roberta-large.tsv\n"},
     {"fad",
       "  fad --ref SPEC --gen SPEC [--mert DIR [--layer K]] [--clip 10] [--max-clips N]\n"
       "      [--dump-ref A.npy --dump-gen B.npy] [--out REPORT.json]\n"
@@ -352,16 +362,21 @@ done:
 }
 
 /* captions --bert: BERTScore options (NULL dir: off). */
-static const char *g_bert_dir;
+static const char *g_bert_dir, *g_bert_baseline;
 static int g_bert_layers = -1, g_bert_idf;
+static m2u_bertscore_info g_bert_info; /* the model's description, for the report */
 
 /* BERTScore of the matched items into p/r/f (nc each); *layers gets the layer used. */
 static int bert_scores(int nc, const char **ctext, const char *const **rtext, const int *nref, double *p, double *r,
                        double *f, int *layers) {
     m2u_bertscorer *bs;
     if (m2u_bertscore_load(g_bert_dir, &bs)) return -1;
-    int L = m2u_bertscore_layers(bs);
-    m2u_bertscore_opts o = {.num_layers = g_bert_layers >= 0 ? g_bert_layers : L == 12 ? 9 : L, .idf = g_bert_idf};
+    if (m2u_bertscore_describe(bs, &g_bert_info)) {
+        m2u_bertscore_free(bs);
+        return -1;
+    }
+    m2u_bertscore_opts o = {.num_layers = g_bert_layers >= 0 ? g_bert_layers : g_bert_info.default_layer,
+                            .idf = g_bert_idf, .baseline_path = g_bert_baseline};
     size_t *nr = malloc((size_t)nc * sizeof *nr);
     int rc = nr ? 0 : m2u_fail("out of memory");
     for (int i = 0; nr && i < nc; i++) nr[i] = (size_t)nref[i];
@@ -445,8 +460,8 @@ static int cmd_captions(const char *cpath, const char *rpath, const char *out, i
                nc, corpus.bleu[0], corpus.bleu[1], corpus.bleu[2], corpus.bleu[3], corpus.meteor, corpus.rouge_l,
                corpus.cider_d);
     if (!quiet && bp)
-        printf("BERTScore (layer %d%s)  P %.4f  R %.4f  F1 %.4f\n", blayers, g_bert_idf ? ", idf" : "", bsum[0], bsum[1],
-               bsum[2]);
+        printf("BERTScore (%s, layer %d%s%s)  P %.4f  R %.4f  F1 %.4f\n", g_bert_info.roberta ? "RoBERTa" : "BERT",
+               blayers, g_bert_idf ? ", idf" : "", g_bert_baseline ? ", rescaled" : "", bsum[0], bsum[1], bsum[2]);
     if (out) {
         /* tokenised texts for the report */
         const char **flat = malloc((total ? total : 1) * sizeof *flat);
@@ -478,9 +493,21 @@ static int cmd_captions(const char *cpath, const char *rpath, const char *out, i
         cJSON_AddNumberToObject(c, "rouge_l", corpus.rouge_l);
         cJSON_AddNumberToObject(c, "cider_d", corpus.cider_d);
         if (bp) {
-            char conv_b[256];
-            snprintf(conv_b, sizeof conv_b, "bert_score 0.3.13 score(model_type=%.60s, num_layers=%d, idf=%s), no rescaling; corpus = mean over items", g_bert_dir, blayers, g_bert_idf ? "True" : "False");
+            char conv_b[512];
+            snprintf(conv_b, sizeof conv_b, "bert_score 0.3.13 score(model_type=%.60s, num_layers=%d, idf=%s%s%.120s%s)%s; corpus = mean over items", g_bert_dir, blayers, g_bert_idf ? "True" : "False", g_bert_baseline ? ", rescale_with_baseline=True, baseline_path=" : "", g_bert_baseline ? g_bert_baseline : "", g_bert_info.roberta ? ", slow RobertaTokenizer" : ", tokenizer.json", g_bert_baseline ? "" : ", no rescaling");
             cJSON_AddStringToObject(conv, "bertscore", conv_b);
+            cJSON *bm = cJSON_AddObjectToObject(rep, "bertscore_model");
+            cJSON_AddStringToObject(bm, "dir", g_bert_dir);
+            cJSON_AddStringToObject(bm, "model_type", g_bert_info.roberta ? "roberta" : "bert");
+            cJSON_AddNumberToObject(bm, "num_hidden_layers", g_bert_info.layers);
+            cJSON_AddNumberToObject(bm, "hidden_size", g_bert_info.hidden);
+            cJSON_AddNumberToObject(bm, "layer", blayers);
+            cJSON_AddBoolToObject(bm, "idf", g_bert_idf);
+            if (g_bert_baseline) cJSON_AddStringToObject(bm, "baseline", g_bert_baseline);
+            else cJSON_AddNullToObject(bm, "baseline");
+            cJSON_AddNumberToObject(bm, "max_length", (double)g_bert_info.max_length);
+            cJSON_AddStringToObject(bm, "weights", g_bert_info.weights);
+            cJSON_AddStringToObject(bm, "sha256", g_bert_info.sha256);
             cJSON_AddNumberToObject(c, "bertscore_p", bsum[0]);
             cJSON_AddNumberToObject(c, "bertscore_r", bsum[1]);
             cJSON_AddNumberToObject(c, "bertscore_f1", bsum[2]);
@@ -1100,7 +1127,8 @@ int main(int argc, char **argv) {
                            : strcmp(o, "--seed") == 0 ? &seed
                            : strcmp(o, "--seconds") == 0 ? &seconds
                            : strcmp(o, "--bert") == 0 ? &g_bert_dir
-                           : strcmp(o, "--bert-layers") == 0 ? &bert_layers : NULL;
+                           : strcmp(o, "--bert-layers") == 0 ? &bert_layers
+                           : strcmp(o, "--bert-baseline") == 0 ? &g_bert_baseline : NULL;
         if (!dst) return bad_usage(cmd, "unknown option %s", o);
         if (i + 1 >= argc) return bad_usage(cmd, "%s needs a value", o);
         *dst = argv[++i];
@@ -1117,11 +1145,11 @@ int main(int argc, char **argv) {
         }
         g_bert_layers = (int)v;
     }
-    if ((g_bert_dir || bert_layers || g_bert_idf) && strcmp(cmd, "captions") != 0) {
-        return bad_usage(cmd, "--bert, --bert-layers and --bert-idf belong to the captions command");
+    if ((g_bert_dir || bert_layers || g_bert_idf || g_bert_baseline) && strcmp(cmd, "captions") != 0) {
+        return bad_usage(cmd, "--bert, --bert-layers, --bert-idf and --bert-baseline belong to the captions command");
     }
-    if ((bert_layers || g_bert_idf) && !g_bert_dir) {
-        return bad_usage("captions", "--bert-layers and --bert-idf need --bert DIR");
+    if ((bert_layers || g_bert_idf || g_bert_baseline) && !g_bert_dir) {
+        return bad_usage("captions", "--bert-layers, --bert-idf and --bert-baseline need --bert DIR");
     }
     if (strcmp(cmd, "captions") == 0) {
         if (!cand || !refs || a || b || run_opts) {

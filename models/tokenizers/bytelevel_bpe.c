@@ -2,7 +2,7 @@
  * transformers 4.46.3 by tests/test_bytelevel_bpe.c on tests/fixtures/roberta. */
 #include "bytelevel_bpe.h"
 
-#include "bytelevel_unicode_tables.h"
+#include "bytelevel.h"
 #include "fileio.h"
 #include "json.h"
 #include "m2u_error.h"
@@ -52,53 +52,6 @@ struct m2u_bytebpe {
     uint32_t byte_cp[256]; /* bytes_to_unicode */
     int16_t cp_byte[324];  /* its inverse over U+0000..U+0143, -1 elsewhere */
 };
-
-/* ======================================================================== character classes */
-
-static bool in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (r[mid][1] < c) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < n && r[lo][0] <= c;
-}
-static bool is_L(uint32_t c) {
-    if (c < 0x80) return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
-    return in_ranges(BL_U_LETTER, sizeof BL_U_LETTER / sizeof BL_U_LETTER[0], c);
-}
-static bool is_N(uint32_t c) {
-    if (c < 0x80) return c >= '0' && c <= '9';
-    return in_ranges(BL_U_NUMBER, sizeof BL_U_NUMBER / sizeof BL_U_NUMBER[0], c);
-}
-static bool is_S(uint32_t c) { return m2u_is_white_space(c); }
-static bool is_O(uint32_t c) { return !is_S(c) && !is_L(c) && !is_N(c); }
-
-/* End of the GPT-2 regex's match at cp[i] (the alternatives in order, with the backtracking the
- * backtracking engines do; every character starts some match, so findall leaves no gaps). */
-static size_t gpt2_match(const uint32_t *cp, size_t n, size_t i) {
-    if (cp[i] == '\'' && i + 1 < n) {
-        uint32_t a = cp[i + 1];
-        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
-        if (i + 2 < n) {
-            uint32_t b = cp[i + 2];
-            if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
-        }
-    }
-    bool (*cls[3])(uint32_t) = {is_L, is_N, is_O}; /* " ?\p{L}+", " ?\p{N}+", " ?[^\s\p{L}\p{N}]+" */
-    for (int k = 0; k < 3; k++) {
-        size_t j = i;
-        if (cp[j] == ' ' && j + 1 < n && cls[k](cp[j + 1])) j++;
-        if (!cls[k](cp[j])) continue;
-        while (j < n && cls[k](cp[j])) j++;
-        return j;
-    }
-    size_t j = i; /* cp[i] is whitespace: "\s+(?!\S)" backs off one character before a non-space */
-    while (j < n && is_S(cp[j])) j++;
-    if (j < n && j - 1 > i) return j - 1;
-    return j; /* "\s+" */
-}
 
 /* ======================================================================== BPE */
 
@@ -232,7 +185,7 @@ static int tokenize_piece(const m2u_bytebpe *t, bpe_work *w, const char *s, size
     at[nc] = n;
     int rc = 0;
     for (size_t i = 0; i < nc && rc == 0;) {
-        size_t j = gpt2_match(cp, nc, i);
+        size_t j = m2u_bl_match(cp, nc, i, M2U_BL_PYTHON);
         rc = bpe_word(t, w, (const unsigned char *)s + at[i], at[j] - at[i], out);
         i = j;
     }
@@ -528,32 +481,6 @@ int m2u_bytebpe_encode(const m2u_bytebpe *t, const char *text, size_t len, int a
 
 /* ======================================================================== decode */
 
-/* CPython's bytes.decode("utf-8", errors="replace"): one U+FFFD per maximal invalid subpart. */
-static int utf8_replace(const unsigned char *b, size_t n, m2u_strbuf *out) {
-    for (size_t i = 0; i < n;) {
-        size_t ok = m2u_utf8_valid_prefix(b + i, n - i);
-        if (ok && m2u_tj_put(out, (const char *)b + i, ok)) return -1;
-        i += ok;
-        if (i >= n) break;
-        unsigned char c = b[i];
-        size_t need = (c >= 0xC2 && c <= 0xDF) ? 1 : (c >= 0xE0 && c <= 0xEF) ? 2 : (c >= 0xF0 && c <= 0xF4) ? 3 : 0;
-        size_t k = 1;
-        for (; k <= need && i + k < n; k++) {
-            unsigned char d = b[i + k], lo = 0x80, hi = 0xBF;
-            if (k == 1) {
-                if (c == 0xE0) lo = 0xA0;
-                else if (c == 0xED) hi = 0x9F;
-                else if (c == 0xF0) lo = 0x90;
-                else if (c == 0xF4) hi = 0x8F;
-            }
-            if (d < lo || d > hi) break;
-        }
-        if (m2u_tj_put(out, "\xEF\xBF\xBD", 3)) return -1;
-        i += k;
-    }
-    return 0;
-}
-
 static bool is_named_special(const m2u_bytebpe *t, int32_t id) {
     for (int k = 0; k < N_SP; k++)
         if (t->sp_id[k] >= 0 && t->sp_id[k] == id) return true;
@@ -585,7 +512,7 @@ static int flush_tokens(const m2u_bytebpe *t, m2u_strbuf *pend, m2u_strbuf *byte
     size_t before = sub->n;
     if (*nsub && m2u_tj_put(sub, " ", 1)) return -1;
     size_t mark = sub->n;
-    if (utf8_replace((const unsigned char *)bytes->s, bytes->n, sub)) return -1;
+    if (m2u_bl_utf8_replace((const unsigned char *)bytes->s, bytes->n, sub)) return -1;
     if (sub->n == mark && !keep_empty) sub->n = before; /* an empty string is not kept */
     else (*nsub)++;
     pend->n = 0;
@@ -710,8 +637,8 @@ void m2u_bytebpe_free(m2u_bytebpe *t) {
 }
 
 static int load_vocab(m2u_bytebpe *t, const char *path) {
-    cJSON *root;
-    if (m2u_json_load(path, 0, &root)) return -1;
+    cJSON *root; /* not m2u_json_load: its pairwise duplicate check is quadratic in RoBERTa's 50,265 keys */
+    if (m2u_tj_read(path, &root)) return -1;
     size_t bytes = 0;
     int32_t count = 0, max_id = -1;
     const cJSON *e;
@@ -744,7 +671,12 @@ static int load_vocab(m2u_bytebpe *t, const char *path) {
         int32_t id = (int32_t)e->valuedouble;
         size_t n = strlen(e->string);
         memcpy(w, e->string, n + 1);
-        if (str_map_put(&t->vocab, w, n, id, NULL)) goto done;
+        bool was_new;
+        if (str_map_put(&t->vocab, w, n, id, &was_new)) goto done;
+        if (!was_new) { /* json.load keeps the last; refused rather than guessed */
+            m2u_fail("%s: key \"%s\" appears twice", path, w);
+            goto done;
+        }
         if (t->id_str[id]) { /* the reference's id -> token dict would keep one of them */
             m2u_fail("%s: id %d is used twice (\"%s\", \"%s\")", path, id, t->id_str[id], w);
             goto done;
@@ -943,14 +875,7 @@ int m2u_bytebpe_load_files(const char *vocab_json, const char *merges_txt, const
     *out = NULL;
     m2u_bytebpe *t = calloc(1, sizeof *t);
     if (!t) return m2u_fail("out of memory");
-    /* bytes_to_unicode: printable Latin-1 bytes map to themselves, the others to U+0100.. in order */
-    for (int i = 0; i < 324; i++) t->cp_byte[i] = -1;
-    int extra = 0;
-    for (int b = 0; b < 256; b++) {
-        bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-        t->byte_cp[b] = printable ? (uint32_t)b : (uint32_t)(256 + extra++);
-        t->cp_byte[t->byte_cp[b]] = (int16_t)b;
-    }
+    m2u_bl_byte_map(t->byte_cp, t->cp_byte);
     if (load_vocab(t, vocab_json) || load_merges(t, merges_txt) || load_config(t, config_path)) {
         m2u_bytebpe_free(t);
         return -1;

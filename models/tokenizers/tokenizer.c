@@ -658,8 +658,8 @@ void m2u_tokenizer_free(m2u_tokenizer *tok) {
 
 
 static int parse_post_processor(m2u_tokenizer *tok, const cJSON *p) {
-    int n_seq;
-    if (m2u_tj_parse_template(p, MAX_TOKEN_ID, &tok->tpl, &tok->n_tpl, &n_seq)) return -1;
+    int n_seq, r = m2u_tj_parse_cls_sep(p, MAX_TOKEN_ID, &tok->tpl, &tok->n_tpl); /* RoBERTa's */
+    if (r < 0 || (r == 0 && m2u_tj_parse_template(p, MAX_TOKEN_ID, &tok->tpl, &tok->n_tpl, &n_seq))) return -1;
     tok->has_template = true;
     return 0;
 }
@@ -818,14 +818,14 @@ static int parse_root(m2u_tokenizer *tok, const cJSON *root) {
     if (parse_model(tok, cJSON_GetObjectItemCaseSensitive(root, "model"))) return -1;
     if (m2u_tj_parse_normalizer(cJSON_GetObjectItemCaseSensitive(root, "normalizer"),
                                 M2U_TJ_N_PREPEND | M2U_TJ_N_REPLACE, &tok->norm) ||
-        m2u_tj_parse_pretokenizer(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), M2U_TJ_P_METASPACE,
-                                  &tok->pre))
+        m2u_tj_parse_pretokenizer(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"),
+                                  M2U_TJ_P_METASPACE | M2U_TJ_P_BYTELEVEL, &tok->pre))
         return -1;
     const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
     if (!m2u_tj_null(pp) && parse_post_processor(tok, pp)) return -1;
     if (m2u_tj_parse_decoder(cJSON_GetObjectItemCaseSensitive(root, "decoder"),
                              M2U_TJ_D_REPLACE | M2U_TJ_D_BYTE_FALLBACK | M2U_TJ_D_FUSE | M2U_TJ_D_STRIP |
-                                 M2U_TJ_D_METASPACE,
+                                 M2U_TJ_D_METASPACE | M2U_TJ_D_BYTELEVEL,
                              &tok->dec))
         return -1;
     /* Added tokens last: their normalised patterns need the normaliser. */

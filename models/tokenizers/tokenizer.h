@@ -6,6 +6,11 @@
  * BPE with merges by rank, byte fallback to <0xXX> tokens, unk, the
  * TemplateProcessing post-processor (adds <s>), and the decoder
  * Sequence[Replace("▁", " "), ByteFallback, Fuse, Strip(left 1)].
+ * Also GPT-2 / RoBERTa files (RobertaTokenizerFast's tokenizer.json): the ByteLevel pre-tokenizer
+ * (add_prefix_space before every piece between added tokens, the GPT-2 regex with onig's Unicode
+ * classes, bytes_to_unicode), the ByteLevel decoder and the RobertaProcessing / BertProcessing
+ * post-processor (<s> $A </s>); for what bert_score and CLAP run (the slow tokenizer) see
+ * bytelevel_bpe.h.
  * Anything else in the file is refused at load with a message naming the field. */
 #ifndef M2U_TOKENIZER_H
 #define M2U_TOKENIZER_H

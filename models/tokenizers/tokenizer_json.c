@@ -445,3 +445,22 @@ int m2u_tj_replace_apply(const m2u_tj_replace *op, const char *s, size_t n, m2u_
     return m2u_tj_put(out, s + last, n - last);
 }
 
+
+int m2u_tj_parse_cls_sep(const cJSON *p, int64_t id_limit, int32_t **tpl, int *n_tpl) {
+    const char *type = m2u_tj_type(p);
+    if (!type || (strcmp(type, "BertProcessing") && strcmp(type, "RobertaProcessing"))) return 0;
+    static const char *const keys[2] = {"cls", "sep"};
+    int32_t id[2];
+    for (int k = 0; k < 2; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, keys[k]);
+        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2 || !cJSON_IsString(cJSON_GetArrayItem(v, 0)) ||
+            m2u_tj_index(cJSON_GetArrayItem(v, 1), id_limit, &id[k]))
+            return m2u_fail("post_processor.%s must be [token, id] with an id in [0, %lld)", keys[k],
+                            (long long)id_limit);
+    }
+    *tpl = malloc(3 * sizeof **tpl);
+    if (!*tpl) return m2u_fail("out of memory");
+    (*tpl)[0] = id[0], (*tpl)[1] = M2U_TJ_TPL_SEQUENCE, (*tpl)[2] = id[1];
+    *n_tpl = 3;
+    return 1;
+}

@@ -144,6 +144,11 @@ void m2u_tj_replace_free(m2u_tj_replace *r);
 int m2u_tj_parse_template(const cJSON *p, int64_t id_limit, int32_t **tpl, int *n_tpl, int *n_seq);
 /* Apply a template to seq[0..n_seq): each of its ids appended to out, each M2U_TJ_TPL_SEQUENCE
  * replaced by the sequence.  tpl NULL: the sequence alone. */
+/* A BertProcessing or RobertaProcessing post_processor ("cls" and "sep" as [token, id], each id in
+ * [0, id_limit)): the single template cls $A sep into *tpl (malloc'ed), *n_tpl = 3.  RobertaProcessing's
+ * trim_offsets and add_prefix_space only move offsets.  Returns 1 when p is one of them, 0 when it is
+ * not (nothing set), -1 on error. */
+int m2u_tj_parse_cls_sep(const cJSON *p, int64_t id_limit, int32_t **tpl, int *n_tpl);
 int m2u_tj_apply_template(const int32_t *tpl, int n_tpl, const int32_t *seq, size_t n_seq, m2u_tj_ids *out);
 
 #endif

@@ -9,6 +9,7 @@
 #include "tokenizer_pipeline.h"
 
 #include "bert_unicode_tables.h"
+#include "bytelevel.h"
 #include "m2u_error.h"
 #include "utf8_util.h"
 
@@ -34,14 +35,17 @@ struct m2u_tj_norm_op {
     bool clean, cjk, strip_accents, lower; /* BERT */
 };
 
-typedef enum { PRE_METASPACE, PRE_WHITESPACE_SPLIT, PRE_BERT } pre_kind;
+typedef enum { PRE_METASPACE, PRE_WHITESPACE_SPLIT, PRE_BERT, PRE_BYTELEVEL } pre_kind;
 
 struct m2u_tj_pre_op {
     pre_kind kind;
-    m2u_tj_metaspace ms; /* METASPACE */
+    m2u_tj_metaspace ms;                /* METASPACE */
+    bool add_prefix_space, use_regex; /* BYTELEVEL */
+    uint32_t byte_cp[256];            /* BYTELEVEL: bytes_to_unicode */
+    int16_t cp_byte[324];
 };
 
-typedef enum { DEC_REPLACE, DEC_BYTE_FALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE, DEC_WORDPIECE } dec_kind;
+typedef enum { DEC_REPLACE, DEC_BYTE_FALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE, DEC_WORDPIECE, DEC_BYTELEVEL } dec_kind;
 
 struct m2u_tj_dec_op {
     dec_kind kind;
@@ -52,6 +56,8 @@ struct m2u_tj_dec_op {
     char *prefix;          /* WORDPIECE: the continuing-subword prefix */
     size_t prefix_len;
     bool cleanup; /* WORDPIECE */
+    uint32_t byte_cp[256]; /* BYTELEVEL */
+    int16_t cp_byte[324];
 };
 
 /* Unicode White_Space: what Rust's regex \s matches (used by lstrip / rstrip). */
@@ -888,7 +894,7 @@ static int parse_normalizer_one(void *ctx, const cJSON *n, const char *type, con
     } else {
         char buf[160];
         return m2u_fail("%s: type \"%s\" is not supported (only %s)", where, type,
-                        only_list(c->allowed, names, 6, buf, sizeof buf));
+                        only_list(c->allowed, names, (int)(sizeof names / sizeof names[0]), buf, sizeof buf));
     }
     if (rc == 0) {
         m2u_tj_norm_op *v = realloc(c->nz->ops, (size_t)(c->nz->n + 1) * sizeof *v);
@@ -948,6 +954,49 @@ static bool bert_split_space(uint32_t c) { return IN_TABLE(BERT_U_SPLIT_SPACE, c
 static bool bert_punct(uint32_t c) { return IN_TABLE(BERT_U_PUNCT, c); }
 
 /* Apply one pre-tokenizer to every word of `in` (ranges of in_text) into out / out_buf. */
+/* tokenizers' ByteLevel pre-tokenizer on one word: a " " put before it unless it starts with one
+ * (add_prefix_space: every piece between added tokens gets it, unlike the slow tokenizer), the GPT-2
+ * regex's matches (onig's classes) as words, each byte as its bytes_to_unicode character. */
+static int bytelevel_word(const m2u_tj_pre_op *op, const char *s, size_t n, bool origin, m2u_strbuf *out_buf,
+                          m2u_tj_words *out) {
+    const uint32_t *byte_cp = op->byte_cp;
+    bool prefix = op->add_prefix_space && !(n && s[0] == ' ');
+    size_t nt = n + prefix;
+    uint32_t *cp = malloc((nt + 1) * sizeof *cp);
+    size_t *at = malloc((nt + 1) * sizeof *at);
+    unsigned char *bytes = malloc(nt + 1);
+    int rc = -1;
+    if (!cp || !at || !bytes) {
+        m2u_fail("out of memory (pre-tokenizer)");
+        goto done;
+    }
+    if (prefix) bytes[0] = ' ';
+    memcpy(bytes + prefix, s, n);
+    size_t nc = 0;
+    for (size_t i = 0; i < nt; nc++) {
+        at[nc] = i;
+        i += (size_t)m2u_utf8_decode(bytes + i, &cp[nc]);
+    }
+    at[nc] = nt;
+    for (size_t i = 0; i < nc;) {
+        size_t j = op->use_regex ? m2u_bl_match(cp, nc, i, M2U_BL_ONIG) : nc;
+        size_t off = out_buf->n;
+        for (size_t b = at[i]; b < at[j]; b++) {
+            char enc[4];
+            int l = m2u_utf8_encode(byte_cp[bytes[b]], enc);
+            if (m2u_tj_put(out_buf, enc, (size_t)l)) goto done;
+        }
+        if (words_push(out, off, out_buf->n - off, origin && i == 0)) goto done;
+        i = j;
+    }
+    rc = 0;
+done:
+    free(cp);
+    free(at);
+    free(bytes);
+    return rc;
+}
+
 static int pretok_apply(const m2u_tj_pre_op *op, const char *in_text, const m2u_tj_words *in, m2u_strbuf *out_buf,
                         m2u_tj_words *out) {
     out_buf->n = 0;
@@ -983,6 +1032,10 @@ static int pretok_apply(const m2u_tj_pre_op *op, const char *in_text, const m2u_
                 if (m2u_tj_put(out_buf, s + start, i - start) || words_push(out, off, i - start, origin && start == 0))
                     return -1;
             }
+            continue;
+        }
+        if (op->kind == PRE_BYTELEVEL) {
+            if (bytelevel_word(op, s, n, origin, out_buf, out)) return -1;
             continue;
         }
         /* Metaspace: spaces -> replacement, maybe prepend one, then split before each replacement */
@@ -1049,11 +1102,18 @@ typedef struct {
 } pre_ctx;
 
 static int parse_pre_one(void *ctx, const cJSON *p, const char *type, const char *where) {
-    static const char *const names[] = {"Metaspace", "WhitespaceSplit", "BertPreTokenizer"};
+    static const char *const names[] = {"Metaspace", "WhitespaceSplit", "BertPreTokenizer", "ByteLevel"};
     const pre_ctx *c = ctx;
     m2u_tj_pre_op op = {0};
     if (!strcmp(type, "WhitespaceSplit") && (c->allowed & M2U_TJ_P_WHITESPACE_SPLIT)) {
         op.kind = PRE_WHITESPACE_SPLIT;
+    } else if (!strcmp(type, "ByteLevel") && (c->allowed & M2U_TJ_P_BYTELEVEL)) {
+        op.kind = PRE_BYTELEVEL;
+        op.add_prefix_space = op.use_regex = true; /* the reference's defaults; trim_offsets moves offsets only */
+        m2u_bl_byte_map(op.byte_cp, op.cp_byte);
+        if (m2u_tj_bool(p, "add_prefix_space", where, &op.add_prefix_space) ||
+            m2u_tj_bool(p, "use_regex", where, &op.use_regex))
+            return -1;
     } else if (!strcmp(type, "BertPreTokenizer") && (c->allowed & M2U_TJ_P_BERT)) {
         op.kind = PRE_BERT;
     } else if (!strcmp(type, "Metaspace") && (c->allowed & M2U_TJ_P_METASPACE)) {
@@ -1062,7 +1122,7 @@ static int parse_pre_one(void *ctx, const cJSON *p, const char *type, const char
     } else {
         char buf[160];
         return m2u_fail("%s: type \"%s\" is not supported (only %s)", where, type,
-                        only_list(c->allowed, names, 3, buf, sizeof buf));
+                        only_list(c->allowed, names, (int)(sizeof names / sizeof names[0]), buf, sizeof buf));
     }
     m2u_tj_pre_op *v = realloc(c->pt->ops, (size_t)(c->pt->n + 1) * sizeof *v);
     if (!v) return m2u_fail("out of memory");
@@ -1241,6 +1301,31 @@ static int apply_decoder(const m2u_tj_dec_op *op, const strlist *in, strlist *ou
         }
         return 0;
     }
+    case DEC_BYTELEVEL: { /* every token's characters back to bytes (a token with another character: its
+                           * own UTF-8), all of them joined, then decoded lossily into one string */
+        const int16_t *cp_byte = op->cp_byte;
+        m2u_strbuf bytes = {0};
+        int rc = m2u_tj_put(&bytes, "", 0);
+        for (size_t i = 0; i < in->n && rc == 0; i++) {
+            const char *s = sl_str(in, i);
+            size_t n = in->s[i].len, mark = bytes.n;
+            bool all = true;
+            for (size_t j = 0; j < n && rc == 0 && all;) {
+                uint32_t c;
+                j += (size_t)m2u_utf8_decode((const unsigned char *)s + j, &c);
+                if (c >= 324 || cp_byte[c] < 0) all = false;
+                else rc = m2u_tj_put(&bytes, &(char){(char)cp_byte[c]}, 1);
+            }
+            if (rc == 0 && !all) {
+                bytes.n = mark;
+                rc = m2u_tj_put(&bytes, s, n);
+            }
+        }
+        if (rc == 0) rc = sl_open(out) || m2u_bl_utf8_replace((const unsigned char *)bytes.s, bytes.n, &out->b);
+        if (rc == 0) sl_close(out);
+        free(bytes.s);
+        return rc;
+    }
     case DEC_WORDPIECE:
         for (size_t i = 0; i < in->n; i++) {
             const char *s = sl_str(in, i);
@@ -1315,10 +1400,14 @@ typedef struct {
 } dec_ctx;
 
 static int parse_decoder_one(void *ctx, const cJSON *d, const char *type, const char *where) {
-    static const char *const names[] = {"Replace", "ByteFallback", "Fuse", "Strip", "Metaspace", "WordPiece"};
+    static const char *const names[] = {"Replace", "ByteFallback", "Fuse", "Strip", "Metaspace", "WordPiece",
+                                        "ByteLevel"};
     const dec_ctx *c = ctx;
     m2u_tj_dec_op op = {0};
-    if (!strcmp(type, "Replace") && (c->allowed & M2U_TJ_D_REPLACE)) {
+    if (!strcmp(type, "ByteLevel") && (c->allowed & M2U_TJ_D_BYTELEVEL)) {
+        op.kind = DEC_BYTELEVEL;
+        m2u_bl_byte_map(op.byte_cp, op.cp_byte);
+    } else if (!strcmp(type, "Replace") && (c->allowed & M2U_TJ_D_REPLACE)) {
         op.kind = DEC_REPLACE;
         if (m2u_tj_parse_replace(d, where, false, &op.rep)) return -1;
     } else if (!strcmp(type, "ByteFallback") && (c->allowed & M2U_TJ_D_BYTE_FALLBACK)) {
@@ -1351,7 +1440,7 @@ static int parse_decoder_one(void *ctx, const cJSON *d, const char *type, const 
     } else {
         char buf[160];
         return m2u_fail("%s: type \"%s\" is not supported (only %s)", where, type,
-                        only_list(c->allowed, names, 6, buf, sizeof buf));
+                        only_list(c->allowed, names, (int)(sizeof names / sizeof names[0]), buf, sizeof buf));
     }
     m2u_tj_dec_op *v = realloc(c->d->ops, (size_t)(c->d->n + 1) * sizeof *v);
     if (!v) {

@@ -52,6 +52,7 @@ enum {
     M2U_TJ_P_METASPACE = 1 << 0,
     M2U_TJ_P_WHITESPACE_SPLIT = 1 << 1,
     M2U_TJ_P_BERT = 1 << 2, /* BertPreTokenizer */
+    M2U_TJ_P_BYTELEVEL = 1 << 3, /* GPT-2 / RoBERTa (add_prefix_space, use_regex) */
 };
 
 typedef struct m2u_tj_pre_op m2u_tj_pre_op;
@@ -92,6 +93,7 @@ enum {
     M2U_TJ_D_STRIP = 1 << 3,
     M2U_TJ_D_METASPACE = 1 << 4,
     M2U_TJ_D_WORDPIECE = 1 << 5, /* prefix, cleanup */
+    M2U_TJ_D_BYTELEVEL = 1 << 6,
 };
 
 typedef struct m2u_tj_dec_op m2u_tj_dec_op;

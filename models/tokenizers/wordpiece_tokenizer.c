@@ -263,32 +263,10 @@ static int parse_model(m2u_wordpiece *tok, const cJSON *m, const m2u_tj_added *a
     return 0;
 }
 
-static int template_push(m2u_wordpiece *tok, int32_t id) {
-    int32_t *v = realloc(tok->tpl, (size_t)(tok->n_tpl + 1) * sizeof *v);
-    if (!v) return m2u_fail("out of memory");
-    tok->tpl = v;
-    tok->tpl[tok->n_tpl++] = id;
-    return 0;
-}
-
-/* BertProcessing's "cls"/"sep": ["[CLS]", 101]. */
-static int bert_processing_id(const cJSON *p, const char *key, int32_t *id) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, key);
-    const cJSON *num = cJSON_GetArrayItem(v, 1);
-    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2 || !cJSON_IsNumber(num) || num->valuedouble < 0)
-        return m2u_fail("post_processor.%s must be [token, id]", key);
-    *id = (int32_t)num->valuedouble;
-    return 0;
-}
-
 static int parse_post(m2u_wordpiece *tok, const cJSON *p) {
     if (m2u_tj_null(p)) return 0;
-    const char *type = m2u_tj_type(p);
-    if (type && !strcmp(type, "BertProcessing")) {
-        int32_t cls, sep;
-        if (bert_processing_id(p, "cls", &cls) || bert_processing_id(p, "sep", &sep)) return -1;
-        return template_push(tok, cls) || template_push(tok, TPL_SEQUENCE) || template_push(tok, sep);
-    }
+    int r = m2u_tj_parse_cls_sep(p, INT32_MAX, &tok->tpl, &tok->n_tpl); /* BertProcessing */
+    if (r) return r < 0 ? -1 : 0;
     int n_seq;
     if (m2u_tj_parse_template(p, tok->n_vocab, &tok->tpl, &tok->n_tpl, &n_seq)) return -1;
     if (n_seq != 1) return m2u_fail("post_processor.single: needs exactly one Sequence");

@@ -107,6 +107,9 @@ int main(void) {
     bad_ok("m2u-eval", "run --run r --batch 0", "--batch 0: expected an integer in [1, 256]");
     bad_ok("m2u-eval", "fd --a x", "need --a and --b");
     bad_ok("m2u-eval", "clap --clap x --audio y", "need --clap, --audio and --captions");
+    bad_ok("m2u-eval", "captions --candidates c --references r --bert-baseline b.tsv", "need --bert DIR");
+    bad_ok("m2u-eval", "fd --a x --b y --bert-baseline b.tsv", "belong to the captions command");
+    help_ok("m2u-eval", "captions", "rescale_baseline/en/roberta-large.tsv"); /* where bert_score's table is */
     bad_ok("m2u-eval", "frobnicate", "unknown command \"frobnicate\"");
 
     /* m2u-export */

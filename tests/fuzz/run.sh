@@ -105,7 +105,7 @@ for n in json.load(open(sys.argv[1], encoding="utf-8"))["normalizer"]["normalize
     if n["type"] == "Precompiled":
         open(sys.argv[2], "wb").write(base64.b64decode(n["precompiled_charsmap"]))
 PY
-seed tokenizer_bpe "$FIX/export/base/tokenizer.json"
+seed tokenizer_bpe "$FIX/export/base/tokenizer.json" "$FIX/roberta/model/tokenizer.json"
 seed tokenizer_wordpiece "$FIX/bertscore/model/tokenizer.json"
 # tokenize: lines of the tokenizer test cases (one text per seed)
 python3 - "$FIX" "$S/tokenize" <<'EOF' || exit 2
