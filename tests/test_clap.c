@@ -9,7 +9,8 @@
  *   audio pooler_output   2e-5: fp32 network, summation orders differ (BLAS, attention)
  *   text pooler_output    2e-5
  *   audio / text embeds   2e-5 (unit vectors)
- *   token ids             exact (RobertaTokenizerFast's, from the slow tokenizer's files)
+ *   token ids             exact (RobertaTokenizerFast's, from tokenizer.json and from the slow
+ *                         tokenizer's vocab.json + merges.txt)
  *   cosines               1e-5 absolute */
 #include "clap.h"
 #include "m2u_error.h"
@@ -248,6 +249,30 @@ static void test_padding_modes(void) {
     m2u_st_close(ref);
 }
 
+/* The copy has no tokenizer.json: RobertaTokenizer's vocab.json + merges.txt give the same ids. */
+static void test_slow_tokenizer(void) {
+    m2u_clap *fast = NULL, *slow = NULL;
+    CHECK(m2u_clap_load(CLAP_DIR "/model", &fast) == 0 && m2u_clap_load(tmp_dir, &slow) == 0, "load: %s",
+          m2u_last_error());
+    cJSON *exp = t_json_load(CLAP_DIR "/expected.json");
+    for (int i = 0; fast && slow && exp && i < 4; i++) {
+        char longcap[2048] = "";
+        for (int k = 0; k < 100; k++) strcat(longcap, "soft strings ");
+        const char *cap = i < 3 ? cJSON_GetArrayItem(cJSON_GetObjectItem(exp, "captions"), i)->valuestring : longcap;
+        int32_t *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        CHECK(m2u_clap_tokenize(fast, cap, &a, &na) == 0 && m2u_clap_tokenize(slow, cap, &b, &nb) == 0, "tokenize: %s",
+              m2u_last_error());
+        CHECK(na == nb && na > 0 && !memcmp(a, b, na * sizeof *a), "caption %d: tokenizer.json and vocab.json + "
+              "merges.txt give different ids", i);
+        free(a);
+        free(b);
+    }
+    cJSON_Delete(exp);
+    m2u_clap_free(fast);
+    m2u_clap_free(slow);
+}
+
 static void test_refusals(void) {
     m2u_clap *m = NULL;
     CHECK(m2u_clap_load(tmp_dir, &m) == 0, "unchanged copy: %s", m2u_last_error());
@@ -304,6 +329,7 @@ int main(void) {
     CHECK(mkdtemp(tmp_dir) != NULL, "mkdtemp");
     copy_model();
     test_padding_modes();
+    test_slow_tokenizer();
     test_refusals();
     return t_finish("test_clap");
 }

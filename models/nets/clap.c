@@ -5,6 +5,7 @@
 
 #include "bert_encoder.h"
 #include "bytelevel_bpe.h"
+#include "tokenizer.h"
 #include "fft.h"
 #include "fileio.h"
 #include "image.h"
@@ -48,7 +49,8 @@ struct m2u_clap {
     float *norm_w, *norm_b;
     projection audio_proj;
     /* text tower (has_text) */
-    m2u_bytebpe *tok;
+    m2u_tokenizer *fast; /* tokenizer.json (RobertaTokenizerFast, what AutoTokenizer gives), or */
+    m2u_bytebpe *tok;    /* vocab.json + merges.txt (RobertaTokenizer) when there is no tokenizer.json */
     m2u_bert *text;
     projection text_proj;
     size_t max_tokens; /* captions are truncated to this many ids, <s> and </s> included */
@@ -425,6 +427,7 @@ void m2u_clap_free(m2u_clap *m) {
     free(m->norm_b);
     projection_free(&m->audio_proj);
     m2u_bytebpe_free(m->tok);
+    m2u_tokenizer_free(m->fast);
     m2u_bert_free(m->text);
     projection_free(&m->text_proj);
     free(m);
@@ -463,13 +466,37 @@ static int load_text(m2u_clap *m, const char *dir, const cJSON *root, const char
         return m2u_fail("%s: tensor 'text_model.pooler.dense.weight' is missing (the CLAP text output)",
                         m2u_st_path(st));
     if (load_projection(st, "text_projection", bc->dims.hidden, m->cfg.proj_dim, &m->text_proj)) return -1;
-    /* the tokenizer the checkpoint ships (RobertaTokenizer's files) */
-    if (m2u_bytebpe_load(dir, &m->tok)) return m2u_fail_prefix("the CLAP text tower's tokenizer");
-    if (m2u_bytebpe_cls_id(m->tok) < 0 || m2u_bytebpe_sep_id(m->tok) < 0)
-        return m2u_fail("%s: the tokenizer has no <s> / </s> ids", dir);
+    /* the tokenizer the checkpoint ships: tokenizer.json when present (AutoTokenizer loads
+     * RobertaTokenizerFast from it; its ByteLevel splitting follows Oniguruma's letter classes,
+     * which differ from the slow tokenizer's on some recent letters), else RobertaTokenizer's
+     * vocab.json + merges.txt */
+    size_t mml = 0;
+    char *tj = m2u_path_join(dir, "tokenizer.json"), *tcp = m2u_path_join(dir, "tokenizer_config.json");
+    if (!tj || !tcp) {
+        free(tj);
+        free(tcp);
+        return m2u_fail("%s: out of memory", dir);
+    }
+    if (m2u_file_exists(tj)) {
+        cJSON *tcfg = NULL;
+        double v = 0;
+        rc = m2u_tokenizer_load(tj, &m->fast) ? m2u_fail_prefix("the CLAP text tower's tokenizer") : 0;
+        if (!rc && !(rc = m2u_json_load(tcp, 1, &tcfg)) && tcfg &&
+            !(rc = m2u_json_num(tcfg, tcp, "model_max_length", 0, 0, &v)) && v >= 1 && v < 1e29)
+            mml = (size_t)v;
+        cJSON_Delete(tcfg);
+    } else {
+        rc = m2u_bytebpe_load(dir, &m->tok) ? m2u_fail_prefix("the CLAP text tower's tokenizer") : 0;
+        if (!rc && (m2u_bytebpe_cls_id(m->tok) < 0 || m2u_bytebpe_sep_id(m->tok) < 0))
+            rc = m2u_fail("%s: the tokenizer has no <s> / </s> ids", dir);
+        if (!rc) mml = m2u_bytebpe_model_max_length(m->tok);
+    }
+    free(tj);
+    free(tcp);
+    if (rc) return -1;
     /* ClapModel's users call tokenizer(text) without truncation and the model fails past its
      * positions; m2u truncates there instead (and at model_max_length, as truncation=True would). */
-    size_t mx = (size_t)(bc->max_positions - bc->position_offset), mml = m2u_bytebpe_model_max_length(m->tok);
+    size_t mx = (size_t)(bc->max_positions - bc->position_offset);
     m->max_tokens = mml && mml < mx ? mml : mx;
     m->cfg.has_text = 1;
     return 0;
@@ -752,7 +779,13 @@ done:
 int m2u_clap_tokenize(const m2u_clap *m, const char *text, int32_t **ids, size_t *n_ids) {
     *ids = NULL, *n_ids = 0;
     if (!m->cfg.has_text) return m2u_fail("clap: this checkpoint has no text tower");
-    return m2u_bytebpe_encode(m->tok, text, strlen(text), -1, 1, m->max_tokens, ids, n_ids);
+    if (!m->fast) return m2u_bytebpe_encode(m->tok, text, strlen(text), -1, 1, m->max_tokens, ids, n_ids);
+    if (m2u_tokenizer_encode(m->fast, text, strlen(text), 1, ids, n_ids)) return -1;
+    if (*n_ids > m->max_tokens && m->max_tokens >= 2) { /* truncation=True: the text's tokens, then </s> */
+        (*ids)[m->max_tokens - 1] = (*ids)[*n_ids - 1];
+        *n_ids = m->max_tokens;
+    }
+    return 0;
 }
 
 int m2u_clap_text_embed(const m2u_clap *m, const char *text, float *embed) {

@@ -68,8 +68,8 @@ typedef struct m2u_clap m2u_clap;
  * sharded index / pytorch_model.bin) with ClapModel's names (audio_model.audio_encoder.*,
  * audio_projection.*, text_model.*, text_projection.*), and preprocessor_config.json, which is
  * required (ClapFeatureExtractor's own defaults are the fused model's: truncation "fusion",
- * frequency_min 0).  When the weights have text_model.*, the tokenizer files vocab.json and
- * merges.txt (tokenizer_config.json optional) are required too. */
+ * frequency_min 0).  When the weights have text_model.*, a tokenizer is required too:
+ * tokenizer.json, or vocab.json and merges.txt (tokenizer_config.json optional). */
 int m2u_clap_load(const char *dir, m2u_clap **out);
 void m2u_clap_free(m2u_clap *m);
 const m2u_clap_config *m2u_clap_config_of(const m2u_clap *m);
@@ -89,8 +89,9 @@ int m2u_clap_audio_embed(const m2u_clap *m, const float *pcm, long n, float *emb
 
 /* ---- text tower (cfg.has_text) ----
  * ClapTextModel is a RobertaModel with its pooler (models/nets/bert_encoder.h); the caption is
- * tokenised by the checkpoint's RobertaTokenizer files (vocab.json, merges.txt,
- * tokenizer_config.json; models/tokenizers/bytelevel_bpe.h) as tokenizer(caption) does:
+ * tokenised by the checkpoint's tokenizer.json when it has one (RobertaTokenizerFast, what
+ * AutoTokenizer gives ClapModel's users; models/tokenizers/tokenizer.h), else by RobertaTokenizer's
+ * vocab.json + merges.txt (models/tokenizers/bytelevel_bpe.h), as tokenizer(caption) does:
  * <s> ... </s>, no padding (a padded batch gives the same values per row).  Unlike
  * laion_clap, captions are not padded / truncated to 77 tokens; a caption longer than the
  * model's positions (or model_max_length) is truncated there, where ClapModel would fail. */
