@@ -104,13 +104,14 @@ static const command_help k_commands[] = {
       "  clap --clap DIR --audio DIR --captions PAIRS [--out REPORT.json]\n"
       "      The CLAP score as transformers' ClapModel gives it (laion/clap-htsat-unfused = LAION-CLAP\n"
       "      630k-audioset-best, in its Hugging Face layout: config.json, model.safetensors,\n"
-      "      preprocessor_config.json, vocab.json, merges.txt): per pair the cosine of the audio and caption\n"
-      "      embeddings, and their mean.  PAIRS: JSON lines {\"audio\": FILE, \"caption\": TEXT}, or\n"
-      "      FILE<TAB>CAPTION lines in a .tsv; FILE relative to --audio.  Audio is decoded with FFmpeg\n"
-      "      and resampled to 48 kHz; clips over 10 s are scored on their first 10 s (the reference\n"
-      "      crops at random), shorter ones repeated and zero-padded to 10 s.  Prints each pair's\n"
-      "      cosine and the mean; the report adds the weights' sha256 and the settings.  A clip that\n"
-      "      does not decode is named, left out of the mean, and the exit status is 1.\n",
+      "      preprocessor_config.json, tokenizer.json or vocab.json + merges.txt): per pair the cosine of\n"
+      "      the audio and caption embeddings, and their mean.  PAIRS: JSON lines {\"audio\": FILE,\n"
+      "      \"caption\": TEXT}, or FILE<TAB>CAPTION lines in a .tsv; FILE relative to --audio.  Audio\n"
+      "      is decoded with FFmpeg and resampled to 48 kHz; clips over 10 s are scored on their first\n"
+      "      10 s (the reference crops at random), shorter ones repeated and zero-padded to 10 s.\n"
+      "      Prints each pair's cosine and the mean; the report adds the weights' sha256 and the\n"
+      "      settings.  A clip that does not decode is named, left out of the mean, and the exit\n"
+      "      status is 1.\n",
       "  m2u-eval clap --clap ckpt/clap-htsat-unfused --audio out/generated --captions out/pairs.jsonl \\\n"
       "      --out out/clap.json\n"},
     {"fd",
