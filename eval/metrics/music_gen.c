@@ -3,6 +3,8 @@
 #include "analysis.h"
 #include "attr_agreement.h"
 #include "audio_embed.h"
+#include "clap.h"
+#include "clap_score.h"
 #include "decode.h"
 #include "describe.h"
 #include "distribution_metrics.h"
@@ -293,10 +295,45 @@ static void analyse_generated(m2u_music_item *it, int rate) {
     it->pcm = pcm, it->n_pcm = (size_t)n, it->generated = 1;
 }
 
+/* CLAP of the generated mucaps clips against their captions (music_gen.h). */
+static int clap_items(const char *clap_dir, m2u_music_eval *out) {
+    m2u_clap *m = NULL;
+    char weights[512];
+    if (m2u_clap_load(clap_dir, &m)) return -1;
+    int rc = -1;
+    if (!m2u_clap_config_of(m)->has_text) {
+        m2u_fail("%s: the checkpoint has no text tower (text_model.*): a CLAP score needs ClapModel", clap_dir);
+        goto done;
+    }
+    if (m2u_clap_checkpoint_sha256(clap_dir, weights, sizeof weights, out->clap_sha256)) goto done;
+    double sum = 0;
+    long n_failed = 0;
+    for (int i = 0; i < out->n_items; i++) {
+        m2u_music_item *it = &out->items[i];
+        char why[1024];
+        if (!it->generated || strcmp(it->kind, "mucaps") != 0) continue;
+        int prc = m2u_clap_pair(m, it->gen_path, it->prompt, &it->clap, why, sizeof why);
+        if (prc < 0) goto done;
+        if (prc > 0) n_failed++; /* it decoded for the analysis; at 48 kHz it did not */
+        else sum += it->clap, out->clap_n++;
+    }
+    if (out->clap_n) {
+        out->clap_measured = 1, out->clap = sum / (double)out->clap_n;
+    } else {
+        snprintf(out->clap_why, sizeof out->clap_why, "%s", n_failed ? "no mucaps clip decoded at CLAP's rate"
+                                                                       : "no generated clip of a mucaps sample");
+        out->clap_reason = out->clap_why;
+    }
+    rc = 0;
+done:
+    m2u_clap_free(m);
+    return rc;
+}
+
 int m2u_music_eval_run(const m2u_music_eval_options *o, m2u_music_eval *out) {
     memset(out, 0, sizeof *out);
     out->kl_reason = "needs PaSST class probabilities of both clips; m2u has no audio classifier yet (issue 15)";
-    out->clap_reason = "needs CLAP text and audio embeddings; m2u has no text-audio model yet (issue 15)";
+    out->clap_reason = "needs a CLAP checkpoint: m2u-eval music --clap DIR (laion/clap-htsat-unfused)";
     if (!o->gen_dir || !o->data) return m2u_fail("music evaluation needs the generated folder and the manifest");
     const char *split = o->split ? o->split : "test";
     const char *kinds = o->kinds ? o->kinds : "mucaps,muedit,muimage,muvideo";
@@ -371,6 +408,7 @@ int m2u_music_eval_run(const m2u_music_eval_options *o, m2u_music_eval *out) {
         }
         m2u_music_item *it = &out->items[out->n_items];
         memset(it, 0, sizeof *it);
+        it->clap = NAN;
         out->n_items++;
         const char *id = s.text[M2U_TEXT_ID] ? s.text[M2U_TEXT_ID] : "";
         const char *prompt = !strcmp(kind, "mucaps") ? s.text[M2U_TEXT_CAPTION] : s.text[M2U_TEXT_INSTRUCTION];
@@ -462,6 +500,7 @@ int m2u_music_eval_run(const m2u_music_eval_options *o, m2u_music_eval *out) {
         m2u_audio_embeddings_free(&e[1]);
         free(gp), free(gn);
     }
+    if (!rc && o->clap_dir) rc = clap_items(o->clap_dir, out);
     for (size_t i = 0; i < cap && ref; i++)
         if ((int)i < out->n_items) free(ref[i]);
     free(ref), free(ref_n);

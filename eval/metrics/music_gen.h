@@ -56,8 +56,14 @@
  * reference clips of the selected samples vs the generated clips found,
  * Fréchet distance (distribution_metrics.h).  Not measured (with the reason)
  * when fewer than 2 clips embed on either side.
- * KL (PaSST) and the text-audio score (CLAP) need those models, which m2u
- * does not have: always reported as not measured, with that reason.
+ * CLAP (with clap_dir, a transformers ClapModel directory: clap_score.h): for
+ * each mucaps item with a generated clip, the cosine of the clip (decoded
+ * again from gen_path at CLAP's 48 kHz) and the sample's caption; the score
+ * is their mean (M2UGen's Text2Music CLAP).  The other kinds have no caption
+ * of the music and are not scored.  Without clap_dir, or with no mucaps clip,
+ * not measured, with the reason.
+ * KL (PaSST) needs that model, which this evaluation does not load: reported
+ * as not measured, with that reason.
  *
  * Functions return 0, or -1 after m2u_fail(); nothing prints. */
 #ifndef M2U_MUSIC_GEN_H
@@ -98,6 +104,7 @@ typedef struct {
     m2u_gen_values asked_v, got_v;
     int asked[M2U_GA_COUNT], got[M2U_GA_COUNT];
     double duration_s;
+    double clap; /* CLAP cosine (mucaps with clap_dir), NAN when not scored */
     float *pcm;  /* the generated clip at rate (for the report), NULL when not generated */
     size_t n_pcm;
 } m2u_music_item;
@@ -122,7 +129,12 @@ typedef struct {
     double fad;
     char fad_embedding[128], fad_reason[256];
     size_t fad_ref_clips, fad_gen_clips, fad_dim;
-    const char *kl_reason, *clap_reason; /* static text: why not measured */
+    const char *kl_reason, *clap_reason; /* why not measured (clap_reason may point at clap_why) */
+    /* CLAP */
+    int clap_measured;
+    double clap;      /* mean cosine over the clap_n scored mucaps clips */
+    long clap_n;
+    char clap_sha256[65], clap_why[512];
 } m2u_music_eval;
 
 typedef struct {
@@ -131,6 +143,7 @@ typedef struct {
     const char *split;   /* NULL -> "test" */
     const char *kinds;   /* NULL -> "mucaps,muedit,muimage,muvideo" */
     const char *mert_dir;
+    const char *clap_dir; /* NULL: CLAP not measured */
     int layer;      /* MERT hidden state; -1 = last */
     double clip_s;  /* FAD clip length; 0 -> 10 */
     long max_samples; /* 0 = all */

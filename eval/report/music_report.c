@@ -225,9 +225,15 @@ cJSON *m2u_music_eval_json(const m2u_music_eval *e) {
     cJSON_AddBoolToObject(kl, "measured", 0);
     cJSON_AddItemToObject(kl, "value", cJSON_CreateNull());
     cJSON_AddStringToObject(kl, "reason", e->kl_reason ? e->kl_reason : "");
-    cJSON_AddBoolToObject(clap, "measured", 0);
-    cJSON_AddItemToObject(clap, "value", cJSON_CreateNull());
-    cJSON_AddStringToObject(clap, "reason", e->clap_reason ? e->clap_reason : "");
+    cJSON_AddBoolToObject(clap, "measured", e->clap_measured);
+    cJSON_AddItemToObject(clap, "value", e->clap_measured ? cJSON_CreateNumber(e->clap) : cJSON_CreateNull());
+    if (e->clap_measured) {
+        cJSON_AddStringToObject(clap, "model", "transformers ClapModel (m2u-eval clap)");
+        cJSON_AddStringToObject(clap, "weights_sha256", e->clap_sha256);
+        cJSON_AddNumberToObject(clap, "clips", (double)e->clap_n);
+    } else {
+        cJSON_AddStringToObject(clap, "reason", e->clap_reason ? e->clap_reason : "");
+    }
     cJSON_AddItemToObject(o, "kl", kl);
     cJSON_AddItemToObject(o, "clap_score", clap);
     cJSON *ag = cJSON_CreateObject();
@@ -249,6 +255,7 @@ cJSON *m2u_music_eval_json(const m2u_music_eval *e) {
                               it->edit_attr >= 0 ? cJSON_CreateString(m2u_gen_attr_name((m2u_gen_attr)it->edit_attr))
                                                  : cJSON_CreateNull());
         cJSON_AddItemToObject(x, "duration_s", it->generated ? cJSON_CreateNumber(it->duration_s) : cJSON_CreateNull());
+        if (!isnan(it->clap)) cJSON_AddNumberToObject(x, "clap", it->clap);
         cJSON_AddItemToObject(x, "asked", classes_json(it->asked));
         int got[M2U_GA_COUNT];
         for (int a = 0; a < M2U_GA_COUNT; a++) got[a] = it->generated ? it->got[a] : -1;
@@ -288,8 +295,12 @@ void m2u_music_md_section(m2u_strbuf *b, const m2u_music_eval *e) {
         m2u_sb_md_cell(b, e->fad_reason);
         m2u_sb_puts(b, " |\n");
     }
-    m2u_sb_printf(b, "| KL (PaSST) | not measured | %s |\n| CLAP score | not measured | %s |\n\n", e->kl_reason,
-                  e->clap_reason);
+    m2u_sb_printf(b, "| KL (PaSST) | not measured | %s |\n", e->kl_reason);
+    if (e->clap_measured)
+        m2u_sb_printf(b, "| CLAP score | %.6f | mean cosine over %ld generated mucaps clips and their captions |\n\n",
+                      e->clap, e->clap_n);
+    else
+        m2u_sb_printf(b, "| CLAP score | not measured | %s |\n\n", e->clap_reason);
     m2u_sb_puts(b, "### Analysis agreement (generated clip vs what was asked)\n\n| group |");
     for (int a = 0; a < M2U_GA_COUNT; a++) m2u_sb_printf(b, " %s |", m2u_gen_attr_name((m2u_gen_attr)a));
     m2u_sb_puts(b, "\n|---|");
@@ -431,8 +442,14 @@ int m2u_music_html_section(m2u_strbuf *b, const m2u_music_eval *e, const m2u_mus
     }
     m2u_sb_puts(b, "<tr><td>KL (PaSST)</td><td>not measured</td><td>");
     m2u_sb_html(b, e->kl_reason);
-    m2u_sb_puts(b, "</td></tr>\n<tr><td>CLAP score</td><td>not measured</td><td>");
-    m2u_sb_html(b, e->clap_reason);
+    if (e->clap_measured) {
+        m2u_sb_printf(b, "</td></tr>\n<tr><td>CLAP score</td><td>%.6f</td><td>mean cosine over %ld generated mucaps "
+                         "clips and their captions",
+                      e->clap, e->clap_n);
+    } else {
+        m2u_sb_puts(b, "</td></tr>\n<tr><td>CLAP score</td><td>not measured</td><td>");
+        m2u_sb_html(b, e->clap_reason);
+    }
     m2u_sb_puts(b, "</td></tr>\n</table>\n<h3>Analysis agreement</h3>\n<p class=\"small\">m2u's music analysis of each "
                    "generated clip against what the prompt or the edit asked for (rate = agreeing / asked; a missing "
                    "clip counts as wrong).</p>\n<table id=\"music-agreement\"><tr><th>group</th>");

@@ -10,6 +10,7 @@
  * See usage(). */
 #include "log.h"
 #include "caption_metrics.h"
+#include "clap_score.h"
 #include "compare.h"
 #include "audio_embed.h"
 #include "bertscore.h"
@@ -133,8 +134,23 @@ static const command_help k_commands[] = {
     {"cosine",
       "  cosine --a TEXT.npy --b AUDIO.npy\n"
       "      Mean cosine of paired rows: the CLAP text-audio score, given CLAP embeddings.\n"
-      "      (m2u has no text-audio model yet; this takes CLAP's outputs.)\n",
+      "      (m2u-eval kl --passt and m2u-eval clap compute these from audio themselves;\n"
+      "      cosine takes ready embeddings.)\n",
       "  m2u-eval cosine --a clap_text.npy --b clap_audio.npy\n"},
+    {"clap",
+      "  clap --clap DIR --audio DIR --captions PAIRS [--out REPORT.json]\n"
+      "      The CLAP score as transformers' ClapModel gives it (laion/clap-htsat-unfused = LAION-CLAP\n"
+      "      630k-audioset-best, in its Hugging Face layout: config.json, model.safetensors,\n"
+      "      preprocessor_config.json, tokenizer.json or vocab.json + merges.txt): per pair the cosine of\n"
+      "      the audio and caption embeddings, and their mean.  PAIRS: JSON lines {\"audio\": FILE,\n"
+      "      \"caption\": TEXT}, or FILE<TAB>CAPTION lines in a .tsv; FILE relative to --audio.  Audio\n"
+      "      is decoded with FFmpeg and resampled to 48 kHz; clips over 10 s are scored on their first\n"
+      "      10 s (the reference crops at random), shorter ones repeated and zero-padded to 10 s.\n"
+      "      Prints each pair's cosine and the mean; the report adds the weights' sha256 and the\n"
+      "      settings.  A clip that does not decode is named, left out of the mean, and the exit\n"
+      "      status is 1.\n",
+      "  m2u-eval clap --clap ckpt/clap-htsat-unfused --audio out/generated --captions out/pairs.jsonl \\\n"
+      "      --out out/clap.json\n"},
     {"fd",
       "  fd --a A.npy --b B.npy [--out REPORT.json]\n"
       "      Fréchet distance between the row sets of two [N, D] float32/float64 .npy\n"
@@ -144,7 +160,7 @@ static const command_help k_commands[] = {
       "  m2u-eval fd --a ref_vggish.npy --b gen_vggish.npy --out fad.json\n"},
     {"music",
       "  music --gen DIR --data manifest.json [--split test] [--kinds mucaps,muedit,muimage,muvideo]\n"
-      "      [--mert DIR [--layer K]] [--clip 10] [--max-samples N] [--embed-mb 16] [--out DIR]\n"
+      "      [--mert DIR [--layer K]] [--clap DIR] [--clip 10] [--max-samples N] [--embed-mb 16] [--out DIR]\n"
       "      Score generated music against the split's samples of the generation kinds (mucaps:\n"
       "      caption -> music, muedit, muimage, muvideo).  The clip of sample ID is\n"
       "      DIR/predictions.jsonl's {\"id\": ID, \"audio\": PATH[, \"text\": ANSWER]} when that file\n"
@@ -152,7 +168,10 @@ static const command_help k_commands[] = {
       "      A-Z a-z 0-9 . _ - written as _.  A missing clip is reported, not fatal.\n"
       "        FAD        the generated clips vs the samples' reference music (target audio, or\n"
       "                   the audio of mucaps), embedded as `fad` does at the shards' rate\n"
-      "        KL, CLAP   not measured (m2u has no PaSST / CLAP model): reported with the reason\n"
+      "        CLAP       with --clap DIR (a ClapModel directory, as `clap` takes): the mean over the\n"
+      "                   generated mucaps clips of the cosine with their caption, as `clap` computes\n"
+      "                   it; without it, or with no mucaps clip, not measured (with the reason)\n"
+      "        KL         not measured here (PaSST): reported with the reason\n"
       "        agreement  m2u's music analysis of each clip (tempo, key, mode, loudness, mood,\n"
       "                   brightness, percussion) vs what the sample asked (its attribute columns;\n"
       "                   muedit: the target_* columns, and separately the attribute the edit\n"
@@ -747,6 +766,38 @@ done:
     return rc;
 }
 
+/* m2u-eval clap: the CLAP score of audio-caption pairs (eval/metrics/clap_score.h) */
+static int cmd_clap(int argc, char **argv) {
+    const char *clap = NULL, *audio = NULL, *pairs = NULL, *out = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *f = argv[i];
+        const char **dst = !strcmp(f, "--clap")       ? &clap
+                           : !strcmp(f, "--audio")    ? &audio
+                           : !strcmp(f, "--captions") ? &pairs
+                           : !strcmp(f, "--out")      ? &out
+                                                      : NULL;
+        if (!dst) return bad_usage("clap", "unknown option %s", f);
+        if (i + 1 >= argc) return bad_usage("clap", "%s needs a value", f);
+        *dst = argv[++i];
+    }
+    if (!clap || !audio || !pairs) return bad_usage("clap", "need --clap, --audio and --captions");
+    m2u_clap_scores s;
+    if (m2u_clap_score(clap, audio, pairs, &s)) {
+        fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+        return 1;
+    }
+    for (size_t i = 0; i < s.n; i++) {
+        if (s.items[i].error) fprintf(stderr, "m2u-eval clap: not scored: %s\n", s.items[i].error);
+        else printf("%.8f\t%s\n", s.items[i].cosine, s.items[i].audio);
+    }
+    printf("CLAP %.8f (mean cosine over %zu of %zu pairs)\n", s.mean, s.n_scored, s.n);
+    int rc = out && m2u_clap_scores_write(out, clap, pairs, &s) ? 1 : 0;
+    if (rc) fprintf(stderr, "m2u-eval: %s\n", m2u_last_error());
+    else if (s.n_scored < s.n) rc = 1; /* a score over fewer pairs than asked is not a success */
+    m2u_clap_scores_free(&s);
+    return rc;
+}
+
 /* m2u-eval bench: the benchmark scripts and one report (perf_suite.h) */
 static int cmd_bench(int argc, char **argv) {
     m2u_perf_opts o = {.source_dir = M2U_SOURCE_DIR, .build_dir = NULL, .out_dir = NULL};
@@ -944,7 +995,7 @@ static int cmd_music(int argc, char **argv) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
         static const char *const valued[] = {"--gen", "--data", "--split", "--kinds", "--mert", "--layer", "--clip",
-                                             "--max-samples", "--embed-mb", "--out", NULL};
+                                             "--max-samples", "--embed-mb", "--out", "--clap", NULL};
         if (!is_one_of(f, valued)) return bad_usage("music", "unknown option %s", f);
         if (!v) return bad_usage("music", "%s needs a value", f);
         i++;
@@ -953,6 +1004,7 @@ static int cmd_music(int argc, char **argv) {
         else if (!strcmp(f, "--split")) o.split = v;
         else if (!strcmp(f, "--kinds")) o.kinds = v;
         else if (!strcmp(f, "--mert")) o.mert_dir = v;
+        else if (!strcmp(f, "--clap")) o.clap_dir = v;
         else if (!strcmp(f, "--out")) out = v;
         else if (!strcmp(f, "--layer")) o.layer = (int)strtol(v, &end, 10);
         else if (!strcmp(f, "--clip")) o.clip_s = strtod(v, &end);
@@ -1253,6 +1305,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "fad") == 0) return cmd_fad(argc, argv);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
     if (strcmp(cmd, "music") == 0) return cmd_music(argc, argv);
+    if (strcmp(cmd, "clap") == 0) return cmd_clap(argc, argv);
     if (strcmp(cmd, "kl") == 0 || strcmp(cmd, "cosine") == 0) return cmd_paired(cmd, argc, argv);
     if (strcmp(cmd, "compare") == 0) return cmd_compare(argc, argv);
     const char *cand = NULL, *refs = NULL, *out = NULL, *a = NULL, *b = NULL;

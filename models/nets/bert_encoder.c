@@ -82,16 +82,17 @@ void m2u_bert_free(m2u_bert *m) {
     free(m);
 }
 
-static int load_weights(m2u_bert *m, const m2u_safetensors *st) {
+/* prefix NULL: "", or the "bert." / "roberta." of a checkpoint with a head, whichever the file has */
+static int load_weights(m2u_bert *m, const m2u_safetensors *st, const char *prefix) {
     const m2u_bert_config *c = &m->cfg;
     int H = c->dims.hidden;
-    const char *prefix = "";
     static const char *const wrapped[] = {"bert.", "roberta."};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; !prefix && k < 2; k++) {
         char probe[96];
         snprintf(probe, sizeof probe, "%sembeddings.word_embeddings.weight", wrapped[k]);
         if (!m2u_st_find(st, "embeddings.word_embeddings.weight") && m2u_st_find(st, probe)) prefix = wrapped[k];
     }
+    if (!prefix) prefix = "";
     int64_t s_w[2] = {c->vocab, H}, s_p[2] = {c->max_positions, H}, s_t[2] = {c->type_vocab, H}, s_ln[1] = {H};
     if (m2u_enc_tensor(st, prefix, "embeddings.word_embeddings.weight", 2, s_w, &m->word) ||
         m2u_enc_tensor(st, prefix, "embeddings.position_embeddings.weight", 2, s_p, &m->pos) ||
@@ -126,13 +127,26 @@ int m2u_bert_load(const char *dir, m2u_bert **out) {
         goto done;
     }
     if (m2u_json_load(cfg_path, 0, &cfg) != 0 || parse_config(cfg, cfg_path, &m->cfg) != 0) goto done;
-    if (m2u_st_open(dir, &st) != 0 || load_weights(m, st) != 0) goto done;
+    if (m2u_st_open(dir, &st) != 0 || load_weights(m, st, NULL) != 0) goto done;
     rc = 0;
 done:
     cJSON_Delete(cfg);
     m2u_st_close(st);
     free(cfg_path);
     if (rc != 0) {
+        m2u_bert_free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+int m2u_bert_load_sub(const cJSON *cfg, const char *origin, const m2u_safetensors *st, const char *prefix,
+                      m2u_bert **out) {
+    *out = NULL;
+    m2u_bert *m = calloc(1, sizeof *m);
+    if (!m) return m2u_fail("%s: out of memory", origin);
+    if (parse_config(cfg, origin, &m->cfg) != 0 || load_weights(m, st, prefix) != 0) {
         m2u_bert_free(m);
         return -1;
     }

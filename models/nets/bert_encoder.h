@@ -35,6 +35,12 @@ typedef struct m2u_bert m2u_bert;
  * model.safetensors, a sharded index or pytorch_model.bin.  Names may carry
  * the "bert." / "roberta." prefix of the *ForMaskedLM etc. checkpoints. */
 int m2u_bert_load(const char *dir, m2u_bert **out);
+/* A text tower inside another model's checkpoint (ClapModel's text_model): cfg is its config
+ * object as a config.json would hold it (the caller fills in its own config class's defaults
+ * and model_type), origin names it in messages, and the weights are read from st under
+ * prefix (e.g. "text_model."). */
+int m2u_bert_load_sub(const cJSON *cfg, const char *origin, const m2u_safetensors *st, const char *prefix,
+                      m2u_bert **out);
 void m2u_bert_free(m2u_bert *m);
 const m2u_bert_config *m2u_bert_config_of(const m2u_bert *m);
 

@@ -93,8 +93,8 @@ int main(void) {
     for (int i = 0; i < 8; i++) CHECK(strstr(g_out, trained[i]), "m2u-train --help does not mention %s", trained[i]);
 
     /* m2u-eval: --help after the command is never taken for an option's value */
-    static const char *const ev[] = {"captions", "fad", "bench", "kl", "cosine", "fd", "run", "report"};
-    for (int i = 0; i < 8; i++) {
+    static const char *const ev[] = {"captions", "fad", "bench", "kl", "cosine", "fd", "run", "report", "clap"};
+    for (int i = 0; i < 9; i++) {
         char want[64], args[128];
         snprintf(want, sizeof want, "usage: m2u-eval %s", ev[i]);
         help_ok("m2u-eval", ev[i], want);
@@ -106,6 +106,7 @@ int main(void) {
     bad_ok("m2u-eval", "bench --out", "--out needs a value");
     bad_ok("m2u-eval", "run --run r --batch 0", "--batch 0: expected an integer in [1, 256]");
     bad_ok("m2u-eval", "fd --a x", "need --a and --b");
+    bad_ok("m2u-eval", "clap --clap x --audio y", "need --clap, --audio and --captions");
     bad_ok("m2u-eval", "captions --candidates c --references r --bert-baseline b.tsv", "need --bert DIR");
     bad_ok("m2u-eval", "fd --a x --b y --bert-baseline b.tsv", "belong to the captions command");
     help_ok("m2u-eval", "captions", "rescale_baseline/en/roberta-large.tsv"); /* where bert_score's table is */

@@ -15,7 +15,10 @@
  *     (tempo and key disagree), the edit answered with the unedited source
  *     (edited tempo disagrees), the muimage id missing (not measured);
  *   - "noise" folder: white noise: FAD far above the good set's;
- *   - KL and CLAP reported as not measured with a reason, no number;
+ *   - KL and CLAP reported as not measured with a reason, no number; with
+ *     --clap (the tiny ClapModel of tests/fixtures/clap) CLAP is measured over
+ *     the two mucaps clips only and equals m2u-eval clap's mean on the same
+ *     clips and captions;
  *   - the CLI writes music.json with the documented keys, music.md and a
  *     music.html with one playable <audio> (WAV data URI) and one PNG
  *     spectrogram per clip; the PNG decodes (tests/eval/png_min.h) to the
@@ -23,6 +26,7 @@
  *   - headless Chromium renders the page (when installed): the spectrogram
  *     colours are on the screenshot. */
 #include "analysis.h"
+#include "clap_score.h"
 #include "eval_report.h"
 #include "fileio.h"
 #include "m2u_error.h"
@@ -517,6 +521,55 @@ static void test_cli_and_html(void) {
     free(html);
 }
 
+/* --clap: the mucaps items' cosines and their mean, the same as the clap command's on those pairs */
+static void test_clap(void) {
+    char out[400], pairs[400];
+    snprintf(out, sizeof out, "%s/rep_clap", g_dir);
+    snprintf(pairs, sizeof pairs, "%s/clap_pairs.jsonl", g_dir);
+    int rc = sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --clip 2 --clap '%s/clap/model' "
+                "--out '%s' > '%s/cli_clap.txt' 2>&1",
+                M2U_BUILD_DIR, g_dir, g_dir, M2U_FIXTURES, out, g_dir);
+    CHECK(rc == 0, "m2u-eval music --clap failed (see %s/cli_clap.txt)", g_dir);
+    char p[600];
+    snprintf(p, sizeof p, "%s/music.json", out);
+    char *js = slurp(p);
+    cJSON *r = js ? cJSON_Parse(js) : NULL, *m = cJSON_GetObjectItem(r, "music");
+    cJSON *clap = cJSON_GetObjectItem(m, "clap_score"), *items = cJSON_GetObjectItem(m, "items");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(clap, "measured")) &&
+              cJSON_GetNumberValue(cJSON_GetObjectItem(clap, "clips")) == 2 &&
+              cJSON_IsString(cJSON_GetObjectItem(clap, "weights_sha256")),
+          "clap_score measured over the 2 mucaps clips");
+    /* the same pairs through the clap command's library */
+    FILE *f = fopen(pairs, "w");
+    int n_scored = 0;
+    for (int i = 0; f && i < cJSON_GetArraySize(items); i++) {
+        cJSON *it = cJSON_GetArrayItem(items, i), *c = cJSON_GetObjectItem(it, "clap");
+        int mucaps = !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(it, "kind")), "mucaps");
+        CHECK(mucaps == cJSON_IsNumber(c), "item %d (%s): a cosine only for mucaps", i,
+              cJSON_GetStringValue(cJSON_GetObjectItem(it, "kind")));
+        if (!mucaps) continue;
+        cJSON *line = cJSON_CreateObject();
+        cJSON_AddStringToObject(line, "audio", cJSON_GetStringValue(cJSON_GetObjectItem(it, "audio")));
+        cJSON_AddStringToObject(line, "caption", cJSON_GetStringValue(cJSON_GetObjectItem(it, "prompt")));
+        char *t = cJSON_PrintUnformatted(line);
+        fprintf(f, "%s\n", t);
+        free(t);
+        cJSON_Delete(line);
+        n_scored++;
+    }
+    if (f) fclose(f);
+    m2u_clap_scores s;
+    CHECK(n_scored == 2 && m2u_clap_score(M2U_FIXTURES "/clap/model", NULL, pairs, &s) == 0, "clap on the pairs: %s",
+          m2u_last_error());
+    if (n_scored == 2 && s.n == 2) {
+        double v = cJSON_GetNumberValue(cJSON_GetObjectItem(clap, "value"));
+        CHECK(fabs(v - s.mean) < 1e-12, "music's CLAP %.9g vs clap's %.9g", v, s.mean);
+        m2u_clap_scores_free(&s);
+    }
+    cJSON_Delete(r);
+    free(js);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/m2u_musiceval_XXXXXX");
     if (!mkdtemp(g_dir)) return 1;
@@ -534,6 +587,7 @@ int main(void) {
     if (ok) {
         test_scores();
         test_cli_and_html();
+        test_clap();
     }
     for (int k = 0; k < P_N; k++) free(g_pcm[k]), m2u_analysis_free(&g_an[k]);
     if (!t_fail && !getenv("M2U_KEEP_TEST_DIR")) sh("rm -rf %s", g_dir);

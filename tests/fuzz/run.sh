@@ -33,7 +33,7 @@ FIX=$ROOT/tests/fixtures
 DEFAULT_TARGETS=(safetensors safetensors_index torch torch_pickle tokenizer_bpe tokenizer_unigram unigram_charsmap
                  tokenizer_wordpiece tokenizer_bytelevel tokenize model_config peft_config train_config manifest
                  shard_schema media npy compare
-                 meteor_wordnet meteor_paraphrase passt_schema)
+                 meteor_wordnet meteor_paraphrase passt_schema clap)
 # Only when named: byte-level mutation of HDF5 shards mostly finds libhdf5's own
 # weaknesses on corrupt metadata (a 4 GiB malloc for a corrupt chunk size, leaks,
 # crashes), which no m2u change can fix; m2u's defence is the manifest's sha256,
@@ -132,6 +132,14 @@ seed train_config ./configs/*.yaml $(find "$FIX" -name '*.yaml')
 seed npy $(find "$FIX" -name '*.npy')
 seed compare "$FIX"/compare/*.json
 seed meteor_wordnet "$FIX"/eval/meteor_data/*.exc
+# clap: a mode byte (0 config.json, 1 preprocessor_config.json, 2 pairs JSONL, 3 pairs TSV), then the file
+python3 - "$FIX/clap" "$S/clap" <<'PY' || exit 2
+import sys
+fix, out = sys.argv[1], sys.argv[2]
+for mode, f in ((0, "/model/config.json"), (1, "/model/preprocessor_config.json"), (2, "/pairs.jsonl")):
+    open(out + "/mode%d" % mode, "wb").write(bytes([mode]) + open(fix + f, "rb").read())
+open(out + "/mode3", "wb").write(b"\x03short.wav\ta caption\r\nlong.wav\tanother one\n")
+PY
 if [[ " ${TARGETS[*]} " == *" shard "* ]]; then
   M2U_FUZZ_MAKE_SEEDS="$S/shard" "$B/tests/fuzz/fuzz_shard" >/dev/null 2>"$B/fuzz-seeds.log" ||
     { cat "$B/fuzz-seeds.log" >&2; exit 2; }
