@@ -2,6 +2,7 @@
 #include "clap_score.h"
 
 #include "clap.h"
+#include "audio_load.h"
 #include "decode.h"
 #include "fileio.h"
 #include "json.h"
@@ -140,10 +141,9 @@ int m2u_clap_pair(const m2u_clap *m, const char *audio_path, const char *caption
         m2u_fail("out of memory");
         goto done;
     }
-    /* only the first max_samples are scored (clap.h): decode a second more than that, so a long
-     * file costs no more than a short one and the resampler's tail is past the samples used */
-    m2u_audio_opts ao = {.max_s = (double)c->max_samples / c->sample_rate + 1.0};
-    if (m2u_audio_decode_ex(audio_path, c->sample_rate, &ao, &pcm, &n, NULL)) {
+    /* as ClapModel's users load audio, librosa.load(path, sr=48000) (audio_load.h: libsoxr with
+     * python-soxr's HQ settings, not clamped); only the first max_samples are scored (clap.h) */
+    if (m2u_audio_load_librosa(audio_path, c->sample_rate, c->max_samples, &pcm, &n, NULL)) {
         snprintf(why, why_cap, "%s", m2u_last_error());
         rc = 1;
         goto done;
@@ -225,8 +225,10 @@ int m2u_clap_scores_write(const char *path, const char *clap_dir, const char *pa
     cJSON_AddNumberToObject(set, "max_samples", s->max_samples);
     cJSON_AddNumberToObject(set, "projection_dim", s->proj_dim);
     cJSON_AddStringToObject(set, "longer_clips", "first max_samples samples (rand_trunc at offset 0)");
-    cJSON_AddStringToObject(set, "decoder",
-                            "FFmpeg, channels averaged, resampled to sample_rate (soxr when available)");
+    char dec[160];
+    snprintf(dec, sizeof dec, "librosa.load(sr=sample_rate) equivalent: FFmpeg decode, channel mean, libsoxr %s HQ",
+             m2u_soxr_version());
+    cJSON_AddStringToObject(set, "decoder", dec);
     cJSON_AddItemToObject(r, "settings", set);
     for (size_t i = 0; i < s->n; i++) {
         const m2u_clap_item *it = &s->items[i];
