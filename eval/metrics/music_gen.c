@@ -8,17 +8,22 @@
 #include "decode.h"
 #include "describe.h"
 #include "distribution_metrics.h"
+#include "fad_vggish.h"
 #include "fileio.h"
 #include "m2u_error.h"
 #include "manifest.h"
+#include "passt_kl.h"
+#include "wav.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define N_OF(a) (int)(sizeof(a) / sizeof *(a))
 
@@ -330,9 +335,103 @@ done:
     return rc;
 }
 
+/* ---- the paper's folder scorers: VGGish FAD and PaSST KL on ref/ and gen/ files ---- */
+
+static int copy_file(const char *from, const char *to) {
+    char *data = NULL;
+    size_t len = 0;
+    if (m2u_read_file(from, &data, &len)) return -1;
+    int rc = m2u_write_file_atomic(to, data, len);
+    free(data);
+    return rc;
+}
+
+/* ref/<file id>.wav for every item (its reference clip), gen/<file id><ext> for every generated one. */
+static int stage_files(const m2u_music_eval *e, float *const *ref, const size_t *ref_n, const char *dir, char **rdir,
+                       char **gdir) {
+    *rdir = m2u_path_join(dir, "ref");
+    *gdir = m2u_path_join(dir, "gen");
+    if (!*rdir || !*gdir) return m2u_fail("out of memory");
+    if (m2u_mkdir_p(*rdir) || m2u_mkdir_p(*gdir)) return -1;
+    for (int i = 0; i < e->n_items; i++) {
+        const m2u_music_item *it = &e->items[i];
+        char fid[512], leaf[600], *p;
+        m2u_music_file_id(it->id, fid, sizeof fid);
+        snprintf(leaf, sizeof leaf, "%s.wav", fid);
+        p = m2u_path_join(*rdir, leaf);
+        /* the shard's int16 samples / 32768 -> PCM16 again: the same samples (the writer scales by
+         * 32767 and clamps to [-1, 1], so -32768 alone comes back as -32767) */
+        float *x = malloc((ref_n[i] ? ref_n[i] : 1) * sizeof(float));
+        int rc = p && x ? 0 : m2u_fail("out of memory");
+        for (size_t k = 0; !rc && k < ref_n[i]; k++) x[k] = ref[i][k] * (32768.0f / 32767.0f);
+        if (!rc) rc = m2u_wav_write(p, x, ref_n[i], 1, e->rate, M2U_WAV_PCM16);
+        free(x);
+        free(p);
+        if (rc) return -1;
+        if (!it->generated) continue;
+        const char *dot = strrchr(it->gen_path, '.'), *slash = strrchr(it->gen_path, '/');
+        snprintf(leaf, sizeof leaf, "%s%s", fid, dot && (!slash || dot > slash) ? dot : ".wav");
+        p = m2u_path_join(*gdir, leaf);
+        rc = p ? copy_file(it->gen_path, p) : m2u_fail("out of memory");
+        free(p);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static int paper_scorers(const m2u_music_eval_options *o, float *const *ref, const size_t *ref_n,
+                         m2u_music_eval *out) {
+    char tmpl[] = "/tmp/m2u_music_scored_XXXXXX";
+    const char *dir = o->work_dir;
+    if (!dir && !(dir = mkdtemp(tmpl))) return m2u_fail("cannot make a temporary folder: %s", strerror(errno));
+    char *rdir = NULL, *gdir = NULL;
+    int rc = stage_files(out, ref, ref_n, dir, &rdir, &gdir);
+    if (!rc && o->vggish_ckpt) {
+        m2u_fad_vggish_result res;
+        memset(&res, 0, sizeof res);
+        out->fad_measured = 0;
+        if (out->n_generated < 2) {
+            snprintf(out->fad_reason, sizeof out->fad_reason, "a covariance needs 2 generated clips (%d found)",
+                     out->n_generated);
+        } else if (m2u_fad_vggish(o->vggish_ckpt, rdir, gdir, &res)) {
+            rc = -1; /* a bad checkpoint is the user's mistake */
+        } else {
+            out->fad_measured = 1, out->fad = res.fad;
+            out->fad_ref_clips = res.e[0].n / M2U_FAD_CHUNKS, out->fad_gen_clips = res.e[1].n / M2U_FAD_CHUNKS;
+            out->fad_dim = res.e[0].dim;
+            snprintf(out->fad_sha256, sizeof out->fad_sha256, "%s", res.sha256);
+        }
+        snprintf(out->fad_embedding, sizeof out->fad_embedding,
+                 "VGGish as fad_pytorch 0.0.6 (16 kHz sinc resampling, 2^18 pad/crop, 10 chunks, NS-20)");
+        m2u_fad_vggish_result_free(&res);
+    }
+    if (!rc && o->passt_ckpt) {
+        m2u_passt_kl_opts ko = {.checkpoint = o->passt_ckpt, .ref_dir = rdir, .gen_dir = gdir};
+        cJSON *rep = NULL;
+        double kl = 0;
+        if (out->n_generated < 1) {
+            snprintf(out->kl_why, sizeof out->kl_why, "no generated clip was found");
+            out->kl_reason = out->kl_why;
+        } else if (m2u_passt_kl(&ko, &rep, &kl)) {
+            rc = -1;
+        } else {
+            const cJSON *np = cJSON_GetObjectItemCaseSensitive(rep, "n_pairs");
+            const cJSON *pv = cJSON_GetObjectItemCaseSensitive(rep, "provenance");
+            const cJSON *sha = pv ? cJSON_GetObjectItemCaseSensitive(pv, "checkpoint_sha256") : NULL;
+            out->kl_measured = 1, out->kl = kl;
+            out->kl_pairs = cJSON_IsNumber(np) ? (long)np->valuedouble : 0;
+            snprintf(out->kl_sha256, sizeof out->kl_sha256, "%s", cJSON_IsString(sha) ? sha->valuestring : "");
+        }
+        cJSON_Delete(rep);
+    }
+    free(rdir), free(gdir);
+    if (!o->work_dir) m2u_rm_tree(dir);
+    return rc;
+}
+
 int m2u_music_eval_run(const m2u_music_eval_options *o, m2u_music_eval *out) {
     memset(out, 0, sizeof *out);
-    out->kl_reason = "needs PaSST class probabilities of both clips; m2u has no audio classifier yet (issue 15)";
+    out->kl_reason = "needs a PaSST checkpoint: m2u-eval music --passt CKPT (hear21passt's passt-s-f128-p16-s10-ap.476-swa.pt)";
     out->clap_reason = "needs a CLAP checkpoint: m2u-eval music --clap DIR (laion/clap-htsat-unfused)";
     if (!o->gen_dir || !o->data) return m2u_fail("music evaluation needs the generated folder and the manifest");
     const char *split = o->split ? o->split : "test";
@@ -501,6 +600,7 @@ int m2u_music_eval_run(const m2u_music_eval_options *o, m2u_music_eval *out) {
         free(gp), free(gn);
     }
     if (!rc && o->clap_dir) rc = clap_items(o->clap_dir, out);
+    if (!rc && (o->vggish_ckpt || o->passt_ckpt)) rc = paper_scorers(o, ref, ref_n, out);
     for (size_t i = 0; i < cap && ref; i++)
         if ((int)i < out->n_items) free(ref[i]);
     free(ref), free(ref_n);

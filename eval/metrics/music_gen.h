@@ -62,8 +62,17 @@
  * is their mean (M2UGen's Text2Music CLAP).  The other kinds have no caption
  * of the music and are not scored.  Without clap_dir, or with no mucaps clip,
  * not measured, with the reason.
- * KL (PaSST) needs that model, which this evaluation does not load: reported
- * as not measured, with that reason.
+ * The paper's FAD and KL (with vggish_ckpt / passt_ckpt): the folder scorers
+ * run on files, as in M2UGen's protocol.  Into work_dir (default: a temporary
+ * folder, removed after) go ref/<file id>.wav, each selected sample's
+ * reference clip as the shard holds it (16-bit PCM at the shard's rate, so
+ * the WAV is the shard's samples exactly), and gen/<file id><ext>, a copy of
+ * each generated clip found, in its own format.  Then
+ *   FAD  fad_vggish.h on ref/ vs gen/ (fad_pytorch's protocol); it replaces
+ *        the spectral / MERT FAD above, and fad_embedding says which ran;
+ *   KL   passt_kl.h on the pairs by file id (M2UGen's KL); references
+ *        without a generated clip are unpaired and not scored.
+ * Without passt_ckpt the KL is not measured, with that reason.
  *
  * Functions return 0, or -1 after m2u_fail(); nothing prints. */
 #ifndef M2U_MUSIC_GEN_H
@@ -130,6 +139,12 @@ typedef struct {
     char fad_embedding[128], fad_reason[256];
     size_t fad_ref_clips, fad_gen_clips, fad_dim;
     const char *kl_reason, *clap_reason; /* why not measured (clap_reason may point at clap_why) */
+    char fad_sha256[65];  /* the VGGish weights' sha256 (VGGish FAD only) */
+    /* KL (PaSST) */
+    int kl_measured;
+    double kl;
+    long kl_pairs;
+    char kl_sha256[65], kl_why[512];
     /* CLAP */
     int clap_measured;
     double clap;      /* mean cosine over the clap_n scored mucaps clips */
@@ -144,6 +159,9 @@ typedef struct {
     const char *kinds;   /* NULL -> "mucaps,muedit,muimage,muvideo" */
     const char *mert_dir;
     const char *clap_dir; /* NULL: CLAP not measured */
+    const char *vggish_ckpt; /* torchvggish state dict: the FAD is fad_pytorch's VGGish FAD */
+    const char *passt_ckpt;  /* hear21passt state dict: M2UGen's KL is measured */
+    const char *work_dir;    /* where ref/ and gen/ are written for those two (NULL: a temporary folder) */
     int layer;      /* MERT hidden state; -1 = last */
     double clip_s;  /* FAD clip length; 0 -> 10 */
     long max_samples; /* 0 = all */

@@ -219,12 +219,19 @@ cJSON *m2u_music_eval_json(const m2u_music_eval *e) {
     cJSON_AddNumberToObject(fad, "dim", (double)e->fad_dim);
     cJSON_AddNumberToObject(fad, "reference_clips", (double)e->fad_ref_clips);
     cJSON_AddNumberToObject(fad, "generated_clips", (double)e->fad_gen_clips);
+    if (e->fad_sha256[0]) cJSON_AddStringToObject(fad, "checkpoint_sha256", e->fad_sha256);
     if (!e->fad_measured) cJSON_AddStringToObject(fad, "reason", e->fad_reason);
     cJSON_AddItemToObject(o, "fad", fad);
     cJSON *kl = cJSON_CreateObject(), *clap = cJSON_CreateObject();
-    cJSON_AddBoolToObject(kl, "measured", 0);
-    cJSON_AddItemToObject(kl, "value", cJSON_CreateNull());
-    cJSON_AddStringToObject(kl, "reason", e->kl_reason ? e->kl_reason : "");
+    cJSON_AddBoolToObject(kl, "measured", e->kl_measured);
+    cJSON_AddItemToObject(kl, "value", e->kl_measured ? cJSON_CreateNumber(e->kl) : cJSON_CreateNull());
+    if (e->kl_measured) {
+        cJSON_AddStringToObject(kl, "embedder", "PaSST (hear21passt 0.0.26 logits), M2UGen's KL (m2u-eval kl --passt)");
+        cJSON_AddStringToObject(kl, "checkpoint_sha256", e->kl_sha256);
+        cJSON_AddNumberToObject(kl, "pairs", (double)e->kl_pairs);
+    } else {
+        cJSON_AddStringToObject(kl, "reason", e->kl_reason ? e->kl_reason : "");
+    }
     cJSON_AddBoolToObject(clap, "measured", e->clap_measured);
     cJSON_AddItemToObject(clap, "value", e->clap_measured ? cJSON_CreateNumber(e->clap) : cJSON_CreateNull());
     if (e->clap_measured) {
@@ -295,12 +302,16 @@ void m2u_music_md_section(m2u_strbuf *b, const m2u_music_eval *e) {
         m2u_sb_md_cell(b, e->fad_reason);
         m2u_sb_puts(b, " |\n");
     }
-    m2u_sb_printf(b, "| KL (PaSST) | not measured | %s |\n", e->kl_reason);
+    if (e->kl_measured)
+        m2u_sb_printf(b, "| KL (PaSST) | %.6g | M2UGen's KL over %ld reference / generated pairs |\n", e->kl,
+                      e->kl_pairs);
+    else
+        m2u_sb_printf(b, "| KL (PaSST) | not measured | %s |\n", e->kl_reason ? e->kl_reason : "");
     if (e->clap_measured)
         m2u_sb_printf(b, "| CLAP score | %.6f | mean cosine over %ld generated mucaps clips and their captions |\n\n",
                       e->clap, e->clap_n);
     else
-        m2u_sb_printf(b, "| CLAP score | not measured | %s |\n\n", e->clap_reason);
+        m2u_sb_printf(b, "| CLAP score | not measured | %s |\n\n", e->clap_reason ? e->clap_reason : "");
     m2u_sb_puts(b, "### Analysis agreement (generated clip vs what was asked)\n\n| group |");
     for (int a = 0; a < M2U_GA_COUNT; a++) m2u_sb_printf(b, " %s |", m2u_gen_attr_name((m2u_gen_attr)a));
     m2u_sb_puts(b, "\n|---|");
@@ -440,8 +451,13 @@ int m2u_music_html_section(m2u_strbuf *b, const m2u_music_eval *e, const m2u_mus
         m2u_sb_html(b, e->fad_reason);
         m2u_sb_puts(b, "</td></tr>\n");
     }
-    m2u_sb_puts(b, "<tr><td>KL (PaSST)</td><td>not measured</td><td>");
-    m2u_sb_html(b, e->kl_reason);
+    if (e->kl_measured) {
+        m2u_sb_printf(b, "<tr><td>KL (PaSST)</td><td>%.6g</td><td>M2UGen's KL over %ld reference / generated pairs",
+                      e->kl, e->kl_pairs);
+    } else {
+        m2u_sb_puts(b, "<tr><td>KL (PaSST)</td><td>not measured</td><td>");
+        m2u_sb_html(b, e->kl_reason ? e->kl_reason : "");
+    }
     if (e->clap_measured) {
         m2u_sb_printf(b, "</td></tr>\n<tr><td>CLAP score</td><td>%.6f</td><td>mean cosine over %ld generated mucaps "
                          "clips and their captions",

@@ -160,18 +160,24 @@ static const command_help k_commands[] = {
       "  m2u-eval fd --a ref_vggish.npy --b gen_vggish.npy --out fad.json\n"},
     {"music",
       "  music --gen DIR --data manifest.json [--split test] [--kinds mucaps,muedit,muimage,muvideo]\n"
-      "      [--mert DIR [--layer K]] [--clap DIR] [--clip 10] [--max-samples N] [--embed-mb 16] [--out DIR]\n"
+      "      [--mert DIR [--layer K] | --vggish CKPT] [--passt CKPT] [--clap DIR] [--scored-dir DIR]\n"
+      "      [--clip 10] [--max-samples N] [--embed-mb 16] [--out DIR]\n"
       "      Score generated music against the split's samples of the generation kinds (mucaps:\n"
       "      caption -> music, muedit, muimage, muvideo).  The clip of sample ID is\n"
       "      DIR/predictions.jsonl's {\"id\": ID, \"audio\": PATH[, \"text\": ANSWER]} when that file\n"
       "      exists (PATH relative to DIR), else DIR/ID.wav with every character of ID other than\n"
       "      A-Z a-z 0-9 . _ - written as _.  A missing clip is reported, not fatal.\n"
       "        FAD        the generated clips vs the samples' reference music (target audio, or\n"
-      "                   the audio of mucaps), embedded as `fad` does at the shards' rate\n"
+      "                   the audio of mucaps), embedded as `fad` does at the shards' rate; with\n"
+      "                   --vggish CKPT the paper's FAD instead, as `fad --embed vggish` on files:\n"
+      "                   the references are written as 16-bit WAVs at the shards' rate to\n"
+      "                   SCORED/ref/<file id>.wav and the clips copied to SCORED/gen/ (SCORED:\n"
+      "                   --scored-dir, else a temporary folder removed afterwards)\n"
+      "        KL         with --passt CKPT: M2UGen's KL as `kl --passt` on SCORED/ref vs SCORED/gen\n"
+      "                   (pairs by file id); without it not measured (with the reason)\n"
       "        CLAP       with --clap DIR (a ClapModel directory, as `clap` takes): the mean over the\n"
       "                   generated mucaps clips of the cosine with their caption, as `clap` computes\n"
       "                   it; without it, or with no mucaps clip, not measured (with the reason)\n"
-      "        KL         not measured here (PaSST): reported with the reason\n"
       "        agreement  m2u's music analysis of each clip (tempo, key, mode, loudness, mood,\n"
       "                   brightness, percussion) vs what the sample asked (its attribute columns;\n"
       "                   muedit: the target_* columns, and separately the attribute the edit\n"
@@ -179,12 +185,15 @@ static const command_help k_commands[] = {
       "      Writes DIR/music.json, music.md and a self-contained music.html (each clip playable,\n"
       "      its spectrogram, prompt, asked vs measured; WAVs beyond --embed-mb MiB are linked)\n"
       "      into --out (default GEN_DIR/report).\n",
-      "  m2u-eval music --gen out/generated --data data/m2u/manifest.json --split test --out out/music-report\n"},
+      "  m2u-eval music --gen out/generated --data data/m2u/manifest.json --split test --out out/music-report\n"
+      "  m2u-eval music --gen out/generated --data data/m2u/manifest.json --vggish ckpt/vggish.pth \\\n"
+      "      --passt ckpt/passt-s-f128-p16-s10-ap.476-swa.pt --clap ckpt/clap-htsat-unfused --out out/music-report\n"},
     {"run",
       "  run --run RUN_DIR [--config RUN_DIR/config.yaml] [--data manifest.json] [--split test|valid]\n"
       "      [--kinds mucaps,musicqa] [--max-samples N] [--max-new-tokens 48] [--stage S] [--threads T]\n"
       "      [--batch 8] [--no-verify] [--out DIR]\n"
-      "      [--musicgen MUSICGEN_DIR [--music-out DIR] [--seconds 10] [--guidance G] [--seed 0]]\n"
+      "      [--musicgen MUSICGEN_DIR [--music-out DIR] [--seconds 10] [--guidance G] [--seed 0]\n"
+      "                               [--vggish CKPT] [--passt CKPT] [--clap DIR]]\n"
       "      Load the run's resolved config and its newest complete checkpoint as m2u-train does,\n"
       "      answer the split's samples of those kinds greedily (KV cache, stop at EOS, --batch\n"
       "      sequences decoded together; the samples'\n"
@@ -216,7 +225,9 @@ static const command_help k_commands[] = {
       "                               (default OUT/music)\n"
       "        music/predictions.jsonl  {\"id\", \"audio\", \"text\": the answer} per clip\n"
       "      then the clips are scored as m2u-eval music scores a folder (FAD vs the samples'\n"
-      "      reference music, analysis agreement with what each sample asked) and report.json\n"
+      "      reference music, analysis agreement with what each sample asked; with --vggish,\n"
+      "      --passt, --clap the paper's VGGish FAD, PaSST KL and CLAP score, as `music` takes\n"
+      "      them) and report.json\n"
       "      gets \"music\", report.md / report.html a \"Generated music\" section (clips playable).\n"
       "      A sample whose answer has no [AUD] block is reported as not generated.  Sampling as\n"
       "      MusicGen's defaults (top-k 250); clip k is drawn with --seed + k; --guidance is the\n"
@@ -416,6 +427,8 @@ done:
 
 /* captions --bert: BERTScore options (NULL dir: off). */
 static const char *g_bert_dir, *g_bert_baseline;
+/* run --musicgen: the paper's scorers for the generated clips (music_gen.h) */
+static const char *g_vggish, *g_passt, *g_clap;
 static int g_bert_layers = -1, g_bert_idf;
 static m2u_bertscore_info g_bert_info; /* the model's description, for the report */
 
@@ -986,6 +999,14 @@ static int cmd_fad_vggish(const char *ckpt, const char *ref, const char *gen, co
     return rc;
 }
 
+/* The paper's KL and CLAP lines of a music evaluation. */
+static void print_kl_clap(const m2u_music_eval *e) {
+    if (e->kl_measured) printf("  KL (PaSST) %.6g over %ld pairs\n", e->kl, e->kl_pairs);
+    else printf("  KL not measured: %s\n", e->kl_reason ? e->kl_reason : "");
+    if (e->clap_measured) printf("  CLAP score %.6g over %ld mucaps clips\n", e->clap, e->clap_n);
+    else printf("  CLAP score not measured: %s\n", e->clap_reason ? e->clap_reason : "");
+}
+
 /* m2u-eval music: generated clips vs a split (music_gen.h, music_report.h) */
 static int cmd_music(int argc, char **argv) {
     m2u_music_eval_options o = {.layer = -1, .clip_s = 10};
@@ -995,7 +1016,8 @@ static int cmd_music(int argc, char **argv) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
         static const char *const valued[] = {"--gen", "--data", "--split", "--kinds", "--mert", "--layer", "--clip",
-                                             "--max-samples", "--embed-mb", "--out", "--clap", NULL};
+                                             "--max-samples", "--embed-mb", "--out", "--clap", "--vggish", "--passt",
+                                             "--scored-dir", NULL};
         if (!is_one_of(f, valued)) return bad_usage("music", "unknown option %s", f);
         if (!v) return bad_usage("music", "%s needs a value", f);
         i++;
@@ -1005,6 +1027,9 @@ static int cmd_music(int argc, char **argv) {
         else if (!strcmp(f, "--kinds")) o.kinds = v;
         else if (!strcmp(f, "--mert")) o.mert_dir = v;
         else if (!strcmp(f, "--clap")) o.clap_dir = v;
+        else if (!strcmp(f, "--vggish")) o.vggish_ckpt = v;
+        else if (!strcmp(f, "--passt")) o.passt_ckpt = v;
+        else if (!strcmp(f, "--scored-dir")) o.work_dir = v;
         else if (!strcmp(f, "--out")) out = v;
         else if (!strcmp(f, "--layer")) o.layer = (int)strtol(v, &end, 10);
         else if (!strcmp(f, "--clip")) o.clip_s = strtod(v, &end);
@@ -1013,6 +1038,9 @@ static int cmd_music(int argc, char **argv) {
         if (end && (*end || end == v)) return bad_usage("music", "%s: not a number: %s", f, v);
     }
     if (!o.gen_dir || !o.data) return bad_usage("music", "need --gen and --data");
+    if (o.vggish_ckpt && o.mert_dir) return bad_usage("music", "--vggish and --mert both choose the FAD embedding");
+    if (o.work_dir && !o.vggish_ckpt && !o.passt_ckpt)
+        return bad_usage("music", "--scored-dir holds the files --vggish / --passt score: give one of them");
     if (!(o.clip_s > 0) || o.max_samples < 0 || !(embed_mb >= 0))
         return bad_usage("music", "--clip must be > 0, --max-samples and --embed-mb >= 0");
     char *def = NULL;
@@ -1039,7 +1067,7 @@ static int cmd_music(int argc, char **argv) {
     if (e.fad_measured) printf("  FAD %.6g (%s; %zu reference, %zu generated clips)\n", e.fad, e.fad_embedding,
                                e.fad_ref_clips, e.fad_gen_clips);
     else printf("  FAD not measured: %s\n", e.fad_reason);
-    printf("  KL not measured: %s\n  CLAP score not measured: %s\n", e.kl_reason, e.clap_reason);
+    print_kl_clap(&e);
     for (int g = 0; g < e.n_groups; g++) {
         printf("  agreement %-8s", e.group[g]);
         for (int a = 0; a < M2U_GA_COUNT; a++) {
@@ -1194,7 +1222,8 @@ static int cmd_run(const m2u_eval_run_options *o, const char *out) {
         long n_gen = 0;
         for (int i = 0; i < res.n_items; i++) n_gen += res.items[i].music != 0;
         m2u_music_eval_options mo = {.gen_dir = o->music_dir, .data = res.data, .split = res.split, .kinds = gk,
-                                     .layer = -1, .clip_s = 10, .max_samples = o->max_samples ? n_gen : 0};
+                                     .layer = -1, .clip_s = 10, .max_samples = o->max_samples ? n_gen : 0,
+                                     .vggish_ckpt = g_vggish, .passt_ckpt = g_passt, .clap_dir = g_clap};
         if (m2u_music_eval_run(&mo, &me)) {
             fprintf(stderr, "m2u-eval: scoring the generated music: %s\n", m2u_last_error());
             goto done;
@@ -1221,6 +1250,7 @@ static int cmd_run(const m2u_eval_run_options *o, const char *out) {
         printf("music: %d of %d samples scored with a generated clip\n", me.n_generated, me.n_items);
         if (me.fad_measured) printf("music: FAD %.4f (%s)\n", me.fad, me.fad_embedding);
         else printf("music: FAD not measured: %s\n", me.fad_reason);
+        print_kl_clap(&me);
     }
     printf("%d predictions, %.1f s; report: %s/report.html\n", res.n_items, res.seconds, dir);
     rc = 0;
@@ -1338,6 +1368,9 @@ int main(int argc, char **argv) {
                            : strcmp(o, "--guidance") == 0 ? &guidance
                            : strcmp(o, "--seed") == 0 ? &seed
                            : strcmp(o, "--seconds") == 0 ? &seconds
+                           : strcmp(o, "--vggish") == 0 ? &g_vggish
+                           : strcmp(o, "--passt") == 0 ? &g_passt
+                           : strcmp(o, "--clap") == 0 ? &g_clap
                            : strcmp(o, "--bert") == 0 ? &g_bert_dir
                            : strcmp(o, "--meteor-wordnet") == 0 ? &g_meteor_wordnet
                            : strcmp(o, "--meteor-paraphrase") == 0 ? &g_meteor_paraphrase
@@ -1351,6 +1384,9 @@ int main(int argc, char **argv) {
     int music_opts = musicgen || music_out || guidance || seed || seconds;
     if (music_opts && strcmp(cmd, "run") != 0)
         return bad_usage(cmd, "--musicgen, --music-out, --guidance, --seed and --seconds belong to the run command");
+    if ((g_vggish || g_passt || g_clap) && (strcmp(cmd, "run") != 0 || !musicgen))
+        return bad_usage(cmd, "--vggish, --passt and --clap score generated music: run --musicgen DIR (or the music "
+                              "command)");
     int run_opts = run || config || data || split || kinds || max_samples || max_new || stage || threads || batch;
     if (bert_layers) {
         char *end;

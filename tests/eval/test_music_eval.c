@@ -27,6 +27,7 @@
  *     colours are on the screenshot. */
 #include "analysis.h"
 #include "clap_score.h"
+#include "wav.h"
 #include "eval_report.h"
 #include "fileio.h"
 #include "m2u_error.h"
@@ -570,6 +571,59 @@ static void test_clap(void) {
     free(js);
 }
 
+/* --vggish / --passt: the reference clips and the generated ones are staged as files (--scored-dir) and
+ * the paper's folder scorers run on them: music's FAD equals m2u-eval fad --embed vggish on the staged
+ * folders, each reference WAV holds the shard's samples, and the tiny PaSST (whose position table
+ * stops at 3.15 s) refuses these longer clips naming the file and the limit. */
+static void test_paper_scorers(void) {
+    char out[400], sd[400], p[700];
+    snprintf(out, sizeof out, "%s/rep_paper", g_dir);
+    snprintf(sd, sizeof sd, "%s/scored", g_dir);
+    int rc = sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --vggish '%s/vggish/vggish_tiny.pth' "
+                "--scored-dir '%s' --out '%s' > '%s/cli_vggish.txt' 2>&1",
+                M2U_BUILD_DIR, g_dir, g_dir, M2U_FIXTURES, sd, out, g_dir);
+    CHECK(rc == 0, "m2u-eval music --vggish failed (see %s/cli_vggish.txt)", g_dir);
+    snprintf(p, sizeof p, "%s/music.json", out);
+    char *js = slurp(p);
+    cJSON *r = js ? cJSON_Parse(js) : NULL, *m = cJSON_GetObjectItem(r, "music");
+    cJSON *fad = cJSON_GetObjectItem(m, "fad");
+    double v = cJSON_GetNumberValue(cJSON_GetObjectItem(fad, "value"));
+    const char *emb = cJSON_GetStringValue(cJSON_GetObjectItem(fad, "embedding"));
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(fad, "measured")) && emb && strstr(emb, "VGGish") &&
+              cJSON_IsString(cJSON_GetObjectItem(fad, "checkpoint_sha256")) &&
+              cJSON_GetNumberValue(cJSON_GetObjectItem(fad, "generated_clips")) == 4,
+          "music.json fad: VGGish, measured over 4 clips, with the weights' hash");
+    /* the same folders through the fad command */
+    rc = sh("'%s/m2u-eval' fad --embed vggish --vggish '%s/vggish/vggish_tiny.pth' --ref '%s/ref' --gen '%s/gen' "
+            "--out '%s/fad_staged.json' > /dev/null 2> '%s/cli_fad_staged.txt'",
+            M2U_BUILD_DIR, M2U_FIXTURES, sd, sd, g_dir, g_dir);
+    snprintf(p, sizeof p, "%s/fad_staged.json", g_dir);
+    char *js2 = slurp(p);
+    cJSON *r2 = js2 ? cJSON_Parse(js2) : NULL;
+    double v2 = cJSON_GetNumberValue(cJSON_GetObjectItem(r2, "frechet_distance"));
+    CHECK(rc == 0 && v == v2 && isfinite(v), "music's VGGish FAD %.9g vs fad on the staged folders %.9g", v, v2);
+    /* a staged reference holds the shard's samples (16-bit at the shard's rate) */
+    float *w = NULL;
+    size_t nf = 0;
+    int ch = 0, rate = 0;
+    m2u_wav_format wf;
+    snprintf(p, sizeof p, "%s/ref/song_a_0.wav", sd);
+    CHECK(m2u_wav_read(p, &w, &nf, &ch, &rate, &wf) == 0 && ch == 1 && rate == RATE && nf > 0,
+          "staged reference %s: %s", p, m2u_last_error());
+    free(w);
+    cJSON_Delete(r2), free(js2);
+    cJSON_Delete(r), free(js);
+    /* PaSST: the tiny model's position table is shorter than these clips: refused, named */
+    rc = sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --passt '%s/passt/passt_tiny.pt' "
+            "--out '%s/rep_passt' > '%s/cli_passt.txt' 2>&1",
+            M2U_BUILD_DIR, g_dir, g_dir, M2U_FIXTURES, g_dir, g_dir);
+    snprintf(p, sizeof p, "%s/cli_passt.txt", g_dir);
+    char *txt = slurp(p);
+    CHECK(rc == 1 && txt && strstr(txt, ".wav") && strstr(txt, "samples"),
+          "--passt with clips longer than the model takes: exit 1 naming the file (%d): %s", rc, txt ? txt : "");
+    free(txt);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/m2u_musiceval_XXXXXX");
     if (!mkdtemp(g_dir)) return 1;
@@ -588,6 +642,7 @@ int main(void) {
         test_scores();
         test_cli_and_html();
         test_clap();
+        test_paper_scorers();
     }
     for (int k = 0; k < P_N; k++) free(g_pcm[k]), m2u_analysis_free(&g_an[k]);
     if (!t_fail && !getenv("M2U_KEEP_TEST_DIR")) sh("rm -rf %s", g_dir);
