@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char k_imagebind_reason[] =
+    "ImageBind rank (image/video -> music) is not computed by m2u: it needs the ~1.2 B-parameter ImageBind-huge model and M2UGen's rank code has a bug; run it as an external scorer and put its numbers beside these with m2u-eval compare (README, Evaluation protocol)";
+
 /* ---- base64 ---------------------------------------------------------------------------------------- */
 
 char *m2u_base64(const unsigned char *d, size_t n) {
@@ -243,6 +246,11 @@ cJSON *m2u_music_eval_json(const m2u_music_eval *e) {
     }
     cJSON_AddItemToObject(o, "kl", kl);
     cJSON_AddItemToObject(o, "clap_score", clap);
+    cJSON *ib = cJSON_CreateObject();
+    cJSON_AddBoolToObject(ib, "measured", 0);
+    cJSON_AddItemToObject(ib, "value", cJSON_CreateNull());
+    cJSON_AddStringToObject(ib, "reason", k_imagebind_reason);
+    cJSON_AddItemToObject(o, "imagebind_rank", ib);
     cJSON *ag = cJSON_CreateObject();
     for (int g = 0; g < e->n_groups; g++) cJSON_AddItemToObject(ag, e->group[g], agreement_json(&e->ag[g]));
     cJSON_AddItemToObject(o, "agreement", ag);
@@ -308,10 +316,11 @@ void m2u_music_md_section(m2u_strbuf *b, const m2u_music_eval *e) {
     else
         m2u_sb_printf(b, "| KL (PaSST) | not measured | %s |\n", e->kl_reason ? e->kl_reason : "");
     if (e->clap_measured)
-        m2u_sb_printf(b, "| CLAP score | %.6f | mean cosine over %ld generated mucaps clips and their captions |\n\n",
+        m2u_sb_printf(b, "| CLAP score | %.6f | mean cosine over %ld generated mucaps clips and their captions |\n",
                       e->clap, e->clap_n);
     else
-        m2u_sb_printf(b, "| CLAP score | not measured | %s |\n\n", e->clap_reason ? e->clap_reason : "");
+        m2u_sb_printf(b, "| CLAP score | not measured | %s |\n", e->clap_reason ? e->clap_reason : "");
+    m2u_sb_printf(b, "| ImageBind rank | not measured | %s |\n\n", k_imagebind_reason);
     m2u_sb_puts(b, "### Analysis agreement (generated clip vs what was asked)\n\n| group |");
     for (int a = 0; a < M2U_GA_COUNT; a++) m2u_sb_printf(b, " %s |", m2u_gen_attr_name((m2u_gen_attr)a));
     m2u_sb_puts(b, "\n|---|");
@@ -466,6 +475,8 @@ int m2u_music_html_section(m2u_strbuf *b, const m2u_music_eval *e, const m2u_mus
         m2u_sb_puts(b, "</td></tr>\n<tr><td>CLAP score</td><td>not measured</td><td>");
         m2u_sb_html(b, e->clap_reason);
     }
+    m2u_sb_puts(b, "</td></tr>\n<tr><td>ImageBind rank</td><td>not measured</td><td>");
+    m2u_sb_html(b, k_imagebind_reason);
     m2u_sb_puts(b, "</td></tr>\n</table>\n<h3>Analysis agreement</h3>\n<p class=\"small\">m2u's music analysis of each "
                    "generated clip against what the prompt or the edit asked for (rate = agreeing / asked; a missing "
                    "clip counts as wrong).</p>\n<table id=\"music-agreement\"><tr><th>group</th>");
