@@ -12,8 +12,11 @@
 #   m2u-eval kl --passt           vs  M2UGen's KL (librosa.load(sr=32000), hear21passt logits)
 #   m2u-eval clap                 vs  ClapFeatureExtractor + ClapModel get_audio/text_features
 # and prints wall and CPU seconds, reference / m2u ratios, and whether the two scores agree
-# within the tolerances of the tests.  The reference pipelines are those of the fixture
-# scripts (tests/make_{vggish,passt,clap}_fixtures.py); see eval/bench/bench_scorers_ref.py.
+# within the tolerances of the tests (FAD also row by row: with fewer than 13 clips the
+# covariances are singular and fad_score's float32 Newton-Schulz square root is ill-conditioned,
+# so the embeddings and the exact distance of each side's rows decide).  Exits 1 when they
+# disagree.  The reference pipelines are those of the fixture scripts
+# (tests/make_{vggish,passt,clap}_fixtures.py); see eval/bench/bench_scorers_ref.py.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -106,21 +109,26 @@ printf '{"clips": %d, "seed": %d, "threads": %d, "load": "%s", "machine": "%s"}\
     > "$RUN/meta.json"
 echo "scoring $CLIPS + $CLIPS ten-second clips with $THREADS thread(s); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
+# the reference's own output (hear21passt prints shapes, warnings) goes to RUN/ref_*.log
+reference() {
+    local name=$1; shift
+    "$PY" "$REF_PY" "$name" "$@" --threads "$THREADS" --json "$RUN/ref_$name.json" > "$RUN/ref_$name.log" 2>&1 ||
+        { tail -n 20 "$RUN/ref_$name.log" >&2; die "the $name reference failed (log: $RUN/ref_$name.log)"; }
+    tail -n 1 "$RUN/ref_$name.log"
+}
 # each scorer: m2u, then the reference, back to back (a load change hits both alike)
 echo "VGGish FAD"
 "$PY" "$REF_PY" time --scorer fad --json "$RUN/m2u_fad.json" --stdout "$RUN/m2u_fad.txt" -- \
-    "$BIN" fad --embed vggish --vggish "$CKPT/vggish_random.pth" --ref "$DATA/ref" --gen "$DATA/gen"
-"$PY" "$REF_PY" fad --vggish "$CKPT/vggish_random.pth" --ref "$DATA/ref" --gen "$DATA/gen" \
-    --threads "$THREADS" --json "$RUN/ref_fad.json"
+    "$BIN" fad --embed vggish --vggish "$CKPT/vggish_random.pth" --ref "$DATA/ref" --gen "$DATA/gen" \
+    --dump-ref "$RUN/m2u_fad_ref.npy" --dump-gen "$RUN/m2u_fad_gen.npy"
+reference fad --vggish "$CKPT/vggish_random.pth" --ref "$DATA/ref" --gen "$DATA/gen" --dump "$RUN/ref_fad"
 echo "PaSST KL"
 "$PY" "$REF_PY" time --scorer kl --json "$RUN/m2u_kl.json" --stdout "$RUN/m2u_kl.txt" -- \
     "$BIN" kl --passt "$CKPT/passt_s_swa_p16_128_ap476_random.pt" --ref "$DATA/ref" --gen "$DATA/gen"
-"$PY" "$REF_PY" kl --passt "$CKPT/passt_s_swa_p16_128_ap476_random.pt" --ref "$DATA/ref" --gen "$DATA/gen" \
-    --threads "$THREADS" --json "$RUN/ref_kl.json"
+reference kl --passt "$CKPT/passt_s_swa_p16_128_ap476_random.pt" --ref "$DATA/ref" --gen "$DATA/gen"
 echo "CLAP score"
 "$PY" "$REF_PY" time --scorer clap --json "$RUN/m2u_clap.json" --stdout "$RUN/m2u_clap.txt" -- \
     "$BIN" clap --clap "$CKPT/clap_htsat_unfused_random" --audio "$DATA/gen" --captions "$DATA/pairs.jsonl"
-"$PY" "$REF_PY" clap --clap "$CKPT/clap_htsat_unfused_random" --audio "$DATA/gen" --captions "$DATA/pairs.jsonl" \
-    --threads "$THREADS" --json "$RUN/ref_clap.json"
+reference clap --clap "$CKPT/clap_htsat_unfused_random" --audio "$DATA/gen" --captions "$DATA/pairs.jsonl"
 
 "$PY" "$REF_PY" report --dir "$RUN" --json "$JSON"

@@ -220,7 +220,9 @@ def cmd_fad(a):
     try:
         # fad_embed: load + Resample to 16 kHz + PadCrop 2^18 + 10 chunks + one forward each, .pt per batch
         for side, d in (("ref", a.ref), ("gen", a.gen)):
-            V.embed_set(model, audio_files(d), os.path.join(tmp, side))
+            rows, _, _ = V.embed_set(model, audio_files(d), os.path.join(tmp, side))
+            if a.dump:  # the rows, for the report's row-by-row comparison with m2u's --dump-*
+                np.save(f"{a.dump}_{side}.npy", rows)
         fad = V.fad_score(os.path.join(tmp, "ref"), os.path.join(tmp, "gen"))  # fad_score: maji, NS-20
     finally:
         shutil.rmtree(tmp)
@@ -298,6 +300,33 @@ def cmd_time(a):
 # the tolerances the tests use (tests/eval/test_fad_vggish.c, test_passt_kl.c, test_clap_score.c)
 TOL = {"fad": ("relative", 1e-4), "kl": ("absolute", 1e-5), "clap": ("absolute", 1e-5)}
 NAMES = {"fad": "FAD (VGGish)", "kl": "KL (PaSST)", "clap": "CLAP score"}
+TOL_ROWS = 1e-5  # test_fad_vggish.c: every embedding within 1e-5 of the largest |value|
+
+
+def fad_rows_check(d):
+    """m2u's and fad_embed's VGGish rows compared one by one, and the exact (float64 sqrtm)
+    Frechet distance of each side's rows.  fad_score's float32 Newton-Schulz square root is
+    ill-conditioned when a set has no more rows than dimensions (fewer than 13 clips: 10 rows
+    per clip, 128 dimensions, a singular covariance), so with few clips the two NS-20 numbers
+    may differ beyond the test's 1e-4 while the embeddings and exact distances agree."""
+    import scipy.linalg
+
+    def fd(a, b):
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        c = scipy.linalg.sqrtm(s1 @ s2).real
+        return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * c))
+
+    m = {s: np.load(os.path.join(d, f"m2u_fad_{s}.npy")) for s in ("ref", "gen")}
+    r = {s: np.load(os.path.join(d, f"ref_fad_{s}.npy")) for s in ("ref", "gen")}
+    if any(m[s].shape != r[s].shape for s in m):
+        return {"rows_agree": False, "why": f"shapes differ: m2u {m['ref'].shape} {m['gen'].shape}, "
+                                           f"reference {r['ref'].shape} {r['gen'].shape}"}
+    rows = max(float(np.abs(m[s] - r[s]).max() / np.abs(r[s]).max()) for s in m)
+    em, er = fd(m["ref"], m["gen"]), fd(r["ref"], r["gen"])
+    return {"rows_max_difference_rel": rows, "rows_agree": rows <= TOL_ROWS, "exact_fd_m2u": em, "exact_fd_ref": er,
+            "exact_fd_difference_rel": abs(em - er) / abs(er),
+            "rank_deficient": min(len(m["ref"]), len(m["gen"])) <= m["ref"].shape[1]}
 
 
 def cmd_report(a):
@@ -312,17 +341,32 @@ def cmd_report(a):
         kind, tol = TOL[k]
         diff = abs(m["score"] - r["score"]) / (abs(r["score"]) if kind == "relative" else 1)
         ok = diff <= tol
+        extra = {}
+        if k == "fad":
+            extra = fad_rows_check(a.dir)
+            # with a singular covariance only the embeddings and the exact distance can be compared
+            ok = extra["rows_agree"] and (ok or (extra.get("rank_deficient", False)
+                                                and extra["exact_fd_difference_rel"] <= tol))
         agree &= ok
         rows[k] = {"m2u_seconds": m["seconds"], "ref_seconds": r["seconds"], "ratio": r["seconds"] / m["seconds"],
                    "m2u_cpu_seconds": m["cpu_seconds"], "ref_cpu_seconds": r["cpu_seconds"],
                    "cpu_ratio": r["cpu_seconds"] / m["cpu_seconds"], "m2u_score": m["score"], "ref_score": r["score"],
-                   f"{kind}_difference": diff, "tolerance": tol, "agree": ok}
+                   f"{kind}_difference": diff, "tolerance": tol, "agree": ok, **extra}
         tm, tr, tmc, trc = tm + m["seconds"], tr + r["seconds"], tmc + m["cpu_seconds"], trc + r["cpu_seconds"]
         x = rows[k]
         print(f"{NAMES[k]:<14}{x['m2u_seconds']:>9.2f}{x['ref_seconds']:>9.2f}{x['ratio']:>7.2f}x"
               f"{x['m2u_cpu_seconds']:>9.2f}{x['ref_cpu_seconds']:>9.2f}{x['cpu_ratio']:>7.2f}x"
               f"{x['m2u_score']:>16.8g}{x['ref_score']:>16.8g}  {kind} diff {diff:.2g} "
-              f"({'within' if ok else 'OUTSIDE'} {tol:g})")
+              f"({'within' if diff <= tol else 'OUTSIDE'} {tol:g})")
+        if k == "fad" and "why" in extra:
+            print(f"{'':<14}embeddings: {extra['why']}")
+        elif k == "fad":
+            print(f"{'':<14}embeddings: max difference {extra['rows_max_difference_rel']:.2g} of the largest value "
+                  f"({'within' if extra['rows_agree'] else 'OUTSIDE'} {TOL_ROWS:g}); exact Frechet distance of the "
+                  f"rows {extra['exact_fd_m2u']:.8g} vs {extra['exact_fd_ref']:.8g} "
+                  f"(relative diff {extra['exact_fd_difference_rel']:.2g})"
+                  + ("; fewer rows than dimensions: fad_score's NS-20 is ill-conditioned here, the exact "
+                     "distances decide" if extra["rank_deficient"] else ""))
     total = {"m2u_seconds": tm, "ref_seconds": tr, "ratio": tr / tm, "m2u_cpu_seconds": tmc, "ref_cpu_seconds": trc,
              "cpu_ratio": trc / tmc}
     print(f"{'total':<14}{tm:>9.2f}{tr:>9.2f}{tr / tm:>7.2f}x{tmc:>9.2f}{trc:>9.2f}{trc / tmc:>7.2f}x")
@@ -330,9 +374,10 @@ def cmd_report(a):
           " m2u: whole process; reference: checkpoint load + scoring (no interpreter start, no imports).")
     with open(a.json, "w") as f:
         json.dump({**meta, "scorers": rows, "total": total, "all_agree": agree}, f, indent=1)
+    print(f"agreement of the three scores within the tests' tolerances: {'yes' if agree else 'NO'}")
     print(f"written: {a.json}")
     if not agree:
-        print("bench_scorers: m2u and the reference disagree beyond the tests' tolerance (see above)", file=sys.stderr)
+        sys.exit("bench_scorers: m2u and the reference disagree beyond the tests' tolerance (see above)")
 
 
 def main():
@@ -349,6 +394,8 @@ def main():
             p.add_argument("--audio", required=True); p.add_argument("--captions", required=True)
         else:
             p.add_argument("--ref", required=True); p.add_argument("--gen", required=True)
+        if name == "fad":
+            p.add_argument("--dump", help="write the embeddings to DUMP_ref.npy and DUMP_gen.npy")
     p = sub.add_parser("time"); p.add_argument("--json", required=True); p.add_argument("--stdout", required=True)
     p.add_argument("--scorer", choices=["fad", "kl", "clap"], required=True); p.add_argument("cmd", nargs="+")
     p.set_defaults(f=cmd_time)
