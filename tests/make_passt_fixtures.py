@@ -119,21 +119,26 @@ N_CLASSES, EMBED, HEADS, DEPTH, TDIM = 40, 36, 12, 2, 300
 def make_model():
     net = PaSST(img_size=(128, TDIM), patch_size=16, stride=10, in_chans=1, num_classes=N_CLASSES, embed_dim=EMBED,
                 depth=DEPTH, num_heads=HEADS, mlp_ratio=4.0, distilled=True)
-    # PaSST's own init (std 0.02) gives near-uniform class probabilities and KLs of 1e-4;
-    # larger random weights make every term of the score matter.
-    g = torch.Generator().manual_seed(1)
+    randomize_(net, head_std=0.8)
+    net.eval()
+    return net
+
+
+def randomize_(net, head_std, seed=1):
+    """PaSST's own init (std 0.02) gives near-uniform class probabilities and KLs of 1e-4;
+    larger random weights make every term of the score matter.  (Also used at full size by
+    eval/bench/bench_scorers_ref.py, with a head_std scaled to the width.)"""
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in net.named_parameters():
             if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name in (
                     "norm.weight", "head.0.weight"):
                 p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
             elif name.startswith("head.1.weight"):
-                p.copy_(torch.randn(p.shape, generator=g) * 0.8)
+                p.copy_(torch.randn(p.shape, generator=g) * head_std)
             else:
                 std = 0.3 if p.dim() < 2 else 1.0 / math.sqrt(p[0].numel())
                 p.copy_(torch.randn(p.shape, generator=g) * std)
-    net.eval()
-    return net
 
 
 def wrapper(net):
@@ -174,6 +179,13 @@ def load(path):
     # M2UGen Evaluation/*/evaluate.py: librosa.load(sr=32000), first 10 s
     y, _ = librosa.load(path, sr=32000)
     return y[:320000].astype(np.float32)
+
+
+def m2ugen_kl(model, a, b):
+    """M2UGen evaluate.py: softmax both, kl_div(log(p_gen + 1e-6), p_ref).sum(-1)."""
+    p_ref = torch.softmax(model(a), dim=-1)
+    p_gen = torch.softmax(model(b), dim=-1)
+    return float(torch.nn.functional.kl_div(torch.log(p_gen + 1e-6), p_ref, reduction="none").sum(-1).mean())
 
 
 def main():
@@ -218,11 +230,7 @@ def main():
         for stem, _, _ in pairs:
             a = torch.from_numpy(load(os.path.join(ref_dir, stem + ".wav")))[None]
             b = torch.from_numpy(load(os.path.join(gen_dir, stem + ".flac")))[None]
-            # M2UGen evaluate.py: softmax both, kl_div(log(p_gen + 1e-6), p_ref).sum(-1)
-            p_ref = torch.softmax(model(a), dim=-1)
-            p_gen = torch.softmax(model(b), dim=-1)
-            kl = torch.nn.functional.kl_div(torch.log(p_gen + 1e-6), p_ref, reduction="none").sum(-1).mean()
-            kls.append(float(kl))
+            kls.append(m2ugen_kl(model, a, b))
     with open(os.path.join(OUT, "kl.json"), "w") as f:
         json.dump({"kl": float(np.mean(kls)), "per_pair": kls, "pairs": [p[0] for p in pairs],
                    "unmatched": ["ref/only_ref.wav", "gen/only_gen.wav"], "heads": HEADS}, f, indent=1)

@@ -142,15 +142,20 @@ def check_full_size_structure():
     assert n == 72141184, n
     print(f"full-size structure matches torchvggish 0.2 ({n} parameters)")
 
-def tiny_model():
-    torch.manual_seed(0)
-    m = VGG(make_layers([4, 8, 8, 8, 16, 16]), 16 * 4 * 6, 32, 32, 8)
-    with torch.no_grad():  # He-scaled weights and non-zero biases keep every layer alive
+def he_init_(m):
+    """He-scaled weights and non-zero biases keep every layer alive (also used by
+    eval/bench/bench_scorers_ref.py at full size)."""
+    with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
                 fan_in = mod.weight[0].numel()
                 mod.weight.normal_(0, math.sqrt(2.0 / fan_in))
                 mod.bias.uniform_(-0.1, 0.1)
+    return m
+
+def tiny_model():
+    torch.manual_seed(0)
+    m = he_init_(VGG(make_layers([4, 8, 8, 8, 16, 16]), 16 * 4 * 6, 32, 32, 8))
     m.eval()
     sd = {k: v.clone().contiguous() for k, v in m.state_dict().items()}
     # fad_pytorch setup_embedder('vggish'): no PCA, final ReLU dropped
