@@ -1293,6 +1293,10 @@ static void t_gelu_dense(void) {
         if (e > worst) worst = e;
     }
     CHECK(worst <= 1e-9, "gelu over [-6, 6]: error beyond the A&S bound and rounding: %.3g", worst);
+    /* a NaN stays NaN (a broken activation must reach the loss, not vanish) */
+    x[0] = NAN;
+    m2u_gelu_fwd(y, x, 1);
+    CHECK(y[0] != y[0], "gelu(NaN) = %g, not NaN", y[0]);
     free(x), free(y);
 }
 

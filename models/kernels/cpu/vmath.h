@@ -23,11 +23,12 @@
 
 /* exp(v) for v <= 0 in double: v = n ln2 + r, |r| <= ln2/2, exp(r) by its Taylor series to r^11
  * (truncation < 2e-13 relative), times 2^n built in the exponent bits.  v below -700 gives
- * exp(-700) (a value that no float result can tell from 0). */
+ * exp(-700) (a value that no float result can tell from 0); a NaN stays NaN, so a broken input
+ * upstream still shows in the loss. */
 M2U_VINLINE double m2u_vexp_neg(double v) {
     const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453, shifter = 6755399441055744.0; /* 1.5*2^52 */
-    v = v > -700.0 ? v : -700.0;
-    v = v < 0.0 ? v : 0.0;
+    v = v > -700.0 || v != v ? v : -700.0;
+    v = v < 0.0 || v != v ? v : 0.0;
     double u = v * log2e + shifter;
     double nd = u - shifter; /* round to nearest integer */
     uint64_t ub;
