@@ -56,7 +56,8 @@ declare -A MAX_LEN=([safetensors]=65536 [safetensors_index]=8192 [torch]=65536 [
   [compare]=16384
   [tokenizer_bytelevel]=32768
   [meteor_wordnet]=8192 [meteor_paraphrase]=8192
-  [passt_schema]=96)
+  [passt_schema]=96
+  [clap]=8192)
 declare -A TIMEOUT=([unigram_charsmap]=20 [media]=20 [shard]=20 [shard_schema]=20)
 # libhdf5 has no frame pointers: the leak suppression (lsan.supp) needs the slow unwinder there
 # shard_schema's inputs are short edit programs: let them reach max_len at once
