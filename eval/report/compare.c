@@ -15,13 +15,6 @@
 #define MAX_DEPTH 32      /* m2u's reports nest 5 deep; deeper JSON is not one of them */
 #define MAX_VALUES 100000 /* a report has a few hundred numbers; more means a wrong file */
 
-static char *dupstr(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d) memcpy(d, s, n);
-    return d;
-}
-
 /* Subtrees that are per-item or matrix data, not scores. */
 static int skipped_key(const char *k) {
     static const char *const skip[] = {"items", "per_item", "confusion", "skipped_lines", "held_out", NULL};
@@ -63,7 +56,7 @@ static int add_value(builder *b, const char *path, double v) {
         if (!nv) return m2u_fail("out of memory");
         s->v = nv, b->cap_v = c;
     }
-    char *p = dupstr(path);
+    char *p = strdup(path);
     if (!p) return m2u_fail("out of memory");
     s->v[s->n_v++] = (m2u_cmp_value){p, v};
     return 0;
@@ -78,7 +71,7 @@ static int add_note(builder *b, const char *path, const char *key, const char *t
         if (!nn) return m2u_fail("out of memory");
         s->notes = nn, b->cap_n = c;
     }
-    m2u_cmp_note n = {dupstr(path), dupstr(key), dupstr(text)};
+    m2u_cmp_note n = {strdup(path), strdup(key), strdup(text)};
     if (!n.path || !n.key || !n.text) {
         free(n.path), free(n.key), free(n.text);
         return m2u_fail("out of memory");
@@ -204,8 +197,8 @@ int m2u_compare_add_json(m2u_compare *c, const char *json, size_t len, const cha
         if (!rc && s.n_v == 0) rc = m2u_fail("%s: no numbers in it: not an m2u-eval report", origin);
     }
     if (!rc) {
-        s.name = dupstr(name ? name : s.published ? nm->valuestring : origin);
-        s.origin = dupstr(origin);
+        s.name = strdup(name ? name : s.published ? nm->valuestring : origin);
+        s.origin = strdup(origin);
         if (!s.name || !s.origin) rc = m2u_fail("out of memory");
     }
     if (!rc) {
@@ -219,7 +212,7 @@ int m2u_compare_add_json(m2u_compare *c, const char *json, size_t len, const cha
 }
 
 int m2u_compare_add(m2u_compare *c, const char *path, const char *name) {
-    char *file = m2u_is_dir(path) ? m2u_path_join(path, "report.json") : dupstr(path);
+    char *file = m2u_is_dir(path) ? m2u_path_join(path, "report.json") : strdup(path);
     if (!file) return m2u_fail("out of memory");
     char *data = NULL;
     size_t len = 0;
