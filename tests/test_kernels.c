@@ -21,6 +21,7 @@
 #include "fft.h"
 #include "m2u_error.h"
 #include "test_util.h"
+#include "vmath.h"
 
 #include <float.h>
 #include <math.h>
@@ -552,6 +553,10 @@ static void t_attention(void) {
     t_attention_case("full gqa bias mask", 2, 7, 9, 4, 2, 4, 1, 0, 0, 4, 1, 1.0f);
     t_attention_case("full bias broadcast", 1, 3, 17, 2, 1, 3, 0, 0, 0, 1, 0, 0.5f);
     t_attention_case("causal bias mask", 2, 9, 9, 2, 2, 4, 0, 1, 0, 2, 1, 0);
+    /* longer than one query block of the inference path (64 rows): full, causal, masked */
+    t_attention_case("full blocks", 1, 70, 37, 2, 1, 4, 1, 0, 0, 0, 0, 0);
+    t_attention_case("causal blocks pos0", 1, 67, 70, 2, 2, 3, 0, 1, 3, 1, 0, 0);
+    t_attention_case("full blocks bias mask", 2, 66, 9, 2, 2, 3, 0, 0, 0, 2, 1, 0);
     /* bad dimensions are an error, not a crash */
     m2u_attn bad = m2u_attn_make(1, 1, 1, 3, 2, 4, 12, 8, 8, 0, 0);
     CHECK(BE->attn_fwd(&bad, NULL, NULL, NULL, NULL, NULL) != 0, "KV not dividing H must fail");
@@ -1300,6 +1305,26 @@ static void t_gelu_dense(void) {
     free(x), free(y);
 }
 
+/* The softmax's float exponential (vmath.h): within 2 ulp of glibc's expf over its normal range,
+ * 0 below -87, exactly 1 at 0, NaN kept. */
+static void t_vexpf(void) {
+    const int n = 400001;
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        float v = (float)(-87.0 * i / (n - 1));
+        float got = m2u_vexpf_neg(v), ref = expf(v);
+        double ulp = fabs((double)nextafterf(ref, INFINITY) - ref);
+        double e = fabs((double)got - ref) / ulp;
+        if (!(e <= worst)) worst = e;
+    }
+    CHECK(worst <= 2.0, "vexpf over [-87, 0]: %.2f ulp from expf", worst);
+    CHECK(m2u_vexpf_neg(0.0f) == 1.0f, "vexpf(0) = %.9g", m2u_vexpf_neg(0.0f));
+    CHECK(m2u_vexpf_neg(-87.5f) == 0.0f && m2u_vexpf_neg(-INFINITY) == 0.0f, "vexpf below -87 is not 0");
+    float nan = NAN;
+    CHECK(m2u_vexpf_neg(nan) != m2u_vexpf_neg(nan), "vexpf(NaN) is not NaN");
+    printf("  vexpf: %.2f ulp at most from expf on [-87, 0]\n", worst);
+}
+
 /* conv2d / maxpool (NHWC, CPU only): against direct double loops in torch's NCHW indexing */
 static double max_rel_err(const float *got, const double *ref, size_t n) {
     double maxref = 1.0, err = 0.0;
@@ -1384,6 +1409,7 @@ int main(void) {
     run_suite();
     t_fft();
     t_gelu_dense();
+    t_vexpf();
     t_conv2d();
     printf("cpu: %d checks, %d failed\n", t_pass + t_fail, t_fail);
     const char *why = NULL;

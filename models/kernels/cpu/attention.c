@@ -58,6 +58,38 @@ static void softmax_prefix(float *p, int last, int S) {
     for (int s = last + 1; s < S; s++) p[s] = 0.0f;
 }
 
+/* The inference softmax of softmax_prefix (no probs kept): the exponential in float
+ * (m2u_vexpf_neg, within 2 ulp of expf) and the max and the sum in 8 lanes, so all three
+ * passes vectorise.  Values differ from softmax_prefix's in the last bits (torch's own
+ * vectorised softmax orders its sums differently again); training keeps softmax_prefix. */
+#define LANES 8
+M2U_VCLONES
+static void softmax_fast(float *p, int last, int S) {
+    int n = last + 1, n8 = n - n % LANES;
+    float m[LANES], acc[LANES];
+    for (int j = 0; j < LANES; j++) m[j] = -INFINITY, acc[j] = 0.0f;
+    for (int s = 0; s < n8; s += LANES)
+        for (int j = 0; j < LANES; j++) m[j] = p[s + j] > m[j] ? p[s + j] : m[j];
+    float mx = -INFINITY;
+    for (int j = 0; j < LANES; j++) mx = m[j] > mx ? m[j] : mx;
+    for (int s = n8; s < n; s++) mx = p[s] > mx ? p[s] : mx;
+    for (int s = 0; s < n8; s += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float e = m2u_vexpf_neg(p[s + j] - mx);
+            p[s + j] = e;
+            acc[j] += e;
+        }
+    float sum = 0.0f;
+    for (int s = n8; s < n; s++) {
+        p[s] = m2u_vexpf_neg(p[s] - mx);
+        sum += p[s];
+    }
+    for (int j = 0; j < LANES; j++) sum += acc[j];
+    float inv = 1.0f / sum;
+    for (int s = 0; s < n; s++) p[s] *= inv;
+    for (int s = n; s < S; s++) p[s] = 0.0f;
+}
+
 /* The same over keys 0..last where mask[s] != 0; hidden keys and rows with nothing
  * visible get 0. */
 static void softmax_masked(float *p, int last, int S, const int32_t *mask) {
@@ -128,6 +160,54 @@ static int attn_fwd_one(const m2u_attn *a, float *out, float *probs, const float
     return 0;
 }
 
+/* Inference (no probs kept), flash-style: blocks of QBLK query rows of one head, so a
+ * block's scores (QBLK x S floats) stay in the core's L2 cache between the two GEMMs and the
+ * softmax, where a whole head's T x S scores (5.6 MB for PaSST's 1190 tokens) went through
+ * memory three times.  Blocks of all heads are shared among the threads; a causal block
+ * multiplies only the keys its last row sees. */
+#define QBLK 64
+static int attn_fwd_blocked(const m2u_attn *a, float *out, const float *q, const float *k, const float *v,
+                            size_t kbs, size_t vbs) {
+    int B = a->B, T = a->T, S = a->S, H = a->H, hd = a->hd, group = a->H / a->KV, od = H * hd, failed = 0;
+    int nblk = (T + QBLK - 1) / QBLK;
+    long items = (long)B * H * nblk;
+#pragma omp parallel
+    {
+        float *P = malloc((size_t)QBLK * S * sizeof(float));
+        if (!P) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (long it = 0; it < items; it++) {
+            if (failed) continue;
+            int bh = (int)(it / nblk), t0 = (int)(it % nblk) * QBLK, b = bh / H, h = bh % H, g = h / group;
+            int tn = T - t0 < QBLK ? T - t0 : QBLK, ns = last_key(a, t0 + tn - 1) + 1;
+            const float *qb = q + ((size_t)b * T + t0) * a->qs + (size_t)h * hd;
+            const float *kb = k + (size_t)b * kbs + (size_t)g * hd, *vb = v + (size_t)b * vbs + (size_t)g * hd;
+            const float *bias = a->bias ? a->bias + ((size_t)(a->bias_heads == 1 ? 0 : h) * T + t0) * S : NULL;
+            const float *kbias = a->key_bias ? a->key_bias + (size_t)b * S : NULL;
+            const int32_t *mask = a->key_mask ? a->key_mask + (size_t)b * S : NULL;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tn, ns, hd, a->scale, qb, a->qs, kb, a->ks, 0.0f, P,
+                        ns);
+            for (int r = 0; r < tn; r++) {
+                float *p = P + (size_t)r * ns;
+                int last = last_key(a, t0 + r);
+                if (bias)
+                    for (int s = 0; s <= last; s++) p[s] += bias[(size_t)r * S + s];
+                if (kbias)
+                    for (int s = 0; s <= last; s++) p[s] += kbias[s];
+                if (mask) softmax_masked(p, last, ns, mask);
+                else softmax_fast(p, last, ns);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, hd, ns, 1.0f, P, ns, vb, a->vs, 0.0f,
+                        out + ((size_t)b * T + t0) * od + (size_t)h * hd, od);
+        }
+        free(P);
+    }
+    return failed ? m2u_fail("attention: out of memory for %d x %d scores", QBLK, S) : 0;
+}
+
 int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, const float *k, const float *v) {
     if (check(a, "attention")) return -1;
     int B = a->B, T = a->T, S = a->S, H = a->H, hd = a->hd, group = a->H / a->KV, od = H * hd, failed = 0;
@@ -138,6 +218,7 @@ int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, co
     }
     size_t kbs = a->kv_bstride ? a->kv_bstride : (size_t)S * a->ks, vbs = a->kv_bstride ? a->kv_bstride : (size_t)S * a->vs;
     if (T == 1 && a->prescale_q) return attn_fwd_one(a, out, probs, q, k, v, kbs, vbs);
+    if (!probs && !a->prescale_q) return attn_fwd_blocked(a, out, q, k, v, kbs, vbs);
 #pragma omp parallel
     {
         float *own = probs ? NULL : malloc((size_t)T * S * sizeof(float));

@@ -52,6 +52,34 @@ M2U_VINLINE double m2u_vexp_neg(double v) {
     return p * p2;
 }
 
+/* expf(v) for v <= 0 in float, vectorisable: v = n ln2 + r (ln2 in two parts, Cody & Waite),
+ * exp(r) by Cephes' degree-7 polynomial for expf (within 2 ulp of expf, tests/test_kernels.c
+ * checks it), times 2^n built in the exponent bits.  Below -87 (exp < 1.7e-38, under float's
+ * normal range) the result is 0; a NaN stays NaN.  For the attention softmax, where half the
+ * time of a long-sequence encoder went to the double exponential above. */
+M2U_VINLINE float m2u_vexpf_neg(float v) {
+    const float log2e = 1.44269504f, c1 = 0.693359375f, c2 = -2.12194440e-4f, shifter = 12582912.0f; /* 1.5*2^23 */
+    float x = v > -87.0f || v != v ? v : -87.0f;
+    x = x < 0.0f || x != x ? x : 0.0f;
+    float u = x * log2e + shifter;
+    float nf = u - shifter; /* round to nearest integer, in [-126, 0] */
+    uint32_t ub;
+    memcpy(&ub, &u, sizeof ub);
+    uint32_t pb = (ub + 127u) << 23; /* 2^n: the low bits of u hold n (unsigned: wraps by design) */
+    float p2;
+    memcpy(&p2, &pb, sizeof p2);
+    float r = x - nf * c1;
+    r = r - nf * c2;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = (p * (r * r) + r + 1.0f) * p2;
+    return v < -87.0f ? 0.0f : y;
+}
+
 /* erf(z) by Abramowitz & Stegun 7.1.26 (see above), in double. */
 M2U_VINLINE double m2u_verf_as(double z) {
     double a = z < 0.0 ? -z : z;
