@@ -1,6 +1,7 @@
 /* CLAP score of audio-caption pairs: see clap_score.h. */
 #include "clap_score.h"
 
+#include "backend.h"
 #include "clap.h"
 #include "audio_load.h"
 #include "decode.h"
@@ -10,6 +11,7 @@
 #include "sha256.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +166,22 @@ done:
     return rc;
 }
 
+typedef struct {
+    const m2u_clap *m;
+    m2u_clap_scores *s;
+} pair_job;
+
+/* One item: its cosine, or its error (an audio file that cannot be read), or -1 (m2u_fail). */
+static int score_pair(void *ctx, int i) {
+    const pair_job *j = ctx;
+    m2u_clap_item *it = &j->s->items[i];
+    char why[1024];
+    int prc = m2u_clap_pair(j->m, it->path, it->caption, &it->cosine, why, sizeof why);
+    if (prc < 0) return -1;
+    if (prc > 0 && !(it->error = strdup(why))) return m2u_fail("out of memory");
+    return 0;
+}
+
 int m2u_clap_score(const char *clap_dir, const char *audio_dir, const char *pairs_path, m2u_clap_scores *s) {
     m2u_clap *m = NULL;
     int rc = -1;
@@ -176,7 +194,6 @@ int m2u_clap_score(const char *clap_dir, const char *audio_dir, const char *pair
     }
     if (m2u_clap_checkpoint_sha256(clap_dir, s->weights, sizeof s->weights, s->sha256)) goto done;
     s->sample_rate = c->sample_rate, s->max_samples = c->max_samples, s->proj_dim = c->proj_dim;
-    double sum = 0;
     for (size_t i = 0; i < s->n; i++) {
         m2u_clap_item *it = &s->items[i];
         it->path = it->audio[0] == '/' || !audio_dir ? strdup(it->audio) : m2u_path_join(audio_dir, it->audio);
@@ -184,15 +201,18 @@ int m2u_clap_score(const char *clap_dir, const char *audio_dir, const char *pair
             m2u_fail("out of memory");
             goto done;
         }
-        char why[1024];
-        int prc = m2u_clap_pair(m, it->path, it->caption, &it->cosine, why, sizeof why);
-        if (prc < 0) goto done;
-        if (prc > 0) {
-            it->error = strdup(why);
-            continue; /* reported per item, left out of the mean */
-        }
-        double d = it->cosine;
-        sum += d;
+    }
+    if (s->n > (size_t)INT_MAX) {
+        m2u_fail("%s: %zu pairs are too many", pairs_path, s->n);
+        goto done;
+    }
+    /* the pairs side by side, one per thread (backend.h); then the mean in item order */
+    pair_job job = {m, s};
+    if (m2u_parallel_items((int)s->n, score_pair, &job)) goto done;
+    double sum = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->items[i].error) continue; /* reported per item, left out of the mean */
+        sum += s->items[i].cosine;
         s->n_scored++;
     }
     if (s->n_scored) s->mean = sum / (double)s->n_scored;

@@ -1,6 +1,7 @@
 /* FAD on VGGish embeddings as fad_pytorch 0.0.6 (see fad_vggish.h). */
 #include "fad_vggish.h"
 
+#include "backend.h"
 #include "decode.h"
 #include "distribution_metrics.h"
 #include "fileio.h"
@@ -11,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +109,48 @@ int m2u_fad_vggish_prepare(const float *pcm, long n, int channels, int rate, flo
 /* 2^18 samples at 16 kHz plus a margin that covers any resampler's look-ahead (< 1 s + its width) */
 #define DECODE_MAX_S (M2U_FAD_SAMPLE_SIZE / (double)M2U_VGGISH_RATE + 1.1)
 
+/* One file's ten chunk embeddings into rows + f * chunks * dim; done[f] = 0 when it cannot be
+ * decoded (counted as skipped, as fad_pytorch skips it), counts[2f], [2f + 1]: cropped, silent. */
+typedef struct {
+    const m2u_vggish *m;
+    const char *const *paths;
+    double *rows;
+    char *done;
+    int *counts;
+    size_t dim;
+} embed_job;
+
+static int embed_file(void *ctx, int f) {
+    const embed_job *j = ctx;
+    size_t ex = (size_t)M2U_VGGISH_FRAMES * M2U_VGGISH_BANDS;
+    float *pcm = NULL;
+    int64_t n = 0;
+    m2u_audio_info info;
+    m2u_audio_opts o = {.max_s = DECODE_MAX_S, .keep_channels = 2};
+    if (m2u_audio_decode_ex(j->paths[f], 0, &o, &pcm, &n, &info)) {
+        free(pcm);
+        return 0;
+    }
+    float *mono = malloc((size_t)M2U_FAD_SAMPLE_SIZE * sizeof *mono);
+    float *examples = malloc(M2U_FAD_CHUNKS * ex * sizeof *examples), *emb = malloc(M2U_FAD_CHUNKS * j->dim * sizeof *emb);
+    int rc = 0, cropped = 0, silent = 0;
+    if (!mono || !examples || !emb) rc = m2u_fail("out of memory");
+    if (!rc) rc = m2u_fad_vggish_prepare(pcm, (long)(n / info.out_channels), info.out_channels, info.src_rate, mono,
+                                         &cropped, &silent);
+    free(pcm);
+    for (int k = 0; k < M2U_FAD_CHUNKS && !rc; k++) {
+        if (m2u_vggish_n_examples(M2U_FAD_HOP) != 1) rc = m2u_fail("internal: a chunk is not one VGGish example");
+        else rc = m2u_vggish_log_mel(mono + (size_t)k * M2U_FAD_HOP, M2U_FAD_HOP, examples + k * ex);
+    }
+    if (!rc) rc = m2u_vggish_forward(j->m, examples, M2U_FAD_CHUNKS, emb);
+    double *dst = j->rows + (size_t)f * M2U_FAD_CHUNKS * j->dim;
+    for (size_t i = 0; !rc && i < M2U_FAD_CHUNKS * j->dim; i++) dst[i] = emb[i];
+    if (!rc) j->done[f] = 1, j->counts[2 * f] = cropped, j->counts[2 * f + 1] = silent;
+    free(mono), free(examples), free(emb);
+    if (rc) m2u_fail_prefix("%s: ", j->paths[f]);
+    return rc;
+}
+
 int m2u_fad_vggish_embed_dir(const m2u_vggish *m, const char *dir, m2u_audio_embeddings *out,
                              m2u_fad_vggish_counts *counts) {
     memset(out, 0, sizeof *out);
@@ -120,43 +164,30 @@ int m2u_fad_vggish_embed_dir(const m2u_vggish *m, const char *dir, m2u_audio_emb
     qsort(files.v, files.n, sizeof *files.v, cmp_str);
     int rc = 0;
     const m2u_vggish_config *cfg = m2u_vggish_config_of(m);
-    size_t dim = (size_t)cfg->dim, ex = (size_t)M2U_VGGISH_FRAMES * M2U_VGGISH_BANDS;
-    float *mono = malloc((size_t)M2U_FAD_SAMPLE_SIZE * sizeof *mono);
-    float *examples = malloc(M2U_FAD_CHUNKS * ex * sizeof *examples), *emb = malloc(M2U_FAD_CHUNKS * dim * sizeof *emb);
+    size_t dim = (size_t)cfg->dim, per = M2U_FAD_CHUNKS * dim;
     out->dim = dim;
     snprintf(out->encoder, sizeof out->encoder, "vggish");
-    if (!mono || !examples || !emb || !(out->rows = malloc((files.n ? files.n : 1) * M2U_FAD_CHUNKS * dim * sizeof *out->rows)))
+    if (files.n > (size_t)INT_MAX) rc = m2u_fail("%s: %zu files are too many", dir, files.n);
+    embed_job job = {m, (const char *const *)files.v, NULL, calloc(files.n ? files.n : 1, sizeof *job.done),
+                     calloc(files.n ? files.n : 1, 2 * sizeof *job.counts), dim};
+    if (!rc && (!job.done || !job.counts || !(out->rows = malloc((files.n ? files.n : 1) * per * sizeof *out->rows))))
         rc = m2u_fail("out of memory (%zu files)", files.n);
     if (!rc && files.n == 0) rc = m2u_fail("%s: no .wav .flac .ogg .aiff .aif .mp3 file", dir);
-    for (size_t f = 0; f < files.n && !rc; f++) {
+    job.rows = out->rows;
+    /* the files side by side, one per thread (backend.h), each into its own slot of rows */
+    if (!rc) rc = m2u_parallel_items((int)files.n, embed_file, &job);
+    /* then in file order: the decoded ones' rows packed, the undecodable ones counted */
+    for (size_t f = 0; !rc && f < files.n; f++) {
         out->files++;
-        float *pcm = NULL;
-        int64_t n = 0;
-        m2u_audio_info info;
-        m2u_audio_opts o = {.max_s = DECODE_MAX_S, .keep_channels = 2};
-        if (m2u_audio_decode_ex(files.v[f], 0, &o, &pcm, &n, &info)) {
+        if (!job.done[f]) {
             out->files_skipped++;
-            free(pcm);
             continue;
         }
-        int cropped = 0, silent = 0;
-        rc = m2u_fad_vggish_prepare(pcm, (long)(n / info.out_channels), info.out_channels, info.src_rate, mono,
-                                    &cropped, &silent);
-        free(pcm);
-        if (rc) {
-            m2u_fail_prefix("%s: ", files.v[f]);
-            break;
-        }
-        counts->cropped += cropped, counts->silent += silent;
-        for (int k = 0; k < M2U_FAD_CHUNKS && !rc; k++) {
-            if (m2u_vggish_n_examples(M2U_FAD_HOP) != 1) rc = m2u_fail("internal: a chunk is not one VGGish example");
-            else rc = m2u_vggish_log_mel(mono + (size_t)k * M2U_FAD_HOP, M2U_FAD_HOP, examples + k * ex);
-        }
-        if (!rc) rc = m2u_vggish_forward(m, examples, M2U_FAD_CHUNKS, emb);
-        for (size_t i = 0; !rc && i < M2U_FAD_CHUNKS * dim; i++) out->rows[out->n * dim + i] = emb[i];
-        if (!rc) out->n += M2U_FAD_CHUNKS;
+        counts->cropped += job.counts[2 * f], counts->silent += job.counts[2 * f + 1];
+        memmove(out->rows + out->n * dim, out->rows + f * per, per * sizeof *out->rows);
+        out->n += M2U_FAD_CHUNKS;
     }
-    free(mono), free(examples), free(emb);
+    free(job.done), free(job.counts);
     paths_free(&files);
     if (!rc && out->n == 0) rc = m2u_fail("%s: none of the %ld audio files could be decoded", dir, out->files);
     if (rc) m2u_audio_embeddings_free(out);

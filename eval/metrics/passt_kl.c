@@ -4,9 +4,11 @@
 #include "audio_load.h"
 #include "distribution_metrics.h"
 #include "inputs.h"
+#include "backend.h"
 #include "m2u_error.h"
 #include "sha256.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +87,20 @@ static int file_logits(const m2u_passt *m, const char *path, double *out) {
     return rc;
 }
 
+/* item 2p: pair p's reference clip, 2p + 1: its generated one */
+typedef struct {
+    const m2u_passt *m;
+    const char **ref, **gen;
+    double *ar, *ag;
+    int C;
+} clip_job;
+
+static int clip_logits(void *ctx, int i) {
+    const clip_job *j = ctx;
+    size_t p = (size_t)i / 2;
+    return i % 2 ? file_logits(j->m, j->gen[p], j->ag + p * j->C) : file_logits(j->m, j->ref[p], j->ar + p * j->C);
+}
+
 static cJSON *provenance(const m2u_passt_kl_opts *o, const m2u_passt *m, const char *sha) {
     const m2u_passt_config *c = m2u_passt_config_of(m);
     cJSON *p = cJSON_CreateObject();
@@ -157,9 +173,10 @@ int m2u_passt_kl(const m2u_passt_kl_opts *o, cJSON **report, double *kl) {
     cJSON_AddItemToObject(rep, "unmatched_gen", ug);
     int frc = 0;
     if (np == 0) frc = m2u_fail("passt kl: no file of %s has a partner of the same name in %s", o->ref_dir, o->gen_dir);
-    for (size_t p = 0; frc == 0 && p < np; p++) {
-        frc = file_logits(m, pr[p], ar + p * C);
-        if (frc == 0) frc = file_logits(m, pg[p], ag + p * C);
+    if (frc == 0 && np > (size_t)INT_MAX / 2) frc = m2u_fail("passt kl: %zu pairs are too many", np);
+    if (frc == 0) { /* the clips side by side, one per thread (backend.h) */
+        clip_job job = {m, pr, pg, ar, ag, C};
+        frc = m2u_parallel_items((int)(2 * np), clip_logits, &job);
     }
     double mean = 0;
     if (frc == 0) frc = m2u_kl_divergence(ar, ag, np, (size_t)C, 1, KL_EPS, per, &mean);

@@ -140,4 +140,16 @@ const m2u_backend *m2u_backend_cuda(const char **why);
 void m2u_set_threads(int n);
 int m2u_max_threads(void);
 
+/* fn(ctx, i) for every i in [0, n), items spread over the worker threads (one at a time per
+ * thread, dynamically), each item single-threaded inside: the kernels' parallel loops and
+ * BLAS run on the item's own thread while nested.  For many independent items of similar
+ * size, such as the clips a scorer embeds one by one, where a single item's every GEMM would
+ * otherwise fork and join across the cores (8 % of PaSST's time on 2 cores), and an item's
+ * result no longer depends on the thread count.  With fewer items than threads it runs them
+ * in order on the calling thread, each with all the threads.  fn reports failure with
+ * m2u_fail and a nonzero return; after one, the items not yet started are skipped, and the
+ * call returns -1 with the error of the lowest-numbered failing item, raised again on the
+ * calling thread. */
+int m2u_parallel_items(int n, int (*fn)(void *ctx, int i), void *ctx);
+
 #endif

@@ -3,6 +3,8 @@
 
 #include "m2u_error.h"
 
+#include <stdio.h>
+
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,3 +132,31 @@ void m2u_set_threads(int n) {
 }
 
 int m2u_max_threads(void) { return omp_get_max_threads(); }
+
+int m2u_parallel_items(int n, int (*fn)(void *ctx, int i), void *ctx) {
+    if (n <= 0) return 0;
+    if (n < omp_get_max_threads() || omp_in_parallel()) {
+        for (int i = 0; i < n; i++)
+            if (fn(ctx, i) != 0) return -1;
+        return 0;
+    }
+    int first = n, stop = 0; /* lowest failing item; stop: skip the items not yet started */
+    char msg[1024] = "";
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < n; i++) {
+        int skip;
+#pragma omp atomic read
+        skip = stop;
+        if (skip || fn(ctx, i) == 0) continue;
+#pragma omp critical(m2u_parallel_items)
+        {
+#pragma omp atomic write
+            stop = 1;
+            if (i < first) { /* the message lives in the failing thread's error buffer */
+                first = i;
+                snprintf(msg, sizeof msg, "%s", m2u_last_error());
+            }
+        }
+    }
+    return first < n ? m2u_fail("%s", msg) : 0;
+}
