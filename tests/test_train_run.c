@@ -353,6 +353,51 @@ int main(void) {
     const char *l0 = strstr(done0, "\"train_loss\": "), *l1 = strstr(last, "\"train_loss\": ");
     CHECK(l0 && l1 && atof(l1 + 14) == atof(l0 + 14) && atof(l1 + 14) > 0, "resumed done record: %s (first run: %s)",
           last, done0);
+    /* 9. the memory plan (plan.h): exact counts from the opened model, the verdict as the exit
+       status, and a run over its limit refused before step 1 */
+    CHECK(sh("%s %s/run.yaml --plan --memory 1G > %s/plan.txt 2> %s/plan.log", bin, g_dir, g_dir, g_dir) == 0,
+          "--plan --memory 1G failed or did not fit (see %s/plan.txt, plan.log)", g_dir);
+    long n_tr = -1, n_plan = -1;
+    {
+        char line[1024];
+        snprintf(pa, sizeof pa, "%s/A.log", g_dir);
+        FILE *lf = fopen(pa, "r");
+        while (lf && fgets(line, sizeof line, lf)) {
+            char *q = strstr(line, " trainable parameters");
+            if (q) {
+                while (q > line && q[-1] >= '0' && q[-1] <= '9') q--;
+                n_tr = atol(q);
+            }
+        }
+        if (lf) fclose(lf);
+        snprintf(pa, sizeof pa, "%s/plan.txt", g_dir);
+        lf = fopen(pa, "r");
+        while (lf && fgets(line, sizeof line, lf)) {
+            char *q = strstr(line, "  trainables ");
+            if (q && (q = strstr(line, "B  "))) n_plan = atol(q + 3);
+        }
+        if (lf) fclose(lf);
+    }
+    CHECK(n_tr > 0 && n_plan == n_tr, "plan's trainables %ld, the run's %ld", n_plan, n_tr);
+    /* weights as stored: the safetensors file less its header (the tied 32000 x 64 table and 3 layers, fp32) */
+    CHECK(sh("grep -q 'weights .* 8.24 MiB .*(F32)' %s/plan.txt && grep -q '^fits: 1.00 GiB available (--memory)' "
+             "%s/plan.txt", g_dir, g_dir) == 0, "plan's weights / verdict line (see %s/plan.txt)", g_dir);
+    CHECK(sh("%s %s/run.yaml --plan --memory 1M > %s/plan2.txt 2>&1", bin, g_dir, g_dir) == 1 &&
+              sh("grep -q 'does NOT fit: 1.00 MiB available' %s/plan2.txt", g_dir) == 0,
+          "a plan over 1 MiB was not refused (see %s/plan2.txt)", g_dir);
+    CHECK(sh("%s %s/run.yaml --plan --memory 12Q > /dev/null 2> %s/plan3.txt", bin, g_dir, g_dir) == 2 &&
+              sh("grep -q \"'12Q' is not a size\" %s/plan3.txt", g_dir) == 0,
+          "a bad --memory was not refused as a usage error (see %s/plan3.txt)", g_dir);
+    CHECK(sh("%s %s/run.yaml run.memory_limit=2M run.out_dir=%s/J 2> %s/J.log", bin, g_dir, g_dir, g_dir) == 1 &&
+              sh("grep -q 'does not fit in this node' %s/J.log && grep -q 'does NOT fit: 2.00 MiB available "
+                 "(run.memory_limit)' %s/J.log", g_dir, g_dir) == 0,
+          "a run over run.memory_limit was not refused with its plan (see %s/J.log)", g_dir);
+    CHECK(sh("test -e %s/J/metrics.jsonl", g_dir) != 0, "the refused run started");
+    CHECK(sh("%s %s/run.yaml run.memory_limit=lots run.out_dir=%s/K 2> %s/K.log", bin, g_dir, g_dir, g_dir) == 1 &&
+              sh("grep -q \"run.memory_limit: 'lots' is not a size\" %s/K.log", g_dir) == 0,
+          "a bad run.memory_limit was not refused naming the key (see %s/K.log)", g_dir);
+    CHECK(sh("grep -q 'peak memory of rank 0 .*; plan ' %s/A.log && grep -q '\"peak_rss_bytes\": [1-9]' "
+             "%s/A/metrics.jsonl", g_dir, g_dir) == 0, "no measured peak beside the plan (see %s/A.log)", g_dir);
     if (t_fail == 0) sh("rm -rf %s", g_dir);
     return t_finish("test_train_run");
 }

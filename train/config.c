@@ -1,6 +1,7 @@
 /* The trainer's YAML configuration: one schema table drives parsing, checks,
  * defaults, overrides, the resolved dump and the Markdown reference. */
 #include "config.h"
+#include "plan.h"
 
 #include "fileio.h"
 #include "strbuf.h"
@@ -82,6 +83,10 @@ static const field FIELDS[] = {
             "Evaluate on `eval.split` every N optimizer steps (0 = only at the end)."),
     INT_ROW("run.threads", run.threads, "0", 0,
             "OpenMP threads per rank (0 = `OMP_NUM_THREADS`, else the node's cores shared among its ranks)."),
+    {"run.memory_limit", T_STRING, OFF(run.memory_limit), "auto", NULL, NULL, 0, 0, 0,
+     "Memory of the node to plan against before step 1 (`m2u-train --plan`): a run whose plan exceeds it is "
+     "refused, counting the mmap'ed weights once and the rest once per rank on the node. `auto`: the cgroup's "
+     "limit, else MemAvailable; a size (`20G`, `512M`); `off`: no check."},
     /* ---- model ---- */
     {"model.llm", T_PATH, OFF(model.llm), NULL, NULL, NULL, 0, 0, F_REQUIRED | F_LLM_DIR,
      "Hugging Face LLaMA-2 directory (`config.json`, `*.safetensors`); frozen. Its `config.json` sets the LLM sizes."},
@@ -1028,6 +1033,14 @@ int m2u_train_config_finalize(m2u_train_config *cfg, unsigned flags) {
         return m2u_train_config_fail(cfg, "run.name", "run.name '%s' must not be empty or start with '.'",
                                      cfg->run.name);
     if (!*cfg->run.out_dir && set_string(cfg, "run.out_dir", xasprintf("runs/%s", cfg->run.name)) != 0) return -1;
+    if (strcmp(cfg->run.memory_limit, "auto") != 0 && strcmp(cfg->run.memory_limit, "off") != 0) {
+        size_t bytes;
+        if (m2u_parse_bytes(cfg->run.memory_limit, &bytes) != 0) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", m2u_last_error());
+            return m2u_train_config_fail(cfg, "run.memory_limit", "run.memory_limit: %s (or auto, off)", why);
+        }
+    }
     if (!*cfg->model.tokenizer &&
         set_string(cfg, "model.tokenizer", m2u_path_join(cfg->model.llm, "tokenizer.json")) != 0)
         return -1;

@@ -79,6 +79,7 @@ typedef struct {
         int keep_last;
         int save_every, log_every, eval_every; /* optimizer steps; 0 = off (save/eval) */
         int threads;       /* OpenMP threads per rank; 0 = auto */
+        char *memory_limit; /* "auto", "off" or a size: a run whose memory plan exceeds it is refused (plan.h) */
     } run;
     struct {
         char *llm;         /* Hugging Face LLaMA directory (config.json, *.safetensors) */

@@ -12,6 +12,7 @@
 typedef struct {
     int rank, size;
     int local_rank; /* rank within the node (OMPI_COMM_WORLD_LOCAL_RANK / SLURM_LOCALID) */
+    int local_size; /* ranks on this node (MPI_COMM_TYPE_SHARED): they share its memory */
 } m2u_dist;
 
 int m2u_dist_init(int *argc, char ***argv, m2u_dist *d);

@@ -3,6 +3,7 @@
 #include "model_setup.h"
 
 #include "adamw.h"
+#include "plan.h"
 #include "backend.h"
 #include "batch.h"
 #include "checkpoint.h"
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 static const char *const k_kind_names[] = {"mucaps", "musicqa", "muedit", "muimage", "muvideo", ""};
@@ -48,6 +50,7 @@ typedef struct {
     FILE *metrics;
     struct prefetcher *pf;             /* builds the next step's batches while this one computes */
     double t_data, t_fwd, t_bwd, t_opt; /* seconds, summed */
+    m2u_train_plan plan;               /* memory, from check_plan */
 } trainer;
 
 /* ---- which samples a stage uses -------------------------------------------------------- */
@@ -570,6 +573,32 @@ static void free_trainer(trainer *t) {
     m2u_tokenizer_free(t->tok);
 }
 
+/* Before anything large is touched (the weights are only mmap'ed so far): refuse a run whose
+ * memory plan (plan.h) exceeds what this node can give, rather than swap or be killed hours in. */
+static int check_plan(trainer *t) {
+    const m2u_train_config *c = t->cfg;
+    m2u_train_model tm = {.tok = t->tok, .mg = t->mg, .bo = t->bo};
+    if (m2u_train_plan_make(c, &tm, t->dist->local_size, &t->plan)) return -1;
+    size_t avail;
+    const char *src = "run.memory_limit";
+    if (!strcmp(c->run.memory_limit, "off")) return 0;
+    if (strcmp(c->run.memory_limit, "auto") != 0) {
+        if (m2u_parse_bytes(c->run.memory_limit, &avail)) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", m2u_last_error());
+            return m2u_train_config_fail(c, "run.memory_limit", "%s (or auto, off)", why);
+        }
+    } else if (m2u_train_plan_available(&avail, &src)) {
+        return 0; /* unknown here: nothing to check against */
+    }
+    if (t->plan.node <= avail) return 0;
+    char *text = m2u_train_plan_text(c, &t->plan, avail, src);
+    int rc = m2u_fail("the run does not fit in this node's memory (run.memory_limit=off skips this check):\n%s",
+                      text ? text : "");
+    free(text);
+    return rc;
+}
+
 int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume) {
     trainer t;
     memset(&t, 0, sizeof t);
@@ -578,6 +607,7 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
     t.order_epoch = -1;
     if (cfg->run.threads > 0) m2u_set_threads(cfg->run.threads);
     int rc = setup_model(&t);
+    if (!rc) rc = check_plan(&t);
     if (!rc) rc = setup_data(&t);
     if (!rc) rc = m2u_adamw_init(&t.opt, t.mg->n_floats);
     t.ac = (m2u_adamw_config){.beta1 = (float)cfg->train.beta1, .beta2 = (float)cfg->train.beta2,
@@ -696,12 +726,17 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         eval_generate(&t, 3);
         long steps = t.st.step - first_step;
         double per = steps ? 1.0 / (double)steps : 0;
+        struct rusage ru;
+        size_t peak = getrusage(RUSAGE_SELF, &ru) == 0 ? (size_t)ru.ru_maxrss * 1024 : 0; /* Linux: KiB */
         fprintf(t.metrics,
                 "{\"event\": \"done\", \"step\": %ld, \"train_loss\": %.6f, \"eval_loss\": %s, \"seconds\": %.3f, "
                 "\"step_s\": {\"data\": %.5f, \"forward\": %.5f, \"backward\": %.5f, \"allreduce\": %.5f, "
-                "\"optimizer\": %.5f}}\n",
+                "\"optimizer\": %.5f}, \"peak_rss_bytes\": %zu, \"plan_bytes\": %zu}\n",
                 t.st.step, t.st.last_loss, json_num(num, sizeof num, e), wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
-                (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per);
+                (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per, peak, t.plan.per_rank);
+        char pk[32], pl[32];
+        m2u_log(M2U_LOG_INFO, "m2u-train: peak memory of rank 0 %s (resident, weights' touched pages included); plan %s",
+                m2u_fmt_bytes(peak, pk, sizeof pk), m2u_fmt_bytes(t.plan.per_rank, pl, sizeof pl));
         m2u_log(M2U_LOG_INFO,
                 "m2u-train: %s done: %ld steps, train loss %.4f, held-out loss %.4f -> %.4f, %.1f s; per step: data "
                 "%.3f s, forward %.3f s, backward %.3f s, all-reduce %.3f s, optimizer %.3f s; checkpoints in "

@@ -1,0 +1,168 @@
+/* The memory plan of a training run: see plan.h. */
+#include "plan.h"
+
+#include "dtype.h"
+#include "llama.h"
+#include "m2u_error.h"
+#include "safetensors.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int m2u_train_plan_make(const m2u_train_config *c, const m2u_train_model *tm, int local_ranks, m2u_train_plan *p) {
+    memset(p, 0, sizeof *p);
+    if (!tm || !tm->mg || !tm->mg->llm) return m2u_fail("memory plan: no model");
+    const m2u_m2ugen *mg = tm->mg;
+    m2u_llama *llm = mg->llm;
+    /* the checkpoint as stored: mmap'ed and read in place */
+    size_t by_dtype[M2U_DTYPE_COUNT] = {0};
+    for (int i = 0; i < m2u_st_count(llm->st); i++) {
+        const m2u_st_tensor *t = m2u_st_at(llm->st, i);
+        size_t b = (size_t)t->numel * m2u_dtype_size(t->dtype);
+        p->weights += b;
+        p->weight_params += (double)t->numel;
+        if ((int)t->dtype >= 0 && t->dtype < M2U_DTYPE_COUNT) by_dtype[t->dtype] += b;
+    }
+    int top = 0;
+    for (int d = 1; d < M2U_DTYPE_COUNT; d++)
+        if (by_dtype[d] > by_dtype[top]) top = d;
+    p->weight_dtype = m2u_dtype_name((m2u_dtype)top);
+    p->trainable_floats = mg->n_floats;
+    p->trainables = mg->n_floats * sizeof(float);
+    p->gradients = mg->n_floats * sizeof(float);
+    p->optimizer = 2 * mg->n_floats * sizeof(float);
+    /* the trainer's setting (setup_model does the same before step 1) */
+    m2u_llama_set_checkpointing(llm, c->train.checkpoint_activations);
+    int B = c->train.batch, T = c->train.max_len;
+    p->activations = m2u_llama_activation_bytes(llm, B, T);
+    /* one micro-batch's tensors: features of the modalities with an adapter, decoder targets */
+    size_t mb = 0;
+    for (int g = 0; g < M2U_N_MODALITIES; g++)
+        if (mg->cfg.use_adapter[g])
+            mb += (size_t)B * mg->cfg.adapter[g].n_tokens * mg->cfg.adapter[g].feat_dim * sizeof(float);
+    if (mg->cfg.use_projector) mb += (size_t)B * mg->cfg.projector.n_out * mg->cfg.projector.out_dim * sizeof(float);
+    mb += 3 * (size_t)B * T * sizeof(int32_t); /* ids, labels, positions */
+    /* the step being trained and the one the prefetch thread builds, accum micro-batches each */
+    p->batch = 2 * (size_t)c->train.accum * mb;
+    p->per_rank = p->weights + p->trainables + p->gradients + p->optimizer + p->activations + p->batch;
+    p->local_ranks = local_ranks > 0 ? local_ranks : 1;
+    p->node = p->weights + (size_t)p->local_ranks * (p->per_rank - p->weights);
+    return 0;
+}
+
+/* A number from a cgroup or meminfo file; -1 when absent or "max". */
+static int read_number(const char *path, const char *key, size_t *out) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[256];
+    int rc = -1;
+    while (fgets(line, sizeof line, f)) {
+        const char *v = line;
+        if (key) {
+            size_t kl = strlen(key);
+            if (strncmp(line, key, kl) != 0) continue;
+            v = line + kl;
+        }
+        while (*v == ' ' || *v == '\t') v++;
+        if (!isdigit((unsigned char)*v)) break;
+        errno = 0;
+        char *end;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (errno) break;
+        while (*end == ' ') end++;
+        if (!strncmp(end, "kB", 2)) n *= 1024ull;
+        *out = (size_t)n;
+        rc = 0;
+        break;
+    }
+    fclose(f);
+    return rc;
+}
+
+int m2u_train_plan_available(size_t *bytes, const char **source) {
+    size_t avail = 0, lim = 0;
+    int have_avail = read_number("/proc/meminfo", "MemAvailable:", &avail) == 0;
+    /* a cgroup limit below the machine's memory is the real ceiling (a Slurm job, a container) */
+    if ((read_number("/sys/fs/cgroup/memory.max", NULL, &lim) == 0 ||
+         read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes", NULL, &lim) == 0) &&
+        (!have_avail || lim < avail)) {
+        *bytes = lim;
+        *source = "the cgroup's memory limit";
+        return 0;
+    }
+    if (!have_avail) return m2u_fail("memory plan: cannot read MemAvailable from /proc/meminfo");
+    *bytes = avail;
+    *source = "MemAvailable";
+    return 0;
+}
+
+const char *m2u_fmt_bytes(size_t bytes, char *buf, size_t cap) {
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024.0 && u < 4) v /= 1024.0, u++;
+    if (u == 0) snprintf(buf, cap, "%zu B", bytes);
+    else snprintf(buf, cap, "%.*f %s", v < 10 ? 2 : 1, v, unit[u]);
+    return buf;
+}
+
+int m2u_parse_bytes(const char *s, size_t *out) {
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || errno || !(v > 0)) return m2u_fail("'%s' is not a size (e.g. 24G, 40GiB, 80000M)", s);
+    double mul = 1;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': mul = 1024.0, end++; break;
+    case 'M': mul = 1024.0 * 1024, end++; break;
+    case 'G': mul = 1024.0 * 1024 * 1024, end++; break;
+    case 'T': mul = 1024.0 * 1024 * 1024 * 1024, end++; break;
+    default: break;
+    }
+    if (mul > 1 && (!strcmp(end, "iB") || !strcmp(end, "B") || !strcmp(end, "ib") || !strcmp(end, "b"))) end += strlen(end);
+    if (*end) return m2u_fail("'%s' is not a size (e.g. 24G, 40GiB, 80000M): unexpected '%s'", s, end);
+    if (v * mul > 1.8e19) return m2u_fail("'%s' is too large", s);
+    *out = (size_t)(v * mul);
+    return 0;
+}
+
+char *m2u_train_plan_text(const m2u_train_config *c, const m2u_train_plan *p, size_t capacity,
+                          const char *capacity_source) {
+    size_t cap = 4096, k = 0;
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    char b[7][32];
+#define PUT(...) (k += (size_t)snprintf(out + k, k < cap ? cap - k : 0, __VA_ARGS__))
+    PUT("memory plan, per rank (run.device cpu; batch %d x max_len %d, accum %d, activation checkpointing %s):\n",
+        c->train.batch, c->train.max_len, c->train.accum, c->train.checkpoint_activations ? "on" : "off");
+    PUT("  %-13s %12s  %.3g G parameters as stored (%s), mmap'ed and shared by the ranks of a node\n", "weights",
+        m2u_fmt_bytes(p->weights, b[0], sizeof b[0]), p->weight_params / 1e9, p->weight_dtype);
+    PUT("  %-13s %12s  %zu fp32 values (LoRA, biases, norms, token rows, adapters, projector)\n", "trainables",
+        m2u_fmt_bytes(p->trainables, b[1], sizeof b[1]), p->trainable_floats);
+    PUT("  %-13s %12s  fp32\n", "gradients", m2u_fmt_bytes(p->gradients, b[2], sizeof b[2]));
+    PUT("  %-13s %12s  AdamW's two moments, fp32\n", "optimizer", m2u_fmt_bytes(p->optimizer, b[3], sizeof b[3]));
+    PUT("  %-13s %12s  kept for backward (%s), logits, backward scratch\n", "activations",
+        m2u_fmt_bytes(p->activations, b[4], sizeof b[4]),
+        c->train.checkpoint_activations ? "one layer's, recomputed" : "every layer's");
+    PUT("  %-13s %12s  features and targets of 2 x %d micro-batches (training + prefetch)\n", "batch",
+        m2u_fmt_bytes(p->batch, b[5], sizeof b[5]), c->train.accum);
+    PUT("  %-13s %12s\n", "per rank", m2u_fmt_bytes(p->per_rank, b[6], sizeof b[6]));
+    PUT("  %-13s %12s  weights once + %d rank(s) x the rest\n", "node", m2u_fmt_bytes(p->node, b[0], sizeof b[0]),
+        p->local_ranks);
+    if (capacity) {
+        int fits = p->node <= capacity;
+        PUT("%s: %s available (%s)", fits ? "fits" : "does NOT fit", m2u_fmt_bytes(capacity, b[1], sizeof b[1]),
+            capacity_source);
+        if (fits) PUT(", %s to spare\n", m2u_fmt_bytes(capacity - p->node, b[2], sizeof b[2]));
+        else
+            PUT(", %s short; %s\n", m2u_fmt_bytes(p->node - capacity, b[2], sizeof b[2]),
+                c->train.checkpoint_activations ? "lower train.max_len or train.batch, or use fewer ranks per node"
+                                                 : "train.checkpoint_activations=true keeps one layer's activations");
+    }
+#undef PUT
+    if (k >= cap) out[cap - 1] = '\0';
+    return out;
+}

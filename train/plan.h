@@ -1,0 +1,55 @@
+/* The memory plan of a training run (m2u-train --plan, and the check before step 1).
+ *
+ * Bytes per rank, from the opened model (the frozen weights are mmap'ed, not read, so
+ * opening is cheap even for a 7B checkpoint) and the config:
+ *   weights      the checkpoint's tensors as stored (bf16 / f16 / f32: the CPU path reads
+ *                them in place; pages shared by the ranks of one node)
+ *   trainables   LoRA, biases, norms, token rows, adapters, prefix, projector: fp32
+ *   gradients    fp32, one per trainable (the fused all-reduce buffer)
+ *   optimizer    AdamW's two moments, fp32
+ *   activations  what the LLaMA keeps for backward at train.batch x train.max_len
+ *                (m2u_llama_activation_bytes: one layer's with checkpointing), its logits
+ *                and backward scratch
+ *   batch        the micro-batches' encoder features and decoder targets, for the current
+ *                step and the one the prefetch thread builds
+ * The adapters' and the projector's own activations (a few tokens each) and BLAS's
+ * buffers are not itemised: m2u-train's closing line prints the measured peak beside the
+ * plan.  A node's total counts the weights once and everything else once per local rank. */
+#ifndef M2U_TRAIN_PLAN_H
+#define M2U_TRAIN_PLAN_H
+
+#include "config.h"
+#include "model_setup.h"
+
+#include <stddef.h>
+
+typedef struct {
+    size_t weights, trainables, gradients, optimizer, activations, batch;
+    size_t per_rank;       /* the sum of the above */
+    size_t trainable_floats;
+    double weight_params;  /* elements of the checkpoint's tensors */
+    const char *weight_dtype; /* the most common stored dtype, for the report */
+    int local_ranks;       /* processes of this job on this node */
+    size_t node;           /* weights + local_ranks x (per_rank - weights) */
+} m2u_train_plan;
+
+/* The plan of config c with its model opened (m2u_train_model_open); local_ranks >= 1. */
+int m2u_train_plan_make(const m2u_train_config *c, const m2u_train_model *tm, int local_ranks, m2u_train_plan *p);
+
+/* Memory this node can give the job: the cgroup's limit (memory.max, v2, or
+ * memory.limit_in_bytes, v1) when set, else MemAvailable from /proc/meminfo; *source
+ * names which.  -1 when neither can be read. */
+int m2u_train_plan_available(size_t *bytes, const char **source);
+
+/* "12.5 GiB" / "340.2 MiB" / "12 KiB" into buf. */
+const char *m2u_fmt_bytes(size_t bytes, char *buf, size_t cap);
+
+/* The plan as a table (malloc'ed text), with the verdict against `capacity` bytes
+ * (0: none given) described as `capacity_source`. */
+char *m2u_train_plan_text(const m2u_train_config *c, const m2u_train_plan *p, size_t capacity,
+                          const char *capacity_source);
+
+/* Parse "24G", "40GiB", "80000M", "512MB", "1073741824" (powers of 1024) into bytes. */
+int m2u_parse_bytes(const char *s, size_t *out);
+
+#endif
