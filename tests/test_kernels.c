@@ -1284,20 +1284,23 @@ static void t_fft(void) {
 /* ---- GELU's erf: PyTorch's Abramowitz & Stegun 7.1.26 (kernels/cpu/vmath.h) ------------------- */
 
 static void t_gelu_dense(void) {
-    /* the bound of the formula (|erf error| <= 1.5e-7, so GELU's <= 0.75e-7 |x|) plus the float rounding
-     * of the result; measured in double: 2.1e-7 at most on [-6, 6] */
+    /* the bound of the formula (|erf error| <= 1.5e-7, so GELU's <= 0.75e-7 |x|) plus float
+     * rounding in the evaluation, counted in ulps of x/2 (not of the result: for negative x,
+     * 1 + erf cancels in float, in PyTorch's kernel as here, so tiny results carry an absolute
+     * error of a few ulps of x/2) */
     const int n = 120001;
     float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
     for (int i = 0; i < n; i++) x[i] = (float)(-6.0 + 12.0 * i / (n - 1));
     m2u_gelu_fwd(y, x, (size_t)n);
     double worst = 0;
     for (int i = 0; i < n; i++) {
-        double ex = gelu_d(x[i]);
-        double half_ulp = 0.5 * fabs((double)nextafterf((float)ex, INFINITY) - (float)ex);
-        double e = fabs(y[i] - ex) - half_ulp - 0.75e-7 * fabs(x[i]);
+        double ex = gelu_d(x[i]), h = fabs(0.5 * x[i]);
+        double ulp = fabs((double)nextafterf((float)h, INFINITY) - (float)h);
+        double e = (fabs(y[i] - ex) - 0.75e-7 * fabs(x[i])) / (ulp > 0 ? ulp : 1e-45);
         if (e > worst) worst = e;
     }
-    CHECK(worst <= 1e-9, "gelu over [-6, 6]: error beyond the A&S bound and rounding: %.3g", worst);
+    printf("  gelu: %.2f ulp of x/2 beyond the A&S bound at most on [-6, 6]\n", worst);
+    CHECK(worst <= 8.0, "gelu over [-6, 6]: %.3g ulp of x/2 beyond the A&S bound (measured: 5.6)", worst);
     /* a NaN stays NaN (a broken activation must reach the loss, not vanish) */
     x[0] = NAN;
     m2u_gelu_fwd(y, x, 1);
