@@ -248,9 +248,24 @@ done:
     return rc;
 }
 
-/* The prediction text: the new tokens without [AUD] ids and the EOS. */
+static int is_gen_kind(const char *k) {
+    return !strcmp(k, "mucaps") || !strcmp(k, "muedit") || !strcmp(k, "muimage") || !strcmp(k, "muvideo");
+}
+
+/* The prediction text: the new tokens without [AUD] ids and the EOS.  For a generation kind
+ * whose answer has [AUD0], the tokens through it too: --musicgen's conditioning comes from them
+ * (one forward, m2u_run_aud_states) rather than from answering the prompt a second time. */
 static int finish_one(eval_model *em, m2u_eval_item *it, pending *pd) {
     it->n_new_tokens = pd->n_out;
+    for (int j = 0; em->n_aud && is_gen_kind(it->kind) && j < pd->n_out; j++) {
+        if (pd->out[j] != em->aud0) continue;
+        size_t n = pd->n + (size_t)j + 1;
+        if (!(it->aud_seq = malloc(n * sizeof *it->aud_seq))) return m2u_fail("out of memory");
+        memcpy(it->aud_seq, pd->ids, pd->n * sizeof *it->aud_seq);
+        memcpy(it->aud_seq + pd->n, pd->out, ((size_t)j + 1) * sizeof *it->aud_seq);
+        it->n_aud_seq = (int)n;
+        break;
+    }
     int k = 0;
     for (int j = 0; j < pd->n_out; j++) {
         if (em->n_aud && pd->out[j] >= em->aud0 && pd->out[j] < em->aud0 + em->n_aud) {
@@ -330,10 +345,6 @@ done:
 
 /* ---- --musicgen: the generation kinds' clips ----------------------------------------------- */
 
-static int is_gen_kind(const char *k) {
-    return !strcmp(k, "mucaps") || !strcmp(k, "muedit") || !strcmp(k, "muimage") || !strcmp(k, "muvideo");
-}
-
 /* The run must be able to make music, and MusicGen's conditioning must be the projector's width. */
 static int open_music(const m2u_eval_run_options *o, const eval_model *em, m2u_music **mu) {
     if (!o->music_dir) return m2u_fail("--musicgen needs the clips' directory (music_dir)");
@@ -345,9 +356,9 @@ static int open_music(const m2u_eval_run_options *o, const eval_model *em, m2u_m
     return 0;
 }
 
-/* Each answered item of a generation kind: answered again from its own features up to [AUD0]
- * (m2u_run_answer, the same greedy tokens as the batch's up to there), and when the [AUD] block
- * came, its conditioning -> MusicGen -> music_dir/<file id>.wav and a predictions.jsonl line.
+/* Each answered item of a generation kind whose answer has the [AUD] block: the conditioning of
+ * its batch answer (m2u_run_aud_states over the prompt and the answer through [AUD0], with its
+ * own features) -> MusicGen -> music_dir/<file id>.wav and a predictions.jsonl line.
  * Clip k (in item order among the generation kinds) is sampled with seed + k, so a clip does not
  * depend on which other samples were selected before it only through their count. */
 static int make_music(const m2u_eval_run_options *o, const m2u_train_config *c, eval_model *em, m2u_dataset *ds,
@@ -376,7 +387,7 @@ static int make_music(const m2u_eval_run_options *o, const m2u_train_config *c, 
         m2u_shard_reader *r;
         float *feat[M2U_N_MODALITIES] = {0};
         int *present[M2U_N_MODALITIES] = {0}, pres[M2U_N_MODALITIES] = {0};
-        char *answer = NULL, *line = NULL, name[300], *wp = NULL;
+        char *line = NULL, name[300], *wp = NULL;
         float *states = NULL;
         m2u_music_clip clip;
         memset(&clip, 0, sizeof clip);
@@ -385,8 +396,7 @@ static int make_music(const m2u_eval_run_options *o, const m2u_train_config *c, 
             sample_features(em->mg, ds, r, idx[j], it, feat, present))
             goto next;
         for (int g = 0; g < M2U_N_MODALITIES; g++) pres[g] = present[g] ? present[g][0] : 0;
-        if (m2u_run_answer(em, c->train.prompt_template, c->train.ignore_index, it->instruction, feat, pres,
-                           out->max_new_tokens, &answer, &states))
+        if (it->aud_seq && m2u_run_aud_states(em, c->train.ignore_index, it->aud_seq, it->n_aud_seq, feat, pres, &states))
             goto next;
         if (states) {
             mo.seed = (uint64_t)o->seed + (uint64_t)k;
@@ -401,7 +411,7 @@ static int make_music(const m2u_eval_run_options *o, const m2u_train_config *c, 
                 goto next;
             lj = cJSON_CreateObject();
             if (!lj || !cJSON_AddStringToObject(lj, "id", it->id) || !cJSON_AddStringToObject(lj, "audio", name) ||
-                !cJSON_AddStringToObject(lj, "text", answer) || !(line = cJSON_PrintUnformatted(lj))) {
+                !cJSON_AddStringToObject(lj, "text", it->prediction ? it->prediction : "") || !(line = cJSON_PrintUnformatted(lj))) {
                 m2u_fail("out of memory");
                 goto next;
             }
@@ -423,7 +433,7 @@ static int make_music(const m2u_eval_run_options *o, const m2u_train_config *c, 
         ok = 1;
     next:
         for (int g = 0; g < M2U_N_MODALITIES; g++) free(feat[g]), free(present[g]);
-        free(answer), free(states), free(wp), free(line);
+        free(states), free(wp), free(line);
         cJSON_Delete(lj);
         m2u_music_clip_free(&clip);
         if (!ok) {
@@ -448,6 +458,7 @@ static void item_free(m2u_eval_item *it) {
     free(it->prompt);
     free(it->prediction);
     free(it->reference);
+    free(it->aud_seq);
     memset(it, 0, sizeof *it);
 }
 

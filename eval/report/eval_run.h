@@ -22,6 +22,8 @@
 #ifndef M2U_EVAL_RUN_H
 #define M2U_EVAL_RUN_H
 
+#include <stdint.h>
+
 #include "attr_agreement.h"
 
 typedef struct {
@@ -37,11 +39,12 @@ typedef struct {
     int batch;            /* sequences decoded together; 0 -> 8 */
     int no_verify;        /* 1: do not check the shards' sha256 against the manifest (manifest.h) */
     /* Generation benchmarks (m2u-eval run --musicgen): with musicgen set, every selected sample of
-     * a generation kind (mucaps, muedit, muimage, muvideo) is answered again with its own
-     * features by run_music.h's m2u_run_answer (greedy, stops at [AUD0]); when the answer has the
-     * [AUD] block, its conditioning goes through MusicGen (music.h) into
+     * a generation kind (mucaps, muedit, muimage, muvideo) whose (batch, greedy) answer has the
+     * [AUD] block gets its conditioning from one more forward over the prompt and the answer
+     * through [AUD0] with its own features (run_music.h's m2u_run_aud_states), which goes
+     * through MusicGen (music.h) into
      * music_dir/<m2u_music_file_id(id)>.wav (16-bit PCM at MusicGen's rate) and a line
-     * {"id", "audio", "text"} of music_dir/predictions.jsonl, which m2u_music_eval_run reads.  A
+     * {"id", "audio", "text": the prediction} of music_dir/predictions.jsonl, which m2u_music_eval_run reads.  A
      * sample whose answer has no [AUD] block gets no line (scored as not generated). */
     const char *musicgen;  /* MusicGen directory (decoder + EnCodec), or NULL: no music */
     const char *music_dir; /* required with musicgen; created */
@@ -56,6 +59,8 @@ typedef struct {
     int has_feature[3]; /* music, image, video features were fed */
     int has_measured;   /* the sample has attribute columns */
     int music;          /* --musicgen: 0 not a generation kind, 1 the answer had no [AUD] block, 2 clip written */
+    int32_t *aud_seq;   /* generation kinds whose answer has [AUD0]: BOS + prompt + answer through [AUD0] */
+    int n_aud_seq;
     m2u_attr_measured measured;
 } m2u_eval_item;
 

@@ -120,6 +120,43 @@ int m2u_run_media_features(const m2u_run_model *r, const m2u_run_encoders *enc, 
 /* Greedy answer with the KV cache (as m2u-eval answers): stops at EOS, at [AUD0] (the rest of the
  * block is then appended as ids, as the trainer lays it out: prompt.h), or after max_new tokens.
  * *states: the projector's conditioning [n_out, out_dim] / target_scale, or NULL with no [AUD0]. */
+int m2u_run_aud_states(m2u_train_model *em, int ignore_index, const int32_t *seq, int n, float *const feat[3],
+                       const int present[3], float **states) {
+    *states = NULL;
+    m2u_m2ugen *mg = em->mg;
+    m2u_llama *llm = mg->llm;
+    int C = llm->cfg.hidden_size, aud0 = em->aud0, n_aud = em->n_aud;
+    if (n < 2 || !n_aud || seq[n - 1] != aud0) return m2u_fail("internal: the sequence does not end with [AUD0]");
+    int32_t *all = malloc(((size_t)n + (size_t)n_aud) * sizeof *all);
+    float *x = malloc((size_t)n_aud * C * sizeof *x), *tmp = malloc((size_t)C * sizeof *tmp);
+    int rc = -1, nn = n, nm;
+    double ce, mse;
+    const float *fp[3] = {feat[0], feat[1], feat[2]};
+    int pres[3] = {present[0], present[1], present[2]};
+    const int *pp[3] = {&pres[0], &pres[1], &pres[2]};
+    if (!all || !x || !tmp) {
+        m2u_fail("out of memory");
+        goto done;
+    }
+    memcpy(all, seq, (size_t)n * sizeof *all);
+    /* the whole [AUD] block, then one forward over the sequence with the same features: the
+     * projector input is h_last[p .. p+n_aud) + embed([AUD0..]) as in training (m2ugen.c),
+     * p = the position whose hidden state predicted [AUD0] */
+    for (int k = 1; k < n_aud; k++) all[nn++] = aud0 + k;
+    int ap = n - 2;
+    llm->adapter_in = NULL;
+    if (m2u_m2ugen_forward(mg, all, NULL, 1, nn, ignore_index, fp, pp, &ap, NULL, NULL, &ce, &mse, &nm)) goto done;
+    const float *h = m2u_llama_last_hidden(llm);
+    for (int k = 0; k < n_aud; k++) {
+        m2u_mat_row(&llm->embed, aud0 + k, tmp);
+        for (int c = 0; c < C; c++) x[(size_t)k * C + c] = h[((size_t)ap + k) * C + c] + tmp[c];
+    }
+    rc = m2u_music_states_from_aud(&mg->proj, x, states);
+done:
+    free(all), free(x), free(tmp);
+    return rc;
+}
+
 int m2u_run_answer(m2u_train_model *em, const char *prompt_template, int ignore_index, const char *instruction,
                    float *const feat[3], const int present[3], int max_new, char **answer, float **states) {
     *answer = NULL, *states = NULL;
@@ -131,7 +168,6 @@ int m2u_run_answer(m2u_train_model *em, const char *prompt_template, int ignore_
     int32_t *ids = NULL, *all = NULL;
     size_t n = 0;
     float *logits = malloc((size_t)V * sizeof(float)), *rows = calloc((size_t)(A ? A : 1) * C, sizeof(float));
-    float *x = NULL, *tmp = NULL;
     m2u_kv_cache kc;
     memset(&kc, 0, sizeof kc);
     int rc = -1, have_kc = 0;
@@ -188,35 +224,12 @@ int m2u_run_answer(m2u_train_model *em, const char *prompt_template, int ignore_
         free(txt);
         if (e) goto done;
     }
-    if (aud_m1 < 0) {
-        rc = 0;
-        goto done;
-    }
-    /* the whole [AUD] block, then one forward over the sequence with the same features: the
-     * projector input is h_last[p .. p+n_aud) + embed([AUD0..]) as in training (m2ugen.c) */
-    for (int k = 1; k < n_aud; k++) all[nn++] = aud0 + k;
-    {
-        int ap = aud_m1;
-        if (m2u_m2ugen_forward(mg, all, NULL, 1, nn, ignore_index, fp, pp, &ap, NULL, NULL, &ce, &mse, &nm))
-            goto done;
-        const float *h = m2u_llama_last_hidden(llm);
-        x = malloc((size_t)n_aud * C * sizeof *x);
-        tmp = malloc((size_t)C * sizeof *tmp);
-        if (!x || !tmp) {
-            m2u_fail("out of memory");
-            goto done;
-        }
-        for (int k = 0; k < n_aud; k++) {
-            m2u_mat_row(&llm->embed, aud0 + k, tmp);
-            for (int c = 0; c < C; c++) x[(size_t)k * C + c] = h[((size_t)ap + k) * C + c] + tmp[c];
-        }
-        if (m2u_music_states_from_aud(&mg->proj, x, states)) goto done;
-    }
+    if (aud_m1 >= 0 && m2u_run_aud_states(em, ignore_index, all, nn, feat, present, states)) goto done;
     rc = 0;
 done:
     llm->adapter_in = NULL;
     if (have_kc) m2u_kv_cache_free(&kc);
-    free(prompt), free(ids), free(all), free(logits), free(rows), free(x), free(tmp);
+    free(prompt), free(ids), free(all), free(logits), free(rows);
     if (rc) {
         free(*answer);
         *answer = NULL;

@@ -47,4 +47,10 @@ int m2u_run_media_features(const m2u_run_model *r, const m2u_run_encoders *enc, 
 int m2u_run_answer(m2u_train_model *em, const char *prompt_template, int ignore_index, const char *instruction,
                    float *const feat[3], const int present[3], int max_new, char **answer, float **states);
 
+/* The conditioning of an answer already generated: seq [n] = BOS + prompt tokens + the answer's
+ * tokens up to and including [AUD0]; the rest of the [AUD] block is appended and one forward
+ * with the features gives *states (malloc'ed), as m2u_run_answer's. */
+int m2u_run_aud_states(m2u_train_model *em, int ignore_index, const int32_t *seq, int n, float *const feat[3],
+                       const int present[3], float **states);
+
 #endif
