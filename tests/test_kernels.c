@@ -512,6 +512,17 @@ static void t_attention_case(const char *name, int B, int T, int S, int H, int K
     CHECK(BE->attn_fwd(&a, d_o, d_p, d_q, d_k, d_v) == 0, "%s: %s", name, m2u_last_error());
     CHECK(BE->attn_fwd(&a, d_o2, NULL, d_q, d_k, d_v) == 0, "%s: %s", name, m2u_last_error());
     CHECK(BE->attn_bwd(&a, d_dq, d_dk, d_dv, d_g, d_p, d_q, d_k, d_v) == 0, "%s: %s", name, m2u_last_error());
+    /* the memory-light pair: the forward keeps each row's log-sum-exp, the backward recomputes */
+    size_t nl = (size_t)B * H * T;
+    float *lse = malloc(nl * 4), *d_o3 = devf(out, no), *d_lse = devf(lse, nl);
+    float *d_dq2 = devf(dq, nq), *d_dk2 = devf(dk, nk), *d_dv2 = devf(dv, nv);
+    m2u_attn al = a;
+    al.lse = d_lse;
+    CHECK(BE->attn_fwd(&al, d_o3, NULL, d_q, d_k, d_v) == 0, "%s: %s", name, m2u_last_error());
+    CHECK(BE->attn_bwd(&al, d_dq2, d_dk2, d_dv2, d_g, NULL, d_q, d_k, d_v) == 0, "%s: %s", name, m2u_last_error());
+    m2u_attn none = a;
+    CHECK(BE->attn_bwd(&none, d_dq2, d_dk2, d_dv2, d_g, NULL, d_q, d_k, d_v) != 0,
+          "%s: a backward with neither probs nor lse must fail", name);
     host(out, d_o, no * 4);
     host(probs, d_p, np * 4);
     snprintf(nm, sizeof nm, "attn_fwd %s out", name);
@@ -537,6 +548,19 @@ static void t_attention_case(const char *name, int B, int T, int S, int H, int K
     check(nm, gk, rk, nk, TOL_FD);
     snprintf(nm, sizeof nm, "attn_bwd %s dv", name);
     check(nm, gv, rv, nv, TOL_FD);
+    host(out, d_o3, no * 4);
+    snprintf(nm, sizeof nm, "attn_fwd %s out (lse kept)", name);
+    check(nm, out, ro, no, TOL_ATT);
+    host(gq, d_dq2, nq * 4);
+    host(gk, d_dk2, nk * 4);
+    host(gv, d_dv2, nv * 4);
+    snprintf(nm, sizeof nm, "attn_bwd %s dq (recomputed probs)", name);
+    check(nm, gq, rq, nq, TOL_FD);
+    snprintf(nm, sizeof nm, "attn_bwd %s dk (recomputed probs)", name);
+    check(nm, gk, rk, nk, TOL_FD);
+    snprintf(nm, sizeof nm, "attn_bwd %s dv (recomputed probs)", name);
+    check(nm, gv, rv, nv, TOL_FD);
+    free(lse);
     dev_reset();
     free(q), free(k), free(v), free(g), free(bias), free(mask), free(dq), free(dk), free(dv);
     free(c.q), free(c.k), free(c.v), free(c.g), free(c.bias), free(ro), free(rp), free(out), free(probs);

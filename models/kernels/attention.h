@@ -40,18 +40,25 @@ typedef struct {
     const float *key_bias;   /* NULL or [B][S]: added to every score of sequence b (after bias) */
     size_t kv_bstride;       /* floats from one sequence's k (and v) to the next; 0: S*ks and S*vs */
     int prescale_q;          /* 1: scale q before the dot product (BartAttention), 0: scale q.k */
+    float *lse;              /* NULL or [B][H][T]: a forward without probs writes each query's log-sum-exp
+                                of its scores (+inf for a query with no visible key); a backward without
+                                probs recomputes the probabilities from it, block by block */
 } m2u_attn;
 
 /* The usual description: no bias, no mask, scale 1/sqrt(hd). */
 m2u_attn m2u_attn_make(int B, int T, int S, int H, int KV, int hd, int qs, int ks, int vs, int causal, int pos0);
 
-/* probs [B][H][T][S] is written when non-NULL (the backward needs it).  Parallel over
- * (sequence, head).  Returns -1 (m2u_fail) on bad dimensions or when out of memory. */
+/* probs [B][H][T][S] is written when non-NULL (the backward can use it).  Without probs the
+ * forward runs in blocks of query rows that keep their scores in cache (no T x S buffer), with
+ * a vectorised float softmax, and writes a->lse when set: what the memory-light backward needs.
+ * Returns -1 (m2u_fail) on bad dimensions or when out of memory. */
 int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, const float *k, const float *v);
 
-/* Backward from the saved probs.  dq, dk, dv ACCUMULATE, in the layouts (and strides) of
- * q, k, v; any of them may be NULL (not needed).  dout has out's layout.  Parallel over
- * (sequence, kv head): the heads of one group all add into the same dk/dv columns. */
+/* Backward from the saved probs, or (probs NULL) from a->lse, recomputing each block of query
+ * rows' probabilities (flash-attention style: one more q.k product, no B x H x T x S
+ * activation).  dq, dk, dv ACCUMULATE, in the layouts (and strides) of q, k, v; any of them
+ * may be NULL (not needed).  dout has out's layout.  Parallel over (sequence, kv head): the
+ * heads of one group all add into the same dk/dv columns. */
 int m2u_attn_bwd(const m2u_attn *a, float *dq, float *dk, float *dv, const float *dout, const float *probs,
                  const float *q, const float *k, const float *v);
 

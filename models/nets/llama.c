@@ -421,7 +421,7 @@ static size_t layer_act_floats(const m2u_llama *m, int B, int T) {
     size_t N = (size_t)B * T;
     size_t C = (size_t)c->hidden_size, FF = (size_t)c->intermediate_size, qd = (size_t)c->n_heads * c->head_dim,
            kvd = (size_t)c->n_kv_heads * c->head_dim, H = (size_t)c->n_heads, r = (size_t)m->spec.lora_r;
-    size_t per_layer = N * (C + 1 + qd + 2 * kvd + qd + C + C + 1 + 3 * FF) + (size_t)B * H * T * T + (size_t)B * kvd;
+    size_t per_layer = N * (C + 1 + qd + 2 * kvd + qd + C + C + 1 + 3 * FF) + (size_t)B * H * T + (size_t)B * kvd;
     for (int s = 0; s < M2U_N_LINEAR; s++) per_layer += N * r;
     return per_layer;
 }
@@ -483,7 +483,7 @@ static int alloc_acts(m2u_llama *m, int B, int T) {
         L->g = p; p += N * FF;
         L->u = p; p += N * FF;
         L->act = p; p += N * FF;
-        L->probs = p; p += (size_t)B * H * T * T;
+        L->lse = p; p += (size_t)B * H * T;
         L->adapter_v = p; p += (size_t)B * kvd;
         for (int s = 0; s < M2U_N_LINEAR; s++) {
             L->lin[s].act_u = p;
@@ -636,7 +636,8 @@ static int layer_fwd(m2u_llama *m, int l, const float *x, float *x_out, int B, i
     m->be->rope_fwd(L->q, N, qd, H, hd, m->rope_cos, m->rope_sin);
     m->be->rope_fwd(L->k, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
     m2u_attn at = m2u_attn_make(B, T, T, H, KV, hd, qd, kvd, kvd, 1, 0);
-    if (m->be->attn_fwd(&at, L->att, L->probs, L->q, L->k, L->v)) return -1;
+    at.lse = L->lse;
+    if (m->be->attn_fwd(&at, L->att, NULL, L->q, L->k, L->v)) return -1;
     if (L->gate) adapter_fwd(m, L, l, L->att, L->adapter_v, B, T);
     linear_fwd(m, &L->lin[M2U_O], tmp, L->att, N, l, M2U_O, L->lin[M2U_O].act_u, xd);
     m->be->add(L->h, x, tmp, (size_t)N * C);
@@ -758,7 +759,8 @@ int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidd
         memset(dk, 0, (size_t)N * kvd * sizeof(float));
         memset(dv, 0, (size_t)N * kvd * sizeof(float));
         m2u_attn at = m2u_attn_make(B, T, T, H, KV, hd, qd, kvd, kvd, 1, 0);
-        if (m->be->attn_bwd(&at, dq, dk, dv, datt, L->probs, L->q, L->k, L->v)) return -1;
+        at.lse = L->lse;
+        if (m->be->attn_bwd(&at, dq, dk, dv, datt, NULL, L->q, L->k, L->v)) return -1;
         m->be->rope_bwd(dq, N, qd, H, hd, m->rope_cos, m->rope_sin);
         m->be->rope_bwd(dk, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
         memset(dln, 0, (size_t)N * C * sizeof(float));

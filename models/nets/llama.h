@@ -72,7 +72,9 @@ typedef struct {
     float *gate, *dgate;  /* [n_heads] adapter gate (adapter layers only) */
     float *adapter_v;     /* [B, kv_dim] = W_v a, saved for backward */
     /* saved activations, [N = B*T] rows */
-    float *ln1_out, *rstd1, *q, *k, *v, *probs, *att, *h, *ln2_out, *rstd2, *g, *u, *act;
+    float *ln1_out, *rstd1, *q, *k, *v, *lse, *att, *h, *ln2_out, *rstd2, *g, *u, *act;
+    /* lse [B][H][T]: attention's log-sum-exp per query; the backward recomputes the
+       probabilities from it (attention.h), so no B x H x T x T activation is kept */
 } m2u_layer;
 
 typedef struct {

@@ -29,6 +29,8 @@ static int check(const m2u_attn *a, const char *what) {
     return 0;
 }
 
+#define B_T_S_EMPTY(a) ((a)->B == 0 || (a)->T == 0 || (a)->S == 0)
+
 /* Last key visible to query t (-1: none). */
 static int last_key(const m2u_attn *a, int t) {
     int last = a->S - 1;
@@ -64,7 +66,7 @@ static void softmax_prefix(float *p, int last, int S) {
  * vectorised softmax orders its sums differently again); training keeps softmax_prefix. */
 #define LANES 8
 M2U_VCLONES
-static void softmax_fast(float *p, int last, int S) {
+static float softmax_fast(float *p, int last, int S) {
     int n = last + 1, n8 = n - n % LANES;
     float m[LANES], acc[LANES];
     for (int j = 0; j < LANES; j++) m[j] = -INFINITY, acc[j] = 0.0f;
@@ -88,11 +90,12 @@ static void softmax_fast(float *p, int last, int S) {
     float inv = 1.0f / sum;
     for (int s = 0; s < n; s++) p[s] *= inv;
     for (int s = n; s < S; s++) p[s] = 0.0f;
+    return mx + logf(sum); /* the row's log-sum-exp, for a backward that recomputes p */
 }
 
 /* The same over keys 0..last where mask[s] != 0; hidden keys and rows with nothing
  * visible get 0. */
-static void softmax_masked(float *p, int last, int S, const int32_t *mask) {
+static float softmax_masked(float *p, int last, int S, const int32_t *mask) {
     float mx = -INFINITY;
     int any = 0;
     for (int s = 0; s <= last; s++)
@@ -112,6 +115,7 @@ static void softmax_masked(float *p, int last, int S, const int32_t *mask) {
     float inv = any ? 1.0f / sum : 0.0f;
     for (int s = 0; s <= last; s++) p[s] *= inv;
     for (int s = last + 1; s < S; s++) p[s] = 0.0f;
+    return any ? mx + logf(sum) : INFINITY; /* +inf: every recomputed probability is 0 */
 }
 
 /* T = 1 with the query pre-scaled: one query row per (sequence, head), the decode step of a
@@ -197,8 +201,8 @@ static int attn_fwd_blocked(const m2u_attn *a, float *out, const float *q, const
                     for (int s = 0; s <= last; s++) p[s] += bias[(size_t)r * S + s];
                 if (kbias)
                     for (int s = 0; s <= last; s++) p[s] += kbias[s];
-                if (mask) softmax_masked(p, last, ns, mask);
-                else softmax_fast(p, last, ns);
+                float l = mask ? softmax_masked(p, last, ns, mask) : softmax_fast(p, last, ns);
+                if (a->lse) a->lse[(size_t)bh * T + t0 + r] = l;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, hd, ns, 1.0f, P, ns, vb, a->vs, 0.0f,
                         out + ((size_t)b * T + t0) * od + (size_t)h * hd, od);
@@ -266,6 +270,76 @@ int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, co
     return failed ? m2u_fail("attention: out of memory for %d x %d scores", T, S) : 0;
 }
 
+/* p[s] = exp(p[s] - lse) for s <= last (0 beyond, up to S): the forward's probabilities again. */
+M2U_VCLONES
+static void probs_from_lse(float *p, int last, int S, float lse) {
+    for (int s = 0; s <= last; s++) p[s] = m2u_vexpf_neg(p[s] - lse);
+    for (int s = last + 1; s < S; s++) p[s] = 0.0f;
+}
+
+/* The backward without saved probabilities: per (sequence, kv head), each head of the group and
+ * each block of QBLK query rows recomputes its scores (+ bias; hidden keys get 0) and
+ * P = exp(score - lse), then the probs path's algebra on the block: dP = dO V^T,
+ * dS = P (dP - sum_s P dP), dq += scale dS K, dk += scale dS^T Q, dv += P^T dO. */
+static int attn_bwd_recompute(const m2u_attn *a, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                              const float *k, const float *v) {
+    int B = a->B, T = a->T, S = a->S, H = a->H, KV = a->KV, hd = a->hd, group = H / KV, od = H * hd, failed = 0;
+    int qs = a->qs, ks = a->ks, vs = a->vs;
+    float scale = a->scale;
+#pragma omp parallel
+    {
+        float *P = malloc((size_t)QBLK * S * sizeof(float)), *dP = malloc((size_t)QBLK * S * sizeof(float));
+        if (!P || !dP) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int bg = 0; bg < B * KV; bg++) {
+            if (failed) continue;
+            int b = bg / KV, g = bg % KV;
+            size_t ko = (size_t)b * S * ks + (size_t)g * hd, vo = (size_t)b * S * vs + (size_t)g * hd;
+            const int32_t *mask = a->key_mask ? a->key_mask + (size_t)b * S : NULL;
+            for (int h = g * group; h < (g + 1) * group; h++)
+                for (int t0 = 0; t0 < T; t0 += QBLK) {
+                    int tn = T - t0 < QBLK ? T - t0 : QBLK, ns = last_key(a, t0 + tn - 1) + 1;
+                    size_t qo = ((size_t)b * T + t0) * qs + (size_t)h * hd, oo = ((size_t)b * T + t0) * od + (size_t)h * hd;
+                    const float *bias = a->bias ? a->bias + ((size_t)(a->bias_heads == 1 ? 0 : h) * T + t0) * S : NULL;
+                    const float *lse = a->lse + ((size_t)b * H + h) * T + t0;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tn, ns, hd, scale, q + qo, qs, k + ko, ks,
+                                0.0f, P, ns);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tn, ns, hd, 1.0f, dout + oo, od, v + vo, vs,
+                                0.0f, dP, ns);
+                    for (int r = 0; r < tn; r++) {
+                        float *p = P + (size_t)r * ns, *d = dP + (size_t)r * ns;
+                        int last = last_key(a, t0 + r);
+                        if (bias)
+                            for (int s = 0; s <= last; s++) p[s] += bias[(size_t)r * S + s];
+                        probs_from_lse(p, last, ns, lse[r]);
+                        if (mask)
+                            for (int s = 0; s <= last; s++)
+                                if (!mask[s]) p[s] = 0.0f;
+                        float dot = 0.0f;
+                        for (int s = 0; s <= last; s++) dot += p[s] * d[s];
+                        for (int s = 0; s <= last; s++) d[s] = p[s] * (d[s] - dot);
+                        for (int s = last + 1; s < ns; s++) d[s] = 0.0f;
+                    }
+                    if (dq)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, hd, ns, scale, dP, ns, k + ko, ks,
+                                    1.0f, dq + qo, qs);
+                    if (dk)
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ns, hd, tn, scale, dP, ns, q + qo, qs,
+                                    1.0f, dk + ko, ks);
+                    if (dv)
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ns, hd, tn, 1.0f, P, ns, dout + oo, od,
+                                    1.0f, dv + vo, vs);
+                }
+        }
+        free(P);
+        free(dP);
+    }
+    return failed ? m2u_fail("attention backward: out of memory for %d x %d scores", QBLK, S) : 0;
+}
+
 int m2u_attn_bwd(const m2u_attn *a, float *dq, float *dk, float *dv, const float *dout, const float *probs,
                  const float *q, const float *k, const float *v) {
     if (check(a, "attention backward")) return -1;
@@ -273,10 +347,14 @@ int m2u_attn_bwd(const m2u_attn *a, float *dq, float *dk, float *dv, const float
     if (a->key_bias || a->kv_bstride || a->prescale_q)
         return m2u_fail("attention backward: key_bias, kv_bstride and prescale_q are forward-only (got %s%s%s)",
                         a->key_bias ? "key_bias " : "", a->kv_bstride ? "kv_bstride " : "", a->prescale_q ? "prescale_q" : "");
+    if (B_T_S_EMPTY(a)) return 0;
+    if (!probs) {
+        if (!a->lse) return m2u_fail("attention backward: neither probs nor lse from the forward");
+        return attn_bwd_recompute(a, dq, dk, dv, dout, q, k, v);
+    }
     int B = a->B, T = a->T, S = a->S, H = a->H, KV = a->KV, hd = a->hd, group = H / KV, od = H * hd, failed = 0;
     int qs = a->qs, ks = a->ks, vs = a->vs;
     float scale = a->scale;
-    if (B == 0 || T == 0 || S == 0) return 0;
 #pragma omp parallel
     {
         float *dS = malloc((size_t)T * S * sizeof(float));
