@@ -25,6 +25,8 @@
 #ifndef M2U_ATTENTION_H
 #define M2U_ATTENTION_H
 
+#include "m2u_error.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +46,22 @@ typedef struct {
                                 of its scores (+inf for a query with no visible key); a backward without
                                 probs recomputes the probabilities from it, block by block */
 } m2u_attn;
+
+/* The refusals every backend makes before any work (bad dimensions, a bias with another head
+ * count, overlapping per-sequence k/v): -1 with m2u_fail naming `what`, else 0.  Inline so the
+ * CPU and the CUDA backends share it without linking each other. */
+static inline int m2u_attn_check(const m2u_attn *a, const char *what) {
+    if (a->B < 0 || a->T < 0 || a->S < 0 || a->H <= 0 || a->KV <= 0 || a->hd <= 0 || a->H % a->KV)
+        return m2u_fail("%s: bad dimensions B=%d T=%d S=%d H=%d KV=%d hd=%d (KV must divide H)", what, a->B, a->T,
+                        a->S, a->H, a->KV, a->hd);
+    if (a->bias && a->bias_heads != 1 && a->bias_heads != a->H)
+        return m2u_fail("%s: bias has %d heads, expected 1 or %d", what, a->bias_heads, a->H);
+    /* sequences' k/v must not overlap: a stride below S rows is a caller's layout error */
+    int kvs = a->ks > a->vs ? a->ks : a->vs;
+    if (a->kv_bstride && a->kv_bstride < (size_t)a->S * kvs)
+        return m2u_fail("%s: kv_bstride %zu is smaller than S x row stride = %d x %d", what, a->kv_bstride, a->S, kvs);
+    return 0;
+}
 
 /* The usual description: no bias, no mask, scale 1/sqrt(hd). */
 m2u_attn m2u_attn_make(int B, int T, int S, int H, int KV, int hd, int qs, int ks, int vs, int causal, int pos0);

@@ -16,18 +16,6 @@ m2u_attn m2u_attn_make(int B, int T, int S, int H, int KV, int hd, int qs, int k
     return a;
 }
 
-static int check(const m2u_attn *a, const char *what) {
-    if (a->B < 0 || a->T < 0 || a->S < 0 || a->H <= 0 || a->KV <= 0 || a->hd <= 0 || a->H % a->KV)
-        return m2u_fail("%s: bad dimensions B=%d T=%d S=%d H=%d KV=%d hd=%d (KV must divide H)", what, a->B, a->T,
-                        a->S, a->H, a->KV, a->hd);
-    if (a->bias && a->bias_heads != 1 && a->bias_heads != a->H)
-        return m2u_fail("%s: bias has %d heads, expected 1 or %d", what, a->bias_heads, a->H);
-    /* sequences' k/v must not overlap: a stride below S rows is a caller's layout error */
-    int kvs = a->ks > a->vs ? a->ks : a->vs;
-    if (a->kv_bstride && a->kv_bstride < (size_t)a->S * kvs)
-        return m2u_fail("%s: kv_bstride %zu is smaller than S x row stride = %d x %d", what, a->kv_bstride, a->S, kvs);
-    return 0;
-}
 
 #define B_T_S_EMPTY(a) ((a)->B == 0 || (a)->T == 0 || (a)->S == 0)
 
@@ -213,7 +201,7 @@ static int attn_fwd_blocked(const m2u_attn *a, float *out, const float *q, const
 }
 
 int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, const float *k, const float *v) {
-    if (check(a, "attention")) return -1;
+    if (m2u_attn_check(a, "attention")) return -1;
     int B = a->B, T = a->T, S = a->S, H = a->H, hd = a->hd, group = a->H / a->KV, od = H * hd, failed = 0;
     if (B == 0 || T == 0) return 0;
     if (S == 0) {
@@ -342,7 +330,7 @@ static int attn_bwd_recompute(const m2u_attn *a, float *dq, float *dk, float *dv
 
 int m2u_attn_bwd(const m2u_attn *a, float *dq, float *dk, float *dv, const float *dout, const float *probs,
                  const float *q, const float *k, const float *v) {
-    if (check(a, "attention backward")) return -1;
+    if (m2u_attn_check(a, "attention backward")) return -1;
     /* the decoder conventions exist for inference; a silent wrong gradient would be worse than none */
     if (a->key_bias || a->kv_bstride || a->prescale_q)
         return m2u_fail("attention backward: key_bias, kv_bstride and prescale_q are forward-only (got %s%s%s)",

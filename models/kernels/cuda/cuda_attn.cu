@@ -76,18 +76,6 @@ __device__ float block_max(float v) {
     return r;
 }
 
-/* The CPU's check(): the same refusals, the same messages. */
-static int check(const m2u_attn *a, const char *what) {
-    if (a->B < 0 || a->T < 0 || a->S < 0 || a->H <= 0 || a->KV <= 0 || a->hd <= 0 || a->H % a->KV)
-        return m2u_fail("%s: bad dimensions B=%d T=%d S=%d H=%d KV=%d hd=%d (KV must divide H)", what, a->B, a->T,
-                        a->S, a->H, a->KV, a->hd);
-    if (a->bias && a->bias_heads != 1 && a->bias_heads != a->H)
-        return m2u_fail("%s: bias has %d heads, expected 1 or %d", what, a->bias_heads, a->H);
-    int kvs = a->ks > a->vs ? a->ks : a->vs;
-    if (a->kv_bstride && a->kv_bstride < (size_t)a->S * kvs)
-        return m2u_fail("%s: kv_bstride %zu is smaller than S x row stride = %d x %d", what, a->kv_bstride, a->S, kvs);
-    return 0;
-}
 
 /* ---- attention forward ---- */
 
@@ -164,7 +152,7 @@ __global__ void attn_fwd_rows(m2u_attn a, size_t kbs, size_t vbs, long long row0
 
 extern "C" int m2u_cuda_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, const float *k,
                                  const float *v) {
-    if (check(a, "attention")) return -1;
+    if (m2u_attn_check(a, "attention")) return -1;
     int B = a->B, T = a->T, S = a->S, H = a->H, hd = a->hd;
     if (B == 0 || T == 0) return 0;
     if (S == 0) {
@@ -274,7 +262,7 @@ __global__ void attn_bwd_kv(m2u_attn a, int b, int t0, int tn, const float *prob
 
 extern "C" int m2u_cuda_attn_bwd(const m2u_attn *a, float *dq, float *dk, float *dv, const float *dout,
                                  const float *probs, const float *q, const float *k, const float *v) {
-    if (check(a, "attention backward")) return -1;
+    if (m2u_attn_check(a, "attention backward")) return -1;
     /* the decoder conventions exist for inference; a silent wrong gradient would be worse than none */
     if (a->key_bias || a->kv_bstride || a->prescale_q)
         return m2u_fail("attention backward: key_bias, kv_bstride and prescale_q are forward-only (got %s%s%s)",
