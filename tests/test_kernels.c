@@ -1352,6 +1352,36 @@ static void t_vexpf(void) {
     printf("  vexpf: %.2f ulp at most from expf on [-87, 0]\n", worst);
 }
 
+/* m2u_parallel_items: every item once, and an item's failure raised on the caller's thread with
+ * the lowest failing item's message. */
+typedef struct {
+    int fail_from; /* items >= this fail (their message names them) */
+    int *hits;
+} items_ctx;
+static int item_fn(void *ctx, int i) {
+    items_ctx *c = ctx;
+    if (i >= c->fail_from) return m2u_fail("item %d failed", i);
+#pragma omp atomic
+    c->hits[i]++;
+    return 0;
+}
+static void t_parallel_items(void) {
+    int hits[64] = {0};
+    items_ctx c = {64, hits};
+    CHECK(m2u_parallel_items(64, item_fn, &c) == 0, "parallel_items: %s", m2u_last_error());
+    int once = 1;
+    for (int i = 0; i < 64; i++) once &= hits[i] == 1;
+    CHECK(once, "parallel_items: not every item ran exactly once");
+    c.fail_from = 40;
+    m2u_clear_error();
+    CHECK(m2u_parallel_items(64, item_fn, &c) == -1 && strstr(m2u_last_error(), "item 40 failed"),
+          "parallel_items: a failure gave '%s', expected item 40's message", m2u_last_error());
+    c.fail_from = 0;
+    CHECK(m2u_parallel_items(1, item_fn, &c) == -1 && strstr(m2u_last_error(), "item 0 failed"),
+          "parallel_items (one item, on the caller): '%s'", m2u_last_error());
+    CHECK(m2u_parallel_items(0, item_fn, &c) == 0, "parallel_items of nothing failed");
+}
+
 /* conv2d / maxpool (NHWC, CPU only): against direct double loops in torch's NCHW indexing */
 static double max_rel_err(const float *got, const double *ref, size_t n) {
     double maxref = 1.0, err = 0.0;
@@ -1437,6 +1467,7 @@ int main(void) {
     t_fft();
     t_gelu_dense();
     t_vexpf();
+    t_parallel_items();
     t_conv2d();
     printf("cpu: %d checks, %d failed\n", t_pass + t_fail, t_fail);
     const char *why = NULL;

@@ -72,6 +72,8 @@ static int open_model(const m2u_train_config *c, m2u_train_model *m) {
         if (!n_aud) return m2u_train_config_fail(c, "model.aud_tokens", "the projector needs [AUD] tokens");
     }
     if (m2u_m2ugen_load(c->model.llm, &mc, &m->mg)) return -1;
+    /* here, not in each caller: the memory plan and the trainer must see the same layout */
+    m2u_llama_set_checkpointing(m->mg->llm, c->train.checkpoint_activations);
     m->bo = (m2u_batch_options){.stage = c->train.stage,
                                 .prompt_template = c->train.prompt_template,
                                 .max_len = c->train.max_len,

@@ -5,6 +5,7 @@
 #include "llama.h"
 #include "m2u_error.h"
 #include "safetensors.h"
+#include "units.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -34,8 +35,7 @@ int m2u_train_plan_make(const m2u_train_config *c, const m2u_train_model *tm, in
     p->trainables = mg->n_floats * sizeof(float);
     p->gradients = mg->n_floats * sizeof(float);
     p->optimizer = 2 * mg->n_floats * sizeof(float);
-    /* the trainer's setting (setup_model does the same before step 1) */
-    m2u_llama_set_checkpointing(llm, c->train.checkpoint_activations);
+    /* train.checkpoint_activations is already applied by m2u_train_model_open */
     int B = c->train.batch, T = c->train.max_len;
     p->activations = m2u_llama_activation_bytes(llm, B, T);
     /* one micro-batch's tensors: features of the modalities with an adapter, decoder targets */
@@ -96,36 +96,6 @@ int m2u_train_plan_available(size_t *bytes, const char **source) {
     if (!have_avail) return m2u_fail("memory plan: cannot read MemAvailable from /proc/meminfo");
     *bytes = avail;
     *source = "MemAvailable";
-    return 0;
-}
-
-const char *m2u_fmt_bytes(size_t bytes, char *buf, size_t cap) {
-    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)bytes;
-    int u = 0;
-    while (v >= 1024.0 && u < 4) v /= 1024.0, u++;
-    if (u == 0) snprintf(buf, cap, "%zu B", bytes);
-    else snprintf(buf, cap, "%.*f %s", v < 10 ? 2 : 1, v, unit[u]);
-    return buf;
-}
-
-int m2u_parse_bytes(const char *s, size_t *out) {
-    errno = 0;
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || errno || !(v > 0)) return m2u_fail("'%s' is not a size (e.g. 24G, 40GiB, 80000M)", s);
-    double mul = 1;
-    switch (toupper((unsigned char)*end)) {
-    case 'K': mul = 1024.0, end++; break;
-    case 'M': mul = 1024.0 * 1024, end++; break;
-    case 'G': mul = 1024.0 * 1024 * 1024, end++; break;
-    case 'T': mul = 1024.0 * 1024 * 1024 * 1024, end++; break;
-    default: break;
-    }
-    if (mul > 1 && (!strcmp(end, "iB") || !strcmp(end, "B") || !strcmp(end, "ib") || !strcmp(end, "b"))) end += strlen(end);
-    if (*end) return m2u_fail("'%s' is not a size (e.g. 24G, 40GiB, 80000M): unexpected '%s'", s, end);
-    if (v * mul > 1.8e19) return m2u_fail("'%s' is too large", s);
-    *out = (size_t)(v * mul);
     return 0;
 }
 

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "model_setup.h"
+#include "units.h" /* m2u_parse_bytes, m2u_fmt_bytes */
 
 #include <stddef.h>
 
@@ -41,15 +42,9 @@ int m2u_train_plan_make(const m2u_train_config *c, const m2u_train_model *tm, in
  * names which.  -1 when neither can be read. */
 int m2u_train_plan_available(size_t *bytes, const char **source);
 
-/* "12.5 GiB" / "340.2 MiB" / "12 KiB" into buf. */
-const char *m2u_fmt_bytes(size_t bytes, char *buf, size_t cap);
-
 /* The plan as a table (malloc'ed text), with the verdict against `capacity` bytes
  * (0: none given) described as `capacity_source`. */
 char *m2u_train_plan_text(const m2u_train_config *c, const m2u_train_plan *p, size_t capacity,
                           const char *capacity_source);
-
-/* Parse "24G", "40GiB", "80000M", "512MB", "1073741824" (powers of 1024) into bytes. */
-int m2u_parse_bytes(const char *s, size_t *out);
 
 #endif

@@ -155,8 +155,7 @@ static int setup_model(trainer *t) {
     m2u_train_model tm;
     if (m2u_train_model_open(c, &tm)) return -1;
     t->tok = tm.tok, t->mg = tm.mg, t->bo = tm.bo, t->freeze_rows = tm.freeze_rows;
-    t->model = t->mg->llm;
-    m2u_llama_set_checkpointing(t->model, c->train.checkpoint_activations);
+    t->model = t->mg->llm; /* with train.checkpoint_activations applied (model_setup.c) */
     /* shard tensor columns (written by m2u-dataset): encoder features and decoder targets */
     for (int g = 0; g < M2U_N_MODALITIES; g++) t->feat_name[g] = m2u_train_feature_column(g);
     t->target_name = m2u_train_target_column(c);

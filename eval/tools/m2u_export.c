@@ -4,6 +4,7 @@
 #include "progress.h"
 #include "export.h"
 #include "m2u_error.h"
+#include "units.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,22 +82,6 @@ static int bad_usage(const char *fmt, ...) {
     return 2;
 }
 
-static int parse_size(const char *s, unsigned long long *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v <= 0) return -1;
-    double mul = 1;
-    if (!strcmp(end, "KB")) mul = 1e3;
-    else if (!strcmp(end, "MB")) mul = 1e6;
-    else if (!strcmp(end, "GB")) mul = 1e9;
-    else if (!strcmp(end, "KiB")) mul = 1024.0;
-    else if (!strcmp(end, "MiB")) mul = 1048576.0;
-    else if (!strcmp(end, "GiB")) mul = 1073741824.0;
-    else if (*end) return -1;
-    *out = (unsigned long long)(v * mul);
-    return 0;
-}
-
 int main(int argc, char **argv) {
     m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
     m2u_progress_set_stream(stderr);
@@ -140,8 +125,8 @@ int main(int argc, char **argv) {
             }
             i++;
         } else if (!strcmp(a, "--max-shard-size")) {
-            unsigned long long b;
-            if (parse_size(v, &b)) {
+            size_t b;
+            if (m2u_parse_bytes(v, &b)) {
                 return bad_usage("--max-shard-size %s: expected e.g. 5GB, 200MB or a byte count", v);
             }
             o.max_shard_bytes = b;

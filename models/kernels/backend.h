@@ -147,9 +147,9 @@ int m2u_max_threads(void);
  * otherwise fork and join across the cores (8 % of PaSST's time on 2 cores), and an item's
  * result no longer depends on the thread count.  With fewer items than threads it runs them
  * in order on the calling thread, each with all the threads.  fn reports failure with
- * m2u_fail and a nonzero return; after one, the items not yet started are skipped, and the
- * call returns -1 with the error of the lowest-numbered failing item, raised again on the
- * calling thread. */
+ * m2u_fail and a nonzero return; after one, the items above it not yet started are skipped
+ * (those below still run), and the call returns -1 with the error of the lowest-numbered
+ * failing item, raised again on the calling thread. */
 int m2u_parallel_items(int n, int (*fn)(void *ctx, int i), void *ctx);
 
 #endif

@@ -96,17 +96,16 @@ int main(int argc, char **argv) {
             dump = 1;
         } else if (!strcmp(argv[i], "--plan")) {
             plan = 1;
-        } else if (!strcmp(argv[i], "--memory") || !strcmp(argv[i], "--ranks-per-node")) {
-            if (i + 1 >= argc) rc = m2u_fail("%s needs a value", argv[i]), bad_cli = 1;
-            else if (argv[i][2] == 'm') {
-                if (m2u_parse_bytes(argv[++i], &capacity)) m2u_fail_prefix("--memory"), rc = -1, bad_cli = 1;
-            } else {
-                char *end;
-                long v = strtol(argv[++i], &end, 10);
-                if (*end || v < 1 || v > 4096)
-                    rc = m2u_fail("--ranks-per-node expects an integer in [1, 4096], got '%s'", argv[i]), bad_cli = 1;
-                else ranks_per_node = (int)v;
-            }
+        } else if ((!strcmp(argv[i], "--memory") || !strcmp(argv[i], "--ranks-per-node")) && i + 1 >= argc) {
+            rc = m2u_fail("%s needs a value", argv[i]), bad_cli = 1;
+        } else if (!strcmp(argv[i], "--memory")) {
+            if (m2u_parse_bytes(argv[++i], &capacity)) m2u_fail_prefix("--memory"), rc = -1, bad_cli = 1;
+        } else if (!strcmp(argv[i], "--ranks-per-node")) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 4096)
+                rc = m2u_fail("--ranks-per-node expects an integer in [1, 4096], got '%s'", argv[i]), bad_cli = 1;
+            else ranks_per_node = (int)v;
         } else if (argv[i][0] == '-') {
             rc = m2u_fail("unknown option %s", argv[i]), bad_cli = 1;
         } else if (strchr(argv[i], '=')) {

@@ -140,22 +140,21 @@ int m2u_parallel_items(int n, int (*fn)(void *ctx, int i), void *ctx) {
             if (fn(ctx, i) != 0) return -1;
         return 0;
     }
-    int first = n, stop = 0; /* lowest failing item; stop: skip the items not yet started */
+    /* first: the lowest failing item so far.  Items above it are skipped; items below it still
+     * run, so the reported failure is the lowest one whatever order the threads finish in. */
+    int first = n;
     char msg[1024] = "";
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < n; i++) {
-        int skip;
+        int low;
 #pragma omp atomic read
-        skip = stop;
-        if (skip || fn(ctx, i) == 0) continue;
+        low = first;
+        if (i > low || fn(ctx, i) == 0) continue;
 #pragma omp critical(m2u_parallel_items)
-        {
+        if (i < first) { /* the message lives in the failing thread's error buffer */
+            snprintf(msg, sizeof msg, "%s", m2u_last_error());
 #pragma omp atomic write
-            stop = 1;
-            if (i < first) { /* the message lives in the failing thread's error buffer */
-                first = i;
-                snprintf(msg, sizeof msg, "%s", m2u_last_error());
-            }
+            first = i;
         }
     }
     return first < n ? m2u_fail("%s", msg) : 0;
