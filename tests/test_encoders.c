@@ -396,7 +396,47 @@ static void test_refusals(void) {
     rmdir(tmp_dir);
 }
 
+/* m2u_enc_layer_fwd_rows (PaSST's last layer: only the class rows) against the whole layer, with
+ * random weights, pre- and post-norm: the rows it writes agree to float rounding, the others
+ * are left untouched. */
+static float *rnd_floats(size_t n, unsigned *seed, float scale) {
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        *seed = *seed * 1103515245u + 12345u;
+        p[i] = scale * ((float)((*seed >> 8) & 0xffff) / 65536.0f - 0.5f);
+    }
+    return p;
+}
+static void test_layer_rows(void) {
+    enum { H = 32, HEADS = 4, I = 48, T = 23, R = 3 };
+    unsigned seed = 7;
+    for (int prenorm = 0; prenorm < 2; prenorm++) {
+        m2u_enc_dims d = {H, HEADS, I, 1e-5f, M2U_ACT_GELU, prenorm};
+        m2u_enc_layer L = {0};
+        L.qkv_w = rnd_floats(3 * H * H, &seed, 0.4f), L.qkv_b = rnd_floats(3 * H, &seed, 0.2f);
+        L.o_w = rnd_floats(H * H, &seed, 0.4f), L.o_b = rnd_floats(H, &seed, 0.2f);
+        L.ln1_w = rnd_floats(H, &seed, 2.0f), L.ln1_b = rnd_floats(H, &seed, 0.2f);
+        L.ln2_w = rnd_floats(H, &seed, 2.0f), L.ln2_b = rnd_floats(H, &seed, 0.2f);
+        L.fc1_w = rnd_floats(I * H, &seed, 0.4f), L.fc1_b = rnd_floats(I, &seed, 0.2f);
+        L.fc2_w = rnd_floats(H * I, &seed, 0.4f), L.fc2_b = rnd_floats(H, &seed, 0.2f);
+        float *x = rnd_floats(T * H, &seed, 2.0f), *full = malloc(T * H * sizeof *full),
+              *rows = malloc(T * H * sizeof *rows), *scratch = malloc(m2u_enc_layer_scratch(&d, T) * sizeof(float));
+        memcpy(full, x, T * H * sizeof *x);
+        memcpy(rows, x, T * H * sizeof *x);
+        CHECK(m2u_enc_layer_fwd(&d, &L, full, T, scratch) == 0, "%s", m2u_last_error());
+        CHECK(m2u_enc_layer_fwd_rows(&d, &L, rows, T, R, scratch) == 0, "%s", m2u_last_error());
+        double e = t_max_rel_err(rows, full, R * H);
+        CHECK(e < 1e-5, "layer rows (prenorm %d): first %d rows differ from the whole layer by %.3g", prenorm, R, e);
+        CHECK(memcmp(rows + R * H, x + R * H, (T - R) * H * sizeof *x) == 0,
+              "layer rows (prenorm %d): rows past %d were written", prenorm, R);
+        printf("layer rows (prenorm %d): rel err %.2e against the whole layer\n", prenorm, e);
+        m2u_enc_layer_free(&L);
+        free(x), free(full), free(rows), free(scratch);
+    }
+}
+
 int main(void) {
+    test_layer_rows();
     test_vision("vit_a", 0);
     test_vision("vit_b", 0);
     test_vision("vivit_a", 1);

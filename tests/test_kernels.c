@@ -20,8 +20,10 @@
 #include "conv2d.h"
 #include "fft.h"
 #include "m2u_error.h"
+#include "ops_extra.h"
 #include "test_util.h"
 #include "vmath.h"
+#include "attn_tiles.h"
 
 #include <float.h>
 #include <math.h>
@@ -581,6 +583,14 @@ static void t_attention(void) {
     t_attention_case("full blocks", 1, 70, 37, 2, 1, 4, 1, 0, 0, 0, 0, 0);
     t_attention_case("causal blocks pos0", 1, 67, 70, 2, 2, 3, 0, 1, 3, 1, 0, 0);
     t_attention_case("full blocks bias mask", 2, 66, 9, 2, 2, 3, 0, 0, 0, 2, 1, 0);
+    /* head dims that are multiples of 8: the inference path's register tiles (attn_tiles.h) where
+     * the CPU has AVX2 (16-wide V panels, 8-wide for 24); rows past one tile row group (6) and
+     * one block (48), keys past one 16-key panel */
+    t_attention_case("tiles hd16 gqa", 2, 13, 21, 2, 1, 16, 1, 0, 0, 0, 0, 0);
+    t_attention_case("tiles hd24 bias mask", 2, 7, 17, 2, 2, 24, 0, 0, 0, 2, 1, 0);
+    t_attention_case("tiles hd32 causal pos0", 1, 9, 20, 2, 1, 32, 2, 1, 11, 0, 0, 0);
+    t_attention_case("tiles hd64 blocks", 1, 50, 7, 1, 1, 64, 0, 0, 0, 1, 0, 0);
+    t_attention_case("tiles hd8 causal blocks", 1, 53, 53, 2, 2, 8, 0, 1, 0, 0, 0, 0);
     /* bad dimensions are an error, not a crash */
     m2u_attn bad = m2u_attn_make(1, 1, 1, 3, 2, 4, 12, 8, 8, 0, 0);
     CHECK(BE->attn_fwd(&bad, NULL, NULL, NULL, NULL, NULL) != 0, "KV not dividing H must fail");
@@ -1350,6 +1360,31 @@ static void t_vexpf(void) {
     float nan = NAN;
     CHECK(m2u_vexpf_neg(nan) != m2u_vexpf_neg(nan), "vexpf(NaN) is not NaN");
     printf("  vexpf: %.2f ulp at most from expf on [-87, 0]\n", worst);
+#ifdef M2U_HAVE_ATTN_TILES
+    /* the attention tiles' 8-lane copy: the same bits (GCC does not contract the C version's
+     * products and sums under -std=c11; clang would, so there only the same bound) */
+    if (m2u_attn_tiles_ok(8)) {
+        enum { N = 4099 };
+        float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+        for (int i = 0; i < N; i++) x[i] = (float)(-90.0 * i / (N - 8));
+        x[N - 7] = 0.0f, x[N - 6] = -0.0f, x[N - 5] = NAN, x[N - 4] = -INFINITY, x[N - 3] = -87.0f;
+        x[N - 2] = -86.99999f, x[N - 1] = -1e-30f;
+        m2u_attn_tile_vexpf(y, x, N);
+        int bad = -1;
+        for (int i = 0; i < N && bad < 0; i++) {
+            float r = m2u_vexpf_neg(x[i]);
+#ifdef __clang__
+            if (!(r == y[i] || fabsf(r - y[i]) <= 4 * FLT_EPSILON * r || (r != r && y[i] != y[i]))) bad = i;
+#else
+            if (memcmp(&r, &y[i], sizeof r) != 0) bad = i;
+#endif
+        }
+        CHECK(bad < 0, "tiles' vexpf(%.9g) = %.9g, vmath's %.9g", bad < 0 ? 0.0 : x[bad], bad < 0 ? 0.0 : y[bad],
+              bad < 0 ? 0.0 : m2u_vexpf_neg(x[bad]));
+        free(x), free(y);
+    } else
+        printf("  vexpf: no AVX2 + FMA here, the attention tiles are not used\n");
+#endif
 }
 
 /* m2u_parallel_items: every item once, and an item's failure raised on the caller's thread with
@@ -1415,9 +1450,15 @@ static void t_conv2d(void) {
                             }
                     ry[((size_t)oy * Wo + ox) * Co + o] = acc;
                 }
-        CHECK(wp && m2u_conv2d_nhwc(y, x, H, W, Ci, Co, k, pad, wp, b) == 0, "conv2d: %s", m2u_last_error());
+        CHECK(wp && m2u_conv2d_nhwc(y, x, H, W, Ci, Co, k, pad, wp, b, 0) == 0, "conv2d: %s", m2u_last_error());
         double e1 = max_rel_err(y, ry, ny);
         CHECK(e1 <= TOL_ATT, "conv2d_nhwc case %d: max error %.3g", ci, e1);
+        /* with the ReLU fused: exactly the unfused result through m2u_relu_fwd */
+        float *yr = malloc(ny * sizeof *yr);
+        CHECK(m2u_conv2d_nhwc(yr, x, H, W, Ci, Co, k, pad, wp, b, 1) == 0, "conv2d relu: %s", m2u_last_error());
+        m2u_relu_fwd(y, y, ny);
+        CHECK(memcmp(y, yr, ny * sizeof *y) == 0, "conv2d_nhwc case %d: the fused ReLU differs from conv + relu", ci);
+        free(yr);
         /* 2x2 max pooling of the result (odd sizes drop the last row / column) */
         int Hp = Ho / 2, Wp = Wo / 2;
         float *p = malloc(((size_t)Hp * Wp * Co + 1) * sizeof *p);

@@ -71,7 +71,10 @@ static void check_fixture(const char *name) {
     for (int b = 0; b < B; b++) {
         CHECK(m2u_llama_forward(m, ids + b * T, NULL, 1, T, -100, NULL) == 0, "%s", m2u_last_error());
         double be = t_max_rel_err(m->logits, batched + (size_t)b * T * V, (size_t)T * V);
-        CHECK(be < 1e-6, "%s: sequence %d alone vs in batch: %.3g", name, b, be);
+        /* the linears' GEMMs block M = T and M = B T rows differently, so their float sums round
+         * differently: 0.96e-6 measured with OpenBLAS's attention, 1.04e-6 with the register tiles */
+        CHECK(be < 3e-6, "%s: sequence %d alone vs in batch: %.3g", name, b, be);
+        printf("%s: sequence %d alone vs in batch: max rel err %.2e\n", name, b, be);
     }
 
     /* KV cache, fed token by token, gives the batched forward's logits */

@@ -109,20 +109,27 @@ int m2u_fad_vggish_prepare(const float *pcm, long n, int channels, int rate, flo
 /* 2^18 samples at 16 kHz plus a margin that covers any resampler's look-ahead (< 1 s + its width) */
 #define DECODE_MAX_S (M2U_FAD_SAMPLE_SIZE / (double)M2U_VGGISH_RATE + 1.1)
 
-/* One file's ten chunk embeddings into rows + f * chunks * dim; done[f] = 0 when it cannot be
- * decoded (counted as skipped, as fad_pytorch skips it), counts[2f], [2f + 1]: cropped, silent. */
+/* One file's ten chunks through VGGish's convolutions into feat + (f - first) * chunks * fc_in;
+ * done[f] = 0 when it cannot be decoded (counted as skipped, as fad_pytorch skips it),
+ * counts[2f], [2f + 1]: cropped, silent.  The fully connected head runs afterwards on a whole
+ * group of files at once (m2u_vggish_head: its 200 MB first weight is read once per group,
+ * not once per file). */
 typedef struct {
     const m2u_vggish *m;
     const char *const *paths;
-    double *rows;
+    float *feat;
+    int first;
     char *done;
     int *counts;
-    size_t dim;
 } embed_job;
 
-static int embed_file(void *ctx, int f) {
+/* files per group: 640 example rows, 31 MB of features */
+#define FAD_GROUP 64
+
+static int embed_file(void *ctx, int i) {
     const embed_job *j = ctx;
-    size_t ex = (size_t)M2U_VGGISH_FRAMES * M2U_VGGISH_BANDS;
+    int f = j->first + i;
+    size_t ex = (size_t)M2U_VGGISH_FRAMES * M2U_VGGISH_BANDS, fc_in = (size_t)m2u_vggish_config_of(j->m)->fc_in;
     float *pcm = NULL;
     int64_t n = 0;
     m2u_audio_info info;
@@ -132,9 +139,9 @@ static int embed_file(void *ctx, int f) {
         return 0;
     }
     float *mono = malloc((size_t)M2U_FAD_SAMPLE_SIZE * sizeof *mono);
-    float *examples = malloc(M2U_FAD_CHUNKS * ex * sizeof *examples), *emb = malloc(M2U_FAD_CHUNKS * j->dim * sizeof *emb);
+    float *examples = malloc(M2U_FAD_CHUNKS * ex * sizeof *examples);
     int rc = 0, cropped = 0, silent = 0;
-    if (!mono || !examples || !emb) rc = m2u_fail("out of memory");
+    if (!mono || !examples) rc = m2u_fail("out of memory");
     if (!rc) rc = m2u_fad_vggish_prepare(pcm, (long)(n / info.out_channels), info.out_channels, info.src_rate, mono,
                                          &cropped, &silent);
     free(pcm);
@@ -142,13 +149,33 @@ static int embed_file(void *ctx, int f) {
         if (m2u_vggish_n_examples(M2U_FAD_HOP) != 1) rc = m2u_fail("internal: a chunk is not one VGGish example");
         else rc = m2u_vggish_log_mel(mono + (size_t)k * M2U_FAD_HOP, M2U_FAD_HOP, examples + k * ex);
     }
-    if (!rc) rc = m2u_vggish_forward(j->m, examples, M2U_FAD_CHUNKS, emb);
-    double *dst = j->rows + (size_t)f * M2U_FAD_CHUNKS * j->dim;
-    for (size_t i = 0; !rc && i < M2U_FAD_CHUNKS * j->dim; i++) dst[i] = emb[i];
+    if (!rc) rc = m2u_vggish_features(j->m, examples, M2U_FAD_CHUNKS, j->feat + (size_t)i * M2U_FAD_CHUNKS * fc_in);
     if (!rc) j->done[f] = 1, j->counts[2 * f] = cropped, j->counts[2 * f + 1] = silent;
-    free(mono), free(examples), free(emb);
+    free(mono), free(examples);
     if (rc) m2u_fail_prefix("%s: ", j->paths[f]);
     return rc;
+}
+
+/* Files [first, first + n): their features side by side, one file per thread (backend.h), then
+ * the head on the decoded ones' rows together, into rows + f * chunks * dim. */
+static int embed_group(embed_job *j, int n, float *emb, double *rows, size_t dim) {
+    size_t fc_in = (size_t)m2u_vggish_config_of(j->m)->fc_in, per = M2U_FAD_CHUNKS * fc_in;
+    if (m2u_parallel_items(n, embed_file, j)) return -1;
+    int kept = 0;
+    for (int i = 0; i < n; i++)
+        if (j->done[j->first + i]) {
+            if (kept != i) memmove(j->feat + (size_t)kept * per, j->feat + (size_t)i * per, per * sizeof(float));
+            kept++;
+        }
+    if (m2u_vggish_head(j->m, j->feat, kept * M2U_FAD_CHUNKS, emb)) return -1;
+    kept = 0;
+    for (int i = 0; i < n; i++)
+        if (j->done[j->first + i]) {
+            const float *src = emb + (size_t)kept++ * M2U_FAD_CHUNKS * dim;
+            double *dst = rows + (size_t)(j->first + i) * M2U_FAD_CHUNKS * dim;
+            for (size_t k = 0; k < M2U_FAD_CHUNKS * dim; k++) dst[k] = src[k];
+        }
+    return 0;
 }
 
 int m2u_fad_vggish_embed_dir(const m2u_vggish *m, const char *dir, m2u_audio_embeddings *out,
@@ -168,14 +195,20 @@ int m2u_fad_vggish_embed_dir(const m2u_vggish *m, const char *dir, m2u_audio_emb
     out->dim = dim;
     snprintf(out->encoder, sizeof out->encoder, "vggish");
     if (files.n > (size_t)INT_MAX) rc = m2u_fail("%s: %zu files are too many", dir, files.n);
-    embed_job job = {m, (const char *const *)files.v, NULL, calloc(files.n ? files.n : 1, sizeof *job.done),
-                     calloc(files.n ? files.n : 1, 2 * sizeof *job.counts), dim};
-    if (!rc && (!job.done || !job.counts || !(out->rows = malloc((files.n ? files.n : 1) * per * sizeof *out->rows))))
+    size_t group = files.n < FAD_GROUP ? (files.n ? files.n : 1) : FAD_GROUP;
+    embed_job job = {m, (const char *const *)files.v, malloc(group * M2U_FAD_CHUNKS * (size_t)cfg->fc_in * sizeof(float)),
+                     0, calloc(files.n ? files.n : 1, sizeof *job.done),
+                     calloc(files.n ? files.n : 1, 2 * sizeof *job.counts)};
+    float *emb = malloc(group * per * sizeof *emb);
+    if (!rc && (!job.feat || !emb || !job.done || !job.counts ||
+                !(out->rows = malloc((files.n ? files.n : 1) * per * sizeof *out->rows))))
         rc = m2u_fail("out of memory (%zu files)", files.n);
     if (!rc && files.n == 0) rc = m2u_fail("%s: no .wav .flac .ogg .aiff .aif .mp3 file", dir);
-    job.rows = out->rows;
-    /* the files side by side, one per thread (backend.h), each into its own slot of rows */
-    if (!rc) rc = m2u_parallel_items((int)files.n, embed_file, &job);
+    for (size_t g = 0; !rc && g < files.n; g += group) {
+        job.first = (int)g;
+        rc = embed_group(&job, (int)(files.n - g < group ? files.n - g : group), emb, out->rows, dim);
+    }
+    free(job.feat), free(emb);
     /* then in file order: the decoded ones' rows packed, the undecodable ones counted */
     for (size_t f = 0; !rc && f < files.n; f++) {
         out->files++;

@@ -13,10 +13,11 @@ float *m2u_conv2d_pack(const float *w, int C_out, int C_in, int k);
 
 /* y[H_out][W_out][C_out] = conv(x[H][W][C_in]) + b with stride 1 and `pad` zeros on every
  * side (torch Conv2d(kernel_size=k, padding=pad)), H_out = H + 2 pad - k + 1 (likewise W).
- * w from m2u_conv2d_pack, b may be NULL; y must not alias x.  im2col and one sgemm per block
- * of output rows (bounded scratch).  -1 after m2u_fail() when memory runs out. */
+ * w from m2u_conv2d_pack, b may be NULL; y must not alias x.  relu != 0: then y = max(y, 0)
+ * (m2u_relu_fwd's x > 0 ? x : 0), applied to each block while it is in cache.  im2col and one
+ * sgemm per block of output rows (bounded scratch).  -1 after m2u_fail() when memory runs out. */
 int m2u_conv2d_nhwc(float *y, const float *x, int H, int W, int C_in, int C_out, int k, int pad, const float *w,
-                    const float *b);
+                    const float *b, int relu);
 
 /* torch MaxPool2d(kernel_size=k, stride=k) on x[H][W][C]: y[H/k][W/k][C] (trailing rows and
  * columns that do not fill a window are dropped, as torch's floor mode does). */

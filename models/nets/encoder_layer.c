@@ -133,17 +133,34 @@ size_t m2u_enc_layer_scratch(const m2u_enc_dims *d, int T) {
     return (size_t)T * (5 * (size_t)d->hidden + (size_t)d->inter) + 2 * (size_t)T;
 }
 
+/* Attention of each sequence over its own rows: qkv [T][3H] -> att [T][H]. */
+static int attend_segments(const m2u_enc_dims *d, const float *qkv, float *att, int nseg, const int *lens) {
+    int H = d->hidden;
+    size_t row = 0;
+    for (int i = 0; i < nseg; row += (size_t)lens[i++]) {
+        if (lens[i] <= 0) continue;
+        m2u_attn at = m2u_attn_make(1, lens[i], lens[i], d->heads, d->heads, H / d->heads, 3 * H, 3 * H, 3 * H, 0, 0);
+        const float *q = qkv + row * 3 * H;
+        if (m2u_attn_fwd(&at, att + row * H, NULL, q, q + H, q + 2 * H) != 0) return -1;
+    }
+    return 0;
+}
+
 int m2u_enc_layer_fwd(const m2u_enc_dims *d, const m2u_enc_layer *L, float *x, int T, float *scratch) {
-    int H = d->hidden, n_inter = d->inter, hd = H / d->heads;
+    return m2u_enc_layer_fwd_seqs(d, L, x, 1, &T, scratch);
+}
+
+int m2u_enc_layer_fwd_seqs(const m2u_enc_dims *d, const m2u_enc_layer *L, float *x, int nseg, const int *lens,
+                           float *scratch) {
+    int H = d->hidden, n_inter = d->inter, T = 0;
+    for (int i = 0; i < nseg; i++) T += lens[i] > 0 ? lens[i] : 0;
     size_t TH = (size_t)T * H;
     float *tmp = scratch, *qkv = tmp + TH, *att = qkv + 3 * TH, *ffn = att + TH, *mean = ffn + (size_t)T * n_inter,
           *rstd = mean + T;
-    m2u_attn at = m2u_attn_make(1, T, T, d->heads, d->heads, hd, 3 * H, 3 * H, 3 * H, 0, 0);
     if (d->prenorm) {
         m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln1_w, L->ln1_b, T, H, d->eps);
         m2u_linear_fwd(qkv, tmp, L->qkv_w, L->qkv_b, T, H, 3 * H);
-        if (m2u_attn_fwd(&at, att, NULL, qkv, qkv + H, qkv + 2 * H) != 0)
-            return -1;
+        if (attend_segments(d, qkv, att, nseg, lens) != 0) return -1;
         m2u_linear_fwd(tmp, att, L->o_w, L->o_b, T, H, H);
         m2u_add_inplace(x, tmp, TH);
         m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln2_w, L->ln2_b, T, H, d->eps);
@@ -153,8 +170,7 @@ int m2u_enc_layer_fwd(const m2u_enc_dims *d, const m2u_enc_layer *L, float *x, i
         m2u_add_inplace(x, tmp, TH);
     } else {
         m2u_linear_fwd(qkv, x, L->qkv_w, L->qkv_b, T, H, 3 * H);
-        if (m2u_attn_fwd(&at, att, NULL, qkv, qkv + H, qkv + 2 * H) != 0)
-            return -1;
+        if (attend_segments(d, qkv, att, nseg, lens) != 0) return -1;
         m2u_linear_fwd(tmp, att, L->o_w, L->o_b, T, H, H);
         m2u_add_inplace(tmp, x, TH);
         m2u_layernorm_fwd(x, mean, rstd, tmp, L->ln1_w, L->ln1_b, T, H, d->eps);
@@ -163,6 +179,46 @@ int m2u_enc_layer_fwd(const m2u_enc_dims *d, const m2u_enc_layer *L, float *x, i
         m2u_linear_fwd(tmp, ffn, L->fc2_w, L->fc2_b, T, n_inter, H);
         m2u_add_inplace(tmp, x, TH);
         m2u_layernorm_fwd(x, mean, rstd, tmp, L->ln2_w, L->ln2_b, T, H, d->eps);
+    }
+    return 0;
+}
+
+int m2u_enc_layer_fwd_rows(const m2u_enc_dims *d, const m2u_enc_layer *L, float *x, int T, int n_out,
+                           float *scratch) {
+    if (n_out >= T) return m2u_enc_layer_fwd(d, L, x, T, scratch);
+    if (n_out <= 0) return 0;
+    int H = d->hidden, n_inter = d->inter, hd = H / d->heads, R = n_out;
+    size_t TH = (size_t)T * H, RH = (size_t)R * H;
+    /* keys and values of every row [T][2H] (the k and v rows of the fused weight), queries and
+     * everything after them for the first R rows only */
+    float *tmp = scratch, *kv = tmp + TH, *q = kv + 2 * TH, *att = q + RH, *ffn = att + RH,
+          *mean = ffn + (size_t)R * n_inter, *rstd = mean + T, *res = rstd + T;
+    m2u_attn at = m2u_attn_make(1, R, T, d->heads, d->heads, hd, H, 2 * H, 2 * H, 0, 0);
+    const float *src = x;
+    if (d->prenorm) {
+        m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln1_w, L->ln1_b, T, H, d->eps);
+        src = tmp;
+    }
+    m2u_linear_fwd(kv, src, L->qkv_w + (size_t)H * H, L->qkv_b ? L->qkv_b + H : NULL, T, H, 2 * H);
+    m2u_linear_fwd(q, src, L->qkv_w, L->qkv_b, R, H, H);
+    if (m2u_attn_fwd(&at, att, NULL, q, kv, kv + H) != 0) return -1;
+    /* from here on R rows: res holds the attention block's output (+ residual) */
+    m2u_linear_fwd(res, att, L->o_w, L->o_b, R, H, H);
+    if (d->prenorm) {
+        m2u_add_inplace(x, res, RH);
+        m2u_layernorm_fwd(res, mean, rstd, x, L->ln2_w, L->ln2_b, R, H, d->eps);
+        m2u_linear_fwd(ffn, res, L->fc1_w, L->fc1_b, R, H, n_inter);
+        m2u_act_apply(d->act, ffn, (size_t)R * n_inter);
+        m2u_linear_fwd(res, ffn, L->fc2_w, L->fc2_b, R, n_inter, H);
+        m2u_add_inplace(x, res, RH);
+    } else {
+        m2u_add_inplace(res, x, RH);
+        m2u_layernorm_fwd(x, mean, rstd, res, L->ln1_w, L->ln1_b, R, H, d->eps);
+        m2u_linear_fwd(ffn, x, L->fc1_w, L->fc1_b, R, H, n_inter);
+        m2u_act_apply(d->act, ffn, (size_t)R * n_inter);
+        m2u_linear_fwd(res, ffn, L->fc2_w, L->fc2_b, R, n_inter, H);
+        m2u_add_inplace(res, x, RH);
+        m2u_layernorm_fwd(x, mean, rstd, res, L->ln2_w, L->ln2_b, R, H, d->eps);
     }
     return 0;
 }

@@ -66,6 +66,18 @@ size_t m2u_enc_layer_scratch(const m2u_enc_dims *d, int T);
 /* x [T, H] is replaced by the layer's output.  scratch: m2u_enc_layer_scratch floats.
  * Fails only when attention cannot allocate its score buffer. */
 int m2u_enc_layer_fwd(const m2u_enc_dims *d, const m2u_enc_layer *layer, float *x, int T, float *scratch);
+/* Several sequences packed one after another in x [sum lens][H], each attending only to its own
+ * rows: the linears run on all rows at once (one pass over the weights for the whole pack, which
+ * is what makes short sequences cheap).  Each sequence's rows equal m2u_enc_layer_fwd on it alone
+ * but for the GEMMs' rounding.  scratch: m2u_enc_layer_scratch(sum lens) floats. */
+int m2u_enc_layer_fwd_seqs(const m2u_enc_dims *d, const m2u_enc_layer *layer, float *x, int nseq, const int *lens,
+                           float *scratch);
+/* The same layer where only the first n_out rows of its output are used (a last layer whose
+ * head reads the class tokens): those rows of x are replaced, every row still serves as a key
+ * and value, and rows n_out.. are left as they were.  Equal to m2u_enc_layer_fwd on the rows it
+ * writes but for the products' rounding (the GEMMs have other shapes).  Same scratch. */
+int m2u_enc_layer_fwd_rows(const m2u_enc_dims *d, const m2u_enc_layer *layer, float *x, int T, int n_out,
+                           float *scratch);
 
 /* LayerNorm of rows [N, C] (out may alias x); mean/rstd scratch is internal. */
 int m2u_enc_layernorm(float *out, const float *x, const float *w, const float *b, int N, int C, float eps);

@@ -172,9 +172,12 @@ int m2u_passt_forward(const m2u_passt *m, const float *mel, int T, float *logits
         x[e] = m->cls[e] + m->new_pos[e];
         x[E + e] = m->dist[e] + m->new_pos[E + e];
     }
+    /* only the cls and dist rows reach the head, so the last layer computes only those two
+     * (its keys and values still come from every token): a twelfth of the work less */
     for (int l = 0; l < c->layers; l++)
-        if (m2u_enc_layer_fwd(&c->dims, &m->layer[l], x, N, scratch) != 0) goto done;
-    /* only the cls and dist rows reach the head */
+        if ((l + 1 < c->layers ? m2u_enc_layer_fwd(&c->dims, &m->layer[l], x, N, scratch)
+                               : m2u_enc_layer_fwd_rows(&c->dims, &m->layer[l], x, N, 2, scratch)) != 0)
+            goto done;
     if (m2u_enc_layernorm(feat, x, m->norm_w, m->norm_b, 2, E, c->dims.eps) != 0) goto done;
     for (int e = 0; e < E; e++) feat[e] = (feat[e] + feat[E + e]) / 2.0f;
     if (m2u_enc_layernorm(feat, feat, m->head_ln_w, m->head_ln_b, 1, E, 1e-5f) != 0) goto done;

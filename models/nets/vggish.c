@@ -187,17 +187,15 @@ int m2u_vggish_log_mel(const float *wav, size_t n, float *examples) {
 
 /* ---- network -------------------------------------------------------------------------------- */
 
-int m2u_vggish_forward(const m2u_vggish *m, const float *examples, int n, float *emb) {
+int m2u_vggish_features(const m2u_vggish *m, const float *examples, int n, float *flat) {
     const m2u_vggish_config *c = &m->cfg;
     size_t big = (size_t)M2U_VGGISH_FRAMES * M2U_VGGISH_BANDS, cmax = 1;
     for (int i = 0; i < 6; i++) cmax = (size_t)c->conv[i] > cmax ? (size_t)c->conv[i] : cmax;
     /* the largest activation is conv 0's full-size output; later ones are smaller per channel */
     size_t cap = big * cmax;
     float *a = malloc(cap * sizeof *a), *b = malloc(cap * sizeof *b);
-    float *flat = malloc((size_t)n * c->fc_in * sizeof *flat);
-    float *h1 = malloc((size_t)n * c->fc1 * sizeof *h1), *h2 = malloc((size_t)n * c->fc2 * sizeof *h2);
     int rc = -1;
-    if (!a || !b || !flat || !h1 || !h2) {
+    if (!a || !b) {
         m2u_fail("vggish: out of memory (%d examples)", n);
         goto done;
     }
@@ -205,9 +203,8 @@ int m2u_vggish_forward(const m2u_vggish *m, const float *examples, int n, float 
         int h = M2U_VGGISH_FRAMES, w = M2U_VGGISH_BANDS, cin = 1;
         memcpy(a, examples + (size_t)e * big, big * sizeof *a);
         for (int i = 0; i < 6; i++) {
-            if (m2u_conv2d_nhwc(b, a, h, w, cin, c->conv[i], 3, 1, m->conv_w[i], m->conv_b[i])) goto done;
+            if (m2u_conv2d_nhwc(b, a, h, w, cin, c->conv[i], 3, 1, m->conv_w[i], m->conv_b[i], 1)) goto done;
             cin = c->conv[i];
-            m2u_relu_fwd(b, b, (size_t)h * w * cin);
             if (k_pool_after[i]) {
                 m2u_maxpool2d_nhwc(a, b, h, w, cin, 2);
                 h /= 2, w /= 2;
@@ -219,14 +216,34 @@ int m2u_vggish_forward(const m2u_vggish *m, const float *examples, int n, float 
         /* NHWC with H = time is torchvggish's transpose(1,3).transpose(1,2) flatten order */
         memcpy(flat + (size_t)e * c->fc_in, a, (size_t)c->fc_in * sizeof *flat);
     }
+    rc = 0;
+done:
+    free(a), free(b);
+    return rc;
+}
+
+int m2u_vggish_head(const m2u_vggish *m, const float *flat, int n, float *emb) {
+    const m2u_vggish_config *c = &m->cfg;
+    if (n <= 0) return 0;
+    float *h1 = malloc((size_t)n * c->fc1 * sizeof *h1), *h2 = malloc((size_t)n * c->fc2 * sizeof *h2);
+    if (!h1 || !h2) {
+        free(h1), free(h2);
+        return m2u_fail("vggish: out of memory (%d examples)", n);
+    }
     m2u_linear_fwd(h1, flat, m->fc_w[0], m->fc_b[0], n, c->fc_in, c->fc1);
     m2u_relu_fwd(h1, h1, (size_t)n * c->fc1);
     m2u_linear_fwd(h2, h1, m->fc_w[1], m->fc_b[1], n, c->fc1, c->fc2);
     m2u_relu_fwd(h2, h2, (size_t)n * c->fc2);
     /* fad_pytorch drops torchvggish's last ReLU: the raw projection is the embedding */
     m2u_linear_fwd(emb, h2, m->fc_w[2], m->fc_b[2], n, c->fc2, c->dim);
-    rc = 0;
-done:
-    free(a), free(b), free(flat), free(h1), free(h2);
+    free(h1), free(h2);
+    return 0;
+}
+
+int m2u_vggish_forward(const m2u_vggish *m, const float *examples, int n, float *emb) {
+    float *flat = malloc((size_t)(n > 0 ? n : 1) * m->cfg.fc_in * sizeof *flat);
+    if (!flat) return m2u_fail("vggish: out of memory (%d examples)", n);
+    int rc = m2u_vggish_features(m, examples, n, flat) || m2u_vggish_head(m, flat, n, emb) ? -1 : 0;
+    free(flat);
     return rc;
 }

@@ -43,7 +43,14 @@ const m2u_vggish_config *m2u_vggish_config_of(const m2u_vggish *m);
 int m2u_vggish_n_examples(size_t n);
 /* wav [n] (16 kHz mono float32) -> examples [m2u_vggish_n_examples(n)][96][64]. */
 int m2u_vggish_log_mel(const float *wav, size_t n, float *examples);
-/* examples [n][96][64] -> emb [n][dim]. */
+/* examples [n][96][64] -> emb [n][dim]: m2u_vggish_features, then m2u_vggish_head. */
 int m2u_vggish_forward(const m2u_vggish *m, const float *examples, int n, float *emb);
+/* The convolutional part: examples [n][96][64] -> flat [n][fc_in] (the input of the first
+ * fully connected layer).  One example at a time. */
+int m2u_vggish_features(const m2u_vggish *m, const float *examples, int n, float *flat);
+/* The fully connected part on n rows at once: flat [n][fc_in] -> emb [n][dim].  Its first
+ * weight is 12288 x 4096 (200 MB in fp32): give it many rows per call (a row's result does not
+ * depend on the others), or the weights' traffic, not the arithmetic, sets the time. */
+int m2u_vggish_head(const m2u_vggish *m, const float *flat, int n, float *emb);
 
 #endif

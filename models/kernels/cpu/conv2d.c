@@ -16,7 +16,7 @@ float *m2u_conv2d_pack(const float *w, int C_out, int C_in, int k) {
 }
 
 int m2u_conv2d_nhwc(float *y, const float *x, int H, int W, int C_in, int C_out, int k, int pad, const float *w,
-                    const float *b) {
+                    const float *b, int relu) {
     int Ho = H + 2 * pad - k + 1, Wo = W + 2 * pad - k + 1;
     if (Ho <= 0 || Wo <= 0) return m2u_fail("conv2d: %dx%d input too small for kernel %d, pad %d", H, W, k, pad);
     size_t K = (size_t)k * k * C_in, rows = (size_t)Ho * Wo;
@@ -43,7 +43,18 @@ int m2u_conv2d_nhwc(float *y, const float *x, int H, int W, int C_in, int C_out,
         }
         float *yb = y + r0 * C_out;
         m2u_gemm(0, 1, (int)nr, C_out, (int)K, 1.0f, col, (int)K, w, (int)K, 0.0f, yb, C_out);
-        if (b) m2u_bias_add_rows(yb, b, (int)nr, C_out);
+        if (relu) {
+            /* the bias (one float add, as m2u_bias_add_rows) and the ReLU in one pass */
+#pragma omp parallel for schedule(static) if (nr * (size_t)C_out > 65536)
+            for (size_t r = 0; r < nr; r++) {
+                float *row = yb + r * C_out;
+                for (int c = 0; c < C_out; c++) {
+                    float v = b ? row[c] + b[c] : row[c];
+                    row[c] = v > 0.0f ? v : 0.0f;
+                }
+            }
+        } else if (b)
+            m2u_bias_add_rows(yb, b, (int)nr, C_out);
     }
     free(col);
     return 0;

@@ -1,0 +1,217 @@
+#include "attn_tiles.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifdef M2U_HAVE_ATTN_TILES
+#include <immintrin.h>
+
+/* ---- packing (plain C: one pass over K, V or a block of Q) ------------------------------------ */
+
+void m2u_attn_pack_k(float *dst, const float *k, int ks, int S, int hd) {
+    int Sp = m2u_tile_round(S, M2U_TILE_COLS);
+    for (int s0 = 0; s0 < Sp; s0 += M2U_TILE_COLS) {
+        float *panel = dst + (size_t)s0 * hd;
+        for (int c = 0; c < M2U_TILE_COLS; c++) {
+            int s = s0 + c;
+            const float *row = k + (size_t)s * ks;
+            for (int d = 0; d < hd; d++) panel[(size_t)d * M2U_TILE_COLS + c] = s < S ? row[d] : 0.0f;
+        }
+    }
+}
+
+void m2u_attn_pack_v(float *dst, const float *v, int vs, int S, int hd) {
+    int Sp = m2u_tile_round(S, M2U_TILE_COLS), vw = m2u_tile_vw(hd);
+    for (int j0 = 0; j0 < hd; j0 += vw) {
+        float *panel = dst + (size_t)j0 * Sp;
+        for (int s = 0; s < S; s++) memcpy(panel + (size_t)s * vw, v + (size_t)s * vs + j0, (size_t)vw * sizeof(float));
+        memset(panel + (size_t)S * vw, 0, (size_t)(Sp - S) * vw * sizeof(float));
+    }
+}
+
+void m2u_attn_pack_q(float *dst, const float *q, int qs, int tn, int hd) {
+    int tp = m2u_tile_round(tn, M2U_TILE_ROWS);
+    for (int r = 0; r < tp; r++) {
+        float *col = dst + (size_t)(r / M2U_TILE_ROWS) * M2U_TILE_ROWS * hd + r % M2U_TILE_ROWS;
+        const float *row = q + (size_t)r * qs;
+        if (r < tn)
+            for (int d = 0; d < hd; d++) col[(size_t)d * M2U_TILE_ROWS] = row[d];
+        else
+            for (int d = 0; d < hd; d++) col[(size_t)d * M2U_TILE_ROWS] = 0.0f;
+    }
+}
+
+#define TILE_TARGET __attribute__((target("avx2,fma")))
+
+int m2u_attn_tiles_ok(int hd) {
+    static int cpu = -1;
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return cpu && hd > 0 && hd % 8 == 0;
+}
+
+/* vmath.h's m2u_vexpf_neg on 8 lanes, operation for operation (products and sums rounded
+ * separately, as the C build, which does not contract them): the same bits. */
+TILE_TARGET static inline __m256 vexpf_neg8(__m256 v) {
+    const __m256 lo = _mm256_set1_ps(-87.0f), zero = _mm256_setzero_ps(), sh = _mm256_set1_ps(12582912.0f);
+    /* v > -87 or NaN ? v : -87, then x < 0 or NaN ? x : 0 (max and min return their second
+     * operand on NaN); -0 for +0 changes nothing below */
+    __m256 x = _mm256_min_ps(zero, _mm256_max_ps(lo, v));
+    __m256 u = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), sh);
+    __m256 nf = _mm256_sub_ps(u, sh);
+    __m256 p2 = _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(u), _mm256_set1_epi32(127)), 23));
+    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(nf, _mm256_set1_ps(0.693359375f)));
+    r = _mm256_sub_ps(r, _mm256_mul_ps(nf, _mm256_set1_ps(-2.12194440e-4f)));
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
+    __m256 y = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r), _mm256_set1_ps(1.0f)), p2);
+    return _mm256_andnot_ps(_mm256_cmp_ps(v, lo, _CMP_LT_OQ), y);
+}
+
+TILE_TARGET void m2u_attn_tile_vexpf(float *y, const float *x, int n) {
+    int n8 = n - n % 8;
+    for (int i = 0; i < n8; i += 8) _mm256_storeu_ps(y + i, vexpf_neg8(_mm256_loadu_ps(x + i)));
+    if (n8 < n) {
+        float t[8] = {0};
+        memcpy(t, x + n8, (size_t)(n - n8) * sizeof(float));
+        _mm256_storeu_ps(t, vexpf_neg8(_mm256_loadu_ps(t)));
+        memcpy(y + n8, t, (size_t)(n - n8) * sizeof(float));
+    }
+}
+
+/* attention.c's softmax_fast, in the same order: lane maxima and lane sums over whole groups
+ * of 8, the tail in key order, then the lanes; one reciprocal. */
+TILE_TARGET float m2u_attn_tile_softmax(float *p, int last, int S) {
+    int n = last + 1, n8 = n - n % 8;
+    __m256 m = _mm256_set1_ps(-INFINITY), acc = _mm256_setzero_ps();
+    for (int s = 0; s < n8; s += 8) m = _mm256_max_ps(_mm256_loadu_ps(p + s), m);
+    float ml[8], al[8], mx = -INFINITY;
+    _mm256_storeu_ps(ml, m);
+    for (int j = 0; j < 8; j++) mx = ml[j] > mx ? ml[j] : mx;
+    for (int s = n8; s < n; s++) mx = p[s] > mx ? p[s] : mx;
+    __m256 vm = _mm256_set1_ps(mx);
+    for (int s = 0; s < n8; s += 8) {
+        __m256 e = vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(p + s), vm));
+        _mm256_storeu_ps(p + s, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float sum = 0.0f;
+    for (int s = n8; s < n; s++) {
+        float t[8] = {p[s] - mx};
+        _mm256_storeu_ps(t, vexpf_neg8(_mm256_loadu_ps(t)));
+        p[s] = t[0];
+        sum += p[s];
+    }
+    _mm256_storeu_ps(al, acc);
+    for (int j = 0; j < 8; j++) sum += al[j];
+    float inv = 1.0f / sum;
+    __m256 vi = _mm256_set1_ps(inv);
+    for (int s = 0; s < n8; s += 8) _mm256_storeu_ps(p + s, _mm256_mul_ps(_mm256_loadu_ps(p + s), vi));
+    for (int s = n8; s < n; s++) p[s] *= inv;
+    for (int s = n; s < S; s++) p[s] = 0.0f;
+    return mx + logf(sum);
+}
+
+/* 6 query rows x 16 keys, hd deep: 12 accumulators, two K loads and six broadcasts per step. */
+TILE_TARGET static void scores_6x16(float *P, int ldp, const float *qp, const float *kp, int hd, __m256 scale) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int d = 0; d < hd; d++, qp += M2U_TILE_ROWS, kp += M2U_TILE_COLS) {
+        __m256 b0 = _mm256_loadu_ps(kp), b1 = _mm256_loadu_ps(kp + 8), a;
+        a = _mm256_broadcast_ss(qp + 0), c00 = _mm256_fmadd_ps(a, b0, c00), c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(qp + 1), c10 = _mm256_fmadd_ps(a, b0, c10), c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(qp + 2), c20 = _mm256_fmadd_ps(a, b0, c20), c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(qp + 3), c30 = _mm256_fmadd_ps(a, b0, c30), c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(qp + 4), c40 = _mm256_fmadd_ps(a, b0, c40), c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(qp + 5), c50 = _mm256_fmadd_ps(a, b0, c50), c51 = _mm256_fmadd_ps(a, b1, c51);
+    }
+    _mm256_storeu_ps(P, _mm256_mul_ps(c00, scale)), _mm256_storeu_ps(P + 8, _mm256_mul_ps(c01, scale)), P += ldp;
+    _mm256_storeu_ps(P, _mm256_mul_ps(c10, scale)), _mm256_storeu_ps(P + 8, _mm256_mul_ps(c11, scale)), P += ldp;
+    _mm256_storeu_ps(P, _mm256_mul_ps(c20, scale)), _mm256_storeu_ps(P + 8, _mm256_mul_ps(c21, scale)), P += ldp;
+    _mm256_storeu_ps(P, _mm256_mul_ps(c30, scale)), _mm256_storeu_ps(P + 8, _mm256_mul_ps(c31, scale)), P += ldp;
+    _mm256_storeu_ps(P, _mm256_mul_ps(c40, scale)), _mm256_storeu_ps(P + 8, _mm256_mul_ps(c41, scale)), P += ldp;
+    _mm256_storeu_ps(P, _mm256_mul_ps(c50, scale)), _mm256_storeu_ps(P + 8, _mm256_mul_ps(c51, scale));
+}
+
+TILE_TARGET void m2u_attn_tile_scores(float *P, int ldp, const float *qpack, int tn, const float *kpack, int ns,
+                                      int hd, float scale) {
+    __m256 sc = _mm256_set1_ps(scale);
+    int np = m2u_tile_round(ns, M2U_TILE_COLS), tp = m2u_tile_round(tn, M2U_TILE_ROWS);
+    /* key panel outer: its hd x 16 floats stay in L1 while every row group passes over it */
+    for (int s0 = 0; s0 < np; s0 += M2U_TILE_COLS)
+        for (int r0 = 0; r0 < tp; r0 += M2U_TILE_ROWS)
+            scores_6x16(P + (size_t)r0 * ldp + s0, ldp, qpack + (size_t)r0 * hd, kpack + (size_t)s0 * hd, hd, sc);
+}
+
+/* mr (<= 6) rows of P x one 16-wide V panel over ns keys.  Inlined with a constant mr, the
+ * accumulators stay in registers. */
+TILE_TARGET static inline __attribute__((always_inline)) void pv_tile(float *out, int ldo, const float *P, int ldp,
+                                                                      const float *vp, int ns, int mr) {
+    __m256 c0[M2U_TILE_ROWS], c1[M2U_TILE_ROWS];
+#pragma GCC unroll 6
+    for (int i = 0; i < M2U_TILE_ROWS; i++) c0[i] = c1[i] = _mm256_setzero_ps();
+    for (int s = 0; s < ns; s++, vp += M2U_TILE_COLS) {
+        __m256 b0 = _mm256_loadu_ps(vp), b1 = _mm256_loadu_ps(vp + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < M2U_TILE_ROWS; i++)
+            if (i < mr) {
+                __m256 a = _mm256_broadcast_ss(P + (size_t)i * ldp + s);
+                c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+                c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+            }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < M2U_TILE_ROWS; i++)
+        if (i < mr) {
+            _mm256_storeu_ps(out + (size_t)i * ldo, c0[i]);
+            _mm256_storeu_ps(out + (size_t)i * ldo + 8, c1[i]);
+        }
+}
+
+/* The same with 8-wide V panels (head dims that are multiples of 8 but not 16: HTSAT's 24). */
+TILE_TARGET static inline __attribute__((always_inline)) void pv_tile8(float *out, int ldo, const float *P, int ldp,
+                                                                       const float *vp, int ns, int mr) {
+    __m256 c0[M2U_TILE_ROWS];
+#pragma GCC unroll 6
+    for (int i = 0; i < M2U_TILE_ROWS; i++) c0[i] = _mm256_setzero_ps();
+    for (int s = 0; s < ns; s++, vp += 8) {
+        __m256 b0 = _mm256_loadu_ps(vp);
+#pragma GCC unroll 6
+        for (int i = 0; i < M2U_TILE_ROWS; i++)
+            if (i < mr) c0[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(P + (size_t)i * ldp + s), b0, c0[i]);
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < M2U_TILE_ROWS; i++)
+        if (i < mr) _mm256_storeu_ps(out + (size_t)i * ldo, c0[i]);
+}
+
+#define PV_CASES(fn)                                                                                                   \
+    switch (tn - r0 < M2U_TILE_ROWS ? tn - r0 : M2U_TILE_ROWS) {                                                       \
+    case 1: fn(o, ldo, p, ldp, vp, ns, 1); break;                                                                      \
+    case 2: fn(o, ldo, p, ldp, vp, ns, 2); break;                                                                      \
+    case 3: fn(o, ldo, p, ldp, vp, ns, 3); break;                                                                      \
+    case 4: fn(o, ldo, p, ldp, vp, ns, 4); break;                                                                      \
+    case 5: fn(o, ldo, p, ldp, vp, ns, 5); break;                                                                      \
+    default: fn(o, ldo, p, ldp, vp, ns, 6); break;                                                                     \
+    }
+
+TILE_TARGET void m2u_attn_tile_pv(float *out, int ldo, const float *P, int ldp, int tn, const float *vpack, int Sp,
+                                  int ns, int hd) {
+    int vw = m2u_tile_vw(hd);
+    for (int r0 = 0; r0 < tn; r0 += M2U_TILE_ROWS)
+        for (int j0 = 0; j0 < hd; j0 += vw) {
+            float *o = out + (size_t)r0 * ldo + j0;
+            const float *p = P + (size_t)r0 * ldp, *vp = vpack + (size_t)j0 * Sp;
+            if (vw == 16) PV_CASES(pv_tile)
+            else PV_CASES(pv_tile8)
+        }
+}
+
+#endif
