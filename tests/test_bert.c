@@ -177,7 +177,10 @@ static void test_hidden(const char *model_dir, const char *hidden_path, int posi
         while (n0 < T && mask[n0]) n0++;
         CHECK(m2u_bert_forward(m, ids, n0, L - 1, NULL, last) == 0, "forward: %s", m2u_last_error());
         const float *w2 = got + (size_t)(L - 1) * B * T * H;
-        CHECK(!memcmp(last, w2, (size_t)n0 * H * sizeof(float)), "forward(num_layers=L-1) = hidden_states[L-1]");
+        /* the batch runs packed (one GEMM over every sequence's rows), so the float sums round
+         * differently from the lone sequence's: equal to float rounding, not bit for bit */
+        double e1 = t_max_rel_err(last, w2, (size_t)n0 * H);
+        CHECK(e1 < 1e-6, "forward(num_layers=L-1) vs hidden_states[L-1]: rel err %.3g", e1);
         free(last);
     }
     int32_t bad_mask[4] = {1, 0, 1, 0}, bad_ids[4] = {2, 3, 2, 3};

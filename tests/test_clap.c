@@ -153,6 +153,29 @@ static void test_text(void) {
         free(ids);
     }
     printf("text: worst rel err pooled %.3g, embeds %.3g; |cosine diff| %.3g\n", worst_p, worst_e, worst_c);
+    /* the three captions packed into one text-tower pass (clap_score's path), in two orders and
+     * with the long one among them: each equal to ClapModel's embeds */
+    if (exp && emb_ref) {
+        const cJSON *caps = cJSON_GetObjectItem(exp, "captions");
+        char lc[4096] = "";
+        for (int i = 0; i < 200; i++) strcat(lc, "piano ");
+        const char *fwd[4] = {cJSON_GetArrayItem(caps, 0)->valuestring, cJSON_GetArrayItem(caps, 1)->valuestring,
+                              lc, cJSON_GetArrayItem(caps, 2)->valuestring};
+        const char *rev[3] = {fwd[3], fwd[1], fwd[0]};
+        float many[4 * 16], lone[16];
+        CHECK(m2u_clap_text_embed_many(m, fwd, 4, many) == 0, "packed captions: %s", m2u_last_error());
+        double e0 = t_max_rel_err(many, emb_ref, 16), e1 = t_max_rel_err(many + 16, emb_ref + 16, 16),
+               e3 = t_max_rel_err(many + 48, emb_ref + 32, 16);
+        CHECK(m2u_clap_text_embed(m, lc, lone) == 0, "long caption: %s", m2u_last_error());
+        double e2 = t_max_rel_err(many + 32, lone, 16);
+        CHECK(e0 < 2e-5 && e1 < 2e-5 && e3 < 2e-5 && e2 < 1e-5,
+              "packed captions: rel err %.3g %.3g %.3g (reference), long one %.3g (alone)", e0, e1, e3, e2);
+        CHECK(m2u_clap_text_embed_many(m, rev, 3, many) == 0, "packed captions: %s", m2u_last_error());
+        double r0 = t_max_rel_err(many, emb_ref + 32, 16), r2 = t_max_rel_err(many + 32, emb_ref, 16);
+        CHECK(r0 < 2e-5 && r2 < 2e-5, "packed captions reversed: rel err %.3g %.3g", r0, r2);
+        CHECK(m2u_clap_text_embed_many(m, fwd, 0, many) == 0, "no captions is not an error");
+        printf("text packed: rel err %.3g %.3g %.3g; the long caption %.3g from alone\n", e0, e1, e3, e2);
+    }
     /* a caption longer than the positions is truncated (ClapModel would fail) */
     char longcap[4096] = "";
     for (int i = 0; i < 200; i++) strcat(longcap, "piano ");

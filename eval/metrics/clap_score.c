@@ -132,17 +132,16 @@ int m2u_clap_checkpoint_sha256(const char *dir, char *weights, size_t cap, char 
     return weights_file(dir, weights, cap) || m2u_sha256_file(weights, hex) ? -1 : 0;
 }
 
-int m2u_clap_pair(const m2u_clap *m, const char *audio_path, const char *caption, double *cosine, char *why,
-                  size_t why_cap) {
+/* The cosine of one clip with a caption's embedding et [proj_dim]: 1 with why[] when the clip
+ * does not decode, -1 after m2u_fail. */
+static int audio_cosine(const m2u_clap *m, const char *audio_path, const float *et, double *cosine, char *why,
+                        size_t why_cap) {
     const m2u_clap_config *c = m2u_clap_config_of(m);
-    float *pcm = NULL, *ea = malloc((size_t)c->proj_dim * sizeof *ea), *et = malloc((size_t)c->proj_dim * sizeof *et);
+    float *pcm = NULL, *ea = malloc((size_t)c->proj_dim * sizeof *ea);
     int64_t n = 0;
     int rc = -1;
     *cosine = NAN;
-    if (!ea || !et) {
-        m2u_fail("out of memory");
-        goto done;
-    }
+    if (!ea) return m2u_fail("out of memory");
     /* as ClapModel's users load audio, librosa.load(path, sr=48000) (audio_load.h: libsoxr with
      * python-soxr's HQ settings, not clamped); only the first max_samples are scored (clap.h) */
     if (m2u_audio_load_librosa(audio_path, c->sample_rate, c->max_samples, &pcm, &n, NULL)) {
@@ -154,7 +153,6 @@ int m2u_clap_pair(const m2u_clap *m, const char *audio_path, const char *caption
         m2u_fail_prefix("%s", audio_path);
         goto done;
     }
-    if (m2u_clap_text_embed(m, caption, et)) goto done;
     double d = 0;
     for (int k = 0; k < c->proj_dim; k++) d += (double)ea[k] * et[k];
     *cosine = d;
@@ -162,24 +160,51 @@ int m2u_clap_pair(const m2u_clap *m, const char *audio_path, const char *caption
 done:
     free(pcm);
     free(ea);
-    free(et);
     return rc;
 }
 
 typedef struct {
     const m2u_clap *m;
-    m2u_clap_scores *s;
+    const char *const *paths;
+    const float *text; /* [n][proj_dim]: the captions' embeddings */
+    double *cosines;
+    char **errors;
 } pair_job;
 
 /* One item: its cosine, or its error (an audio file that cannot be read), or -1 (m2u_fail). */
 static int score_pair(void *ctx, int i) {
     const pair_job *j = ctx;
-    m2u_clap_item *it = &j->s->items[i];
     char why[1024];
-    int prc = m2u_clap_pair(j->m, it->path, it->caption, &it->cosine, why, sizeof why);
+    int prc = audio_cosine(j->m, j->paths[i], j->text + (size_t)i * m2u_clap_config_of(j->m)->proj_dim, &j->cosines[i],
+                           why, sizeof why);
     if (prc < 0) return -1;
-    if (prc > 0 && !(it->error = strdup(why))) return m2u_fail("out of memory");
+    if (prc > 0 && !(j->errors[i] = strdup(why))) return m2u_fail("out of memory");
     return 0;
+}
+
+/* captions per packed text-tower pass */
+#define CLAP_TEXT_GROUP 64
+
+int m2u_clap_pairs(const m2u_clap *m, int n, const char *const *audio_paths, const char *const *captions,
+                   double *cosines, char **errors) {
+    const m2u_clap_config *c = m2u_clap_config_of(m);
+    for (int i = 0; i < n; i++) cosines[i] = NAN, errors[i] = NULL;
+    if (n <= 0) return 0;
+    /* the captions first, CLAP_TEXT_GROUP at a time through one packed text-tower pass each (its
+     * weights read once per group, not once per caption); then the clips side by side, one per
+     * thread (backend.h) */
+    float *text = malloc((size_t)n * c->proj_dim * sizeof *text);
+    if (!text) return m2u_fail("out of memory for %d captions", n);
+    int rc = 0;
+    for (int i = 0; !rc && i < n; i += CLAP_TEXT_GROUP)
+        rc = m2u_clap_text_embed_many(m, captions + i, n - i < CLAP_TEXT_GROUP ? n - i : CLAP_TEXT_GROUP,
+                                      text + (size_t)i * c->proj_dim);
+    pair_job job = {m, audio_paths, text, cosines, errors};
+    if (!rc) rc = m2u_parallel_items(n, score_pair, &job);
+    free(text);
+    if (rc)
+        for (int i = 0; i < n; i++) free(errors[i]), errors[i] = NULL;
+    return rc;
 }
 
 int m2u_clap_score(const char *clap_dir, const char *audio_dir, const char *pairs_path, m2u_clap_scores *s) {
@@ -206,9 +231,19 @@ int m2u_clap_score(const char *clap_dir, const char *audio_dir, const char *pair
         m2u_fail("%s: %zu pairs are too many", pairs_path, s->n);
         goto done;
     }
-    /* the pairs side by side, one per thread (backend.h); then the mean in item order */
-    pair_job job = {m, s};
-    if (m2u_parallel_items((int)s->n, score_pair, &job)) goto done;
+    /* every pair (m2u_clap_pairs), then the mean in item order */
+    const char **paths = malloc((s->n ? s->n : 1) * sizeof *paths), **caps = malloc((s->n ? s->n : 1) * sizeof *caps);
+    double *cos = malloc((s->n ? s->n : 1) * sizeof *cos);
+    char **errs = malloc((s->n ? s->n : 1) * sizeof *errs);
+    int prc = -1;
+    if (!paths || !caps || !cos || !errs) m2u_fail("out of memory for %zu pairs", s->n);
+    else {
+        for (size_t i = 0; i < s->n; i++) paths[i] = s->items[i].path, caps[i] = s->items[i].caption;
+        prc = m2u_clap_pairs(m, (int)s->n, paths, caps, cos, errs);
+        for (size_t i = 0; !prc && i < s->n; i++) s->items[i].cosine = cos[i], s->items[i].error = errs[i];
+    }
+    free(paths), free(caps), free(cos), free(errs);
+    if (prc) goto done;
     double sum = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (s->items[i].error) continue; /* reported per item, left out of the mean */

@@ -50,11 +50,13 @@ typedef struct {
 } m2u_clap_scores;
 
 struct m2u_clap;
-/* One pair with a loaded model (clap.h): *cosine of the clip at audio_path (decoded as above)
- * and caption.  A clip that does not decode is not an error: returns 1 with why[] filled (the
- * decoder's message); 0 when scored; -1 (m2u_fail) when the model fails. */
-int m2u_clap_pair(const struct m2u_clap *m, const char *audio_path, const char *caption, double *cosine, char *why,
-                  size_t why_cap);
+/* n pairs with a loaded model (clap.h): cosines[i] of the clip at audio_paths[i] (decoded as
+ * above) with captions[i].  The captions go through the text tower packed, 64 at a time; the
+ * clips one per thread.  A clip that does not decode is not an error: cosines[i] = NAN and
+ * errors[i] = the decoder's message (malloc'ed; NULL for scored pairs).  -1 (m2u_fail) when the
+ * model fails (errors[] then all NULL). */
+int m2u_clap_pairs(const struct m2u_clap *m, int n, const char *const *audio_paths, const char *const *captions,
+                   double *cosines, char **errors);
 
 /* The weights file a model directory is read from (into weights[cap]) and its sha256, for reports. */
 int m2u_clap_checkpoint_sha256(const char *dir, char *weights, size_t cap, char hex[65]);

@@ -313,15 +313,31 @@ static int clap_items(const char *clap_dir, m2u_music_eval *out) {
     if (m2u_clap_checkpoint_sha256(clap_dir, weights, sizeof weights, out->clap_sha256)) goto done;
     double sum = 0;
     long n_failed = 0;
-    for (int i = 0; i < out->n_items; i++) {
-        m2u_music_item *it = &out->items[i];
-        char why[1024];
-        if (!it->generated || strcmp(it->kind, "mucaps") != 0) continue;
-        int prc = m2u_clap_pair(m, it->gen_path, it->prompt, &it->clap, why, sizeof why);
-        if (prc < 0) goto done;
-        if (prc > 0) n_failed++; /* it decoded for the analysis; at 48 kHz it did not */
-        else sum += it->clap, out->clap_n++;
+    int n = 0, *which = malloc((size_t)(out->n_items > 0 ? out->n_items : 1) * sizeof *which);
+    const char **paths = malloc((size_t)(out->n_items > 0 ? out->n_items : 1) * sizeof *paths),
+               **caps = malloc((size_t)(out->n_items > 0 ? out->n_items : 1) * sizeof *caps);
+    double *cos = malloc((size_t)(out->n_items > 0 ? out->n_items : 1) * sizeof *cos);
+    char **errs = malloc((size_t)(out->n_items > 0 ? out->n_items : 1) * sizeof *errs);
+    int prc = -1;
+    if (!which || !paths || !caps || !cos || !errs) m2u_fail("out of memory for %d items", out->n_items);
+    else {
+        for (int i = 0; i < out->n_items; i++) {
+            m2u_music_item *it = &out->items[i];
+            if (!it->generated || strcmp(it->kind, "mucaps") != 0) continue;
+            which[n] = i, paths[n] = it->gen_path, caps[n++] = it->prompt;
+        }
+        /* the same pairs function as m2u-eval clap, so the two agree exactly */
+        prc = m2u_clap_pairs(m, n, paths, caps, cos, errs);
+        for (int k = 0; !prc && k < n; k++) {
+            m2u_music_item *it = &out->items[which[k]];
+            it->clap = cos[k];
+            if (errs[k]) n_failed++; /* it decoded for the analysis; at 48 kHz it did not */
+            else sum += it->clap, out->clap_n++;
+            free(errs[k]);
+        }
     }
+    free(which), free(paths), free(caps), free(cos), free(errs);
+    if (prc) goto done;
     if (out->clap_n) {
         out->clap_measured = 1, out->clap = sum / (double)out->clap_n;
     } else {

@@ -7,6 +7,7 @@
 #include "ops_extra.h"
 #include "tensor.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,10 +159,21 @@ const m2u_bert_config *m2u_bert_config_of(const m2u_bert *m) { return &m->cfg; }
 
 int m2u_bert_forward(const m2u_bert *m, const int32_t *ids, int T, int num_layers, float *hidden_states,
                      float *last) {
+    if (T < 1) return m2u_fail("bert: no tokens");
+    return m2u_bert_forward_packed(m, ids, 1, &T, num_layers, hidden_states, last);
+}
+
+int m2u_bert_forward_packed(const m2u_bert *m, const int32_t *ids, int nseq, const int *lens, int num_layers,
+                            float *hidden_states, float *last) {
     const m2u_bert_config *c = &m->cfg;
-    int H = c->dims.hidden;
+    int H = c->dims.hidden, T = 0;
     if (num_layers < 0 || num_layers > c->layers)
         return m2u_fail("bert: num_layers %d is outside 0..%d", num_layers, c->layers);
+    for (int i = 0; i < nseq; i++) {
+        if (lens[i] < 1) return m2u_fail("bert: sequence %d has no tokens", i);
+        if (lens[i] > INT_MAX - T) return m2u_fail("bert: %d sequences are too long together", nseq);
+        T += lens[i];
+    }
     if (T < 1) return m2u_fail("bert: no tokens");
     for (int t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= c->vocab)
@@ -176,15 +188,18 @@ int m2u_bert_forward(const m2u_bert *m, const int32_t *ids, int T, int num_layer
         goto done;
     }
     /* transformers' create_position_ids_from_input_ids for the RoBERTa family: a <pad> (even one inside
-     * the text) sits at padding_idx and does not advance the count; BERT counts 0, 1, ... */
-    for (int t = 0, k = 0; t < T; t++) {
-        if (!c->position_offset) pos[t] = t;
-        else pos[t] = ids[t] == c->pad_token_id ? c->pad_token_id : c->position_offset + k++;
-        if (pos[t] >= c->max_positions) {
-            m2u_fail("bert: %d tokens do not fit %d positions", T, c->max_positions - c->position_offset);
-            goto done;
+     * the text) sits at padding_idx and does not advance the count; BERT counts 0, 1, ...  Each
+     * sequence of a pack counts from its own start. */
+    for (int i = 0, t0 = 0; i < nseq; t0 += lens[i++])
+        for (int t = 0, k = 0; t < lens[i]; t++) {
+            int *p = &pos[t0 + t];
+            if (!c->position_offset) *p = t;
+            else *p = ids[t0 + t] == c->pad_token_id ? c->pad_token_id : c->position_offset + k++;
+            if (*p >= c->max_positions) {
+                m2u_fail("bert: %d tokens do not fit %d positions", lens[i], c->max_positions - c->position_offset);
+                goto done;
+            }
         }
-    }
     for (int t = 0; t < T; t++) {
         const float *w = m->word + (size_t)ids[t] * H, *p = m->pos + (size_t)pos[t] * H;
         m2u_add(x + (size_t)t * H, w, m->type, (size_t)H); /* (word + type) + position, as torch */
@@ -193,7 +208,7 @@ int m2u_bert_forward(const m2u_bert *m, const int32_t *ids, int T, int num_layer
     if (m2u_enc_layernorm(x, x, m->ln_w, m->ln_b, T, H, c->dims.eps) != 0) goto done;
     for (int l = 0; l < num_layers; l++) {
         if (hidden_states) memcpy(hidden_states + (size_t)l * TH, x, TH * sizeof(float));
-        if (m2u_enc_layer_fwd(&c->dims, &m->layer[l], x, T, scratch) != 0) goto done;
+        if (m2u_enc_layer_fwd_seqs(&c->dims, &m->layer[l], x, nseq, lens, scratch) != 0) goto done;
     }
     if (hidden_states) memcpy(hidden_states + (size_t)num_layers * TH, x, TH * sizeof(float));
     if (last) memcpy(last, x, TH * sizeof(float));
@@ -220,24 +235,43 @@ int m2u_bert_forward_batch(const m2u_bert *m, const int32_t *ids, const int32_t 
     const m2u_bert_config *c = &m->cfg;
     int H = c->dims.hidden, L = c->layers;
     size_t TH = (size_t)T * H;
-    float *hs = malloc((size_t)(L + 1) * TH * sizeof(float));
-    if (!hs) return m2u_fail("bert: out of memory for a batch of %d x %d", B, T);
     memset(hidden_states, 0, (size_t)(L + 1) * B * TH * sizeof(float));
-    int rc = 0;
-    for (int b = 0; b < B && rc == 0; b++) {
+    /* the rows' real lengths (right padding only), then every sequence in one pack */
+    int *lens = malloc((size_t)(B > 0 ? B : 1) * sizeof *lens), *from = malloc((size_t)(B > 0 ? B : 1) * sizeof *from);
+    int32_t *packed = malloc(((size_t)B * T + 1) * sizeof *packed);
+    float *hs = NULL;
+    int rc = -1, nseq = 0, total = 0;
+    if (!lens || !from || !packed) {
+        m2u_fail("bert: out of memory for a batch of %d x %d", B, T);
+        goto done;
+    }
+    for (int b = 0; b < B; b++) {
         const int32_t *mb = mask + (size_t)b * T;
         int n = 0;
         while (n < T && mb[n]) n++;
         for (int t = n; t < T; t++)
             if (mb[t]) {
-                rc = m2u_fail("bert: attention_mask row %d is not right-padded (1s then 0s)", b);
-                break;
+                m2u_fail("bert: attention_mask row %d is not right-padded (1s then 0s)", b);
+                goto done;
             }
-        if (rc != 0 || n == 0) continue;
-        rc = m2u_bert_forward(m, ids + (size_t)b * T, n, L, hs, NULL);
-        for (int l = 0; rc == 0 && l <= L; l++)
-            memcpy(hidden_states + ((size_t)l * B + b) * TH, hs + (size_t)l * n * H, (size_t)n * H * sizeof(float));
+        if (n == 0) continue;
+        memcpy(packed + total, ids + (size_t)b * T, (size_t)n * sizeof *packed);
+        lens[nseq] = n, from[nseq++] = b, total += n;
     }
-    free(hs);
+    rc = 0;
+    if (nseq == 0) goto done;
+    rc = -1;
+    if (!(hs = malloc((size_t)(L + 1) * total * H * sizeof(float)))) {
+        m2u_fail("bert: out of memory for a batch of %d x %d", B, T);
+        goto done;
+    }
+    if (m2u_bert_forward_packed(m, packed, nseq, lens, L, hs, NULL)) goto done;
+    for (int l = 0; l <= L; l++)
+        for (int i = 0, t0 = 0; i < nseq; t0 += lens[i++])
+            memcpy(hidden_states + ((size_t)l * B + from[i]) * TH, hs + ((size_t)l * total + t0) * H,
+                   (size_t)lens[i] * H * sizeof(float));
+    rc = 0;
+done:
+    free(lens), free(from), free(packed), free(hs);
     return rc;
 }

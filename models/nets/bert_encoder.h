@@ -51,6 +51,13 @@ const m2u_bert_config *m2u_bert_config_of(const m2u_bert *m);
 int m2u_bert_forward(const m2u_bert *m, const int32_t *ids, int T, int num_layers, float *hidden_states,
                      float *last);
 
+/* Several unpadded sequences packed one after another, ids [sum lens], each with its own
+ * positions and attending only to itself (m2u_enc_layer_fwd_seqs): hidden_states
+ * [num_layers+1][sum lens][H], last [sum lens][H], as m2u_bert_forward per sequence but for the
+ * GEMMs' rounding, and one pass over the weights per layer for all of them. */
+int m2u_bert_forward_packed(const m2u_bert *m, const int32_t *ids, int nseq, const int *lens, int num_layers,
+                            float *hidden_states, float *last);
+
 /* pooler_output of one sequence from its last hidden state at position 0
  * (h0 [H]): out [H] = tanh(pooler.dense(h0)).  Fails without a pooler. */
 int m2u_bert_has_pooler(const m2u_bert *m);

@@ -13,6 +13,7 @@
 #include "ops_extra.h"
 #include "tensor.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,19 +266,31 @@ int m2u_clap_features(const m2u_clap *m, const float *pcm, long n, float *featur
         w[L - 1 + i] = w[L - 1 - i];
     }
     double *fr = buf, *re = fr + nf, *im = re + n_bins, *work = im + n_bins, *pw = work + 2 * nf;
+    /* each triangular filter's nonzero bins [lo, hi): the zeros outside add exactly nothing */
+    enum { MAX_MELS = 512 };
+    long lo[MAX_MELS], hi[MAX_MELS];
+    for (int mm = 0; mm < c->n_mels; mm++) {
+        const double *f = m->mel_fb + (size_t)mm * n_bins;
+        if (mm >= MAX_MELS) break;
+        lo[mm] = 0, hi[mm] = n_bins;
+        while (lo[mm] < n_bins && f[lo[mm]] == 0.0) lo[mm]++;
+        while (hi[mm] > lo[mm] && f[hi[mm] - 1] == 0.0) hi[mm]--;
+    }
     for (int t = 0; t < c->frames; t++) {
         const float *s = x + (size_t)t * c->hop;
         for (long k = 0; k < nf; k++) fr[k] = (double)s[k] * m->window[k];
         m2u_fft_real(m->fft, fr, re, im, work);
         for (long k = 0; k < n_bins; k++) {
-            /* the reference keeps the DFT as complex64, then np.abs(..., dtype=float64) ** 2 */
-            double h = hypot((double)(float)re[k], (double)(float)im[k]);
-            pw[k] = h * h;
+            /* the reference keeps the DFT as complex64, then np.abs(..., dtype=float64) ** 2: the
+             * squared modulus of the float parts (in double; hypot's square within an ulp) */
+            double r = (double)(float)re[k], i = (double)(float)im[k];
+            pw[k] = r * r + i * i;
         }
         for (int mm = 0; mm < c->n_mels; mm++) {
             const double *f = m->mel_fb + (size_t)mm * n_bins;
             double acc = 0;
-            for (long k = 0; k < n_bins; k++) acc += f[k] * pw[k];
+            long k0 = mm < MAX_MELS ? lo[mm] : 0, k1 = mm < MAX_MELS ? hi[mm] : n_bins;
+            for (long k = k0; k < k1; k++) acc += f[k] * pw[k];
             if (!(acc > 1e-10)) acc = 1e-10; /* mel_floor, then power_to_db's min_value: the same clamp */
             features[(size_t)t * c->n_mels + mm] = (float)(10.0 * log10(acc));
         }
@@ -794,5 +807,46 @@ int m2u_clap_text_embed(const m2u_clap *m, const char *text, float *embed) {
     if (m2u_clap_tokenize(m, text, &ids, &n)) return -1;
     int rc = m2u_clap_text_forward(m, ids, (int)n, NULL, embed);
     free(ids);
+    return rc;
+}
+
+int m2u_clap_text_embed_many(const m2u_clap *m, const char *const *texts, int n, float *embeds) {
+    if (!m->cfg.has_text) return m2u_fail("clap: this checkpoint has no text tower");
+    if (n <= 0) return 0;
+    const m2u_bert_config *bc = m2u_bert_config_of(m->text);
+    int H = bc->dims.hidden, total = 0, rc = -1;
+    int32_t **ids = calloc((size_t)n, sizeof *ids), *packed = NULL;
+    int *lens = malloc((size_t)n * sizeof *lens);
+    float *last = NULL, *pool = malloc((size_t)H * sizeof(float)), *h = malloc((size_t)m->cfg.proj_dim * sizeof(float));
+    if (!ids || !lens || !pool || !h) {
+        m2u_fail("clap: out of memory for %d captions", n);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t k = 0;
+        if (m2u_clap_tokenize(m, texts[i], &ids[i], &k)) goto done;
+        if (k > (size_t)(INT_MAX - total)) {
+            m2u_fail("clap: %d captions are too long together", n);
+            goto done;
+        }
+        lens[i] = (int)k, total += (int)k;
+    }
+    packed = malloc((size_t)total * sizeof *packed);
+    last = malloc((size_t)total * H * sizeof *last);
+    if (!packed || !last) {
+        m2u_fail("clap: out of memory for %d caption tokens", total);
+        goto done;
+    }
+    for (int i = 0, t0 = 0; i < n; t0 += lens[i++]) memcpy(packed + t0, ids[i], (size_t)lens[i] * sizeof *packed);
+    if (m2u_bert_forward_packed(m->text, packed, n, lens, bc->layers, NULL, last)) goto done;
+    /* each caption's pooler reads its first row */
+    for (int i = 0, t0 = 0; i < n; t0 += lens[i++]) {
+        if (m2u_bert_pooler(m->text, last + (size_t)t0 * H, pool)) goto done;
+        project_normalize(&m->text_proj, pool, h, embeds + (size_t)i * m->cfg.proj_dim);
+    }
+    rc = 0;
+done:
+    for (int i = 0; ids && i < n; i++) free(ids[i]);
+    free(ids), free(lens), free(packed), free(last), free(pool), free(h);
     return rc;
 }

@@ -103,5 +103,8 @@ int m2u_clap_tokenize(const m2u_clap *m, const char *text, int32_t **ids, size_t
 int m2u_clap_text_forward(const m2u_clap *m, const int32_t *ids, int T, float *pooled, float *embed);
 /* both: caption -> embed [proj_dim] */
 int m2u_clap_text_embed(const m2u_clap *m, const char *text, float *embed);
+/* n captions -> embeds [n][proj_dim], the captions packed into one text-tower pass
+ * (m2u_bert_forward_packed: each caption's values as alone but for the GEMMs' rounding). */
+int m2u_clap_text_embed_many(const m2u_clap *m, const char *const *texts, int n, float *embeds);
 
 #endif
