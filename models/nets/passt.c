@@ -108,13 +108,17 @@ int m2u_passt_frontend(const m2u_passt *m, const float *wav, int64_t n, float *m
             p[k] = r * r + i * i;
         }
     }
-    /* banks [n_mels, nb] @ power^T -> [n_mels, T]; each sum in double, rounded once */
+    /* banks [n_mels, nb] @ power^T -> [n_mels, T]; each sum in double, rounded once, over the
+     * bank's nonzero bins [lo, hi) (the zero weights outside would add exactly nothing) */
     for (int b = 0; b < c->n_mels; b++) {
         const float *w = m->banks + (size_t)b * nb;
+        int lo = 0, hi = nb;
+        while (lo < nb && w[lo] == 0.0f) lo++;
+        while (hi > lo && w[hi - 1] == 0.0f) hi--;
         for (int t = 0; t < T; t++) {
             const float *p = power + (size_t)t * nb;
             double s = 0;
-            for (int k = 0; k < nb; k++) s += (double)w[k] * p[k];
+            for (int k = lo; k < hi; k++) s += (double)w[k] * p[k];
             float v = logf((float)s + 1e-5f);
             mel[(size_t)b * T + t] = (v + 4.5f) / 5.0f;
         }

@@ -168,6 +168,14 @@ int m2u_vggish_log_mel(const float *wav, size_t n, float *examples) {
     double win[WIN];
     const double pi = 3.14159265358979323846; /* np.pi */
     for (int i = 0; i < WIN; i++) win[i] = 0.5 - 0.5 * cos(2.0 * pi / WIN * i); /* periodic Hann */
+    /* each band's nonzero bins [lo, hi) (from 1: the DC bin is dropped); the zero weights
+     * outside would add exactly nothing to its sum */
+    int lo[M2U_VGGISH_BANDS], hi[M2U_VGGISH_BANDS];
+    for (int j = 0; j < M2U_VGGISH_BANDS; j++) {
+        lo[j] = 1, hi[j] = NBIN;
+        while (lo[j] < NBIN && mel[lo[j] * M2U_VGGISH_BANDS + j] == 0.0) lo[j]++;
+        while (hi[j] > lo[j] && mel[(hi[j] - 1) * M2U_VGGISH_BANDS + j] == 0.0) hi[j]--;
+    }
     for (int f = 0; f < n_ex * M2U_VGGISH_FRAMES; f++) {
         const float *s = wav + (size_t)f * HOP;
         for (int i = 0; i < WIN; i++) x[i] = (double)s[i] * win[i];
@@ -177,7 +185,7 @@ int m2u_vggish_log_mel(const float *wav, size_t n, float *examples) {
         float *dst = examples + (size_t)f * M2U_VGGISH_BANDS;
         for (int j = 0; j < M2U_VGGISH_BANDS; j++) {
             double acc = 0.0;
-            for (int k = 1; k < NBIN; k++) acc += mag[k] * mel[k * M2U_VGGISH_BANDS + j];
+            for (int k = lo[j]; k < hi[j]; k++) acc += mag[k] * mel[k * M2U_VGGISH_BANDS + j];
             dst[j] = (float)log(acc + 0.01);
         }
     }

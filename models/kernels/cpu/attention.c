@@ -163,7 +163,7 @@ static int attn_fwd_one(const m2u_attn *a, float *out, float *probs, const float
  * softmax of each row over its visible keys (0 past them up to ns), keeping the log-sum-exp
  * when asked. */
 static void block_softmax(const m2u_attn *a, float *P, size_t ldp, int bh, int t0, int tn, int ns, const float *bias,
-                          const float *kbias, const int32_t *mask, int tiles) {
+                          const float *kbias, const int32_t *mask, float *rowscale) {
     int T = a->T, S = a->S;
     for (int r = 0; r < tn; r++) {
         float *p = P + (size_t)r * ldp;
@@ -173,14 +173,14 @@ static void block_softmax(const m2u_attn *a, float *P, size_t ldp, int bh, int t
         if (kbias)
             for (int s = 0; s <= last; s++) p[s] += kbias[s];
         float l;
+        if (rowscale) rowscale[r] = 1.0f;
         if (mask) l = softmax_masked(p, last, ns, mask);
 #ifdef M2U_HAVE_ATTN_TILES
-        else if (tiles) l = m2u_attn_tile_softmax(p, last, ns);
+        else if (rowscale) l = m2u_attn_tile_softmax(p, last, ns, &rowscale[r]);
 #endif
         else l = softmax_fast(p, last, ns);
         if (a->lse) a->lse[(size_t)bh * T + t0 + r] = l;
     }
-    (void)tiles;
 }
 
 #ifdef M2U_HAVE_ATTN_TILES
@@ -207,6 +207,7 @@ static int attn_fwd_tiled(const m2u_attn *a, float *out, const float *q, const f
 #pragma omp parallel
     {
         int rows = m2u_tile_round(TILE_QBLK, M2U_TILE_ROWS);
+        float inv[TILE_QBLK]; /* 1 / each row's sum of exponentials */
         float *P = aligned_alloc(64, (size_t)rows * Sp * sizeof(float)),
               *qpk = aligned_alloc(64, (size_t)rows * hd * sizeof(float));
         if (!P || !qpk) {
@@ -223,9 +224,10 @@ static int attn_fwd_tiled(const m2u_attn *a, float *out, const float *q, const f
             const int32_t *mask = a->key_mask ? a->key_mask + (size_t)b * S : NULL;
             m2u_attn_pack_q(qpk, q + ((size_t)b * T + t0) * a->qs + (size_t)h * hd, a->qs, tn, hd);
             m2u_attn_tile_scores(P, Sp, qpk, tn, kp + (size_t)bg * pack, ns, hd, a->scale);
-            block_softmax(a, P, (size_t)Sp, bh, t0, tn, ns, bias, kbias, mask, 1);
+            /* unnormalised exponentials; each output row is scaled by 1 / its sum instead */
+            block_softmax(a, P, (size_t)Sp, bh, t0, tn, ns, bias, kbias, mask, inv);
             m2u_attn_tile_pv(out + ((size_t)b * T + t0) * od + (size_t)h * hd, od, P, Sp, tn, vp + (size_t)bg * pack,
-                             Sp, ns, hd);
+                             Sp, ns, hd, inv);
         }
         free(P);
         free(qpk);
@@ -262,7 +264,7 @@ static int attn_fwd_blocked(const m2u_attn *a, float *out, const float *q, const
             const int32_t *mask = a->key_mask ? a->key_mask + (size_t)b * S : NULL;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tn, ns, hd, a->scale, qb, a->qs, kb, a->ks, 0.0f, P,
                         ns);
-            block_softmax(a, P, (size_t)ns, bh, t0, tn, ns, bias, kbias, mask, 0);
+            block_softmax(a, P, (size_t)ns, bh, t0, tn, ns, bias, kbias, mask, NULL);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, hd, ns, 1.0f, P, ns, vb, a->vs, 0.0f,
                         out + ((size_t)b * T + t0) * od + (size_t)h * hd, od);
         }

@@ -88,7 +88,7 @@ TILE_TARGET void m2u_attn_tile_vexpf(float *y, const float *x, int n) {
 
 /* attention.c's softmax_fast, in the same order: lane maxima and lane sums over whole groups
  * of 8, the tail in key order, then the lanes; one reciprocal. */
-TILE_TARGET float m2u_attn_tile_softmax(float *p, int last, int S) {
+TILE_TARGET float m2u_attn_tile_softmax(float *p, int last, int S, float *inv_out) {
     int n = last + 1, n8 = n - n % 8;
     __m256 m = _mm256_set1_ps(-INFINITY), acc = _mm256_setzero_ps();
     for (int s = 0; s < n8; s += 8) m = _mm256_max_ps(_mm256_loadu_ps(p + s), m);
@@ -112,9 +112,13 @@ TILE_TARGET float m2u_attn_tile_softmax(float *p, int last, int S) {
     _mm256_storeu_ps(al, acc);
     for (int j = 0; j < 8; j++) sum += al[j];
     float inv = 1.0f / sum;
-    __m256 vi = _mm256_set1_ps(inv);
-    for (int s = 0; s < n8; s += 8) _mm256_storeu_ps(p + s, _mm256_mul_ps(_mm256_loadu_ps(p + s), vi));
-    for (int s = n8; s < n; s++) p[s] *= inv;
+    if (inv_out) {
+        *inv_out = inv;
+    } else {
+        __m256 vi = _mm256_set1_ps(inv);
+        for (int s = 0; s < n8; s += 8) _mm256_storeu_ps(p + s, _mm256_mul_ps(_mm256_loadu_ps(p + s), vi));
+        for (int s = n8; s < n; s++) p[s] *= inv;
+    }
     for (int s = n; s < S; s++) p[s] = 0.0f;
     return mx + logf(sum);
 }
@@ -153,7 +157,8 @@ TILE_TARGET void m2u_attn_tile_scores(float *P, int ldp, const float *qpack, int
 /* mr (<= 6) rows of P x one 16-wide V panel over ns keys.  Inlined with a constant mr, the
  * accumulators stay in registers. */
 TILE_TARGET static inline __attribute__((always_inline)) void pv_tile(float *out, int ldo, const float *P, int ldp,
-                                                                      const float *vp, int ns, int mr) {
+                                                                      const float *vp, int ns, int mr,
+                                                                      const float *rs) {
     __m256 c0[M2U_TILE_ROWS], c1[M2U_TILE_ROWS];
 #pragma GCC unroll 6
     for (int i = 0; i < M2U_TILE_ROWS; i++) c0[i] = c1[i] = _mm256_setzero_ps();
@@ -170,14 +175,16 @@ TILE_TARGET static inline __attribute__((always_inline)) void pv_tile(float *out
 #pragma GCC unroll 6
     for (int i = 0; i < M2U_TILE_ROWS; i++)
         if (i < mr) {
-            _mm256_storeu_ps(out + (size_t)i * ldo, c0[i]);
-            _mm256_storeu_ps(out + (size_t)i * ldo + 8, c1[i]);
+            __m256 sc = _mm256_set1_ps(rs ? rs[i] : 1.0f);
+            _mm256_storeu_ps(out + (size_t)i * ldo, _mm256_mul_ps(c0[i], sc));
+            _mm256_storeu_ps(out + (size_t)i * ldo + 8, _mm256_mul_ps(c1[i], sc));
         }
 }
 
 /* The same with 8-wide V panels (head dims that are multiples of 8 but not 16: HTSAT's 24). */
 TILE_TARGET static inline __attribute__((always_inline)) void pv_tile8(float *out, int ldo, const float *P, int ldp,
-                                                                       const float *vp, int ns, int mr) {
+                                                                       const float *vp, int ns, int mr,
+                                                                       const float *rs) {
     __m256 c0[M2U_TILE_ROWS];
 #pragma GCC unroll 6
     for (int i = 0; i < M2U_TILE_ROWS; i++) c0[i] = _mm256_setzero_ps();
@@ -189,26 +196,26 @@ TILE_TARGET static inline __attribute__((always_inline)) void pv_tile8(float *ou
     }
 #pragma GCC unroll 6
     for (int i = 0; i < M2U_TILE_ROWS; i++)
-        if (i < mr) _mm256_storeu_ps(out + (size_t)i * ldo, c0[i]);
+        if (i < mr) _mm256_storeu_ps(out + (size_t)i * ldo, _mm256_mul_ps(c0[i], _mm256_set1_ps(rs ? rs[i] : 1.0f)));
 }
 
 #define PV_CASES(fn)                                                                                                   \
     switch (tn - r0 < M2U_TILE_ROWS ? tn - r0 : M2U_TILE_ROWS) {                                                       \
-    case 1: fn(o, ldo, p, ldp, vp, ns, 1); break;                                                                      \
-    case 2: fn(o, ldo, p, ldp, vp, ns, 2); break;                                                                      \
-    case 3: fn(o, ldo, p, ldp, vp, ns, 3); break;                                                                      \
-    case 4: fn(o, ldo, p, ldp, vp, ns, 4); break;                                                                      \
-    case 5: fn(o, ldo, p, ldp, vp, ns, 5); break;                                                                      \
-    default: fn(o, ldo, p, ldp, vp, ns, 6); break;                                                                     \
+    case 1: fn(o, ldo, p, ldp, vp, ns, 1, r); break;                                                                      \
+    case 2: fn(o, ldo, p, ldp, vp, ns, 2, r); break;                                                                      \
+    case 3: fn(o, ldo, p, ldp, vp, ns, 3, r); break;                                                                      \
+    case 4: fn(o, ldo, p, ldp, vp, ns, 4, r); break;                                                                      \
+    case 5: fn(o, ldo, p, ldp, vp, ns, 5, r); break;                                                                      \
+    default: fn(o, ldo, p, ldp, vp, ns, 6, r); break;                                                                     \
     }
 
 TILE_TARGET void m2u_attn_tile_pv(float *out, int ldo, const float *P, int ldp, int tn, const float *vpack, int Sp,
-                                  int ns, int hd) {
+                                  int ns, int hd, const float *rowscale) {
     int vw = m2u_tile_vw(hd);
     for (int r0 = 0; r0 < tn; r0 += M2U_TILE_ROWS)
         for (int j0 = 0; j0 < hd; j0 += vw) {
             float *o = out + (size_t)r0 * ldo + j0;
-            const float *p = P + (size_t)r0 * ldp, *vp = vpack + (size_t)j0 * Sp;
+            const float *p = P + (size_t)r0 * ldp, *vp = vpack + (size_t)j0 * Sp, *r = rowscale ? rowscale + r0 : NULL;
             if (vw == 16) PV_CASES(pv_tile)
             else PV_CASES(pv_tile8)
         }

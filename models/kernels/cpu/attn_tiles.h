@@ -44,13 +44,15 @@ void m2u_attn_pack_q(float *dst, const float *q, int qs, int tn, int hd);
 void m2u_attn_tile_scores(float *P, int ldp, const float *qpack, int tn, const float *kpack, int ns, int hd,
                           float scale);
 
-/* out[r][j] = sum_{s < ns} P[r][s] v_s[j] for r < tn, j < hd; out has row stride ldo. */
+/* out[r][j] = (sum_{s < ns} P[r][s] v_s[j]) * rowscale[r] for r < tn, j < hd (rowscale NULL:
+ * no factor); out has row stride ldo. */
 void m2u_attn_tile_pv(float *out, int ldo, const float *P, int ldp, int tn, const float *vpack, int Sp, int ns,
-                      int hd);
+                      int hd, const float *rowscale);
 
 /* attention.c's softmax_fast (same order of operations, same bits) on 8 lanes: returns the
- * row's log-sum-exp. */
-float m2u_attn_tile_softmax(float *p, int last, int S);
+ * row's log-sum-exp.  inv != NULL: the exponentials are left unnormalised and *inv = 1 / their
+ * sum, for m2u_attn_tile_pv to scale the row's output instead (one pass less over the row). */
+float m2u_attn_tile_softmax(float *p, int last, int S, float *inv);
 
 /* y[i] = m2u_vexpf_neg(x[i]) (vmath.h), bit for bit: for the tests. */
 void m2u_attn_tile_vexpf(float *y, const float *x, int n);

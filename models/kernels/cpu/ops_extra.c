@@ -50,10 +50,23 @@ void m2u_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, con
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * C;
         float *o = out + (size_t)n * C;
-        double s = 0.0;
-        for (int i = 0; i < C; i++) s += xr[i];
-        double mu = s / C, v = 0.0;
-        for (int i = 0; i < C; i++) {
+        /* the two sums in double over 8 interleaved partial sums: one running sum is a chain of
+         * C dependent adds (the two passes were 2 % of a PaSST forward); the order changes the
+         * double results by ulps, far below the float mean and rstd they are rounded to */
+        double p[8] = {0}, q[8] = {0};
+        int C8 = C - C % 8;
+        for (int i = 0; i < C8; i += 8)
+            for (int j = 0; j < 8; j++) p[j] += xr[i + j];
+        double s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+        for (int i = C8; i < C; i++) s += xr[i];
+        double mu = s / C;
+        for (int i = 0; i < C8; i += 8)
+            for (int j = 0; j < 8; j++) {
+                double d = xr[i + j] - mu;
+                q[j] += d * d;
+            }
+        double v = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+        for (int i = C8; i < C; i++) {
             double d = xr[i] - mu;
             v += d * d;
         }
