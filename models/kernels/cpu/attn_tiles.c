@@ -4,7 +4,7 @@
 #include <string.h>
 
 #ifdef M2U_HAVE_ATTN_TILES
-#include <immintrin.h>
+#include "vmath_avx2.h"
 
 /* ---- packing (plain C: one pass over K, V or a block of Q) ------------------------------------ */
 
@@ -41,47 +41,17 @@ void m2u_attn_pack_q(float *dst, const float *q, int qs, int tn, int hd) {
     }
 }
 
-#define TILE_TARGET __attribute__((target("avx2,fma")))
+#define TILE_TARGET M2U_AVX2_TARGET
 
-int m2u_attn_tiles_ok(int hd) {
-    static int cpu = -1;
-    if (cpu < 0) {
-        __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cpu && hd > 0 && hd % 8 == 0;
-}
-
-/* vmath.h's m2u_vexpf_neg on 8 lanes, operation for operation (products and sums rounded
- * separately, as the C build, which does not contract them): the same bits. */
-TILE_TARGET static inline __m256 vexpf_neg8(__m256 v) {
-    const __m256 lo = _mm256_set1_ps(-87.0f), zero = _mm256_setzero_ps(), sh = _mm256_set1_ps(12582912.0f);
-    /* v > -87 or NaN ? v : -87, then x < 0 or NaN ? x : 0 (max and min return their second
-     * operand on NaN); -0 for +0 changes nothing below */
-    __m256 x = _mm256_min_ps(zero, _mm256_max_ps(lo, v));
-    __m256 u = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), sh);
-    __m256 nf = _mm256_sub_ps(u, sh);
-    __m256 p2 = _mm256_castsi256_ps(
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(u), _mm256_set1_epi32(127)), 23));
-    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(nf, _mm256_set1_ps(0.693359375f)));
-    r = _mm256_sub_ps(r, _mm256_mul_ps(nf, _mm256_set1_ps(-2.12194440e-4f)));
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
-    __m256 y = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r), _mm256_set1_ps(1.0f)), p2);
-    return _mm256_andnot_ps(_mm256_cmp_ps(v, lo, _CMP_LT_OQ), y);
-}
+int m2u_attn_tiles_ok(int hd) { return hd > 0 && hd % 8 == 0 && m2u_avx2_fma(); }
 
 TILE_TARGET void m2u_attn_tile_vexpf(float *y, const float *x, int n) {
     int n8 = n - n % 8;
-    for (int i = 0; i < n8; i += 8) _mm256_storeu_ps(y + i, vexpf_neg8(_mm256_loadu_ps(x + i)));
+    for (int i = 0; i < n8; i += 8) _mm256_storeu_ps(y + i, m2u_vexpf_neg8(_mm256_loadu_ps(x + i)));
     if (n8 < n) {
         float t[8] = {0};
         memcpy(t, x + n8, (size_t)(n - n8) * sizeof(float));
-        _mm256_storeu_ps(t, vexpf_neg8(_mm256_loadu_ps(t)));
+        _mm256_storeu_ps(t, m2u_vexpf_neg8(_mm256_loadu_ps(t)));
         memcpy(y + n8, t, (size_t)(n - n8) * sizeof(float));
     }
 }
@@ -98,14 +68,14 @@ TILE_TARGET float m2u_attn_tile_softmax(float *p, int last, int S, float *inv_ou
     for (int s = n8; s < n; s++) mx = p[s] > mx ? p[s] : mx;
     __m256 vm = _mm256_set1_ps(mx);
     for (int s = 0; s < n8; s += 8) {
-        __m256 e = vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(p + s), vm));
+        __m256 e = m2u_vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(p + s), vm));
         _mm256_storeu_ps(p + s, e);
         acc = _mm256_add_ps(acc, e);
     }
     float sum = 0.0f;
     for (int s = n8; s < n; s++) {
         float t[8] = {p[s] - mx};
-        _mm256_storeu_ps(t, vexpf_neg8(_mm256_loadu_ps(t)));
+        _mm256_storeu_ps(t, m2u_vexpf_neg8(_mm256_loadu_ps(t)));
         p[s] = t[0];
         sum += p[s];
     }

@@ -1,5 +1,6 @@
 #include "tensor.h"
 #include "vmath.h"
+#include "vmath_avx2.h"
 
 #include "ops_extra.h"
 
@@ -100,8 +101,28 @@ void m2u_head_gate_add(float *att, const float *av, const float *gate, int B, in
 /* GELU with the vectorisable erf of vmath.h (PyTorch's own algorithm); spans of 16 Ki values
  * so the threads share long arrays and a short one stays on the caller's thread. */
 M2U_VCLONES
-void m2u_gelu_span(float *out, const float *x, size_t n) {
+static void gelu_span_c(float *out, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = m2u_vgelu(x[i]);
+}
+
+#ifdef M2U_HAVE_AVX2_PATHS
+/* The same on 8 lanes with intrinsics (vmath_avx2.h: the same bits): GCC's own vectorisation
+ * of m2u_vgelu ran at 36 cycles per 8 values. */
+M2U_AVX2_TARGET static void gelu_span_avx2(float *out, const float *x, size_t n) {
+    size_t n8 = n - n % 8;
+    for (size_t i = 0; i < n8; i += 8) _mm256_storeu_ps(out + i, m2u_vgelu8(_mm256_loadu_ps(x + i)));
+    for (size_t i = n8; i < n; i++) out[i] = m2u_vgelu(x[i]);
+}
+#endif
+
+void m2u_gelu_span(float *out, const float *x, size_t n) {
+#ifdef M2U_HAVE_AVX2_PATHS
+    if (m2u_avx2_fma()) {
+        gelu_span_avx2(out, x, n);
+        return;
+    }
+#endif
+    gelu_span_c(out, x, n);
 }
 
 M2U_VCLONES
