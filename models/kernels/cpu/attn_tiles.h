@@ -20,9 +20,11 @@
 
 #include <stddef.h>
 
-/* The tiles exist on x86-64 with GCC or clang (AVX2 + FMA chosen at run time); elsewhere the
- * blocked attention keeps cblas. */
-#if defined(__x86_64__) && defined(__GNUC__)
+#include "vmath_avx2.h"
+
+/* The tiles exist where the AVX2 paths do (x86-64, GCC or clang; AVX2 + FMA chosen at run
+ * time); elsewhere the blocked attention keeps cblas. */
+#ifdef M2U_HAVE_AVX2_PATHS
 #define M2U_HAVE_ATTN_TILES 1
 
 #define M2U_TILE_ROWS 6
