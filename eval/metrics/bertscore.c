@@ -10,6 +10,7 @@
 #include "utf8_util.h"
 #include "wordpiece_tokenizer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -166,25 +167,52 @@ typedef struct {
 
 static int cmp_str(const void *x, const void *y) { return strcmp(*(const char *const *)x, *(const char *const *)y); }
 
-static int embed(const m2u_bertscorer *s, int num_layers, bs_sent *st) {
+static int tokenize(const m2u_bertscorer *s, bs_sent *st) {
     size_t len = strlen(st->text), a, b;
     size_t bad = m2u_utf8_valid_prefix((const unsigned char *)st->text, len);
     if (bad != len) return m2u_fail("bertscore: invalid UTF-8 at byte %zu of \"%.40s\"", bad, st->text);
     py_strip(st->text, len, &a, &b);
     /* bert_score's sent_encode: a RoBERTa tokenizer gets add_prefix_space=True; "" -> <s> </s> either way */
-    if (s->bbpe ? m2u_bytebpe_encode(s->bbpe, st->text + a, b - a, 1, 1, s->max_length, &st->ids, &st->n)
-                : m2u_wordpiece_encode(s->tok, st->text + a, b - a, 1, s->max_length, &st->ids, &st->n))
-        return -1;
+    return s->bbpe ? m2u_bytebpe_encode(s->bbpe, st->text + a, b - a, 1, 1, s->max_length, &st->ids, &st->n)
+                   : m2u_wordpiece_encode(s->tok, st->text + a, b - a, 1, s->max_length, &st->ids, &st->n);
+}
+
+/* The sentences' layer-num_layers states, `group` sentences packed into one pass
+ * (m2u_bert_forward_packed: the weights read once per group, not once per sentence; each
+ * sentence's values as alone but for the GEMMs' rounding), each row divided by its norm. */
+static int embed_all(const m2u_bertscorer *s, int num_layers, bs_sent *u, size_t U, size_t group) {
     int H = m2u_bert_config_of(s->model)->dims.hidden;
-    st->emb = malloc(st->n * (size_t)H * sizeof(float));
-    if (!st->emb) return m2u_fail("bertscore: out of memory");
-    if (m2u_bert_forward(s->model, st->ids, (int)st->n, num_layers, NULL, st->emb)) return -1;
-    for (size_t t = 0; t < st->n; t++) {
-        float *e = st->emb + t * H;
-        double ss = 0;
-        for (int h = 0; h < H; h++) ss += (double)e[h] * e[h];
-        float norm = (float)sqrt(ss);
-        for (int h = 0; h < H; h++) e[h] /= norm;
+    for (size_t k0 = 0; k0 < U; k0 += group) {
+        size_t k1 = U - k0 < group ? U : k0 + group, total = 0;
+        for (size_t k = k0; k < k1; k++) {
+            if (u[k].n > (size_t)INT_MAX - total) return m2u_fail("bertscore: a group of sentences is too long");
+            total += u[k].n;
+        }
+        int32_t *ids = malloc(total * sizeof *ids);
+        int *lens = malloc((k1 - k0) * sizeof *lens);
+        float *emb = malloc(total * (size_t)H * sizeof *emb);
+        int rc = ids && lens && emb ? 0 : m2u_fail("bertscore: out of memory for %zu tokens", total);
+        for (size_t k = k0, t0 = 0; !rc && k < k1; t0 += u[k++].n) {
+            memcpy(ids + t0, u[k].ids, u[k].n * sizeof *ids);
+            lens[k - k0] = (int)u[k].n;
+        }
+        if (!rc) rc = m2u_bert_forward_packed(s->model, ids, (int)(k1 - k0), lens, num_layers, NULL, emb);
+        for (size_t k = k0, t0 = 0; !rc && k < k1; t0 += u[k++].n) {
+            if (!(u[k].emb = malloc(u[k].n * (size_t)H * sizeof(float)))) {
+                rc = m2u_fail("bertscore: out of memory");
+                break;
+            }
+            memcpy(u[k].emb, emb + t0 * H, u[k].n * (size_t)H * sizeof(float));
+            for (size_t t = 0; t < u[k].n; t++) {
+                float *e = u[k].emb + t * H;
+                double ss = 0;
+                for (int h = 0; h < H; h++) ss += (double)e[h] * e[h];
+                float norm = (float)sqrt(ss);
+                for (int h = 0; h < H; h++) e[h] /= norm;
+            }
+        }
+        free(ids), free(lens), free(emb);
+        if (rc) return -1;
     }
     return 0;
 }
@@ -260,8 +288,9 @@ int m2u_bertscore(const m2u_bertscorer *s, const m2u_bertscore_opts *o, const ch
     }
     for (size_t k = 0; k < U; k++) {
         u[k].text = all[k];
-        if (embed(s, L, &u[k])) goto done;
+        if (tokenize(s, &u[k])) goto done;
     }
+    if (embed_all(s, L, u, U, bs)) goto done;
     for (size_t k = 0; k < N; k++) {
         hi[k] = (size_t)((const char **)bsearch(&pc[k], all, U, sizeof *all, cmp_str) - all);
         ri[k] = (size_t)((const char **)bsearch(&pr[k], all, U, sizeof *all, cmp_str) - all);
