@@ -208,58 +208,114 @@ static int analyze_dynamics(const float *pcm, size_t n, int rate, m2u_analysis *
 /* ---- brightness and percussiveness (one spectrogram, streamed) ------------------ */
 
 #define HPSS_HALF 8 /* medians over 2*8+1 = 17 frames / bins */
+#define HPSS_LEN (2 * HPSS_HALF + 1)
 
-/* Sorted sliding windows for the medians: remove the value leaving, insert the
- * one entering (binary search + memmove of <= 17), ~5x cheaper than sorting
- * every window.  Equal values are interchangeable, so which copy is removed
- * does not change any median. */
-static void win_remove(double *w, int *m, double x) {
-    int lo = 0, hi = *m;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (w[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    memmove(w + lo, w + lo + 1, (size_t)(*m - lo - 1) * sizeof *w);
-    (*m)--;
+/* The medians come from sorted sliding windows, padded with +inf to a fixed
+ * length: a window holding m values has them in slots 0..m-1 and its median in
+ * slot (m-1)/2.  A step removes the value leaving and inserts the one entering
+ * without a branch on the data, so it runs as vector code:
+ *   v[i]   = w[i] < out ? w[i] : w[i+1]        (w with one copy of out removed)
+ *   new[i] = max(min(v[i], in), v[i-1])        (v with in inserted; v[-1] = -inf)
+ * Removing or inserting +inf changes nothing, so filling and draining windows use
+ * the same step.  Only comparisons and copies: the medians are exactly those of a
+ * sort, whichever of several equal copies is removed. */
+#if defined(__AVX__)
+#define VW 4 /* doubles per vector */
+#else
+#define VW 2
+#endif
+typedef double vd __attribute__((vector_size(VW * sizeof(double))));
+typedef long long vl __attribute__((vector_size(VW * sizeof(long long))));
+
+static inline vd v_load(const double *p) {
+    vd v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void v_store(double *p, vd v) { memcpy(p, &v, sizeof v); }
+static inline vd v_sel(vl m, vd a, vd b) { return (vd)(((vl)a & m) | ((vl)b & ~m)); }
+static inline vd v_min(vd a, vd b) { return v_sel(a < b, a, b); }
+static inline vd v_max(vd a, vd b) { return v_sel(a > b, a, b); }
+static inline vd v_set1(double x) {
+    vd v;
+    for (int i = 0; i < VW; i++) v[i] = x;
+    return v;
 }
 
-static void win_insert(double *w, int *m, double x) {
-    int lo = 0, hi = *m;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (w[mid] <= x)
-            lo = mid + 1;
-        else
-            hi = mid;
+/* Time windows, one per bin, VW bins side by side: slot i of bin k at tw[i * nbp + k]
+ * (nbp = bins rounded up to VW).  out[k] leaves and in[k] enters bin k's window;
+ * NULL stands for +inf (nothing). */
+static void tw_step(double *tw, int nbp, const double *out, const double *in) {
+    const vd inf = v_set1(HUGE_VAL);
+    for (int k = 0; k < nbp; k += VW) {
+        vd o = out ? v_load(out + k) : inf, x = in ? v_load(in + k) : inf;
+        vd prev = -inf, w = v_load(tw + k);
+        for (int i = 0; i < HPSS_LEN; i++) {
+            vd wn = i + 1 < HPSS_LEN ? v_load(tw + (size_t)(i + 1) * (size_t)nbp + k) : inf;
+            vd v = v_sel(w < o, w, wn);
+            v_store(tw + (size_t)i * (size_t)nbp + k, v_max(v_min(v, x), prev));
+            prev = v;
+            w = wn;
+        }
     }
-    memmove(w + lo + 1, w + lo, (size_t)(*m - lo) * sizeof *w);
-    w[lo] = x;
-    (*m)++;
+}
+
+/* Median over bins k-8..k+8 (those that exist) of one frame's magnitudes, for every bin. */
+#define FW_SLOTS ((HPSS_LEN + VW - 1) / VW * VW) /* HPSS_LEN rounded up to VW */
+static void freq_medians(const double *mag, int nb, double *med) {
+    /* w: the window in slots 0..FW_SLOTS-1, +inf after; vb: v[-1..FW_SLOTS-1] */
+    double w[FW_SLOTS + VW], vb[FW_SLOTS + VW];
+    for (int i = 0; i < FW_SLOTS + VW; i++) w[i] = HUGE_VAL;
+    vb[0] = -HUGE_VAL;
+    int m = 0;
+    for (int k = -HPSS_HALF; k < nb; k++) {
+        /* bin k-9 leaves, bin k+8 enters: the window is then bins k-8..k+8 */
+        int lo = k - HPSS_HALF - 1, hi = k + HPSS_HALF;
+        double out = lo >= 0 ? mag[lo] : HUGE_VAL, in = hi < nb ? mag[hi] : HUGE_VAL;
+        if (lo >= 0 || hi < nb) {
+            vd o = v_set1(out), x = v_set1(in);
+            for (int j = 0; j < FW_SLOTS; j += VW) {
+                vd a = v_load(w + j), b = v_load(w + j + 1);
+                v_store(vb + 1 + j, v_sel(a < o, a, b));
+            }
+            for (int j = 0; j < FW_SLOTS; j += VW)
+                v_store(w + j, v_max(v_min(v_load(vb + 1 + j), x), v_load(vb + j)));
+            m += (hi < nb) - (lo >= 0);
+        }
+        if (k >= 0) med[k] = w[(m - 1) / 2];
+    }
 }
 
 static int analyze_spectrum(const float *pcm, size_t n, int rate, m2u_analysis *out, odf_env *odf) {
-    const int n_fft = pow2_near(0.046 * rate), hop = n_fft / 4, nb = n_fft / 2 + 1, L = 2 * HPSS_HALF + 1;
+    const int n_fft = pow2_near(0.046 * rate), hop = n_fft / 4, nb = n_fft / 2 + 1, L = HPSS_LEN;
+    const int nbp = (nb + VW - 1) / VW * VW;
     const size_t T = (n + (size_t)hop - 1) / (size_t)hop;
     m2u_stft *st = m2u_stft_new(n_fft);
-    double *ring = malloc((size_t)L * (size_t)nb * sizeof(double));
-    double *tw = malloc((size_t)L * (size_t)nb * sizeof(double)); /* per-bin sorted time windows */
+    double *ring = malloc((size_t)L * (size_t)nbp * sizeof(double));
+    double *tw = malloc((size_t)L * (size_t)nbp * sizeof(double)); /* per-bin sorted time windows */
+    /* the new frame's magnitudes, log1p(gain x magnitude) of it and of the frame before,
+     * each bin's centre frequency and the frequency medians */
+    double *cur = malloc(5 * (size_t)nbp * sizeof(double));
     int *loud = malloc((size_t)L * sizeof(int));
     odf->v = malloc(T * sizeof(double));
     odf->n = T;
     odf->frame_s = (double)hop / rate;
     odf->offset_s = 0.5 * n_fft / rate;
-    if (!st || !ring || !tw || !loud || !odf->v) {
+    if (!st || !ring || !tw || !cur || !loud || !odf->v) {
         m2u_stft_free(st);
         free(ring);
         free(tw);
+        free(cur);
         free(loud);
         free(odf->v);
         odf->v = NULL;
         return m2u_fail("analysis: out of memory");
     }
+    double *lcur = cur + nbp, *lprev = cur + 2 * (size_t)nbp, *freq = cur + 3 * (size_t)nbp;
+    double *pmed = cur + 4 * (size_t)nbp;
+    for (int k = 0; k < nbp; k++) cur[k] = HUGE_VAL; /* padding bins: + inf, never counted */
+    for (size_t i = 0; i < (size_t)L * (size_t)nbp; i++) tw[i] = HUGE_VAL;
+    for (int k = 0; k < nb; k++) freq[k] = (double)k * rate / n_fft;
     /* flux on log(1 + 1000 x magnitude relative to a full-scale sine): level-independent
      * above the noise floor */
     const double gain = 1000.0 / (n_fft / 4.0);
@@ -270,19 +326,10 @@ static int analyze_spectrum(const float *pcm, size_t n, int rate, m2u_analysis *
      * its 17-frame neighbourhood [c-8, c+8] = [t-16, t] being in the ring */
     for (size_t t = 0; t < T + HPSS_HALF; t++) {
         const size_t slot = t % (size_t)L;
-        if (t >= (size_t)L) { /* frame t-17 leaves the time windows; its slot is reused */
-            const double *old = ring + slot * (size_t)nb;
-            int m = tcnt;
-            for (int k = 0; k < nb; k++) {
-                m = tcnt;
-                win_remove(tw + (size_t)k * (size_t)L, &m, old[k]);
-            }
-            tcnt = m;
-        }
+        double *ring_t = ring + slot * (size_t)nbp; /* frame t-17 (leaving the time windows), then frame t */
         if (t < T) {
-            double *mag = ring + slot * (size_t)nb;
             long long start = (long long)(t * (size_t)hop);
-            m2u_stft_frame(st, pcm, n, start, mag);
+            m2u_stft_frame(st, pcm, n, start, cur);
             double e = 0;
             for (int i = 0; i < n_fft; i++) {
                 long long j = start + i;
@@ -290,36 +337,35 @@ static int analyze_spectrum(const float *pcm, size_t n, int rate, m2u_analysis *
                 e += x * x;
             }
             loud[slot] = 10.0 * log10(e / n_fft + 1e-30) >= -60.0;
-            const double *prev = t ? ring + ((t - 1) % (size_t)L) * (size_t)nb : NULL;
+            for (int k = 0; k < nb; k++) lcur[k] = log1p(gain * cur[k]);
             double flux = 0;
-            int m = tcnt;
-            for (int k = 0; k < nb; k++) {
-                if (prev) {
-                    double d = log1p(gain * mag[k]) - log1p(gain * prev[k]);
+            if (t)
+                for (int k = 0; k < nb; k++) {
+                    double d = lcur[k] - lprev[k];
                     if (d > 0) flux += d;
                 }
-                m = tcnt;
-                win_insert(tw + (size_t)k * (size_t)L, &m, mag[k]);
-            }
-            tcnt = m;
             odf->v[t] = flux;
+            double *sw = lcur;
+            lcur = lprev, lprev = sw;
+            tw_step(tw, nbp, t >= (size_t)L ? ring_t : NULL, cur); /* frame t-17 leaves, frame t enters */
+            tcnt += t < (size_t)L;
+            memcpy(ring_t, cur, (size_t)nbp * sizeof *cur);
+        } else if (t >= (size_t)L) { /* past the end: frame t-17 leaves */
+            tw_step(tw, nbp, ring_t, NULL);
+            tcnt--;
         }
         if (t < HPSS_HALF) continue;
         const size_t c = t - HPSS_HALF;
-        const double *mag = ring + (c % (size_t)L) * (size_t)nb;
-        double fw[2 * HPSS_HALF + 1];
-        int fcnt = 0;
-        for (int j = 0; j <= HPSS_HALF && j < nb; j++) win_insert(fw, &fcnt, mag[j]);
+        const double *mag = ring + (c % (size_t)L) * (size_t)nbp;
+        const double *H = tw + (size_t)(tcnt - 1) / 2 * (size_t)nbp;
+        freq_medians(mag, nb, pmed);
         double num = 0, den = 0;
         for (int k = 0; k < nb; k++) {
-            double H = tw[(size_t)k * (size_t)L + (size_t)(tcnt - 1) / 2];
-            double P = fw[(fcnt - 1) / 2];
-            if (k - HPSS_HALF >= 0) win_remove(fw, &fcnt, mag[k - HPSS_HALF]);
-            if (k + HPSS_HALF + 1 < nb) win_insert(fw, &fcnt, mag[k + HPSS_HALF + 1]);
-            double e = mag[k] * mag[k], hp = H * H + P * P;
+            double P = pmed[k];
+            double e = mag[k] * mag[k], hp = H[k] * H[k] + P * P;
             e_total += e;
             if (hp > 0) e_perc += e * (P * P) / hp;
-            num += (double)k * rate / n_fft * mag[k];
+            num += freq[k] * mag[k];
             den += mag[k];
         }
         if (loud[c % (size_t)L] && den > 0) {
@@ -330,6 +376,7 @@ static int analyze_spectrum(const float *pcm, size_t n, int rate, m2u_analysis *
     m2u_stft_free(st);
     free(ring);
     free(tw);
+    free(cur);
     free(loud);
     out->centroid_hz = cen_frames ? cen_sum / (double)cen_frames : 0;
     out->percussiveness = e_total > 0 ? e_perc / e_total : 0;
