@@ -8,6 +8,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 static int cmp_double(const void *pa, const void *pb) {
     double a = *(const double *)pa, b = *(const double *)pb;
@@ -234,8 +237,18 @@ static inline vd v_load(const double *p) {
 }
 static inline void v_store(double *p, vd v) { memcpy(p, &v, sizeof v); }
 static inline vd v_sel(vl m, vd a, vd b) { return (vd)(((vl)a & m) | ((vl)b & ~m)); }
+/* x86's min/max instructions are defined as exactly these selections (a < b ? a : b,
+ * a > b ? a : b), one instruction instead of four */
+#if defined(__AVX__)
+static inline vd v_min(vd a, vd b) { return (vd)_mm256_min_pd((__m256d)a, (__m256d)b); }
+static inline vd v_max(vd a, vd b) { return (vd)_mm256_max_pd((__m256d)a, (__m256d)b); }
+#elif defined(__SSE2__)
+static inline vd v_min(vd a, vd b) { return (vd)_mm_min_pd((__m128d)a, (__m128d)b); }
+static inline vd v_max(vd a, vd b) { return (vd)_mm_max_pd((__m128d)a, (__m128d)b); }
+#else
 static inline vd v_min(vd a, vd b) { return v_sel(a < b, a, b); }
 static inline vd v_max(vd a, vd b) { return v_sel(a > b, a, b); }
+#endif
 static inline vd v_set1(double x) {
     vd v;
     for (int i = 0; i < VW; i++) v[i] = x;
@@ -260,7 +273,42 @@ static void tw_step(double *tw, int nbp, const double *out, const double *in) {
     }
 }
 
-/* Median over bins k-8..k+8 (those that exist) of one frame's magnitudes, for every bin. */
+/* Median over bins k-8..k+8 (those that exist) of one frame's magnitudes, for every bin.
+ * The window steps one bin at a time, each step depending on the last, so it is kept
+ * in registers where SSE2 is there (the memory form reloads what the step before just
+ * stored at an offset of one slot, which stalls on store forwarding). */
+#if defined(__SSE2__)
+#define FW_REGS ((HPSS_LEN + 1) / 2) /* pairs of slots */
+static void freq_medians(const double *mag, int nb, double *med) {
+    __m128d w[FW_REGS + 1], v[FW_REGS];
+    double wb[2 * FW_REGS];
+    for (int j = 0; j <= FW_REGS; j++) w[j] = _mm_set1_pd(HUGE_VAL);
+    const __m128d ninf = _mm_set1_pd(-HUGE_VAL);
+    int m = 0;
+    for (int k = -HPSS_HALF; k < nb; k++) {
+        /* bin k-9 leaves, bin k+8 enters: the window is then bins k-8..k+8 */
+        int lo = k - HPSS_HALF - 1, hi = k + HPSS_HALF;
+        double out = lo >= 0 ? mag[lo] : HUGE_VAL, in = hi < nb ? mag[hi] : HUGE_VAL;
+        if (lo >= 0 || hi < nb) {
+            const __m128d o = _mm_set1_pd(out), x = _mm_set1_pd(in);
+            /* unrolled, so that w and v stay in registers */
+#pragma GCC unroll 16
+            for (int j = 0; j < FW_REGS; j++) { /* v[i] = w[i] < out ? w[i] : w[i+1] */
+                __m128d next = _mm_shuffle_pd(w[j], w[j + 1], 1), lt = _mm_cmplt_pd(w[j], o);
+                v[j] = _mm_or_pd(_mm_and_pd(lt, w[j]), _mm_andnot_pd(lt, next));
+            }
+#pragma GCC unroll 16
+            for (int j = 0; j < FW_REGS; j++) { /* w[i] = max(min(v[i], in), v[i-1]) */
+                __m128d before = _mm_shuffle_pd(j ? v[j - 1] : ninf, v[j], 1);
+                w[j] = _mm_max_pd(_mm_min_pd(v[j], x), before);
+                _mm_storeu_pd(wb + 2 * j, w[j]);
+            }
+            m += (hi < nb) - (lo >= 0);
+        }
+        if (k >= 0) med[k] = wb[(m - 1) / 2];
+    }
+}
+#else
 #define FW_SLOTS ((HPSS_LEN + VW - 1) / VW * VW) /* HPSS_LEN rounded up to VW */
 static void freq_medians(const double *mag, int nb, double *med) {
     /* w: the window in slots 0..FW_SLOTS-1, +inf after; vb: v[-1..FW_SLOTS-1] */
@@ -285,6 +333,7 @@ static void freq_medians(const double *mag, int nb, double *med) {
         if (k >= 0) med[k] = w[(m - 1) / 2];
     }
 }
+#endif
 
 static int analyze_spectrum(const float *pcm, size_t n, int rate, m2u_analysis *out, odf_env *odf) {
     const int n_fft = pow2_near(0.046 * rate), hop = n_fft / 4, nb = n_fft / 2 + 1, L = HPSS_LEN;
