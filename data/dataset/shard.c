@@ -806,8 +806,10 @@ void m2u_shard_abort(m2u_shard_writer *w) {
 /* Direct chunk reads.  HDF5's own read of a compressed chunk costs, beyond
  * the zstd decoding itself: a B-tree walk and a hyperslab-to-chunk mapping
  * per call, a fresh zstd context and output buffer per chunk (malloc, page
- * faults), its byte-by-byte unshuffle (a third of the decoding time on int16
- * audio) and a copy of the decoded chunk into the caller's buffer.  So the
+ * faults), its byte-by-byte unshuffle (about 40 % of the zstd time on int16
+ * audio) and a copy of the decoded chunk into the caller's buffer: reading
+ * the 137 samples of eval/bench/bench_dataset.sh cost 0.094 CPU-s through
+ * H5Dread, 0.061 s so (zstd itself about 0.045 s).  So the
  * reader decodes the chunks of the large columns itself: it looks each chunk
  * up once (address, size, filter mask; kept for the reader's lifetime, shards
  * are immutable), preads the zstd frame, decodes it with one kept context and
@@ -1074,7 +1076,7 @@ static const char *const KIND_DESC[] = {"uint8", "int16", "int64", "float16", "f
 
 /* Whether dataset d (file dataspace space, elements of elem bytes whose
  * in-memory type is mtype) can be read chunk by chunk here; sets up *dc if so.
- * rows_per_chunk: 0 for a 1-D column (any chunk length), 1 for a tensor column
+ * one_row: 0 for a 1-D column (any chunk length), 1 for a tensor column
  * (one row per chunk, whole rows).  Anything unexpected leaves dc->ok = 0, so
  * the column is read through HDF5 as before; never an error. */
 static void dchunk_setup(m2u_shard_reader *r, hid_t d, hid_t space, hid_t mtype, size_t elem, int one_row,
@@ -1099,8 +1101,13 @@ static void dchunk_setup(m2u_shard_reader *r, hid_t d, hid_t space, hid_t mtype,
         size_t ncd = 4;
         char fname[32];
         H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)k, &flags, &ncd, cd, sizeof fname, fname, &config);
-        if (k == 0 && nf == 2) ok = id == H5Z_FILTER_SHUFFLE && (elem == 1 || (ncd >= 1 && cd[0] == elem)), shuffle = elem > 1;
-        else ok = id == M2U_ZSTD_FILTER_ID;
+        if (k == 0 && nf == 2) {
+            /* HDF5 leaves one-byte elements as they are under shuffle */
+            ok = id == H5Z_FILTER_SHUFFLE && (elem == 1 || (ncd >= 1 && cd[0] == elem));
+            shuffle = elem > 1;
+        } else {
+            ok = id == M2U_ZSTD_FILTER_ID;
+        }
     }
     size_t chunk_elems = 1;
     for (int k = 0; ok && k < rank; k++) {
@@ -1168,7 +1175,8 @@ static void dchunk_copy(const dchunk *dc, const unsigned char *src, size_t a, si
     unsigned char *o = dst;
     if (dc->elem == 2) {
         /* byte planes lo[E], hi[E] -> little-endian pairs, 16 at a time (GCC's
-         * -O2 leaves the scalar loop byte by byte: 10 % of a reading pass) */
+         * -O2 leaves the scalar loop byte by byte, 5x slower: 10 % of the read
+         * benchmark's CPU, sha256 included) */
         const unsigned char *lo = src + a, *hi = src + E + a;
         size_t j = 0;
 #ifdef __SSE2__
