@@ -1000,7 +1000,12 @@ static int check_global_heaps(const char *path) {
     int rc = 0;
     if (n && !b) rc = m2u_fail("%s: out of memory", path);
     else if (n && pread(fd, b, n, 0) != (ssize_t)n) rc = m2u_fail("%s: cannot read: %s", path, strerror(errno));
+    /* candidates found with memchr (vectorized): a byte-by-byte memcmp over
+     * the 1 MiB was about 0.5 ms, an eighth of opening a shard */
     for (size_t p = 0; rc == 0 && n >= 16 && p <= n - 16; p++) {
+        const unsigned char *g = memchr(b + p, 'G', n - 16 - p + 1);
+        if (!g) break;
+        p = (size_t)(g - b);
         if (memcmp(b + p, "GCOL", 4) || b[p + 4] != 1 || b[p + 5] || b[p + 6] || b[p + 7]) continue;
         uint64_t size = le64(b + p + 8);
         /* the header itself damaged: HDF5 refuses that cleanly, and a size
@@ -1307,6 +1312,25 @@ static int read_all(m2u_shard_reader *r, hid_t d, hid_t mtype, void *buf, const 
     return 0;
 }
 
+/* A whole 1-D column of count elements (its checked extent) read at open:
+ * directly when it can be (see dchunk; HDF5 would unshuffle all 8192 rows of
+ * a ROW_CHUNK offsets chunk, 0.1 ms a column, when a shard holds fewer), else
+ * through HDF5. */
+static int read_all_1d(m2u_shard_reader *r, hid_t d, hid_t mtype, size_t elem, size_t count, void *buf,
+                       const char *name) {
+    hid_t space = H5Dget_space(d);
+    dchunk dc;
+    memset(&dc, 0, sizeof dc);
+    int done = 0;
+    if (space >= 0) {
+        dchunk_setup(r, d, space, mtype, elem, 0, &dc);
+        done = dc.ok && dchunk_read_range(r, d, &dc, 0, count, buf) == 0;
+        dchunk_free(&dc);
+        H5Sclose(space);
+    }
+    return done ? 0 : read_all(r, d, mtype, buf, name);
+}
+
 static int open_flat(m2u_shard_reader *r, rflat *c, const char *name, int kind, size_t cache) {
     hsize_t dims[1];
     c->dset = open_col(r, name, kind, 1, -1, dims, cache, &c->space);
@@ -1317,7 +1341,7 @@ static int open_flat(m2u_shard_reader *r, rflat *c, const char *name, int kind, 
     hid_t od = open_col(r, oname, K_I64, 1, r->n + 1, dims, 0, NULL);
     if (od < 0) return -1;
     c->off = malloc(((size_t)r->n + 1) * sizeof(int64_t));
-    int rc = c->off ? read_all(r, od, H5T_NATIVE_INT64, c->off, oname) : m2u_fail("%s: out of memory", r->path);
+    int rc = c->off ? read_all_1d(r, od, H5T_NATIVE_INT64, 8, (size_t)r->n + 1, c->off, oname) : m2u_fail("%s: out of memory", r->path);
     H5Dclose(od);
     if (rc < 0) return -1;
     if (c->off[0] != 0) return m2u_fail("%s: column %s does not start at 0", r->path, oname);
@@ -1459,7 +1483,7 @@ static int open_tensor_group(m2u_shard_reader *r, const char *group, m2u_dtype d
             break;
         }
         r->present[t] = malloc((size_t)r->n + 1);
-        rc = r->present[t] ? read_all(r, pd, H5T_NATIVE_UINT8, r->present[t], pname)
+        rc = r->present[t] ? read_all_1d(r, pd, H5T_NATIVE_UINT8, 1, (size_t)r->n, r->present[t], pname)
                            : m2u_fail("%s: out of memory", r->path);
         H5Dclose(pd);
         if (dtype == M2U_F16 && x->numel > r->scratch_n) r->scratch_n = x->numel;
@@ -1544,7 +1568,7 @@ static int shard_open(const char *path, m2u_shard_reader **out) {
             break;
         }
         *clip[k] = malloc(((size_t)r->n + 1) * sizeof(double));
-        rc = *clip[k] ? read_all(r, d, H5T_NATIVE_DOUBLE, *clip[k], clip_names[k]) : m2u_fail("%s: out of memory", path);
+        rc = *clip[k] ? read_all_1d(r, d, H5T_NATIVE_DOUBLE, 8, (size_t)r->n, *clip[k], clip_names[k]) : m2u_fail("%s: out of memory", path);
         H5Dclose(d);
     }
     if (rc == 0) rc = open_attrs(r);
