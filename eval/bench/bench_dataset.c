@@ -788,7 +788,7 @@ static void print_reads(const read_bench *rb, const char *manifest, const char *
         printf("  %-40s", "  C rows less the sha256 (reader alone)");
         for (int m = 0; m < 2; m++) {
             double c = rb->c[m].cpu - rb->hash_cpu;
-            printf(" %s %.3f CPU-s", m ? "; per batch" : "per sample", c);
+            printf("%s %.3f CPU-s", m ? "; per batch" : " per sample", c);
             if (rb->py[m].ok && c > 0) printf(" (%.2fx h5py)", rb->py[m].cpu / c);
         }
         printf("\n");
