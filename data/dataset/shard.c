@@ -864,6 +864,7 @@ struct m2u_shard_reader {
     uint8_t *present[M2U_SHARD_MAX_TENSORS];
     dchunk tdc[M2U_SHARD_MAX_TENSORS];   /* direct reads of tensor t (chunk = one row) */
     int fd;                              /* the file, for direct chunk reads; -1 none */
+    uint64_t fd_size;                    /* its size in bytes */
     ZSTD_DCtx *zctx;
     unsigned char *zin;                  /* one compressed chunk */
     size_t zin_cap;
@@ -1128,6 +1129,11 @@ static void dchunk_setup(m2u_shard_reader *r, hid_t d, hid_t space, hid_t mtype,
     dc->shuffle = shuffle;
     dc->chunk_elems = chunk_elems;
     dc->n_chunks = (int64_t)((dims[0] + cdims[0] - 1) / cdims[0]);
+    /* The chunk table is sized by the extent the file claims: a damaged one
+     * must not make it huge.  Every stored chunk takes well over 16 bytes of
+     * the file (its index entry alone); a column of mostly absent tensor rows
+     * past that bound is simply read through HDF5. */
+    if ((uint64_t)dc->n_chunks > r->fd_size / 16 + 4096) return;
     dc->loc = calloc(dc->n_chunks ? (size_t)dc->n_chunks : 1, sizeof *dc->loc);
     dc->ok = dc->loc != NULL;
 }
@@ -1530,6 +1536,8 @@ static int shard_open(const char *path, m2u_shard_reader **out) {
     hid_t fcpl = r->file >= 0 ? H5Fget_create_plist(r->file) : H5I_INVALID_HID;
     hsize_t ublock = 1;
     if (fcpl >= 0 && H5Pget_userblock(fcpl, &ublock) >= 0 && ublock == 0) r->fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat fst;
+    if (r->fd >= 0 && fstat(r->fd, &fst) == 0) r->fd_size = (uint64_t)fst.st_size;
     if (fcpl >= 0) H5Pclose(fcpl);
     int64_t schema = 0, n = 0, rate = 0;
     int rc = r->file < 0 ? -1 : 0;
