@@ -813,11 +813,13 @@ void m2u_shard_abort(m2u_shard_writer *w) {
  * reader decodes the chunks of the large columns itself: it looks each chunk
  * up once (address, size, filter mask; kept for the reader's lifetime, shards
  * are immutable), preads the zstd frame, decodes it with one kept context and
- * unshuffles straight into the caller's buffer, keeping the last decoded
- * chunk of each column for the next sample that starts in it.  The stored
+ * unshuffles straight into the caller's buffer, keeping the last few decoded
+ * chunks of each column (as HDF5's chunk cache did: a sequential scan decodes
+ * every chunk once, a random order reuses a small column's chunks).  The stored
  * bytes are the same: a column whose filters, types or fill value are not
  * exactly what m2u writes, or a chunk that is not one zstd frame of the
  * chunk's size (another encoder), is read through HDF5 as before. */
+#define DCHUNK_SLOTS 4
 typedef struct {
     haddr_t addr; /* HADDR_UNDEF: never written (reads as zeros) */
     hsize_t size;
@@ -833,8 +835,12 @@ typedef struct {
     size_t chunk_elems;    /* elements per chunk */
     int64_t n_chunks;
     chunk_loc *loc;        /* n_chunks entries, filled on first use */
-    int64_t cached;        /* chunk decoded in buf (still shuffled), -1 none */
-    unsigned char *buf;    /* chunk_elems * elem */
+    /* decoded chunks (still shuffled), least recently used replaced */
+    int n_slots;                        /* 1..DCHUNK_SLOTS */
+    int64_t slot_chunk[DCHUNK_SLOTS];   /* -1: empty */
+    uint64_t slot_used[DCHUNK_SLOTS];
+    unsigned char *slot_buf[DCHUNK_SLOTS]; /* chunk_elems * elem each, on first use */
+    uint64_t tick;
 } dchunk;
 
 typedef struct {
@@ -883,9 +889,9 @@ static void close_space(hid_t *h) {
 
 static void dchunk_free(dchunk *d) {
     free(d->loc);
-    free(d->buf);
+    for (int k = 0; k < DCHUNK_SLOTS; k++) free(d->slot_buf[k]);
     memset(d, 0, sizeof *d);
-    d->cached = -1;
+    for (int k = 0; k < DCHUNK_SLOTS; k++) d->slot_chunk[k] = -1;
 }
 
 static void rflat_free(rflat *c) {
@@ -1086,7 +1092,7 @@ static const char *const KIND_DESC[] = {"uint8", "int16", "int64", "float16", "f
  * (one row per chunk, whole rows).  Anything unexpected leaves dc->ok = 0, so
  * the column is read through HDF5 as before; never an error. */
 static void dchunk_setup(m2u_shard_reader *r, hid_t d, hid_t space, hid_t mtype, size_t elem, int one_row,
-                         dchunk *dc) {
+                         int slots, dchunk *dc) {
     dchunk_free(dc);
     if (r->fd < 0) return;
     hid_t dcpl = H5Dget_create_plist(d), ftype = H5Dget_type(d);
@@ -1125,6 +1131,7 @@ static void dchunk_setup(m2u_shard_reader *r, hid_t d, hid_t space, hid_t mtype,
     if (dcpl >= 0) H5Pclose(dcpl);
     if (!ok) return;
     dc->rank = rank;
+    dc->n_slots = slots < 1 ? 1 : slots > DCHUNK_SLOTS ? DCHUNK_SLOTS : slots;
     dc->elem = elem;
     dc->shuffle = shuffle;
     dc->chunk_elems = chunk_elems;
@@ -1210,14 +1217,26 @@ static void dchunk_copy(const dchunk *dc, const unsigned char *src, size_t a, si
     }
 }
 
-/* The decoded chunk k in dc->buf (kept for the next read that starts in it). */
+static int dchunk_find(const dchunk *dc, int64_t k) {
+    for (int j = 0; j < dc->n_slots; j++)
+        if (dc->slot_chunk[j] == k) return j;
+    return -1;
+}
+
+/* The decoded chunk k, from the kept ones or decoded into the least recently used slot. */
 static const unsigned char *dchunk_get(m2u_shard_reader *r, hid_t d, dchunk *dc, int64_t k) {
-    if (dc->cached == k) return dc->buf;
-    if (!dc->buf && !(dc->buf = malloc(dc->chunk_elems * dc->elem))) return NULL;
-    dc->cached = -1;
-    if (dchunk_decode(r, d, dc, k, dc->buf)) return NULL;
-    dc->cached = k;
-    return dc->buf;
+    int j = dchunk_find(dc, k);
+    if (j < 0) {
+        j = 0;
+        for (int v = 1; v < dc->n_slots; v++)
+            if (dc->slot_used[v] < dc->slot_used[j]) j = v; /* an empty slot was never used: 0 */
+        if (!dc->slot_buf[j] && !(dc->slot_buf[j] = malloc(dc->chunk_elems * dc->elem))) return NULL;
+        dc->slot_chunk[j] = -1;
+        if (dchunk_decode(r, d, dc, k, dc->slot_buf[j])) return NULL;
+        dc->slot_chunk[j] = k;
+    }
+    dc->slot_used[j] = ++dc->tick;
+    return dc->slot_buf[j];
 }
 
 /* Elements start .. start+count-1 of a 1-D column into dst.  0: done; 1: read it through HDF5. */
@@ -1227,7 +1246,7 @@ static int dchunk_read_range(m2u_shard_reader *r, hid_t d, dchunk *dc, int64_t s
     for (size_t k = (size_t)start / E; k * E < end; k++) {
         size_t lo = k * E > (size_t)start ? k * E : (size_t)start, hi = (k + 1) * E < end ? (k + 1) * E : end;
         unsigned char *to = o + (lo - (size_t)start) * dc->elem;
-        if (!dc->shuffle && hi - lo == E && dc->cached != (int64_t)k) {
+        if (!dc->shuffle && hi - lo == E && dchunk_find(dc, (int64_t)k) < 0) {
             /* a whole unshuffled chunk: decoded straight into the caller's buffer */
             if (dchunk_decode(r, d, dc, (int64_t)k, to)) return 1;
             continue;
@@ -1329,7 +1348,7 @@ static int read_all_1d(m2u_shard_reader *r, hid_t d, hid_t mtype, size_t elem, s
     memset(&dc, 0, sizeof dc);
     int done = 0;
     if (space >= 0) {
-        dchunk_setup(r, d, space, mtype, elem, 0, &dc);
+        dchunk_setup(r, d, space, mtype, elem, 0, 1, &dc);
         done = dc.ok && dchunk_read_range(r, d, &dc, 0, count, buf) == 0;
         dchunk_free(&dc);
         H5Sclose(space);
@@ -1357,8 +1376,9 @@ static int open_flat(m2u_shard_reader *r, rflat *c, const char *name, int kind, 
     if ((hsize_t)c->off[r->n] != total)
         return m2u_fail("%s: column %s ends at %lld but %s holds %llu elements", r->path, oname,
                         (long long)c->off[r->n], name, (unsigned long long)total);
-    if (kind == K_U8) dchunk_setup(r, c->dset, c->space, H5T_NATIVE_UINT8, 1, 0, &c->dc);
-    else if (kind == K_I16) dchunk_setup(r, c->dset, c->space, H5T_NATIVE_INT16, 2, 0, &c->dc);
+    /* four chunks kept per column, as the HDF5 chunk caches held (TEXT_CACHE; AUDIO_CACHE held 16) */
+    if (kind == K_U8) dchunk_setup(r, c->dset, c->space, H5T_NATIVE_UINT8, 1, 0, DCHUNK_SLOTS, &c->dc);
+    else if (kind == K_I16) dchunk_setup(r, c->dset, c->space, H5T_NATIVE_INT16, 2, 0, DCHUNK_SLOTS, &c->dc);
     return 0;
 }
 
@@ -1461,7 +1481,7 @@ static int open_tensor_group(m2u_shard_reader *r, const char *group, m2u_dtype d
         }
         r->n_tensors++;
         dchunk_setup(r, r->tdset[t], r->tspace[t], dtype == M2U_F16 ? r->f16_mem : H5T_NATIVE_UINT8,
-                     dtype == M2U_F16 ? 2 : 1, 1, &r->tdc[t]);
+                     dtype == M2U_F16 ? 2 : 1, 1, 1, &r->tdc[t]);
         snprintf(x->name, sizeof x->name, "%s", name);
         x->dtype = dtype;
         x->rank = nd - 1;
