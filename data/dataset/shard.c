@@ -35,7 +35,8 @@
 #define ROW_CHUNK ((hsize_t)8192)      /* offsets, clip times, presence flags */
 #define ATTR_CHUNK_BYTES ((hsize_t)1 << 16)
 /* Reader chunk caches (bytes per open dataset): a few chunks each, so a
- * sequential scan decompresses every chunk once. */
+ * sequential scan decompresses every chunk once.  They serve the columns read
+ * through HDF5; the direct chunk reads keep DCHUNK_SLOTS chunks of their own. */
 #define TEXT_CACHE ((size_t)4 * TEXT_CHUNK)
 #define AUDIO_CACHE ((size_t)16 * AUDIO_CHUNK * 2)
 #define CACHE_SLOTS 521 /* prime, well above the chunks that fit */
@@ -797,19 +798,13 @@ void m2u_shard_abort(m2u_shard_writer *w) {
 
 /* ------------------------------------------------------------------ reader */
 
-/* Shards are immutable once written, so every handle a read needs is made
- * once at open and kept: the dataset, its file dataspace (each read selects a
- * hyperslab on it) and, per reader, one 1-D memory dataspace resized per read.
- * Opening and closing them per call cost about half of a small read's
- * instructions (callgrind: a cached 12-column text read went from 15.6 k
- * instructions a column to the figure in the commit message). */
 /* Direct chunk reads.  HDF5's own read of a compressed chunk costs, beyond
  * the zstd decoding itself: a B-tree walk and a hyperslab-to-chunk mapping
  * per call, a fresh zstd context and output buffer per chunk (malloc, page
  * faults), its byte-by-byte unshuffle (about 40 % of the zstd time on int16
  * audio) and a copy of the decoded chunk into the caller's buffer: reading
- * the 137 samples of eval/bench/bench_dataset.sh cost 0.094 CPU-s through
- * H5Dread, 0.061 s so (zstd itself about 0.045 s).  So the
+ * the 137 samples (52 MB) of eval/bench/bench_dataset.sh cost about 0.093
+ * CPU-s through H5Dread and 0.063 s so, zstd itself about 0.040 s.  So the
  * reader decodes the chunks of the large columns itself: it looks each chunk
  * up once (address, size, filter mask; kept for the reader's lifetime, shards
  * are immutable), preads the zstd frame, decodes it with one kept context and
@@ -843,6 +838,12 @@ typedef struct {
     uint64_t tick;
 } dchunk;
 
+/* Shards are immutable once written, so every handle a read needs is made
+ * once at open and kept: the dataset, its file dataspace (each read selects a
+ * hyperslab on it) and, per reader, one 1-D memory dataspace resized per read.
+ * Opening and closing them per call cost about half of a small read's
+ * instructions (callgrind: a cached 12-column text read went from 15.6 k
+ * instructions a column to the figure in the commit message). */
 typedef struct {
     hid_t dset;
     hid_t space; /* file dataspace of dset */
@@ -1366,7 +1367,8 @@ static int open_flat(m2u_shard_reader *r, rflat *c, const char *name, int kind, 
     hid_t od = open_col(r, oname, K_I64, 1, r->n + 1, dims, 0, NULL);
     if (od < 0) return -1;
     c->off = malloc(((size_t)r->n + 1) * sizeof(int64_t));
-    int rc = c->off ? read_all_1d(r, od, H5T_NATIVE_INT64, 8, (size_t)r->n + 1, c->off, oname) : m2u_fail("%s: out of memory", r->path);
+    int rc = c->off ? read_all_1d(r, od, H5T_NATIVE_INT64, 8, (size_t)r->n + 1, c->off, oname)
+                    : m2u_fail("%s: out of memory", r->path);
     H5Dclose(od);
     if (rc < 0) return -1;
     if (c->off[0] != 0) return m2u_fail("%s: column %s does not start at 0", r->path, oname);
@@ -1596,7 +1598,8 @@ static int shard_open(const char *path, m2u_shard_reader **out) {
             break;
         }
         *clip[k] = malloc(((size_t)r->n + 1) * sizeof(double));
-        rc = *clip[k] ? read_all_1d(r, d, H5T_NATIVE_DOUBLE, 8, (size_t)r->n, *clip[k], clip_names[k]) : m2u_fail("%s: out of memory", path);
+        rc = *clip[k] ? read_all_1d(r, d, H5T_NATIVE_DOUBLE, 8, (size_t)r->n, *clip[k], clip_names[k])
+                      : m2u_fail("%s: out of memory", path);
         H5Dclose(d);
     }
     if (rc == 0) rc = open_attrs(r);

@@ -462,8 +462,9 @@ static void check_all_samples(const char *path, const char *what, const int *ord
         for (int k = 0; rc == 0 && k < n; k++) {
             gen_t g;
             gen(i0 + k, &g);
+            const char *an = g.text[M2U_TEXT_ANALYSIS] ? g.text[M2U_TEXT_ANALYSIS] : "";
             CHECK(many[k].audio_len == g.alen && !memcmp(many[k].audio, g.audio, g.alen * 2) &&
-                      !strcmp(many[k].text[M2U_TEXT_ANALYSIS], g.text[M2U_TEXT_ANALYSIS] ? g.text[M2U_TEXT_ANALYSIS] : ""),
+                      !strcmp(many[k].text[M2U_TEXT_ANALYSIS], an),
                   "%s: batch %d+%d: sample %d differs", what, i0, n, i0 + k);
             gen_free(&g);
             m2u_sample_free(&many[k]);
@@ -473,7 +474,8 @@ static void check_all_samples(const char *path, const char *what, const int *ord
     for (int i = 0; ok && i < N; i++) {
         gen_t g;
         gen(i, &g);
-        for (int e = 0; ok && e < MERT_T * MERT_D; e++) ok = fbuf[(size_t)i * MERT_T * MERT_D + e] == f16_round(g.mert[e]);
+        const float *row = fbuf + (size_t)i * MERT_T * MERT_D;
+        for (int e = 0; ok && e < MERT_T * MERT_D; e++) ok = row[e] == f16_round(g.mert[e]);
         gen_free(&g);
     }
     CHECK(ok, "%s: mert of all samples in one batch", what);
