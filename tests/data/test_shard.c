@@ -421,6 +421,140 @@ static void check_batch(const char *path) {
     m2u_shard_reader_close(r);
 }
 
+/* Every sample of the shard at path, read in the order given, equals what
+ * gen() wrote: text, audio, target audio and every tensor (per sample and in
+ * batches).  The reader decodes chunks itself and keeps the last one of each
+ * column, so the orders jump back into a kept chunk and across chunk edges. */
+static void check_all_samples(const char *path, const char *what, const int *order, int n_order) {
+    m2u_shard_reader *r;
+    int rc = m2u_shard_open(path, &r);
+    CHECK(rc == 0, "%s: open: %s", what, m2u_last_error());
+    if (rc) return;
+    int16_t *ibuf = malloc(sizeof(int16_t) * 300000);
+    float *fbuf = malloc(sizeof(float) * MERT_T * MERT_D * N);
+    for (int o = 0; o < n_order; o++) {
+        int i = order[o];
+        gen_t g;
+        gen(i, &g);
+        m2u_sample s;
+        rc = m2u_shard_get_sample(r, i, &s);
+        int ok = rc == 0 && s.audio_len == g.alen && s.target_audio_len == g.tlen &&
+                 !memcmp(s.audio, g.audio, g.alen * 2) && !memcmp(s.target_audio, g.target, g.tlen * 2);
+        for (int c = 0; ok && c < M2U_TEXT_COUNT; c++) ok = !strcmp(s.text[c], g.text[c] ? g.text[c] : "");
+        CHECK(ok, "%s: sample %d: %s", what, i, rc ? m2u_last_error() : "differs");
+        if (rc == 0) m2u_sample_free(&s);
+        CHECK(m2u_shard_get_audio_i16(r, 0, i, ibuf, 300000) == 0 && !memcmp(ibuf, g.audio, g.alen * 2),
+              "%s: sample %d audio", what, i);
+        ok = m2u_shard_get_tensor_f32(r, 0, i, fbuf, MERT_T * MERT_D) == 0;
+        for (int e = 0; ok && e < MERT_T * MERT_D; e++) ok = fbuf[e] == f16_round(g.mert[e]);
+        CHECK(ok, "%s: sample %d mert", what, i);
+        ok = m2u_shard_get_tensor_f32(r, 2, i, fbuf, IMG_H * IMG_W * 3) == 0;
+        for (int e = 0; ok && e < IMG_H * IMG_W * 3; e++) ok = fbuf[e] == (g.image ? (float)g.image[e] : 0.0f);
+        CHECK(ok, "%s: sample %d image", what, i);
+        gen_free(&g);
+    }
+    /* batches from each start, then the whole shard at once */
+    m2u_sample many[N];
+    for (int i0 = N - 1; i0 >= 0; i0 -= 3) {
+        int n = N - i0 < 4 ? N - i0 : 4;
+        rc = m2u_shard_get_samples(r, i0, n, many);
+        CHECK(rc == 0, "%s: batch %d+%d: %s", what, i0, n, m2u_last_error());
+        for (int k = 0; rc == 0 && k < n; k++) {
+            gen_t g;
+            gen(i0 + k, &g);
+            const char *an = g.text[M2U_TEXT_ANALYSIS] ? g.text[M2U_TEXT_ANALYSIS] : "";
+            CHECK(many[k].audio_len == g.alen && !memcmp(many[k].audio, g.audio, g.alen * 2) &&
+                      !strcmp(many[k].text[M2U_TEXT_ANALYSIS], an),
+                  "%s: batch %d+%d: sample %d differs", what, i0, n, i0 + k);
+            gen_free(&g);
+            m2u_sample_free(&many[k]);
+        }
+    }
+    int ok = m2u_shard_get_tensors_f32(r, 0, 0, N, fbuf, (size_t)MERT_T * MERT_D * N) == 0;
+    for (int i = 0; ok && i < N; i++) {
+        gen_t g;
+        gen(i, &g);
+        const float *row = fbuf + (size_t)i * MERT_T * MERT_D;
+        for (int e = 0; ok && e < MERT_T * MERT_D; e++) ok = row[e] == f16_round(g.mert[e]);
+        gen_free(&g);
+    }
+    CHECK(ok, "%s: mert of all samples in one batch", what);
+    free(ibuf);
+    free(fbuf);
+    m2u_shard_reader_close(r);
+}
+
+/* The direct chunk reads against what the shard holds, in orders that jump
+ * back into kept chunks; then shards the reader must read through HDF5
+ * instead, whole columns or single chunks: no shuffle (chunks decoded straight
+ * into the caller's buffer), /audio rewritten with gzip (another pipeline),
+ * and one /audio chunk stored unfiltered (its filter mask set, as HDF5 does
+ * for a chunk a filter declined). */
+static void check_direct_reads(const char *good) {
+    static const int fwd[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    static const int back[] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 2, 1, 9, 0, 5, 5};
+    check_all_samples(good, "forward", fwd, N);
+    check_all_samples(good, "backward", back, (int)(sizeof back / sizeof *back));
+
+    /* the same samples without the shuffle filter */
+    char *p = in_dir("noshuffle.h5");
+    m2u_shard_spec spec = full_spec();
+    spec.shuffle = 0;
+    m2u_shard_writer *w;
+    int rc = m2u_shard_create(p, &spec, &w);
+    for (int i = 0; rc == 0 && i < N; i++) {
+        gen_t g;
+        gen(i, &g);
+        m2u_shard_sample s;
+        to_sample(&g, &s);
+        rc = m2u_shard_append(w, &s);
+        gen_free(&g);
+    }
+    if (rc == 0) rc = m2u_shard_close(w);
+    else m2u_shard_abort(w);
+    CHECK(rc == 0, "no shuffle: write: %s", m2u_last_error());
+    if (rc == 0) check_all_samples(p, "no shuffle", back, (int)(sizeof back / sizeof *back));
+    unlink(p);
+
+    /* /audio with gzip: read through HDF5 */
+    CHECK(copy_file(good, p, -1) == 0, "copy");
+    hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "/audio", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    hsize_t total = 0, chunk = 4096;
+    H5Sget_simple_extent_dims(sp, &total, NULL);
+    int16_t *all = malloc(total * sizeof(int16_t));
+    CHECK(H5Dread(d, H5T_NATIVE_INT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, all) >= 0, "read /audio");
+    H5Dclose(d);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    H5Pset_deflate(dcpl, 4);
+    CHECK(H5Ldelete(f, "/audio", H5P_DEFAULT) >= 0, "delete /audio");
+    d = H5Dcreate2(f, "/audio", H5T_STD_I16LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_INT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, all) >= 0, "gzip /audio");
+    H5Pclose(dcpl);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Fclose(f);
+    check_all_samples(p, "gzip audio", back, (int)(sizeof back / sizeof *back));
+
+    /* chunk 1 of /audio stored raw, both filters skipped (mask 0x3) */
+    CHECK(copy_file(good, p, -1) == 0, "copy");
+    f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    d = H5Dopen2(f, "/audio", H5P_DEFAULT);
+    dcpl = H5Dget_create_plist(d);
+    CHECK(H5Pget_chunk(dcpl, 1, &chunk) == 1 && chunk < total, "audio chunk %llu", (unsigned long long)chunk);
+    H5Pclose(dcpl);
+    hsize_t at = chunk;
+    CHECK(H5Dwrite_chunk(d, H5P_DEFAULT, 0x3, &at, chunk * sizeof(int16_t), all + chunk) >= 0, "raw chunk 1");
+    H5Dclose(d);
+    H5Fclose(f);
+    check_all_samples(p, "raw chunk", back, (int)(sizeof back / sizeof *back));
+    free(all);
+    unlink(p);
+    free(p);
+}
+
 /* Filter 32015 with our level recorded on the dataset (and shuffle on numeric ones). */
 static void check_filters(const char *path) {
     const char *names[] = {"/text/caption", "/text/caption_offsets", "/audio", "/target_audio", "/clip_start",
@@ -1203,6 +1337,7 @@ int main(void) {
         CHECK(!m2u_file_exists(tmp), "temp file left after close");
         check_read_back(shard);
         check_batch(shard);
+        check_direct_reads(shard);
         check_filters(shard);
 
         /* same samples, same order -> the same bytes */
