@@ -150,6 +150,31 @@ int m2u_enc_layer_fwd(const m2u_enc_dims *d, const m2u_enc_layer *L, float *x, i
     return m2u_enc_layer_fwd_seqs(d, L, x, 1, &T, scratch);
 }
 
+/* The layer after its attention, on N rows: x [N][H] (the layer's input rows) becomes its output;
+ * att [N][H] is the attention's output; buf [N][H], ffn [N][inter], mean and rstd [N] scratch. */
+static void after_attention(const m2u_enc_dims *d, const m2u_enc_layer *L, float *x, const float *att, int N,
+                            float *buf, float *ffn, float *mean, float *rstd) {
+    int H = d->hidden, I = d->inter;
+    size_t NH = (size_t)N * H;
+    m2u_linear_fwd(buf, att, L->o_w, L->o_b, N, H, H);
+    if (d->prenorm) {
+        m2u_add_inplace(x, buf, NH);
+        m2u_layernorm_fwd(buf, mean, rstd, x, L->ln2_w, L->ln2_b, N, H, d->eps);
+        m2u_linear_fwd(ffn, buf, L->fc1_w, L->fc1_b, N, H, I);
+        m2u_act_apply(d->act, ffn, (size_t)N * I);
+        m2u_linear_fwd(buf, ffn, L->fc2_w, L->fc2_b, N, I, H);
+        m2u_add_inplace(x, buf, NH);
+    } else {
+        m2u_add_inplace(buf, x, NH);
+        m2u_layernorm_fwd(x, mean, rstd, buf, L->ln1_w, L->ln1_b, N, H, d->eps);
+        m2u_linear_fwd(ffn, x, L->fc1_w, L->fc1_b, N, H, I);
+        m2u_act_apply(d->act, ffn, (size_t)N * I);
+        m2u_linear_fwd(buf, ffn, L->fc2_w, L->fc2_b, N, I, H);
+        m2u_add_inplace(buf, x, NH);
+        m2u_layernorm_fwd(x, mean, rstd, buf, L->ln2_w, L->ln2_b, N, H, d->eps);
+    }
+}
+
 int m2u_enc_layer_fwd_seqs(const m2u_enc_dims *d, const m2u_enc_layer *L, float *x, int nseg, const int *lens,
                            float *scratch) {
     int H = d->hidden, n_inter = d->inter, T = 0;
@@ -157,29 +182,10 @@ int m2u_enc_layer_fwd_seqs(const m2u_enc_dims *d, const m2u_enc_layer *L, float 
     size_t TH = (size_t)T * H;
     float *tmp = scratch, *qkv = tmp + TH, *att = qkv + 3 * TH, *ffn = att + TH, *mean = ffn + (size_t)T * n_inter,
           *rstd = mean + T;
-    if (d->prenorm) {
-        m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln1_w, L->ln1_b, T, H, d->eps);
-        m2u_linear_fwd(qkv, tmp, L->qkv_w, L->qkv_b, T, H, 3 * H);
-        if (attend_segments(d, qkv, att, nseg, lens) != 0) return -1;
-        m2u_linear_fwd(tmp, att, L->o_w, L->o_b, T, H, H);
-        m2u_add_inplace(x, tmp, TH);
-        m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln2_w, L->ln2_b, T, H, d->eps);
-        m2u_linear_fwd(ffn, tmp, L->fc1_w, L->fc1_b, T, H, n_inter);
-        m2u_act_apply(d->act, ffn, (size_t)T * n_inter);
-        m2u_linear_fwd(tmp, ffn, L->fc2_w, L->fc2_b, T, n_inter, H);
-        m2u_add_inplace(x, tmp, TH);
-    } else {
-        m2u_linear_fwd(qkv, x, L->qkv_w, L->qkv_b, T, H, 3 * H);
-        if (attend_segments(d, qkv, att, nseg, lens) != 0) return -1;
-        m2u_linear_fwd(tmp, att, L->o_w, L->o_b, T, H, H);
-        m2u_add_inplace(tmp, x, TH);
-        m2u_layernorm_fwd(x, mean, rstd, tmp, L->ln1_w, L->ln1_b, T, H, d->eps);
-        m2u_linear_fwd(ffn, x, L->fc1_w, L->fc1_b, T, H, n_inter);
-        m2u_act_apply(d->act, ffn, (size_t)T * n_inter);
-        m2u_linear_fwd(tmp, ffn, L->fc2_w, L->fc2_b, T, n_inter, H);
-        m2u_add_inplace(tmp, x, TH);
-        m2u_layernorm_fwd(x, mean, rstd, tmp, L->ln2_w, L->ln2_b, T, H, d->eps);
-    }
+    if (d->prenorm) m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln1_w, L->ln1_b, T, H, d->eps);
+    m2u_linear_fwd(qkv, d->prenorm ? tmp : x, L->qkv_w, L->qkv_b, T, H, 3 * H);
+    if (attend_segments(d, qkv, att, nseg, lens) != 0) return -1;
+    after_attention(d, L, x, att, T, tmp, ffn, mean, rstd);
     return 0;
 }
 
@@ -194,32 +200,12 @@ int m2u_enc_layer_fwd_rows(const m2u_enc_dims *d, const m2u_enc_layer *L, float 
     float *tmp = scratch, *kv = tmp + TH, *q = kv + 2 * TH, *att = q + RH, *ffn = att + RH,
           *mean = ffn + (size_t)R * n_inter, *rstd = mean + T, *res = rstd + T;
     m2u_attn at = m2u_attn_make(1, R, T, d->heads, d->heads, hd, H, 2 * H, 2 * H, 0, 0);
-    const float *src = x;
-    if (d->prenorm) {
-        m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln1_w, L->ln1_b, T, H, d->eps);
-        src = tmp;
-    }
+    if (d->prenorm) m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln1_w, L->ln1_b, T, H, d->eps);
+    const float *src = d->prenorm ? tmp : x;
     m2u_linear_fwd(kv, src, L->qkv_w + (size_t)H * H, L->qkv_b ? L->qkv_b + H : NULL, T, H, 2 * H);
     m2u_linear_fwd(q, src, L->qkv_w, L->qkv_b, R, H, H);
     if (m2u_attn_fwd(&at, att, NULL, q, kv, kv + H) != 0) return -1;
-    /* from here on R rows: res holds the attention block's output (+ residual) */
-    m2u_linear_fwd(res, att, L->o_w, L->o_b, R, H, H);
-    if (d->prenorm) {
-        m2u_add_inplace(x, res, RH);
-        m2u_layernorm_fwd(res, mean, rstd, x, L->ln2_w, L->ln2_b, R, H, d->eps);
-        m2u_linear_fwd(ffn, res, L->fc1_w, L->fc1_b, R, H, n_inter);
-        m2u_act_apply(d->act, ffn, (size_t)R * n_inter);
-        m2u_linear_fwd(res, ffn, L->fc2_w, L->fc2_b, R, n_inter, H);
-        m2u_add_inplace(x, res, RH);
-    } else {
-        m2u_add_inplace(res, x, RH);
-        m2u_layernorm_fwd(x, mean, rstd, res, L->ln1_w, L->ln1_b, R, H, d->eps);
-        m2u_linear_fwd(ffn, x, L->fc1_w, L->fc1_b, R, H, n_inter);
-        m2u_act_apply(d->act, ffn, (size_t)R * n_inter);
-        m2u_linear_fwd(res, ffn, L->fc2_w, L->fc2_b, R, n_inter, H);
-        m2u_add_inplace(res, x, RH);
-        m2u_layernorm_fwd(x, mean, rstd, res, L->ln2_w, L->ln2_b, R, H, d->eps);
-    }
+    after_attention(d, L, x, att, R, res, ffn, mean, rstd);
     return 0;
 }
 
