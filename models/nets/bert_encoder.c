@@ -258,9 +258,10 @@ int m2u_bert_forward_batch(const m2u_bert *m, const int32_t *ids, const int32_t 
         memcpy(packed + total, ids + (size_t)b * T, (size_t)n * sizeof *packed);
         lens[nseq] = n, from[nseq++] = b, total += n;
     }
-    rc = 0;
-    if (nseq == 0) goto done;
-    rc = -1;
+    if (nseq == 0) { /* every row padding: the zeros above */
+        rc = 0;
+        goto done;
+    }
     if (!(hs = malloc((size_t)(L + 1) * total * H * sizeof(float)))) {
         m2u_fail("bert: out of memory for a batch of %d x %d", B, T);
         goto done;

@@ -43,6 +43,7 @@ struct m2u_clap {
     m2u_fft *fft;
     double *window;   /* [n_fft] */
     double *mel_fb;   /* [n_mels][n_bins] (the transpose of mel_filter_bank's [n_bins][n_mels]) */
+    int *mel_lo, *mel_hi; /* [n_mels]: each filter's nonzero bins [lo, hi) */
     /* HTSAT */
     float *bn_scale, *bn_shift; /* BatchNorm folded: x * scale + shift, per mel bin */
     float *patch_w, *patch_b, *patch_ln_w, *patch_ln_b;
@@ -231,12 +232,24 @@ static int frontend_init(m2u_clap *m) {
     m->fft = m2u_fft_new(n);
     m->window = malloc((size_t)n * sizeof(double));
     m->mel_fb = malloc((size_t)n_bins * c->n_mels * sizeof(double));
-    if (!m->fft || !m->window || !m->mel_fb) return m->fft ? m2u_fail("clap: out of memory for the front end") : -1;
+    m->mel_lo = malloc((size_t)c->n_mels * sizeof(int));
+    m->mel_hi = malloc((size_t)c->n_mels * sizeof(int));
+    if (!m->fft || !m->window || !m->mel_fb || !m->mel_lo || !m->mel_hi)
+        return m->fft ? m2u_fail("clap: out of memory for the front end") : -1;
     /* window_function(n, "hann"): np.hanning(n + 1)[:-1], np.hanning(M) = 0.5 + 0.5 cos(pi k / (M - 1))
      * for k = 1 - M, 3 - M, ..., M - 1 */
     for (int i = 0; i < n; i++)
         m->window[i] = 0.5 + 0.5 * cos(3.14159265358979323846 * (double)(2 * i - n) / (double)n);
-    return mel_filters(m->mel_fb, n_bins, c->n_mels, c->fmin, c->fmax, c->sample_rate);
+    if (mel_filters(m->mel_fb, n_bins, c->n_mels, c->fmin, c->fmax, c->sample_rate)) return -1;
+    /* each triangular filter's nonzero bins: the zeros outside would add exactly nothing */
+    for (int mm = 0; mm < c->n_mels; mm++) {
+        const double *f = m->mel_fb + (size_t)mm * n_bins;
+        int lo = 0, hi = n_bins;
+        while (lo < n_bins && f[lo] == 0.0) lo++;
+        while (hi > lo && f[hi - 1] == 0.0) hi--;
+        m->mel_lo[mm] = lo, m->mel_hi[mm] = hi;
+    }
+    return 0;
 }
 
 int m2u_clap_features(const m2u_clap *m, const float *pcm, long n, float *features) {
@@ -266,16 +279,6 @@ int m2u_clap_features(const m2u_clap *m, const float *pcm, long n, float *featur
         w[L - 1 + i] = w[L - 1 - i];
     }
     double *fr = buf, *re = fr + nf, *im = re + n_bins, *work = im + n_bins, *pw = work + 2 * nf;
-    /* each triangular filter's nonzero bins [lo, hi): the zeros outside add exactly nothing */
-    enum { MAX_MELS = 512 };
-    long lo[MAX_MELS], hi[MAX_MELS];
-    for (int mm = 0; mm < c->n_mels; mm++) {
-        const double *f = m->mel_fb + (size_t)mm * n_bins;
-        if (mm >= MAX_MELS) break;
-        lo[mm] = 0, hi[mm] = n_bins;
-        while (lo[mm] < n_bins && f[lo[mm]] == 0.0) lo[mm]++;
-        while (hi[mm] > lo[mm] && f[hi[mm] - 1] == 0.0) hi[mm]--;
-    }
     for (int t = 0; t < c->frames; t++) {
         const float *s = x + (size_t)t * c->hop;
         for (long k = 0; k < nf; k++) fr[k] = (double)s[k] * m->window[k];
@@ -289,8 +292,7 @@ int m2u_clap_features(const m2u_clap *m, const float *pcm, long n, float *featur
         for (int mm = 0; mm < c->n_mels; mm++) {
             const double *f = m->mel_fb + (size_t)mm * n_bins;
             double acc = 0;
-            long k0 = mm < MAX_MELS ? lo[mm] : 0, k1 = mm < MAX_MELS ? hi[mm] : n_bins;
-            for (long k = k0; k < k1; k++) acc += f[k] * pw[k];
+            for (long k = m->mel_lo[mm]; k < m->mel_hi[mm]; k++) acc += f[k] * pw[k];
             if (!(acc > 1e-10)) acc = 1e-10; /* mel_floor, then power_to_db's min_value: the same clamp */
             features[(size_t)t * c->n_mels + mm] = (float)(10.0 * log10(acc));
         }
@@ -418,6 +420,8 @@ void m2u_clap_free(m2u_clap *m) {
     m2u_fft_free(m->fft);
     free(m->window);
     free(m->mel_fb);
+    free(m->mel_lo);
+    free(m->mel_hi);
     free(m->bn_scale);
     free(m->bn_shift);
     free(m->patch_w);
