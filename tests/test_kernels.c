@@ -201,11 +201,21 @@ static void t_gemm(void) {
     }
 }
 
-/* y = x W[row0:row0+nr]^T with W stored as f32 / f16 / bf16; dx += dy W. */
+/* y = beta*y + x W[row0:row0+nr]^T with W stored as f32 / f16 / bf16; dx += dy W.  The shapes
+ * reach every edge of the CPU's 16-bit-weight GEMM (gemm_w16.c: 6 x 16 tiles, 256-deep and
+ * 2048-wide blocks, 96-row A blocks, 8 x 8 transposes): few rows (the matvec path), partial
+ * tiles, a row offset, a padded leading dimension, several K blocks, and beta 0 over NaN. */
 static void t_matmul_stored(void) {
     m2u_dtype types[] = {M2U_F32, M2U_F16, M2U_BF16};
+    /* N, rows, cols, row0, nr, ldy pad, beta */
+    struct { int N, rows, cols, row0, nr, pad; float beta; } sh[] = {
+        {3, 33, 17, 5, 17, 2, 0.5f},   {7, 40, 9, 3, 37, 0, 1.0f},     {13, 53, 23, 1, 45, 3, 0.0f},
+        {100, 310, 600, 7, 300, 1, 0.5f}, {130, 2100, 40, 0, 2100, 0, 0.0f}, {9, 24, 517, 8, 16, 0, 1.0f}};
+    for (size_t si = 0; si < sizeof sh / sizeof sh[0]; si++)
     for (int ti = 0; ti < 3; ti++) {
-        int N = 3, rows = 33, cols = 17, row0 = 5, nr = 17, ldy = nr + 2;
+        int N = sh[si].N, rows = sh[si].rows, cols = sh[si].cols, row0 = sh[si].row0, nr = sh[si].nr,
+            ldy = nr + sh[si].pad;
+        float beta = sh[si].beta;
         float *wf = frand((size_t)rows * cols, 1);
         size_t es = m2u_dtype_size(types[ti]);
         void *ws = malloc((size_t)rows * cols * es);
@@ -213,23 +223,26 @@ static void t_matmul_stored(void) {
         m2u_convert_to_f32(types[ti], ws, wf, (size_t)rows * cols); /* the values the kernel sees */
         float *x = frand((size_t)N * cols, 1), *y = frand((size_t)N * ldy, 1), *dy = frand((size_t)N * ldy, 1);
         float *dx = frand((size_t)N * cols, 1);
+        if (beta == 0.0f) /* beta 0 must not read y */
+            for (int n = 0; n < N; n++)
+                for (int r = 0; r < nr; r++) y[(size_t)n * ldy + r] = NAN;
         double *ry = todbl(y, (size_t)N * ldy), *rdx = todbl(dx, (size_t)N * cols);
         for (int n = 0; n < N; n++)
             for (int r = 0; r < nr; r++) {
                 double acc = 0;
-                for (int c = 0; c < cols; c++) acc += (double)x[n * cols + c] * wf[(size_t)(row0 + r) * cols + c];
-                ry[n * ldy + r] = acc + 0.5 * ry[n * ldy + r];
+                for (int c = 0; c < cols; c++) acc += (double)x[(size_t)n * cols + c] * wf[(size_t)(row0 + r) * cols + c];
+                ry[(size_t)n * ldy + r] = acc + (beta != 0.0f ? beta * ry[(size_t)n * ldy + r] : 0.0);
             }
         for (int n = 0; n < N; n++)
             for (int c = 0; c < cols; c++) {
                 double acc = 0;
-                for (int r = 0; r < nr; r++) acc += (double)dy[n * ldy + r] * wf[(size_t)(row0 + r) * cols + c];
-                rdx[n * cols + c] += acc;
+                for (int r = 0; r < nr; r++) acc += (double)dy[(size_t)n * ldy + r] * wf[(size_t)(row0 + r) * cols + c];
+                rdx[(size_t)n * cols + c] += acc;
             }
         m2u_mat w = {types[ti], dev(ws, (size_t)rows * cols * es), rows, cols};
         float *d_x = devf(x, (size_t)N * cols), *d_y = devf(y, (size_t)N * ldy), *d_dy = devf(dy, (size_t)N * ldy);
         float *d_dx = devf(dx, (size_t)N * cols);
-        BE->matmul_wt(d_y, ldy, d_x, N, &w, row0, nr, 0.5f);
+        BE->matmul_wt(d_y, ldy, d_x, N, &w, row0, nr, beta);
         BE->matmul_w_acc(d_dx, d_dy, ldy, N, &w, row0, nr);
         host(y, d_y, (size_t)N * ldy * sizeof(float));
         host(dx, d_dx, (size_t)N * cols * sizeof(float));

@@ -1,5 +1,6 @@
 #include "ops.h"
 
+#include "gemm_w16.h"
 #include "m2u_error.h"
 
 #include <cblas.h>
@@ -73,6 +74,12 @@ void m2u_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, i
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nrows, K, 1.0f, x, K, W, K, beta, y, ldy);
         return;
     }
+#ifdef M2U_HAVE_AVX2_PATHS
+    if (m2u_gemm_w16_ok(w)) {
+        m2u_gemm_w16_wt(y, ldy, x, N, w, row0, nrows, beta);
+        return;
+    }
+#endif
     int br = block_rows(w);
     if (br > nrows) br = nrows;
     float *buf = malloc((size_t)br * K * sizeof(float));
@@ -92,6 +99,12 @@ void m2u_matmul_w_acc(float *dx, const float *dy, int ldy, int N, const m2u_mat 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, nrows, 1.0f, dy, ldy, W, K, 1.0f, dx, K);
         return;
     }
+#ifdef M2U_HAVE_AVX2_PATHS
+    if (m2u_gemm_w16_ok(w)) {
+        m2u_gemm_w16_acc(dx, dy, ldy, N, w, row0, nrows);
+        return;
+    }
+#endif
     int br = block_rows(w);
     if (br > nrows) br = nrows;
     float *buf = malloc((size_t)br * K * sizeof(float));
