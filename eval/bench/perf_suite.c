@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -38,12 +39,31 @@ static void add_ratio(cJSON *o, const char *name, double m2u, double ref) {
     cJSON_AddNumberToObject(r, "ratio", ref > 0 ? m2u / ref : 0);
 }
 
-int m2u_perf_summarize(const char *build_dir, const char *dataset_json, const char *out_dir, const int status[3],
-                       const char *const reason[3]) {
+/* the 7B step's sequence lengths with a result file, ascending (at most n) */
+static int seqs_7b(const char *dir, int *seq, int n) {
+    int k = 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    for (struct dirent *e; (e = readdir(d)) && k < n;) {
+        int t;
+        char tail[8];
+        if (sscanf(e->d_name, "m2u_7b_t%d%7s", &t, tail) == 2 && t > 0 && !strcmp(tail, ".json")) seq[k++] = t;
+    }
+    closedir(d);
+    for (int i = 1; i < k; i++)
+        for (int j = i; j > 0 && seq[j - 1] > seq[j]; j--) {
+            int x = seq[j];
+            seq[j] = seq[j - 1], seq[j - 1] = x;
+        }
+    return k;
+}
+
+int m2u_perf_summarize(const char *build_dir, const char *dataset_json, const char *out_dir,
+                       const int status[M2U_PERF_PARTS], const char *const reason[M2U_PERF_PARTS]) {
     cJSON *rep = cJSON_CreateObject();
     m2u_strbuf md = {0};
     m2u_sb_printf(&md, "# m2u benchmarks\n\nEach figure is m2u against a reference measured in the same run, on this machine.\n");
-    static const char *const part_name[3] = {"train", "mert", "dataset"};
+    static const char *const part_name[M2U_PERF_PARTS] = {"train", "mert", "dataset", "train7b"};
     /* train: tokens/s per config */
     m2u_sb_printf(&md, "\n## LoRA training step (eval/bench/bench_llama.sh): m2u vs PyTorch eager\n\n");
     cJSON *tr = cJSON_AddObjectToObject(rep, "train");
@@ -117,8 +137,51 @@ int m2u_perf_summarize(const char *build_dir, const char *dataset_json, const ch
         }
         cJSON_Delete(d);
     }
+    /* train7b: no reference implementation; the sgemm peak of the same run is the yardstick */
+    m2u_sb_printf(&md, "\n## LoRA step on LLaMA-2-7B shapes, bf16 weights (eval/bench/bench_llama7b.sh): m2u\n\n");
+    {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/bench_llama", build_dir);
+        int seq[16], n = status[3] == 0 ? seqs_7b(dir, seq, 16) : 0, rows7 = 0;
+        double peak = -1;
+        cJSON *t7 = NULL;
+        for (int i = 0; i < n; i++) {
+            char pa[1100];
+            snprintf(pa, sizeof pa, "%s/m2u_7b_t%d.json", dir, seq[i]);
+            cJSON *a = read_json(pa);
+            double sps = a ? num(a, "step_s_median") : -1, tps = a ? num(a, "tokens_per_s") : -1;
+            double gf = a ? num(a, "gflops") : -1, rss = a ? num(a, "max_rss_mib") : -1, pk = a ? num(a, "sgemm_peak_gflops") : -1;
+            double B = a ? num(a, "batch") : -1;
+            if (pk > 0 && peak < 0) peak = pk; /* measured once, in the first run */
+            if (sps > 0 && tps > 0 && gf > 0) {
+                if (!rows7++) {
+                    m2u_sb_printf(&md, "| batch × sequence | s / step | tokens/s | GFLOP/s | %% of the sgemm peak | peak memory |\n"
+                                       "|---|---:|---:|---:|---:|---:|\n");
+                    t7 = cJSON_AddObjectToObject(rep, "train7b");
+                }
+                char pct[32] = "-";
+                if (peak > 0) snprintf(pct, sizeof pct, "%.0f%%", 100 * gf / peak);
+                m2u_sb_printf(&md, "| %.0f × %d | %.2f | %.2f | %.1f | %s | %.1f GiB |\n", B, seq[i], sps, tps, gf, pct,
+                              rss / 1024);
+                char key[32];
+                snprintf(key, sizeof key, "t%d", seq[i]);
+                cJSON *r = cJSON_AddObjectToObject(t7, key);
+                cJSON_AddNumberToObject(r, "step_s", sps);
+                cJSON_AddNumberToObject(r, "tokens_per_s", tps);
+                cJSON_AddNumberToObject(r, "gflops", gf);
+                if (peak > 0) cJSON_AddNumberToObject(r, "pct_of_sgemm_peak", 100 * gf / peak);
+                cJSON_AddNumberToObject(r, "max_rss_mib", rss);
+            }
+            cJSON_Delete(a);
+        }
+        if (rows7 && peak > 0) {
+            m2u_sb_printf(&md, "\nsgemm peak (2048³, same run): %.1f GFLOP/s\n", peak);
+            cJSON_AddNumberToObject(t7, "sgemm_peak_gflops", peak);
+        }
+        if (!rows7) m2u_sb_printf(&md, "Not measured%s%s\n", reason[3] ? ": " : ".", reason[3] ? reason[3] : "");
+    }
     cJSON *st = cJSON_AddObjectToObject(rep, "status");
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < M2U_PERF_PARTS; k++) {
         cJSON *s = cJSON_AddObjectToObject(st, part_name[k]);
         cJSON_AddNumberToObject(s, "exit", status[k]);
         if (reason[k]) cJSON_AddStringToObject(s, "reason", reason[k]);
@@ -152,13 +215,18 @@ int m2u_perf_run(const m2u_perf_opts *o) {
     unsigned parts = o->parts ? o->parts : M2U_PERF_ALL;
     const char *py = o->python ? o->python : "python3";
     if (m2u_mkdir_p(o->out_dir)) return -1;
-    int status[3] = {-1, -1, -1};
-    char *reason[3] = {NULL, NULL, NULL};
+    int status[M2U_PERF_PARTS] = {-1, -1, -1, -1};
+    char *reason[M2U_PERF_PARTS] = {NULL, NULL, NULL, NULL};
     char *dataset_json = m2u_path_join(o->out_dir, "bench_dataset.json");
-    static const char *const script[3] = {"bench_llama.sh", "bench_mert.sh", "bench_dataset.sh"};
-    for (int k = 0; k < 3; k++) {
+    static const char *const script[M2U_PERF_PARTS] = {"bench_llama.sh", "bench_mert.sh", "bench_dataset.sh",
+                                                         "bench_llama7b.sh"};
+    for (int k = 0; k < M2U_PERF_PARTS; k++) {
         if (!(parts & (1u << k))) {
             reason[k] = strdup("not selected");
+            continue;
+        }
+        if (k == 3 && o->quick && !o->parts) { /* --quick alone: minutes and 14 GB of disk are not quick */
+            reason[k] = strdup("not run with --quick (select it with --only train7b)");
             continue;
         }
         char args[1024];
@@ -166,6 +234,8 @@ int m2u_perf_run(const m2u_perf_opts *o) {
             snprintf(args, sizeof args, "--configs %s", o->quick ? "tiny,15m" : "tiny,15m,110m");
         else if (k == 1)
             snprintf(args, sizeof args, "--seconds %d", o->quick ? 5 : 10);
+        else if (k == 3)
+            snprintf(args, sizeof args, "--seqs %s", o->quick ? "128" : "128,512");
         else
             snprintf(args, sizeof args, "--files %d --json '%s'", o->quick ? 4 : 8, dataset_json);
         /* the dataset script finds Debian's h5py python itself unless told otherwise */
@@ -185,7 +255,7 @@ int m2u_perf_run(const m2u_perf_opts *o) {
         }
     }
     int rc = m2u_perf_summarize(o->build_dir, dataset_json, o->out_dir, status, (const char *const *)reason);
-    for (int k = 0; k < 3; k++) free(reason[k]);
+    for (int k = 0; k < M2U_PERF_PARTS; k++) free(reason[k]);
     free(dataset_json);
     return rc;
 }

@@ -108,13 +108,19 @@ static const command_help k_commands[] = {
       "  m2u-eval fad --ref data/musiccaps_wav --gen out/generated --mert ckpt/MERT-v1-95M --out fad.json\n"
       "  m2u-eval fad --embed vggish --vggish ckpt/vggish.pth --ref data/musiccaps_wav --gen out/generated --out fad.json\n"},
     {"bench",
-      "  bench [--only train,mert,dataset] [--quick] [--out DIR] [--build DIR] [--python PY]\n"
+      "  bench [--only train,mert,dataset,train7b] [--quick] [--out DIR] [--build DIR] [--python PY]\n"
       "      The toolkit's throughput, each against a reference in the same run: LoRA training\n"
       "      step vs PyTorch (eval/bench/bench_llama.sh), MERT vs PyTorch (eval/bench/bench_mert.sh), decoding\n"
-      "      vs the ffmpeg CLI, analysis and build rates, shard reading vs h5py (eval/bench/bench_dataset.sh).\n"
+      "      vs the ffmpeg CLI, analysis and build rates, shard reading vs h5py (eval/bench/bench_dataset.sh),\n"
+      "      and the LoRA step on LLaMA-2-7B shapes with bf16 weights at sequence 128 and 512 against the\n"
+      "      sgemm peak of the same run, with peak memory (eval/bench/bench_llama7b.sh: about 10 minutes, 18 GB\n"
+      "      of memory and, the first time, 14 GB of disk for its checkpoint; --quick leaves it out unless\n"
+      "      --only names it, and runs sequence 128 only).\n"
       "      Writes DIR/bench.md and DIR/bench.json (default build/bench); a part whose reference\n"
-      "      is missing (no torch, no h5py) is reported as not measured, with the reason.\n",
-      "  m2u-eval bench --quick --only dataset\n"},
+      "      is missing (no torch, no h5py) or that cannot run (too little memory) is reported as not\n"
+      "      measured, with the reason.\n",
+      "  m2u-eval bench --quick --only dataset\n"
+      "  m2u-eval bench --only train7b --out /tmp/bench7b\n"},
     {"kl",
       "  kl --a REF.npy --b GEN.npy [--logits]\n"
       "      Mean KL(ref || gen) over paired rows of class probabilities (or logits, softmaxed),\n"
@@ -835,8 +841,9 @@ static int cmd_bench(int argc, char **argv) {
                 if (!strcmp(t, "train")) o.parts |= M2U_PERF_TRAIN;
                 else if (!strcmp(t, "mert")) o.parts |= M2U_PERF_MERT;
                 else if (!strcmp(t, "dataset")) o.parts |= M2U_PERF_DATASET;
+                else if (!strcmp(t, "train7b")) o.parts |= M2U_PERF_TRAIN7B;
                 else {
-                    return bad_usage("bench", "--only: unknown part '%s' (train, mert, dataset)", t);
+                    return bad_usage("bench", "--only: unknown part '%s' (train, mert, dataset, train7b)", t);
                 }
             }
         } else {

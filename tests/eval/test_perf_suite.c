@@ -35,6 +35,12 @@ int main(void) {
     put(DIR "/build/bench_llama/torch_tiny.json", "{\"impl\": \"torch\", \"tokens_per_s\": 1500.0}");
     put(DIR "/build/bench_llama/m2u_15m.json", "{\"impl\": \"m2u\", \"tokens_per_s\": 1650.0}");
     put(DIR "/build/bench_llama/torch_15m.json", "{\"impl\": \"torch\", \"tokens_per_s\": 1100.0}");
+    put(DIR "/build/bench_llama/m2u_7b_t512.json",
+        "{\"impl\": \"m2u\", \"batch\": 1, \"seq\": 512, \"step_s_median\": 80.0, \"tokens_per_s\": 6.4,"
+        " \"gflops\": 150.0, \"max_rss_mib\": 17408}");
+    put(DIR "/build/bench_llama/m2u_7b_t128.json",
+        "{\"impl\": \"m2u\", \"batch\": 1, \"seq\": 128, \"step_s_median\": 22.5, \"tokens_per_s\": 5.69,"
+        " \"gflops\": 151.7, \"sgemm_peak_gflops\": 182.0, \"max_rss_mib\": 14336}");
     put(DIR "/build/bench_mert/m2u.json", "{\"side\": \"m2u\", \"audio_s_per_s\": 3.41}");
     put(DIR "/build/bench_mert/torch.json", "{\"side\": \"torch\", \"audio_s_per_s\": 3.875}");
     put(DIR "/out/bench_dataset.json",
@@ -44,8 +50,8 @@ int main(void) {
         " \"h5py\": {\"samples_per_cpu_s\": 1000.0}}}");
     if (t_fail) return t_finish("test_perf_suite");
 
-    int ok[3] = {0, 0, 0};
-    const char *none[3] = {NULL, NULL, NULL};
+    int ok[M2U_PERF_PARTS] = {0, 0, 0, 0};
+    const char *none[M2U_PERF_PARTS] = {NULL, NULL, NULL, NULL};
     CHECK(m2u_perf_summarize(DIR "/build", DIR "/out/bench_dataset.json", DIR "/out", ok, none) == 0, "summarize: %s",
           m2u_last_error());
     char *md = NULL, *js = NULL;
@@ -57,6 +63,10 @@ int main(void) {
               "train rows: %s", md);
         CHECK(!strstr(md, "110m"), "a config without results was listed");
         CHECK(strstr(md, "| 3.41 | 3.88 | 0.88× |"), "mert row");
+        /* 7B rows in sequence order, each against the one peak measured in the first run */
+        const char *r128 = strstr(md, "| 1 × 128 | 22.50 | 5.69 | 151.7 | 83% | 14.0 GiB |"),
+                   *r512 = strstr(md, "| 1 × 512 | 80.00 | 6.40 | 150.0 | 82% | 17.0 GiB |");
+        CHECK(r128 && r512 && r128 < r512 && strstr(md, "sgemm peak (2048³, same run): 182.0"), "7B rows: %s", md);
         CHECK(strstr(md, "| 412.0 | 206.0 (ffmpeg CLI) | 2.00× |") && strstr(md, "| 1300 | 1000 (h5py) | 1.30× |") &&
                   strstr(md, "recipes all (audio-s per CPU-s) | 14.2"),
               "dataset rows: %s", md);
@@ -64,19 +74,24 @@ int main(void) {
         CHECK(fabs(ratio(o, "train", "tiny") - 2.0) < 1e-12 && fabs(ratio(o, "mert", NULL) - 3.41 / 3.875) < 1e-12 &&
                   fabs(ratio(o, "dataset", "read_vs_h5py") - 1.3) < 1e-12,
               "bench.json ratios");
+        const cJSON *t7 = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "train7b"), "t512");
+        const cJSON *pp = cJSON_GetObjectItemCaseSensitive(t7, "pct_of_sgemm_peak");
+        CHECK(cJSON_IsNumber(pp) && fabs(pp->valuedouble - 100 * 150.0 / 182.0) < 1e-9, "bench.json train7b");
         cJSON_Delete(o);
     }
     free(md), free(js);
 
     /* a failed part and an unselected one: reported with their reasons, the rest kept */
-    int st[3] = {1, 0, -1};
-    const char *why[3] = {"python3 cannot import torch", NULL, "not selected"};
+    int st[M2U_PERF_PARTS] = {1, 0, -1, 2};
+    const char *why[M2U_PERF_PARTS] = {"python3 cannot import torch", NULL, "not selected",
+                                       "needs about 15 GB of available memory, this machine has 7 GB"};
     CHECK(m2u_perf_summarize(DIR "/build", DIR "/out/bench_dataset.json", DIR "/out2", st, why) == 0, "summarize 2");
     md = NULL;
     CHECK(m2u_read_file(DIR "/out2/bench.md", &md, &len) == 0, "bench.md 2");
     if (md) {
         CHECK(strstr(md, "Not measured: python3 cannot import torch") && strstr(md, "Not measured: not selected") &&
-                  strstr(md, "0.88×") && !strstr(md, "| tiny |"),
+                  strstr(md, "0.88×") && !strstr(md, "| tiny |") && !strstr(md, "1 × 128") &&
+                  strstr(md, "Not measured: needs about 15 GB of available memory"),
               "failed parts: %s", md);
         free(md);
     }
