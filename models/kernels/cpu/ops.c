@@ -2,6 +2,8 @@
 
 #include "gemm_w16.h"
 #include "m2u_error.h"
+#include "vmath.h"
+#include "vmath_avx2.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -203,25 +205,139 @@ void m2u_rope_bwd(float *dx, int N, int stride, int n_heads, int head_dim, const
 
 /* ---- SwiGLU ----------------------------------------------------------------- */
 
+/* SiLU-gated MLP.  The sigmoid comes from e = exp(-|g|) (vmath's exp of a non-positive
+ * value, which vectorises: glibc's expf is a scalar call per value) as 1 / (1 + e) for g >= 0
+ * and e / (1 + e) below, so e never overflows.  The AVX2 spans do the same operations in the
+ * same order, so a value has the same bits on every CPU. */
+M2U_VINLINE float sigmoid_v(float g) {
+    float e = m2u_vexpf_neg(-fabsf(g)), d = 1.0f / (1.0f + e);
+    return g >= 0.0f ? d : e * d;
+}
+
+#ifdef M2U_HAVE_AVX2_PATHS
+M2U_AVX2_TARGET static inline __m256 sigmoid8(__m256 g) {
+    __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), g); /* |g| */
+    __m256 e = m2u_vexpf_neg8(_mm256_sub_ps(_mm256_setzero_ps(), a));
+    __m256 d = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    return _mm256_blendv_ps(_mm256_mul_ps(e, d), d, _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_GE_OQ));
+}
+
+M2U_AVX2_TARGET static void swiglu_fwd_avx2(float *out, const float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i += 8) {
+        __m256 gv = _mm256_loadu_ps(g + i);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(gv, sigmoid8(gv)), _mm256_loadu_ps(u + i)));
+    }
+}
+
+M2U_AVX2_TARGET static void swiglu_bwd_avx2(float *dg, float *du, const float *dout, const float *g, const float *u,
+                                            size_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 8) {
+        __m256 gv = _mm256_loadu_ps(g + i), uv = _mm256_loadu_ps(u + i), ov = _mm256_loadu_ps(dout + i);
+        __m256 sg = sigmoid8(gv), silu = _mm256_mul_ps(gv, sg);
+        _mm256_storeu_ps(du + i, _mm256_add_ps(_mm256_loadu_ps(du + i), _mm256_mul_ps(ov, silu)));
+        /* dout * u * sg * (1 + g * (1 - sg)), left to right as the C loop */
+        __m256 t = _mm256_add_ps(one, _mm256_mul_ps(gv, _mm256_sub_ps(one, sg)));
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(ov, uv), sg), t);
+        _mm256_storeu_ps(dg + i, _mm256_add_ps(_mm256_loadu_ps(dg + i), v));
+    }
+}
+#endif
+
+/* the spans below split n into per-thread blocks of whole groups of 8 */
+#define SPAN_BLOCK 4096
+
 void m2u_swiglu_fwd(float *out, const float *g, const float *u, size_t n) {
+    size_t nb = (n + SPAN_BLOCK - 1) / SPAN_BLOCK;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float sg = 1.0f / (1.0f + expf(-g[i]));
-        out[i] = g[i] * sg * u[i];
+    for (size_t b = 0; b < nb; b++) {
+        size_t i0 = b * SPAN_BLOCK, i1 = i0 + SPAN_BLOCK < n ? i0 + SPAN_BLOCK : n, i = i0;
+#ifdef M2U_HAVE_AVX2_PATHS
+        if (m2u_avx2_fma()) {
+            size_t n8 = (i1 - i0) / 8 * 8;
+            swiglu_fwd_avx2(out + i0, g + i0, u + i0, n8);
+            i = i0 + n8;
+        }
+#endif
+        for (; i < i1; i++) out[i] = g[i] * sigmoid_v(g[i]) * u[i];
     }
 }
 
 void m2u_swiglu_bwd(float *dg, float *du, const float *dout, const float *g, const float *u, size_t n) {
+    size_t nb = (n + SPAN_BLOCK - 1) / SPAN_BLOCK;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float sg = 1.0f / (1.0f + expf(-g[i]));
-        float silu = g[i] * sg;
-        du[i] += dout[i] * silu;
-        dg[i] += dout[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+    for (size_t b = 0; b < nb; b++) {
+        size_t i0 = b * SPAN_BLOCK, i1 = i0 + SPAN_BLOCK < n ? i0 + SPAN_BLOCK : n, i = i0;
+#ifdef M2U_HAVE_AVX2_PATHS
+        if (m2u_avx2_fma()) {
+            size_t n8 = (i1 - i0) / 8 * 8;
+            swiglu_bwd_avx2(dg + i0, du + i0, dout + i0, g + i0, u + i0, n8);
+            i = i0 + n8;
+        }
+#endif
+        for (; i < i1; i++) {
+            float sg = sigmoid_v(g[i]);
+            float silu = g[i] * sg;
+            du[i] += dout[i] * silu;
+            dg[i] += dout[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+        }
     }
 }
 
 /* ---- loss -------------------------------------------------------------------- */
+
+/* One row's max and sum of exp(l - max).  The exponentials are vmath's (exact to about an
+ * ulp, and they vectorise: glibc's expf does not), summed in double so that 32000 terms do not
+ * lose the small ones, in 8 lanes then pairwise: the AVX2 version has the same order and the
+ * same bits. */
+static double row_sumexp_c(const float *l, int V, float *mx_out) {
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+    double acc[8] = {0};
+    int V8 = V - V % 8;
+    for (int i = 0; i < V8; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += (double)m2u_vexpf_neg(l[i + j] - mx);
+    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (int i = V8; i < V; i++) s += (double)m2u_vexpf_neg(l[i] - mx);
+    *mx_out = mx;
+    return s;
+}
+
+#ifdef M2U_HAVE_AVX2_PATHS
+M2U_AVX2_TARGET static double row_sumexp_avx2(const float *l, int V, float *mx_out) {
+    int V8 = V - V % 8;
+    /* max ignores NaN as the C loop does: _mm256_max_ps returns its second operand (the
+     * running max) when the logit is NaN */
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (int i = 0; i < V8; i += 8) vm = _mm256_max_ps(_mm256_loadu_ps(l + i), vm);
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vm);
+    float mx = -INFINITY;
+    for (int j = 0; j < 8; j++) mx = lanes[j] > mx ? lanes[j] : mx;
+    for (int i = V8; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+    __m256 m8 = _mm256_set1_ps(mx);
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    for (int i = 0; i < V8; i += 8) {
+        __m256 e = m2u_vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(l + i), m8));
+        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double t[4];
+    _mm256_storeu_pd(t, _mm256_add_pd(lo, hi));
+    double s = (t[0] + t[1]) + (t[2] + t[3]);
+    for (int i = V8; i < V; i++) s += (double)m2u_vexpf_neg(l[i] - mx);
+    *mx_out = mx;
+    return s;
+}
+
+M2U_AVX2_TARGET static void row_ce_grad_avx2(float *d, const float *l, int V, float m, float grad_scale) {
+    int V8 = V - V % 8;
+    __m256 m8 = _mm256_set1_ps(m), gs = _mm256_set1_ps(grad_scale);
+    for (int i = 0; i < V8; i += 8)
+        _mm256_storeu_ps(d + i, _mm256_mul_ps(m2u_vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(l + i), m8)), gs));
+    for (int i = V8; i < V; i++) d[i] = m2u_vexpf_neg(l[i] - m) * grad_scale;
+}
+#endif
 
 double m2u_cross_entropy_fwd(const float *logits, const int32_t *targets, int N, int V, float *lse, int *n_valid) {
     double total = 0.0;
@@ -234,12 +350,12 @@ double m2u_cross_entropy_fwd(const float *logits, const int32_t *targets, int N,
             lse[n] = 0.0f;
             continue;
         }
-        float mx = -INFINITY;
-        for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
-        /* float exponentials (each is exact to an ulp), summed in double so that
-           32000 terms do not lose the small ones */
-        double sum = 0.0;
-        for (int i = 0; i < V; i++) sum += (double)expf(l[i] - mx);
+        float mx;
+#ifdef M2U_HAVE_AVX2_PATHS
+        double sum = m2u_avx2_fma() ? row_sumexp_avx2(l, V, &mx) : row_sumexp_c(l, V, &mx);
+#else
+        double sum = row_sumexp_c(l, V, &mx);
+#endif
         double row_lse = (double)mx + log(sum);
         lse[n] = (float)row_lse;
         total += row_lse - (double)l[t];
@@ -249,6 +365,8 @@ double m2u_cross_entropy_fwd(const float *logits, const int32_t *targets, int N,
     return count ? total / count : 0.0;
 }
 
+/* dlogits = softmax * grad_scale, minus grad_scale at the target.  l - lse can exceed 0 by a
+ * rounding of lse; vmath's exp clamps its argument to 0 there (a probability of 1, not 1+ulp). */
 void m2u_cross_entropy_bwd(float *dlogits, const float *logits, const float *lse, const int32_t *targets, int N, int V,
                            float grad_scale) {
 #pragma omp parallel for schedule(static)
@@ -261,7 +379,12 @@ void m2u_cross_entropy_bwd(float *dlogits, const float *logits, const float *lse
             continue;
         }
         float m = lse[n];
-        for (int i = 0; i < V; i++) d[i] = expf(l[i] - m) * grad_scale;
+#ifdef M2U_HAVE_AVX2_PATHS
+        if (m2u_avx2_fma())
+            row_ce_grad_avx2(d, l, V, m, grad_scale);
+        else
+#endif
+            for (int i = 0; i < V; i++) d[i] = m2u_vexpf_neg(l[i] - m) * grad_scale;
         d[t] -= grad_scale;
     }
 }
