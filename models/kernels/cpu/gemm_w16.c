@@ -10,13 +10,15 @@
 /* C[M, Nc] = beta*C + A[M, Kd] B[Kd, Nc], with A the fp32 activations and B the 16-bit weight
  * seen either transposed (forward: B(k, j) = W(j, k)) or as stored (backward: B(k, j) = W(k, j)).
  * M is a few hundred tokens at most, B is the big operand and is read exactly once per MC rows
- * of A.  Per thread and KC-deep slice: MC x KC of A packed into 6-high panels (L2), then for
+ * of A (MC = 516: a whole 4 x 128 or 1 x 512 batch, 516 KiB per slice, L2 and L3; smaller
+ * blocks measured slower at M = 512, because each weight panel was then read again per block).
+ * Per thread and KC-deep slice: MC x KC of A packed into 6-high panels, then for
  * each 16-wide column panel of the thread's columns, KC x 16 of the weight converted to fp32
  * into a panel that stays in L1 while a 6 x 16 register kernel runs every A panel against it.
  * (BLIS would also pack a large KC x NC block of B for L3; with so few rows of A, each weight
  * panel is used right after it is converted, so that block would only add 2 MiB of stores.)
  * The threads split the columns of C, so they never write the same value. */
-enum { MR = 6, NR = 16, KC = 256, MC = 192 };
+enum { MR = 6, NR = 16, KC = 256, MC = 516 };
 
 #define W16_TARGET __attribute__((target("avx2,fma,f16c")))
 
@@ -247,8 +249,9 @@ static void gemm(int M, int Nc, int Kd, const float *A, int lda, const bsrc *bs,
         int j0 = (int)((long)panels * t / n) * NR, j1 = (int)((long)panels * (t + 1) / n) * NR;
         if (j1 > Nc) j1 = Nc;
         if (j0 < j1) {
-            /* forward: as many rows of A as fit 4 MiB packed whole (L3) */
-            int mcb = (int)((4u << 20) / sizeof(float) / (size_t)Kd) / MR * MR;
+            /* forward: as many rows of A as fit 8 MiB packed whole (L3; at 7B's 11008-wide down
+             * projection that is 186 rows, so T = 512 converts each weight row 3 times) */
+            int mcb = (int)((8u << 20) / sizeof(float) / (size_t)Kd) / MR * MR;
             if (mcb < MR) mcb = MR;
             if (mcb > M) mcb = M;
             size_t bsz = (size_t)KC * NR,
