@@ -138,24 +138,13 @@ W16_TARGET static void kernel_6x16(int kc, const float *a, const float *b, float
 #pragma GCC unroll 4
     for (int k = 0; k < kc; k++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), av;
-        av = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(av, b0, c00);
-        c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(av, b0, c10);
-        c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(av, b0, c20);
-        c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(av, b0, c30);
-        c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(av, b0, c40);
-        c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(av, b0, c50);
-        c51 = _mm256_fmadd_ps(av, b1, c51);
+        /* row i of the tile: a[i] times the 16 values of b */
+#define W16_ROW(i)                                                                                                   \
+    av = _mm256_broadcast_ss(a + i);                                                                                 \
+    c##i##0 = _mm256_fmadd_ps(av, b0, c##i##0);                                                                      \
+    c##i##1 = _mm256_fmadd_ps(av, b1, c##i##1);
+        W16_ROW(0) W16_ROW(1) W16_ROW(2) W16_ROW(3) W16_ROW(4) W16_ROW(5)
+#undef W16_ROW
         a += MR;
         b += NR;
     }
