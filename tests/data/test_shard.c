@@ -484,12 +484,53 @@ static void check_all_samples(const char *path, const char *what, const int *ord
     m2u_shard_reader_close(r);
 }
 
+/* src's root attributes and objects copied into a new file that starts with a 512-byte user
+ * block (what h5jam makes): HDF5 addresses are then no longer file offsets. */
+static herr_t copy_attr(hid_t loc, const char *name, const H5A_info_t *ai, void *op) {
+    (void)ai;
+    hid_t dst = *(hid_t *)op, a = H5Aopen(loc, name, H5P_DEFAULT), t = H5Aget_type(a), sp = H5Aget_space(a);
+    size_t sz = H5Tget_size(t) * (size_t)H5Sget_simple_extent_npoints(sp);
+    void *buf = calloc(1, sz ? sz : 1);
+    herr_t rc = H5Aread(a, t, buf);
+    hid_t b = rc >= 0 ? H5Acreate2(dst, name, t, sp, H5P_DEFAULT, H5P_DEFAULT) : H5I_INVALID_HID;
+    rc = b >= 0 && H5Awrite(b, t, buf) >= 0 ? 0 : -1;
+    if (H5Tdetect_class(t, H5T_VLEN) > 0 || H5Tis_variable_str(t) > 0) H5Dvlen_reclaim(t, sp, H5P_DEFAULT, buf);
+    free(buf);
+    if (b >= 0) H5Aclose(b);
+    H5Sclose(sp), H5Tclose(t), H5Aclose(a);
+    return rc;
+}
+
+static int copy_with_userblock(const char *src, const char *dst) {
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_userblock(fcpl, 512);
+    hid_t fo = H5Fcreate(dst, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), fi = H5Fopen(src, H5F_ACC_RDONLY, H5P_DEFAULT);
+    H5Pclose(fcpl);
+    int rc = fo >= 0 && fi >= 0 ? 0 : -1;
+    H5G_info_t gi;
+    if (rc == 0 && H5Gget_info(fi, &gi) < 0) rc = -1;
+    for (hsize_t i = 0; rc == 0 && i < gi.nlinks; i++) {
+        char name[256];
+        if (H5Lget_name_by_idx(fi, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) < 0 ||
+            H5Ocopy(fi, name, fo, name, H5P_DEFAULT, H5P_DEFAULT) < 0)
+            rc = -1;
+    }
+    hsize_t idx = 0;
+    if (rc == 0 && H5Aiterate2(fi, H5_INDEX_NAME, H5_ITER_INC, &idx, copy_attr, &fo) < 0) rc = -1;
+    if (fi >= 0) H5Fclose(fi);
+    if (fo >= 0) H5Fclose(fo);
+    return rc;
+}
+
 /* The direct chunk reads against what the shard holds, in orders that jump
  * back into kept chunks; then shards the reader must read through HDF5
  * instead, whole columns or single chunks: no shuffle (chunks decoded straight
  * into the caller's buffer), /audio rewritten with gzip (another pipeline),
- * and one /audio chunk stored unfiltered (its filter mask set, as HDF5 does
- * for a chunk a filter declined). */
+ * one /audio chunk stored unfiltered (its filter mask set, as HDF5 does
+ * for a chunk a filter declined), and the whole shard behind a user block (the
+ * chunk addresses are then not file offsets; the reader turns direct reads off
+ * there, and a misplaced read would also fail its zstd frame checks and fall
+ * back: this checks the samples, not which of the two kept them right). */
 static void check_direct_reads(const char *good) {
     static const int fwd[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     static const int back[] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 2, 1, 9, 0, 5, 5};
@@ -551,6 +592,9 @@ static void check_direct_reads(const char *good) {
     H5Fclose(f);
     check_all_samples(p, "raw chunk", back, (int)(sizeof back / sizeof *back));
     free(all);
+
+    CHECK(copy_with_userblock(good, p) == 0, "copy behind a user block");
+    check_all_samples(p, "user block", back, (int)(sizeof back / sizeof *back));
     unlink(p);
     free(p);
 }
