@@ -246,7 +246,8 @@ static void gemm(int M, int Nc, int Kd, const float *A, int lda, const bsrc *bs,
             size_t bsz = (size_t)KC * NR,
                    asz = bs->trans ? (size_t)Kd * ((mcb + MR - 1) / MR * MR)
                                    : (size_t)KC * (((M < MC ? M : MC) + MR - 1) / MR * MR);
-            float *bp = aligned_alloc(64, (bsz + asz) * sizeof(float));
+            /* aligned_alloc wants a multiple of the alignment: 16 floats */
+            float *bp = aligned_alloc(64, (bsz + asz + 15) / 16 * 16 * sizeof(float));
             if (bp) {
                 if (bs->trans)
                     gemm_cols_nt(M, mcb, j0, j1, Kd, A, lda, bs, C, ldc, beta, bp, bp + bsz);
