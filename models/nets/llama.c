@@ -236,6 +236,7 @@ size_t m2u_llama_frozen_bf16_bytes(const m2u_llama *m, size_t *src, size_t *n_el
 
 /* One piece of one matrix to convert: n elements from src (stored type dt) to dst. */
 typedef struct {
+    const m2u_safetensors *st; /* the mapping src lies in */
     const unsigned char *src;
     m2u_dtype dt;
     uint16_t *dst;
@@ -251,6 +252,11 @@ static int bf16_job_run(void *ctx, int i) {
         if (m2u_convert_to_f32(j->dt, j->src + k * es, tmp, c) || m2u_convert_from_f32(M2U_BF16, tmp, j->dst + k, c))
             return -1;
     }
+    /* The stored piece is not read again (the trainables copied from the checkpoint were
+       copied at load, before this): give its pages back now, so they do not stay resident
+       beside the copies until memory runs short, nor add up to the whole f32 file at the
+       peak.  A page shared with a neighbouring piece stays (one per piece at most). */
+    m2u_st_drop_pages(j->st, j->src, j->n * es);
     return 0;
 }
 
@@ -283,7 +289,8 @@ int m2u_llama_convert_frozen_bf16(m2u_llama *m) {
         size_t numel = (size_t)w->rows * (size_t)w->cols, es = m2u_dtype_size(w->dtype);
         uint16_t *dst = (uint16_t *)(block + off);
         for (size_t e = 0; e < numel; e += piece)
-            jobs[k++] = (bf16_job){.src = (const unsigned char *)w->data + e * es,
+            jobs[k++] = (bf16_job){.st = m->st,
+                                   .src = (const unsigned char *)w->data + e * es,
                                    .dt = w->dtype,
                                    .dst = dst + e,
                                    .n = numel - e < piece ? numel - e : piece};
