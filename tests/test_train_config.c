@@ -152,6 +152,8 @@ static void test_errors(void) {
     ERR_IS(BASE "  schedule: cosin\n",
            "cfg/x.yaml:6: train.schedule must be one of cosine, constant, linear, got 'cosin' (did you mean 'cosine'?)");
     ERR_IS(BASE "  split: dev\n", "cfg/x.yaml:6: train.split must be one of train, valid, test, got 'dev'");
+    ERR_IS(BASE "  precision: fp16\n",
+           "cfg/x.yaml:6: train.precision must be one of fp32, bf16, got 'fp16' (did you mean 'fp32'?)");
     /* lists */
     ERR_IS(BASE "  kinds: [mucaps,\n          musiqa]\n",
            "cfg/x.yaml:7: train.kinds must be a list of mucaps, musicqa, muedit, muimage, muvideo, text; 'musiqa' is "
@@ -428,7 +430,8 @@ static void test_markdown(void) {
     for (int i = 0; i < 9; i++) CHECK(strstr(buf, keys[i]) != NULL, "markdown lacks %s", keys[i]);
     int rows = 0;
     for (const char *p = buf; (p = strstr(p, "\n| `")) != NULL; p++) rows++;
-    CHECK(rows == 63, "markdown rows: %d", rows);
+    CHECK(rows == 64, "markdown rows: %d", rows);
+    CHECK(strstr(buf, "| `train.precision` | one of `fp32`, `bf16` | `fp32` |") != NULL, "markdown lacks precision");
     CHECK(strstr(buf, "| `train.checkpoint_activations` | bool | `false` |") != NULL, "markdown lacks checkpointing");
     CHECK(strstr(buf, "| `run.memory_limit` | string | `auto` |") != NULL, "markdown lacks run.memory_limit");
     free(buf);

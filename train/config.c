@@ -50,6 +50,7 @@ static const char *const V_COMPAT[] = {"paper", "released", NULL};
 static const char *const V_DECODER[] = {"musicgen", "audioldm2", NULL};
 static const char *const V_SCHEDULE[] = {"cosine", "constant", "linear", NULL};
 static const char *const V_SPLIT[] = {"train", "valid", "test", NULL};
+static const char *const V_PRECISION[] = {"fp32", "bf16", NULL};
 static const char *const V_MOD[] = {"music", "image", "video", NULL};
 static const char *const V_LORA[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", NULL};
 static const char *const V_TRAINABLE[] = {"lora",  "bias",      "norm",           "adapters", "gates",
@@ -147,6 +148,13 @@ static const field FIELDS[] = {
      "Activation checkpointing: keep one decoder layer's activations and recompute each layer's forward in the "
      "backward pass (one more forward per step; the LLaMA's activation memory drops by about (layers - 1) / "
      "layers). The gradients are bit-identical to a run without it."},
+    {"train.precision", T_ENUM, OFF(train.precision), "fp32", NULL, V_PRECISION, 0, 0, 0,
+     "`fp32`: the frozen LLaMA weights are read as the checkpoint stores them. `bf16`: the frozen decoder "
+     "linears, embedding table and `lm_head` stored as f32 / f16 are rounded once, when the model loads, to "
+     "bf16 copies the GEMMs read directly (bf16 checkpoints are used as they are): half the memory of fp32 "
+     "weights. Arithmetic, accumulation, activations, trainables, gradients and AdamW stay fp32. Measured "
+     "(test_train_precision, 20 steps, 16 seeds): per-step training loss within 2.6e-4 (relative) of `fp32` in "
+     "stage-1 and 3.4e-4 in stage-3 recipes, 8.5e-3 in stage 2 (the projector's clipped early steps)."},
     {"train.kinds", T_LIST, OFF(train.kinds), NULL, "all", V_KINDS, 0, 0, 0,
      "Sample kinds used (empty = all); `text` = samples without a kind (plain text / general instructions)."},
     {"train.shuffle", T_BOOL, OFF(train.shuffle), "true", NULL, NULL, 0, 0, 0,

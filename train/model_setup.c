@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int open_model(const m2u_train_config *c, m2u_train_model *m) {
+static int open_model(const m2u_train_config *c, m2u_train_model *m, int convert) {
     if (m2u_tokenizer_load(c->model.tokenizer, &m->tok)) return -1;
     char names[64][16];
     const char *ptrs[64];
@@ -47,6 +47,7 @@ static int open_model(const m2u_train_config *c, m2u_train_model *m) {
     m->freeze_rows = !(tr & M2U_TRAIN_AUD_EMBEDDINGS);
     if ((tr & M2U_TRAIN_AUD_EMBEDDINGS) && !spec.extra_vocab && n_aud) spec.token_rows_start = aud0;
     spec.seed = (uint64_t)c->run.seed;
+    spec.frozen_bf16 = convert && c->train.precision == M2U_PRECISION_BF16;
     m2u_m2ugen_config mc = {.llm = spec, .aud_id0 = aud0, .n_aud = n_aud, .seed = (uint64_t)c->run.seed};
     if (tr & (M2U_TRAIN_ADAPTERS | M2U_TRAIN_GATES | M2U_TRAIN_PREFIX_QUERY)) mc.query_layer = c->model.query_layer;
     const int tokens[3] = {c->model.music_tokens, c->model.image_tokens, c->model.video_tokens};
@@ -88,12 +89,20 @@ static int open_model(const m2u_train_config *c, m2u_train_model *m) {
     return 0;
 }
 
-int m2u_train_model_open(const m2u_train_config *c, m2u_train_model *m) {
+static int open_checked(const m2u_train_config *c, m2u_train_model *m, int convert) {
     memset(m, 0, sizeof *m);
     if (c->model.aud_tokens > 64) return m2u_fail("model.aud_tokens %d: at most 64", c->model.aud_tokens);
-    if (open_model(c, m) == 0) return 0;
+    if (open_model(c, m, convert) == 0) return 0;
     m2u_train_model_close(m);
     return -1;
+}
+
+int m2u_train_model_open(const m2u_train_config *c, m2u_train_model *m) { return open_checked(c, m, 1); }
+int m2u_train_model_open_mapped(const m2u_train_config *c, m2u_train_model *m) { return open_checked(c, m, 0); }
+
+int m2u_train_model_apply_precision(const m2u_train_config *c, m2u_train_model *m) {
+    if (c->train.precision != M2U_PRECISION_BF16) return 0;
+    return m2u_llama_convert_frozen_bf16(m->mg->llm) ? m2u_fail_prefix("train.precision: bf16") : 0;
 }
 
 void m2u_train_model_close(m2u_train_model *m) {

@@ -23,6 +23,11 @@ typedef struct {
 
 /* On failure everything built so far is freed and *m is zeroed. */
 int m2u_train_model_open(const m2u_train_config *c, m2u_train_model *m);
+/* The same without train.precision's conversion: the frozen weights stay mmap'ed as stored and
+ * unread, so a memory plan (plan.h) can be made before the bf16 copies are allocated (the plan
+ * counts them from the config either way); m2u_train_model_apply_precision makes them. */
+int m2u_train_model_open_mapped(const m2u_train_config *c, m2u_train_model *m);
+int m2u_train_model_apply_precision(const m2u_train_config *c, m2u_train_model *m);
 void m2u_train_model_close(m2u_train_model *m);
 
 /* The shard tensor columns the model reads: encoder features of modality g

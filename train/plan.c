@@ -27,6 +27,14 @@ int m2u_train_plan_make(const m2u_train_config *c, const m2u_train_model *tm, in
         p->weight_params += (double)t->numel;
         if ((int)t->dtype >= 0 && t->dtype < M2U_DTYPE_COUNT) by_dtype[t->dtype] += b;
     }
+    if (c->train.precision == M2U_PRECISION_BF16) {
+        /* the same whether the model holds its copies (the trainer's check) or not yet (--plan) */
+        size_t src = 0, n = 0;
+        p->frozen_bf16 = m2u_llama_frozen_bf16_bytes(llm, &src, &n);
+        p->frozen_bf16_params = (double)n;
+        p->weights -= src;
+        p->weight_params -= (double)n;
+    }
     int top = 0;
     for (int d = 1; d < M2U_DTYPE_COUNT; d++)
         if (by_dtype[d] > by_dtype[top]) top = d;
@@ -47,7 +55,7 @@ int m2u_train_plan_make(const m2u_train_config *c, const m2u_train_model *tm, in
     mb += 3 * (size_t)B * T * sizeof(int32_t); /* ids, labels, positions */
     /* the step being trained and the one the prefetch thread builds, accum micro-batches each */
     p->batch = 2 * (size_t)c->train.accum * mb;
-    p->per_rank = p->weights + p->trainables + p->gradients + p->optimizer + p->activations + p->batch;
+    p->per_rank = p->weights + p->frozen_bf16 + p->trainables + p->gradients + p->optimizer + p->activations + p->batch;
     p->local_ranks = local_ranks > 0 ? local_ranks : 1;
     p->node = p->weights + (size_t)p->local_ranks * (p->per_rank - p->weights);
     return 0;
@@ -106,10 +114,20 @@ char *m2u_train_plan_text(const m2u_train_config *c, const m2u_train_plan *p, si
     if (!out) return NULL;
     char b[7][32];
 #define PUT(...) (k += (size_t)snprintf(out + k, k < cap ? cap - k : 0, __VA_ARGS__))
-    PUT("memory plan, per rank (run.device cpu; batch %d x max_len %d, accum %d, activation checkpointing %s):\n",
-        c->train.batch, c->train.max_len, c->train.accum, c->train.checkpoint_activations ? "on" : "off");
-    PUT("  %-13s %12s  %.3g G parameters as stored (%s), mmap'ed and shared by the ranks of a node\n", "weights",
-        m2u_fmt_bytes(p->weights, b[0], sizeof b[0]), p->weight_params / 1e9, p->weight_dtype);
+    PUT("memory plan, per rank (run.device cpu; batch %d x max_len %d, accum %d, activation checkpointing %s, "
+        "precision %s):\n",
+        c->train.batch, c->train.max_len, c->train.accum, c->train.checkpoint_activations ? "on" : "off",
+        c->train.precision == M2U_PRECISION_BF16 ? "bf16" : "fp32");
+    if (!p->frozen_bf16) {
+        PUT("  %-13s %12s  %.3g G parameters as stored (%s), mmap'ed and shared by the ranks of a node\n", "weights",
+            m2u_fmt_bytes(p->weights, b[0], sizeof b[0]), p->weight_params / 1e9, p->weight_dtype);
+    } else {
+        PUT("  %-13s %12s  %.3g G parameters read as stored (norms, biases, bf16 matrices), mmap'ed and shared by "
+            "the ranks of a node\n", "weights", m2u_fmt_bytes(p->weights, b[0], sizeof b[0]), p->weight_params / 1e9);
+        PUT("  %-13s %12s  %.3g G frozen parameters stored as f32 / f16, held as bf16 copies (train.precision); "
+            "their stored pages become page cache\n", "frozen bf16", m2u_fmt_bytes(p->frozen_bf16, b[1], sizeof b[1]),
+            p->frozen_bf16_params / 1e9);
+    }
     PUT("  %-13s %12s  %zu fp32 values (LoRA, biases, norms, token rows, adapters, projector)\n", "trainables",
         m2u_fmt_bytes(p->trainables, b[1], sizeof b[1]), p->trainable_floats);
     PUT("  %-13s %12s  fp32\n", "gradients", m2u_fmt_bytes(p->gradients, b[2], sizeof b[2]));

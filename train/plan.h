@@ -3,7 +3,12 @@
  * Bytes per rank, from the opened model (the frozen weights are mmap'ed, not read, so
  * opening is cheap even for a 7B checkpoint) and the config:
  *   weights      the checkpoint's tensors as stored (bf16 / f16 / f32: the CPU path reads
- *                them in place; pages shared by the ranks of one node)
+ *                them in place; pages shared by the ranks of one node), less those that
+ *                train.precision bf16 replaces by copies
+ *   frozen bf16  train.precision bf16: the bf16 copies of the frozen matrices stored as f32 /
+ *                f16 (m2u_llama_frozen_bf16_bytes), anonymous memory of each rank.  The
+ *                stored pages they were read from stay only as page cache the kernel may drop
+ *                (clean, file-backed), so they are not counted.
  *   trainables   LoRA, biases, norms, token rows, adapters, prefix, projector: fp32
  *   gradients    fp32, one per trainable (the fused all-reduce buffer)
  *   optimizer    AdamW's two moments, fp32
@@ -25,13 +30,14 @@
 #include <stddef.h>
 
 typedef struct {
-    size_t weights, trainables, gradients, optimizer, activations, batch;
+    size_t weights, frozen_bf16, trainables, gradients, optimizer, activations, batch;
     size_t per_rank;       /* the sum of the above */
     size_t trainable_floats;
-    double weight_params;  /* elements of the checkpoint's tensors */
+    double weight_params;  /* elements of the checkpoint's tensors read in place */
+    double frozen_bf16_params; /* elements of the bf16 copies */
     const char *weight_dtype; /* the most common stored dtype, for the report */
     int local_ranks;       /* processes of this job on this node */
-    size_t node;           /* weights + local_ranks x (per_rank - weights) */
+    size_t node;           /* weights + local_ranks x (per_rank - weights): the copies are per rank */
 } m2u_train_plan;
 
 /* The plan of config c with its model opened (m2u_train_model_open); local_ranks >= 1. */

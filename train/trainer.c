@@ -153,7 +153,8 @@ static const char *const k_split_names[] = {"train", "valid", "test"};
 static int setup_model(trainer *t) {
     const m2u_train_config *c = t->cfg;
     m2u_train_model tm;
-    if (m2u_train_model_open(c, &tm)) return -1;
+    /* train.precision's bf16 copies come after check_plan: nothing large before the verdict */
+    if (m2u_train_model_open_mapped(c, &tm)) return -1;
     t->tok = tm.tok, t->mg = tm.mg, t->bo = tm.bo, t->freeze_rows = tm.freeze_rows;
     t->model = t->mg->llm; /* with train.checkpoint_activations applied (model_setup.c) */
     /* shard tensor columns (written by m2u-dataset): encoder features and decoder targets */
@@ -607,6 +608,15 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
     if (cfg->run.threads > 0) m2u_set_threads(cfg->run.threads);
     int rc = setup_model(&t);
     if (!rc) rc = check_plan(&t);
+    if (!rc) {
+        m2u_train_model tm = {.tok = t.tok, .mg = t.mg, .bo = t.bo};
+        rc = m2u_train_model_apply_precision(cfg, &tm);
+        size_t src, conv = m2u_llama_frozen_bf16_bytes(t.model, &src, NULL);
+        char b0[32], b1[32];
+        if (!rc && dist->rank == 0 && cfg->train.precision == M2U_PRECISION_BF16)
+            m2u_log(M2U_LOG_INFO, "m2u-train: precision bf16: frozen weights held as bf16 (%s of copies in place of %s "
+                    "stored as f32 / f16)", m2u_fmt_bytes(conv, b0, sizeof b0), m2u_fmt_bytes(src, b1, sizeof b1));
+    }
     if (!rc) rc = setup_data(&t);
     if (!rc) rc = m2u_adamw_init(&t.opt, t.mg->n_floats);
     t.ac = (m2u_adamw_config){.beta1 = (float)cfg->train.beta1, .beta2 = (float)cfg->train.beta2,

@@ -50,6 +50,8 @@ static void usage(FILE *f) {
             "  --threads N       OpenMP and OpenBLAS threads (default: OMP_NUM_THREADS, else all cores)\n"
             "  --lora-r R        LoRA rank (default 16)\n"
             "  --lora-alpha A    LoRA alpha (default 32)\n"
+            "  --precision P     fp32: frozen weights as stored (default); bf16: f32 / f16 frozen\n"
+            "                    weights converted to bf16 copies at load (train.precision: bf16)\n"
             "  --seed S          seed of the token ids (default 1; same stream as bench_llama_torch.py)\n"
             "  --peak-n N        size of the square sgemm that measures the peak (default 2048, 0: skip)\n"
             "  --peak-only       measure only the sgemm peak (no --model)\n"
@@ -202,7 +204,7 @@ int main(int argc, char **argv) {
     const char *model_dir = NULL, *json_path = NULL, *name = NULL;
     long B = 4, T = 128, steps = 10, warmup = 2, threads = 0, lora_r = 16, seed = 1, peak_n = 2048;
     float lora_alpha = 32;
-    int peak_only = 0;
+    int peak_only = 0, bf16 = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -232,6 +234,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--lora-alpha")) rc = parse_float(a, v, &lora_alpha);
         else if (!strcmp(a, "--seed")) rc = parse_long(a, v, 0, LONG_MAX, &seed);
         else if (!strcmp(a, "--peak-n")) rc = parse_long(a, v, 0, 16384, &peak_n);
+        else if (!strcmp(a, "--precision")) {
+            bf16 = !strcmp(v, "bf16");
+            if (!bf16 && strcmp(v, "fp32")) {
+                fprintf(stderr, "m2u-bench-llama: --precision: expected fp32 or bf16, got '%s'\n", v);
+                return 2;
+            }
+        }
         else {
             fprintf(stderr, "m2u-bench-llama: unknown option '%s' (see --help)\n", a);
             return 2;
@@ -282,7 +291,8 @@ int main(int argc, char **argv) {
     m2u_train_spec spec = {.lora_r = (int)lora_r,
                            .lora_alpha = lora_alpha,
                            .lora_targets = M2U_ALL_LINEARS,
-                           .seed = 1234};
+                           .seed = 1234,
+                           .frozen_bf16 = bf16};
     m2u_llama *m;
     if (m2u_llama_load(model_dir, &spec, &m)) {
         fprintf(stderr, "m2u-bench-llama: %s\n", m2u_last_error());
@@ -331,8 +341,8 @@ int main(int argc, char **argv) {
         model_counts k = count_model(m, (int)B, (int)T);
         double med = median(t_step + warmup, (int)steps), tps = N / med, gflops = k.flops / med * 1e-9;
         if (!name) name = base_name(model_dir);
-        printf("%s: %.2fM params (%.3fM trainable LoRA r=%ld), B=%ld T=%ld, %ld threads\n", name,
-               k.base_params * 1e-6, k.trainable * 1e-6, lora_r, B, T, threads);
+        printf("%s: %.2fM params (%.3fM trainable LoRA r=%ld), B=%ld T=%ld, %ld threads, precision %s\n", name,
+               k.base_params * 1e-6, k.trainable * 1e-6, lora_r, B, T, threads, bf16 ? "bf16" : "fp32");
         printf("  step median %.4f s (forward %.4f s, backward %.4f s) over %ld steps after %ld warm-up\n", med,
                median(t_fwd + warmup, (int)steps), median(t_bwd + warmup, (int)steps), steps, warmup);
         printf("  %.1f tokens/s, %.2f GFLOP/step, %.1f GFLOP/s", tps, k.flops * 1e-9, gflops);
@@ -344,6 +354,7 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "params", k.base_params);
         cJSON_AddNumberToObject(root, "trainable_params", k.trainable);
         cJSON_AddNumberToObject(root, "lora_r", (double)lora_r);
+        cJSON_AddStringToObject(root, "precision", bf16 ? "bf16" : "fp32");
         cJSON_AddNumberToObject(root, "lora_alpha", lora_alpha);
         cJSON_AddNumberToObject(root, "batch", (double)B);
         cJSON_AddNumberToObject(root, "seq", (double)T);

@@ -1,4 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE 1 /* madvise's MADV_DONTNEED (glibc's posix_madvise ignores POSIX_MADV_DONTNEED) */
 #include "fileio.h"
 
 #include "m2u_error.h"
@@ -6,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -94,6 +96,21 @@ void m2u_unmap_file(m2u_mapping *m) {
 #endif
     m->data = NULL;
     m->size = 0;
+}
+
+void m2u_mapping_drop(const m2u_mapping *m, const void *p, size_t n) {
+#ifdef M2U_FUZZING
+    (void)m, (void)p, (void)n;
+#else
+    uintptr_t lo = (uintptr_t)p, hi = lo + n, mlo = (uintptr_t)m->data, mhi = mlo + m->size;
+    if (!m->data || !m->size || lo >= mhi || hi <= mlo) return;
+    if (lo < mlo) lo = mlo;
+    if (hi > mhi) hi = mhi;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    uintptr_t pg = (uintptr_t)page, a = (lo + pg - 1) / pg * pg, b = hi / pg * pg;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED); /* advice: a failure loses nothing */
+#endif
 }
 
 int m2u_atomic_open(m2u_atomic_file *af, const char *path) {

@@ -20,6 +20,11 @@ typedef struct {
 } m2u_mapping;
 int m2u_map_file(const char *path, m2u_mapping *m);
 void m2u_unmap_file(m2u_mapping *m);
+/* Give back the resident pages of the mapping that lie wholly inside [p, p + n) (madvise
+ * MADV_DONTNEED; nothing outside the mapping is touched).  The mapping is private and read
+ * only, so a later read of those bytes faults them in from the file again: this frees memory
+ * and never changes what the mapping reads.  A no-op in fuzz builds (a heap copy there). */
+void m2u_mapping_drop(const m2u_mapping *m, const void *p, size_t n);
 
 /* Atomic writer: open a temp file beside `path`, write through `fp`, then commit or abort. */
 typedef struct {

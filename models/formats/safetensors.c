@@ -45,6 +45,17 @@ struct m2u_safetensors {
     char **meta_keys, **meta_values; /* __metadata__ of files[0] */
 };
 
+void m2u_st_drop_pages(const m2u_safetensors *st, const void *p, size_t n) {
+    if (st->torch) return; /* a torch archive's tensors: not ours to advise on */
+    for (int i = 0; i < st->n_files; i++) {
+        const m2u_mapping *m = &st->files[i].map;
+        if (m->data && (const unsigned char *)p >= m->data && (const unsigned char *)p < m->data + m->size) {
+            m2u_mapping_drop(m, p, n);
+            return;
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- helpers */
 
 /* Offset of the first byte that breaks UTF-8 (overlongs, surrogates and code

@@ -54,6 +54,10 @@ const char *m2u_st_path(const m2u_safetensors *st);
 /* Look up `name`, check its shape equals shape[0..ndim) and that it is a float
  * type; fails with "<file>: tensor <name>: ..." otherwise.  */
 const m2u_st_tensor *m2u_st_expect(const m2u_safetensors *st, const char *name, int ndim, const int64_t *shape);
+/* Give back the resident pages of [p, p + n) when that lies in one of st's mapped files
+ * (m2u_mapping_drop: later reads fault them in from the file again); otherwise nothing.  For a
+ * caller that has copied tensors it will not read in place again. */
+void m2u_st_drop_pages(const m2u_safetensors *st, const void *p, size_t n);
 /* Copy a float tensor (F32/F16/BF16/F64) to fp32; n must equal numel. */
 int m2u_st_read_f32(const m2u_st_tensor *t, float *dst, size_t n);
 

@@ -199,6 +199,116 @@ static int load_layer(m2u_llama *m, int l, param_list *pl, frozen_arena *arena, 
     return 0;
 }
 
+/* ---- spec.frozen_bf16: the frozen matrices as bf16 copies ---------------------- */
+
+/* The frozen matrices in the order of the bf16 block: the embedding table, an untied lm_head,
+ * then each layer's seven linears; i in [0, n_frozen_mats). */
+static int n_frozen_mats(const m2u_llama *m) { return 1 + !m->cfg.tie_word_embeddings + M2U_N_LINEAR * m->cfg.n_layers; }
+static m2u_mat *frozen_mat(m2u_llama *m, int i) {
+    if (i-- == 0) return &m->embed;
+    if (!m->cfg.tie_word_embeddings && i-- == 0) return &m->lm_head;
+    return &m->layers[i / M2U_N_LINEAR].lin[i % M2U_N_LINEAR].w;
+}
+
+static int converts_to_bf16(const m2u_mat *w) { return w->dtype == M2U_F32 || w->dtype == M2U_F16; }
+
+/* Each copy starts on a cache line: the GEMM's packing reads whole rows from it. */
+static size_t bf16_span(const m2u_mat *w) { return ((size_t)w->rows * (size_t)w->cols * 2 + 63) & ~(size_t)63; }
+
+size_t m2u_llama_frozen_bf16_bytes(const m2u_llama *m, size_t *src, size_t *n_elems) {
+    if (m->frozen16) {
+        *src = m->frozen16_src_bytes;
+        if (n_elems) *n_elems = m->frozen16_elems;
+        return m->frozen16_bytes;
+    }
+    size_t bytes = 0, n = 0;
+    *src = 0;
+    for (int i = 0; i < n_frozen_mats(m); i++) {
+        const m2u_mat *w = frozen_mat((m2u_llama *)m, i); /* read only */
+        if (!converts_to_bf16(w)) continue;
+        bytes += bf16_span(w);
+        n += (size_t)w->rows * (size_t)w->cols;
+        *src += (size_t)w->rows * (size_t)w->cols * m2u_dtype_size(w->dtype);
+    }
+    if (n_elems) *n_elems = n;
+    return bytes;
+}
+
+/* One piece of one matrix to convert: n elements from src (stored type dt) to dst. */
+typedef struct {
+    const m2u_safetensors *st; /* the mapping src lies in */
+    const unsigned char *src;
+    m2u_dtype dt;
+    uint16_t *dst;
+    size_t n;
+} bf16_job;
+
+static int bf16_job_run(void *ctx, int i) {
+    const bf16_job *j = (const bf16_job *)ctx + i;
+    float tmp[4096]; /* through fp32: the one rounding (m2u_f32_to_bf16, to nearest even) for f32 and f16 alike */
+    size_t es = m2u_dtype_size(j->dt);
+    for (size_t k = 0; k < j->n; k += 4096) {
+        size_t c = j->n - k < 4096 ? j->n - k : 4096;
+        if (m2u_convert_to_f32(j->dt, j->src + k * es, tmp, c) || m2u_convert_from_f32(M2U_BF16, tmp, j->dst + k, c))
+            return -1;
+    }
+    /* The stored piece is not read again (the trainables copied from the checkpoint were
+       copied at load, before this): give its pages back now, so they do not stay resident
+       beside the copies until memory runs short, nor add up to the whole f32 file at the
+       peak.  A page shared with a neighbouring piece stays (one per piece at most). */
+    m2u_st_drop_pages(j->st, j->src, j->n * es);
+    return 0;
+}
+
+/* Replace every f32 / f16 frozen matrix by a bf16 copy in one owned block.  The trainables
+ * copied from the checkpoint (token rows) were read from its tensors, not from these. */
+int m2u_llama_convert_frozen_bf16(m2u_llama *m) {
+    m->spec.frozen_bf16 = 1;
+    if (m->frozen16) return 0;
+    size_t src = 0, n_elems = 0, bytes = m2u_llama_frozen_bf16_bytes(m, &src, &n_elems);
+    if (!bytes) return 0; /* all bf16 already: read in place */
+    /* pieces of at most 1 Mi elements, so a few large matrices (the embedding table) still
+       spread over the threads */
+    const size_t piece = (size_t)1 << 20;
+    size_t n_jobs = 0;
+    for (int i = 0; i < n_frozen_mats(m); i++) {
+        const m2u_mat *w = frozen_mat(m, i);
+        if (converts_to_bf16(w)) n_jobs += ((size_t)w->rows * (size_t)w->cols + piece - 1) / piece;
+    }
+    unsigned char *block = aligned_alloc(64, bytes);
+    bf16_job *jobs = n_jobs <= INT32_MAX ? malloc(n_jobs * sizeof *jobs) : NULL;
+    if (!block || !jobs) {
+        free(block);
+        free(jobs);
+        return m2u_fail("out of memory for the bf16 copies of the frozen weights (%zu bytes)", bytes);
+    }
+    size_t off = 0, k = 0;
+    for (int i = 0; i < n_frozen_mats(m); i++) {
+        m2u_mat *w = frozen_mat(m, i);
+        if (!converts_to_bf16(w)) continue;
+        size_t numel = (size_t)w->rows * (size_t)w->cols, es = m2u_dtype_size(w->dtype);
+        uint16_t *dst = (uint16_t *)(block + off);
+        for (size_t e = 0; e < numel; e += piece)
+            jobs[k++] = (bf16_job){.st = m->st,
+                                   .src = (const unsigned char *)w->data + e * es,
+                                   .dt = w->dtype,
+                                   .dst = dst + e,
+                                   .n = numel - e < piece ? numel - e : piece};
+        off += bf16_span(w);
+        w->dtype = M2U_BF16;
+        w->data = dst;
+    }
+    /* owned from here on: the matrices point into it, and a failure below frees it with the model */
+    m->frozen16 = block;
+    m->frozen16_bytes = bytes;
+    m->frozen16_src_bytes = src;
+    m->frozen16_elems = n_elems;
+    if (m->cfg.tie_word_embeddings) m->lm_head = m->embed;
+    int rc = m2u_parallel_items((int)n_jobs, bf16_job_run, jobs);
+    free(jobs);
+    return rc ? m2u_fail_prefix("bf16 copies of the frozen weights") : 0;
+}
+
 static int validate_spec(const m2u_llama_config *c, const m2u_train_spec *s) {
     if (s->lora_r < 0) return m2u_fail("lora_r must be >= 0 (got %d)", s->lora_r);
     if (s->lora_r > 0 && !s->lora_targets) return m2u_fail("lora_r > 0 but no LoRA target modules");
@@ -289,6 +399,7 @@ static int load_model(m2u_llama *m, const char *dir) {
     }
     if (!rc) rc = finish_params(m, &pl);
     free_param_list(&pl);
+    if (!rc && m->spec.frozen_bf16) rc = m2u_llama_convert_frozen_bf16(m);
     if (rc) return -1;
     if (m->n_rows && c->tie_word_embeddings) {
         m->head_rows = m->embed_rows;
@@ -359,6 +470,7 @@ void m2u_llama_free(m2u_llama *m) {
     free(m->param_buf);
     free(m->grad_buf);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->frozen16);
     free(m->layers);
     free(m->inv_freq);
     m2u_st_close(m->st);

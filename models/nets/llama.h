@@ -47,6 +47,13 @@ typedef struct {
        modules trained with it (M2UGen's adapters, projector, prefix queries), so
        the optimizer, the all-reduce and the checkpoint still see ONE buffer */
     size_t reserve_floats;
+    /* 1: the frozen base matrices (decoder linears, embedding table, lm_head) stored as f32 or
+       f16 are rounded once, at load, to bf16 copies the model owns (m2u_llama.frozen16), which
+       the GEMMs read directly: half the memory of f32 weights and half the bytes each product
+       streams.  bf16-stored ones are read in place as always.  Nothing else changes: trainables
+       (their initial values included, e.g. token rows copied from the table), gradients and
+       the optimizer stay fp32, the arithmetic too.  0: every weight as the checkpoint stores it. */
+    int frozen_bf16;
 } m2u_train_spec;
 
 /* Parse a linear name list ("q_proj,v_proj" or "all") into a bit set. */
@@ -117,6 +124,9 @@ typedef struct {
     int n_valid;
     float *owned[64];     /* frozen fp32 copies we allocated (norms, biases) */
     int n_owned;
+    void *frozen16;       /* spec.frozen_bf16: one block holding the bf16 copies of the frozen matrices */
+    size_t frozen16_bytes, frozen16_src_bytes, frozen16_elems; /* its size, the stored bytes it replaced,
+                                                                  the elements it holds */
     float *scratch;       /* workspace for backward */
 } m2u_llama;
 
@@ -140,6 +150,18 @@ int m2u_llama_set_backend(m2u_llama *m, const struct m2u_backend *be);
 void m2u_llama_set_checkpointing(m2u_llama *m, int on);
 /* Bytes of activations a forward over B x T keeps with the current setting (the plan). */
 size_t m2u_llama_activation_bytes(const m2u_llama *m, int B, int T);
+
+/* What spec.frozen_bf16 does at load, for a model loaded without it (a trainer that checks its
+ * memory plan before allocating the copies).  Sets m->spec.frozen_bf16; a no-op when the copies
+ * exist or every frozen matrix is stored as bf16.  Call before the first forward. */
+int m2u_llama_convert_frozen_bf16(m2u_llama *m);
+/* Bytes of bf16 copies spec.frozen_bf16 makes of the frozen matrices (embedding table, an untied
+ * lm_head, the decoder linears): those stored as f32 / f16, at 2 bytes per element (each copy
+ * padded to 64 bytes); *src gets the stored bytes they replace (the mapping's pages then only
+ * back a cache the kernel can drop) and *n_elems (may be NULL) their elements.  Of a model
+ * loaded with frozen_bf16, the copies it holds; of one loaded without, the copies it would make
+ * -- so a memory plan needs no conversion (m2u-train --plan). */
+size_t m2u_llama_frozen_bf16_bytes(const m2u_llama *m, size_t *src, size_t *n_elems);
 
 /* Find a trainable parameter by name (NULL if absent). */
 m2u_param *m2u_llama_param(m2u_llama *m, const char *name);

@@ -60,8 +60,9 @@ static const command_help k_commands[] = {
     {"finetune",
      "  finetune  --model DIR --text FILE --out ADAPTER_DIR [--steps 200] [--batch 4] [--seq 64]\n"
      "            [--lr 3e-3] [--warmup 10] [--lora-r 8] [--lora-alpha 16] [--lora-dropout 0]\n"
-     "            [--targets all|q_proj,v_proj,...] [--seed 0] [--log FILE.jsonl]\n"
-     "            train a LoRA adapter on a text file; writes a PEFT adapter directory\n",
+     "            [--targets all|q_proj,v_proj,...] [--seed 0] [--log FILE.jsonl] [--precision fp32|bf16]\n"
+     "            train a LoRA adapter on a text file; writes a PEFT adapter directory; --precision bf16\n"
+     "            holds the frozen f32 / f16 weights as bf16 copies (fp32 arithmetic, as train.precision)\n",
      "  m2u-llm finetune --model /tmp/tiny --text data/demo/captions.txt --out /tmp/tiny-lora --steps 300\n"},
 };
 #define N_COMMANDS (int)(sizeof k_commands / sizeof *k_commands)
@@ -110,7 +111,7 @@ static int usage_fail(const char *fmt, ...) {
 }
 
 typedef struct {
-    const char *model, *adapter, *text, *ids, *out, *prompt, *config, *tokenizer, *dtype, *targets, *log;
+    const char *model, *adapter, *text, *ids, *out, *prompt, *config, *tokenizer, *dtype, *targets, *log, *precision;
     int no_bos, skip_special, max_new, top_k, no_stop, threads, steps, batch, seq, warmup, lora_r;
     float temperature, top_p, lr, lora_alpha, lora_dropout, std, embed_std;
     unsigned long long seed;
@@ -150,6 +151,7 @@ static int parse_options(int argc, char **argv, options *o) {
     o->lora_alpha = 16.0f;
     o->targets = "all";
     o->dtype = "f32";
+    o->precision = "fp32";
     o->std = 0.02f;
     o->embed_std = 0.02f;
     o->rest = calloc((size_t)argc + 1, sizeof(char *));
@@ -174,6 +176,7 @@ static int parse_options(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--dtype")) str = &o->dtype;
         else if (!strcmp(a, "--targets")) str = &o->targets;
         else if (!strcmp(a, "--log")) str = &o->log;
+        else if (!strcmp(a, "--precision")) str = &o->precision;
         else if (!strcmp(a, "--max-new-tokens")) ival = &o->max_new;
         else if (!strcmp(a, "--top-k")) ival = &o->top_k;
         else if (!strcmp(a, "--threads")) ival = &o->threads;
@@ -497,6 +500,8 @@ static int cmd_finetune(const options *o) {
     if (need(o->model, "--model") || need(o->text, "--text") || need(o->out, "--out")) return -1;
     if (o->steps <= 0 || o->batch <= 0 || o->seq < 2 || o->lora_r <= 0)
         return usage_fail("--steps, --batch, --lora-r must be positive and --seq at least 2");
+    if (strcmp(o->precision, "fp32") && strcmp(o->precision, "bf16"))
+        return usage_fail("--precision: expected fp32 or bf16, got '%s'", o->precision);
     char *text;
     size_t len;
     if (m2u_read_file(o->text, &text, &len)) return -1;
@@ -515,7 +520,7 @@ static int cmd_finetune(const options *o) {
     if (n_train < (size_t)o->seq + 1 || n - n_train < (size_t)o->seq)
         return free(ids), m2u_fail("%s: %zu tokens is too little text for --seq %d", o->text, n, o->seq);
     m2u_train_spec spec = {.lora_r = o->lora_r, .lora_alpha = o->lora_alpha, .lora_dropout = o->lora_dropout,
-                           .seed = o->seed};
+                           .seed = o->seed, .frozen_bf16 = !strcmp(o->precision, "bf16")};
     if (m2u_parse_linear_targets(o->targets, &spec.lora_targets)) return free(ids), m2u_fail_prefix("--targets");
     m2u_llama *m;
     if (m2u_llama_load(o->model, &spec, &m)) return free(ids), -1;

@@ -51,7 +51,7 @@ static void usage(FILE *f) {
 /* --plan: the model opened (weights mmap'ed, not read), the plan, the verdict. */
 static int print_plan(const m2u_train_config *cfg, int ranks, size_t capacity, int show, int *fits) {
     m2u_train_model tm;
-    if (m2u_train_model_open(cfg, &tm)) return -1;
+    if (m2u_train_model_open_mapped(cfg, &tm)) return -1; /* a bf16 plan is counted, not converted */
     m2u_train_plan p;
     int rc = m2u_train_plan_make(cfg, &tm, ranks, &p);
     m2u_train_model_close(&tm);
