@@ -120,5 +120,5 @@ for t in "${SEQ_LIST[@]}"; do
     (( first )) && peak=2048
     first=0
     "$BUILD/m2u-bench-llama" --model "$CKPT" --name "7b_t$t" --batch 1 --seq "$t" --steps "$STEPS" \
-        --warmup "$WARMUP" --threads "$THREADS" --peak-n "$peak" --json "$OUTDIR/m2u_7b_t$t.json"
+        --warmup "$WARMUP" --threads "$THREADS" --peak-n "$peak" --precision bf16 --json "$OUTDIR/m2u_7b_t$t.json"
 done
