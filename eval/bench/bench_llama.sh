@@ -17,6 +17,7 @@ THREADS=$(nproc)
 CONFIGS=tiny,15m,110m
 STEPS=10
 WARMUP=2
+ROUNDS=3
 BATCH=4
 SEQ=128
 BUILD="$ROOT/build"
@@ -35,6 +36,10 @@ usage: eval/bench/bench_llama.sh [--threads N] [--configs tiny,15m,110m] [--step
                    12 layers); default $CONFIGS
   --steps K        timed steps per side and config (default $STEPS)
   --warmup W       untimed steps first (default $WARMUP)
+  --rounds R       m2u and PyTorch run alternately R times per config, and each side's
+                   fastest round is reported (default $ROUNDS): on a shared or virtual machine
+                   the speed drifts over minutes, and one round each can catch the two sides
+                   at different speeds
   --batch B        sequences per step (default $BATCH)
   --seq T          tokens per sequence (default $SEQ)
   --build DIR      CMake build directory (default \$repo/build); m2u-bench-llama is
@@ -56,13 +61,14 @@ while (( $# )); do
     case $1 in
         -h|--help) usage; exit 0 ;;
         --no-build) DO_BUILD=0; shift; continue ;;
-        --threads|--configs|--steps|--warmup|--batch|--seq|--build|--ckpt|--json|--python)
+        --threads|--configs|--steps|--warmup|--rounds|--batch|--seq|--build|--ckpt|--json|--python)
             (( $# >= 2 )) || die "missing value for $1"
             case $1 in
                 --threads) posint "$1" "$2" 1; THREADS=$2 ;;
                 --configs) CONFIGS=$2 ;;
                 --steps) posint "$1" "$2" 1; STEPS=$2 ;;
                 --warmup) posint "$1" "$2" 0; WARMUP=$2 ;;
+                --rounds) posint "$1" "$2" 1; ROUNDS=$2 ;;
                 --batch) posint "$1" "$2" 1; BATCH=$2 ;;
                 --seq) posint "$1" "$2" 2; SEQ=$2 ;;
                 --build) BUILD=$2 ;;
@@ -103,15 +109,19 @@ mkdir -p "$CKPT" "$OUTDIR" "$(dirname "$JSON")"
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 export TOKENIZERS_PARALLELISM=false
 
-echo "m2u vs PyTorch eager: threads $THREADS, B=$BATCH T=$SEQ, $WARMUP warm-up + $STEPS timed steps;" \
-     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "m2u vs PyTorch eager: threads $THREADS, B=$BATCH T=$SEQ, $WARMUP warm-up + $STEPS timed steps," \
+     "$ROUNDS alternated rounds; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 RESULTS=()
 for c in "${CFG_LIST[@]}"; do
     [[ -f $CKPT/$c/config.json ]] || "$PY" "$TORCH_PY" make --config "$c" --out "$CKPT/$c"
-    "$BIN" --model "$CKPT/$c" --name "$c" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --warmup "$WARMUP" \
-           --threads "$THREADS" --json "$OUTDIR/m2u_$c.json"
-    "$PY" "$TORCH_PY" run --model "$CKPT/$c" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --warmup "$WARMUP" \
-          --threads "$THREADS" --json "$OUTDIR/torch_$c.json"
-    RESULTS+=("$OUTDIR/m2u_$c.json" "$OUTDIR/torch_$c.json")
+    rm -f "$OUTDIR/m2u_$c.r"*.json "$OUTDIR/torch_$c.r"*.json
+    for (( r = 1; r <= ROUNDS; r++ )); do
+        "$BIN" --model "$CKPT/$c" --name "$c" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --warmup "$WARMUP" \
+               --threads "$THREADS" --json "$OUTDIR/m2u_$c.r$r.json"
+        "$PY" "$TORCH_PY" run --model "$CKPT/$c" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" --warmup "$WARMUP" \
+              --threads "$THREADS" --json "$OUTDIR/torch_$c.r$r.json"
+        RESULTS+=("$OUTDIR/m2u_$c.r$r.json" "$OUTDIR/torch_$c.r$r.json")
+    done
 done
-"$PY" "$TORCH_PY" report --json "$JSON" "${RESULTS[@]}"
+# each side's fastest round per config, also as m2u_<cfg>.json / torch_<cfg>.json (m2u-eval bench reads those)
+"$PY" "$TORCH_PY" report --json "$JSON" --best-dir "$OUTDIR" "${RESULTS[@]}"
