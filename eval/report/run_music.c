@@ -148,8 +148,9 @@ int m2u_run_aud_states(m2u_train_model *em, int ignore_index, const int32_t *seq
     if (m2u_m2ugen_forward(mg, all, NULL, 1, nn, ignore_index, fp, pp, &ap, NULL, NULL, &ce, &mse, &nm)) goto done;
     const float *h = m2u_llama_last_hidden(llm);
     for (int k = 0; k < n_aud; k++) {
-        m2u_mat_row(&llm->embed, aud0 + k, tmp);
-        for (int c = 0; c < C; c++) x[(size_t)k * C + c] = h[((size_t)ap + k) * C + c] + tmp[c];
+        /* the [AUD] rows are usually added tokens, outside the frozen table */
+        const float *e = m2u_llama_embed_row(llm, aud0 + k, tmp);
+        for (int c = 0; c < C; c++) x[(size_t)k * C + c] = h[((size_t)ap + k) * C + c] + e[c];
     }
     rc = m2u_music_states_from_aud(&mg->proj, x, states);
 done:

@@ -805,6 +805,12 @@ int m2u_llama_forward(m2u_llama *m, const int32_t *ids, const int32_t *labels, i
 
 int m2u_llama_backward(m2u_llama *m, float grad_scale) { return m2u_llama_backward_hidden(m, grad_scale, NULL); }
 
+const float *m2u_llama_embed_row(const m2u_llama *m, int id, float *tmp) {
+    if (id >= m->rows_start) return m->embed_rows + (size_t)(id - m->rows_start) * m->cfg.hidden_size;
+    m2u_mat_row(&m->embed, id, tmp);
+    return tmp;
+}
+
 const float *m2u_llama_last_hidden(const m2u_llama *m) {
     return m->x + (size_t)m->cfg.n_layers * m->B * m->T * m->cfg.hidden_size;
 }

@@ -191,6 +191,9 @@ void m2u_llama_zero_grad(m2u_llama *m);
 int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidden);
 /* Last layer's output before the final norm, [B*T, hidden], from the last forward. */
 const float *m2u_llama_last_hidden(const m2u_llama *m);
+/* Input embedding of token id (0 <= id < vocab): the frozen table's row converted into tmp
+ * [hidden] (returns tmp), or for an added token (id >= rows_start) its trainable row. */
+const float *m2u_llama_embed_row(const m2u_llama *m, int id, float *tmp);
 
 /* ---- inference with a KV cache ---- */
 typedef struct {

@@ -146,12 +146,6 @@ int m2u_m2ugen_load(const char *llm_dir, const m2u_m2ugen_config *cfg, m2u_m2uge
     return 0;
 }
 
-static const float *embed_row(const m2u_llama *l, int id, float *tmp) {
-    if (id >= l->rows_start) return l->embed_rows + (size_t)(id - l->rows_start) * l->cfg.hidden_size;
-    m2u_mat_row(&l->embed, id, tmp);
-    return tmp;
-}
-
 int m2u_m2ugen_forward(m2u_m2ugen *m, const int32_t *ids, const int32_t *labels, int B, int T, int ignore_index,
                        const float *const *feats, const int *const *present, const int *aud_pos, const float *target,
                        const int *has_target, double *ce_sum, double *mse_sum, int *n_mse) {
@@ -210,7 +204,7 @@ int m2u_m2ugen_forward(m2u_m2ugen *m, const int32_t *ids, const int32_t *labels,
     for (int t = 0; t < nt; t++) {
         int b = m->target_rows[t];
         for (int k = 0; k < n_aud; k++) {
-            const float *hr = h + ((size_t)b * T + aud_pos[b] + k) * C, *e = embed_row(l, m->cfg.aud_id0 + k, tmp);
+            const float *hr = h + ((size_t)b * T + aud_pos[b] + k) * C, *e = m2u_llama_embed_row(l, m->cfg.aud_id0 + k, tmp);
             float *x = m->proj_in + ((size_t)t * n_aud + k) * C;
             m2u_add(x, hr, e, (size_t)C);
         }
