@@ -2,8 +2,10 @@
 #ifndef M2U_TEST_DATASET_UTIL_H
 #define M2U_TEST_DATASET_UTIL_H
 
+#include "fileio.h"
 #include "m2u_error.h"
 #include "manifest.h"
+#include "shard.h"
 #include "test_util.h"
 
 #include <stdio.h>
@@ -20,6 +22,45 @@ static inline void t_manifest_one_shard(const char *dir) {
     snprintf(path, sizeof path, "%s/manifest.json", dir);
     CHECK(m2u_manifest_write(path, &man) == 0, "%s", m2u_last_error());
     m2u_manifest_free(&man);
+}
+
+/* root/data: one shard of 96 tiny M2UGen samples (captions from mood, instrument, key and tempo;
+ * MERT-like [4, 8] features for two thirds of them; T5-like [2, 6] targets that depend on the
+ * mood, so a projector has something to learn) and its manifest.  root/data is made if missing. */
+static inline void t_tiny_music_dataset(const char *root) {
+    static const char *mood[] = {"calm", "bright", "dark", "lively", "gentle", "tense", "dreamy", "joyful"};
+    static const char *inst[] = {"piano", "guitar", "strings", "flute", "brass", "synth", "organ", "harp"};
+    static const char *key[] = {"C major", "A minor", "G major", "E minor", "D major", "B minor"};
+    char path[512], cap[256];
+    snprintf(path, sizeof path, "%s/data", root);
+    CHECK(m2u_mkdir_p(path) == 0, "%s", m2u_last_error());
+    snprintf(path, sizeof path, "%s/data/shard-00000.h5", root);
+    m2u_shard_tensor_spec cols[2] = {{.name = "mert", .dtype = M2U_F16, .rank = 2, .dims = {4, 8}},
+                                     {.name = "t5", .dtype = M2U_F16, .rank = 2, .dims = {2, 6}}};
+    m2u_shard_spec spec = {.n_tensors = 2, .tensors = cols};
+    m2u_shard_writer *w;
+    CHECK(m2u_shard_create(path, &spec, &w) == 0, "%s", m2u_last_error());
+    float feat[32], tgt[12];
+    for (int i = 0; i < 96; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "s%03d", i);
+        snprintf(cap, sizeof cap, "A %s %s piece in %s at %d beats per minute.", mood[i % 8], inst[(i / 8) % 8],
+                 key[i % 6], 60 + 10 * (i % 7));
+        m2u_shard_sample s = {0};
+        s.text[M2U_TEXT_ID] = id;
+        s.text[M2U_TEXT_KIND] = "mucaps";
+        s.text[M2U_TEXT_SPLIT] = i % 6 == 5 ? "valid" : "train";
+        s.text[M2U_TEXT_LICENCE] = "CC0-1.0";
+        s.text[M2U_TEXT_CAPTION] = cap;
+        for (int k = 0; k < 32; k++) feat[k] = (float)((i * 7 + k * 3) % 11) / 11.0f - 0.5f;
+        for (int k = 0; k < 12; k++) tgt[k] = 0.05f * (float)((i % 8) - 4 + (k % 3));
+        s.tensor[0] = i % 3 ? feat : NULL;
+        s.tensor[1] = tgt;
+        CHECK(m2u_shard_append(w, &s) == 0, "%s", m2u_last_error());
+    }
+    CHECK(m2u_shard_close(w) == 0, "%s", m2u_last_error());
+    snprintf(path, sizeof path, "%s/data", root);
+    t_manifest_one_shard(path);
 }
 
 #endif

@@ -33,42 +33,7 @@ static int sh(const char *fmt, ...) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void make_dataset(void) {
-    static const char *mood[] = {"calm", "bright", "dark", "lively", "gentle", "tense", "dreamy", "joyful"};
-    static const char *inst[] = {"piano", "guitar", "strings", "flute", "brass", "synth", "organ", "harp"};
-    static const char *key[] = {"C major", "A minor", "G major", "E minor", "D major", "B minor"};
-    char path[256], cap[256];
-    snprintf(path, sizeof path, "%s/data/shard-00000.h5", g_dir);
-    sh("mkdir -p %s/data", g_dir);
-    /* encoder features for two thirds of the samples, and decoder targets that
-       depend on the caption's mood (so the projector has something to learn) */
-    m2u_shard_tensor_spec cols[2] = {{.name = "mert", .dtype = M2U_F16, .rank = 2, .dims = {4, 8}},
-                                     {.name = "t5", .dtype = M2U_F16, .rank = 2, .dims = {2, 6}}};
-    m2u_shard_spec spec = {.n_tensors = 2, .tensors = cols};
-    m2u_shard_writer *w;
-    CHECK(m2u_shard_create(path, &spec, &w) == 0, "%s", m2u_last_error());
-    float feat[32], tgt[12];
-    for (int i = 0; i < 96; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "s%03d", i);
-        snprintf(cap, sizeof cap, "A %s %s piece in %s at %d beats per minute.", mood[i % 8], inst[(i / 8) % 8],
-                 key[i % 6], 60 + 10 * (i % 7));
-        m2u_shard_sample s = {0};
-        s.text[M2U_TEXT_ID] = id;
-        s.text[M2U_TEXT_KIND] = "mucaps";
-        s.text[M2U_TEXT_SPLIT] = i % 6 == 5 ? "valid" : "train";
-        s.text[M2U_TEXT_LICENCE] = "CC0-1.0";
-        s.text[M2U_TEXT_CAPTION] = cap;
-        for (int k = 0; k < 32; k++) feat[k] = (float)((i * 7 + k * 3) % 11) / 11.0f - 0.5f;
-        for (int k = 0; k < 12; k++) tgt[k] = 0.05f * (float)((i % 8) - 4 + (k % 3));
-        s.tensor[0] = i % 3 ? feat : NULL;
-        s.tensor[1] = tgt;
-        CHECK(m2u_shard_append(w, &s) == 0, "%s", m2u_last_error());
-    }
-    CHECK(m2u_shard_close(w) == 0, "%s", m2u_last_error());
-    snprintf(path, sizeof path, "%s/data", g_dir);
-    t_manifest_one_shard(path);
-}
+static void make_dataset(void) { t_tiny_music_dataset(g_dir); }
 
 static void write_config(void) {
     char path[256];
