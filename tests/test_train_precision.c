@@ -1,5 +1,6 @@
 /* train.precision: bf16 (llama.h spec.frozen_bf16):
- *  - the frozen matrices stored as f32 / f16 become bf16 copies rounded to nearest even
+ *  - the frozen matrices stored as f32 become bf16 copies rounded to nearest even (f16 ones
+ *    are read in place, as bf16 ones)
  *    (every element checked), tied tables stay one copy, bf16 checkpoints are read in place,
  *    and nothing trainable (norms, biases, token rows) is rounded;
  *  - m2u-train's per-step losses in bf16 follow fp32 within a measured tolerance on three
@@ -70,7 +71,7 @@ static void check_linears(const m2u_llama *m, const m2u_safetensors *st, int exp
     CHECK(ok, "decoder linears of %s: expected %s", m2u_st_path(st), expect_copy ? "bf16 copies" : "in place");
 }
 
-/* An f16 checkpoint: mha_tied's tensors converted (the conversion's other source type). */
+/* An f16 checkpoint: mha_tied's tensors as f16 (kept as stored under bf16). */
 static void write_f16_copy(const char *src_dir, const char *dst_dir) {
     CHECK(sh("mkdir -p %s && cp %s/config.json %s/", dst_dir, src_dir, dst_dir) == 0, "copy config.json");
     m2u_safetensors *st;
@@ -145,17 +146,28 @@ static void llama_checks(void) {
     check_linears(m, st, 1);
     m2u_llama_free(m);
 
-    /* f16, tied: one copy serves the embedding and the head */
+    /* f32, tied: one copy serves the embedding and the head */
+    spec = (m2u_train_spec){.frozen_bf16 = 1};
+    CHECK(m2u_llama_load(M2U_FIXTURES "/llama/mha_tied", &spec, &m) == 0, "%s", m2u_last_error());
+    if (!m) return;
+    st = m->st;
+    CHECK(is_bf16_copy(&m->embed, m2u_st_find(st, "model.embed_tokens.weight"), "tied embed_tokens"), "tied table");
+    CHECK(m->lm_head.data == m->embed.data && m->lm_head.dtype == M2U_BF16, "tied head is not the table's copy");
+    check_linears(m, st, 1);
+    m2u_llama_free(m);
+
+    /* an f16 checkpoint (Meta's LLaMA-2 ships so) is read in place: f16 takes 2 bytes a value
+     * already and the kernels read it directly; a per-rank bf16 copy would only lose bits */
     char f16dir[128];
     snprintf(f16dir, sizeof f16dir, "%s/mha_tied_f16", g_dir);
     write_f16_copy(M2U_FIXTURES "/llama/mha_tied", f16dir);
-    spec = (m2u_train_spec){.frozen_bf16 = 1};
     CHECK(m2u_llama_load(f16dir, &spec, &m) == 0, "%s", m2u_last_error());
     if (!m) return;
     st = m->st;
-    CHECK(is_bf16_copy(&m->embed, m2u_st_find(st, "model.embed_tokens.weight"), "f16 embed_tokens"), "f16 table");
-    CHECK(m->lm_head.data == m->embed.data && m->lm_head.dtype == M2U_BF16, "tied head is not the table's copy");
-    check_linears(m, st, 1);
+    CHECK(m->frozen16 == NULL && m->embed.dtype == M2U_F16 &&
+              m->embed.data == m2u_st_find(st, "model.embed_tokens.weight")->data,
+          "an f16 checkpoint was copied");
+    check_linears(m, st, 0);
     m2u_llama_free(m);
 
     /* a bf16 checkpoint is read in place: no copy at all */

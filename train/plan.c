@@ -124,7 +124,7 @@ char *m2u_train_plan_text(const m2u_train_config *c, const m2u_train_plan *p, si
     } else {
         PUT("  %-13s %12s  %.3g G parameters read as stored (norms, biases, bf16 matrices), mmap'ed and shared by "
             "the ranks of a node\n", "weights", m2u_fmt_bytes(p->weights, b[0], sizeof b[0]), p->weight_params / 1e9);
-        PUT("  %-13s %12s  %.3g G frozen parameters stored as f32 / f16, held as bf16 copies (train.precision); "
+        PUT("  %-13s %12s  %.3g G frozen parameters stored as f32, held as bf16 copies (train.precision); "
             "their stored pages become page cache\n", "frozen bf16", m2u_fmt_bytes(p->frozen_bf16, b[1], sizeof b[1]),
             p->frozen_bf16_params / 1e9);
     }

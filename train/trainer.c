@@ -615,7 +615,7 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         char b0[32], b1[32];
         if (!rc && dist->rank == 0 && cfg->train.precision == M2U_PRECISION_BF16)
             m2u_log(M2U_LOG_INFO, "m2u-train: precision bf16: frozen weights held as bf16 (%s of copies in place of %s "
-                    "stored as f32 / f16)", m2u_fmt_bytes(conv, b0, sizeof b0), m2u_fmt_bytes(src, b1, sizeof b1));
+                    "stored as f32)", m2u_fmt_bytes(conv, b0, sizeof b0), m2u_fmt_bytes(src, b1, sizeof b1));
     }
     if (!rc) rc = setup_data(&t);
     if (!rc) rc = m2u_adamw_init(&t.opt, t.mg->n_floats);

@@ -210,7 +210,10 @@ static m2u_mat *frozen_mat(m2u_llama *m, int i) {
     return &m->layers[i / M2U_N_LINEAR].lin[i % M2U_N_LINEAR].w;
 }
 
-static int converts_to_bf16(const m2u_mat *w) { return w->dtype == M2U_F32 || w->dtype == M2U_F16; }
+/* f32 only: an f16 matrix already takes 2 bytes a value and the same kernels read it directly
+ * (F16C), with 3 more mantissa bits than bf16; a per-rank copy of it would cost memory (a whole
+ * 7B model per rank, where the mapping is shared) and precision, and buy nothing on this CPU. */
+static int converts_to_bf16(const m2u_mat *w) { return w->dtype == M2U_F32; }
 
 /* Each copy starts on a cache line: the GEMM's packing reads whole rows from it. */
 static size_t bf16_span(const m2u_mat *w) { return ((size_t)w->rows * (size_t)w->cols * 2 + 63) & ~(size_t)63; }
@@ -260,7 +263,7 @@ static int bf16_job_run(void *ctx, int i) {
     return 0;
 }
 
-/* Replace every f32 / f16 frozen matrix by a bf16 copy in one owned block.  The trainables
+/* Replace every f32 frozen matrix by a bf16 copy in one owned block.  The trainables
  * copied from the checkpoint (token rows) were read from its tensors, not from these. */
 int m2u_llama_convert_frozen_bf16(m2u_llama *m) {
     m->spec.frozen_bf16 = 1;

@@ -47,10 +47,10 @@ typedef struct {
        modules trained with it (M2UGen's adapters, projector, prefix queries), so
        the optimizer, the all-reduce and the checkpoint still see ONE buffer */
     size_t reserve_floats;
-    /* 1: the frozen base matrices (decoder linears, embedding table, lm_head) stored as f32 or
-       f16 are rounded once, at load, to bf16 copies the model owns (m2u_llama.frozen16), which
-       the GEMMs read directly: half the memory of f32 weights and half the bytes each product
-       streams.  bf16-stored ones are read in place as always.  Nothing else changes: trainables
+    /* 1: the frozen base matrices (decoder linears, embedding table, lm_head) stored as f32 are
+       rounded once, at load, to bf16 copies the model owns (m2u_llama.frozen16), which the
+       GEMMs read directly: half the memory of f32 weights and half the bytes each product
+       streams.  bf16- and f16-stored ones are read in place as always (2 bytes a value already).  Nothing else changes: trainables
        (their initial values included, e.g. token rows copied from the table), gradients and
        the optimizer stay fp32, the arithmetic too.  0: every weight as the checkpoint stores it. */
     int frozen_bf16;
@@ -156,7 +156,7 @@ size_t m2u_llama_activation_bytes(const m2u_llama *m, int B, int T);
  * exist or every frozen matrix is stored as bf16.  Call before the first forward. */
 int m2u_llama_convert_frozen_bf16(m2u_llama *m);
 /* Bytes of bf16 copies spec.frozen_bf16 makes of the frozen matrices (embedding table, an untied
- * lm_head, the decoder linears): those stored as f32 / f16, at 2 bytes per element (each copy
+ * lm_head, the decoder linears): those stored as f32, at 2 bytes per element (each copy
  * padded to 64 bytes); *src gets the stored bytes they replace (the mapping's pages then only
  * back a cache the kernel can drop) and *n_elems (may be NULL) their elements.  Of a model
  * loaded with frozen_bf16, the copies it holds; of one loaded without, the copies it would make
