@@ -5,6 +5,7 @@
 #include <string.h>
 
 #ifdef M2U_HAVE_AVX2_PATHS
+#include <cpuid.h>
 #include <omp.h>
 
 /* C[M, Nc] = beta*C + A[M, Kd] B[Kd, Nc], with A the fp32 activations and B the 16-bit weight
@@ -26,8 +27,9 @@ int m2u_gemm_w16_ok(const m2u_mat *w) {
     static _Atomic int have = -1;
     int h = have;
     if (h < 0) {
-        __builtin_cpu_init();
-        h = m2u_avx2_fma() && __builtin_cpu_supports("f16c");
+        /* F16C from cpuid leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports has no "f16c" */
+        unsigned a, b, c, d;
+        h = m2u_avx2_fma() && __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1u);
         have = h;
     }
     return h && (w->dtype == M2U_BF16 || w->dtype == M2U_F16) && ((uintptr_t)w->data % 2) == 0;
