@@ -1,4 +1,5 @@
-/* Helpers for tests that write their own small datasets (m2u_data). */
+/* Helpers for tests that write their own small datasets (m2u_data), and the trainer tests' tiny
+ * base model. */
 #ifndef M2U_TEST_DATASET_UTIL_H
 #define M2U_TEST_DATASET_UTIL_H
 
@@ -61,6 +62,26 @@ static inline void t_tiny_music_dataset(const char *root) {
     CHECK(m2u_shard_close(w) == 0, "%s", m2u_last_error());
     snprintf(path, sizeof path, "%s/data", root);
     t_manifest_one_shard(path);
+}
+
+/* root/base: the trainer tests' tiny random LLaMA (64 wide, 3 layers, 4 heads over 2 kv heads,
+ * LLaMA-2's 32000-word vocabulary, tied head), written by m2u-llm init with a fixed seed from
+ * root/tiny.json. */
+static inline void t_tiny_llama_base(const char *root) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tiny.json", root);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL, "cannot write %s", path);
+    if (!f) return;
+    fprintf(f, "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 64,"
+               " \"intermediate_size\": 128, \"num_hidden_layers\": 3, \"num_attention_heads\": 4,"
+               " \"num_key_value_heads\": 2, \"vocab_size\": 32000, \"rms_norm_eps\": 1e-5,"
+               " \"tie_word_embeddings\": true, \"max_position_embeddings\": 256}\n");
+    fclose(f);
+    CHECK(t_sh("%s/m2u-llm init --config %s --tokenizer %s/tokenizer/tokenizer.json --out %s/base --seed 3 "
+               "--std 0.05 --embed-std 0.1 > /dev/null",
+               M2U_BUILD_DIR, path, M2U_FIXTURES, root) == 0,
+          "m2u-llm init failed");
 }
 
 #endif

@@ -25,17 +25,6 @@
 
 static char g_dir[64];
 
-static int sh(const char *fmt, ...) M2U_PRINTF(1, 2);
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* ---- the copies, element by element ------------------------------------------------- */
 
 /* w holds bf16(stored tensor t) with round-to-nearest-even through fp32, in memory of its own. */
@@ -73,7 +62,7 @@ static void check_linears(const m2u_llama *m, const m2u_safetensors *st, int exp
 
 /* An f16 checkpoint: mha_tied's tensors as f16 (kept as stored under bf16). */
 static void write_f16_copy(const char *src_dir, const char *dst_dir) {
-    CHECK(sh("mkdir -p %s && cp %s/config.json %s/", dst_dir, src_dir, dst_dir) == 0, "copy config.json");
+    CHECK(t_sh("mkdir -p %s && cp %s/config.json %s/", dst_dir, src_dir, dst_dir) == 0, "copy config.json");
     m2u_safetensors *st;
     CHECK(m2u_st_open(src_dir, &st) == 0, "%s", m2u_last_error());
     int n = m2u_st_count(st);
@@ -192,20 +181,10 @@ static void make_dataset(void) { t_tiny_music_dataset(g_dir); }
 
 static void write_base_and_config(void) {
     char path[256];
-    snprintf(path, sizeof path, "%s/tiny.json", g_dir);
-    FILE *f = fopen(path, "w");
-    fprintf(f, "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 64,"
-               " \"intermediate_size\": 128, \"num_hidden_layers\": 3, \"num_attention_heads\": 4,"
-               " \"num_key_value_heads\": 2, \"vocab_size\": 32000, \"rms_norm_eps\": 1e-5,"
-               " \"tie_word_embeddings\": true, \"max_position_embeddings\": 256}\n");
-    fclose(f);
-    CHECK(sh("%s/m2u-llm init --config %s --tokenizer %s/tokenizer/tokenizer.json --out %s/base --seed 3 "
-             "--std 0.05 --embed-std 0.1 > /dev/null",
-             M2U_BUILD_DIR, path, M2U_FIXTURES, g_dir) == 0,
-          "m2u-llm init failed");
+    t_tiny_llama_base(g_dir);
     /* the tiny recipes' optimisation (lr 3e-3, warmup, cosine, clip 1) on the test's small data */
     snprintf(path, sizeof path, "%s/run.yaml", g_dir);
-    f = fopen(path, "w");
+    FILE *f = fopen(path, "w");
     fprintf(f,
             "run:\n  name: p\n  seed: 7\n  save_every: 0\n  log_every: 1\n  eval_every: 0\n"
             "model:\n  llm: %s/base\n  aud_tokens: 8\n  modalities: [music]\n  query_layer: 1\n"
@@ -288,7 +267,7 @@ int main(void) {
         double loss[2][STEPS] = {{0}};
         for (int p = 0; p < 2; p++) {
             const char *prec = p ? "bf16" : "fp32";
-            CHECK(sh("%s %s/run.yaml %s %s train.precision=%s run.out_dir=%s/%s_%s 2> %s/%s_%s.log", bin, g_dir,
+            CHECK(t_sh("%s %s/run.yaml %s %s train.precision=%s run.out_dir=%s/%s_%s 2> %s/%s_%s.log", bin, g_dir,
                      recipes[r].over, seed_over, prec, g_dir, recipes[r].name, prec, g_dir, recipes[r].name,
                      prec) == 0,
                   "%s %s failed (see %s/%s_%s.log)", recipes[r].name, prec, g_dir, recipes[r].name, prec);
@@ -309,10 +288,10 @@ int main(void) {
               d, at, LOSS_RTOL[r]);
     }
     /* the trainer says what it holds: the tied 32000 x 64 table and 3 layers' linears, f32 -> bf16 */
-    CHECK(sh("grep -q 'precision bf16: frozen weights held as bf16 (4.12 MiB of copies in place of 8.23 MiB' "
+    CHECK(t_sh("grep -q 'precision bf16: frozen weights held as bf16 (4.12 MiB of copies in place of 8.23 MiB' "
              "%s/s1_bf16.log", g_dir) == 0,
           "no bf16 line in the bf16 run's log (see %s/s1_bf16.log)", g_dir);
-    CHECK(sh("grep -q 'precision bf16' %s/s1_fp32.log", g_dir) != 0, "the fp32 run reports bf16");
+    CHECK(t_sh("grep -q 'precision bf16' %s/s1_fp32.log", g_dir) != 0, "the fp32 run reports bf16");
 
     /* the plan: the copies per rank in place of the stored matrices, the same whether counted
        before the conversion (--plan, m2u_train_model_open_mapped) or after it (the trainer) */
@@ -347,15 +326,15 @@ int main(void) {
           "apply_precision: %s", m2u_last_error());
     m2u_train_model_close(&tm);
     m2u_train_config_free(&c);
-    CHECK(sh("%s %s/run.yaml train.precision=bf16 --plan --memory 1G > %s/plan.txt 2>&1", bin, g_dir, g_dir) == 0 &&
-              sh("grep -q 'frozen bf16 .* 4.12 MiB .*0.00216 G frozen parameters' %s/plan.txt", g_dir) == 0,
+    CHECK(t_sh("%s %s/run.yaml train.precision=bf16 --plan --memory 1G > %s/plan.txt 2>&1", bin, g_dir, g_dir) == 0 &&
+              t_sh("grep -q 'frozen bf16 .* 4.12 MiB .*0.00216 G frozen parameters' %s/plan.txt", g_dir) == 0,
           "--plan lacks the bf16 copies (see %s/plan.txt)", g_dir);
 
     /* a bad value is refused naming the key and the choices */
-    CHECK(sh("%s %s/run.yaml train.precision=fp16 --plan > /dev/null 2> %s/bad.log", bin, g_dir, g_dir) == 1 &&
-              sh("grep -q \"override 'train.precision=fp16': train.precision must be one of fp32, bf16, got 'fp16'\" %s/bad.log",
+    CHECK(t_sh("%s %s/run.yaml train.precision=fp16 --plan > /dev/null 2> %s/bad.log", bin, g_dir, g_dir) == 1 &&
+              t_sh("grep -q \"override 'train.precision=fp16': train.precision must be one of fp32, bf16, got 'fp16'\" %s/bad.log",
                  g_dir) == 0,
           "train.precision=fp16 not refused clearly (see %s/bad.log)", g_dir);
-    if (t_fail == 0) sh("rm -rf %s", g_dir);
+    if (t_fail == 0) t_sh("rm -rf %s", g_dir);
     return t_finish("test_train_precision");
 }

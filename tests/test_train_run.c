@@ -22,34 +22,13 @@
 
 static char g_dir[64];
 
-static int sh(const char *fmt, ...) M2U_PRINTF(1, 2);
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void make_dataset(void) { t_tiny_music_dataset(g_dir); }
 
 static void write_config(void) {
     char path[256];
-    snprintf(path, sizeof path, "%s/tiny.json", g_dir);
-    FILE *f = fopen(path, "w");
-    fprintf(f, "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 64,"
-               " \"intermediate_size\": 128, \"num_hidden_layers\": 3, \"num_attention_heads\": 4,"
-               " \"num_key_value_heads\": 2, \"vocab_size\": 32000, \"rms_norm_eps\": 1e-5,"
-               " \"tie_word_embeddings\": true, \"max_position_embeddings\": 256}\n");
-    fclose(f);
-    CHECK(sh("%s/m2u-llm init --config %s --tokenizer %s/tokenizer/tokenizer.json --out %s/base --seed 3 "
-             "--std 0.05 --embed-std 0.1 > /dev/null",
-             M2U_BUILD_DIR, path, M2U_FIXTURES, g_dir) == 0,
-          "m2u-llm init failed");
+    t_tiny_llama_base(g_dir);
     snprintf(path, sizeof path, "%s/run.yaml", g_dir);
-    f = fopen(path, "w");
+    FILE *f = fopen(path, "w");
     fprintf(f,
             "run:\n  name: t\n  seed: 7\n  keep_last: 3\n  save_every: 10\n  log_every: 1\n  eval_every: 0\n"
             "model:\n  llm: %s/base\n  aud_tokens: 8\n"
@@ -83,7 +62,7 @@ static int read_losses(const char *run, double *loss, int max) {
 }
 
 static int same_file(const char *a, const char *b) {
-    return sh("cmp -s %s %s", a, b) == 0;
+    return t_sh("cmp -s %s %s", a, b) == 0;
 }
 
 /* ||a - b|| / ||b|| over every trainable tensor of two checkpoints.  A global
@@ -157,14 +136,14 @@ int main(void) {
     const char *bin = M2U_BUILD_DIR "/m2u-train";
 
     /* 1. straight run: learns, writes its outputs */
-    CHECK(sh("%s %s/run.yaml run.out_dir=%s/A 2> %s/A.log", bin, g_dir, g_dir, g_dir) == 0, "run A failed (see %s/A.log)",
+    CHECK(t_sh("%s %s/run.yaml run.out_dir=%s/A 2> %s/A.log", bin, g_dir, g_dir, g_dir) == 0, "run A failed (see %s/A.log)",
           g_dir);
     double a[20] = {0}, b[20] = {0};
     CHECK(read_losses("A", a, 20) == 20, "run A logged %d steps", read_losses("A", a, 20));
     char pa[256], pb[256];
     snprintf(pa, sizeof pa, "%s/A/config.yaml", g_dir);
     CHECK(access(pa, F_OK) == 0, "no resolved config saved");
-    CHECK(sh("grep -q '\"event\": \"done\"' %s/A/metrics.jsonl", g_dir) == 0, "no summary record");
+    CHECK(t_sh("grep -q '\"event\": \"done\"' %s/A/metrics.jsonl", g_dir) == 0, "no summary record");
     double held0 = 0, held1 = 0;
     {
         char line[512];
@@ -199,7 +178,7 @@ int main(void) {
     int st;
     waitpid(pid, &st, 0);
     CHECK(WIFSIGNALED(st), "run B finished before it could be killed");
-    CHECK(sh("%s %s/run.yaml run.out_dir=%s/B --resume 2> %s/B.log", bin, g_dir, g_dir, g_dir) == 0,
+    CHECK(t_sh("%s %s/run.yaml run.out_dir=%s/B --resume 2> %s/B.log", bin, g_dir, g_dir, g_dir) == 0,
           "resume failed (see %s/B.log)", g_dir);
     CHECK(read_losses("B", b, 20) == 20, "run B logged %d steps", read_losses("B", b, 20));
     int same = 1;
@@ -213,7 +192,7 @@ int main(void) {
     CHECK(same_file(pa, pb), "optimizer state after resume is not bit-identical");
 
     /* 3. 2 ranks x batch 2 == 1 rank x 2 accumulation steps of batch 2 (no dropout) */
-    if (sh("command -v mpirun > /dev/null") == 0) {
+    if (t_sh("command -v mpirun > /dev/null") == 0) {
         /* the whole M2UGen model: adapters through prefix queries and gates, projector with MSE */
         const char *common = "lora.dropout=0 train.max_steps=6 train.batch=2 run.save_every=0 train.stage=2 "
                              "train.trainable=lora,norm,aud_embeddings,adapters,gates,prefix_query,projector "
@@ -221,9 +200,9 @@ int main(void) {
                              "model.projector.d_model=8 model.projector.heads=2 model.projector.enc_layers=1 "
                              "model.projector.dec_layers=1 model.projector.ffn=16 model.projector.n_out=2 "
                              "model.projector.out_dim=6";
-        CHECK(sh("%s %s/run.yaml %s train.accum=2 run.out_dir=%s/C 2> %s/C.log", bin, g_dir, common, g_dir, g_dir) == 0,
+        CHECK(t_sh("%s %s/run.yaml %s train.accum=2 run.out_dir=%s/C 2> %s/C.log", bin, g_dir, common, g_dir, g_dir) == 0,
               "1-rank run failed (see %s/C.log)", g_dir);
-        CHECK(sh("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 --oversubscribe "
+        CHECK(t_sh("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 --oversubscribe "
                  "-x OMP_NUM_THREADS=1 %s %s/run.yaml %s train.accum=1 run.out_dir=%s/D > %s/D.log 2>&1",
                  bin, g_dir, common, g_dir, g_dir) == 0,
               "2-rank run failed (see %s/D.log)", g_dir);
@@ -234,7 +213,7 @@ int main(void) {
         read_losses("C", c6, 6);
         read_losses("D", d6, 6);
         printf("2 ranks vs accumulation: weights rel diff %.2e, step-6 loss %.7f vs %.7f\n", e, c6[5], d6[5]);
-        CHECK(sh("grep -q '2 rank(s)' %s/D.log", g_dir) == 0, "the MPI run did not see 2 ranks");
+        CHECK(t_sh("grep -q '2 rank(s)' %s/D.log", g_dir) == 0, "the MPI run did not see 2 ranks");
         CHECK(e < 1e-4, "2 ranks x b differs from 1 rank x 2 accum: %.3g (relative L2 of all weights)", e);
         CHECK(fabs(c6[5] - d6[5]) < 1e-5 * fabs(c6[5]), "losses differ: %.7f vs %.7f", c6[5], d6[5]);
         /* the checkpoint holds the modules under M2UGen's names */
@@ -250,11 +229,11 @@ int main(void) {
     }
 
     /* 4. a diverging run stops at the first non-finite loss, keeping the last good checkpoint */
-    CHECK(sh("%s %s/run.yaml train.lr=1e30 train.min_lr=1e29 train.clip_grad=0 train.warmup_steps=0 "
+    CHECK(t_sh("%s %s/run.yaml train.lr=1e30 train.min_lr=1e29 train.clip_grad=0 train.warmup_steps=0 "
              "run.save_every=1 run.out_dir=%s/N 2> %s/N.log",
              bin, g_dir, g_dir, g_dir) == 1,
           "a diverging run did not stop with an error");
-    CHECK(sh("grep -qiE 'step [0-9]+: loss is -?(nan|inf)' %s/N.log", g_dir) == 0, "no clear divergence message");
+    CHECK(t_sh("grep -qiE 'step [0-9]+: loss is -?(nan|inf)' %s/N.log", g_dir) == 0, "no clear divergence message");
     snprintf(pa, sizeof pa, "%s/N/checkpoints/step-00000001/COMPLETE", g_dir);
     CHECK(access(pa, F_OK) == 0, "the last good checkpoint is gone");
 
@@ -263,11 +242,11 @@ int main(void) {
     FILE *f = fopen(pa, "w");
     fprintf(f, "run:\n  name: bad\ntrain:\n  stage: 1\n  lrr: 1\n");
     fclose(f);
-    CHECK(sh("%s %s 2> %s/bad.log", bin, pa, g_dir) == 1, "bad config accepted");
-    CHECK(sh("grep -q 'bad.yaml:5' %s/bad.log", g_dir) == 0, "message lacks file:line");
-    CHECK(sh("%s %s/run.yaml train.trainable=lora,aud_embeddings,adapters model.query_layer=2 run.out_dir=%s/E "
+    CHECK(t_sh("%s %s 2> %s/bad.log", bin, pa, g_dir) == 1, "bad config accepted");
+    CHECK(t_sh("grep -q 'bad.yaml:5' %s/bad.log", g_dir) == 0, "message lacks file:line");
+    CHECK(t_sh("%s %s/run.yaml train.trainable=lora,aud_embeddings,adapters model.query_layer=2 run.out_dir=%s/E "
              "2> %s/E.log", bin, g_dir, g_dir, g_dir) == 1 &&
-              sh("grep -q 'query_layer' %s/E.log", g_dir) == 0,
+              t_sh("grep -q 'query_layer' %s/E.log", g_dir) == 0,
           "adapter groups deeper than the LLaMA were accepted");
 
     /* 6. a feature or target column of another shape than the model's is refused before
@@ -278,26 +257,26 @@ int main(void) {
                      "model.modalities=music model.query_layer=1 model.music_dim=8 model.projector.d_model=8 "
                      "model.projector.heads=2 model.projector.enc_layers=1 model.projector.dec_layers=1 "
                      "model.projector.ffn=16 model.projector.out_dim=6";
-    CHECK(sh("%s %s/run.yaml %s model.music_tokens=5 model.projector.n_out=2 run.out_dir=%s/F 2> %s/F.log", bin,
+    CHECK(t_sh("%s %s/run.yaml %s model.music_tokens=5 model.projector.n_out=2 run.out_dir=%s/F 2> %s/F.log", bin,
              g_dir, mm, g_dir, g_dir) == 1,
           "MERT features [4, 8] accepted for a model of 5 x 8 (see %s/F.log)", g_dir);
-    CHECK(sh("grep -qF \"data/shard-00000.h5: column 'mert' holds [4, 8] per sample, but the model expects [5, 8] "
+    CHECK(t_sh("grep -qF \"data/shard-00000.h5: column 'mert' holds [4, 8] per sample, but the model expects [5, 8] "
              "(model.music_tokens x model.music_dim)\" %s/F.log", g_dir) == 0,
           "no clear shape message (see %s/F.log)", g_dir);
-    CHECK(sh("grep -q '\"step\": 1,' %s/F/metrics.jsonl 2> /dev/null", g_dir) != 0, "a step ran before the refusal");
-    CHECK(sh("%s %s/run.yaml %s model.music_tokens=4 model.projector.n_out=3 run.out_dir=%s/G 2> %s/G.log", bin,
+    CHECK(t_sh("grep -q '\"step\": 1,' %s/F/metrics.jsonl 2> /dev/null", g_dir) != 0, "a step ran before the refusal");
+    CHECK(t_sh("%s %s/run.yaml %s model.music_tokens=4 model.projector.n_out=3 run.out_dir=%s/G 2> %s/G.log", bin,
              g_dir, mm, g_dir, g_dir) == 1,
           "T5 targets [2, 6] accepted for a projector of 3 x 6 (see %s/G.log)", g_dir);
-    CHECK(sh("grep -qF \"column 't5' holds [2, 6] per sample, but the model expects [3, 6] (model.projector.n_out x "
+    CHECK(t_sh("grep -qF \"column 't5' holds [2, 6] per sample, but the model expects [3, 6] (model.projector.n_out x "
              "model.projector.out_dim)\" %s/G.log", g_dir) == 0,
           "no clear target shape message (see %s/G.log)", g_dir);
-    CHECK(sh("%s %s/run.yaml %s model.music_tokens=4 model.projector.n_out=2 run.out_dir=%s/H 2> %s/H.log", bin,
+    CHECK(t_sh("%s %s/run.yaml %s model.music_tokens=4 model.projector.n_out=2 run.out_dir=%s/H 2> %s/H.log", bin,
              g_dir, mm, g_dir, g_dir) == 0,
           "matching shapes refused (see %s/H.log)", g_dir);
 
     /* 7. no held-out data (no sample of split 'test'): eval_loss is null, never the NaN
        JSON has no word for, so every line of metrics.jsonl is JSON */
-    CHECK(sh("%s %s/run.yaml train.max_steps=2 run.save_every=0 eval.split=test run.out_dir=%s/I 2> %s/I.log", bin,
+    CHECK(t_sh("%s %s/run.yaml train.max_steps=2 run.save_every=0 eval.split=test run.out_dir=%s/I 2> %s/I.log", bin,
              g_dir, g_dir, g_dir) == 0,
           "run without held-out data failed (see %s/I.log)", g_dir);
     int n_null = 0;
@@ -308,7 +287,7 @@ int main(void) {
        line stays alone, the resumed run's records are whole (they were glued to it) */
     char last[1024] = "", done0[1024] = "";
     bad_json_lines("I", &n_null, done0, sizeof done0); /* the first run's done record */
-    CHECK(sh("printf '{\"step\": 3, \"epo' >> %s/I/metrics.jsonl && %s %s/run.yaml train.max_steps=2 run.save_every=0 "
+    CHECK(t_sh("printf '{\"step\": 3, \"epo' >> %s/I/metrics.jsonl && %s %s/run.yaml train.max_steps=2 run.save_every=0 "
              "eval.split=test run.out_dir=%s/I --resume 2>> %s/I.log", g_dir, bin, g_dir, g_dir, g_dir) == 0,
           "resume failed (see %s/I.log)", g_dir);
     bad = bad_json_lines("I", &n_null, last, sizeof last);
@@ -320,7 +299,7 @@ int main(void) {
           last, done0);
     /* 9. the memory plan (plan.h): exact counts from the opened model, the verdict as the exit
        status, and a run over its limit refused before step 1 */
-    CHECK(sh("%s %s/run.yaml --plan --memory 1G > %s/plan.txt 2> %s/plan.log", bin, g_dir, g_dir, g_dir) == 0,
+    CHECK(t_sh("%s %s/run.yaml --plan --memory 1G > %s/plan.txt 2> %s/plan.log", bin, g_dir, g_dir, g_dir) == 0,
           "--plan --memory 1G failed or did not fit (see %s/plan.txt, plan.log)", g_dir);
     long n_tr = -1, n_plan = -1;
     {
@@ -345,24 +324,24 @@ int main(void) {
     }
     CHECK(n_tr > 0 && n_plan == n_tr, "plan's trainables %ld, the run's %ld", n_plan, n_tr);
     /* weights as stored: the safetensors file less its header (the tied 32000 x 64 table and 3 layers, fp32) */
-    CHECK(sh("grep -q 'weights .* 8.24 MiB .*(F32)' %s/plan.txt && grep -q '^fits: 1.00 GiB available (--memory)' "
+    CHECK(t_sh("grep -q 'weights .* 8.24 MiB .*(F32)' %s/plan.txt && grep -q '^fits: 1.00 GiB available (--memory)' "
              "%s/plan.txt", g_dir, g_dir) == 0, "plan's weights / verdict line (see %s/plan.txt)", g_dir);
-    CHECK(sh("%s %s/run.yaml --plan --memory 1M > %s/plan2.txt 2>&1", bin, g_dir, g_dir) == 1 &&
-              sh("grep -q 'does NOT fit: 1.00 MiB available' %s/plan2.txt", g_dir) == 0,
+    CHECK(t_sh("%s %s/run.yaml --plan --memory 1M > %s/plan2.txt 2>&1", bin, g_dir, g_dir) == 1 &&
+              t_sh("grep -q 'does NOT fit: 1.00 MiB available' %s/plan2.txt", g_dir) == 0,
           "a plan over 1 MiB was not refused (see %s/plan2.txt)", g_dir);
-    CHECK(sh("%s %s/run.yaml --plan --memory 12Q > /dev/null 2> %s/plan3.txt", bin, g_dir, g_dir) == 2 &&
-              sh("grep -q \"'12Q' is not a size\" %s/plan3.txt", g_dir) == 0,
+    CHECK(t_sh("%s %s/run.yaml --plan --memory 12Q > /dev/null 2> %s/plan3.txt", bin, g_dir, g_dir) == 2 &&
+              t_sh("grep -q \"'12Q' is not a size\" %s/plan3.txt", g_dir) == 0,
           "a bad --memory was not refused as a usage error (see %s/plan3.txt)", g_dir);
-    CHECK(sh("%s %s/run.yaml run.memory_limit=2M run.out_dir=%s/J 2> %s/J.log", bin, g_dir, g_dir, g_dir) == 1 &&
-              sh("grep -q 'does not fit in this node' %s/J.log && grep -q 'does NOT fit: 2.00 MiB available "
+    CHECK(t_sh("%s %s/run.yaml run.memory_limit=2M run.out_dir=%s/J 2> %s/J.log", bin, g_dir, g_dir, g_dir) == 1 &&
+              t_sh("grep -q 'does not fit in this node' %s/J.log && grep -q 'does NOT fit: 2.00 MiB available "
                  "(run.memory_limit)' %s/J.log", g_dir, g_dir) == 0,
           "a run over run.memory_limit was not refused with its plan (see %s/J.log)", g_dir);
-    CHECK(sh("test -e %s/J/metrics.jsonl", g_dir) != 0, "the refused run started");
-    CHECK(sh("%s %s/run.yaml run.memory_limit=lots run.out_dir=%s/K 2> %s/K.log", bin, g_dir, g_dir, g_dir) == 1 &&
-              sh("grep -q \"run.memory_limit: 'lots' is not a size\" %s/K.log", g_dir) == 0,
+    CHECK(t_sh("test -e %s/J/metrics.jsonl", g_dir) != 0, "the refused run started");
+    CHECK(t_sh("%s %s/run.yaml run.memory_limit=lots run.out_dir=%s/K 2> %s/K.log", bin, g_dir, g_dir, g_dir) == 1 &&
+              t_sh("grep -q \"run.memory_limit: 'lots' is not a size\" %s/K.log", g_dir) == 0,
           "a bad run.memory_limit was not refused naming the key (see %s/K.log)", g_dir);
-    CHECK(sh("grep -q 'peak memory of rank 0 .*; plan ' %s/A.log && grep -q '\"peak_rss_bytes\": [1-9]' "
+    CHECK(t_sh("grep -q 'peak memory of rank 0 .*; plan ' %s/A.log && grep -q '\"peak_rss_bytes\": [1-9]' "
              "%s/A/metrics.jsonl", g_dir, g_dir) == 0, "no measured peak beside the plan (see %s/A.log)", g_dir);
-    if (t_fail == 0) sh("rm -rf %s", g_dir);
+    if (t_fail == 0) t_sh("rm -rf %s", g_dir);
     return t_finish("test_train_run");
 }

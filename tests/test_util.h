@@ -6,7 +6,10 @@
 #define M2U_TEST_UTIL_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 
 static int t_pass, t_fail;
 
@@ -33,6 +36,22 @@ static inline double t_max_rel_err(const float *a, const float *b, size_t n) {
         if (fabs((double)b[i]) > maxabs) maxabs = fabs((double)b[i]);
     }
     return maxdiff / (maxabs > 1e-30 ? maxabs : 1e-30);
+}
+
+/* Run a shell command (printf-style) and return its exit status, or -1 when it did not exit
+ * normally or did not fit the buffer (a cut command must not run).  Output so far is flushed
+ * first, so the test's own lines and the command's stay in order. */
+static inline int t_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline int t_sh(const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof cmd) return -1;
+    fflush(NULL);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static inline int t_finish(const char *name) {

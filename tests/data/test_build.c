@@ -31,17 +31,6 @@
 #define DIR M2U_BUILD_DIR "/test_build_work"
 #define TOOL M2U_BUILD_DIR "/m2u-dataset"
 
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    fflush(NULL);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* a labelled piece of `bars` bars (tests/data/test_music.h) */
 static int write_piece(const char *path, double bpm, int tonic, int mode, int program, int drums) {
     tm_piece p = {.bpm = bpm, .tonic = tonic, .mode = mode, .acc_prog = program, .mel_prog = program, .bass_prog = 33,
@@ -109,7 +98,7 @@ static const char *ARGS = "--input " DIR "/media/music.jsonl --input " DIR "/med
                           "--shard-size 3 --valid 0.34 --test 0 --quiet";
 
 static void make_media(void) {
-    sh("rm -rf '%s' && mkdir -p '%s/media/other'", DIR, DIR);
+    t_sh("rm -rf '%s' && mkdir -p '%s/media/other'", DIR, DIR);
     CHECK(write_piece(DIR "/media/piano.mid", 100, 0, M2U_MIDI_MAJOR, 0, 1) == 0, "piano.mid: %s", m2u_last_error());
     CHECK(write_piece(DIR "/media/violin.mid", 132, 9, M2U_MIDI_MINOR, 40, 0) == 0, "violin.mid");
     CHECK(write_piece(DIR "/media/flute.mid", 84, 3, M2U_MIDI_MAJOR, 73, 0) == 0, "flute.mid");
@@ -118,11 +107,11 @@ static void make_media(void) {
                      "{\"path\": \"flute.mid\", \"licence\": \"CC0-1.0\", \"attribution\": \"flute by the test\"}\n";
     CHECK(m2u_write_file_atomic(DIR "/media/music.jsonl", jl, strlen(jl)) == 0, "music.jsonl");
     /* the piano piece again, as audio: a near duplicate the fingerprints must catch */
-    CHECK(sh("fluidsynth -ni -q -r 22050 -F '%s/media/other/piano_copy.wav' /usr/share/sounds/sf2/FluidR3_GM.sf2 "
+    CHECK(t_sh("fluidsynth -ni -q -r 22050 -F '%s/media/other/piano_copy.wav' /usr/share/sounds/sf2/FluidR3_GM.sf2 "
              "'%s/media/piano.mid' > /dev/null 2>&1",
              DIR, DIR) == 0,
           "fluidsynth render");
-    CHECK(sh("cd '%s/media/other' && : > empty.wav && echo 'not audio at all' > notes.mp3 && "
+    CHECK(t_sh("cd '%s/media/other' && : > empty.wav && echo 'not audio at all' > notes.mp3 && "
              "ffmpeg -v error -f lavfi -i 'sine=frequency=440:duration=12' -ar 16000 long.wav && "
              "head -c 60000 long.wav > truncated.wav && rm long.wav && "
              "ffmpeg -v error -f lavfi -i 'color=c=0xe03020:s=320x240' -frames:v 1 warm.png && "
@@ -133,7 +122,7 @@ static void make_media(void) {
              DIR) == 0,
           "ffmpeg media");
     /* a dangling link: must be recorded, not skipped without a word */
-    CHECK(sh("ln -s '%s/media/nowhere.ogg' '%s/media/other/gone.ogg'", DIR, DIR) == 0, "symlink");
+    CHECK(t_sh("ln -s '%s/media/nowhere.ogg' '%s/media/other/gone.ogg'", DIR, DIR) == 0, "symlink");
 }
 
 static void check_first_build(const char *out) {
@@ -398,7 +387,7 @@ int main(void) {
     printf("test_build: tool %s mid-way\n", killed ? "killed with SIGKILL" : "finished before it could be killed");
     CHECK(killed, "the build finished before the kill (make the test's input larger)");
     CHECK(!m2u_file_exists(DIR "/out2/manifest.json"), "a killed build left a manifest");
-    CHECK(sh("'%s' build %s --out '%s' > '%s/resume.log' 2>&1", TOOL, ARGS, out2, DIR) == 0, "resume failed (see %s/resume.log)",
+    CHECK(t_sh("'%s' build %s --out '%s' > '%s/resume.log' 2>&1", TOOL, ARGS, out2, DIR) == 0, "resume failed (see %s/resume.log)",
           DIR);
     row *r2;
     int64_t n2;
@@ -407,9 +396,9 @@ int main(void) {
     free_rows(r2, n2);
 
     /* 3. two MPI ranks: same samples and text */
-    if (sh("command -v mpirun > /dev/null") == 0) {
+    if (t_sh("command -v mpirun > /dev/null") == 0) {
         const char *out3 = DIR "/out3";
-        CHECK(sh("mpirun -np 2 --oversubscribe '%s' build %s --out '%s' > '%s/mpi.log' 2>&1", TOOL, ARGS, out3, DIR) ==
+        CHECK(t_sh("mpirun -np 2 --oversubscribe '%s' build %s --out '%s' > '%s/mpi.log' 2>&1", TOOL, ARGS, out3, DIR) ==
                   0,
               "mpirun build failed (see %s/mpi.log)", DIR);
         row *r3;
@@ -425,7 +414,7 @@ int main(void) {
     /* 4. h5py reads a built shard through the zstd plugin (release build only:
      * an instrumented plugin cannot load into python) */
 #if !defined(__SANITIZE_ADDRESS__)
-    CHECK(sh("HDF5_PLUGIN_PATH='%s/hdf5-plugins' /usr/bin/python3 -c \"import h5py,sys; f=h5py.File(sys.argv[1]); "
+    CHECK(t_sh("HDF5_PLUGIN_PATH='%s/hdf5-plugins' /usr/bin/python3 -c \"import h5py,sys; f=h5py.File(sys.argv[1]); "
              "n=int(f.attrs['n_samples']); o=f['text/caption_offsets'][:]; assert len(o)==n+1; "
              "m=f['features/mert']; assert m.shape[1:]==(25,1024), m.shape; a=f['audio'][:1000]; "
              "print('h5py read', n, 'samples, mert', m.shape)\" '%s/shard-r000-00000.h5'",
@@ -433,6 +422,6 @@ int main(void) {
           "h5py could not read the shard");
 #endif
     free_rows(ref, nref);
-    if (!t_fail) sh("rm -rf '%s'", DIR);
+    if (!t_fail) t_sh("rm -rf '%s'", DIR);
     return t_finish("test_build");
 }

@@ -33,17 +33,6 @@
 #define DIR M2U_BUILD_DIR "/test_build_encoders_work"
 #define ENC M2U_FIXTURES "/encoders"
 
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    fflush(NULL);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* largest |a - b| / max|b| */
 static double rel(const float *a, const float *b, size_t n) { return t_max_rel_err(a, b, n); }
 
@@ -53,16 +42,16 @@ static float f16r(float x) { /* round to float16 and back, as the shard stores i
 }
 
 int main(void) {
-    sh("rm -rf '%s' && mkdir -p '%s/media' '%s/mert16k'", DIR, DIR, DIR);
+    t_sh("rm -rf '%s' && mkdir -p '%s/media' '%s/mert16k'", DIR, DIR, DIR);
     tm_piece p = {.bpm = 110, .tonic = 2, .mode = M2U_MIDI_MAJOR, .acc_prog = 0, .mel_prog = 73, .bass_prog = 33,
                   .drums = 1, .bars = 4, .seed = 7};
     CHECK(tm_write(&p, DIR "/media/song.mid", NULL) == 0, "write song.mid");
-    CHECK(sh("cd '%s/media' && ffmpeg -v error -f lavfi -i 'mandelbrot=s=96x64' -frames:v 1 pic.png && "
+    CHECK(t_sh("cd '%s/media' && ffmpeg -v error -f lavfi -i 'mandelbrot=s=96x64' -frames:v 1 pic.png && "
              "ffmpeg -v error -f lavfi -i 'testsrc2=s=64x48:r=10:d=3' -pix_fmt yuv420p clip.mp4",
              DIR) == 0,
           "ffmpeg media");
     /* MERT at 16 kHz (see the top comment) */
-    CHECK(sh("cp '%s/mert_a/model.safetensors' '%s/mert16k/' && python3 - '%s/mert_a' '%s/mert16k' <<'EOF'\n"
+    CHECK(t_sh("cp '%s/mert_a/model.safetensors' '%s/mert16k/' && python3 - '%s/mert_a' '%s/mert16k' <<'EOF'\n"
              "import json, sys\n"
              "src, dst = sys.argv[1], sys.argv[2]\n"
              "c = json.load(open(src + '/config.json')); c['sample_rate'] = 16000; c['conv_stride'] = [10, 8, 4]\n"
@@ -92,7 +81,7 @@ int main(void) {
           "missing ViT checkpoint not refused by name: %s", m2u_last_error());
     char rp[512];
     snprintf(rp, sizeof rp, "%s/out/work/records", DIR);
-    CHECK(sh("[ -z \"$(ls -A '%s' 2>/dev/null)\" ]", rp) == 0, "work was done before the checkpoint was refused");
+    CHECK(t_sh("[ -z \"$(ls -A '%s' 2>/dev/null)\" ]", rp) == 0, "work was done before the checkpoint was refused");
     bad = c;
     bad.audio_rate = 24000;
     bad.out_dir = DIR "/out_rate";
@@ -239,7 +228,7 @@ int main(void) {
     /* instructions rewritten by an OpenAI-compatible endpoint (the fake server of
      * test_captioners, which echoes the user message), and kept when it fails */
     /* it exits when its stdin (the sleep) ends; no descriptor of ours stays open in it */
-    CHECK(sh("(sleep 30 | /usr/bin/python3 -u '%s/../data/fake_llm_server.py' '%s/llm.log' > '%s/port') "
+    CHECK(t_sh("(sleep 30 | /usr/bin/python3 -u '%s/../data/fake_llm_server.py' '%s/llm.log' > '%s/port') "
              "< /dev/null > /dev/null 2>&1 &",
              M2U_FIXTURES, DIR, DIR) == 0,
           "start the fake LLM server");
@@ -287,6 +276,6 @@ int main(void) {
         }
     }
     m2u_mert_free(mert), m2u_vit_free(vit), m2u_vit_free(vivit), m2u_t5_encoder_free(t5), m2u_unigram_free(tok);
-    if (!t_fail) sh("rm -rf '%s'", DIR);
+    if (!t_fail) t_sh("rm -rf '%s'", DIR);
     return t_finish("test_build_encoders");
 }

@@ -29,17 +29,6 @@
 
 static char g_dir[64];
 
-static int sh(const char *fmt, ...) M2U_PRINTF(1, 2);
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -185,7 +174,7 @@ static int is_test(int i) { return i % 4 == 3; }
 
 static void make_dataset(char expected_ids[][16], int *n_expected, int max) {
     char path[256];
-    sh("mkdir -p %s/data", g_dir);
+    t_sh("mkdir -p %s/data", g_dir);
     snprintf(path, sizeof path, "%s/data/shard-00000.h5", g_dir);
     static const char *const names[8] = {"tempo_bpm", "tempo_confidence", "key", "mode",
                                          "key_confidence", "loudness_lufs", "valence", "arousal"};
@@ -242,7 +231,7 @@ static void make_dataset(char expected_ids[][16], int *n_expected, int max) {
 /* dir/shard-00000.h5 + manifest: 4 test-split MusicCaps samples with MERT features [rows, cols] */
 static void make_small_dataset(const char *dir, int rows, int cols) {
     char path[256];
-    sh("mkdir -p %s", dir);
+    t_sh("mkdir -p %s", dir);
     snprintf(path, sizeof path, "%s/shard-00000.h5", dir);
     m2u_shard_tensor_spec tc[1] = {{.name = "mert", .dtype = M2U_F16, .rank = 2, .dims = {rows, cols}}};
     m2u_shard_spec spec = {.n_tensors = 1, .tensors = tc};
@@ -276,7 +265,7 @@ static int train_tiny(void) {
                " \"num_key_value_heads\": 2, \"vocab_size\": 32000, \"rms_norm_eps\": 1e-5,"
                " \"tie_word_embeddings\": true, \"max_position_embeddings\": 512}\n");
     fclose(f);
-    if (sh("%s/m2u-llm init --config %s --tokenizer %s/tokenizer/tokenizer.json --out %s/base --seed 3 "
+    if (t_sh("%s/m2u-llm init --config %s --tokenizer %s/tokenizer/tokenizer.json --out %s/base --seed 3 "
            "--std 0.05 --embed-std 0.1 > /dev/null",
            M2U_BUILD_DIR, path, M2U_FIXTURES, g_dir))
         return -1;
@@ -293,7 +282,7 @@ static int train_tiny(void) {
             "eval:\n  split: valid\n  batches: 1\n  max_new_tokens: 4\n",
             g_dir, g_dir);
     fclose(f);
-    return sh("OMP_NUM_THREADS=2 ASAN_OPTIONS=detect_leaks=0 %s/m2u-train %s run.out_dir=%s/run 2> %s/train.log",
+    return t_sh("OMP_NUM_THREADS=2 ASAN_OPTIONS=detect_leaks=0 %s/m2u-train %s run.out_dir=%s/run 2> %s/train.log",
               M2U_BUILD_DIR, path, g_dir, g_dir);
 }
 
@@ -355,7 +344,7 @@ static void test_run(void) {
     if (trc) return;
     char out[128];
     snprintf(out, sizeof out, "%s/eval", g_dir);
-    int rc = sh("OMP_NUM_THREADS=2 %s/m2u-eval run --run %s/run --split test --kinds mucaps,musicqa --max-samples 8 "
+    int rc = t_sh("OMP_NUM_THREADS=2 %s/m2u-eval run --run %s/run --split test --kinds mucaps,musicqa --max-samples 8 "
                 "--max-new-tokens 12 --out %s > %s/eval.out 2> %s/eval.err",
                 M2U_BUILD_DIR, g_dir, out, g_dir, g_dir);
     CHECK(rc == 0, "m2u-eval run failed (see %s/eval.err)", g_dir);
@@ -488,7 +477,7 @@ static void test_run(void) {
     for (int bs = 1; bs <= 3; bs += 2) {
         char out_b[160], pb[256];
         snprintf(out_b, sizeof out_b, "%s/eval_b%d", g_dir, bs);
-        CHECK(sh("OMP_NUM_THREADS=2 %s/m2u-eval run --run %s/run --split test --kinds mucaps,musicqa --max-samples 8 "
+        CHECK(t_sh("OMP_NUM_THREADS=2 %s/m2u-eval run --run %s/run --split test --kinds mucaps,musicqa --max-samples 8 "
                  "--max-new-tokens 12 --batch %d --out %s > /dev/null 2>&1",
                  M2U_BUILD_DIR, g_dir, bs, out_b) == 0,
               "m2u-eval run --batch %d failed", bs);
@@ -509,19 +498,19 @@ static void test_run(void) {
     }
 
     /* bad input is refused with a reason */
-    CHECK(sh("%s/m2u-eval run --run %s/nope --out %s/x 2> /dev/null", M2U_BUILD_DIR, g_dir, g_dir) == 1,
+    CHECK(t_sh("%s/m2u-eval run --run %s/nope --out %s/x 2> /dev/null", M2U_BUILD_DIR, g_dir, g_dir) == 1,
           "a missing run is an error");
-    CHECK(sh("%s/m2u-eval run --run %s/run --kinds mucaps,bogus 2> /dev/null", M2U_BUILD_DIR, g_dir) == 1,
+    CHECK(t_sh("%s/m2u-eval run --run %s/run --kinds mucaps,bogus 2> /dev/null", M2U_BUILD_DIR, g_dir) == 1,
           "an unknown kind is an error");
     /* MERT features of another shape than the run's adapter (3 x 8 for 4 x 8): refused before
        any answer, naming the shard, the column and both shapes (used to be zero-padded) */
     char bad[160];
     snprintf(bad, sizeof bad, "%s/data_bad", g_dir);
     make_small_dataset(bad, 3, 8);
-    CHECK(sh("%s/m2u-eval run --run %s/run --data %s/manifest.json --split test --out %s/eval_bad 2> %s/bad.err",
+    CHECK(t_sh("%s/m2u-eval run --run %s/run --data %s/manifest.json --split test --out %s/eval_bad 2> %s/bad.err",
              M2U_BUILD_DIR, g_dir, bad, g_dir, g_dir) == 1,
           "features [3, 8] accepted for an adapter of 4 x 8 (see %s/bad.err)", g_dir);
-    CHECK(sh("grep -qF \"data_bad/shard-00000.h5: column 'mert' holds [3, 8] per sample, but the model expects [4, 8]\" "
+    CHECK(t_sh("grep -qF \"data_bad/shard-00000.h5: column 'mert' holds [3, 8] per sample, but the model expects [4, 8]\" "
              "%s/bad.err", g_dir) == 0,
           "no clear shape message (see %s/bad.err)", g_dir);
 }
@@ -535,7 +524,7 @@ static int is_near(const uint8_t *p, int r, int g, int b) {
 static void test_curves_and_render(void) {
     char run[128], path[256];
     snprintf(run, sizeof run, "%s/fake_run", g_dir);
-    sh("mkdir -p %s", run);
+    t_sh("mkdir -p %s", run);
     snprintf(path, sizeof path, "%s/metrics.jsonl", run);
     FILE *f = fopen(path, "w");
     fprintf(f, "{\"event\": \"start\", \"steps\": 40, \"ranks\": 1, \"eval_loss\": 10.5}\n");
@@ -561,7 +550,7 @@ static void test_curves_and_render(void) {
     fclose(f);
     char out[160];
     snprintf(out, sizeof out, "%s/curves", g_dir);
-    int rc = sh("%s/m2u-eval report --run %s --out %s > /dev/null 2> %s/report.err", M2U_BUILD_DIR, run, out, g_dir);
+    int rc = t_sh("%s/m2u-eval report --run %s --out %s > /dev/null 2> %s/report.err", M2U_BUILD_DIR, run, out, g_dir);
     CHECK(rc == 0, "m2u-eval report failed (see %s/report.err)", g_dir);
     /* the lines left out are named file:line, never dropped unseen */
     int nan_line = 0, torn_line = 0;
@@ -635,14 +624,14 @@ static void test_curves_and_render(void) {
     CHECK(miny > 34 - 1 && miny < 60, "the highest loss point (step 1) sits near the top of the plot: y %g", miny);
 
     /* headless Chromium: the page renders and the plots are visible */
-    if (sh("command -v chromium > /dev/null 2>&1") != 0) {
+    if (t_sh("command -v chromium > /dev/null 2>&1") != 0) {
         printf("SKIP rendering check: chromium is not installed (Debian package: chromium)\n");
         free(html);
         return;
     }
     char png[192];
     snprintf(png, sizeof png, "%s/shot.png", g_dir);
-    rc = sh("cd %s && HOME=%s timeout 120 chromium --headless --disable-gpu --no-sandbox --hide-scrollbars "
+    rc = t_sh("cd %s && HOME=%s timeout 120 chromium --headless --disable-gpu --no-sandbox --hide-scrollbars "
             "--screenshot=%s --window-size=1200,1600 file://%s/report.html > %s/chromium.log 2>&1",
             g_dir, g_dir, png, out, g_dir);
     CHECK(rc == 0, "chromium failed (see %s/chromium.log)", g_dir);
@@ -670,8 +659,8 @@ static void test_curves_and_render(void) {
     }
     /* the full report's heatmaps too */
     snprintf(png, sizeof png, "%s/shot_eval.png", g_dir);
-    if (access(g_dir, F_OK) == 0 && sh("test -f %s/eval/report.html", g_dir) == 0) {
-        rc = sh("cd %s && HOME=%s timeout 120 chromium --headless --disable-gpu --no-sandbox --hide-scrollbars "
+    if (access(g_dir, F_OK) == 0 && t_sh("test -f %s/eval/report.html", g_dir) == 0) {
+        rc = t_sh("cd %s && HOME=%s timeout 120 chromium --headless --disable-gpu --no-sandbox --hide-scrollbars "
                 "--screenshot=%s --window-size=1200,4000 file://%s/eval/report.html > %s/chromium2.log 2>&1",
                 g_dir, g_dir, png, g_dir, g_dir);
         prc = rc == 0 ? png_read(png, &rgb, &w, &h) : -1;
@@ -696,7 +685,7 @@ int main(void) {
     test_parser();
     test_run();
     test_curves_and_render();
-    if (!t_fail && !getenv("M2U_KEEP_TEST_DIR")) sh("rm -rf %s", g_dir);
+    if (!t_fail && !getenv("M2U_KEEP_TEST_DIR")) t_sh("rm -rf %s", g_dir);
     else fprintf(stderr, "kept %s for inspection\n", g_dir);
     return t_finish("test_eval_report");
 }

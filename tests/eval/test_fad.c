@@ -24,22 +24,11 @@
 
 #define DIR M2U_BUILD_DIR "/test_fad_work"
 
-static int sh(const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    fflush(NULL);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* the distance `m2u-eval fad` prints */
 static double fad(const char *ref, const char *gen, const char *extra) {
     char out[600];
     snprintf(out, sizeof out, "%s/fad.txt", DIR);
-    if (sh("'%s/m2u-eval' fad --ref '%s' --gen '%s' --clip 1 %s > '%s' 2> '%s/fad.err'", M2U_BUILD_DIR, ref, gen, extra,
+    if (t_sh("'%s/m2u-eval' fad --ref '%s' --gen '%s' --clip 1 %s > '%s' 2> '%s/fad.err'", M2U_BUILD_DIR, ref, gen, extra,
            out, DIR))
         return NAN;
     char *txt = NULL;
@@ -51,13 +40,13 @@ static double fad(const char *ref, const char *gen, const char *extra) {
 }
 
 int main(void) {
-    sh("rm -rf '%s' && mkdir -p '%s/ref' '%s/near' '%s/noise'", DIR, DIR, DIR, DIR);
+    t_sh("rm -rf '%s' && mkdir -p '%s/ref' '%s/near' '%s/noise'", DIR, DIR, DIR, DIR);
     /* six tones with harmonics; "near" is each 3 % higher; "noise" is coloured noise */
     static const int freq[6] = {196, 262, 330, 392, 523, 660};
     static const char *const colour[6] = {"white", "pink", "brown", "blue", "violet", "velvet"};
     int ok = 1;
     for (int k = 0; k < 6 && ok; k++) {
-        ok = sh("ffmpeg -v error -f lavfi -i \"aevalsrc=0.5*sin(2*PI*%d*t)+0.25*sin(4*PI*%d*t)+0.1*sin(6*PI*%d*t):"
+        ok = t_sh("ffmpeg -v error -f lavfi -i \"aevalsrc=0.5*sin(2*PI*%d*t)+0.25*sin(4*PI*%d*t)+0.1*sin(6*PI*%d*t):"
                 "d=3:s=24000\" '%s/ref/tone%d.wav' && "
                 "ffmpeg -v error -f lavfi -i \"aevalsrc=0.5*sin(2*PI*%g*t)+0.25*sin(4*PI*%g*t)+0.1*sin(6*PI*%g*t):"
                 "d=3:s=24000\" '%s/near/tone%d.wav' && "
@@ -66,7 +55,7 @@ int main(void) {
                 k + 1, DIR, k) == 0;
     }
     CHECK(ok, "ffmpeg could not make the test audio");
-    sh("cp -r '%s/ref' '%s/copy' && echo 'not audio' > '%s/copy/broken.wav'", DIR, DIR, DIR);
+    t_sh("cp -r '%s/ref' '%s/copy' && echo 'not audio' > '%s/copy/broken.wav'", DIR, DIR, DIR);
     if (!ok) return t_finish("test_fad");
 
     double same = fad(DIR "/ref", DIR "/copy", ""), near = fad(DIR "/ref", DIR "/near", ""),
@@ -77,13 +66,13 @@ int main(void) {
     char *err = NULL;
     size_t len;
     /* the copy's broken file was skipped, not fatal */
-    CHECK(sh("'%s/m2u-eval' fad --ref '%s/ref' --gen '%s/copy' --clip 1 --out '%s/rep.json' > /dev/null 2>&1 && "
+    CHECK(t_sh("'%s/m2u-eval' fad --ref '%s/ref' --gen '%s/copy' --clip 1 --out '%s/rep.json' > /dev/null 2>&1 && "
              "grep -q '\"gen_files_skipped\":\\s*1' '%s/rep.json'",
              M2U_BUILD_DIR, DIR, DIR, DIR, DIR) == 0,
           "report does not count the skipped file");
 
     /* the dumps: rows as defined, and `fd` on them gives the same distance */
-    CHECK(sh("'%s/m2u-eval' fad --ref '%s/ref' --gen '%s/noise' --clip 1 --dump-ref '%s/a.npy' --dump-gen '%s/b.npy' "
+    CHECK(t_sh("'%s/m2u-eval' fad --ref '%s/ref' --gen '%s/noise' --clip 1 --dump-ref '%s/a.npy' --dump-gen '%s/b.npy' "
              "> /dev/null 2>&1 && '%s/m2u-eval' fd --a '%s/a.npy' --b '%s/b.npy' > '%s/fd.txt'",
              M2U_BUILD_DIR, DIR, DIR, DIR, DIR, M2U_BUILD_DIR, DIR, DIR, DIR) == 0,
           "dump / fd failed");
@@ -139,7 +128,7 @@ int main(void) {
               "library");
         double v[2] = {NAN, NAN};
         for (int t = 0; t < 2; t++) {
-            CHECK(sh("'%s/m2u-eval' %s --a '%s/pa.npy' --b '%s/pb.npy' > '%s/v.txt'", M2U_BUILD_DIR, t ? "cosine" : "kl", DIR,
+            CHECK(t_sh("'%s/m2u-eval' %s --a '%s/pa.npy' --b '%s/pb.npy' > '%s/v.txt'", M2U_BUILD_DIR, t ? "cosine" : "kl", DIR,
                      DIR, DIR) == 0,
                   "m2u-eval %s", t ? "cosine" : "kl");
             char *vt = NULL;
@@ -152,12 +141,12 @@ int main(void) {
     }
 
     /* a missing set is refused by name */
-    CHECK(sh("'%s/m2u-eval' fad --ref '%s/nowhere' --gen '%s/ref' 2> '%s/err.txt' > /dev/null", M2U_BUILD_DIR, DIR,
+    CHECK(t_sh("'%s/m2u-eval' fad --ref '%s/nowhere' --gen '%s/ref' 2> '%s/err.txt' > /dev/null", M2U_BUILD_DIR, DIR,
              DIR, DIR) == 1,
           "missing folder not refused");
     CHECK(m2u_read_file(DIR "/err.txt", &err, &len) == 0 && strstr(err, "nowhere"), "message does not name it: %s",
           err ? err : "");
     free(err);
-    if (!t_fail) sh("rm -rf '%s'", DIR);
+    if (!t_fail) t_sh("rm -rf '%s'", DIR);
     return t_finish("test_fad");
 }

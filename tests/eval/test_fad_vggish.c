@@ -33,17 +33,6 @@
 #define FIX M2U_FIXTURES "/vggish"
 #define WORK M2U_BUILD_DIR "/test_fad_vggish_work"
 
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    fflush(NULL);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static double max_abs_diff(const float *a, const double *b, size_t n, double *scale) {
     double d = 0, s = 0;
     for (size_t i = 0; i < n; i++) {
@@ -215,7 +204,7 @@ static void t_rows(const cJSON *exp) {
 /* the deterministic choices: a silent file is kept (its 10 rows counted as silent), an
  * undecodable one skipped, other extensions ignored */
 static void t_silent_and_broken(void) {
-    sh("rm -rf '%s/odd' && mkdir -p '%s/odd/deep' && cp '%s/ref/b_44k_mono.wav' '%s/odd/deep/B.WaV' && "
+    t_sh("rm -rf '%s/odd' && mkdir -p '%s/odd/deep' && cp '%s/ref/b_44k_mono.wav' '%s/odd/deep/B.WaV' && "
        "echo 'not audio' > '%s/odd/broken.mp3' && cp '%s/ref/b_44k_mono.wav' '%s/odd/ignored.m4a'",
        WORK, WORK, FIX, WORK, WORK, FIX, WORK);
     float zeros[8000] = {0};
@@ -262,7 +251,7 @@ static void t_distance(const cJSON *exp) {
 
 static void t_cli(const cJSON *exp) {
     double fad = cJSON_GetObjectItem(exp, "fad")->valuedouble;
-    CHECK(sh("'%s/m2u-eval' fad --embed vggish --vggish '%s/vggish_tiny.pth' --ref '%s/ref' --gen '%s/gen' "
+    CHECK(t_sh("'%s/m2u-eval' fad --embed vggish --vggish '%s/vggish_tiny.pth' --ref '%s/ref' --gen '%s/gen' "
              "--out '%s/rep.json' --dump-ref '%s/a.npy' --dump-gen '%s/b.npy' > '%s/out.txt' 2> '%s/err.txt'",
              M2U_BUILD_DIR, FIX, FIX, FIX, WORK, WORK, WORK, WORK, WORK) == 0,
           "m2u-eval fad --embed vggish failed (see %s/err.txt)", WORK);
@@ -300,14 +289,14 @@ static void t_cli(const cJSON *exp) {
     static const char *const bad[] = {"--embed foo --vggish x", "--embed vggish", "--vggish x",
                                       "--embed vggish --vggish x --clip 3", "--embed vggish --vggish x --mert y"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        CHECK(sh("'%s/m2u-eval' fad %s --ref a --gen b > /dev/null 2> '%s/bad.txt'", M2U_BUILD_DIR, bad[i], WORK) == 2,
+        CHECK(t_sh("'%s/m2u-eval' fad %s --ref a --gen b > /dev/null 2> '%s/bad.txt'", M2U_BUILD_DIR, bad[i], WORK) == 2,
               "'%s' not refused with exit 2", bad[i]);
     /* a missing checkpoint is an error naming it, exit 1 */
-    CHECK(sh("'%s/m2u-eval' fad --embed vggish --vggish '%s/none.pth' --ref '%s/ref' --gen '%s/gen' > /dev/null 2> "
+    CHECK(t_sh("'%s/m2u-eval' fad --embed vggish --vggish '%s/none.pth' --ref '%s/ref' --gen '%s/gen' > /dev/null 2> "
              "'%s/bad.txt' ; test $? -eq 1 && grep -q none.pth '%s/bad.txt'",
              M2U_BUILD_DIR, WORK, FIX, FIX, WORK, WORK) == 0,
           "missing checkpoint not reported by name");
-    if (!t_fail) sh("rm -rf '%s'", WORK);
+    if (!t_fail) t_sh("rm -rf '%s'", WORK);
 }
 
 int main(void) {
@@ -319,7 +308,7 @@ int main(void) {
     t_model_and_front_end(exp);
     t_rows(exp);
     t_distance(exp);
-    sh("rm -rf '%s' && mkdir -p '%s'", WORK, WORK);
+    t_sh("rm -rf '%s' && mkdir -p '%s'", WORK, WORK);
     t_silent_and_broken();
     t_cli(exp);
     cJSON_Delete(exp);

@@ -31,17 +31,6 @@
 
 static char g_dir[64];
 
-static int sh(const char *fmt, ...) M2U_PRINTF(1, 2);
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int exists(const char *fmt, ...) M2U_PRINTF(1, 2);
 static int exists(const char *fmt, ...) {
     char p[512];
@@ -55,7 +44,7 @@ static int exists(const char *fmt, ...) {
 
 /* any "<name>.tmp.*" left in dir */
 static int temp_left(const char *dir) {
-    return sh("ls -a %s | grep -q '\\.tmp\\.'", dir) == 0;
+    return t_sh("ls -a %s | grep -q '\\.tmp\\.'", dir) == 0;
 }
 
 /* ---- 1. WAV ------------------------------------------------------------------------------ */
@@ -122,11 +111,11 @@ static void test_wav(void) {
 /* ---- 2. init loads and generates --------------------------------------------------------- */
 
 static void test_init(void) {
-    CHECK(sh("%s/m2u-generate init --out %s/mg --hidden 32 --layers 2 --heads 4 --codebooks 4 --vocab 64 "
+    CHECK(t_sh("%s/m2u-generate init --out %s/mg --hidden 32 --layers 2 --heads 4 --codebooks 4 --vocab 64 "
              "--text-hidden 24 --seed 5 > /dev/null",
              M2U_BUILD_DIR, g_dir) == 0,
           "init");
-    CHECK(sh("%s/m2u-generate init --out %s/mg > /dev/null 2>&1", M2U_BUILD_DIR, g_dir) == 1, "init refuses an existing dir");
+    CHECK(t_sh("%s/m2u-generate init --out %s/mg > /dev/null 2>&1", M2U_BUILD_DIR, g_dir) == 1, "init refuses an existing dir");
     char dir[128];
     snprintf(dir, sizeof dir, "%s/mg", g_dir);
     m2u_encodec *ec = NULL;
@@ -360,7 +349,7 @@ static void test_continue(void) {
     {
         size_t n_ta = 0;
         float *ta = read_t(st, "text_audio", &n_ta), *y = NULL;
-        int rc = sh("%s/m2u-generate --musicgen %s --tokenizer %s/t5/tokenizer.json --text 'calm lo-fi piano with soft "
+        int rc = t_sh("%s/m2u-generate --musicgen %s --tokenizer %s/t5/tokenizer.json --text 'calm lo-fi piano with soft "
                     "rain' --greedy --guidance 3 --seconds 0.1 --float --out %s/t.wav > /dev/null 2> %s/err12",
                     M2U_BUILD_DIR, dir, M2U_FIXTURES, g_dir, g_dir);
         char p[256];
@@ -386,23 +375,23 @@ done:
 
 static void test_bad_input(void) {
     const char *b = M2U_BUILD_DIR;
-    CHECK(sh("%s/m2u-generate --musicgen %s/nope --text x --out %s/b1.wav 2> %s/err1", b, g_dir, g_dir, g_dir) == 1 &&
+    CHECK(t_sh("%s/m2u-generate --musicgen %s/nope --text x --out %s/b1.wav 2> %s/err1", b, g_dir, g_dir, g_dir) == 1 &&
               !exists("%s/b1.wav", g_dir),
           "missing MusicGen dir: exit 1, no WAV");
-    sh("mkdir -p %s/melody && printf '{\"model_type\": \"musicgen_melody\"}' > %s/melody/config.json", g_dir, g_dir);
-    CHECK(sh("%s/m2u-generate --musicgen %s/melody --text x --out %s/b2.wav 2> %s/err2", b, g_dir, g_dir, g_dir) == 1 &&
-              !exists("%s/b2.wav", g_dir) && sh("grep -q melody %s/err2", g_dir) == 0,
+    t_sh("mkdir -p %s/melody && printf '{\"model_type\": \"musicgen_melody\"}' > %s/melody/config.json", g_dir, g_dir);
+    CHECK(t_sh("%s/m2u-generate --musicgen %s/melody --text x --out %s/b2.wav 2> %s/err2", b, g_dir, g_dir, g_dir) == 1 &&
+              !exists("%s/b2.wav", g_dir) && t_sh("grep -q melody %s/err2", g_dir) == 0,
           "melody checkpoint: named, no WAV");
-    CHECK(sh("%s/m2u-generate --musicgen %s/mg --text x --out %s/b3.wav 2> %s/err3", b, g_dir, g_dir, g_dir) == 1 &&
-              !exists("%s/b3.wav", g_dir) && sh("grep -q text_encoder %s/err3", g_dir) == 0,
+    CHECK(t_sh("%s/m2u-generate --musicgen %s/mg --text x --out %s/b3.wav 2> %s/err3", b, g_dir, g_dir, g_dir) == 1 &&
+              !exists("%s/b3.wav", g_dir) && t_sh("grep -q text_encoder %s/err3", g_dir) == 0,
           "no text encoder: named, no WAV");
-    CHECK(sh("%s/m2u-generate --musicgen %s/mg --text x --seconds -1 --out %s/b4.wav 2> /dev/null", b, g_dir, g_dir) == 2 &&
+    CHECK(t_sh("%s/m2u-generate --musicgen %s/mg --text x --seconds -1 --out %s/b4.wav 2> /dev/null", b, g_dir, g_dir) == 2 &&
               !exists("%s/b4.wav", g_dir),
           "bad --seconds: exit 2");
-    CHECK(sh("%s/m2u-generate --musicgen %s/mg --bogus 1 --out %s/b5.wav 2> %s/err5", b, g_dir, g_dir, g_dir) == 2 &&
-              sh("grep -q 'unknown option' %s/err5 && grep -q usage: %s/err5", g_dir, g_dir) == 0,
+    CHECK(t_sh("%s/m2u-generate --musicgen %s/mg --bogus 1 --out %s/b5.wav 2> %s/err5", b, g_dir, g_dir, g_dir) == 2 &&
+              t_sh("grep -q 'unknown option' %s/err5 && grep -q usage: %s/err5", g_dir, g_dir) == 0,
           "unknown option: what was wrong + usage, exit 2");
-    CHECK(sh("%s/m2u-generate --help | grep -q 'm2u-generate init'", b) == 0, "--help has examples");
+    CHECK(t_sh("%s/m2u-generate --help | grep -q 'm2u-generate init'", b) == 0, "--help has examples");
     CHECK(!temp_left(g_dir), "no temp file left");
 }
 
@@ -421,7 +410,7 @@ static void write_ppm(const char *path, int w, int h, int seed) {
 
 static int make_run(void) {
     char path[256];
-    sh("mkdir -p %s/data", g_dir);
+    t_sh("mkdir -p %s/data", g_dir);
     snprintf(path, sizeof path, "%s/data/shard-00000.h5", g_dir);
     m2u_shard_tensor_spec cols[2] = {{.name = "vit", .dtype = M2U_F16, .rank = 2, .dims = {197, 768}},
                                      {.name = "t5", .dtype = M2U_F16, .rank = 2, .dims = {8, 24}}};
@@ -463,7 +452,7 @@ static int make_run(void) {
                " \"num_key_value_heads\": 2, \"vocab_size\": 32000, \"rms_norm_eps\": 1e-5,"
                " \"tie_word_embeddings\": true, \"max_position_embeddings\": 512}\n");
     fclose(f);
-    if (sh("%s/m2u-llm init --config %s --tokenizer %s/tokenizer/tokenizer.json --out %s/base --seed 3 "
+    if (t_sh("%s/m2u-llm init --config %s --tokenizer %s/tokenizer/tokenizer.json --out %s/base --seed 3 "
            "--std 0.05 --embed-std 0.1 > /dev/null",
            M2U_BUILD_DIR, path, M2U_FIXTURES, g_dir))
         return -1;
@@ -482,7 +471,7 @@ static int make_run(void) {
             "eval:\n  split: valid\n  batches: 1\n  max_new_tokens: 4\n",
             g_dir, g_dir);
     fclose(f);
-    return sh("OMP_NUM_THREADS=2 ASAN_OPTIONS=detect_leaks=0 %s/m2u-train %s run.out_dir=%s/run 2> %s/train.log",
+    return t_sh("OMP_NUM_THREADS=2 ASAN_OPTIONS=detect_leaks=0 %s/m2u-train %s run.out_dir=%s/run 2> %s/train.log",
               M2U_BUILD_DIR, path, g_dir, g_dir);
 }
 
@@ -493,14 +482,14 @@ static void test_run(void) {
     char img[256];
     snprintf(img, sizeof img, "%s/pic.ppm", g_dir);
     write_ppm(img, 64, 48, 3);
-    sh("printf 'not an image' > %s/bad.png", g_dir);
+    t_sh("printf 'not an image' > %s/bad.png", g_dir);
     const char *b = M2U_BUILD_DIR;
-    rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt 'Compose music for this picture.' --image %s "
+    rc = t_sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt 'Compose music for this picture.' --image %s "
             "--seconds 0.2 --seed 4 --float --out %s/r.wav > %s/run.out 2> %s/run.err",
             b, g_dir, g_dir, img, g_dir, g_dir, g_dir);
     CHECK(rc == 0, "--run generation (see %s/run.err)", g_dir);
-    CHECK(sh("grep -q '^answer: Here is music' %s/run.out", g_dir) == 0, "the trained answer is printed");
-    CHECK(sh("grep -q 'frames/s, real-time factor' %s/run.err", g_dir) == 0, "progress line with frames/s and RTF");
+    CHECK(t_sh("grep -q '^answer: Here is music' %s/run.out", g_dir) == 0, "the trained answer is printed");
+    CHECK(t_sh("grep -q 'frames/s, real-time factor' %s/run.err", g_dir) == 0, "progress line with frames/s and RTF");
     float *y = NULL;
     size_t nf = 0;
     int ch, rate;
@@ -530,7 +519,7 @@ static void test_run(void) {
     }
     free(txt);
     /* same seed -> the same WAV; batch -> numbered files */
-    rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt 'Compose music for this picture.' --image %s "
+    rc = t_sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt 'Compose music for this picture.' --image %s "
             "--seconds 0.2 --seed 4 --float --out %s/r2.wav > /dev/null 2>&1",
             b, g_dir, g_dir, img, g_dir);
     {
@@ -550,16 +539,16 @@ static void test_run(void) {
         free(a);
         free(c);
     }
-    sh("printf 'Compose music for this picture.\\nCompose music for this picture.\\n' > %s/prompts.txt", g_dir);
-    rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --batch %s/prompts.txt --image %s --seconds 0.2 --seed 4 "
+    t_sh("printf 'Compose music for this picture.\\nCompose music for this picture.\\n' > %s/prompts.txt", g_dir);
+    rc = t_sh("%s/m2u-generate --run %s/run --musicgen %s/mg --batch %s/prompts.txt --image %s --seconds 0.2 --seed 4 "
             "--out %s/bt.wav > /dev/null 2>&1",
             b, g_dir, g_dir, g_dir, img, g_dir);
     CHECK(rc == 0 && exists("%s/bt-000.wav", g_dir) && exists("%s/bt-001.wav.json", g_dir) && !exists("%s/bt.wav", g_dir),
           "--batch: bt-000.wav, bt-001.wav");
     /* the run exported in M2UGen's layout and read back with --checkpoint: the same clip */
-    rc = sh("%s/m2u-export m2ugen --base %s/base --run %s/run --out %s/exp > /dev/null 2>&1", b, g_dir, g_dir, g_dir);
+    rc = t_sh("%s/m2u-export m2ugen --base %s/base --run %s/run --out %s/exp > /dev/null 2>&1", b, g_dir, g_dir, g_dir);
     CHECK(rc == 0, "m2u-export m2ugen");
-    rc = sh("%s/m2u-generate --run %s/run --checkpoint %s/exp/checkpoint.pth --musicgen %s/mg "
+    rc = t_sh("%s/m2u-generate --run %s/run --checkpoint %s/exp/checkpoint.pth --musicgen %s/mg "
             "--prompt 'Compose music for this picture.' --image %s --seconds 0.2 --seed 4 --float --out %s/r7.wav "
             "> /dev/null 2> %s/err10",
             b, g_dir, g_dir, g_dir, img, g_dir, g_dir);
@@ -582,7 +571,7 @@ static void test_run(void) {
     }
     /* --continue: the 0.2 s clip (10 frames) as the audio prompt, 0.2 s more: 20 frames, starting with the
      * prompt re-synthesised from its codes */
-    rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt 'Compose music for this picture.' --image %s "
+    rc = t_sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt 'Compose music for this picture.' --image %s "
             "--continue %s/r.wav --seconds 0.2 --seed 4 --float --out %s/c.wav > /dev/null 2> %s/err11",
             b, g_dir, g_dir, img, g_dir, g_dir, g_dir);
     snprintf(p, sizeof p, "%s/c.wav", g_dir);
@@ -590,30 +579,30 @@ static void test_run(void) {
     CHECK(rc == 0 && m2u_wav_read(p, &y, &nf, &ch, &rate, &fmt) == 0 && nf == 20 * 640,
           "--continue: prompt + new frames (%zu samples; see %s/err11)", nf, g_dir);
     free(y);
-    CHECK(sh("grep -q '\"prompt_frames\":.*10' %s/c.wav.json", g_dir) == 0, "sidecar records the prompt frames");
-    rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --continue %s/bad.png --out %s/c2.wav 2> /dev/null",
+    CHECK(t_sh("grep -q '\"prompt_frames\":.*10' %s/c.wav.json", g_dir) == 0, "sidecar records the prompt frames");
+    rc = t_sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --continue %s/bad.png --out %s/c2.wav 2> /dev/null",
             b, g_dir, g_dir, g_dir, g_dir);
     CHECK(rc == 1 && !exists("%s/c2.wav", g_dir), "--continue with unreadable audio: exit 1, no WAV");
     /* unreadable media: named, no WAV */
-    rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --image %s/bad.png --out %s/r3.wav 2> %s/err6",
+    rc = t_sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --image %s/bad.png --out %s/r3.wav 2> %s/err6",
             b, g_dir, g_dir, g_dir, g_dir, g_dir);
-    CHECK(rc == 1 && !exists("%s/r3.wav", g_dir) && sh("grep -q bad.png %s/err6", g_dir) == 0,
+    CHECK(rc == 1 && !exists("%s/r3.wav", g_dir) && t_sh("grep -q bad.png %s/err6", g_dir) == 0,
           "unreadable image: named, no WAV");
     /* a modality the run has no adapter for */
-    rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --video %s --out %s/r4.wav 2> %s/err7", b, g_dir,
+    rc = t_sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --video %s --out %s/r4.wav 2> %s/err7", b, g_dir,
             g_dir, img, g_dir, g_dir);
-    CHECK(rc == 1 && !exists("%s/r4.wav", g_dir) && sh("grep -q 'no adapter' %s/err7", g_dir) == 0, "no video adapter");
+    CHECK(rc == 1 && !exists("%s/r4.wav", g_dir) && t_sh("grep -q 'no adapter' %s/err7", g_dir) == 0, "no video adapter");
     /* a real ViT of another shape than the run's adapter: named, no WAV */
-    rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --image %s --vit %s/encoders/vit_a --out %s/r6.wav "
+    rc = t_sh("%s/m2u-generate --run %s/run --musicgen %s/mg --prompt x --image %s --vit %s/encoders/vit_a --out %s/r6.wav "
             "2> %s/err9",
             b, g_dir, g_dir, img, M2U_FIXTURES, g_dir, g_dir);
-    CHECK(rc == 1 && !exists("%s/r6.wav", g_dir) && sh("grep -q 'the encoder gives' %s/err9", g_dir) == 0,
+    CHECK(rc == 1 && !exists("%s/r6.wav", g_dir) && t_sh("grep -q 'the encoder gives' %s/err9", g_dir) == 0,
           "--vit of another shape refused");
     /* a MusicGen whose conditioning width differs from the projector's */
-    sh("%s/m2u-generate init --out %s/mg40 --hidden 32 --vocab 64 --text-hidden 40 > /dev/null", b, g_dir);
-    rc = sh("%s/m2u-generate --run %s/run --musicgen %s/mg40 --prompt x --out %s/r5.wav 2> %s/err8", b, g_dir, g_dir,
+    t_sh("%s/m2u-generate init --out %s/mg40 --hidden 32 --vocab 64 --text-hidden 40 > /dev/null", b, g_dir);
+    rc = t_sh("%s/m2u-generate --run %s/run --musicgen %s/mg40 --prompt x --out %s/r5.wav 2> %s/err8", b, g_dir, g_dir,
             g_dir, g_dir);
-    CHECK(rc == 1 && !exists("%s/r5.wav", g_dir) && sh("grep -q '24-wide' %s/err8", g_dir) == 0, "width mismatch named");
+    CHECK(rc == 1 && !exists("%s/r5.wav", g_dir) && t_sh("grep -q '24-wide' %s/err8", g_dir) == 0, "width mismatch named");
 }
 
 /* ---- 6. m2u-eval run --musicgen: the generation benchmark end to end ---------------------- */
@@ -633,7 +622,7 @@ static char *slurp(const char *fmt, ...) {
 static void test_eval_run(void) {
     const char *b = M2U_BUILD_DIR;
     /* the valid split holds m03, m07, m11 (muimage, "Compose music for this picture." -> "Here is music." + [AUD]) */
-    int rc = sh("%s/m2u-eval run --run %s/run --split valid --kinds muimage --musicgen %s/mg --seconds 1.2 --seed 4 "
+    int rc = t_sh("%s/m2u-eval run --run %s/run --split valid --kinds muimage --musicgen %s/mg --seconds 1.2 --seed 4 "
                 "--out %s/ev > %s/ev.out 2> %s/ev.err",
                 b, g_dir, g_dir, g_dir, g_dir, g_dir);
     CHECK(rc == 0, "m2u-eval run --musicgen (see %s/ev.err)", g_dir);
@@ -696,10 +685,10 @@ static void test_eval_run(void) {
           "report.html has the section with playable clips");
     free(md);
     free(html);
-    CHECK(sh("grep -q 'music: 3 of 3 generation samples' %s/ev.out", g_dir) == 0, "summary line");
-    sh("grep '^music' %s/ev.out", g_dir); /* the scores, in the test log */
+    CHECK(t_sh("grep -q 'music: 3 of 3 generation samples' %s/ev.out", g_dir) == 0, "summary line");
+    t_sh("grep '^music' %s/ev.out", g_dir); /* the scores, in the test log */
     /* an answer cut before [AUD0] (one new token): no clip, reported as not generated */
-    rc = sh("%s/m2u-eval run --run %s/run --split valid --kinds muimage --max-new-tokens 1 --musicgen %s/mg "
+    rc = t_sh("%s/m2u-eval run --run %s/run --split valid --kinds muimage --max-new-tokens 1 --musicgen %s/mg "
             "--seconds 0.2 --out %s/ev1 > /dev/null 2> %s/ev1.err",
             b, g_dir, g_dir, g_dir, g_dir);
     rj = slurp("%s/ev1/report.json", g_dir);
@@ -713,20 +702,20 @@ static void test_eval_run(void) {
     free(rj);
     free(pj);
     /* options */
-    CHECK(sh("%s/m2u-eval run --run %s/run --seed 3 > /dev/null 2>&1", b, g_dir) == 2, "--seed without --musicgen: usage");
-    CHECK(sh("%s/m2u-eval run --run %s/run --musicgen %s/mg --guidance 0.5 > /dev/null 2>&1", b, g_dir, g_dir) == 2,
+    CHECK(t_sh("%s/m2u-eval run --run %s/run --seed 3 > /dev/null 2>&1", b, g_dir) == 2, "--seed without --musicgen: usage");
+    CHECK(t_sh("%s/m2u-eval run --run %s/run --musicgen %s/mg --guidance 0.5 > /dev/null 2>&1", b, g_dir, g_dir) == 2,
           "--guidance < 1: usage");
-    CHECK(sh("%s/m2u-eval run --run %s/run --split valid --kinds muimage --musicgen %s/nope --out %s/ev2 > /dev/null "
+    CHECK(t_sh("%s/m2u-eval run --run %s/run --split valid --kinds muimage --musicgen %s/nope --out %s/ev2 > /dev/null "
              "2> %s/ev2.err",
              b, g_dir, g_dir, g_dir, g_dir) == 1 &&
-              sh("grep -q 'nope' %s/ev2.err", g_dir) == 0,
+              t_sh("grep -q 'nope' %s/ev2.err", g_dir) == 0,
           "missing MusicGen dir named");
-    CHECK(sh("%s/m2u-eval run --help | grep -q -- '--musicgen MUSICGEN_DIR'", b) == 0, "--help documents --musicgen");
+    CHECK(t_sh("%s/m2u-eval run --help | grep -q -- '--musicgen MUSICGEN_DIR'", b) == 0, "--help documents --musicgen");
 }
 
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/m2u_test_generate_%d", (int)getpid());
-    sh("rm -rf %s && mkdir -p %s", g_dir, g_dir);
+    t_sh("rm -rf %s && mkdir -p %s", g_dir, g_dir);
     test_wav();
     test_init();
     if (exists("%s", M2U_FIXTURES "/generate/ref.safetensors")) test_chain();
@@ -735,7 +724,7 @@ int main(void) {
     test_bad_input();
     test_run();
     if (exists("%s/run/config.yaml", g_dir)) test_eval_run();
-    if (!t_fail) sh("rm -rf %s", g_dir);
+    if (!t_fail) t_sh("rm -rf %s", g_dir);
     else fprintf(stderr, "kept %s\n", g_dir);
     return t_finish("test_generate");
 }

@@ -54,17 +54,6 @@
 
 static char g_dir[256];
 
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    fflush(NULL);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static char *slurp(const char *path) {
     char *t = NULL;
     size_t n;
@@ -390,7 +379,7 @@ static int count_str(const char *h, const char *s) {
 static void test_cli_and_html(void) {
     char out[400];
     snprintf(out, sizeof out, "%s/rep", g_dir);
-    int rc = sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --clip 2 --out '%s' > '%s/cli.txt' "
+    int rc = t_sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --clip 2 --out '%s' > '%s/cli.txt' "
                 "2>&1",
                 M2U_BUILD_DIR, g_dir, g_dir, out, g_dir);
     CHECK(rc == 0, "m2u-eval music failed (see %s/cli.txt)", g_dir);
@@ -477,7 +466,7 @@ static void test_cli_and_html(void) {
         }
     }
     /* a budget of 0 bytes: the clips are linked, not embedded */
-    rc = sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --clip 2 --embed-mb 0 --out '%s/rep0' "
+    rc = t_sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --clip 2 --embed-mb 0 --out '%s/rep0' "
             "> /dev/null 2>&1",
             M2U_BUILD_DIR, g_dir, g_dir, g_dir);
     snprintf(p, sizeof p, "%s/rep0/music.html", g_dir);
@@ -485,9 +474,9 @@ static void test_cli_and_html(void) {
     CHECK(h0 && count_str(h0, "data:audio/wav") == 0 && count_str(h0, "class=\"clip-link\"") == 4,
           "--embed-mb 0 links the clips");
     free(h0);
-    CHECK(sh("'%s/m2u-eval' music --gen '%s/good' > /dev/null 2>&1", M2U_BUILD_DIR, g_dir) == 2, "--data is required");
+    CHECK(t_sh("'%s/m2u-eval' music --gen '%s/good' > /dev/null 2>&1", M2U_BUILD_DIR, g_dir) == 2, "--data is required");
 
-    if (sh("command -v chromium > /dev/null 2>&1") != 0) {
+    if (t_sh("command -v chromium > /dev/null 2>&1") != 0) {
         printf("SKIP rendering check: chromium is not installed (Debian package: chromium)\n");
         free(html);
         return;
@@ -497,7 +486,7 @@ static void test_cli_and_html(void) {
     for (int pg = 0; pg < 2; pg++) {
     char png[600];
     snprintf(png, sizeof png, "%s/shot%d.png", g_dir, pg);
-    rc = sh("cd %s && HOME=%s timeout 120 chromium --headless --disable-gpu --no-sandbox --hide-scrollbars "
+    rc = t_sh("cd %s && HOME=%s timeout 120 chromium --headless --disable-gpu --no-sandbox --hide-scrollbars "
             "--screenshot=%s --window-size=1000,3000 file://%s/%s > %s/chromium.log 2>&1",
             g_dir, g_dir, png, g_dir, pages[pg], g_dir);
     CHECK(rc == 0, "chromium failed on %s (see %s/chromium.log)", pages[pg], g_dir);
@@ -527,7 +516,7 @@ static void test_clap(void) {
     char out[400], pairs[400];
     snprintf(out, sizeof out, "%s/rep_clap", g_dir);
     snprintf(pairs, sizeof pairs, "%s/clap_pairs.jsonl", g_dir);
-    int rc = sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --clip 2 --clap '%s/clap/model' "
+    int rc = t_sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --clip 2 --clap '%s/clap/model' "
                 "--out '%s' > '%s/cli_clap.txt' 2>&1",
                 M2U_BUILD_DIR, g_dir, g_dir, M2U_FIXTURES, out, g_dir);
     CHECK(rc == 0, "m2u-eval music --clap failed (see %s/cli_clap.txt)", g_dir);
@@ -579,7 +568,7 @@ static void test_paper_scorers(void) {
     char out[400], sd[400], p[700];
     snprintf(out, sizeof out, "%s/rep_paper", g_dir);
     snprintf(sd, sizeof sd, "%s/scored", g_dir);
-    int rc = sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --vggish '%s/vggish/vggish_tiny.pth' "
+    int rc = t_sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --vggish '%s/vggish/vggish_tiny.pth' "
                 "--scored-dir '%s' --out '%s' > '%s/cli_vggish.txt' 2>&1",
                 M2U_BUILD_DIR, g_dir, g_dir, M2U_FIXTURES, sd, out, g_dir);
     CHECK(rc == 0, "m2u-eval music --vggish failed (see %s/cli_vggish.txt)", g_dir);
@@ -594,7 +583,7 @@ static void test_paper_scorers(void) {
               cJSON_GetNumberValue(cJSON_GetObjectItem(fad, "generated_clips")) == 4,
           "music.json fad: VGGish, measured over 4 clips, with the weights' hash");
     /* the same folders through the fad command */
-    rc = sh("'%s/m2u-eval' fad --embed vggish --vggish '%s/vggish/vggish_tiny.pth' --ref '%s/ref' --gen '%s/gen' "
+    rc = t_sh("'%s/m2u-eval' fad --embed vggish --vggish '%s/vggish/vggish_tiny.pth' --ref '%s/ref' --gen '%s/gen' "
             "--out '%s/fad_staged.json' > /dev/null 2> '%s/cli_fad_staged.txt'",
             M2U_BUILD_DIR, M2U_FIXTURES, sd, sd, g_dir, g_dir);
     snprintf(p, sizeof p, "%s/fad_staged.json", g_dir);
@@ -614,7 +603,7 @@ static void test_paper_scorers(void) {
     cJSON_Delete(r2), free(js2);
     cJSON_Delete(r), free(js);
     /* PaSST: the tiny model's position table is shorter than these clips: refused, named */
-    rc = sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --passt '%s/passt/passt_tiny.pt' "
+    rc = t_sh("'%s/m2u-eval' music --gen '%s/good' --data '%s/data/manifest.json' --passt '%s/passt/passt_tiny.pt' "
             "--out '%s/rep_passt' > '%s/cli_passt.txt' 2>&1",
             M2U_BUILD_DIR, g_dir, g_dir, M2U_FIXTURES, g_dir, g_dir);
     snprintf(p, sizeof p, "%s/cli_passt.txt", g_dir);
@@ -645,7 +634,7 @@ int main(void) {
         test_paper_scorers();
     }
     for (int k = 0; k < P_N; k++) free(g_pcm[k]), m2u_analysis_free(&g_an[k]);
-    if (!t_fail && !getenv("M2U_KEEP_TEST_DIR")) sh("rm -rf %s", g_dir);
+    if (!t_fail && !getenv("M2U_KEEP_TEST_DIR")) t_sh("rm -rf %s", g_dir);
     else fprintf(stderr, "kept %s for inspection\n", g_dir);
     return t_finish("test_music_eval");
 }

@@ -23,17 +23,6 @@
 #define WORK M2U_BUILD_DIR "/test_passt_kl_work"
 #define TOL_KL 1e-5
 
-static int sh(const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    fflush(NULL);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static cJSON *load_json(const char *path) {
     char *buf = NULL;
     size_t n = 0;
@@ -65,7 +54,7 @@ int main(void) {
     const cJSON *per_want = cJSON_GetObjectItemCaseSensitive(ref, "per_pair");
 
     /* the command */
-    int rc = sh("'%s/m2u-eval' kl --passt '%s/passt_tiny.pt' --ref '%s/kl/ref' --gen '%s/kl/gen' --out '%s/kl.json' "
+    int rc = t_sh("'%s/m2u-eval' kl --passt '%s/passt_tiny.pt' --ref '%s/kl/ref' --gen '%s/kl/gen' --out '%s/kl.json' "
                 "> '%s/out.txt' 2> '%s/err.txt'",
                 M2U_BUILD_DIR, FIX, FIX, FIX, WORK, WORK, WORK);
     CHECK(rc == 0, "m2u-eval kl --passt exited %d", rc);
@@ -119,15 +108,15 @@ int main(void) {
     CHECK(m2u_passt_kl(&o, &r2, &k2) != 0 && strstr(m2u_last_error(), "partner"), "no pairs: %s", m2u_last_error());
 
     /* usage errors exit 2; a heads count that does not divide the embedding exits 1 */
-    CHECK(sh("'%s/m2u-eval' kl --passt '%s/passt_tiny.pt' --ref '%s/kl/ref' 2>/dev/null >/dev/null", M2U_BUILD_DIR,
+    CHECK(t_sh("'%s/m2u-eval' kl --passt '%s/passt_tiny.pt' --ref '%s/kl/ref' 2>/dev/null >/dev/null", M2U_BUILD_DIR,
              FIX, FIX) == 2,
           "missing --gen must exit 2");
-    CHECK(sh("'%s/m2u-eval' kl --passt x --ref a --gen b --bogus 1 2>/dev/null >/dev/null", M2U_BUILD_DIR) == 2,
+    CHECK(t_sh("'%s/m2u-eval' kl --passt x --ref a --gen b --bogus 1 2>/dev/null >/dev/null", M2U_BUILD_DIR) == 2,
           "unknown option must exit 2");
-    CHECK(sh("'%s/m2u-eval' kl --passt x --ref a --gen b --passt-heads zero 2>/dev/null >/dev/null",
+    CHECK(t_sh("'%s/m2u-eval' kl --passt x --ref a --gen b --passt-heads zero 2>/dev/null >/dev/null",
              M2U_BUILD_DIR) == 2,
           "bad --passt-heads must exit 2");
-    CHECK(sh("'%s/m2u-eval' kl --passt '%s/passt_tiny.pt' --ref '%s/kl/ref' --gen '%s/kl/gen' --passt-heads 5 "
+    CHECK(t_sh("'%s/m2u-eval' kl --passt '%s/passt_tiny.pt' --ref '%s/kl/ref' --gen '%s/kl/gen' --passt-heads 5 "
              "2> '%s/err.txt' >/dev/null",
              M2U_BUILD_DIR, FIX, FIX, FIX, WORK) == 1,
           "5 heads must fail");
@@ -144,7 +133,7 @@ int main(void) {
     float row[2] = {0.5f, -1.0f};
     memcpy(hdr + 128, row, 8);
     m2u_write_file_atomic(WORK "/a.npy", hdr, sizeof hdr);
-    CHECK(sh("'%s/m2u-eval' kl --a '%s/a.npy' --b '%s/a.npy' --logits > '%s/npy.txt'", M2U_BUILD_DIR, WORK, WORK,
+    CHECK(t_sh("'%s/m2u-eval' kl --a '%s/a.npy' --b '%s/a.npy' --logits > '%s/npy.txt'", M2U_BUILD_DIR, WORK, WORK,
              WORK) == 0,
           "npy mode failed");
     char *v = slurp(WORK "/npy.txt");
