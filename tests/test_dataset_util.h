@@ -84,4 +84,24 @@ static inline void t_tiny_llama_base(const char *root) {
           "m2u-llm init failed");
 }
 
+/* The training loss of every step in a run's metrics.jsonl, into loss[step - 1] for steps
+ * 1..max (the last record of a step wins: a resumed run may repeat steps the killed one had
+ * logged); returns the highest step read, 0 when the file cannot be read. */
+static inline int t_read_losses(const char *metrics_path, double *loss, int max) {
+    char line[1024];
+    FILE *f = fopen(metrics_path, "r");
+    if (!f) return 0;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        int step;
+        double l;
+        if (sscanf(line, "{\"step\": %d, \"epoch\": %*d, \"loss\": %lf", &step, &l) == 2 && step >= 1 && step <= max) {
+            loss[step - 1] = l;
+            if (step > n) n = step;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
 #endif

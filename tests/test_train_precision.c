@@ -198,21 +198,11 @@ static void write_base_and_config(void) {
     fclose(f);
 }
 
-/* Per-step losses of a run's metrics.jsonl; returns the steps read. */
+/* Per-step losses of run's metrics.jsonl (t_read_losses). */
 static int read_losses(const char *run, double *loss, int max) {
-    char path[256], line[1024];
+    char path[256];
     snprintf(path, sizeof path, "%s/%s/metrics.jsonl", g_dir, run);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    int n = 0, step;
-    double l;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "{\"step\": %d, \"epoch\": %*d, \"loss\": %lf", &step, &l) == 2 && step >= 1 && step <= max) {
-            loss[step - 1] = l;
-            if (step > n) n = step;
-        }
-    fclose(f);
-    return n;
+    return t_read_losses(path, loss, max);
 }
 
 /* "plan_bytes" of a run's done record (the plan the trainer checked before step 1) */

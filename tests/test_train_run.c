@@ -41,24 +41,11 @@ static void write_config(void) {
     fclose(f);
 }
 
-/* The loss of every step in a metrics file (the last record of a step wins:
- * a resumed run may repeat steps the killed one had logged). */
+/* Per-step losses of run's metrics.jsonl (t_read_losses). */
 static int read_losses(const char *run, double *loss, int max) {
-    char path[256], line[1024];
+    char path[256];
     snprintf(path, sizeof path, "%s/%s/metrics.jsonl", g_dir, run);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    int n = 0;
-    while (fgets(line, sizeof line, f)) {
-        int step;
-        double l;
-        if (sscanf(line, "{\"step\": %d, \"epoch\": %*d, \"loss\": %lf", &step, &l) == 2 && step >= 1 && step <= max) {
-            loss[step - 1] = l;
-            if (step > n) n = step;
-        }
-    }
-    fclose(f);
-    return n;
+    return t_read_losses(path, loss, max);
 }
 
 static int same_file(const char *a, const char *b) {
