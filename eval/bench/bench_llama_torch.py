@@ -7,7 +7,9 @@
                                       file; with several rounds of a side, its fastest is kept
 
 One step = forward with labels (mean next-token cross-entropy) + zero_grad + backward;
-no optimizer step.  transformers LlamaForCausalLM, attn_implementation="eager", fp32,
+no optimizer step.  transformers LlamaForCausalLM, attn_implementation="eager", fp32
+(or, with --autocast bf16, the forward under torch.autocast("cpu", dtype=torch.bfloat16):
+PyTorch's own mixed-precision recipe on a CPU, against m2u's train.precision bf16),
 peft LoRA (r=16, alpha=32, dropout 0) on all seven linears, frozen base.  The token ids
 come from the same 64-bit LCG as the C program, so both sides see the same batch and
 their first losses must agree.
@@ -89,7 +91,11 @@ def cmd_run(a):
     t_fwd, t_bwd, first_loss = [], [], None
     for s in range(a.warmup + a.steps):
         t0 = time.perf_counter()
-        loss = model(input_ids=ids, labels=ids).loss
+        if a.autocast == "bf16":  # the backward runs outside the context, as PyTorch's AMP recipe says
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model(input_ids=ids, labels=ids).loss
+        else:
+            loss = model(input_ids=ids, labels=ids).loss
         t1 = time.perf_counter()
         model.zero_grad(set_to_none=True)
         loss.backward()
@@ -101,14 +107,15 @@ def cmd_run(a):
             t_bwd.append(t2 - t1)
     steps = [f + b for f, b in zip(t_fwd, t_bwd)]
     med = statistics.median(steps)
-    res = dict(impl="torch", name=os.path.basename(os.path.normpath(a.model)), model=a.model, threads=a.threads,
+    res = dict(impl="torch", name=a.name or os.path.basename(os.path.normpath(a.model)), model=a.model,
+               precision="bf16 autocast" if a.autocast == "bf16" else "fp32", threads=a.threads,
                torch=torch.__version__, transformers=transformers.__version__, peft=peft.__version__,
                params=base, trainable_params=trainable, lora_r=a.lora_r, lora_alpha=a.lora_alpha,
                batch=a.batch, seq=a.seq, warmup=a.warmup, steps=a.steps, first_loss=first_loss,
                step_s_median=med, fwd_s_median=statistics.median(t_fwd), bwd_s_median=statistics.median(t_bwd),
                step_s=steps, tokens_per_s=a.batch * a.seq / med,
                max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    print(f"torch {res['name']}: {base / 1e6:.2f}M params ({trainable / 1e6:.3f}M trainable), B={a.batch} "
+    print(f"torch {res['name']} ({res['precision']}): {base / 1e6:.2f}M params ({trainable / 1e6:.3f}M trainable), B={a.batch} "
           f"T={a.seq}, {a.threads} threads: step median {med:.4f} s (forward {res['fwd_s_median']:.4f} s, "
           f"backward {res['bwd_s_median']:.4f} s), {res['tokens_per_s']:.1f} tokens/s, first loss {first_loss:.6f}")
     with open(a.json, "w") as f:
@@ -168,12 +175,22 @@ def cmd_report(a):
         print("| " + " | ".join(x.rjust(w) if j else x.ljust(w) for j, (x, w) in enumerate(zip(c, widths))) + " |")
         if i == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    # a bf16 row also against PyTorch's fastest way on this CPU, its fp32 eager step, when the run has it
+    for r in rows:
+        base = r["config"][:-len("-bf16")] if r["config"].endswith("-bf16") else None
+        t32 = pairs.get(base, {}).get("torch") if base else None
+        if t32:
+            r["torch_fp32_tokens_per_s"] = t32["tokens_per_s"]
+            r["ratio_vs_torch_fp32"] = r["m2u_tokens_per_s"] / t32["tokens_per_s"]
+            print(f"{r['config']}: m2u bf16 {r['m2u_tokens_per_s']:.0f} tokens/s against PyTorch fp32 eager "
+                  f"{t32['tokens_per_s']:.0f}: {r['ratio_vs_torch_fp32']:.2f}x")
     if any(len(v) > 1 for v in rounds.values()):
         print("\nrounds (tokens/s, in run order; the table keeps each side's fastest):")
         for (name, impl), v in rounds.items():
             print(f"  {name} {impl}: " + ", ".join(f"{x:.1f}" for x in v))
     print(f"\nthreads {rows[0]['threads'] if rows else '-'}; tokens/s = B*T / median step time; step = forward + "
-          "cross-entropy + backward (LoRA r=16 on all 7 linears, frozen fp32 base, no optimizer step)")
+          "cross-entropy + backward (LoRA r=16 on all 7 linears, frozen base, no optimizer step); a -bf16 config is "
+          "m2u's train.precision bf16 against PyTorch's forward under CPU bf16 autocast")
     print(formula)
     if not ok:
         print("WARNING: first losses differ: the two sides did not compute the same model", file=sys.stderr)
@@ -201,6 +218,9 @@ def main():
     rn.add_argument("--lora-r", type=int, default=16)
     rn.add_argument("--lora-alpha", type=float, default=32.0)
     rn.add_argument("--seed", type=int, default=1)
+    rn.add_argument("--autocast", choices=["none", "bf16"], default="none",
+                    help="bf16: forward under torch.autocast('cpu', dtype=torch.bfloat16)")
+    rn.add_argument("--name", default=None, help="the config's name in the results (default: the model folder's)")
     rn.add_argument("--json", required=True)
     rp = sub.add_parser("report", help="merge results into a table")
     rp.add_argument("--json", required=True)

@@ -67,21 +67,45 @@ int m2u_perf_summarize(const char *build_dir, const char *dataset_json, const ch
     /* train: tokens/s per config */
     m2u_sb_printf(&md, "\n## LoRA training step (eval/bench/bench_llama.sh): m2u vs PyTorch eager\n\n");
     cJSON *tr = cJSON_AddObjectToObject(rep, "train");
-    int rows = 0;
-    static const char *const cfgs[3] = {"tiny", "15m", "110m"};
-    for (int k = 0; k < 3; k++) {
+    int rows = 0, bf_rows = 0;
+    m2u_strbuf notes = {0};
+    /* NAME-bf16: m2u's train.precision bf16 against PyTorch's forward under CPU bf16 autocast; also
+     * against PyTorch's fp32 step on NAME when the run has it (the faster PyTorch way on CPUs without
+     * bf16 arithmetic) */
+    static const char *const cfgs[5] = {"tiny", "15m", "110m", "15m-bf16", "110m-bf16"};
+    for (int k = 0; k < 5; k++) {
         char pa[1024], pb[1024];
         snprintf(pa, sizeof pa, "%s/bench_llama/m2u_%s.json", build_dir, cfgs[k]);
         snprintf(pb, sizeof pb, "%s/bench_llama/torch_%s.json", build_dir, cfgs[k]);
         cJSON *a = status[0] == 0 ? read_json(pa) : NULL, *b = a ? read_json(pb) : NULL;
         double ta = a ? num(a, "tokens_per_s") : -1, tb = b ? num(b, "tokens_per_s") : -1;
+        const char *bf = strstr(cfgs[k], "-bf16");
         if (ta > 0 && tb > 0) {
             if (!rows++) m2u_sb_printf(&md, "| config | m2u tokens/s | PyTorch tokens/s | m2u / PyTorch |\n|---|---:|---:|---:|\n");
             m2u_sb_printf(&md, "| %s | %.0f | %.0f | %.2f× |\n", cfgs[k], ta, tb, ta / tb);
             add_ratio(tr, cfgs[k], ta, tb);
+            if (bf) {
+                bf_rows++;
+                snprintf(pb, sizeof pb, "%s/bench_llama/torch_%.*s.json", build_dir, (int)(bf - cfgs[k]), cfgs[k]);
+                cJSON *c = read_json(pb);
+                double t32 = c ? num(c, "tokens_per_s") : -1;
+                if (t32 > 0) {
+                    char key[64];
+                    snprintf(key, sizeof key, "%s-vs-torch-fp32", cfgs[k]);
+                    add_ratio(tr, key, ta, t32);
+                    m2u_sb_printf(&notes, "- %s: m2u bf16 against PyTorch's fp32 eager step: %.0f / %.0f tokens/s = %.2f×\n",
+                                  cfgs[k], ta, t32, ta / t32);
+                }
+                cJSON_Delete(c);
+            }
         }
         cJSON_Delete(a), cJSON_Delete(b);
     }
+    if (bf_rows)
+        m2u_sb_printf(&md, "\nA config named NAME-bf16 is m2u's `train.precision: bf16` against PyTorch with its "
+                           "forward under `torch.autocast(\"cpu\", dtype=torch.bfloat16)`.\n%s",
+                      notes.n ? notes.s : "");
+    m2u_sb_free(&notes);
     if (!rows) m2u_sb_printf(&md, "Not measured%s%s\n", reason[0] ? ": " : ".", reason[0] ? reason[0] : "");
     /* mert */
     m2u_sb_printf(&md, "\n## MERT features (eval/bench/bench_mert.sh): m2u vs PyTorch\n\n");
@@ -231,7 +255,7 @@ int m2u_perf_run(const m2u_perf_opts *o) {
         }
         char args[1024];
         if (k == 0)
-            snprintf(args, sizeof args, "--configs %s", o->quick ? "tiny,15m" : "tiny,15m,110m");
+            snprintf(args, sizeof args, "--configs %s", o->quick ? "tiny,15m" : "tiny,15m,110m,110m-bf16");
         else if (k == 1)
             snprintf(args, sizeof args, "--seconds %d", o->quick ? 5 : 10);
         else if (k == 3)

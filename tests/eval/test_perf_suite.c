@@ -35,6 +35,9 @@ int main(void) {
     put(DIR "/build/bench_llama/torch_tiny.json", "{\"impl\": \"torch\", \"tokens_per_s\": 1500.0}");
     put(DIR "/build/bench_llama/m2u_15m.json", "{\"impl\": \"m2u\", \"tokens_per_s\": 1650.0}");
     put(DIR "/build/bench_llama/torch_15m.json", "{\"impl\": \"torch\", \"tokens_per_s\": 1100.0}");
+    put(DIR "/build/bench_llama/m2u_110m-bf16.json", "{\"impl\": \"m2u\", \"tokens_per_s\": 300.0}");
+    put(DIR "/build/bench_llama/torch_110m-bf16.json", "{\"impl\": \"torch\", \"tokens_per_s\": 3.0}");
+    put(DIR "/build/bench_llama/torch_110m.json", "{\"impl\": \"torch\", \"tokens_per_s\": 250.0}");
     put(DIR "/build/bench_llama/m2u_7b_t512.json",
         "{\"impl\": \"m2u\", \"batch\": 1, \"seq\": 512, \"step_s_median\": 80.0, \"tokens_per_s\": 6.4,"
         " \"gflops\": 150.0, \"max_rss_mib\": 17408}");
@@ -61,7 +64,12 @@ int main(void) {
     if (md && js) {
         CHECK(strstr(md, "| tiny | 3000 | 1500 | 2.00× |") && strstr(md, "| 15m | 1650 | 1100 | 1.50× |"),
               "train rows: %s", md);
-        CHECK(!strstr(md, "110m"), "a config without results was listed");
+        /* 110m has a PyTorch file but no m2u one: not a row; its PyTorch fp32 figure still serves the bf16 row */
+        CHECK(!strstr(md, "| 110m |"), "a config without results was listed");
+        CHECK(strstr(md, "| 110m-bf16 | 300 | 3 | 100.00× |") &&
+                  strstr(md, "110m-bf16: m2u bf16 against PyTorch's fp32 eager step: 300 / 250 tokens/s = 1.20×") &&
+                  strstr(md, "torch.autocast"),
+              "bf16 rows: %s", md);
         CHECK(strstr(md, "| 3.41 | 3.88 | 0.88× |"), "mert row");
         /* 7B rows in sequence order, each against the one peak measured in the first run */
         const char *r128 = strstr(md, "| 1 × 128 | 22.50 | 5.69 | 151.7 | 83% | 14.0 GiB |"),
@@ -72,7 +80,9 @@ int main(void) {
               "dataset rows: %s", md);
         cJSON *o = cJSON_Parse(js);
         CHECK(fabs(ratio(o, "train", "tiny") - 2.0) < 1e-12 && fabs(ratio(o, "mert", NULL) - 3.41 / 3.875) < 1e-12 &&
-                  fabs(ratio(o, "dataset", "read_vs_h5py") - 1.3) < 1e-12,
+                  fabs(ratio(o, "dataset", "read_vs_h5py") - 1.3) < 1e-12 &&
+                  fabs(ratio(o, "train", "110m-bf16") - 100.0) < 1e-12 &&
+                  fabs(ratio(o, "train", "110m-bf16-vs-torch-fp32") - 1.2) < 1e-12,
               "bench.json ratios");
         const cJSON *t7 = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "train7b"), "t512");
         const cJSON *pp = cJSON_GetObjectItemCaseSensitive(t7, "pct_of_sgemm_peak");
