@@ -1373,6 +1373,28 @@ static void t_gelu_dense(void) {
     free(x), free(y);
 }
 
+/* MERT's GroupNorm affine and GELU in one pass: the same bits as the two passes, for blocks
+ * of rows that end inside x and for rows wider than one block. */
+static void t_channel_affine_gelu(void) {
+    int shapes[][2] = {{1000, 40}, {3, 20000}, {1, 1}};
+    for (int si = 0; si < 3; si++) {
+        int N = shapes[si][0], C = shapes[si][1];
+        size_t n = (size_t)N * C;
+        float *x = frand(n, 3), *y = malloc(n * sizeof(float)), *mean = frand((size_t)C, 1), *rstd = frand((size_t)C, 1),
+              *w = frand((size_t)C, 1), *b = frand((size_t)C, 1);
+        memcpy(y, x, n * sizeof(float));
+        m2u_channel_affine(x, N, C, mean, rstd, w, b);
+        m2u_gelu_fwd(x, x, n);
+        m2u_channel_affine_gelu(y, N, C, mean, rstd, w, b);
+        size_t bad = n;
+        for (size_t i = 0; i < n && bad == n; i++)
+            if (memcmp(&x[i], &y[i], sizeof(float))) bad = i;
+        CHECK(bad == n, "channel_affine_gelu %d x %d: element %zu is %.9g, the two passes give %.9g", N, C, bad,
+              bad < n ? y[bad] : 0.0, bad < n ? x[bad] : 0.0);
+        free(x), free(y), free(mean), free(rstd), free(w), free(b);
+    }
+}
+
 /* SwiGLU and the cross-entropy on the CPU: vmath's exponential, vectorised where the CPU has
  * AVX2, with the same bits as the scalar formulas written out here (so a run gives the same
  * numbers on every x86-64 CPU), over lengths that leave tails, the specials, and a
@@ -1612,6 +1634,7 @@ int main(void) {
     run_suite();
     t_fft();
     t_gelu_dense();
+    t_channel_affine_gelu();
     t_vexpf();
     t_swiglu_ce_bits();
     t_parallel_items();

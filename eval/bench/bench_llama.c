@@ -9,6 +9,7 @@
  * below, printed with the results) and the sgemm peak of this machine, measured
  * in the same process with the same thread count (best of several square
  * cblas_sgemm calls). */
+#include "bench_common.h"
 #include "log.h"
 #include "progress.h"
 #include "llama.h"
@@ -69,11 +70,6 @@ static void usage(FILE *f) {
             FLOP_FORMULA);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
     char *end;
@@ -96,51 +92,6 @@ static int parse_float(const char *opt, const char *s, float *out) {
         return -1;
     }
     *out = (float)v;
-    return 0;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n) {
-    double *s = malloc((size_t)n * sizeof *s);
-    if (!s) return v[0];
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-    free(s);
-    return m;
-}
-
-/* Best GFLOP/s of square sgemms C = A B (one warm-up call, then at least 5 calls and 1 s). */
-static int sgemm_peak(int n, double *gflops) {
-    size_t nn = (size_t)n * n;
-    float *a = malloc(nn * sizeof(float)), *b = malloc(nn * sizeof(float)), *c = malloc(nn * sizeof(float));
-    if (!a || !b || !c) {
-        free(a);
-        free(b);
-        free(c);
-        fprintf(stderr, "m2u-bench-llama: out of memory for a %d x %d sgemm\n", n, n);
-        return -1;
-    }
-    for (size_t i = 0; i < nn; i++) {
-        a[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
-        b[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
-    }
-    double flop = 2.0 * n * (double)n * n, best = 0, t_start = now_s();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-    for (int rep = 0; rep < 5 || (now_s() - t_start < 1.0 && rep < 100); rep++) {
-        double t0 = now_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double g = flop / (now_s() - t0) * 1e-9;
-        if (g > best) best = g;
-    }
-    free(a);
-    free(b);
-    free(c);
-    *gflops = best;
     return 0;
 }
 
@@ -271,7 +222,7 @@ int main(int argc, char **argv) {
     }
 
     double peak = 0;
-    if (peak_n > 0 && sgemm_peak((int)peak_n, &peak)) return 1;
+    if (peak_n > 0 && sgemm_peak("m2u-bench-llama", (int)peak_n, &peak)) return 1;
 
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "impl", "m2u");

@@ -5,7 +5,13 @@
  * dataset shard stores) for --seconds of audio at the model's sampling rate.
  * The audio comes from the same 64-bit LCG as eval/bench/bench_mert_torch.py, so the
  * PyTorch side sees the same samples; the layer means are written as .npy so
- * eval/bench/bench_mert.sh can report the agreement of the two sides as well. */
+ * eval/bench/bench_mert.sh can report the agreement of the two sides as well.
+ *
+ * It also splits the time between the front end (conv feature encoder, projection,
+ * positional conv) and the transformer layers, counts each stage's FLOPs
+ * (m2u_mert_flops) and reports their GFLOP/s against the sgemm peak measured in
+ * the same process with the same threads. */
+#include "bench_common.h"
 #include "log.h"
 #include "progress.h"
 #include "m2u_error.h"
@@ -20,17 +26,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Knuth's MMIX LCG; sample = (top 24 bits / 2^24 - 0.5) * 0.5, exactly representable in fp32. */
 static void make_audio(float *x, long n, unsigned long long seed) {
     unsigned long long s = seed;
@@ -42,11 +37,18 @@ static void make_audio(float *x, long n, unsigned long long seed) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: m2u-bench-mert --model DIR [--seconds S] [--runs K] [--warmup W] [--threads N]\n"
-               "                      [--seed S] [--means PATH.npy] [--json PATH]\n"
+               "                      [--seed S] [--peak-n N] [--means PATH.npy] [--json PATH]\n"
                "\n"
                "Times MERT feature extraction (normalise + forward + per-layer time means) on S seconds\n"
                "(default 10) of LCG noise at the checkpoint's sampling rate: W untimed runs (default 1),\n"
-               "then K timed ones (default 3).  Prints audio seconds per second (S / median run time).\n");
+               "then K timed ones (default 3).  Prints audio seconds per second (S / median run time),\n"
+               "the median time of the front end (conv feature encoder, projection, positional conv)\n"
+               "and of the transformer layers, each stage's GFLOP/s (products only) and the share of\n"
+               "the sgemm peak: the best N x N x N cblas_sgemm in this process (--peak-n, default 2048;\n"
+               "0 skips it).\n"
+               "\n"
+               "example:\n"
+               "  m2u-bench-mert --model build/bench_ckpt/mert_95m --seconds 10 --threads 2 --json m2u.json\n");
 }
 
 int main(int argc, char **argv) {
@@ -54,7 +56,7 @@ int main(int argc, char **argv) {
     m2u_progress_set_stream(stderr);
     const char *model = NULL, *means_path = NULL, *json_path = NULL;
     double seconds = 10;
-    int runs = 3, warmup = 1, threads = 0;
+    int runs = 3, warmup = 1, threads = 0, peak_n = 2048;
     unsigned long long seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -71,6 +73,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--runs")) runs = atoi(v);
         else if (!strcmp(a, "--warmup")) warmup = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--peak-n")) {
+            char *end;
+            long p = strtol(v, &end, 10);
+            if (*end || p < 0 || p > 16384) {
+                fprintf(stderr, "m2u-bench-mert: --peak-n expects an integer in [0, 16384], got '%s'\n", v);
+                return 2;
+            }
+            peak_n = (int)p;
+        }
         else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--means")) means_path = v;
         else if (!strcmp(a, "--json")) json_path = v;
@@ -99,25 +110,36 @@ int main(int argc, char **argv) {
     int L1 = c->layers + 1, H = c->dims.hidden;
     float *wav = malloc((size_t)n * sizeof(float)), *iv = malloc((size_t)n * sizeof(float));
     float *means = malloc((size_t)L1 * H * sizeof(float));
-    double *t = malloc((size_t)runs * sizeof(double));
+    double *t = malloc(3 * (size_t)runs * sizeof(double)), *tf = t + runs, *tl = t + 2 * runs;
     if (!wav || !iv || !means || !t) {
         fprintf(stderr, "m2u-bench-mert: out of memory\n");
         return 1;
     }
     make_audio(wav, n, seed);
     for (int r = 0; r < warmup + runs; r++) {
+        m2u_mert_times st;
         double t0 = now_s();
         m2u_mert_preprocess(m, wav, n, iv);
-        if (m2u_mert_forward(m, iv, n, NULL, means) != 0) {
+        if (m2u_mert_forward_timed(m, iv, n, NULL, means, &st) != 0) {
             fprintf(stderr, "m2u-bench-mert: %s\n", m2u_last_error());
             return 1;
         }
-        if (r >= warmup) t[r - warmup] = now_s() - t0;
+        if (r >= warmup) t[r - warmup] = now_s() - t0, tf[r - warmup] = st.front_s, tl[r - warmup] = st.layers_s;
     }
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    double med = t[runs / 2];
+    double med = median(t, runs), med_f = median(tf, runs), med_l = median(tl, runs), fl_f, fl_l, peak = 0;
+    m2u_mert_flops(c, n, &fl_f, &fl_l);
+    if (peak_n > 0 && sgemm_peak("m2u-bench-mert", peak_n, &peak)) return 1;
     printf("m2u   %s: %d layers x %d, %.1f s of audio (%d frames), %d threads: median %.3f s -> %.2f audio-s/s\n",
            model, c->layers, H, seconds, m2u_mert_n_frames(m, n), threads, med, seconds / med);
+    printf("      front end %.3f s (%.1f GFLOP, %.1f GFLOP/s), layers %.3f s (%.1f GFLOP, %.1f GFLOP/s), "
+           "whole run %.1f GFLOP/s",
+           med_f, fl_f * 1e-9, fl_f / med_f * 1e-9, med_l, fl_l * 1e-9, fl_l / med_l * 1e-9,
+           (fl_f + fl_l) / med * 1e-9);
+    if (peak > 0)
+        printf("; sgemm peak %.1f GFLOP/s (%d^3): front end %.0f%%, layers %.0f%%, whole %.0f%%", peak, peak_n,
+               100 * fl_f / med_f * 1e-9 / peak, 100 * fl_l / med_l * 1e-9 / peak,
+               100 * (fl_f + fl_l) / med * 1e-9 / peak);
+    printf("\n");
     if (means_path) {
         int64_t shape[2] = {L1, H};
         if (m2u_npy_write(means_path, M2U_F32, means, 2, shape) != 0) {
@@ -132,6 +154,17 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "threads", threads);
         cJSON_AddNumberToObject(o, "median_s", med);
         cJSON_AddNumberToObject(o, "audio_s_per_s", seconds / med);
+        cJSON_AddNumberToObject(o, "front_s_median", med_f);
+        cJSON_AddNumberToObject(o, "layers_s_median", med_l);
+        cJSON_AddNumberToObject(o, "front_gflop", fl_f * 1e-9);
+        cJSON_AddNumberToObject(o, "layers_gflop", fl_l * 1e-9);
+        cJSON_AddNumberToObject(o, "gflops", (fl_f + fl_l) / med * 1e-9);
+        cJSON_AddNumberToObject(o, "front_gflops", fl_f / med_f * 1e-9);
+        cJSON_AddNumberToObject(o, "layers_gflops", fl_l / med_l * 1e-9);
+        if (peak > 0) {
+            cJSON_AddNumberToObject(o, "sgemm_n", peak_n);
+            cJSON_AddNumberToObject(o, "sgemm_peak_gflops", peak);
+        }
         char *s = cJSON_Print(o);
         FILE *f = fopen(json_path, "w");
         if (!f || fprintf(f, "%s\n", s) < 0 || fclose(f) != 0) {

@@ -31,6 +31,10 @@ void m2u_bias_grad(float *db, const float *dy, int N, int C);
 /* x[n][c] = (x[n][c] - mean[c]) * rstd[c] * w[c] + b[c]: a per-channel normalisation whose
  * statistics were taken elsewhere (MERT's feature norm over time). */
 void m2u_channel_affine(float *x, int N, int C, const float *mean, const float *rstd, const float *w, const float *b);
+/* m2u_channel_affine followed by m2u_gelu_fwd in place, with the same bits, in one pass over
+ * memory: each block of rows is normalised and then activated while it is in cache. */
+void m2u_channel_affine_gelu(float *x, int N, int C, const float *mean, const float *rstd, const float *w,
+                             const float *b);
 /* acc[c] = mean over the N rows of x[n][c], summed in double (long windows). */
 void m2u_col_mean(double *acc, const float *x, int N, int C);
 

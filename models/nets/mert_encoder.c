@@ -6,6 +6,7 @@
 #include "fileio.h"
 #include "m2u_error.h"
 #include "ops_extra.h"
+#include "progress.h"
 #include "tensor.h"
 
 #include <math.h>
@@ -290,8 +291,9 @@ void m2u_mert_preprocess(const m2u_mert *m, const float *wav, long n, float *out
     m2u_zero_mean_unit_var(out, wav, n, 1e-7);
 }
 
-/* Per-channel normalisation over time of x [T, C] (GroupNorm with one group per channel). */
-static int group_norm_tm(float *x, int T, int C, const float *w, const float *b) {
+/* Per-channel normalisation over time of x [T, C] (GroupNorm with one group per channel),
+ * then the feature activation. */
+static int group_norm_act_tm(float *x, int T, int C, const float *w, const float *b, m2u_act act) {
     double *s = malloc(2 * (size_t)C * sizeof(double));
     float *m = malloc(2 * (size_t)C * sizeof(float)), *r = m + C;
     if (!s || !m) {
@@ -300,7 +302,12 @@ static int group_norm_tm(float *x, int T, int C, const float *w, const float *b)
         return m2u_fail("mert: out of memory for a group norm over %d channels", C);
     }
     m2u_channel_stats(m, r, s, x, T, C, (double)FEAT_NORM_EPS);
-    m2u_channel_affine(x, T, C, m, r, w, b);
+    if (act == M2U_ACT_GELU) { /* one pass over layer 0's 48000 x 512 values per 10 s of audio, not two */
+        m2u_channel_affine_gelu(x, T, C, m, r, w, b);
+    } else {
+        m2u_channel_affine(x, T, C, m, r, w, b);
+        m2u_act_apply(act, x, (size_t)T * C);
+    }
     free(s);
     free(m);
     return 0;
@@ -315,7 +322,9 @@ static void tap(const float *x, int T, int H, int l, float *hidden_states, doubl
     if (means) accumulate_mean(means + (size_t)l * H, x, T, H);
 }
 
-static int forward(const m2u_mert *m, const float *in, long n, float *hidden_states, double *means) {
+static int forward(const m2u_mert *m, const float *in, long n, float *hidden_states, double *means,
+                   m2u_mert_times *times) {
+    double t0 = times ? m2u_now() : 0, t1 = 0;
     const m2u_mert_config *c = &m->cfg;
     int H = c->dims.hidden, T = m2u_mert_n_frames(m, n);
     if (T <= 0)
@@ -337,15 +346,14 @@ static int forward(const m2u_mert *m, const float *in, long n, float *hidden_sta
         if (m2u_conv1d_tm(feat, T_out, src, (int)T_in, C_in, C, k, s, 0, 1, m->conv[i].w, m->conv[i].b) != 0) goto done;
         free(prev);
         prev = NULL;
-        if (m->conv[i].norm_w) {
-            if (c->feat_norm_layer) {
-                if (m2u_enc_layernorm(feat, feat, m->conv[i].norm_w, m->conv[i].norm_b, T_out, C, FEAT_NORM_EPS) != 0)
-                    goto done;
-            } else if (group_norm_tm(feat, T_out, C, m->conv[i].norm_w, m->conv[i].norm_b) != 0) {
+        if (m->conv[i].norm_w && !c->feat_norm_layer) {
+            if (group_norm_act_tm(feat, T_out, C, m->conv[i].norm_w, m->conv[i].norm_b, c->feat_act) != 0) goto done;
+        } else {
+            if (m->conv[i].norm_w &&
+                m2u_enc_layernorm(feat, feat, m->conv[i].norm_w, m->conv[i].norm_b, T_out, C, FEAT_NORM_EPS) != 0)
                 goto done;
-            }
+            m2u_act_apply(c->feat_act, feat, (size_t)T_out * C);
         }
-        m2u_act_apply(c->feat_act, feat, (size_t)T_out * C);
         prev = feat;
         feat = NULL;
         src = prev;
@@ -371,12 +379,17 @@ static int forward(const m2u_mert *m, const float *in, long n, float *hidden_sta
     m2u_act_apply(c->feat_act, pos, (size_t)T * H);
     m2u_add_inplace(x, pos, (size_t)T * H);
     if (!c->stable && m2u_enc_layernorm(x, x, m->enc_ln_w, m->enc_ln_b, T, H, c->dims.eps) != 0) goto done;
+    if (times) t1 = m2u_now();
     for (int l = 0; l < c->layers; l++) {
         tap(x, T, H, l, hidden_states, means);
         if (m2u_enc_layer_fwd(&c->dims, &m->layer[l], x, T, scratch) != 0) goto done;
     }
     if (c->stable && m2u_enc_layernorm(x, x, m->enc_ln_w, m->enc_ln_b, T, H, c->dims.eps) != 0) goto done;
     tap(x, T, H, c->layers, hidden_states, means);
+    if (times) {
+        times->front_s = t1 - t0;
+        times->layers_s = m2u_now() - t1;
+    }
     rc = 0;
 done:
     free(feat);
@@ -387,15 +400,34 @@ done:
     return rc;
 }
 
-int m2u_mert_forward(const m2u_mert *m, const float *input_values, long n, float *hidden_states, float *layer_means) {
+int m2u_mert_forward_timed(const m2u_mert *m, const float *input_values, long n, float *hidden_states,
+                           float *layer_means, m2u_mert_times *times) {
     size_t LH = (size_t)(m->cfg.layers + 1) * m->cfg.dims.hidden;
     double *acc = layer_means ? calloc(LH, sizeof(double)) : NULL;
     if (layer_means && !acc) return m2u_fail("mert: out of memory");
-    int rc = forward(m, input_values, n, hidden_states, acc);
+    int rc = forward(m, input_values, n, hidden_states, acc, times);
     if (rc == 0 && layer_means)
         for (size_t i = 0; i < LH; i++) layer_means[i] = (float)acc[i];
     free(acc);
     return rc;
+}
+
+int m2u_mert_forward(const m2u_mert *m, const float *input_values, long n, float *hidden_states, float *layer_means) {
+    return m2u_mert_forward_timed(m, input_values, n, hidden_states, layer_means, NULL);
+}
+
+void m2u_mert_flops(const m2u_mert_config *c, long n, double *front, double *layers) {
+    double f = 0, T_in = (double)n, C_in = 1;
+    for (int i = 0; i < c->n_conv; i++) {
+        double T_out = T_in < c->conv_kernel[i] ? 0 : floor((T_in - c->conv_kernel[i]) / c->conv_stride[i]) + 1;
+        f += 2 * T_out * c->conv_dim[i] * C_in * c->conv_kernel[i];
+        T_in = T_out, C_in = c->conv_dim[i];
+    }
+    double T = T_in, H = c->dims.hidden, I = c->dims.inter;
+    f += 2 * T * C_in * H;                                     /* feature projection */
+    f += 2 * T * H * (H / c->pos_groups) * c->pos_kernel;      /* positional conv */
+    *front = f;
+    *layers = c->layers * (2 * T * (4 * H * H + 2 * H * I) + 4 * T * T * H);
 }
 
 int m2u_mert_layer_means_win(const m2u_mert *m, const float *wav, long n, long window, float *means) {
@@ -414,7 +446,7 @@ int m2u_mert_layer_means_win(const m2u_mert *m, const float *wav, long n, long w
         long len = n - start < window ? n - start : window;
         if (start > 0 && m2u_mert_n_frames(m, len) == 0) break; /* a tail shorter than one frame */
         m2u_mert_preprocess(m, wav + start, len, buf);
-        rc = forward(m, buf, len, NULL, one);
+        rc = forward(m, buf, len, NULL, one, NULL);
         if (rc == 0) {
             for (size_t i = 0; i < LH; i++) acc[i] += one[i];
             used++;

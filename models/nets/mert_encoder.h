@@ -63,6 +63,23 @@ void m2u_mert_preprocess(const m2u_mert *m, const float *wav, long n, float *out
  * of each hidden state (may be NULL).  Fails when n gives no frame. */
 int m2u_mert_forward(const m2u_mert *m, const float *input_values, long n, float *hidden_states, float *layer_means);
 
+/* The same, with the wall time of its two stages: the front end (conv feature
+ * encoder, feature projection, positional conv) and the transformer layers
+ * (with their final LayerNorm and the means).  For benchmarks. */
+typedef struct {
+    double front_s, layers_s;
+} m2u_mert_times;
+int m2u_mert_forward_timed(const m2u_mert *m, const float *input_values, long n, float *hidden_states,
+                           float *layer_means, m2u_mert_times *times);
+
+/* FLOPs (2 per multiply-add) of the products one forward on n samples computes:
+ * front = the convs of the feature encoder, the feature projection and the grouped
+ * positional conv over T frames; layers = q/k/v/o and the FFN over T frames plus
+ * attention's scores and values (4 T^2 hidden per layer).  Biases, norms,
+ * activations and softmax are not counted (torch.utils.flop_counter counts the
+ * same, except that it counts T+1 positional-conv frames for an even kernel). */
+void m2u_mert_flops(const m2u_mert_config *c, long n, double *front, double *layers);
+
 /* What a dataset shard stores for a clip: the clip (mono, at sampling_rate) is cut
  * into windows of 60 s (the last one shorter; a clip under 60 s is one window),
  * each window preprocessed on its own and run through the model, its hidden states

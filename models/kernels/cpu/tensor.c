@@ -59,6 +59,22 @@ void m2u_channel_affine(float *x, int N, int C, const float *mean, const float *
     }
 }
 
+void m2u_channel_affine_gelu(float *x, int N, int C, const float *mean, const float *rstd, const float *w,
+                             const float *b) {
+    /* blocks of about 64 KB (L2-resident) */
+    int rows = C > 0 && C < 16384 ? 16384 / C : 1;
+    int nblk = (N + rows - 1) / rows;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < nblk; k++) {
+        int t0 = k * rows, t1 = t0 + rows < N ? t0 + rows : N;
+        for (int t = t0; t < t1; t++) {
+            float *p = x + (size_t)t * C;
+            for (int ch = 0; ch < C; ch++) p[ch] = (p[ch] - mean[ch]) * rstd[ch] * w[ch] + b[ch];
+        }
+        m2u_gelu_span(x + (size_t)t0 * C, x + (size_t)t0 * C, (size_t)(t1 - t0) * C);
+    }
+}
+
 void m2u_col_mean(double *acc, const float *x, int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int h = 0; h < C; h++) {
@@ -279,11 +295,12 @@ void m2u_zero_mean_unit_var(float *out, const float *x, long n, double eps) {
     for (long i = 0; i < n; i++) out[i] = (x[i] - mean) / den;
 }
 
-void m2u_channel_stats(float *mean, float *rstd, double *work, const float *x, int T, int C, double eps) {
-    /* Along rows (contiguous): T is ~288000 per minute of 24 kHz audio and a column walk would
-     * touch a new cache line per element.  The threads split the channels into blocks of 64
-     * (256 contiguous bytes of each row): every channel is still summed over t in order, so
-     * the result is the same for any thread count. */
+/* Rows per partial sum of m2u_channel_stats: fixed, so the sums do not depend on the thread count. */
+#define CHANNEL_STATS_ROWS 256
+
+/* The fallback when the partial sums cannot be allocated: each thread owns blocks of 64
+ * channels (256 contiguous bytes of each row) and sums them over t in order. */
+static void channel_stats_blocks(float *mean, float *rstd, double *work, const float *x, int T, int C, double eps) {
     double *s = work, *v = work + C;
     int nblk = (C + 63) / 64;
 #pragma omp parallel for schedule(static) if ((long)T * C > 65536)
@@ -307,4 +324,49 @@ void m2u_channel_stats(float *mean, float *rstd, double *work, const float *x, i
             rstd[ch] = (float)(1.0 / sqrt(v[ch] / T + eps));
         }
     }
+}
+
+void m2u_channel_stats(float *mean, float *rstd, double *work, const float *x, int T, int C, double eps) {
+    /* Two passes (mean, then squared deviations), each over chunks of CHANNEL_STATS_ROWS
+     * whole rows: the threads stream x row after row (the first conv layer of MERT gives
+     * 48000 x 512 values for 10 s of audio, and walking 64-channel column blocks, as the
+     * fallback does, ran at a quarter of the memory's speed), each chunk keeps its own
+     * double partial sums, and the partials are added in chunk order, so the result is the
+     * same for any thread count. */
+    int nch = (T + CHANNEL_STATS_ROWS - 1) / CHANNEL_STATS_ROWS;
+    double *part = nch > 1 ? malloc((size_t)nch * C * sizeof(double)) : NULL;
+    if (!part) {
+        channel_stats_blocks(mean, rstd, work, x, T, C, eps);
+        return;
+    }
+    double *s = work, *v = work + C;
+    for (int pass = 0; pass < 2; pass++) {
+#pragma omp parallel for schedule(static) if ((long)T * C > 65536)
+        for (int k = 0; k < nch; k++) {
+            double *p = part + (size_t)k * C;
+            int t1 = (k + 1) * CHANNEL_STATS_ROWS < T ? (k + 1) * CHANNEL_STATS_ROWS : T;
+            for (int ch = 0; ch < C; ch++) p[ch] = 0;
+            for (int t = k * CHANNEL_STATS_ROWS; t < t1; t++) {
+                const float *row = x + (size_t)t * C;
+                if (pass == 0)
+                    for (int ch = 0; ch < C; ch++) p[ch] += row[ch];
+                else
+                    for (int ch = 0; ch < C; ch++) {
+                        double d = row[ch] - s[ch];
+                        p[ch] += d * d;
+                    }
+            }
+        }
+        double *out = pass == 0 ? s : v;
+        for (int ch = 0; ch < C; ch++) out[ch] = 0;
+        for (int k = 0; k < nch; k++)
+            for (int ch = 0; ch < C; ch++) out[ch] += part[(size_t)k * C + ch];
+        if (pass == 0)
+            for (int ch = 0; ch < C; ch++) s[ch] /= T;
+    }
+    for (int ch = 0; ch < C; ch++) {
+        mean[ch] = (float)s[ch];
+        rstd[ch] = (float)(1.0 / sqrt(v[ch] / T + eps));
+    }
+    free(part);
 }

@@ -1,0 +1,68 @@
+/* What the stand-alone benchmark drivers (m2u-bench-llama, m2u-bench-mert) share:
+ * a monotonic clock, the median of a sample, and the machine's sgemm peak measured
+ * in the same process with the same threads, the yardstick of their GFLOP/s.
+ * Header-only: the drivers are programs that see BLAS directly, while the
+ * m2u_bench library (perf_suite.c) does not link it. */
+#ifndef M2U_BENCH_COMMON_H
+#define M2U_BENCH_COMMON_H
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static inline double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n), n >= 1 (v is left as it is). */
+static inline double median(const double *v, int n) {
+    double *s = malloc((size_t)n * sizeof *s);
+    if (!s) return v[0];
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    free(s);
+    return m;
+}
+
+/* Best GFLOP/s of square sgemms C = A B (one warm-up call, then at least 5 calls
+ * and 1 s).  -1 when out of memory (said on stderr, with the program's name). */
+static inline int sgemm_peak(const char *prog, int n, double *gflops) {
+    size_t nn = (size_t)n * n;
+    float *a = malloc(nn * sizeof(float)), *b = malloc(nn * sizeof(float)), *c = malloc(nn * sizeof(float));
+    if (!a || !b || !c) {
+        free(a);
+        free(b);
+        free(c);
+        fprintf(stderr, "%s: out of memory for a %d x %d sgemm\n", prog, n, n);
+        return -1;
+    }
+    for (size_t i = 0; i < nn; i++) {
+        a[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+        b[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
+    }
+    double flop = 2.0 * n * (double)n * n, best = 0, t_start = now_s();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    for (int rep = 0; rep < 5 || (now_s() - t_start < 1.0 && rep < 100); rep++) {
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double g = flop / (now_s() - t0) * 1e-9;
+        if (g > best) best = g;
+    }
+    free(a);
+    free(b);
+    free(c);
+    *gflops = best;
+    return 0;
+}
+
+#endif
