@@ -6,7 +6,10 @@
 #   m2u-bench-mert           (C: OpenMP + OpenBLAS)
 #   bench_mert_torch.py run  (transformers HubertModel, eager attention)
 # One run = normalisation + forward with all hidden states + per-layer time means.
-# Prints both rates, their ratio, and the max relative difference of the layer means.
+# Prints both rates, their ratio, and the max relative difference of the layer means, and
+# each side's GFLOP/s (m2u: front end and layers apart) against the sgemm peak of the same
+# run.  The sides alternate --rounds times and each keeps its fastest round: this machine's
+# speed drifts by tens of percent over minutes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -15,6 +18,7 @@ CONFIG=95m
 SECONDS_AUDIO=10
 RUNS=3
 WARMUP=1
+ROUNDS=3
 BUILD="$ROOT/build"
 PY=${PYTHON:-python3}
 DO_BUILD=1
@@ -28,10 +32,15 @@ usage: eval/bench/bench_mert.sh [--threads N] [--config 95m|330m] [--seconds S] 
   --seconds S     audio length per run, at 24 kHz (default $SECONDS_AUDIO)
   --runs K        timed runs per side (default $RUNS)
   --warmup W      untimed runs first (default $WARMUP)
+  --rounds R      m2u and PyTorch run alternately R times; each side's fastest round is
+                  reported (default $ROUNDS)
   --build DIR     CMake build directory (default \$repo/build); m2u-bench-mert is (re)built
                   there unless --no-build
   --no-build      use DIR/m2u-bench-mert as it is
   --python PY     interpreter with torch, transformers, safetensors (default python3)
+
+example:
+  eval/bench/bench_mert.sh --threads 2 --seconds 10 --rounds 3
 EOF
 }
 
@@ -42,7 +51,7 @@ while (( $# )); do
     case $1 in
         -h|--help) usage; exit 0 ;;
         --no-build) DO_BUILD=0; shift; continue ;;
-        --threads|--config|--seconds|--runs|--warmup|--build|--python)
+        --threads|--config|--seconds|--runs|--warmup|--rounds|--build|--python)
             (( $# >= 2 )) || die "missing value for $1"
             case $1 in
                 --threads) posint "$1" "$2" 1; THREADS=$2 ;;
@@ -50,6 +59,7 @@ while (( $# )); do
                 --seconds) posint "$1" "$2" 1; SECONDS_AUDIO=$2 ;;
                 --runs) posint "$1" "$2" 1; RUNS=$2 ;;
                 --warmup) posint "$1" "$2" 0; WARMUP=$2 ;;
+                --rounds) posint "$1" "$2" 1; ROUNDS=$2 ;;
                 --build) BUILD=$2 ;;
                 --python) PY=$2 ;;
             esac
@@ -78,11 +88,14 @@ mkdir -p "$OUTDIR"
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
 [[ -f $CKPT/config.json ]] || "$PY" "$TORCH_PY" make --config "$CONFIG" --out "$CKPT"
-echo "MERT $CONFIG, $SECONDS_AUDIO s of audio, threads $THREADS, $WARMUP warm-up + $RUNS timed runs;" \
+echo "MERT $CONFIG, $SECONDS_AUDIO s of audio, threads $THREADS, $WARMUP warm-up + $RUNS timed runs, $ROUNDS alternated rounds;" \
      "load average $(cut -d' ' -f1-3 /proc/loadavg)"
-"$BIN" --model "$CKPT" --seconds "$SECONDS_AUDIO" --runs "$RUNS" --warmup "$WARMUP" --threads "$THREADS" \
-       --means "$OUTDIR/m2u_means.npy" --json "$OUTDIR/m2u.json"
-"$PY" "$TORCH_PY" run --model "$CKPT" --seconds "$SECONDS_AUDIO" --runs "$RUNS" --warmup "$WARMUP" \
-      --threads "$THREADS" --means "$OUTDIR/torch_means.npy" --json "$OUTDIR/torch.json"
-"$PY" "$TORCH_PY" report --m2u "$OUTDIR/m2u.json" --torch "$OUTDIR/torch.json" \
-      --m2u-means "$OUTDIR/m2u_means.npy" --torch-means "$OUTDIR/torch_means.npy"
+rm -f "$OUTDIR"/m2u.r*.json "$OUTDIR"/torch.r*.json "$OUTDIR"/*_means.r*.npy
+for (( r = 1; r <= ROUNDS; r++ )); do
+    "$BIN" --model "$CKPT" --seconds "$SECONDS_AUDIO" --runs "$RUNS" --warmup "$WARMUP" --threads "$THREADS" \
+           --means "$OUTDIR/m2u_means.r$r.npy" --json "$OUTDIR/m2u.r$r.json"
+    "$PY" "$TORCH_PY" run --model "$CKPT" --seconds "$SECONDS_AUDIO" --runs "$RUNS" --warmup "$WARMUP" \
+          --threads "$THREADS" --means "$OUTDIR/torch_means.r$r.npy" --json "$OUTDIR/torch.r$r.json"
+done
+# each side's fastest round, also as m2u.json / torch.json (+ _means.npy), which m2u-eval bench reads
+"$PY" "$TORCH_PY" report --out-dir "$OUTDIR" --rounds "$ROUNDS"

@@ -4,8 +4,9 @@
   make --config NAME --out DIR               write a random MERT-sized HubertModel checkpoint
                                              (fp32 safetensors + preprocessor_config.json)
   run  --model DIR [...] --json P --means P  time feature extraction as m2u-bench-mert does
-  report --m2u J --torch J --m2u-means P --torch-means P
-                                             print the comparison (and the layer-means agreement)
+  report --out-dir D --rounds R              keep each side's fastest round of D/{m2u,torch}.rR.json (and
+                                             its means) as D/{m2u,torch}.json, print the comparison, the
+                                             layer-means agreement, and the GFLOP/s against the peak
 
 One run = Wav2Vec2FeatureExtractor (do_normalize) + HubertModel(output_hidden_states=True) +
 per-layer mean over time, no grad, fp32, eager attention.  MERT-v1 is HubertModel with these
@@ -86,24 +87,56 @@ def cmd_run(a):
             means = torch.stack(hs).squeeze(1).mean(-2)
         if r >= a.warmup:
             times.append(time.perf_counter() - t0)
+    # the products one forward computes, counted by PyTorch (2 FLOPs per multiply-add, like
+    # m2u_mert_flops); counted once, outside the timed runs
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(iv, output_hidden_states=True)
+    gflop = fc.get_total_flops() * 1e-9
     med = statistics.median(times)
     print(f"torch {a.model}: {a.seconds:.1f} s of audio, {a.threads} threads: median {med:.3f} s -> "
           f"{a.seconds / med:.2f} audio-s/s")
     np.save(a.means, means.numpy())
     with open(a.json, "w") as f:
         json.dump(dict(side="torch", seconds=a.seconds, threads=a.threads, median_s=med,
-                       audio_s_per_s=a.seconds / med), f, indent=2)
+                       audio_s_per_s=a.seconds / med, gflop=gflop, gflops=gflop / med), f, indent=2)
 
 
 def cmd_report(a):
+    import shutil
     import numpy as np
-    m, t = json.load(open(a.m2u)), json.load(open(a.torch))
-    mm, tm = np.load(a.m2u_means), np.load(a.torch_means)
+    best, rounds = {}, {}
+    for side in ("m2u", "torch"):
+        for r in range(1, a.rounds + 1):
+            path = os.path.join(a.out_dir, f"{side}.r{r}.json")
+            with open(path) as f:
+                res = json.load(f)
+            rounds.setdefault(side, []).append(res["audio_s_per_s"])
+            if side not in best or res["audio_s_per_s"] > best[side][1]["audio_s_per_s"]:
+                best[side] = (r, res)
+        r, res = best[side]
+        shutil.copyfile(os.path.join(a.out_dir, f"{side}.r{r}.json"), os.path.join(a.out_dir, f"{side}.json"))
+        shutil.copyfile(os.path.join(a.out_dir, f"{side}_means.r{r}.npy"), os.path.join(a.out_dir, f"{side}_means.npy"))
+    m, t = best["m2u"][1], best["torch"][1]
+    mm, tm = np.load(os.path.join(a.out_dir, "m2u_means.npy")), np.load(os.path.join(a.out_dir, "torch_means.npy"))
     err = float(np.abs(mm - tm).max() / np.abs(tm).max())
-    print(f"{'side':6} {'audio-s/s':>10} {'median s':>9}")
+    print(f"{'side':6} {'audio-s/s':>10} {'median s':>9}   (fastest of {a.rounds} rounds)")
     for r in (m, t):
         print(f"{r['side']:6} {r['audio_s_per_s']:10.2f} {r['median_s']:9.3f}")
+    for side, v in rounds.items():
+        print(f"  rounds {side}: " + ", ".join(f"{x:.2f}" for x in v))
     print(f"m2u / torch: {m['audio_s_per_s'] / t['audio_s_per_s']:.2f}x; layer means max rel err {err:.2e}")
+    if "front_gflop" in m and "gflop" in t:
+        mg = m["front_gflop"] + m["layers_gflop"]
+        # torch also computes the positional conv's dropped last frame (even kernel): a few MFLOP more
+        print(f"GFLOP per run: m2u counts {mg:.2f}, PyTorch's FlopCounterMode {t['gflop']:.2f} "
+              f"(rel diff {abs(mg - t['gflop']) / t['gflop']:.1e}); GFLOP/s m2u {m['gflops']:.1f} "
+              f"(front end {m['front_gflops']:.1f}, layers {m['layers_gflops']:.1f}), PyTorch {t['gflops']:.1f}")
+        if "sgemm_peak_gflops" in m:
+            pk = m["sgemm_peak_gflops"]
+            print(f"share of the sgemm peak {pk:.1f} GFLOP/s (m2u's fastest round): m2u {100 * m['gflops'] / pk:.0f}% "
+                  f"(front end {100 * m['front_gflops'] / pk:.0f}%, layers {100 * m['layers_gflops'] / pk:.0f}%), "
+                  f"PyTorch {100 * t['gflops'] / pk:.0f}%; 1.5x PyTorch would need {150 * t['gflops'] / pk:.0f}%")
 
 
 def main():
@@ -122,9 +155,9 @@ def main():
     rn.add_argument("--seed", type=int, default=1)
     rn.add_argument("--json", required=True)
     rn.add_argument("--means", required=True)
-    rp = sub.add_parser("report")
-    for k in ("--m2u", "--torch", "--m2u-means", "--torch-means"):
-        rp.add_argument(k, required=True)
+    rp = sub.add_parser("report", help="pick each side's fastest round in --out-dir and compare")
+    rp.add_argument("--out-dir", required=True, help="holds {m2u,torch}.rR.json and {m2u,torch}_means.rR.npy")
+    rp.add_argument("--rounds", type=int, required=True)
     a = p.parse_args()
     {"make": cmd_make, "run": cmd_run, "report": cmd_report}[a.cmd](a)
 
