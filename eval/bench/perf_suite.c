@@ -119,6 +119,20 @@ int m2u_perf_summarize(const char *build_dir, const char *dataset_json, const ch
             m2u_sb_printf(&md, "| | m2u | PyTorch | m2u / PyTorch |\n|---|---:|---:|---:|\n| audio-s per s | %.2f | %.2f | %.2f× |\n",
                ra, rb, ra / rb);
             add_ratio(rep, "mert", ra, rb);
+            /* GFLOP/s of the products against the same run's sgemm peak (bench_mert.sh since 3ff53f2) */
+            double gf = num(a, "gflops"), gfr = num(a, "front_gflops"), gl = num(a, "layers_gflops"),
+                   pk = num(a, "sgemm_peak_gflops"), gt = num(b, "gflops");
+            if (gf > 0 && gfr > 0 && gl > 0 && pk > 0) {
+                m2u_sb_printf(&md, "| GFLOP/s (share of the sgemm peak %.1f) | %.1f (%.0f%%): front end %.1f (%.0f%%), layers %.1f (%.0f%%) | ",
+                              pk, gf, 100 * gf / pk, gfr, 100 * gfr / pk, gl, 100 * gl / pk);
+                if (gt > 0) m2u_sb_printf(&md, "%.1f (%.0f%%) | |\n", gt, 100 * gt / pk);
+                else m2u_sb_printf(&md, "| |\n");
+                cJSON *mj = cJSON_GetObjectItemCaseSensitive(rep, "mert");
+                cJSON_AddNumberToObject(mj, "m2u_pct_of_sgemm_peak", 100 * gf / pk);
+                cJSON_AddNumberToObject(mj, "m2u_layers_pct_of_sgemm_peak", 100 * gl / pk);
+                cJSON_AddNumberToObject(mj, "m2u_front_pct_of_sgemm_peak", 100 * gfr / pk);
+                if (gt > 0) cJSON_AddNumberToObject(mj, "torch_pct_of_sgemm_peak", 100 * gt / pk);
+            }
         } else {
             m2u_sb_printf(&md, "Not measured%s%s\n", reason[1] ? ": " : ".", reason[1] ? reason[1] : "");
         }

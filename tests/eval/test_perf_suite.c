@@ -44,8 +44,10 @@ int main(void) {
     put(DIR "/build/bench_llama/m2u_7b_t128.json",
         "{\"impl\": \"m2u\", \"batch\": 1, \"seq\": 128, \"step_s_median\": 22.5, \"tokens_per_s\": 5.69,"
         " \"gflops\": 151.7, \"sgemm_peak_gflops\": 182.0, \"max_rss_mib\": 14336}");
-    put(DIR "/build/bench_mert/m2u.json", "{\"side\": \"m2u\", \"audio_s_per_s\": 3.41}");
-    put(DIR "/build/bench_mert/torch.json", "{\"side\": \"torch\", \"audio_s_per_s\": 3.875}");
+    put(DIR "/build/bench_mert/m2u.json",
+        "{\"side\": \"m2u\", \"audio_s_per_s\": 3.41, \"gflops\": 120.0, \"front_gflops\": 100.0,"
+        " \"layers_gflops\": 150.0, \"sgemm_peak_gflops\": 200.0}");
+    put(DIR "/build/bench_mert/torch.json", "{\"side\": \"torch\", \"audio_s_per_s\": 3.875, \"gflops\": 110.0}");
     put(DIR "/out/bench_dataset.json",
         "{\"decode\": {\"m2u\": {\"audio_s_per_cpu_s\": 412.0}, \"ffmpeg_f32le\": {\"audio_s_per_cpu_s\": 206.0}},"
         " \"analysis\": {\"audio_s_per_cpu_s\": 50.5}, \"builds\": [{\"recipes\": \"mucaps\", \"audio_s_per_cpu_s\": 36.2},"
@@ -71,6 +73,9 @@ int main(void) {
                   strstr(md, "torch.autocast"),
               "bf16 rows: %s", md);
         CHECK(strstr(md, "| 3.41 | 3.88 | 0.88× |"), "mert row");
+        CHECK(strstr(md, "| GFLOP/s (share of the sgemm peak 200.0) | 120.0 (60%): front end 100.0 (50%), layers 150.0 (75%) | "
+                         "110.0 (55%) | |"),
+              "mert GFLOP/s row: %s", md);
         /* 7B rows in sequence order, each against the one peak measured in the first run */
         const char *r128 = strstr(md, "| 1 × 128 | 22.50 | 5.69 | 151.7 | 83% | 14.0 GiB |"),
                    *r512 = strstr(md, "| 1 × 512 | 80.00 | 6.40 | 150.0 | 82% | 17.0 GiB |");
