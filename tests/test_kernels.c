@@ -239,6 +239,17 @@ static void t_matmul_stored(void) {
                 for (int r = 0; r < nr; r++) acc += (double)dy[(size_t)n * ldy + r] * wf[(size_t)(row0 + r) * cols + c];
                 rdx[(size_t)n * cols + c] += acc;
             }
+        if (on_cpu) { /* the fallback without heap memory, against the same sums */
+            float *y2 = malloc((size_t)N * ldy * sizeof(float)), *dx2 = malloc((size_t)N * cols * sizeof(float));
+            memcpy(y2, y, (size_t)N * ldy * sizeof(float));
+            memcpy(dx2, dx, (size_t)N * cols * sizeof(float));
+            m2u_mat wh = {types[ti], ws, rows, cols};
+            m2u_matmul_wt_stream(y2, ldy, x, N, &wh, row0, nr, beta);
+            m2u_matmul_w_acc_stream(dx2, dy, ldy, N, &wh, row0, nr);
+            check("matmul_wt_stream", y2, ry, (size_t)N * ldy, TOL_RED);
+            check("matmul_w_acc_stream", dx2, rdx, (size_t)N * cols, TOL_RED);
+            free(y2), free(dx2);
+        }
         m2u_mat w = {types[ti], dev(ws, (size_t)rows * cols * es), rows, cols};
         float *d_x = devf(x, (size_t)N * cols), *d_y = devf(y, (size_t)N * ldy), *d_dy = devf(dy, (size_t)N * ldy);
         float *d_dx = devf(dx, (size_t)N * cols);

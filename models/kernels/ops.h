@@ -28,6 +28,11 @@ typedef struct {
 void m2u_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, int row0, int nrows, float beta);
 /* dx[N, cols] += dy[N, nrows] (leading dim ldy) @ W[row0:row0+nrows, :] */
 void m2u_matmul_w_acc(float *dx, const float *dy, int ldy, int N, const m2u_mat *w, int row0, int nrows);
+/* The same two products through a 1 KiB stack buffer, 256 weights at a time, without any
+ * heap memory: slow, and what the two above fall back to when the widened block cannot be
+ * allocated (these ops cannot fail).  Sums in another order than BLAS's. */
+void m2u_matmul_wt_stream(float *y, int ldy, const float *x, int N, const m2u_mat *w, int row0, int nrows, float beta);
+void m2u_matmul_w_acc_stream(float *dx, const float *dy, int ldy, int N, const m2u_mat *w, int row0, int nrows);
 /* One row of W widened to fp32. */
 void m2u_mat_row(const m2u_mat *w, int row, float *dst);
 

@@ -64,6 +64,51 @@ static void matvec_16(float *y, int ldy, const float *x, int N, const m2u_mat *w
     }
 }
 
+#define STREAM_CHUNK 256
+
+void m2u_matmul_wt_stream(float *y, int ldy, const float *x, int N, const m2u_mat *w, int row0, int nrows, float beta) {
+    int K = w->cols;
+    size_t es = m2u_dtype_size(w->dtype);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < nrows; r++) {
+        const unsigned char *src = (const unsigned char *)w->data + (size_t)(row0 + r) * K * es;
+        float buf[STREAM_CHUNK];
+        for (int n = 0; n < N; n++) {
+            float *d = y + (size_t)n * ldy + r;
+            *d = beta == 0.0f ? 0.0f : beta * *d;
+        }
+        for (int k0 = 0; k0 < K; k0 += STREAM_CHUNK) {
+            int kc = K - k0 < STREAM_CHUNK ? K - k0 : STREAM_CHUNK;
+            m2u_convert_to_f32(w->dtype, src + (size_t)k0 * es, buf, (size_t)kc);
+            for (int n = 0; n < N; n++) {
+                const float *xn = x + (size_t)n * K + k0;
+                float acc = 0.0f;
+                for (int k = 0; k < kc; k++) acc += xn[k] * buf[k];
+                y[(size_t)n * ldy + r] += acc;
+            }
+        }
+    }
+}
+
+void m2u_matmul_w_acc_stream(float *dx, const float *dy, int ldy, int N, const m2u_mat *w, int row0, int nrows) {
+    int K = w->cols;
+    size_t es = m2u_dtype_size(w->dtype);
+    /* threads own column chunks of dx, so no two write the same value */
+#pragma omp parallel for schedule(static)
+    for (int k0 = 0; k0 < K; k0 += STREAM_CHUNK) {
+        int kc = K - k0 < STREAM_CHUNK ? K - k0 : STREAM_CHUNK;
+        float buf[STREAM_CHUNK];
+        for (int r = 0; r < nrows; r++) {
+            m2u_convert_to_f32(w->dtype, (const unsigned char *)w->data + ((size_t)(row0 + r) * K + k0) * es, buf,
+                               (size_t)kc);
+            for (int n = 0; n < N; n++) {
+                float g = dy[(size_t)n * ldy + r], *d = dx + (size_t)n * K + k0;
+                for (int k = 0; k < kc; k++) d[k] += g * buf[k];
+            }
+        }
+    }
+}
+
 void m2u_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, int row0, int nrows, float beta) {
     int K = w->cols;
     if (N == 0 || nrows == 0) return;
@@ -85,6 +130,10 @@ void m2u_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, i
     int br = block_rows(w);
     if (br > nrows) br = nrows;
     float *buf = malloc((size_t)br * K * sizeof(float));
+    if (!buf) {
+        m2u_matmul_wt_stream(y, ldy, x, N, w, row0, nrows, beta);
+        return;
+    }
     for (int r = 0; r < nrows; r += br) {
         int n = nrows - r < br ? nrows - r : br;
         widen_rows(w, row0 + r, n, buf);
@@ -110,6 +159,10 @@ void m2u_matmul_w_acc(float *dx, const float *dy, int ldy, int N, const m2u_mat 
     int br = block_rows(w);
     if (br > nrows) br = nrows;
     float *buf = malloc((size_t)br * K * sizeof(float));
+    if (!buf) {
+        m2u_matmul_w_acc_stream(dx, dy, ldy, N, w, row0, nrows);
+        return;
+    }
     for (int r = 0; r < nrows; r += br) {
         int n = nrows - r < br ? nrows - r : br;
         widen_rows(w, row0 + r, n, buf);
