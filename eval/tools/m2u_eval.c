@@ -110,7 +110,10 @@ static const command_help k_commands[] = {
     {"bench",
       "  bench [--only train,mert,dataset,train7b] [--quick] [--out DIR] [--build DIR] [--python PY]\n"
       "      The toolkit's throughput, each against a reference in the same run: LoRA training\n"
-      "      step vs PyTorch (eval/bench/bench_llama.sh), MERT vs PyTorch (eval/bench/bench_mert.sh), decoding\n"
+      "      step vs PyTorch (eval/bench/bench_llama.sh: tiny, 15M, 110M in fp32, and 110M on m2u's bf16\n"
+      "      path vs PyTorch's CPU bf16 autocast, about 6 minutes on a CPU without bf16 arithmetic;\n"
+      "      --quick: tiny and 15M), MERT vs PyTorch with GFLOP/s against the sgemm peak\n"
+      "      (eval/bench/bench_mert.sh), decoding\n"
       "      vs the ffmpeg CLI, analysis and build rates, shard reading vs h5py (eval/bench/bench_dataset.sh),\n"
       "      and the LoRA step on LLaMA-2-7B shapes with bf16 weights at sequence 128 and 512 against the\n"
       "      sgemm peak of the same run, with peak memory (eval/bench/bench_llama7b.sh: about 10 minutes, 18 GB\n"
