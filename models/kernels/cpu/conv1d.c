@@ -1,6 +1,7 @@
 #include "conv1d.h"
 
 #include "m2u_error.h"
+#include "vmath.h" /* M2U_VCLONES */
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -17,9 +18,54 @@ float *m2u_conv1d_weight_to_tap_major(const float *w, int C_out, int cin_g, int 
     return r;
 }
 
+/* One output row of a conv with one input channel: y[o] = b[o] + sum_j wt[j][o] * win[j]. */
+M2U_VCLONES static void conv_row_c1(float *y, const float *win, int k, const float *wt, const float *b, int C_out) {
+    if (b) memcpy(y, b, (size_t)C_out * sizeof(float));
+    else memset(y, 0, (size_t)C_out * sizeof(float));
+    for (int j = 0; j < k; j++) {
+        float v = win[j];
+        const float *wj = wt + (size_t)j * C_out;
+        for (int o = 0; o < C_out; o++) y[o] += v * wj[o];
+    }
+}
+
+/* One input channel (the first layer of wav2vec2 / HuBERT / MERT on raw audio: 48000 x 512
+ * outputs of only k = 10 products each per 10 s): im2col + sgemm with K = k wrote the
+ * output three times (bias rows, then sgemm reading and writing them back); here each row is
+ * made once in L1 from the k samples of its window (MERT-95M on 10 s, 2 threads: 59-67 ms ->
+ * 40-47 ms, most of the rest the first touch of the 98 MB output).  -1 when the transposed weight [k][C_out]
+ * cannot be allocated (the caller then takes the im2col path). */
+static int conv_c1(float *y, int T_out, const float *x, int T_in, int C_out, int k, int stride, int pad,
+                   const float *w, const float *b) {
+    float *wt = malloc((size_t)k * C_out * sizeof(float));
+    if (!wt) return -1;
+    for (int o = 0; o < C_out; o++)
+        for (int j = 0; j < k; j++) wt[(size_t)j * C_out + o] = w[(size_t)o * k + j];
+    int ok = 1;
+#pragma omp parallel
+    {
+        float *win = malloc((size_t)k * sizeof(float));
+        if (!win) {
+#pragma omp atomic write
+            ok = 0;
+        }
+#pragma omp for schedule(static)
+        for (int t = 0; t < T_out; t++) {
+            if (!win) continue;
+            long s0 = (long)t * stride - pad;
+            for (int j = 0; j < k; j++) win[j] = s0 + j >= 0 && s0 + j < T_in ? x[s0 + j] : 0.0f;
+            conv_row_c1(y + (size_t)t * C_out, win, k, wt, b, C_out);
+        }
+        free(win);
+    }
+    free(wt);
+    return ok ? 0 : -1;
+}
+
 int m2u_conv1d_tm(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride, int pad,
                   int groups, const float *w, const float *b) {
     if (T_out <= 0) return 0;
+    if (C_in == 1 && groups == 1 && conv_c1(y, T_out, x, T_in, C_out, k, stride, pad, w, b) == 0) return 0;
     int cig = C_in / groups, cog = C_out / groups, K = k * cig;
     /* Rows per im2col block: enough for an efficient GEMM, small enough (a few MB) for long audio. */
     int block = 1024;
