@@ -71,30 +71,6 @@ static void usage(FILE *f) {
 }
 
 
-static int parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "m2u-bench-llama: %s expects an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_float(const char *opt, const char *s, float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v > 0) || v > 1e6) {
-        fprintf(stderr, "m2u-bench-llama: %s expects a positive number, got '%s'\n", opt, s);
-        return -1;
-    }
-    *out = (float)v;
-    return 0;
-}
-
 typedef struct {
     double base_params, trainable, flops, flops_lin, flops_head, flops_lora, flops_attn;
 } model_counts;
@@ -176,15 +152,19 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--model")) model_dir = v;
         else if (!strcmp(a, "--json")) json_path = v;
         else if (!strcmp(a, "--name")) name = v;
-        else if (!strcmp(a, "--batch")) rc = parse_long(a, v, 1, 1 << 16, &B);
-        else if (!strcmp(a, "--seq")) rc = parse_long(a, v, 2, 1 << 16, &T);
-        else if (!strcmp(a, "--steps")) rc = parse_long(a, v, 1, 1000000, &steps);
-        else if (!strcmp(a, "--warmup")) rc = parse_long(a, v, 0, 1000000, &warmup);
-        else if (!strcmp(a, "--threads")) rc = parse_long(a, v, 1, 4096, &threads);
-        else if (!strcmp(a, "--lora-r")) rc = parse_long(a, v, 1, 65536, &lora_r);
-        else if (!strcmp(a, "--lora-alpha")) rc = parse_float(a, v, &lora_alpha);
-        else if (!strcmp(a, "--seed")) rc = parse_long(a, v, 0, LONG_MAX, &seed);
-        else if (!strcmp(a, "--peak-n")) rc = parse_long(a, v, 0, 16384, &peak_n);
+        else if (!strcmp(a, "--batch")) rc = parse_long("m2u-bench-llama", a, v, 1, 1 << 16, &B);
+        else if (!strcmp(a, "--seq")) rc = parse_long("m2u-bench-llama", a, v, 2, 1 << 16, &T);
+        else if (!strcmp(a, "--steps")) rc = parse_long("m2u-bench-llama", a, v, 1, 1000000, &steps);
+        else if (!strcmp(a, "--warmup")) rc = parse_long("m2u-bench-llama", a, v, 0, 1000000, &warmup);
+        else if (!strcmp(a, "--threads")) rc = parse_long("m2u-bench-llama", a, v, 1, 4096, &threads);
+        else if (!strcmp(a, "--lora-r")) rc = parse_long("m2u-bench-llama", a, v, 1, 65536, &lora_r);
+        else if (!strcmp(a, "--lora-alpha")) {
+            double d;
+            rc = parse_positive("m2u-bench-llama", a, v, &d);
+            lora_alpha = (float)d;
+        }
+        else if (!strcmp(a, "--seed")) rc = parse_long("m2u-bench-llama", a, v, 0, LONG_MAX, &seed);
+        else if (!strcmp(a, "--peak-n")) rc = parse_long("m2u-bench-llama", a, v, 0, 16384, &peak_n);
         else if (!strcmp(a, "--precision")) {
             bf16 = !strcmp(v, "bf16");
             if (!bf16 && strcmp(v, "fp32")) {

@@ -20,6 +20,7 @@
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,31 +69,26 @@ int main(int argc, char **argv) {
             fprintf(stderr, "m2u-bench-mert: %s needs a value (see --help)\n", a);
             return 2;
         }
+        long l = 0;
+        int rc = 0;
         if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--seconds")) seconds = atof(v);
-        else if (!strcmp(a, "--runs")) runs = atoi(v);
-        else if (!strcmp(a, "--warmup")) warmup = atoi(v);
-        else if (!strcmp(a, "--threads")) threads = atoi(v);
-        else if (!strcmp(a, "--peak-n")) {
-            char *end;
-            long p = strtol(v, &end, 10);
-            if (*end || p < 0 || p > 16384) {
-                fprintf(stderr, "m2u-bench-mert: --peak-n expects an integer in [0, 16384], got '%s'\n", v);
-                return 2;
-            }
-            peak_n = (int)p;
-        }
-        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--seconds")) rc = parse_positive("m2u-bench-mert", a, v, &seconds);
+        else if (!strcmp(a, "--runs")) rc = parse_long("m2u-bench-mert", a, v, 1, 100000, &l), runs = (int)l;
+        else if (!strcmp(a, "--warmup")) rc = parse_long("m2u-bench-mert", a, v, 0, 100000, &l), warmup = (int)l;
+        else if (!strcmp(a, "--threads")) rc = parse_long("m2u-bench-mert", a, v, 1, 4096, &l), threads = (int)l;
+        else if (!strcmp(a, "--seed")) rc = parse_long("m2u-bench-mert", a, v, 0, LONG_MAX, &l), seed = (unsigned long long)l;
+        else if (!strcmp(a, "--peak-n")) rc = parse_long("m2u-bench-mert", a, v, 0, 16384, &l), peak_n = (int)l;
         else if (!strcmp(a, "--means")) means_path = v;
         else if (!strcmp(a, "--json")) json_path = v;
         else {
             fprintf(stderr, "m2u-bench-mert: unknown argument '%s' (see --help)\n", a);
             return 2;
         }
+        if (rc) return 2;
         i++;
     }
-    if (!model || !(seconds > 0) || runs < 1 || warmup < 0) {
-        usage(stderr);
+    if (!model) {
+        fprintf(stderr, "m2u-bench-mert: --model DIR is required (see --help)\n");
         return 2;
     }
     if (threads > 0) {
