@@ -1,23 +1,18 @@
 /* What the stand-alone benchmark drivers (m2u-bench-llama, m2u-bench-mert) share:
- * a monotonic clock, the median of a sample, and the machine's sgemm peak measured
+ * option parsing, the median of a sample, and the machine's sgemm peak measured
  * in the same process with the same threads, the yardstick of their GFLOP/s.
  * Header-only: the drivers are programs that see BLAS directly, while the
  * m2u_bench library (perf_suite.c) does not link it. */
 #ifndef M2U_BENCH_COMMON_H
 #define M2U_BENCH_COMMON_H
 
+#include "progress.h" /* m2u_now */
+
 #include <cblas.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static inline double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static inline int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -77,12 +72,12 @@ static inline int sgemm_peak(const char *prog, int n, double *gflops) {
         a[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
         b[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
     }
-    double flop = 2.0 * n * (double)n * n, best = 0, t_start = now_s();
+    double flop = 2.0 * n * (double)n * n, best = 0, t_start = m2u_now();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-    for (int rep = 0; rep < 5 || (now_s() - t_start < 1.0 && rep < 100); rep++) {
-        double t0 = now_s();
+    for (int rep = 0; rep < 5 || (m2u_now() - t_start < 1.0 && rep < 100); rep++) {
+        double t0 = m2u_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double g = flop / (now_s() - t0) * 1e-9;
+        double g = flop / (m2u_now() - t0) * 1e-9;
         if (g > best) best = g;
     }
     free(a);

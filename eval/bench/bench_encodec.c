@@ -6,6 +6,7 @@
 #include "encodec.h"
 #include "m2u_error.h"
 #include "npy.h"
+#include "progress.h"
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
@@ -14,12 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double cpu_s(void) {
     struct timespec ts;
@@ -89,12 +84,12 @@ int main(int argc, char **argv) {
     }
     threads = omp_get_max_threads();
     m2u_encodec *m = NULL;
-    double tl = now_s();
+    double tl = m2u_now();
     if (m2u_encodec_load_ex(model, NULL, 0, &m) != 0) {
         fprintf(stderr, "m2u-bench-encodec: %s\n", m2u_last_error());
         return 1;
     }
-    tl = now_s() - tl;
+    tl = m2u_now() - tl;
     const m2u_encodec_config *c = m2u_encodec_config_of(m);
     int K = c->num_quantizers, N = (int)(seconds * c->frame_rate + 0.5);
     if (N < 1) N = 1;
@@ -110,13 +105,13 @@ int main(int argc, char **argv) {
     for (int r = 0; r < warmup + runs; r++) {
         free(wav);
         wav = NULL;
-        double t0 = now_s(), c0 = cpu_s();
+        double t0 = m2u_now(), c0 = cpu_s();
         if (m2u_encodec_decode(m, codes, K, N, &wav, &n) != 0) {
             fprintf(stderr, "m2u-bench-encodec: %s\n", m2u_last_error());
             return 1;
         }
         if (r >= warmup) {
-            t[r - warmup] = now_s() - t0;
+            t[r - warmup] = m2u_now() - t0;
             cpu += cpu_s() - c0;
         }
     }

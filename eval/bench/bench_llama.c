@@ -245,18 +245,18 @@ int main(int argc, char **argv) {
     m->training = 1;
     for (int s = 0; s < n_steps && !rc; s++) {
         float loss;
-        double t0 = now_s();
+        double t0 = m2u_now();
         if (m2u_llama_forward(m, ids, ids, (int)B, (int)T, -100, &loss)) {
             rc = 1;
             break;
         }
-        double t1 = now_s();
+        double t1 = m2u_now();
         m2u_llama_zero_grad(m);
         if (m2u_llama_backward(m, 1.0f / (float)m->n_valid)) {
             rc = 1;
             break;
         }
-        double t2 = now_s();
+        double t2 = m2u_now();
         t_fwd[s] = t1 - t0;
         t_bwd[s] = t2 - t1;
         t_step[s] = t2 - t0;

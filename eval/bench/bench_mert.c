@@ -114,13 +114,13 @@ int main(int argc, char **argv) {
     make_audio(wav, n, seed);
     for (int r = 0; r < warmup + runs; r++) {
         m2u_mert_times st;
-        double t0 = now_s();
+        double t0 = m2u_now();
         m2u_mert_preprocess(m, wav, n, iv);
         if (m2u_mert_forward_timed(m, iv, n, NULL, means, &st) != 0) {
             fprintf(stderr, "m2u-bench-mert: %s\n", m2u_last_error());
             return 1;
         }
-        if (r >= warmup) t[r - warmup] = now_s() - t0, tf[r - warmup] = st.front_s, tl[r - warmup] = st.layers_s;
+        if (r >= warmup) t[r - warmup] = m2u_now() - t0, tf[r - warmup] = st.front_s, tl[r - warmup] = st.layers_s;
     }
     double med = median(t, runs), med_f = median(tf, runs), med_l = median(tl, runs), fl_f, fl_l, peak = 0;
     m2u_mert_flops(c, n, &fl_f, &fl_l);
