@@ -4,6 +4,7 @@
 #include "vmath.h" /* M2U_VCLONES */
 
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,33 +34,28 @@ M2U_VCLONES static void conv_row_c1(float *y, const float *win, int k, const flo
  * outputs of only k = 10 products each per 10 s): im2col + sgemm with K = k wrote the
  * output three times (bias rows, then sgemm reading and writing them back); here each row is
  * made once in L1 from the k samples of its window (MERT-95M on 10 s, 2 threads: 59-67 ms ->
- * 40-47 ms, most of the rest the first touch of the 98 MB output).  -1 when the transposed weight [k][C_out]
- * cannot be allocated (the caller then takes the im2col path). */
+ * 40-47 ms, most of the rest the first touch of the 98 MB output).  -1 when the transposed weight
+ * [k][C_out] and the threads' windows cannot be allocated (the caller then takes the im2col path). */
 static int conv_c1(float *y, int T_out, const float *x, int T_in, int C_out, int k, int stride, int pad,
                    const float *w, const float *b) {
-    float *wt = malloc((size_t)k * C_out * sizeof(float));
+    int nt = omp_get_max_threads();
+    /* the transposed weight, then one k-sample window per thread */
+    float *wt = malloc(((size_t)k * C_out + (size_t)nt * k) * sizeof(float));
     if (!wt) return -1;
     for (int o = 0; o < C_out; o++)
         for (int j = 0; j < k; j++) wt[(size_t)j * C_out + o] = w[(size_t)o * k + j];
-    int ok = 1;
-#pragma omp parallel
+#pragma omp parallel num_threads(nt)
     {
-        float *win = malloc((size_t)k * sizeof(float));
-        if (!win) {
-#pragma omp atomic write
-            ok = 0;
-        }
+        float *win = wt + (size_t)k * C_out + (size_t)omp_get_thread_num() * k;
 #pragma omp for schedule(static)
         for (int t = 0; t < T_out; t++) {
-            if (!win) continue;
             long s0 = (long)t * stride - pad;
             for (int j = 0; j < k; j++) win[j] = s0 + j >= 0 && s0 + j < T_in ? x[s0 + j] : 0.0f;
             conv_row_c1(y + (size_t)t * C_out, win, k, wt, b, C_out);
         }
-        free(win);
     }
     free(wt);
-    return ok ? 0 : -1;
+    return 0;
 }
 
 int m2u_conv1d_tm(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride, int pad,
