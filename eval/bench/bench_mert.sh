@@ -98,4 +98,4 @@ for (( r = 1; r <= ROUNDS; r++ )); do
           --threads "$THREADS" --means "$OUTDIR/torch_means.r$r.npy" --json "$OUTDIR/torch.r$r.json"
 done
 # each side's fastest round, also as m2u.json / torch.json (+ _means.npy), which m2u-eval bench reads
-"$PY" "$TORCH_PY" report --out-dir "$OUTDIR" --rounds "$ROUNDS"
+"$PY" "$TORCH_PY" report --out-dir "$OUTDIR" --rounds "$ROUNDS" --model "$CKPT"

@@ -4,7 +4,7 @@
   make --config NAME --out DIR               write a random MERT-sized HubertModel checkpoint
                                              (fp32 safetensors + preprocessor_config.json)
   run  --model DIR [...] --json P --means P  time feature extraction as m2u-bench-mert does
-  report --out-dir D --rounds R              keep each side's fastest round of D/{m2u,torch}.rR.json (and
+  report --out-dir D --rounds R --model DIR keep each side's fastest round of D/{m2u,torch}.rR.json (and
                                              its means) as D/{m2u,torch}.json, print the comparison, the
                                              layer-means agreement, and the GFLOP/s against the peak
 
@@ -37,6 +37,9 @@ CONFIGS = {
                  do_stable_layer_norm=True, **COMMON),
 }
 SAMPLE_RATE = 24000
+# The two sides' per-layer means must agree this closely (max |diff| / max |torch|; measured
+# 2.4e-7 on 95m over 10 s), or the report fails: the timings would not be of the same model.
+MEANS_RTOL = 1e-5
 
 
 def lcg_audio(n, seed):
@@ -126,17 +129,31 @@ def cmd_report(a):
     for side, v in rounds.items():
         print(f"  rounds {side}: " + ", ".join(f"{x:.2f}" for x in v))
     print(f"m2u / torch: {m['audio_s_per_s'] / t['audio_s_per_s']:.2f}x; layer means max rel err {err:.2e}")
+    ok = err <= MEANS_RTOL
+    if not ok:
+        print(f"bench_mert: the layer means differ by {err:.2e} (> {MEANS_RTOL:g}): the two sides did not compute "
+              "the same model", file=sys.stderr)
     if "front_gflop" in m and "gflop" in t:
         mg = m["front_gflop"] + m["layers_gflop"]
-        # torch also computes the positional conv's dropped last frame (even kernel): a few MFLOP more
-        print(f"GFLOP per run: m2u counts {mg:.2f}, PyTorch's FlopCounterMode {t['gflop']:.2f} "
-              f"(rel diff {abs(mg - t['gflop']) / t['gflop']:.1e}); GFLOP/s m2u {m['gflops']:.1f} "
+        # PyTorch also computes the positional conv's last frame, which HubertSamePadLayer drops
+        # for an even kernel and m2u does not compute: 2 H (H / groups) K more
+        with open(os.path.join(a.model, "config.json")) as f:
+            cfg = json.load(f)
+        H, K, G = cfg["hidden_size"], cfg["num_conv_pos_embeddings"], cfg["num_conv_pos_embedding_groups"]
+        extra = 2 * H * (H // G) * K * 1e-9 if K % 2 == 0 else 0.0
+        d = abs(mg + extra - t["gflop"]) / t["gflop"]
+        print(f"GFLOP per run: m2u counts {mg:.2f} (+{extra * 1e3:.1f} MFLOP of the dropped frame), PyTorch's "
+              f"FlopCounterMode {t['gflop']:.2f} (rel diff {d:.1e}); GFLOP/s m2u {m['gflops']:.1f} "
               f"(front end {m['front_gflops']:.1f}, layers {m['layers_gflops']:.1f}), PyTorch {t['gflops']:.1f}")
         if "sgemm_peak_gflops" in m:
             pk = m["sgemm_peak_gflops"]
             print(f"share of the sgemm peak {pk:.1f} GFLOP/s (m2u's fastest round): m2u {100 * m['gflops'] / pk:.0f}% "
                   f"(front end {100 * m['front_gflops'] / pk:.0f}%, layers {100 * m['layers_gflops'] / pk:.0f}%), "
                   f"PyTorch {100 * t['gflops'] / pk:.0f}%; 1.5x PyTorch would need {150 * t['gflops'] / pk:.0f}%")
+        if d > 1e-6:
+            print("bench_mert: m2u_mert_flops does not count what PyTorch computes", file=sys.stderr)
+            ok = False
+    return 0 if ok else 1
 
 
 def main():
@@ -158,8 +175,9 @@ def main():
     rp = sub.add_parser("report", help="pick each side's fastest round in --out-dir and compare")
     rp.add_argument("--out-dir", required=True, help="holds {m2u,torch}.rR.json and {m2u,torch}_means.rR.npy")
     rp.add_argument("--rounds", type=int, required=True)
+    rp.add_argument("--model", required=True, help="the checkpoint both sides ran (its config.json)")
     a = p.parse_args()
-    {"make": cmd_make, "run": cmd_run, "report": cmd_report}[a.cmd](a)
+    return {"make": cmd_make, "run": cmd_run, "report": cmd_report}[a.cmd](a) or 0
 
 
 if __name__ == "__main__":
