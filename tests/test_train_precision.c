@@ -175,10 +175,6 @@ static void llama_checks(void) {
 
 /* ---- training runs ---------------------------------------------------------------------- */
 
-/* test_train_run's data: 96 captioned clips, MERT-shaped features [4, 8] on two thirds, T5-shaped
- * targets [2, 6] that depend on the caption's mood. */
-static void make_dataset(void) { t_tiny_music_dataset(g_dir); }
-
 static void write_base_and_config(void) {
     char path[256];
     t_tiny_llama_base(g_dir);
@@ -236,7 +232,7 @@ int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/m2u_prec_XXXXXX");
     if (!mkdtemp(g_dir)) return 1;
     llama_checks();
-    make_dataset();
+    t_tiny_music_dataset(g_dir);
     write_base_and_config();
     /* one thread per process: two runs of one precision are bit-identical */
     setenv("OMP_NUM_THREADS", "1", 1);

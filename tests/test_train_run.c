@@ -22,8 +22,6 @@
 
 static char g_dir[64];
 
-static void make_dataset(void) { t_tiny_music_dataset(g_dir); }
-
 static void write_config(void) {
     char path[256];
     t_tiny_llama_base(g_dir);
@@ -109,7 +107,7 @@ static int bad_json_lines(const char *run, int *n_null, char *last, size_t last_
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/m2u_train_XXXXXX");
     if (!mkdtemp(g_dir)) return 1;
-    make_dataset();
+    t_tiny_music_dataset(g_dir);
     write_config();
     /* one thread per process: the runs are compared bit for bit and 2 ranks share 2 cores */
     setenv("OMP_NUM_THREADS", "1", 1);

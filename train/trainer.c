@@ -611,11 +611,12 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
     if (!rc) {
         m2u_train_model tm = {.tok = t.tok, .mg = t.mg, .bo = t.bo};
         rc = m2u_train_model_apply_precision(cfg, &tm);
-        size_t src, conv = m2u_llama_frozen_bf16_bytes(t.model, &src, NULL);
-        char b0[32], b1[32];
-        if (!rc && dist->rank == 0 && cfg->train.precision == M2U_PRECISION_BF16)
+        if (!rc && dist->rank == 0 && cfg->train.precision == M2U_PRECISION_BF16) {
+            size_t src, conv = m2u_llama_frozen_bf16_bytes(t.model, &src, NULL);
+            char b0[32], b1[32];
             m2u_log(M2U_LOG_INFO, "m2u-train: precision bf16: frozen weights held as bf16 (%s of copies in place of %s "
                     "stored as f32)", m2u_fmt_bytes(conv, b0, sizeof b0), m2u_fmt_bytes(src, b1, sizeof b1));
+        }
     }
     if (!rc) rc = setup_data(&t);
     if (!rc) rc = m2u_adamw_init(&t.opt, t.mg->n_floats);

@@ -248,7 +248,8 @@ typedef struct {
 
 static int bf16_job_run(void *ctx, int i) {
     const bf16_job *j = (const bf16_job *)ctx + i;
-    float tmp[4096]; /* through fp32: the one rounding (m2u_f32_to_bf16, to nearest even) for f32 and f16 alike */
+    float tmp[4096]; /* through an aligned fp32 buffer (a stored tensor need not be 4-byte aligned); the one
+                        rounding is m2u_f32_to_bf16's, to nearest even */
     size_t es = m2u_dtype_size(j->dt);
     for (size_t k = 0; k < j->n; k += 4096) {
         size_t c = j->n - k < 4096 ? j->n - k : 4096;
