@@ -271,13 +271,14 @@ done:
 
 const m2u_mert_config *m2u_mert_config_of(const m2u_mert *m) { return &m->cfg; }
 
+/* Frames out of conv layer i for n frames in (0 when n is shorter than its kernel). */
+static long conv_out_len(const m2u_mert_config *c, int i, long n) {
+    return n < c->conv_kernel[i] ? 0 : (n - c->conv_kernel[i]) / c->conv_stride[i] + 1;
+}
+
 int m2u_mert_n_frames(const m2u_mert *m, long n) {
-    const m2u_mert_config *c = &m->cfg;
-    for (int i = 0; i < c->n_conv; i++) {
-        if (n < c->conv_kernel[i]) return 0;
-        n = (n - c->conv_kernel[i]) / c->conv_stride[i] + 1;
-    }
-    return n > 0x7fffffffL ? 0 : (int)n;
+    for (int i = 0; i < m->cfg.n_conv && n > 0; i++) n = conv_out_len(&m->cfg, i, n);
+    return n > 0 && n <= 0x7fffffffL ? (int)n : 0;
 }
 
 void m2u_mert_preprocess(const m2u_mert *m, const float *wav, long n, float *out) {
@@ -337,7 +338,7 @@ static int forward(const m2u_mert *m, const float *in, long n, float *hidden_sta
     const float *src = in;
     for (int i = 0; i < c->n_conv; i++) {
         int k = c->conv_kernel[i], s = c->conv_stride[i], C = c->conv_dim[i];
-        int T_out = (int)((T_in - k) / s + 1);
+        int T_out = (int)conv_out_len(c, i, T_in);
         feat = malloc((size_t)T_out * C * sizeof(float));
         if (!feat) {
             m2u_fail("mert: out of memory for conv layer %d (%d frames x %d)", i, T_out, C);
@@ -417,13 +418,14 @@ int m2u_mert_forward(const m2u_mert *m, const float *input_values, long n, float
 }
 
 void m2u_mert_flops(const m2u_mert_config *c, long n, double *front, double *layers) {
-    double f = 0, T_in = (double)n, C_in = 1;
+    double f = 0, C_in = 1;
+    long T_in = n;
     for (int i = 0; i < c->n_conv; i++) {
-        double T_out = T_in < c->conv_kernel[i] ? 0 : floor((T_in - c->conv_kernel[i]) / c->conv_stride[i]) + 1;
-        f += 2 * T_out * c->conv_dim[i] * C_in * c->conv_kernel[i];
+        long T_out = conv_out_len(c, i, T_in);
+        f += 2.0 * (double)T_out * c->conv_dim[i] * C_in * c->conv_kernel[i];
         T_in = T_out, C_in = c->conv_dim[i];
     }
-    double T = T_in, H = c->dims.hidden, I = c->dims.inter;
+    double T = (double)T_in, H = c->dims.hidden, I = c->dims.inter;
     f += 2 * T * C_in * H;                                     /* feature projection */
     f += 2 * T * H * (H / c->pos_groups) * c->pos_kernel;      /* positional conv */
     *front = f;
