@@ -9,6 +9,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$ROOT/eval/bench/common.sh" # die, posint
 THREADS=$(nproc)
 SECONDS_AUDIO=5
 RUNS=3
@@ -32,8 +33,6 @@ usage: eval/bench/bench_encodec.sh [--threads N] [--seconds S] [options]
 USAGE
 }
 
-die() { echo "bench_encodec.sh: $*" >&2; exit 2; }
-posint() { [[ $2 =~ ^[0-9]+$ ]] && (( $2 >= $3 )) || die "$1 expects an integer >= $3, got '$2'"; }
 
 while (( $# )); do
     case $1 in

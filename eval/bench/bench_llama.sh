@@ -15,6 +15,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$ROOT/eval/bench/common.sh" # die, posint
 THREADS=$(nproc)
 CONFIGS=tiny,15m,110m,110m-bf16
 BF16_TORCH_STEPS=1
@@ -62,8 +63,6 @@ example:
 EOF
 }
 
-die() { echo "bench_llama.sh: $*" >&2; exit 2; }
-posint() { [[ $2 =~ ^[0-9]+$ ]] && (( $2 >= $3 )) || die "$1 expects an integer >= $3, got '$2'"; }
 
 while (( $# )); do
     case $1 in

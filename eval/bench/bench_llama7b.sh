@@ -9,6 +9,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$ROOT/eval/bench/common.sh" # die, posint
 THREADS=$(nproc)
 SEQS=128,512
 STEPS=2
@@ -40,8 +41,6 @@ example:
 EOF
 }
 
-die() { echo "bench_llama7b.sh: $*" >&2; exit 2; }
-posint() { [[ $2 =~ ^[0-9]+$ ]] && (( $2 >= $3 )) || die "$1 expects an integer >= $3, got '$2'"; }
 
 while (( $# )); do
     case $1 in

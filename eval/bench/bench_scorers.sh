@@ -20,6 +20,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$ROOT/eval/bench/common.sh" # die, posint
 THREADS=2
 CLIPS=100
 SEED=15
@@ -48,8 +49,6 @@ usage: eval/bench/bench_scorers.sh [--threads N] [--clips N] [--json FILE] [opti
 USAGE
 }
 
-die() { echo "bench_scorers.sh: $*" >&2; exit 2; }
-posint() { [[ $2 =~ ^[0-9]+$ ]] && (( $2 >= $3 )) || die "$1 expects an integer >= $3, got '$2'"; }
 
 while (( $# )); do
     case $1 in
