@@ -298,8 +298,9 @@ void m2u_zero_mean_unit_var(float *out, const float *x, long n, double eps) {
 /* Rows per partial sum of m2u_channel_stats: fixed, so the sums do not depend on the thread count. */
 #define CHANNEL_STATS_ROWS 256
 
-/* The fallback when the partial sums cannot be allocated: each thread owns blocks of 64
- * channels (256 contiguous bytes of each row) and sums them over t in order. */
+/* One chunk's worth of rows (T <= CHANNEL_STATS_ROWS, where it gives the same sums as the
+ * chunked code), or no memory for the partial sums: each thread owns blocks of 64 channels
+ * (256 contiguous bytes of each row) and sums them over t in order. */
 static void channel_stats_blocks(float *mean, float *rstd, double *work, const float *x, int T, int C, double eps) {
     double *s = work, *v = work + C;
     int nblk = (C + 63) / 64;
