@@ -2,8 +2,8 @@
 #include "analysis.h"
 
 #include "m2u_error.h"
+#include "tracker.h"
 
-#include <aubio/aubio.h>
 #include <ebur128.h>
 #include <math.h>
 #include <stdlib.h>
@@ -24,12 +24,6 @@ static double percentile_sorted(const double *v, size_t m, double p) {
     return v[lo] + (v[hi] - v[lo]) * (idx - (double)lo);
 }
 
-static int pow2_near(double x) {
-    int p = 16;
-    while (p < 65536 && (double)p * 1.41421356 < x) p *= 2; /* nearest in log2 */
-    return p;
-}
-
 static double clamp1(double x) { return x < -1 ? -1 : x > 1 ? 1 : x; }
 
 /* Onset-strength envelope (spectral flux) from analyze_spectrum, used by the
@@ -40,7 +34,7 @@ typedef struct {
     double frame_s, offset_s; /* frame t is centred at offset_s + t * frame_s */
 } odf_env;
 
-/* ---- tempo and beats (aubio) -------------------------------------------------- */
+/* ---- tempo and beats (aubio, through tracker.c) -------------------------------------------------- */
 
 /* Onset strength at time t: the envelope's maximum within +-35 ms (beat times
  * from aubio are not sample-exact). */
@@ -77,36 +71,8 @@ static int tempo_from_beats(const double *beats, size_t n, double *bpm, double *
 }
 
 static int analyze_tempo(const float *pcm, size_t n, int rate, const odf_env *odf, m2u_analysis *out) {
-    /* ~2.9 ms hop: fine beat-time resolution for the inter-beat median */
-    uint_t hop = (uint_t)pow2_near(rate / 344.5);
-    if (hop < 32) hop = 32;
-    aubio_tempo_t *tempo = new_aubio_tempo("default", 4 * hop, hop, (uint_t)rate);
-    fvec_t *in = new_fvec(hop), *res = new_fvec(1);
-    size_t cap = 0;
-    int rc = -1;
-    if (!tempo || !in || !res) {
-        m2u_fail("analysis: aubio tempo tracker could not be created (hop %u, rate %d)", hop, rate);
-        goto done;
-    }
-    for (size_t pos = 0; pos < n; pos += hop) {
-        for (uint_t i = 0; i < hop; i++) in->data[i] = pos + i < n ? pcm[pos + i] : 0.0f;
-        aubio_tempo_do(tempo, in, res);
-        if (res->data[0] == 0) continue;
-        double t = (double)aubio_tempo_get_last(tempo) / rate;
-        if (out->n_beats && t <= out->beat_s[out->n_beats - 1]) continue; /* keep them increasing */
-        if (out->n_beats == cap) {
-            size_t c = cap ? 2 * cap : 256;
-            double *b = realloc(out->beat_s, c * sizeof *b);
-            if (!b) {
-                m2u_fail("analysis: out of memory");
-                goto done;
-            }
-            out->beat_s = b;
-            cap = c;
-        }
-        out->beat_s[out->n_beats++] = t;
-    }
-    if (tempo_from_beats(out->beat_s, out->n_beats, &out->tempo_bpm, &out->tempo_confidence) != 0) goto done;
+    if (m2u_beat_times(pcm, n, rate, &out->beat_s, &out->n_beats) != 0) return -1;
+    if (tempo_from_beats(out->beat_s, out->n_beats, &out->tempo_bpm, &out->tempo_confidence) != 0) return -1;
     /* Metrical-level check.  aubio's tracker weights beat periods around 120 bpm,
      * so a slow piece with a running eighth-note pulse (hi-hats, arpeggios) is
      * often tracked at twice its tempo.  Then every other beat falls on an
@@ -129,42 +95,18 @@ static int analyze_tempo(const float *pcm, size_t n, int rate, const odf_env *od
             size_t k = 0;
             for (size_t i = strong; i < out->n_beats; i += 2) out->beat_s[k++] = out->beat_s[i];
             out->n_beats = k;
-            if (tempo_from_beats(out->beat_s, out->n_beats, &out->tempo_bpm, &out->tempo_confidence) != 0) goto done;
+            if (tempo_from_beats(out->beat_s, out->n_beats, &out->tempo_bpm, &out->tempo_confidence) != 0) return -1;
         }
     }
     if (out->tempo_bpm == 0) out->tempo_confidence = 0;
-    rc = 0;
-done:
-    if (tempo) del_aubio_tempo(tempo);
-    if (in) del_fvec(in);
-    if (res) del_fvec(res);
-    return rc;
+    return 0;
 }
 
 static int analyze_onsets(const float *pcm, size_t n, int rate, m2u_analysis *out) {
-    uint_t hop = (uint_t)pow2_near(rate * 0.0116); /* 256 at 22.05 kHz, 512 at 44.1 kHz */
-    aubio_onset_t *onset = new_aubio_onset("hfc", 2 * hop, hop, (uint_t)rate);
-    fvec_t *in = new_fvec(hop), *res = new_fvec(1);
-    int rc = -1;
-    if (!onset || !in || !res) {
-        m2u_fail("analysis: aubio onset detector could not be created (hop %u, rate %d)", hop, rate);
-        goto done;
-    }
-    aubio_onset_set_minioi_s(onset, 0.05); /* closer onsets are heard as one (flams, strums) */
-    aubio_onset_set_silence(onset, -70.0);
-    size_t count = 0;
-    for (size_t pos = 0; pos < n; pos += hop) {
-        for (uint_t i = 0; i < hop; i++) in->data[i] = pos + i < n ? pcm[pos + i] : 0.0f;
-        aubio_onset_do(onset, in, res);
-        if (res->data[0] != 0) count++;
-    }
+    size_t count;
+    if (m2u_onset_count(pcm, n, rate, &count) != 0) return -1;
     out->onset_density = (double)count / out->duration_s;
-    rc = 0;
-done:
-    if (onset) del_aubio_onset(onset);
-    if (in) del_fvec(in);
-    if (res) del_fvec(res);
-    return rc;
+    return 0;
 }
 
 /* ---- loudness (libebur128) ----------------------------------------------------- */
@@ -336,7 +278,7 @@ static void freq_medians(const double *mag, int nb, double *med) {
 #endif
 
 static int analyze_spectrum(const float *pcm, size_t n, int rate, m2u_analysis *out, odf_env *odf) {
-    const int n_fft = pow2_near(0.046 * rate), hop = n_fft / 4, nb = n_fft / 2 + 1, L = HPSS_LEN;
+    const int n_fft = m2u_pow2_near(0.046 * rate), hop = n_fft / 4, nb = n_fft / 2 + 1, L = HPSS_LEN;
     const int nbp = (nb + VW - 1) / VW * VW;
     const size_t T = (n + (size_t)hop - 1) / (size_t)hop;
     m2u_stft *st = m2u_stft_new(n_fft);

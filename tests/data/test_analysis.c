@@ -10,6 +10,8 @@
  *   loudness  the same piece at gains 6.02 dB apart -> LUFS difference
  *   brightness, percussiveness  orderings between contrasting renders
  *   silence  finite, documented values
+ *   beats and onsets  tracker.c (aubio's detectors without their phases) against aubio's own
+ *            aubio_tempo / aubio_onset objects: every beat time and onset count the same
  * plus unit checks of the MIDI writer, key helpers and mood mapping.
  * A per-piece table is printed.  Renders are deterministic (fluidsynth's file
  * renderer has no real-time clock or randomness), so the numbers are stable. */
@@ -18,6 +20,9 @@
 #include "midi_writer.h"
 #include "m2u_error.h"
 #include "test_util.h"
+#include "tracker.h"
+
+#include <aubio/aubio.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -361,6 +366,117 @@ static int analyse_wav(const char *wav, m2u_analysis *a) {
     return rc;
 }
 
+/* ---- tracker.c against aubio's own objects --------------------------------------------- */
+
+/* What analysis.c did before tracker.c: aubio_tempo ("default") and aubio_onset ("hfc") over the
+ * same hops, beats kept increasing, onsets counted.  tracker.c must give the same numbers. */
+static int aubio_reference(const float *pcm, size_t n, int rate, double **beats, size_t *nb, size_t *onsets) {
+    *beats = NULL;
+    *nb = *onsets = 0;
+    uint_t hop = m2u_tempo_hop(rate), ohop = m2u_onset_hop(rate);
+    aubio_tempo_t *tempo = new_aubio_tempo("default", 4 * hop, hop, (uint_t)rate);
+    aubio_onset_t *onset = new_aubio_onset("hfc", 2 * ohop, ohop, (uint_t)rate);
+    fvec_t *in = new_fvec(hop), *oin = new_fvec(ohop), *res = new_fvec(1);
+    int rc = -1;
+    size_t cap = 0;
+    if (!tempo || !onset || !in || !oin || !res) goto done;
+    for (size_t pos = 0; pos < n; pos += hop) {
+        for (uint_t i = 0; i < hop; i++) in->data[i] = pos + i < n ? pcm[pos + i] : 0.0f;
+        aubio_tempo_do(tempo, in, res);
+        if (res->data[0] == 0) continue;
+        double t = (double)aubio_tempo_get_last(tempo) / rate;
+        if (*nb && t <= (*beats)[*nb - 1]) continue;
+        if (*nb == cap) {
+            cap = cap ? 2 * cap : 256;
+            double *b = realloc(*beats, cap * sizeof *b);
+            if (!b) goto done;
+            *beats = b;
+        }
+        (*beats)[(*nb)++] = t;
+    }
+    aubio_onset_set_minioi_s(onset, 0.05);
+    aubio_onset_set_silence(onset, -70.0);
+    for (size_t pos = 0; pos < n; pos += ohop) {
+        for (uint_t i = 0; i < ohop; i++) oin->data[i] = pos + i < n ? pcm[pos + i] : 0.0f;
+        aubio_onset_do(onset, oin, res);
+        if (res->data[0] != 0) (*onsets)++;
+    }
+    rc = 0;
+done:
+    if (tempo) del_aubio_tempo(tempo);
+    if (onset) del_aubio_onset(onset);
+    if (in) del_fvec(in);
+    if (oin) del_fvec(oin);
+    if (res) del_fvec(res);
+    return rc;
+}
+
+/* 1 when tracker.c gives exactly aubio's beats and onset count on pcm */
+static int tracker_matches(const char *what, const float *pcm, size_t n, int rate, size_t *beats_out) {
+    double *rb, *tb;
+    size_t rn, tn, ro, to;
+    if (aubio_reference(pcm, n, rate, &rb, &rn, &ro) != 0) {
+        CHECK(0, "%s: aubio's objects failed", what);
+        return 0;
+    }
+    int ok = m2u_beat_times(pcm, n, rate, &tb, &tn) == 0 && m2u_onset_count(pcm, n, rate, &to) == 0;
+    CHECK(ok, "%s: %s", what, m2u_last_error());
+    if (ok) {
+        int same = tn == rn && (!tn || !memcmp(tb, rb, tn * sizeof *tb));
+        CHECK(same, "%s: tracker.c has %zu beats, aubio_tempo %zu (or their times differ)", what, tn, rn);
+        CHECK(to == ro, "%s: tracker.c counts %zu onsets, aubio_onset %zu", what, to, ro);
+        ok = same && to == ro;
+        if (beats_out) beats_out[0] += tn, beats_out[1] += to;
+    }
+    free(rb);
+    free(tb);
+    return ok;
+}
+
+/* Synthetic signals at the build's rates: clicks over noise after a silent start, a tone with
+ * a fade-in, silence, and lengths shorter than one hop. */
+static void test_tracker_synthetic(void) {
+    const int rates[] = {24000, 44100, 16000};
+    for (int ri = 0; ri < 3; ri++) {
+        int rate = rates[ri];
+        size_t n = (size_t)rate * 12;
+        float *x = calloc(n, sizeof *x);
+        if (!x) {
+            CHECK(0, "out of memory");
+            return;
+        }
+        uint32_t s = 12345u + (uint32_t)rate;
+        size_t period = (size_t)(rate * 60.0 / 128.0); /* 128 bpm */
+        for (size_t i = (size_t)rate / 2; i < n; i++) {
+            s = s * 1664525u + 1013904223u;
+            float noise = ((float)(s >> 8) / 16777216.0f - 0.5f) * 0.02f;
+            size_t ph = (i - (size_t)rate / 2) % period;
+            float click = ph < 200 ? (float)sin(0.3 * (double)ph) * expf(-(float)ph / 40.0f) : 0.0f;
+            x[i] = noise + 0.8f * click;
+        }
+        char what[64];
+        size_t counts[2] = {0, 0};
+        snprintf(what, sizeof what, "clicks at %d Hz", rate);
+        tracker_matches(what, x, n, rate, counts);
+        CHECK(counts[0] > 10 && counts[1] > 10, "%s: only %zu beats and %zu onsets", what, counts[0], counts[1]);
+        for (size_t i = 0; i < n; i++) x[i] = (float)(0.5 * sin(2 * 3.14159265358979323846 * 440.0 * (double)i / rate)) * (float)i / (float)n;
+        snprintf(what, sizeof what, "fading tone at %d Hz", rate);
+        tracker_matches(what, x, n, rate, NULL);
+        memset(x, 0, n * sizeof *x);
+        snprintf(what, sizeof what, "silence at %d Hz", rate);
+        tracker_matches(what, x, n, rate, NULL);
+        x[0] = 0.5f;
+        snprintf(what, sizeof what, "shorter than a hop at %d Hz", rate);
+        tracker_matches(what, x, 17, rate, NULL);
+        tracker_matches(what, x, 0, rate, NULL);
+        free(x);
+    }
+    double *b;
+    size_t nb, c;
+    CHECK(m2u_beat_times(NULL, 0, 0, &b, &nb) != 0 && m2u_onset_count(NULL, 0, -5, &c) != 0,
+          "a rate of 0 or -5 is accepted");
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -499,6 +615,7 @@ int main(void) {
     test_key_helpers();
     test_mood();
     test_bad_input();
+    test_tracker_synthetic();
 
     /* declared dependencies: fail, do not skip */
     int have_fs = system("fluidsynth --version >/dev/null 2>&1") == 0;
@@ -658,6 +775,28 @@ int main(void) {
         } else {
             CHECK(0, "second analysis failed");
         }
+    }
+
+    /* tracker.c against aubio's objects on every render */
+    {
+        size_t counts[2] = {0, 0};
+        int same = 0, total = 0;
+        for (int i = 0; i < NP + NX; i++) {
+            const char *wav = i < NP ? PR[i].wav : xwav[i - NP];
+            float *pcm;
+            size_t n;
+            int rate = 0;
+            char err[700];
+            if (read_wav_mono(wav, &pcm, &n, &rate, err, sizeof err) != 0) {
+                CHECK(0, "%s", err);
+                continue;
+            }
+            total++;
+            same += tracker_matches(wav, pcm, n, rate, counts);
+            free(pcm);
+        }
+        printf("tracker.c against aubio_tempo / aubio_onset: %d of %d renders the same (%zu beats, %zu onsets)\n",
+               same, total, counts[0], counts[1]);
     }
 
     /* ---- loudness, brightness, percussiveness, silence ---- */
