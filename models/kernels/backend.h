@@ -43,6 +43,10 @@ typedef struct m2u_backend {
     /* ---- matrix products (ops.h, tensor.h, ops_extra.h) ---- */
     void (*gemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                  int ldb, float beta, float *C, int ldc);
+    /* gemm's contract, for products with one small dimension (LoRA's rank): the CPU runs
+     * them without packing (tensor.h: m2u_gemm_thin); a backend may give its gemm here */
+    void (*gemm_thin)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc);
     void (*gemv)(int trans_a, int M, int N, float alpha, const float *A, int lda, const float *x, float beta, float *y);
     void (*matmul_wt)(float *y, int ldy, const float *x, int N, const m2u_mat *w, int row0, int nrows, float beta);
     void (*matmul_w_acc)(float *dx, const float *dy, int ldy, int N, const m2u_mat *w, int row0, int nrows);

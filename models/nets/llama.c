@@ -653,8 +653,8 @@ static void linear_fwd(const m2u_llama *m, const m2u_linear *lin, float *y, cons
             m->be->dropout(xd_scratch, x, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed, dropout_tag(layer, slot));
             xd = xd_scratch;
         }
-        m->be->gemm(0, 1, N, r, lin->in, 1.0f, xd, lin->in, lin->lora_a, lin->in, 0.0f, u_out, r);
-        m->be->gemm(0, 1, N, lin->out, r, lora_scale(&m->spec), u_out, r, lin->lora_b, r, 1.0f, y, lin->out);
+        m->be->gemm_thin(0, 1, N, r, lin->in, 1.0f, xd, lin->in, lin->lora_a, lin->in, 0.0f, u_out, r);
+        m->be->gemm_thin(0, 1, N, lin->out, r, lora_scale(&m->spec), u_out, r, lin->lora_b, r, 1.0f, y, lin->out);
     }
 }
 
@@ -672,16 +672,16 @@ static void linear_bwd(const m2u_llama *m, const m2u_linear *lin, float *dx, con
             xd = xd_scratch;
         }
         /* dB += s * dy^T u ; du = s * dy B ; dA += du^T xd ; dx += drop'(du A) */
-        m->be->gemm(1, 0, lin->out, r, N, s, dy, lin->out, lin->act_u, r, 1.0f, lin->dlora_b, r);
-        m->be->gemm(0, 0, N, r, lin->out, s, dy, lin->out, lin->lora_b, r, 0.0f, du_scratch, r);
-        m->be->gemm(1, 0, r, lin->in, N, 1.0f, du_scratch, r, xd, lin->in, 1.0f, lin->dlora_a, lin->in);
+        m->be->gemm_thin(1, 0, lin->out, r, N, s, dy, lin->out, lin->act_u, r, 1.0f, lin->dlora_b, r);
+        m->be->gemm_thin(0, 0, N, r, lin->out, s, dy, lin->out, lin->lora_b, r, 0.0f, du_scratch, r);
+        m->be->gemm_thin(1, 0, r, lin->in, N, 1.0f, du_scratch, r, xd, lin->in, 1.0f, lin->dlora_a, lin->in);
         if (drop) {
-            m->be->gemm(0, 0, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a, lin->in, 0.0f, xd_scratch, lin->in);
+            m->be->gemm_thin(0, 0, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a, lin->in, 0.0f, xd_scratch, lin->in);
             m->be->dropout(xd_scratch, xd_scratch, (size_t)N * lin->in, m->spec.lora_dropout, m->step_seed,
                         dropout_tag(layer, slot));
             m->be->axpy(N * lin->in, 1.0f, xd_scratch, dx);
         } else {
-            m->be->gemm(0, 0, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a, lin->in, 1.0f, dx, lin->in);
+            m->be->gemm_thin(0, 0, N, lin->in, r, 1.0f, du_scratch, r, lin->lora_a, lin->in, 1.0f, dx, lin->in);
         }
     }
     m->be->matmul_w_acc(dx, dy, lin->out, N, &lin->w, 0, lin->out);

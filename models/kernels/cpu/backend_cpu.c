@@ -60,6 +60,7 @@ static const m2u_backend cpu = {
     .copy = cpu_copy,
     .synchronize = cpu_sync,
     .gemm = m2u_gemm,
+    .gemm_thin = m2u_gemm_thin,
     .gemv = m2u_gemv,
     .matmul_wt = m2u_matmul_wt,
     .matmul_w_acc = m2u_matmul_w_acc,

@@ -129,6 +129,7 @@ static const m2u_backend g_cuda = {
     copy,
     synchronize,
     m2u_cuda_gemm,
+    m2u_cuda_gemm, /* gemm_thin: cuBLAS handles the thin shapes itself */
     m2u_cuda_gemv,
     m2u_cuda_matmul_wt,
     m2u_cuda_matmul_w_acc,
