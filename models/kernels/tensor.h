@@ -16,9 +16,9 @@
 void m2u_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc);
 /* m2u_gemm for products where M or N is small: a LoRA rank (gemm_thin.c).  With AVX2 and
- * min(M, N) at most M2U_GEMM_THIN_MAX and K, no operand is packed but a transposed B (K x N,
- * small here), and each element of C is summed in K order by one thread, so the result is the
- * same for any thread count; otherwise (a small K too) it is m2u_gemm. */
+ * min(M, N) at most M2U_GEMM_THIN_MAX (16 with A transposed) and at most K, no operand is packed
+ * but a transposed B (K x N, small here), and each element of C is summed in K order by one
+ * thread, so the result is the same for any thread count; otherwise it is m2u_gemm. */
 #define M2U_GEMM_THIN_MAX 64
 void m2u_gemm_thin(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);

@@ -80,21 +80,24 @@ M2U_AVX2_TARGET static void tile(int K, const float *a, long ais, long aks, cons
     }
 }
 
-/* M or N small.  A small K (y += s u B^T, dx += du A) stays with sgemm: there the work is
- * reading and writing all of C, and sgemm's packed tiles do that 5 to 15 % faster than these. */
-static int thin_ok(int M, int N, int K) {
+/* M or N small, measured against sgemm on 512 tokens x 768 features (r 8 to 64).  A small K
+ * (y += s u B^T, dx += du A) stays with sgemm: there the work is reading and writing all of C,
+ * and sgemm's packed tiles do that 5 to 15 % faster.  With A transposed (dB, dA: K is the
+ * tokens), each step of K reads A from another row; up to r = 16 that is still 1.3 to 2 times
+ * sgemm's speed, at r = 32 and 64 it is 0.7 to 0.95 times, so those go to sgemm too. */
+static int thin_ok(int trans_a, int M, int N, int K) {
     if (!m2u_avx2_fma() || M <= 0 || N <= 0 || K <= 0) return 0;
     int small = M < N ? M : N;
-    return small <= M2U_GEMM_THIN_MAX && small <= K && (long)M * N >= 2 * MR * NR;
+    return small <= (trans_a ? 16 : M2U_GEMM_THIN_MAX) && small <= K && (long)M * N >= 2 * MR * NR;
 }
 
 void m2u_gemm_thin(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     float *bt = NULL;
-    if (trans_b && thin_ok(M, N, K) && (size_t)K * (size_t)N <= ((size_t)4 << 20))
+    if (trans_b && thin_ok(trans_a, M, N, K) && (size_t)K * (size_t)N <= ((size_t)4 << 20))
         bt = malloc((size_t)K * (size_t)N * sizeof(float));
-    if (!thin_ok(M, N, K) || (trans_b && !bt)) {
+    if (!thin_ok(trans_a, M, N, K) || (trans_b && !bt)) {
         free(bt);
         m2u_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
