@@ -27,6 +27,11 @@ unsigned m2u_onset_hop(int rate) { return (unsigned)m2u_pow2_near(rate * 0.0116)
 /* aubio's ROUND (aubio_priv.h: FLOOR(x + .5), the sum in double, floorf of it) */
 static float aubio_round(float x) { return floorf(x + .5); }
 
+/* the hop of samples at pos (zeros past the end), as analysis.c fed aubio's objects */
+static void fill_hop(fvec_t *in, const float *pcm, size_t n, size_t pos) {
+    for (uint_t i = 0; i < in->length; i++) in->data[i] = pos + i < n ? pcm[pos + i] : 0.0f;
+}
+
 /* ---- aubio_pvoc_do less aubio_fft_get_phas ------------------------------------------ */
 
 typedef struct {
@@ -104,7 +109,7 @@ int m2u_beat_times(const float *pcm, size_t n, int rate, double **beats, size_t 
     sint_t blockpos = 0;
     uint_t total_frames = 0, last_beat = 0;
     for (size_t pos = 0; pos < n; pos += hop) {
-        for (uint_t i = 0; i < hop; i++) in->data[i] = pos + i < n ? pcm[pos + i] : 0.0f;
+        fill_hop(in, pcm, n, pos);
         /* aubio_tempo_do */
         mag_pvoc_do(&pv, in);
         aubio_specdesc_do(od, pv.grain, of);
@@ -184,7 +189,7 @@ int m2u_onset_count(const float *pcm, size_t n, int rate, size_t *count) {
     aubio_peakpicker_set_threshold(pp, 0.058);
     uint_t total_frames = 0, last_onset = 0;
     for (size_t pos = 0; pos < n; pos += hop) {
-        for (uint_t i = 0; i < hop; i++) in->data[i] = pos + i < n ? pcm[pos + i] : 0.0f;
+        fill_hop(in, pcm, n, pos);
         /* aubio_onset_do */
         mag_pvoc_do(&pv, in);
         cvec_logmag(pv.grain, 1.);

@@ -94,10 +94,12 @@ static int thin_ok(int trans_a, int M, int N, int K) {
 void m2u_gemm_thin(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    float *bt = NULL;
-    if (trans_b && thin_ok(trans_a, M, N, K) && (size_t)K * (size_t)N <= ((size_t)4 << 20))
-        bt = malloc((size_t)K * (size_t)N * sizeof(float));
-    if (!thin_ok(trans_a, M, N, K) || (trans_b && !bt)) {
+    int thin = thin_ok(trans_a, M, N, K);
+    /* a transposed B goes through a K x N buffer (at most 16 MiB) */
+    float *bt = thin && trans_b && (size_t)K * (size_t)N <= ((size_t)4 << 20)
+                    ? malloc((size_t)K * (size_t)N * sizeof(float))
+                    : NULL;
+    if (!thin || (trans_b && !bt)) {
         free(bt);
         m2u_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;

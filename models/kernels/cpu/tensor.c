@@ -51,12 +51,18 @@ void m2u_bias_grad(float *db, const float *dy, int N, int C) {
     }
 }
 
-void m2u_channel_affine(float *x, int N, int C, const float *mean, const float *rstd, const float *w, const float *b) {
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < N; t++) {
+/* rows [t0, t1) of x: (x - mean) * rstd * w + b per channel */
+static void affine_rows(float *x, int t0, int t1, int C, const float *mean, const float *rstd, const float *w,
+                        const float *b) {
+    for (int t = t0; t < t1; t++) {
         float *p = x + (size_t)t * C;
         for (int ch = 0; ch < C; ch++) p[ch] = (p[ch] - mean[ch]) * rstd[ch] * w[ch] + b[ch];
     }
+}
+
+void m2u_channel_affine(float *x, int N, int C, const float *mean, const float *rstd, const float *w, const float *b) {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++) affine_rows(x, t, t + 1, C, mean, rstd, w, b);
 }
 
 void m2u_channel_affine_gelu(float *x, int N, int C, const float *mean, const float *rstd, const float *w,
@@ -67,10 +73,7 @@ void m2u_channel_affine_gelu(float *x, int N, int C, const float *mean, const fl
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < nblk; k++) {
         int t0 = k * rows, t1 = t0 + rows < N ? t0 + rows : N;
-        for (int t = t0; t < t1; t++) {
-            float *p = x + (size_t)t * C;
-            for (int ch = 0; ch < C; ch++) p[ch] = (p[ch] - mean[ch]) * rstd[ch] * w[ch] + b[ch];
-        }
+        affine_rows(x, t0, t1, C, mean, rstd, w, b);
         m2u_gelu_span(x + (size_t)t0 * C, x + (size_t)t0 * C, (size_t)(t1 - t0) * C);
     }
 }
