@@ -1,9 +1,10 @@
 /* aubio's tempo and onset detectors without their phases (see tracker.h).  Each step below is
  * the one in aubio 0.4.9's tempo.c / onset.c / phasevoc.c, in the same order and through the
  * same aubio function; the comments name where a step comes from. */
-#define AUBIO_UNSTABLE 1 /* aubio_peakpicker_*, aubio_beattracking_*, aubio_next_power_of_two */
+#define AUBIO_UNSTABLE 1 /* aubio_peakpicker_*, aubio_next_power_of_two */
 #include "tracker.h"
 
+#include "beattrack.h"
 #include "m2u_error.h"
 
 #include <aubio/aubio.h>
@@ -96,7 +97,7 @@ int m2u_beat_times(const float *pcm, size_t n, int rate, double **beats, size_t 
     int pv_ok = mag_pvoc_init(&pv, buf, hop) == 0;
     aubio_peakpicker_t *pp = new_aubio_peakpicker();
     aubio_specdesc_t *od = new_aubio_specdesc("specflux", buf);
-    aubio_beattracking_t *bt = new_aubio_beattracking(winlen, hop, (uint_t)rate);
+    m2u_beattrack *bt = m2u_beattrack_new(winlen, hop, (uint_t)rate); /* aubio's, see beattrack.h */
     fvec_t *in = new_fvec(hop), *of = new_fvec(1), *dfframe = new_fvec(winlen), *out = new_fvec(step),
            *onset = new_fvec(1);
     size_t cap = 0;
@@ -114,7 +115,7 @@ int m2u_beat_times(const float *pcm, size_t n, int rate, double **beats, size_t 
         mag_pvoc_do(&pv, in);
         aubio_specdesc_do(od, pv.grain, of);
         if (blockpos == (sint_t)step - 1) {
-            aubio_beattracking_do(bt, dfframe, out);
+            m2u_beattrack_do(bt, dfframe, out);
             memmove(dfframe->data, dfframe->data + step, (winlen - step) * sizeof(smpl_t));
             memset(dfframe->data + winlen - step, 0, step * sizeof(smpl_t));
             blockpos = -1;
@@ -156,7 +157,7 @@ done:
     mag_pvoc_free(&pv);
     if (pp) del_aubio_peakpicker(pp);
     if (od) del_aubio_specdesc(od);
-    if (bt) del_aubio_beattracking(bt);
+    m2u_beattrack_free(bt);
     if (in) del_fvec(in);
     if (of) del_fvec(of);
     if (dfframe) del_fvec(dfframe);

@@ -12,10 +12,14 @@
  *   silence  finite, documented values
  *   beats and onsets  tracker.c (aubio's detectors without their phases) against aubio's own
  *            aubio_tempo / aubio_onset objects: every beat time and onset count the same
+ *   beattrack.c  its autocorrelation against aubio_autocorr, and every step of its tracker
+ *            against aubio_beattracking on synthetic onset functions: the same bits
  * plus unit checks of the MIDI writer, key helpers and mood mapping.
  * A per-piece table is printed.  Renders are deterministic (fluidsynth's file
  * renderer has no real-time clock or randomness), so the numbers are stable. */
+#define AUBIO_UNSTABLE 1 /* aubio_autocorr, aubio_beattracking_* */
 #include "analysis.h"
+#include "beattrack.h"
 #include "key.h"
 #include "midi_writer.h"
 #include "m2u_error.h"
@@ -477,6 +481,134 @@ static void test_tracker_synthetic(void) {
           "a rate of 0 or -5 is accepted");
 }
 
+
+/* ---- beattrack.c against aubio's autocorrelation and beat tracker ----------------------- */
+
+static float unit(uint32_t *s) { return (float)lcg(s) / 16777216.0f; } /* [0, 1): lcg gives 24 bits */
+
+/* m2u_autocorr and aubio_autocorr on inputs of many lengths (the vector path needs 32 or more)
+ * and magnitudes, with zeros, negative zeros and subnormals: every value the same bits */
+static void test_autocorr(void) {
+    const size_t lens[] = {1, 2, 7, 31, 32, 33, 63, 64, 65, 100, 257, 1000, 4096};
+    uint32_t s = 777;
+    size_t compared = 0;
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        size_t n = lens[li];
+        for (int kind = 0; kind < 3; kind++) {
+            fvec_t *x = new_fvec((uint_t)n), *ref = new_fvec((uint_t)n);
+            float *got = malloc(n * sizeof *got);
+            if (!x || !ref || !got) {
+                CHECK(0, "out of memory");
+                return;
+            }
+            for (size_t i = 0; i < n; i++) {
+                float u = unit(&s);
+                if (kind == 0) x->data[i] = u; /* an onset function is >= 0 */
+                else if (kind == 1) x->data[i] = (u - 0.5f) * expf(20.0f * (unit(&s) - 0.5f));
+                else x->data[i] = i % 5 == 0 ? 0.0f : i % 5 == 1 ? -0.0f : i % 5 == 2 ? 1e-40f * u : u * 1e3f;
+            }
+            aubio_autocorr(x, ref);
+            m2u_autocorr(x->data, got, n);
+            size_t bad = 0;
+            for (size_t i = 0; i < n; i++) bad += memcmp(&got[i], &ref->data[i], sizeof(float)) != 0;
+            CHECK(bad == 0, "m2u_autocorr, %zu values, kind %d: %zu differ from aubio_autocorr", n, kind, bad);
+            compared += n;
+            del_fvec(x);
+            del_fvec(ref);
+            free(got);
+        }
+    }
+    printf("  autocorrelation: %zu values compared with aubio_autocorr\n", compared);
+}
+
+/* One onset-function stream through both trackers, sliding the window by a step as tempo.c
+ * does; every step's output and period compared.  Returns how many steps ran the
+ * context-dependent model (timesig set). */
+static size_t beattrack_stream(const char *what, uint_t winlen, uint_t hop, uint_t rate, const float *odf, size_t nf,
+                               unsigned *timesig_out) {
+    uint_t step = winlen / 4;
+    aubio_beattracking_t *ab = new_aubio_beattracking(winlen, hop, rate);
+    m2u_beattrack *mb = m2u_beattrack_new(winlen, hop, rate);
+    fvec_t *df = new_fvec(winlen), *ao = new_fvec(step), *mo = new_fvec(step);
+    size_t ctx = 0, steps = 0, bad = 0;
+    if (!ab || !mb || !df || !ao || !mo) {
+        CHECK(0, "%s: could not create the trackers", what);
+        goto done;
+    }
+    for (size_t f0 = 0; f0 + step <= nf; f0 += step) {
+        memmove(df->data, df->data + step, (winlen - step) * sizeof(smpl_t));
+        memcpy(df->data + winlen - step, odf + f0, step * sizeof(smpl_t));
+        aubio_beattracking_do(ab, df, ao);
+        m2u_beattrack_do(mb, df, mo);
+        int same = !memcmp(ao->data, mo->data, step * sizeof(smpl_t));
+        smpl_t ap = aubio_beattracking_get_period(ab), mp = hop * m2u_beattrack_period(mb);
+        same = same && !memcmp(&ap, &mp, sizeof ap);
+        if (!same && bad++ == 0)
+            CHECK(0, "%s: step %zu differs: aubio %g beats, period %.9g; beattrack.c %g beats, period %.9g", what,
+                  steps, ao->data[0], ap, mo->data[0], mp);
+        ctx += m2u_beattrack_timesig(mb) != 0;
+        steps++;
+    }
+    CHECK(bad == 0, "%s: %zu of %zu steps differ from aubio_beattracking", what, bad, steps);
+    if (timesig_out) *timesig_out = m2u_beattrack_timesig(mb);
+done:
+    if (ab) del_aubio_beattracking(ab);
+    m2u_beattrack_free(mb);
+    if (df) del_fvec(df);
+    if (ao) del_fvec(ao);
+    if (mo) del_fvec(mo);
+    return ctx;
+}
+
+/* Synthetic onset functions: pulses at a steady period over noise, accented in threes or
+ * fours, a tempo change half-way, noise alone and zeros; at the analysis's window (4096 frames
+ * of 64 samples at 24 kHz), aubio's default (512 at 44.1 kHz) and a small one. */
+static void test_beattrack(void) {
+    struct {
+        uint_t winlen, hop, rate;
+    } cfg[] = {{4096, 64, 24000}, {512, 512, 44100}, {64, 256, 8000}};
+    size_t ctx_steps = 0, streams = 0;
+    int saw3 = 0, saw4 = 0;
+    for (int ci = 0; ci < 3; ci++) {
+        uint_t winlen = cfg[ci].winlen, hop = cfg[ci].hop, rate = cfg[ci].rate;
+        size_t nf = (size_t)winlen * 12;
+        float *odf = malloc(nf * sizeof *odf);
+        if (!odf) {
+            CHECK(0, "out of memory");
+            return;
+        }
+        uint32_t s = 99 + ci;
+        for (int kind = 0; kind < 6; kind++) {
+            /* a period in frames: 128 and 100 bpm, and 140 bpm after a change */
+            double bpm = kind == 1 ? 100.0 : 128.0;
+            for (size_t f = 0; f < nf; f++) {
+                if (kind == 5 && f >= nf / 2) bpm = 140.0;
+                double period = 60.0 * rate / hop / bpm;
+                double ph = fmod((double)f, period);
+                size_t beat = (size_t)((double)f / period);
+                float accent = kind == 2 ? (beat % 3 == 0 ? 1.0f : 0.3f) : kind == 1 ? (beat % 4 == 0 ? 1.0f : 0.5f) : 1.0f;
+                float pulse = ph < 1.0 ? accent : 0.0f;
+                float noise = 0.05f * unit(&s);
+                odf[f] = kind == 3 ? unit(&s) : kind == 4 ? 0.0f : pulse + noise;
+            }
+            char what[96];
+            snprintf(what, sizeof what, "beat tracker, window %u, hop %u, rate %u, stream %d", winlen, hop, rate, kind);
+            unsigned ts = 0;
+            ctx_steps += beattrack_stream(what, winlen, hop, rate, odf, nf, &ts);
+            saw3 |= ts == 3;
+            saw4 |= ts == 4;
+            streams++;
+        }
+        free(odf);
+    }
+    /* the test reaches both models and both time signatures, or it proves less than it says */
+    CHECK(ctx_steps > 0 && saw3 && saw4, "the context-dependent model ran %zu steps, time signature 3 %s, 4 %s",
+          ctx_steps, saw3 ? "seen" : "never", saw4 ? "seen" : "never");
+    printf("  beat tracker: %zu streams compared with aubio_beattracking step by step, %zu steps in the "
+           "context-dependent model\n",
+           streams, ctx_steps);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -615,6 +747,8 @@ int main(void) {
     test_key_helpers();
     test_mood();
     test_bad_input();
+    test_autocorr();
+    test_beattrack();
     test_tracker_synthetic();
 
     /* declared dependencies: fail, do not skip */
