@@ -1651,6 +1651,46 @@ static void t_parallel_items(void) {
     CHECK(m2u_parallel_items(0, item_fn, &c) == 0, "parallel_items of nothing failed");
 }
 
+/* m2u_parallel_tasks: two tasks get a team of two threads (where there are two), a task inside
+ * a task runs on its own thread, and errors are reported as for items */
+typedef struct {
+    int team[3];  /* omp_get_num_threads() seen by tasks 0 and 1; omp_get_level() by the nested task */
+    int fail_from;
+} tasks_ctx;
+static int nested_fn(void *ctx, int i) {
+    (void)i;
+    ((tasks_ctx *)ctx)->team[2] = omp_get_level();
+    return 0;
+}
+static int task_fn(void *ctx, int i) {
+    tasks_ctx *c = ctx;
+    if (i >= c->fail_from) return m2u_fail("task %d failed", i);
+    c->team[i] = omp_get_num_threads();
+    return i == 1 ? m2u_parallel_tasks(2, nested_fn, c) : 0;
+}
+static void t_parallel_tasks(void) {
+    const int dflt = m2u_max_threads();
+    m2u_set_threads(2);
+    tasks_ctx c = {{0, 0, 0}, 2};
+    CHECK(m2u_parallel_tasks(2, task_fn, &c) == 0, "parallel_tasks: %s", m2u_last_error());
+    CHECK(c.team[0] == 2 && c.team[1] == 2, "parallel_tasks: two tasks ran in teams of %d and %d threads, not 2",
+          c.team[0], c.team[1]);
+    CHECK(c.team[2] == 1, "parallel_tasks: a nested task ran at parallel level %d, not on its caller's (1)", c.team[2]);
+    m2u_set_threads(1);
+    c.team[0] = c.team[1] = 0;
+    CHECK(m2u_parallel_tasks(2, task_fn, &c) == 0 && c.team[0] == 1 && c.team[1] == 1,
+          "parallel_tasks on one thread: teams of %d and %d", c.team[0], c.team[1]);
+    /* fewer tasks than threads still run side by side (m2u_parallel_items would not) */
+    m2u_set_threads(3);
+    c.team[0] = c.team[1] = 0;
+    CHECK(m2u_parallel_tasks(2, task_fn, &c) == 0 && c.team[0] == 2 && c.team[1] == 2,
+          "parallel_tasks, 2 tasks on 3 threads: teams of %d and %d, not 2", c.team[0], c.team[1]);
+    c.fail_from = 1;
+    CHECK(m2u_parallel_tasks(3, task_fn, &c) == -1 && strstr(m2u_last_error(), "task 1 failed"),
+          "parallel_tasks: a failure gave '%s', expected task 1's message", m2u_last_error());
+    m2u_set_threads(dflt);
+}
+
 /* conv2d / maxpool (NHWC, CPU only): against direct double loops in torch's NCHW indexing */
 static double max_rel_err(const float *got, const double *ref, size_t n) {
     double maxref = 1.0, err = 0.0;
@@ -1745,6 +1785,7 @@ int main(void) {
     t_vexpf();
     t_swiglu_ce_bits();
     t_parallel_items();
+    t_parallel_tasks();
     t_conv2d();
     printf("cpu: %d checks, %d failed\n", t_pass + t_fail, t_fail);
     const char *why = NULL;

@@ -1,6 +1,7 @@
 /* Built-in music analysis (see analysis.h for every definition). */
 #include "analysis.h"
 
+#include "backend.h" /* m2u_parallel_tasks */
 #include "m2u_error.h"
 #include "tracker.h"
 
@@ -70,8 +71,8 @@ static int tempo_from_beats(const double *beats, size_t n, double *bpm, double *
     return 0;
 }
 
-static int analyze_tempo(const float *pcm, size_t n, int rate, const odf_env *odf, m2u_analysis *out) {
-    if (m2u_beat_times(pcm, n, rate, &out->beat_s, &out->n_beats) != 0) return -1;
+/* the tempo from out->beat_s (m2u_beat_times) and the spectrum's onset envelope */
+static int analyze_tempo(const odf_env *odf, m2u_analysis *out) {
     if (tempo_from_beats(out->beat_s, out->n_beats, &out->tempo_bpm, &out->tempo_confidence) != 0) return -1;
     /* Metrical-level check.  aubio's tracker weights beat periods around 120 bpm,
      * so a slow piece with a running eighth-note pulse (hi-hats, arpeggios) is
@@ -376,6 +377,40 @@ static int analyze_spectrum(const float *pcm, size_t n, int rate, m2u_analysis *
 
 /* ---- entry points -------------------------------------------------------------- */
 
+/* The analysis's independent parts, each writing its own fields of out.  They run side by
+ * side where there are threads (m2u_parallel_tasks): the spectrum is about half the work, the
+ * beat tracker a fifth, so two threads finish close together.  The results do not depend on
+ * the thread count: every part is the same serial code either way. */
+typedef struct {
+    const float *pcm;
+    size_t n;
+    int rate;
+    m2u_analysis *out;
+    odf_env odf; /* the spectrum's onset envelope, for the tempo's metrical check */
+} analysis_job;
+
+enum { PART_SPECTRUM, PART_BEATS, PART_CHROMA_KEY, PART_ONSETS, PART_LEVELS, ANALYSIS_PARTS };
+
+static int analysis_part(void *ctx, int part) {
+    analysis_job *j = ctx;
+    m2u_analysis *out = j->out;
+    switch (part) {
+    case PART_SPECTRUM: /* centroid, percussiveness, onset envelope */
+        return analyze_spectrum(j->pcm, j->n, j->rate, out, &j->odf);
+    case PART_BEATS:
+        return m2u_beat_times(j->pcm, j->n, j->rate, &out->beat_s, &out->n_beats);
+    case PART_CHROMA_KEY:
+        if (m2u_chroma(j->pcm, j->n, j->rate, out->chroma, &out->tuning_cents) != 0) return -1;
+        return m2u_key_from_chroma(out->chroma, M2U_KEY_PROFILE_KRUMHANSL, &out->key, &out->mode, &out->key_confidence,
+                                   NULL);
+    case PART_ONSETS:
+        return analyze_onsets(j->pcm, j->n, j->rate, out);
+    default: /* PART_LEVELS */
+        if (analyze_loudness(j->pcm, j->n, j->rate, out) != 0) return -1;
+        return analyze_dynamics(j->pcm, j->n, j->rate, out);
+    }
+}
+
 int m2u_analyze(const float *pcm, size_t n, int rate, m2u_analysis *out) {
     memset(out, 0, sizeof *out);
     out->key = out->mode = -1;
@@ -391,15 +426,11 @@ int m2u_analyze(const float *pcm, size_t n, int rate, m2u_analysis *out) {
     out->duration_s = (double)n / rate;
     out->peak_dbfs = peak > 0 ? 20.0 * log10(peak) : M2U_LOUDNESS_FLOOR_LUFS;
     if (out->peak_dbfs < M2U_LOUDNESS_FLOOR_LUFS) out->peak_dbfs = M2U_LOUDNESS_FLOOR_LUFS;
-    odf_env odf = {0};
-    int rc = analyze_spectrum(pcm, n, rate, out, &odf);
-    if (rc == 0) rc = analyze_tempo(pcm, n, rate, &odf, out);
-    free(odf.v);
-    if (rc != 0 || analyze_onsets(pcm, n, rate, out) != 0 || analyze_loudness(pcm, n, rate, out) != 0 ||
-        analyze_dynamics(pcm, n, rate, out) != 0 ||
-        m2u_chroma(pcm, n, rate, out->chroma, &out->tuning_cents) != 0 ||
-        m2u_key_from_chroma(out->chroma, M2U_KEY_PROFILE_KRUMHANSL, &out->key, &out->mode, &out->key_confidence,
-                            NULL) != 0) {
+    analysis_job job = {pcm, n, rate, out, {0}};
+    int rc = m2u_parallel_tasks(ANALYSIS_PARTS, analysis_part, &job);
+    if (rc == 0) rc = analyze_tempo(&job.odf, out);
+    free(job.odf.v);
+    if (rc != 0) {
         m2u_analysis_free(out);
         out->key = out->mode = -1;
         return -1;

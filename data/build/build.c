@@ -3,6 +3,7 @@
 #include "build.h"
 
 #include "audio_edit.h"
+#include "backend.h" /* m2u_parallel_tasks */
 #include "build_record.h"
 #include "builtin_features.h"
 #include "captioner_http.h"
@@ -28,6 +29,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +255,26 @@ static void rec_fail(m2u_record *r, int status, const char *msg) {
     r->message = strdup(msg ? msg : "");
 }
 
+/* one clip's analysis into its own slot (the beat times are not kept) */
+typedef struct {
+    const float *pcm;
+    const m2u_clip *clips;
+    int rate;
+    m2u_analysis *a;
+} clips_job;
+
+static int analyse_clip(void *ctx, int k) {
+    clips_job *j = ctx;
+    m2u_analysis t;
+    if (m2u_analyze(j->pcm + j->clips[k].start, (size_t)(j->clips[k].end - j->clips[k].start), j->rate, &t)) return -1;
+    j->a[k] = t;
+    j->a[k].beat_s = NULL;
+    m2u_analysis_free(&t);
+    return 0;
+}
+
+/* The clips are analysed side by side where there are threads (a file with one clip runs the
+ * analysis's own parts side by side instead); each clip's result is the same either way. */
 static int survey_clips(build_ctx *b, const float *pcm, int64_t n, m2u_record *r) {
     const m2u_build_config *c = b->c;
     m2u_clip *clips = NULL;
@@ -260,23 +282,26 @@ static int survey_clips(build_ctx *b, const float *pcm, int64_t n, m2u_record *r
     if (m2u_audio_clips(pcm, n, c->audio_rate, c->clip_s, c->hop_s, c->silence_db, c->min_clip_s, &clips, &nc))
         return -1;
     if (c->max_clips > 0 && nc > (size_t)c->max_clips) nc = (size_t)c->max_clips;
+    if (nc > INT_MAX) nc = INT_MAX;
     r->clips = nc ? calloc(nc, sizeof *r->clips) : NULL;
-    for (size_t k = 0; k < nc; k++) {
-        m2u_analysis a;
-        if (m2u_analyze(pcm + clips[k].start, (size_t)(clips[k].end - clips[k].start), c->audio_rate, &a)) {
-            free(clips);
-            return -1;
-        }
-        m2u_record_clip *rc = &r->clips[r->n_clips++];
-        rc->start = (double)clips[k].start / c->audio_rate;
-        rc->end = (double)clips[k].end / c->audio_rate;
-        rc->a = a;
-        rc->a.beat_s = NULL;
-        m2u_analysis_free(&a);
+    m2u_analysis *a = nc ? calloc(nc, sizeof *a) : NULL;
+    if (nc && (!r->clips || !a)) {
+        free(clips), free(a);
+        return m2u_fail("survey: out of memory");
+    }
+    clips_job job = {pcm, clips, c->audio_rate, a};
+    int rc = m2u_parallel_tasks((int)nc, analyse_clip, &job);
+    /* on a failure, the clips before the first failing one are kept, as a serial loop would */
+    for (size_t k = 0; k < nc && a[k].duration_s > 0; k++) {
+        m2u_record_clip *rcl = &r->clips[r->n_clips++];
+        rcl->start = (double)clips[k].start / c->audio_rate;
+        rcl->end = (double)clips[k].end / c->audio_rate;
+        rcl->a = a[k];
         b->st->clips++;
     }
     free(clips);
-    return 0;
+    free(a);
+    return rc;
 }
 
 static int survey_audio(build_ctx *b, const m2u_input *in, m2u_record *r) {

@@ -5,6 +5,7 @@
  *   text   text-only samples from a JSON-lines file
  *   card   (re)write the dataset card of a finished build */
 #include "log.h"
+#include "backend.h" /* m2u_set_threads */
 #include "build.h"
 #include "fileio.h"
 #include "m2u_error.h"
@@ -61,6 +62,9 @@ static const char k_build_usage[] =
     "  --overwrite         replace a build of other settings in DIR\n"
     "  --no-verify         do not check the shards' sha256 when the card reads them back\n"
     "  --quiet             no progress lines\n"
+    "  --threads N         threads of this process (default: OMP_NUM_THREADS, else every core;\n"
+    "                      launch/mpirun.sh gives each rank its share).  A file's clips are\n"
+    "                      analysed side by side; the shards are the same for any N\n"
     "  -h, --help          this text\n"
     "examples:\n"
     "  m2u-dataset build --input /usr/share/games/openttd/baseset/openmsx --licence GPL-2.0 \\\n"
@@ -348,7 +352,7 @@ static int known_value_option(const char *a) {
                                         "--soundfont", "--captioner", "--llm", "--llm-model", "--mert", "--vit",
                                         "--vivit", "--t5", "--t5-tokenizer", "--audio-rate", "--clip", "--hop",
                                         "--min-clip", "--max-clips", "--qa", "--valid", "--test", "--shard-size",
-                                        "--seed", "--text-rows", "--text-dim", "--stop-after"};
+                                        "--seed", "--text-rows", "--text-dim", "--stop-after", "--threads"};
     for (size_t k = 0; k < sizeof names / sizeof *names; k++)
         if (!strcmp(a, names[k])) return 1;
     return 0;
@@ -359,7 +363,7 @@ static int cmd_build(int argc, char **argv) {
     m2u_build_config_default(&c);
     c.progress = 1;
     const char **inputs = calloc((size_t)argc, sizeof *inputs);
-    int rc = 0;
+    int rc = 0, threads = 0;
     for (int i = 2; i < argc && !rc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x = 0;
@@ -399,6 +403,7 @@ static int cmd_build(int argc, char **argv) {
             else if (!strcmp(a, "--text-rows")) rc = num_arg(a, v, 1, 4096, &x), c.text_rows = (int)x;
             else if (!strcmp(a, "--text-dim")) rc = num_arg(a, v, 1, 65536, &x), c.text_dim = (int)x;
             else if (!strcmp(a, "--stop-after")) rc = num_arg(a, v, 0, 1e9, &c.stop_after_s);
+            else if (!strcmp(a, "--threads")) rc = num_arg(a, v, 1, 1024, &x), threads = (int)x;
             else rc = m2u_fail("unknown option '%s'", a);
         }
     }
@@ -411,6 +416,7 @@ static int cmd_build(int argc, char **argv) {
         free(inputs);
         return usage_error("build", k_build_usage);
     }
+    if (threads > 0) m2u_set_threads(threads);
     int rank = 0, world = 1;
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -54,6 +54,8 @@ static void check_option_mistakes(void) {
         {"build --input x --out y --recipes mucaps,songs", "unknown recipe 'songs'", "usage: m2u-dataset build"},
         {"build --input x --out y --valid 0.6 --test 0.5", "--valid + --test must be < 1", "usage: m2u-dataset build"},
         {"build stray --input x --out y", "unexpected argument 'stray'", "usage: m2u-dataset build"},
+        {"build --input x --out y --threads 0", "--threads: expected a number in [1, 1024], got '0'",
+         "usage: m2u-dataset build"},
         {"text --input x.jsonl", "give --out DIR", "usage: m2u-dataset text"},
         {"text --input x.jsonl --out y --shard-size 0", "--shard-size: expected a number", "usage: m2u-dataset text"},
         {"text --input x.jsonl --out y --colour red", "unknown option '--colour'", "usage: m2u-dataset text"},
@@ -167,6 +169,47 @@ static void check_tones_kept(void) {
     }
 }
 
+/* --threads: the clips of a file are analysed side by side, and a one-clip file runs its
+ * analysis's parts side by side; the shards have the same bytes on 1 and 3 threads.  The
+ * inputs are a 3-clip sweep and a 1-clip tone with a beat, at 16 kHz. */
+static char *shard_sums(const char *manifest) {
+    char *m = NULL, *sums = calloc(1, 4096);
+    size_t len = 0;
+    if (!sums || m2u_read_file(manifest, &m, &len) != 0) {
+        free(sums);
+        return NULL;
+    }
+    for (const char *p = m; (p = strstr(p, "\"sha256\"")) != NULL; p += 8)
+        if (strlen(sums) + 81 < 4096) strncat(sums, p, 80); /* "sha256": "<64 hex>" */
+    free(m);
+    return sums;
+}
+static void check_threads_same(void) {
+    CHECK(system("mkdir -p '" DIR "/thr' && "
+                 "ffmpeg -nostdin -v error -y -f lavfi -i 'aevalsrc=0.4*sin(2*PI*(200+40*t)*t):s=16000:d=16' "
+                 "'" DIR "/thr/sweep.wav' && "
+                 "ffmpeg -nostdin -v error -y -f lavfi -i 'aevalsrc=0.5*sin(2*PI*330*t)*exp(-8*mod(t\\,0.5)):s=16000:d=7' "
+                 "'" DIR "/thr/beat.wav'") == 0,
+          "ffmpeg inputs for --threads");
+    char *out, *sums[2] = {NULL, NULL};
+    const int threads[2] = {1, 3};
+    for (int k = 0; k < 2; k++) {
+        int st = run_tool(&out, "build --input '%s/thr' --licence CC0-1.0 --out '%s/thr_out%d' --audio-rate 16000 "
+                          "--clip 5 --hop 5 --min-clip 3 --recipes mucaps,musicqa --valid 0 --test 0 --quiet "
+                          "--threads %d",
+                          DIR, DIR, k, threads[k]);
+        CHECK(st == 0 && strstr(out, "2 files surveyed now (0 unusable, 0 duplicates), 4 clips"),
+              "--threads %d: exit %d:\n%s", threads[k], st, out);
+        free(out);
+        char path[600];
+        snprintf(path, sizeof path, "%s/thr_out%d/manifest.json", DIR, k);
+        sums[k] = shard_sums(path);
+    }
+    CHECK(sums[0] && sums[1] && strstr(sums[0], "sha256") && !strcmp(sums[0], sums[1]),
+          "the shards on 1 and 3 threads differ:\n%s\n%s", sums[0] ? sums[0] : "(none)", sums[1] ? sums[1] : "(none)");
+    free(sums[0]), free(sums[1]);
+}
+
 int main(void) {
     setenv("ASAN_OPTIONS", "detect_leaks=0", 1); /* for the tool (OpenMPI's exit leaks), as in test_build */
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
@@ -176,6 +219,7 @@ int main(void) {
     check_help();
     check_only_unusable();
     check_tones_kept();
+    check_threads_same();
     if (!t_fail) CHECK(system("rm -rf '" DIR "'") == 0, "cleanup");
     return t_finish("test_dataset_cli");
 }

@@ -134,18 +134,22 @@ void m2u_set_threads(int n) {
 
 int m2u_max_threads(void) { return omp_get_max_threads(); }
 
-int m2u_parallel_items(int n, int (*fn)(void *ctx, int i), void *ctx) {
+/* m2u_parallel_items and m2u_parallel_tasks: fn over [0, n) on the caller (serial) or on up to
+ * n threads */
+static int run_items(int n, int (*fn)(void *ctx, int i), void *ctx, int serial) {
     if (n <= 0) return 0;
-    if (n < omp_get_max_threads() || omp_in_parallel()) {
+    if (serial) {
         for (int i = 0; i < n; i++)
             if (fn(ctx, i) != 0) return -1;
         return 0;
     }
+    int nt = omp_get_max_threads();
+    if (nt > n) nt = n;
     /* first: the lowest failing item so far.  Items above it are skipped; items below it still
      * run, so the reported failure is the lowest one whatever order the threads finish in. */
     int first = n;
     char msg[1024] = "";
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int i = 0; i < n; i++) {
         int low;
 #pragma omp atomic read
@@ -159,4 +163,12 @@ int m2u_parallel_items(int n, int (*fn)(void *ctx, int i), void *ctx) {
         }
     }
     return first < n ? m2u_fail("%s", msg) : 0;
+}
+
+int m2u_parallel_items(int n, int (*fn)(void *ctx, int i), void *ctx) {
+    return run_items(n, fn, ctx, n < omp_get_max_threads() || omp_in_parallel());
+}
+
+int m2u_parallel_tasks(int n, int (*fn)(void *ctx, int i), void *ctx) {
+    return run_items(n, fn, ctx, n < 2 || omp_get_max_threads() < 2 || omp_in_parallel());
 }
