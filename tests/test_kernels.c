@@ -26,16 +26,15 @@
 #include "attn_tiles.h"
 
 #include <float.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include <math.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- random data --------------------------------------------------------------------------- */
 
@@ -1651,42 +1650,53 @@ static void t_parallel_items(void) {
     CHECK(m2u_parallel_items(0, item_fn, &c) == 0, "parallel_items of nothing failed");
 }
 
-/* m2u_parallel_tasks: two tasks get a team of two threads (where there are two), a task inside
- * a task runs on its own thread, and errors are reported as for items */
+/* m2u_parallel_tasks: two tasks run at the same time on two threads (each waits, up to 60 s,
+ * to see the other start), inside a task the kernels get one thread, a task inside a task
+ * runs on its caller's thread, and errors are reported as for items */
 typedef struct {
-    int team[3];  /* omp_get_num_threads() seen by tasks 0 and 1; omp_get_level() by the nested task */
-    int fail_from;
+    _Atomic int started[2];
+    int saw_other[2], inner_threads[2];
+    pthread_t self[2], nested_self;
+    int wait, fail_from;
 } tasks_ctx;
 static int nested_fn(void *ctx, int i) {
-    (void)i;
-    ((tasks_ctx *)ctx)->team[2] = omp_get_level();
+    if (i == 0) ((tasks_ctx *)ctx)->nested_self = pthread_self();
     return 0;
 }
 static int task_fn(void *ctx, int i) {
     tasks_ctx *c = ctx;
     if (i >= c->fail_from) return m2u_fail("task %d failed", i);
-    c->team[i] = omp_get_num_threads();
+    if (i < 2) {
+        c->self[i] = pthread_self();
+        c->inner_threads[i] = m2u_max_threads();
+        c->started[i] = 1;
+        for (int w = 0; c->wait && w < 600000 && !c->started[1 - i]; w++) nanosleep(&(struct timespec){0, 100000}, NULL);
+        c->saw_other[i] = c->started[1 - i];
+    }
     return i == 1 ? m2u_parallel_tasks(2, nested_fn, c) : 0;
 }
 static void t_parallel_tasks(void) {
     const int dflt = m2u_max_threads();
-    m2u_set_threads(2);
-    tasks_ctx c = {{0, 0, 0}, 2};
-    CHECK(m2u_parallel_tasks(2, task_fn, &c) == 0, "parallel_tasks: %s", m2u_last_error());
-    CHECK(c.team[0] == 2 && c.team[1] == 2, "parallel_tasks: two tasks ran in teams of %d and %d threads, not 2",
-          c.team[0], c.team[1]);
-    CHECK(c.team[2] == 1, "parallel_tasks: a nested task ran at parallel level %d, not on its caller's (1)", c.team[2]);
-    m2u_set_threads(1);
-    c.team[0] = c.team[1] = 0;
-    CHECK(m2u_parallel_tasks(2, task_fn, &c) == 0 && c.team[0] == 1 && c.team[1] == 1,
-          "parallel_tasks on one thread: teams of %d and %d", c.team[0], c.team[1]);
-    /* fewer tasks than threads still run side by side (m2u_parallel_items would not) */
+    for (int threads = 2; threads <= 3; threads++) { /* 2 tasks on 2 and on 3 threads */
+        m2u_set_threads(threads);
+        tasks_ctx c = {.wait = 1, .fail_from = 2};
+        CHECK(m2u_parallel_tasks(2, task_fn, &c) == 0, "parallel_tasks: %s", m2u_last_error());
+        CHECK(c.saw_other[0] && c.saw_other[1] && !pthread_equal(c.self[0], c.self[1]),
+              "parallel_tasks on %d threads: the two tasks did not run at the same time on two threads", threads);
+        CHECK(c.inner_threads[0] == 1 && c.inner_threads[1] == 1, "parallel_tasks: a task sees %d and %d threads, not 1",
+              c.inner_threads[0], c.inner_threads[1]);
+        CHECK(pthread_equal(c.nested_self, c.self[1]), "parallel_tasks: a nested task left its caller's thread");
+        CHECK(m2u_max_threads() == threads, "parallel_tasks: the caller's threads are %d after, not %d",
+              m2u_max_threads(), threads);
+    }
+    m2u_set_threads(1); /* one thread: in order on the caller */
+    tasks_ctx c1 = {.wait = 0, .fail_from = 2};
+    CHECK(m2u_parallel_tasks(2, task_fn, &c1) == 0 && pthread_equal(c1.self[0], pthread_self()) &&
+              pthread_equal(c1.self[1], pthread_self()),
+          "parallel_tasks on one thread left the caller");
     m2u_set_threads(3);
-    c.team[0] = c.team[1] = 0;
-    CHECK(m2u_parallel_tasks(2, task_fn, &c) == 0 && c.team[0] == 2 && c.team[1] == 2,
-          "parallel_tasks, 2 tasks on 3 threads: teams of %d and %d, not 2", c.team[0], c.team[1]);
-    c.fail_from = 1;
-    CHECK(m2u_parallel_tasks(3, task_fn, &c) == -1 && strstr(m2u_last_error(), "task 1 failed"),
+    tasks_ctx c2 = {.wait = 0, .fail_from = 1};
+    CHECK(m2u_parallel_tasks(3, task_fn, &c2) == -1 && strstr(m2u_last_error(), "task 1 failed"),
           "parallel_tasks: a failure gave '%s', expected task 1's message", m2u_last_error());
     m2u_set_threads(dflt);
 }

@@ -157,10 +157,11 @@ int m2u_max_threads(void);
 int m2u_parallel_items(int n, int (*fn)(void *ctx, int i), void *ctx);
 
 /* The same for a few tasks of unequal size without parallel loops of their own (the parts of
- * one music analysis, a file's clips): they are spread over up to n threads whenever there
- * are two or more threads and the caller is not inside a parallel region already, however
- * few they are; a task nested inside another runs on its caller's thread.  Same error
- * contract as m2u_parallel_items. */
+ * one music analysis, a file's clips): they are spread over up to min(n, m2u_max_threads())
+ * threads, the caller's among them, whenever that is two or more and the caller is not inside
+ * a parallel region or another task; otherwise they run in order on the caller.  The threads
+ * are started for the call and joined (no thread spins after it); inside a task the kernels
+ * run on one thread.  Same error contract as m2u_parallel_items. */
 int m2u_parallel_tasks(int n, int (*fn)(void *ctx, int i), void *ctx);
 
 #endif
