@@ -3,9 +3,12 @@
  * differently; the plain form is easy to check against a direct DFT
  * (tests/test_kernels.c), and the music analysis (data/build) and the front ends
  * are pinned to its exact bits.  The butterflies run VW at a time with each
- * stage's twiddles stored contiguously: the same multiplications and additions
- * in the same order per element, so the results are bit-identical to the scalar
- * loop (no FMA: -std=c11 keeps GCC from contracting). */
+ * stage's twiddles stored contiguously, the stages up to a half-length of 256
+ * two per pass (four quarter-blocks in registers, with an AVX version picked at
+ * run time), and the last stage writes only the bins that are returned: the same
+ * multiplications and additions in the same order per element, so the results
+ * are bit-identical to the scalar loop (no FMA: -std=c11 keeps GCC from
+ * contracting; tests/test_kernels.c compares them bit for bit). */
 #include "fft.h"
 
 #include "m2u_error.h"
@@ -81,6 +84,91 @@ void m2u_fft_free(m2u_fft *p) {
 
 int m2u_fft_size(const m2u_fft *p) { return p->n; }
 
+/* Two stages per pass (half, then 2 half, from half = 2 while 2 half < N) over groups of four
+ * quarter-blocks held in registers: the same butterflies with the same twiddles in the same
+ * order per element as one stage per pass, with half the loads and stores.  Returns the
+ * half-length of the first stage left to do.  Written once for a vector type VT of W doubles:
+ * the build's own width, and where GCC builds for the baseline x86-64 ISA an AVX version
+ * besides (picked at run time), since the butterflies are bound by arithmetic. */
+#ifndef FFT_FUSE_MAX
+#define FFT_FUSE_MAX 256 /* measured: fusing larger stages lost to cache-set conflicts (4 quarter-blocks at power-of-two distances) */
+#endif
+#define FFT_LD(v, ptr) memcpy(&(v), (ptr), sizeof(v))
+#define FFT_ST(ptr, e)                      \
+    do {                                    \
+        VT t_ = (e);                        \
+        memcpy((ptr), &t_, sizeof t_);      \
+    } while (0)
+#define FFT_FUSED_PASSES(NAME, ATTR)                                                                              \
+    ATTR static int NAME(const m2u_fft *p, double *re, double *im) {                                            \
+        const int N = p->n;                                                                                     \
+        int half = 2;                                                                                           \
+        for (; 2 * half < N && half <= FFT_FUSE_MAX; half <<= 2) {                                              \
+            const double *c1 = p->cs + half, *s1 = p->sn + half, *c2 = p->cs + 2 * half, *s2 = p->sn + 2 * half; \
+            for (int i = 0; i < N; i += 4 * half) {                                                             \
+                double *r0 = re + i, *r1 = r0 + half, *r2 = r1 + half, *r3 = r2 + half;                         \
+                double *i0 = im + i, *i1 = i0 + half, *i2 = i1 + half, *i3 = i2 + half;                         \
+                int k = 0;                                                                                      \
+                for (; k + W <= half; k += W) {                                                                 \
+                    VT w1r, w1i, war, wai, wbr, wbi, a0r, a0i, a1r, a1i, a2r, a2i, a3r, a3i;                    \
+                    FFT_LD(w1r, c1 + k), FFT_LD(w1i, s1 + k), FFT_LD(war, c2 + k), FFT_LD(wai, s2 + k);         \
+                    FFT_LD(wbr, c2 + half + k), FFT_LD(wbi, s2 + half + k);                                     \
+                    FFT_LD(a0r, r0 + k), FFT_LD(a0i, i0 + k), FFT_LD(a1r, r1 + k), FFT_LD(a1i, i1 + k);         \
+                    FFT_LD(a2r, r2 + k), FFT_LD(a2i, i2 + k), FFT_LD(a3r, r3 + k), FFT_LD(a3i, i3 + k);         \
+                    /* stage half: (0, 1) and (2, 3) */                                                         \
+                    VT tr = a1r * w1r - a1i * w1i, ti = a1r * w1i + a1i * w1r;                                  \
+                    VT b1r = a0r - tr, b1i = a0i - ti, b0r = a0r + tr, b0i = a0i + ti;                          \
+                    tr = a3r * w1r - a3i * w1i, ti = a3r * w1i + a3i * w1r;                                     \
+                    VT b3r = a2r - tr, b3i = a2i - ti, b2r = a2r + tr, b2i = a2i + ti;                          \
+                    /* stage 2 half: (0, 2) with twiddle k, (1, 3) with twiddle half + k */                     \
+                    tr = b2r * war - b2i * wai, ti = b2r * wai + b2i * war;                                     \
+                    FFT_ST(r2 + k, b0r - tr); FFT_ST(i2 + k, b0i - ti);                                         \
+                    FFT_ST(r0 + k, b0r + tr); FFT_ST(i0 + k, b0i + ti);                                         \
+                    tr = b3r * wbr - b3i * wbi, ti = b3r * wbi + b3i * wbr;                                     \
+                    FFT_ST(r3 + k, b1r - tr); FFT_ST(i3 + k, b1i - ti);                                         \
+                    FFT_ST(r1 + k, b1r + tr); FFT_ST(i1 + k, b1i + ti);                                         \
+                }                                                                                               \
+                for (; k < half; k++) {                                                                         \
+                    double tr = r1[k] * c1[k] - i1[k] * s1[k], ti = r1[k] * s1[k] + i1[k] * c1[k];              \
+                    double b1r = r0[k] - tr, b1i = i0[k] - ti, b0r = r0[k] + tr, b0i = i0[k] + ti;              \
+                    tr = r3[k] * c1[k] - i3[k] * s1[k], ti = r3[k] * s1[k] + i3[k] * c1[k];                     \
+                    double b3r = r2[k] - tr, b3i = i2[k] - ti, b2r = r2[k] + tr, b2i = i2[k] + ti;              \
+                    tr = b2r * c2[k] - b2i * s2[k], ti = b2r * s2[k] + b2i * c2[k];                             \
+                    r2[k] = b0r - tr, i2[k] = b0i - ti, r0[k] = b0r + tr, i0[k] = b0i + ti;                     \
+                    tr = b3r * c2[half + k] - b3i * s2[half + k], ti = b3r * s2[half + k] + b3i * c2[half + k]; \
+                    r3[k] = b1r - tr, i3[k] = b1i - ti, r1[k] = b1r + tr, i1[k] = b1i + ti;                     \
+                }                                                                                               \
+            }                                                                                                   \
+        }                                                                                                       \
+        return half;                                                                                            \
+    }
+
+#define VT vd
+#define W VW
+FFT_FUSED_PASSES(fused_passes_base, )
+#undef VT
+#undef W
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__AVX__)
+typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
+#define VT vd4
+#define W 4
+FFT_FUSED_PASSES(fused_passes_avx, __attribute__((target("avx"))))
+#undef VT
+#undef W
+static int fused_passes(const m2u_fft *p, double *re, double *im) {
+    static _Atomic int have = -1; /* decided once; racing threads decide alike */
+    int h = have;
+    if (h < 0) {
+        __builtin_cpu_init();
+        have = h = __builtin_cpu_supports("avx");
+    }
+    return h ? fused_passes_avx(p, re, im) : fused_passes_base(p, re, im);
+}
+#else
+static int fused_passes(const m2u_fft *p, double *re, double *im) { return fused_passes_base(p, re, im); }
+#endif
+
 void m2u_fft_real(const m2u_fft *p, const double *x, double *out_re, double *out_im, double *work) {
     const int N = p->n;
     double *re = work, *im = work + N;
@@ -97,7 +185,8 @@ void m2u_fft_real(const m2u_fft *p, const double *x, double *out_re, double *out
         re[m] = xa + tr;
         im[m] = 0.0 + ti;
     }
-    for (int half = 2; half < N; half <<= 1) {
+    int half = fused_passes(p, re, im);
+    for (; 2 * half < N; half <<= 1) { /* the larger stages one per pass */
         const double *cs = p->cs + half, *sn = p->sn + half;
         for (int i = 0; i < N; i += 2 * half) {
             double *ra = re + i, *ia = im + i, *rb = ra + half, *ib = ia + half;
@@ -123,8 +212,31 @@ void m2u_fft_real(const m2u_fft *p, const double *x, double *out_re, double *out
             }
         }
     }
-    for (int k = 0; k <= N / 2; k++) {
-        out_re[k] = re[k];
-        out_im[k] = im[k];
+    if (half == N) { /* no stage left (N = 2, or the fused passes ended the transform) */
+        memcpy(out_re, re, (size_t)(N / 2 + 1) * sizeof *re);
+        memcpy(out_im, im, (size_t)(N / 2 + 1) * sizeof *im);
+        return;
     }
+    /* the last stage (half = N / 2) straight into the outputs, of which only bins 0..N/2 are
+     * wanted: the upper outputs are skipped but bin N/2 */
+    const double *cs = p->cs + half, *sn = p->sn + half;
+    const double *rb = re + half, *ib = im + half;
+    int k = 0;
+    for (; k + VW <= half; k += VW) {
+        vd wr = v_load(cs + k), wi = v_load(sn + k);
+        vd xr = v_load(rb + k), xi = v_load(ib + k), ar = v_load(re + k), ai = v_load(im + k);
+        vd tr = xr * wr - xi * wi;
+        vd ti = xr * wi + xi * wr;
+        v_store(out_re + k, ar + tr);
+        v_store(out_im + k, ai + ti);
+    }
+    for (; k < half; k++) {
+        double tr = rb[k] * cs[k] - ib[k] * sn[k];
+        double ti = rb[k] * sn[k] + ib[k] * cs[k];
+        out_re[k] = re[k] + tr;
+        out_im[k] = im[k] + ti;
+    }
+    double tr = rb[0] * cs[0] - ib[0] * sn[0], ti = rb[0] * sn[0] + ib[0] * cs[0];
+    out_re[half] = re[0] - tr;
+    out_im[half] = im[0] - ti;
 }
