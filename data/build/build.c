@@ -57,6 +57,7 @@ void m2u_build_config_default(m2u_build_config *c) {
     c->zstd_level = 3;
     c->seed = 0;
     c->captioner_timeout_s = 60;
+    c->audio_cache_mb = 1024;
 }
 
 /* Everything that changes the samples; stored in build.json and the manifest.
@@ -159,6 +160,12 @@ typedef struct {
     char enc_name[4][256], enc_hash[4][17];
     /* scratch */
     float *mert, *t5, *vit, *vivit;
+    /* decoded audio kept from the survey for the samples, per input file (load_audio) */
+    struct {
+        float *pcm;
+        int64_t n;
+    } *audio_cache;
+    size_t audio_cache_bytes;
 } build_ctx;
 
 static double wall(void) { return m2u_now(); }
@@ -219,7 +226,7 @@ static uint64_t sample_seed(const build_ctx *b, const char *sample_id) {
 
 /* Only what the clips can use is decoded or rendered: with max_clips set, the
  * first (max_clips - 1) * hop + clip seconds (+1 s of slack). */
-static int load_audio(build_ctx *b, const char *path, int program, float **pcm, int64_t *n, int *status) {
+static int decode_audio(build_ctx *b, const char *path, int program, float **pcm, int64_t *n, int *status) {
     const m2u_build_config *c = b->c;
     double max_s = c->max_clips > 0 ? (c->max_clips - 1) * c->hop_s + c->clip_s + 1 : 0;
     *status = M2U_DECODE_OK;
@@ -245,6 +252,36 @@ static int load_audio(build_ctx *b, const char *path, int program, float **pcm, 
     int rc = m2u_audio_decode_ex(path, c->audio_rate, &o, pcm, n, &info);
     *status = info.status;
     return rc;
+}
+
+/* Input file `file`'s audio (program -1: as it is; else a MIDI file rendered with that
+ * General MIDI program) as malloc'd samples.  The survey decodes every file and the samples
+ * need most of them again: the first decodes of program -1 are kept in memory, up to
+ * audio_cache_mb, and handed out as copies.  Decoding and rendering are deterministic, so a
+ * copy has the bytes a new decode would have: the samples are the same either way. */
+static int load_audio(build_ctx *b, int file, const char *path, int program, float **pcm, int64_t *n, int *status) {
+    int cacheable = program == -1 && file >= 0 && (size_t)file < b->in.n && b->audio_cache;
+    if (cacheable && b->audio_cache[file].pcm) {
+        size_t bytes = (size_t)b->audio_cache[file].n * sizeof(float);
+        *pcm = malloc(bytes ? bytes : 1);
+        if (!*pcm) return m2u_fail("%s: out of memory", path);
+        memcpy(*pcm, b->audio_cache[file].pcm, bytes);
+        *n = b->audio_cache[file].n;
+        *status = M2U_DECODE_OK;
+        return 0;
+    }
+    if (decode_audio(b, path, program, pcm, n, status)) return -1;
+    size_t bytes = (size_t)*n * sizeof(float);
+    if (cacheable && bytes <= b->c->audio_cache_mb * 1048576.0 - (double)b->audio_cache_bytes) {
+        float *keep = malloc(bytes ? bytes : 1);
+        if (keep) { /* without memory for it the file is decoded again later: not an error */
+            memcpy(keep, *pcm, bytes);
+            b->audio_cache[file].pcm = keep;
+            b->audio_cache[file].n = *n;
+            b->audio_cache_bytes += bytes;
+        }
+    }
+    return 0;
 }
 
 /* ---- phase 1: survey ------------------------------------------------------------------------------ */
@@ -318,7 +355,7 @@ static int survey_audio(build_ctx *b, const m2u_input *in, m2u_record *r) {
         r->main_program = s.main_program;
         r->drum_notes = s.drum_notes;
     }
-    if (load_audio(b, in->path, -1, &pcm, &n, &status)) {
+    if (load_audio(b, (int)(in - b->in.items), in->path, -1, &pcm, &n, &status)) {
         rec_fail(r, status, m2u_last_error());
         return 0;
     }
@@ -380,7 +417,7 @@ static int survey_video(build_ctx *b, const m2u_input *in, m2u_record *r) {
         float *pcm = NULL;
         int64_t n = 0;
         int status;
-        if (load_audio(b, in->path, -1, &pcm, &n, &status) == 0) {
+        if (load_audio(b, (int)(in - b->in.items), in->path, -1, &pcm, &n, &status) == 0) {
             int rc2 = survey_clips(b, pcm, n, r);
             free(pcm);
             if (rc2) return -1;
@@ -924,7 +961,7 @@ static int samples_audio(build_ctx *b, int fi) {
     float *pcm = NULL, *alt = NULL;
     int64_t n = 0, alt_n = 0;
     int status;
-    if (load_audio(b, r->path, -1, &pcm, &n, &status)) {
+    if (load_audio(b, fi, r->path, -1, &pcm, &n, &status)) {
         /* it decoded in phase 1: the file changed under us; record and go on */
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "file", r->path);
@@ -936,7 +973,7 @@ static int samples_audio(build_ctx *b, int fi) {
     int alt_program = -1;
     if ((c->recipes & M2U_RECIPE_MUEDIT) && r->is_midi) {
         alt_program = other_program(r, m2u_text_seed(r->id) ^ c->seed);
-        if (load_audio(b, r->path, alt_program, &alt, &alt_n, &status)) alt = NULL, alt_program = -1;
+        if (load_audio(b, fi, r->path, alt_program, &alt, &alt_n, &status)) alt = NULL, alt_program = -1;
     }
     int rc = 0;
     const char *split = split_name(split_of(b, r->id));
@@ -1042,7 +1079,7 @@ static int pool_audio(build_ctx *b, const pool_entry *p, float **clip, size_t *n
     float *pcm = NULL;
     int64_t total = 0;
     int status;
-    if (load_audio(b, r->path, -1, &pcm, &total, &status)) return -1;
+    if (load_audio(b, p->file, r->path, -1, &pcm, &total, &status)) return -1;
     int64_t s0 = (int64_t)llround(r->clips[p->clip].start * b->c->audio_rate);
     int64_t s1 = (int64_t)llround(r->clips[p->clip].end * b->c->audio_rate);
     if (s1 > total) s1 = total;
@@ -1113,7 +1150,7 @@ static int samples_visual(build_ctx *b, int fi, int is_video) {
         float *pcm = NULL;
         int64_t total = 0;
         int status;
-        if (load_audio(b, r->path, -1, &pcm, &total, &status) == 0) {
+        if (load_audio(b, fi, r->path, -1, &pcm, &total, &status) == 0) {
             int64_t s0 = (int64_t)llround(r->clips[0].start * c->audio_rate);
             int64_t s1 = (int64_t)llround(r->clips[0].end * c->audio_rate);
             if (s1 > total) s1 = total;
@@ -1457,6 +1494,8 @@ int m2u_build_run(const m2u_build_config *c, const m2u_build_comm *comm, m2u_bui
     for (int i = 0; i < c->n_inputs && !rc; i++) rc = m2u_inputs_add(&b.in, c->inputs[i], &io);
     if (!rc) rc = m2u_inputs_finish(&b.in);
     if (!rc && b.in.n == 0) rc = m2u_fail("build: the inputs list no media file");
+    if (!rc && c->audio_cache_mb > 0 && !(b.audio_cache = calloc(b.in.n, sizeof *b.audio_cache)))
+        rc = m2u_fail("build: out of memory");
     if (!rc) rc = load_encoders(&b);
     if (!all_ok(&b, rc == 0)) goto done_err;
     if (c->overwrite && b.rank == 0 && m2u_is_dir(c->out_dir)) m2u_rm_tree(c->out_dir);
@@ -1618,6 +1657,9 @@ done:
         for (size_t i = 0; i < b.in.n; i++) m2u_record_free(&b.rec[i]);
     free(b.rec), free(b.dup_of), free(b.dup_sim), free(b.dup_agree), free(b.pool);
     free(b.mert), free(b.t5), free(b.vit), free(b.vivit);
+    if (b.audio_cache)
+        for (size_t i = 0; i < b.in.n; i++) free(b.audio_cache[i].pcm);
+    free(b.audio_cache);
     free_encoders(&b);
     m2u_inputs_free(&b.in);
     free(b.work), free(b.records_dir), free(b.logs_dir);

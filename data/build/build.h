@@ -126,6 +126,9 @@ typedef struct {
     const char *llm_url, *llm_model;
 
     int progress;            /* 1: progress lines on stderr (rank 0) */
+    size_t audio_cache_mb;   /* decoded audio kept in memory from the survey for the samples,
+                                per process (1024; 0: none).  Not a setting of the samples:
+                                they are the same for any value */
     double stop_after_s;     /* > 0: stop (as if killed) after this many seconds in phase 2 (tests) */
 } m2u_build_config;
 

@@ -62,6 +62,8 @@ static const char k_build_usage[] =
     "  --overwrite         replace a build of other settings in DIR\n"
     "  --no-verify         do not check the shards' sha256 when the card reads them back\n"
     "  --quiet             no progress lines\n"
+    "  --audio-cache MB    decoded audio kept in memory from the survey for the samples, per\n"
+    "                      process (1024; 0: decode again); the shards are the same for any MB\n"
     "  --threads N         threads of this process (default: OMP_NUM_THREADS, else every core;\n"
     "                      launch/mpirun.sh gives each rank its share).  A file's clips are\n"
     "                      analysed side by side; the shards are the same for any N\n"
@@ -352,7 +354,8 @@ static int known_value_option(const char *a) {
                                         "--soundfont", "--captioner", "--llm", "--llm-model", "--mert", "--vit",
                                         "--vivit", "--t5", "--t5-tokenizer", "--audio-rate", "--clip", "--hop",
                                         "--min-clip", "--max-clips", "--qa", "--valid", "--test", "--shard-size",
-                                        "--seed", "--text-rows", "--text-dim", "--stop-after", "--threads"};
+                                        "--seed", "--text-rows", "--text-dim", "--stop-after", "--threads",
+                                        "--audio-cache"};
     for (size_t k = 0; k < sizeof names / sizeof *names; k++)
         if (!strcmp(a, names[k])) return 1;
     return 0;
@@ -404,6 +407,7 @@ static int cmd_build(int argc, char **argv) {
             else if (!strcmp(a, "--text-dim")) rc = num_arg(a, v, 1, 65536, &x), c.text_dim = (int)x;
             else if (!strcmp(a, "--stop-after")) rc = num_arg(a, v, 0, 1e9, &c.stop_after_s);
             else if (!strcmp(a, "--threads")) rc = num_arg(a, v, 1, 1024, &x), threads = (int)x;
+            else if (!strcmp(a, "--audio-cache")) rc = num_arg(a, v, 0, 1e6, &x), c.audio_cache_mb = (size_t)x;
             else rc = m2u_fail("unknown option '%s'", a);
         }
     }

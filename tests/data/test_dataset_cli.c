@@ -56,6 +56,8 @@ static void check_option_mistakes(void) {
         {"build stray --input x --out y", "unexpected argument 'stray'", "usage: m2u-dataset build"},
         {"build --input x --out y --threads 0", "--threads: expected a number in [1, 1024], got '0'",
          "usage: m2u-dataset build"},
+        {"build --input x --out y --audio-cache -1", "--audio-cache: expected a number in [0, 1e+06], got '-1'",
+         "usage: m2u-dataset build"},
         {"text --input x.jsonl", "give --out DIR", "usage: m2u-dataset text"},
         {"text --input x.jsonl --out y --shard-size 0", "--shard-size: expected a number", "usage: m2u-dataset text"},
         {"text --input x.jsonl --out y --colour red", "unknown option '--colour'", "usage: m2u-dataset text"},
@@ -170,8 +172,10 @@ static void check_tones_kept(void) {
 }
 
 /* --threads: the clips of a file are analysed side by side, and a one-clip file runs its
- * analysis's parts side by side; the shards have the same bytes on 1 and 3 threads.  The
- * inputs are a 3-clip sweep and a 1-clip tone with a beat, at 16 kHz. */
+ * analysis's parts side by side; --audio-cache 0: the samples decode each file again instead
+ * of taking the survey's copy.  The shards have the same bytes on 1, 3 and 2 threads, with and
+ * without the copies.  The inputs are a 3-clip sweep and a 1-clip tone with a beat, at 16 kHz;
+ * MUEdit re-renders and re-analyses edits (a one-clip analysis on the sample side). */
 static char *shard_sums(const char *manifest) {
     char *m = NULL, *sums = calloc(1, 4096);
     size_t len = 0;
@@ -191,13 +195,13 @@ static void check_threads_same(void) {
                  "ffmpeg -nostdin -v error -y -f lavfi -i 'aevalsrc=0.5*sin(2*PI*330*t)*exp(-8*mod(t\\,0.5)):s=16000:d=7' "
                  "'" DIR "/thr/beat.wav'") == 0,
           "ffmpeg inputs for --threads");
-    char *out, *sums[2] = {NULL, NULL};
-    const int threads[2] = {1, 3};
-    for (int k = 0; k < 2; k++) {
+    char *out, *sums[3] = {NULL, NULL, NULL};
+    const int threads[3] = {1, 3, 2}, cache_mb[3] = {1024, 1024, 0}; /* the last decodes each file twice */
+    for (int k = 0; k < 3; k++) {
         int st = run_tool(&out, "build --input '%s/thr' --licence CC0-1.0 --out '%s/thr_out%d' --audio-rate 16000 "
-                          "--clip 5 --hop 5 --min-clip 3 --recipes mucaps,musicqa --valid 0 --test 0 --quiet "
-                          "--threads %d",
-                          DIR, DIR, k, threads[k]);
+                          "--clip 5 --hop 5 --min-clip 3 --recipes mucaps,musicqa,muedit --valid 0 --test 0 --quiet "
+                          "--threads %d --audio-cache %d",
+                          DIR, DIR, k, threads[k], cache_mb[k]);
         CHECK(st == 0 && strstr(out, "2 files surveyed now (0 unusable, 0 duplicates), 4 clips"),
               "--threads %d: exit %d:\n%s", threads[k], st, out);
         free(out);
@@ -205,9 +209,11 @@ static void check_threads_same(void) {
         snprintf(path, sizeof path, "%s/thr_out%d/manifest.json", DIR, k);
         sums[k] = shard_sums(path);
     }
-    CHECK(sums[0] && sums[1] && strstr(sums[0], "sha256") && !strcmp(sums[0], sums[1]),
-          "the shards on 1 and 3 threads differ:\n%s\n%s", sums[0] ? sums[0] : "(none)", sums[1] ? sums[1] : "(none)");
-    free(sums[0]), free(sums[1]);
+    for (int k = 1; k < 3; k++)
+        CHECK(sums[0] && sums[k] && strstr(sums[0], "sha256") && !strcmp(sums[0], sums[k]),
+              "the shards with --threads %d --audio-cache %d differ from those with --threads 1:\n%s\n%s", threads[k],
+              cache_mb[k], sums[0] ? sums[0] : "(none)", sums[k] ? sums[k] : "(none)");
+    free(sums[0]), free(sums[1]), free(sums[2]);
 }
 
 int main(void) {
