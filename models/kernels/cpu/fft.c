@@ -31,6 +31,13 @@ static inline vd v_load(const double *p) {
 }
 static inline void v_store(double *p, vd v) { memcpy(p, &v, sizeof v); }
 
+/* one stage's butterfly input (rb, ib) times the twiddle (wr, wi), VW at a time */
+static inline void v_twiddle(const double *rb, const double *ib, const double *cs, const double *sn, vd *tr, vd *ti) {
+    vd wr = v_load(cs), wi = v_load(sn), xr = v_load(rb), xi = v_load(ib);
+    *tr = xr * wr - xi * wi;
+    *ti = xr * wi + xi * wr;
+}
+
 #define TWO_PI 6.28318530717958647692
 
 struct m2u_fft {
@@ -192,10 +199,8 @@ void m2u_fft_real(const m2u_fft *p, const double *x, double *out_re, double *out
             double *ra = re + i, *ia = im + i, *rb = ra + half, *ib = ia + half;
             int k = 0;
             for (; k + VW <= half; k += VW) {
-                vd wr = v_load(cs + k), wi = v_load(sn + k);
-                vd xr = v_load(rb + k), xi = v_load(ib + k), ar = v_load(ra + k), ai = v_load(ia + k);
-                vd tr = xr * wr - xi * wi;
-                vd ti = xr * wi + xi * wr;
+                vd tr, ti, ar = v_load(ra + k), ai = v_load(ia + k);
+                v_twiddle(rb + k, ib + k, cs + k, sn + k, &tr, &ti);
                 v_store(rb + k, ar - tr);
                 v_store(ib + k, ai - ti);
                 v_store(ra + k, ar + tr);
@@ -223,10 +228,8 @@ void m2u_fft_real(const m2u_fft *p, const double *x, double *out_re, double *out
     const double *rb = re + half, *ib = im + half;
     int k = 0;
     for (; k + VW <= half; k += VW) {
-        vd wr = v_load(cs + k), wi = v_load(sn + k);
-        vd xr = v_load(rb + k), xi = v_load(ib + k), ar = v_load(re + k), ai = v_load(im + k);
-        vd tr = xr * wr - xi * wi;
-        vd ti = xr * wi + xi * wr;
+        vd tr, ti, ar = v_load(re + k), ai = v_load(im + k);
+        v_twiddle(rb + k, ib + k, cs + k, sn + k, &tr, &ti);
         v_store(out_re + k, ar + tr);
         v_store(out_im + k, ai + ti);
     }
