@@ -788,10 +788,30 @@ static void free_encoders(build_ctx *b) {
 }
 
 /* One verified edit of a clip.  Returns 1 made, 0 dropped (recorded), -1 error. */
-static int make_edit(build_ctx *b, const m2u_record *r, int k, const float *clip, size_t n, const float *alt_clip,
-                     size_t alt_n, int alt_program, const char *src_caption) {
+/* One clip's MUEdit target, rendered and analysed (edit_render), then checked and written
+ * (make_edit).  The rendering touches nothing shared, so a batch of clips renders side by
+ * side (samples_audio); the checks, events and samples follow in clip order. */
+typedef struct {
+    int kind;        /* m2u_edit_kind, or -1: no edit applies to this clip */
+    double value;    /* the edit's parameter */
+    float *out;      /* the edited clip */
+    size_t out_n;
+    m2u_analysis t;  /* its analysis */
+} edit_render_out;
+
+static void edit_render_free(edit_render_out *e) {
+    free(e->out);
+    m2u_analysis_free(&e->t);
+    memset(e, 0, sizeof *e);
+    e->kind = -1;
+}
+
+static int edit_render(const build_ctx *b, const m2u_record *r, int k, const float *clip, size_t n,
+                       const float *alt_clip, size_t alt_n, int alt_program, edit_render_out *e) {
     const m2u_build_config *c = b->c;
     const m2u_analysis *a = &r->clips[k].a;
+    memset(e, 0, sizeof *e);
+    e->kind = -1;
     char id[160];
     snprintf(id, sizeof id, "%s-c%03d-muedit", r->id, k);
     m2u_rng rng;
@@ -821,25 +841,40 @@ static int make_edit(build_ctx *b, const m2u_record *r, int k, const float *clip
         static const double gains[4] = {-9, -6, 4, 6};
         value = gains[m2u_rng_next(&rng) % 4];
         if (value > 0 && a->peak_dbfs + value > -1) value = -value;
-        out = malloc(n * sizeof *out);
+        out = malloc((n ? n : 1) * sizeof *out);
+        if (!out) return m2u_fail("out of memory");
         out_n = n;
         memcpy(out, clip, n * sizeof *out);
         rc = m2u_apply_gain(out, n, value, 0, NULL);
     } else {
         value = alt_program;
-        out = malloc(alt_n * sizeof *out);
+        out = malloc((alt_n ? alt_n : 1) * sizeof *out);
+        if (!out) return m2u_fail("out of memory");
         out_n = alt_n;
         memcpy(out, alt_clip, alt_n * sizeof *out);
     }
-    if (rc) {
+    if (rc || m2u_analyze(out, out_n, c->audio_rate, &e->t)) {
         free(out);
         return -1;
     }
-    m2u_analysis t;
-    if (m2u_analyze(out, out_n, c->audio_rate, &t)) {
-        free(out);
-        return -1;
-    }
+    e->kind = (int)ek, e->value = value, e->out = out, e->out_n = out_n;
+    return 0;
+}
+
+/* 0: no edit or not confirmed (recorded); 1: a sample; -1: failure.  Takes e's buffers. */
+static int make_edit(build_ctx *b, const m2u_record *r, int k, const float *clip, size_t n, int alt_program,
+                     const char *src_caption, edit_render_out *e) {
+    if (e->kind < 0) return 0;
+    const m2u_analysis *a = &r->clips[k].a;
+    char id[160];
+    snprintf(id, sizeof id, "%s-c%03d-muedit", r->id, k);
+    m2u_edit_kind ek = (m2u_edit_kind)e->kind;
+    double value = e->value;
+    float *out = e->out;
+    size_t out_n = e->out_n;
+    m2u_analysis t = e->t;
+    e->out = NULL, e->t.beat_s = NULL; /* taken */
+    e->kind = -1;
     /* does the target's analysis confirm the edit? */
     int ok = 1;
     char why[160] = "";
@@ -955,6 +990,41 @@ static int other_program(const m2u_record *r, uint64_t seed) {
     return 0;
 }
 
+/* clip k's samples in a file of n samples; 0 when it is empty (the file got shorter) */
+static int clip_bounds(const m2u_record *r, int k, int rate, int64_t n, int64_t *s0, int64_t *s1) {
+    *s0 = (int64_t)llround(r->clips[k].start * rate);
+    *s1 = (int64_t)llround(r->clips[k].end * rate);
+    if (*s1 > n) *s1 = n;
+    return *s1 > *s0;
+}
+
+#define EDIT_BATCH 16 /* clips whose edits are held at once: 16 x 10 s of float at 24 kHz is 15 MB */
+
+typedef struct {
+    const build_ctx *b;
+    const m2u_record *r;
+    const float *pcm, *alt;
+    int64_t n, alt_n;
+    int alt_program;
+    int k0;
+    edit_render_out *edits;
+} edit_batch_job;
+
+static int edit_batch_task(void *ctx, int j) {
+    edit_batch_job *job = ctx;
+    int k = job->k0 + j;
+    int64_t s0, s1;
+    if (!clip_bounds(job->r, k, job->b->c->audio_rate, job->n, &s0, &s1)) return 0;
+    const float *aclip = NULL;
+    size_t an_n = 0;
+    if (job->alt && s0 < job->alt_n) {
+        aclip = job->alt + s0;
+        an_n = (size_t)((s1 < job->alt_n ? s1 : job->alt_n) - s0);
+    }
+    return edit_render(job->b, job->r, k, job->pcm + s0, (size_t)(s1 - s0), aclip, an_n, job->alt_program,
+                       &job->edits[j]);
+}
+
 static int samples_audio(build_ctx *b, int fi) {
     const m2u_record *r = &b->rec[fi];
     const m2u_build_config *c = b->c;
@@ -977,12 +1047,24 @@ static int samples_audio(build_ctx *b, int fi) {
     }
     int rc = 0;
     const char *split = split_name(split_of(b, r->id));
+    /* MUEdit's targets are rendered and analysed EDIT_BATCH clips at a time, side by side */
+    edit_render_out edits[EDIT_BATCH];
+    edit_batch_job job = {.b = b, .r = r, .pcm = pcm, .alt = alt, .n = n, .alt_n = alt_n, .alt_program = alt_program,
+                          .edits = edits};
+    for (int j = 0; j < EDIT_BATCH; j++) memset(&edits[j], 0, sizeof edits[j]), edits[j].kind = -1;
     for (int k = 0; k < r->n_clips && !rc; k++) {
         const m2u_analysis *a = &r->clips[k].a;
-        int64_t s0 = (int64_t)llround(r->clips[k].start * c->audio_rate);
-        int64_t s1 = (int64_t)llround(r->clips[k].end * c->audio_rate);
-        if (s1 > n) s1 = n;
-        if (s1 <= s0) continue;
+        if ((c->recipes & M2U_RECIPE_MUEDIT) && k % EDIT_BATCH == 0) {
+            for (int j = 0; j < EDIT_BATCH; j++) edit_render_free(&edits[j]);
+            job.k0 = k;
+            int nb = r->n_clips - k < EDIT_BATCH ? r->n_clips - k : EDIT_BATCH;
+            if (m2u_parallel_tasks(nb, edit_batch_task, &job)) {
+                rc = -1;
+                break;
+            }
+        }
+        int64_t s0, s1;
+        if (!clip_bounds(r, k, c->audio_rate, n, &s0, &s1)) continue;
         const float *clip = pcm + s0;
         size_t cn = (size_t)(s1 - s0);
         char id[160];
@@ -1035,17 +1117,12 @@ static int samples_audio(build_ctx *b, int fi) {
             s.text[M2U_TEXT_INSTRUCTION] = s.text[M2U_TEXT_ANSWER] = NULL;
         }
         if (!rc && (c->recipes & M2U_RECIPE_MUEDIT)) {
-            const float *aclip = NULL;
-            size_t an_n = 0;
-            if (alt && s0 < alt_n) {
-                aclip = alt + s0;
-                an_n = (size_t)((s1 < alt_n ? s1 : alt_n) - s0);
-            }
-            int e = make_edit(b, r, k, clip, cn, aclip, an_n, alt_program, cap);
+            int e = make_edit(b, r, k, clip, cn, alt_program, cap, &edits[k % EDIT_BATCH]);
             if (e < 0) rc = -1;
         }
         free(cap), free(an);
     }
+    for (int j = 0; j < EDIT_BATCH; j++) edit_render_free(&edits[j]);
     free(pcm), free(alt);
     return rc;
 }
