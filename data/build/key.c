@@ -5,6 +5,9 @@
 #include "m2u_error.h"
 
 #include <math.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,13 +64,31 @@ int m2u_stft_size(const m2u_stft *s) { return s->n; }
 
 void m2u_stft_frame(m2u_stft *s, const float *pcm, size_t n, long long start, double *mag) {
     const int N = s->n;
-    for (int i = 0; i < N; i++) {
-        long long j = start + i;
-        double x = (j >= 0 && (unsigned long long)j < n) ? (double)pcm[j] : 0.0;
-        s->x[i] = x * s->win[i];
+    /* the samples inside the signal, [i0, i1), without a test per sample (so the loop is
+     * vectorised); zeros around them */
+    long long lo = start < 0 ? -start : 0, hi = (long long)n - start;
+    int i0 = lo > N ? N : (int)lo, i1 = hi < i0 ? i0 : hi > N ? N : (int)hi;
+    for (int i = 0; i < i0; i++) s->x[i] = 0.0 * s->win[i];
+    int i = i0;
+#if defined(__SSE2__)
+    for (; i + 2 <= i1; i += 2) { /* two floats widened, times the window: the scalar loop's bits */
+        __m128d x = _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(pcm + start + i))));
+        _mm_storeu_pd(s->x + i, _mm_mul_pd(x, _mm_loadu_pd(s->win + i)));
     }
+#endif
+    for (; i < i1; i++) s->x[i] = (double)pcm[start + i] * s->win[i];
+    for (int i = i1; i < N; i++) s->x[i] = 0.0 * s->win[i];
     m2u_fft_real(s->fft, s->x, s->re, s->im, s->work);
-    for (int k = 0; k <= N / 2; k++) mag[k] = sqrt(s->re[k] * s->re[k] + s->im[k] * s->im[k]);
+    int k = 0;
+#if defined(__SSE2__)
+    /* sqrtpd is IEEE's correctly rounded square root, as sqrt() is: the same bits; the C call
+     * is not vectorised because it may set errno */
+    for (; k + 2 <= N / 2 + 1; k += 2) {
+        __m128d re = _mm_loadu_pd(s->re + k), im = _mm_loadu_pd(s->im + k);
+        _mm_storeu_pd(mag + k, _mm_sqrt_pd(_mm_add_pd(_mm_mul_pd(re, re), _mm_mul_pd(im, im))));
+    }
+#endif
+    for (; k <= N / 2; k++) mag[k] = sqrt(s->re[k] * s->re[k] + s->im[k] * s->im[k]);
 }
 
 /* ---- chroma ----------------------------------------------------------------- */

@@ -21,6 +21,7 @@
 #include "analysis.h"
 #include "backend.h" /* m2u_set_threads */
 #include "beattrack.h"
+#include "fft.h"
 #include "key.h"
 #include "midi_writer.h"
 #include "m2u_error.h"
@@ -483,6 +484,50 @@ static void test_tracker_synthetic(void) {
 }
 
 
+/* ---- m2u_stft_frame: frames over the edges of the signal ------------------------------------ */
+
+/* The frame written out one sample and one bin at a time (periodic Hann, zeros outside the
+ * signal, the shared FFT, the magnitude): m2u_stft_frame's vector loops must give its bits,
+ * for frames before, across, inside and after the signal and for an empty one. */
+static void test_stft_frame(void) {
+    const int N = 1024;
+    const size_t n = 3000;
+    float *pcm = malloc(n * sizeof *pcm);
+    double *x = malloc(N * sizeof *x), *re = malloc((N / 2 + 1) * sizeof *re), *im = malloc((N / 2 + 1) * sizeof *im);
+    double *work = malloc(2 * N * sizeof *work), *want = malloc((N / 2 + 1) * sizeof *want),
+           *got = malloc((N / 2 + 1) * sizeof *got);
+    m2u_stft *st = m2u_stft_new(N);
+    m2u_fft *fft = m2u_fft_new(N);
+    if (!pcm || !x || !re || !im || !work || !want || !got || !st || !fft) {
+        CHECK(0, "out of memory");
+        goto done;
+    }
+    uint32_t seed = 5;
+    for (size_t i = 0; i < n; i++) pcm[i] = (float)lcg(&seed) / 16777216.0f - 0.5f;
+    const long long starts[] = {-2000, -1023, -513, -1, 0, 1, 7, 1500, 1975, 1976, 2999, 3000, 5000};
+    int bad = 0;
+    for (size_t si = 0; si < sizeof starts / sizeof *starts; si++)
+        for (int empty = 0; empty < 2; empty++) {
+            size_t len = empty ? 0 : n;
+            long long start = starts[si];
+            for (int i = 0; i < N; i++) {
+                long long j = start + i;
+                double v = (j >= 0 && (unsigned long long)j < len) ? (double)pcm[j] : 0.0;
+                x[i] = v * (0.5 - 0.5 * cos(6.28318530717958647692 * i / N));
+            }
+            m2u_fft_real(fft, x, re, im, work);
+            for (int k = 0; k <= N / 2; k++) want[k] = sqrt(re[k] * re[k] + im[k] * im[k]);
+            m2u_stft_frame(st, empty ? NULL : pcm, len, start, got);
+            if (memcmp(want, got, (N / 2 + 1) * sizeof *got) && bad++ == 0)
+                CHECK(0, "m2u_stft_frame at %lld of %zu samples differs from the frame written out", start, len);
+        }
+    CHECK(bad == 0, "m2u_stft_frame: %d of 26 frames differ", bad);
+done:
+    m2u_stft_free(st);
+    m2u_fft_free(fft);
+    free(pcm), free(x), free(re), free(im), free(work), free(want), free(got);
+}
+
 /* ---- beattrack.c against aubio's autocorrelation and beat tracker ----------------------- */
 
 static float unit(uint32_t *s) { return (float)lcg(s) / 16777216.0f; } /* [0, 1): lcg gives 24 bits */
@@ -752,6 +797,7 @@ int main(void) {
     test_key_helpers();
     test_mood();
     test_bad_input();
+    test_stft_frame();
     test_autocorr();
     test_beattrack();
     test_tracker_synthetic();
