@@ -787,7 +787,6 @@ static void free_encoders(build_ctx *b) {
     m2u_unigram_free(b->t5_tok);
 }
 
-/* One verified edit of a clip.  Returns 1 made, 0 dropped (recorded), -1 error. */
 /* One clip's MUEdit target, rendered and analysed (edit_render), then checked and written
  * (make_edit).  The rendering touches nothing shared, so a batch of clips renders side by
  * side (samples_audio); the checks, events and samples follow in clip order. */
