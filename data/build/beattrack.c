@@ -33,7 +33,7 @@ struct m2u_beattrack {
     fvec_t *acf;    /* its autocorrelation (winlen) */
     fvec_t *acfout; /* the comb filterbank's output (laglen) */
     fvec_t *phout;  /* phase scores (winlen) */
-    float *rev;     /* m2u_autocorr's reversed copy of the input (winlen + 32) */
+    float *rev;     /* the autocorrelation's scratch: the input reversed (winlen + 32) */
 };
 
 /* ---- the autocorrelation -------------------------------------------------------------- */

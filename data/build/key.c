@@ -68,7 +68,7 @@ void m2u_stft_frame(m2u_stft *s, const float *pcm, size_t n, long long start, do
      * vectorised); zeros around them */
     long long lo = start < 0 ? -start : 0, hi = (long long)n - start;
     int i0 = lo > N ? N : (int)lo, i1 = hi < i0 ? i0 : hi > N ? N : (int)hi;
-    for (int i = 0; i < i0; i++) s->x[i] = 0.0 * s->win[i];
+    memset(s->x, 0, (size_t)i0 * sizeof *s->x); /* 0 x the window (>= 0): +0 */
     int i = i0;
 #if defined(__SSE2__)
     for (; i + 2 <= i1; i += 2) { /* two floats widened, times the window: the scalar loop's bits */
@@ -77,7 +77,7 @@ void m2u_stft_frame(m2u_stft *s, const float *pcm, size_t n, long long start, do
     }
 #endif
     for (; i < i1; i++) s->x[i] = (double)pcm[start + i] * s->win[i];
-    for (int i = i1; i < N; i++) s->x[i] = 0.0 * s->win[i];
+    memset(s->x + i1, 0, (size_t)(N - i1) * sizeof *s->x);
     m2u_fft_real(s->fft, s->x, s->re, s->im, s->work);
     int k = 0;
 #if defined(__SSE2__)

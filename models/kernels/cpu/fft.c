@@ -12,6 +12,7 @@
 #include "fft.h"
 
 #include "m2u_error.h"
+#include "vmath_avx2.h" /* m2u_avx2_fma */
 
 #include <math.h>
 #include <stdlib.h>
@@ -163,14 +164,9 @@ typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
 FFT_FUSED_PASSES(fused_passes_avx, __attribute__((target("avx"))))
 #undef VT
 #undef W
+/* the kernels' one CPU test (AVX2 and FMA imply AVX; the AVX code has no FMA to use) */
 static int fused_passes(const m2u_fft *p, double *re, double *im) {
-    static _Atomic int have = -1; /* decided once; racing threads decide alike */
-    int h = have;
-    if (h < 0) {
-        __builtin_cpu_init();
-        have = h = __builtin_cpu_supports("avx");
-    }
-    return h ? fused_passes_avx(p, re, im) : fused_passes_base(p, re, im);
+    return m2u_avx2_fma() ? fused_passes_avx(p, re, im) : fused_passes_base(p, re, im);
 }
 #else
 static int fused_passes(const m2u_fft *p, double *re, double *im) { return fused_passes_base(p, re, im); }
