@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev   # BLAS built with OpenMP: one thread pool with our own loops
+  libdnnl-dev              # oneDNN (OpenMP build): the kernels' fp32 products (faster than OpenBLAS on our shapes)
   libcjson-dev             # config.json, tokenizer.json, safetensors headers
   libyaml-dev              # training recipes
   libopenmpi-dev openmpi-bin   # ranks for m2u-train and m2u-dataset

@@ -8,7 +8,7 @@
  * Besides tokens/s it reports the achieved GFLOP/s of the step (FLOP formula
  * below, printed with the results) and the sgemm peak of this machine, measured
  * in the same process with the same thread count (best of several square
- * cblas_sgemm calls). */
+ * sgemm calls, OpenBLAS's and oneDNN's in turns). */
 #include "bench_common.h"
 #include "log.h"
 #include "progress.h"

@@ -45,8 +45,8 @@ static void usage(FILE *f) {
                "then K timed ones (default 3).  Prints audio seconds per second (S / median run time),\n"
                "the median time of the front end (conv feature encoder, projection, positional conv)\n"
                "and of the transformer layers, each stage's GFLOP/s (products only) and the share of\n"
-               "the sgemm peak: the best N x N x N cblas_sgemm in this process (--peak-n, default 2048;\n"
-               "0 skips it).\n"
+               "the sgemm peak: the best N x N x N sgemm in this process, OpenBLAS's or oneDNN's (--peak-n,\n"
+               "default 2048; 0 skips it).\n"
                "\n"
                "example:\n"
                "  m2u-bench-mert --model build/bench_ckpt/mert_95m --seconds 10 --threads 2 --json m2u.json\n");

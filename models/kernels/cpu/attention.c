@@ -3,8 +3,8 @@
 #include "vmath.h"
 
 #include "m2u_error.h"
+#include "tensor.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -262,10 +262,10 @@ static int attn_fwd_blocked(const m2u_attn *a, float *out, const float *q, const
             const float *bias = a->bias ? a->bias + ((size_t)(a->bias_heads == 1 ? 0 : h) * T + t0) * S : NULL;
             const float *kbias = a->key_bias ? a->key_bias + (size_t)b * S : NULL;
             const int32_t *mask = a->key_mask ? a->key_mask + (size_t)b * S : NULL;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tn, ns, hd, a->scale, qb, a->qs, kb, a->ks, 0.0f, P,
+            m2u_gemm(0, 1, tn, ns, hd, a->scale, qb, a->qs, kb, a->ks, 0.0f, P,
                         ns);
             block_softmax(a, P, (size_t)ns, bh, t0, tn, ns, bias, kbias, mask, NULL);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, hd, ns, 1.0f, P, ns, vb, a->vs, 0.0f,
+            m2u_gemm(0, 0, tn, hd, ns, 1.0f, P, ns, vb, a->vs, 0.0f,
                         out + ((size_t)b * T + t0) * od + (size_t)h * hd, od);
         }
         free(P);
@@ -310,7 +310,7 @@ int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, co
                     for (int j = 0; j < hd; j++) qsc[(size_t)t * hd + j] = qh[(size_t)t * a->qs + j] * a->scale;
                 qh = qsc, qld = hd, alpha = 1.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, hd, alpha, qh, qld, kb + (size_t)g * hd, a->ks,
+            m2u_gemm(0, 1, T, S, hd, alpha, qh, qld, kb + (size_t)g * hd, a->ks,
                         0.0f, P, S);
             for (int t = 0; t < T; t++) {
                 float *p = P + (size_t)t * S;
@@ -322,7 +322,7 @@ int m2u_attn_fwd(const m2u_attn *a, float *out, float *probs, const float *q, co
                 if (mask) softmax_masked(p, last, S, mask);
                 else softmax_prefix(p, last, S);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, S, 1.0f, P, S, vb + (size_t)g * hd, a->vs,
+            m2u_gemm(0, 0, T, hd, S, 1.0f, P, S, vb + (size_t)g * hd, a->vs,
                         0.0f, out + (size_t)b * T * od + (size_t)h * hd, od);
         }
         free(own);
@@ -366,9 +366,9 @@ static int attn_bwd_recompute(const m2u_attn *a, float *dq, float *dk, float *dv
                     size_t qo = ((size_t)b * T + t0) * qs + (size_t)h * hd, oo = ((size_t)b * T + t0) * od + (size_t)h * hd;
                     const float *bias = a->bias ? a->bias + ((size_t)(a->bias_heads == 1 ? 0 : h) * T + t0) * S : NULL;
                     const float *lse = a->lse + ((size_t)b * H + h) * T + t0;
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tn, ns, hd, scale, q + qo, qs, k + ko, ks,
+                    m2u_gemm(0, 1, tn, ns, hd, scale, q + qo, qs, k + ko, ks,
                                 0.0f, P, ns);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tn, ns, hd, 1.0f, dout + oo, od, v + vo, vs,
+                    m2u_gemm(0, 1, tn, ns, hd, 1.0f, dout + oo, od, v + vo, vs,
                                 0.0f, dP, ns);
                     for (int r = 0; r < tn; r++) {
                         float *p = P + (size_t)r * ns, *d = dP + (size_t)r * ns;
@@ -385,13 +385,13 @@ static int attn_bwd_recompute(const m2u_attn *a, float *dq, float *dk, float *dv
                         for (int s = last + 1; s < ns; s++) d[s] = 0.0f;
                     }
                     if (dq)
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, hd, ns, scale, dP, ns, k + ko, ks,
+                        m2u_gemm(0, 0, tn, hd, ns, scale, dP, ns, k + ko, ks,
                                     1.0f, dq + qo, qs);
                     if (dk)
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ns, hd, tn, scale, dP, ns, q + qo, qs,
+                        m2u_gemm(1, 0, ns, hd, tn, scale, dP, ns, q + qo, qs,
                                     1.0f, dk + ko, ks);
                     if (dv)
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ns, hd, tn, 1.0f, P, ns, dout + oo, od,
+                        m2u_gemm(1, 0, ns, hd, tn, 1.0f, P, ns, dout + oo, od,
                                     1.0f, dv + vo, vs);
                 }
         }
@@ -433,7 +433,7 @@ int m2u_attn_bwd(const m2u_attn *a, float *dq, float *dk, float *dv, const float
                 const float *P = probs + ((size_t)b * H + h) * T * S;
                 const float *dO = dout + oo + (size_t)h * hd;
                 /* dP = dO V^T */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, hd, 1.0f, dO, od, v + vo, vs, 0.0f, dS, S);
+                m2u_gemm(0, 1, T, S, hd, 1.0f, dO, od, v + vo, vs, 0.0f, dS, S);
                 /* softmax backward: dS = P * (dP - sum_s P dP); hidden keys have P = 0 */
                 for (int t = 0; t < T; t++) {
                     float *d = dS + (size_t)t * S;
@@ -445,13 +445,13 @@ int m2u_attn_bwd(const m2u_attn *a, float *dq, float *dk, float *dv, const float
                     for (int s = last + 1; s < S; s++) d[s] = 0.0f;
                 }
                 if (dq)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, S, scale, dS, S, k + ko, ks, 1.0f,
+                    m2u_gemm(0, 0, T, hd, S, scale, dS, S, k + ko, ks, 1.0f,
                                 dq + qo + (size_t)h * hd, qs);
                 if (dk)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, hd, T, scale, dS, S, q + qo + (size_t)h * hd,
+                    m2u_gemm(1, 0, S, hd, T, scale, dS, S, q + qo + (size_t)h * hd,
                                 qs, 1.0f, dk + ko, ks);
                 if (dv)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, hd, T, 1.0f, P, S, dO, od, 1.0f, dv + vo, vs);
+                    m2u_gemm(1, 0, S, hd, T, 1.0f, P, S, dO, od, 1.0f, dv + vo, vs);
             }
         }
         free(dS);

@@ -1,9 +1,9 @@
 #include "conv1d.h"
 
 #include "m2u_error.h"
+#include "tensor.h"
 #include "vmath.h" /* M2U_VCLONES */
 
-#include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +85,7 @@ int m2u_conv1d_tm(float *y, int T_out, const float *x, int T_in, int C_in, int C
                     else memcpy(dst + (size_t)j * cig, x + (size_t)s * C_in + (size_t)g * cig, (size_t)cig * sizeof(float));
                 }
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, cog, K, 1.0f, col, K, w + (size_t)g * cog * K, K,
+            m2u_gemm(0, 1, nb, cog, K, 1.0f, col, K, w + (size_t)g * cog * K, K,
                         b ? 1.0f : 0.0f, y + (size_t)t0 * C_out + (size_t)g * cog, C_out);
         }
     }

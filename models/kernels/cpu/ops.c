@@ -2,10 +2,11 @@
 
 #include "gemm_w16.h"
 #include "m2u_error.h"
+#include "tensor.h"
 #include "vmath.h"
 #include "vmath_avx2.h"
 
-#include <cblas.h>
+#include <cblas.h> /* openblas_get_parallel, openblas_get_config */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,7 +119,7 @@ void m2u_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, i
     }
     if (direct_f32(w)) {
         const float *W = (const float *)w->data + (size_t)row0 * K;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nrows, K, 1.0f, x, K, W, K, beta, y, ldy);
+        m2u_gemm(0, 1, N, nrows, K, 1.0f, x, K, W, K, beta, y, ldy);
         return;
     }
 #ifdef M2U_HAVE_AVX2_PATHS
@@ -137,7 +138,7 @@ void m2u_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, i
     for (int r = 0; r < nrows; r += br) {
         int n = nrows - r < br ? nrows - r : br;
         widen_rows(w, row0 + r, n, buf);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, n, K, 1.0f, x, K, buf, K, beta, y + r, ldy);
+        m2u_gemm(0, 1, N, n, K, 1.0f, x, K, buf, K, beta, y + r, ldy);
     }
     free(buf);
 }
@@ -147,7 +148,7 @@ void m2u_matmul_w_acc(float *dx, const float *dy, int ldy, int N, const m2u_mat 
     if (N == 0 || nrows == 0) return;
     if (direct_f32(w)) {
         const float *W = (const float *)w->data + (size_t)row0 * K;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, nrows, 1.0f, dy, ldy, W, K, 1.0f, dx, K);
+        m2u_gemm(0, 0, N, K, nrows, 1.0f, dy, ldy, W, K, 1.0f, dx, K);
         return;
     }
 #ifdef M2U_HAVE_AVX2_PATHS
@@ -166,7 +167,7 @@ void m2u_matmul_w_acc(float *dx, const float *dy, int ldy, int N, const m2u_mat 
     for (int r = 0; r < nrows; r += br) {
         int n = nrows - r < br ? nrows - r : br;
         widen_rows(w, row0 + r, n, buf);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, K, n, 1.0f, dy + r, ldy, buf, K, 1.0f, dx, K);
+        m2u_gemm(0, 0, N, K, n, 1.0f, dy + r, ldy, buf, K, 1.0f, dx, K);
     }
     free(buf);
 }

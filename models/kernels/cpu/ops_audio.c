@@ -4,6 +4,7 @@
 #include "ops_audio.h"
 
 #include "m2u_error.h"
+#include "tensor.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -208,7 +209,7 @@ static void conv1d_block(float *y, const conv_job *j, long t0, long nb, float *P
             for (int o = 0; o < Co; o++) yb[(size_t)r * Co + o] += j->b[o];
     else if (j->b)
         for (long r = 0; r < nb; r++) memcpy(yb + (size_t)r * Co, j->b, (size_t)Co * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, Co, (int)K, 1.0f, A, (int)K, j->w, (int)K,
+    m2u_gemm(0, 1, (int)nb, Co, (int)K, 1.0f, A, (int)K, j->w, (int)K,
                 j->b || j->accumulate ? 1.0f : 0.0f, yb, Co);
 }
 
@@ -282,7 +283,7 @@ static void convtr_block(float *y, long T_out, const float *x, long T, int C_in,
     for (int i = 0; i < m; i++) {
         long a = q0 > i ? q0 : i, e = q0 + nb < T + i ? q0 + nb : T + i; /* q - i in [0, T) */
         if (a >= e) continue;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(e - a), (int)N, C_in, 1.0f,
+        m2u_gemm(0, 0, (int)(e - a), (int)N, C_in, 1.0f,
                     x + (size_t)(a - i) * C_in, C_in, w_pp + (size_t)i * C_in * N, (int)N, 1.0f,
                     Y + (size_t)(a - q0) * N, (int)N);
     }
@@ -415,7 +416,7 @@ static void lstm_input_part(float *g, const float *x, int T, int t0, const m2u_l
     int n = T - t0 < LSTM_CHUNK ? T - t0 : LSTM_CHUNK, In = p->In;
     size_t G4 = (size_t)4 * p->H;
     for (int r = 0; r < n; r++) memcpy(g + (size_t)r * G4, p->b, G4 * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)G4, In, 1.0f, x + (size_t)t0 * In, In, p->w_ih, In,
+    m2u_gemm(0, 1, n, (int)G4, In, 1.0f, x + (size_t)t0 * In, In, p->w_ih, In,
                 1.0f, g, (int)G4);
 }
 
@@ -556,7 +557,7 @@ int m2u_vq_nearest(int32_t *codes, const float *x, int N, int D, const float *em
     if (!dot) return m2u_fail("vq: out of memory for %d x %d distances", blk, size);
     for (int n0 = 0; n0 < N; n0 += blk) {
         int nb = N - n0 < blk ? N - n0 : blk;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, size, D, 1.0f, x + (size_t)n0 * D, D, embed, D, 0.0f,
+        m2u_gemm(0, 1, nb, size, D, 1.0f, x + (size_t)n0 * D, D, embed, D, 0.0f,
                     dot, size);
 #pragma omp parallel for schedule(static) if ((long)nb * size > 65536)
         for (int r = 0; r < nb; r++) {

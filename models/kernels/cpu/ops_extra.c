@@ -1,8 +1,8 @@
 #include "ops_extra.h"
 
 #include "m2u_error.h"
+#include "tensor.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,16 +22,16 @@ void m2u_linear_fwd(float *y, const float *x, const float *w, const float *b, in
         if (!b) memset(y, 0, (size_t)N * out * sizeof(float));
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, w, in, beta, y, out);
+    m2u_gemm(0, 1, N, out, in, 1.0f, x, in, w, in, beta, y, out);
 }
 
 void m2u_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N, int in,
                     int out) {
     if (N <= 0 || out <= 0) return;
     if (dx && in > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, w, in, 1.0f, dx, in);
+        m2u_gemm(0, 0, N, in, out, 1.0f, dy, out, w, in, 1.0f, dx, in);
     if (dw && in > 0)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);
+        m2u_gemm(1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);
     if (db) {
 #pragma omp parallel for schedule(static)
         for (int o = 0; o < out; o++) {
