@@ -58,9 +58,9 @@ static void check_decode(const m2u_encodec *m, const m2u_safetensors *ref, const
             double e = 0;
             for (size_t i = 0; i < n; i++) {
                 double d = fabs((double)wav[i] - audio[i]);
-                if (!(d <= e)) e = d;
+                e = t_worse(e, d);
             }
-            if (e > worst_abs) worst_abs = e;
+            worst_abs = t_worse(worst_abs, e);
             CHECK(e <= TOL, "%s %s: max abs error %.3g", name, tag, e);
             printf("  %s %s: %d codebooks x %d frames -> %zu samples, max abs err %.2e\n", name, tag,
                    (int)ct->shape[0], (int)ct->shape[1], n, e);

@@ -65,7 +65,7 @@ static inline double t_check_grads(const m2u_safetensors *ref, const m2u_param *
         CHECK(g && n == params[i].n, "%s: reference %s missing or of another size", label, gname);
         if (g && n == params[i].n) {
             double e = t_max_rel_err(params[i].grad, g, n);
-            if (e > worst) worst = e;
+            worst = t_worse(worst, e);
             CHECK(e < tol, "%s: %s rel err %.3g", label, gname, e);
         }
         free(g);

@@ -85,7 +85,7 @@ static void check_fixture(const char *name) {
     for (int t = 0; t < T; t++) {
         CHECK(m2u_llama_forward_cached(m, &kc, ids + T + t, 1, step) == 0, "%s", m2u_last_error());
         double x = t_max_rel_err(step, batched + (size_t)(T + t) * V, (size_t)V);
-        if (x > ce) ce = x;
+        ce = t_worse(ce, x);
     }
     CHECK(ce < 1e-5, "%s: cached vs batched logits %.3g", name, ce);
     m2u_kv_cache_free(&kc);
@@ -107,7 +107,7 @@ static void check_fixture(const char *name) {
             if (ok && pre > 0) {
                 ok = m2u_llama_forward_cached(m, &caches[b], ids + (size_t)b * T, pre, step) == 0;
                 double x = t_max_rel_err(step, batched + ((size_t)b * T + pre - 1) * V, (size_t)V);
-                if (x > worst) worst = x;
+                worst = t_worse(worst, x);
             }
         }
         for (int s = 0; ok && s < T; s++) {
@@ -123,7 +123,7 @@ static void check_fixture(const char *name) {
             ok = m2u_llama_decode_step(m, act, n, step_ids, lg) == 0;
             for (int j = 0; ok && j < n; j++) {
                 double x = t_max_rel_err(lg + (size_t)j * V, batched + ((size_t)who[j] * T + posn[j]) * V, (size_t)V);
-                if (x > worst) worst = x;
+                worst = t_worse(worst, x);
             }
         }
         CHECK(ok, "%s: decode_step: %s", name, m2u_last_error());

@@ -64,7 +64,7 @@ int main(void) {
         snprintf(name, sizeof name, "model.layers.%d.self_attn.gate", l);
         m2u_param *g = m2u_llama_param(m, name);
         double ge = g ? t_max_rel_err(g->grad, want, n) : 1.0;
-        if (ge > worst) worst = ge;
+        worst = t_worse(worst, ge);
         CHECK(ge < 1e-4, "layer %d gate gradient rel err %.3g", l, ge);
         free(want);
     }

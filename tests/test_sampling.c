@@ -60,7 +60,7 @@ int main(void) {
         expected(cases[c].temp, cases[c].top_k, cases[c].top_p, want);
         for (int i = 0; i < V; i++) {
             double d = fabs(got[i] - want[i]);
-            if (d > worst) worst = d;
+            worst = t_worse(worst, d);
             /* tokens outside the kept set must never appear */
             if (want[i] == 0.0) CHECK(got[i] == 0.0, "case %zu: token %d drawn though filtered out", c, i);
         }

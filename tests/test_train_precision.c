@@ -265,7 +265,7 @@ int main(void) {
         int at = 0;
         for (int i = 0; i < STEPS; i++) {
             double e = fabs(loss[1][i] - loss[0][i]) / fabs(loss[0][i]);
-            if (!(e <= d)) d = e, at = i + 1;
+            if (!(e <= d) && d == d) d = e, at = i + 1;
         }
         printf("%s: loss %.4f -> %.4f (fp32), largest relative difference bf16 vs fp32 %.3e at step %d "
                "(tolerance %.1e)\n", recipes[r].name, loss[0][0], loss[0][STEPS - 1], d, at, LOSS_RTOL[r]);

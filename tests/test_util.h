@@ -25,6 +25,10 @@ static int t_pass, t_fail;
         }                                                                  \
     } while (0)
 
+/* The running worst of a sequence of errors: a NaN, once seen, stays (a bare `if (e > worst)`
+ * skips it, and `if (!(e <= worst))` forgets it at the next finite error). */
+static inline double t_worse(double worst, double e) { return worst != worst || e <= worst ? worst : e; }
+
 /* Largest |a-b| / (|b| + atol/rtol) style comparison: returns the worst relative error
  * max_i |a_i - b_i| / max(|b|_inf, tiny). Scaled by the tensor's magnitude so that
  * near-zero entries do not dominate; tolerances in the tests are stated against it. */
@@ -32,7 +36,7 @@ static inline double t_max_rel_err(const float *a, const float *b, size_t n) {
     double maxabs = 0, maxdiff = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= maxdiff)) maxdiff = d; /* NaN-propagating */
+        maxdiff = t_worse(maxdiff, d);
         if (fabs((double)b[i]) > maxabs) maxabs = fabs((double)b[i]);
     }
     return maxdiff / (maxabs > 1e-30 ? maxabs : 1e-30);

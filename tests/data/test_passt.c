@@ -29,7 +29,7 @@ static double max_abs(const float *a, const float *b, size_t n) {
     double m = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;
+        m = t_worse(m, d);
     }
     return m;
 }
@@ -72,7 +72,7 @@ int main(void) {
             double e = max_abs(pcm, ref, nref);
             printf("  %s (%d Hz, %d ch): loader max |diff| vs librosa %.3g\n", clips[k], info.src_rate,
                    info.src_channels, e);
-            if (e > worst_load) worst_load = e;
+            worst_load = t_worse(worst_load, e);
             CHECK(e <= TOL_LOAD, "%s: loader max |diff| %.3g", clips[k], e);
         }
         free(pcm);
@@ -83,14 +83,14 @@ int main(void) {
         float *mel = malloc((size_t)128 * (T > 0 ? T : 1) * sizeof *mel), lg[40];
         if (nmel == (size_t)128 * T && m2u_passt_frontend(m, ref, (int64_t)nref, mel) == 0) {
             double e = max_abs(mel, mel_ref, nmel);
-            if (e > worst_mel) worst_mel = e;
+            worst_mel = t_worse(worst_mel, e);
             CHECK(e <= TOL_MEL, "%s: mel max |diff| %.3g", clips[k], e);
         } else {
             CHECK(0, "%s: front end: %s", clips[k], m2u_last_error());
         }
         CHECK(m2u_passt_logits(m, ref, (int64_t)nref, lg) == 0, "%s", m2u_last_error());
         double e = max_abs(lg, log_ref, 40);
-        if (e > worst_logit) worst_logit = e;
+        worst_logit = t_worse(worst_logit, e);
         CHECK(e <= TOL_LOGITS, "%s: logits max |diff| %.3g", clips[k], e);
         free(mel);
         free(ref);

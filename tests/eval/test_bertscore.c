@@ -38,12 +38,12 @@ static void compare(const char *name, int idf, const cJSON *want, const double *
         for (size_t i = 0; i < n && i < (size_t)cJSON_GetArraySize(w); i++) {
             double ref = jnum(cJSON_GetArrayItem(w, (int)i));
             double e = isinf(ref) ? (got[k][i] == ref ? 0 : INFINITY) : fabs(got[k][i] - ref);
-            if (!(e <= err)) err = e;
+            err = t_worse(err, e);
             CHECK(e <= TOL, "%s idf=%d %s[%zu]: got %.8f want %.8f", name, idf, keys[k], i, got[k][i], ref);
         }
     }
     printf("%s idf=%d: %zu candidates, max |diff| over P/R/F %.3g\n", name, idf, n, err);
-    if (err > worst) worst = err;
+    worst = t_worse(worst, err);
 }
 
 /* The model whose best matches can be negative: bert_score's batches of padded

@@ -67,7 +67,7 @@ static void check_set(const m2u_bertscorer *s, const cJSON *set, int num_layers,
             for (size_t i = 0; i < n && i < (size_t)cJSON_GetArraySize(w); i++) {
                 double ref = cJSON_GetArrayItem(w, (int)i)->valuedouble, e = fabs(res[k * n + i] - ref);
                 if (v >= 2) e *= 1 - base[k]; /* reported on the raw scale */
-                if (!(e <= err)) err = e;
+                err = t_worse(err, e);
                 CHECK(e <= TOL, "%s %s %s[%zu]: got %.9f want %.9f (\"%.30s\")", name, variants[v], keys[k], i,
                       res[k * n + i], ref, cands[i]);
             }

@@ -154,12 +154,12 @@ static void test_scores(void) {
         snprintf(key, sizeof key, "bleu_%d", k + 1);
         double e = rel(bleu[k], jnum(metrics, key));
         CHECK(e < 1e-9, "corpus %s %.17g vs %.17g", key, bleu[k], jnum(metrics, key));
-        if (e > worst) worst = e;
+        worst = t_worse(worst, e);
         for (int i = 0; i < c.n; i++) {
             double want = per_item_fixture(&c, i, key), got = bleu_i[i * 4 + k];
             double d = fabs(got - want);
             CHECK(d < 1e-9, "item %d %s %.17g vs %.17g", i, key, got, want);
-            if (d > worst) worst = d;
+            worst = t_worse(worst, d);
         }
     }
     printf("BLEU-1..4: corpus %.6f %.6f %.6f %.6f, worst difference to pycocoevalcap %.3g\n", bleu[0], bleu[1],
@@ -172,7 +172,7 @@ static void test_scores(void) {
     for (int i = 0; i < c.n; i++) {
         double d = fabs(rouge_i[i] - per_item_fixture(&c, i, "rouge_l"));
         CHECK(d < 1e-9, "item %d ROUGE-L %.17g vs %.17g", i, rouge_i[i], per_item_fixture(&c, i, "rouge_l"));
-        if (d > worst) worst = d;
+        worst = t_worse(worst, d);
     }
     printf("ROUGE-L: corpus %.6f, worst difference %.3g\n", rouge, worst);
 
@@ -183,7 +183,7 @@ static void test_scores(void) {
     for (int i = 0; i < c.n; i++) {
         double d = fabs(cider_i[i] - per_item_fixture(&c, i, "cider_d"));
         CHECK(d < 1e-9, "item %d CIDEr-D %.17g vs %.17g", i, cider_i[i], per_item_fixture(&c, i, "cider_d"));
-        if (d > worst) worst = d;
+        worst = t_worse(worst, d);
     }
     printf("CIDEr-D: corpus %.6f, worst difference %.3g\n", cider, worst);
 
@@ -229,7 +229,7 @@ static void test_scores(void) {
         CHECK(d < 1e-9, "item %d METEOR(exact,stem) %.17g vs jar %.17g", i, met_i[i],
               per_item_fixture(&c, i, "meteor_exact_stem"));
         if (d < 1e-9) same++;
-        if (d > worst) worst = d;
+        worst = t_worse(worst, d);
     }
     printf("METEOR exact+stem: corpus %.6f vs jar %.6f, %d/%d items equal, worst difference %.3g\n", met, want_es,
            same, c.n, worst);
@@ -249,7 +249,7 @@ static void test_scores(void) {
     CHECK(m2u_meteor(&set, &fp, &metf, metf_i) == 0, "%s", m2u_last_error());
     for (int i = 0; i < c.n; i++) {
         double d = fabs(metf_i[i] - per_item_fixture(&c, i, "meteor"));
-        if (d > wfull) wfull = d;
+        wfull = t_worse(wfull, d);
     }
     CHECK(wfull < 1e-6 && fabs(metf - want_full) < 1e-6, "full METEOR: corpus %.17g vs %.17g, worst item %.3g", metf,
           want_full, wfull);

@@ -137,7 +137,7 @@ static void compare_st(const char *got_path, const char *ref_path, double tol, i
         m2u_st_read_f32(gt, a, (size_t)gt->numel);
         m2u_st_read_f32(rt, b, (size_t)rt->numel);
         double e = t_max_rel_err(a, b, (size_t)rt->numel);
-        if (e > worst) worst = e;
+        worst = t_worse(worst, e);
         CHECK(e <= tol, "%s: %s max rel err %g > %g", got_path, rt->name, e, tol);
         free(a);
         free(b);
@@ -255,7 +255,7 @@ static void compare_gguf(const char *got_path, const char *ref_path) {
             memcpy(a, g.buf + g.data + gt->off, n * 4);
             memcpy(b, r.buf + r.data + rt->off, n * 4);
             double e = t_max_rel_err(a, b, n);
-            if (e > worst) worst = e;
+            worst = t_worse(worst, e);
             CHECK(e <= 1e-6, "%s: %s rel err %g", got_path, rt->name, e);
             free(a);
             free(b);

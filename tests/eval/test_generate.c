@@ -68,7 +68,7 @@ static void test_wav(void) {
     for (int i = 0; y && i < 2 * N; i++) {
         float c = x[i] > 1 ? 1 : x[i] < -1 ? -1 : x[i];
         double d = fabs((double)y[i] - c);
-        if (d > worst) worst = d;
+        worst = t_worse(worst, d);
     }
     CHECK(worst <= 0.5 / 32767 + 1e-7, "pcm16 round trip error %g > half a step", worst);
     CHECK(y && y[0] == 0.0f && y[1] == -1.0f && y[2] == 1.0f, "0, -1, +1 exact");
@@ -246,7 +246,7 @@ static void test_chain(void) {
             for (int k = 0; k < K; k++) ids[k] = (int32_t)seq[(size_t)k * ml + t];
             CHECK(m2u_musicgen_step(s, ids, 3.0f, NULL, g) == 0, "%s", m2u_last_error());
             double e = t_max_rel_err(g, ref_logits + (size_t)t * K * V, (size_t)K * V);
-            if (e > worst) worst = e;
+            worst = t_worse(worst, e);
         }
         printf("guided logits (CFG 3) of %d passes vs torch: max rel err %.3g\n", steps, worst);
         CHECK(worst < 1e-5, "guided logits rel err %g", worst);

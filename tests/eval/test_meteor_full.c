@@ -80,7 +80,7 @@ static double compare(const fixture *f, const m2u_meteor_params *p, const double
     int bad = 0;
     for (int i = 0; i < f->n; i++) {
         double d = fabs(per[i] - want[i]);
-        if (d > worst) worst = d;
+        worst = t_worse(worst, d);
         if (d > TOL && bad++ < 5)
             fprintf(stderr, "  %s item %d: %.17g vs jar %.17g\n    cand [%s]\n", what, i, per[i], want[i], f->cand[i]);
     }
