@@ -22,6 +22,16 @@
 void m2u_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* C = beta C, C not read when beta is 0 (BLAS's rule; oneDNN 2.6 leaves C as it is) */
+        for (int i = 0; i < M; i++) {
+            float *c = C + (size_t)i * ldc;
+            if (beta == 0.0f)
+                memset(c, 0, (size_t)N * sizeof(float));
+            else if (beta != 1.0f)
+                for (int j = 0; j < N; j++) c[j] *= beta;
+        }
+        return;
+    }
 #ifdef M2U_HAVE_DNNL
     if (dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) ==
         dnnl_success)
