@@ -6,12 +6,14 @@
 #include "strbuf.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <dirent.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static cJSON *read_json(const char *path) {
     char *txt = NULL;
@@ -38,6 +40,9 @@ static void add_ratio(cJSON *o, const char *name, double m2u, double ref) {
     cJSON_AddNumberToObject(r, "reference", ref);
     cJSON_AddNumberToObject(r, "ratio", ref > 0 ? m2u / ref : 0);
 }
+
+/* the LoRA step's configs whose result files the report reads (bench_llama.sh's names) */
+static const char *const TRAIN_CFGS[5] = {"tiny", "15m", "110m", "15m-bf16", "110m-bf16"};
 
 /* the 7B step's sequence lengths with a result file, ascending (at most n) */
 static int seqs_7b(const char *dir, int *seq, int n) {
@@ -72,7 +77,7 @@ int m2u_perf_summarize(const char *build_dir, const char *dataset_json, const ch
     /* NAME-bf16: m2u's train.precision bf16 against PyTorch's forward under CPU bf16 autocast; also
      * against PyTorch's fp32 step on NAME when the run has it (the faster PyTorch way on CPUs without
      * bf16 arithmetic) */
-    static const char *const cfgs[5] = {"tiny", "15m", "110m", "15m-bf16", "110m-bf16"};
+    const char *const *cfgs = TRAIN_CFGS;
     for (int k = 0; k < 5; k++) {
         char pa[1024], pb[1024];
         snprintf(pa, sizeof pa, "%s/bench_llama/m2u_%s.json", build_dir, cfgs[k]);
@@ -249,6 +254,39 @@ static char *last_line(const char *path) {
     return r;
 }
 
+/* unlink one result file; ENOENT is what a first run finds, anything else left behind would be
+ * reported as this run's */
+static int rm_old(const char *fmt, ...) {
+    char p[1100];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p, sizeof p, fmt, ap);
+    va_end(ap);
+    if (unlink(p) && errno != ENOENT) return m2u_fail("m2u-eval bench: cannot remove the old %s: %s", p, strerror(errno));
+    return 0;
+}
+
+int m2u_perf_clear(const char *build_dir, const char *dataset_json, int part) {
+    int rc = 0;
+    if (part == 0) {
+        for (int k = 0; k < 5; k++) {
+            rc |= rm_old("%s/bench_llama/m2u_%s.json", build_dir, TRAIN_CFGS[k]);
+            rc |= rm_old("%s/bench_llama/torch_%s.json", build_dir, TRAIN_CFGS[k]);
+        }
+    } else if (part == 1) {
+        rc |= rm_old("%s/bench_mert/m2u.json", build_dir);
+        rc |= rm_old("%s/bench_mert/torch.json", build_dir);
+    } else if (part == 2) {
+        if (dataset_json) rc |= rm_old("%s", dataset_json);
+    } else if (part == 3) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/bench_llama", build_dir);
+        int seq[64], n = seqs_7b(dir, seq, 64);
+        for (int i = 0; i < n; i++) rc |= rm_old("%s/m2u_7b_t%d.json", dir, seq[i]);
+    }
+    return rc ? -1 : 0;
+}
+
 int m2u_perf_run(const m2u_perf_opts *o) {
     unsigned parts = o->parts ? o->parts : M2U_PERF_ALL;
     const char *py = o->python ? o->python : "python3";
@@ -282,6 +320,11 @@ int m2u_perf_run(const m2u_perf_opts *o) {
         char cmd[4096];
         snprintf(cmd, sizeof cmd, "bash '%s/eval/bench/%s' --build '%s' %s %s > '%s/%.*s.log' 2>&1", o->source_dir,
                  script[k], o->build_dir, pyarg, args, o->out_dir, (int)(strlen(script[k]) - 3), script[k]);
+        if (m2u_perf_clear(o->build_dir, dataset_json, k)) {
+            status[k] = 1;
+            reason[k] = strdup(m2u_last_error());
+            continue;
+        }
         m2u_log(M2U_LOG_INFO, "m2u-eval bench: %s ...", script[k]);
         fflush(NULL);
         int st = system(cmd);

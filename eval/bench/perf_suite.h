@@ -29,6 +29,12 @@ typedef struct {
  * report was written (parts may still be unmeasured), -1 otherwise. */
 int m2u_perf_run(const m2u_perf_opts *o);
 
+/* Remove part k's result files (the paths below; for train7b every m2u_7b_t<T>.json), so that a
+ * run reports only what it measured: a --quick run of tiny and 15m must not show an older run's
+ * 110m rows.  m2u_perf_run calls it before each part's script.  -1 (m2u_fail) when a file is
+ * there and cannot be removed. */
+int m2u_perf_clear(const char *build_dir, const char *dataset_json, int part);
+
 /* The report from the scripts' result files: <build>/bench_llama/{m2u,torch}_<cfg>.json,
  * <build>/bench_mert/{m2u,torch}.json, the dataset JSON and <build>/bench_llama/m2u_7b_t<T>.json;
  * status[k] is the exit status of part k (train, mert, dataset, train7b; -1 = not run).  Writes

@@ -110,5 +110,28 @@ int main(void) {
               "failed parts: %s", md);
         free(md);
     }
+
+    /* before each part runs, its old result files go (a --quick run of tiny and 15m showed an
+     * older run's 110m rows as its own); other parts' files stay */
+    CHECK(m2u_perf_clear(DIR "/build", DIR "/out/bench_dataset.json", 0) == 0 &&
+              m2u_perf_clear(DIR "/build", DIR "/out/bench_dataset.json", 3) == 0,
+          "clear: %s", m2u_last_error());
+    CHECK(m2u_perf_clear(DIR "/build", DIR "/out/bench_dataset.json", 0) == 0, "clear again (nothing there): %s",
+          m2u_last_error());
+    CHECK(!m2u_file_exists(DIR "/build/bench_llama/m2u_tiny.json") &&
+              !m2u_file_exists(DIR "/build/bench_llama/torch_110m.json") &&
+              !m2u_file_exists(DIR "/build/bench_llama/m2u_7b_t512.json") &&
+              !m2u_file_exists(DIR "/build/bench_llama/m2u_7b_t128.json") &&
+              m2u_file_exists(DIR "/build/bench_mert/m2u.json") && m2u_file_exists(DIR "/out/bench_dataset.json"),
+          "clear removed the train and train7b results only");
+    int st3[M2U_PERF_PARTS] = {0, 0, 0, 0};
+    CHECK(m2u_perf_summarize(DIR "/build", DIR "/out/bench_dataset.json", DIR "/out3", st3, none) == 0, "summarize 3");
+    md = NULL;
+    CHECK(m2u_read_file(DIR "/out3/bench.md", &md, &len) == 0, "bench.md 3");
+    if (md) {
+        CHECK(!strstr(md, "| tiny |") && !strstr(md, "| 110m-bf16 |") && !strstr(md, "1 × 128") && strstr(md, "0.88×"),
+              "after clear: %s", md);
+        free(md);
+    }
     return t_finish("test_perf_suite");
 }
