@@ -256,6 +256,7 @@ static char *last_line(const char *path) {
 
 /* unlink one result file; ENOENT is what a first run finds, anything else left behind would be
  * reported as this run's */
+static int rm_old(const char *fmt, ...) M2U_PRINTF(1, 2);
 static int rm_old(const char *fmt, ...) {
     char p[1100];
     va_list ap;
