@@ -13,9 +13,10 @@
 
 /* Every fp32 product of the CPU kernels comes through here.  With oneDNN (M2U_HAVE_DNNL, the
  * default build) it is dnnl_sgemm: on this project's shapes (a few hundred token rows times 288 to
- * 4096 features) it ran 4-28 % faster than OpenBLAS 0.3.21's sgemm on 2 threads, most where
- * OpenBLAS packs and waits for its threads around a small product, and the same on large ones
- * (README "oneDNN for the products").  For a given thread count its results are the same bits
+ * 4096 features) it ran as fast as OpenBLAS 0.3.21's sgemm or faster on 2 threads (0-9 % in a
+ * quiet moment, up to 28 % when the cores were shared: OpenBLAS's threads wait for each other
+ * around a small product; 1.4-1.7x on attention-sized blocks), and the same on large ones
+ * (m2u-bench-gemm; README "oneDNN for the products").  For a given thread count its results are the same bits
  * from run to run; like OpenBLAS's they may differ in the last bits between thread counts.  It
  * runs on the caller's OpenMP threads (oneDNN is the libgomp build), one thread inside a parallel
  * region.  A failure (oneDNN could not get its packing memory) falls back to OpenBLAS. */
