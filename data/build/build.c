@@ -1150,24 +1150,30 @@ static const pool_entry *pair_music(build_ctx *b, double v, double a, int split,
 }
 
 /* audio of a pooled clip (decoded or rendered again: only the clip is kept) */
-static int pool_audio(build_ctx *b, const pool_entry *p, float **clip, size_t *n) {
-    const m2u_record *r = &b->rec[p->file];
+/* Clip k of input file `file` as malloc'd samples, cut straight from the survey's kept decode
+ * when there is one (no copy of the whole file), else from a new decode. */
+static int load_clip(build_ctx *b, int file, int k, float **clip, size_t *n) {
+    const m2u_record *r = &b->rec[file];
     float *pcm = NULL;
-    int64_t total = 0;
-    int status;
-    if (load_audio(b, p->file, r->path, -1, &pcm, &total, &status)) return -1;
-    int64_t s0 = (int64_t)llround(r->clips[p->clip].start * b->c->audio_rate);
-    int64_t s1 = (int64_t)llround(r->clips[p->clip].end * b->c->audio_rate);
-    if (s1 > total) s1 = total;
-    if (s0 >= s1) {
-        free(pcm);
-        return m2u_fail("%s: clip %d is outside the decoded audio", r->path, p->clip);
+    const float *src;
+    int64_t total = 0, s0, s1;
+    int status, rc = 0;
+    if (b->audio_cache && b->audio_cache[file].pcm) {
+        src = b->audio_cache[file].pcm, total = b->audio_cache[file].n;
+    } else {
+        if (load_audio(b, file, r->path, -1, &pcm, &total, &status)) return -1;
+        src = pcm;
     }
-    *n = (size_t)(s1 - s0);
-    *clip = malloc(*n * sizeof **clip);
-    memcpy(*clip, pcm + s0, *n * sizeof **clip);
+    if (!clip_bounds(r, k, b->c->audio_rate, total, &s0, &s1)) {
+        rc = m2u_fail("%s: clip %d is outside the decoded audio", r->path, k);
+    } else {
+        *n = (size_t)(s1 - s0);
+        *clip = malloc(*n * sizeof **clip);
+        if (*clip) memcpy(*clip, src + s0, *n * sizeof **clip);
+        else rc = m2u_fail("%s: out of memory", r->path);
+    }
     free(pcm);
-    return 0;
+    return rc;
 }
 
 /* An SPDX licence expression; one with OR or WITH goes in parentheses inside a conjunction. */
@@ -1223,21 +1229,11 @@ static int samples_visual(build_ctx *b, int fi, int is_video) {
     int mclip = 0;
     if (is_video && r->n_clips > 0) {
         /* the video's own soundtrack */
-        float *pcm = NULL;
-        int64_t total = 0;
-        int status;
-        if (load_audio(b, fi, r->path, -1, &pcm, &total, &status) == 0) {
-            int64_t s0 = (int64_t)llround(r->clips[0].start * c->audio_rate);
-            int64_t s1 = (int64_t)llround(r->clips[0].end * c->audio_rate);
-            if (s1 > total) s1 = total;
-            if (s1 > s0) {
-                mn = (size_t)(s1 - s0);
-                music = malloc(mn * sizeof *music);
-                memcpy(music, pcm + s0, mn * sizeof *music);
-                mr = r, mclip = 0, ma = &r->clips[0].a;
-                ms = r->clips[0].start, me = r->clips[0].end;
-            }
-            free(pcm);
+        if (load_clip(b, fi, 0, &music, &mn) == 0) {
+            mr = r, mclip = 0, ma = &r->clips[0].a;
+            ms = r->clips[0].start, me = r->clips[0].end;
+        } else {
+            music = NULL; /* undecodable or empty: paired with pooled music below */
         }
     }
     if (!music) {
@@ -1251,7 +1247,7 @@ static int samples_visual(build_ctx *b, int fi, int is_video) {
             record_event(b, o);
             return 0;
         }
-        if (pool_audio(b, p, &music, &mn)) {
+        if (load_clip(b, p->file, p->clip, &music, &mn)) {
             free(rgb);
             return -1;
         }
