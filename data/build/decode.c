@@ -7,6 +7,7 @@
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/channel_layout.h>
+#include <libavutil/mem.h>
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
 
@@ -65,7 +66,20 @@ static void log_cb(void *avcl, int level, const char *fmt, va_list vl) {
         snprintf(g_avmsg, sizeof g_avmsg, "%s", text);
 }
 
-static void log_install(void) { av_log_set_callback(log_cb); }
+/* FFmpeg trusts the sizes a header claims when it allocates: the WAV
+ * demuxer's LIST/INFO reader asks av_mallocz for a 2 GB subchunk that a
+ * 1.3 KB file announces (tests/fuzz/regressions/media), zeroes it, then
+ * finds nothing to read; a probe does that several times per file.  One
+ * cap per process (FFmpeg has no per-file one): no buffer FFmpeg needs for
+ * our inputs comes near it (a 16384 x 16384 RGBA frame is 1 GiB), and a
+ * refused request fails that file with ENOMEM, which m2u_av_open reports
+ * as a corrupt header rather than letting one bad file take a rank's memory. */
+#define M2U_AV_MAX_ALLOC ((size_t)1 << 30)
+
+static void log_install(void) {
+    av_log_set_callback(log_cb);
+    av_max_alloc(M2U_AV_MAX_ALLOC);
+}
 
 void m2u_av_begin(void) {
     pthread_once(&g_log_once, log_install);
@@ -101,6 +115,7 @@ static void av_detail(char *buf, size_t cap, int averr) {
 
 int m2u_av_open(const char *path, AVFormatContext **out, int *status) {
     *out = NULL;
+    pthread_once(&g_log_once, log_install);
     struct stat sb;
     if (stat(path, &sb) != 0) {
         int e = errno;

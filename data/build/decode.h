@@ -120,7 +120,9 @@ void m2u_decode_log_level(int av_level);
 
 /* ---- shared with data/build/frames.c; not part of the public API -------------- */
 struct AVFormatContext;
-/* Install the log callback once and forget the previous FFmpeg message. */
+/* Install the log callback and FFmpeg's 1 GiB cap on one allocation
+ * (av_max_alloc; process-wide, see decode.c) once, and forget the previous
+ * FFmpeg message. */
 void m2u_av_begin(void);
 /* FFmpeg's first error message since m2u_av_begin() on this thread ("" if none). */
 const char *m2u_av_message(void);

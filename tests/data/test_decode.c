@@ -478,6 +478,25 @@ static void test_broken(void) {
         write_bytes(P("zero.wav"), h, sizeof h);
         expect_audio("zero.wav", M2U_DECODE_EMPTY, "0 samples");
     }
+    /* a 64-byte WAV whose LIST/INFO chunk announces a 2 GB subchunk: FFmpeg's
+     * demuxer allocated and zeroed that much, several times per probe, until
+     * m2u capped FFmpeg's single allocations (found by the media fuzzer;
+     * its input is tests/fuzz/regressions/media).  Peak RSS must not move by
+     * anything near it. */
+    {
+        unsigned char h[64] = {'R', 'I', 'F', 'F', 56,  0,   0,   0,    'W',  'A', 'V', 'E', 'f', 'm', 't', ' ',
+                               16,  0,   0,   0,   1,   0,   1,   0,    0x40, 0x1f, 0,  0,   0x80, 0x3e, 0, 0,
+                               2,   0,   16,  0,   'L', 'I', 'S', 'T',  0x1a, 0,   0,   0x80, 'I', 'N', 'F', 'O',
+                               'I', 'S', 'F', 'T', 0,   0,   0,   0x7e, 'L',  'a', 'v', 'f', 0,   0,   0,   0};
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        long before_kb = ru.ru_maxrss;
+        write_bytes(P("bigtag.wav"), h, sizeof h);
+        expect_audio("bigtag.wav", M2U_DECODE_NOT_MEDIA, "LIST/INFO subchunk claims 2 GB");
+        getrusage(RUSAGE_SELF, &ru);
+        CHECK(ru.ru_maxrss - before_kb < 256 * 1024, "bigtag.wav: decoding raised peak RSS by %ld MB",
+              (ru.ru_maxrss - before_kb) / 1024);
+    }
     /* video without audio, image, asked for audio */
     CHECK(sh(FF "-f lavfi -i testsrc=s=128x96:r=10:d=1 -c:v libx264 -pix_fmt yuv420p %s", P("mute.mp4")) == 0, "m");
     expect_audio("mute.mp4", M2U_DECODE_NO_AUDIO, "video without audio");
