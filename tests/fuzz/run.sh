@@ -32,7 +32,7 @@ FIX=$ROOT/tests/fixtures
 
 DEFAULT_TARGETS=(safetensors safetensors_index torch torch_pickle tokenizer_bpe tokenizer_unigram unigram_charsmap
                  tokenizer_wordpiece tokenizer_bytelevel tokenize model_config peft_config train_config manifest
-                 shard_schema media npy compare
+                 shard_schema media video npy compare
                  meteor_wordnet meteor_paraphrase passt_schema clap)
 # Only when named: byte-level mutation of HDF5 shards mostly finds libhdf5's own
 # weaknesses on corrupt metadata (a 4 GiB malloc for a corrupt chunk size, leaks,
@@ -52,13 +52,13 @@ done
 # the parser caps it (issue 11), and a recipe is a small file anyway.
 declare -A MAX_LEN=([safetensors]=65536 [safetensors_index]=8192 [torch]=65536 [torch_pickle]=16384
   [tokenizer_bpe]=32768 [tokenizer_unigram]=32768 [unigram_charsmap]=262144 [tokenizer_wordpiece]=32768 [tokenize]=2048 [model_config]=8192
-  [peft_config]=4096 [train_config]=4096 [manifest]=8192 [shard]=65536 [shard_schema]=512 [media]=16384 [npy]=4096
+  [peft_config]=4096 [train_config]=4096 [manifest]=8192 [shard]=65536 [shard_schema]=512 [media]=16384 [video]=16384 [npy]=4096
   [compare]=16384
   [tokenizer_bytelevel]=32768
   [meteor_wordnet]=8192 [meteor_paraphrase]=8192
   [passt_schema]=96
   [clap]=8192)
-declare -A TIMEOUT=([unigram_charsmap]=20 [media]=20 [shard]=20 [shard_schema]=20)
+declare -A TIMEOUT=([unigram_charsmap]=20 [media]=20 [video]=20 [shard]=20 [shard_schema]=20)
 # libhdf5 has no frame pointers: the leak suppression (lsan.supp) needs the slow unwinder there
 # shard_schema's inputs are short edit programs: let them reach max_len at once
 declare -A FLAGS=([shard_schema]=-len_control=0 [passt_schema]=-len_control=0)
@@ -145,10 +145,10 @@ if [[ " ${TARGETS[*]} " == *" shard "* ]]; then
   M2U_FUZZ_MAKE_SEEDS="$S/shard" "$B/tests/fuzz/fuzz_shard" >/dev/null 2>"$B/fuzz-seeds.log" ||
     { cat "$B/fuzz-seeds.log" >&2; exit 2; }
 fi
+ff() { ffmpeg -nostdin -loglevel error -y "$@" </dev/null || exit 2; }
 if [[ " ${TARGETS[*]} " == *" media "* ]]; then
   # tiny media files of the kinds the dataset builder meets (ffmpeg CLI: a test dependency)
   m=$S/media
-  ff() { ffmpeg -nostdin -loglevel error -y "$@" </dev/null || exit 2; }
   ff -f lavfi -i "sine=frequency=440:sample_rate=8000:duration=0.05" -c:a pcm_s16le "$m/sine.wav"
   ff -f lavfi -i "sine=frequency=330:sample_rate=8000:duration=0.05" -ac 2 -c:a pcm_u8 "$m/stereo_u8.wav"
   ff -f lavfi -i "sine=frequency=440:sample_rate=8000:duration=0.1" -c:a flac "$m/sine.flac"
@@ -157,6 +157,23 @@ if [[ " ${TARGETS[*]} " == *" media "* ]]; then
   ff -f lavfi -i "sine=frequency=440:sample_rate=8000:duration=0.2" -c:a libmp3lame -b:a 8k "$m/sine.mp3"
   ff -f lavfi -i "testsrc=size=8x8:rate=1" -frames:v 1 "$m/img.png"
   ff -f lavfi -i "testsrc=size=16x16:rate=1" -frames:v 1 -q:v 5 "$m/img.jpg"
+fi
+if [[ " ${TARGETS[*]} " == *" video "* ]]; then
+  # tiny clips of the containers and codecs MUVideo meets, plus the sampler's special cases:
+  # a rotation tag, variable frame rate, an audio track, a start time that is not 0
+  v=$S/video
+  src="testsrc=size=16x16:rate=5:duration=1"
+  ff -f lavfi -i "$src" -c:v libx264 -preset ultrafast -pix_fmt yuv420p -g 2 "$v/h264.mp4"
+  ff -f lavfi -i "$src" -c:v mpeg4 -q:v 20 "$v/mpeg4.avi"
+  ff -f lavfi -i "$src" -c:v libvpx -b:v 20k "$v/vp8.webm"
+  ff -f lavfi -i "$src" -c:v mjpeg -q:v 20 "$v/mjpeg.avi"
+  ff -f lavfi -i "$src" "$v/anim.gif"
+  ff -f lavfi -i "$src" -c:v libx264 -preset ultrafast -pix_fmt yuv420p -metadata:s:v rotate=90 "$v/rot90.mp4"
+  ff -f lavfi -i "$src" -vf "setpts='PTS+gt(N,2)*0.3/TB'" -fps_mode vfr -c:v libx264 -preset ultrafast \
+    -pix_fmt yuv420p "$v/vfr.mkv"
+  ff -f lavfi -i "$src" -f lavfi -i "sine=sample_rate=8000:duration=1" -c:v mpeg4 -q:v 20 -c:a pcm_u8 \
+    "$v/with_audio.mov"
+  ff -f lavfi -i "$src" -c:v mpeg4 -q:v 20 -output_ts_offset 7 "$v/offset.ts"
 fi
 
 # ---- replay committed reproducers, then fuzz ---------------------------------
