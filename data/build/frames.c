@@ -177,9 +177,12 @@ static int vdec_next(vdec_t *v) {
 }
 
 static int vdec_seek(vdec_t *v, double t) {
-    int64_t t0 = v->st->start_time != AV_NOPTS_VALUE ? v->st->start_time : 0;
-    int64_t ts = t0 + (int64_t)floor(t / av_q2d(v->st->time_base));
-    int ret = av_seek_frame(v->fmt, v->si, ts, AVSEEK_FLAG_BACKWARD);
+    /* In double: a header's start time and time base are whatever the file
+     * says, and a target past int64's range is a seek that cannot be made. */
+    double t0 = v->st->start_time != AV_NOPTS_VALUE ? (double)v->st->start_time : 0.0;
+    double d = t0 + floor(t / av_q2d(v->st->time_base));
+    if (!(d > -9.0e18 && d < 9.0e18)) return -1;
+    int ret = av_seek_frame(v->fmt, v->si, (int64_t)d, AVSEEK_FLAG_BACKWARD);
     if (ret < 0) return -1;
     avcodec_flush_buffers(v->cc);
     v->eof_sent = 0;
@@ -190,8 +193,9 @@ static double frame_time(const vdec_t *v, const AVFrame *f, int have_prev, doubl
     int64_t ts = f->best_effort_timestamp;
     if (ts == AV_NOPTS_VALUE) ts = f->pts;
     if (ts != AV_NOPTS_VALUE) {
-        int64_t t0 = v->st->start_time != AV_NOPTS_VALUE ? v->st->start_time : 0;
-        return (double)(ts - t0) * av_q2d(v->st->time_base);
+        /* the difference in double: any two int64 timestamps, no overflow (exact below 2^53) */
+        double t0 = v->st->start_time != AV_NOPTS_VALUE ? (double)v->st->start_time : 0.0;
+        return ((double)ts - t0) * av_q2d(v->st->time_base);
     }
     return have_prev ? t_prev + (v->fps > 0 ? 1.0 / v->fps : 0.04) : 0.0;
 }
@@ -321,7 +325,11 @@ static int convert_frame(conv_t *c, const char *path, const AVFrame *f, int W, i
  * pass over the packets' timestamps (last pts + its duration). */
 static double video_duration(const vdec_t *v, int *status) {
     const AVStream *st = v->st;
-    if (st->duration != AV_NOPTS_VALUE && st->duration > 0) return (double)st->duration * av_q2d(st->time_base);
+    /* a header's figure only when it is a real length (a time base of x/0 makes it inf) */
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0) {
+        double d = (double)st->duration * av_q2d(st->time_base);
+        if (d > 0 && isfinite(d)) return d;
+    }
     if (v->fmt->duration != AV_NOPTS_VALUE && v->fmt->duration > 0 &&
         v->fmt->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE)
         return (double)v->fmt->duration / AV_TIME_BASE;
@@ -335,20 +343,22 @@ static double video_duration(const vdec_t *v, int *status) {
         return -1;
     }
     const AVStream *s2 = fmt->streams[v->si];
-    int64_t t0 = s2->start_time != AV_NOPTS_VALUE ? s2->start_time : AV_NOPTS_VALUE, end = AV_NOPTS_VALUE;
+    /* timestamps as the file has them, any int64: summed and subtracted in double */
+    int have_t0 = s2->start_time != AV_NOPTS_VALUE, have_end = 0;
+    double t0 = have_t0 ? (double)s2->start_time : 0.0, end = 0.0;
     while (av_read_frame(fmt, pkt) >= 0) {
         if (pkt->stream_index == v->si && pkt->pts != AV_NOPTS_VALUE) {
-            int64_t e = pkt->pts + (pkt->duration > 0 ? pkt->duration : 0);
-            if (end == AV_NOPTS_VALUE || e > end) end = e;
-            if (t0 == AV_NOPTS_VALUE || pkt->pts < t0) t0 = pkt->pts;
+            double e = (double)pkt->pts + (pkt->duration > 0 ? (double)pkt->duration : 0.0);
+            if (!have_end || e > end) end = e, have_end = 1;
+            if (!have_t0 || (double)pkt->pts < t0) t0 = (double)pkt->pts, have_t0 = 1;
         }
         av_packet_unref(pkt);
     }
     av_packet_free(&pkt);
-    double d = end != AV_NOPTS_VALUE ? (double)(end - t0) * av_q2d(s2->time_base) : 0;
+    double d = have_end ? (end - t0) * av_q2d(s2->time_base) : 0;
     avformat_close_input(&fmt);
-    if (d <= 0 && v->fps > 0) d = 1.0 / v->fps; /* a single frame */
-    if (d <= 0) {
+    if (!(d > 0 && isfinite(d)) && v->fps > 0) d = 1.0 / v->fps; /* a single frame */
+    if (!(d > 0 && isfinite(d))) {
         *status = M2U_DECODE_EMPTY;
         m2u_fail("%s: the video stream has no timed frames", v->path);
         return -1;
