@@ -127,7 +127,8 @@ for path in (fix + "/tokenizer/cases.jsonl", fix + "/t5/unigram_cases.jsonl"):
             if isinstance(t, str) and len(t.encode()) <= 2048:
                 open(os.path.join(out, "case%04d" % n), "wb").write(t.encode()); n += 1
 EOF
-seed model_config $(find "$FIX" -name config.json -not -path '*/reference/*') ./configs/tiny_llama.json
+seed model_config $(find "$FIX" -name config.json -not -path '*/reference/*') ./configs/tiny_llama.json \
+  $(find "$FIX" -name preprocessor_config.json)
 seed peft_config $(find "$FIX" -name adapter_config.json)
 seed train_config ./configs/*.yaml $(find "$FIX" -name '*.yaml')
 seed npy $(find "$FIX" -name '*.npy')
