@@ -70,6 +70,24 @@ int main(void) {
           "shape mismatch accepted: %s", m2u_last_error());
     CHECK(m2u_ckpt_load(path, &back, p, 2, &opt) != 0 && strstr(m2u_last_error(), "incomplete"),
           "incomplete checkpoint accepted");
+    /* a damaged state.json (a counter no writer produces) is refused with a message, not
+     * cast into the state: 1e300 as a step was undefined behaviour before */
+    {
+        char sp[600];
+        snprintf(sp, sizeof sp, "%s/state.json", latest);
+        const char *bad[][3] = {{"1e300", "1", "42"}, {"-3", "1", "42"}, {"7", "1", "0.5"}, {"7", "3e9", "42"}};
+        for (int i = 0; i < 4; i++) {
+            FILE *f = fopen(sp, "w");
+            CHECK(f != NULL, "%s", sp);
+            if (!f) break;
+            fprintf(f, "{\"step\": %s, \"epoch\": %s, \"epoch_pos\": %s, \"model_seed\": \"5\", "
+                       "\"rng\": [\"1\", \"2\", \"3\", \"4\"]}", bad[i][0], bad[i][1], bad[i][2]);
+            fclose(f);
+            CHECK(m2u_ckpt_load(latest, &back, p, 2, &opt) != 0 && strstr(m2u_last_error(), "state.json") &&
+                      strstr(m2u_last_error(), "whole numbers"),
+                  "damaged state (case %d) accepted: %s", i, m2u_last_error());
+        }
+    }
     free(latest);
     m2u_adamw_free(&opt);
     char cmd[600];

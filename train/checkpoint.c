@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,8 @@ static int parse_u64(const cJSON *j, uint64_t *v) {
     return errno || *end ? -1 : 0;
 }
 
+static int whole(double v, double max) { return v >= 0 && v <= max && v == floor(v); }
+
 static int read_state(const char *path, m2u_train_state *st) {
     char *text;
     if (m2u_read_file(path, &text, NULL)) return -1;
@@ -89,9 +92,16 @@ static int read_state(const char *path, m2u_train_state *st) {
     if (!o || !cJSON_IsNumber(step) || !cJSON_IsNumber(ep) || !cJSON_IsNumber(pos) || !cJSON_IsArray(r) ||
         cJSON_GetArraySize(r) != 4 || parse_u64(cJSON_GetObjectItem(o, "model_seed"), &st->model_seed))
         rc = m2u_fail("%s: malformed checkpoint state", path);
+    /* counters as the writer wrote them: whole, not negative, exact in a double (a damaged or
+     * edited value must not reach the casts below, where it would be undefined behaviour) */
+    else if (!whole(step->valuedouble, 9007199254740992.0) || !whole(ep->valuedouble, 2147483647.0) ||
+             !whole(pos->valuedouble, 9007199254740992.0) ||
+             (cJSON_IsNumber(tok) && !(tok->valuedouble >= 0 && isfinite(tok->valuedouble))))
+        rc = m2u_fail("%s: malformed checkpoint state: step, epoch, epoch_pos and tokens must be whole numbers >= 0",
+                      path);
     if (!rc) {
         st->step = (long)step->valuedouble;
-        st->epoch = ep->valueint;
+        st->epoch = (int)ep->valuedouble;
         st->epoch_pos = (long)pos->valuedouble;
         st->tokens = cJSON_IsNumber(tok) ? tok->valuedouble : 0;
         st->last_loss = cJSON_IsNumber(ll) ? ll->valuedouble : 0;

@@ -29,6 +29,20 @@ static double get_num(const cJSON *o, const char *k, double dflt) {
     return dflt;
 }
 
+/* An integer field: absent or null gives dflt; anything else must be an integral number
+ * in [lo, hi].  The record is m2u's own, but a disk or a hand edit can damage it, and a
+ * value outside its type's range must not reach a cast (undefined behaviour) or an index. */
+static int get_int(const cJSON *o, const char *k, double dflt, double lo, double hi, double *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    *out = dflt;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi) ||
+        v->valuedouble != floor(v->valuedouble))
+        return -1;
+    *out = v->valuedouble;
+    return 0;
+}
+
 static char *get_str(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return strdup(cJSON_IsString(v) ? v->valuestring : "");
@@ -60,15 +74,20 @@ cJSON *m2u_analysis_to_json(const m2u_analysis *a) {
     return o;
 }
 
-static void analysis_from_json(const cJSON *o, m2u_analysis *a) {
+/* 0, or the name of the first field out of range */
+static const char *analysis_from_json(const cJSON *o, m2u_analysis *a) {
     memset(a, 0, sizeof *a);
+    double nb, key, mode;
+    if (get_int(o, "n_beats", 0, 0, 1e12, &nb)) return "n_beats";
+    if (get_int(o, "key", -1, -1, 11, &key)) return "key";
+    if (get_int(o, "mode", -1, -1, 1, &mode)) return "mode";
+    a->n_beats = (size_t)nb;
+    a->key = (int)key;
+    a->mode = (int)mode;
     a->duration_s = get_num(o, "duration_s", 0);
     a->tempo_bpm = get_num(o, "tempo_bpm", 0);
     a->tempo_confidence = get_num(o, "tempo_confidence", 0);
-    a->n_beats = (size_t)get_num(o, "n_beats", 0);
     a->onset_density = get_num(o, "onset_density", 0);
-    a->key = (int)get_num(o, "key", -1);
-    a->mode = (int)get_num(o, "mode", -1);
     a->key_confidence = get_num(o, "key_confidence", 0);
     a->tuning_cents = get_num(o, "tuning_cents", 0);
     a->loudness_lufs = get_num(o, "loudness_lufs", M2U_LOUDNESS_FLOOR_LUFS);
@@ -77,6 +96,7 @@ static void analysis_from_json(const cJSON *o, m2u_analysis *a) {
     a->centroid_hz = get_num(o, "centroid_hz", 0);
     a->percussiveness = get_num(o, "percussiveness", 0);
     a->dynamics_db = get_num(o, "dynamics_db", 0);
+    return NULL;
 }
 
 int m2u_record_write(const char *path, const m2u_record *r) {
@@ -144,29 +164,54 @@ int m2u_record_read(const char *path, m2u_record *r) {
     r->licence = get_str(o, "licence"), r->attribution = get_str(o, "attribution"), r->source = get_str(o, "source");
     r->status = get_str(o, "status"), r->message = get_str(o, "message");
     r->duration_s = get_num(o, "duration_s", 0);
+    const char *bad = NULL, *oom = NULL;
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "midi");
     if (cJSON_IsObject(m)) {
+        double prog, drums;
         r->is_midi = 1;
-        r->main_program = (int)get_num(m, "main_program", -1);
-        r->drum_notes = (int64_t)get_num(m, "drum_notes", 0);
+        if (get_int(m, "main_program", -1, -1, 127, &prog)) bad = "midi.main_program";
+        if (get_int(m, "drum_notes", 0, 0, 9e18, &drums)) bad = "midi.drum_notes";
+        r->main_program = (int)prog;
+        r->drum_notes = (int64_t)drums;
     }
     const cJSON *clips = cJSON_GetObjectItemCaseSensitive(o, "clips");
     int n = cJSON_IsArray(clips) ? cJSON_GetArraySize(clips) : 0;
-    if (n) {
+    if (n && !bad) {
         r->clips = calloc((size_t)n, sizeof *r->clips);
+        if (!r->clips) oom = "clips";
         const cJSON *c;
-        cJSON_ArrayForEach(c, clips) {
+        if (r->clips) cJSON_ArrayForEach(c, clips) {
             m2u_record_clip *rc = &r->clips[r->n_clips++];
             rc->start = get_num(c, "start", 0);
             rc->end = get_num(c, "end", 0);
-            analysis_from_json(cJSON_GetObjectItemCaseSensitive(c, "analysis"), &rc->a);
+            /* the clip is cut again from these on a resumed build */
+            if (!(rc->start >= 0 && rc->end >= rc->start && isfinite(rc->end))) bad = "clips[].start/end";
+            const char *b = analysis_from_json(cJSON_GetObjectItemCaseSensitive(c, "analysis"), &rc->a);
+            if (b && !bad) bad = b;
+            if (bad) break;
         }
     }
     const cJSON *fp = cJSON_GetObjectItemCaseSensitive(o, "fp");
-    if (cJSON_IsArray(fp) && cJSON_GetArraySize(fp) > 0) {
+    if (cJSON_IsArray(fp) && cJSON_GetArraySize(fp) > 0 && !bad && !oom) {
         r->fp = malloc((size_t)cJSON_GetArraySize(fp) * sizeof *r->fp);
+        if (!r->fp) oom = "fp";
         const cJSON *x;
-        cJSON_ArrayForEach(x, fp) r->fp[r->fp_len++] = (uint32_t)x->valuedouble;
+        if (r->fp) cJSON_ArrayForEach(x, fp) {
+            /* chromaprint's sub-fingerprints are unsigned 32-bit */
+            if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0 && x->valuedouble <= 4294967295.0) ||
+                x->valuedouble != floor(x->valuedouble)) {
+                bad = "fp[]";
+                break;
+            }
+            r->fp[r->fp_len++] = (uint32_t)x->valuedouble;
+        }
+    }
+    if (bad || oom) {
+        cJSON_Delete(o);
+        m2u_record_free(r);
+        if (oom) return m2u_fail("%s: out of memory for the record's %s", path, oom);
+        return m2u_fail("%s: damaged build record: '%s' is out of range (delete the file to redo this input)",
+                        path, bad);
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "visual");
     if (cJSON_IsObject(v)) {

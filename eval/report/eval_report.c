@@ -114,7 +114,10 @@ int m2u_run_curves_read(const char *path, m2u_run_curves *c) {
         order++;
         const cJSON *event = cJSON_GetObjectItemCaseSensitive(o, "event");
         const char *evn = cJSON_IsString(event) ? event->valuestring : NULL;
+        /* a step the trainer could have written: whole, >= 0, exact in a double (a torn or
+         * edited line's 1e300 must not reach the cast to long) */
         double step = num_or_nan(o, "step");
+        if (!(step >= 0 && step <= 9007199254740992.0 && step == floor(step))) step = NAN;
         if (!evn && isfinite(step) && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "loss"))) {
             st[ns].step = (long)step;
             st[ns].order = order;
