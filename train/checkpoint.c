@@ -257,7 +257,16 @@ int m2u_ckpt_load(const char *ckpt_dir, m2u_train_state *st, m2u_param *params, 
         m2u_safetensors *so;
         if (m2u_st_open(po, &so) == 0) {
             const char *s = m2u_st_metadata(so, "adamw_step");
-            opt->step = s ? atol(s) : st->step;
+            opt->step = st->step;
+            if (s) { /* a whole number >= 0, as m2u_ckpt_save writes it */
+                char *end;
+                errno = 0;
+                long v = strtol(s, &end, 10);
+                if (errno || end == s || *end || v < 0)
+                    rc = m2u_fail("%s: metadata adamw_step '%s' is not a step count", po, s);
+                else
+                    opt->step = v;
+            }
             m2u_st_close(so);
         }
     }

@@ -6,7 +6,8 @@
 #ifndef M2U_BENCH_COMMON_H
 #define M2U_BENCH_COMMON_H
 
-#include "progress.h" /* m2u_now */
+#include "bench_args.h" /* parse_long, parse_positive */
+#include "progress.h"   /* m2u_now */
 #include "tensor.h"   /* m2u_gemm */
 
 #include <cblas.h>
@@ -18,32 +19,6 @@
 static inline int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-/* An option's value: an integer in [lo, hi], or a positive number up to 1e6; -1 (said on
- * stderr with the program's and the option's names) when it is not. */
-static inline int parse_long(const char *prog, const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "%s: %s expects an integer in [%ld, %ld], got '%s'\n", prog, opt, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static inline int parse_positive(const char *prog, const char *opt, const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v > 0) || v > 1e6) {
-        fprintf(stderr, "%s: %s expects a positive number, got '%s'\n", prog, opt, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
 }
 
 /* The median of v[0..n), n >= 1 (v is left as it is). */

@@ -3,6 +3,7 @@
  * One run = m2u_encodec_decode of K x N codes (N = seconds * frame_rate) into N * hop samples.  The codes
  * come from the same 64-bit LCG as eval/bench/bench_encodec_torch.py, so the PyTorch side decodes the same codes;
  * the audio is written as .npy so eval/bench/bench_encodec.sh can report the agreement of the two sides. */
+#include "bench_args.h"
 #include "encodec.h"
 #include "m2u_error.h"
 #include "npy.h"
@@ -42,7 +43,9 @@ static void usage(FILE *f) {
                "\n"
                "Times EnCodec decode of S seconds (default 5) of LCG codes with every codebook of the\n"
                "checkpoint: W untimed runs (default 1), then K timed ones (default 3).  Prints the median\n"
-               "run time and the real-time factor (audio seconds per second of decoding).\n");
+               "run time and the real-time factor (audio seconds per second of decoding).\n"
+               "\n"
+               "example: m2u-bench-encodec --model build/bench_ckpt/encodec_32khz_random --seconds 10 --runs 5\n");
 }
 
 int main(int argc, char **argv) {
@@ -60,13 +63,24 @@ int main(int argc, char **argv) {
             fprintf(stderr, "m2u-bench-encodec: %s needs a value (see --help)\n", a);
             return 2;
         }
+        long lv;
+        const char *P = "m2u-bench-encodec";
         if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--seconds")) seconds = atof(v);
-        else if (!strcmp(a, "--runs")) runs = atoi(v);
-        else if (!strcmp(a, "--warmup")) warmup = atoi(v);
-        else if (!strcmp(a, "--threads")) threads = atoi(v);
-        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--audio")) audio_path = v;
+        else if (!strcmp(a, "--seconds")) {
+            if (parse_positive(P, a, v, &seconds)) return 2;
+        } else if (!strcmp(a, "--runs")) {
+            if (parse_long(P, a, v, 1, 100000, &lv)) return 2;
+            runs = (int)lv;
+        } else if (!strcmp(a, "--warmup")) {
+            if (parse_long(P, a, v, 0, 100000, &lv)) return 2;
+            warmup = (int)lv;
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_long(P, a, v, 0, 4096, &lv)) return 2;
+            threads = (int)lv;
+        } else if (!strcmp(a, "--seed")) {
+            if (parse_long(P, a, v, 0, 2147483647L, &lv)) return 2;
+            seed = (unsigned long long)lv;
+        } else if (!strcmp(a, "--audio")) audio_path = v;
         else if (!strcmp(a, "--json")) json_path = v;
         else {
             fprintf(stderr, "m2u-bench-encodec: unknown argument '%s' (see --help)\n", a);

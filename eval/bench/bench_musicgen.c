@@ -13,6 +13,7 @@
  * passes with classifier-free guidance (batch of two), top-k 250 sampling.  Prints one JSON
  * line per run: wall seconds, frames per second, real-time factor at 50 frames per second, and
  * the process CPU seconds (the fair measure on a shared, oversubscribed machine). */
+#include "bench_args.h"
 #include "m2u_error.h"
 #include "musicgen.h"
 #include "rng.h"
@@ -76,6 +77,16 @@ done:
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        printf("usage: m2u-bench-musicgen DIR FRAMES [GUIDANCE [RUNS]]\n"
+               "       m2u-bench-musicgen DIR --logits ENC.f32 OUT.f32\n\n"
+               "Times MusicGen's decoder LM generating FRAMES frames (+ K - 1 delay steps) with\n"
+               "classifier-free guidance GUIDANCE (default 3) and top-k 250, RUNS times (default 1),\n"
+               "on fixed random encoder states; prints one JSON line per run.  The second form\n"
+               "writes three guided passes' raw logits for the parity check (bench_musicgen.sh --check).\n\n"
+               "example: m2u-bench-musicgen build/bench/musicgen-small 250 3 2\n");
+        return 0;
+    }
     if (argc == 5 && strcmp(argv[2], "--logits") == 0) {
         m2u_musicgen *m = NULL;
         if (m2u_musicgen_load(argv[1], 0, &m)) {
@@ -86,17 +97,20 @@ int main(int argc, char **argv) {
         m2u_musicgen_free(m);
         return rc;
     }
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s DIR FRAMES [GUIDANCE [RUNS]]\n       %s DIR --logits ENC.f32 OUT.f32\n", argv[0],
-                argv[0]);
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: %s DIR FRAMES [GUIDANCE [RUNS]]\n       %s DIR --logits ENC.f32 OUT.f32\n"
+                        "(see --help)\n", argv[0], argv[0]);
         return 2;
     }
-    int frames = atoi(argv[2]), runs = argc > 4 ? atoi(argv[4]) : 1;
-    float g = argc > 3 ? (float)atof(argv[3]) : 3.0f;
-    if (frames < 1 || runs < 1) {
-        fprintf(stderr, "bench_musicgen: FRAMES and RUNS must be positive\n");
+    const char *P = "m2u-bench-musicgen";
+    long frames_l, runs_l = 1;
+    double g_d = 3.0;
+    if (parse_long(P, "FRAMES", argv[2], 1, 1000000, &frames_l) ||
+        (argc > 3 && parse_positive(P, "GUIDANCE", argv[3], &g_d)) ||
+        (argc > 4 && parse_long(P, "RUNS", argv[4], 1, 100000, &runs_l)))
         return 2;
-    }
+    int frames = (int)frames_l, runs = (int)runs_l;
+    float g = (float)g_d;
     double t0 = now();
     m2u_musicgen *m = NULL;
     if (m2u_musicgen_load(argv[1], 0, &m)) {
