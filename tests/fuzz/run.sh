@@ -32,7 +32,7 @@ FIX=$ROOT/tests/fixtures
 
 DEFAULT_TARGETS=(safetensors safetensors_index torch torch_pickle tokenizer_bpe tokenizer_unigram unigram_charsmap
                  tokenizer_wordpiece tokenizer_bytelevel tokenize model_config peft_config train_config manifest
-                 shard_schema media video records captioner npy compare
+                 shard_schema media video records captioner http_captioner npy compare
                  meteor_wordnet meteor_paraphrase passt_schema clap)
 # Only when named: byte-level mutation of HDF5 shards mostly finds libhdf5's own
 # weaknesses on corrupt metadata (a 4 GiB malloc for a corrupt chunk size, leaks,
@@ -52,13 +52,13 @@ done
 # the parser caps it (issue 11), and a recipe is a small file anyway.
 declare -A MAX_LEN=([safetensors]=65536 [safetensors_index]=8192 [torch]=65536 [torch_pickle]=16384
   [tokenizer_bpe]=32768 [tokenizer_unigram]=32768 [unigram_charsmap]=262144 [tokenizer_wordpiece]=32768 [tokenize]=2048 [model_config]=8192
-  [peft_config]=4096 [train_config]=4096 [manifest]=8192 [shard]=65536 [shard_schema]=512 [media]=16384 [video]=16384 [records]=8192 [captioner]=4096 [npy]=4096
+  [peft_config]=4096 [train_config]=4096 [manifest]=8192 [shard]=65536 [shard_schema]=512 [media]=16384 [video]=16384 [records]=8192 [captioner]=4096 [http_captioner]=8192 [npy]=4096
   [compare]=16384
   [tokenizer_bytelevel]=32768
   [meteor_wordnet]=8192 [meteor_paraphrase]=8192
   [passt_schema]=96
   [clap]=8192)
-declare -A TIMEOUT=([unigram_charsmap]=20 [media]=20 [video]=20 [captioner]=20 [shard]=20 [shard_schema]=20)
+declare -A TIMEOUT=([unigram_charsmap]=20 [media]=20 [video]=20 [captioner]=20 [http_captioner]=20 [shard]=20 [shard_schema]=20)
 # libhdf5 has no frame pointers: the leak suppression (lsan.supp) needs the slow unwinder there
 # shard_schema's inputs are short edit programs: let them reach max_len at once
 declare -A FLAGS=([shard_schema]=-len_control=0 [passt_schema]=-len_control=0)
