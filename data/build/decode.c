@@ -70,16 +70,25 @@ static void log_cb(void *avcl, int level, const char *fmt, va_list vl) {
  * demuxer's LIST/INFO reader asks av_mallocz for a 2 GB subchunk that a
  * 1.3 KB file announces (tests/fuzz/regressions/media), zeroes it, then
  * finds nothing to read; a probe does that several times per file.  One
- * cap per process (FFmpeg has no per-file one): no buffer FFmpeg needs for
- * our inputs comes near it (a 16384 x 16384 RGBA frame is 1 GiB), and a
- * refused request fails that file with ENOMEM, which m2u_av_open reports
- * as a corrupt header rather than letting one bad file take a rank's memory. */
-#define M2U_AV_MAX_ALLOC ((size_t)1 << 30)
+ * cap per process (FFmpeg has no per-file one, m2u_decode_max_alloc sets
+ * it): hardly a real input needs more in one buffer (a 12000 x 12000 16-bit
+ * RGBA picture does: 1.15 GB), and a refused request fails that one file
+ * with ENOMEM, said as such (m2u_av_detail), instead of letting one bad file
+ * take a rank's memory. */
+static _Atomic size_t g_max_alloc = M2U_DECODE_MAX_ALLOC_DEFAULT;
 
 static void log_install(void) {
     av_log_set_callback(log_cb);
-    av_max_alloc(M2U_AV_MAX_ALLOC);
+    av_max_alloc(atomic_load(&g_max_alloc));
 }
+
+void m2u_decode_max_alloc(size_t bytes) {
+    pthread_once(&g_log_once, log_install);
+    atomic_store(&g_max_alloc, bytes ? bytes : M2U_DECODE_MAX_ALLOC_DEFAULT);
+    av_max_alloc(atomic_load(&g_max_alloc));
+}
+
+size_t m2u_decode_max_alloc_get(void) { return atomic_load(&g_max_alloc); }
 
 void m2u_av_begin(void) {
     pthread_once(&g_log_once, log_install);
@@ -98,15 +107,21 @@ void m2u_av_copy_name(char *dst, size_t cap, const char *src) {
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
-/* "(Invalid data found when processing input; [mp3] Header missing)" */
-static void av_detail(char *buf, size_t cap, int averr) {
+/* "(Invalid data found when processing input; [mp3] Header missing)"; an allocation
+ * failure says which limit it may have met. */
+void m2u_av_detail(char *buf, size_t cap, int averr) {
     char e[128] = "";
     if (averr < 0) av_strerror(averr, e, sizeof e);
     const char *m = m2u_av_message();
+    char lim[200] = "";
+    if (averr == AVERROR(ENOMEM))
+        snprintf(lim, sizeof lim, "; a buffer over the %zu MiB limit on one FFmpeg allocation "
+                 "(m2u-dataset --decode-max-alloc), or the machine is out of memory",
+                 m2u_decode_max_alloc_get() >> 20);
     if (e[0] && m[0])
-        snprintf(buf, cap, " (%s; %s)", e, m);
+        snprintf(buf, cap, " (%s; %s%s)", e, m, lim);
     else if (e[0] || m[0])
-        snprintf(buf, cap, " (%s)", e[0] ? e : m);
+        snprintf(buf, cap, " (%s%s)", e[0] ? e : m, lim);
     else
         buf[0] = '\0';
 }
@@ -155,13 +170,17 @@ int m2u_av_open(const char *path, AVFormatContext **out, int *status) {
     free(url);
     char d[640];
     if (ret < 0) {
-        av_detail(d, sizeof d, ret);
-        *status = ret == AVERROR(ENOMEM) ? M2U_DECODE_INTERNAL : M2U_DECODE_NOT_MEDIA;
+        m2u_av_detail(d, sizeof d, ret);
+        if (ret == AVERROR(ENOMEM)) {
+            *status = M2U_DECODE_UNSUPPORTED;
+            return m2u_fail("%s: FFmpeg could not open it%s", path, d);
+        }
+        *status = M2U_DECODE_NOT_MEDIA;
         return m2u_fail("%s: not a media file FFmpeg can read%s", path, d);
     }
     ret = avformat_find_stream_info(fmt, NULL);
     if (ret < 0) {
-        av_detail(d, sizeof d, ret);
+        m2u_av_detail(d, sizeof d, ret);
         avformat_close_input(&fmt);
         *status = M2U_DECODE_CORRUPT;
         return m2u_fail("%s: cannot read the stream parameters%s", path, d);
@@ -236,7 +255,7 @@ static void note_error(dec_t *d, int averr) {
     if (d->errors++ == 0) {
         d->first_err = averr;
         d->first_err_s = d->have_pos ? d->pos_s : 0;
-        av_detail(d->first_err_msg, sizeof d->first_err_msg, averr);
+        m2u_av_detail(d->first_err_msg, sizeof d->first_err_msg, averr);
     }
 }
 
@@ -533,7 +552,7 @@ int m2u_audio_decode_ex(const char *path, int target_rate, const m2u_audio_opts 
         ret = avcodec_open2(d.cc, codec, NULL);
     }
     if (ret < 0) {
-        av_detail(detail, sizeof detail, ret);
+        m2u_av_detail(detail, sizeof detail, ret);
         status = M2U_DECODE_UNSUPPORTED;
         m2u_fail("%s: cannot open the %s decoder%s", path, codec->name, detail);
         goto out;

@@ -26,7 +26,8 @@ typedef enum {
     M2U_DECODE_NO_AUDIO = 3,     /* a media file without an audio stream (e.g. silent video) */
     M2U_DECODE_NO_VIDEO = 4,     /* no video stream (cover art does not count) */
     M2U_DECODE_WRONG_KIND = 5,   /* an image given to the audio/video decoder, a video to the image loader */
-    M2U_DECODE_UNSUPPORTED = 6,  /* no decoder for the codec, too many channels */
+    M2U_DECODE_UNSUPPORTED = 6,  /* no decoder for the codec, too many channels, a buffer over
+                                    m2u_decode_max_alloc */
     M2U_DECODE_CORRUPT = 7,      /* decoder errors mid-stream, or nothing decodable */
     M2U_DECODE_TRUNCATED = 8,    /* container promises more than the file holds */
     M2U_DECODE_EMPTY = 9,        /* 0-byte file, or 0 samples/frames decoded */
@@ -118,17 +119,29 @@ int m2u_audio_clips(const float *pcm, int64_t n, int rate, double clip_s, double
  * (AV_LOG_QUIET = -8).  Process-wide. */
 void m2u_decode_log_level(int av_level);
 
+/* The largest buffer FFmpeg may allocate at once (av_max_alloc), process-wide.
+ * FFmpeg believes the sizes a header claims: a 1.3 KB WAV made it allocate
+ * and zero 2 GB several times over.  A file that needs more fails alone, as
+ * "unsupported", with a message naming this limit.  0: the default, 1 GiB
+ * (FFmpeg's own is 2 GiB).  Set it before decoding, not while other threads
+ * decode. */
+#define M2U_DECODE_MAX_ALLOC_DEFAULT ((size_t)1 << 30)
+void m2u_decode_max_alloc(size_t bytes);
+size_t m2u_decode_max_alloc_get(void);
+
 /* ---- shared with data/build/frames.c; not part of the public API -------------- */
 struct AVFormatContext;
-/* Install the log callback and FFmpeg's 1 GiB cap on one allocation
- * (av_max_alloc; process-wide, see decode.c) once, and forget the previous
- * FFmpeg message. */
+/* Install the log callback and the cap on one FFmpeg allocation
+ * (m2u_decode_max_alloc) once, and forget the previous FFmpeg message. */
 void m2u_av_begin(void);
 /* FFmpeg's first error message since m2u_av_begin() on this thread ("" if none). */
 const char *m2u_av_message(void);
 /* Check the file (exists, readable, non-empty), open and probe it.  On failure
  * returns -1 with *status set and the message recorded. */
 int m2u_av_open(const char *path, struct AVFormatContext **fmt, int *status);
+/* " (FFmpeg's error; its first logged message[; the allocation limit])" for averr,
+ * or "" when there is nothing to say: the tail of a decode error message. */
+void m2u_av_detail(char *buf, size_t cap, int averr);
 /* 1 when the demuxer is one of FFmpeg's still-image readers (png_pipe, image2, ...). */
 int m2u_av_is_image_format(const struct AVFormatContext *fmt);
 /* Copy a C string into a fixed buffer, truncating. */

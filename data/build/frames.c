@@ -27,6 +27,7 @@ typedef struct {
     int64_t packets, frames;
     int errors;
     char first_err[640];
+    int first_averr; /* the first error's code (AVERROR(ENOMEM): over the allocation limit) */
     double fps;
     int rotation;
 } vdec_t;
@@ -40,12 +41,14 @@ static void vdec_free(vdec_t *v) {
 
 static void vdec_note_error(vdec_t *v, int averr) {
     if (v->errors++ == 0) {
-        char e[128] = "";
-        av_strerror(averr, e, sizeof e);
-        const char *m = m2u_av_message();
-        snprintf(v->first_err, sizeof v->first_err, " (%s%s%s)", e, m[0] ? "; " : "", m);
+        v->first_averr = averr;
+        m2u_av_detail(v->first_err, sizeof v->first_err, averr);
     }
 }
+
+/* The decoder failed for want of memory: a picture over m2u_decode_max_alloc (or none left),
+ * not damage. */
+static int vdec_too_big(const vdec_t *v) { return v->errors && v->first_averr == AVERROR(ENOMEM); }
 
 /* Degrees clockwise the picture must be turned for display, rounded to 90. */
 static int stream_rotation(const AVStream *st) {
@@ -480,7 +483,7 @@ int m2u_video_frames_ex(const char *path, int n_frames, int width, int height, c
     }
     if (k < n_frames) {
         if (!have_prev) {
-            status = v.errors ? M2U_DECODE_CORRUPT : M2U_DECODE_EMPTY;
+            status = !v.errors ? M2U_DECODE_EMPTY : vdec_too_big(&v) ? M2U_DECODE_UNSUPPORTED : M2U_DECODE_CORRUPT;
             m2u_fail("%s: no video frame could be decoded%s", path, v.errors ? v.first_err : "");
             goto done;
         }
@@ -505,7 +508,7 @@ int m2u_video_frames_ex(const char *path, int n_frames, int width, int height, c
     }
     int64_t tolerated = v.packets / 100 > 2 ? v.packets / 100 : 2;
     if (v.errors > tolerated) {
-        status = M2U_DECODE_CORRUPT;
+        status = vdec_too_big(&v) ? M2U_DECODE_UNSUPPORTED : M2U_DECODE_CORRUPT;
         m2u_fail("%s: %d of %lld video packets failed to decode%s", path, v.errors, (long long)v.packets,
                  v.first_err);
         goto done;
@@ -560,9 +563,13 @@ int m2u_image_load(const char *path, int width, int height, m2u_fit_mode mode, u
     int r = vdec_next(&v);
     if (r == 1 && !v.errors && m2u_av_message()[0]) vdec_note_error(&v, AVERROR_INVALIDDATA);
     if (r != 1 || v.errors) {
-        status = r != 1 && !v.errors ? M2U_DECODE_EMPTY : M2U_DECODE_CORRUPT;
+        status = r != 1 && !v.errors ? M2U_DECODE_EMPTY
+                 : vdec_too_big(&v)  ? M2U_DECODE_UNSUPPORTED
+                                     : M2U_DECODE_CORRUPT;
         if (status == M2U_DECODE_EMPTY)
             m2u_fail("%s: the image holds no picture", path);
+        else if (status == M2U_DECODE_UNSUPPORTED)
+            m2u_fail("%s: the decoder could not get its picture buffers%s", path, v.first_err);
         else
             m2u_fail("%s: damaged image, the decoder failed%s", path, v.first_err);
         vdec_free(&v);

@@ -7,12 +7,14 @@
 #include "log.h"
 #include "backend.h" /* m2u_set_threads */
 #include "build.h"
+#include "decode.h" /* m2u_decode_max_alloc */
 #include "fileio.h"
 #include "m2u_error.h"
 #include "manifest.h"
 #include "progress.h"
 #include "sha256.h"
 #include "shard.h"
+#include "units.h" /* m2u_parse_bytes */
 
 #include <cjson/cJSON.h>
 #include <mpi.h>
@@ -64,6 +66,9 @@ static const char k_build_usage[] =
     "  --quiet             no progress lines\n"
     "  --audio-cache MB    decoded audio kept in memory from the survey for the samples, per\n"
     "                      process (1024; 0: decode again); the shards are the same for any MB\n"
+    "  --decode-max-alloc SIZE  the largest buffer FFmpeg may take at once (1G; \"2G\", \"512M\"): a\n"
+    "                      header claiming gigabytes fails its file alone (\"unsupported\"); raise it\n"
+    "                      for pictures over about 1 GiB decoded (12000 x 12000 at 16-bit RGBA)\n"
     "  --threads N         threads of this process (default: OMP_NUM_THREADS, else every core;\n"
     "                      launch/mpirun.sh gives each rank its share).  A file's clips are\n"
     "                      analysed side by side; the shards are the same for any N\n"
@@ -355,7 +360,7 @@ static int known_value_option(const char *a) {
                                         "--vivit", "--t5", "--t5-tokenizer", "--audio-rate", "--clip", "--hop",
                                         "--min-clip", "--max-clips", "--qa", "--valid", "--test", "--shard-size",
                                         "--seed", "--text-rows", "--text-dim", "--stop-after", "--threads",
-                                        "--audio-cache"};
+                                        "--audio-cache", "--decode-max-alloc"};
     for (size_t k = 0; k < sizeof names / sizeof *names; k++)
         if (!strcmp(a, names[k])) return 1;
     return 0;
@@ -367,6 +372,7 @@ static int cmd_build(int argc, char **argv) {
     c.progress = 1;
     const char **inputs = calloc((size_t)argc, sizeof *inputs);
     int rc = 0, threads = 0;
+    size_t max_alloc = 0; /* --decode-max-alloc; 0: the decoder's default */
     for (int i = 2; i < argc && !rc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x = 0;
@@ -408,7 +414,11 @@ static int cmd_build(int argc, char **argv) {
             else if (!strcmp(a, "--stop-after")) rc = num_arg(a, v, 0, 1e9, &c.stop_after_s);
             else if (!strcmp(a, "--threads")) rc = num_arg(a, v, 1, 1024, &x), threads = (int)x;
             else if (!strcmp(a, "--audio-cache")) rc = num_arg(a, v, 0, 1e6, &x), c.audio_cache_mb = (size_t)x;
-            else rc = m2u_fail("unknown option '%s'", a);
+            else if (!strcmp(a, "--decode-max-alloc")) {
+                rc = m2u_parse_bytes(v, &max_alloc);
+                if (!rc && max_alloc < ((size_t)16 << 20))
+                    rc = m2u_fail("--decode-max-alloc %s: below 16 MiB no real picture decodes", v);
+            } else rc = m2u_fail("unknown option '%s'", a);
         }
     }
     c.inputs = inputs;
@@ -421,6 +431,7 @@ static int cmd_build(int argc, char **argv) {
         return usage_error("build", k_build_usage);
     }
     if (threads > 0) m2u_set_threads(threads);
+    if (max_alloc) m2u_decode_max_alloc(max_alloc);
     int rank = 0, world = 1;
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);

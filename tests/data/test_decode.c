@@ -373,6 +373,27 @@ static void test_images(void) {
              P("img.png")) == 0,
           "png");
     CHECK(sh(FF "-i %s -q:v 2 %s", P("img.png"), P("img.jpg")) == 0, "jpg");
+    /* the cap on one FFmpeg allocation: a 2400 x 2400 16-bit RGBA picture (46 MB decoded) fails
+     * as unsupported, naming the limit, under a 16 MiB cap, and loads under the default */
+    {
+        CHECK(sh(FF "-f lavfi -i color=c=teal:s=2400x2400 -frames:v 1 -pix_fmt rgba64be %s", P("big16.png")) == 0,
+              "big png");
+        CHECK(m2u_decode_max_alloc_get() == M2U_DECODE_MAX_ALLOC_DEFAULT, "default cap %zu",
+              m2u_decode_max_alloc_get());
+        m2u_decode_max_alloc((size_t)16 << 20);
+        uint8_t *rgb = NULL;
+        m2u_image_info ii;
+        int rc = m2u_image_load(P("big16.png"), 32, 32, M2U_FIT_CROP, &rgb, &ii);
+        CHECK(rc < 0 && ii.status == M2U_DECODE_UNSUPPORTED && !rgb && strstr(m2u_last_error(), "16 MiB limit") &&
+                  strstr(m2u_last_error(), "--decode-max-alloc"),
+              "over the cap: %s: %s", m2u_decode_reason(ii.status), m2u_last_error());
+        printf("  %-14s %-12s %s\n", "big16.png", m2u_decode_reason(ii.status), m2u_last_error() + strlen(g_dir) + 1);
+        m2u_decode_max_alloc(0);
+        rc = m2u_image_load(P("big16.png"), 32, 32, M2U_FIT_CROP, &rgb, &ii);
+        CHECK(rc == 0 && rgb && m2u_decode_max_alloc_get() == M2U_DECODE_MAX_ALLOC_DEFAULT, "default cap: %s",
+              m2u_last_error());
+        free(rgb);
+    }
     int webp = have_encoder("libwebp") && sh(FF "-i %s -lossless 1 %s", P("img.png"), P("img.webp")) == 0;
     const char *files[] = {"img.png", "img.jpg", "img.webp"};
     for (int i = 0; i < 3; i++) {
