@@ -42,7 +42,8 @@ static void add_ratio(cJSON *o, const char *name, double m2u, double ref) {
 }
 
 /* the LoRA step's configs whose result files the report reads (bench_llama.sh's names) */
-static const char *const TRAIN_CFGS[5] = {"tiny", "15m", "110m", "15m-bf16", "110m-bf16"};
+static const char *const TRAIN_CFGS[] = {"tiny", "15m", "110m", "15m-bf16", "110m-bf16"};
+#define N_TRAIN_CFGS ((int)(sizeof TRAIN_CFGS / sizeof TRAIN_CFGS[0]))
 
 /* the 7B step's sequence lengths with a result file, ascending (at most n) */
 static int seqs_7b(const char *dir, int *seq, int n) {
@@ -77,29 +78,29 @@ int m2u_perf_summarize(const char *build_dir, const char *dataset_json, const ch
     /* NAME-bf16: m2u's train.precision bf16 against PyTorch's forward under CPU bf16 autocast; also
      * against PyTorch's fp32 step on NAME when the run has it (the faster PyTorch way on CPUs without
      * bf16 arithmetic) */
-    const char *const *cfgs = TRAIN_CFGS;
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < N_TRAIN_CFGS; k++) {
+        const char *cfg = TRAIN_CFGS[k];
         char pa[1024], pb[1024];
-        snprintf(pa, sizeof pa, "%s/bench_llama/m2u_%s.json", build_dir, cfgs[k]);
-        snprintf(pb, sizeof pb, "%s/bench_llama/torch_%s.json", build_dir, cfgs[k]);
+        snprintf(pa, sizeof pa, "%s/bench_llama/m2u_%s.json", build_dir, cfg);
+        snprintf(pb, sizeof pb, "%s/bench_llama/torch_%s.json", build_dir, cfg);
         cJSON *a = status[0] == 0 ? read_json(pa) : NULL, *b = a ? read_json(pb) : NULL;
         double ta = a ? num(a, "tokens_per_s") : -1, tb = b ? num(b, "tokens_per_s") : -1;
-        const char *bf = strstr(cfgs[k], "-bf16");
+        const char *bf = strstr(cfg, "-bf16");
         if (ta > 0 && tb > 0) {
             if (!rows++) m2u_sb_printf(&md, "| config | m2u tokens/s | PyTorch tokens/s | m2u / PyTorch |\n|---|---:|---:|---:|\n");
-            m2u_sb_printf(&md, "| %s | %.0f | %.0f | %.2f× |\n", cfgs[k], ta, tb, ta / tb);
-            add_ratio(tr, cfgs[k], ta, tb);
+            m2u_sb_printf(&md, "| %s | %.0f | %.0f | %.2f× |\n", cfg, ta, tb, ta / tb);
+            add_ratio(tr, cfg, ta, tb);
             if (bf) {
                 bf_rows++;
-                snprintf(pb, sizeof pb, "%s/bench_llama/torch_%.*s.json", build_dir, (int)(bf - cfgs[k]), cfgs[k]);
+                snprintf(pb, sizeof pb, "%s/bench_llama/torch_%.*s.json", build_dir, (int)(bf - cfg), cfg);
                 cJSON *c = read_json(pb);
                 double t32 = c ? num(c, "tokens_per_s") : -1;
                 if (t32 > 0) {
                     char key[64];
-                    snprintf(key, sizeof key, "%s-vs-torch-fp32", cfgs[k]);
+                    snprintf(key, sizeof key, "%s-vs-torch-fp32", cfg);
                     add_ratio(tr, key, ta, t32);
                     m2u_sb_printf(&notes, "- %s: m2u bf16 against PyTorch's fp32 eager step: %.0f / %.0f tokens/s = %.2f×\n",
-                                  cfgs[k], ta, t32, ta / t32);
+                                  cfg, ta, t32, ta / t32);
                 }
                 cJSON_Delete(c);
             }
@@ -270,7 +271,7 @@ static int rm_old(const char *fmt, ...) {
 int m2u_perf_clear(const char *build_dir, const char *dataset_json, int part) {
     int rc = 0;
     if (part == 0) {
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < N_TRAIN_CFGS; k++) {
             rc |= rm_old("%s/bench_llama/m2u_%s.json", build_dir, TRAIN_CFGS[k]);
             rc |= rm_old("%s/bench_llama/torch_%s.json", build_dir, TRAIN_CFGS[k]);
         }
