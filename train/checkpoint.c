@@ -1,6 +1,7 @@
 #include "checkpoint.h"
 
 #include "fileio.h"
+#include "json.h" /* m2u_json_whole */
 #include "m2u_error.h"
 #include "safetensors.h"
 
@@ -8,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,15 +72,15 @@ static char *state_json(const m2u_train_state *st) {
     return s;
 }
 
-static int parse_u64(const cJSON *j, uint64_t *v) {
-    if (!cJSON_IsString(j)) return -1;
+/* 64-bit values are stored as decimal strings (JSON numbers are doubles) */
+static int u64_of(const char *s, uint64_t *v) {
     char *end;
     errno = 0;
-    *v = strtoull(j->valuestring, &end, 10);
-    return errno || *end ? -1 : 0;
+    *v = strtoull(s, &end, 10);
+    return errno || end == s || *end ? -1 : 0;
 }
 
-static int whole(double v, double max) { return v >= 0 && v <= max && v == floor(v); }
+static int parse_u64(const cJSON *j, uint64_t *v) { return cJSON_IsString(j) ? u64_of(j->valuestring, v) : -1; }
 
 static int read_state(const char *path, m2u_train_state *st) {
     char *text;
@@ -94,11 +96,11 @@ static int read_state(const char *path, m2u_train_state *st) {
         rc = m2u_fail("%s: malformed checkpoint state", path);
     /* counters as the writer wrote them: whole, not negative, exact in a double (a damaged or
      * edited value must not reach the casts below, where it would be undefined behaviour) */
-    else if (!whole(step->valuedouble, 9007199254740992.0) || !whole(ep->valuedouble, 2147483647.0) ||
-             !whole(pos->valuedouble, 9007199254740992.0) ||
+    else if (!m2u_json_whole(step, 0, M2U_JSON_EXACT_MAX) || !m2u_json_whole(ep, 0, INT_MAX) ||
+             !m2u_json_whole(pos, 0, M2U_JSON_EXACT_MAX) ||
              (cJSON_IsNumber(tok) && !(tok->valuedouble >= 0 && isfinite(tok->valuedouble))))
-        rc = m2u_fail("%s: malformed checkpoint state: step, epoch, epoch_pos and tokens must be whole numbers >= 0",
-                      path);
+        rc = m2u_fail("%s: malformed checkpoint state: step, epoch and epoch_pos must be whole numbers >= 0, "
+                      "tokens a number >= 0", path);
     if (!rc) {
         st->step = (long)step->valuedouble;
         st->epoch = (int)ep->valuedouble;
@@ -258,15 +260,11 @@ int m2u_ckpt_load(const char *ckpt_dir, m2u_train_state *st, m2u_param *params, 
         if (m2u_st_open(po, &so) == 0) {
             const char *s = m2u_st_metadata(so, "adamw_step");
             opt->step = st->step;
-            if (s) { /* a whole number >= 0, as m2u_ckpt_save writes it */
-                char *end;
-                errno = 0;
-                long v = strtol(s, &end, 10);
-                if (errno || end == s || *end || v < 0)
-                    rc = m2u_fail("%s: metadata adamw_step '%s' is not a step count", po, s);
-                else
-                    opt->step = v;
-            }
+            uint64_t v;
+            if (s && (s[0] == '-' || u64_of(s, &v) || v > LONG_MAX)) /* as m2u_ckpt_save writes it */
+                rc = m2u_fail("%s: metadata adamw_step '%s' is not a step count", po, s);
+            else if (s)
+                opt->step = (long)v;
             m2u_st_close(so);
         }
     }

@@ -1,6 +1,7 @@
 #include "build_record.h"
 
 #include "fileio.h"
+#include "json.h" /* m2u_json_whole */
 #include "m2u_error.h"
 
 #include <math.h>
@@ -36,9 +37,7 @@ static int get_int(const cJSON *o, const char *k, double dflt, double lo, double
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     *out = dflt;
     if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi) ||
-        v->valuedouble != floor(v->valuedouble))
-        return -1;
+    if (!m2u_json_whole(v, lo, hi)) return -1;
     *out = v->valuedouble;
     return 0;
 }
@@ -197,9 +196,7 @@ int m2u_record_read(const char *path, m2u_record *r) {
         if (!r->fp) oom = "fp";
         const cJSON *x;
         if (r->fp) cJSON_ArrayForEach(x, fp) {
-            /* chromaprint's sub-fingerprints are unsigned 32-bit */
-            if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0 && x->valuedouble <= 4294967295.0) ||
-                x->valuedouble != floor(x->valuedouble)) {
+            if (!m2u_json_whole(x, 0, UINT32_MAX)) { /* chromaprint's sub-fingerprints are unsigned 32-bit */
                 bad = "fp[]";
                 break;
             }

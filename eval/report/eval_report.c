@@ -1,6 +1,7 @@
 #include "eval_report.h"
 
 #include "fileio.h"
+#include "json.h" /* m2u_json_whole */
 #include "m2u_error.h"
 #include "music_report.h"
 #include "strbuf.h"
@@ -116,8 +117,8 @@ int m2u_run_curves_read(const char *path, m2u_run_curves *c) {
         const char *evn = cJSON_IsString(event) ? event->valuestring : NULL;
         /* a step the trainer could have written: whole, >= 0, exact in a double (a torn or
          * edited line's 1e300 must not reach the cast to long) */
-        double step = num_or_nan(o, "step");
-        if (!(step >= 0 && step <= 9007199254740992.0 && step == floor(step))) step = NAN;
+        const cJSON *sj = cJSON_GetObjectItemCaseSensitive(o, "step");
+        double step = m2u_json_whole(sj, 0, M2U_JSON_EXACT_MAX) ? sj->valuedouble : NAN;
         if (!evn && isfinite(step) && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "loss"))) {
             st[ns].step = (long)step;
             st[ns].order = order;

@@ -48,9 +48,11 @@ static const cJSON *json_item(const cJSON *o, const char *key) {
     return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
-static int json_is_int(const cJSON *v) {
-    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) <= INT_MAX;
+int m2u_json_whole(const cJSON *v, double lo, double hi) {
+    return cJSON_IsNumber(v) && v->valuedouble >= lo && v->valuedouble <= hi && v->valuedouble == floor(v->valuedouble);
 }
+
+static int json_is_int(const cJSON *v) { return m2u_json_whole(v, -INT_MAX, INT_MAX); }
 
 int m2u_json_int(const cJSON *o, const char *origin, const char *key, int required, int def, int min, int *out) {
     const cJSON *v = json_item(o, key);

@@ -24,6 +24,11 @@ int m2u_json_str(const cJSON *o, const char *origin, const char *key, const char
  * list of `max` copies when `broadcast`, else as a one-element list. *n gets the count. */
 int m2u_json_ints(const cJSON *o, const char *origin, const char *key, int max, int min, int broadcast, int *vals,
                   int *n);
+/* 1 when v is a number with no fraction in [lo, hi]: what may be cast to an integer
+ * type of that range (a value outside it would be undefined behaviour).  Counters that
+ * m2u writes as JSON numbers are exact up to M2U_JSON_EXACT_MAX (2^53). */
+#define M2U_JSON_EXACT_MAX 9007199254740992.0
+int m2u_json_whole(const cJSON *v, double lo, double hi);
 /* A number or a list of exactly n numbers (a number is repeated n times); absent -> def[0..n). */
 int m2u_json_nums(const cJSON *o, const char *origin, const char *key, int n, const double *def, double *vals);
 
