@@ -1009,7 +1009,6 @@ static void t_losses(void) {
     double total = 0;
     int count = 0;
     double *rd = malloc((size_t)N * V * sizeof *rd);
-    float gs = 0.125f;
     for (int n = 0; n < N; n++) {
         double mx = -INFINITY, sum = 0;
         for (int i = 0; i < V; i++) mx = fmax(mx, logits[n * V + i]);
@@ -1017,20 +1016,24 @@ static void t_losses(void) {
         double lse = mx + log(sum);
         for (int i = 0; i < V; i++) {
             int valid = targets[n] >= 0;
-            rd[n * V + i] = valid ? gs * (exp(logits[n * V + i] - lse) - (i == targets[n])) : 0.0;
+            rd[n * V + i] = valid ? exp(logits[n * V + i] - lse) - (i == targets[n]) : 0.0;
         }
         if (targets[n] >= 0) total += lse - logits[n * V + targets[n]], count++;
     }
     float *d_l = devf(logits, (size_t)N * V), *lse = calloc(N, 4), *d_lse = devf(lse, N);
     int32_t *d_t = dev(targets, sizeof targets);
     int nv = 0;
-    double ce = BE->cross_entropy_fwd(d_l, d_t, N, V, d_lse, &nv);
+    double ce = BE->cross_entropy(d_l, d_t, N, V, d_lse, &nv, NULL);
     CHECK(nv == count, "cross_entropy: %d counted rows, expected %d", nv, count);
-    check_scalar("cross_entropy_fwd", ce, total / count, TOL_RED);
+    check_scalar("cross_entropy (loss only)", ce, total / count, TOL_RED);
+    /* the gradient buffer starts as the logits, so the ignored rows' zeros are checked */
     float *d_d = devf(logits, (size_t)N * V), *dl = malloc((size_t)N * V * 4);
-    BE->cross_entropy_bwd(d_d, d_l, d_lse, d_t, N, V, gs);
+    nv = 0;
+    double ce2 = BE->cross_entropy(d_l, d_t, N, V, d_lse, &nv, d_d);
+    CHECK(nv == count && ce2 == ce, "cross_entropy with the gradient: loss %.17g over %d rows, %.17g over %d without",
+          ce2, nv, ce, count);
     host(dl, d_d, (size_t)N * V * 4);
-    check("cross_entropy_bwd", dl, rd, (size_t)N * V, TOL_RED);
+    check("cross_entropy gradient (softmax - onehot)", dl, rd, (size_t)N * V, TOL_RED);
     dev_reset();
     /* mse */
     size_t n = 65;
@@ -1142,6 +1145,12 @@ static void t_net_pieces(void) {
         BE->scale(d_o, d_x, -0.37f, n);
         host(out, d_o, n * 4);
         check("scale", out, ro, n, TOL_EW);
+        /* zero: every word of out (non-zero after scale) back to +0 */
+        BE->zero(d_o, n);
+        host(out, d_o, n * 4);
+        size_t nz = 0;
+        for (size_t i = 0; i < n; i++) nz += memcmp(&out[i], &(float){0.0f}, sizeof(float)) != 0;
+        CHECK(nz == 0, "zero (n = %zu): %zu words are not +0", n, nz);
         /* relu_mask: y has zeros, negatives and a NaN-free mix; dx kept only where y > 0 */
         for (size_t i = 0; i < n; i++) g[i] = i % 4 == 1 ? 0.0f : g[i];
         for (size_t i = 0; i < n; i++) ro[i] = g[i] > 0 ? x[i] : 0.0;
@@ -1151,6 +1160,17 @@ static void t_net_pieces(void) {
         check("relu_mask", out, ro, n, 0.0);
         dev_reset();
         free(x), free(g), free(out), free(ro);
+    }
+    { /* zero across several of the CPU's 16384-word blocks, the last one partial */
+        size_t n = 3 * 16384 + 5, nz = 0;
+        float *x = frand(n, 1);
+        float *d_x = devf(x, n);
+        BE->zero(d_x, n);
+        host(x, d_x, n * 4);
+        for (size_t i = 0; i < n; i++) nz += memcmp(&x[i], &(float){0.0f}, sizeof(float)) != 0;
+        CHECK(nz == 0, "zero (n = %zu): %zu words are not +0", n, nz);
+        dev_reset();
+        free(x);
     }
     /* add_scalar, sum (double, in order) */
     for (int si = 0; si < 3; si++) {
@@ -1543,9 +1563,12 @@ static void t_swiglu_ce_bits(void) {
     float *l = frand((size_t)R * V, 8), *lse = malloc(R * sizeof *lse), *d = malloc((size_t)R * V * sizeof *d);
     l[7] = 40.0f, l[V + 3] = -200.0f;
     int32_t tg[R] = {7, 0, V - 1, 5, 9, 11, 13, 100, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000};
-    int nv = 0;
-    double ce = m2u_cross_entropy_fwd(l, tg, R, V, lse, &nv);
-    m2u_cross_entropy_bwd(d, l, lse, tg, R, V, 0.25f);
+    int nv = 0, nv0 = 0;
+    float lse0[R];
+    double ce0 = m2u_cross_entropy(l, tg, R, V, lse0, &nv0, NULL); /* the loss only */
+    double ce = m2u_cross_entropy(l, tg, R, V, lse, &nv, d);
+    CHECK(ce0 == ce && nv0 == nv && !memcmp(lse0, lse, sizeof lse0),
+          "cross-entropy: the loss or log-sum-exps differ with the gradient (%.17g) and without (%.17g)", ce, ce0);
     double total = 0;
     bad = -1;
     for (int r = 0; r < R; r++) {
@@ -1561,9 +1584,10 @@ static void t_swiglu_ce_bits(void) {
         double rl = (double)mx + log(sum);
         total += rl - (double)lr[tg[r]];
         if (!same_bits(lse[r], (float)rl)) bad = r;
+        float inv = (float)(1.0 / sum);
         for (int i = 0; i < V && bad < 0; i++) {
-            float want = m2u_vexpf_neg(lr[i] - lse[r]) * 0.25f;
-            if (i == tg[r]) want -= 0.25f;
+            float want = m2u_vexpf_neg(lr[i] - mx) * inv;
+            if (i == tg[r]) want -= 1.0f;
             if (!same_bits(d[(size_t)r * V + i], want)) bad = r;
         }
     }

@@ -91,6 +91,7 @@ typedef struct m2u_backend {
     void (*bias_grad)(float *db, const float *dy, int N, int C);
     void (*dropout)(float *out, const float *x, size_t n, float p, uint64_t seed, uint64_t tag);
     void (*scale)(float *out, const float *x, float alpha, size_t n);
+    void (*zero)(float *x, size_t n);
     void (*relu_mask)(float *dx, const float *y, size_t n);
     void (*act_gated_fwd)(float *x, const float *gate, size_t n, m2u_kact act);
     void (*add_scalar)(float *x, float c, size_t n);
@@ -121,9 +122,9 @@ typedef struct m2u_backend {
     void (*embedding_bwd)(float *dextra, const float *dx, const int32_t *ids, int N, int C, int rows_start);
 
     /* ---- losses and the optimizer ---- */
-    double (*cross_entropy_fwd)(const float *logits, const int32_t *targets, int N, int V, float *lse, int *n_valid);
-    void (*cross_entropy_bwd)(float *dlogits, const float *logits, const float *lse, const int32_t *targets, int N,
-                              int V, float grad_scale);
+    /* the loss, and with dlogits each row's softmax - onehot (ops.h) */
+    double (*cross_entropy)(const float *logits, const int32_t *targets, int N, int V, float *lse, int *n_valid,
+                            float *dlogits);
     double (*mse_fwd)(const float *pred, const float *target, float target_scale, size_t n);
     void (*mse_bwd)(float *dpred, const float *pred, const float *target, float target_scale, size_t n,
                     float grad_scale);

@@ -56,14 +56,15 @@ void m2u_swiglu_fwd(float *out, const float *g, const float *u, size_t n);
 void m2u_swiglu_bwd(float *dg, float *du, const float *dout, const float *g, const float *u, size_t n);
 
 /* Cross-entropy over rows [N][V] whose target is in [0, V) (any other target,
- * e.g. -1, is ignored).  Forward: returns the mean over counted rows, their
- * count in *n_valid, and each row's log-sum-exp in lse[N] (for the backward).
- * Backward: dlogits = (softmax - onehot) * grad_scale on counted rows, 0 on
- * the others (written, not accumulated), in one pass thanks to lse.  dlogits
- * may alias logits. */
-double m2u_cross_entropy_fwd(const float *logits, const int32_t *targets, int N, int V, float *lse, int *n_valid);
-void m2u_cross_entropy_bwd(float *dlogits, const float *logits, const float *lse, const int32_t *targets, int N, int V,
-                           float grad_scale);
+ * e.g. -1, is ignored): returns the mean over counted rows, their count in
+ * *n_valid, and each row's log-sum-exp in lse[N].  When dlogits is not NULL it
+ * also gets, in the same pass, each row's gradient of that row's own loss:
+ * softmax - onehot on counted rows and 0 on the others (written, not
+ * accumulated; it must not alias logits).  The backward multiplies it by the
+ * loss's weight (1 / n_valid, the gradient accumulation's share, ...), which is
+ * known only then, so the logits are read once per training step, not twice. */
+double m2u_cross_entropy(const float *logits, const int32_t *targets, int N, int V, float *lse, int *n_valid,
+                         float *dlogits);
 
 /* Dropout mask from a counter-based hash, so backward regenerates the forward
  * mask without storing it: element i of stream (seed, tag) is kept iff its hash

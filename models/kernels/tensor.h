@@ -88,6 +88,9 @@ void m2u_act_gated_fwd(float *x, const float *gate, size_t n, m2u_kact act);
 
 /* out[i] = alpha * x[i] (out may alias x) */
 void m2u_scale(float *out, const float *x, float alpha, size_t n);
+/* x[0..n) = +0, in blocks across the threads: a gradient buffer of a few MB cleared by one
+ * thread leaves the others idle meanwhile */
+void m2u_zero(float *x, size_t n);
 /* Backward of an in-place ReLU whose output was y: dx[i] = 0 where !(y[i] > 0), else kept
  * (m2u_relu_bwd accumulates into a separate dx; this masks a gradient already in place). */
 void m2u_relu_mask(float *dx, const float *y, size_t n);

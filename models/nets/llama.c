@@ -619,6 +619,7 @@ static int alloc_acts(m2u_llama *m, int B, int T) {
     m->rstdf = p; p += N;
     m->logits = p; p += N * V;
     m->scratch = p; p += scratch;
+    m->dlogits = m->scratch + (scratch - N * V); /* the forward uses only the start of scratch */
     m->lse = p; p += N;
     m->dadapter_in = p; p += n_adapt;
     m->rope_cos = p; p += N * (size_t)(c->head_dim / 2);
@@ -797,9 +798,11 @@ int m2u_llama_forward(m2u_llama *m, const int32_t *ids, const int32_t *labels, i
     m->be->rmsnorm_fwd(m->lnf, m->rstdf, m->x + (size_t)c->n_layers * N * C, m->norm.w, N, C, c->rms_norm_eps);
     head_fwd(m, m->logits, m->lnf, N);
     m->n_valid = 0;
-    m->has_lse = labels != NULL;
+    m->has_dlogits = labels != NULL;
     if (labels) {
-        double l = m->be->cross_entropy_fwd(m->logits, m->targets, N, V, m->lse, &m->n_valid);
+        /* the gradient comes with the loss, while the logits are in the cache: a forward with
+         * labels is nearly always a training step's, and a held-out loss pays one write */
+        double l = m->be->cross_entropy(m->logits, m->targets, N, V, m->lse, &m->n_valid, m->dlogits);
         if (loss) *loss = (float)l;
     } else if (loss) {
         *loss = 0.0f;
@@ -839,21 +842,21 @@ int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidd
     float *xd = p; p += (size_t)N * wide;
     p += (size_t)N * wide; /* reserved */
     float *dul = p; p += (size_t)N * r;
-    float *dlogits = p;
+    const float *dlogits = m->dlogits; /* the rest of scratch: softmax - onehot, from the forward */
 
-    /* loss -> logits (the ignored rows get zero) */
-    if (!m->has_lse) return m2u_fail("backward needs a forward with labels");
-    m->be->cross_entropy_bwd(dlogits, m->logits, m->lse, m->targets, N, V, grad_scale);
-
-    /* head */
-    memset(dln, 0, (size_t)N * C * sizeof(float));
+    /* head: dlogits times grad_scale, applied to the [N, C] product rather than to the [N, V]
+     * rows (the ignored rows are zero) */
+    if (!m->has_dlogits) return m2u_fail("backward needs a forward with labels");
+    m->be->zero(dln, (size_t)N * C);
     m->be->matmul_w_acc(dln, dlogits, V, N, &m->lm_head, 0, m->rows_start);
     if (m->n_rows) {
         m->be->gemm(0, 0, N, C, m->n_rows, 1.0f, dlogits + m->rows_start, V, m->head_rows, C, 1.0f, dln, C);
-        m->be->gemm(1, 0, m->n_rows, C, N, 1.0f, dlogits + m->rows_start, V, m->lnf, C, 1.0f, m->dhead_rows, C);
+        m->be->gemm(1, 0, m->n_rows, C, N, grad_scale, dlogits + m->rows_start, V, m->lnf, C, 1.0f, m->dhead_rows,
+                    C);
     }
+    m->be->scale(dln, dln, grad_scale, (size_t)N * C);
     if (dhidden) memcpy(dres, dhidden, (size_t)N * C * sizeof(float));
-    else memset(dres, 0, (size_t)N * C * sizeof(float));
+    else m->be->zero(dres, (size_t)N * C);
     m->be->rmsnorm_bwd(dres, m->norm.dw, dln, m->x + (size_t)c->n_layers * N * C, m->norm.w, m->rstdf, N, C);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
@@ -864,28 +867,28 @@ int m2u_llama_backward_hidden(m2u_llama *m, float grad_scale, const float *dhidd
          * same values; dln and xd are free here (dres is not, so the forward's scratch is not used). */
         if (m->checkpoint_acts && layer_fwd(m, l, x, m->x + (size_t)(l + 1) * N * C, B, T, dln, xd)) return -1;
         /* MLP branch: x_out = h + down(swiglu(gate(ln2), up(ln2))) */
-        memset(dact, 0, (size_t)N * FF * sizeof(float));
+        m->be->zero(dact, (size_t)N * FF);
         linear_bwd(m, &L->lin[M2U_DOWN], dact, dres, L->act, N, l, M2U_DOWN, xd, dul);
-        memset(dg, 0, (size_t)N * FF * sizeof(float));
-        memset(du, 0, (size_t)N * FF * sizeof(float));
+        m->be->zero(dg, (size_t)N * FF);
+        m->be->zero(du, (size_t)N * FF);
         m->be->swiglu_bwd(dg, du, dact, L->g, L->u, (size_t)N * FF);
-        memset(dln, 0, (size_t)N * C * sizeof(float));
+        m->be->zero(dln, (size_t)N * C);
         linear_bwd(m, &L->lin[M2U_GATE], dln, dg, L->ln2_out, N, l, M2U_GATE, xd, dul);
         linear_bwd(m, &L->lin[M2U_UP], dln, du, L->ln2_out, N, l, M2U_UP, xd, dul);
         m->be->rmsnorm_bwd(dres, L->ln2.dw, dln, L->h, L->ln2.w, L->rstd2, N, C);
         /* attention branch: h = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
-        memset(datt, 0, (size_t)N * qd * sizeof(float));
+        m->be->zero(datt, (size_t)N * qd);
         linear_bwd(m, &L->lin[M2U_O], datt, dres, L->att, N, l, M2U_O, xd, dul);
         if (L->gate && adapter_bwd(m, L, l, datt, B, T)) return -1;
-        memset(dq, 0, (size_t)N * qd * sizeof(float));
-        memset(dk, 0, (size_t)N * kvd * sizeof(float));
-        memset(dv, 0, (size_t)N * kvd * sizeof(float));
+        m->be->zero(dq, (size_t)N * qd);
+        m->be->zero(dk, (size_t)N * kvd);
+        m->be->zero(dv, (size_t)N * kvd);
         m2u_attn at = m2u_attn_make(B, T, T, H, KV, hd, qd, kvd, kvd, 1, 0);
         at.lse = L->lse;
         if (m->be->attn_bwd(&at, dq, dk, dv, datt, NULL, L->q, L->k, L->v)) return -1;
         m->be->rope_bwd(dq, N, qd, H, hd, m->rope_cos, m->rope_sin);
         m->be->rope_bwd(dk, N, kvd, KV, hd, m->rope_cos, m->rope_sin);
-        memset(dln, 0, (size_t)N * C * sizeof(float));
+        m->be->zero(dln, (size_t)N * C);
         linear_bwd(m, &L->lin[M2U_Q], dln, dq, L->ln1_out, N, l, M2U_Q, xd, dul);
         linear_bwd(m, &L->lin[M2U_K], dln, dk, L->ln1_out, N, l, M2U_K, xd, dul);
         linear_bwd(m, &L->lin[M2U_V], dln, dv, L->ln1_out, N, l, M2U_V, xd, dul);

@@ -119,7 +119,9 @@ typedef struct {
     int *pos;             /* [N] positions */
     float *rope_cos, *rope_sin; /* [N][head_dim/2] angles of pos */
     float *lse;           /* [N] log-sum-exp of each row's logits (labels given) */
-    int has_lse;
+    float *dlogits;       /* [N, V], the end of scratch: each row's softmax - onehot, from the
+                             forward's loss (labels given); the backward scales it */
+    int has_dlogits;
     int32_t *ids;         /* [N] */
     int n_valid;
     float *owned[64];     /* frozen fp32 copies we allocated (norms, biases) */

@@ -340,25 +340,36 @@ void m2u_swiglu_bwd(float *dg, float *du, const float *dout, const float *g, con
 
 /* ---- loss -------------------------------------------------------------------- */
 
-/* One row's max and sum of exp(l - max).  The exponentials are vmath's (exact to about an
- * ulp, and they vectorise: glibc's expf does not), summed in double so that 32000 terms do not
- * lose the small ones, in 8 lanes then pairwise: the AVX2 version has the same order and the
- * same bits. */
-static double row_sumexp_c(const float *l, int V, float *mx_out) {
+/* One row's max and sum of exp(l - max), and (d not NULL) the exponentials themselves in d.
+ * The exponentials are vmath's (exact to about an ulp, and they vectorise: glibc's expf does
+ * not), summed in double so that 32000 terms do not lose the small ones, in 8 lanes then
+ * pairwise: the AVX2 version has the same order and the same bits. */
+static double row_sumexp_c(const float *l, int V, float *mx_out, float *d) {
     float mx = -INFINITY;
     for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
     double acc[8] = {0};
     int V8 = V - V % 8;
     for (int i = 0; i < V8; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += (double)m2u_vexpf_neg(l[i + j] - mx);
+        for (int j = 0; j < 8; j++) {
+            float e = m2u_vexpf_neg(l[i + j] - mx);
+            if (d) d[i + j] = e;
+            acc[j] += (double)e;
+        }
     double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (int i = V8; i < V; i++) s += (double)m2u_vexpf_neg(l[i] - mx);
+    for (int i = V8; i < V; i++) {
+        float e = m2u_vexpf_neg(l[i] - mx);
+        if (d) d[i] = e;
+        s += (double)e;
+    }
     *mx_out = mx;
     return s;
 }
 
 #ifdef M2U_HAVE_AVX2_PATHS
-M2U_AVX2_TARGET static double row_sumexp_avx2(const float *l, int V, float *mx_out) {
+/* next: the row after this one (or NULL), fetched into the cache while this row's exponentials
+ * are computed, so that its max pass does not wait on memory: the exponentials are bound by
+ * arithmetic, the max pass by memory, and the two overlap this way with the same bits. */
+M2U_AVX2_TARGET static double row_sumexp_avx2(const float *l, int V, float *mx_out, float *d, const float *next) {
     int V8 = V - V % 8;
     /* max ignores NaN as the C loop does: _mm256_max_ps returns its second operand (the
      * running max) when the logit is NaN */
@@ -371,76 +382,84 @@ M2U_AVX2_TARGET static double row_sumexp_avx2(const float *l, int V, float *mx_o
     for (int i = V8; i < V; i++) mx = l[i] > mx ? l[i] : mx;
     __m256 m8 = _mm256_set1_ps(mx);
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-    for (int i = 0; i < V8; i += 8) {
-        __m256 e = m2u_vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(l + i), m8));
-        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-    }
+    /* two loops rather than a test per vector: the one that stores is the training step's */
+    if (!next) next = l; /* prefetching the row itself costs next to nothing */
+    if (d)
+        for (int i = 0; i < V8; i += 8) {
+            _mm_prefetch((const char *)(next + i), _MM_HINT_T0);
+            __m256 e = m2u_vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(l + i), m8));
+            _mm256_storeu_ps(d + i, e);
+            lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+            hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+        }
+    else
+        for (int i = 0; i < V8; i += 8) {
+            _mm_prefetch((const char *)(next + i), _MM_HINT_T0);
+            __m256 e = m2u_vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(l + i), m8));
+            lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+            hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+        }
     double t[4];
     _mm256_storeu_pd(t, _mm256_add_pd(lo, hi));
     double s = (t[0] + t[1]) + (t[2] + t[3]);
-    for (int i = V8; i < V; i++) s += (double)m2u_vexpf_neg(l[i] - mx);
+    for (int i = V8; i < V; i++) {
+        float e = m2u_vexpf_neg(l[i] - mx);
+        if (d) d[i] = e;
+        s += (double)e;
+    }
     *mx_out = mx;
     return s;
 }
 
-M2U_AVX2_TARGET static void row_ce_grad_avx2(float *d, const float *l, int V, float m, float grad_scale) {
+M2U_AVX2_TARGET static void row_scale_avx2(float *d, int V, float a) {
     int V8 = V - V % 8;
-    __m256 m8 = _mm256_set1_ps(m), gs = _mm256_set1_ps(grad_scale);
-    for (int i = 0; i < V8; i += 8)
-        _mm256_storeu_ps(d + i, _mm256_mul_ps(m2u_vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(l + i), m8)), gs));
-    for (int i = V8; i < V; i++) d[i] = m2u_vexpf_neg(l[i] - m) * grad_scale;
+    __m256 a8 = _mm256_set1_ps(a);
+    for (int i = 0; i < V8; i += 8) _mm256_storeu_ps(d + i, _mm256_mul_ps(_mm256_loadu_ps(d + i), a8));
+    for (int i = V8; i < V; i++) d[i] *= a;
 }
 #endif
 
-double m2u_cross_entropy_fwd(const float *logits, const int32_t *targets, int N, int V, float *lse, int *n_valid) {
+/* The row is read from memory once: its max pass brings it into the cache (a 32000-word row
+ * is 128 KB), where the exponentials' pass and, for the gradient, the scaling pass find it.
+ * The gradient is softmax = exp(l - max) x (1 / sum), the exponentials being the sum's own. */
+double m2u_cross_entropy(const float *logits, const int32_t *targets, int N, int V, float *lse, int *n_valid,
+                         float *dlogits) {
     double total = 0.0;
     int count = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total, count)
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * V;
+        float *d = dlogits ? dlogits + (size_t)n * V : NULL;
         int t = targets[n];
         if (t < 0 || t >= V) {
             lse[n] = 0.0f;
+            if (d) memset(d, 0, (size_t)V * sizeof(float));
             continue;
         }
         float mx;
 #ifdef M2U_HAVE_AVX2_PATHS
-        double sum = m2u_avx2_fma() ? row_sumexp_avx2(l, V, &mx) : row_sumexp_c(l, V, &mx);
+        int avx2 = m2u_avx2_fma();
+        double sum = avx2 ? row_sumexp_avx2(l, V, &mx, d, n + 1 < N ? l + V : NULL) : row_sumexp_c(l, V, &mx, d);
 #else
-        double sum = row_sumexp_c(l, V, &mx);
+        double sum = row_sumexp_c(l, V, &mx, d);
 #endif
         double row_lse = (double)mx + log(sum);
         lse[n] = (float)row_lse;
         total += row_lse - (double)l[t];
         count++;
+        if (d) {
+            float inv = (float)(1.0 / sum); /* sum >= 1: the max's own term is exp(0) */
+#ifdef M2U_HAVE_AVX2_PATHS
+            if (avx2)
+                row_scale_avx2(d, V, inv);
+            else
+#endif
+                for (int i = 0; i < V; i++) d[i] *= inv;
+            d[t] -= 1.0f;
+        }
     }
     if (n_valid) *n_valid = count;
     return count ? total / count : 0.0;
-}
-
-/* dlogits = softmax * grad_scale, minus grad_scale at the target.  l - lse can exceed 0 by a
- * rounding of lse; vmath's exp clamps its argument to 0 there (a probability of 1, not 1+ulp). */
-void m2u_cross_entropy_bwd(float *dlogits, const float *logits, const float *lse, const int32_t *targets, int N, int V,
-                           float grad_scale) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *l = logits + (size_t)n * V;
-        float *d = dlogits + (size_t)n * V;
-        int t = targets[n];
-        if (t < 0 || t >= V) {
-            memset(d, 0, (size_t)V * sizeof(float));
-            continue;
-        }
-        float m = lse[n];
-#ifdef M2U_HAVE_AVX2_PATHS
-        if (m2u_avx2_fma())
-            row_ce_grad_avx2(d, l, V, m, grad_scale);
-        else
-#endif
-            for (int i = 0; i < V; i++) d[i] = m2u_vexpf_neg(l[i] - m) * grad_scale;
-        d[t] -= grad_scale;
-    }
 }
 
 /* ---- dropout ---------------------------------------------------------------------- */

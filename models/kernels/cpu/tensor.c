@@ -280,6 +280,21 @@ void m2u_act_gated_fwd(float *x, const float *gate, size_t n, m2u_kact act) {
     }
 }
 
+#define ZERO_BLOCK 16384 /* floats: 64 KB per task */
+
+void m2u_zero(float *x, size_t n) {
+    size_t nb = (n + ZERO_BLOCK - 1) / ZERO_BLOCK;
+    if (nb <= 1) {
+        memset(x, 0, n * sizeof *x);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < nb; b++) {
+        size_t i0 = b * ZERO_BLOCK, len = n - i0 < ZERO_BLOCK ? n - i0 : ZERO_BLOCK;
+        memset(x + i0, 0, len * sizeof *x);
+    }
+}
+
 void m2u_scale(float *out, const float *x, float alpha, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = alpha * x[i];

@@ -432,6 +432,11 @@ void m2u_cuda_scale(float *out, const float *x, float alpha, size_t n) {
     m2u_cuda_note_launch("scale");
 }
 
+void m2u_cuda_zero(float *x, size_t n) {
+    if (!n) return;
+    m2u_cuda_note(cudaMemsetAsync(x, 0, n * sizeof *x, 0), "zero");
+}
+
 void m2u_cuda_add_scalar(float *x, float c, size_t n) {
     if (!n) return;
     k_add_scalar<<<ew_grid(n), M2U_CUDA_THREADS>>>(x, c, n);

@@ -77,6 +77,7 @@ void m2u_cuda_bias_add_rows(float *y, const float *b, int N, int C);
 void m2u_cuda_bias_grad(float *db, const float *dy, int N, int C);
 void m2u_cuda_dropout(float *out, const float *x, size_t n, float p, uint64_t seed, uint64_t tag);
 void m2u_cuda_scale(float *out, const float *x, float alpha, size_t n);
+void m2u_cuda_zero(float *x, size_t n);
 void m2u_cuda_relu_mask(float *dx, const float *y, size_t n);
 void m2u_cuda_act_gated_fwd(float *x, const float *gate, size_t n, m2u_kact act);
 void m2u_cuda_add_scalar(float *x, float c, size_t n);
@@ -93,8 +94,7 @@ int m2u_cuda_conv1d_fwd(float *y, int T_out, const float *x, int T_in, int C_in,
 int m2u_cuda_conv1d_bwd(float *dx, float *dw, float *db, const float *dy, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride, int pad, int groups, const float *w);
 void m2u_cuda_embedding_fwd(float *x, const int32_t *ids, int N, const m2u_mat *table, const float *extra, int rows_start);
 void m2u_cuda_embedding_bwd(float *dextra, const float *dx, const int32_t *ids, int N, int C, int rows_start);
-double m2u_cuda_cross_entropy_fwd(const float *logits, const int32_t *targets, int N, int V, float *lse, int *n_valid);
-void m2u_cuda_cross_entropy_bwd(float *dlogits, const float *logits, const float *lse, const int32_t *targets, int N, int V, float grad_scale);
+double m2u_cuda_cross_entropy(const float *logits, const int32_t *targets, int N, int V, float *lse, int *n_valid, float *dlogits);
 double m2u_cuda_mse_fwd(const float *pred, const float *target, float target_scale, size_t n);
 void m2u_cuda_mse_bwd(float *dpred, const float *pred, const float *target, float target_scale, size_t n, float grad_scale);
 void m2u_cuda_adamw_step(m2u_adamw *opt, const m2u_adamw_config *cfg, float lr, const m2u_param *params, int n_params);
