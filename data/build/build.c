@@ -152,6 +152,7 @@ typedef struct {
     double t0;
     /* encoders (NULL: built-in features) and the feature shapes */
     m2u_mert *enc_mert;
+    m2u_mert_ws mert_ws; /* kept from clip to clip: MERT's buffers are fresh pages otherwise */
     m2u_vit *enc_vit, *enc_vivit;
     m2u_t5_encoder *enc_t5;
     m2u_unigram *t5_tok;
@@ -690,7 +691,8 @@ static int text_target(build_ctx *b, const char *text) {
 
 static int music_features(build_ctx *b, const float *clip, size_t n) {
     if (!b->enc_mert) return m2u_builtin_mert(clip, n, b->c->audio_rate, b->mert);
-    return m2u_mert_layer_means(b->enc_mert, clip, (long)n, b->mert);
+    long window = (long)M2U_MERT_WINDOW_S * m2u_mert_config_of(b->enc_mert)->sampling_rate;
+    return m2u_mert_layer_means_win(b->enc_mert, &b->mert_ws, clip, (long)n, window, b->mert);
 }
 
 static int image_features(build_ctx *b, const uint8_t *rgb) {
@@ -781,6 +783,7 @@ static int load_encoders(build_ctx *b) {
 
 static void free_encoders(build_ctx *b) {
     m2u_mert_free(b->enc_mert);
+    m2u_mert_ws_free(&b->mert_ws);
     m2u_vit_free(b->enc_vit);
     m2u_vit_free(b->enc_vivit);
     m2u_t5_encoder_free(b->enc_t5);

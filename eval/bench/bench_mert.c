@@ -112,11 +112,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     make_audio(wav, n, seed);
+    /* one workspace for all runs, as a dataset build keeps one from clip to clip: the warm-up
+     * run sizes it, the timed ones reuse it */
+    m2u_mert_ws ws = {0};
     for (int r = 0; r < warmup + runs; r++) {
         m2u_mert_times st;
         double t0 = m2u_now();
         m2u_mert_preprocess(m, wav, n, iv);
-        if (m2u_mert_forward_timed(m, iv, n, NULL, means, &st) != 0) {
+        if (m2u_mert_forward_timed(m, &ws, iv, n, NULL, means, &st) != 0) {
             fprintf(stderr, "m2u-bench-mert: %s\n", m2u_last_error());
             return 1;
         }
@@ -170,6 +173,7 @@ int main(int argc, char **argv) {
         free(s);
         cJSON_Delete(o);
     }
+    m2u_mert_ws_free(&ws);
     free(wav);
     free(iv);
     free(means);

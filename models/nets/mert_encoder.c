@@ -323,90 +323,100 @@ static void tap(const float *x, int T, int H, int l, float *hidden_states, doubl
     if (means) accumulate_mean(means + (size_t)l * H, x, T, H);
 }
 
-static int forward(const m2u_mert *m, const float *in, long n, float *hidden_states, double *means,
+void m2u_mert_ws_free(m2u_mert_ws *ws) {
+    if (!ws) return;
+    free(ws->conv[0]);
+    free(ws->conv[1]);
+    free(ws->x);
+    free(ws->pos);
+    free(ws->scratch);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* *buf with room for n floats: kept when it has it, else replaced (the old contents are not
+ * needed, so no copy); NULL after m2u_fail when out of memory. */
+static float *ws_take(float **buf, size_t *cap, size_t n, const char *what) {
+    if (n <= *cap) return *buf;
+    free(*buf);
+    *cap = 0;
+    if (!(*buf = malloc(n * sizeof(float)))) {
+        m2u_fail("mert: out of memory for %s (%zu floats)", what, n);
+        return NULL;
+    }
+    *cap = n;
+    return *buf;
+}
+
+static int forward(const m2u_mert *m, m2u_mert_ws *ws, const float *in, long n, float *hidden_states, double *means,
                    m2u_mert_times *times) {
     double t0 = times ? m2u_now() : 0, t1 = 0;
     const m2u_mert_config *c = &m->cfg;
     int H = c->dims.hidden, T = m2u_mert_n_frames(m, n);
     if (T <= 0)
         return m2u_fail("mert: %ld samples are too few for one frame of the conv feature encoder", n);
-    float *feat = NULL, *prev = NULL, *x = NULL, *pos = NULL, *scratch = NULL;
-    int rc = -1;
-    /* conv feature encoder, time-major [T_i, C_i] */
+    float *prev = NULL;
+    /* conv feature encoder, time-major [T_i, C_i]; layer i writes ws->conv[i % 2] and
+     * reads the other */
     long T_in = n;
     int C_in = 1;
     const float *src = in;
     for (int i = 0; i < c->n_conv; i++) {
         int k = c->conv_kernel[i], s = c->conv_stride[i], C = c->conv_dim[i];
         int T_out = (int)conv_out_len(c, i, T_in);
-        feat = malloc((size_t)T_out * C * sizeof(float));
-        if (!feat) {
-            m2u_fail("mert: out of memory for conv layer %d (%d frames x %d)", i, T_out, C);
-            goto done;
-        }
-        if (m2u_conv1d_tm(feat, T_out, src, (int)T_in, C_in, C, k, s, 0, 1, m->conv[i].w, m->conv[i].b) != 0) goto done;
-        free(prev);
-        prev = NULL;
+        float *feat = ws_take(&ws->conv[i % 2], &ws->conv_cap[i % 2], (size_t)T_out * C, "a conv layer's output");
+        if (!feat) return -1;
+        if (m2u_conv1d_tm(feat, T_out, src, (int)T_in, C_in, C, k, s, 0, 1, m->conv[i].w, m->conv[i].b) != 0)
+            return -1;
         if (m->conv[i].norm_w && !c->feat_norm_layer) {
-            if (group_norm_act_tm(feat, T_out, C, m->conv[i].norm_w, m->conv[i].norm_b, c->feat_act) != 0) goto done;
+            if (group_norm_act_tm(feat, T_out, C, m->conv[i].norm_w, m->conv[i].norm_b, c->feat_act) != 0) return -1;
         } else {
             if (m->conv[i].norm_w &&
                 m2u_enc_layernorm(feat, feat, m->conv[i].norm_w, m->conv[i].norm_b, T_out, C, FEAT_NORM_EPS) != 0)
-                goto done;
+                return -1;
             m2u_act_apply(c->feat_act, feat, (size_t)T_out * C);
         }
         prev = feat;
-        feat = NULL;
         src = prev;
         T_in = T_out;
         C_in = C;
     }
     /* feature projection (LayerNorm in place on the conv features, then Linear) */
-    x = malloc((size_t)T * H * sizeof(float));
-    pos = malloc((size_t)T * H * sizeof(float));
-    scratch = malloc(m2u_enc_layer_scratch(&c->dims, T) * sizeof(float));
-    if (!x || !pos || !scratch) {
-        m2u_fail("mert: out of memory for %d frames", T);
-        goto done;
-    }
-    if (m->fp_ln_w && m2u_enc_layernorm(prev, prev, m->fp_ln_w, m->fp_ln_b, T, C_in, c->dims.eps) != 0) goto done;
+    float *x = ws_take(&ws->x, &ws->x_cap, (size_t)T * H, "the hidden states");
+    float *pos = x ? ws_take(&ws->pos, &ws->pos_cap, (size_t)T * H, "the positional conv") : NULL;
+    float *scratch =
+        pos ? ws_take(&ws->scratch, &ws->scratch_cap, m2u_enc_layer_scratch(&c->dims, T), "the layers' scratch") : NULL;
+    if (!scratch) return -1;
+    if (m->fp_ln_w && m2u_enc_layernorm(prev, prev, m->fp_ln_w, m->fp_ln_b, T, C_in, c->dims.eps) != 0) return -1;
     m2u_linear_fwd(x, prev, m->fp_w, m->fp_b, T, C_in, H);
-    free(prev);
-    prev = NULL;
     /* positional conv: padding K/2 both sides; for an even K that gives T+1 frames and
      * HubertSamePadLayer drops the last, so computing the first T is the same. */
     if (m2u_conv1d_tm(pos, T, x, T, H, H, c->pos_kernel, 1, c->pos_kernel / 2, c->pos_groups, m->pos_w, m->pos_b) != 0)
-        goto done;
+        return -1;
     m2u_act_apply(c->feat_act, pos, (size_t)T * H);
     m2u_add_inplace(x, pos, (size_t)T * H);
-    if (!c->stable && m2u_enc_layernorm(x, x, m->enc_ln_w, m->enc_ln_b, T, H, c->dims.eps) != 0) goto done;
+    if (!c->stable && m2u_enc_layernorm(x, x, m->enc_ln_w, m->enc_ln_b, T, H, c->dims.eps) != 0) return -1;
     if (times) t1 = m2u_now();
     for (int l = 0; l < c->layers; l++) {
         tap(x, T, H, l, hidden_states, means);
-        if (m2u_enc_layer_fwd(&c->dims, &m->layer[l], x, T, scratch) != 0) goto done;
+        if (m2u_enc_layer_fwd(&c->dims, &m->layer[l], x, T, scratch) != 0) return -1;
     }
-    if (c->stable && m2u_enc_layernorm(x, x, m->enc_ln_w, m->enc_ln_b, T, H, c->dims.eps) != 0) goto done;
+    if (c->stable && m2u_enc_layernorm(x, x, m->enc_ln_w, m->enc_ln_b, T, H, c->dims.eps) != 0) return -1;
     tap(x, T, H, c->layers, hidden_states, means);
     if (times) {
         times->front_s = t1 - t0;
         times->layers_s = m2u_now() - t1;
     }
-    rc = 0;
-done:
-    free(feat);
-    free(prev);
-    free(x);
-    free(pos);
-    free(scratch);
-    return rc;
+    return 0;
 }
 
-int m2u_mert_forward_timed(const m2u_mert *m, const float *input_values, long n, float *hidden_states,
-                           float *layer_means, m2u_mert_times *times) {
+int m2u_mert_forward_timed(const m2u_mert *m, m2u_mert_ws *ws, const float *input_values, long n,
+                           float *hidden_states, float *layer_means, m2u_mert_times *times) {
     size_t LH = (size_t)(m->cfg.layers + 1) * m->cfg.dims.hidden;
     double *acc = layer_means ? calloc(LH, sizeof(double)) : NULL;
     if (layer_means && !acc) return m2u_fail("mert: out of memory");
-    int rc = forward(m, input_values, n, hidden_states, acc, times);
+    m2u_mert_ws tmp = {0};
+    int rc = forward(m, ws ? ws : &tmp, input_values, n, hidden_states, acc, times);
+    m2u_mert_ws_free(&tmp);
     if (rc == 0 && layer_means)
         for (size_t i = 0; i < LH; i++) layer_means[i] = (float)acc[i];
     free(acc);
@@ -414,7 +424,7 @@ int m2u_mert_forward_timed(const m2u_mert *m, const float *input_values, long n,
 }
 
 int m2u_mert_forward(const m2u_mert *m, const float *input_values, long n, float *hidden_states, float *layer_means) {
-    return m2u_mert_forward_timed(m, input_values, n, hidden_states, layer_means, NULL);
+    return m2u_mert_forward_timed(m, NULL, input_values, n, hidden_states, layer_means, NULL);
 }
 
 void m2u_mert_flops(const m2u_mert_config *c, long n, double *front, double *layers) {
@@ -432,13 +442,15 @@ void m2u_mert_flops(const m2u_mert_config *c, long n, double *front, double *lay
     *layers = c->layers * (2 * T * (4 * H * H + 2 * H * I) + 4 * T * T * H);
 }
 
-int m2u_mert_layer_means_win(const m2u_mert *m, const float *wav, long n, long window, float *means) {
+int m2u_mert_layer_means_win(const m2u_mert *m, m2u_mert_ws *ws, const float *wav, long n, long window,
+                             float *means) {
     if (window <= 0) return m2u_fail("mert: window length must be positive, got %ld", window);
     if (n <= 0) return m2u_fail("mert: empty clip");
     size_t LH = (size_t)(m->cfg.layers + 1) * m->cfg.dims.hidden;
     long wlen = n < window ? n : window;
     double *acc = calloc(LH, sizeof(double)), *one = calloc(LH, sizeof(double));
     float *buf = malloc((size_t)wlen * sizeof(float));
+    m2u_mert_ws tmp = {0};
     int used = 0, rc = 0;
     if (!acc || !one || !buf) {
         rc = m2u_fail("mert: out of memory for a %ld-sample window", wlen);
@@ -448,7 +460,7 @@ int m2u_mert_layer_means_win(const m2u_mert *m, const float *wav, long n, long w
         long len = n - start < window ? n - start : window;
         if (start > 0 && m2u_mert_n_frames(m, len) == 0) break; /* a tail shorter than one frame */
         m2u_mert_preprocess(m, wav + start, len, buf);
-        rc = forward(m, buf, len, NULL, one, NULL);
+        rc = forward(m, ws ? ws : &tmp, buf, len, NULL, one, NULL);
         if (rc == 0) {
             for (size_t i = 0; i < LH; i++) acc[i] += one[i];
             used++;
@@ -460,9 +472,10 @@ done:
     free(acc);
     free(one);
     free(buf);
+    m2u_mert_ws_free(&tmp);
     return rc;
 }
 
 int m2u_mert_layer_means(const m2u_mert *m, const float *wav, long n, float *means) {
-    return m2u_mert_layer_means_win(m, wav, n, 60L * m->cfg.sampling_rate, means);
+    return m2u_mert_layer_means_win(m, NULL, wav, n, (long)M2U_MERT_WINDOW_S * m->cfg.sampling_rate, means);
 }

@@ -58,6 +58,18 @@ int m2u_mert_n_frames(const m2u_mert *m, long n_samples);
  * when do_normalize, else a copy.  out may alias wav. */
 void m2u_mert_preprocess(const m2u_mert *m, const float *wav, long n, float *out);
 
+/* Buffers a forward keeps for the next one.  The conv feature encoder's outputs alone are
+ * about 150 MB per 10 s at 24 kHz; allocated and freed per call they are fresh pages every
+ * time, which the kernel faults in and zeroes: about a tenth of the front end's time.  A
+ * caller that runs clip after clip keeps one workspace (one per thread calling at the same
+ * time); it grows to the longest input seen and holds that memory until m2u_mert_ws_free.
+ * A zeroed struct is an empty workspace.  Functions given NULL use a temporary one. */
+typedef struct {
+    float *conv[2], *x, *pos, *scratch;              /* the conv stack's ping-pong, [T][hidden] x2, layer scratch */
+    size_t conv_cap[2], x_cap, pos_cap, scratch_cap; /* floats allocated */
+} m2u_mert_ws;
+void m2u_mert_ws_free(m2u_mert_ws *ws);
+
 /* input_values [n] (already preprocessed) -> hidden_states [layers+1][T][hidden]
  * (may be NULL) and/or layer_means [layers+1][hidden], the mean over the T frames
  * of each hidden state (may be NULL).  Fails when n gives no frame. */
@@ -69,8 +81,8 @@ int m2u_mert_forward(const m2u_mert *m, const float *input_values, long n, float
 typedef struct {
     double front_s, layers_s;
 } m2u_mert_times;
-int m2u_mert_forward_timed(const m2u_mert *m, const float *input_values, long n, float *hidden_states,
-                           float *layer_means, m2u_mert_times *times);
+int m2u_mert_forward_timed(const m2u_mert *m, m2u_mert_ws *ws, const float *input_values, long n,
+                           float *hidden_states, float *layer_means, m2u_mert_times *times);
 
 /* FLOPs (2 per multiply-add) of the products one forward on n samples computes:
  * front = the convs of the feature encoder, the feature projection and the grouped
@@ -87,8 +99,10 @@ void m2u_mert_flops(const m2u_mert_config *c, long n, double *front, double *lay
  * weight (M2UGen's encode_audio, but over every window rather than only the first).
  * A trailing window too short to give one frame (under conv receptive field,
  * 400 samples for MERT) is left out.  means: [layers+1][hidden]. */
+#define M2U_MERT_WINDOW_S 60
 int m2u_mert_layer_means(const m2u_mert *m, const float *wav, long n, float *means);
-/* As above with another window length in samples (the tests use it; 60 s = 60 * sampling_rate). */
-int m2u_mert_layer_means_win(const m2u_mert *m, const float *wav, long n, long window, float *means);
+/* The same with a workspace (NULL: a temporary one) and a window length in samples
+ * (M2U_MERT_WINDOW_S * sampling_rate for the above; the tests use shorter ones). */
+int m2u_mert_layer_means_win(const m2u_mert *m, m2u_mert_ws *ws, const float *wav, long n, long window, float *means);
 
 #endif
