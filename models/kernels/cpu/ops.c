@@ -366,9 +366,10 @@ static double row_sumexp_c(const float *l, int V, float *mx_out, float *d) {
 }
 
 #ifdef M2U_HAVE_AVX2_PATHS
-/* next: the row after this one (or NULL), fetched into the cache while this row's exponentials
- * are computed, so that its max pass does not wait on memory: the exponentials are bound by
- * arithmetic, the max pass by memory, and the two overlap this way with the same bits. */
+/* next: the row after this one (the row itself for the last), fetched into the cache while this
+ * row's exponentials are computed, so that its max pass does not wait on memory: the
+ * exponentials are bound by arithmetic, the max pass by memory, and the two overlap this way
+ * with the same bits. */
 M2U_AVX2_TARGET static double row_sumexp_avx2(const float *l, int V, float *mx_out, float *d, const float *next) {
     int V8 = V - V % 8;
     /* max ignores NaN as the C loop does: _mm256_max_ps returns its second operand (the
@@ -382,23 +383,13 @@ M2U_AVX2_TARGET static double row_sumexp_avx2(const float *l, int V, float *mx_o
     for (int i = V8; i < V; i++) mx = l[i] > mx ? l[i] : mx;
     __m256 m8 = _mm256_set1_ps(mx);
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-    /* two loops rather than a test per vector: the one that stores is the training step's */
-    if (!next) next = l; /* prefetching the row itself costs next to nothing */
-    if (d)
-        for (int i = 0; i < V8; i += 8) {
-            _mm_prefetch((const char *)(next + i), _MM_HINT_T0);
-            __m256 e = m2u_vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(l + i), m8));
-            _mm256_storeu_ps(d + i, e);
-            lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-            hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-        }
-    else
-        for (int i = 0; i < V8; i += 8) {
-            _mm_prefetch((const char *)(next + i), _MM_HINT_T0);
-            __m256 e = m2u_vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(l + i), m8));
-            lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-            hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-        }
+    for (int i = 0; i < V8; i += 8) {
+        _mm_prefetch((const char *)(next + i), _MM_HINT_T0);
+        __m256 e = m2u_vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(l + i), m8));
+        if (d) _mm256_storeu_ps(d + i, e);
+        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
     double t[4];
     _mm256_storeu_pd(t, _mm256_add_pd(lo, hi));
     double s = (t[0] + t[1]) + (t[2] + t[3]);
@@ -439,7 +430,7 @@ double m2u_cross_entropy(const float *logits, const int32_t *targets, int N, int
         float mx;
 #ifdef M2U_HAVE_AVX2_PATHS
         int avx2 = m2u_avx2_fma();
-        double sum = avx2 ? row_sumexp_avx2(l, V, &mx, d, n + 1 < N ? l + V : NULL) : row_sumexp_c(l, V, &mx, d);
+        double sum = avx2 ? row_sumexp_avx2(l, V, &mx, d, n + 1 < N ? l + V : l) : row_sumexp_c(l, V, &mx, d);
 #else
         double sum = row_sumexp_c(l, V, &mx, d);
 #endif
