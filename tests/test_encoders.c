@@ -175,13 +175,12 @@ static void test_mert(const char *name) {
         CHECK(wav && want && nm == (size_t)(L + 1) * H, "%s: %s / %s", name, clips[i], mname);
         if (wav && want && nm == (size_t)(L + 1) * H) {
             float *got = malloc(nm * sizeof(float));
-            CHECK(m2u_mert_layer_means(m, wav, (long)nc, got) == 0, "%s", m2u_last_error());
+            CHECK(m2u_mert_layer_means(m, NULL, wav, (long)nc, got) == 0, "%s", m2u_last_error());
             double e = t_max_rel_err(got, want, nm);
             note(&worst_means, e);
             CHECK(e < TOL, "%s: %s (%zu samples) layer means rel err %.3g", name, clips[i], nc, e);
             float *got_ws = malloc(nm * sizeof(float));
-            long window = (long)M2U_MERT_WINDOW_S * c->sampling_rate;
-            CHECK(m2u_mert_layer_means_win(m, &ws, wav, (long)nc, window, got_ws) == 0, "%s", m2u_last_error());
+            CHECK(m2u_mert_layer_means(m, &ws, wav, (long)nc, got_ws) == 0, "%s", m2u_last_error());
             CHECK(!memcmp(got, got_ws, nm * sizeof(float)), "%s: %s through a kept workspace: other bits", name,
                   clips[i]);
             free(got);
@@ -195,7 +194,7 @@ static void test_mert(const char *name) {
     float tiny[4] = {0.1f, -0.2f, 0.3f, 0.0f}, out[1];
     CHECK(m2u_mert_forward(m, tiny, 4, NULL, NULL) != 0 && strstr(m2u_last_error(), "too few"), "short input: %s",
           m2u_last_error());
-    CHECK(m2u_mert_layer_means(m, tiny, 0, out) != 0, "empty clip accepted");
+    CHECK(m2u_mert_layer_means(m, NULL, tiny, 0, out) != 0, "empty clip accepted");
     free(clip);
     free(iv_ref);
     free(hs_ref);
@@ -390,7 +389,7 @@ static void test_refusals(void) {
         float *wav = ref ? t_st_f32(ref, "clip_long", &nc) : NULL, *want = ref ? t_st_f32(ref, "clip_long_means", &nm) : NULL;
         if (wav && want) {
             float *got = malloc(nm * sizeof(float));
-            CHECK(m2u_mert_layer_means(m, wav, (long)nc, got) == 0, "%s", m2u_last_error());
+            CHECK(m2u_mert_layer_means(m, NULL, wav, (long)nc, got) == 0, "%s", m2u_last_error());
             CHECK(t_max_rel_err(got, want, nm) < TOL, "means without preprocessor_config.json");
             free(got);
         }

@@ -691,8 +691,7 @@ static int text_target(build_ctx *b, const char *text) {
 
 static int music_features(build_ctx *b, const float *clip, size_t n) {
     if (!b->enc_mert) return m2u_builtin_mert(clip, n, b->c->audio_rate, b->mert);
-    long window = (long)M2U_MERT_WINDOW_S * m2u_mert_config_of(b->enc_mert)->sampling_rate;
-    return m2u_mert_layer_means_win(b->enc_mert, &b->mert_ws, clip, (long)n, window, b->mert);
+    return m2u_mert_layer_means(b->enc_mert, &b->mert_ws, clip, (long)n, b->mert);
 }
 
 static int image_features(build_ctx *b, const uint8_t *rgb) {

@@ -88,7 +88,7 @@ static int embed_pcm(embedder *em, const float *pcm, int64_t n, int max_clips, m
         const float *x = pcm + clips[c].start;
         size_t len = (size_t)(clips[c].end - clips[c].start);
         if (em->mert) {
-            rc = m2u_mert_layer_means(em->mert, x, (long)len, em->feat);
+            rc = m2u_mert_layer_means(em->mert, NULL, x, (long)len, em->feat);
             if (!rc) memcpy(em->row, em->feat + (size_t)em->layer * out->dim, out->dim * sizeof *em->row);
         } else {
             rc = m2u_builtin_mert(x, len, em->rate, em->feat);

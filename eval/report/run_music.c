@@ -100,7 +100,7 @@ int m2u_run_media_features(const m2u_run_model *r, const m2u_run_encoders *enc, 
             rc = m2u_audio_decode(media[g], rate, &pcm, &n, NULL);
             /* the dataset's clips are 10 s: the first 10 s */
             long use = n < 10L * rate ? (long)n : 10L * rate;
-            if (!rc && enc->mert) rc = m2u_mert_layer_means(enc->mert, pcm, use, feat[g]);
+            if (!rc && enc->mert) rc = m2u_mert_layer_means(enc->mert, NULL, pcm, use, feat[g]);
             else if (!rc) rc = m2u_builtin_mert(pcm, (size_t)use, rate, feat[g]);
             free(pcm);
         } else {

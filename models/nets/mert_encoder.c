@@ -415,7 +415,8 @@ int m2u_mert_forward_timed(const m2u_mert *m, m2u_mert_ws *ws, const float *inpu
     double *acc = layer_means ? calloc(LH, sizeof(double)) : NULL;
     if (layer_means && !acc) return m2u_fail("mert: out of memory");
     m2u_mert_ws tmp = {0};
-    int rc = forward(m, ws ? ws : &tmp, input_values, n, hidden_states, acc, times);
+    if (!ws) ws = &tmp;
+    int rc = forward(m, ws, input_values, n, hidden_states, acc, times);
     m2u_mert_ws_free(&tmp);
     if (rc == 0 && layer_means)
         for (size_t i = 0; i < LH; i++) layer_means[i] = (float)acc[i];
@@ -442,15 +443,17 @@ void m2u_mert_flops(const m2u_mert_config *c, long n, double *front, double *lay
     *layers = c->layers * (2 * T * (4 * H * H + 2 * H * I) + 4 * T * T * H);
 }
 
-int m2u_mert_layer_means_win(const m2u_mert *m, m2u_mert_ws *ws, const float *wav, long n, long window,
-                             float *means) {
-    if (window <= 0) return m2u_fail("mert: window length must be positive, got %ld", window);
+#define WINDOW_S 60 /* m2u_mert_layer_means' windows */
+
+int m2u_mert_layer_means(const m2u_mert *m, m2u_mert_ws *ws, const float *wav, long n, float *means) {
+    long window = (long)WINDOW_S * m->cfg.sampling_rate;
     if (n <= 0) return m2u_fail("mert: empty clip");
     size_t LH = (size_t)(m->cfg.layers + 1) * m->cfg.dims.hidden;
     long wlen = n < window ? n : window;
     double *acc = calloc(LH, sizeof(double)), *one = calloc(LH, sizeof(double));
     float *buf = malloc((size_t)wlen * sizeof(float));
     m2u_mert_ws tmp = {0};
+    if (!ws) ws = &tmp;
     int used = 0, rc = 0;
     if (!acc || !one || !buf) {
         rc = m2u_fail("mert: out of memory for a %ld-sample window", wlen);
@@ -460,7 +463,7 @@ int m2u_mert_layer_means_win(const m2u_mert *m, m2u_mert_ws *ws, const float *wa
         long len = n - start < window ? n - start : window;
         if (start > 0 && m2u_mert_n_frames(m, len) == 0) break; /* a tail shorter than one frame */
         m2u_mert_preprocess(m, wav + start, len, buf);
-        rc = forward(m, ws ? ws : &tmp, buf, len, NULL, one, NULL);
+        rc = forward(m, ws, buf, len, NULL, one, NULL);
         if (rc == 0) {
             for (size_t i = 0; i < LH; i++) acc[i] += one[i];
             used++;
@@ -476,6 +479,3 @@ done:
     return rc;
 }
 
-int m2u_mert_layer_means(const m2u_mert *m, const float *wav, long n, float *means) {
-    return m2u_mert_layer_means_win(m, NULL, wav, n, (long)M2U_MERT_WINDOW_S * m->cfg.sampling_rate, means);
-}

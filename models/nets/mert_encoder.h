@@ -98,11 +98,8 @@ void m2u_mert_flops(const m2u_mert_config *c, long n, double *front, double *lay
  * averaged over time, and the windows' [layers+1][hidden] means averaged with equal
  * weight (M2UGen's encode_audio, but over every window rather than only the first).
  * A trailing window too short to give one frame (under conv receptive field,
- * 400 samples for MERT) is left out.  means: [layers+1][hidden]. */
-#define M2U_MERT_WINDOW_S 60
-int m2u_mert_layer_means(const m2u_mert *m, const float *wav, long n, float *means);
-/* The same with a workspace (NULL: a temporary one) and a window length in samples
- * (M2U_MERT_WINDOW_S * sampling_rate for the above; the tests use shorter ones). */
-int m2u_mert_layer_means_win(const m2u_mert *m, m2u_mert_ws *ws, const float *wav, long n, long window, float *means);
+ * 400 samples for MERT) is left out.  means: [layers+1][hidden].  ws: a workspace kept
+ * from clip to clip, or NULL for a temporary one. */
+int m2u_mert_layer_means(const m2u_mert *m, m2u_mert_ws *ws, const float *wav, long n, float *means);
 
 #endif
