@@ -106,7 +106,8 @@ static int nrec, irec;
 
 /* Compare got with the double reference (and, on a second backend, with the CPU's output of
  * the same check). */
-static void check(const char *name, const float *got, const double *ref, size_t n, double tol) {
+/* got against ref, relative to max(1, |ref|); nothing recorded */
+static void check_only(const char *name, const float *got, const double *ref, size_t n, double tol) {
     double maxref = 1.0, err = 0.0;
     for (size_t i = 0; i < n; i++)
         if (fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
@@ -116,6 +117,12 @@ static void check(const char *name, const float *got, const double *ref, size_t 
     }
     CHECK(err <= tol, "%s [%s]: max error %.3g > %.1g (n = %zu)", name, BE->name, err, tol, n);
     printf("  %-48s %-5s max error %.2e (tolerance %.0e, n = %zu)\n", name, BE->name, err, tol, n);
+}
+
+/* A CPU-only check (a CPU function, not an op of the table) goes through check_only: a recorded
+ * one would have no counterpart in the other backends' runs, and shift their comparisons. */
+static void check(const char *name, const float *got, const double *ref, size_t n, double tol) {
+    check_only(name, got, ref, n, tol);
     if (on_cpu) {
         rec = realloc(rec, (size_t)(nrec + 1) * sizeof *rec);
         snprintf(rec[nrec].name, sizeof rec[nrec].name, "%s", name);
@@ -290,14 +297,55 @@ static void t_matmul_stored(void) {
             float *y2 = malloc((size_t)N * ldy * sizeof(float)), *dx2 = malloc((size_t)N * cols * sizeof(float));
             memcpy(y2, y, (size_t)N * ldy * sizeof(float));
             memcpy(dx2, dx, (size_t)N * cols * sizeof(float));
-            m2u_mat wh = {types[ti], ws, rows, cols};
+            m2u_mat wh = {types[ti], ws, rows, cols, 0};
             m2u_matmul_wt_stream(y2, ldy, x, N, &wh, row0, nr, beta);
             m2u_matmul_w_acc_stream(dx2, dy, ldy, N, &wh, row0, nr);
-            check("matmul_wt_stream", y2, ry, (size_t)N * ldy, TOL_RED);
-            check("matmul_w_acc_stream", dx2, rdx, (size_t)N * cols, TOL_RED);
+            check_only("matmul_wt_stream", y2, ry, (size_t)N * ldy, TOL_RED);
+            check_only("matmul_w_acc_stream", dx2, rdx, (size_t)N * cols, TOL_RED);
             free(y2), free(dx2);
         }
-        m2u_mat w = {types[ti], dev(ws, (size_t)rows * cols * es), rows, cols};
+        if (on_cpu && types[ti] == M2U_BF16) {
+            /* bf16_math (train.precision bf16): where the CPU multiplies bf16 natively, the
+               activations are rounded to bf16 (nearest even) and the sums are fp32; the reference
+               rounds them the same way.  A CPU without bf16 products and the switch turned off keep
+               the fp32 sums above, and so does the forward of a few rows (the matvec path: it reads
+               the weight once either way). */
+            int native = m2u_gemm_bf16_ok();
+            float *xb = fdup(x, (size_t)N * cols), *dyb = fdup(dy, (size_t)N * ldy);
+            for (size_t i = 0; i < (size_t)N * cols; i++) xb[i] = m2u_bf16_to_f32(m2u_f32_to_bf16(xb[i]));
+            for (size_t i = 0; i < (size_t)N * ldy; i++) dyb[i] = m2u_bf16_to_f32(m2u_f32_to_bf16(dyb[i]));
+            double *by = todbl(y, (size_t)N * ldy), *bdx = todbl(dx, (size_t)N * cols);
+            for (int n = 0; n < N; n++)
+                for (int r = 0; r < nr; r++) {
+                    double acc = 0;
+                    for (int c = 0; c < cols; c++)
+                        acc += (double)xb[(size_t)n * cols + c] * wf[(size_t)(row0 + r) * cols + c];
+                    by[(size_t)n * ldy + r] = acc + (beta != 0.0f ? beta * by[(size_t)n * ldy + r] : 0.0);
+                }
+            for (int n = 0; n < N; n++)
+                for (int c = 0; c < cols; c++) {
+                    double acc = 0;
+                    for (int r = 0; r < nr; r++)
+                        acc += (double)dyb[(size_t)n * ldy + r] * wf[(size_t)(row0 + r) * cols + c];
+                    bdx[(size_t)n * cols + c] += acc;
+                }
+            m2u_mat wb = {M2U_BF16, ws, rows, cols, 1};
+            for (int pass = 0; pass < 1 + native; pass++) { /* pass 1: switched off */
+                if (pass) m2u_gemm_bf16_enable(0);
+                int bmath = native && !pass, bmath_wt = bmath && N > 4;
+                float *y3 = fdup(y, (size_t)N * ldy), *dx3 = fdup(dx, (size_t)N * cols);
+                m2u_matmul_wt(y3, ldy, x, N, &wb, row0, nr, beta);
+                m2u_matmul_w_acc(dx3, dy, ldy, N, &wb, row0, nr);
+                check_only(bmath_wt ? "matmul_wt bf16_math (bf16 products)" : "matmul_wt bf16_math (fp32 products)",
+                           y3, bmath_wt ? by : ry, (size_t)N * ldy, TOL_RED);
+                check_only(bmath ? "matmul_w_acc bf16_math (bf16 products)" : "matmul_w_acc bf16_math (fp32 products)",
+                           dx3, bmath ? bdx : rdx, (size_t)N * cols, TOL_RED);
+                free(y3), free(dx3);
+            }
+            m2u_gemm_bf16_enable(1);
+            free(xb), free(dyb), free(by), free(bdx);
+        }
+        m2u_mat w = {types[ti], dev(ws, (size_t)rows * cols * es), rows, cols, 0};
         float *d_x = devf(x, (size_t)N * cols), *d_y = devf(y, (size_t)N * ldy), *d_dy = devf(dy, (size_t)N * ldy);
         float *d_dx = devf(dx, (size_t)N * cols);
         BE->matmul_wt(d_y, ldy, d_x, N, &w, row0, nr, beta);
@@ -985,7 +1033,7 @@ static void t_embedding(void) {
                                                  : m2u_bf16_to_f32(t16[(size_t)ids[n] * C + c]);
             if (ids[n] >= rows_start) rde[(ids[n] - rows_start) * C + c] += dx[n * C + c];
         }
-    m2u_mat tab = {M2U_BF16, dev(t16, (size_t)V * C * 2), V, C};
+    m2u_mat tab = {M2U_BF16, dev(t16, (size_t)V * C * 2), V, C, 0};
     int32_t *d_ids = dev(ids, sizeof ids);
     float *d_extra = devf(extra, (size_t)(V - rows_start) * C), *d_x = devf(x, (size_t)N * C),
           *d_dx = devf(dx, (size_t)N * C), *d_de = devf(dextra, (size_t)(V - rows_start) * C);

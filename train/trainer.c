@@ -615,7 +615,9 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
             size_t src, conv = m2u_llama_frozen_bf16_bytes(t.model, &src, NULL);
             char b0[32], b1[32];
             m2u_log(M2U_LOG_INFO, "m2u-train: precision bf16: frozen weights held as bf16 (%s of copies in place of %s "
-                    "stored as f32)", m2u_fmt_bytes(conv, b0, sizeof b0), m2u_fmt_bytes(src, b1, sizeof b1));
+                    "stored as f32), %s", m2u_fmt_bytes(conv, b0, sizeof b0), m2u_fmt_bytes(src, b1, sizeof b1),
+                    m2u_gemm_bf16_ok() ? "multiplied in bf16 (this CPU has AVX-512 BF16)"
+                                       : "multiplied in fp32 (this CPU has no native bf16 products)");
         }
     }
     if (!rc) rc = setup_data(&t);

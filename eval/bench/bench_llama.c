@@ -53,6 +53,8 @@ static void usage(FILE *f) {
             "  --lora-alpha A    LoRA alpha (default 32)\n"
             "  --precision P     fp32: frozen weights as stored (default); bf16: f32 / f16 frozen\n"
             "                    weights converted to bf16 copies at load (train.precision: bf16)\n"
+            "  --bf16-math M     with --precision bf16: on (default) multiplies in bf16 where the CPU\n"
+            "                    does that natively (AVX-512 BF16); off keeps fp32 arithmetic\n"
             "  --seed S          seed of the token ids (default 1; same stream as bench_llama_torch.py)\n"
             "  --peak-n N        size of the square sgemm that measures the peak (default 2048, 0: skip)\n"
             "  --peak-only       measure only the sgemm peak (no --model)\n"
@@ -131,7 +133,7 @@ int main(int argc, char **argv) {
     const char *model_dir = NULL, *json_path = NULL, *name = NULL;
     long B = 4, T = 128, steps = 10, warmup = 2, threads = 0, lora_r = 16, seed = 1, peak_n = 2048;
     float lora_alpha = 32;
-    int peak_only = 0, bf16 = 0;
+    int peak_only = 0, bf16 = 0, bf16_math = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -165,6 +167,13 @@ int main(int argc, char **argv) {
         }
         else if (!strcmp(a, "--seed")) rc = parse_long("m2u-bench-llama", a, v, 0, LONG_MAX, &seed);
         else if (!strcmp(a, "--peak-n")) rc = parse_long("m2u-bench-llama", a, v, 0, 16384, &peak_n);
+        else if (!strcmp(a, "--bf16-math")) {
+            bf16_math = !strcmp(v, "on");
+            if (!bf16_math && strcmp(v, "off")) {
+                fprintf(stderr, "m2u-bench-llama: --bf16-math: expected on or off, got '%s'\n", v);
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--precision")) {
             bf16 = !strcmp(v, "bf16");
             if (!bf16 && strcmp(v, "fp32")) {
@@ -219,6 +228,9 @@ int main(int argc, char **argv) {
         return rc ? 1 : 0;
     }
 
+    /* bf16 products where the CPU has them (and --bf16-math on): the frozen products of
+       --precision bf16 then round the activations to bf16 */
+    int products_bf16 = bf16 && m2u_gemm_bf16_enable(bf16_math);
     m2u_train_spec spec = {.lora_r = (int)lora_r,
                            .lora_alpha = lora_alpha,
                            .lora_targets = M2U_ALL_LINEARS,
@@ -272,8 +284,9 @@ int main(int argc, char **argv) {
         model_counts k = count_model(m, (int)B, (int)T);
         double med = median(t_step + warmup, (int)steps), tps = N / med, gflops = k.flops / med * 1e-9;
         if (!name) name = base_name(model_dir);
-        printf("%s: %.2fM params (%.3fM trainable LoRA r=%ld), B=%ld T=%ld, %ld threads, precision %s\n", name,
-               k.base_params * 1e-6, k.trainable * 1e-6, lora_r, B, T, threads, bf16 ? "bf16" : "fp32");
+        printf("%s: %.2fM params (%.3fM trainable LoRA r=%ld), B=%ld T=%ld, %ld threads, precision %s%s\n", name,
+               k.base_params * 1e-6, k.trainable * 1e-6, lora_r, B, T, threads, bf16 ? "bf16" : "fp32",
+               !bf16 ? "" : products_bf16 ? " (bf16 products)" : " (fp32 products)");
         printf("  step median %.4f s (forward %.4f s, backward %.4f s) over %ld steps after %ld warm-up\n", med,
                median(t_fwd + warmup, (int)steps), median(t_bwd + warmup, (int)steps), steps, warmup);
         printf("  %.1f tokens/s, %.2f GFLOP/step, %.1f GFLOP/s", tps, k.flops * 1e-9, gflops);
@@ -286,6 +299,7 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "trainable_params", k.trainable);
         cJSON_AddNumberToObject(root, "lora_r", (double)lora_r);
         cJSON_AddStringToObject(root, "precision", bf16 ? "bf16" : "fp32");
+        cJSON_AddBoolToObject(root, "bf16_products", products_bf16);
         cJSON_AddNumberToObject(root, "lora_alpha", lora_alpha);
         cJSON_AddNumberToObject(root, "batch", (double)B);
         cJSON_AddNumberToObject(root, "seq", (double)T);

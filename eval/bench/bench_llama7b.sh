@@ -88,8 +88,8 @@ mkdir -p "$OUTDIR"
 rm -f "$OUTDIR"/m2u_7b_t*.json # the report lists what this run measured, nothing older
 
 if [[ ! -f $CKPT/model.safetensors ]]; then
+    mkdir -p "$(dirname "$CKPT")" # before df: df of a missing directory answers nothing
     avail_disk=$(df -Pk "$(dirname "$CKPT")" 2>/dev/null | awk 'NR == 2 {print $4}' || echo 0)
-    mkdir -p "$(dirname "$CKPT")"
     (( ${avail_disk:-0} / 1024 / 1024 >= 14 )) || die "writing the checkpoint needs 14 GB of disk under $(dirname "$CKPT")"
     echo "writing a random LLaMA-2-7B-shaped bf16 checkpoint to $CKPT (once; about 5 minutes on 2 cores)"
     tmp="$CKPT.partial"

@@ -22,7 +22,20 @@ typedef struct {
     m2u_dtype dtype;
     const void *data;
     int rows, cols;
+    /* 1: a bf16 matrix may be multiplied in bf16 arithmetic (the activations rounded to bf16,
+     * fp32 accumulation) where the CPU does that natively: train.precision bf16's compute path
+     * (cpu/gemm_bf16.h).  0: fp32 arithmetic whatever the storage, the exact path. */
+    int bf16_math;
 } m2u_mat;
+
+/* bf16_math (cpu/gemm_bf16.c).  1 when bf16 products run natively here (oneDNN in the build, its effective ISA at least
+ * avx512_core_bf16) and they are not switched off (m2u_gemm_bf16_enable). */
+int m2u_gemm_bf16_ok(void);
+
+/* want = 0: fp32 arithmetic on bf16 weights even where bf16 products exist (tests compare the
+ * two); 1: the default.  Returns m2u_gemm_bf16_ok() afterwards.  A product already running finishes
+ * the way it started. */
+int m2u_gemm_bf16_enable(int want);
 
 /* y[N, nrows] (leading dim ldy) = beta*y + x[N, cols] @ W[row0:row0+nrows, :]^T */
 void m2u_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, int row0, int nrows, float beta);

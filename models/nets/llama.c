@@ -122,6 +122,7 @@ static int mat_from(const m2u_st_tensor *t, m2u_mat *mat) {
     mat->data = t->data;
     mat->rows = (int)t->shape[0];
     mat->cols = (int)t->shape[1];
+    mat->bf16_math = 0;
     return 0;
 }
 
@@ -268,6 +269,10 @@ static int bf16_job_run(void *ctx, int i) {
  * copied from the checkpoint (token rows) were read from its tensors, not from these. */
 int m2u_llama_convert_frozen_bf16(m2u_llama *m) {
     m->spec.frozen_bf16 = 1;
+    /* the bf16 compute path: every frozen product may run in bf16 arithmetic where the CPU
+       has it (m2u_gemm_bf16_ok); an f16 matrix stays f16 and fp32 arithmetic */
+    for (int i = 0; i < n_frozen_mats(m); i++) frozen_mat(m, i)->bf16_math = 1;
+    m->lm_head.bf16_math = 1; /* a tied head is a copy of embed made at load */
     if (m->frozen16) return 0;
     size_t src = 0, n_elems = 0, bytes = m2u_llama_frozen_bf16_bytes(m, &src, &n_elems);
     if (!bytes) return 0; /* all bf16 already: read in place */

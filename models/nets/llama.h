@@ -50,9 +50,12 @@ typedef struct {
     /* 1: the frozen base matrices (decoder linears, embedding table, lm_head) stored as f32 are
        rounded once, at load, to bf16 copies the model owns (m2u_llama.frozen16), which the
        GEMMs read directly: half the memory of f32 weights and half the bytes each product
-       streams.  bf16- and f16-stored ones are read in place as always (2 bytes a value already).  Nothing else changes: trainables
-       (their initial values included, e.g. token rows copied from the table), gradients and
-       the optimizer stay fp32, the arithmetic too.  0: every weight as the checkpoint stores it. */
+       streams.  bf16- and f16-stored ones are read in place as always (2 bytes a value already).
+       The products with the bf16 matrices run in bf16 arithmetic where the CPU has it
+       (m2u_mat.bf16_math, m2u_gemm_bf16_ok: the activations rounded to bf16, fp32 accumulation)
+       and in fp32 arithmetic elsewhere.  Nothing else changes: trainables (their initial values
+       included, e.g. token rows copied from the table), gradients and the optimizer stay fp32.
+       0: every weight as the checkpoint stores it, fp32 arithmetic. */
     int frozen_bf16;
 } m2u_train_spec;
 

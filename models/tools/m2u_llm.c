@@ -62,7 +62,8 @@ static const command_help k_commands[] = {
      "            [--lr 3e-3] [--warmup 10] [--lora-r 8] [--lora-alpha 16] [--lora-dropout 0]\n"
      "            [--targets all|q_proj,v_proj,...] [--seed 0] [--log FILE.jsonl] [--precision fp32|bf16]\n"
      "            train a LoRA adapter on a text file; writes a PEFT adapter directory; --precision bf16\n"
-     "            holds the frozen f32 / f16 weights as bf16 copies (fp32 arithmetic, as train.precision)\n",
+     "            holds the frozen f32 weights as bf16 copies and multiplies the bf16 ones in bf16 where\n"
+     "            the CPU can (AVX-512 BF16; fp32 arithmetic elsewhere), as train.precision\n",
      "  m2u-llm finetune --model /tmp/tiny --text data/demo/captions.txt --out /tmp/tiny-lora --steps 300\n"},
 };
 #define N_COMMANDS (int)(sizeof k_commands / sizeof *k_commands)
