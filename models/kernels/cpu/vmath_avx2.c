@@ -16,4 +16,15 @@ int m2u_avx2_fma(void) {
     return h;
 }
 
+int m2u_avx512(void) {
+    static _Atomic int have = -1;
+    int h = have;
+    if (h < 0) {
+        __builtin_cpu_init();
+        h = m2u_avx2_fma() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+        have = h;
+    }
+    return h;
+}
+
 #endif
