@@ -1723,6 +1723,72 @@ static void t_vexpf(void) {
 #endif
 }
 
+#ifdef M2U_HAVE_ATTN_TILES
+/* The attention tiles (8 lanes, and 16 where the CPU has AVX-512: 12 rows at a time) against
+ * fmaf chains in the tiles' order: each score one chain over the dimensions then the scale,
+ * each output one chain over the keys then the row factor, bit for bit.  31 rows: the 12-row
+ * tiles twice, a 6-row group and a single row; 37 keys: a partial panel; hd 24: 8-wide V. */
+static void t_attn_tiles_bits(void) {
+    if (!m2u_attn_tiles_ok(8)) {
+        printf("  attention tiles: no AVX2 + FMA here, not used\n");
+        return;
+    }
+    int bad = 0;
+    for (int hi = 0; hi < 2; hi++) {
+        const int tn = 31, ns = 37, hd = hi ? 24 : 64, Sp = m2u_tile_round(ns, M2U_TILE_COLS);
+        const int tp = m2u_tile_round(tn, M2U_TILE_ROWS), ldp = Sp + 3, ldo = hd + 5;
+        const float scale = 0.125f;
+        float *q = frand((size_t)tn * hd, 1), *k = frand((size_t)ns * hd, 1), *v = frand((size_t)ns * hd, 1);
+        float *qp = calloc((size_t)tp * hd, sizeof *qp), *kp = calloc((size_t)Sp * hd, sizeof *kp);
+        float *vp = calloc((size_t)Sp * hd, sizeof *vp), *P = calloc((size_t)tp * ldp, sizeof *P);
+        float *out = calloc((size_t)tn * ldo, sizeof *out), *rs = frand(tn, 1);
+        m2u_attn_pack_q(qp, q, hd, tn, hd);
+        m2u_attn_pack_k(kp, k, hd, ns, hd);
+        m2u_attn_pack_v(vp, v, hd, ns, hd);
+        m2u_attn_tile_scores(P, ldp, qp, tn, kp, ns, hd, scale);
+        for (int r = 0; r < tn; r++)
+            for (int s = 0; s < ns; s++) {
+                float c = 0.0f;
+                for (int d = 0; d < hd; d++) c = fmaf(q[(size_t)r * hd + d], k[(size_t)s * hd + d], c);
+                bad += !same_bits(P[(size_t)r * ldp + s], c * scale);
+            }
+        m2u_attn_tile_pv(out, ldo, P, ldp, tn, vp, Sp, ns, hd, rs);
+        for (int r = 0; r < tn; r++)
+            for (int j = 0; j < hd; j++) {
+                float c = 0.0f;
+                for (int s = 0; s < ns; s++) c = fmaf(P[(size_t)r * ldp + s], v[(size_t)s * hd + j], c);
+                bad += !same_bits(out[(size_t)r * ldo + j], c * rs[r]);
+            }
+        free(q), free(k), free(v), free(qp), free(kp), free(vp), free(P), free(out), free(rs);
+    }
+    /* the tiles' softmax: exponentials added into 8 float lanes by groups of 8 in key order, the
+       tail in key order, then the lanes; one reciprocal (attention.c's softmax_fast).  GCC only:
+       clang contracts the scalar exponential's products and sums. */
+#ifndef __clang__
+    const int lens[] = {1, 7, 8, 15, 16, 24, 37, 749};
+    for (int li = 0; li < 8; li++) {
+        int n = lens[li], S = n + 5, n8 = n - n % 8;
+        float *p = frand((size_t)S, 6), *ref = fdup(p, (size_t)S);
+        float mx = -INFINITY, lane[8] = {0}, sum = 0.0f;
+        for (int s = 0; s < n; s++) mx = ref[s] > mx ? ref[s] : mx;
+        for (int s = 0; s < n8; s++) lane[s % 8] += ref[s] = m2u_vexpf_neg(ref[s] - mx);
+        for (int s = n8; s < n; s++) sum += ref[s] = m2u_vexpf_neg(ref[s] - mx);
+        for (int j = 0; j < 8; j++) sum += lane[j];
+        float inv = 1.0f / sum;
+        for (int s = 0; s < n; s++) ref[s] *= inv;
+        for (int s = n; s < S; s++) ref[s] = 0.0f;
+        float lse = m2u_attn_tile_softmax(p, n - 1, S, NULL);
+        bad += !same_bits(lse, mx + logf(sum));
+        for (int s = 0; s < S; s++) bad += !same_bits(p[s], ref[s]);
+        free(p), free(ref);
+    }
+#endif
+    CHECK(bad == 0, "attention tiles: %d values differ from the fmaf chains or the softmax's order", bad);
+    printf("  attention tiles (%s): scores, P V and softmax the scalar order's bits: %s\n", m2u_avx512() ? "AVX-512 and AVX2" : "AVX2",
+           bad ? "NO" : "yes");
+}
+#endif
+
 /* m2u_parallel_items: every item once, and an item's failure raised on the caller's thread with
  * the lowest failing item's message. */
 typedef struct {
@@ -1898,6 +1964,9 @@ int main(void) {
     t_vexpf();
     t_swiglu_ce_bits();
     t_rmsnorm_dw_bits();
+#ifdef M2U_HAVE_ATTN_TILES
+    t_attn_tiles_bits();
+#endif
     t_parallel_items();
     t_parallel_tasks();
     t_conv2d();

@@ -58,16 +58,45 @@ TILE_TARGET void m2u_attn_tile_vexpf(float *y, const float *x, int n) {
 
 /* attention.c's softmax_fast, in the same order: lane maxima and lane sums over whole groups
  * of 8, the tail in key order, then the lanes; one reciprocal. */
+/* The row's exponentials on 16 lanes where the CPU has AVX-512, each half still added into the
+ * 8 float lanes in key order (the same sums as the 8-lane loop); returns the row's max, the
+ * exponentials in p[0, n16), their lane sums in acc. */
+M2U_AVX512_TARGET static float softmax_head16(float *p, int n, int n16, __m256 *acc) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    for (int s = 0; s < n16; s += 16) m = _mm512_max_ps(_mm512_loadu_ps(p + s), m);
+    float ml[16], mx = -INFINITY;
+    _mm512_storeu_ps(ml, m);
+    for (int j = 0; j < 16; j++) mx = ml[j] > mx ? ml[j] : mx;
+    for (int s = n16; s < n; s++) mx = p[s] > mx ? p[s] : mx;
+    __m512 vm = _mm512_set1_ps(mx);
+    __m256 a = *acc;
+    for (int s = 0; s < n16; s += 16) {
+        __m512 e = m2u_vexpf_neg16(_mm512_sub_ps(_mm512_loadu_ps(p + s), vm));
+        _mm512_storeu_ps(p + s, e);
+        a = _mm256_add_ps(a, _mm512_castps512_ps256(e));
+        a = _mm256_add_ps(a, _mm512_extractf32x8_ps(e, 1));
+    }
+    *acc = a;
+    return mx;
+}
+
 TILE_TARGET float m2u_attn_tile_softmax(float *p, int last, int S, float *inv_out) {
-    int n = last + 1, n8 = n - n % 8;
-    __m256 m = _mm256_set1_ps(-INFINITY), acc = _mm256_setzero_ps();
-    for (int s = 0; s < n8; s += 8) m = _mm256_max_ps(_mm256_loadu_ps(p + s), m);
-    float ml[8], al[8], mx = -INFINITY;
-    _mm256_storeu_ps(ml, m);
-    for (int j = 0; j < 8; j++) mx = ml[j] > mx ? ml[j] : mx;
-    for (int s = n8; s < n; s++) mx = p[s] > mx ? p[s] : mx;
+    int n = last + 1, n8 = n - n % 8, s0 = 0;
+    __m256 acc = _mm256_setzero_ps();
+    float al[8], mx = -INFINITY;
+    if (m2u_avx512()) {
+        s0 = n - n % 16;
+        mx = softmax_head16(p, n, s0, &acc);
+    } else {
+        __m256 m = _mm256_set1_ps(-INFINITY);
+        for (int s = 0; s < n8; s += 8) m = _mm256_max_ps(_mm256_loadu_ps(p + s), m);
+        float ml[8];
+        _mm256_storeu_ps(ml, m);
+        for (int j = 0; j < 8; j++) mx = ml[j] > mx ? ml[j] : mx;
+        for (int s = n8; s < n; s++) mx = p[s] > mx ? p[s] : mx;
+    }
     __m256 vm = _mm256_set1_ps(mx);
-    for (int s = 0; s < n8; s += 8) {
+    for (int s = s0; s < n8; s += 8) {
         __m256 e = m2u_vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(p + s), vm));
         _mm256_storeu_ps(p + s, e);
         acc = _mm256_add_ps(acc, e);
@@ -114,14 +143,43 @@ TILE_TARGET static void scores_6x16(float *P, int ldp, const float *qp, const fl
     _mm256_storeu_ps(P, _mm256_mul_ps(c50, scale)), _mm256_storeu_ps(P + 8, _mm256_mul_ps(c51, scale));
 }
 
+/* Where the CPU has AVX-512: two packed groups of 6 query rows x 16 keys, one 16-key load and
+ * twelve broadcast multiply-adds per dimension (twice the 8-lane tile's work per instruction).
+ * Each score is still one fused multiply-add chain in dimension order, then the scale: the
+ * same bits as scores_6x16. */
+M2U_AVX512_TARGET static void scores_12x16(float *P, int ldp, const float *qp, const float *kp, int hd, float scale) {
+    __m512 c[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) c[i] = _mm512_setzero_ps();
+    const float *q1 = qp + (size_t)M2U_TILE_ROWS * hd; /* the second group of 6 */
+    for (int d = 0; d < hd; d++, qp += M2U_TILE_ROWS, q1 += M2U_TILE_ROWS, kp += M2U_TILE_COLS) {
+        __m512 b = _mm512_loadu_ps(kp);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            c[i] = _mm512_fmadd_ps(_mm512_set1_ps(qp[i]), b, c[i]);
+            c[6 + i] = _mm512_fmadd_ps(_mm512_set1_ps(q1[i]), b, c[6 + i]);
+        }
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) _mm512_storeu_ps(P + (size_t)i * ldp, _mm512_mul_ps(c[i], sc));
+}
+
 TILE_TARGET void m2u_attn_tile_scores(float *P, int ldp, const float *qpack, int tn, const float *kpack, int ns,
                                       int hd, float scale) {
     __m256 sc = _mm256_set1_ps(scale);
     int np = m2u_tile_round(ns, M2U_TILE_COLS), tp = m2u_tile_round(tn, M2U_TILE_ROWS);
+    int wide = m2u_avx512();
     /* key panel outer: its hd x 16 floats stay in L1 while every row group passes over it */
-    for (int s0 = 0; s0 < np; s0 += M2U_TILE_COLS)
-        for (int r0 = 0; r0 < tp; r0 += M2U_TILE_ROWS)
+    for (int s0 = 0; s0 < np; s0 += M2U_TILE_COLS) {
+        int r0 = 0;
+        if (wide)
+            for (; r0 + 2 * M2U_TILE_ROWS <= tp; r0 += 2 * M2U_TILE_ROWS)
+                scores_12x16(P + (size_t)r0 * ldp + s0, ldp, qpack + (size_t)r0 * hd, kpack + (size_t)s0 * hd, hd,
+                             scale);
+        for (; r0 < tp; r0 += M2U_TILE_ROWS)
             scores_6x16(P + (size_t)r0 * ldp + s0, ldp, qpack + (size_t)r0 * hd, kpack + (size_t)s0 * hd, hd, sc);
+    }
 }
 
 /* mr (<= 6) rows of P x one 16-wide V panel over ns keys.  Inlined with a constant mr, the
@@ -179,10 +237,32 @@ TILE_TARGET static inline __attribute__((always_inline)) void pv_tile8(float *ou
     default: fn(o, ldo, p, ldp, vp, ns, 6, r); break;                                                                     \
     }
 
+/* 12 rows of P x one 16-wide V panel on 16 lanes: each output the same multiply-add chain in
+ * key order as pv_tile's, then the row's factor, so the same bits. */
+M2U_AVX512_TARGET static void pv_tile12(float *out, int ldo, const float *P, int ldp, const float *vp, int ns,
+                                        const float *rs) {
+    __m512 c[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) c[i] = _mm512_setzero_ps();
+    for (int s = 0; s < ns; s++, vp += M2U_TILE_COLS) {
+        __m512 b = _mm512_loadu_ps(vp);
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) c[i] = _mm512_fmadd_ps(_mm512_set1_ps(P[(size_t)i * ldp + s]), b, c[i]);
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++)
+        _mm512_storeu_ps(out + (size_t)i * ldo, _mm512_mul_ps(c[i], _mm512_set1_ps(rs ? rs[i] : 1.0f)));
+}
+
 TILE_TARGET void m2u_attn_tile_pv(float *out, int ldo, const float *P, int ldp, int tn, const float *vpack, int Sp,
                                   int ns, int hd, const float *rowscale) {
-    int vw = m2u_tile_vw(hd);
-    for (int r0 = 0; r0 < tn; r0 += M2U_TILE_ROWS)
+    int vw = m2u_tile_vw(hd), r0 = 0;
+    if (vw == 16 && m2u_avx512())
+        for (; r0 + 12 <= tn; r0 += 12)
+            for (int j0 = 0; j0 < hd; j0 += 16)
+                pv_tile12(out + (size_t)r0 * ldo + j0, ldo, P + (size_t)r0 * ldp, ldp, vpack + (size_t)j0 * Sp, ns,
+                          rowscale ? rowscale + r0 : NULL);
+    for (; r0 < tn; r0 += M2U_TILE_ROWS)
         for (int j0 = 0; j0 < hd; j0 += vw) {
             float *o = out + (size_t)r0 * ldo + j0;
             const float *p = P + (size_t)r0 * ldp, *vp = vpack + (size_t)j0 * Sp, *r = rowscale ? rowscale + r0 : NULL;

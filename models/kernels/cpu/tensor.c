@@ -159,10 +159,21 @@ M2U_AVX2_TARGET static void gelu_span_avx2(float *out, const float *x, size_t n)
     for (size_t i = 0; i < n8; i += 8) _mm256_storeu_ps(out + i, m2u_vgelu8(_mm256_loadu_ps(x + i)));
     for (size_t i = n8; i < n; i++) out[i] = m2u_vgelu(x[i]);
 }
+
+/* and on 16 lanes where the CPU has AVX-512 (the same bits again) */
+M2U_AVX512_TARGET static void gelu_span_avx512(float *out, const float *x, size_t n) {
+    size_t n16 = n - n % 16;
+    for (size_t i = 0; i < n16; i += 16) _mm512_storeu_ps(out + i, m2u_vgelu16(_mm512_loadu_ps(x + i)));
+    for (size_t i = n16; i < n; i++) out[i] = m2u_vgelu(x[i]);
+}
 #endif
 
 void m2u_gelu_span(float *out, const float *x, size_t n) {
 #ifdef M2U_HAVE_AVX2_PATHS
+    if (m2u_avx512()) {
+        gelu_span_avx512(out, x, n);
+        return;
+    }
     if (m2u_avx2_fma()) {
         gelu_span_avx2(out, x, n);
         return;

@@ -82,5 +82,21 @@ M2U_AVX2_TARGET static inline __m256 m2u_vgelu8(__m256 x) {
     return _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)), _mm256_add_ps(one, erf));
 }
 
+/* m2u_vgelu8 on 16 lanes, operation for operation: the same bits. */
+M2U_AVX512_TARGET static inline __m512 m2u_vgelu16(__m512 x) {
+    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f), sign = _mm512_set1_ps(-0.0f);
+    __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678f));
+    __m512 a = _mm512_andnot_ps(sign, z);
+    __m512 t = _mm512_div_ps(one, _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(0.3275911f), a), one));
+    __m512 r = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(1.061405429f), t), _mm512_set1_ps(1.453152027f));
+    r = _mm512_add_ps(_mm512_mul_ps(r, t), _mm512_set1_ps(1.421413741f));
+    r = _mm512_sub_ps(_mm512_mul_ps(r, t), _mm512_set1_ps(0.284496736f));
+    r = _mm512_add_ps(_mm512_mul_ps(r, t), _mm512_set1_ps(0.254829592f));
+    __m512 ex = m2u_vexpf_neg16(_mm512_xor_ps(_mm512_mul_ps(a, a), sign));
+    __m512 e = _mm512_sub_ps(one, _mm512_mul_ps(_mm512_mul_ps(r, t), ex));
+    __m512 erf = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, zero, _CMP_LT_OQ), e, _mm512_xor_ps(e, sign));
+    return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), _mm512_add_ps(one, erf));
+}
+
 #endif
 #endif
