@@ -315,9 +315,37 @@ M2U_AVX2_TARGET static void swiglu_bwd_avx2(float *dg, float *du, const float *d
         _mm256_storeu_ps(dg + i, _mm256_add_ps(_mm256_loadu_ps(dg + i), v));
     }
 }
+
+/* the same two spans on 16 lanes where the CPU has AVX-512: the same operations, the same bits */
+M2U_AVX512_TARGET static inline __m512 sigmoid16(__m512 g) {
+    __m512 a = _mm512_andnot_ps(_mm512_set1_ps(-0.0f), g);
+    __m512 e = m2u_vexpf_neg16(_mm512_sub_ps(_mm512_setzero_ps(), a));
+    __m512 d = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_GE_OQ), _mm512_mul_ps(e, d), d);
+}
+
+M2U_AVX512_TARGET static void swiglu_fwd_avx512(float *out, const float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        __m512 gv = _mm512_loadu_ps(g + i);
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(gv, sigmoid16(gv)), _mm512_loadu_ps(u + i)));
+    }
+}
+
+M2U_AVX512_TARGET static void swiglu_bwd_avx512(float *dg, float *du, const float *dout, const float *g,
+                                                const float *u, size_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        __m512 gv = _mm512_loadu_ps(g + i), uv = _mm512_loadu_ps(u + i), ov = _mm512_loadu_ps(dout + i);
+        __m512 sg = sigmoid16(gv), silu = _mm512_mul_ps(gv, sg);
+        _mm512_storeu_ps(du + i, _mm512_add_ps(_mm512_loadu_ps(du + i), _mm512_mul_ps(ov, silu)));
+        __m512 t = _mm512_add_ps(one, _mm512_mul_ps(gv, _mm512_sub_ps(one, sg)));
+        __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(ov, uv), sg), t);
+        _mm512_storeu_ps(dg + i, _mm512_add_ps(_mm512_loadu_ps(dg + i), v));
+    }
+}
 #endif
 
-/* the spans below split n into per-thread blocks of whole groups of 8 */
+/* the spans below split n into per-thread blocks of whole groups of 16 */
 #define SPAN_BLOCK 4096
 
 void m2u_swiglu_fwd(float *out, const float *g, const float *u, size_t n) {
@@ -326,7 +354,11 @@ void m2u_swiglu_fwd(float *out, const float *g, const float *u, size_t n) {
     for (size_t b = 0; b < nb; b++) {
         size_t i0 = b * SPAN_BLOCK, i1 = i0 + SPAN_BLOCK < n ? i0 + SPAN_BLOCK : n, i = i0;
 #ifdef M2U_HAVE_AVX2_PATHS
-        if (m2u_avx2_fma()) {
+        if (m2u_avx512()) {
+            size_t n16 = (i1 - i0) / 16 * 16;
+            swiglu_fwd_avx512(out + i0, g + i0, u + i0, n16);
+            i = i0 + n16;
+        } else if (m2u_avx2_fma()) {
             size_t n8 = (i1 - i0) / 8 * 8;
             swiglu_fwd_avx2(out + i0, g + i0, u + i0, n8);
             i = i0 + n8;
@@ -342,7 +374,11 @@ void m2u_swiglu_bwd(float *dg, float *du, const float *dout, const float *g, con
     for (size_t b = 0; b < nb; b++) {
         size_t i0 = b * SPAN_BLOCK, i1 = i0 + SPAN_BLOCK < n ? i0 + SPAN_BLOCK : n, i = i0;
 #ifdef M2U_HAVE_AVX2_PATHS
-        if (m2u_avx2_fma()) {
+        if (m2u_avx512()) {
+            size_t n16 = (i1 - i0) / 16 * 16;
+            swiglu_bwd_avx512(dg + i0, du + i0, dout + i0, g + i0, u + i0, n16);
+            i = i0 + n16;
+        } else if (m2u_avx2_fma()) {
             size_t n8 = (i1 - i0) / 8 * 8;
             swiglu_bwd_avx2(dg + i0, du + i0, dout + i0, g + i0, u + i0, n8);
             i = i0 + n8;
