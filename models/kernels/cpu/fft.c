@@ -164,10 +164,64 @@ typedef double vd4 __attribute__((vector_size(4 * sizeof(double))));
 FFT_FUSED_PASSES(fused_passes_avx, __attribute__((target("avx"))))
 #undef VT
 #undef W
+typedef double vd8 __attribute__((vector_size(8 * sizeof(double))));
+#define VT vd8
+#define W 8
+FFT_FUSED_PASSES(fused_passes_avx512, __attribute__((target("avx512f"))))
+#undef VT
+#undef W
+/* The stages past the fused passes and the last one (into the outputs), 8 at a time: the same
+ * products and sums per element as the VW-wide loops in m2u_fft_real (for half >= 512 < N:
+ * whole vectors). */
+__attribute__((target("avx512f"))) static void late_stages_avx512(const m2u_fft *p, double *re, double *im, int half,
+                                                                  double *out_re, double *out_im) {
+    const int N = p->n;
+    for (; 2 * half < N; half <<= 1) {
+        const double *cs = p->cs + half, *sn = p->sn + half;
+        for (int i = 0; i < N; i += 2 * half) {
+            double *ra = re + i, *ia = im + i, *rb = ra + half, *ib = ia + half;
+            for (int k = 0; k < half; k += 8) { /* half >= 512 here: whole vectors */
+                vd8 wr, wi, xr, xi, ar, ai;
+                FFT_LD(wr, cs + k), FFT_LD(wi, sn + k), FFT_LD(xr, rb + k), FFT_LD(xi, ib + k);
+                FFT_LD(ar, ra + k), FFT_LD(ai, ia + k);
+                vd8 tr = xr * wr - xi * wi, ti = xr * wi + xi * wr;
+                vd8 o;
+                o = ar - tr, memcpy(rb + k, &o, sizeof o);
+                o = ai - ti, memcpy(ib + k, &o, sizeof o);
+                o = ar + tr, memcpy(ra + k, &o, sizeof o);
+                o = ai + ti, memcpy(ia + k, &o, sizeof o);
+            }
+        }
+    }
+    const double *cs = p->cs + half, *sn = p->sn + half, *rb = re + half, *ib = im + half;
+    for (int k = 0; k < half; k += 8) {
+        vd8 wr, wi, xr, xi, ar, ai;
+        FFT_LD(wr, cs + k), FFT_LD(wi, sn + k), FFT_LD(xr, rb + k), FFT_LD(xi, ib + k);
+        FFT_LD(ar, re + k), FFT_LD(ai, im + k);
+        vd8 tr = xr * wr - xi * wi, ti = xr * wi + xi * wr;
+        vd8 o;
+        o = ar + tr, memcpy(out_re + k, &o, sizeof o);
+        o = ai + ti, memcpy(out_im + k, &o, sizeof o);
+    }
+    double tr = rb[0] * cs[0] - ib[0] * sn[0], ti = rb[0] * sn[0] + ib[0] * cs[0];
+    out_re[half] = re[0] - tr;
+    out_im[half] = im[0] - ti;
+}
+static int cpu_avx512(void) {
+    static _Atomic int have = -1;
+    int h = have;
+    if (h < 0) {
+        __builtin_cpu_init();
+        have = h = __builtin_cpu_supports("avx512f") != 0;
+    }
+    return h;
+}
 /* the kernels' one CPU test (AVX2 and FMA imply AVX; the AVX code has no FMA to use) */
 static int fused_passes(const m2u_fft *p, double *re, double *im) {
+    if (cpu_avx512()) return fused_passes_avx512(p, re, im);
     return m2u_avx2_fma() ? fused_passes_avx(p, re, im) : fused_passes_base(p, re, im);
 }
+#define HAVE_LATE_STAGES_AVX512 1
 #else
 static int fused_passes(const m2u_fft *p, double *re, double *im) { return fused_passes_base(p, re, im); }
 #endif
@@ -189,6 +243,12 @@ void m2u_fft_real(const m2u_fft *p, const double *x, double *out_re, double *out
         im[m] = 0.0 + ti;
     }
     int half = fused_passes(p, re, im);
+#ifdef HAVE_LATE_STAGES_AVX512
+    if (half < N && half >= 512 && cpu_avx512()) { /* the fused passes end at half 512 or N */
+        late_stages_avx512(p, re, im, half, out_re, out_im);
+        return;
+    }
+#endif
     for (; 2 * half < N; half <<= 1) { /* the larger stages one per pass */
         const double *cs = p->cs + half, *sn = p->sn + half;
         for (int i = 0; i < N; i += 2 * half) {
