@@ -2,6 +2,7 @@
 #include "backend.h"
 
 #include "m2u_error.h"
+#include "vmath_avx2.h" /* m2u_avx512 */
 
 #include <stdio.h>
 
@@ -55,23 +56,14 @@ static int cpu_sync(void) { return 0; }
  * on AVX2 CPUs (Zen 3: 130-190 GFLOP/s against 90-120).  Where the CPU has AVX-512, oneDNN's
  * sgemm runs its 512-bit kernels and wins instead: 1.25x to 1.6x over the six products of one
  * adapted linear on the 15M and 110M shapes (Zen 5, 2 threads, best of 200 each), equal or
- * faster on every one of the six.  Decided once, on first use. */
+ * faster on every one of the six. */
 static void cpu_gemm_thin(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                           const float *B, int ldb, float beta, float *C, int ldc) {
-    static _Atomic int wide = -1;
-    int w = wide;
-    if (w < 0) {
-#if defined(M2U_HAVE_DNNL) && (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-        __builtin_cpu_init();
-        w = __builtin_cpu_supports("avx512f") != 0;
-#else
-        w = 0;
-#endif
-        wide = w;
-    }
-    if (w)
+#if defined(M2U_HAVE_DNNL) && defined(M2U_HAVE_AVX2_PATHS)
+    if (m2u_avx512())
         m2u_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
+#endif
         m2u_gemm_thin(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -207,18 +207,9 @@ __attribute__((target("avx512f"))) static void late_stages_avx512(const m2u_fft 
     out_re[half] = re[0] - tr;
     out_im[half] = im[0] - ti;
 }
-static int cpu_avx512(void) {
-    static _Atomic int have = -1;
-    int h = have;
-    if (h < 0) {
-        __builtin_cpu_init();
-        have = h = __builtin_cpu_supports("avx512f") != 0;
-    }
-    return h;
-}
 /* the kernels' one CPU test (AVX2 and FMA imply AVX; the AVX code has no FMA to use) */
 static int fused_passes(const m2u_fft *p, double *re, double *im) {
-    if (cpu_avx512()) return fused_passes_avx512(p, re, im);
+    if (m2u_avx512()) return fused_passes_avx512(p, re, im);
     return m2u_avx2_fma() ? fused_passes_avx(p, re, im) : fused_passes_base(p, re, im);
 }
 #define HAVE_LATE_STAGES_AVX512 1
@@ -244,7 +235,7 @@ void m2u_fft_real(const m2u_fft *p, const double *x, double *out_re, double *out
     }
     int half = fused_passes(p, re, im);
 #ifdef HAVE_LATE_STAGES_AVX512
-    if (half < N && half >= 512 && cpu_avx512()) { /* the fused passes end at half 512 or N */
+    if (half < N && half >= 512 && m2u_avx512()) { /* the fused passes end at half 512 or N */
         late_stages_avx512(p, re, im, half, out_re, out_im);
         return;
     }
