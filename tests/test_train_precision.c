@@ -301,8 +301,13 @@ int main(void) {
     /* the tied 32000 x 64 table and 3 layers' linears (each copy's size a multiple of 64 bytes) */
     const size_t elems = 32000 * 64 + 3 * (64 * 64 + 2 * 32 * 64 + 64 * 64 + 3 * 128 * 64);
     CHECK(pb.frozen_bf16 == 2 * elems && pb.frozen_bf16_params == (double)elems, "plan: %zu bytes of copies", pb.frozen_bf16);
-    CHECK(pf.frozen_bf16 == 0 && pb.weights == pf.weights - 4 * elems && pb.per_rank == pf.per_rank - 2 * elems,
-          "plan: weights %zu (fp32 %zu), per rank %zu (fp32 %zu)", pb.weights, pf.weights, pb.per_rank, pf.per_rank);
+    /* with bf16 products, one product's input in bf16 too: the largest, the classifier's gradient
+       rows (batch x max_len x vocabulary) */
+    const size_t inputs = m2u_gemm_bf16_ok() ? (size_t)c.train.batch * c.train.max_len * 32000 * 2 : 0;
+    CHECK(pf.frozen_bf16 == 0 && pf.bf16_inputs == 0 && pb.bf16_inputs == inputs && pb.weights == pf.weights - 4 * elems &&
+              pb.per_rank == pf.per_rank - 2 * elems + inputs,
+          "plan: weights %zu (fp32 %zu), per rank %zu (fp32 %zu), bf16 inputs %zu (%zu expected)", pb.weights,
+          pf.weights, pb.per_rank, pf.per_rank, pb.bf16_inputs, inputs);
     /* two ranks on a node: the mapping once, the copies once per rank */
     m2u_train_plan pb2;
     CHECK(m2u_train_plan_make(&c, &tm, 2, &pb2) == 0 && pb2.node == pb.node + pb.per_rank - pb.weights &&

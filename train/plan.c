@@ -55,7 +55,17 @@ int m2u_train_plan_make(const m2u_train_config *c, const m2u_train_model *tm, in
     mb += 3 * (size_t)B * T * sizeof(int32_t); /* ids, labels, positions */
     /* the step being trained and the one the prefetch thread builds, accum micro-batches each */
     p->batch = 2 * (size_t)c->train.accum * mb;
-    p->per_rank = p->weights + p->frozen_bf16 + p->trainables + p->gradients + p->optimizer + p->activations + p->batch;
+    if (c->train.precision == M2U_PRECISION_BF16 && m2u_gemm_bf16_ok()) {
+        const m2u_llama_config *lc = &llm->cfg;
+        /* the frozen head's rows (added token rows are trainable, multiplied in fp32) */
+        size_t w = (size_t)llm->lm_head.rows, qd = (size_t)lc->n_heads * (size_t)lc->head_dim;
+        if ((size_t)lc->intermediate_size > w) w = (size_t)lc->intermediate_size;
+        if ((size_t)lc->hidden_size > w) w = (size_t)lc->hidden_size;
+        if (qd > w) w = qd;
+        p->bf16_inputs = (size_t)B * (size_t)T * w * 2;
+    }
+    p->per_rank = p->weights + p->frozen_bf16 + p->trainables + p->gradients + p->optimizer + p->activations +
+                  p->batch + p->bf16_inputs;
     p->local_ranks = local_ranks > 0 ? local_ranks : 1;
     p->node = p->weights + (size_t)p->local_ranks * (p->per_rank - p->weights);
     return 0;
@@ -137,6 +147,9 @@ char *m2u_train_plan_text(const m2u_train_config *c, const m2u_train_plan *p, si
         c->train.checkpoint_activations ? "one layer's, recomputed" : "every layer's");
     PUT("  %-13s %12s  features and targets of 2 x %d micro-batches (training + prefetch)\n", "batch",
         m2u_fmt_bytes(p->batch, b[5], sizeof b[5]), c->train.accum);
+    if (p->bf16_inputs)
+        PUT("  %-13s %12s  one product's input rounded to bf16 (this CPU multiplies bf16 natively)\n", "bf16 inputs",
+            m2u_fmt_bytes(p->bf16_inputs, b[5], sizeof b[5]));
     PUT("  %-13s %12s\n", "per rank", m2u_fmt_bytes(p->per_rank, b[6], sizeof b[6]));
     PUT("  %-13s %12s  weights once + %d rank(s) x the rest\n", "node", m2u_fmt_bytes(p->node, b[0], sizeof b[0]),
         p->local_ranks);

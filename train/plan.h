@@ -31,6 +31,10 @@
 
 typedef struct {
     size_t weights, frozen_bf16, trainables, gradients, optimizer, activations, batch;
+    /* train.precision bf16 where the CPU has bf16 products: the input of one frozen product at
+       a time rounded to bf16 (the largest: the classifier's gradient rows, N x vocabulary);
+       kept from one product to the next (cpu/gemm_bf16.c).  0 otherwise. */
+    size_t bf16_inputs;
     size_t per_rank;       /* the sum of the above */
     size_t trainable_floats;
     double weight_params;  /* elements of the checkpoint's tensors read in place */
