@@ -11,6 +11,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h> /* mallinfo2: the heap in use, for the memory plan's check */
+#endif
 
 enum { B = 3, T = 14 };
 
@@ -68,8 +71,42 @@ int main(void) {
     for (int i = 0; i < B * 15; i++) target[i] = 0.1f * m2u_rng_normal(&r);
     int nv, nm;
     const float *const *fp = (const float *const *)feats;
+    /* The memory plan's share of a step (the LLaMA's activations and m2u_m2ugen_act_bytes) against
+       the heap the first forward and backward leave in use: at least what the modules keep
+       (adapters, projector, the LLaMA), at most the plan, which also counts the buffers freed
+       within the step.  glibc's allocator only (the sanitizers replace it). */
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+    /* a step of a second copy first: the libraries' one-time state (oneDNN's generated kernels,
+       the thread pool) is then in place before the count starts */
+    {
+        m2u_m2ugen *w;
+        int nvw, nmw;
+        CHECK(m2u_m2ugen_load(dir, &cfg, &w) == 0, "%s", m2u_last_error());
+        CHECK(isfinite(objective(w, ids, (const float *const *)feats, present, aud_pos, target, has_target, &nvw, &nmw)) &&
+                  m2u_m2ugen_backward(w, 1.0f / nvw, 1.0f / nmw) == 0,
+              "warm-up step: %s", m2u_last_error());
+        m2u_m2ugen_free(w);
+    }
+    struct mallinfo2 mi0 = mallinfo2();
+#endif
     double L = objective(m, ids, fp, present, aud_pos, target, has_target, &nv, &nm);
     CHECK(isfinite(L) && nm == 2, "forward: %s (n_mse %d)", m2u_last_error(), nm);
+    {
+        size_t plan = m2u_llama_activation_bytes(m->llm, B, T) + m2u_m2ugen_act_bytes(m, B, T), kept = 0;
+        for (int g = 0; g < 3; g++) kept += m2u_adapter_act_bytes(&m->adapter[g].cfg, B);
+        kept += m2u_projector_act_bytes(&m->proj, 2); /* two samples with targets */
+        CHECK(kept < plan, "modules' kept bytes %zu not below the plan %zu", kept, plan);
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+        memset(m->llm->grad_buf, 0, m->n_floats * sizeof(float));
+        CHECK(m2u_m2ugen_backward(m, 1.0f / nv, 1.0f / nm) == 0, "%s", m2u_last_error());
+        struct mallinfo2 mi1 = mallinfo2();
+        size_t used = (mi1.uordblks + mi1.hblkhd) - (mi0.uordblks + mi0.hblkhd);
+        CHECK(used >= kept && used <= plan, "heap in use after a step %zu, the modules keep %zu, the plan %zu", used,
+              kept, plan);
+        printf("memory: a step keeps %zu bytes, the plan counts %zu (LLaMA %zu)\n", used, plan,
+               m2u_llama_activation_bytes(m->llm, B, T));
+#endif
+    }
     /* a batch with targets but no [AUD] block (the trainer's held-out generation)
      * has no MSE term, and the next forward still works (this once freed the
      * projector buffers twice; the sanitizer build catches a repeat) */

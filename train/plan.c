@@ -64,8 +64,9 @@ int m2u_train_plan_make(const m2u_train_config *c, const m2u_train_model *tm, in
         if (qd > w) w = qd;
         p->bf16_inputs = (size_t)B * (size_t)T * w * 2;
     }
+    p->modules = m2u_m2ugen_act_bytes(mg, B, T);
     p->per_rank = p->weights + p->frozen_bf16 + p->trainables + p->gradients + p->optimizer + p->activations +
-                  p->batch + p->bf16_inputs;
+                  p->modules + p->batch + p->bf16_inputs;
     p->local_ranks = local_ranks > 0 ? local_ranks : 1;
     p->node = p->weights + (size_t)p->local_ranks * (p->per_rank - p->weights);
     return 0;
@@ -145,6 +146,8 @@ char *m2u_train_plan_text(const m2u_train_config *c, const m2u_train_plan *p, si
     PUT("  %-13s %12s  kept for backward (%s), logits, backward scratch\n", "activations",
         m2u_fmt_bytes(p->activations, b[4], sizeof b[4]),
         c->train.checkpoint_activations ? "one layer's, recomputed" : "every layer's");
+    PUT("  %-13s %12s  the adapters' and the projector's activations and scratch, the model's step buffers\n",
+        "modules", m2u_fmt_bytes(p->modules, b[5], sizeof b[5]));
     PUT("  %-13s %12s  features and targets of 2 x %d micro-batches (training + prefetch)\n", "batch",
         m2u_fmt_bytes(p->batch, b[5], sizeof b[5]), c->train.accum);
     if (p->bf16_inputs)

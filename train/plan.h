@@ -35,6 +35,9 @@ typedef struct {
        a time rounded to bf16 (the largest: the classifier's gradient rows, N x vocabulary);
        kept from one product to the next (cpu/gemm_bf16.c).  0 otherwise. */
     size_t bf16_inputs;
+    /* the M2UGen modules beside the LLaMA: the adapters' and the projector's activations and
+       scratch, the model's step buffers (m2u_m2ugen_act_bytes) */
+    size_t modules;
     size_t per_rank;       /* the sum of the above */
     size_t trainable_floats;
     double weight_params;  /* elements of the checkpoint's tensors read in place */

@@ -222,6 +222,22 @@ int m2u_m2ugen_forward(m2u_m2ugen *m, const int32_t *ids, const int32_t *labels,
     return 0;
 }
 
+size_t m2u_m2ugen_act_bytes(const m2u_m2ugen *m, int B, int T) {
+    const size_t Bz = (size_t)B, C = (size_t)m->llm->cfg.hidden_size, A = 3 * (size_t)m->cfg.query_layer;
+    /* forward: adapter_in, vec, present, aud_pos; backward: dvec */
+    size_t words = (A ? A : 1) * Bz * C + M2U_N_MODALITIES * Bz * C + M2U_N_MODALITIES * Bz + Bz + Bz * C;
+    size_t bytes = 0;
+    for (int g = 0; g < M2U_N_MODALITIES; g++)
+        if (m->cfg.use_adapter[g]) bytes += m2u_adapter_act_bytes(&m->adapter[g].cfg, B);
+    if (m->cfg.use_projector) {
+        size_t n_aud = (size_t)m->cfg.n_aud, per = (size_t)m->cfg.projector.n_out * m->cfg.projector.out_dim;
+        /* target_rows, proj_in, dproj_in, the targets and outputs gathered, one row, dh */
+        words += Bz + 2 * Bz * n_aud * C + 2 * Bz * per + C + Bz * (size_t)T * C;
+        bytes += m2u_projector_act_bytes(&m->proj, B);
+    }
+    return bytes + words * sizeof(float); /* ints and floats are both 4 bytes */
+}
+
 int m2u_m2ugen_backward(m2u_m2ugen *m, float ce_scale, float mse_scale) {
     m2u_llama *l = m->llm;
     int B = m->B, T = l->T, C = l->cfg.hidden_size, q = m->cfg.query_layer, A = 3 * q, n_aud = m->cfg.n_aud;

@@ -65,6 +65,10 @@ int m2u_m2ugen_forward(m2u_m2ugen *m, const int32_t *ids, const int32_t *labels,
                        const int *has_target, double *ce_sum, double *mse_sum, int *n_mse);
 /* Accumulate gradients of ce_scale * CE_sum + mse_scale * MSE_sum of the last forward. */
 int m2u_m2ugen_backward(m2u_m2ugen *m, float ce_scale, float mse_scale);
+/* Bytes a forward and backward of a batch of B x T allocate beside the LLaMA's activations
+ * (m2u_llama_activation_bytes): the adapters' and the projector's activations and scratch,
+ * and the model's own step buffers, with every sample taken to have a target (the most). */
+size_t m2u_m2ugen_act_bytes(const m2u_m2ugen *m, int B, int T);
 
 /* Load the trainables of a checkpoint in the released M2UGen layout
  * (checkpoint.pth / safetensors, optionally under a "model." prefix): its LLaMA

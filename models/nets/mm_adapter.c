@@ -131,24 +131,35 @@ void m2u_adapter_reset_params(m2u_adapter *a, uint64_t seed) {
     }
 }
 
+/* The floats of each buffer ensure_acts allocates for a batch of B, in its order; the memory
+ * plan counts the same sizes (m2u_adapter_act_bytes). */
+enum { N_ACT_BUFS = 11 };
+static void act_floats(const m2u_adapter_config *c, int B, size_t n[N_ACT_BUFS]) {
+    size_t Bz = (size_t)B, D = (size_t)c->dim, Hd = (size_t)c->hidden, F = (size_t)c->feat_dim,
+           K = (size_t)c->n_blocks, K1 = K ? K : 1;
+    size_t big = D > Hd ? D : Hd;
+    const size_t v[N_ACT_BUFS] = {Bz * (size_t)c->n_tokens * F, Bz * F, Bz, Bz * F, (K + 1) * Bz * D, K1 * Bz * D,
+                                  K1 * Bz, K1 * Bz * Hd, K1 * Bz * Hd, K1 * Bz * Hd,
+                                  Bz * D + 3 * Bz * big + 2 * Bz * F};
+    memcpy(n, v, sizeof v);
+}
+
+size_t m2u_adapter_act_bytes(const m2u_adapter_config *c, int B) {
+    size_t n[N_ACT_BUFS], total = 0;
+    act_floats(c, B, n);
+    for (int i = 0; i < N_ACT_BUFS; i++) total += n[i];
+    return total * sizeof(float);
+}
+
 static int ensure_acts(m2u_adapter *a, int B) {
     if (B <= a->cap_B) return 0;
     free_acts(a);
     const m2u_adapter_config *c = &a->cfg;
-    size_t Bz = (size_t)B, D = (size_t)c->dim, Hd = (size_t)c->hidden, F = (size_t)c->feat_dim,
-           K = (size_t)c->n_blocks;
-    size_t big = D > Hd ? D : Hd;
-    a->feats = malloc(Bz * (size_t)c->n_tokens * F * sizeof(float));
-    a->agg = malloc(Bz * F * sizeof(float));
-    a->l2 = malloc(Bz * sizeof(float));
-    a->u = malloc(Bz * F * sizeof(float));
-    a->h = malloc((K + 1) * Bz * D * sizeof(float));
-    a->nrm = malloc((K ? K : 1) * Bz * D * sizeof(float));
-    a->rstd = malloc((K ? K : 1) * Bz * sizeof(float));
-    a->a = malloc((K ? K : 1) * Bz * Hd * sizeof(float));
-    a->c = malloc((K ? K : 1) * Bz * Hd * sizeof(float));
-    a->s = malloc((K ? K : 1) * Bz * Hd * sizeof(float));
-    a->scratch = malloc((Bz * D + 3 * Bz * big + 2 * Bz * F) * sizeof(float));
+    size_t n[N_ACT_BUFS];
+    act_floats(c, B, n);
+    float **buf[N_ACT_BUFS] = {&a->feats, &a->agg, &a->l2, &a->u, &a->h, &a->nrm,
+                               &a->rstd, &a->a, &a->c, &a->s, &a->scratch};
+    for (int i = 0; i < N_ACT_BUFS; i++) *buf[i] = malloc(n[i] * sizeof(float));
     if (!a->feats || !a->agg || !a->l2 || !a->u || !a->h || !a->nrm || !a->rstd || !a->a || !a->c || !a->s ||
         !a->scratch) {
         free_acts(a);

@@ -88,6 +88,9 @@ void m2u_adapter_free(m2u_adapter *a);
  * and bias; RMSNorm weights 1), from a seeded m2u_rng stream. */
 void m2u_adapter_reset_params(m2u_adapter *a, uint64_t seed);
 
+/* Bytes of the activations and backward scratch the adapter allocates for a batch of B (the
+ * memory plan's share of it; the same sizes the forward allocates). */
+size_t m2u_adapter_act_bytes(const m2u_adapter_config *cfg, int B);
 /* feats [B, n_tokens, feat_dim] (copied) -> out [B, dim].  Saves what the backward needs. */
 int m2u_adapter_forward(m2u_adapter *a, const float *feats, int B, float *out);
 /* Backward of the last forward: dout [B, dim]; ACCUMULATES into every parameter

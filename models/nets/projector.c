@@ -269,6 +269,11 @@ static size_t scratch_size(const m2u_projector_config *c, int B) {
     return M * (size_t)c->out_dim + M * E + N * E + N * E + R * E + R * E + R * 3 * E + R * F + M * E + N * 2 * E;
 }
 
+size_t m2u_projector_act_bytes(const m2u_projector *p, int B) {
+    /* layout with no arena only adds up sizes: it reads p, writes nothing */
+    return (layout((m2u_projector *)p, B, NULL) + scratch_size(&p->cfg, B)) * sizeof(float);
+}
+
 static int ensure_acts(m2u_projector *p, int B) {
     if (B <= p->cap_B) return 0;
     free(p->arena);

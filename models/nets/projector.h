@@ -113,6 +113,8 @@ void m2u_projector_reset_params(m2u_projector *p, uint64_t seed);
 
 /* x [B, n_in, dim] (copied) -> out [B, n_out, out_dim] (out may be NULL; p->out holds it). */
 int m2u_projector_forward(m2u_projector *p, const float *x, int B, float *out);
+/* Bytes of the activations and backward scratch the projector allocates for a batch of B. */
+size_t m2u_projector_act_bytes(const m2u_projector *p, int B);
 /* MSE of the last forward's output against target_scale * target [B, n_out, out_dim]; keeps
  * d loss / d out for m2u_projector_backward. */
 int m2u_projector_loss(m2u_projector *p, const float *target, float *loss);
