@@ -108,9 +108,8 @@ int m2u_fft_size(const m2u_fft *p) { return p->n; }
         memcpy((ptr), &t_, sizeof t_);      \
     } while (0)
 #define FFT_FUSED_PASSES(NAME, ATTR)                                                                              \
-    ATTR static int NAME(const m2u_fft *p, double *re, double *im) {                                            \
+    ATTR static int NAME(const m2u_fft *p, double *re, double *im, int half) {                                  \
         const int N = p->n;                                                                                     \
-        int half = 2;                                                                                           \
         for (; 2 * half < N && half <= FFT_FUSE_MAX; half <<= 2) {                                              \
             const double *c1 = p->cs + half, *s1 = p->sn + half, *c2 = p->cs + 2 * half, *s2 = p->sn + 2 * half; \
             for (int i = 0; i < N; i += 4 * half) {                                                             \
@@ -170,6 +169,49 @@ typedef double vd8 __attribute__((vector_size(8 * sizeof(double))));
 FFT_FUSED_PASSES(fused_passes_avx512, __attribute__((target("avx512f"))))
 #undef VT
 #undef W
+
+/* 4 x 4 transpose of the 128-bit lanes of four vectors (its own inverse): lane j of out[i] is
+ * lane i of in[j] */
+__attribute__((target("avx512f"))) static inline void lanes4x4(__m512d v[4]) {
+    __m512d t0 = _mm512_shuffle_f64x2(v[0], v[1], 0x44), t1 = _mm512_shuffle_f64x2(v[0], v[1], 0xEE);
+    __m512d t2 = _mm512_shuffle_f64x2(v[2], v[3], 0x44), t3 = _mm512_shuffle_f64x2(v[2], v[3], 0xEE);
+    v[0] = _mm512_shuffle_f64x2(t0, t2, 0x88);
+    v[1] = _mm512_shuffle_f64x2(t0, t2, 0xDD);
+    v[2] = _mm512_shuffle_f64x2(t1, t3, 0x88);
+    v[3] = _mm512_shuffle_f64x2(t1, t3, 0xDD);
+}
+
+/* The first fused pass (stages of half-length 2 and 4), which the W-wide loop leaves to scalar
+ * code (2 < W): four 8-value blocks at a time, their lanes transposed so that each vector holds
+ * one quarter-block (2 values) of each of the four.  The butterflies are the fused loop's, with
+ * the same products and sums per element.  N >= 32. */
+__attribute__((target("avx512f"))) static void first_pass_avx512(const m2u_fft *p, double *re, double *im) {
+    const int N = p->n;
+    const double *c1 = p->cs + 2, *s1 = p->sn + 2, *c2 = p->cs + 4, *s2 = p->sn + 4;
+    const vd8 w1r = {c1[0], c1[1], c1[0], c1[1], c1[0], c1[1], c1[0], c1[1]};
+    const vd8 w1i = {s1[0], s1[1], s1[0], s1[1], s1[0], s1[1], s1[0], s1[1]};
+    const vd8 war = {c2[0], c2[1], c2[0], c2[1], c2[0], c2[1], c2[0], c2[1]};
+    const vd8 wai = {s2[0], s2[1], s2[0], s2[1], s2[0], s2[1], s2[0], s2[1]};
+    const vd8 wbr = {c2[2], c2[3], c2[2], c2[3], c2[2], c2[3], c2[2], c2[3]};
+    const vd8 wbi = {s2[2], s2[3], s2[2], s2[3], s2[2], s2[3], s2[2], s2[3]};
+    for (int i = 0; i < N; i += 32) {
+        __m512d R[4], I[4];
+        for (int j = 0; j < 4; j++) R[j] = _mm512_loadu_pd(re + i + 8 * j), I[j] = _mm512_loadu_pd(im + i + 8 * j);
+        lanes4x4(R), lanes4x4(I);
+        vd8 a0r = (vd8)R[0], a1r = (vd8)R[1], a2r = (vd8)R[2], a3r = (vd8)R[3];
+        vd8 a0i = (vd8)I[0], a1i = (vd8)I[1], a2i = (vd8)I[2], a3i = (vd8)I[3];
+        vd8 tr = a1r * w1r - a1i * w1i, ti = a1r * w1i + a1i * w1r;
+        vd8 b1r = a0r - tr, b1i = a0i - ti, b0r = a0r + tr, b0i = a0i + ti;
+        tr = a3r * w1r - a3i * w1i, ti = a3r * w1i + a3i * w1r;
+        vd8 b3r = a2r - tr, b3i = a2i - ti, b2r = a2r + tr, b2i = a2i + ti;
+        tr = b2r * war - b2i * wai, ti = b2r * wai + b2i * war;
+        R[2] = (__m512d)(b0r - tr), I[2] = (__m512d)(b0i - ti), R[0] = (__m512d)(b0r + tr), I[0] = (__m512d)(b0i + ti);
+        tr = b3r * wbr - b3i * wbi, ti = b3r * wbi + b3i * wbr;
+        R[3] = (__m512d)(b1r - tr), I[3] = (__m512d)(b1i - ti), R[1] = (__m512d)(b1r + tr), I[1] = (__m512d)(b1i + ti);
+        lanes4x4(R), lanes4x4(I);
+        for (int j = 0; j < 4; j++) _mm512_storeu_pd(re + i + 8 * j, R[j]), _mm512_storeu_pd(im + i + 8 * j, I[j]);
+    }
+}
 /* The stages past the fused passes and the last one (into the outputs), 8 at a time: the same
  * products and sums per element as the VW-wide loops in m2u_fft_real (for half >= 512 < N:
  * whole vectors). */
@@ -209,12 +251,16 @@ __attribute__((target("avx512f"))) static void late_stages_avx512(const m2u_fft 
 }
 /* the kernels' one CPU test (AVX2 and FMA imply AVX; the AVX code has no FMA to use) */
 static int fused_passes(const m2u_fft *p, double *re, double *im) {
-    if (m2u_avx512()) return fused_passes_avx512(p, re, im);
-    return m2u_avx2_fma() ? fused_passes_avx(p, re, im) : fused_passes_base(p, re, im);
+    if (m2u_avx512()) {
+        if (p->n < 32) return fused_passes_avx512(p, re, im, 2);
+        first_pass_avx512(p, re, im);
+        return fused_passes_avx512(p, re, im, 8);
+    }
+    return m2u_avx2_fma() ? fused_passes_avx(p, re, im, 2) : fused_passes_base(p, re, im, 2);
 }
 #define HAVE_LATE_STAGES_AVX512 1
 #else
-static int fused_passes(const m2u_fft *p, double *re, double *im) { return fused_passes_base(p, re, im); }
+static int fused_passes(const m2u_fft *p, double *re, double *im) { return fused_passes_base(p, re, im, 2); }
 #endif
 
 void m2u_fft_real(const m2u_fft *p, const double *x, double *out_re, double *out_im, double *work) {
