@@ -230,15 +230,27 @@ __attribute__((target("avx512f"))) static void tw_step8(double *tw, int nbp, con
 #define HAVE_TW_STEP8 1
 #endif
 
+/* -1: not decided; 0: the portable paths; 1: the AVX-512 ones (m2u_analysis_wide) */
+static _Atomic int g_wide = -1;
+
+int m2u_analysis_wide(int want) {
+    int have = 0;
+#ifdef HAVE_TW_STEP8
+    __builtin_cpu_init();
+    have = __builtin_cpu_supports("avx512f") != 0;
+#endif
+    g_wide = want && have;
+    return want && have;
+}
+
+static int wide_cpu(void) {
+    int wd = g_wide;
+    return wd >= 0 ? wd : m2u_analysis_wide(1);
+}
+
 static void tw_step(double *tw, int nbp, const double *out, const double *in) {
 #ifdef HAVE_TW_STEP8
-    static _Atomic int wide = -1;
-    int wd = wide;
-    if (wd < 0) {
-        __builtin_cpu_init();
-        wide = wd = __builtin_cpu_supports("avx512f") != 0;
-    }
-    if (wd) {
+    if (wide_cpu()) {
         tw_step8(tw, nbp, out, in);
         return;
     }
@@ -319,6 +331,54 @@ static void freq_medians(const double *mag, int nb, double *med) {
 }
 #endif
 
+#ifdef HAVE_TW_STEP8
+/* freq_medians for 8 frames at once where the CPU has AVX-512: each lane holds one frame's
+ * window and takes the same steps (comparisons and copies only), so each frame gets exactly the
+ * medians freq_medians gives it; a step costs one instruction per slot for 8 frames instead of
+ * per pair of slots for one.  mags[j]: frame j's magnitudes (lanes past the frames given repeat
+ * frame 0); magT: 8 x nb scratch; medT[k * 8 + j]: frame j's median at bin k. */
+__attribute__((target("avx512f"))) static void freq_medians8(const double *const mags[8], int nb, double *magT,
+                                                             double *medT) {
+    for (int k = 0; k < nb; k++)
+        for (int j = 0; j < 8; j++) magT[(size_t)k * 8 + j] = mags[j][k];
+    const __m512d inf = _mm512_set1_pd(HUGE_VAL), ninf = _mm512_set1_pd(-HUGE_VAL);
+    __m512d w[HPSS_LEN + 1];
+    for (int i = 0; i <= HPSS_LEN; i++) w[i] = inf;
+    int m = 0;
+    for (int k = -HPSS_HALF; k < nb; k++) {
+        /* bin k-9 leaves, bin k+8 enters: the window is then bins k-8..k+8 */
+        int lo = k - HPSS_HALF - 1, hi = k + HPSS_HALF;
+        if (lo >= 0 || hi < nb) {
+            __m512d o = lo >= 0 ? _mm512_loadu_pd(magT + (size_t)lo * 8) : inf;
+            __m512d x = hi < nb ? _mm512_loadu_pd(magT + (size_t)hi * 8) : inf;
+            __m512d prev = ninf;
+#pragma GCC unroll 17
+            for (int i = 0; i < HPSS_LEN; i++) {
+                /* v = w[i] < out ? w[i] : w[i+1]; w[i] = max(min(v, in), v[i-1]) */
+                __m512d v = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(w[i], o, _CMP_LT_OQ), w[i + 1], w[i]);
+                w[i] = _mm512_max_pd(_mm512_min_pd(v, x), prev);
+                prev = v;
+            }
+            m += (hi < nb) - (lo >= 0);
+        }
+        if (k < 0) continue;
+        __m512d md;
+        switch ((m - 1) / 2) { /* the median slot: 8 in a full window, less at the edges */
+        case 0: md = w[0]; break;
+        case 1: md = w[1]; break;
+        case 2: md = w[2]; break;
+        case 3: md = w[3]; break;
+        case 4: md = w[4]; break;
+        case 5: md = w[5]; break;
+        case 6: md = w[6]; break;
+        case 7: md = w[7]; break;
+        default: md = w[8]; break;
+        }
+        _mm512_storeu_pd(medT + (size_t)k * 8, md);
+    }
+}
+#endif
+
 static int analyze_spectrum(const float *pcm, size_t n, int rate, m2u_analysis *out, odf_env *odf) {
     const int n_fft = m2u_pow2_near(0.046 * rate), hop = n_fft / 4, nb = n_fft / 2 + 1, L = HPSS_LEN;
     const int nbp = (nb + TW_ALIGN - 1) / TW_ALIGN * TW_ALIGN;
@@ -329,13 +389,18 @@ static int analyze_spectrum(const float *pcm, size_t n, int rate, m2u_analysis *
     /* the new frame's magnitudes, log1p(gain x magnitude) of it and of the frame before,
      * each bin's centre frequency and the frequency medians */
     double *cur = malloc(5 * (size_t)nbp * sizeof(double));
+    /* 8 frames' frequency medians at a time where the CPU has AVX-512, and their magnitudes
+       transposed (freq_medians8) */
+    const int batch8 = wide_cpu();
+    double *med8 = batch8 ? malloc(16 * (size_t)nbp * sizeof(double)) : NULL;
     int *loud = malloc((size_t)L * sizeof(int));
     odf->v = malloc(T * sizeof(double));
     odf->n = T;
     odf->frame_s = (double)hop / rate;
     odf->offset_s = 0.5 * n_fft / rate;
-    if (!st || !ring || !tw || !cur || !loud || !odf->v) {
+    if (!st || !ring || !tw || !cur || !loud || !odf->v || (batch8 && !med8)) {
         m2u_stft_free(st);
+        free(med8);
         free(ring);
         free(tw);
         free(cur);
@@ -391,10 +456,28 @@ static int analyze_spectrum(const float *pcm, size_t n, int rate, m2u_analysis *
         const size_t c = t - HPSS_HALF;
         const double *mag = ring + (c % (size_t)L) * (size_t)nbp;
         const double *H = tw + (size_t)(tcnt - 1) / 2 * (size_t)nbp;
-        freq_medians(mag, nb, pmed);
+        const double *P_at = pmed; /* frame c's median at bin k: P_at[k * P_step] */
+        size_t P_step = 1;
+#ifdef HAVE_TW_STEP8
+        if (batch8) {
+            /* at every 8th frame, the medians of it and the next 7 (all in the ring by now:
+               frame c + 7 <= t, and none leaves it before t + 9) */
+            if (c % 8 == 0) {
+                const double *mags[8];
+                for (int j = 0; j < 8; j++) {
+                    size_t f = c + (size_t)j < T ? c + (size_t)j : c;
+                    mags[j] = ring + (f % (size_t)L) * (size_t)nbp;
+                }
+                freq_medians8(mags, nb, med8 + 8 * (size_t)nbp, med8);
+            }
+            P_at = med8 + c % 8;
+            P_step = 8;
+        } else
+#endif
+            freq_medians(mag, nb, pmed);
         double num = 0, den = 0;
         for (int k = 0; k < nb; k++) {
-            double P = pmed[k];
+            double P = P_at[(size_t)k * P_step];
             double e = mag[k] * mag[k], hp = H[k] * H[k] + P * P;
             e_total += e;
             if (hp > 0) e_perc += e * (P * P) / hp;
@@ -410,6 +493,7 @@ static int analyze_spectrum(const float *pcm, size_t n, int rate, m2u_analysis *
     free(ring);
     free(tw);
     free(cur);
+    free(med8);
     free(loud);
     out->centroid_hz = cen_frames ? cen_sum / (double)cen_frames : 0;
     out->percussiveness = e_total > 0 ? e_perc / e_total : 0;

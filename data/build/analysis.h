@@ -103,6 +103,11 @@ typedef struct {
 
 /* Analyse n > 0 samples.  On failure out holds nothing to free. */
 int m2u_analyze(const float *pcm, size_t n, int rate, m2u_analysis *out);
+/* The spectrum's HPSS windows and medians run 8 wide where the CPU has AVX-512, with the same
+ * results (comparisons and copies only).  want = 0 keeps the portable paths (tests compare the
+ * two); 1, the default, uses the wide ones where the CPU has them.  Returns 1 when they are in use.
+ * Call it before analyses start. */
+int m2u_analysis_wide(int want);
 void m2u_analysis_free(m2u_analysis *a);
 
 /* Mood on the valence/arousal plane, each in [-1, 1]; the image and video
