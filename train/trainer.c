@@ -684,12 +684,16 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
         return -1;
     }
     double eval0 = dist->rank == 0 && !resume ? eval_loss(&t) : NAN;
+    /* a resumed run does not measure the start again: its first run's log and metrics.jsonl have it */
+    char ev0[48];
+    if (isfinite(eval0)) snprintf(ev0, sizeof ev0, "%.4f", eval0);
+    else snprintf(ev0, sizeof ev0, resume ? "(measured by the first run)" : "(none)");
     if (dist->rank == 0)
         m2u_log(M2U_LOG_INFO,
                 "m2u-train: %s, stage %d, %d rank(s), %lld samples usable (%ld steps/epoch), %ld steps, %zu trainable "
-                "parameters in %d tensors; held-out loss %.4f",
+                "parameters in %d tensors; held-out loss %s",
                 cfg->run.name, cfg->train.stage, dist->size, (long long)t.n_eligible, t.steps_per_epoch, t.total_steps,
-                t.mg->n_floats, t.mg->n_params, eval0);
+                t.mg->n_floats, t.mg->n_params, ev0);
     char num[32];
     if (t.metrics && !resume)
         fprintf(t.metrics, "{\"event\": \"start\", \"steps\": %ld, \"ranks\": %d, \"eval_loss\": %s}\n", t.total_steps,
@@ -746,14 +750,16 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
                 "\"optimizer\": %.5f}, \"peak_rss_bytes\": %zu, \"plan_bytes\": %zu}\n",
                 t.st.step, t.st.last_loss, json_num(num, sizeof num, e), wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
                 (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per, peak, t.plan.per_rank);
-        char pk[32], pl[32];
+        char pk[32], pl[32], ev1[32];
+        if (isfinite(e)) snprintf(ev1, sizeof ev1, "%.4f", e);
+        else snprintf(ev1, sizeof ev1, "(none)");
         m2u_log(M2U_LOG_INFO, "m2u-train: peak memory of rank 0 %s (resident, weights' touched pages included); plan %s",
                 m2u_fmt_bytes(peak, pk, sizeof pk), m2u_fmt_bytes(t.plan.per_rank, pl, sizeof pl));
         m2u_log(M2U_LOG_INFO,
-                "m2u-train: %s done: %ld steps, train loss %.4f, held-out loss %.4f -> %.4f, %.1f s; per step: data "
+                "m2u-train: %s done: %ld steps, train loss %.4f, held-out loss %s -> %s, %.1f s; per step: data "
                 "%.3f s, forward %.3f s, backward %.3f s, all-reduce %.3f s, optimizer %.3f s; checkpoints in "
                 "%s/checkpoints",
-                cfg->run.name, t.st.step, t.st.last_loss, eval0, e, wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
+                cfg->run.name, t.st.step, t.st.last_loss, ev0, ev1, wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
                 (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per, cfg->run.out_dir);
     }
     free_trainer(&t);
