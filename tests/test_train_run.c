@@ -104,6 +104,47 @@ static int bad_json_lines(const char *run, int *n_null, char *last, size_t last_
     return bad;
 }
 
+/* Run `killed` (run.yaml plus the override extra, NULL for none) until its step-10 checkpoint,
+ * kill -9 it, resume it, and compare its 20 losses, weights and optimizer state with the straight
+ * run `straight` (losses sl): the same bits. */
+static void kill_resume_compare(const char *bin, const char *straight, const char *killed, const char *extra,
+                                const double *sl) {
+    char pa[256], pb[256];
+    pid_t pid = fork();
+    if (pid == 0) {
+        char out[128], cfg[128];
+        snprintf(cfg, sizeof cfg, "%s/run.yaml", g_dir);
+        snprintf(out, sizeof out, "run.out_dir=%s/%s", g_dir, killed);
+        freopen("/dev/null", "w", stderr);
+        if (extra) execl(bin, bin, cfg, out, extra, (char *)NULL);
+        else execl(bin, bin, cfg, out, (char *)NULL);
+        _exit(127);
+    }
+    snprintf(pb, sizeof pb, "%s/%s/checkpoints/step-00000010/COMPLETE", g_dir, killed);
+    for (int i = 0; i < 60000 && access(pb, F_OK) != 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFSIGNALED(st), "run %s finished before it could be killed", killed);
+    CHECK(t_sh("%s %s/run.yaml run.out_dir=%s/%s %s --resume 2> %s/%s.log", bin, g_dir, g_dir, killed,
+               extra ? extra : "", g_dir, killed) == 0,
+          "resume failed (see %s/%s.log)", g_dir, killed);
+    double b[20] = {0};
+    CHECK(read_losses(killed, b, 20) == 20, "run %s logged %d steps", killed, read_losses(killed, b, 20));
+    int same = 1;
+    for (int i = 0; i < 20; i++) same &= sl[i] == b[i];
+    CHECK(same, "%s: losses after resume differ from the straight run %s", killed, straight);
+    snprintf(pa, sizeof pa, "%s/%s/checkpoints/step-00000020/trainable.safetensors", g_dir, straight);
+    snprintf(pb, sizeof pb, "%s/%s/checkpoints/step-00000020/trainable.safetensors", g_dir, killed);
+    CHECK(same_file(pa, pb), "%s: weights after kill -9 + resume are not bit-identical", killed);
+    snprintf(pa, sizeof pa, "%s/%s/checkpoints/step-00000020/optimizer.safetensors", g_dir, straight);
+    snprintf(pb, sizeof pb, "%s/%s/checkpoints/step-00000020/optimizer.safetensors", g_dir, killed);
+    CHECK(same_file(pa, pb), "%s: optimizer state after resume is not bit-identical", killed);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/m2u_train_XXXXXX");
     if (!mkdtemp(g_dir)) return 1;
@@ -123,7 +164,7 @@ int main(void) {
     /* 1. straight run: learns, writes its outputs */
     CHECK(t_sh("%s %s/run.yaml run.out_dir=%s/A 2> %s/A.log", bin, g_dir, g_dir, g_dir) == 0, "run A failed (see %s/A.log)",
           g_dir);
-    double a[20] = {0}, b[20] = {0};
+    double a[20] = {0};
     CHECK(read_losses("A", a, 20) == 20, "run A logged %d steps", read_losses("A", a, 20));
     char pa[256], pb[256];
     snprintf(pa, sizeof pa, "%s/A/config.yaml", g_dir);
@@ -144,37 +185,16 @@ int main(void) {
     printf("run A: loss %.3f -> %.3f, held-out %.3f -> %.3f\n", a[0], a[19], held0, held1);
     CHECK(held1 < 0.8 * held0, "held-out loss did not fall: %.3f -> %.3f", held0, held1);
 
-    /* 2. kill -9 after the step-10 checkpoint, resume, compare */
-    pid_t pid = fork();
-    if (pid == 0) {
-        char out[128], cfg[128];
-        snprintf(cfg, sizeof cfg, "%s/run.yaml", g_dir);
-        snprintf(out, sizeof out, "run.out_dir=%s/B", g_dir);
-        freopen("/dev/null", "w", stderr);
-        execl(bin, bin, cfg, out, (char *)NULL);
-        _exit(127);
-    }
-    snprintf(pb, sizeof pb, "%s/B/checkpoints/step-00000010/COMPLETE", g_dir);
-    for (int i = 0; i < 60000 && access(pb, F_OK) != 0; i++) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    CHECK(WIFSIGNALED(st), "run B finished before it could be killed");
-    CHECK(t_sh("%s %s/run.yaml run.out_dir=%s/B --resume 2> %s/B.log", bin, g_dir, g_dir, g_dir) == 0,
-          "resume failed (see %s/B.log)", g_dir);
-    CHECK(read_losses("B", b, 20) == 20, "run B logged %d steps", read_losses("B", b, 20));
-    int same = 1;
-    for (int i = 0; i < 20; i++) same &= a[i] == b[i];
-    CHECK(same, "losses after resume differ from the straight run");
-    snprintf(pa, sizeof pa, "%s/A/checkpoints/step-00000020/trainable.safetensors", g_dir);
-    snprintf(pb, sizeof pb, "%s/B/checkpoints/step-00000020/trainable.safetensors", g_dir);
-    CHECK(same_file(pa, pb), "weights after kill -9 + resume are not bit-identical");
-    snprintf(pa, sizeof pa, "%s/A/checkpoints/step-00000020/optimizer.safetensors", g_dir);
-    snprintf(pb, sizeof pb, "%s/B/checkpoints/step-00000020/optimizer.safetensors", g_dir);
-    CHECK(same_file(pa, pb), "optimizer state after resume is not bit-identical");
+    /* 2. kill -9 after the step-10 checkpoint, resume, compare; then the same with
+       train.precision bf16 (bf16 products where the CPU has them) against a straight bf16 run */
+    kill_resume_compare(bin, "A", "B", NULL, a);
+    CHECK(t_sh("%s %s/run.yaml run.out_dir=%s/A16 train.precision=bf16 2> %s/A16.log", bin, g_dir, g_dir, g_dir) == 0,
+          "run A16 failed (see %s/A16.log)", g_dir);
+    double a16[20] = {0};
+    CHECK(read_losses("A16", a16, 20) == 20, "run A16 logged %d steps", read_losses("A16", a16, 20));
+    CHECK(t_sh("grep -q 'precision bf16: frozen weights held as bf16 .*, multiplied in' %s/A16.log", g_dir) == 0,
+          "run A16 does not say which arithmetic it used (see %s/A16.log)", g_dir);
+    kill_resume_compare(bin, "A16", "B16", "train.precision=bf16", a16);
 
     /* 3. 2 ranks x batch 2 == 1 rank x 2 accumulation steps of batch 2 (no dropout) */
     if (t_sh("command -v mpirun > /dev/null") == 0) {
