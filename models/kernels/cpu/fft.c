@@ -25,20 +25,6 @@
 #endif
 typedef double vd __attribute__((vector_size(VW * sizeof(double))));
 
-static inline vd v_load(const double *p) {
-    vd v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void v_store(double *p, vd v) { memcpy(p, &v, sizeof v); }
-
-/* one stage's butterfly input (rb, ib) times the twiddle (wr, wi), VW at a time */
-static inline void v_twiddle(const double *rb, const double *ib, const double *cs, const double *sn, vd *tr, vd *ti) {
-    vd wr = v_load(cs), wi = v_load(sn), xr = v_load(rb), xi = v_load(ib);
-    *tr = xr * wr - xi * wi;
-    *ti = xr * wi + xi * wr;
-}
-
 #define TWO_PI 6.28318530717958647692
 
 struct m2u_fft {
@@ -150,9 +136,59 @@ int m2u_fft_size(const m2u_fft *p) { return p->n; }
         return half;                                                                                            \
     }
 
+/* The stages left after the fused passes, one per pass, then the last one (half = N / 2)
+ * straight into the outputs, of which only bins 0..N/2 are wanted (the upper outputs are skipped
+ * but bin N/2).  W at a time with the scalar code for a tail, the same products and sums per
+ * element either way; written once for a vector type VT of W doubles like the fused passes. */
+#define FFT_LATE_STAGES(NAME, ATTR)                                                                              \
+    ATTR static void NAME(const m2u_fft *p, double *re, double *im, int half, double *out_re, double *out_im) {   \
+        const int N = p->n;                                                                                     \
+        for (; 2 * half < N; half <<= 1) {                                                                      \
+            const double *cs = p->cs + half, *sn = p->sn + half;                                                \
+            for (int i = 0; i < N; i += 2 * half) {                                                             \
+                double *ra = re + i, *ia = im + i, *rb = ra + half, *ib = ia + half;                            \
+                int k = 0;                                                                                      \
+                for (; k + W <= half; k += W) {                                                                 \
+                    VT wr, wi, xr, xi, ar, ai;                                                                  \
+                    FFT_LD(wr, cs + k), FFT_LD(wi, sn + k), FFT_LD(xr, rb + k), FFT_LD(xi, ib + k);             \
+                    FFT_LD(ar, ra + k), FFT_LD(ai, ia + k);                                                     \
+                    VT tr = xr * wr - xi * wi, ti = xr * wi + xi * wr;                                          \
+                    FFT_ST(rb + k, ar - tr); FFT_ST(ib + k, ai - ti);                                           \
+                    FFT_ST(ra + k, ar + tr); FFT_ST(ia + k, ai + ti);                                           \
+                }                                                                                               \
+                for (; k < half; k++) {                                                                         \
+                    double tr = rb[k] * cs[k] - ib[k] * sn[k], ti = rb[k] * sn[k] + ib[k] * cs[k];              \
+                    rb[k] = ra[k] - tr, ib[k] = ia[k] - ti, ra[k] += tr, ia[k] += ti;                           \
+                }                                                                                               \
+            }                                                                                                   \
+        }                                                                                                       \
+        if (half == N) { /* no stage left (N = 2, or the fused passes ended the transform) */                  \
+            memcpy(out_re, re, (size_t)(N / 2 + 1) * sizeof *re);                                              \
+            memcpy(out_im, im, (size_t)(N / 2 + 1) * sizeof *im);                                              \
+            return;                                                                                             \
+        }                                                                                                       \
+        const double *cs = p->cs + half, *sn = p->sn + half, *rb = re + half, *ib = im + half;                  \
+        int k = 0;                                                                                              \
+        for (; k + W <= half; k += W) {                                                                         \
+            VT wr, wi, xr, xi, ar, ai;                                                                          \
+            FFT_LD(wr, cs + k), FFT_LD(wi, sn + k), FFT_LD(xr, rb + k), FFT_LD(xi, ib + k);                     \
+            FFT_LD(ar, re + k), FFT_LD(ai, im + k);                                                             \
+            VT tr = xr * wr - xi * wi, ti = xr * wi + xi * wr;                                                  \
+            FFT_ST(out_re + k, ar + tr); FFT_ST(out_im + k, ai + ti);                                           \
+        }                                                                                                       \
+        for (; k < half; k++) {                                                                                 \
+            double tr = rb[k] * cs[k] - ib[k] * sn[k], ti = rb[k] * sn[k] + ib[k] * cs[k];                      \
+            out_re[k] = re[k] + tr, out_im[k] = im[k] + ti;                                                     \
+        }                                                                                                       \
+        double tr = rb[0] * cs[0] - ib[0] * sn[0], ti = rb[0] * sn[0] + ib[0] * cs[0];                          \
+        out_re[half] = re[0] - tr;                                                                              \
+        out_im[half] = im[0] - ti;                                                                              \
+    }
+
 #define VT vd
 #define W VW
 FFT_FUSED_PASSES(fused_passes_base, )
+FFT_LATE_STAGES(late_stages_base, )
 #undef VT
 #undef W
 
@@ -212,43 +248,11 @@ __attribute__((target("avx512f"))) static void first_pass_avx512(const m2u_fft *
         for (int j = 0; j < 4; j++) _mm512_storeu_pd(re + i + 8 * j, R[j]), _mm512_storeu_pd(im + i + 8 * j, I[j]);
     }
 }
-/* The stages past the fused passes and the last one (into the outputs), 8 at a time: the same
- * products and sums per element as the VW-wide loops in m2u_fft_real (for half >= 512 < N:
- * whole vectors). */
-__attribute__((target("avx512f"))) static void late_stages_avx512(const m2u_fft *p, double *re, double *im, int half,
-                                                                  double *out_re, double *out_im) {
-    const int N = p->n;
-    for (; 2 * half < N; half <<= 1) {
-        const double *cs = p->cs + half, *sn = p->sn + half;
-        for (int i = 0; i < N; i += 2 * half) {
-            double *ra = re + i, *ia = im + i, *rb = ra + half, *ib = ia + half;
-            for (int k = 0; k < half; k += 8) { /* half >= 512 here: whole vectors */
-                vd8 wr, wi, xr, xi, ar, ai;
-                FFT_LD(wr, cs + k), FFT_LD(wi, sn + k), FFT_LD(xr, rb + k), FFT_LD(xi, ib + k);
-                FFT_LD(ar, ra + k), FFT_LD(ai, ia + k);
-                vd8 tr = xr * wr - xi * wi, ti = xr * wi + xi * wr;
-                vd8 o;
-                o = ar - tr, memcpy(rb + k, &o, sizeof o);
-                o = ai - ti, memcpy(ib + k, &o, sizeof o);
-                o = ar + tr, memcpy(ra + k, &o, sizeof o);
-                o = ai + ti, memcpy(ia + k, &o, sizeof o);
-            }
-        }
-    }
-    const double *cs = p->cs + half, *sn = p->sn + half, *rb = re + half, *ib = im + half;
-    for (int k = 0; k < half; k += 8) {
-        vd8 wr, wi, xr, xi, ar, ai;
-        FFT_LD(wr, cs + k), FFT_LD(wi, sn + k), FFT_LD(xr, rb + k), FFT_LD(xi, ib + k);
-        FFT_LD(ar, re + k), FFT_LD(ai, im + k);
-        vd8 tr = xr * wr - xi * wi, ti = xr * wi + xi * wr;
-        vd8 o;
-        o = ar + tr, memcpy(out_re + k, &o, sizeof o);
-        o = ai + ti, memcpy(out_im + k, &o, sizeof o);
-    }
-    double tr = rb[0] * cs[0] - ib[0] * sn[0], ti = rb[0] * sn[0] + ib[0] * cs[0];
-    out_re[half] = re[0] - tr;
-    out_im[half] = im[0] - ti;
-}
+#define VT vd8
+#define W 8
+FFT_LATE_STAGES(late_stages_avx512, __attribute__((target("avx512f"))))
+#undef VT
+#undef W
 /* the kernels' one CPU test (AVX2 and FMA imply AVX; the AVX code has no FMA to use) */
 static int fused_passes(const m2u_fft *p, double *re, double *im) {
     if (m2u_avx512()) {
@@ -258,9 +262,15 @@ static int fused_passes(const m2u_fft *p, double *re, double *im) {
     }
     return m2u_avx2_fma() ? fused_passes_avx(p, re, im, 2) : fused_passes_base(p, re, im, 2);
 }
-#define HAVE_LATE_STAGES_AVX512 1
+static void late_stages(const m2u_fft *p, double *re, double *im, int half, double *out_re, double *out_im) {
+    if (m2u_avx512()) late_stages_avx512(p, re, im, half, out_re, out_im);
+    else late_stages_base(p, re, im, half, out_re, out_im);
+}
 #else
 static int fused_passes(const m2u_fft *p, double *re, double *im) { return fused_passes_base(p, re, im, 2); }
+static void late_stages(const m2u_fft *p, double *re, double *im, int half, double *out_re, double *out_im) {
+    late_stages_base(p, re, im, half, out_re, out_im);
+}
 #endif
 
 void m2u_fft_real(const m2u_fft *p, const double *x, double *out_re, double *out_im, double *work) {
@@ -279,60 +289,5 @@ void m2u_fft_real(const m2u_fft *p, const double *x, double *out_re, double *out
         re[m] = xa + tr;
         im[m] = 0.0 + ti;
     }
-    int half = fused_passes(p, re, im);
-#ifdef HAVE_LATE_STAGES_AVX512
-    if (half < N && half >= 512 && m2u_avx512()) { /* the fused passes end at half 512 or N */
-        late_stages_avx512(p, re, im, half, out_re, out_im);
-        return;
-    }
-#endif
-    for (; 2 * half < N; half <<= 1) { /* the larger stages one per pass */
-        const double *cs = p->cs + half, *sn = p->sn + half;
-        for (int i = 0; i < N; i += 2 * half) {
-            double *ra = re + i, *ia = im + i, *rb = ra + half, *ib = ia + half;
-            int k = 0;
-            for (; k + VW <= half; k += VW) {
-                vd tr, ti, ar = v_load(ra + k), ai = v_load(ia + k);
-                v_twiddle(rb + k, ib + k, cs + k, sn + k, &tr, &ti);
-                v_store(rb + k, ar - tr);
-                v_store(ib + k, ai - ti);
-                v_store(ra + k, ar + tr);
-                v_store(ia + k, ai + ti);
-            }
-            for (; k < half; k++) {
-                double wr = cs[k], wi = sn[k];
-                double tr = rb[k] * wr - ib[k] * wi;
-                double ti = rb[k] * wi + ib[k] * wr;
-                rb[k] = ra[k] - tr;
-                ib[k] = ia[k] - ti;
-                ra[k] += tr;
-                ia[k] += ti;
-            }
-        }
-    }
-    if (half == N) { /* no stage left (N = 2, or the fused passes ended the transform) */
-        memcpy(out_re, re, (size_t)(N / 2 + 1) * sizeof *re);
-        memcpy(out_im, im, (size_t)(N / 2 + 1) * sizeof *im);
-        return;
-    }
-    /* the last stage (half = N / 2) straight into the outputs, of which only bins 0..N/2 are
-     * wanted: the upper outputs are skipped but bin N/2 */
-    const double *cs = p->cs + half, *sn = p->sn + half;
-    const double *rb = re + half, *ib = im + half;
-    int k = 0;
-    for (; k + VW <= half; k += VW) {
-        vd tr, ti, ar = v_load(re + k), ai = v_load(im + k);
-        v_twiddle(rb + k, ib + k, cs + k, sn + k, &tr, &ti);
-        v_store(out_re + k, ar + tr);
-        v_store(out_im + k, ai + ti);
-    }
-    for (; k < half; k++) {
-        double tr = rb[k] * cs[k] - ib[k] * sn[k];
-        double ti = rb[k] * sn[k] + ib[k] * cs[k];
-        out_re[k] = re[k] + tr;
-        out_im[k] = im[k] + ti;
-    }
-    double tr = rb[0] * cs[0] - ib[0] * sn[0], ti = rb[0] * sn[0] + ib[0] * cs[0];
-    out_re[half] = re[0] - tr;
-    out_im[half] = im[0] - ti;
+    late_stages(p, re, im, fused_passes(p, re, im), out_re, out_im);
 }
