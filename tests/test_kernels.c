@@ -1958,14 +1958,30 @@ int main(void) {
     BE = m2u_backend_cpu();
     on_cpu = 1;
     run_suite();
-    t_fft();
-    t_gelu_dense();
-    t_channel_affine_gelu();
-    t_vexpf();
-    t_swiglu_ce_bits();
-    t_rmsnorm_dw_bits();
+    /* the bit-for-bit checks of the vector paths: on an AVX-512 CPU once with its 16-lane
+       paths and once more with them switched off, so the 8-lane ones are checked there too */
+    for (int pass = 0; pass < 2; pass++) {
+#ifdef M2U_HAVE_AVX2_PATHS
+        if (pass) {
+            if (!m2u_avx512()) break;
+            m2u_avx512_enable(0);
+            printf("cpu, AVX-512 paths switched off:\n");
+        }
+#else
+        if (pass) break;
+#endif
+        t_fft();
+        t_gelu_dense();
+        t_channel_affine_gelu();
+        t_vexpf();
+        t_swiglu_ce_bits();
+        t_rmsnorm_dw_bits();
 #ifdef M2U_HAVE_ATTN_TILES
-    t_attn_tiles_bits();
+        t_attn_tiles_bits();
+#endif
+    }
+#ifdef M2U_HAVE_AVX2_PATHS
+    m2u_avx512_enable(1);
 #endif
     t_parallel_items();
     t_parallel_tasks();

@@ -16,15 +16,19 @@ int m2u_avx2_fma(void) {
     return h;
 }
 
-int m2u_avx512(void) {
-    static _Atomic int have = -1;
-    int h = have;
-    if (h < 0) {
-        __builtin_cpu_init();
-        h = m2u_avx2_fma() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-        have = h;
-    }
+/* -1 until decided (m2u_avx512_enable(1) on first use) */
+static _Atomic int g_avx512 = -1;
+
+int m2u_avx512_enable(int want) {
+    __builtin_cpu_init();
+    int h = want && m2u_avx2_fma() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    g_avx512 = h;
     return h;
+}
+
+int m2u_avx512(void) {
+    int h = g_avx512;
+    return h >= 0 ? h : m2u_avx512_enable(1);
 }
 
 #endif
