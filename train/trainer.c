@@ -252,6 +252,13 @@ static int count_targets(const m2u_batch *b, const batch_tensors *bt) {
     return n;
 }
 
+/* A held-out loss for the log: four decimals, or `missing` where there is none (NaN). */
+static const char *loss_text(char *buf, size_t n, double v, const char *missing) {
+    if (isfinite(v)) snprintf(buf, n, "%.4f", v);
+    else snprintf(buf, n, "%s", missing);
+    return buf;
+}
+
 /* A held-out loss for metrics.jsonl: JSON has no NaN, so "no held-out data" is null. */
 static const char *json_num(char *buf, size_t n, double v) {
     if (isfinite(v)) snprintf(buf, n, "%.6f", v);
@@ -686,8 +693,7 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
     double eval0 = dist->rank == 0 && !resume ? eval_loss(&t) : NAN;
     /* a resumed run does not measure the start again: its first run's log and metrics.jsonl have it */
     char ev0[48];
-    if (isfinite(eval0)) snprintf(ev0, sizeof ev0, "%.4f", eval0);
-    else snprintf(ev0, sizeof ev0, resume ? "(measured by the first run)" : "(none)");
+    loss_text(ev0, sizeof ev0, eval0, resume ? "(measured by the first run)" : "(none)");
     if (dist->rank == 0)
         m2u_log(M2U_LOG_INFO,
                 "m2u-train: %s, stage %d, %d rank(s), %lld samples usable (%ld steps/epoch), %ld steps, %zu trainable "
@@ -751,8 +757,7 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
                 t.st.step, t.st.last_loss, json_num(num, sizeof num, e), wall, t.t_data * per, t.t_fwd * per, t.t_bwd * per,
                 (m2u_dist_comm_seconds() - comm0) * per, t.t_opt * per, peak, t.plan.per_rank);
         char pk[32], pl[32], ev1[32];
-        if (isfinite(e)) snprintf(ev1, sizeof ev1, "%.4f", e);
-        else snprintf(ev1, sizeof ev1, "(none)");
+        loss_text(ev1, sizeof ev1, e, "(none)");
         m2u_log(M2U_LOG_INFO, "m2u-train: peak memory of rank 0 %s (resident, weights' touched pages included); plan %s",
                 m2u_fmt_bytes(peak, pk, sizeof pk), m2u_fmt_bytes(t.plan.per_rank, pl, sizeof pl));
         m2u_log(M2U_LOG_INFO,

@@ -56,8 +56,6 @@ TILE_TARGET void m2u_attn_tile_vexpf(float *y, const float *x, int n) {
     }
 }
 
-/* attention.c's softmax_fast, in the same order: lane maxima and lane sums over whole groups
- * of 8, the tail in key order, then the lanes; one reciprocal. */
 /* The row's exponentials on 16 lanes where the CPU has AVX-512, each half still added into the
  * 8 float lanes in key order (the same sums as the 8-lane loop); returns the row's max, the
  * exponentials in p[0, n16), their lane sums in acc. */
@@ -80,6 +78,8 @@ M2U_AVX512_TARGET static float softmax_head16(float *p, int n, int n16, __m256 *
     return mx;
 }
 
+/* attention.c's softmax_fast, in the same order: lane maxima and lane sums over whole groups
+ * of 8, the tail in key order, then the lanes; one reciprocal. */
 TILE_TARGET float m2u_attn_tile_softmax(float *p, int last, int S, float *inv_out) {
     int n = last + 1, n8 = n - n % 8, s0 = 0;
     __m256 acc = _mm256_setzero_ps();

@@ -123,8 +123,8 @@ void m2u_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, i
         m2u_gemm(0, 1, N, nrows, K, 1.0f, x, K, W, K, beta, y, ldy);
         return;
     }
-    /* bf16 arithmetic where asked for and native; it answers -1 (y untouched) otherwise */
-    if (w->bf16_math && w->dtype == M2U_BF16 && m2u_gemm_bf16_wt(y, ldy, x, N, w, row0, nrows, beta) == 0) return;
+    /* bf16 arithmetic where asked for and native (bf16 weights); it answers -1 (y untouched) otherwise */
+    if (w->bf16_math && m2u_gemm_bf16_wt(y, ldy, x, N, w, row0, nrows, beta) == 0) return;
 #ifdef M2U_HAVE_AVX2_PATHS
     if (m2u_gemm_w16_ok(w)) {
         m2u_gemm_w16_wt(y, ldy, x, N, w, row0, nrows, beta);
@@ -154,7 +154,7 @@ void m2u_matmul_w_acc(float *dx, const float *dy, int ldy, int N, const m2u_mat 
         m2u_gemm(0, 0, N, K, nrows, 1.0f, dy, ldy, W, K, 1.0f, dx, K);
         return;
     }
-    if (w->bf16_math && w->dtype == M2U_BF16 && m2u_gemm_bf16_acc(dx, dy, ldy, N, w, row0, nrows) == 0) return;
+    if (w->bf16_math && m2u_gemm_bf16_acc(dx, dy, ldy, N, w, row0, nrows) == 0) return;
 #ifdef M2U_HAVE_AVX2_PATHS
     if (m2u_gemm_w16_ok(w)) {
         m2u_gemm_w16_acc(dx, dy, ldy, N, w, row0, nrows);
