@@ -295,28 +295,7 @@ M2U_AVX2_TARGET static inline __m256 sigmoid8(__m256 g) {
     return _mm256_blendv_ps(_mm256_mul_ps(e, d), d, _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_GE_OQ));
 }
 
-M2U_AVX2_TARGET static void swiglu_fwd_avx2(float *out, const float *g, const float *u, size_t n) {
-    for (size_t i = 0; i < n; i += 8) {
-        __m256 gv = _mm256_loadu_ps(g + i);
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(gv, sigmoid8(gv)), _mm256_loadu_ps(u + i)));
-    }
-}
-
-M2U_AVX2_TARGET static void swiglu_bwd_avx2(float *dg, float *du, const float *dout, const float *g, const float *u,
-                                            size_t n) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    for (size_t i = 0; i < n; i += 8) {
-        __m256 gv = _mm256_loadu_ps(g + i), uv = _mm256_loadu_ps(u + i), ov = _mm256_loadu_ps(dout + i);
-        __m256 sg = sigmoid8(gv), silu = _mm256_mul_ps(gv, sg);
-        _mm256_storeu_ps(du + i, _mm256_add_ps(_mm256_loadu_ps(du + i), _mm256_mul_ps(ov, silu)));
-        /* dout * u * sg * (1 + g * (1 - sg)), left to right as the C loop */
-        __m256 t = _mm256_add_ps(one, _mm256_mul_ps(gv, _mm256_sub_ps(one, sg)));
-        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(ov, uv), sg), t);
-        _mm256_storeu_ps(dg + i, _mm256_add_ps(_mm256_loadu_ps(dg + i), v));
-    }
-}
-
-/* the same two spans on 16 lanes where the CPU has AVX-512: the same operations, the same bits */
+/* the same on 16 lanes where the CPU has AVX-512: the same operations, the same bits */
 M2U_AVX512_TARGET static inline __m512 sigmoid16(__m512 g) {
     __m512 a = _mm512_andnot_ps(_mm512_set1_ps(-0.0f), g);
     __m512 e = m2u_vexpf_neg16(_mm512_sub_ps(_mm512_setzero_ps(), a));
@@ -324,25 +303,30 @@ M2U_AVX512_TARGET static inline __m512 sigmoid16(__m512 g) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_GE_OQ), _mm512_mul_ps(e, d), d);
 }
 
-M2U_AVX512_TARGET static void swiglu_fwd_avx512(float *out, const float *g, const float *u, size_t n) {
-    for (size_t i = 0; i < n; i += 16) {
-        __m512 gv = _mm512_loadu_ps(g + i);
-        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(gv, sigmoid16(gv)), _mm512_loadu_ps(u + i)));
+/* The forward and backward spans (n a multiple of the lanes), written once for a width of W bits
+ * and L lanes with that width's sigmoid; the backward is dout * u * sg * (1 + g * (1 - sg)),
+ * left to right as the C loop. */
+#define SWIGLU_SPANS(W, L, TARGET, SUFFIX, SIGMOID)                                                                \
+    TARGET static void swiglu_fwd_##SUFFIX(float *out, const float *g, const float *u, size_t n) {                  \
+        for (size_t i = 0; i < n; i += L) {                                                                         \
+            __m##W gv = M2U_VPS(W, loadu)(g + i);                                                                   \
+            M2U_VPS(W, storeu)(out + i, M2U_VPS(W, mul)(M2U_VPS(W, mul)(gv, SIGMOID(gv)), M2U_VPS(W, loadu)(u + i))); \
+        }                                                                                                           \
+    }                                                                                                               \
+    TARGET static void swiglu_bwd_##SUFFIX(float *dg, float *du, const float *dout, const float *g, const float *u, \
+                                           size_t n) {                                                              \
+        const __m##W one = M2U_VSET(W, 1.0f);                                                                       \
+        for (size_t i = 0; i < n; i += L) {                                                                         \
+            __m##W gv = M2U_VPS(W, loadu)(g + i), uv = M2U_VPS(W, loadu)(u + i), ov = M2U_VPS(W, loadu)(dout + i); \
+            __m##W sg = SIGMOID(gv), silu = M2U_VPS(W, mul)(gv, sg);                                                \
+            M2U_VPS(W, storeu)(du + i, M2U_VPS(W, add)(M2U_VPS(W, loadu)(du + i), M2U_VPS(W, mul)(ov, silu)));     \
+            __m##W t = M2U_VPS(W, add)(one, M2U_VPS(W, mul)(gv, M2U_VPS(W, sub)(one, sg)));                         \
+            __m##W v = M2U_VPS(W, mul)(M2U_VPS(W, mul)(M2U_VPS(W, mul)(ov, uv), sg), t);                            \
+            M2U_VPS(W, storeu)(dg + i, M2U_VPS(W, add)(M2U_VPS(W, loadu)(dg + i), v));                              \
+        }                                                                                                           \
     }
-}
-
-M2U_AVX512_TARGET static void swiglu_bwd_avx512(float *dg, float *du, const float *dout, const float *g,
-                                                const float *u, size_t n) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (size_t i = 0; i < n; i += 16) {
-        __m512 gv = _mm512_loadu_ps(g + i), uv = _mm512_loadu_ps(u + i), ov = _mm512_loadu_ps(dout + i);
-        __m512 sg = sigmoid16(gv), silu = _mm512_mul_ps(gv, sg);
-        _mm512_storeu_ps(du + i, _mm512_add_ps(_mm512_loadu_ps(du + i), _mm512_mul_ps(ov, silu)));
-        __m512 t = _mm512_add_ps(one, _mm512_mul_ps(gv, _mm512_sub_ps(one, sg)));
-        __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(ov, uv), sg), t);
-        _mm512_storeu_ps(dg + i, _mm512_add_ps(_mm512_loadu_ps(dg + i), v));
-    }
-}
+SWIGLU_SPANS(256, 8, M2U_AVX2_TARGET, avx2, sigmoid8)
+SWIGLU_SPANS(512, 16, M2U_AVX512_TARGET, avx512, sigmoid16)
 #endif
 
 /* the spans below split n into per-thread blocks of whole groups of 16 */
