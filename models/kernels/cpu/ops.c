@@ -383,6 +383,16 @@ void m2u_swiglu_bwd(float *dg, float *du, const float *dout, const float *g, con
  * The exponentials are vmath's (exact to about an ulp, and they vectorise: glibc's expf does
  * not), summed in double so that 32000 terms do not lose the small ones, in 8 lanes then
  * pairwise: the AVX2 version has the same order and the same bits. */
+/* The values past the last whole group of 8, in order, added to s (every version's tail). */
+static double row_tail(const float *l, int V8, int V, float mx, float *d, double s) {
+    for (int i = V8; i < V; i++) {
+        float e = m2u_vexpf_neg(l[i] - mx);
+        if (d) d[i] = e;
+        s += (double)e;
+    }
+    return s;
+}
+
 static double row_sumexp_c(const float *l, int V, float *mx_out, float *d) {
     float mx = -INFINITY;
     for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
@@ -395,13 +405,8 @@ static double row_sumexp_c(const float *l, int V, float *mx_out, float *d) {
             acc[j] += (double)e;
         }
     double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (int i = V8; i < V; i++) {
-        float e = m2u_vexpf_neg(l[i] - mx);
-        if (d) d[i] = e;
-        s += (double)e;
-    }
     *mx_out = mx;
-    return s;
+    return row_tail(l, V8, V, mx, d, s);
 }
 
 #ifdef M2U_HAVE_AVX2_PATHS
@@ -432,13 +437,8 @@ M2U_AVX2_TARGET static double row_sumexp_avx2(const float *l, int V, float *mx_o
     double t[4];
     _mm256_storeu_pd(t, _mm256_add_pd(lo, hi));
     double s = (t[0] + t[1]) + (t[2] + t[3]);
-    for (int i = V8; i < V; i++) {
-        float e = m2u_vexpf_neg(l[i] - mx);
-        if (d) d[i] = e;
-        s += (double)e;
-    }
     *mx_out = mx;
-    return s;
+    return row_tail(l, V8, V, mx, d, s);
 }
 
 /* row_sumexp_avx2 with the exponentials on 16 lanes: each 8-value group is still added into
@@ -471,13 +471,8 @@ M2U_AVX512_TARGET static double row_sumexp_avx512(const float *l, int V, float *
     double t[4];
     _mm256_storeu_pd(t, _mm256_add_pd(_mm512_castpd512_pd256(acc), _mm512_extractf64x4_pd(acc, 1)));
     double s = (t[0] + t[1]) + (t[2] + t[3]);
-    for (int i = V8; i < V; i++) {
-        float e = m2u_vexpf_neg(l[i] - mx);
-        if (d) d[i] = e;
-        s += (double)e;
-    }
     *mx_out = mx;
-    return s;
+    return row_tail(l, V8, V, mx, d, s);
 }
 
 M2U_AVX2_TARGET static void row_scale_avx2(float *d, int V, float a) {
