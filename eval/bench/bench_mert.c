@@ -17,6 +17,7 @@
 #include "m2u_error.h"
 #include "mert_encoder.h"
 #include "npy.h"
+#include "ops_extra.h" /* m2u_linear_pack_enable */
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
@@ -38,7 +39,7 @@ static void make_audio(float *x, long n, unsigned long long seed) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: m2u-bench-mert --model DIR [--seconds S] [--runs K] [--warmup W] [--threads N]\n"
-               "                      [--seed S] [--peak-n N] [--means PATH.npy] [--json PATH]\n"
+               "                      [--seed S] [--peak-n N] [--packed on|off] [--means PATH.npy] [--json PATH]\n"
                "\n"
                "Times MERT feature extraction (normalise + forward + per-layer time means) on S seconds\n"
                "(default 10) of LCG noise at the checkpoint's sampling rate: W untimed runs (default 1),\n"
@@ -46,7 +47,8 @@ static void usage(FILE *f) {
                "the median time of the front end (conv feature encoder, projection, positional conv)\n"
                "and of the transformer layers, each stage's GFLOP/s (products only) and the share of\n"
                "the sgemm peak: the best N x N x N sgemm in this process, OpenBLAS's or oneDNN's (--peak-n,\n"
-               "default 2048; 0 skips it).\n"
+               "default 2048; 0 skips it).  --packed off runs the encoder layers' products on the weights as\n"
+               "stored (m2u_linear_fwd) instead of their packed copies (m2u_linear_pack_new), for A/B runs.\n"
                "\n"
                "example:\n"
                "  m2u-bench-mert --model build/bench_ckpt/mert_95m --seconds 10 --threads 2 --json m2u.json\n");
@@ -78,7 +80,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) rc = parse_long("m2u-bench-mert", a, v, 1, 4096, &l), threads = (int)l;
         else if (!strcmp(a, "--seed")) rc = parse_long("m2u-bench-mert", a, v, 0, LONG_MAX, &l), seed = (unsigned long long)l;
         else if (!strcmp(a, "--peak-n")) rc = parse_long("m2u-bench-mert", a, v, 0, 16384, &l), peak_n = (int)l;
-        else if (!strcmp(a, "--means")) means_path = v;
+        else if (!strcmp(a, "--packed")) {
+            if (v && (!strcmp(v, "on") || !strcmp(v, "off")))
+                m2u_linear_pack_enable(!strcmp(v, "on"));
+            else {
+                fprintf(stderr, "m2u-bench-mert: --packed takes on or off, not '%s'\n", v ? v : "(nothing)");
+                rc = 2;
+            }
+        } else if (!strcmp(a, "--means")) means_path = v;
         else if (!strcmp(a, "--json")) json_path = v;
         else {
             fprintf(stderr, "m2u-bench-mert: unknown argument '%s' (see --help)\n", a);

@@ -20,6 +20,24 @@ void m2u_linear_fwd(float *y, const float *x, const float *w, const float *b, in
 void m2u_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N, int in,
                     int out);
 
+/* A frozen weight W[out, in] prepared for many forward products (linear_pack.c): on CPUs where
+ * oneDNN has brgemm kernels (AVX-512) the first product reorders a copy of W into the layout they
+ * read and keeps it, with one primitive per row count; elsewhere the products are
+ * m2u_linear_fwd's.  W is the caller's: it must stay, unchanged, until the pack is freed.  NULL:
+ * out of memory (or a bad argument). */
+typedef struct m2u_linear_pack m2u_linear_pack;
+m2u_linear_pack *m2u_linear_pack_new(const float *w, int in, int out);
+void m2u_linear_pack_free(m2u_linear_pack *p);
+/* y[N, out] = x[N, in] @ W^T + b (b may be NULL): m2u_linear_fwd's values but for the products'
+ * rounding.  Threads may share a pack. */
+void m2u_linear_fwd_packed(m2u_linear_pack *p, float *y, const float *x, const float *b, int N);
+/* 1 when products of N rows (with a bias or not) run on the packed weight, 0 when they fall
+ * back to m2u_linear_fwd (tests and benchmarks say which one they measured). */
+int m2u_linear_pack_used(m2u_linear_pack *p, int N, int bias);
+/* Switch the packed products on (default) or off for the whole process (A/B runs, tests); returns
+ * whether they were on.  Off, every pack's product is m2u_linear_fwd's. */
+int m2u_linear_pack_enable(int want);
+
 /* ---- normalisations ---------------------------------------------------------------- */
 
 /* nn.LayerNorm over the last dim: out = (x - mean) * rstd * w + b, rstd = 1/sqrt(var + eps)

@@ -622,7 +622,7 @@ static int swin_block_fwd(const swin_block *bk, int ws, float eps, m2u_act act, 
         for (int i = 0; i < T; i++)
             memcpy(xw + ((size_t)w * T + i) * C, t + (size_t)window_token(w, i, R, ws, bk->shift) * C,
                    (size_t)C * sizeof(float));
-    m2u_linear_fwd(qkv, xw, L->qkv_w, L->qkv_b, N, C, 3 * C);
+    m2u_enc_linear(L->qkv_p, qkv, xw, L->qkv_w, L->qkv_b, N, C, 3 * C);
     if (!bk->shift) {
         m2u_attn a = m2u_attn_make(nW, T, T, H, H, hd, 3 * C, 3 * C, 3 * C, 0, 0);
         a.bias = rb, a.bias_heads = H;
@@ -651,16 +651,16 @@ static int swin_block_fwd(const swin_block *bk, int ws, float eps, m2u_act act, 
             if (m2u_attn_fwd(&a, att + (size_t)w * T * C, NULL, q, q + C, q + 2 * C)) return -1;
         }
     }
-    m2u_linear_fwd(xw, att, L->o_w, L->o_b, N, C, C);
+    m2u_enc_linear(L->o_p, xw, att, L->o_w, L->o_b, N, C, C);
     /* window_reverse, the reverse roll, and the residual */
     for (int w = 0; w < nW; w++)
         for (int i = 0; i < T; i++)
             m2u_add_inplace(x + (size_t)window_token(w, i, R, ws, bk->shift) * C, xw + ((size_t)w * T + i) * C,
                             (size_t)C);
     m2u_layernorm_fwd(t, mean, rstd, x, L->ln2_w, L->ln2_b, N, C, eps);
-    m2u_linear_fwd(ffn, t, L->fc1_w, L->fc1_b, N, C, inter);
+    m2u_enc_linear(L->fc1_p, ffn, t, L->fc1_w, L->fc1_b, N, C, inter);
     m2u_act_apply(act, ffn, (size_t)N * inter);
-    m2u_linear_fwd(t, ffn, L->fc2_w, L->fc2_b, N, inter, C);
+    m2u_enc_linear(L->fc2_p, t, ffn, L->fc2_w, L->fc2_b, N, inter, C);
     m2u_add_inplace(x, t, (size_t)N * C);
     return 0;
 }

@@ -114,13 +114,37 @@ int m2u_enc_layer_load(const m2u_safetensors *st, const char *prefix, const m2u_
         load_norm(st, prefix, nm->ln1, index, H, &L->ln1_w, &L->ln1_b) != 0 ||
         load_norm(st, prefix, nm->ln2, index, H, &L->ln2_w, &L->ln2_b) != 0)
         goto fail;
+    if (m2u_enc_layer_pack(L, d) != 0) {
+        m2u_enc_layer_free(L);
+        return m2u_fail("%s: out of memory for layer %d", m2u_st_path(st), index);
+    }
     return 0;
 fail:
     m2u_enc_layer_free(L);
     return -1;
 }
 
+int m2u_enc_layer_pack(m2u_enc_layer *L, const m2u_enc_dims *d) {
+    int H = d->hidden, I = d->inter;
+    L->qkv_p = m2u_linear_pack_new(L->qkv_w, H, 3 * H);
+    L->o_p = m2u_linear_pack_new(L->o_w, H, H);
+    L->fc1_p = m2u_linear_pack_new(L->fc1_w, H, I);
+    L->fc2_p = m2u_linear_pack_new(L->fc2_w, I, H);
+    return L->qkv_p && L->o_p && L->fc1_p && L->fc2_p ? 0 : -1;
+}
+
+void m2u_enc_linear(m2u_linear_pack *p, float *y, const float *x, const float *w, const float *b, int N, int in,
+                    int out) {
+    if (p)
+        m2u_linear_fwd_packed(p, y, x, b, N);
+    else
+        m2u_linear_fwd(y, x, w, b, N, in, out);
+}
+
 void m2u_enc_layer_free(m2u_enc_layer *L) {
+    m2u_linear_pack *packs[] = {L->qkv_p, L->o_p, L->fc1_p, L->fc2_p};
+    for (size_t i = 0; i < sizeof packs / sizeof packs[0]; i++) m2u_linear_pack_free(packs[i]);
+    L->qkv_p = L->o_p = L->fc1_p = L->fc2_p = NULL;
     float **p[] = {&L->qkv_w, &L->qkv_b, &L->o_w,   &L->o_b,   &L->ln1_w, &L->ln1_b,
                    &L->ln2_w, &L->ln2_b, &L->fc1_w, &L->fc1_b, &L->fc2_w, &L->fc2_b};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
@@ -156,20 +180,20 @@ static void after_attention(const m2u_enc_dims *d, const m2u_enc_layer *L, float
                             float *buf, float *ffn, float *mean, float *rstd) {
     int H = d->hidden, I = d->inter;
     size_t NH = (size_t)N * H;
-    m2u_linear_fwd(buf, att, L->o_w, L->o_b, N, H, H);
+    m2u_enc_linear(L->o_p, buf, att, L->o_w, L->o_b, N, H, H);
     if (d->prenorm) {
         m2u_add_inplace(x, buf, NH);
         m2u_layernorm_fwd(buf, mean, rstd, x, L->ln2_w, L->ln2_b, N, H, d->eps);
-        m2u_linear_fwd(ffn, buf, L->fc1_w, L->fc1_b, N, H, I);
+        m2u_enc_linear(L->fc1_p, ffn, buf, L->fc1_w, L->fc1_b, N, H, I);
         m2u_act_apply(d->act, ffn, (size_t)N * I);
-        m2u_linear_fwd(buf, ffn, L->fc2_w, L->fc2_b, N, I, H);
+        m2u_enc_linear(L->fc2_p, buf, ffn, L->fc2_w, L->fc2_b, N, I, H);
         m2u_add_inplace(x, buf, NH);
     } else {
         m2u_add_inplace(buf, x, NH);
         m2u_layernorm_fwd(x, mean, rstd, buf, L->ln1_w, L->ln1_b, N, H, d->eps);
-        m2u_linear_fwd(ffn, x, L->fc1_w, L->fc1_b, N, H, I);
+        m2u_enc_linear(L->fc1_p, ffn, x, L->fc1_w, L->fc1_b, N, H, I);
         m2u_act_apply(d->act, ffn, (size_t)N * I);
-        m2u_linear_fwd(buf, ffn, L->fc2_w, L->fc2_b, N, I, H);
+        m2u_enc_linear(L->fc2_p, buf, ffn, L->fc2_w, L->fc2_b, N, I, H);
         m2u_add_inplace(buf, x, NH);
         m2u_layernorm_fwd(x, mean, rstd, buf, L->ln2_w, L->ln2_b, N, H, d->eps);
     }
@@ -183,7 +207,7 @@ int m2u_enc_layer_fwd_seqs(const m2u_enc_dims *d, const m2u_enc_layer *L, float 
     float *tmp = scratch, *qkv = tmp + TH, *att = qkv + 3 * TH, *ffn = att + TH, *mean = ffn + (size_t)T * n_inter,
           *rstd = mean + T;
     if (d->prenorm) m2u_layernorm_fwd(tmp, mean, rstd, x, L->ln1_w, L->ln1_b, T, H, d->eps);
-    m2u_linear_fwd(qkv, d->prenorm ? tmp : x, L->qkv_w, L->qkv_b, T, H, 3 * H);
+    m2u_enc_linear(L->qkv_p, qkv, d->prenorm ? tmp : x, L->qkv_w, L->qkv_b, T, H, 3 * H);
     if (attend_segments(d, qkv, att, nseg, lens) != 0) return -1;
     after_attention(d, L, x, att, T, tmp, ffn, mean, rstd);
     return 0;

@@ -14,6 +14,7 @@
 #define M2U_ENCODER_LAYER_H
 
 #include "conv1d.h"
+#include "ops_extra.h"
 #include "json.h"
 #include "safetensors.h"
 
@@ -47,6 +48,9 @@ typedef struct {
     float *ln2_w, *ln2_b; /* before the FFN (pre) / after it (post) */
     float *fc1_w, *fc1_b; /* [I, H], [I] */
     float *fc2_w, *fc2_b; /* [H, I], [H] */
+    /* the four weights prepared for the forward's products (m2u_linear_pack_new; each may be NULL:
+     * then the plain product runs) */
+    m2u_linear_pack *qkv_p, *o_p, *fc1_p, *fc2_p;
 } m2u_enc_layer;
 
 /* Checkpoint names of one layer's tensors, as printf formats taking the layer
@@ -60,6 +64,12 @@ typedef struct {
 int m2u_enc_layer_load(const m2u_safetensors *st, const char *prefix, const m2u_enc_names *names, int index,
                        const m2u_enc_dims *d, m2u_enc_layer *layer);
 void m2u_enc_layer_free(m2u_enc_layer *layer);
+/* Make the layer's packs once its weights are in place (m2u_enc_layer_load does it; a loader that
+ * fills the weights itself calls it).  Fails only when out of memory. */
+int m2u_enc_layer_pack(m2u_enc_layer *layer, const m2u_enc_dims *d);
+/* y[N, out] = x[N, in] @ W^T + b through the pack p when there is one, else with w. */
+void m2u_enc_linear(m2u_linear_pack *p, float *y, const float *x, const float *w, const float *b, int N, int in,
+                    int out);
 
 /* Floats of scratch m2u_enc_layer_fwd needs for T tokens. */
 size_t m2u_enc_layer_scratch(const m2u_enc_dims *d, int T);

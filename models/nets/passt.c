@@ -270,6 +270,7 @@ static int load_layer(const m2u_safetensors *st, const char *prefix, int l, cons
         int64_t s[2] = {t[i].s0, t[i].s1};
         if (m2u_enc_tensor(st, prefix, nm, t[i].ndim, s, t[i].dst) != 0) return -1;
     }
+    if (m2u_enc_layer_pack(L, d) != 0) return m2u_fail("%s: out of memory for layer %d", m2u_st_path(st), l);
     return 0;
 }
 
