@@ -17,6 +17,7 @@
  *   finite differences (double reference, h = 1e-4, central): 1e-4 relative to max(1, |g|). */
 #include "backend.h"
 #include "dtype.h"
+#include "conv1d.h"
 #include "conv2d.h"
 #include "fft.h"
 #include "m2u_error.h"
@@ -473,6 +474,18 @@ static void t_linear_pack(void) {
             check_only("linear_fwd_packed, 2 threads", y1, ry, ny, 5e-5);
             CHECK(!memcmp(y1, y2, ny * sizeof *y1), "linear_fwd_packed: two threads on one pack disagree (%dx%dx%d)", N,
                   in, out);
+            /* into rows out + 3 apart: the three floats after each row are left as they were */
+            float *yw = malloc((size_t)N * (out + 3) * sizeof *yw);
+            for (size_t i = 0; i < (size_t)N * (out + 3); i++) yw[i] = -7.0f;
+            m2u_linear_fwd_packed_ld(p, yw, out + 3, x, bb, N);
+            int kept = 1;
+            for (int n = 0; n < N; n++) {
+                memcpy(y1 + (size_t)n * out, yw + (size_t)n * (out + 3), (size_t)out * sizeof *y1);
+                for (int e = 0; e < 3; e++) kept &= yw[(size_t)n * (out + 3) + out + e] == -7.0f;
+            }
+            check_only("linear_fwd_packed_ld", y1, ry, ny, 5e-5);
+            CHECK(kept, "linear_fwd_packed_ld wrote between the rows (%dx%dx%d)", N, in, out);
+            free(yw);
         }
         m2u_linear_pack_free(p);
         free(x), free(w), free(b), free(y), free(y0), free(y1), free(y2), free(ry);
@@ -1115,6 +1128,20 @@ static void t_conv1d(void) {
         host(dw, d_dw, nw * 4);
         host(db, d_db, (size_t)c.C_out * 4);
         check("conv1d_fwd", y, ry, ny, TOL_ATT);
+        if (on_cpu) { /* each group's weight packed (cpu/linear_pack.c): its product writes every C_out-th row */
+            int cog = c.C_out / c.groups, K = c.k * cig;
+            m2u_linear_pack *packs[8] = {0};
+            int ok = c.groups <= 8;
+            for (int gi = 0; gi < c.groups && ok; gi++)
+                ok = (packs[gi] = m2u_linear_pack_new(w + (size_t)gi * cog * K, K, cog)) != NULL;
+            float *yp = malloc(ny * 4);
+            CHECK(ok && m2u_conv1d_tm_packed(yp, c.T_out, x, c.T_in, c.C_in, c.C_out, c.k, c.stride, c.pad, c.groups,
+                                             w, b, packs) == 0,
+                  "conv1d packed: %s", m2u_last_error());
+            check_only("conv1d_fwd, packed weights", yp, ry, ny, TOL_ATT);
+            for (int gi = 0; gi < c.groups; gi++) m2u_linear_pack_free(packs[gi]);
+            free(yp);
+        }
         check("conv1d_bwd dx (vs finite differences)", dx, rdx, nx, TOL_FD);
         check("conv1d_bwd dw (vs finite differences)", dw, rdw, nw, TOL_FD);
         check("conv1d_bwd db (vs finite differences)", db, rdb, c.C_out, TOL_FD);

@@ -10,6 +10,12 @@
  * stays bounded for long inputs.  Fails only on allocation failure. */
 int m2u_conv1d_tm(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride, int pad,
                   int groups, const float *w, const float *b);
+/* The same with each group's weight [C_out/groups, k * C_in/groups] packed: packs[g] made by
+ * m2u_linear_pack_new(w + g * (C_out/groups) * k * (C_in/groups), k * C_in/groups, C_out/groups)
+ * (ops_extra.h).  Equal to m2u_conv1d_tm but for the products' rounding; packs NULL: that. */
+struct m2u_linear_pack;
+int m2u_conv1d_tm_packed(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride,
+                         int pad, int groups, const float *w, const float *b, struct m2u_linear_pack *const *packs);
 /* torch Conv1d weight [C_out, C_in/groups, k] -> [C_out, k, C_in/groups] (a new malloc'ed array). */
 float *m2u_conv1d_weight_to_tap_major(const float *w, int C_out, int cin_g, int k);
 

@@ -31,6 +31,8 @@ void m2u_linear_pack_free(m2u_linear_pack *p);
 /* y[N, out] = x[N, in] @ W^T + b (b may be NULL): m2u_linear_fwd's values but for the products'
  * rounding.  Threads may share a pack. */
 void m2u_linear_fwd_packed(m2u_linear_pack *p, float *y, const float *x, const float *b, int N);
+/* The same into rows ldy >= out floats apart (a group's columns of a wider output). */
+void m2u_linear_fwd_packed_ld(m2u_linear_pack *p, float *y, int ldy, const float *x, const float *b, int N);
 /* 1 when products of N rows (with a bias or not) run on the packed weight, 0 when they fall
  * back to m2u_linear_fwd (tests and benchmarks say which one they measured). */
 int m2u_linear_pack_used(m2u_linear_pack *p, int N, int bias);

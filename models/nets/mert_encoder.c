@@ -20,6 +20,7 @@ typedef struct {
     float *w;            /* tap-major [C_out, k, C_in] */
     float *b;            /* [C_out] or NULL */
     float *norm_w, *norm_b; /* GroupNorm (layer 0, "group") or LayerNorm ("layer"), else NULL */
+    m2u_linear_pack *pack;  /* w as [C_out, k * C_in] packed (ops_extra.h); NULL for the one-channel first layer */
 } conv_layer;
 
 struct m2u_mert {
@@ -29,6 +30,8 @@ struct m2u_mert {
     float *fp_w, *fp_b;       /* feature_projection.projection [H, C_last], [H] */
     float *pos_w, *pos_b;     /* weight-normed positional conv, tap-major [H, K, H/G], [H] */
     float *enc_ln_w, *enc_ln_b;
+    m2u_linear_pack *fp_pack;    /* fp_w packed */
+    m2u_linear_pack **pos_packs; /* pos_w per group, [H/G, K * H/G] each, packed */
     m2u_enc_layer *layer;
 };
 
@@ -138,7 +141,11 @@ void m2u_mert_free(m2u_mert *m) {
         free(m->conv[i].b);
         free(m->conv[i].norm_w);
         free(m->conv[i].norm_b);
+        m2u_linear_pack_free(m->conv[i].pack);
     }
+    m2u_linear_pack_free(m->fp_pack);
+    for (int g = 0; m->pos_packs && g < m->cfg.pos_groups; g++) m2u_linear_pack_free(m->pos_packs[g]);
+    free(m->pos_packs);
     float *p[] = {m->fp_ln_w, m->fp_ln_b, m->fp_w, m->fp_b, m->pos_w, m->pos_b, m->enc_ln_w, m->enc_ln_b};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
     if (m->layer)
@@ -236,7 +243,18 @@ static int load_weights(m2u_mert *m, const m2u_safetensors *st) {
     if (!m->layer) return m2u_fail("%s: out of memory", m2u_st_path(st));
     for (int l = 0; l < c->layers; l++)
         if (m2u_enc_layer_load(st, prefix, &HUBERT_NAMES, l, &c->dims, &m->layer[l]) != 0) return -1;
-    return 0;
+    /* the front end's products on packed weights too (the conv stack is a third of a forward) */
+    int ok = 1;
+    for (int i = 1; i < c->n_conv && ok; i++) {
+        int K = c->conv_kernel[i] * c->conv_dim[i - 1];
+        ok = (m->conv[i].pack = m2u_linear_pack_new(m->conv[i].w, K, c->conv_dim[i])) != NULL;
+    }
+    int G = c->pos_groups, cg = H / G, KP = c->pos_kernel * cg;
+    ok = ok && (m->fp_pack = m2u_linear_pack_new(m->fp_w, C, H)) != NULL &&
+         (m->pos_packs = calloc((size_t)G, sizeof *m->pos_packs)) != NULL;
+    for (int g = 0; g < G && ok; g++)
+        ok = (m->pos_packs[g] = m2u_linear_pack_new(m->pos_w + (size_t)g * cg * KP, KP, cg)) != NULL;
+    return ok ? 0 : m2u_fail("%s: out of memory", m2u_st_path(st));
 }
 
 int m2u_mert_load(const char *dir, m2u_mert **out) {
@@ -365,7 +383,9 @@ static int forward(const m2u_mert *m, m2u_mert_ws *ws, const float *in, long n, 
         int T_out = (int)conv_out_len(c, i, T_in);
         float *feat = ws_take(&ws->conv[i % 2], &ws->conv_cap[i % 2], (size_t)T_out * C, "a conv layer's output");
         if (!feat) return -1;
-        if (m2u_conv1d_tm(feat, T_out, src, (int)T_in, C_in, C, k, s, 0, 1, m->conv[i].w, m->conv[i].b) != 0)
+        m2u_linear_pack *packs[1] = {m->conv[i].pack};
+        if (m2u_conv1d_tm_packed(feat, T_out, src, (int)T_in, C_in, C, k, s, 0, 1, m->conv[i].w, m->conv[i].b,
+                                 packs[0] ? packs : NULL) != 0)
             return -1;
         if (m->conv[i].norm_w && !c->feat_norm_layer) {
             if (group_norm_act_tm(feat, T_out, C, m->conv[i].norm_w, m->conv[i].norm_b, c->feat_act) != 0) return -1;
@@ -387,10 +407,11 @@ static int forward(const m2u_mert *m, m2u_mert_ws *ws, const float *in, long n, 
         pos ? ws_take(&ws->scratch, &ws->scratch_cap, m2u_enc_layer_scratch(&c->dims, T), "the layers' scratch") : NULL;
     if (!scratch) return -1;
     if (m->fp_ln_w && m2u_enc_layernorm(prev, prev, m->fp_ln_w, m->fp_ln_b, T, C_in, c->dims.eps) != 0) return -1;
-    m2u_linear_fwd(x, prev, m->fp_w, m->fp_b, T, C_in, H);
+    m2u_linear_fwd_packed(m->fp_pack, x, prev, m->fp_b, T);
     /* positional conv: padding K/2 both sides; for an even K that gives T+1 frames and
      * HubertSamePadLayer drops the last, so computing the first T is the same. */
-    if (m2u_conv1d_tm(pos, T, x, T, H, H, c->pos_kernel, 1, c->pos_kernel / 2, c->pos_groups, m->pos_w, m->pos_b) != 0)
+    if (m2u_conv1d_tm_packed(pos, T, x, T, H, H, c->pos_kernel, 1, c->pos_kernel / 2, c->pos_groups, m->pos_w,
+                             m->pos_b, m->pos_packs) != 0)
         return -1;
     m2u_act_apply(c->feat_act, pos, (size_t)T * H);
     m2u_add_inplace(x, pos, (size_t)T * H);

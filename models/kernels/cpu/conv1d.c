@@ -1,6 +1,7 @@
 #include "conv1d.h"
 
 #include "m2u_error.h"
+#include "ops_extra.h" /* m2u_linear_fwd_packed_ld */
 #include "tensor.h"
 #include "vmath.h" /* M2U_VCLONES */
 
@@ -60,6 +61,11 @@ static int conv_c1(float *y, int T_out, const float *x, int T_in, int C_out, int
 
 int m2u_conv1d_tm(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride, int pad,
                   int groups, const float *w, const float *b) {
+    return m2u_conv1d_tm_packed(y, T_out, x, T_in, C_in, C_out, k, stride, pad, groups, w, b, NULL);
+}
+
+int m2u_conv1d_tm_packed(float *y, int T_out, const float *x, int T_in, int C_in, int C_out, int k, int stride,
+                         int pad, int groups, const float *w, const float *b, m2u_linear_pack *const *packs) {
     if (T_out <= 0) return 0;
     if (C_in == 1 && groups == 1 && conv_c1(y, T_out, x, T_in, C_out, k, stride, pad, w, b) == 0) return 0;
     int cig = C_in / groups, cog = C_out / groups, K = k * cig;
@@ -68,7 +74,7 @@ int m2u_conv1d_tm(float *y, int T_out, const float *x, int T_in, int C_in, int C
     if (block > T_out) block = T_out;
     float *col = malloc((size_t)block * K * sizeof(float));
     if (!col) return m2u_fail("conv1d: out of memory for a %d x %d im2col block", block, K);
-    if (b) {
+    if (b && !packs) { /* with packs each group's product adds its bias */
 #pragma omp parallel for schedule(static)
         for (int t = 0; t < T_out; t++) memcpy(y + (size_t)t * C_out, b, (size_t)C_out * sizeof(float));
     }
@@ -85,8 +91,11 @@ int m2u_conv1d_tm(float *y, int T_out, const float *x, int T_in, int C_in, int C
                     else memcpy(dst + (size_t)j * cig, x + (size_t)s * C_in + (size_t)g * cig, (size_t)cig * sizeof(float));
                 }
             }
-            m2u_gemm(0, 1, nb, cog, K, 1.0f, col, K, w + (size_t)g * cog * K, K,
-                        b ? 1.0f : 0.0f, y + (size_t)t0 * C_out + (size_t)g * cog, C_out);
+            float *yg = y + (size_t)t0 * C_out + (size_t)g * cog;
+            if (packs)
+                m2u_linear_fwd_packed_ld(packs[g], yg, C_out, col, b ? b + (size_t)g * cog : NULL, nb);
+            else
+                m2u_gemm(0, 1, nb, cog, K, 1.0f, col, K, w + (size_t)g * cog * K, K, b ? 1.0f : 0.0f, yg, C_out);
         }
     }
     free(col);

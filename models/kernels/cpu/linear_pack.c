@@ -20,6 +20,7 @@
  * default (library-managed) scratchpad is shared by all primitives of a thread and a primitive
  * must not move between threads with it. */
 #include "ops_extra.h"
+#include "tensor.h" /* m2u_gemm */
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ enum { MAX_SHAPES = 8, MAX_LAYOUTS = 2 };
 
 typedef struct {
     int m, bias, nthr;     /* rows, bias or not, threads it was made for */
+    long ldy;              /* the destination's row stride */
     int layout;            /* index into the pack's layouts; -1: no brgemm kernel for it */
     dnnl_primitive_t prim; /* NULL when layout < 0 */
     dnnl_memory_desc_t src, dst, bia;
@@ -170,24 +172,24 @@ static int layout_for(m2u_linear_pack *p, dnnl_engine_t eng, const dnnl_memory_d
 
 /* The primitive for m rows, with or without bias, on nthr threads (made on first use); NULL
  * when there is none (no brgemm kernel, the shape table is full, oneDNN failed). */
-static const shape *shape_for(m2u_linear_pack *p, int m, int bias, int nthr) {
+static const shape *shape_for(m2u_linear_pack *p, int m, int bias, int nthr, long ldy) {
     dnnl_engine_t eng = engine();
     if (!eng) return NULL;
     for (int i = 0; i < p->n_shapes; i++) {
         const shape *s = &p->shapes[i];
-        if (s->m == m && s->bias == bias && s->nthr == nthr) return s->layout >= 0 ? s : NULL;
+        if (s->m == m && s->bias == bias && s->nthr == nthr && s->ldy == ldy) return s->layout >= 0 ? s : NULL;
     }
     if (p->n_shapes == MAX_SHAPES) return NULL;
     shape *s = &p->shapes[p->n_shapes++];
-    *s = (shape){.m = m, .bias = bias, .nthr = nthr, .layout = -1};
-    dnnl_dims_t sd = {m, p->in}, wd = {p->in, p->out}, dd = {m, p->out}, bd = {1, p->out};
+    *s = (shape){.m = m, .bias = bias, .nthr = nthr, .ldy = ldy, .layout = -1};
+    dnnl_dims_t sd = {m, p->in}, wd = {p->in, p->out}, dd = {m, p->out}, ds = {ldy, 1}, bd = {1, p->out};
     dnnl_memory_desc_t any;
     dnnl_matmul_desc_t md;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
     int ok = dnnl_memory_desc_init_by_tag(&s->src, 2, sd, dnnl_f32, dnnl_ab) == dnnl_success &&
              dnnl_memory_desc_init_by_tag(&any, 2, wd, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
-             dnnl_memory_desc_init_by_tag(&s->dst, 2, dd, dnnl_f32, dnnl_ab) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&s->dst, 2, dd, dnnl_f32, ds) == dnnl_success &&
              dnnl_memory_desc_init_by_tag(&s->bia, 2, bd, dnnl_f32, dnnl_ab) == dnnl_success &&
              dnnl_matmul_desc_init(&md, &s->src, &any, bias ? &s->bia : NULL, &s->dst) == dnnl_success &&
              dnnl_primitive_attr_create(&attr) == dnnl_success &&
@@ -211,9 +213,9 @@ static const shape *shape_for(m2u_linear_pack *p, int m, int bias, int nthr) {
 }
 
 /* 0: y written; -1: not done (y untouched), the caller computes it */
-static int packed_fwd(m2u_linear_pack *p, float *y, const float *x, const float *b, int N) {
+static int packed_fwd(m2u_linear_pack *p, float *y, long ldy, const float *x, const float *b, int N) {
     pthread_mutex_lock(&p->mu);
-    const shape *s = shape_for(p, N, b != NULL, omp_get_max_threads());
+    const shape *s = shape_for(p, N, b != NULL, omp_get_max_threads(), ldy);
     dnnl_memory_t wmem = s ? p->layouts[s->layout].mem : NULL;
     pthread_mutex_unlock(&p->mu);
     if (!s) return -1;
@@ -257,8 +259,8 @@ m2u_linear_pack *m2u_linear_pack_new(const float *w, int in, int out) {
 
 void m2u_linear_pack_free(m2u_linear_pack *p) { free(p); }
 
-static int packed_fwd(m2u_linear_pack *p, float *y, const float *x, const float *b, int N) {
-    (void)p, (void)y, (void)x, (void)b, (void)N;
+static int packed_fwd(m2u_linear_pack *p, float *y, long ldy, const float *x, const float *b, int N) {
+    (void)p, (void)y, (void)ldy, (void)x, (void)b, (void)N;
     return -1;
 }
 
@@ -281,7 +283,7 @@ int m2u_linear_pack_used(m2u_linear_pack *p, int N, int bias) {
 #ifdef M2U_HAVE_DNNL
     if (!p || N <= 0) return 0;
     pthread_mutex_lock(&p->mu);
-    const shape *s = shape_for(p, N, bias != 0, omp_get_max_threads());
+    const shape *s = shape_for(p, N, bias != 0, omp_get_max_threads(), p->out);
     pthread_mutex_unlock(&p->mu);
     return s != NULL;
 #else
@@ -292,6 +294,18 @@ int m2u_linear_pack_used(m2u_linear_pack *p, int N, int bias) {
 
 void m2u_linear_fwd_packed(m2u_linear_pack *p, float *y, const float *x, const float *b, int N) {
     if (N <= 0 || !p) return;
-    if (packed_fwd(p, y, x, b, N) == 0) return;
+    if (packed_fwd(p, y, p->out, x, b, N) == 0) return;
     m2u_linear_fwd(y, x, p->w, b, N, p->in, p->out);
+}
+
+void m2u_linear_fwd_packed_ld(m2u_linear_pack *p, float *y, int ldy, const float *x, const float *b, int N) {
+    if (N <= 0 || !p) return;
+    if (ldy == p->out) {
+        m2u_linear_fwd_packed(p, y, x, b, N);
+        return;
+    }
+    if (packed_fwd(p, y, ldy, x, b, N) == 0) return;
+    if (b)
+        for (int n = 0; n < N; n++) memcpy(y + (size_t)n * ldy, b, (size_t)p->out * sizeof(float));
+    m2u_gemm(0, 1, N, p->out, p->in, 1.0f, x, p->in, p->w, p->in, b ? 1.0f : 0.0f, y, ldy);
 }
