@@ -427,6 +427,12 @@ static void *pack_worker(void *arg) {
     return NULL;
 }
 
+static int pack_item(void *ctx, int i) { /* inside m2u_parallel_items' OpenMP region */
+    pack_job *j = (pack_job *)ctx + i;
+    m2u_linear_fwd_packed(j->p, j->y, j->x, j->b, j->N);
+    return 0;
+}
+
 static void t_linear_pack(void) {
     int shapes[][3] = {{1, 5, 3}, {37, 64, 48}, {128, 96, 200}, {300, 257, 31}, {749, 768, 96}};
     int used = 0;
@@ -474,6 +480,14 @@ static void t_linear_pack(void) {
             check_only("linear_fwd_packed, 2 threads", y1, ry, ny, 5e-5);
             CHECK(!memcmp(y1, y2, ny * sizeof *y1), "linear_fwd_packed: two threads on one pack disagree (%dx%dx%d)", N,
                   in, out);
+            /* from inside a parallel region: three items on one pack */
+            float *yi = malloc(3 * ny * sizeof *yi);
+            pack_job items[3];
+            for (int k = 0; k < 3; k++) items[k] = (pack_job){p, yi + (size_t)k * ny, x, bb, N};
+            CHECK(m2u_parallel_items(3, pack_item, items) == 0, "linear_fwd_packed in parallel items: %s",
+                  m2u_last_error());
+            for (int k = 0; k < 3; k++) check_only("linear_fwd_packed, parallel items", yi + (size_t)k * ny, ry, ny, 5e-5);
+            free(yi);
             /* into rows out + 3 apart: the three floats after each row are left as they were */
             float *yw = malloc((size_t)N * (out + 3) * sizeof *yw);
             for (size_t i = 0; i < (size_t)N * (out + 3); i++) yw[i] = -7.0f;

@@ -30,7 +30,14 @@
 #include <omp.h>
 #include <pthread.h>
 
+/* Primitives kept per pack: an encoder sees one or two row counts per input length.  Past
+ * MAX_SHAPES distinct ones (BERTScore's batches of every length) the products of new shapes
+ * fall back to m2u_linear_fwd rather than replace an entry another thread may be running. */
 enum { MAX_SHAPES = 8, MAX_LAYOUTS = 2 };
+
+/* The threads a product here would run on: one inside a parallel region (nested regions run
+ * on one thread), else OpenMP's setting. */
+static int product_threads(void) { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
 
 typedef struct {
     int m, bias, nthr;     /* rows, bias or not, threads it was made for */
@@ -215,7 +222,7 @@ static const shape *shape_for(m2u_linear_pack *p, int m, int bias, int nthr, lon
 /* 0: y written; -1: not done (y untouched), the caller computes it */
 static int packed_fwd(m2u_linear_pack *p, float *y, long ldy, const float *x, const float *b, int N) {
     pthread_mutex_lock(&p->mu);
-    const shape *s = shape_for(p, N, b != NULL, omp_get_max_threads(), ldy);
+    const shape *s = shape_for(p, N, b != NULL, product_threads(), ldy);
     dnnl_memory_t wmem = s ? p->layouts[s->layout].mem : NULL;
     pthread_mutex_unlock(&p->mu);
     if (!s) return -1;
@@ -223,16 +230,18 @@ static int packed_fwd(m2u_linear_pack *p, float *y, long ldy, const float *x, co
     if (!c) return -1;
     dnnl_memory_desc_t smd;
     dnnl_memory_t ms = NULL, md = NULL, mb = NULL, msp = NULL;
-    dnnl_dims_t sdims = {(dnnl_dim_t)(s->scratch ? s->scratch : 1)};
+    dnnl_dims_t sdims = {(dnnl_dim_t)s->scratch};
     int ok = dnnl_memory_create(&ms, &s->src, g.eng, (void *)x) == dnnl_success &&
              dnnl_memory_create(&md, &s->dst, g.eng, y) == dnnl_success &&
              (!b || dnnl_memory_create(&mb, &s->bia, g.eng, (void *)b) == dnnl_success) &&
-             dnnl_memory_desc_init_by_tag(&smd, 1, sdims, dnnl_u8, dnnl_a) == dnnl_success &&
-             dnnl_memory_create(&msp, &smd, g.eng, s->scratch ? c->scratch : NULL) == dnnl_success;
+             (!s->scratch || (dnnl_memory_desc_init_by_tag(&smd, 1, sdims, dnnl_u8, dnnl_a) == dnnl_success &&
+                              dnnl_memory_create(&msp, &smd, g.eng, c->scratch) == dnnl_success));
     if (ok) {
-        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, wmem}, {DNNL_ARG_DST, md},
-                                   {DNNL_ARG_SCRATCHPAD, msp}, {DNNL_ARG_BIAS, mb}};
-        ok = dnnl_primitive_execute(s->prim, c->strm, b ? 5 : 4, args) == dnnl_success &&
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, wmem}, {DNNL_ARG_DST, md}};
+        int n = 3;
+        if (b) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
+        if (msp) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, msp};
+        ok = dnnl_primitive_execute(s->prim, c->strm, n, args) == dnnl_success &&
              dnnl_stream_wait(c->strm) == dnnl_success;
     }
     if (ms) dnnl_memory_destroy(ms);
@@ -283,7 +292,7 @@ int m2u_linear_pack_used(m2u_linear_pack *p, int N, int bias) {
 #ifdef M2U_HAVE_DNNL
     if (!p || N <= 0) return 0;
     pthread_mutex_lock(&p->mu);
-    const shape *s = shape_for(p, N, bias != 0, omp_get_max_threads(), p->out);
+    const shape *s = shape_for(p, N, bias != 0, product_threads(), p->out);
     pthread_mutex_unlock(&p->mu);
     return s != NULL;
 #else
