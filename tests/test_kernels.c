@@ -307,7 +307,7 @@ static void t_matmul_stored(void) {
             float *y2 = malloc((size_t)N * ldy * sizeof(float)), *dx2 = malloc((size_t)N * cols * sizeof(float));
             memcpy(y2, y, (size_t)N * ldy * sizeof(float));
             memcpy(dx2, dx, (size_t)N * cols * sizeof(float));
-            m2u_mat wh = {types[ti], ws, rows, cols, 0};
+            m2u_mat wh = {.dtype = types[ti], .data = ws, .rows = rows, .cols = cols};
             m2u_matmul_wt_stream(y2, ldy, x, N, &wh, row0, nr, beta);
             m2u_matmul_w_acc_stream(dx2, dy, ldy, N, &wh, row0, nr);
             check_only("matmul_wt_stream", y2, ry, (size_t)N * ldy, TOL_RED);
@@ -339,7 +339,7 @@ static void t_matmul_stored(void) {
                         acc += (double)dyb[(size_t)n * ldy + r] * wf[(size_t)(row0 + r) * cols + c];
                     bdx[(size_t)n * cols + c] += acc;
                 }
-            m2u_mat wb = {M2U_BF16, ws, rows, cols, 1};
+            m2u_mat wb = {.dtype = M2U_BF16, .data = ws, .rows = rows, .cols = cols, .bf16_math = 1};
             for (int pass = 0; pass < 1 + native; pass++) { /* pass 1: switched off */
                 if (pass) m2u_gemm_bf16_enable(0);
                 int bmath = native && !pass, bmath_wt = bmath && N > 4;
@@ -355,7 +355,7 @@ static void t_matmul_stored(void) {
             m2u_gemm_bf16_enable(1);
             free(xb), free(dyb), free(by), free(bdx);
         }
-        m2u_mat w = {types[ti], dev(ws, (size_t)rows * cols * es), rows, cols, 0};
+        m2u_mat w = {.dtype = types[ti], .data = dev(ws, (size_t)rows * cols * es), .rows = rows, .cols = cols};
         float *d_x = devf(x, (size_t)N * cols), *d_y = devf(y, (size_t)N * ldy), *d_dy = devf(dy, (size_t)N * ldy);
         float *d_dx = devf(dx, (size_t)N * cols);
         BE->matmul_wt(d_y, ldy, d_x, N, &w, row0, nr, beta);
@@ -1182,7 +1182,7 @@ static void t_embedding(void) {
                                                  : m2u_bf16_to_f32(t16[(size_t)ids[n] * C + c]);
             if (ids[n] >= rows_start) rde[(ids[n] - rows_start) * C + c] += dx[n * C + c];
         }
-    m2u_mat tab = {M2U_BF16, dev(t16, (size_t)V * C * 2), V, C, 0};
+    m2u_mat tab = {.dtype = M2U_BF16, .data = dev(t16, (size_t)V * C * 2), .rows = V, .cols = C};
     int32_t *d_ids = dev(ids, sizeof ids);
     float *d_extra = devf(extra, (size_t)(V - rows_start) * C), *d_x = devf(x, (size_t)N * C),
           *d_dx = devf(dx, (size_t)N * C), *d_de = devf(dextra, (size_t)(V - rows_start) * C);

@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "llama.h"
 #include "m2u_error.h"
+#include "ops_extra.h" /* m2u_linear_pack_available */
 #include "peft.h"
 #include "test_fixture.h"
 #include "test_util.h"
@@ -16,7 +17,9 @@
 
 
 
-static void check_fixture(const char *name) {
+/* packed: spec.packed (the forward's products on packed copies of the fp32 frozen weights, where
+ * the CPU has oneDNN's brgemm kernels): every check below holds with the same tolerances. */
+static void check_fixture(const char *name, int packed) {
     char dir[1024], path[1200];
     snprintf(dir, sizeof dir, "%s/llama/%s", M2U_FIXTURES, name);
     snprintf(path, sizeof path, "%s/reference.safetensors", dir);
@@ -32,11 +35,18 @@ static void check_fixture(const char *name) {
     if (trainable && strstr(trainable, "bias")) spec.bias_targets = spec.lora_targets;
     if (trainable && strstr(trainable, "norm")) spec.train_norms = 1;
     if (trainable && strstr(trainable, "token_rows")) spec.token_rows_start = atoi(m2u_st_metadata(ref, "token_rows_start"));
+    spec.packed = packed;
     m2u_llama *m;
     if (m2u_llama_load(dir, &spec, &m)) {
         CHECK(0, "%s: %s", name, m2u_last_error());
         m2u_st_close(ref);
         return;
+    }
+    if (packed) {
+        printf("%s, packed: %d frozen matrices packed (%zu bytes)\n", name, m->n_packs, m2u_llama_packed_bytes(m));
+        CHECK(m->spec.packed == (m->n_packs > 0), "%s: spec.packed %d with %d packs", name, m->spec.packed, m->n_packs);
+        CHECK(!m2u_linear_pack_available() || m->n_packs > 0 || m->lm_head.dtype != M2U_F32,
+              "%s: fp32 weights, brgemm kernels, and nothing packed", name);
     }
     CHECK(m2u_peft_load_weights(m, path) == 0, "%s", m2u_last_error());
 
@@ -198,7 +208,8 @@ static void check_refusals(void) {
 
 int main(void) {
     const char *names[] = {"mha_tied", "gqa_odd", "mqa_bf16_sharded"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) check_fixture(names[i]);
+    for (int packed = 0; packed < 2; packed++)
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) check_fixture(names[i], packed);
     check_refusals();
     return t_finish("test_llama");
 }

@@ -430,7 +430,9 @@ static void test_markdown(void) {
     for (int i = 0; i < 9; i++) CHECK(strstr(buf, keys[i]) != NULL, "markdown lacks %s", keys[i]);
     int rows = 0;
     for (const char *p = buf; (p = strstr(p, "\n| `")) != NULL; p++) rows++;
-    CHECK(rows == 64, "markdown rows: %d", rows);
+    CHECK(rows == 65, "markdown rows: %d", rows);
+    CHECK(strstr(buf, "| `train.packed_weights` | one of `auto`, `on`, `off` | `auto` |") != NULL,
+          "markdown lacks train.packed_weights");
     CHECK(strstr(buf, "| `train.precision` | one of `fp32`, `bf16` | `fp32` |") != NULL, "markdown lacks precision");
     CHECK(strstr(buf, "| `train.checkpoint_activations` | bool | `false` |") != NULL, "markdown lacks checkpointing");
     CHECK(strstr(buf, "| `run.memory_limit` | string | `auto` |") != NULL, "markdown lacks run.memory_limit");

@@ -12,6 +12,7 @@
 #include "m2u_error.h"
 #include "manifest.h"
 #include "model_setup.h"
+#include "ops_extra.h" /* m2u_linear_pack_available */
 #include "plan.h"
 #include "safetensors.h"
 #include "test_dataset_util.h"
@@ -304,8 +305,13 @@ int main(void) {
     /* with bf16 products, one product's input in bf16 too: the largest, the classifier's gradient
        rows (batch x max_len x vocabulary) */
     const size_t inputs = m2u_gemm_bf16_ok() ? (size_t)c.train.batch * c.train.max_len * 32000 * 2 : 0;
+    /* fp32 (train.packed_weights auto): a packed copy of the same matrices where the CPU has
+       oneDNN's brgemm kernels; none with bf16 */
+    const size_t packed = m2u_linear_pack_available() ? 4 * elems : 0;
+    CHECK(pf.packed == packed && pb.packed == 0, "plan: %zu bytes packed (%zu expected), %zu with bf16", pf.packed,
+          packed, pb.packed);
     CHECK(pf.frozen_bf16 == 0 && pf.bf16_inputs == 0 && pb.bf16_inputs == inputs && pb.weights == pf.weights - 4 * elems &&
-              pb.per_rank == pf.per_rank - 2 * elems + inputs,
+              pb.per_rank == pf.per_rank - pf.packed - 2 * elems + inputs,
           "plan: weights %zu (fp32 %zu), per rank %zu (fp32 %zu), bf16 inputs %zu (%zu expected)", pb.weights,
           pf.weights, pb.per_rank, pf.per_rank, pb.bf16_inputs, inputs);
     /* two ranks on a node: the mapping once, the copies once per rank */

@@ -37,6 +37,7 @@ typedef enum { M2U_DECODER_MUSICGEN = 0, M2U_DECODER_AUDIOLDM2 } m2u_decoder;
 typedef enum { M2U_SCHEDULE_COSINE = 0, M2U_SCHEDULE_CONSTANT, M2U_SCHEDULE_LINEAR } m2u_schedule;
 typedef enum { M2U_SPLIT_TRAIN = 0, M2U_SPLIT_VALID, M2U_SPLIT_TEST } m2u_split;
 typedef enum { M2U_PRECISION_FP32 = 0, M2U_PRECISION_BF16 } m2u_precision;
+typedef enum { M2U_PACKED_AUTO = 0, M2U_PACKED_ON, M2U_PACKED_OFF } m2u_packed_weights;
 
 /* ---- list fields: a set of allowed names, stored as bits in schema order ---- */
 enum { /* model.modalities */
@@ -109,6 +110,7 @@ typedef struct {
         int verify;        /* check each shard's sha256 against the manifest when first read */
         int checkpoint_activations; /* recompute each layer's forward in backward (llama.h) */
         int precision;     /* m2u_precision: BF16 = frozen base matrices held as bf16 (llama.h frozen_bf16) */
+        int packed_weights; /* m2u_packed_weights: fp32 frozen linears also packed for oneDNN (llama.h packed) */
         unsigned kinds;    /* M2U_KIND_*; 0 before finalize -> all */
         int shuffle;
         int max_len, batch, accum, epochs, max_steps;

@@ -65,11 +65,24 @@ int m2u_train_plan_make(const m2u_train_config *c, const m2u_train_model *tm, in
         p->bf16_inputs = (size_t)B * (size_t)T * w * 2;
     }
     p->modules = m2u_m2ugen_act_bytes(mg, B, T);
+    if (c->train.precision == M2U_PRECISION_FP32 && c->train.packed_weights != M2U_PACKED_OFF)
+        p->packed = m2u_llama_packed_bytes(llm);
     p->per_rank = p->weights + p->frozen_bf16 + p->trainables + p->gradients + p->optimizer + p->activations +
-                  p->modules + p->batch + p->bf16_inputs;
+                  p->modules + p->batch + p->bf16_inputs + p->packed;
     p->local_ranks = local_ranks > 0 ? local_ranks : 1;
     p->node = p->weights + (size_t)p->local_ranks * (p->per_rank - p->weights);
     return 0;
+}
+
+int m2u_train_plan_fit(const m2u_train_config *c, m2u_train_plan *p, size_t capacity) {
+    if (p->node <= capacity) return 1;
+    size_t without = p->node - (size_t)p->local_ranks * p->packed;
+    if (c->train.packed_weights != M2U_PACKED_AUTO || !p->packed || without > capacity) return 0;
+    p->packed_dropped = p->packed;
+    p->per_rank -= p->packed;
+    p->node = without;
+    p->packed = 0;
+    return 1;
 }
 
 /* A number from a cgroup or meminfo file; -1 when absent or "max". */
@@ -153,6 +166,12 @@ char *m2u_train_plan_text(const m2u_train_config *c, const m2u_train_plan *p, si
     if (p->bf16_inputs)
         PUT("  %-13s %12s  one product's input rounded to bf16 (this CPU multiplies bf16 natively)\n", "bf16 inputs",
             m2u_fmt_bytes(p->bf16_inputs, b[5], sizeof b[5]));
+    if (p->packed)
+        PUT("  %-13s %12s  the fp32 frozen linears packed for oneDNN's brgemm, read by the forward "
+            "(train.packed_weights)\n", "packed", m2u_fmt_bytes(p->packed, b[5], sizeof b[5]));
+    else if (p->packed_dropped)
+        PUT("  %-13s %12s  not made: train.packed_weights auto, and the plan fits only without these %s\n", "packed",
+            m2u_fmt_bytes(0, b[5], sizeof b[5]), m2u_fmt_bytes(p->packed_dropped, b[4], sizeof b[4]));
     PUT("  %-13s %12s\n", "per rank", m2u_fmt_bytes(p->per_rank, b[6], sizeof b[6]));
     PUT("  %-13s %12s  weights once + %d rank(s) x the rest\n", "node", m2u_fmt_bytes(p->node, b[0], sizeof b[0]),
         p->local_ranks);

@@ -38,6 +38,10 @@ typedef struct {
     /* the M2UGen modules beside the LLaMA: the adapters' and the projector's activations and
        scratch, the model's step buffers (m2u_m2ugen_act_bytes) */
     size_t modules;
+    /* train.packed_weights: the forward's packed copies of the fp32 frozen matrices (llama.h
+       packed); 0 when off, with bf16, where the CPU has no brgemm kernels, or dropped by
+       m2u_train_plan_fit (packed_dropped then holds what they would have taken) */
+    size_t packed, packed_dropped;
     size_t per_rank;       /* the sum of the above */
     size_t trainable_floats;
     double weight_params;  /* elements of the checkpoint's tensors read in place */
@@ -46,6 +50,11 @@ typedef struct {
     int local_ranks;       /* processes of this job on this node */
     size_t node;           /* weights + local_ranks x (per_rank - weights): the copies are per rank */
 } m2u_train_plan;
+
+/* train.packed_weights auto: when the plan does not fit in capacity bytes but would without the
+ * packed copies, drop them from it (the trainer then makes none).  Returns 1 when the plan (as
+ * left) fits. */
+int m2u_train_plan_fit(const m2u_train_config *c, m2u_train_plan *p, size_t capacity);
 
 /* The plan of config c with its model opened (m2u_train_model_open); local_ranks >= 1. */
 int m2u_train_plan_make(const m2u_train_config *c, const m2u_train_model *tm, int local_ranks, m2u_train_plan *p);

@@ -598,7 +598,7 @@ static int check_plan(trainer *t) {
     } else if (m2u_train_plan_available(&avail, &src)) {
         return 0; /* unknown here: nothing to check against */
     }
-    if (t->plan.node <= avail) return 0;
+    if (m2u_train_plan_fit(c, &t->plan, avail)) return 0;
     char *text = m2u_train_plan_text(c, &t->plan, avail, src);
     int rc = m2u_fail("the run does not fit in this node's memory (run.memory_limit=off skips this check):\n%s",
                       text ? text : "");
@@ -618,6 +618,16 @@ int m2u_train_run(const m2u_train_config *cfg, const m2u_dist *dist, int resume)
     if (!rc) {
         m2u_train_model tm = {.tok = t.tok, .mg = t.mg, .bo = t.bo};
         rc = m2u_train_model_apply_precision(cfg, &tm);
+        if (!rc && t.plan.packed) rc = m2u_llama_pack_frozen(t.model);
+        if (!rc && dist->rank == 0 && (t.plan.packed || t.plan.packed_dropped)) {
+            char b0[32];
+            if (t.plan.packed)
+                m2u_log(M2U_LOG_INFO, "m2u-train: train.packed_weights: the fp32 frozen linears packed for oneDNN's "
+                        "brgemm (%s more per rank)", m2u_fmt_bytes(t.plan.packed, b0, sizeof b0));
+            else
+                m2u_log(M2U_LOG_INFO, "m2u-train: train.packed_weights auto: not packed, the %s of packed copies "
+                        "would not fit in this node's memory", m2u_fmt_bytes(t.plan.packed_dropped, b0, sizeof b0));
+        }
         if (!rc && dist->rank == 0 && cfg->train.precision == M2U_PRECISION_BF16) {
             size_t src, conv = m2u_llama_frozen_bf16_bytes(t.model, &src, NULL);
             char b0[32], b1[32];

@@ -55,6 +55,9 @@ static void usage(FILE *f) {
             "                    weights converted to bf16 copies at load (train.precision: bf16)\n"
             "  --bf16-math M     with --precision bf16: on (default) multiplies in bf16 where the CPU\n"
             "                    does that natively (AVX-512 BF16); off keeps fp32 arithmetic\n"
+            "  --packed P        with --precision fp32: on (default, as train.packed_weights: auto where\n"
+            "                    the memory allows) keeps a copy of the frozen weights packed for oneDNN's\n"
+            "                    brgemm where the CPU has it; off: the products read them as stored\n"
             "  --seed S          seed of the token ids (default 1; same stream as bench_llama_torch.py)\n"
             "  --peak-n N        size of the square sgemm that measures the peak (default 2048, 0: skip)\n"
             "  --peak-only       measure only the sgemm peak (no --model)\n"
@@ -133,7 +136,7 @@ int main(int argc, char **argv) {
     const char *model_dir = NULL, *json_path = NULL, *name = NULL;
     long B = 4, T = 128, steps = 10, warmup = 2, threads = 0, lora_r = 16, seed = 1, peak_n = 2048;
     float lora_alpha = 32;
-    int peak_only = 0, bf16 = 0, bf16_math = 1;
+    int peak_only = 0, bf16 = 0, bf16_math = 1, packed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -171,6 +174,13 @@ int main(int argc, char **argv) {
             bf16_math = !strcmp(v, "on");
             if (!bf16_math && strcmp(v, "off")) {
                 fprintf(stderr, "m2u-bench-llama: --bf16-math: expected on or off, got '%s'\n", v);
+                return 2;
+            }
+        }
+        else if (!strcmp(a, "--packed")) {
+            packed = !strcmp(v, "on");
+            if (!packed && strcmp(v, "off")) {
+                fprintf(stderr, "m2u-bench-llama: --packed: expected on or off, got '%s'\n", v);
                 return 2;
             }
         }
@@ -235,7 +245,8 @@ int main(int argc, char **argv) {
                            .lora_alpha = lora_alpha,
                            .lora_targets = M2U_ALL_LINEARS,
                            .seed = 1234,
-                           .frozen_bf16 = bf16};
+                           .frozen_bf16 = bf16,
+                           .packed = packed};
     m2u_llama *m;
     if (m2u_llama_load(model_dir, &spec, &m)) {
         fprintf(stderr, "m2u-bench-llama: %s\n", m2u_last_error());

@@ -26,6 +26,10 @@ typedef struct {
      * fp32 accumulation) where the CPU does that natively: train.precision bf16's compute path
      * (cpu/gemm_bf16.h).  0: fp32 arithmetic whatever the storage, the exact path. */
     int bf16_math;
+    /* fp32 matrices only: NULL, or W packed for y = x W^T (cpu/linear_pack.c; not owned), which
+     * the CPU's m2u_matmul_wt reads for products over every row into a y it does not read
+     * (beta 0).  Other backends ignore it. */
+    struct m2u_linear_pack *pack;
 } m2u_mat;
 
 /* bf16_math (cpu/gemm_bf16.c).  1 when bf16 products run natively here (oneDNN in the build, its effective ISA at least

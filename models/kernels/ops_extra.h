@@ -39,6 +39,8 @@ int m2u_linear_pack_used(m2u_linear_pack *p, int N, int bias);
 /* Switch the packed products on (default) or off for the whole process (A/B runs, tests); returns
  * whether they were on.  Off, every pack's product is m2u_linear_fwd's. */
 int m2u_linear_pack_enable(int want);
+/* 1 when products on packs run packed on this CPU (oneDNN with brgemm kernels; not switched off). */
+int m2u_linear_pack_available(void);
 
 /* ---- normalisations ---------------------------------------------------------------- */
 

@@ -1,4 +1,5 @@
 #include "llama.h"
+#include "ops_extra.h" /* m2u_linear_pack */
 #include "params.h"
 
 #include "backend.h"
@@ -409,6 +410,10 @@ static int load_model(m2u_llama *m, const char *dir) {
     if (!rc) rc = finish_params(m, &pl);
     free_param_list(&pl);
     if (!rc && m->spec.frozen_bf16) rc = m2u_llama_convert_frozen_bf16(m);
+    if (!rc && m->spec.packed) {
+        m->spec.packed = 0; /* set again by m2u_llama_pack_frozen where something is packed */
+        rc = m2u_llama_pack_frozen(m);
+    }
     if (rc) return -1;
     if (m->n_rows && c->tie_word_embeddings) {
         m->head_rows = m->embed_rows;
@@ -472,8 +477,52 @@ static void free_acts(m2u_llama *m) {
     m->cap_N = 0;
 }
 
+/* spec.packed's matrices: fp32 decoder linears, and an fp32 head whose every row is frozen (added
+ * token rows are trainable and leave the head's product partial).  i in [0, 7 layers + 1). */
+static m2u_mat *packed_mat(m2u_llama *m, int i) {
+    int nl = M2U_N_LINEAR * m->cfg.n_layers;
+    return i < nl ? &m->layers[i / M2U_N_LINEAR].lin[i % M2U_N_LINEAR].w : &m->lm_head;
+}
+
+static int packable(const m2u_llama *m, const m2u_mat *w) {
+    if (w->dtype != M2U_F32 || ((uintptr_t)w->data % sizeof(float)) != 0 || w->rows <= 0 || w->cols <= 0) return 0;
+    return w != &m->lm_head || m->rows_start == w->rows;
+}
+
+size_t m2u_llama_packed_bytes(const m2u_llama *m) {
+    if (m->packs) return m->packed_bytes;
+    if (m->spec.frozen_bf16 || !m2u_linear_pack_available()) return 0;
+    size_t bytes = 0;
+    for (int i = 0; i <= M2U_N_LINEAR * m->cfg.n_layers; i++) {
+        const m2u_mat *w = packed_mat((m2u_llama *)m, i); /* read only */
+        if (packable(m, w)) bytes += (size_t)w->rows * (size_t)w->cols * sizeof(float);
+    }
+    return bytes;
+}
+
+int m2u_llama_pack_frozen(m2u_llama *m) {
+    if (m->packs || m->spec.frozen_bf16 || !m2u_linear_pack_available()) return 0;
+    size_t bytes = m2u_llama_packed_bytes(m);
+    int n = M2U_N_LINEAR * m->cfg.n_layers + 1;
+    m->packs = calloc((size_t)n, sizeof *m->packs);
+    if (!m->packs) return m2u_fail("out of memory for the packs of the frozen weights");
+    for (int i = 0; i < n; i++) {
+        m2u_mat *w = packed_mat(m, i);
+        if (!packable(m, w)) continue;
+        m2u_linear_pack *p = m2u_linear_pack_new(w->data, w->cols, w->rows);
+        if (!p) return m2u_fail("out of memory for the packs of the frozen weights");
+        m->packs[m->n_packs++] = p;
+        w->pack = p;
+    }
+    m->packed_bytes = bytes;
+    m->spec.packed = m->n_packs > 0;
+    return 0;
+}
+
 void m2u_llama_free(m2u_llama *m) {
     if (!m) return;
+    for (int i = 0; i < m->n_packs; i++) m2u_linear_pack_free(m->packs[i]);
+    free(m->packs);
     free_acts(m);
     m2u_params_free(m->params, m->n_params);
     free(m->param_buf);

@@ -57,6 +57,12 @@ typedef struct {
        included, e.g. token rows copied from the table), gradients and the optimizer stay fp32.
        0: every weight as the checkpoint stores it, fp32 arithmetic. */
     int frozen_bf16;
+    /* 1: the fp32 frozen decoder linears (and an fp32 lm_head whose rows are all frozen) also get
+       a copy packed for oneDNN's brgemm kernels, which the forward's products x W^T read
+       (m2u_llama_pack_frozen): the same values but for the products' rounding, faster forward
+       products, one more copy of those weights in memory.  Where the CPU has no brgemm kernels
+       nothing is packed.  Ignored with frozen_bf16. */
+    int packed;
 } m2u_train_spec;
 
 /* Parse a linear name list ("q_proj,v_proj" or "all") into a bit set. */
@@ -133,6 +139,9 @@ typedef struct {
     size_t frozen16_bytes, frozen16_src_bytes, frozen16_elems; /* its size, the stored bytes it replaced,
                                                                   the elements it holds */
     float *scratch;       /* workspace for backward */
+    struct m2u_linear_pack **packs; /* spec.packed: the packs the frozen matrices point to, owned */
+    int n_packs;
+    size_t packed_bytes; /* what their packed copies take once made */
 } m2u_llama;
 
 /* Load a Hugging Face checkpoint directory (config.json + safetensors) and set
@@ -167,6 +176,13 @@ int m2u_llama_convert_frozen_bf16(m2u_llama *m);
  * loaded with frozen_bf16, the copies it holds; of one loaded without, the copies it would make
  * -- so a memory plan needs no conversion (m2u-train --plan). */
 size_t m2u_llama_frozen_bf16_bytes(const m2u_llama *m, size_t *src, size_t *n_elems);
+/* What spec.packed does at load, for a model loaded without it (a trainer that checks its memory
+ * plan first).  Sets m->spec.packed where something is packed; a no-op when done already, with
+ * frozen_bf16, or where the CPU has no brgemm kernels.  Each packed copy is made on its matrix's
+ * first product. */
+int m2u_llama_pack_frozen(m2u_llama *m);
+/* Bytes of the packed copies spec.packed makes (or has made): 0 where nothing would be packed. */
+size_t m2u_llama_packed_bytes(const m2u_llama *m);
 
 /* Find a trainable parameter by name (NULL if absent). */
 m2u_param *m2u_llama_param(m2u_llama *m, const char *name);

@@ -168,7 +168,7 @@ static int get_mat(const m2u_safetensors *st, const char *pre, const char *name,
     if (t->dtype != M2U_F32 && t->dtype != M2U_F16 && t->dtype != M2U_BF16)
         return m2u_fail("%s: tensor %s: dtype %s, expected F32, F16 or BF16", m2u_st_path(st), full,
                         m2u_dtype_name(t->dtype));
-    *m = (m2u_mat){t->dtype, t->data, rows, cols, 0};
+    *m = (m2u_mat){.dtype = t->dtype, .data = t->data, .rows = rows, .cols = cols};
     return 0;
 }
 

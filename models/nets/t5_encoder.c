@@ -148,7 +148,7 @@ static int get_mat(const m2u_t5_encoder *e, const char *prefix, const char *name
     if (!t) return -1;
     if (t->dtype != M2U_F32 && t->dtype != M2U_F16 && t->dtype != M2U_BF16)
         return m2u_fail("%s: tensor %s: dtype must be F32, F16 or BF16", m2u_st_path(e->st), full);
-    *m = (m2u_mat){t->dtype, t->data, rows, cols, 0};
+    *m = (m2u_mat){.dtype = t->dtype, .data = t->data, .rows = rows, .cols = cols};
     return 0;
 }
 

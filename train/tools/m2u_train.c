@@ -58,11 +58,11 @@ static int print_plan(const m2u_train_config *cfg, int ranks, size_t capacity, i
     if (rc) return -1;
     const char *src = "--memory";
     if (!capacity && m2u_train_plan_available(&capacity, &src)) return -1;
+    *fits = m2u_train_plan_fit(cfg, &p, capacity);
     char *text = m2u_train_plan_text(cfg, &p, capacity, src);
     if (!text) return m2u_fail("out of memory");
     if (show) fputs(text, stdout);
     free(text);
-    *fits = p.node <= capacity;
     return 0;
 }
 

@@ -275,6 +275,29 @@ static int packed_fwd(m2u_linear_pack *p, float *y, long ldy, const float *x, co
 
 #endif
 
+int m2u_linear_pack_available(void) {
+#ifdef M2U_HAVE_DNNL
+    static int known = -1; /* asked once, of a 64 x 64 x 64 product */
+    pthread_mutex_lock(&g.mu);
+    int k = known, off = g.off;
+    pthread_mutex_unlock(&g.mu);
+    if (off) return 0;
+    if (k < 0) {
+        float *w = calloc(64 * 64, sizeof *w);
+        m2u_linear_pack *p = w ? m2u_linear_pack_new(w, 64, 64) : NULL;
+        k = p ? m2u_linear_pack_used(p, 64, 0) : 0;
+        m2u_linear_pack_free(p);
+        free(w);
+        pthread_mutex_lock(&g.mu);
+        known = k;
+        pthread_mutex_unlock(&g.mu);
+    }
+    return k;
+#else
+    return 0;
+#endif
+}
+
 int m2u_linear_pack_enable(int want) {
 #ifdef M2U_HAVE_DNNL
     pthread_mutex_lock(&g.mu);

@@ -1,4 +1,5 @@
 #include "ops.h"
+#include "ops_extra.h" /* m2u_linear_fwd_packed_ld */
 
 #include "gemm_bf16.h"
 #include "gemm_w16.h"
@@ -119,6 +120,10 @@ void m2u_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, i
         return;
     }
     if (direct_f32(w)) {
+        if (w->pack && row0 == 0 && nrows == w->rows && beta == 0.0f) {
+            m2u_linear_fwd_packed_ld(w->pack, y, ldy, x, NULL, N);
+            return;
+        }
         const float *W = (const float *)w->data + (size_t)row0 * K;
         m2u_gemm(0, 1, N, nrows, K, 1.0f, x, K, W, K, beta, y, ldy);
         return;
