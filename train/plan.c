@@ -180,10 +180,15 @@ char *m2u_train_plan_text(const m2u_train_config *c, const m2u_train_plan *p, si
         PUT("%s: %s available (%s)", fits ? "fits" : "does NOT fit", m2u_fmt_bytes(capacity, b[1], sizeof b[1]),
             capacity_source);
         if (fits) PUT(", %s to spare\n", m2u_fmt_bytes(capacity - p->node, b[2], sizeof b[2]));
-        else
-            PUT(", %s short; %s\n", m2u_fmt_bytes(p->node - capacity, b[2], sizeof b[2]),
+        else {
+            PUT(", %s short; %s", m2u_fmt_bytes(p->node - capacity, b[2], sizeof b[2]),
                 c->train.checkpoint_activations ? "lower train.max_len or train.batch, or use fewer ranks per node"
                                                  : "train.checkpoint_activations=true keeps one layer's activations");
+            if (p->packed)
+                PUT("; train.packed_weights=off (or auto) saves %s per rank",
+                    m2u_fmt_bytes(p->packed, b[3], sizeof b[3]));
+            PUT("\n");
+        }
     }
 #undef PUT
     if (k >= cap) out[cap - 1] = '\0';
