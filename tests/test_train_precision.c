@@ -314,6 +314,27 @@ int main(void) {
               pb.per_rank == pf.per_rank - pf.packed - 2 * elems + inputs,
           "plan: weights %zu (fp32 %zu), per rank %zu (fp32 %zu), bf16 inputs %zu (%zu expected)", pb.weights,
           pf.weights, pb.per_rank, pf.per_rank, pb.bf16_inputs, inputs);
+    /* train.packed_weights auto: a plan that fits only without the packed copies drops them;
+       on: it does not fit; neither fits what the rest alone exceeds */
+    if (pf.packed) {
+        c.train.precision = M2U_PRECISION_FP32;
+        m2u_train_plan q = pf;
+        CHECK(m2u_train_plan_fit(&c, &q, pf.node) == 1 && q.packed == pf.packed, "a fitting plan keeps its packs");
+        q = pf;
+        CHECK(m2u_train_plan_fit(&c, &q, pf.node - 1) == 1 && q.packed == 0 && q.packed_dropped == pf.packed &&
+                  q.node == pf.node - pf.packed && q.per_rank == pf.per_rank - pf.packed,
+              "auto: packs dropped from a plan that fits only without them (node %zu -> %zu)", pf.node, q.node);
+        q = pf;
+        CHECK(m2u_train_plan_fit(&c, &q, pf.node - pf.packed - 1) == 0, "auto: a plan too big without the packs fits");
+        c.train.packed_weights = M2U_PACKED_ON;
+        q = pf;
+        CHECK(m2u_train_plan_fit(&c, &q, pf.node - 1) == 0 && q.packed == pf.packed, "on: the packs were dropped");
+        c.train.packed_weights = M2U_PACKED_OFF;
+        CHECK(m2u_train_plan_make(&c, &tm, 1, &q) == 0 && q.packed == 0 && q.per_rank == pf.per_rank - pf.packed,
+              "off: %zu bytes packed", q.packed);
+        c.train.packed_weights = M2U_PACKED_AUTO;
+        c.train.precision = M2U_PRECISION_BF16;
+    }
     /* two ranks on a node: the mapping once, the copies once per rank */
     m2u_train_plan pb2;
     CHECK(m2u_train_plan_make(&c, &tm, 2, &pb2) == 0 && pb2.node == pb.node + pb.per_rank - pb.weights &&
