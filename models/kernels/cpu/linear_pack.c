@@ -1,4 +1,5 @@
-/* Frozen nn.Linear weights in oneDNN's packed layout (see m2u_linear_pack_new in ops_extra.h).
+/* Frozen nn.Linear weights in oneDNN's packed layout (see m2u_linear_pack_new in ops_extra.h):
+ * the encoders' layers and MERT's convolutions, and LLaMA's forward under train.packed_weights.
  *
  * Why: dnnl_sgemm (m2u_gemm) repacks the weight on every call and runs its older sgemm kernels;
  * oneDNN's matmul primitive (brgemm kernels) on a weight reordered once into the layout it asks
@@ -85,6 +86,12 @@ static dnnl_engine_t engine(void) {
     return e;
 }
 
+static void ctx_give(exec_ctx *c) {
+    pthread_mutex_lock(&g.mu);
+    c->next = g.free_ctx, g.free_ctx = c;
+    pthread_mutex_unlock(&g.mu);
+}
+
 /* A context with at least `scratch` bytes of scratchpad; NULL on failure.  The pool keeps every
  * context ever made (as many as products ran at once), for the life of the process. */
 static exec_ctx *ctx_take(size_t scratch) {
@@ -103,9 +110,7 @@ static exec_ctx *ctx_take(size_t scratch) {
     if (scratch > c->scratch_n) {
         void *b = aligned_alloc(64, (scratch + 63) & ~(size_t)63);
         if (!b) {
-            pthread_mutex_lock(&g.mu);
-            c->next = g.free_ctx, g.free_ctx = c;
-            pthread_mutex_unlock(&g.mu);
+            ctx_give(c);
             return NULL;
         }
         free(c->scratch);
@@ -115,11 +120,6 @@ static exec_ctx *ctx_take(size_t scratch) {
     return c;
 }
 
-static void ctx_give(exec_ctx *c) {
-    pthread_mutex_lock(&g.mu);
-    c->next = g.free_ctx, g.free_ctx = c;
-    pthread_mutex_unlock(&g.mu);
-}
 
 m2u_linear_pack *m2u_linear_pack_new(const float *w, int in, int out) {
     if (!w || in <= 0 || out <= 0) return NULL;
