@@ -504,6 +504,38 @@ static void t_linear_pack(void) {
         m2u_linear_pack_free(p);
         free(x), free(w), free(b), free(y), free(y0), free(y1), free(y2), free(ry);
     }
+    /* many row counts on one pack: past the first 8, blocks of 128 rows and a padded last one */
+    {
+        int in = 96, out = 80, Ns[] = {5, 17, 33, 64, 100, 128, 129, 150, 200, 255, 256, 300, 1, 7};
+        int nN = (int)(sizeof Ns / sizeof Ns[0]), blocked = 0, ok = 1;
+        float *x = frand((size_t)300 * in, 1), *w = frand((size_t)out * in, 1), *b = frand(out, 1);
+        float *y = malloc((size_t)300 * out * sizeof *y), *y1 = malloc((size_t)300 * out * sizeof *y1);
+        m2u_linear_pack *p = m2u_linear_pack_new(w, in, out);
+        CHECK(p != NULL, "linear_pack_new");
+        for (int k = 0; k < nN && p; k++) {
+            int N = Ns[k];
+            size_t ny = (size_t)N * out;
+            double *ry = malloc(ny * sizeof *ry);
+            for (int n = 0; n < N; n++)
+                for (int o = 0; o < out; o++) {
+                    double acc = b[o];
+                    for (int i = 0; i < in; i++) acc += (double)x[(size_t)n * in + i] * w[(size_t)o * in + i];
+                    ry[(size_t)n * out + o] = acc;
+                }
+            m2u_linear_fwd_packed(p, y, x, b, N);
+            check_only("linear_fwd_packed, many row counts", y, ry, ny, 5e-5);
+            /* and the same product again gives the same bits */
+            if (k >= 8) blocked += m2u_linear_pack_used(p, N, 1);
+            m2u_linear_fwd_packed(p, y1, x, b, N);
+            ok &= !memcmp(y, y1, ny * sizeof *y);
+            free(ry);
+        }
+        CHECK(ok, "linear_fwd_packed: the same product twice gave different bits");
+        CHECK(!m2u_linear_pack_available() || blocked == nN - 8,
+              "linear_fwd_packed: %d of %d row counts past the first 8 ran packed", blocked, nN - 8);
+        m2u_linear_pack_free(p);
+        free(x), free(w), free(b), free(y), free(y1);
+    }
     CHECK(m2u_linear_pack_new(NULL, 3, 3) == NULL && m2u_linear_pack_new((float[1]){0}, 0, 3) == NULL,
           "linear_pack_new must refuse a missing weight or an empty shape");
     printf("linear_pack: %d of 10 products on packed weights (oneDNN brgemm; 0 on CPUs without it)\n", used);

@@ -22,7 +22,8 @@ void m2u_linear_bwd(float *dx, float *dw, float *db, const float *dy, const floa
 
 /* A frozen weight W[out, in] prepared for many forward products (linear_pack.c): on CPUs where
  * oneDNN has brgemm kernels (AVX-512) the first product reorders a copy of W into the layout they
- * read and keeps it, with one primitive per row count; elsewhere the products are
+ * read and keeps it, with one primitive for each of the first 8 row counts (later ones run in
+ * blocks of 128 rows, the last padded to a multiple of 16); elsewhere the products are
  * m2u_linear_fwd's.  W is the caller's: it must stay, unchanged, until the pack is freed.  NULL:
  * out of memory (or a bad argument). */
 typedef struct m2u_linear_pack m2u_linear_pack;

@@ -31,10 +31,13 @@
 #include <omp.h>
 #include <pthread.h>
 
-/* Primitives kept per pack: an encoder sees one or two row counts per input length.  Past
- * MAX_SHAPES distinct ones (BERTScore's batches of every length) the products of new shapes
- * fall back to m2u_linear_fwd rather than replace an entry another thread may be running. */
-enum { MAX_SHAPES = 8, MAX_LAYOUTS = 2 };
+/* Primitives kept per pack.  An encoder sees one or two row counts per input length, and each
+ * of the first MAX_EXACT distinct ones gets a primitive of its own.  Past them (BERTScore's
+ * batches of every length) a product runs in blocks of CHUNK rows and a last block padded to a
+ * multiple of PAD rows, so a pack needs at most CHUNK / PAD more shapes per thread count and
+ * bias, and nothing is ever replaced while another thread may be running it.  A product that
+ * still finds no room (MAX_SHAPES) falls back to m2u_linear_fwd. */
+enum { MAX_EXACT = 8, CHUNK = 128, PAD = 16, MAX_SHAPES = 40, MAX_LAYOUTS = 2 };
 
 /* The threads a product here would run on: one inside a parallel region (nested regions run
  * on one thread), else OpenMP's setting. */
@@ -54,7 +57,7 @@ struct m2u_linear_pack {
     int in, out;
     pthread_mutex_t mu;
     shape shapes[MAX_SHAPES];
-    int n_shapes;
+    int n_shapes, n_exact; /* all, and those made for a caller's own row count */
     struct {
         dnnl_memory_desc_t md;
         dnnl_memory_t mem; /* the reordered weight, oneDNN-allocated */
@@ -62,11 +65,14 @@ struct m2u_linear_pack {
     int n_layouts;
 };
 
-/* the engine, and a pool of (stream, scratchpad) pairs handed to one product at a time */
+/* the engine, and a pool of (stream, scratchpad, padding buffer) triples handed to one product
+ * at a time */
 typedef struct exec_ctx {
     dnnl_stream_t strm;
     void *scratch;
     size_t scratch_n;
+    float *pad; /* a padded last block's rows in and out */
+    size_t pad_n;
     struct exec_ctx *next;
 } exec_ctx;
 
@@ -92,9 +98,10 @@ static void ctx_give(exec_ctx *c) {
     pthread_mutex_unlock(&g.mu);
 }
 
-/* A context with at least `scratch` bytes of scratchpad; NULL on failure.  The pool keeps every
- * context ever made (as many as products ran at once), for the life of the process. */
-static exec_ctx *ctx_take(size_t scratch) {
+/* A context with at least `scratch` bytes of scratchpad and `pad` floats of padding buffer; NULL
+ * on failure.  The pool keeps every context ever made (as many as products ran at once), for the
+ * life of the process. */
+static exec_ctx *ctx_take(size_t scratch, size_t pad) {
     pthread_mutex_lock(&g.mu);
     exec_ctx *c = g.free_ctx;
     if (c) g.free_ctx = c->next;
@@ -116,6 +123,16 @@ static exec_ctx *ctx_take(size_t scratch) {
         free(c->scratch);
         c->scratch = b;
         c->scratch_n = scratch;
+    }
+    if (pad > c->pad_n) {
+        float *b = aligned_alloc(64, (pad * sizeof(float) + 63) & ~(size_t)63);
+        if (!b) {
+            ctx_give(c);
+            return NULL;
+        }
+        free(c->pad);
+        c->pad = b;
+        c->pad_n = pad;
     }
     return c;
 }
@@ -158,7 +175,7 @@ static int layout_for(m2u_linear_pack *p, dnnl_engine_t eng, const dnnl_memory_d
              dnnl_memory_create(&from, &plain, eng, (void *)p->w) == dnnl_success &&
              dnnl_memory_create(&to, md, eng, DNNL_MEMORY_ALLOCATE) == dnnl_success &&
              dnnl_reorder_primitive_desc_create(&rpd, &plain, eng, md, eng, NULL) == dnnl_success &&
-             dnnl_primitive_create(&reorder, rpd) == dnnl_success && (c = ctx_take(0)) != NULL;
+             dnnl_primitive_create(&reorder, rpd) == dnnl_success && (c = ctx_take(0, 0)) != NULL;
     if (ok) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
         ok = dnnl_primitive_execute(reorder, c->strm, 2, args) == dnnl_success &&
@@ -178,15 +195,17 @@ static int layout_for(m2u_linear_pack *p, dnnl_engine_t eng, const dnnl_memory_d
 }
 
 /* The primitive for m rows, with or without bias, on nthr threads (made on first use); NULL
- * when there is none (no brgemm kernel, the shape table is full, oneDNN failed). */
-static const shape *shape_for(m2u_linear_pack *p, int m, int bias, int nthr, long ldy) {
+ * when there is none (no brgemm kernel, no room left, oneDNN failed).  exact: a caller's own
+ * row count, which gets a new entry only among the first MAX_EXACT. */
+static const shape *shape_for(m2u_linear_pack *p, int m, int bias, int nthr, long ldy, int exact) {
     dnnl_engine_t eng = engine();
     if (!eng) return NULL;
     for (int i = 0; i < p->n_shapes; i++) {
         const shape *s = &p->shapes[i];
         if (s->m == m && s->bias == bias && s->nthr == nthr && s->ldy == ldy) return s->layout >= 0 ? s : NULL;
     }
-    if (p->n_shapes == MAX_SHAPES) return NULL;
+    if (p->n_shapes == MAX_SHAPES || (exact && p->n_exact == MAX_EXACT)) return NULL;
+    p->n_exact += exact != 0;
     shape *s = &p->shapes[p->n_shapes++];
     *s = (shape){.m = m, .bias = bias, .nthr = nthr, .ldy = ldy, .layout = -1};
     dnnl_dims_t sd = {m, p->in}, wd = {p->in, p->out}, dd = {m, p->out}, ds = {ldy, 1}, bd = {1, p->out};
@@ -219,15 +238,8 @@ static const shape *shape_for(m2u_linear_pack *p, int m, int bias, int nthr, lon
     return s->layout >= 0 ? s : NULL;
 }
 
-/* 0: y written; -1: not done (y untouched), the caller computes it */
-static int packed_fwd(m2u_linear_pack *p, float *y, long ldy, const float *x, const float *b, int N) {
-    pthread_mutex_lock(&p->mu);
-    const shape *s = shape_for(p, N, b != NULL, product_threads(), ldy);
-    dnnl_memory_t wmem = s ? p->layouts[s->layout].mem : NULL;
-    pthread_mutex_unlock(&p->mu);
-    if (!s) return -1;
-    exec_ctx *c = ctx_take(s->scratch);
-    if (!c) return -1;
+/* One product with primitive s (its rows, ldy) through context c; 0 or -1. */
+static int run(const shape *s, dnnl_memory_t wmem, exec_ctx *c, float *y, const float *x, const float *b) {
     dnnl_memory_desc_t smd;
     dnnl_memory_t ms = NULL, md = NULL, mb = NULL, msp = NULL;
     dnnl_dims_t sdims = {(dnnl_dim_t)s->scratch};
@@ -248,8 +260,51 @@ static int packed_fwd(m2u_linear_pack *p, float *y, long ldy, const float *x, co
     if (md) dnnl_memory_destroy(md);
     if (mb) dnnl_memory_destroy(mb);
     if (msp) dnnl_memory_destroy(msp);
-    ctx_give(c);
     return ok ? 0 : -1;
+}
+
+static const shape *lookup(m2u_linear_pack *p, int m, int bias, long ldy, int exact, dnnl_memory_t *wmem) {
+    pthread_mutex_lock(&p->mu);
+    const shape *s = shape_for(p, m, bias, product_threads(), ldy, exact);
+    *wmem = s ? p->layouts[s->layout].mem : NULL;
+    pthread_mutex_unlock(&p->mu);
+    return s;
+}
+
+/* 0: y written; -1: not done (y's rows may be partly written), the caller computes all of y */
+static int packed_fwd(m2u_linear_pack *p, float *y, long ldy, const float *x, const float *b, int N) {
+    dnnl_memory_t wmem;
+    const shape *s = lookup(p, N, b != NULL, ldy, 1, &wmem);
+    if (s) { /* the caller's own row count */
+        exec_ctx *c = ctx_take(s->scratch, 0);
+        if (!c) return -1;
+        int rc = run(s, wmem, c, y, x, b);
+        ctx_give(c);
+        return rc;
+    }
+    /* blocks of CHUNK rows, the last one padded to a multiple of PAD rows */
+    for (int r0 = 0; r0 < N; r0 += CHUNK) {
+        int n = N - r0 < CHUNK ? N - r0 : CHUNK, np = n == CHUNK ? CHUNK : (n + PAD - 1) / PAD * PAD;
+        s = lookup(p, np, b != NULL, n == CHUNK ? ldy : p->out, 0, &wmem);
+        if (!s) return -1;
+        size_t in = (size_t)p->in, out = (size_t)p->out;
+        exec_ctx *c = ctx_take(s->scratch, n == CHUNK ? 0 : (size_t)np * (in + out));
+        if (!c) return -1;
+        int rc;
+        if (n == CHUNK) {
+            rc = run(s, wmem, c, y + (size_t)r0 * ldy, x + (size_t)r0 * in, b);
+        } else {
+            float *px = c->pad, *py = c->pad + (size_t)np * in;
+            memcpy(px, x + (size_t)r0 * in, (size_t)n * in * sizeof(float));
+            memset(px + (size_t)n * in, 0, (size_t)(np - n) * in * sizeof(float));
+            rc = run(s, wmem, c, py, px, b);
+            for (int r = 0; rc == 0 && r < n; r++)
+                memcpy(y + (size_t)(r0 + r) * ldy, py + (size_t)r * out, out * sizeof(float));
+        }
+        ctx_give(c);
+        if (rc) return -1;
+    }
+    return 0;
 }
 
 #else /* no oneDNN: a pack only remembers its weight */
@@ -314,10 +369,12 @@ int m2u_linear_pack_enable(int want) {
 int m2u_linear_pack_used(m2u_linear_pack *p, int N, int bias) {
 #ifdef M2U_HAVE_DNNL
     if (!p || N <= 0) return 0;
-    pthread_mutex_lock(&p->mu);
-    const shape *s = shape_for(p, N, bias != 0, product_threads(), p->out);
-    pthread_mutex_unlock(&p->mu);
-    return s != NULL;
+    dnnl_memory_t wmem;
+    if (lookup(p, N, bias != 0, p->out, 1, &wmem)) return 1;
+    /* packed_fwd's blocks: the full ones and the padded last one */
+    int last = N % CHUNK;
+    return (N < CHUNK || lookup(p, CHUNK, bias != 0, p->out, 0, &wmem)) &&
+           (!last || lookup(p, (last + PAD - 1) / PAD * PAD, bias != 0, p->out, 0, &wmem));
 #else
     (void)p, (void)N, (void)bias;
     return 0;
