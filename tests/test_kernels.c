@@ -539,6 +539,8 @@ static void t_linear_pack(void) {
     CHECK(m2u_linear_pack_new(NULL, 3, 3) == NULL && m2u_linear_pack_new((float[1]){0}, 0, 3) == NULL,
           "linear_pack_new must refuse a missing weight or an empty shape");
     printf("linear_pack: %d of 10 products on packed weights (oneDNN brgemm; 0 on CPUs without it)\n", used);
+    CHECK(used == (m2u_linear_pack_available() ? 10 : 0), "linear_pack: %d of 10 products packed where packs %s", used,
+          m2u_linear_pack_available() ? "are available" : "are not");
 }
 
 /* ---- norms ------------------------------------------------------------------------------------ */

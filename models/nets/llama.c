@@ -490,19 +490,17 @@ static int packable(const m2u_llama *m, const m2u_mat *w) {
 }
 
 size_t m2u_llama_packed_bytes(const m2u_llama *m) {
-    if (m->packs) return m->packed_bytes;
-    if (m->spec.frozen_bf16 || !m2u_linear_pack_available()) return 0;
+    if (!m->packs && (m->spec.frozen_bf16 || !m2u_linear_pack_available())) return 0;
     size_t bytes = 0;
     for (int i = 0; i <= M2U_N_LINEAR * m->cfg.n_layers; i++) {
         const m2u_mat *w = packed_mat((m2u_llama *)m, i); /* read only */
-        if (packable(m, w)) bytes += (size_t)w->rows * (size_t)w->cols * sizeof(float);
+        if (m->packs ? w->pack != NULL : packable(m, w)) bytes += (size_t)w->rows * (size_t)w->cols * sizeof(float);
     }
     return bytes;
 }
 
 int m2u_llama_pack_frozen(m2u_llama *m) {
     if (m->packs || m->spec.frozen_bf16 || !m2u_linear_pack_available()) return 0;
-    size_t bytes = m2u_llama_packed_bytes(m);
     int n = M2U_N_LINEAR * m->cfg.n_layers + 1;
     m->packs = calloc((size_t)n, sizeof *m->packs);
     if (!m->packs) return m2u_fail("out of memory for the packs of the frozen weights");
@@ -514,7 +512,6 @@ int m2u_llama_pack_frozen(m2u_llama *m) {
         m->packs[m->n_packs++] = p;
         w->pack = p;
     }
-    m->packed_bytes = bytes;
     m->spec.packed = m->n_packs > 0;
     return 0;
 }

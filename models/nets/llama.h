@@ -141,7 +141,6 @@ typedef struct {
     float *scratch;       /* workspace for backward */
     struct m2u_linear_pack **packs; /* spec.packed: the packs the frozen matrices point to, owned */
     int n_packs;
-    size_t packed_bytes; /* what their packed copies take once made */
 } m2u_llama;
 
 /* Load a Hugging Face checkpoint directory (config.json + safetensors) and set

@@ -72,7 +72,7 @@ typedef struct exec_ctx {
     void *scratch;
     size_t scratch_n;
     float *pad; /* a padded last block's rows in and out */
-    size_t pad_n;
+    size_t pad_n; /* bytes */
     struct exec_ctx *next;
 } exec_ctx;
 
@@ -98,6 +98,17 @@ static void ctx_give(exec_ctx *c) {
     pthread_mutex_unlock(&g.mu);
 }
 
+/* *buf holds at least `bytes` (64-byte aligned, contents not kept); 0, or -1 with *buf as it was */
+static int grow(void **buf, size_t *cap, size_t bytes) {
+    if (bytes <= *cap) return 0;
+    void *b = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!b) return -1;
+    free(*buf);
+    *buf = b;
+    *cap = bytes;
+    return 0;
+}
+
 /* A context with at least `scratch` bytes of scratchpad and `pad` floats of padding buffer; NULL
  * on failure.  The pool keeps every context ever made (as many as products ran at once), for the
  * life of the process. */
@@ -114,25 +125,9 @@ static exec_ctx *ctx_take(size_t scratch, size_t pad) {
             return NULL;
         }
     }
-    if (scratch > c->scratch_n) {
-        void *b = aligned_alloc(64, (scratch + 63) & ~(size_t)63);
-        if (!b) {
-            ctx_give(c);
-            return NULL;
-        }
-        free(c->scratch);
-        c->scratch = b;
-        c->scratch_n = scratch;
-    }
-    if (pad > c->pad_n) {
-        float *b = aligned_alloc(64, (pad * sizeof(float) + 63) & ~(size_t)63);
-        if (!b) {
-            ctx_give(c);
-            return NULL;
-        }
-        free(c->pad);
-        c->pad = b;
-        c->pad_n = pad;
+    if (grow(&c->scratch, &c->scratch_n, scratch) || grow((void **)&c->pad, &c->pad_n, pad * sizeof(float))) {
+        ctx_give(c);
+        return NULL;
     }
     return c;
 }
@@ -263,6 +258,14 @@ static int run(const shape *s, dnnl_memory_t wmem, exec_ctx *c, float *y, const 
     return ok ? 0 : -1;
 }
 
+/* packed_fwd's blocks past a pack's exact shapes: rows r0.. of N make a block of n rows, run as np
+ * (CHUNK, or n padded to a multiple of PAD); returns n */
+static int block_at(int N, int r0, int *np) {
+    int n = N - r0 < CHUNK ? N - r0 : CHUNK;
+    *np = n == CHUNK ? CHUNK : (n + PAD - 1) / PAD * PAD;
+    return n;
+}
+
 static const shape *lookup(m2u_linear_pack *p, int m, int bias, long ldy, int exact, dnnl_memory_t *wmem) {
     pthread_mutex_lock(&p->mu);
     const shape *s = shape_for(p, m, bias, product_threads(), ldy, exact);
@@ -284,7 +287,7 @@ static int packed_fwd(m2u_linear_pack *p, float *y, long ldy, const float *x, co
     }
     /* blocks of CHUNK rows, the last one padded to a multiple of PAD rows */
     for (int r0 = 0; r0 < N; r0 += CHUNK) {
-        int n = N - r0 < CHUNK ? N - r0 : CHUNK, np = n == CHUNK ? CHUNK : (n + PAD - 1) / PAD * PAD;
+        int np, n = block_at(N, r0, &np);
         s = lookup(p, np, b != NULL, n == CHUNK ? ldy : p->out, 0, &wmem);
         if (!s) return -1;
         size_t in = (size_t)p->in, out = (size_t)p->out;
@@ -371,10 +374,11 @@ int m2u_linear_pack_used(m2u_linear_pack *p, int N, int bias) {
     if (!p || N <= 0) return 0;
     dnnl_memory_t wmem;
     if (lookup(p, N, bias != 0, p->out, 1, &wmem)) return 1;
-    /* packed_fwd's blocks: the full ones and the padded last one */
-    int last = N % CHUNK;
-    return (N < CHUNK || lookup(p, CHUNK, bias != 0, p->out, 0, &wmem)) &&
-           (!last || lookup(p, (last + PAD - 1) / PAD * PAD, bias != 0, p->out, 0, &wmem));
+    /* packed_fwd's blocks: the first one, and the last (the only one that may be padded) */
+    int np0, np1;
+    block_at(N, 0, &np0);
+    block_at(N, (N - 1) / CHUNK * CHUNK, &np1);
+    return lookup(p, np0, bias != 0, p->out, 0, &wmem) && lookup(p, np1, bias != 0, p->out, 0, &wmem);
 #else
     (void)p, (void)N, (void)bias;
     return 0;

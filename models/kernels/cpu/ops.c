@@ -384,10 +384,6 @@ void m2u_swiglu_bwd(float *dg, float *du, const float *dout, const float *g, con
 
 /* ---- loss -------------------------------------------------------------------- */
 
-/* One row's max and sum of exp(l - max), and (d not NULL) the exponentials themselves in d.
- * The exponentials are vmath's (exact to about an ulp, and they vectorise: glibc's expf does
- * not), summed in double so that 32000 terms do not lose the small ones, in 8 lanes then
- * pairwise: the AVX2 version has the same order and the same bits. */
 /* The values past the last whole group of 8, in order, added to s (every version's tail). */
 static double row_tail(const float *l, int V8, int V, float mx, float *d, double s) {
     for (int i = V8; i < V; i++) {
@@ -398,6 +394,10 @@ static double row_tail(const float *l, int V8, int V, float mx, float *d, double
     return s;
 }
 
+/* One row's max and sum of exp(l - max), and (d not NULL) the exponentials themselves in d.
+ * The exponentials are vmath's (exact to about an ulp, and they vectorise: glibc's expf does
+ * not), summed in double so that 32000 terms do not lose the small ones, in 8 lanes then
+ * pairwise: the AVX2 version has the same order and the same bits. */
 static double row_sumexp_c(const float *l, int V, float *mx_out, float *d) {
     float mx = -INFINITY;
     for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
@@ -415,6 +415,15 @@ static double row_sumexp_c(const float *l, int V, float *mx_out, float *d) {
 }
 
 #ifdef M2U_HAVE_AVX2_PATHS
+/* The max of a vector pass's n lanes and of the values l[from..V) it left (both widths' end of
+ * the max pass; max ignores NaN as the C loop does). */
+static float lanes_max(const float *lanes, int n, const float *l, int from, int V) {
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) mx = lanes[j] > mx ? lanes[j] : mx;
+    for (int i = from; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+    return mx;
+}
+
 /* next: the row after this one (the row itself for the last), fetched into the cache while this
  * row's exponentials are computed, so that its max pass does not wait on memory: the
  * exponentials are bound by arithmetic, the max pass by memory, and the two overlap this way
@@ -427,9 +436,7 @@ M2U_AVX2_TARGET static double row_sumexp_avx2(const float *l, int V, float *mx_o
     for (int i = 0; i < V8; i += 8) vm = _mm256_max_ps(_mm256_loadu_ps(l + i), vm);
     float lanes[8];
     _mm256_storeu_ps(lanes, vm);
-    float mx = -INFINITY;
-    for (int j = 0; j < 8; j++) mx = lanes[j] > mx ? lanes[j] : mx;
-    for (int i = V8; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+    float mx = lanes_max(lanes, 8, l, V8, V);
     __m256 m8 = _mm256_set1_ps(mx);
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
     for (int i = 0; i < V8; i += 8) {
@@ -456,9 +463,7 @@ M2U_AVX512_TARGET static double row_sumexp_avx512(const float *l, int V, float *
     for (int i = 0; i < V16; i += 16) vm = _mm512_max_ps(_mm512_loadu_ps(l + i), vm);
     float lanes[16];
     _mm512_storeu_ps(lanes, vm);
-    float mx = -INFINITY;
-    for (int j = 0; j < 16; j++) mx = lanes[j] > mx ? lanes[j] : mx;
-    for (int i = V16; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+    float mx = lanes_max(lanes, 16, l, V16, V);
     __m512 m16 = _mm512_set1_ps(mx);
     __m512d acc = _mm512_setzero_pd();
     for (int i = 0; i < V16; i += 16) {
