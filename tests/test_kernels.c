@@ -1920,18 +1920,17 @@ static void t_attn_tiles_bits(void) {
             }
         free(q), free(k), free(v), free(qp), free(kp), free(vp), free(P), free(out), free(rs);
     }
-    /* the tiles' softmax: exponentials added into 8 float lanes by groups of 8 in key order, the
-       tail in key order, then the lanes; one reciprocal (attention.c's softmax_fast).  GCC only:
+    /* the tiles' softmax: exponentials added into 8 float lanes, value s into lane s % 8 in key
+       order (the last partial group too), then the lanes; one reciprocal (attention.c's softmax_fast).  GCC only:
        clang contracts the scalar exponential's products and sums. */
 #ifndef __clang__
-    const int lens[] = {1, 7, 8, 15, 16, 24, 37, 749};
-    for (int li = 0; li < 8; li++) {
-        int n = lens[li], S = n + 5, n8 = n - n % 8;
+    const int lens[] = {1, 7, 8, 9, 15, 16, 17, 24, 37, 749};
+    for (int li = 0; li < 10; li++) {
+        int n = lens[li], S = n + 5;
         float *p = frand((size_t)S, 6), *ref = fdup(p, (size_t)S);
         float mx = -INFINITY, lane[8] = {0}, sum = 0.0f;
         for (int s = 0; s < n; s++) mx = ref[s] > mx ? ref[s] : mx;
-        for (int s = 0; s < n8; s++) lane[s % 8] += ref[s] = m2u_vexpf_neg(ref[s] - mx);
-        for (int s = n8; s < n; s++) sum += ref[s] = m2u_vexpf_neg(ref[s] - mx);
+        for (int s = 0; s < n; s++) lane[s % 8] += ref[s] = m2u_vexpf_neg(ref[s] - mx);
         for (int j = 0; j < 8; j++) sum += lane[j];
         float inv = 1.0f / sum;
         for (int s = 0; s < n; s++) ref[s] *= inv;

@@ -50,8 +50,8 @@ static void softmax_prefix(float *p, int last, int S) {
 }
 
 /* The inference softmax of softmax_prefix (no probs kept): the exponential in float
- * (m2u_vexpf_neg, within 2 ulp of expf) and the max and the sum in 8 lanes, so all three
- * passes vectorise.  Values differ from softmax_prefix's in the last bits (torch's own
+ * (m2u_vexpf_neg, within 2 ulp of expf) and the max and the sum in 8 lanes (value s into lane
+ * s % 8, the last partial group too, then the lanes in order), so all three passes vectorise.  Values differ from softmax_prefix's in the last bits (torch's own
  * vectorised softmax orders its sums differently again); training keeps softmax_prefix. */
 #define LANES 8
 M2U_VCLONES
@@ -70,11 +70,11 @@ static float softmax_fast(float *p, int last, int S) {
             p[s + j] = e;
             acc[j] += e;
         }
-    float sum = 0.0f;
-    for (int s = n8; s < n; s++) {
+    for (int s = n8; s < n; s++) { /* the last partial group into its lanes */
         p[s] = m2u_vexpf_neg(p[s] - mx);
-        sum += p[s];
+        acc[s - n8] += p[s];
     }
+    float sum = 0.0f;
     for (int j = 0; j < LANES; j++) sum += acc[j];
     float inv = 1.0f / sum;
     for (int s = 0; s < n; s++) p[s] *= inv;
@@ -375,6 +375,9 @@ static int attn_bwd_recompute(const m2u_attn *a, float *dq, float *dk, float *dv
                         int last = last_key(a, t0 + r);
                         if (bias)
                             for (int s = 0; s <= last; s++) p[s] += bias[(size_t)r * S + s];
+#ifdef M2U_HAVE_ATTN_TILES
+                        if (!mask && m2u_attn_tile_softmax_bwd(p, d, last, ns, lse[r])) continue;
+#endif
                         probs_from_lse(p, last, ns, lse[r]);
                         if (mask)
                             for (int s = 0; s <= last; s++)

@@ -6,12 +6,27 @@
 #ifdef M2U_HAVE_ATTN_TILES
 #include "vmath_avx2.h"
 
-/* ---- packing (plain C: one pass over K, V or a block of Q) ------------------------------------ */
+#include <stdint.h>
+
+/* ---- packing (one pass over K, V or a block of Q) ---------------------------------------------- */
+
+/* A whole panel of 16 keys on AVX-512: each dimension's 16 values in one gather (the scalar
+ * transpose wrote one float at a time). */
+M2U_AVX512_TARGET static void pack_k_panel16(float *panel, const float *k, int ks, int hd) {
+    __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                     _mm512_set1_epi32(ks));
+    for (int d = 0; d < hd; d++) _mm512_storeu_ps(panel + (size_t)d * 16, _mm512_i32gather_ps(idx, k + d, 4));
+}
 
 void m2u_attn_pack_k(float *dst, const float *k, int ks, int S, int hd) {
     int Sp = m2u_tile_round(S, M2U_TILE_COLS);
+    int wide = M2U_TILE_COLS == 16 && m2u_avx512() && (long)15 * ks <= INT32_MAX / 4;
     for (int s0 = 0; s0 < Sp; s0 += M2U_TILE_COLS) {
         float *panel = dst + (size_t)s0 * hd;
+        if (wide && s0 + 16 <= S) {
+            pack_k_panel16(panel, k + (size_t)s0 * ks, ks, hd);
+            continue;
+        }
         for (int c = 0; c < M2U_TILE_COLS; c++) {
             int s = s0 + c;
             const float *row = k + (size_t)s * ks;
@@ -20,11 +35,22 @@ void m2u_attn_pack_k(float *dst, const float *k, int ks, int S, int hd) {
     }
 }
 
+/* A panel row is 8 or 16 floats: copied with a constant length (one or two vector moves) rather
+ * than a memcpy call each, which was as slow as the copies themselves. */
+static void pack_v_rows(float *panel, const float *v, int vs, int S, int vw) {
+    if (vw == 16)
+        for (int s = 0; s < S; s++)
+            for (int j = 0; j < 16; j++) panel[(size_t)s * 16 + j] = v[(size_t)s * vs + j];
+    else
+        for (int s = 0; s < S; s++)
+            for (int j = 0; j < 8; j++) panel[(size_t)s * 8 + j] = v[(size_t)s * vs + j];
+}
+
 void m2u_attn_pack_v(float *dst, const float *v, int vs, int S, int hd) {
     int Sp = m2u_tile_round(S, M2U_TILE_COLS), vw = m2u_tile_vw(hd);
     for (int j0 = 0; j0 < hd; j0 += vw) {
         float *panel = dst + (size_t)j0 * Sp;
-        for (int s = 0; s < S; s++) memcpy(panel + (size_t)s * vw, v + (size_t)s * vs + j0, (size_t)vw * sizeof(float));
+        pack_v_rows(panel, v + j0, vs, S, vw);
         memset(panel + (size_t)S * vw, 0, (size_t)(Sp - S) * vw * sizeof(float));
     }
 }
@@ -56,61 +82,84 @@ TILE_TARGET void m2u_attn_tile_vexpf(float *y, const float *x, int n) {
     }
 }
 
-/* The row's exponentials on 16 lanes where the CPU has AVX-512, each half still added into the
- * 8 float lanes in key order (the same sums as the 8-lane loop); returns the row's max, the
- * exponentials in p[0, n16), their lane sums in acc. */
-M2U_AVX512_TARGET static float softmax_head16(float *p, int n, int n16, __m256 *acc) {
+/* The softmax's order (attention.c's softmax_fast, and the bits test_kernels checks): the row's
+ * max; the exponentials added into 8 float lanes, value s into lane s % 8 in key order, the
+ * last partial group too; then the lanes in order 0..7; one reciprocal.  The last partial group
+ * runs as one masked vector (its missing lanes add exact zeros), where a scalar tail spent a
+ * whole vector exponential on each of up to 7 values: with a causal mask every row ends in one,
+ * and they were half the forward's softmax time at 128 keys.  lanes_lse: the lanes' sum in
+ * order, its reciprocal in *inv, and the row's log-sum-exp. */
+static float lanes_lse(const float lanes[8], float mx, float *inv) {
+    float sum = 0.0f;
+    for (int j = 0; j < 8; j++) sum += lanes[j];
+    *inv = 1.0f / sum;
+    return mx + logf(sum);
+}
+
+/* 16 lanes where the CPU has AVX-512; each exponential vector's halves go into the 8 lanes. */
+M2U_AVX512_TARGET static float softmax16(float *p, int n, int S, float *inv_out) {
+    int n16 = n - n % 16;
+    __mmask16 tail = (__mmask16)((1u << (n % 16)) - 1u);
+    /* max ignores NaN: VMAXPS returns its second operand (the running max) for a NaN logit */
     __m512 m = _mm512_set1_ps(-INFINITY);
     for (int s = 0; s < n16; s += 16) m = _mm512_max_ps(_mm512_loadu_ps(p + s), m);
+    if (tail) m = _mm512_mask_max_ps(m, tail, _mm512_maskz_loadu_ps(tail, p + n16), m);
     float ml[16], mx = -INFINITY;
     _mm512_storeu_ps(ml, m);
     for (int j = 0; j < 16; j++) mx = ml[j] > mx ? ml[j] : mx;
-    for (int s = n16; s < n; s++) mx = p[s] > mx ? p[s] : mx;
     __m512 vm = _mm512_set1_ps(mx);
-    __m256 a = *acc;
+    __m256 acc = _mm256_setzero_ps();
     for (int s = 0; s < n16; s += 16) {
         __m512 e = m2u_vexpf_neg16(_mm512_sub_ps(_mm512_loadu_ps(p + s), vm));
         _mm512_storeu_ps(p + s, e);
-        a = _mm256_add_ps(a, _mm512_castps512_ps256(e));
-        a = _mm256_add_ps(a, _mm512_extractf32x8_ps(e, 1));
+        acc = _mm256_add_ps(acc, _mm512_castps512_ps256(e));
+        acc = _mm256_add_ps(acc, _mm512_extractf32x8_ps(e, 1));
     }
-    *acc = a;
-    return mx;
+    if (tail) {
+        __m512 e = _mm512_maskz_mov_ps(tail, m2u_vexpf_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, p + n16), vm)));
+        _mm512_mask_storeu_ps(p + n16, tail, e);
+        acc = _mm256_add_ps(acc, _mm512_castps512_ps256(e));
+        acc = _mm256_add_ps(acc, _mm512_extractf32x8_ps(e, 1));
+    }
+    float al[8], inv;
+    _mm256_storeu_ps(al, acc);
+    float lse = lanes_lse(al, mx, &inv);
+    if (inv_out) {
+        *inv_out = inv;
+    } else {
+        __m512 vi = _mm512_set1_ps(inv);
+        for (int s = 0; s < n16; s += 16) _mm512_storeu_ps(p + s, _mm512_mul_ps(_mm512_loadu_ps(p + s), vi));
+        if (tail) _mm512_mask_storeu_ps(p + n16, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, p + n16), vi));
+    }
+    for (int s = n; s < S; s++) p[s] = 0.0f;
+    return lse;
 }
 
-/* attention.c's softmax_fast, in the same order: lane maxima and lane sums over whole groups
- * of 8, the tail in key order, then the lanes; one reciprocal. */
 TILE_TARGET float m2u_attn_tile_softmax(float *p, int last, int S, float *inv_out) {
-    int n = last + 1, n8 = n - n % 8, s0 = 0;
-    __m256 acc = _mm256_setzero_ps();
-    float al[8], mx = -INFINITY;
-    if (m2u_avx512()) {
-        s0 = n - n % 16;
-        mx = softmax_head16(p, n, s0, &acc);
-    } else {
-        __m256 m = _mm256_set1_ps(-INFINITY);
-        for (int s = 0; s < n8; s += 8) m = _mm256_max_ps(_mm256_loadu_ps(p + s), m);
-        float ml[8];
-        _mm256_storeu_ps(ml, m);
-        for (int j = 0; j < 8; j++) mx = ml[j] > mx ? ml[j] : mx;
-        for (int s = n8; s < n; s++) mx = p[s] > mx ? p[s] : mx;
-    }
-    __m256 vm = _mm256_set1_ps(mx);
-    for (int s = s0; s < n8; s += 8) {
+    int n = last + 1, n8 = n - n % 8, r = n % 8;
+    if (m2u_avx512()) return softmax16(p, n, S, inv_out);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i tm = _mm256_cmpgt_epi32(_mm256_set1_epi32(r), lane); /* the last partial group's lanes */
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    for (int s = 0; s < n8; s += 8) m = _mm256_max_ps(_mm256_loadu_ps(p + s), m);
+    if (r) m = _mm256_blendv_ps(m, _mm256_max_ps(_mm256_maskload_ps(p + n8, tm), m), _mm256_castsi256_ps(tm));
+    float ml[8], mx = -INFINITY;
+    _mm256_storeu_ps(ml, m);
+    for (int j = 0; j < 8; j++) mx = ml[j] > mx ? ml[j] : mx;
+    __m256 vm = _mm256_set1_ps(mx), acc = _mm256_setzero_ps();
+    for (int s = 0; s < n8; s += 8) {
         __m256 e = m2u_vexpf_neg8(_mm256_sub_ps(_mm256_loadu_ps(p + s), vm));
         _mm256_storeu_ps(p + s, e);
         acc = _mm256_add_ps(acc, e);
     }
-    float sum = 0.0f;
-    for (int s = n8; s < n; s++) {
-        float t[8] = {p[s] - mx};
-        _mm256_storeu_ps(t, m2u_vexpf_neg8(_mm256_loadu_ps(t)));
-        p[s] = t[0];
-        sum += p[s];
+    if (r) {
+        __m256 e = _mm256_and_ps(m2u_vexpf_neg8(_mm256_sub_ps(_mm256_maskload_ps(p + n8, tm), vm)), _mm256_castsi256_ps(tm));
+        _mm256_maskstore_ps(p + n8, tm, e);
+        acc = _mm256_add_ps(acc, e);
     }
+    float al[8], inv;
     _mm256_storeu_ps(al, acc);
-    for (int j = 0; j < 8; j++) sum += al[j];
-    float inv = 1.0f / sum;
+    float lse = lanes_lse(al, mx, &inv);
     if (inv_out) {
         *inv_out = inv;
     } else {
@@ -119,7 +168,37 @@ TILE_TARGET float m2u_attn_tile_softmax(float *p, int last, int S, float *inv_ou
         for (int s = n8; s < n; s++) p[s] *= inv;
     }
     for (int s = n; s < S; s++) p[s] = 0.0f;
-    return mx + logf(sum);
+    return lse;
+}
+
+M2U_AVX512_TARGET static void softmax_bwd16(float *p, float *d, int m, int n, float lse) {
+    int m16 = m - m % 16;
+    __mmask16 tail = (__mmask16)((1u << (m % 16)) - 1u);
+    __m512 vl = _mm512_set1_ps(lse), acc = _mm512_setzero_ps();
+    for (int s = 0; s < m16; s += 16) {
+        __m512 e = m2u_vexpf_neg16(_mm512_sub_ps(_mm512_loadu_ps(p + s), vl));
+        _mm512_storeu_ps(p + s, e);
+        acc = _mm512_fmadd_ps(e, _mm512_loadu_ps(d + s), acc);
+    }
+    if (tail) {
+        __m512 e = _mm512_maskz_mov_ps(tail, m2u_vexpf_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, p + m16), vl)));
+        _mm512_mask_storeu_ps(p + m16, tail, e);
+        acc = _mm512_fmadd_ps(e, _mm512_maskz_loadu_ps(tail, d + m16), acc);
+    }
+    __m512 vd = _mm512_set1_ps(_mm512_reduce_add_ps(acc));
+    for (int s = 0; s < m16; s += 16)
+        _mm512_storeu_ps(d + s, _mm512_mul_ps(_mm512_loadu_ps(p + s), _mm512_sub_ps(_mm512_loadu_ps(d + s), vd)));
+    if (tail)
+        _mm512_mask_storeu_ps(d + m16, tail,
+                              _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, p + m16),
+                                            _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, d + m16), vd)));
+    for (int s = m; s < n; s++) p[s] = 0.0f, d[s] = 0.0f;
+}
+
+int m2u_attn_tile_softmax_bwd(float *p, float *d, int last, int n, float lse) {
+    if (!m2u_avx512()) return 0;
+    softmax_bwd16(p, d, last + 1, n, lse);
+    return 1;
 }
 
 /* 6 query rows x 16 keys, hd deep: 12 accumulators, two K loads and six broadcasts per step. */

@@ -56,6 +56,12 @@ void m2u_attn_tile_pv(float *out, int ldo, const float *P, int ldp, int tn, cons
  * sum, for m2u_attn_tile_pv to scale the row's output instead (one pass less over the row). */
 float m2u_attn_tile_softmax(float *p, int last, int S, float *inv);
 
+/* One row of the backward that recomputes the probabilities from the forward's log-sum-exp,
+ * where the CPU has AVX-512 (returns 0 elsewhere, having done nothing; 1 when done):
+ * p[s] = exp(p[s] - lse) and d[s] = p[s] (d[s] - sum_s p[s] d[s]) for s <= last, both 0 from
+ * last + 1 to n.  The sum runs in 16 lanes of fused multiply-adds, then a fixed tree. */
+int m2u_attn_tile_softmax_bwd(float *p, float *d, int last, int n, float lse);
+
 /* y[i] = m2u_vexpf_neg(x[i]) (vmath.h), bit for bit: for the tests. */
 void m2u_attn_tile_vexpf(float *y, const float *x, int n);
 
