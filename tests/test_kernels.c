@@ -1810,9 +1810,14 @@ static void t_swiglu_ce_bits(void) {
             const float *lr = l + (size_t)r * V;
             float mx = -INFINITY;
             for (int i = 0; i < V; i++) mx = lr[i] > mx ? lr[i] : mx;
+            /* blocks of 16: their two groups of 8 added in float, then into 8 double lanes; a last
+               group of 8 alone; the lanes pairwise; the tail in order */
             double acc[8] = {0};
-            int V8 = V - V % 8;
-            for (int i = 0; i < V8; i += 8)
+            int V16 = V - V % 16, V8 = V - V % 8;
+            for (int i = 0; i < V16; i += 16)
+                for (int j = 0; j < 8; j++)
+                    acc[j] += (double)(m2u_vexpf_neg(lr[i + j] - mx) + m2u_vexpf_neg(lr[i + 8 + j] - mx));
+            for (int i = V16; i < V8; i += 8)
                 for (int j = 0; j < 8; j++) acc[j] += (double)m2u_vexpf_neg(lr[i + j] - mx);
             double sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
             for (int i = V8; i < V; i++) sum += (double)m2u_vexpf_neg(lr[i] - mx);
