@@ -87,12 +87,20 @@ TILE_TARGET void m2u_attn_tile_vexpf(float *y, const float *x, int n) {
  * last partial group too; then the lanes in order 0..7; one reciprocal.  The last partial group
  * runs as one masked vector (its missing lanes add exact zeros), where a scalar tail spent a
  * whole vector exponential on each of up to 7 values: with a causal mask every row ends in one,
- * and they were half the forward's softmax time at 128 keys.  lanes_lse: the lanes' sum in
- * order, its reciprocal in *inv, and the row's log-sum-exp. */
-static float lanes_lse(const float lanes[8], float mx, float *inv) {
+ * and they were half the forward's softmax time at 128 keys.  softmax_end: both widths' end,
+ * from the 8 lanes: the sum in order, its reciprocal (kept in *inv_out, or the row scaled by
+ * it), zeros from n to S, and the row's log-sum-exp.  Inlined, so it runs in the caller's ISA
+ * and the compiler vectorises the scaling there. */
+static inline __attribute__((always_inline)) float softmax_end(float *p, int n, int S, const float lanes[8], float mx,
+                                                               float *inv_out) {
     float sum = 0.0f;
     for (int j = 0; j < 8; j++) sum += lanes[j];
-    *inv = 1.0f / sum;
+    float inv = 1.0f / sum;
+    if (inv_out)
+        *inv_out = inv;
+    else
+        for (int s = 0; s < n; s++) p[s] *= inv;
+    for (int s = n; s < S; s++) p[s] = 0.0f;
     return mx + logf(sum);
 }
 
@@ -121,18 +129,9 @@ M2U_AVX512_TARGET static float softmax16(float *p, int n, int S, float *inv_out)
         acc = _mm256_add_ps(acc, _mm512_castps512_ps256(e));
         acc = _mm256_add_ps(acc, _mm512_extractf32x8_ps(e, 1));
     }
-    float al[8], inv;
+    float al[8];
     _mm256_storeu_ps(al, acc);
-    float lse = lanes_lse(al, mx, &inv);
-    if (inv_out) {
-        *inv_out = inv;
-    } else {
-        __m512 vi = _mm512_set1_ps(inv);
-        for (int s = 0; s < n16; s += 16) _mm512_storeu_ps(p + s, _mm512_mul_ps(_mm512_loadu_ps(p + s), vi));
-        if (tail) _mm512_mask_storeu_ps(p + n16, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, p + n16), vi));
-    }
-    for (int s = n; s < S; s++) p[s] = 0.0f;
-    return lse;
+    return softmax_end(p, n, S, al, mx, inv_out);
 }
 
 TILE_TARGET float m2u_attn_tile_softmax(float *p, int last, int S, float *inv_out) {
@@ -157,18 +156,9 @@ TILE_TARGET float m2u_attn_tile_softmax(float *p, int last, int S, float *inv_ou
         _mm256_maskstore_ps(p + n8, tm, e);
         acc = _mm256_add_ps(acc, e);
     }
-    float al[8], inv;
+    float al[8];
     _mm256_storeu_ps(al, acc);
-    float lse = lanes_lse(al, mx, &inv);
-    if (inv_out) {
-        *inv_out = inv;
-    } else {
-        __m256 vi = _mm256_set1_ps(inv);
-        for (int s = 0; s < n8; s += 8) _mm256_storeu_ps(p + s, _mm256_mul_ps(_mm256_loadu_ps(p + s), vi));
-        for (int s = n8; s < n; s++) p[s] *= inv;
-    }
-    for (int s = n; s < S; s++) p[s] = 0.0f;
-    return lse;
+    return softmax_end(p, n, S, al, mx, inv_out);
 }
 
 M2U_AVX512_TARGET static void softmax_bwd16(float *p, float *d, int m, int n, float lse) {
