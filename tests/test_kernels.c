@@ -1842,6 +1842,46 @@ static void t_swiglu_ce_bits(void) {
 #endif
 }
 
+/* m2u_log1p_scaled (vmath.h's m2u_vlog1p): within 1 ulp of the exact log1p (long double's) over
+ * 2^-50 .. 2^30 and at the edges of its branches (sqrt(2) - 1, the exponent steps), 0 at 0, +inf
+ * at +inf, NaN for NaN; and the scale applied before the logarithm. */
+static void t_vlog1p(void) {
+    enum { N = 200003 };
+    double *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    for (int i = 0; i < N; i++) x[i] = ldexp(1.0 + (double)(i % 997) / 997.0, -50 + (int)((long)i * 80 / N));
+    const double edges[] = {0.0, 0.41421353816986084, 0x1.a827999fcef31p-2, 0x1.a827ap-2, 1.0, 3.0, 0x1.fffffffffffffp+0,
+                            1e-300, 5e-324, 1e300};
+    for (int i = 0; i < 10; i++) x[i] = edges[i];
+    x[10] = INFINITY, x[11] = NAN;
+    m2u_log1p_scaled(y, x, N, 1.0);
+    double worst = 0;
+    int bad = -1;
+    for (int i = 0; i < N && bad < 0; i++) {
+        if (i == 10) {
+            if (!(isinf(y[i]) && y[i] > 0)) bad = i;
+            continue;
+        }
+        if (i == 11) {
+            if (y[i] == y[i]) bad = i;
+            continue;
+        }
+        long double r = log1pl((long double)x[i]);
+        double ulp = r == 0 ? 5e-324 : nextafter(fabs((double)r), INFINITY) - fabs((double)r);
+        double e = (double)(fabsl((long double)y[i] - r) / ulp);
+        worst = t_worse(worst, e);
+        if (e > 1.0) bad = i;
+    }
+    CHECK(bad < 0, "vlog1p(%.17g) = %.17g, log1pl %.17Lg", bad < 0 ? 0.0 : x[bad], bad < 0 ? 0.0 : y[bad],
+          bad < 0 ? 0.0L : log1pl((long double)x[bad]));
+    double s[3] = {0.5, 2.0, 1e-3}, t[3];
+    m2u_log1p_scaled(t, s, 3, 1000.0);
+    for (int i = 0; i < 3; i++)
+        CHECK(fabs(t[i] - log1p(1000.0 * s[i])) <= 2e-16 * log1p(1000.0 * s[i]), "log1p_scaled: %.17g, %.17g", t[i],
+              log1p(1000.0 * s[i]));
+    printf("  vlog1p: %.2f ulp at most from the exact log1p\n", worst);
+    free(x), free(y);
+}
+
 /* The softmax's float exponential (vmath.h): within 2 ulp of glibc's expf over its normal range,
  * 0 below -87, exactly 1 at 0, NaN kept. */
 static void t_vexpf(void) {
@@ -2137,6 +2177,7 @@ int main(void) {
         t_gelu_dense();
         t_channel_affine_gelu();
         t_vexpf();
+        t_vlog1p();
         t_swiglu_ce_bits();
         t_rmsnorm_dw_bits();
 #ifdef M2U_HAVE_ATTN_TILES

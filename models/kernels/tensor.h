@@ -113,4 +113,8 @@ void m2u_zero_mean_unit_var(float *out, const float *x, long n, double eps);
  * order per channel), for m2u_channel_affine.  work [2 C] doubles of scratch. */
 void m2u_channel_stats(float *mean, float *rstd, double *work, const float *x, int T, int C, double eps);
 
+/* y[i] = log1p(a x[i]) for a x[i] >= 0, in double (vmath.h's m2u_vlog1p: within 1 ulp, vectorised,
+ * where glibc's log1p is a call per value).  y may be x. */
+void m2u_log1p_scaled(double *y, const double *x, size_t n, double a);
+
 #endif

@@ -80,6 +80,42 @@ M2U_VINLINE float m2u_vexpf_neg(float v) {
     return v < -87.0f ? 0.0f : y;
 }
 
+/* log1p(x) for x >= 0 in double, vectorisable: musl's (fdlibm's) algorithm with its branches
+ * as selects: below sqrt(2) - 1, f = x; above, 1 + x = 2^k m with m in [sqrt(2)/2, sqrt(2))
+ * taken from the exponent bits, f = m - 1 and the rounding of 1 + x put back through
+ * c = (x - (u - 1)) / u; then log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f), R
+ * the degree-14 polynomial (Lg1..Lg7).  Within 1 ulp of the exact value, so a last bit may
+ * differ from glibc's log1p.  +inf gives +inf and NaN NaN; a negative x is outside its domain. */
+M2U_VINLINE double m2u_vlog1p(double x) {
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01, Lg3 = 2.857142874366239149e-01,
+                 Lg4 = 2.222219843214978396e-01, Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
+                 Lg7 = 1.479819860511658591e-01;
+    double u = 1.0 + x;
+    uint64_t ub;
+    memcpy(&ub, &u, sizeof ub);
+    /* the high word moved so that the exponent field steps at sqrt(2), not at 2 */
+    uint64_t hu = (ub >> 32) + (0x3ff00000u - 0x3fe6a09eu);
+    int64_t k = (int64_t)(hu >> 20) - 0x3ff;
+    uint64_t mb = (((hu & 0x000fffffu) + 0x3fe6a09eu) << 32) | (ub & 0xffffffffu);
+    double m;
+    memcpy(&m, &mb, sizeof m);
+    int small = x < 0.41421353816986084; /* high word below 0x3fda827a: k = 0, f = x, no correction */
+    double c = k >= 2 ? 1.0 - (u - x) : x - (u - 1.0);
+    c = k < 54 ? c / u : 0.0;
+    double f = small ? x : m - 1.0;
+    c = small ? 0.0 : c;
+    /* k as a double through the exponent bits (k < 1100): exact, and no int64 conversion */
+    uint64_t kb = 0x4330000000000000ull + (uint64_t)(small ? 0 : k);
+    double dk;
+    memcpy(&dk, &kb, sizeof dk);
+    dk -= 4503599627370496.0; /* 2^52 */
+    double hfsq = 0.5 * f * f, s = f / (2.0 + f), z = s * s, w = z * z;
+    double t1 = w * (Lg2 + w * (Lg4 + w * Lg6)), t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
+    double r = s * (hfsq + (t2 + t1)) + (dk * ln2_lo + c) - hfsq + f + dk * ln2_hi;
+    return x != x || x > 1.79e308 ? x : r;
+}
+
 /* erf(z) by Abramowitz & Stegun 7.1.26 (see above), in double. */
 M2U_VINLINE double m2u_verf_as(double z) {
     double a = z < 0.0 ? -z : z;
