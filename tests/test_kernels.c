@@ -1879,6 +1879,22 @@ static void t_vlog1p(void) {
         CHECK(fabs(t[i] - log1p(1000.0 * s[i])) <= 2e-16 * log1p(1000.0 * s[i]), "log1p_scaled: %.17g, %.17g", t[i],
               log1p(1000.0 * s[i]));
     printf("  vlog1p: %.2f ulp at most from the exact log1p\n", worst);
+    /* and m2u_log10_array over 2^-60 .. 2^40, 1, 10, 100 and the branch edge sqrt(2) exact */
+    for (int i = 0; i < N; i++) x[i] = ldexp(1.0 + (double)(i % 991) / 991.0, -60 + (int)((long)i * 100 / N));
+    x[0] = 1.0, x[1] = 10.0, x[2] = 100.0, x[3] = 0x1.6a09e667f3bcdp+0, x[4] = 0x1.6a09e667f3bccp+0, x[5] = 1e-10;
+    m2u_log10_array(y, x, N);
+    double worst10 = 0;
+    bad = -1;
+    for (int i = 0; i < N && bad < 0; i++) {
+        long double r = log10l((long double)x[i]);
+        double ulp = r == 0 ? 5e-324 : nextafter(fabs((double)r), INFINITY) - fabs((double)r);
+        double e = (double)(fabsl((long double)y[i] - r) / ulp);
+        worst10 = t_worse(worst10, e);
+        if (e > 1.0) bad = i;
+    }
+    CHECK(bad < 0 && y[0] == 0.0 && y[1] == 1.0 && y[2] == 2.0, "vlog10(%.17g) = %.17g, log10l %.17Lg",
+          bad < 0 ? 0.0 : x[bad], bad < 0 ? 0.0 : y[bad], bad < 0 ? 0.0L : log10l((long double)x[bad]));
+    printf("  vlog10: %.2f ulp at most from the exact log10; 1, 10, 100 exact\n", worst10);
     free(x), free(y);
 }
 

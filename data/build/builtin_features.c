@@ -3,6 +3,7 @@
 
 #include "key.h"
 #include "m2u_error.h"
+#include "tensor.h" /* m2u_log10_array */
 
 #include <math.h>
 #include <stdlib.h>
@@ -40,7 +41,11 @@ int m2u_builtin_mert(const float *pcm, size_t n, int rate, float *out) {
         memset(acc, 0, M2U_BUILTIN_MERT_DIM * sizeof(double));
         for (size_t f = a; f < b; f++) {
             m2u_stft_frame(st, pcm, n, (long long)(f * MERT_HOP), mag);
-            for (int c = 0; c < M2U_BUILTIN_MERT_DIM; c++) acc[c] += log10(mag[c + 1] * mag[c + 1] + 1e-10);
+            /* the bins' powers, then their log10 in one vectorised pass (glibc's log10, a call
+               per bin, was 6 % of a MUCaps build); the bins above move down one, in place */
+            for (int c = 0; c < M2U_BUILTIN_MERT_DIM; c++) mag[c] = mag[c + 1] * mag[c + 1] + 1e-10;
+            m2u_log10_array(mag, mag, M2U_BUILTIN_MERT_DIM);
+            for (int c = 0; c < M2U_BUILTIN_MERT_DIM; c++) acc[c] += mag[c];
         }
         const double cnt = (double)(b - a);
         double mean = 0;

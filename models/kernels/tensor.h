@@ -116,5 +116,7 @@ void m2u_channel_stats(float *mean, float *rstd, double *work, const float *x, i
 /* y[i] = log1p(a x[i]) for a x[i] >= 0, in double (vmath.h's m2u_vlog1p: within 1 ulp, vectorised,
  * where glibc's log1p is a call per value).  y may be x. */
 void m2u_log1p_scaled(double *y, const double *x, size_t n, double a);
+/* y[i] = log10(x[i]) for normal x[i] > 0 (m2u_vlog10: within 1 ulp, vectorised).  y may be x. */
+void m2u_log10_array(double *y, const double *x, size_t n);
 
 #endif

@@ -431,3 +431,7 @@ void m2u_channel_stats(float *mean, float *rstd, double *work, const float *x, i
 M2U_VCLONES void m2u_log1p_scaled(double *y, const double *x, size_t n, double a) {
     for (size_t i = 0; i < n; i++) y[i] = m2u_vlog1p(a * x[i]);
 }
+
+M2U_VCLONES void m2u_log10_array(double *y, const double *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = m2u_vlog10(x[i]);
+}

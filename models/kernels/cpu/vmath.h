@@ -116,6 +116,42 @@ M2U_VINLINE double m2u_vlog1p(double x) {
     return x != x || x > 1.79e308 ? x : r;
 }
 
+/* log10(x) for a normal x > 0 in double, vectorisable: musl's log10 (x = 2^k (1 + f) with 1 + f in
+ * [sqrt(2)/2, sqrt(2)), log(1 + f) as in m2u_vlog1p, the sum split in high and low parts times
+ * log10(e) and log10(2) each in two parts).  Within 1 ulp.  0, negative, subnormal, inf and NaN
+ * inputs are outside its domain (callers add a floor first). */
+M2U_VINLINE double m2u_vlog10(double x) {
+    const double ivln10hi = 4.34294481878168880939e-01, ivln10lo = 2.50829467116452752298e-11,
+                 log10_2hi = 3.01029995663611771306e-01, log10_2lo = 3.69423907715893078616e-13;
+    const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01, Lg3 = 2.857142874366239149e-01,
+                 Lg4 = 2.222219843214978396e-01, Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
+                 Lg7 = 1.479819860511658591e-01;
+    uint64_t ix;
+    memcpy(&ix, &x, sizeof ix);
+    uint64_t hx = (ix >> 32) + (0x3ff00000u - 0x3fe6a09eu);
+    int64_t k = (int64_t)(hx >> 20) - 0x3ff;
+    uint64_t mb = (((hx & 0x000fffffu) + 0x3fe6a09eu) << 32) | (ix & 0xffffffffu);
+    double m;
+    memcpy(&m, &mb, sizeof m);
+    uint64_t kb = 0x4330000000000000ull + (uint64_t)(k + 1100); /* k + 1100 >= 0: a double through its bits */
+    double dk;
+    memcpy(&dk, &kb, sizeof dk);
+    dk -= 4503599627370496.0 + 1100.0;
+    double f = m - 1.0, hfsq = 0.5 * f * f, s = f / (2.0 + f), z = s * s, w = z * z;
+    double t1 = w * (Lg2 + w * (Lg4 + w * Lg6)), t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7))), R = t2 + t1;
+    double hi = f - hfsq;
+    uint64_t hb;
+    memcpy(&hb, &hi, sizeof hb);
+    hb &= 0xffffffff00000000ull;
+    memcpy(&hi, &hb, sizeof hi);
+    double lo = f - hi - hfsq + s * (hfsq + R);
+    double val_hi = hi * ivln10hi, y = dk * log10_2hi;
+    double val_lo = dk * log10_2lo + (lo + hi) * ivln10lo + lo * ivln10hi;
+    double wv = y + val_hi;
+    val_lo += (y - wv) + val_hi;
+    return val_lo + wv;
+}
+
 /* erf(z) by Abramowitz & Stegun 7.1.26 (see above), in double. */
 M2U_VINLINE double m2u_verf_as(double z) {
     double a = z < 0.0 ? -z : z;
