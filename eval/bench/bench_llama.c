@@ -9,6 +9,7 @@
  * below, printed with the results) and the sgemm peak of this machine, measured
  * in the same process with the same thread count (best of several square
  * sgemm calls, OpenBLAS's and oneDNN's in turns). */
+#include "backend.h"
 #include "bench_common.h"
 #include "log.h"
 #include "progress.h"
@@ -60,6 +61,8 @@ static void usage(FILE *f) {
             "                    brgemm where the CPU has it; off: the products read them as stored\n"
             "  --seed S          seed of the token ids (default 1; same stream as bench_llama_torch.py)\n"
             "  --peak-n N        size of the square sgemm that measures the peak (default 2048, 0: skip)\n"
+            "  --ops             also print where a step's time goes: each backend op (the products,\n"
+            "                    norms, attention, cross-entropy, ...) timed over the timed steps\n"
             "  --peak-only       measure only the sgemm peak (no --model)\n"
             "  --name NAME       label of this run (default: the model directory's name)\n"
             "  --json PATH       also write the results as JSON to PATH\n"
@@ -71,6 +74,7 @@ static void usage(FILE *f) {
             "example:\n"
             "  m2u-bench-llama --model build/bench_ckpt/15m --batch 4 --seq 128 --steps 10 --threads 2 \\\n"
             "                  --json /tmp/m2u_15m.json\n"
+            "  m2u-bench-llama --model build/bench_ckpt/15m --steps 20 --threads 2 --ops\n"
             "  (eval/bench/bench_llama.sh makes the checkpoints and runs this against PyTorch)\n",
             FLOP_FORMULA);
 }
@@ -130,13 +134,176 @@ static const char *base_name(const char *path) {
     return p;
 }
 
+/* ---- --ops: the backend's ops timing themselves ---------------------------------------------------
+ * A copy of the CPU backend whose ops (those a LoRA step calls) each read the clock around the
+ * real one.  An op returns when its threads are done, so the times add up to the step; the
+ * rest of the step (the model's own loops, the allocations) is the "rest" line.  One timer per
+ * process: the wrappers have no context pointer. */
+enum {
+    OP_GEMM, OP_GEMM_THIN, OP_MATMUL_WT, OP_MATMUL_W_ACC, OP_RMSNORM_FWD, OP_RMSNORM_BWD, OP_ROPE_FWD, OP_ROPE_BWD,
+    OP_ATTN_FWD, OP_ATTN_BWD, OP_SWIGLU_FWD, OP_SWIGLU_BWD, OP_ADD, OP_ADD_INPLACE, OP_AXPY, OP_SCALE, OP_ZERO,
+    OP_DROPOUT, OP_EMBEDDING_FWD, OP_EMBEDDING_BWD, OP_CROSS_ENTROPY, OP_COUNT
+};
+static const char *const OP_NAMES[OP_COUNT] = {
+    "gemm", "gemm_thin (LoRA)", "matmul_wt (frozen x W^T)", "matmul_w_acc (frozen dy W)", "rmsnorm_fwd",
+    "rmsnorm_bwd", "rope_fwd", "rope_bwd", "attn_fwd", "attn_bwd", "swiglu_fwd", "swiglu_bwd", "add", "add_inplace",
+    "axpy", "scale", "zero", "dropout", "embedding_fwd", "embedding_bwd", "cross_entropy"};
+static const m2u_backend *g_inner;
+static m2u_backend g_timed;
+static double g_op_s[OP_COUNT], g_op_flop[OP_COUNT];
+static long g_op_calls[OP_COUNT];
+
+static double op_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+#define OP_TIMED(k, flop, call)                                                                                     \
+    do {                                                                                                             \
+        double t0_ = op_now();                                                                                      \
+        call;                                                                                                        \
+        g_op_s[k] += op_now() - t0_;                                                                                \
+        g_op_flop[k] += (flop);                                                                                     \
+        g_op_calls[k]++;                                                                                             \
+    } while (0)
+
+static void t_gemm(int ta, int tb, int M, int N, int K, float al, const float *A, int lda, const float *B, int ldb,
+                   float be, float *C, int ldc) {
+    OP_TIMED(OP_GEMM, 2.0 * M * N * K, g_inner->gemm(ta, tb, M, N, K, al, A, lda, B, ldb, be, C, ldc));
+}
+static void t_gemm_thin(int ta, int tb, int M, int N, int K, float al, const float *A, int lda, const float *B,
+                        int ldb, float be, float *C, int ldc) {
+    OP_TIMED(OP_GEMM_THIN, 2.0 * M * N * K, g_inner->gemm_thin(ta, tb, M, N, K, al, A, lda, B, ldb, be, C, ldc));
+}
+static void t_matmul_wt(float *y, int ldy, const float *x, int N, const m2u_mat *w, int row0, int nrows, float beta) {
+    OP_TIMED(OP_MATMUL_WT, 2.0 * N * nrows * w->cols, g_inner->matmul_wt(y, ldy, x, N, w, row0, nrows, beta));
+}
+static void t_matmul_w_acc(float *dx, const float *dy, int ldy, int N, const m2u_mat *w, int row0, int nrows) {
+    OP_TIMED(OP_MATMUL_W_ACC, 2.0 * N * nrows * w->cols, g_inner->matmul_w_acc(dx, dy, ldy, N, w, row0, nrows));
+}
+static void t_rmsnorm_fwd(float *o, float *r, const float *x, const float *w, int N, int C, float eps) {
+    OP_TIMED(OP_RMSNORM_FWD, 0, g_inner->rmsnorm_fwd(o, r, x, w, N, C, eps));
+}
+static void t_rmsnorm_bwd(float *dx, float *dw, const float *d, const float *x, const float *w, const float *r, int N,
+                          int C) {
+    OP_TIMED(OP_RMSNORM_BWD, 0, g_inner->rmsnorm_bwd(dx, dw, d, x, w, r, N, C));
+}
+static void t_rope_fwd(float *x, int N, int st, int h, int hd, const float *c, const float *sn) {
+    OP_TIMED(OP_ROPE_FWD, 0, g_inner->rope_fwd(x, N, st, h, hd, c, sn));
+}
+static void t_rope_bwd(float *x, int N, int st, int h, int hd, const float *c, const float *sn) {
+    OP_TIMED(OP_ROPE_BWD, 0, g_inner->rope_bwd(x, N, st, h, hd, c, sn));
+}
+static int t_attn_fwd(const m2u_attn *a, float *o, float *p, const float *q, const float *k, const float *v) {
+    int rc;
+    OP_TIMED(OP_ATTN_FWD, 0, rc = g_inner->attn_fwd(a, o, p, q, k, v));
+    return rc;
+}
+static int t_attn_bwd(const m2u_attn *a, float *dq, float *dk, float *dv, const float *d, const float *p,
+                      const float *q, const float *k, const float *v) {
+    int rc;
+    OP_TIMED(OP_ATTN_BWD, 0, rc = g_inner->attn_bwd(a, dq, dk, dv, d, p, q, k, v));
+    return rc;
+}
+static void t_swiglu_fwd(float *o, const float *g, const float *u, size_t n) {
+    OP_TIMED(OP_SWIGLU_FWD, 0, g_inner->swiglu_fwd(o, g, u, n));
+}
+static void t_swiglu_bwd(float *dg, float *du, const float *d, const float *g, const float *u, size_t n) {
+    OP_TIMED(OP_SWIGLU_BWD, 0, g_inner->swiglu_bwd(dg, du, d, g, u, n));
+}
+static void t_add(float *o, const float *a, const float *b, size_t n) { OP_TIMED(OP_ADD, 0, g_inner->add(o, a, b, n)); }
+static void t_add_inplace(float *y, const float *x, size_t n) {
+    OP_TIMED(OP_ADD_INPLACE, 0, g_inner->add_inplace(y, x, n));
+}
+static void t_axpy(int n, float a, const float *x, float *y) { OP_TIMED(OP_AXPY, 0, g_inner->axpy(n, a, x, y)); }
+static void t_scale(float *o, const float *x, float a, size_t n) { OP_TIMED(OP_SCALE, 0, g_inner->scale(o, x, a, n)); }
+static void t_zero(float *x, size_t n) { OP_TIMED(OP_ZERO, 0, g_inner->zero(x, n)); }
+static void t_dropout(float *o, const float *x, size_t n, float p, uint64_t seed, uint64_t tag) {
+    OP_TIMED(OP_DROPOUT, 0, g_inner->dropout(o, x, n, p, seed, tag));
+}
+static void t_embedding_fwd(float *x, const int32_t *ids, int N, const m2u_mat *t, const float *e, int rs) {
+    OP_TIMED(OP_EMBEDDING_FWD, 0, g_inner->embedding_fwd(x, ids, N, t, e, rs));
+}
+static void t_embedding_bwd(float *de, const float *dx, const int32_t *ids, int N, int C, int rs) {
+    OP_TIMED(OP_EMBEDDING_BWD, 0, g_inner->embedding_bwd(de, dx, ids, N, C, rs));
+}
+static double t_cross_entropy(const float *l, const int32_t *t, int N, int V, float *lse, int *nv, float *d) {
+    double r;
+    OP_TIMED(OP_CROSS_ENTROPY, 0, r = g_inner->cross_entropy(l, t, N, V, lse, nv, d));
+    return r;
+}
+
+static const m2u_backend *op_timer_wrap(const m2u_backend *inner) {
+    g_inner = inner;
+    g_timed = *inner;
+    g_timed.gemm = t_gemm, g_timed.gemm_thin = t_gemm_thin, g_timed.matmul_wt = t_matmul_wt;
+    g_timed.matmul_w_acc = t_matmul_w_acc, g_timed.rmsnorm_fwd = t_rmsnorm_fwd, g_timed.rmsnorm_bwd = t_rmsnorm_bwd;
+    g_timed.rope_fwd = t_rope_fwd, g_timed.rope_bwd = t_rope_bwd, g_timed.attn_fwd = t_attn_fwd;
+    g_timed.attn_bwd = t_attn_bwd, g_timed.swiglu_fwd = t_swiglu_fwd, g_timed.swiglu_bwd = t_swiglu_bwd;
+    g_timed.add = t_add, g_timed.add_inplace = t_add_inplace, g_timed.axpy = t_axpy, g_timed.scale = t_scale;
+    g_timed.zero = t_zero, g_timed.dropout = t_dropout, g_timed.embedding_fwd = t_embedding_fwd;
+    g_timed.embedding_bwd = t_embedding_bwd, g_timed.cross_entropy = t_cross_entropy;
+    return &g_timed;
+}
+
+/* The same figures into the run's JSON: {"op": {"ms_per_step", "calls_per_step", "gflops"?}, ...}. */
+static void op_timer_json(cJSON *root, double total, long steps) {
+    cJSON *o = cJSON_AddObjectToObject(root, "ops");
+    double sum = 0;
+    for (int k = 0; k < OP_COUNT; k++) {
+        if (!g_op_calls[k]) continue;
+        sum += g_op_s[k];
+        cJSON *e = cJSON_AddObjectToObject(o, OP_NAMES[k]);
+        cJSON_AddNumberToObject(e, "ms_per_step", 1e3 * g_op_s[k] / steps);
+        cJSON_AddNumberToObject(e, "calls_per_step", (double)g_op_calls[k] / steps);
+        if (g_op_flop[k] > 0) cJSON_AddNumberToObject(e, "gflops", g_op_flop[k] / g_op_s[k] * 1e-9);
+    }
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(o, "rest"), "ms_per_step", 1e3 * (total - sum) / steps);
+}
+
+static void op_timer_reset(void) {
+    memset(g_op_s, 0, sizeof g_op_s);
+    memset(g_op_flop, 0, sizeof g_op_flop);
+    memset(g_op_calls, 0, sizeof g_op_calls);
+}
+
+/* The ops' share of `total` seconds over `steps` steps, largest first, and what GEMM-like ops ran at. */
+static void op_timer_print(double total, long steps, double peak) {
+    int order[OP_COUNT], n = 0;
+    for (int k = 0; k < OP_COUNT; k++)
+        if (g_op_calls[k]) order[n++] = k;
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && g_op_s[order[j]] > g_op_s[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    double sum = 0;
+    printf("  where the %.1f ms of a step go (--ops: the backend's ops timed one by one, over %ld steps):\n",
+           1e3 * total / steps, steps);
+    printf("    %-28s %9s %7s %9s %s\n", "op", "ms/step", "share", "calls", "GFLOP/s");
+    for (int i = 0; i < n; i++) {
+        int k = order[i];
+        sum += g_op_s[k];
+        printf("    %-28s %9.2f %6.1f%% %9.1f", OP_NAMES[k], 1e3 * g_op_s[k] / steps, 100 * g_op_s[k] / total,
+               (double)g_op_calls[k] / steps);
+        if (g_op_flop[k] > 0) {
+            double gf = g_op_flop[k] / g_op_s[k] * 1e-9;
+            printf(" %8.1f", gf);
+            if (peak > 0) printf(" (%.0f%% of the peak)", 100 * gf / peak);
+        }
+        printf("\n");
+    }
+    printf("    %-28s %9.2f %6.1f%%\n", "rest (the model's own code)", 1e3 * (total - sum) / steps,
+           100 * (total - sum) / total);
+}
+
 int main(int argc, char **argv) {
     m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
     m2u_progress_set_stream(stderr);
     const char *model_dir = NULL, *json_path = NULL, *name = NULL;
     long B = 4, T = 128, steps = 10, warmup = 2, threads = 0, lora_r = 16, seed = 1, peak_n = 2048;
     float lora_alpha = 32;
-    int peak_only = 0, bf16 = 0, bf16_math = 1, packed = 1;
+    int peak_only = 0, bf16 = 0, bf16_math = 1, packed = 1, ops = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -145,6 +312,10 @@ int main(int argc, char **argv) {
         }
         if (!strcmp(a, "--peak-only")) {
             peak_only = 1;
+            continue;
+        }
+        if (!strcmp(a, "--ops")) {
+            ops = 1;
             continue;
         }
         if (i + 1 >= argc || strncmp(a, "--", 2) != 0) {
@@ -266,8 +437,13 @@ int main(int argc, char **argv) {
     float first_loss = 0;
     if (!rc) make_ids(ids, (size_t)N, V, (uint64_t)seed);
     m->training = 1;
+    if (!rc && ops && m2u_llama_set_backend(m, op_timer_wrap(m->be))) {
+        fprintf(stderr, "m2u-bench-llama: %s\n", m2u_last_error());
+        rc = 1;
+    }
     for (int s = 0; s < n_steps && !rc; s++) {
         float loss;
+        if (s == warmup) op_timer_reset();
         double t0 = m2u_now();
         if (m2u_llama_forward(m, ids, ids, (int)B, (int)T, -100, &loss)) {
             rc = 1;
@@ -303,6 +479,12 @@ int main(int argc, char **argv) {
         printf("  %.1f tokens/s, %.2f GFLOP/step, %.1f GFLOP/s", tps, k.flops * 1e-9, gflops);
         if (peak > 0) printf(" = %.1f%% of the sgemm peak %.1f GFLOP/s (%ld^3)", 100 * gflops / peak, peak, peak_n);
         printf("\n  first loss %.6f\n", (double)first_loss);
+        if (ops) {
+            double total = 0;
+            for (long s = warmup; s < warmup + steps; s++) total += t_step[s];
+            op_timer_print(total, steps, peak);
+            op_timer_json(root, total, steps);
+        }
 
         cJSON_AddStringToObject(root, "name", name);
         cJSON_AddStringToObject(root, "model", model_dir);
