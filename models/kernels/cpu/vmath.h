@@ -80,65 +80,68 @@ M2U_VINLINE float m2u_vexpf_neg(float v) {
     return v < -87.0f ? 0.0f : y;
 }
 
-/* log1p(x) for x >= 0 in double, vectorisable: musl's (fdlibm's) algorithm with its branches
- * as selects: below sqrt(2) - 1, f = x; above, 1 + x = 2^k m with m in [sqrt(2)/2, sqrt(2))
- * taken from the exponent bits, f = m - 1 and the rounding of 1 + x put back through
- * c = (x - (u - 1)) / u; then log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f), R
- * the degree-14 polynomial (Lg1..Lg7).  Within 1 ulp of the exact value, so a last bit may
- * differ from glibc's log1p.  +inf gives +inf and NaN NaN; a negative x is outside its domain. */
-M2U_VINLINE double m2u_vlog1p(double x) {
-    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+/* The two logarithms below share musl's (fdlibm's) reduction: a double's high word moved by
+ * 1 - sqrt(2)/2 so that the exponent field steps at sqrt(2), giving x = 2^k m with m in
+ * [sqrt(2)/2, sqrt(2)) (m2u_vlog_split), and log(1 + f) = f - f^2/2 + s (f^2/2 + R), s = f / (2 + f),
+ * R = m2u_vlog_r(s^2), a degree-14 polynomial (Lg1..Lg7).  Integer steps are on the bits, and k
+ * becomes a double through the exponent bits (no int64 conversion), so a loop vectorises. */
+M2U_VINLINE double m2u_vlog_split(double x, int64_t *k) {
+    uint64_t ix;
+    memcpy(&ix, &x, sizeof ix);
+    uint64_t hx = (ix >> 32) + (0x3ff00000u - 0x3fe6a09eu);
+    *k = (int64_t)(hx >> 20) - 0x3ff;
+    uint64_t mb = (((hx & 0x000fffffu) + 0x3fe6a09eu) << 32) | (ix & 0xffffffffu);
+    double m;
+    memcpy(&m, &mb, sizeof m);
+    return m;
+}
+
+/* k (|k| < 1100) as a double */
+M2U_VINLINE double m2u_vlog_k(int64_t k) {
+    uint64_t kb = 0x4330000000000000ull + (uint64_t)(k + 1100);
+    double dk;
+    memcpy(&dk, &kb, sizeof dk);
+    return dk - (4503599627370496.0 + 1100.0); /* 2^52 + 1100 */
+}
+
+M2U_VINLINE double m2u_vlog_r(double z) {
     const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01, Lg3 = 2.857142874366239149e-01,
                  Lg4 = 2.222219843214978396e-01, Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
                  Lg7 = 1.479819860511658591e-01;
+    double w = z * z;
+    double t1 = w * (Lg2 + w * (Lg4 + w * Lg6)), t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
+    return t2 + t1;
+}
+
+/* log1p(x) for x >= 0 in double (musl's log1p): below sqrt(2) - 1, f = x; above, 1 + x = u =
+ * 2^k m, f = m - 1 and u's rounding put back through c = (x - (u - 1)) / u.  Within 1 ulp of the
+ * exact value, so a last bit may differ from glibc's log1p.  +inf gives +inf and NaN NaN; a
+ * negative x is outside its domain. */
+M2U_VINLINE double m2u_vlog1p(double x) {
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
     double u = 1.0 + x;
-    uint64_t ub;
-    memcpy(&ub, &u, sizeof ub);
-    /* the high word moved so that the exponent field steps at sqrt(2), not at 2 */
-    uint64_t hu = (ub >> 32) + (0x3ff00000u - 0x3fe6a09eu);
-    int64_t k = (int64_t)(hu >> 20) - 0x3ff;
-    uint64_t mb = (((hu & 0x000fffffu) + 0x3fe6a09eu) << 32) | (ub & 0xffffffffu);
-    double m;
-    memcpy(&m, &mb, sizeof m);
+    int64_t k;
+    double m = m2u_vlog_split(u, &k);
     int small = x < 0.41421353816986084; /* high word below 0x3fda827a: k = 0, f = x, no correction */
     double c = k >= 2 ? 1.0 - (u - x) : x - (u - 1.0);
     c = k < 54 ? c / u : 0.0;
     double f = small ? x : m - 1.0;
     c = small ? 0.0 : c;
-    /* k as a double through the exponent bits (k < 1100): exact, and no int64 conversion */
-    uint64_t kb = 0x4330000000000000ull + (uint64_t)(small ? 0 : k);
-    double dk;
-    memcpy(&dk, &kb, sizeof dk);
-    dk -= 4503599627370496.0; /* 2^52 */
-    double hfsq = 0.5 * f * f, s = f / (2.0 + f), z = s * s, w = z * z;
-    double t1 = w * (Lg2 + w * (Lg4 + w * Lg6)), t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
-    double r = s * (hfsq + (t2 + t1)) + (dk * ln2_lo + c) - hfsq + f + dk * ln2_hi;
+    double dk = m2u_vlog_k(small ? 0 : k);
+    double hfsq = 0.5 * f * f, s = f / (2.0 + f);
+    double r = s * (hfsq + m2u_vlog_r(s * s)) + (dk * ln2_lo + c) - hfsq + f + dk * ln2_hi;
     return x != x || x > 1.79e308 ? x : r;
 }
 
-/* log10(x) for a normal x > 0 in double, vectorisable: musl's log10 (x = 2^k (1 + f) with 1 + f in
- * [sqrt(2)/2, sqrt(2)), log(1 + f) as in m2u_vlog1p, the sum split in high and low parts times
- * log10(e) and log10(2) each in two parts).  Within 1 ulp.  0, negative, subnormal, inf and NaN
- * inputs are outside its domain (callers add a floor first). */
+/* log10(x) for a normal x > 0 in double (musl's log10: log(1 + f) split in high and low parts,
+ * times log10(e) and log10(2) each in two parts).  Within 1 ulp.  0, negative, subnormal, inf and
+ * NaN inputs are outside its domain (callers add a floor first). */
 M2U_VINLINE double m2u_vlog10(double x) {
     const double ivln10hi = 4.34294481878168880939e-01, ivln10lo = 2.50829467116452752298e-11,
                  log10_2hi = 3.01029995663611771306e-01, log10_2lo = 3.69423907715893078616e-13;
-    const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01, Lg3 = 2.857142874366239149e-01,
-                 Lg4 = 2.222219843214978396e-01, Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
-                 Lg7 = 1.479819860511658591e-01;
-    uint64_t ix;
-    memcpy(&ix, &x, sizeof ix);
-    uint64_t hx = (ix >> 32) + (0x3ff00000u - 0x3fe6a09eu);
-    int64_t k = (int64_t)(hx >> 20) - 0x3ff;
-    uint64_t mb = (((hx & 0x000fffffu) + 0x3fe6a09eu) << 32) | (ix & 0xffffffffu);
-    double m;
-    memcpy(&m, &mb, sizeof m);
-    uint64_t kb = 0x4330000000000000ull + (uint64_t)(k + 1100); /* k + 1100 >= 0: a double through its bits */
-    double dk;
-    memcpy(&dk, &kb, sizeof dk);
-    dk -= 4503599627370496.0 + 1100.0;
-    double f = m - 1.0, hfsq = 0.5 * f * f, s = f / (2.0 + f), z = s * s, w = z * z;
-    double t1 = w * (Lg2 + w * (Lg4 + w * Lg6)), t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7))), R = t2 + t1;
+    int64_t k;
+    double f = m2u_vlog_split(x, &k) - 1.0, dk = m2u_vlog_k(k);
+    double hfsq = 0.5 * f * f, s = f / (2.0 + f), R = m2u_vlog_r(s * s);
     double hi = f - hfsq;
     uint64_t hb;
     memcpy(&hb, &hi, sizeof hb);
