@@ -49,10 +49,13 @@ static void softmax_prefix(float *p, int last, int S) {
     for (int s = last + 1; s < S; s++) p[s] = 0.0f;
 }
 
-/* The inference softmax of softmax_prefix (no probs kept): the exponential in float
- * (m2u_vexpf_neg, within 2 ulp of expf) and the max and the sum in 8 lanes (value s into lane
- * s % 8, the last partial group too, then the lanes in order), so all three passes vectorise.  Values differ from softmax_prefix's in the last bits (torch's own
- * vectorised softmax orders its sums differently again); training keeps softmax_prefix. */
+/* softmax_prefix for the blocked forward (no probs kept; LLaMA's training step and the
+ * encoders take it): the exponential in float (m2u_vexpf_neg, within 2 ulp of expf) and the max
+ * and the sum in 8 lanes (value s into lane s % 8, the last partial group too, then the lanes in
+ * order), so all three passes vectorise.  Values differ from softmax_prefix's in the last bits
+ * (torch's own vectorised softmax orders its sums differently again); a forward that keeps the
+ * probabilities keeps softmax_prefix.  Where the CPU has AVX2 the tiles' copy of it runs
+ * (attn_tiles.c). */
 #define LANES 8
 M2U_VCLONES
 static float softmax_fast(float *p, int last, int S) {
