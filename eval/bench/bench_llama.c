@@ -153,16 +153,11 @@ static m2u_backend g_timed;
 static double g_op_s[OP_COUNT], g_op_flop[OP_COUNT];
 static long g_op_calls[OP_COUNT];
 
-static double op_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 #define OP_TIMED(k, flop, call)                                                                                     \
     do {                                                                                                             \
-        double t0_ = op_now();                                                                                      \
+        double t0_ = m2u_now();                                                                                      \
         call;                                                                                                        \
-        g_op_s[k] += op_now() - t0_;                                                                                \
+        g_op_s[k] += m2u_now() - t0_;                                                                                \
         g_op_flop[k] += (flop);                                                                                     \
         g_op_calls[k]++;                                                                                             \
     } while (0)
@@ -246,29 +241,17 @@ static const m2u_backend *op_timer_wrap(const m2u_backend *inner) {
     return &g_timed;
 }
 
-/* The same figures into the run's JSON: {"op": {"ms_per_step", "calls_per_step", "gflops"?}, ...}. */
-static void op_timer_json(cJSON *root, double total, long steps) {
-    cJSON *o = cJSON_AddObjectToObject(root, "ops");
-    double sum = 0;
-    for (int k = 0; k < OP_COUNT; k++) {
-        if (!g_op_calls[k]) continue;
-        sum += g_op_s[k];
-        cJSON *e = cJSON_AddObjectToObject(o, OP_NAMES[k]);
-        cJSON_AddNumberToObject(e, "ms_per_step", 1e3 * g_op_s[k] / steps);
-        cJSON_AddNumberToObject(e, "calls_per_step", (double)g_op_calls[k] / steps);
-        if (g_op_flop[k] > 0) cJSON_AddNumberToObject(e, "gflops", g_op_flop[k] / g_op_s[k] * 1e-9);
-    }
-    cJSON_AddNumberToObject(cJSON_AddObjectToObject(o, "rest"), "ms_per_step", 1e3 * (total - sum) / steps);
-}
-
 static void op_timer_reset(void) {
     memset(g_op_s, 0, sizeof g_op_s);
     memset(g_op_flop, 0, sizeof g_op_flop);
     memset(g_op_calls, 0, sizeof g_op_calls);
 }
 
-/* The ops' share of `total` seconds over `steps` steps, largest first, and what GEMM-like ops ran at. */
-static void op_timer_print(double total, long steps, double peak) {
+/* The ops' share of `total` seconds over `steps` steps, largest first, and what GEMM-like ops ran
+ * at; the same figures into root's "ops": {"op": {"ms_per_step", "calls_per_step", "gflops"?}, ...,
+ * "rest": {"ms_per_step"}}. */
+static void op_timer_report(double total, long steps, double peak, cJSON *root) {
+    cJSON *o = cJSON_AddObjectToObject(root, "ops");
     int order[OP_COUNT], n = 0;
     for (int k = 0; k < OP_COUNT; k++)
         if (g_op_calls[k]) order[n++] = k;
@@ -286,15 +269,20 @@ static void op_timer_print(double total, long steps, double peak) {
         sum += g_op_s[k];
         printf("    %-28s %9.2f %6.1f%% %9.1f", OP_NAMES[k], 1e3 * g_op_s[k] / steps, 100 * g_op_s[k] / total,
                (double)g_op_calls[k] / steps);
+        cJSON *e = cJSON_AddObjectToObject(o, OP_NAMES[k]);
+        cJSON_AddNumberToObject(e, "ms_per_step", 1e3 * g_op_s[k] / steps);
+        cJSON_AddNumberToObject(e, "calls_per_step", (double)g_op_calls[k] / steps);
         if (g_op_flop[k] > 0) {
             double gf = g_op_flop[k] / g_op_s[k] * 1e-9;
             printf(" %8.1f", gf);
             if (peak > 0) printf(" (%.0f%% of the peak)", 100 * gf / peak);
+            cJSON_AddNumberToObject(e, "gflops", gf);
         }
         printf("\n");
     }
     printf("    %-28s %9.2f %6.1f%%\n", "rest (the model's own code)", 1e3 * (total - sum) / steps,
            100 * (total - sum) / total);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(o, "rest"), "ms_per_step", 1e3 * (total - sum) / steps);
 }
 
 int main(int argc, char **argv) {
@@ -482,8 +470,7 @@ int main(int argc, char **argv) {
         if (ops) {
             double total = 0;
             for (long s = warmup; s < warmup + steps; s++) total += t_step[s];
-            op_timer_print(total, steps, peak);
-            op_timer_json(root, total, steps);
+            op_timer_report(total, steps, peak, root);
         }
 
         cJSON_AddStringToObject(root, "name", name);

@@ -35,22 +35,19 @@ void m2u_attn_pack_k(float *dst, const float *k, int ks, int S, int hd) {
     }
 }
 
-/* A panel row is 8 or 16 floats: copied with a constant length (one or two vector moves) rather
- * than a memcpy call each, which was as slow as the copies themselves. */
-static void pack_v_rows(float *panel, const float *v, int vs, int S, int vw) {
-    if (vw == 16)
-        for (int s = 0; s < S; s++)
-            for (int j = 0; j < 16; j++) panel[(size_t)s * 16 + j] = v[(size_t)s * vs + j];
-    else
-        for (int s = 0; s < S; s++)
-            for (int j = 0; j < 8; j++) panel[(size_t)s * 8 + j] = v[(size_t)s * vs + j];
+/* A panel row is 8 or 16 floats: inlined with vw a constant, each row is copied in one or two
+ * vector moves rather than a memcpy call, which was as slow as the copies themselves. */
+static inline __attribute__((always_inline)) void pack_v_rows(float *panel, const float *v, int vs, int S, int vw) {
+    for (int s = 0; s < S; s++)
+        for (int j = 0; j < vw; j++) panel[(size_t)s * vw + j] = v[(size_t)s * vs + j];
 }
 
 void m2u_attn_pack_v(float *dst, const float *v, int vs, int S, int hd) {
     int Sp = m2u_tile_round(S, M2U_TILE_COLS), vw = m2u_tile_vw(hd);
     for (int j0 = 0; j0 < hd; j0 += vw) {
         float *panel = dst + (size_t)j0 * Sp;
-        pack_v_rows(panel, v + j0, vs, S, vw);
+        if (vw == 16) pack_v_rows(panel, v + j0, vs, S, 16);
+        else pack_v_rows(panel, v + j0, vs, S, 8);
         memset(panel + (size_t)S * vw, 0, (size_t)(Sp - S) * vw * sizeof(float));
     }
 }
