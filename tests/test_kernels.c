@@ -1843,16 +1843,16 @@ static void t_swiglu_ce_bits(void) {
 }
 
 /* m2u_log1p_scaled (vmath.h's m2u_vlog1p): within 1 ulp of the exact log1p (long double's) over
- * 2^-50 .. 2^30 and at the edges of its branches (sqrt(2) - 1, the exponent steps), 0 at 0, +inf
- * at +inf, NaN for NaN; and the scale applied before the logarithm. */
+ * 2^-50 .. 2^30 and at the edges of its branches (sqrt(2) - 1, the exponent steps) and of the
+ * doubles (DBL_MAX), 0 at 0, +inf at +inf, NaN for NaN; and the scale applied before the logarithm. */
 static void t_vlog1p(void) {
     enum { N = 200003 };
     double *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
     for (int i = 0; i < N; i++) x[i] = ldexp(1.0 + (double)(i % 997) / 997.0, -50 + (int)((long)i * 80 / N));
     const double edges[] = {0.0, 0.41421353816986084, 0x1.a827999fcef31p-2, 0x1.a827ap-2, 1.0, 3.0, 0x1.fffffffffffffp+0,
-                            1e-300, 5e-324, 1e300};
+                            1e-300, 5e-324, 1e300, DBL_MAX, 1.795e308};
     for (int i = 0; i < 10; i++) x[i] = edges[i];
-    x[10] = INFINITY, x[11] = NAN;
+    x[10] = INFINITY, x[11] = NAN, x[12] = edges[10], x[13] = edges[11];
     m2u_log1p_scaled(y, x, N, 1.0);
     double worst = 0;
     int bad = -1;

@@ -130,7 +130,7 @@ M2U_VINLINE double m2u_vlog1p(double x) {
     double dk = m2u_vlog_k(small ? 0 : k);
     double hfsq = 0.5 * f * f, s = f / (2.0 + f);
     double r = s * (hfsq + m2u_vlog_r(s * s)) + (dk * ln2_lo + c) - hfsq + f + dk * ln2_hi;
-    return x != x || x > 1.79e308 ? x : r;
+    return x != x || x > 0x1.fffffffffffffp+1023 ? x : r; /* NaN, +inf: themselves */
 }
 
 /* log10(x) for a normal x > 0 in double (musl's log10: log(1 + f) split in high and low parts,
