@@ -11,6 +11,7 @@ PKGS=(
   libyaml-dev              # training recipes
   libopenmpi-dev openmpi-bin   # ranks for m2u-train and m2u-dataset
   libhdf5-dev hdf5-tools libzstd-dev   # shards (zstd filter 32015 is built by m2u)
+  libxxhash-dev            # the shards' fast check on first read (XXH3-128 in the manifest)
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev libswscale-dev   # media decoding
   ffmpeg                   # tests make media files with it (never used by m2u itself)
   libaubio-dev libebur128-dev   # music analysis: tempo, onsets; loudness (EBU R 128)

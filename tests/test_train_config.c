@@ -436,6 +436,16 @@ static void test_markdown(void) {
     CHECK(strstr(buf, "| `train.precision` | one of `fp32`, `bf16` | `fp32` |") != NULL, "markdown lacks precision");
     CHECK(strstr(buf, "| `train.checkpoint_activations` | bool | `false` |") != NULL, "markdown lacks checkpointing");
     CHECK(strstr(buf, "| `run.memory_limit` | string | `auto` |") != NULL, "markdown lacks run.memory_limit");
+    /* configs/SCHEMA.md is this text under a four-line heading: regenerate it
+     * (m2u-train --schema) when the table changes */
+    char *doc = NULL;
+    size_t doc_len = 0;
+    CHECK(m2u_read_file(M2U_FIXTURES "/../../configs/SCHEMA.md", &doc, &doc_len) == 0, "read configs/SCHEMA.md");
+    const char *body = doc;
+    for (int k = 0; body && k < 4; k++) body = (body = strchr(body, '\n')) ? body + 1 : NULL;
+    CHECK(body && !strcmp(body, buf),
+          "configs/SCHEMA.md differs from m2u-train --schema: regenerate it (keep its first four lines)");
+    free(doc);
     free(buf);
 }
 

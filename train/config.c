@@ -143,8 +143,8 @@ static const field FIELDS[] = {
      "Dataset `manifest.json` written by `m2u-dataset build`."},
     {"train.split", T_ENUM, OFF(train.split), "train", NULL, V_SPLIT, 0, 0, 0, "Split trained on."},
     {"train.verify", T_BOOL, OFF(train.verify), "true", NULL, NULL, 0, 0, 0,
-     "Check each shard's sha256 against the manifest when it is first read, so a damaged shard is an error "
-     "naming it (false: skip; hashing reads each shard once more)."},
+     "Check each shard's hash (the manifest's xxh128, else its sha256) when it is first read, so a damaged "
+     "shard is an error naming it (false: skip; hashing reads each shard once more)."},
     {"train.checkpoint_activations", T_BOOL, OFF(train.checkpoint_activations), "false", NULL, NULL, 0, 0, 0,
      "Activation checkpointing: keep one decoder layer's activations and recompute each layer's forward in the "
      "backward pass (one more forward per step; the LLaMA's activation memory drops by about (layers - 1) / "

@@ -7,11 +7,14 @@
 #include "sha256.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 #ifndef M2U_VERSION
 #define M2U_VERSION "unknown"
@@ -61,11 +64,52 @@ static int check_rel_path(const char *where, const char *p) {
     return 0;
 }
 
-static int is_hex64(const char *s) {
-    if (strlen(s) != 64) return 0;
-    for (int i = 0; i < 64; i++)
+static int is_hex(const char *s, size_t n) {
+    if (strlen(s) != n) return 0;
+    for (size_t i = 0; i < n; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
     return 1;
+}
+static int is_hex64(const char *s) { return is_hex(s, 64); }
+
+static void to_hex(const unsigned char *d, size_t n, char *hex) {
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) hex[2 * i] = digits[d[i] >> 4], hex[2 * i + 1] = digits[d[i] & 15];
+    hex[2 * n] = 0;
+}
+
+int m2u_hash_file(const char *path, char sha256[65], char xxh128[33]) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return m2u_fail("%s: cannot open: %s", path, strerror(errno));
+    enum { BUF = 1 << 20 };
+    unsigned char *buf = malloc(BUF);
+    XXH3_state_t *x = xxh128 ? XXH3_createState() : NULL;
+    m2u_sha256 s;
+    int rc = 0;
+    if (!buf || (xxh128 && (!x || XXH3_128bits_reset(x) != XXH_OK))) rc = m2u_fail("%s: out of memory hashing", path);
+    if (sha256) m2u_sha256_init(&s);
+    for (ssize_t n; rc == 0;) {
+        n = read(fd, buf, BUF);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) rc = m2u_fail("%s: read error: %s", path, strerror(errno));
+        if (n <= 0) break;
+        if (sha256) m2u_sha256_update(&s, buf, (size_t)n);
+        if (xxh128 && XXH3_128bits_update(x, buf, (size_t)n) != XXH_OK) rc = m2u_fail("%s: xxh128 failed", path);
+    }
+    close(fd);
+    if (rc == 0 && sha256) {
+        unsigned char d[32];
+        m2u_sha256_final(&s, d);
+        to_hex(d, 32, sha256);
+    }
+    if (rc == 0 && xxh128) { /* the canonical (big-endian) form, as xxh128sum prints it */
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(x));
+        to_hex(c.digest, 16, xxh128);
+    }
+    XXH3_freeState(x);
+    free(buf);
+    return rc;
 }
 
 int m2u_manifest_scan_shard(const char *dir, const char *rel_path, m2u_manifest_shard *out) {
@@ -82,7 +126,7 @@ int m2u_manifest_scan_shard(const char *dir, const char *rel_path, m2u_manifest_
         out->count = m2u_shard_count(r);
         out->bytes = (int64_t)st.st_size;
         m2u_shard_reader_close(r);
-        rc = m2u_sha256_file(full, out->sha256);
+        rc = m2u_hash_file(full, out->sha256, out->xxh128);
     }
     if (rc == 0 && !(out->path = strdup(rel_path))) rc = m2u_fail("%s: out of memory", full);
     free(full);
@@ -93,6 +137,7 @@ int m2u_manifest_add(m2u_manifest *m, const m2u_manifest_shard *s) {
     if (check_rel_path("manifest", s->path) < 0) return -1;
     if (s->count < 0 || s->bytes < 0) return m2u_fail("manifest: shard %s has a negative count or size", s->path);
     if (!is_hex64(s->sha256)) return m2u_fail("manifest: shard %s has no valid sha256", s->path);
+    if (s->xxh128[0] && !is_hex(s->xxh128, 32)) return m2u_fail("manifest: shard %s has an invalid xxh128", s->path);
     for (int i = 0; i < m->n_shards; i++)
         if (!strcmp(m->shards[i].path, s->path)) return m2u_fail("manifest: shard %s added twice", s->path);
     if (m->n_shards == m->cap) {
@@ -137,7 +182,8 @@ int m2u_manifest_write(const char *path, m2u_manifest *m) {
             const m2u_manifest_shard *s = &m->shards[i];
             cJSON *o = cJSON_CreateObject();
             ok = o && cJSON_AddStringToObject(o, "path", s->path) && cJSON_AddNumberToObject(o, "count", (double)s->count) &&
-                 cJSON_AddNumberToObject(o, "bytes", (double)s->bytes) && cJSON_AddStringToObject(o, "sha256", s->sha256);
+                 cJSON_AddNumberToObject(o, "bytes", (double)s->bytes) && cJSON_AddStringToObject(o, "sha256", s->sha256) &&
+                 (!s->xxh128[0] || cJSON_AddStringToObject(o, "xxh128", s->xxh128));
             if (o) cJSON_AddItemToArray(arr, o);
         }
     }
@@ -220,6 +266,11 @@ static int parse_manifest(const char *path, const cJSON *root, m2u_manifest *m) 
             return -1;
         if (!is_hex64(hex)) return m2u_fail("%s: %ssha256 is not 64 lowercase hex digits", path, where);
         memcpy(sh.sha256, hex, 65);
+        /* optional: manifests written before m2u recorded it have none (the sha256 is checked instead) */
+        const cJSON *xx = cJSON_GetObjectItemCaseSensitive(it, "xxh128");
+        if (xx && (!cJSON_IsString(xx) || !xx->valuestring || !is_hex(xx->valuestring, 32)))
+            return m2u_fail("%s: %sxxh128 is not 32 lowercase hex digits", path, where);
+        if (xx) memcpy(sh.xxh128, xx->valuestring, 33);
         sh.path = (char *)p; /* copied by m2u_manifest_add */
         if (m2u_manifest_add(m, &sh) < 0) return m2u_fail_prefix("%s: shards[%d]", path, k);
         k++;
@@ -256,7 +307,8 @@ struct m2u_dataset {
     uint64_t tick;
     int n_open, max_open;
     int verify;           /* hash each shard on its first open */
-    unsigned char *verified; /* per shard: 1 once its sha256 matched */
+    int verify_sha256;    /* check the sha256 even where the manifest has an xxh128 */
+    unsigned char *verified; /* per shard: 1 once its hash matched */
 };
 
 
@@ -298,12 +350,7 @@ int m2u_dataset_shard(m2u_dataset *ds, int s, m2u_shard_reader **out) {
     m2u_shard_reader *r = NULL;
     int rc = 0;
     if (ds->verify && !ds->verified[s]) { /* before HDF5 parses a byte of it */
-        char hex[65];
-        rc = m2u_sha256_file(full, hex);
-        if (rc == 0 && strcmp(hex, sh->sha256) != 0)
-            rc = m2u_fail("%s: sha256 %s but %s records %s: the shard was damaged or replaced after it was written "
-                          "(rebuild it; --no-verify, or train.verify: false for m2u-train, skips this check)",
-                          full, hex, ds->manifest_path, sh->sha256);
+        rc = m2u_manifest_verify_shard(full, sh, ds->verify_sha256, ds->manifest_path);
         if (rc == 0) ds->verified[s] = 1;
     }
     if (rc == 0) rc = m2u_shard_open(full, &r);
@@ -318,6 +365,19 @@ int m2u_dataset_shard(m2u_dataset *ds, int s, m2u_shard_reader **out) {
     ds->n_open++;
     *out = r;
     return 0;
+}
+
+int m2u_manifest_verify_shard(const char *full, const m2u_manifest_shard *sh, int sha256, const char *manifest_path) {
+    int xxh = sh->xxh128[0] != 0, sha = sha256 || !xxh;
+    char hs[65], hx[33];
+    if (m2u_hash_file(full, sha ? hs : NULL, xxh ? hx : NULL) < 0) return -1;
+    const char *kind = NULL, *got = NULL, *want = NULL;
+    if (xxh && strcmp(hx, sh->xxh128)) kind = "xxh128", got = hx, want = sh->xxh128;
+    else if (sha && strcmp(hs, sh->sha256)) kind = "sha256", got = hs, want = sh->sha256;
+    if (!kind) return 0;
+    return m2u_fail("%s: %s %s but %s records %s: the shard was damaged or replaced after it was written "
+                    "(rebuild it; --no-verify, or train.verify: false for m2u-train, skips this check)",
+                    full, kind, got, manifest_path, want);
 }
 
 /* Every shard exists with its recorded size: cheap, so done for all at open
@@ -383,6 +443,7 @@ int m2u_dataset_open(const char *manifest_path, const m2u_dataset_options *opt, 
     ds->last_use = calloc((size_t)ns + 1, sizeof *ds->last_use);
     ds->verified = calloc((size_t)ns + 1, 1);
     ds->verify = !opt->no_verify;
+    ds->verify_sha256 = opt->verify_sha256;
     if (!ds->start || !ds->rd || !ds->last_use || !ds->verified) {
         m2u_dataset_close(ds);
         return m2u_fail("%s: out of memory", manifest_path);

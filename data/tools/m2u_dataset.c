@@ -62,7 +62,7 @@ static const char k_build_usage[] =
     "  --no-images         do not store image pixels (features only)\n"
     "  --text-rows N --text-dim N   text target shape (128 x 768, MusicGen's T5)\n"
     "  --overwrite         replace a build of other settings in DIR\n"
-    "  --no-verify         do not check the shards' sha256 when the card reads them back\n"
+    "  --no-verify         do not check the shards' hashes when the card reads them back\n"
     "  --quiet             no progress lines\n"
     "  --audio-cache MB    decoded audio kept in memory from the survey for the samples, per\n"
     "                      process (1024; 0: decode again); the shards are the same for any MB\n"
@@ -106,22 +106,38 @@ static const char k_card_usage[] =
     "usage: m2u-dataset card [--no-verify] DIR\n"
     "\n"
     "(Re)write DIR/README.md, the dataset card of a finished build, from DIR/manifest.json, the\n"
-    "shards and DIR/errors.jsonl.  Each shard's sha256 is checked against the manifest before it\n"
+    "shards and DIR/errors.jsonl.  Each shard's hash is checked against the manifest before it\n"
     "is read (a damaged shard is an error naming it); --no-verify skips the check.\n"
     "  -h, --help          this text\n"
     "\n"
     "example:\n"
     "  m2u-dataset card build/demo/media\n";
 
+static const char k_verify_usage[] =
+    "usage: m2u-dataset verify DIR\n"
+    "\n"
+    "Check every shard of DIR/manifest.json in full: its size, its sha256 and its xxh128 (the\n"
+    "faster hash the dataset reader checks on first use; manifests written before it have none),\n"
+    "both from one read, then that HDF5 opens it with the recorded sample count.  Prints one line\n"
+    "per shard and a summary; exits 1 when any shard fails (all are checked).  Progress with\n"
+    "rate and ETA goes to stderr.  The sha256 is what `sha256sum` prints, the xxh128 what\n"
+    "`xxh128sum` prints, so a copy can be checked without m2u too.\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "example:\n"
+    "  m2u-dataset verify build/demo/media\n";
+
 static void usage(FILE *f) {
     fputs("usage: m2u-dataset build --input SPEC [--input SPEC ...] --out DIR [options]\n"
           "       m2u-dataset text --input FILE.jsonl --out DIR [--shard-size 1000] [--valid 0.1] [--test 0]\n"
           "       m2u-dataset card [--no-verify] DIR\n"
+          "       m2u-dataset verify DIR\n"
           "       m2u-dataset COMMAND --help    (each command's options and examples)\n"
           "\n"
           "build: media (audio, MIDI, images, videos) -> MUCaps, MusicQA, MUEdit, MUImage, MUVideo samples\n"
           "text:  text-only samples from a JSON-lines file\n"
-          "card:  (re)write the dataset card of a finished build\n\n",
+          "card:  (re)write the dataset card of a finished build\n"
+          "verify: check every shard's size, sha256, xxh128 and sample count\n\n",
           f);
     fputs(k_build_usage, f);
     fputs("\n", f);
@@ -495,6 +511,69 @@ static int cmd_card(int argc, char **argv) {
     return rc ? -1 : 0;
 }
 
+static int cmd_verify(int argc, char **argv) {
+    const char *dir = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (!strncmp(argv[i], "--", 2)) {
+            m2u_fail("unknown option '%s'", argv[i]);
+            return usage_error("verify", k_verify_usage);
+        } else if (dir) {
+            m2u_fail("one DIR only ('%s' and '%s')", dir, argv[i]);
+            return usage_error("verify", k_verify_usage);
+        }
+        dir = argv[i];
+    }
+    if (!dir) {
+        m2u_fail("give the dataset's DIR");
+        return usage_error("verify", k_verify_usage);
+    }
+    char *mp = m2u_path_join(dir, "manifest.json");
+    if (!mp) return m2u_fail("out of memory");
+    /* opening checks that every shard is there with its recorded size */
+    m2u_dataset_options o = {.no_verify = 1, .max_open_shards = 1};
+    m2u_dataset *ds = NULL;
+    if (m2u_dataset_open(mp, &o, &ds)) {
+        free(mp);
+        return -1;
+    }
+    const m2u_manifest *m = m2u_dataset_manifest(ds);
+    long long total = 0, done = 0;
+    for (int s = 0; s < m->n_shards; s++) total += m->shards[s].bytes;
+    m2u_progress pr;
+    m2u_progress_start(&pr, "MiB", (long)(total >> 20));
+    int bad = 0, no_xxh = 0;
+    int64_t samples = 0;
+    for (int s = 0; s < m->n_shards; s++) {
+        const m2u_manifest_shard *sh = &m->shards[s];
+        char *full = m2u_path_join(dir, sh->path);
+        m2u_shard_reader *r;
+        int rc = full ? m2u_manifest_verify_shard(full, sh, 1, mp) : m2u_fail("out of memory");
+        if (!rc) rc = m2u_dataset_shard(ds, s, &r); /* HDF5 opens it with the recorded count */
+        if (rc) {
+            fprintf(stderr, "m2u-dataset verify: %s\n", m2u_last_error());
+            printf("FAILED  %s\n", sh->path);
+            bad++;
+        } else {
+            printf("ok      %s  %lld samples, %lld bytes, sha256 %.16s..., xxh128 %s\n", sh->path, (long long)sh->count,
+                   (long long)sh->bytes, sh->sha256, sh->xxh128[0] ? sh->xxh128 : "(not recorded)");
+            samples += sh->count;
+        }
+        no_xxh += !sh->xxh128[0];
+        fflush(stdout);
+        free(full);
+        done += sh->bytes;
+        m2u_progress_update(&pr, (long)(done >> 20), NULL);
+    }
+    m2u_progress_end(&pr, (long)(done >> 20), NULL);
+    printf("%s: %d of %d shards verified, %lld samples, %.1f MB%s\n", mp, m->n_shards - bad, m->n_shards,
+           (long long)samples, (double)total / 1e6,
+           no_xxh ? " (some shards have no xxh128 in the manifest: the reader checks their sha256)" : "");
+    m2u_dataset_close(ds);
+    int rc = bad ? m2u_fail("%s: %d shard(s) failed verification", mp, bad) : 0;
+    free(mp);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     m2u_log_set(m2u_log_stderr, NULL); /* the library speaks through these two */
     m2u_progress_set_stream(stderr);
@@ -504,7 +583,7 @@ int main(int argc, char **argv) {
     }
     static const struct {
         const char *name, *usage;
-    } cmds[] = {{"build", k_build_usage}, {"text", k_text_usage}, {"card", k_card_usage}};
+    } cmds[] = {{"build", k_build_usage}, {"text", k_text_usage}, {"card", k_card_usage}, {"verify", k_verify_usage}};
     for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++)
         if (!strcmp(argv[1], cmds[k].name) && wants_help(argc, argv)) {
             fputs(cmds[k].usage, stdout);
@@ -514,8 +593,9 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "build")) return cmd_build(argc, argv); /* prints its own errors (per rank) */
     if (!strcmp(argv[1], "text")) rc = cmd_text(argc, argv);
     else if (!strcmp(argv[1], "card")) rc = cmd_card(argc, argv);
+    else if (!strcmp(argv[1], "verify")) rc = cmd_verify(argc, argv);
     else {
-        fprintf(stderr, "m2u-dataset: unknown command '%s' (build, text, card)\n\n", argv[1]);
+        fprintf(stderr, "m2u-dataset: unknown command '%s' (build, text, card, verify)\n\n", argv[1]);
         usage(stderr);
         return 2;
     }

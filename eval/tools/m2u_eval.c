@@ -242,7 +242,7 @@ static const command_help k_commands[] = {
       "      MusicGen's defaults (top-k 250); clip k is drawn with --seed + k; --guidance is the\n"
       "      CFG scale (default: the MusicGen's generation_config.json, 3; 1 = none).  mucaps asks\n"
       "      for music at --stage 2 (at stage 3 it asks for a caption).\n"
-      "      Progress with rate and ETA goes to stderr.  Each shard's sha256 is checked against the\n"
+      "      Progress with rate and ETA goes to stderr.  Each shard's hash is checked against the\n"
       "      dataset manifest when it is first read (a damaged shard is an error naming it);\n"
       "      --no-verify skips the check.\n",
       "  m2u-eval run --run runs/tiny_stage3 --split valid --max-samples 20 --out runs/tiny_stage3/eval\n"

@@ -65,6 +65,9 @@ static void check_option_mistakes(void) {
         {"card", "give the build's DIR", "usage: m2u-dataset card"},
         {"card --fast d", "unknown option '--fast'", "usage: m2u-dataset card"},
         {"card a b", "one DIR only", "usage: m2u-dataset card"},
+        {"verify", "give the dataset's DIR", "usage: m2u-dataset verify"},
+        {"verify --sha d", "unknown option '--sha'", "usage: m2u-dataset verify"},
+        {"verify a b", "one DIR only", "usage: m2u-dataset verify"},
         {"bake", "unknown command 'bake'", "usage: m2u-dataset build"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
@@ -85,7 +88,8 @@ static void check_help(void) {
                  {"build --input x -h", "usage: m2u-dataset build"},
                  {"text --help", "usage: m2u-dataset text"},
                  {"card --help", "usage: m2u-dataset card"},
-                 {"card -h", "usage: m2u-dataset card"}};
+                 {"card -h", "usage: m2u-dataset card"},
+                 {"verify --help", "usage: m2u-dataset verify"}};
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         char *out;
         int st = run_tool(&out, "%s", cases[k].args);
@@ -172,6 +176,45 @@ static void check_tones_kept(void) {
     }
 }
 
+/* m2u-dataset verify on the tones' build: every shard passes; a byte changed in
+ * one (same size) fails it, naming the shard and the hash, and still checks the rest. */
+static void check_verify(void) {
+    m2u_manifest m;
+    int n = 0;
+    if (m2u_manifest_read(DIR "/tones_out/manifest.json", &m) == 0) {
+        n = m.n_shards;
+        for (int i = 0; i < m.n_shards; i++)
+            CHECK(strlen(m.shards[i].xxh128) == 32, "shard %s: no xxh128 in the manifest", m.shards[i].path);
+    }
+    char *out, want[64];
+    int st = run_tool(&out, "verify '%s/tones_out'", DIR);
+    snprintf(want, sizeof want, "%d of %d shards verified, 8 samples", n, n);
+    CHECK(n > 0 && st == 0 && strstr(out, want) && strstr(out, "ok      shard-") && !strstr(out, "FAILED"),
+          "verify: exit %d, expected \"%s\":\n%s", st, want, out);
+    free(out);
+    if (n > 0) {
+        char path[600], cmd[800];
+        snprintf(path, sizeof path, "%s/tones_out/%s", DIR, m.shards[n - 1].path);
+        FILE *f = fopen(path, "r+b");
+        CHECK(f != NULL, "open %s", path);
+        if (f) {
+            fseek(f, m.shards[n - 1].bytes / 2, SEEK_SET);
+            int c = fgetc(f);
+            fseek(f, m.shards[n - 1].bytes / 2, SEEK_SET);
+            fputc(c ^ 0x40, f);
+            fclose(f);
+        }
+        st = run_tool(&out, "verify '%s/tones_out'", DIR);
+        snprintf(want, sizeof want, "FAILED  %s", m.shards[n - 1].path);
+        snprintf(cmd, sizeof cmd, "%d of %d shards verified", n - 1, n);
+        CHECK(st == 1 && strstr(out, want) && strstr(out, cmd) && strstr(out, "xxh128") &&
+                  strstr(out, "1 shard(s) failed verification"),
+              "verify of a damaged shard: exit %d:\n%s", st, out);
+        free(out);
+    }
+    m2u_manifest_free(&m);
+}
+
 /* --threads: the clips of a file are analysed side by side, and a one-clip file runs its
  * analysis's parts side by side; --audio-cache 0: the samples decode each file again instead
  * of taking the survey's copy.  The shards have the same bytes on 1, 3 and 2 threads, with and
@@ -224,6 +267,7 @@ int main(void) {
     check_help();
     check_only_unusable();
     check_tones_kept();
+    check_verify();
     check_threads_same();
     if (!t_fail) CHECK(system("rm -rf '" DIR "'") == 0, "cleanup");
     return t_finish("test_dataset_cli");

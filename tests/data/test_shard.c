@@ -1049,6 +1049,35 @@ static void check_epoch_order(m2u_dataset *ds) {
     CHECK(m2u_dataset_epoch_order(ds, 1, 0, 0, (int)total + 1, &a, &na) != 0, "world > count accepted");
 }
 
+/* m2u_hash_file against xxh128sum and sha256sum (xxHash 0.8.1, coreutils) on
+ * known inputs; the pattern crosses the 1 MiB read buffer three times. */
+static void check_hash_file(void) {
+    static const struct {
+        size_t n;
+        const char *xxh, *sha;
+    } known[] = {
+        {0, "99aa06d3014798d86001c324468d497f", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {3, "06b05ab6733a618578af5f94892f3950", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {3 * 1048576 + 5, "d4000aeb592841eaf9773a058dd68c26",
+         "329f85fd8c099d1bb4cb37189898d9ce6bfb60d2277e230d5b17fb6be054140d"},
+    };
+    char *p = in_dir("hash.bin");
+    for (size_t k = 0; k < sizeof known / sizeof *known; k++) {
+        unsigned char *b = malloc(known[k].n + 1);
+        for (size_t i = 0; i < known[k].n; i++) b[i] = known[k].n == 3 ? (unsigned char)("abc"[i]) : (unsigned char)((i * 131 + 7) % 251);
+        CHECK(m2u_write_file_atomic(p, (const char *)b, known[k].n) == 0, "write %s", p);
+        free(b);
+        char sha[65] = "", xxh[33] = "", only[33] = "";
+        CHECK(m2u_hash_file(p, sha, xxh) == 0 && !strcmp(xxh, known[k].xxh) && !strcmp(sha, known[k].sha),
+              "hash of %zu bytes: xxh128 %s sha256 %s", known[k].n, xxh, sha);
+        CHECK(m2u_hash_file(p, NULL, only) == 0 && !strcmp(only, known[k].xxh), "xxh128 alone: %s", only);
+    }
+    unlink(p);
+    CHECK(m2u_hash_file(p, NULL, (char[33]){0}) != 0 && strstr(m2u_last_error(), "hash.bin"), "missing file: %s",
+          m2u_last_error());
+    free(p);
+}
+
 static void check_manifest(void) {
     /* three shards, one of them empty: 7 + 0 + 5 = 12 samples */
     int counts[3] = {7, 0, 5};
@@ -1072,15 +1101,20 @@ static void check_manifest(void) {
         snprintf(name, sizeof name, "shard-%05d.h5", s);
         CHECK(m2u_manifest_scan_shard(dsdir, name, &sh) == 0, "scan: %s", m2u_last_error());
         CHECK(sh.count == counts[s] && sh.bytes == file_size(paths[s]), "scan %d", s);
-        char hex[65];
+        char hex[65], xx[33];
         m2u_sha256_file(paths[s], hex);
         CHECK(!strcmp(hex, sh.sha256), "scan sha");
+        CHECK(m2u_hash_file(paths[s], NULL, xx) == 0 && !strcmp(xx, sh.xxh128), "scan xxh128 '%s'", sh.xxh128);
         CHECK(m2u_manifest_add(&m, &sh) == 0, "add");
         CHECK(m2u_manifest_add(&m, &sh) != 0, "duplicate add accepted");
         m2u_manifest_shard_free(&sh);
     }
-    m2u_manifest_shard evil = {"../escape.h5", 1, 1, ""};
+    m2u_manifest_shard evil = {"../escape.h5", 1, 1, "", ""};
     CHECK(m2u_manifest_add(&m, &evil) != 0, "path outside accepted");
+    m2u_manifest_shard badx = m.shards[0];
+    badx.path = "other.h5";
+    snprintf(badx.xxh128, sizeof badx.xxh128, "%s", "0123456789ABCDEF0123456789abcdef");
+    CHECK(m2u_manifest_add(&m, &badx) != 0 && strstr(m2u_last_error(), "xxh128"), "upper-case xxh128 accepted");
     cJSON *cfg = cJSON_Parse("{\"clip_seconds\": 10, \"rates\": {\"mert\": 24000}, \"captioner\": \"builtin\"}");
     CHECK(m2u_manifest_set_config(&m, cfg) == 0, "config");
     char *mpath = m2u_path_join(dsdir, "manifest.json");
@@ -1092,7 +1126,8 @@ static void check_manifest(void) {
           "manifest fields");
     for (int s = 0; s < 3 && back.n_shards == 3; s++)
         CHECK(!strcmp(back.shards[s].path, m.shards[s].path) && back.shards[s].count == m.shards[s].count &&
-                  back.shards[s].bytes == m.shards[s].bytes && !strcmp(back.shards[s].sha256, m.shards[s].sha256),
+                  back.shards[s].bytes == m.shards[s].bytes && !strcmp(back.shards[s].sha256, m.shards[s].sha256) &&
+                  strlen(back.shards[s].xxh128) == 32 && !strcmp(back.shards[s].xxh128, m.shards[s].xxh128),
               "shard %d round trip", s);
     CHECK(cJSON_Compare(back.config, cfg, 1), "config round trip");
     m2u_manifest_free(&back);
@@ -1100,7 +1135,7 @@ static void check_manifest(void) {
     cJSON_Delete(cfg);
 
     /* random access across shards, with at most one shard open at a time */
-    m2u_dataset_options opt = {NULL, 0, 1}; /* verified (the default) */
+    m2u_dataset_options opt = {NULL, 0, 1, 0}; /* verified (the default) */
     m2u_dataset *ds = NULL;
     CHECK(m2u_dataset_open(mpath, &opt, &ds) == 0, "dataset open: %s", m2u_last_error());
     if (ds) {
@@ -1160,18 +1195,56 @@ static void check_manifest(void) {
     CHECK(m2u_dataset_open(mpath, &opt, &ds) == 0, "unverified open");
     m2u_dataset_close(ds);
     /* verified by default (NULL options too): the first open of the changed
-     * shard is refused, naming it; the other shards still read */
-    for (int pass = 0; pass < 2; pass++) {
+     * shard is refused, naming it; the other shards still read.  Pass 2 asks
+     * for the sha256 as well (the xxh128 fails first); pass 3 reads the
+     * manifest as written before the xxh128 (none: the sha256 is checked). */
+    char *mtext = NULL;
+    size_t mlen = 0;
+    CHECK(m2u_read_file(mpath, &mtext, &mlen) == 0, "read %s", mpath);
+    for (int pass = 0; pass < 4; pass++) {
         opt.no_verify = 0;
-        CHECK(m2u_dataset_open(mpath, pass ? NULL : &opt, &ds) == 0, "verified open: %s", m2u_last_error());
+        opt.verify_sha256 = pass == 2;
+        if (pass == 3 && mtext) {
+            cJSON *j = cJSON_Parse(mtext), *it;
+            cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "shards")) cJSON_DeleteItemFromObject(it, "xxh128");
+            char *old = cJSON_Print(j);
+            CHECK(old && !strstr(old, "xxh128") && m2u_write_file_atomic(mpath, old, strlen(old)) == 0, "old manifest");
+            free(old);
+            cJSON_Delete(j);
+        }
+        CHECK(m2u_dataset_open(mpath, pass == 1 ? NULL : &opt, &ds) == 0, "verified open: %s", m2u_last_error());
         if (!ds) continue;
         m2u_shard_reader *sr;
         CHECK(m2u_dataset_shard(ds, 0, &sr) == 0, "intact shard 0: %s", m2u_last_error());
-        CHECK(m2u_dataset_shard(ds, 2, &sr) != 0 && strstr(m2u_last_error(), "sha256") &&
+        CHECK(m2u_dataset_shard(ds, 2, &sr) != 0 && strstr(m2u_last_error(), pass == 3 ? "sha256" : "xxh128") &&
                   strstr(m2u_last_error(), "shard-00002.h5") && strstr(m2u_last_error(), "--no-verify"),
-              "hash mismatch: %s", m2u_last_error());
+              "hash mismatch (pass %d): %s", pass, m2u_last_error());
         m2u_dataset_close(ds);
     }
+    opt.verify_sha256 = 0;
+    /* a shard whose xxh128 matches but whose recorded sha256 does not (a
+     * manifest edited by hand): only the sha256 check sees it */
+    if (mtext) {
+        CHECK(m2u_write_file_atomic(mpath, mtext, mlen) == 0, "restore manifest");
+        m2u_manifest mm;
+        CHECK(m2u_manifest_read(mpath, &mm) == 0, "reread");
+        if (mm.n_shards == 3) {
+            mm.shards[0].sha256[0] = mm.shards[0].sha256[0] == '0' ? '1' : '0';
+            CHECK(m2u_manifest_write(mpath, &mm) == 0, "rewrite");
+            for (int sha = 0; sha < 2; sha++) {
+                opt.verify_sha256 = sha;
+                CHECK(m2u_dataset_open(mpath, &opt, &ds) == 0, "open: %s", m2u_last_error());
+                m2u_shard_reader *sr;
+                int rc0 = ds ? m2u_dataset_shard(ds, 0, &sr) : -1;
+                CHECK(sha ? rc0 != 0 && strstr(m2u_last_error(), "sha256") : rc0 == 0, "sha256=%d: shard 0 %s", sha,
+                      rc0 ? m2u_last_error() : "read");
+                m2u_dataset_close(ds);
+            }
+            opt.verify_sha256 = 0;
+        }
+        m2u_manifest_free(&mm);
+    }
+    free(mtext);
     opt.no_verify = 1;
     unlink(paths[1]);
     CHECK(m2u_dataset_open(mpath, &opt, &ds) != 0 && strstr(m2u_last_error(), "shard-00001.h5"),
@@ -1398,6 +1471,7 @@ int main(void) {
         check_damaged_heap(shard);
         check_external_readers(shard);
     }
+    check_hash_file();
     check_manifest();
     check_disk_full();
 

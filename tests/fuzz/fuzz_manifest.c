@@ -1,5 +1,5 @@
 /* libFuzzer target: a dataset manifest.json as m2u_manifest_read reads it
- * (paths, counts, sizes, sha256, config).  An accepted manifest is written
+ * (paths, counts, sizes, sha256, xxh128, config).  An accepted manifest is written
  * back with m2u_manifest_write and must read again with the same shards. */
 #include "fuzz_util.h"
 #include "m2u_error.h"
@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (again.n_shards != m.n_shards || again.total != m.total) abort();
         for (int i = 0; i < m.n_shards; i++)
             if (strcmp(again.shards[i].path, m.shards[i].path) || again.shards[i].count != m.shards[i].count ||
-                again.shards[i].bytes != m.shards[i].bytes || strcmp(again.shards[i].sha256, m.shards[i].sha256))
+                again.shards[i].bytes != m.shards[i].bytes || strcmp(again.shards[i].sha256, m.shards[i].sha256) ||
+                strcmp(again.shards[i].xxh128, m.shards[i].xxh128))
                 abort();
         m2u_manifest_free(&again);
     } else if (!m2u_last_error()[0]) {

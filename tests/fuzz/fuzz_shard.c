@@ -2,7 +2,7 @@
  * every sample (text, clip, audio, attributes, tensors) through the reader.
  * Byte-level mutations mostly corrupt HDF5's own metadata, which libhdf5
  * (not instrumented, not hardened against hostile files) may crash on; m2u's
- * defence there is the manifest's sha256, checked when a shard is first
+ * defence there is the manifest's hash (xxh128, else sha256), checked when a shard is first
  * opened through a dataset (issue 11).  So a crash whose stack is entirely
  * inside libhdf5 is libhdf5's; one with an m2u frame is ours.
  *

@@ -36,7 +36,7 @@ DEFAULT_TARGETS=(safetensors safetensors_index torch torch_pickle tokenizer_bpe 
                  meteor_wordnet meteor_paraphrase passt_schema clap)
 # Only when named: byte-level mutation of HDF5 shards mostly finds libhdf5's own
 # weaknesses on corrupt metadata (a 4 GiB malloc for a corrupt chunk size, leaks,
-# crashes), which no m2u change can fix; m2u's defence is the manifest's sha256,
+# crashes), which no m2u change can fix; m2u's defence is the manifest's hash,
 # checked before a shard reaches libhdf5.  Run it to look for findings with an m2u
 # frame that shard_schema (well-formed HDF5, broken schema) cannot reach.
 OPT_IN_TARGETS=(shard)
