@@ -114,7 +114,7 @@ static const char k_card_usage[] =
     "  m2u-dataset card build/demo/media\n";
 
 static const char k_verify_usage[] =
-    "usage: m2u-dataset verify DIR\n"
+    "usage: m2u-dataset verify [--add-xxh128] DIR\n"
     "\n"
     "Check every shard of DIR/manifest.json in full: its size, its sha256 and its xxh128 (the\n"
     "faster hash the dataset reader checks on first use; manifests written before it have none),\n"
@@ -122,16 +122,20 @@ static const char k_verify_usage[] =
     "per shard and a summary; exits 1 when any shard fails (all are checked).  Progress with\n"
     "rate and ETA goes to stderr.  The sha256 is what `sha256sum` prints, the xxh128 what\n"
     "`xxh128sum` prints, so a copy can be checked without m2u too.\n"
+    "  --add-xxh128        when every shard passed, record the xxh128 of the shards that have\n"
+    "                      none in the manifest (rewritten atomically), so the dataset reader\n"
+    "                      checks them by it instead of the slower sha256\n"
     "  -h, --help          this text\n"
     "\n"
     "example:\n"
-    "  m2u-dataset verify build/demo/media\n";
+    "  m2u-dataset verify build/demo/media\n"
+    "  m2u-dataset verify --add-xxh128 old_build    (a dataset built before m2u recorded it)\n";
 
 static void usage(FILE *f) {
     fputs("usage: m2u-dataset build --input SPEC [--input SPEC ...] --out DIR [options]\n"
           "       m2u-dataset text --input FILE.jsonl --out DIR [--shard-size 1000] [--valid 0.1] [--test 0]\n"
           "       m2u-dataset card [--no-verify] DIR\n"
-          "       m2u-dataset verify DIR\n"
+          "       m2u-dataset verify [--add-xxh128] DIR\n"
           "       m2u-dataset COMMAND --help    (each command's options and examples)\n"
           "\n"
           "build: media (audio, MIDI, images, videos) -> MUCaps, MusicQA, MUEdit, MUImage, MUVideo samples\n"
@@ -513,15 +517,19 @@ static int cmd_card(int argc, char **argv) {
 
 static int cmd_verify(int argc, char **argv) {
     const char *dir = NULL;
+    int add = 0;
     for (int i = 2; i < argc; i++) {
-        if (!strncmp(argv[i], "--", 2)) {
+        if (!strcmp(argv[i], "--add-xxh128")) {
+            add = 1;
+        } else if (!strncmp(argv[i], "--", 2)) {
             m2u_fail("unknown option '%s'", argv[i]);
             return usage_error("verify", k_verify_usage);
         } else if (dir) {
             m2u_fail("one DIR only ('%s' and '%s')", dir, argv[i]);
             return usage_error("verify", k_verify_usage);
+        } else {
+            dir = argv[i];
         }
-        dir = argv[i];
     }
     if (!dir) {
         m2u_fail("give the dataset's DIR");
@@ -567,9 +575,24 @@ static int cmd_verify(int argc, char **argv) {
     m2u_progress_end(&pr, (long)(done >> 20), NULL);
     printf("%s: %d of %d shards verified, %lld samples, %.1f MB%s\n", mp, m->n_shards - bad, m->n_shards,
            (long long)samples, (double)total / 1e6,
-           no_xxh ? " (some shards have no xxh128 in the manifest: the reader checks their sha256)" : "");
+           no_xxh && !add ? " (some shards have no xxh128 in the manifest: the reader checks their sha256; "
+                            "--add-xxh128 records it)" : "");
     m2u_dataset_close(ds);
     int rc = bad ? m2u_fail("%s: %d shard(s) failed verification", mp, bad) : 0;
+    if (rc == 0 && add && no_xxh) {
+        /* every shard matched its sha256 just now: record the xxh128 of the same bytes */
+        m2u_manifest man;
+        rc = m2u_manifest_read(mp, &man);
+        for (int s = 0; rc == 0 && s < man.n_shards; s++) {
+            if (man.shards[s].xxh128[0]) continue;
+            char *full = m2u_path_join(dir, man.shards[s].path);
+            rc = full ? m2u_hash_file(full, NULL, man.shards[s].xxh128) : m2u_fail("out of memory");
+            free(full);
+        }
+        if (rc == 0) rc = m2u_manifest_write(mp, &man);
+        if (rc == 0) printf("recorded the xxh128 of %d shard(s) in %s\n", no_xxh, mp);
+        m2u_manifest_free(&man);
+    }
     free(mp);
     return rc;
 }

@@ -176,17 +176,39 @@ static void check_tones_kept(void) {
     }
 }
 
-/* m2u-dataset verify on the tones' build: every shard passes; a byte changed in
- * one (same size) fails it, naming the shard and the hash, and still checks the rest. */
+/* m2u-dataset verify on the tones' build: every shard passes; with the manifest's
+ * xxh128 taken out (as written before m2u recorded it), --add-xxh128 puts the same
+ * back; a byte changed in a shard (same size) fails it, naming the shard and the
+ * hash, and still checks the rest. */
 static void check_verify(void) {
+    const char *mp = DIR "/tones_out/manifest.json";
     m2u_manifest m;
     int n = 0;
-    if (m2u_manifest_read(DIR "/tones_out/manifest.json", &m) == 0) {
+    if (m2u_manifest_read(mp, &m) == 0) {
         n = m.n_shards;
         for (int i = 0; i < m.n_shards; i++)
             CHECK(strlen(m.shards[i].xxh128) == 32, "shard %s: no xxh128 in the manifest", m.shards[i].path);
     }
     char *out, want[64];
+    m2u_manifest old;
+    if (n > 0 && m2u_manifest_read(mp, &old) == 0) {
+        for (int i = 0; i < old.n_shards; i++) old.shards[i].xxh128[0] = 0;
+        CHECK(m2u_manifest_write(mp, &old) == 0, "write the manifest without xxh128");
+        m2u_manifest_free(&old);
+        int st = run_tool(&out, "verify '%s/tones_out'", DIR);
+        CHECK(st == 0 && strstr(out, "xxh128 (not recorded)") && strstr(out, "--add-xxh128 records it"),
+              "verify without xxh128: exit %d:\n%s", st, out);
+        free(out);
+        st = run_tool(&out, "verify --add-xxh128 '%s/tones_out'", DIR);
+        CHECK(st == 0 && strstr(out, "recorded the xxh128 of"), "verify --add-xxh128: exit %d:\n%s", st, out);
+        free(out);
+        CHECK(m2u_manifest_read(mp, &old) == 0 && old.n_shards == n, "reread");
+        for (int i = 0; i < old.n_shards && old.n_shards == n; i++)
+            CHECK(!strcmp(old.shards[i].xxh128, m.shards[i].xxh128) && !strcmp(old.shards[i].sha256, m.shards[i].sha256),
+                  "shard %s: xxh128 '%s' recorded, '%s' built", old.shards[i].path, old.shards[i].xxh128,
+                  m.shards[i].xxh128);
+        m2u_manifest_free(&old);
+    }
     int st = run_tool(&out, "verify '%s/tones_out'", DIR);
     snprintf(want, sizeof want, "%d of %d shards verified, 8 samples", n, n);
     CHECK(n > 0 && st == 0 && strstr(out, want) && strstr(out, "ok      shard-") && !strstr(out, "FAILED"),
@@ -210,6 +232,10 @@ static void check_verify(void) {
         CHECK(st == 1 && strstr(out, want) && strstr(out, cmd) && strstr(out, "xxh128") &&
                   strstr(out, "1 shard(s) failed verification"),
               "verify of a damaged shard: exit %d:\n%s", st, out);
+        free(out);
+        /* nothing is recorded from a dataset that failed */
+        st = run_tool(&out, "verify --add-xxh128 '%s/tones_out'", DIR);
+        CHECK(st == 1 && !strstr(out, "recorded"), "--add-xxh128 on a damaged dataset: exit %d:\n%s", st, out);
         free(out);
     }
     m2u_manifest_free(&m);
