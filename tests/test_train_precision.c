@@ -329,6 +329,15 @@ int main(void) {
         c.train.packed_weights = M2U_PACKED_ON;
         q = pf;
         CHECK(m2u_train_plan_fit(&c, &q, pf.node - 1) == 0 && q.packed == pf.packed, "on: the packs were dropped");
+        /* the hint to turn them off says whether that alone makes the plan fit */
+        for (int k = 0; k < 2; k++) {
+            size_t cap = k ? pf.node - pf.packed - 1 : pf.node - 1;
+            char *txt = m2u_train_plan_text(&c, &q, cap, "test");
+            CHECK(txt && strstr(txt, "does NOT fit") && strstr(txt, "train.packed_weights=off (or auto) saves") &&
+                      strstr(txt, k ? ", not enough by itself" : ", enough to fit"),
+                  "plan text at %zu bytes (node %zu, packed %zu):\n%s", cap, q.node, q.packed, txt ? txt : "(none)");
+            free(txt);
+        }
         c.train.packed_weights = M2U_PACKED_OFF;
         CHECK(m2u_train_plan_make(&c, &tm, 1, &q) == 0 && q.packed == 0 && q.per_rank == pf.per_rank - pf.packed,
               "off: %zu bytes packed", q.packed);

@@ -184,9 +184,11 @@ char *m2u_train_plan_text(const m2u_train_config *c, const m2u_train_plan *p, si
             PUT(", %s short; %s", m2u_fmt_bytes(p->node - capacity, b[2], sizeof b[2]),
                 c->train.checkpoint_activations ? "lower train.max_len or train.batch, or use fewer ranks per node"
                                                  : "train.checkpoint_activations=true keeps one layer's activations");
-            if (p->packed)
-                PUT("; train.packed_weights=off (or auto) saves %s per rank",
-                    m2u_fmt_bytes(p->packed, b[3], sizeof b[3]));
+            if (p->packed) /* only with packed_weights on: auto drops the copies where that makes it fit */
+                PUT("; train.packed_weights=off (or auto) saves %s per rank%s",
+                    m2u_fmt_bytes(p->packed, b[3], sizeof b[3]),
+                    p->node - (size_t)p->local_ranks * p->packed <= capacity ? ", enough to fit"
+                                                                             : ", not enough by itself");
             PUT("\n");
         }
     }
