@@ -487,54 +487,48 @@ static int cmd_build(int argc, char **argv) {
     return rc ? 1 : 0;
 }
 
-static int cmd_card(int argc, char **argv) {
-    const char *dir = NULL;
-    int verify = 1;
+/* The arguments of a command that takes one DIR and at most one option, `flag`
+ * (*given set when it is there).  0, or 2 after showing the usage (usage_error). */
+static int dir_args(int argc, char **argv, const char *cmd, const char *usage_text, const char *flag, int *given,
+                    const char *what, const char **dir) {
+    *dir = NULL;
+    *given = 0;
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--no-verify")) {
-            verify = 0;
+        if (!strcmp(argv[i], flag)) {
+            *given = 1;
         } else if (!strncmp(argv[i], "--", 2)) {
             m2u_fail("unknown option '%s'", argv[i]);
-            return usage_error("card", k_card_usage);
-        } else if (dir) {
-            m2u_fail("one DIR only ('%s' and '%s')", dir, argv[i]);
-            return usage_error("card", k_card_usage);
+            return usage_error(cmd, usage_text);
+        } else if (*dir) {
+            m2u_fail("one DIR only ('%s' and '%s')", *dir, argv[i]);
+            return usage_error(cmd, usage_text);
         } else {
-            dir = argv[i];
+            *dir = argv[i];
         }
     }
-    if (!dir) {
-        m2u_fail("give the build's DIR");
-        return usage_error("card", k_card_usage);
+    if (!*dir) {
+        m2u_fail("give the %s's DIR", what);
+        return usage_error(cmd, usage_text);
     }
+    return 0;
+}
+
+static int cmd_card(int argc, char **argv) {
+    const char *dir;
+    int no_verify, usage = dir_args(argc, argv, "card", k_card_usage, "--no-verify", &no_verify, "build", &dir);
+    if (usage) return usage;
     char *mp = m2u_path_join(dir, "manifest.json"), *ep = m2u_path_join(dir, "errors.jsonl"),
          *cp = m2u_path_join(dir, "README.md");
-    int rc = m2u_build_write_card(mp, m2u_file_exists(ep) ? ep : NULL, cp, verify);
+    int rc = m2u_build_write_card(mp, m2u_file_exists(ep) ? ep : NULL, cp, !no_verify);
     if (!rc) printf("wrote %s\n", cp);
     free(mp), free(ep), free(cp);
     return rc ? -1 : 0;
 }
 
 static int cmd_verify(int argc, char **argv) {
-    const char *dir = NULL;
-    int add = 0;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--add-xxh128")) {
-            add = 1;
-        } else if (!strncmp(argv[i], "--", 2)) {
-            m2u_fail("unknown option '%s'", argv[i]);
-            return usage_error("verify", k_verify_usage);
-        } else if (dir) {
-            m2u_fail("one DIR only ('%s' and '%s')", dir, argv[i]);
-            return usage_error("verify", k_verify_usage);
-        } else {
-            dir = argv[i];
-        }
-    }
-    if (!dir) {
-        m2u_fail("give the dataset's DIR");
-        return usage_error("verify", k_verify_usage);
-    }
+    const char *dir;
+    int add, usage = dir_args(argc, argv, "verify", k_verify_usage, "--add-xxh128", &add, "dataset", &dir);
+    if (usage) return usage;
     char *mp = m2u_path_join(dir, "manifest.json");
     if (!mp) return m2u_fail("out of memory");
     /* opening checks that every shard is there with its recorded size */
