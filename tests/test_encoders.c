@@ -343,6 +343,18 @@ static void test_refusals(void) {
     copy_fixture("vivit_a");
     set_config_key("tubelet_size", "[2, 8]");
     expect_refused(load_vit_tmp(), "config.json", "'tubelet_size'", "2-D tubelet");
+    /* sizes whose product overflowed an int (found by fuzz_model_config) or would size the
+       input past memory are refused, naming the limits */
+    set_config_key("tubelet_size", "[2, 16, 16]");
+    set_config_key("image_size", "1250724627");
+    expect_refused(load_vit_tmp(), "config.json", "over this loader's limits", "huge ViViT frames");
+    set_config_key("image_size", "224");
+    set_config_key("num_frames", "100000");
+    expect_refused(load_vit_tmp(), "config.json", "over this loader's limits", "100000 frames");
+    copy_fixture("vit_a");
+    set_config_key("image_size", "1250724627");
+    set_config_key("patch_size", "8");
+    expect_refused(load_vit_tmp(), "config.json", "tokens", "huge ViT image");
 
     /* MERT */
     copy_fixture("mert_a");

@@ -95,7 +95,17 @@ static int parse_config(const cJSON *root, const char *origin, m2u_vit_config *c
         return m2u_fail("%s: the %s (%dx%dx%d) is larger than the input (%d frames, %dx%d)", origin,
                         c->video ? "tubelet_size" : "patch_size", c->patch_t, c->patch_h, c->patch_w, c->frames,
                         c->image_h, c->image_w);
-    c->n_tokens = 1 + c->grid_t * c->grid_h * c->grid_w;
+    /* Bounds before any product of them: a damaged or hostile config must not overflow the
+     * token count or size the input buffers (frames x channels x h x w floats) past memory. */
+    /* (in double: four ints multiplied can pass even int64's range; exact below 2^53) */
+    double tokens = 1 + (double)c->grid_t * c->grid_h * c->grid_w,
+           values = (double)c->frames * c->channels * c->image_h * c->image_w;
+    if (tokens > M2U_VIT_MAX_TOKENS || values > (double)M2U_VIT_MAX_INPUT)
+        return m2u_fail("%s: %d frames of %dx%d (%d channels) in patches of %dx%dx%d make %.4g tokens and %.4g input "
+                        "values, over this loader's limits (%d tokens, %lld values)",
+                        origin, c->frames, c->image_h, c->image_w, c->channels, c->patch_t, c->patch_h, c->patch_w,
+                        tokens, values, M2U_VIT_MAX_TOKENS, (long long)M2U_VIT_MAX_INPUT);
+    c->n_tokens = (int)tokens;
     return 0;
 }
 

@@ -18,6 +18,11 @@
 
 #include <stdint.h>
 
+/* What a config may ask for: tokens (ViT-B/16 at 224 takes 197, ViViT-B 16x2 on 32 frames
+ * 3137) and input values (frames x channels x height x width; 4.8M for that ViViT). */
+#define M2U_VIT_MAX_TOKENS 65536
+#define M2U_VIT_MAX_INPUT ((int64_t)1 << 30)
+
 typedef struct {
     int video; /* 0: ViT (model_type "vit"), 1: ViViT ("vivit") */
     m2u_enc_dims dims;
