@@ -214,6 +214,9 @@ static void test_refusals(void) {
     expect_refusal("lstmshape", NULL, NULL, NULL, "decoder.layers.1.lstm.weight_hh_l1", "model.safetensors",
                    "decoder.layers.1.lstm.weight_hh_l1");
     expect_refusal("fewerlstm", "num_lstm_layers", "1", NULL, NULL, "model.safetensors", "num_lstm_layers");
+    /* sizes whose products would overflow: refused from the config, before any weight */
+    expect_refusal("manyres", "num_residual_layers", "100000", NULL, NULL, "config.json", "num_residual_layers");
+    expect_refusal("widekernel", "kernel_size", "2000000000", NULL, NULL, "config.json", "reach too far");
 
     /* the MusicGen directory read without its prefix finds no codec tensors */
     m = NULL;

@@ -106,6 +106,18 @@ static int parse_config(const cJSON *root, const char *origin, m2u_encodec_confi
     if (c->codebook_dim != c->hidden_size)
         return m2u_fail("%s: key 'codebook_dim': %d differs from hidden_size %d (the quantizer has no projection)",
                         origin, c->codebook_dim, c->hidden_size);
+    /* the residual convs' dilations are growth^j and pad (kernel - 1) * dilation: bounded
+     * here so that no product of them overflows (encodec_32khz: 1 layer, growth 2, kernel 3) */
+    if (c->num_residual_layers > 64)
+        return m2u_fail("%s: key 'num_residual_layers': at most 64 supported, got %d", origin,
+                        c->num_residual_layers);
+    double reach = c->residual_kernel_size - 1.0;
+    for (int j = 1; j < c->num_residual_layers; j++) reach *= c->dilation_growth_rate;
+    if (reach > (double)(1 << 24) || c->kernel_size > 1 << 16 || c->last_kernel_size > 1 << 16)
+        return m2u_fail("%s: keys 'residual_kernel_size' (%d), 'dilation_growth_rate' (%d), 'num_residual_layers' (%d), "
+                        "'kernel_size' (%d), 'last_kernel_size' (%d): the convolutions reach too far",
+                        origin, c->residual_kernel_size, c->dilation_growth_rate, c->num_residual_layers,
+                        c->kernel_size, c->last_kernel_size);
     if (c->num_lstm_layers > MAX_LSTM_LAYERS)
         return m2u_fail("%s: key 'num_lstm_layers': at most %d supported, got %d", origin, MAX_LSTM_LAYERS,
                         c->num_lstm_layers);
