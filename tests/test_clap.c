@@ -316,6 +316,9 @@ static void test_refusals(void) {
     expect_refused("config.json", "frames do not fit", "too many frames for the image");
     set_key("config.json", "audio_config", "window_size", "16");
     expect_refused("config.json", "window_size", "stage smaller than a window");
+    /* a spec_size whose square overflowed an int in the frames check (found by reading) */
+    set_key("config.json", "audio_config", "spec_size", "2000000000");
+    expect_refused("config.json", "past this loader's limits", "huge spec_size");
     set_key("config.json", "audio_config", "num_attention_heads", "[3, 2, 4]");
     expect_refused("config.json", "heads", "heads do not divide channels");
     set_key("config.json", "audio_config", "patch_stride", "[2, 2]");

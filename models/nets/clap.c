@@ -139,6 +139,10 @@ static int parse_audio_config(const cJSON *a, const char *origin, m2u_clap_confi
         return -1;
     if (nd != nh) return m2u_fail("%s: audio_config has %d depths but %d num_attention_heads", origin, nd, nh);
     c->n_stages = nd;
+    /* bounds before the products below (laion/clap-htsat-unfused: spec_size 256, 96 channels) */
+    if (c->spec_size > 1 << 15 || c->embed_dim > 1 << 20)
+        return m2u_fail("%s: audio_config spec_size %d or patch_embeds_hidden_size %d is past this loader's limits "
+                        "(%d, %d)", origin, c->spec_size, c->embed_dim, 1 << 15, 1 << 20);
     c->freq_ratio = c->spec_size / mels;
     if (c->freq_ratio < 1 || mels != c->n_mels || c->spec_size / c->freq_ratio != mels)
         return m2u_fail("%s: audio_config num_mel_bins %d, spec_size %d and the feature extractor's %d mel bins do "
