@@ -217,6 +217,8 @@ static void test_refusals(void) {
     /* sizes whose products would overflow: refused from the config, before any weight */
     expect_refusal("manyres", "num_residual_layers", "100000", NULL, NULL, "config.json", "num_residual_layers");
     expect_refusal("widekernel", "kernel_size", "2000000000", NULL, NULL, "config.json", "reach too far");
+    /* a bandwidth whose quantizer count went through a cast out of int's range (found by fuzz_model_config) */
+    expect_refusal("hugebw", "target_bandwidths", "[3.3e62]", NULL, NULL, "config.json", "quantizers");
 
     /* the MusicGen directory read without its prefix finds no codec tensors */
     m = NULL;

@@ -207,9 +207,10 @@ static void nice_ticks(double lo, double hi, double *t0, double *dt, int *n) {
     double step = (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
     *t0 = ceil(lo / step - 1e-9) * step;
     *dt = step;
-    *n = (int)floor((hi - *t0) / step + 1e-9) + 1;
-    if (*n < 1) *n = 1;
-    if (*n > 12) *n = 12;
+    /* clamped as a double: values near +-DBL_MAX make the span infinite and the count NaN,
+     * which must not reach the cast */
+    double nd = floor((hi - *t0) / step + 1e-9) + 1;
+    *n = nd >= 1 ? (nd <= 12 ? (int)nd : 12) : 1;
 }
 
 static void fmt_num(char *buf, size_t n, double v) {

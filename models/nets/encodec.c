@@ -163,10 +163,11 @@ static int parse_config(const cJSON *root, const char *origin, m2u_encodec_confi
     }
     c->frame_rate = (int)((c->sampling_rate + c->hop_length - 1) / c->hop_length);
     /* python: int(1000 * bw // (frame_rate * 10)), floor division of floats */
-    c->num_quantizers = (int)floor(1000.0 * c->target_bandwidths[c->n_bandwidths - 1] / (c->frame_rate * 10.0));
-    if (c->num_quantizers < 1 || c->num_quantizers > MAX_CODEBOOKS)
-        return m2u_fail("%s: key 'target_bandwidths': the largest gives %d quantizers (need 1..%d)", origin,
-                        c->num_quantizers, MAX_CODEBOOKS);
+    double nq = floor(1000.0 * c->target_bandwidths[c->n_bandwidths - 1] / (c->frame_rate * 10.0));
+    if (!(nq >= 1 && nq <= MAX_CODEBOOKS)) /* compared as a double: a huge bandwidth must not reach the cast */
+        return m2u_fail("%s: key 'target_bandwidths': the largest gives %.4g quantizers (need 1..%d)", origin, nq,
+                        MAX_CODEBOOKS);
+    c->num_quantizers = (int)nq;
     return 0;
 }
 

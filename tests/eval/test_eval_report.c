@@ -679,12 +679,39 @@ static void test_curves_and_render(void) {
     free(html);
 }
 
+/* Finite values near +-DBL_MAX in a damaged metrics.jsonl make a chart's span infinite: the
+ * report still renders (the tick count once went through a cast from NaN: undefined behaviour,
+ * which the sanitizer build of m2u-eval stops on). */
+static void test_extreme_values(void) {
+    char run[128], path[256], out[160];
+    snprintf(run, sizeof run, "%s/extreme_run", g_dir);
+    t_sh("mkdir -p %s", run);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL, "write %s", path);
+    if (!f) return;
+    fprintf(f, "{\"event\": \"start\", \"steps\": 3, \"ranks\": 1}\n");
+    for (int s = 1; s <= 3; s++)
+        fprintf(f, "{\"step\": %d, \"loss\": %s, \"lr\": 1e-3, \"tokens_per_s\": 100}\n", s,
+                s == 1 ? "1.7e308" : s == 2 ? "-1.7e308" : "2.5");
+    fclose(f);
+    snprintf(out, sizeof out, "%s/extreme", g_dir);
+    int rc = t_sh("%s/m2u-eval report --run %s --out %s > /dev/null 2> %s/extreme.err", M2U_BUILD_DIR, run, out, g_dir);
+    snprintf(path, sizeof path, "%s/report.html", out);
+    char *html = rc == 0 ? slurp(path) : NULL;
+    char why[128] = "";
+    CHECK(rc == 0 && html && html_balanced(html, why, sizeof why), "report of +-1.7e308 losses: exit %d, %s (see %s/extreme.err)",
+          rc, why, g_dir);
+    free(html);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/m2u_evalrep_XXXXXX");
     if (!mkdtemp(g_dir)) return 1;
     test_parser();
     test_run();
     test_curves_and_render();
+    test_extreme_values();
     if (!t_fail && !getenv("M2U_KEEP_TEST_DIR")) t_sh("rm -rf %s", g_dir);
     else fprintf(stderr, "kept %s for inspection\n", g_dir);
     return t_finish("test_eval_report");
