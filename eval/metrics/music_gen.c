@@ -10,6 +10,7 @@
 #include "distribution_metrics.h"
 #include "fad_vggish.h"
 #include "fileio.h"
+#include "json.h"
 #include "m2u_error.h"
 #include "manifest.h"
 #include "passt_kl.h"
@@ -435,7 +436,7 @@ static int paper_scorers(const m2u_music_eval_options *o, float *const *ref, con
             const cJSON *pv = cJSON_GetObjectItemCaseSensitive(rep, "provenance");
             const cJSON *sha = pv ? cJSON_GetObjectItemCaseSensitive(pv, "checkpoint_sha256") : NULL;
             out->kl_measured = 1, out->kl = kl;
-            out->kl_pairs = cJSON_IsNumber(np) ? (long)np->valuedouble : 0;
+            out->kl_pairs = m2u_json_whole(np, 0, M2U_JSON_EXACT_MAX) ? (long)np->valuedouble : 0;
             snprintf(out->kl_sha256, sizeof out->kl_sha256, "%s", cJSON_IsString(sha) ? sha->valuestring : "");
         }
         cJSON_Delete(rep);
