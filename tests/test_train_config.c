@@ -201,6 +201,11 @@ static void test_errors(void) {
     ERR_IS(BASE "  min_lr: 0.1\n", "cfg/x.yaml:6: train.min_lr (0.1) must not exceed train.lr (0.0001)");
     ERR_IS(BASE "  max_steps: 5\n  warmup_steps: 6\n",
            "cfg/x.yaml:7: train.warmup_steps (6) must not exceed train.max_steps (5)");
+    /* tokens a micro-batch: 65536 x 65536 overflowed an int in the model's buffers */
+    ERR_HAS(BASE "  batch: 65536\n  max_len: 65536\n", "train.batch x train.max_len (65536 x 65536) is over 16777216 "
+                                                     "tokens a micro-batch");
+    CHECK(run_cfg(BASE "  batch: 4096\n  max_len: 4096\n", NULL, 0, M2U_CFG_NO_FILE_CHECKS, NULL) == 0,
+          "4096 x 4096 tokens refused: %s", m2u_last_error());
     ERR_IS(BASE "model:\n  projector: {d_model: 30, heads: 4}\n",
            "cfg/x.yaml:6: duplicate key 'model' at the top level (first at line 1)");
     ERR_IS("model:\n  llm: m\n  projector: {d_model: 30, heads: 4}\ntrain: {stage: 1, data: d}\n",

@@ -175,7 +175,8 @@ static const field FIELDS[] = {
      "Reshuffle the samples every epoch (seeded by `run.seed` and the epoch)."},
     INT_ROW("train.max_len", train.max_len, "1024", 2,
             "Tokens per sample (prompt + answer + [AUD]); longer samples are truncated (M2UGen: 1024)."),
-    INT_ROW("train.batch", train.batch, "1", 1, "Micro-batch per rank (M2UGen: 1)."),
+    INT_ROW("train.batch", train.batch, "1", 1,
+            "Micro-batch per rank (M2UGen: 1); train.batch x train.max_len is at most 16777216 tokens."),
     INT_ROW("train.accum", train.accum, "1", 1,
             "Micro-batches accumulated per optimizer step; global batch = batch x accum x ranks "
             "(M2UGen: 1 for MusicGen, 4 for AudioLDM 2)."),
@@ -1077,6 +1078,13 @@ int m2u_train_config_finalize(m2u_train_config *cfg, unsigned flags) {
         return m2u_train_config_fail(cfg, "train.warmup_steps",
                                      "train.warmup_steps (%d) must not exceed train.max_steps (%d)",
                                      cfg->train.warmup_steps, cfg->train.max_steps);
+    /* a micro-batch's tokens index int arrays and size every activation buffer: bounded so that
+     * no product of them overflows (2^24 tokens is 4096 sequences of 4096) */
+    if ((int64_t)cfg->train.batch * cfg->train.max_len > M2U_TRAIN_MAX_TOKENS)
+        return m2u_train_config_fail(cfg, "train.batch",
+                                     "train.batch x train.max_len (%d x %d) is over %d tokens a micro-batch; use "
+                                     "train.accum for larger batches",
+                                     cfg->train.batch, cfg->train.max_len, M2U_TRAIN_MAX_TOKENS);
     if (cfg->model.projector.d_model % cfg->model.projector.heads != 0)
         return m2u_train_config_fail(cfg, "model.projector.heads",
                                      "model.projector.heads (%d) must divide model.projector.d_model (%d)",

@@ -173,6 +173,9 @@ const char *m2u_train_config_origin(const m2u_train_config *cfg, const char *key
  * the trainer can only make later (e.g. model.query_layer against the LLaMA depth). */
 int m2u_train_config_fail(const m2u_train_config *cfg, const char *key, const char *fmt, ...) M2U_PRINTF(3, 4);
 
+/* train.batch x train.max_len at most (m2u_train_config_finalize refuses more). */
+#define M2U_TRAIN_MAX_TOKENS (1 << 24)
+
 /* The schema as Markdown tables (key, type, default, meaning), for the README. */
 void m2u_train_config_doc_markdown(FILE *fp);
 
