@@ -7,13 +7,11 @@
 #include "sha256.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #ifndef M2U_VERSION
@@ -72,43 +70,37 @@ static int is_hex(const char *s, size_t n) {
 }
 static int is_hex64(const char *s) { return is_hex(s, 64); }
 
-static void to_hex(const unsigned char *d, size_t n, char *hex) {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) hex[2 * i] = digits[d[i] >> 4], hex[2 * i + 1] = digits[d[i] & 15];
-    hex[2 * n] = 0;
+typedef struct {
+    m2u_sha256 *sha;
+    XXH3_state_t *xxh;
+} hashes;
+
+static void hash_block(void *ctx, const unsigned char *p, size_t n) {
+    hashes *h = ctx;
+    if (h->sha) m2u_sha256_update(h->sha, p, n);
+    if (h->xxh) XXH3_128bits_update(h->xxh, p, n); /* fails only on a NULL state */
 }
 
 int m2u_hash_file(const char *path, char sha256[65], char xxh128[33]) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return m2u_fail("%s: cannot open: %s", path, strerror(errno));
-    enum { BUF = 1 << 20 };
-    unsigned char *buf = malloc(BUF);
-    XXH3_state_t *x = xxh128 ? XXH3_createState() : NULL;
     m2u_sha256 s;
-    int rc = 0;
-    if (!buf || (xxh128 && (!x || XXH3_128bits_reset(x) != XXH_OK))) rc = m2u_fail("%s: out of memory hashing", path);
-    if (sha256) m2u_sha256_init(&s);
-    for (ssize_t n; rc == 0;) {
-        n = read(fd, buf, BUF);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) rc = m2u_fail("%s: read error: %s", path, strerror(errno));
-        if (n <= 0) break;
-        if (sha256) m2u_sha256_update(&s, buf, (size_t)n);
-        if (xxh128 && XXH3_128bits_update(x, buf, (size_t)n) != XXH_OK) rc = m2u_fail("%s: xxh128 failed", path);
+    hashes h = {sha256 ? &s : NULL, xxh128 ? XXH3_createState() : NULL};
+    if (xxh128 && (!h.xxh || XXH3_128bits_reset(h.xxh) != XXH_OK)) {
+        XXH3_freeState(h.xxh);
+        return m2u_fail("%s: out of memory hashing", path);
     }
-    close(fd);
+    if (sha256) m2u_sha256_init(&s);
+    int rc = m2u_read_blocks(path, hash_block, &h);
     if (rc == 0 && sha256) {
         unsigned char d[32];
         m2u_sha256_final(&s, d);
-        to_hex(d, 32, sha256);
+        m2u_hex(d, 32, sha256);
     }
     if (rc == 0 && xxh128) { /* the canonical (big-endian) form, as xxh128sum prints it */
         XXH128_canonical_t c;
-        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(x));
-        to_hex(c.digest, 16, xxh128);
+        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(h.xxh));
+        m2u_hex(c.digest, 16, xxh128);
     }
-    XXH3_freeState(x);
-    free(buf);
+    XXH3_freeState(h.xxh);
     return rc;
 }
 
@@ -350,7 +342,7 @@ int m2u_dataset_shard(m2u_dataset *ds, int s, m2u_shard_reader **out) {
     m2u_shard_reader *r = NULL;
     int rc = 0;
     if (ds->verify && !ds->verified[s]) { /* before HDF5 parses a byte of it */
-        rc = m2u_manifest_verify_shard(full, sh, ds->verify_sha256, ds->manifest_path);
+        rc = m2u_manifest_verify_shard(full, sh, ds->verify_sha256, ds->manifest_path, NULL);
         if (rc == 0) ds->verified[s] = 1;
     }
     if (rc == 0) rc = m2u_shard_open(full, &r);
@@ -367,12 +359,14 @@ int m2u_dataset_shard(m2u_dataset *ds, int s, m2u_shard_reader **out) {
     return 0;
 }
 
-int m2u_manifest_verify_shard(const char *full, const m2u_manifest_shard *sh, int sha256, const char *manifest_path) {
-    int xxh = sh->xxh128[0] != 0, sha = sha256 || !xxh;
+int m2u_manifest_verify_shard(const char *full, const m2u_manifest_shard *sh, int sha256, const char *manifest_path,
+                              char xxh128_out[33]) {
+    int xxh = sh->xxh128[0] != 0 || xxh128_out, sha = sha256 || !sh->xxh128[0];
     char hs[65], hx[33];
     if (m2u_hash_file(full, sha ? hs : NULL, xxh ? hx : NULL) < 0) return -1;
+    if (xxh128_out) memcpy(xxh128_out, hx, sizeof hx);
     const char *kind = NULL, *got = NULL, *want = NULL;
-    if (xxh && strcmp(hx, sh->xxh128)) kind = "xxh128", got = hx, want = sh->xxh128;
+    if (sh->xxh128[0] && strcmp(hx, sh->xxh128)) kind = "xxh128", got = hx, want = sh->xxh128;
     else if (sha && strcmp(hs, sh->sha256)) kind = "sha256", got = hs, want = sh->sha256;
     if (!kind) return 0;
     return m2u_fail("%s: %s %s but %s records %s: the shard was damaged or replaced after it was written "

@@ -88,8 +88,10 @@ typedef struct {
 /* The check the reader makes of shard sh (file `full`) before opening it:
  * its xxh128 when the manifest records one, its sha256 when it does not or
  * when `sha256` is nonzero.  A mismatch is an error naming the file, the
- * hash and manifest_path. */
-int m2u_manifest_verify_shard(const char *full, const m2u_manifest_shard *sh, int sha256, const char *manifest_path);
+ * hash and manifest_path.  xxh128_out (may be NULL): the file's xxh128 from
+ * the same read, recorded or not (for `m2u-dataset verify --add-xxh128`). */
+int m2u_manifest_verify_shard(const char *full, const m2u_manifest_shard *sh, int sha256, const char *manifest_path,
+                              char xxh128_out[33]);
 
 /* opt may be NULL (all samples, shards verified). */
 int m2u_dataset_open(const char *manifest_path, const m2u_dataset_options *opt, m2u_dataset **out);

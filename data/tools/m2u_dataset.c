@@ -539,6 +539,13 @@ static int cmd_verify(int argc, char **argv) {
         return -1;
     }
     const m2u_manifest *m = m2u_dataset_manifest(ds);
+    /* with --add-xxh128, each shard's xxh128 from the verifying read (no second pass) */
+    char(*xxh)[33] = add ? calloc((size_t)m->n_shards + 1, sizeof *xxh) : NULL;
+    if (add && !xxh) {
+        m2u_dataset_close(ds);
+        free(mp);
+        return m2u_fail("out of memory");
+    }
     long long total = 0, done = 0;
     for (int s = 0; s < m->n_shards; s++) total += m->shards[s].bytes;
     m2u_progress pr;
@@ -549,7 +556,8 @@ static int cmd_verify(int argc, char **argv) {
         const m2u_manifest_shard *sh = &m->shards[s];
         char *full = m2u_path_join(dir, sh->path);
         m2u_shard_reader *r;
-        int rc = full ? m2u_manifest_verify_shard(full, sh, 1, mp) : m2u_fail("out of memory");
+        int rc = full ? m2u_manifest_verify_shard(full, sh, 1, mp, xxh ? xxh[s] : NULL) /* both hashes */
+                      : m2u_fail("out of memory");
         if (!rc) rc = m2u_dataset_shard(ds, s, &r); /* HDF5 opens it with the recorded count */
         if (rc) {
             fprintf(stderr, "m2u-dataset verify: %s\n", m2u_last_error());
@@ -571,22 +579,20 @@ static int cmd_verify(int argc, char **argv) {
            (long long)samples, (double)total / 1e6,
            no_xxh && !add ? " (some shards have no xxh128 in the manifest: the reader checks their sha256; "
                             "--add-xxh128 records it)" : "");
-    m2u_dataset_close(ds);
     int rc = bad ? m2u_fail("%s: %d shard(s) failed verification", mp, bad) : 0;
     if (rc == 0 && add && no_xxh) {
-        /* every shard matched its sha256 just now: record the xxh128 of the same bytes */
+        /* every shard matched its sha256 just now: record the xxh128 of the same read */
         m2u_manifest man;
         rc = m2u_manifest_read(mp, &man);
-        for (int s = 0; rc == 0 && s < man.n_shards; s++) {
-            if (man.shards[s].xxh128[0]) continue;
-            char *full = m2u_path_join(dir, man.shards[s].path);
-            rc = full ? m2u_hash_file(full, NULL, man.shards[s].xxh128) : m2u_fail("out of memory");
-            free(full);
-        }
+        if (rc == 0 && man.n_shards != m->n_shards) rc = m2u_fail("%s changed while it was verified", mp);
+        for (int s = 0; rc == 0 && s < man.n_shards; s++)
+            if (!man.shards[s].xxh128[0]) memcpy(man.shards[s].xxh128, xxh[s], sizeof xxh[s]);
         if (rc == 0) rc = m2u_manifest_write(mp, &man);
         if (rc == 0) printf("recorded the xxh128 of %d shard(s) in %s\n", no_xxh, mp);
         m2u_manifest_free(&man);
     }
+    m2u_dataset_close(ds);
+    free(xxh);
     free(mp);
     return rc;
 }

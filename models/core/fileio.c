@@ -14,6 +14,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int m2u_read_blocks(const char *path, void (*fn)(void *ctx, const unsigned char *block, size_t n), void *ctx) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return m2u_fail("%s: cannot open: %s", path, strerror(errno));
+    enum { BLOCK = 1 << 20 };
+    unsigned char *buf = malloc(BLOCK);
+    int rc = buf ? 0 : m2u_fail("%s: out of memory reading", path);
+    while (rc == 0) {
+        ssize_t n = read(fd, buf, BLOCK);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) rc = m2u_fail("%s: read error: %s", path, strerror(errno));
+        if (n <= 0) break;
+        fn(ctx, buf, (size_t)n);
+    }
+    close(fd);
+    free(buf);
+    return rc;
+}
+
 int m2u_read_file(const char *path, char **data, size_t *len) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return m2u_fail("%s: cannot open: %s", path, strerror(errno));

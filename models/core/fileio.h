@@ -13,6 +13,10 @@
 /* Read a whole file into a NUL-terminated malloc'ed buffer (*len excludes the NUL). */
 int m2u_read_file(const char *path, char **data, size_t *len);
 
+/* Read a file from start to end in blocks of up to 1 MiB, calling fn(ctx, block, n) on each
+ * (for hashes and checksums: one pass, no whole-file buffer).  An error names the file. */
+int m2u_read_blocks(const char *path, void (*fn)(void *ctx, const unsigned char *block, size_t n), void *ctx);
+
 /* A read-only mapping of a whole file. */
 typedef struct {
     const unsigned char *data;

@@ -1,5 +1,6 @@
 #include "sha256.h"
 
+#include "fileio.h"
 #include "m2u_error.h"
 
 #include <errno.h>
@@ -182,20 +183,21 @@ void m2u_sha256_final(m2u_sha256 *s, unsigned char out[32]) {
     }
 }
 
+void m2u_hex(const unsigned char *d, size_t n, char *hex) {
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) hex[2 * i] = digits[d[i] >> 4], hex[2 * i + 1] = digits[d[i] & 15];
+    hex[2 * n] = '\0';
+}
+
+static void sha256_block(void *ctx, const unsigned char *p, size_t n) { m2u_sha256_update(ctx, p, n); }
+
 int m2u_sha256_file(const char *path, char hex[65]) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return m2u_fail("%s: cannot open: %s", path, strerror(errno));
     m2u_sha256 s;
     m2u_sha256_init(&s);
-    unsigned char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) m2u_sha256_update(&s, buf, n);
-    int err = ferror(f);
-    fclose(f);
-    if (err) return m2u_fail("%s: read error", path);
+    if (m2u_read_blocks(path, sha256_block, &s)) return -1;
     unsigned char d[32];
     m2u_sha256_final(&s, d);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    m2u_hex(d, 32, hex);
     return 0;
 }
 

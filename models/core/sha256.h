@@ -21,6 +21,8 @@ void m2u_sha256_final(m2u_sha256 *s, unsigned char out[32]);
 int m2u_sha256_accel(int want);
 /* Hex digest of a whole file (65 bytes with the NUL). */
 int m2u_sha256_file(const char *path, char hex[65]);
+/* n bytes as 2n lowercase hex digits and a NUL (digests as sha256sum and xxh128sum print them). */
+void m2u_hex(const unsigned char *d, size_t n, char *hex);
 /* A stable number in [0, 1) from SHA-256(prefix + key): its first 32 bits / 2^32.
  * Splits by source use it, so a source lands in the same split everywhere. */
 double m2u_sha256_unit(const char *prefix, const char *key);
